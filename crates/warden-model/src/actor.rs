@@ -1,0 +1,82 @@
+//! Who did something, and how they proved it. Every audit event carries one.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Role, TokenName, UserName};
+
+/// How an actor authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A bearer API token.
+    ApiToken,
+    /// The admin unix socket in the data directory: file permissions are the proof.
+    UnixSocket,
+    /// Not authenticated (a denied request, or Warden itself).
+    None,
+}
+
+/// Who performed an action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Actor {
+    /// A person or service account acting through an API token issued for them.
+    User {
+        /// The user the token acts as.
+        name: UserName,
+        /// The token's id.
+        token_id: String,
+        /// The token's role.
+        role: Role,
+    },
+    /// An API token not tied to a user: it acts as itself.
+    Token {
+        /// The token's id.
+        token_id: String,
+        /// The token's name.
+        name: TokenName,
+        /// The token's role.
+        role: Role,
+    },
+    /// The operator on the server host, through the admin socket.
+    Operator,
+    /// An unauthenticated caller.
+    Anonymous,
+    /// Warden itself (migrations, expiry sweeps).
+    System,
+}
+
+impl Actor {
+    /// How this actor authenticated.
+    pub fn auth_method(&self) -> AuthMethod {
+        match self {
+            Actor::User { .. } | Actor::Token { .. } => AuthMethod::ApiToken,
+            Actor::Operator => AuthMethod::UnixSocket,
+            Actor::Anonymous | Actor::System => AuthMethod::None,
+        }
+    }
+
+    /// The role in force, if the actor acts through a role. The operator is an admin.
+    pub fn role(&self) -> Option<Role> {
+        match self {
+            Actor::User { role, .. } | Actor::Token { role, .. } => Some(*role),
+            Actor::Operator => Some(Role::Admin),
+            Actor::Anonymous | Actor::System => None,
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    /// A compact label for audit listings: `user:alice`, `token:ci`, `operator`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::User { name, .. } => write!(f, "user:{name}"),
+            Actor::Token { name, .. } => write!(f, "token:{name}"),
+            Actor::Operator => f.write_str("operator"),
+            Actor::Anonymous => f.write_str("anonymous"),
+            Actor::System => f.write_str("system"),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Warden's domain types.
+//!
+//! Everything that crosses a boundary (CLI argument, GraphQL input, configuration, database row)
+//! is parsed into one of these types first, so the rest of the code never holds an unchecked
+//! name, role or duration. This crate does no I/O and never reads the clock: time comes in as
+//! a [`Timestamp`] from the caller.
+
+mod actor;
+mod names;
+mod role;
+mod secret;
+mod time;
+
+pub use actor::{Actor, AuthMethod};
+pub use names::{GroupName, NameError, TokenName, UserName};
+pub use role::{Role, RoleError};
+pub use secret::SecretString;
+pub use time::{Timestamp, Ttl, TtlError};

@@ -1,0 +1,545 @@
+//! Configuration: a TOML file, then `WARDEN_…` environment variables, then command-line
+//! flags, each overriding the one before. Unknown keys and wrong types are refused with the
+//! key, the file and the line, and the server does not start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+use warden_store::DatabaseLocation;
+
+/// Every setting, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where Warden keeps its SQLite database, admin socket and lock.
+    pub data_dir: PathBuf,
+    /// The database.
+    pub database: DatabaseLocation,
+    /// What browsers and agents use to reach Warden.
+    pub public_url: Url,
+    /// HTTP listener (console, GraphQL, metrics, health).
+    pub listen_http: SocketAddr,
+    /// Edge protection.
+    pub limits: Limits,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// Edge protection applied to every listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Sustained requests per second per source address; 0 turns rate limiting off.
+    pub per_source_rps: u32,
+    /// Requests a source may make at once before the sustained rate applies.
+    pub per_source_burst: u32,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Most connections open at once per listener.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (slowloris).
+    pub header_timeout: Duration,
+    /// Time a request (body included) may take.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            per_source_rps: 50,
+            per_source_burst: 100,
+            max_body_bytes: 1024 * 1024,
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Log settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A `tracing` filter: `info`, `warden=debug,info`.
+    pub level: String,
+    /// `json` (one object per line) or `text`.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// A configuration problem, in one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// Values set on the command line; `None` leaves the file or environment value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--config`.
+    pub config_file: Option<PathBuf>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--dev`: defaults for one machine (`./.warden`).
+    pub dev: bool,
+}
+
+/// The file's shape. Every key is optional; the defaults fill the gaps.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    public_url: Option<String>,
+    listen: ListenFile,
+    limits: LimitsFile,
+    log: LogFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ListenFile {
+    http: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct LimitsFile {
+    per_source_rps: Option<u32>,
+    per_source_burst: Option<u32>,
+    max_body_bytes: Option<u64>,
+    max_connections: Option<u32>,
+    header_timeout: Option<String>,
+    request_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct LogFile {
+    level: Option<String>,
+    format: Option<String>,
+}
+
+/// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
+/// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
+pub const KEYS: [&str; 12] = [
+    "data_dir",
+    "database_url",
+    "public_url",
+    "listen.http",
+    "limits.per_source_rps",
+    "limits.per_source_burst",
+    "limits.max_body_bytes",
+    "limits.max_connections",
+    "limits.header_timeout",
+    "limits.request_timeout",
+    "log.level",
+    "log.format",
+];
+
+/// The environment variable that sets `key`.
+pub fn env_var(key: &str) -> String {
+    format!("WARDEN_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+impl Config {
+    /// Loads the file named by the overrides (or `WARDEN_CONFIG`), overlays the environment
+    /// read through `env`, then the flags.
+    pub fn load(
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let path = overrides
+            .config_file
+            .clone()
+            .or_else(|| env("WARDEN_CONFIG").map(PathBuf::from));
+        let mut file = match &path {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        for key in KEYS {
+            let var = env_var(key);
+            if let Some(value) = env(&var) {
+                file.set(key, &value, &format!("environment variable {var}"))?;
+            }
+        }
+        let flags = [
+            (
+                "data_dir",
+                overrides.data_dir.as_ref().map(|p| p.display().to_string()),
+                "--data-dir",
+            ),
+            ("listen.http", overrides.listen.clone(), "--listen"),
+            (
+                "database_url",
+                overrides.database_url.clone(),
+                "--database-url",
+            ),
+        ];
+        for (key, value, flag) in flags {
+            if let Some(value) = value {
+                file.set(key, &value, &format!("flag {flag}"))?;
+            }
+        }
+        file.resolve(overrides.dev)
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "cannot read config file {}: {}",
+            path.display(),
+            io_cause(&e)
+        ))
+    })?;
+    parse_file(path, &text)
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let line = inner
+            .span()
+            .map(|span| text.get(..span.start).unwrap_or(text).matches('\n').count() + 1);
+        let message = inner.message().trim_end().to_owned();
+        let what = match message.strip_prefix("unknown field `") {
+            Some(rest) => {
+                let field = rest.split('`').next().unwrap_or_default();
+                let full = if key == "." || key.is_empty() {
+                    field.to_owned()
+                } else {
+                    format!("{key}.{field}")
+                };
+                format!("unknown key `{full}`")
+            }
+            None if key == "." || key.is_empty() => message,
+            None => format!("key `{key}`: {message}"),
+        };
+        let at = line.map(|l| format!(" line {l}")).unwrap_or_default();
+        ConfigError(format!("config file {}{at}: {what}", path.display()))
+    })
+}
+
+impl FileConfig {
+    /// Sets one key from a string (an environment variable or a flag).
+    fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<(), ConfigError> {
+        let number = |v: &str| -> Result<u64, ConfigError> {
+            v.trim().parse().map_err(|_| {
+                ConfigError(format!(
+                    "{origin}: expected a whole number for `{key}`, got `{v}`"
+                ))
+            })
+        };
+        let small = |v: &str| -> Result<u32, ConfigError> {
+            u32::try_from(number(v)?)
+                .map_err(|_| ConfigError(format!("{origin}: `{key}` is too large, got `{v}`")))
+        };
+        match key {
+            "data_dir" => self.data_dir = Some(PathBuf::from(value)),
+            "database_url" => self.database_url = Some(value.to_owned()),
+            "public_url" => self.public_url = Some(value.to_owned()),
+            "listen.http" => self.listen.http = Some(value.to_owned()),
+            "limits.per_source_rps" => self.limits.per_source_rps = Some(small(value)?),
+            "limits.per_source_burst" => self.limits.per_source_burst = Some(small(value)?),
+            "limits.max_body_bytes" => self.limits.max_body_bytes = Some(number(value)?),
+            "limits.max_connections" => self.limits.max_connections = Some(small(value)?),
+            "limits.header_timeout" => self.limits.header_timeout = Some(value.to_owned()),
+            "limits.request_timeout" => self.limits.request_timeout = Some(value.to_owned()),
+            "log.level" => self.log.level = Some(value.to_owned()),
+            "log.format" => self.log.format = Some(value.to_owned()),
+            other => return Err(ConfigError(format!("{origin}: unknown key `{other}`"))),
+        }
+        Ok(())
+    }
+
+    fn resolve(self, dev: bool) -> Result<Config, ConfigError> {
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(if dev { "./.warden" } else { "/var/lib/warden" }));
+        let data_dir = absolute(&data_dir)?;
+        let database = match &self.database_url {
+            Some(url) => DatabaseLocation::parse(url).map_err(|e| ConfigError(e.to_string()))?,
+            None => DatabaseLocation::in_data_dir(&data_dir),
+        };
+        let http = self.listen.http.as_deref().unwrap_or("127.0.0.1:8080");
+        let listen_http: SocketAddr = http.parse().map_err(|_| {
+            ConfigError(format!("invalid listen address `{http}` for `listen.http`: use HOST:PORT, like 127.0.0.1:8080"))
+        })?;
+        let public_url = match &self.public_url {
+            Some(u) => Url::parse(u)
+                .map_err(|e| ConfigError(format!("invalid URL `{u}` for `public_url`: {e}")))?,
+            None => {
+                let host = if listen_http.ip().is_unspecified() || listen_http.ip().is_loopback() {
+                    "localhost".to_owned()
+                } else {
+                    listen_http.ip().to_string()
+                };
+                Url::parse(&format!("http://{host}:{}", listen_http.port()))
+                    .map_err(|e| ConfigError(format!("cannot form the public URL: {e}")))?
+            }
+        };
+        if !matches!(public_url.scheme(), "http" | "https") {
+            return Err(ConfigError(format!(
+                "invalid URL `{public_url}` for `public_url`: use http:// or https://"
+            )));
+        }
+        let defaults = Limits::default();
+        let l = self.limits;
+        let duration = |key: &str,
+                        v: Option<String>,
+                        default: Duration|
+         -> Result<Duration, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(v) => humantime::parse_duration(v.trim())
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| ConfigError(format!(
+                        "invalid duration `{v}` for `limits.{key}`: use a number and a unit, like 10s or 1m"
+                    ))),
+            }
+        };
+        let limits = Limits {
+            per_source_rps: l.per_source_rps.unwrap_or(defaults.per_source_rps),
+            per_source_burst: l.per_source_burst.unwrap_or(defaults.per_source_burst),
+            max_body_bytes: match l.max_body_bytes {
+                Some(n) => usize::try_from(n).map_err(|_| {
+                    ConfigError(format!("`limits.max_body_bytes` is too large: {n}"))
+                })?,
+                None => defaults.max_body_bytes,
+            },
+            max_connections: match l.max_connections {
+                Some(0) => {
+                    return Err(ConfigError(
+                        "`limits.max_connections` must be at least 1".to_owned(),
+                    ));
+                }
+                Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+                None => defaults.max_connections,
+            },
+            header_timeout: duration("header_timeout", l.header_timeout, defaults.header_timeout)?,
+            request_timeout: duration(
+                "request_timeout",
+                l.request_timeout,
+                defaults.request_timeout,
+            )?,
+        };
+        if limits.per_source_rps > 0 && limits.per_source_burst == 0 {
+            return Err(ConfigError(
+                "`limits.per_source_burst` must be at least 1 when rate limiting is on".to_owned(),
+            ));
+        }
+        let format = match self.log.format.as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "invalid value `{other}` for `log.format`: use json or text"
+                )));
+            }
+        };
+        let log = LogConfig {
+            level: self.log.level.unwrap_or_else(|| "info".to_owned()),
+            format,
+        };
+        Ok(Config {
+            data_dir,
+            database,
+            public_url,
+            listen_http,
+            limits,
+            log,
+        })
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, ConfigError> {
+    std::path::absolute(path).map_err(|e| {
+        ConfigError(format!(
+            "invalid data directory `{}`: {}",
+            path.display(),
+            io_cause(&e)
+        ))
+    })
+}
+
+/// An I/O error's message without the "(os error N)" suffix.
+pub(crate) fn io_cause(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text.get(..i).unwrap_or(&text).to_owned(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn load(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        flags: Overrides,
+    ) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut flags = flags;
+        if let Some(text) = file {
+            let path = dir.path().join("warden.toml");
+            std::fs::write(&path, text).unwrap();
+            flags.config_file = Some(path);
+        }
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(&flags, |k| env.get(k).cloned()).map_err(|e| {
+            // Make the messages independent of the temporary directory.
+            ConfigError(e.0.replace(&dir.path().display().to_string(), "DIR"))
+        })
+    }
+
+    #[test]
+    fn defaults_for_dev() {
+        let c = load(
+            None,
+            &[],
+            Overrides {
+                dev: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(c.data_dir.ends_with(".warden"));
+        assert_eq!(c.listen_http, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.public_url.as_str(), "http://localhost:8080/");
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn flags_override_env_which_overrides_file() {
+        let file = "data_dir = \"/from/file\"\n[listen]\nhttp = \"127.0.0.1:1111\"\n[limits]\nper_source_rps = 5\n";
+        let env = [
+            ("WARDEN_LISTEN_HTTP", "127.0.0.1:2222"),
+            ("WARDEN_DATA_DIR", "/from/env"),
+        ];
+        let c = load(Some(file), &env, Overrides::default()).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from/env"));
+        assert_eq!(c.listen_http.port(), 2222);
+        assert_eq!(c.limits.per_source_rps, 5);
+        let flags = Overrides {
+            listen: Some("127.0.0.1:3333".into()),
+            ..Default::default()
+        };
+        let c = load(Some(file), &env, flags).unwrap();
+        assert_eq!(c.listen_http.port(), 3333);
+    }
+
+    #[test]
+    fn unknown_key_names_key_file_and_line() {
+        let err = load(
+            Some("data_dir = \"/x\"\n\n[limits]\nper_source_rsp = 5\n"),
+            &[],
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config file DIR/warden.toml line 4: unknown key `limits.per_source_rsp`"
+        );
+        let err = load(Some("colour = 1\n"), &[], Overrides::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config file DIR/warden.toml line 1: unknown key `colour`"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_key_file_and_line() {
+        let err = load(
+            Some("[limits]\nmax_body_bytes = \"big\"\n"),
+            &[],
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config file DIR/warden.toml line 2: key `limits.max_body_bytes`: invalid type: string \"big\", expected u64"
+        );
+    }
+
+    #[test]
+    fn bad_environment_values_are_refused() {
+        let err = load(
+            None,
+            &[("WARDEN_LIMITS_PER_SOURCE_RPS", "fast")],
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable WARDEN_LIMITS_PER_SOURCE_RPS: expected a whole number for `limits.per_source_rps`, got `fast`"
+        );
+        let err = load(
+            None,
+            &[("WARDEN_LISTEN_HTTP", "localhost")],
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid listen address `localhost` for `listen.http`: use HOST:PORT, like 127.0.0.1:8080"
+        );
+    }
+
+    #[test]
+    fn missing_file_and_syntax_errors() {
+        let flags = Overrides {
+            config_file: Some("/nonexistent/w.toml".into()),
+            ..Default::default()
+        };
+        let err = Config::load(&flags, |_| None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read config file /nonexistent/w.toml: No such file or directory"
+        );
+        let err = load(Some("[limits\n"), &[], Overrides::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("config file DIR/warden.toml line 1: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_key_can_be_set_from_the_environment() {
+        for key in KEYS {
+            let mut f = FileConfig::default();
+            let value = match key {
+                k if k.starts_with("limits.") && k.ends_with("timeout") => "5s",
+                k if k.starts_with("limits.") => "7",
+                _ => "x",
+            };
+            f.set(key, value, "test").unwrap();
+        }
+        assert_eq!(
+            env_var("limits.per_source_rps"),
+            "WARDEN_LIMITS_PER_SOURCE_RPS"
+        );
+    }
+}

@@ -1,0 +1,328 @@
+//! Edge protection for every listener: a connection cap, a header read timeout (slowloris),
+//! per-source rate limits with `429` and `Retry-After`, and the request id, log line and
+//! metrics every request gets. Request timeouts and body limits are tower layers in `http.rs`.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
+use tracing::Instrument;
+
+use crate::config::Limits;
+use crate::metrics::{ListenerLabels, Metrics, RequestLabels, RouteLabels};
+
+/// How long open connections get to finish after shutdown begins.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// The request id of the request being handled: taken from a well-formed `x-request-id`
+/// header, or made here.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// A listener the edge can serve.
+pub(crate) trait Accept: Send + 'static {
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Io, Option<SocketAddr>)>> + Send;
+}
+
+impl Accept for TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn accept(&self) -> io::Result<(Self::Io, Option<SocketAddr>)> {
+        let (stream, peer) = TcpListener::accept(self).await?;
+        stream.set_nodelay(true)?;
+        Ok((stream, Some(peer)))
+    }
+}
+
+impl Accept for UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn accept(&self) -> io::Result<(Self::Io, Option<SocketAddr>)> {
+        let (stream, _) = UnixListener::accept(self).await?;
+        Ok((stream, None))
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` flips, then drains open connections.
+pub(crate) async fn serve<L: Accept>(
+    listener: L,
+    name: &'static str,
+    router: Router,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let open = metrics
+        .connections
+        .get_or_create(&ListenerLabels { listener: name })
+        .clone();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => break,
+        };
+        let (io, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(listener = name, error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics.reject(name, "max_connections");
+            drop(io);
+            continue;
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            if let Some(peer) = peer {
+                req.extensions_mut().insert(ConnectInfo(peer));
+            }
+            router.clone().oneshot(req)
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .serve_connection(TokioIo::new(io), service);
+        let conn = graceful.watch(conn);
+        let metrics = metrics.clone();
+        let open = open.clone();
+        tokio::spawn(async move {
+            open.inc();
+            if let Err(err) = conn.await {
+                if err.is_timeout() {
+                    metrics.reject(name, "header_timeout");
+                } else {
+                    tracing::debug!(listener = name, error = %err, "connection ended with an error");
+                }
+            }
+            open.dec();
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN) => {
+            tracing::warn!(listener = name, "connections still open after {DRAIN:?}; closing them");
+        }
+    }
+}
+
+type KeyedLimiter = RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>;
+
+/// Per-source request budget. IPv6 sources are grouped by /64, the block one host gets.
+#[derive(Debug)]
+pub(crate) struct SourceLimiter {
+    limiter: KeyedLimiter,
+}
+
+impl SourceLimiter {
+    /// `None` when rate limiting is off (`per_source_rps = 0`).
+    pub(crate) fn new(limits: &Limits) -> Option<Arc<SourceLimiter>> {
+        let rps = NonZeroU32::new(limits.per_source_rps)?;
+        let burst = NonZeroU32::new(limits.per_source_burst).unwrap_or(rps);
+        let quota = Quota::per_second(rps).allow_burst(burst);
+        Some(Arc::new(SourceLimiter {
+            limiter: RateLimiter::keyed(quota),
+        }))
+    }
+
+    /// `Err(seconds to wait)` when `source` is over its budget.
+    fn check(&self, source: IpAddr) -> Result<(), u64> {
+        self.limiter
+            .check_key(&source_key(source))
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+            })
+    }
+
+    /// Forgets sources that have been quiet, so the table does not grow without bound.
+    pub(crate) fn sweep(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// State for the edge middleware of one listener.
+#[derive(Debug, Clone)]
+pub(crate) struct EdgeState {
+    pub listener: &'static str,
+    pub limiter: Option<Arc<SourceLimiter>>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Refuses a source over its budget with 429 and `Retry-After`.
+pub(crate) async fn rate_limit(
+    State(edge): State<EdgeState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (Some(limiter), Some(ConnectInfo(peer))) = (
+        &edge.limiter,
+        req.extensions().get::<ConnectInfo<SocketAddr>>(),
+    ) else {
+        return next.run(req).await;
+    };
+    match limiter.check(peer.ip()) {
+        Ok(()) => next.run(req).await,
+        Err(wait) => {
+            edge.metrics.reject(edge.listener, "rate_limit");
+            let body = axum::Json(serde_json::json!({
+                "error": format!("too many requests from {}: retry after {wait}s", peer.ip())
+            }));
+            let mut resp = (StatusCode::TOO_MANY_REQUESTS, body).into_response();
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from(wait.max(1)));
+            resp
+        }
+    }
+}
+
+/// Gives the request an id, runs it inside a span carrying that id (so every log line of the
+/// request has it), logs its end and counts it.
+pub(crate) async fn observe(
+    State(edge): State<EdgeState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid_request_id(v))
+        .map_or_else(|| uuid::Uuid::now_v7().simple().to_string(), str::to_owned);
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", request_id = %id, listener = edge.listener);
+    let start = Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let elapsed = start.elapsed();
+    let status = resp.status();
+    span.in_scope(|| {
+        tracing::info!(
+            method = %method,
+            route = %route,
+            status = status.as_u16(),
+            source = source.map(|s| s.to_string()),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
+    let metrics = &edge.metrics;
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route: route.clone(),
+            method,
+            status: status.as_u16(),
+        })
+        .inc();
+    metrics
+        .latency
+        .get_or_create(&RouteLabels { route })
+        .observe(elapsed.as_secs_f64());
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => metrics.reject(edge.listener, "body_too_large"),
+        StatusCode::REQUEST_TIMEOUT => metrics.reject(edge.listener, "request_timeout"),
+        _ => {}
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", value);
+    }
+    resp
+}
+
+/// Accepts caller-chosen ids only if they cannot forge log structure.
+fn valid_request_id(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_sources_share_a_budget_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        assert_eq!(source_key(a), source_key(b));
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(source_key(mapped), "127.0.0.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn limiter_refuses_past_the_burst_and_says_when_to_retry() {
+        let limits = Limits {
+            per_source_rps: 1,
+            per_source_burst: 2,
+            ..Limits::default()
+        };
+        let limiter = SourceLimiter::new(&limits).unwrap();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(limiter.check(ip).is_ok());
+        assert!(limiter.check(ip).is_ok());
+        assert_eq!(limiter.check(ip), Err(1));
+        assert!(limiter.check("127.0.0.2".parse().unwrap()).is_ok());
+        let off = Limits {
+            per_source_rps: 0,
+            ..Limits::default()
+        };
+        assert!(SourceLimiter::new(&off).is_none());
+    }
+
+    #[test]
+    fn request_ids_are_checked() {
+        assert!(valid_request_id("abc-123"));
+        assert!(!valid_request_id("a\"b"));
+        assert!(!valid_request_id(""));
+        assert!(!valid_request_id(&"a".repeat(65)));
+    }
+}

@@ -1,0 +1,74 @@
+//! The GraphQL API at `/graphql`: the schema, its types and resolvers.
+//!
+//! Every resolver that touches data first asks [`authz::authorize`], which denies by default
+//! and records each denial in the audit trail.
+
+mod authz;
+mod mutation;
+mod query;
+mod types;
+
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, Schema};
+use warden_store::{AuditContext, Store, StoreError};
+
+pub use mutation::Mutation;
+pub use query::Query;
+
+/// The whole API.
+pub type WardenSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Deepest selection accepted.
+pub const MAX_DEPTH: usize = 10;
+/// Most fields (each counted once) one request may select.
+pub const MAX_COMPLEXITY: usize = 500;
+
+/// Builds the schema around a store.
+pub fn schema(store: Arc<Store>) -> WardenSchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .data(store)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// The schema in SDL, for `warden api schema`.
+pub fn sdl() -> String {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .finish()
+        .sdl()
+}
+
+/// Per-request data: who calls, through which request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The audit context every change and denial of this request is recorded under.
+    pub audit: AuditContext,
+}
+
+/// Turns a store error into what the caller may see: their own mistakes in full, ours as an
+/// opaque message naming the request id (the cause goes to the log).
+pub(crate) fn api_error(err: StoreError, caller: &Caller) -> async_graphql::Error {
+    use async_graphql::ErrorExtensions;
+    let code = match &err {
+        StoreError::NotFound { .. } => "NOT_FOUND",
+        StoreError::AlreadyExists { .. } | StoreError::Conflict(_) => "CONFLICT",
+        _ => {
+            tracing::error!(error = %err, "store error");
+            return async_graphql::Error::new(format!(
+                "internal error; quote request id {} to your operator",
+                caller.audit.request_id
+            ))
+            .extend_with(|_, e| e.set("code", "INTERNAL"));
+        }
+    };
+    async_graphql::Error::new(err.to_string()).extend_with(|_, e| e.set("code", code))
+}
+
+/// A refusal of the caller's input, with the parser's message.
+pub(crate) fn bad_input(message: impl std::fmt::Display) -> async_graphql::Error {
+    use async_graphql::ErrorExtensions;
+    async_graphql::Error::new(message.to_string())
+        .extend_with(|_, e| e.set("code", "BAD_USER_INPUT"))
+}

@@ -1,0 +1,247 @@
+//! Routes: `/graphql`, `/healthz`, `/healthz/live`, `/metrics` on the HTTP listener, and
+//! `/graphql` alone on the admin socket, where the caller is the operator.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use warden_identity::AuthError;
+use warden_model::{Actor, Timestamp};
+use warden_store::{AuditContext, Store};
+
+use crate::config::Limits;
+use crate::edge::{EdgeState, RequestId, observe, rate_limit};
+use crate::graphql::{Caller, WardenSchema};
+use crate::metrics::Metrics;
+
+/// What handlers share.
+#[derive(Clone)]
+pub(crate) struct App {
+    pub store: Arc<Store>,
+    pub schema: WardenSchema,
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The public HTTP listener's routes.
+pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Router {
+    let routes = Router::new()
+        .route("/graphql", post(graphql_bearer))
+        .route("/healthz", get(ready))
+        .route("/healthz/live", get(live))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(app);
+    with_edge(routes, edge, limits)
+}
+
+/// The admin socket's routes. Whoever can open the socket is the operator.
+pub(crate) fn admin_router(app: App, edge: EdgeState, limits: &Limits) -> Router {
+    let routes = Router::new()
+        .route("/graphql", post(graphql_operator))
+        .route("/healthz", get(ready))
+        .fallback(not_found)
+        .with_state(app);
+    with_edge(routes, edge, limits)
+}
+
+fn with_edge(routes: Router, edge: EdgeState, limits: &Limits) -> Router {
+    // Layers run outside in: the last added sees the request first.
+    routes
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            edge.clone(),
+            rate_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(edge, observe))
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({ "error": "not found" })),
+    )
+        .into_response()
+}
+
+async fn live() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+async fn ready(State(app): State<App>) -> Response {
+    match app.store.ping().await {
+        Ok(()) => axum::Json(json!({ "status": "ok", "database": "ok" })).into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            let body = json!({ "status": "unavailable", "database": "unreachable" });
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let text = app.metrics.render(app.store.pool_stats());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+fn graphql_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({ "errors": [{ "message": message }] })),
+    )
+        .into_response()
+}
+
+/// `/graphql` on the public listener: the caller proves itself with a bearer token.
+async fn graphql_bearer(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let now = Timestamp::from_system(SystemTime::now());
+    let mut audit = AuditContext {
+        actor: Actor::Anonymous,
+        request_id,
+        source: connect.map(|Extension(ConnectInfo(peer))| peer.ip().to_string()),
+        now,
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    let Some(bearer) = bearer else {
+        return unauthorized(&app, &audit, "no bearer token").await;
+    };
+    match warden_identity::authenticate(&app.store, bearer.trim(), now).await {
+        Ok(actor) => audit.actor = actor,
+        Err(AuthError::Store(err)) => {
+            tracing::error!(error = %err, "token lookup failed");
+            return graphql_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable; try again",
+            );
+        }
+        Err(err) => return unauthorized(&app, &audit, &err.to_string()).await,
+    }
+    if audit.actor.role() == Some(warden_model::Role::Scim) {
+        let reason = "a scim token may only use /scim/v2";
+        if let Err(err) = app
+            .store
+            .record_denial(&audit, "api.graphql", "graphql", reason)
+            .await
+        {
+            tracing::error!(error = %err, "cannot record denial");
+        }
+        return graphql_error(
+            StatusCode::FORBIDDEN,
+            "permission denied: a scim token may only use /scim/v2",
+        );
+    }
+    execute(&app, audit, &headers, &body).await
+}
+
+/// `/graphql` on the admin socket: the caller is the operator.
+async fn graphql_operator(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let now = Timestamp::from_system(SystemTime::now());
+    let audit = AuditContext {
+        actor: Actor::Operator,
+        request_id,
+        source: None,
+        now,
+    };
+    execute(&app, audit, &headers, &body).await
+}
+
+/// Refuses with one generic message whatever the reason, and records the real reason.
+async fn unauthorized(app: &App, audit: &AuditContext, reason: &str) -> Response {
+    tracing::info!(reason, "authentication failed");
+    if let Err(err) = app
+        .store
+        .record_denial(audit, "auth.token", "graphql", reason)
+        .await
+    {
+        tracing::error!(error = %err, "cannot record denial");
+    }
+    let mut resp = graphql_error(
+        StatusCode::UNAUTHORIZED,
+        "authentication required: send a valid API token as `Authorization: Bearer <token>`",
+    );
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    resp
+}
+
+async fn execute(app: &App, audit: AuditContext, headers: &HeaderMap, body: &[u8]) -> Response {
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim() == "application/json")
+        });
+    if !json_body {
+        return graphql_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the query as application/json",
+        );
+    }
+    let request: async_graphql::Request = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return graphql_error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}"));
+        }
+    };
+    let response = app.schema.execute(request.data(Caller { audit })).await;
+    // Errors without a path come from parsing or validation (syntax, unknown fields, depth
+    // and complexity limits): nothing ran, and the request itself is at fault.
+    let rejected = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let status = if rejected {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    (status, axum::Json(response)).into_response()
+}

@@ -1,0 +1,234 @@
+//! Warden's control plane: configuration, the HTTP edge, the GraphQL API, the admin socket
+//! and metrics. `warden server` is [`Server::start`] then [`Server::run`].
+
+pub mod config;
+mod edge;
+pub mod graphql;
+mod http;
+pub mod logging;
+mod metrics;
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use warden_store::Store;
+
+pub use config::{Config, ConfigError, Overrides};
+pub use edge::RequestId;
+
+use crate::config::io_cause;
+use crate::edge::{EdgeState, SourceLimiter};
+use crate::http::App;
+use crate::metrics::Metrics;
+
+/// Why the server could not start, in one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(String);
+
+/// The admin socket of the server whose data directory is `data_dir`.
+pub fn admin_socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin.sock")
+}
+
+/// A server with its listeners bound and its database migrated: ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    store: Arc<Store>,
+    http: TcpListener,
+    admin: UnixListener,
+    admin_path: PathBuf,
+    /// Held for the server's life: a second server on the same data directory fails to start.
+    _lock: File,
+}
+
+impl Server {
+    /// Prepares the data directory, takes its lock, connects to and migrates the database,
+    /// and binds the listeners.
+    pub async fn start(config: Config) -> Result<Server, StartError> {
+        let lock = lock_data_dir(&config.data_dir)?;
+        let store = open_store(&config).await?;
+        let http = TcpListener::bind(config.listen_http).await.map_err(|e| {
+            StartError(format!(
+                "cannot listen on {}: {}",
+                config.listen_http,
+                io_cause(&e)
+            ))
+        })?;
+        let admin_path = admin_socket_path(&config.data_dir);
+        // The lock is ours, so any socket file left here belongs to a server that is gone.
+        match std::fs::remove_file(&admin_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StartError(format!(
+                    "cannot remove stale admin socket {}: {}",
+                    admin_path.display(),
+                    io_cause(&e)
+                )));
+            }
+        }
+        let admin = UnixListener::bind(&admin_path).map_err(|e| {
+            StartError(format!(
+                "cannot create admin socket {}: {}",
+                admin_path.display(),
+                io_cause(&e)
+            ))
+        })?;
+        std::fs::set_permissions(&admin_path, std::fs::Permissions::from_mode(0o600)).map_err(
+            |e| {
+                StartError(format!(
+                    "cannot restrict admin socket {}: {}",
+                    admin_path.display(),
+                    io_cause(&e)
+                ))
+            },
+        )?;
+        Ok(Server {
+            config,
+            store: Arc::new(store),
+            http,
+            admin,
+            admin_path,
+            _lock: lock,
+        })
+    }
+
+    /// The address the HTTP listener is bound to (useful with port 0).
+    pub fn http_addr(&self) -> Result<SocketAddr, StartError> {
+        self.http
+            .local_addr()
+            .map_err(|e| StartError(format!("cannot read listen address: {}", io_cause(&e))))
+    }
+
+    /// The admin socket's path.
+    pub fn admin_socket(&self) -> &Path {
+        &self.admin_path
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets open requests finish
+    /// (up to 10 s), closes the database and removes the admin socket.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let metrics = Arc::new(Metrics::new());
+        let app = App {
+            store: self.store.clone(),
+            schema: graphql::schema(self.store.clone()),
+            metrics: metrics.clone(),
+        };
+        let limits = self.config.limits.clone();
+        let limiter = SourceLimiter::new(&limits);
+        let http_edge = EdgeState {
+            listener: "http",
+            limiter: limiter.clone(),
+            metrics: metrics.clone(),
+        };
+        let admin_edge = EdgeState {
+            listener: "admin",
+            limiter: None,
+            metrics: metrics.clone(),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let http = tokio::spawn(edge::serve(
+            self.http,
+            "http",
+            http::public_router(app.clone(), http_edge, &limits),
+            limits.clone(),
+            metrics.clone(),
+            stopped.clone(),
+        ));
+        let admin = tokio::spawn(edge::serve(
+            self.admin,
+            "admin",
+            http::admin_router(app, admin_edge, &limits),
+            limits,
+            metrics,
+            stopped,
+        ));
+        let sweeper = limiter.map(|limiter| {
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    limiter.sweep();
+                }
+            })
+        });
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+        for task in [http, admin] {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "listener task failed");
+            }
+        }
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
+        self.store.close().await;
+        let _ = std::fs::remove_file(&self.admin_path);
+        tracing::info!("stopped");
+    }
+}
+
+/// Connects to the database and applies migrations; `warden migrate` stops here.
+pub async fn open_store(config: &Config) -> Result<Store, StartError> {
+    let store = Store::open(&config.database)
+        .await
+        .map_err(|e| StartError(e.to_string()))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| StartError(e.to_string()))?;
+    Ok(store)
+}
+
+/// Creates the data directory (mode 0700) if needed and takes its lock file.
+pub fn lock_data_dir(dir: &Path) -> Result<File, StartError> {
+    let shown = dir.display();
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            StartError(format!(
+                "cannot create data directory {shown}: {}",
+                io_cause(&e)
+            ))
+        })?;
+    let lock_path = dir.join("server.lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| {
+            StartError(format!(
+                "data directory {shown} is not writable: {}",
+                io_cause(&e)
+            ))
+        })?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError(format!(
+            "a Warden server is already running with data dir {shown} (its admin socket is {})",
+            admin_socket_path(dir).display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StartError(format!(
+            "cannot lock data directory {shown}: {}",
+            io_cause(&e)
+        ))),
+    }
+}

@@ -1,0 +1,151 @@
+//! Warden's storage. The only crate that speaks SQL.
+//!
+//! One [`Store`] over SQLite (the embedded default, in WAL mode) or PostgreSQL (for many
+//! replicas). Both run the same SQL through sqlx's `Any` driver, with one migration set per
+//! backend under `migrations/`, so behaviour is the same on both; the store tests run every
+//! case against each.
+//!
+//! Every mutation goes through [`Store::audited`]: the change and its audit event are written
+//! in one transaction, and a change whose event cannot be written does not happen. Refused
+//! requests are recorded with [`Store::record_denial`].
+
+mod audit;
+mod error;
+mod groups;
+mod location;
+mod page;
+mod tokens;
+mod users;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, Executor};
+use tokio::sync::Mutex;
+
+pub use audit::{AuditContext, AuditEvent, Outcome};
+pub use error::StoreError;
+pub use groups::Group;
+pub use location::{Backend, DatabaseLocation};
+pub use page::{Page, PageRequest};
+pub use tokens::{ApiToken, NewToken, TokenCredential, TokenOwner};
+pub use users::{NewUser, User};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A connection pool to Warden's database.
+#[derive(Debug)]
+pub struct Store {
+    pool: AnyPool,
+    location: DatabaseLocation,
+    /// SQLite allows one writer; serializing writers in the process avoids `SQLITE_BUSY`
+    /// when two deferred transactions both try to upgrade to a write lock.
+    write_lock: Option<Mutex<()>>,
+}
+
+/// Connection pool occupancy, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Open connections.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most connections the pool will open.
+    pub max: u32,
+}
+
+impl Store {
+    /// Connects to the database. Does not migrate: call [`Store::migrate`].
+    pub async fn open(location: &DatabaseLocation) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = location.connect_url();
+        let options: AnyConnectOptions =
+            url.parse().map_err(|e: sqlx::Error| StoreError::Connect {
+                url: location.to_string(),
+                cause: e.to_string(),
+            })?;
+        let backend = location.backend();
+        let max = match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| Box::pin(async move { prepare(conn, backend).await }))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Connect {
+                url: location.to_string(),
+                cause: cause(&e),
+            })?;
+        let write_lock = (backend == Backend::Sqlite).then(|| Mutex::new(()));
+        Ok(Store {
+            pool,
+            location: location.clone(),
+            write_lock,
+        })
+    }
+
+    /// Applies every migration the database has not seen yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.location.backend() {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Migrate(e.to_string()))
+    }
+
+    /// Checks the database answers, for readiness probes.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Where this store lives, with any password removed.
+    pub fn location(&self) -> &DatabaseLocation {
+        &self.location
+    }
+
+    /// Pool occupancy.
+    pub fn pool_stats(&self) -> PoolStats {
+        let size = self.pool.size();
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        PoolStats {
+            size,
+            idle,
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
+    /// Closes every connection, waiting for those in use.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn prepare(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        conn.execute(
+            "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The innermost useful message of a connection error, on one line.
+fn cause(e: &sqlx::Error) -> String {
+    let text = match e {
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".to_owned(),
+        other => other.to_string(),
+    };
+    text.lines().next().unwrap_or_default().to_owned()
+}

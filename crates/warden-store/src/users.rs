@@ -1,0 +1,203 @@
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use uuid::Uuid;
+use warden_model::{GroupName, Timestamp, UserName};
+
+use crate::audit::Action;
+use crate::{AuditContext, Page, PageRequest, Store, StoreError};
+
+/// A person or service account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Stable id.
+    pub id: String,
+    /// Login name, unique.
+    pub name: UserName,
+    /// Name for display.
+    pub display_name: String,
+    /// Contact address, if known.
+    pub email: Option<String>,
+    /// When the user was added.
+    pub created_at: Timestamp,
+    /// When the user was disabled; a disabled user's credentials stop working.
+    pub disabled_at: Option<Timestamp>,
+}
+
+/// A user to add.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Login name.
+    pub name: UserName,
+    /// Name for display; the login name when absent.
+    pub display_name: Option<String>,
+    /// Contact address.
+    pub email: Option<String>,
+}
+
+const USER_COLUMNS: &str = "id, name, display_name, email, created_at, disabled_at";
+
+fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
+    let name: String = row.try_get("name")?;
+    Ok(User {
+        id: row.try_get("id")?,
+        name: UserName::new(name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        display_name: row.try_get("display_name")?,
+        email: row.try_get("email")?,
+        created_at: Timestamp::from_millis(row.try_get("created_at")?),
+        disabled_at: row
+            .try_get::<Option<i64>, _>("disabled_at")?
+            .map(Timestamp::from_millis),
+    })
+}
+
+pub(crate) fn new_id() -> String {
+    Uuid::now_v7().simple().to_string()
+}
+
+pub(crate) async fn user_id(
+    conn: &mut AnyConnection,
+    name: &UserName,
+) -> Result<String, StoreError> {
+    sqlx::query("SELECT id FROM users WHERE name = $1")
+        .bind(name.as_str())
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| row.try_get::<String, _>("id"))
+        .transpose()?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "user",
+            name: name.to_string(),
+        })
+}
+
+async fn fetch_user(conn: &mut AnyConnection, name: &UserName) -> Result<User, StoreError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1");
+    let row = sqlx::query(&sql)
+        .bind(name.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(row) => user_from_row(&row),
+        None => Err(StoreError::NotFound {
+            kind: "user",
+            name: name.to_string(),
+        }),
+    }
+}
+
+impl Store {
+    /// Adds a user.
+    pub async fn create_user(&self, ctx: &AuditContext, new: NewUser) -> Result<User, StoreError> {
+        let display_name = new.display_name.unwrap_or_else(|| new.name.to_string());
+        let action = Action {
+            name: "user.create",
+            target: format!("user:{}", new.name),
+            details: json!({ "display_name": display_name, "email": new.email }),
+        };
+        self.audited(ctx, action, async |conn| {
+            let user = User {
+                id: new_id(),
+                name: new.name,
+                display_name,
+                email: new.email,
+                created_at: ctx.now,
+                disabled_at: None,
+            };
+            sqlx::query(
+                "INSERT INTO users (id, name, display_name, email, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&user.id)
+            .bind(user.name.as_str())
+            .bind(&user.display_name)
+            .bind(user.email.as_deref())
+            .bind(user.created_at.as_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| StoreError::unique(e, "user", user.name.as_str()))?;
+            Ok(user)
+        })
+        .await
+    }
+
+    /// Disables (`true`) or re-enables (`false`) a user. Disabling an already disabled user,
+    /// or enabling an enabled one, is a conflict, so the audit trail shows only real changes.
+    pub async fn set_user_disabled(
+        &self,
+        ctx: &AuditContext,
+        name: &UserName,
+        disabled: bool,
+    ) -> Result<User, StoreError> {
+        let action = Action {
+            name: if disabled {
+                "user.disable"
+            } else {
+                "user.enable"
+            },
+            target: format!("user:{name}"),
+            details: serde_json::Value::Null,
+        };
+        self.audited(ctx, action, async |conn| {
+            let user = fetch_user(conn, name).await?;
+            if user.disabled_at.is_some() == disabled {
+                let state = if disabled { "disabled" } else { "enabled" };
+                return Err(StoreError::Conflict(format!(
+                    "user `{name}` is already {state}"
+                )));
+            }
+            let disabled_at = disabled.then_some(ctx.now);
+            sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
+                .bind(disabled_at.map(Timestamp::as_millis))
+                .bind(&user.id)
+                .execute(&mut *conn)
+                .await?;
+            Ok(User {
+                disabled_at,
+                ..user
+            })
+        })
+        .await
+    }
+
+    /// One user by name.
+    pub async fn user(&self, name: &UserName) -> Result<Option<User>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        match fetch_user(&mut conn, name).await {
+            Ok(user) => Ok(Some(user)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A page of users in name order.
+    pub async fn users(&self, page: &PageRequest) -> Result<Page<User>, StoreError> {
+        let (sql, binds) = page.sql(USER_COLUMNS, "users");
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let users = rows
+            .iter()
+            .map(user_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(page.finish(users))
+    }
+
+    /// The groups a user belongs to, in name order.
+    pub async fn user_groups(&self, user_id: &str) -> Result<Vec<GroupName>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT g.name FROM group_members m JOIN groups g ON g.id = m.group_id \
+             WHERE m.user_id = $1 ORDER BY g.name",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let name: String = row.try_get("name")?;
+                GroupName::new(name).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,315 @@
+//! `warden admin`: operator commands over the admin socket.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use serde_json::{Value, json};
+
+use crate::cli::{AdminArgs, AdminCommand, GroupCommand, TokenCommand, UserCommand};
+use crate::client::AdminClient;
+use crate::output::{cell, json as print_json, table};
+
+const USER_FIELDS: &str = "name displayName email disabled createdAt groups";
+const GROUP_FIELDS: &str = "name description createdAt members";
+const TOKEN_FIELDS: &str = "id name role user status createdBy createdAt expiresAt revokedAt";
+
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let client = AdminClient::new(&data_dir);
+    let json = args.json;
+    match args.command {
+        AdminCommand::User { command } => user(&client, command, json).await,
+        AdminCommand::Group { command } => group(&client, command, json).await,
+        AdminCommand::Token { command } => token(&client, command, json).await,
+    }
+}
+
+/// `./.warden` when it exists (a `--dev` server started here), else the system location.
+fn default_data_dir() -> PathBuf {
+    let dev = Path::new(".warden");
+    if dev.is_dir() {
+        dev.to_path_buf()
+    } else {
+        PathBuf::from("/var/lib/warden")
+    }
+}
+
+fn field<'a>(data: &'a Value, name: &str) -> anyhow::Result<&'a Value> {
+    data.get(name)
+        .ok_or_else(|| anyhow!("the server's answer has no `{name}`"))
+}
+
+/// Reads every page of a connection.
+async fn all_pages(client: &AdminClient, root: &str, fields: &str) -> anyhow::Result<Vec<Value>> {
+    let query = format!(
+        "query($after: String) {{ {root}(first: 100, after: $after) {{ \
+         pageInfo {{ hasNextPage endCursor }} nodes {{ {fields} }} }} }}"
+    );
+    let mut items = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let data = client.graphql(&query, json!({ "after": after })).await?;
+        let conn = field(&data, root)?;
+        if let Some(nodes) = conn.get("nodes").and_then(Value::as_array) {
+            items.extend(nodes.iter().cloned());
+        }
+        let info = field(conn, "pageInfo")?;
+        if info.get("hasNextPage") != Some(&Value::Bool(true)) {
+            return Ok(items);
+        }
+        after = info.get("endCursor").cloned().unwrap_or(Value::Null);
+    }
+}
+
+fn print_one(value: &Value, json: bool, message: String) {
+    if json {
+        print_json(value);
+    } else {
+        println!("{message}");
+    }
+}
+
+async fn user(client: &AdminClient, command: UserCommand, json: bool) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            name,
+            display_name,
+            email,
+        } => {
+            let q = format!(
+                "mutation($input: CreateUserInput!) {{ createUser(input: $input) {{ {USER_FIELDS} }} }}"
+            );
+            let input = json!({ "name": name, "displayName": display_name, "email": email });
+            let data = client.graphql(&q, json!({ "input": input })).await?;
+            print_one(
+                field(&data, "createUser")?,
+                json,
+                format!("added user {name}"),
+            );
+        }
+        UserCommand::List => {
+            let users = all_pages(client, "users", USER_FIELDS).await?;
+            if json {
+                print_json(&Value::Array(users));
+            } else {
+                let rows: Vec<Vec<String>> = users
+                    .iter()
+                    .map(|u| {
+                        let state = if u.get("disabled") == Some(&Value::Bool(true)) {
+                            "disabled"
+                        } else {
+                            "active"
+                        };
+                        vec![
+                            cell(u, "name"),
+                            cell(u, "displayName"),
+                            cell(u, "email"),
+                            state.to_owned(),
+                            cell(u, "groups"),
+                            cell(u, "createdAt"),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &[
+                        "NAME",
+                        "DISPLAY NAME",
+                        "EMAIL",
+                        "STATE",
+                        "GROUPS",
+                        "CREATED",
+                    ],
+                    &rows,
+                );
+            }
+        }
+        UserCommand::Disable { name } => set_disabled(client, &name, true, json).await?,
+        UserCommand::Enable { name } => set_disabled(client, &name, false, json).await?,
+    }
+    Ok(())
+}
+
+async fn set_disabled(
+    client: &AdminClient,
+    name: &str,
+    disabled: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let op = if disabled {
+        "disableUser"
+    } else {
+        "enableUser"
+    };
+    let q = format!("mutation($name: String!) {{ {op}(name: $name) {{ {USER_FIELDS} }} }}");
+    let data = client.graphql(&q, json!({ "name": name })).await?;
+    let verb = if disabled { "disabled" } else { "enabled" };
+    print_one(field(&data, op)?, json, format!("{verb} user {name}"));
+    Ok(())
+}
+
+async fn group(client: &AdminClient, command: GroupCommand, json: bool) -> anyhow::Result<()> {
+    match command {
+        GroupCommand::Add { name, description } => {
+            let q = format!(
+                "mutation($name: String!, $description: String) {{ \
+                 createGroup(name: $name, description: $description) {{ {GROUP_FIELDS} }} }}"
+            );
+            let data = client
+                .graphql(&q, json!({ "name": name, "description": description }))
+                .await?;
+            print_one(
+                field(&data, "createGroup")?,
+                json,
+                format!("added group {name}"),
+            );
+        }
+        GroupCommand::List => {
+            let groups = all_pages(client, "groups", GROUP_FIELDS).await?;
+            if json {
+                print_json(&Value::Array(groups));
+            } else {
+                let rows: Vec<Vec<String>> = groups
+                    .iter()
+                    .map(|g| {
+                        vec![
+                            cell(g, "name"),
+                            cell(g, "description"),
+                            cell(g, "members"),
+                            cell(g, "createdAt"),
+                        ]
+                    })
+                    .collect();
+                table(&["NAME", "DESCRIPTION", "MEMBERS", "CREATED"], &rows);
+            }
+        }
+        GroupCommand::AddMember { group, user } => {
+            membership(
+                client,
+                "addGroupMember",
+                &group,
+                &user,
+                json,
+                format!("added {user} to {group}"),
+            )
+            .await?;
+        }
+        GroupCommand::RemoveMember { group, user } => {
+            let done = format!("removed {user} from {group}");
+            membership(client, "removeGroupMember", &group, &user, json, done).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn membership(
+    client: &AdminClient,
+    op: &str,
+    group: &str,
+    user: &str,
+    json: bool,
+    done: String,
+) -> anyhow::Result<()> {
+    let q = format!(
+        "mutation($group: String!, $user: String!) {{ {op}(group: $group, user: $user) {{ {GROUP_FIELDS} }} }}"
+    );
+    let data = client
+        .graphql(&q, json!({ "group": group, "user": user }))
+        .await?;
+    print_one(field(&data, op)?, json, done);
+    Ok(())
+}
+
+async fn token(client: &AdminClient, command: TokenCommand, json: bool) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create {
+            name,
+            role,
+            user,
+            ttl,
+        } => {
+            let q = format!(
+                "mutation($input: CreateTokenInput!) {{ createToken(input: $input) {{ \
+                 token apiToken {{ {TOKEN_FIELDS} }} }} }}"
+            );
+            let input = json!({
+                "name": name,
+                "role": role.as_str().to_ascii_uppercase(),
+                "user": user,
+                "ttl": format!("{}s", ttl.as_duration().as_secs()),
+            });
+            let data = client.graphql(&q, json!({ "input": input })).await?;
+            let created = field(&data, "createToken")?;
+            let secret = field(created, "token")?.as_str().unwrap_or_default();
+            if json {
+                print_json(created);
+            } else {
+                let meta = field(created, "apiToken")?;
+                println!("{secret}");
+                eprintln!(
+                    "token {} (id {}, role {}, expires {}): store it now, it is not shown again",
+                    cell(meta, "name"),
+                    cell(meta, "id"),
+                    role,
+                    cell(meta, "expiresAt"),
+                );
+            }
+        }
+        TokenCommand::List => {
+            let q = format!("{{ tokens {{ {TOKEN_FIELDS} }} }}");
+            let data = client.graphql(&q, Value::Null).await?;
+            let tokens = field(&data, "tokens")?;
+            if json {
+                print_json(tokens);
+            } else {
+                let rows: Vec<Vec<String>> = tokens
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| {
+                        let role = cell(t, "role").to_ascii_lowercase();
+                        let status = cell(t, "status").to_ascii_lowercase();
+                        vec![
+                            cell(t, "id"),
+                            cell(t, "name"),
+                            role,
+                            cell(t, "user"),
+                            status,
+                            cell(t, "expiresAt"),
+                            cell(t, "createdBy"),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &[
+                        "ID",
+                        "NAME",
+                        "ROLE",
+                        "USER",
+                        "STATUS",
+                        "EXPIRES",
+                        "CREATED BY",
+                    ],
+                    &rows,
+                );
+            }
+        }
+        TokenCommand::Revoke { token } => {
+            let q = format!(
+                "mutation($token: String!) {{ revokeToken(token: $token) {{ {TOKEN_FIELDS} }} }}"
+            );
+            let data = client.graphql(&q, json!({ "token": token })).await?;
+            let revoked = field(&data, "revokeToken")?;
+            print_one(
+                revoked,
+                json,
+                format!(
+                    "revoked token {} ({})",
+                    cell(revoked, "name"),
+                    cell(revoked, "id")
+                ),
+            );
+        }
+    }
+    Ok(())
+}

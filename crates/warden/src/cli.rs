@@ -1,0 +1,163 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use warden_model::{Role, Ttl};
+use warden_server::Overrides;
+
+/// Warden: SSO, passkeys, one policy engine, short-lived certificates and a provable audit log.
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane: GraphQL API, admin socket, metrics, health.
+    ///
+    /// Settings come from the config file, then WARDEN_* environment variables, then flags.
+    Server(ServerArgs),
+    /// Apply database migrations and exit.
+    Migrate(ServerArgs),
+    /// Operate a server on this host through its admin socket (users, groups, tokens).
+    Admin(AdminArgs),
+    /// The GraphQL API.
+    Api {
+        #[command(subcommand)]
+        command: ApiCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "WARDEN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory: SQLite database, admin socket, lock [default: /var/lib/warden, or ./.warden with --dev].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP listen address [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// PostgreSQL URL (postgres://USER@HOST/DB); absent, SQLite in the data directory.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// One-machine defaults: data in ./.warden, listening on 127.0.0.1:8080.
+    #[arg(long)]
+    pub dev: bool,
+}
+
+impl ServerArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            // The environment is read by Config::load; clap's `env` here only documents it.
+            config_file: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            listen: self.listen.clone(),
+            database_url: self.database_url.clone(),
+            dev: self.dev,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The server's data directory, where its admin socket is
+    /// [default: ./.warden if it exists, else /var/lib/warden].
+    #[arg(long, env = "WARDEN_DATA_DIR", value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Users: add, list, disable, enable.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Groups: add, list, add-member, remove-member.
+    Group {
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
+    /// API tokens: create, list, revoke.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user.
+    Add {
+        /// Login name: lowercase letters, digits, '.', '_' and '-'.
+        name: String,
+        /// Name for display.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Contact address.
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// List users.
+    List,
+    /// Disable a user: their tokens stop working at once.
+    Disable { name: String },
+    /// Enable a disabled user.
+    Enable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Add a group.
+    Add {
+        name: String,
+        /// What the group is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List groups with their members.
+    List,
+    /// Put a user in a group.
+    AddMember { group: String, user: String },
+    /// Take a user out of a group.
+    RemoveMember { group: String, user: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token and print it once.
+    Create {
+        /// Label, unique among live tokens.
+        #[arg(long)]
+        name: String,
+        /// admin, auditor, member or scim.
+        #[arg(long)]
+        role: Role,
+        /// The user the token acts as; absent, it acts as itself (a service).
+        #[arg(long)]
+        user: Option<String>,
+        /// Lifetime, 1m to 366d.
+        #[arg(long, default_value = "12h")]
+        ttl: Ttl,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id or name.
+    Revoke { token: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}

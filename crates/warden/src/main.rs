@@ -1,0 +1,118 @@
+//! `warden`: one binary for the server and every command. This crate only parses the command
+//! line and dispatches; the work is in the library crates.
+
+mod admin;
+mod cli;
+mod client;
+mod output;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use warden_server::{Config, Server};
+
+use crate::cli::{ApiCommand, Cli, Command, ServerArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: the context chain joined by ": ".
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Server(args) => server(args).await,
+        Command::Migrate(args) => migrate(args).await,
+        Command::Admin(args) => admin::run(args).await,
+        Command::Api {
+            command: ApiCommand::Schema,
+        } => {
+            print!("{}", warden_server::graphql::sdl());
+            Ok(())
+        }
+    }
+}
+
+fn load_config(args: &ServerArgs) -> anyhow::Result<Config> {
+    Ok(Config::load(&args.overrides(), |k| std::env::var(k).ok())?)
+}
+
+async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config = load_config(&args)?;
+    warden_server::logging::init(&config.log);
+    let server = Server::start(config).await?;
+    let addr = server.http_addr()?;
+    let config = server.config();
+    let data_dir = config.data_dir.display();
+    println!(
+        "Warden {} ready in {} ms",
+        env!("CARGO_PKG_VERSION"),
+        started.elapsed().as_millis()
+    );
+    println!("  listening on   http://{addr}");
+    println!("  console        {}", config.public_url);
+    println!("  GraphQL API    http://{addr}/graphql");
+    println!("  health         http://{addr}/healthz");
+    println!("  metrics        http://{addr}/metrics");
+    println!("  admin socket   {}", server.admin_socket().display());
+    println!("  database       {}", config.database);
+    println!("First admin token:");
+    println!(
+        "  warden admin --data-dir {data_dir} token create --name first-admin --role admin --ttl 1h"
+    );
+    tracing::info!(
+        listen = %addr,
+        admin_socket = %server.admin_socket().display(),
+        database = %config.database,
+        "ready"
+    );
+    server.run(shutdown_signal()).await;
+    Ok(())
+}
+
+async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
+    let config = load_config(&args)?;
+    let _lock = warden_server::lock_data_dir(&config.data_dir)?;
+    let store = warden_server::open_store(&config).await?;
+    store.close().await;
+    println!("database {} is up to date", config.database);
+    Ok(())
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate()).context("cannot watch SIGTERM");
+    let int = signal(SignalKind::interrupt()).context("cannot watch SIGINT");
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "signals unavailable; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+}
