@@ -219,8 +219,11 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
         let what = match message.strip_prefix("unknown field `") {
             Some(rest) => {
                 let field = rest.split('`').next().unwrap_or_default();
-                let full = if key == "." || key.is_empty() {
+                // The path may or may not already end in the unknown field.
+                let full = if key == "." || key.is_empty() || key == field {
                     field.to_owned()
+                } else if key.ends_with(&format!(".{field}")) {
+                    key.clone()
                 } else {
                     format!("{key}.{field}")
                 };

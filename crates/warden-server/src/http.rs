@@ -232,16 +232,36 @@ async fn execute(app: &App, audit: AuditContext, headers: &HeaderMap, body: &[u8
             return graphql_error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}"));
         }
     };
-    let response = app.schema.execute(request.data(Caller { audit })).await;
+    let mut response = app.schema.execute(request.data(Caller { audit })).await;
     // Errors without a path come from parsing or validation (syntax, unknown fields, depth
     // and complexity limits): nothing ran, and the request itself is at fault.
     let rejected = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
     let status = if rejected {
+        response.errors.iter_mut().for_each(one_line_syntax_error);
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
     (status, axum::Json(response)).into_response()
+}
+
+/// The parser's message is a multi-line drawing of the query; keep its last line, with the
+/// position in front: `syntax error at 1:17: expected selection_set, …`.
+fn one_line_syntax_error(error: &mut async_graphql::ServerError) {
+    if !error.message.contains('\n') {
+        return;
+    }
+    let detail = error
+        .message
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("= "))
+        .unwrap_or("invalid query")
+        .to_owned();
+    error.message = match error.locations.first() {
+        Some(at) => format!("syntax error at {}:{}: {detail}", at.line, at.column),
+        None => format!("syntax error: {detail}"),
+    };
 }

@@ -20,7 +20,7 @@ mod users;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use tokio::sync::Mutex;
 
 pub use audit::{AuditContext, AuditEvent, Outcome};
@@ -70,6 +70,16 @@ impl Store {
             Backend::Sqlite => 8,
             Backend::Postgres => 16,
         };
+        // One direct connection first: the pool retries until its timeout and then reports
+        // only that it timed out, while this reports the real cause at once.
+        let probe =
+            AnyConnection::connect_with(&options)
+                .await
+                .map_err(|e| StoreError::Connect {
+                    url: location.to_string(),
+                    cause: cause(&e),
+                })?;
+        let _ = probe.close().await;
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .min_connections(1)
@@ -142,7 +152,14 @@ async fn prepare(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx:
 /// The innermost useful message of a connection error, on one line.
 fn cause(e: &sqlx::Error) -> String {
     let text = match e {
-        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::Io(io) => {
+            let text = io.to_string();
+            // "Connection refused (os error 111)" reads better without the errno.
+            text.split(" (os error")
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        }
         sqlx::Error::Database(db) => db.message().to_owned(),
         sqlx::Error::PoolTimedOut => "timed out waiting for a connection".to_owned(),
         other => other.to_string(),

@@ -1,1 +1,18 @@
+//! Test support: throwaway PostgreSQL databases and real `warden` server processes.
+//!
+//! Nothing here is a stand-in: databases are real PostgreSQL databases on the machine's server
+//! (127.0.0.1:5432 unless `WARDEN_TEST_POSTGRES_URL` says otherwise), and servers are the real
+//! binary, started as a child process and stopped with SIGTERM. A missing PostgreSQL fails the
+//! test; nothing is skipped.
 
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test support: a failure here is a failed test, and should say why"
+)]
+
+mod postgres;
+mod server;
+
+pub use postgres::TestDatabase;
+pub use server::{Backend, TestServer, run_cli};

@@ -1,0 +1,273 @@
+//! The store's behaviour, identical on SQLite and PostgreSQL: every case runs on both.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions may unwrap too"
+)]
+
+use warden_model::{Actor, GroupName, Role, Timestamp, TokenName, UserName};
+use warden_store::{
+    AuditContext, DatabaseLocation, NewToken, NewUser, Outcome, PageRequest, Store, StoreError,
+};
+use warden_testkit::TestDatabase;
+
+/// A store on a fresh database of each backend, migrated.
+async fn stores() -> Vec<(Store, Option<TestDatabase>, tempfile::TempDir)> {
+    let mut out = Vec::new();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(&DatabaseLocation::in_data_dir(dir.path()))
+        .await
+        .unwrap();
+    sqlite.migrate().await.unwrap();
+    out.push((sqlite, None, dir));
+    let db = TestDatabase::create().await;
+    let pg = Store::open(&DatabaseLocation::parse(db.url()).unwrap())
+        .await
+        .unwrap();
+    pg.migrate().await.unwrap();
+    out.push((pg, Some(db), tempfile::tempdir().unwrap()));
+    out
+}
+
+fn ctx(now: i64) -> AuditContext {
+    AuditContext {
+        actor: Actor::Operator,
+        request_id: format!("req-{now}"),
+        source: None,
+        now: Timestamp::from_millis(now),
+    }
+}
+
+fn user(name: &str) -> NewUser {
+    NewUser {
+        name: UserName::new(name).unwrap(),
+        display_name: None,
+        email: None,
+    }
+}
+
+#[tokio::test]
+async fn users_and_groups_with_their_audit_events() {
+    for (store, _db, _dir) in stores().await {
+        let backend = store.location().backend();
+        let alice = store.create_user(&ctx(1), user("alice")).await.unwrap();
+        assert_eq!(alice.display_name, "alice");
+        let err = store.create_user(&ctx(2), user("alice")).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "user `alice` already exists",
+            "{backend:?}"
+        );
+
+        let ops = GroupName::new("ops").unwrap();
+        store
+            .create_group(&ctx(3), ops.clone(), "Operations".into())
+            .await
+            .unwrap();
+        store
+            .add_group_member(&ctx(4), &ops, &alice.name)
+            .await
+            .unwrap();
+        let err = store
+            .add_group_member(&ctx(5), &ops, &alice.name)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "user `alice` is already a member of group `ops`"
+        );
+        let nobody = UserName::new("nobody").unwrap();
+        let err = store
+            .add_group_member(&ctx(6), &ops, &nobody)
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "user `nobody` not found");
+        assert_eq!(
+            store.user_groups(&alice.id).await.unwrap(),
+            vec![ops.clone()]
+        );
+
+        let disabled = store
+            .set_user_disabled(&ctx(7), &alice.name, true)
+            .await
+            .unwrap();
+        assert_eq!(disabled.disabled_at, Some(Timestamp::from_millis(7)));
+        let err = store
+            .set_user_disabled(&ctx(8), &alice.name, true)
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "user `alice` is already disabled");
+
+        let events = store.recent_events(100).await.unwrap();
+        let summary: Vec<(&str, Outcome)> = events
+            .iter()
+            .map(|e| (e.action.as_str(), e.outcome))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("user.create", Outcome::Success),
+                ("user.create", Outcome::Failure),
+                ("group.create", Outcome::Success),
+                ("group.add_member", Outcome::Success),
+                ("group.add_member", Outcome::Failure),
+                ("group.add_member", Outcome::Failure),
+                ("user.disable", Outcome::Success),
+                ("user.disable", Outcome::Failure),
+            ],
+            "{backend:?}"
+        );
+        let first = &events[0];
+        assert_eq!(first.actor, "operator");
+        assert_eq!(first.auth, "unix_socket");
+        assert_eq!(first.target, "user:alice");
+        assert_eq!(first.request_id, "req-1");
+        assert_eq!(
+            events[1].reason.as_deref(),
+            Some("user `alice` already exists")
+        );
+        assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+    }
+}
+
+#[tokio::test]
+async fn pagination_orders_bytewise_on_both_backends() {
+    for (store, _db, _dir) in stores().await {
+        // Names whose order differs between bytewise and locale-aware collations.
+        for name in ["b-2", "b.1", "b_3", "a", "c", "b1"] {
+            store.create_user(&ctx(1), user(name)).await.unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut page = PageRequest::first(2);
+        loop {
+            let got = store.users(&page).await.unwrap();
+            seen.extend(got.items.iter().map(|u| u.name.to_string()));
+            if !got.has_next {
+                break;
+            }
+            page.after = got.items.last().map(|u| u.name.to_string());
+        }
+        assert_eq!(
+            seen,
+            ["a", "b-2", "b.1", "b1", "b_3", "c"],
+            "{:?}",
+            store.location().backend()
+        );
+
+        let last = PageRequest {
+            after: None,
+            before: Some("c".into()),
+            limit: 2,
+            from_end: true,
+        };
+        let got = store.users(&last).await.unwrap();
+        let names: Vec<String> = got.items.iter().map(|u| u.name.to_string()).collect();
+        assert_eq!(names, ["b1", "b_3"]);
+        assert!(got.has_previous);
+    }
+}
+
+#[tokio::test]
+async fn tokens_store_only_hashes_and_revoke_once() {
+    for (store, _db, _dir) in stores().await {
+        store.create_user(&ctx(1), user("bob")).await.unwrap();
+        let new = NewToken {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            name: TokenName::new("deploy").unwrap(),
+            role: Role::Member,
+            user: Some(UserName::new("bob").unwrap()),
+            secret_hash: "ab".repeat(32),
+            expires_at: Timestamp::from_millis(10_000),
+        };
+        let token = store.create_token(&ctx(2), new.clone()).await.unwrap();
+        assert_eq!(token.created_by, "operator");
+        let err = store
+            .create_token(
+                &ctx(3),
+                NewToken {
+                    id: "ff".repeat(16),
+                    ..new.clone()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "token `deploy` already exists");
+
+        let cred = store.token_credential(&token.id).await.unwrap().unwrap();
+        assert_eq!(cred.secret_hash, "ab".repeat(32));
+
+        let revoked = store.revoke_token(&ctx(4), "deploy").await.unwrap();
+        assert_eq!(revoked.revoked_at, Some(Timestamp::from_millis(4)));
+        let err = store.revoke_token(&ctx(5), &token.id).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("token `{}` is already revoked", token.id)
+        );
+        let err = store.revoke_token(&ctx(6), "deploy").await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }));
+        // The name is free again once the old token is revoked.
+        store
+            .create_token(
+                &ctx(7),
+                NewToken {
+                    id: "ee".repeat(16),
+                    ..new
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.tokens().await.unwrap().len(), 2);
+        let details = &store.recent_events(1).await.unwrap()[0].details;
+        assert!(
+            !details.to_string().contains(&"ab".repeat(32)),
+            "no hash in audit details"
+        );
+    }
+}
+
+#[tokio::test]
+async fn denials_are_recorded() {
+    for (store, _db, _dir) in stores().await {
+        let mut c = ctx(9);
+        c.actor = Actor::Anonymous;
+        c.source = Some("127.0.0.1".into());
+        store
+            .record_denial(&c, "auth.token", "graphql", "no bearer token")
+            .await
+            .unwrap();
+        let e = &store.recent_events(1).await.unwrap()[0];
+        assert_eq!(
+            (
+                e.action.as_str(),
+                e.outcome,
+                e.reason.as_deref(),
+                e.source.as_deref(),
+                e.auth.as_str()
+            ),
+            (
+                "auth.token",
+                Outcome::Denied,
+                Some("no bearer token"),
+                Some("127.0.0.1"),
+                "none"
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn unreachable_database_is_one_clear_line_without_password() {
+    let loc = DatabaseLocation::parse("postgres://warden:hunter2@127.0.0.1:1/warden").unwrap();
+    let err = Store::open(&loc).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot connect to the database at postgres://warden@127.0.0.1:1/warden: Connection refused"
+    );
+}
+
+#[tokio::test]
+async fn migrating_twice_is_harmless() {
+    for (store, _db, _dir) in stores().await {
+        store.migrate().await.unwrap();
+        store.ping().await.unwrap();
+    }
+}

@@ -1,0 +1,210 @@
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::TestDatabase;
+
+/// Which database a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in the server's data directory.
+    Sqlite,
+    /// A fresh PostgreSQL database.
+    Postgres,
+}
+
+impl Backend {
+    /// Both, for tests that must behave the same on each.
+    pub const ALL: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+}
+
+/// A running `warden server` child process with its own data directory and database.
+#[derive(Debug)]
+pub struct TestServer {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The data directory (admin socket, SQLite file).
+    pub data_dir: PathBuf,
+    /// Standard error so far is readable here: JSON log lines.
+    pub log_path: PathBuf,
+    /// The binary, for CLI calls.
+    pub bin: PathBuf,
+    database: Option<TestDatabase>,
+    _dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl TestServer {
+    /// Starts `bin server` on a free loopback port with `config` (TOML) as its config file,
+    /// and waits until it prints that it is ready.
+    pub async fn start(bin: &Path, backend: Backend, config: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let config_path = dir.path().join("warden.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(TestDatabase::create().await),
+        };
+        let log_path = dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut cmd = Command::new(bin);
+        cmd.arg("server")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        if let Some(db) = &database {
+            cmd.arg("--database-url").arg(db.url());
+        }
+        let mut child = cmd.spawn().expect("spawn warden server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.trim().strip_prefix("listening on ") {
+                    let _ = tx.send(rest.trim().to_owned());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("warden server did not become ready; its log:\n{log}");
+            }
+        };
+        TestServer {
+            child: Some(child),
+            url,
+            data_dir,
+            log_path,
+            bin: bin.to_path_buf(),
+            database,
+            _dir: dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The database URL a second process may use to reach the same data.
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Some(db) => db.url().to_owned(),
+            None => format!("sqlite://{}", self.data_dir.join("warden.db").display()),
+        }
+    }
+
+    /// Runs `warden admin --data-dir DIR ARGS…` against this server.
+    pub fn admin(&self, args: &[&str]) -> Output {
+        let mut full = vec!["admin", "--data-dir"];
+        let dir = self.data_dir.to_str().expect("utf-8 path");
+        full.push(dir);
+        full.extend_from_slice(args);
+        run_cli(&self.bin, &full)
+    }
+
+    /// Creates a token through the admin CLI and returns it.
+    pub fn token(&self, name: &str, role: &str, user: Option<&str>) -> String {
+        let mut args = vec![
+            "token", "create", "--name", name, "--role", role, "--ttl", "1h",
+        ];
+        if let Some(user) = user {
+            args.extend_from_slice(&["--user", user]);
+        }
+        let out = self.admin(&args);
+        assert!(
+            out.status.success(),
+            "token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    }
+
+    /// POSTs a GraphQL query with an optional bearer token; returns status and JSON body.
+    pub async fn graphql(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (u16, Value) {
+        let body = json!({ "query": query, "variables": variables });
+        self.post_json("/graphql", token, &body.to_string()).await
+    }
+
+    /// POSTs a raw body as application/json.
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    /// GETs a path; returns status, headers and body text.
+    pub async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.text().await.expect("body"))
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status and the time
+    /// it took.
+    pub fn stop(&mut self) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.child.take().expect("server already stopped");
+        let pid = child.id().to_string();
+        let start = Instant::now();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = child.wait().expect("wait for server");
+        (status, start.elapsed())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs the CLI and collects its output.
+pub fn run_cli(bin: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run warden")
+}
