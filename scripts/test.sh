@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs Warden's whole test suite, installing the peers the tests use. Every test runs on both
+# SQLite and the PostgreSQL at 127.0.0.1:5432 (override with WARDEN_TEST_POSTGRES_URL).
+# A missing peer fails the tests; nothing is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests drive. Installed only when missing.
+packages=(postgresql-client)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" > /dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+fi
+
+# PostgreSQL runs on these machines; start it if it stopped.
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  if command -v pg_ctlcluster > /dev/null; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  fi
+  for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+fi
+
+cargo test --workspace --locked "$@"
