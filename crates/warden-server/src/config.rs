@@ -545,4 +545,23 @@ mod tests {
             "WARDEN_LIMITS_PER_SOURCE_RPS"
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_file_text_parses_or_fails_with_one_line(text in "\\PC{0,200}") {
+            if let Err(e) = parse_file(Path::new("w.toml"), &text) {
+                proptest::prop_assert!(e.to_string().starts_with("config file w.toml"));
+            }
+        }
+
+        #[test]
+        fn any_environment_value_is_taken_or_refused_with_the_variable(value in "\\PC{0,40}") {
+            for key in KEYS {
+                let mut f = FileConfig::default();
+                if let Err(e) = f.set(key, &value, "environment variable X") {
+                    proptest::prop_assert!(e.to_string().starts_with("environment variable X: "));
+                }
+            }
+        }
+    }
 }

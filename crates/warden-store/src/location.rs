@@ -138,4 +138,17 @@ mod tests {
         assert_eq!(loc.backend(), Backend::Sqlite);
         assert_eq!(loc.to_string(), "sqlite:///var/lib/warden/w.db");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics_and_never_shows_a_password(user in "[a-z]{1,8}", pw in "[a-zA-Z0-9]{6,12}", rest in "\\PC{0,40}") {
+            let url = format!("postgres://{user}:{pw}@{rest}");
+            let secret = format!(":{pw}@");
+            let shown = match DatabaseLocation::parse(&url) {
+                Ok(loc) => loc.to_string(),
+                Err(e) => e.to_string(),
+            };
+            proptest::prop_assert!(!shown.contains(&secret));
+        }
+    }
 }

@@ -8,7 +8,7 @@ use warden_server::Overrides;
 
 /// Warden: SSO, passkeys, one policy engine, short-lived certificates and a provable audit log.
 #[derive(Debug, Parser)]
-#[command(name = "warden", version, about, propagate_version = true)]
+#[command(name = "warden", version, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
