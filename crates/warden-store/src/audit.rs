@@ -1,8 +1,14 @@
-//! The audit trail's write path: every change, failed change and denial becomes a row in
-//! `audit_events`, in the transaction that makes the change.
+//! The audit trail's write path and reads. Every change, failed change and denial becomes a
+//! leaf of the Merkle log in the transaction that makes the change: the sequence number comes
+//! from `audit_head` (locked by the update), the frontier from `audit_nodes`, and the nodes the
+//! new leaf completes are written beside it.
 
 use serde_json::Value;
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use warden_audit::{
+    AuditEvent, Frontier, Hash, HexHash, NodeId, Outcome, canonical_json, frontier_ids,
+};
 use warden_model::{Actor, Timestamp};
 
 use crate::{Store, StoreError};
@@ -20,63 +26,6 @@ pub struct AuditContext {
     pub now: Timestamp,
 }
 
-/// How an audited action ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The change was made.
-    Success,
-    /// The change was refused for a reason of state (already exists, not found).
-    Failure,
-    /// The actor was not allowed to ask.
-    Denied,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Failure => "failure",
-            Outcome::Denied => "denied",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, StoreError> {
-        match s {
-            "success" => Ok(Outcome::Success),
-            "failure" => Ok(Outcome::Failure),
-            "denied" => Ok(Outcome::Denied),
-            other => Err(StoreError::Corrupt(format!("audit outcome `{other}`"))),
-        }
-    }
-}
-
-/// One recorded event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuditEvent {
-    /// Position in the log, from 1.
-    pub seq: i64,
-    /// When it happened.
-    pub time: Timestamp,
-    /// Who acted, as a short label (`user:alice`).
-    pub actor: String,
-    /// How they authenticated (`api_token`, `unix_socket`, `none`).
-    pub auth: String,
-    /// What they did (`user.create`).
-    pub action: String,
-    /// What they did it to (`user:alice`).
-    pub target: String,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// Why it failed or was denied.
-    pub reason: Option<String>,
-    /// The request that caused it.
-    pub request_id: String,
-    /// The remote address.
-    pub source: Option<String>,
-    /// Action-specific fields, canonical JSON.
-    pub details: Value,
-}
-
 /// What a mutation is, for its audit event.
 #[derive(Debug, Clone)]
 pub(crate) struct Action {
@@ -85,8 +34,79 @@ pub(crate) struct Action {
     pub details: Value,
 }
 
+/// Which events to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Actor label, exactly (`user:alice`).
+    pub actor: Option<String>,
+    /// Action, exactly (`user.create`).
+    pub action: Option<String>,
+    /// Target, exactly (`user:alice`).
+    pub target: Option<String>,
+    /// At or after this time.
+    pub since: Option<Timestamp>,
+    /// Before this time.
+    pub until: Option<Timestamp>,
+    /// Sequence numbers greater than this.
+    pub after_seq: Option<u64>,
+}
+
+/// A stored, signed tree head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// When it was signed.
+    pub time: Timestamp,
+    /// The signed note.
+    pub note: String,
+}
+
+const EVENT_COLUMNS: &str = "seq, time, actor, actor_json, auth, action, target, outcome, reason, request_id, source, details, leaf_hash";
+
+fn hex(h: &Hash) -> String {
+    String::from(HexHash(*h))
+}
+
+fn unhex(s: String) -> Result<Hash, StoreError> {
+    HexHash::try_from(s)
+        .map(|h| h.0)
+        .map_err(|e| StoreError::Corrupt(format!("hash: {e}")))
+}
+
+fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}")))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn event_from_row(row: &AnyRow) -> Result<(AuditEvent, Hash), StoreError> {
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("audit {what}: {e}"));
+    let actor: String = row.try_get("actor_json")?;
+    let details: String = row.try_get("details")?;
+    let outcome: String = row.try_get("outcome")?;
+    let event = AuditEvent {
+        seq: to_u64(row.try_get("seq")?, "seq")?,
+        time: row.try_get("time")?,
+        actor: serde_json::from_str(&actor).map_err(|e| corrupt("actor", &e))?,
+        actor_label: row.try_get("actor")?,
+        auth: row.try_get("auth")?,
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
+        outcome: Outcome::parse(&outcome).ok_or_else(|| corrupt("outcome", &outcome))?,
+        reason: row.try_get("reason")?,
+        request_id: row.try_get("request_id")?,
+        source: row.try_get("source")?,
+        details: serde_json::from_str(&details).map_err(|e| corrupt("details", &e))?,
+    };
+    Ok((event, unhex(row.try_get("leaf_hash")?)?))
+}
+
 impl Store {
-    /// The one path for every mutation: runs `change` in a transaction, writes its audit event
+    /// The one path for every mutation: runs `change` in a transaction, appends its audit event
     /// in the same transaction, and commits both or neither. A change refused for the caller's
     /// mistake is rolled back and recorded as a failure in a transaction of its own.
     pub(crate) async fn audited<T>(
@@ -95,14 +115,11 @@ impl Store {
         action: Action,
         change: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let _writer = match &self.write_lock {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
+        let _writer = self.writer().await;
         let mut tx = self.pool.begin().await?;
         match change(&mut tx).await {
             Ok(value) => {
-                insert_event(&mut tx, ctx, &action, Outcome::Success, None).await?;
+                append(&mut tx, ctx, &action, Outcome::Success, None).await?;
                 tx.commit().await?;
                 Ok(value)
             }
@@ -111,11 +128,18 @@ impl Store {
                 if err.is_user_error() {
                     let mut tx = self.pool.begin().await?;
                     let reason = err.to_string();
-                    insert_event(&mut tx, ctx, &action, Outcome::Failure, Some(&reason)).await?;
+                    append(&mut tx, ctx, &action, Outcome::Failure, Some(&reason)).await?;
                     tx.commit().await?;
                 }
                 Err(err)
             }
+        }
+    }
+
+    async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.write_lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
         }
     }
 
@@ -127,89 +151,335 @@ impl Store {
         target: &str,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let _writer = match &self.write_lock {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
+        self.record(
+            ctx,
+            action,
+            target,
+            Value::Null,
+            Outcome::Denied,
+            Some(reason),
+        )
+        .await
+    }
+
+    /// Records an event that changes nothing in Warden's state: a denial, or a read of
+    /// sensitive data (`audit.export`).
+    pub async fn record(
+        &self,
+        ctx: &AuditContext,
+        action: &'static str,
+        target: &str,
+        details: Value,
+        outcome: Outcome,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let _writer = self.writer().await;
         let action = Action {
             name: action,
             target: target.to_owned(),
-            details: Value::Null,
+            details,
         };
         let mut tx = self.pool.begin().await?;
-        insert_event(&mut tx, ctx, &action, Outcome::Denied, Some(reason)).await?;
+        append(&mut tx, ctx, &action, outcome, reason).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// The most recent `limit` events, oldest first.
     pub async fn recent_events(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, time, actor, auth, action, target, outcome, reason, request_id, source, details \
-             FROM audit_events ORDER BY seq DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT $1");
+        let rows = sqlx::query(&sql)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         let mut events = rows
-            .into_iter()
-            .map(|row| {
-                let details: String = row.try_get("details")?;
-                let outcome: String = row.try_get("outcome")?;
-                Ok(AuditEvent {
-                    seq: row.try_get("seq")?,
-                    time: Timestamp::from_millis(row.try_get("time")?),
-                    actor: row.try_get("actor")?,
-                    auth: row.try_get("auth")?,
-                    action: row.try_get("action")?,
-                    target: row.try_get("target")?,
-                    outcome: Outcome::parse(&outcome)?,
-                    reason: row.try_get("reason")?,
-                    request_id: row.try_get("request_id")?,
-                    source: row.try_get("source")?,
-                    details: serde_json::from_str(&details)
-                        .map_err(|e| StoreError::Corrupt(format!("audit details: {e}")))?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .iter()
+            .map(|r| event_from_row(r).map(|(e, _)| e))
+            .collect::<Result<Vec<_>, _>>()?;
         events.reverse();
         Ok(events)
     }
+
+    /// Events matching `filter`, in sequence order, at most `limit`.
+    pub async fn events(
+        &self,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut clauses = Vec::new();
+        let mut texts = Vec::new();
+        let mut numbers = Vec::new();
+        for (column, value) in [
+            ("actor", &filter.actor),
+            ("action", &filter.action),
+            ("target", &filter.target),
+        ] {
+            if let Some(v) = value {
+                texts.push(v.clone());
+                clauses.push(format!("{column} = $T{}", texts.len()));
+            }
+        }
+        for (cond, value) in [
+            ("time >= ", filter.since.map(Timestamp::as_millis)),
+            ("time < ", filter.until.map(Timestamp::as_millis)),
+            ("seq > ", filter.after_seq.map(to_i64)),
+        ] {
+            if let Some(v) = value {
+                numbers.push(v);
+                clauses.push(format!("{cond}$N{}", numbers.len()));
+            }
+        }
+        // Number the placeholders in order of appearance: texts first, then numbers, then limit.
+        let mut sql = format!("SELECT {EVENT_COLUMNS} FROM audit_log");
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        sql.push_str(" ORDER BY seq LIMIT $L");
+        for i in 1..=texts.len() {
+            sql = sql.replacen(&format!("$T{i}"), &format!("${i}"), 1);
+        }
+        for i in 1..=numbers.len() {
+            sql = sql.replacen(&format!("$N{i}"), &format!("${}", texts.len() + i), 1);
+        }
+        sql = sql.replacen("$L", &format!("${}", texts.len() + numbers.len() + 1), 1);
+        let mut query = sqlx::query(&sql);
+        for t in texts {
+            query = query.bind(t);
+        }
+        for n in numbers {
+            query = query.bind(n);
+        }
+        let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| event_from_row(r).map(|(e, _)| e))
+            .collect()
+    }
+
+    /// Events `from..=to` with their recorded leaf hashes, in order.
+    pub async fn event_range(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(AuditEvent, Hash)>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM audit_log WHERE seq >= $1 AND seq <= $2 ORDER BY seq"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(to_i64(from))
+            .bind(to_i64(to))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// Events in the log.
+    pub async fn audit_size(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT size FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        to_u64(row.try_get("size")?, "size")
+    }
+
+    /// Stored tree nodes by id; absent ids are left out.
+    pub async fn audit_nodes(&self, ids: &[NodeId]) -> Result<Vec<(NodeId, Hash)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        nodes(&mut conn, ids).await
+    }
+
+    /// The frontier of the tree at `size` (which must not exceed the log).
+    pub async fn audit_frontier(&self, size: u64) -> Result<Frontier, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        frontier(&mut conn, size).await
+    }
+
+    /// Stores a signed checkpoint; a second one for the same size is ignored.
+    pub async fn insert_checkpoint(
+        &self,
+        size: u64,
+        time: Timestamp,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_checkpoints (size, time, note) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(to_i64(size))
+            .bind(time.as_millis())
+            .bind(note)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The newest signed checkpoint.
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let rows = self
+            .checkpoints_query("ORDER BY size DESC LIMIT 1", &[])
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Checkpoints with `from <= size <= to`, smallest first.
+    pub async fn checkpoints_between(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        self.checkpoints_query(
+            "WHERE size >= $1 AND size <= $2 ORDER BY size",
+            &[to_i64(from), to_i64(to)],
+        )
+        .await
+    }
+
+    /// The smallest checkpoint with `size >= at_least`.
+    pub async fn checkpoint_at_or_after(
+        &self,
+        at_least: u64,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let rows = self
+            .checkpoints_query(
+                "WHERE size >= $1 ORDER BY size LIMIT 1",
+                &[to_i64(at_least)],
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn checkpoints_query(
+        &self,
+        rest: &str,
+        binds: &[i64],
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let sql = format!("SELECT size, time, note FROM audit_checkpoints {rest}");
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredCheckpoint {
+                    size: to_u64(r.try_get("size")?, "size")?,
+                    time: Timestamp::from_millis(r.try_get("time")?),
+                    note: r.try_get("note")?,
+                })
+            })
+            .collect()
+    }
 }
 
-async fn insert_event(
+async fn nodes(
+    conn: &mut AnyConnection,
+    ids: &[NodeId],
+) -> Result<Vec<(NodeId, Hash)>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let clauses: Vec<String> = (0..ids.len())
+        .map(|i| format!("(level = ${} AND idx = ${})", 2 * i + 1, 2 * i + 2))
+        .collect();
+    let sql = format!(
+        "SELECT level, idx, hash FROM audit_nodes WHERE {}",
+        clauses.join(" OR ")
+    );
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(i64::from(id.level)).bind(to_i64(id.index));
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    rows.into_iter()
+        .map(|r| {
+            let level = u32::try_from(r.try_get::<i64, _>("level")?)
+                .map_err(|_| StoreError::Corrupt("tree level".into()))?;
+            let index = to_u64(r.try_get("idx")?, "tree index")?;
+            Ok((NodeId { level, index }, unhex(r.try_get("hash")?)?))
+        })
+        .collect()
+}
+
+async fn frontier(conn: &mut AnyConnection, size: u64) -> Result<Frontier, StoreError> {
+    let ids = frontier_ids(size);
+    let found = nodes(conn, &ids).await?;
+    let mut hashes = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let hash = found
+            .iter()
+            .find(|(f, _)| f == id)
+            .map(|(_, h)| *h)
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("tree node {}/{} is missing", id.level, id.index))
+            })?;
+        hashes.push(hash);
+    }
+    Frontier::from_nodes(size, hashes).ok_or_else(|| StoreError::Corrupt("tree frontier".into()))
+}
+
+async fn append(
     conn: &mut AnyConnection,
     ctx: &AuditContext,
     action: &Action,
     outcome: Outcome,
     reason: Option<&str>,
-) -> Result<(), StoreError> {
-    let actor_json = serde_json::to_string(&ctx.actor)
-        .map_err(|e| StoreError::Corrupt(format!("actor: {e}")))?;
-    // serde_json's Map is a BTreeMap here, so keys come out sorted: canonical enough to hash.
-    let details = serde_json::to_string(&action.details)
-        .map_err(|e| StoreError::Corrupt(format!("details: {e}")))?;
-    let auth = serde_json::to_value(ctx.actor.auth_method())
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    sqlx::query(
-        "INSERT INTO audit_events \
-         (time, actor, actor_json, auth, action, target, outcome, reason, request_id, source, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(ctx.now.as_millis())
-    .bind(ctx.actor.to_string())
-    .bind(actor_json)
-    .bind(auth)
-    .bind(action.name)
-    .bind(&action.target)
-    .bind(outcome.as_str())
-    .bind(reason)
-    .bind(&ctx.request_id)
-    .bind(ctx.source.as_deref())
-    .bind(details)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+) -> Result<u64, StoreError> {
+    // Taking the next number locks the head row until commit (PostgreSQL); SQLite writers are
+    // already serialized. Either way the numbers have no gaps and the tree grows in order.
+    let row = sqlx::query("UPDATE audit_head SET size = size + 1 WHERE id = 1 RETURNING size")
+        .fetch_one(&mut *conn)
+        .await?;
+    let seq = to_u64(row.try_get("size")?, "size")?;
+    let mut tree = frontier(conn, seq - 1).await?;
+    let event = AuditEvent {
+        seq,
+        time: ctx.now.as_millis(),
+        actor: serde_json::to_value(&ctx.actor)
+            .map_err(|e| StoreError::Corrupt(format!("actor: {e}")))?,
+        actor_label: ctx.actor.to_string(),
+        auth: serde_json::to_value(ctx.actor.auth_method())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        action: action.name.to_owned(),
+        target: action.target.clone(),
+        outcome,
+        reason: reason.map(str::to_owned),
+        request_id: ctx.request_id.clone(),
+        source: ctx.source.clone(),
+        details: action.details.clone(),
+    };
+    let leaf = event.leaf_hash();
+    let completed = tree.push(leaf);
+    let sql = format!(
+        "INSERT INTO audit_log ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    );
+    sqlx::query(&sql)
+        .bind(to_i64(seq))
+        .bind(event.time)
+        .bind(&event.actor_label)
+        .bind(canonical_json(&event.actor))
+        .bind(&event.auth)
+        .bind(&event.action)
+        .bind(&event.target)
+        .bind(outcome.as_str())
+        .bind(reason)
+        .bind(&event.request_id)
+        .bind(event.source.as_deref())
+        .bind(canonical_json(&event.details))
+        .bind(hex(&leaf))
+        .execute(&mut *conn)
+        .await?;
+    let values: Vec<String> = (0..completed.len())
+        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+        .collect();
+    let sql = format!(
+        "INSERT INTO audit_nodes (level, idx, hash) VALUES {}",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (id, hash) in &completed {
+        query = query
+            .bind(i64::from(id.level))
+            .bind(to_i64(id.index))
+            .bind(hex(hash));
+    }
+    query.execute(&mut *conn).await?;
+    Ok(seq)
 }

@@ -23,13 +23,14 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use tokio::sync::Mutex;
 
-pub use audit::{AuditContext, AuditEvent, Outcome};
+pub use audit::{AuditContext, EventFilter, StoredCheckpoint};
 pub use error::StoreError;
 pub use groups::Group;
 pub use location::{Backend, DatabaseLocation};
 pub use page::{Page, PageRequest};
 pub use tokens::{ApiToken, NewToken, TokenCredential, TokenOwner};
 pub use users::{NewUser, User};
+pub use warden_audit::{AuditEvent, Outcome};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

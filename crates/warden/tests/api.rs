@@ -196,7 +196,7 @@ async fn roles_deny_by_default_and_denials_are_audited() {
             .unwrap()
             .into_iter()
             .filter(|e| e.outcome == warden_store::Outcome::Denied)
-            .map(|e| (e.actor, e.action))
+            .map(|e| (e.actor_label, e.action))
             .collect();
         assert_eq!(
             denied,
