@@ -228,8 +228,9 @@ impl FromStr for VerifierKey {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = |why: &str| NoteError::BadKey(why.to_owned());
         let s = s.trim();
-        let mut parts = s.rsplitn(3, '+');
-        let (Some(blob), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        // The name cannot hold '+', the base64 key can: split from the left.
+        let mut parts = s.splitn(3, '+');
+        let (Some(name), Some(id), Some(blob)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("expected NAME+KEYID+BASE64"));
         };
         if !valid_name(name) {
@@ -327,6 +328,16 @@ mod tests {
             "nonsense".parse::<VerifierKey>().unwrap_err().to_string(),
             "invalid audit public key: expected NAME+KEYID+BASE64"
         );
+    }
+
+    #[test]
+    fn keys_whose_base64_holds_a_plus_round_trip() {
+        for seed in 0u8..=255 {
+            let vk = SigningKey::from_seed("example.com/audit", &[seed; 32])
+                .unwrap()
+                .verifier();
+            assert_eq!(vk.to_string().parse::<VerifierKey>().unwrap(), vk);
+        }
     }
 
     proptest! {

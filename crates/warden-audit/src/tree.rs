@@ -147,7 +147,7 @@ fn subtree(
     node: &mut impl FnMut(NodeId) -> Option<Hash>,
 ) -> Result<Hash, ProofError> {
     let len = end - start;
-    if len.is_power_of_two() && start % len == 0 {
+    if len.is_power_of_two() && start.is_multiple_of(len) {
         let id = NodeId {
             level: len.trailing_zeros(),
             index: start / len,

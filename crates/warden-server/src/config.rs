@@ -25,6 +25,17 @@ pub struct Config {
     pub limits: Limits,
     /// Logging.
     pub log: LogConfig,
+    /// The audit log.
+    pub audit: AuditConfig,
+}
+
+/// Audit log settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// The log's name in signed checkpoints; default `<public_url host>/audit`.
+    pub origin: String,
+    /// How often a checkpoint is signed while events flow.
+    pub checkpoint_interval: Duration,
 }
 
 /// Edge protection applied to every listener.
@@ -105,6 +116,14 @@ struct FileConfig {
     listen: ListenFile,
     limits: LimitsFile,
     log: LogFile,
+    audit: AuditFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct AuditFile {
+    origin: Option<String>,
+    checkpoint_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -133,7 +152,7 @@ struct LogFile {
 
 /// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
 /// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
-pub const KEYS: [&str; 12] = [
+pub const KEYS: [&str; 14] = [
     "data_dir",
     "database_url",
     "public_url",
@@ -146,6 +165,8 @@ pub const KEYS: [&str; 12] = [
     "limits.request_timeout",
     "log.level",
     "log.format",
+    "audit.origin",
+    "audit.checkpoint_interval",
 ];
 
 /// The environment variable that sets `key`.
@@ -264,6 +285,8 @@ impl FileConfig {
             "limits.request_timeout" => self.limits.request_timeout = Some(value.to_owned()),
             "log.level" => self.log.level = Some(value.to_owned()),
             "log.format" => self.log.format = Some(value.to_owned()),
+            "audit.origin" => self.audit.origin = Some(value.to_owned()),
+            "audit.checkpoint_interval" => self.audit.checkpoint_interval = Some(value.to_owned()),
             other => return Err(ConfigError(format!("{origin}: unknown key `{other}`"))),
         }
         Ok(())
@@ -359,7 +382,36 @@ impl FileConfig {
             level: self.log.level.unwrap_or_else(|| "info".to_owned()),
             format,
         };
+        let origin = match self.audit.origin {
+            Some(o) => o,
+            None => format!("{}/audit", public_url.host_str().unwrap_or("warden")),
+        };
+        if origin.is_empty()
+            || origin
+                .chars()
+                .any(|c| c.is_whitespace() || c == '+' || c.is_control())
+        {
+            return Err(ConfigError(format!(
+                "invalid value `{origin}` for `audit.origin`: no spaces or '+'"
+            )));
+        }
+        let interval = match self.audit.checkpoint_interval {
+            None => Duration::from_secs(10),
+            Some(v) => humantime::parse_duration(v.trim())
+                .ok()
+                .filter(|d| !d.is_zero() && *d <= Duration::from_secs(10))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "invalid duration `{v}` for `audit.checkpoint_interval`: use 100ms to 10s"
+                    ))
+                })?,
+        };
+        let audit = AuditConfig {
+            origin,
+            checkpoint_interval: interval,
+        };
         Ok(Config {
+            audit,
             data_dir,
             database,
             public_url,

@@ -18,6 +18,7 @@ use warden_identity::AuthError;
 use warden_model::{Actor, Timestamp};
 use warden_store::{AuditContext, Store};
 
+use crate::audit::AuditLog;
 use crate::config::Limits;
 use crate::edge::{EdgeState, RequestId, observe, rate_limit};
 use crate::graphql::{Caller, WardenSchema};
@@ -27,6 +28,7 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 pub(crate) struct App {
     pub store: Arc<Store>,
+    pub audit: AuditLog,
     pub schema: WardenSchema,
     pub metrics: Arc<Metrics>,
 }
@@ -43,6 +45,8 @@ impl std::fmt::Debug for App {
 pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Router {
     let routes = Router::new()
         .route("/graphql", post(graphql_bearer))
+        .route("/v1/audit/public_key", get(audit_public_key))
+        .route("/v1/audit/export", get(audit_export_bearer))
         .route("/healthz", get(ready))
         .route("/healthz/live", get(live))
         .route("/metrics", get(metrics))
@@ -55,6 +59,8 @@ pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Route
 pub(crate) fn admin_router(app: App, edge: EdgeState, limits: &Limits) -> Router {
     let routes = Router::new()
         .route("/graphql", post(graphql_operator))
+        .route("/v1/audit/public_key", get(audit_public_key))
+        .route("/v1/audit/export", get(audit_export_operator))
         .route("/healthz", get(ready))
         .fallback(not_found)
         .with_state(app);
@@ -120,14 +126,15 @@ fn graphql_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// `/graphql` on the public listener: the caller proves itself with a bearer token.
-async fn graphql_bearer(
-    State(app): State<App>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
+/// Authenticates a bearer token; on failure, the response to send (401, or 503 when the
+/// store fails), with the denial recorded.
+async fn bearer_context(
+    app: &App,
+    request_id: String,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+    headers: &HeaderMap,
+    target: &str,
+) -> Result<AuditContext, Response> {
     let now = Timestamp::from_system(SystemTime::now());
     let mut audit = AuditContext {
         actor: Actor::Anonymous,
@@ -143,34 +150,48 @@ async fn graphql_bearer(
                 .or_else(|| v.strip_prefix("bearer "))
         });
     let Some(bearer) = bearer else {
-        return unauthorized(&app, &audit, "no bearer token").await;
+        return Err(unauthorized(app, &audit, target, "no bearer token").await);
     };
     match warden_identity::authenticate(&app.store, bearer.trim(), now).await {
         Ok(actor) => audit.actor = actor,
         Err(AuthError::Store(err)) => {
             tracing::error!(error = %err, "token lookup failed");
-            return graphql_error(
+            return Err(graphql_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service unavailable; try again",
-            );
+            ));
         }
-        Err(err) => return unauthorized(&app, &audit, &err.to_string()).await,
+        Err(err) => return Err(unauthorized(app, &audit, target, &err.to_string()).await),
     }
     if audit.actor.role() == Some(warden_model::Role::Scim) {
         let reason = "a scim token may only use /scim/v2";
         if let Err(err) = app
             .store
-            .record_denial(&audit, "api.graphql", "graphql", reason)
+            .record_denial(&audit, "api.access", target, reason)
             .await
         {
             tracing::error!(error = %err, "cannot record denial");
         }
-        return graphql_error(
+        return Err(graphql_error(
             StatusCode::FORBIDDEN,
             "permission denied: a scim token may only use /scim/v2",
-        );
+        ));
     }
-    execute(&app, audit, &headers, &body).await
+    Ok(audit)
+}
+
+/// `/graphql` on the public listener: the caller proves itself with a bearer token.
+async fn graphql_bearer(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match bearer_context(&app, request_id, connect, &headers, "graphql").await {
+        Ok(audit) => execute(&app, audit, &headers, &body).await,
+        Err(response) => response,
+    }
 }
 
 /// `/graphql` on the admin socket: the caller is the operator.
@@ -191,11 +212,11 @@ async fn graphql_operator(
 }
 
 /// Refuses with one generic message whatever the reason, and records the real reason.
-async fn unauthorized(app: &App, audit: &AuditContext, reason: &str) -> Response {
+async fn unauthorized(app: &App, audit: &AuditContext, target: &str, reason: &str) -> Response {
     tracing::info!(reason, "authentication failed");
     if let Err(err) = app
         .store
-        .record_denial(audit, "auth.token", "graphql", reason)
+        .record_denial(audit, "auth.token", target, reason)
         .await
     {
         tracing::error!(error = %err, "cannot record denial");
@@ -264,4 +285,138 @@ fn one_line_syntax_error(error: &mut async_graphql::ServerError) {
         Some(at) => format!("syntax error at {}:{}: {detail}", at.line, at.column),
         None => format!("syntax error: {detail}"),
     };
+}
+
+async fn audit_public_key(State(app): State<App>) -> Response {
+    let key = format!("{}\n", app.audit.verifier());
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], key).into_response()
+}
+
+/// Which events an export covers: sequence numbers, or times (RFC 3339).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExportQuery {
+    since_seq: Option<u64>,
+    until_seq: Option<u64>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+async fn audit_export_bearer(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let audit = match bearer_context(&app, request_id, connect, &headers, "audit").await {
+        Ok(audit) => audit,
+        Err(response) => return response,
+    };
+    if !crate::graphql::permits(&audit.actor, crate::graphql::Capability::ReadAudit) {
+        let role = audit
+            .actor
+            .role()
+            .map_or("none", warden_model::Role::as_str);
+        let reason = format!("role `{role}` may not use api.read_audit");
+        if let Err(err) = app
+            .store
+            .record_denial(&audit, "api.read_audit", "audit", &reason)
+            .await
+        {
+            tracing::error!(error = %err, "cannot record denial");
+        }
+        return graphql_error(
+            StatusCode::FORBIDDEN,
+            &format!("permission denied: {reason}"),
+        );
+    }
+    export(app, audit, query).await
+}
+
+async fn audit_export_operator(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    query: Result<axum::extract::Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let now = Timestamp::from_system(SystemTime::now());
+    let audit = AuditContext {
+        actor: Actor::Operator,
+        request_id,
+        source: None,
+        now,
+    };
+    export(app, audit, query).await
+}
+
+fn parse_time(field: &str, value: &str) -> Result<Timestamp, String> {
+    humantime::parse_rfc3339_weak(value)
+        .map(Timestamp::from_system)
+        .map_err(|_| {
+            format!("invalid `{field}` time `{value}`: use RFC 3339, like 2026-11-29T10:00:00Z")
+        })
+}
+
+async fn export(
+    app: App,
+    audit: AuditContext,
+    query: Result<axum::extract::Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let bad = |m: String| graphql_error(StatusCode::BAD_REQUEST, &m);
+    let q = match query {
+        Ok(axum::extract::Query(q)) => q,
+        Err(e) => return bad(format!("invalid export range: {}", e.body_text())),
+    };
+    let failed = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "audit export failed");
+        graphql_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the server log",
+        )
+    };
+    let size = match app.store.audit_size().await {
+        Ok(size) => size,
+        Err(e) => return failed(&e),
+    };
+    let mut first = q.since_seq.unwrap_or(1).max(1);
+    let mut last = q.until_seq.unwrap_or(size).min(size);
+    for (field, value, is_since) in [("since", &q.since, true), ("until", &q.until, false)] {
+        let Some(value) = value else { continue };
+        let at = match parse_time(field, value) {
+            Ok(at) => at,
+            Err(m) => return bad(m),
+        };
+        match app.store.first_seq_at_or_after(at).await {
+            Ok(seq) if is_since => first = first.max(seq.unwrap_or(size + 1)),
+            Ok(seq) => last = last.min(seq.map_or(size, |s| s - 1)),
+            Err(e) => return failed(&e),
+        }
+    }
+    let last = last.max(first - 1);
+    let details = serde_json::json!({ "first_seq": first, "last_seq": last });
+    // Reading the log is itself recorded, before anything is sent.
+    if let Err(e) = app
+        .store
+        .record(
+            &audit,
+            "audit.export",
+            "audit",
+            details,
+            warden_store::Outcome::Success,
+            None,
+        )
+        .await
+    {
+        return failed(&e);
+    }
+    let head = match app.audit.export_head(first, last).await {
+        Ok(head) => head,
+        Err(e) => return failed(&e),
+    };
+    let stream = app.audit.clone().export_stream(head, first, last);
+    (
+        [(header::CONTENT_TYPE, "application/jsonl; charset=utf-8")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
 }

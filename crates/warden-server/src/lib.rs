@@ -1,6 +1,7 @@
 //! Warden's control plane: configuration, the HTTP edge, the GraphQL API, the admin socket
 //! and metrics. `warden server` is [`Server::start`] then [`Server::run`].
 
+pub mod audit;
 pub mod config;
 mod edge;
 pub mod graphql;
@@ -46,6 +47,7 @@ pub struct Server {
     http: TcpListener,
     admin: UnixListener,
     admin_path: PathBuf,
+    audit: audit::AuditLog,
     /// Held for the server's life: a second server on the same data directory fails to start.
     _lock: File,
 }
@@ -55,7 +57,9 @@ impl Server {
     /// and binds the listeners.
     pub async fn start(config: Config) -> Result<Server, StartError> {
         let lock = lock_data_dir(&config.data_dir)?;
-        let store = open_store(&config).await?;
+        let key = audit::load_or_create_key(&config.data_dir, &config.audit.origin)?;
+        let store = Arc::new(open_store(&config).await?);
+        let audit = audit::AuditLog::new(store.clone(), key);
         let http = TcpListener::bind(config.listen_http).await.map_err(|e| {
             StartError(format!(
                 "cannot listen on {}: {}",
@@ -94,10 +98,11 @@ impl Server {
         )?;
         Ok(Server {
             config,
-            store: Arc::new(store),
+            store,
             http,
             admin,
             admin_path,
+            audit,
             _lock: lock,
         })
     }
@@ -107,6 +112,11 @@ impl Server {
         self.http
             .local_addr()
             .map_err(|e| StartError(format!("cannot read listen address: {}", io_cause(&e))))
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &audit::AuditLog {
+        &self.audit
     }
 
     /// The admin socket's path.
@@ -125,7 +135,8 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let app = App {
             store: self.store.clone(),
-            schema: graphql::schema(self.store.clone()),
+            audit: self.audit.clone(),
+            schema: graphql::schema(self.store.clone(), self.audit.clone()),
             metrics: metrics.clone(),
         };
         let limits = self.config.limits.clone();
@@ -166,6 +177,11 @@ impl Server {
                 }
             })
         });
+        let signer = tokio::spawn(
+            self.audit
+                .clone()
+                .run_signer(self.config.audit.checkpoint_interval),
+        );
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop.send(true);
@@ -176,6 +192,11 @@ impl Server {
         }
         if let Some(sweeper) = sweeper {
             sweeper.abort();
+        }
+        signer.abort();
+        // A last checkpoint, so everything written before shutdown is signed.
+        if let Err(err) = self.audit.sign_now().await {
+            tracing::error!(error = %err, "cannot sign the final audit checkpoint");
         }
         self.store.close().await;
         let _ = std::fs::remove_file(&self.admin_path);

@@ -273,6 +273,17 @@ impl Store {
         rows.iter().map(event_from_row).collect()
     }
 
+    /// The first event at or after `time`, if any.
+    pub async fn first_seq_at_or_after(&self, time: Timestamp) -> Result<Option<u64>, StoreError> {
+        let row = sqlx::query("SELECT MIN(seq) AS seq FROM audit_log WHERE time >= $1")
+            .bind(time.as_millis())
+            .fetch_one(&self.pool)
+            .await?;
+        row.try_get::<Option<i64>, _>("seq")?
+            .map(|s| to_u64(s, "seq"))
+            .transpose()
+    }
+
     /// Events in the log.
     pub async fn audit_size(&self) -> Result<u64, StoreError> {
         let row = sqlx::query("SELECT size FROM audit_head WHERE id = 1")

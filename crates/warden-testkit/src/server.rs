@@ -51,39 +51,7 @@ impl TestServer {
             Backend::Postgres => Some(TestDatabase::create().await),
         };
         let log_path = dir.path().join("server.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let mut cmd = Command::new(bin);
-        cmd.arg("server")
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log);
-        if let Some(db) = &database {
-            cmd.arg("--database-url").arg(db.url());
-        }
-        let mut child = cmd.spawn().expect("spawn warden server");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.trim().strip_prefix("listening on ") {
-                    let _ = tx.send(rest.trim().to_owned());
-                }
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                panic!("warden server did not become ready; its log:\n{log}");
-            }
-        };
+        let (child, url) = spawn(bin, &config_path, &data_dir, database.as_ref(), &log_path);
         TestServer {
             child: Some(child),
             url,
@@ -94,6 +62,25 @@ impl TestServer {
             _dir: dir,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Kills the server with SIGKILL (no chance to clean up) and starts it again on the same
+    /// data directory and database; the new process may listen on another port.
+    pub fn crash_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let config_path = self._dir.path().join("warden.toml");
+        let (child, url) = spawn(
+            &self.bin,
+            &config_path,
+            &self.data_dir,
+            self.database.as_ref(),
+            &self.log_path,
+        );
+        self.child = Some(child);
+        self.url = url;
     }
 
     /// The database URL a second process may use to reach the same data.
@@ -207,4 +194,51 @@ pub fn run_cli(bin: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run warden")
+}
+
+fn spawn(
+    bin: &Path,
+    config_path: &Path,
+    data_dir: &Path,
+    database: Option<&TestDatabase>,
+    log_path: &Path,
+) -> (Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .expect("log file");
+    let mut cmd = Command::new(bin);
+    cmd.arg("server")
+        .arg("--config")
+        .arg(config_path)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log);
+    if let Some(db) = database {
+        cmd.arg("--database-url").arg(db.url());
+    }
+    let mut child = cmd.spawn().expect("spawn warden server");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.trim().strip_prefix("listening on ") {
+                let _ = tx.send(rest.trim().to_owned());
+            }
+        }
+    });
+    let url = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(url) => url,
+        Err(_) => {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(log_path).unwrap_or_default();
+            panic!("warden server did not become ready; its log:\n{log}");
+        }
+    };
+    (child, url)
 }

@@ -25,7 +25,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
 }
 
 /// `./.warden` when it exists (a `--dev` server started here), else the system location.
-fn default_data_dir() -> PathBuf {
+pub fn default_data_dir() -> PathBuf {
     let dev = Path::new(".warden");
     if dev.is_dir() {
         dev.to_path_buf()

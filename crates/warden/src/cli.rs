@@ -24,6 +24,8 @@ pub enum Command {
     Migrate(ServerArgs),
     /// Operate a server on this host through its admin socket (users, groups, tokens).
     Admin(AdminArgs),
+    /// The tamper-evident audit log: key, tail, query, export, verify.
+    Audit(AuditArgs),
     /// The GraphQL API.
     Api {
         #[command(subcommand)]
@@ -160,4 +162,82 @@ pub enum TokenCommand {
 pub enum ApiCommand {
     /// Print the GraphQL schema (SDL).
     Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Talk to the server owning this data directory, over its admin socket
+    /// [default: ./.warden if it exists, else /var/lib/warden].
+    #[arg(long, env = "WARDEN_DATA_DIR", value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Talk to the server at this URL (http://HOST:PORT) with the API token in WARDEN_TOKEN.
+    #[arg(long, env = "WARDEN_SERVER", value_name = "URL", global = true)]
+    pub server: Option<String>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print the log's public key (signed-note verifier key).
+    Key,
+    /// Print the latest events; with -f, keep printing new ones.
+    Tail {
+        /// Keep following new events.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many recent events to start with.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: u32,
+    },
+    /// Search events.
+    Query {
+        /// Actor label, like user:alice, token:ci or operator.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Action, like user.create.
+        #[arg(long)]
+        action: Option<String>,
+        /// Target, like user:alice.
+        #[arg(long)]
+        target: Option<String>,
+        /// At or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Write events, signed checkpoints and proofs to one JSONL file.
+    Export {
+        /// From this sequence number.
+        #[arg(long)]
+        since_seq: Option<u64>,
+        /// Up to this sequence number.
+        #[arg(long)]
+        until_seq: Option<u64>,
+        /// Events at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Events before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// The file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Check the log: an export FILE offline with --key, or the running server's whole log.
+    Verify {
+        /// An export file to check offline.
+        file: Option<PathBuf>,
+        /// The log's public key (from `warden audit key`); required with FILE.
+        #[arg(long, value_name = "PUBKEY")]
+        key: Option<String>,
+    },
 }

@@ -10,60 +10,45 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::UnixStream;
 
-/// Talks to the server that owns a data directory.
+/// Talks to a server: the one owning a data directory, over its admin socket, or one at a URL
+/// with an API token.
 #[derive(Debug)]
 pub struct AdminClient {
     data_dir: PathBuf,
     socket: PathBuf,
+    http: Option<(String, String)>,
 }
 
 impl AdminClient {
     pub fn new(data_dir: &Path) -> Self {
         let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
         let socket = warden_server::admin_socket_path(&data_dir);
-        AdminClient { data_dir, socket }
+        AdminClient {
+            data_dir,
+            socket,
+            http: None,
+        }
+    }
+
+    /// A client for `http://HOST:PORT` with a bearer token.
+    pub fn remote(url: &str, token: String) -> anyhow::Result<Self> {
+        let Some(authority) = url.strip_prefix("http://") else {
+            bail!(
+                "unsupported server URL `{url}`: use http://HOST:PORT (https is not supported by the CLI yet)"
+            );
+        };
+        let authority = authority.trim_end_matches('/').to_owned();
+        Ok(AdminClient {
+            data_dir: PathBuf::new(),
+            socket: PathBuf::new(),
+            http: Some((authority, token)),
+        })
     }
 
     /// Runs one GraphQL operation and returns its `data`, or the first error's message.
     pub async fn graphql(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
-        let stream = match UnixStream::connect(&self.socket).await {
-            Ok(s) => s,
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
-                bail!(
-                    "no Warden server is running with data dir {}",
-                    self.data_dir.display()
-                )
-            }
-            Err(e) if e.kind() == ErrorKind::PermissionDenied => bail!(
-                "cannot open admin socket {}: permission denied (run as the user that runs the server)",
-                self.socket.display()
-            ),
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("cannot open admin socket {}", self.socket.display())
-                });
-            }
-        };
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .context("admin socket handshake failed")?;
-        tokio::spawn(conn);
         let body = serde_json::to_vec(&json!({ "query": query, "variables": variables }))?;
-        let request = hyper::Request::post("/graphql")
-            .header("host", "localhost")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .context("admin request failed")?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .context("admin response failed")?
-            .to_bytes();
+        let (status, bytes) = self.send("POST", "/graphql", body).await?;
         let reply: Value = serde_json::from_slice(&bytes).with_context(|| {
             format!("the server answered {status} with a body that is not JSON")
         })?;
@@ -83,4 +68,111 @@ impl AdminClient {
             .cloned()
             .ok_or_else(|| anyhow!("the server answered {status} without data"))
     }
+
+    /// GETs a path; the body on success, the server's message on failure.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Bytes> {
+        let (status, bytes) = self.send("GET", path, Vec::new()).await?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let message = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/errors/0/message")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| format!("the server answered {status}"));
+        Err(anyhow!("{message}"))
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(hyper::StatusCode, Bytes)> {
+        let (io, host, token) = match &self.http {
+            Some((authority, token)) => {
+                let stream = tokio::net::TcpStream::connect(authority.as_str())
+                    .await
+                    .with_context(|| {
+                        format!("cannot reach the Warden server at http://{authority}")
+                    })?;
+                (
+                    Io::Tcp(TokioIo::new(stream)),
+                    authority.clone(),
+                    Some(token.clone()),
+                )
+            }
+            None => (
+                Io::Unix(TokioIo::new(self.connect_socket().await?)),
+                "localhost".to_owned(),
+                None,
+            ),
+        };
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host)
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request.body(Full::new(Bytes::from(body)))?;
+        let response = match io {
+            Io::Tcp(io) => round_trip(io, request).await?,
+            Io::Unix(io) => round_trip(io, request).await?,
+        };
+        let status = response.0;
+        Ok((status, response.1))
+    }
+
+    async fn connect_socket(&self) -> anyhow::Result<UnixStream> {
+        match UnixStream::connect(&self.socket).await {
+            Ok(s) => Ok(s),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+                bail!(
+                    "no Warden server is running with data dir {}",
+                    self.data_dir.display()
+                )
+            }
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => bail!(
+                "cannot open admin socket {}: permission denied (run as the user that runs the server)",
+                self.socket.display()
+            ),
+            Err(e) => Err(e)
+                .with_context(|| format!("cannot open admin socket {}", self.socket.display())),
+        }
+    }
+}
+
+enum Io {
+    Tcp(TokioIo<tokio::net::TcpStream>),
+    Unix(TokioIo<UnixStream>),
+}
+
+async fn round_trip<T>(
+    io: T,
+    request: hyper::Request<Full<Bytes>>,
+) -> anyhow::Result<(hyper::StatusCode, Bytes)>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .context("handshake with the server failed")?;
+    tokio::spawn(conn);
+    let response = sender
+        .send_request(request)
+        .await
+        .context("request to the server failed")?;
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .context("reading the server's answer failed")?
+        .to_bytes();
+    Ok((status, bytes))
 }

@@ -2,6 +2,7 @@
 //! line and dispatches; the work is in the library crates.
 
 mod admin;
+mod audit;
 mod cli;
 mod client;
 mod output;
@@ -42,6 +43,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Server(args) => server(args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Admin(args) => admin::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
         Command::Api {
             command: ApiCommand::Schema,
         } => {

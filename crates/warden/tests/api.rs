@@ -203,7 +203,7 @@ async fn roles_deny_by_default_and_denials_are_audited() {
             [
                 ("user:bob".to_owned(), "api.read_directory".to_owned()),
                 ("token:a".to_owned(), "api.manage_users".to_owned()),
-                ("token:idp".to_owned(), "api.graphql".to_owned()),
+                ("token:idp".to_owned(), "api.access".to_owned()),
             ]
         );
         store.close().await;

@@ -11,7 +11,7 @@ use super::Caller;
 
 /// What a resolver is about to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Capability {
+pub enum Capability {
     /// See who one is.
     Viewer,
     /// Read users and groups.
@@ -24,6 +24,8 @@ pub(crate) enum Capability {
     ManageGroups,
     /// Create and revoke API tokens.
     ManageTokens,
+    /// Read the audit log, its checkpoints and proofs, and export it.
+    ReadAudit,
 }
 
 impl Capability {
@@ -36,16 +38,20 @@ impl Capability {
             Capability::ManageUsers => "api.manage_users",
             Capability::ManageGroups => "api.manage_groups",
             Capability::ManageTokens => "api.manage_tokens",
+            Capability::ReadAudit => "api.read_audit",
         }
     }
 
     fn is_read(self) -> bool {
-        matches!(self, Capability::ReadDirectory | Capability::ReadTokens)
+        matches!(
+            self,
+            Capability::ReadDirectory | Capability::ReadTokens | Capability::ReadAudit
+        )
     }
 }
 
 /// Whether `actor` may use `cap`. Anything not listed is denied.
-pub(crate) fn permits(actor: &Actor, cap: Capability) -> bool {
+pub fn permits(actor: &Actor, cap: Capability) -> bool {
     match (actor.role(), cap) {
         (Some(Role::Scim) | None, _) => false,
         (Some(Role::Admin), _) => true,
@@ -115,7 +121,7 @@ mod tests {
             assert!(!permits(&Actor::Anonymous, cap));
             assert_eq!(
                 permits(&token(Role::Auditor), cap),
-                matches!(cap, Viewer | ReadDirectory | ReadTokens)
+                matches!(cap, Viewer | ReadDirectory | ReadTokens | ReadAudit)
             );
             assert_eq!(permits(&token(Role::Member), cap), cap == Viewer);
         }

@@ -3,6 +3,7 @@
 //! Every resolver that touches data first asks [`authz::authorize`], which denies by default
 //! and records each denial in the audit trail.
 
+mod audit;
 mod authz;
 mod mutation;
 mod query;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use async_graphql::{EmptySubscription, Schema};
 use warden_store::{AuditContext, Store, StoreError};
 
+pub use authz::{Capability, permits};
 pub use mutation::Mutation;
 pub use query::Query;
 
@@ -25,17 +27,26 @@ pub const MAX_DEPTH: usize = 10;
 pub const MAX_COMPLEXITY: usize = 500;
 
 /// Builds the schema around a store.
-pub fn schema(store: Arc<Store>) -> WardenSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+pub fn schema(store: Arc<Store>, audit: crate::audit::AuditLog) -> WardenSchema {
+    Schema::build(Query::default(), Mutation, EmptySubscription)
         .data(store)
+        .data(audit)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
 }
 
+/// Turns an audit read error into what the caller may see.
+pub(crate) fn audit_error(err: crate::audit::AuditError, caller: &Caller) -> async_graphql::Error {
+    match err {
+        crate::audit::AuditError::Store(e) => api_error(e, caller),
+        crate::audit::AuditError::Proof(e) => bad_input(e),
+    }
+}
+
 /// The schema in SDL, for `warden api schema`.
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation, EmptySubscription)
         .finish()
         .sdl()
 }

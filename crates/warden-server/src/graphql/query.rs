@@ -14,12 +14,16 @@ pub const MAX_PAGE: usize = 100;
 /// Page size when the caller names none.
 pub const DEFAULT_PAGE: usize = 50;
 
-/// Read operations.
+/// Read operations: the audit log's fields are in `audit.rs`.
+#[derive(Debug, Default, async_graphql::MergedObject)]
+pub struct Query(DirectoryQuery, super::audit::AuditQuery);
+
+/// Who is calling, users, groups and tokens.
 #[derive(Debug, Default)]
-pub struct Query;
+pub struct DirectoryQuery;
 
 #[Object]
-impl Query {
+impl DirectoryQuery {
     /// Who is calling.
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Viewer> {
         let caller = authorize(ctx, Capability::Viewer, "viewer").await?;

@@ -1,0 +1,244 @@
+//! `warden audit`: the log's key, tail, query, export and verification.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use serde_json::{Value, json};
+use warden_audit::VerifierKey;
+
+use crate::admin::default_data_dir;
+use crate::cli::{AuditArgs, AuditCommand};
+use crate::client::AdminClient;
+use crate::output::{cell, json as print_json, table};
+
+const EVENT_FIELDS: &str =
+    "seq time actor auth action target outcome reason requestId source details";
+
+pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
+    // Offline verification needs no server at all.
+    if let AuditCommand::Verify {
+        file: Some(file),
+        key,
+    } = &args.command
+    {
+        let key = key
+            .as_deref()
+            .ok_or_else(|| anyhow!("verifying a file needs the log's public key: --key PUBKEY"))?;
+        return verify_file(file, key, args.json);
+    }
+    let client = match &args.server {
+        Some(url) => {
+            let token = std::env::var("WARDEN_TOKEN")
+                .map_err(|_| anyhow!("--server needs an API token in WARDEN_TOKEN"))?;
+            AdminClient::remote(url, token)?
+        }
+        None => AdminClient::new(&args.data_dir.clone().unwrap_or_else(default_data_dir)),
+    };
+    match args.command {
+        AuditCommand::Key => {
+            let key = client.get("/v1/audit/public_key").await?;
+            print!("{}", String::from_utf8_lossy(&key));
+            Ok(())
+        }
+        AuditCommand::Tail { follow, lines } => tail(&client, follow, lines, args.json).await,
+        AuditCommand::Query {
+            actor,
+            action,
+            target,
+            since,
+            until,
+            limit,
+        } => {
+            let vars = json!({ "actor": actor, "action": action, "target": target, "since": since, "until": until });
+            let mut events = Vec::new();
+            let mut after = None;
+            while events.len() < limit as usize {
+                let want = (limit as usize - events.len()).min(1000);
+                let page = fetch(&client, &vars, after, want).await?;
+                let done = page.len() < want;
+                after = page
+                    .last()
+                    .and_then(|e| e.get("seq"))
+                    .and_then(Value::as_u64)
+                    .or(after);
+                events.extend(page);
+                if done {
+                    break;
+                }
+            }
+            print_events(&events, args.json);
+            Ok(())
+        }
+        AuditCommand::Export {
+            since_seq,
+            until_seq,
+            since,
+            until,
+            output,
+        } => {
+            let mut query = Vec::new();
+            if let Some(s) = since_seq {
+                query.push(format!("since_seq={s}"));
+            }
+            if let Some(u) = until_seq {
+                query.push(format!("until_seq={u}"));
+            }
+            for (name, value) in [("since", since), ("until", until)] {
+                if let Some(v) = value {
+                    let parsed = humantime_check(&v)?;
+                    query.push(format!("{name}={parsed}"));
+                }
+            }
+            let path = format!("/v1/audit/export?{}", query.join("&"));
+            let body = client.get(&path).await?;
+            std::fs::write(&output, &body)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            let events = body
+                .split(|b| *b == b'\n')
+                .filter(|l| l.starts_with(b"{\"type\":\"event\""))
+                .count();
+            eprintln!("wrote {events} events to {}", output.display());
+            Ok(())
+        }
+        AuditCommand::Verify { file: _, key } => {
+            let served = String::from_utf8_lossy(&client.get("/v1/audit/public_key").await?)
+                .trim()
+                .to_owned();
+            let key = key.unwrap_or(served);
+            let body = client.get("/v1/audit/export").await?;
+            report(
+                warden_audit::verify(body.as_ref(), &parse_key(&key)?),
+                args.json,
+            )
+        }
+    }
+}
+
+/// Times go to the server as RFC 3339; checking here gives the error before any request.
+fn humantime_check(value: &str) -> anyhow::Result<String> {
+    humantime::parse_rfc3339_weak(value)
+        .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+        .map_err(|_| anyhow!("invalid time `{value}`: use RFC 3339, like 2026-11-29T10:00:00Z"))
+}
+
+fn parse_key(key: &str) -> anyhow::Result<VerifierKey> {
+    Ok(key.parse::<VerifierKey>()?)
+}
+
+fn verify_file(file: &Path, key: &str, json: bool) -> anyhow::Result<()> {
+    let key = parse_key(key)?;
+    let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    report(warden_audit::verify(std::io::BufReader::new(f), &key), json)
+}
+
+fn report(
+    result: Result<warden_audit::Report, warden_audit::VerifyError>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let r = result.map_err(|e| anyhow!("verification failed: {e}"))?;
+    if json {
+        print_json(&json!({
+            "ok": true, "events": r.events, "first_seq": r.first_seq, "last_seq": r.last_seq,
+            "checkpoints": r.checkpoints, "signed_size": r.signed_size,
+        }));
+    } else {
+        println!(
+            "ok: events {} to {} ({} events) match {} signed checkpoint(s), up to tree size {}",
+            r.first_seq, r.last_seq, r.events, r.checkpoints, r.signed_size
+        );
+    }
+    Ok(())
+}
+
+async fn fetch(
+    client: &AdminClient,
+    vars: &Value,
+    after: Option<u64>,
+    first: usize,
+) -> anyhow::Result<Vec<Value>> {
+    let q = format!(
+        "query($actor: String, $action: String, $target: String, $since: String, $until: String, $after: Int, $first: Int!) {{ \
+         auditEvents(actor: $actor, action: $action, target: $target, since: $since, until: $until, afterSeq: $after, first: $first) \
+         {{ {EVENT_FIELDS} }} }}"
+    );
+    let mut vars = vars.clone();
+    if let Some(obj) = vars.as_object_mut() {
+        obj.insert("after".into(), json!(after));
+        obj.insert("first".into(), json!(first));
+    }
+    let data = client.graphql(&q, vars).await?;
+    Ok(data
+        .get("auditEvents")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default())
+}
+
+async fn tail(client: &AdminClient, follow: bool, lines: u32, json: bool) -> anyhow::Result<()> {
+    let size = client
+        .graphql("{ auditCheckpoint { size } }", Value::Null)
+        .await?;
+    let size = size
+        .pointer("/auditCheckpoint/size")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let mut after = size.saturating_sub(u64::from(lines));
+    let vars = json!({});
+    loop {
+        let events = fetch(client, &vars, Some(after), 1000).await?;
+        if let Some(last) = events
+            .last()
+            .and_then(|e| e.get("seq"))
+            .and_then(Value::as_u64)
+        {
+            after = last;
+        }
+        if json {
+            for e in &events {
+                println!("{e}");
+            }
+        } else if !events.is_empty() {
+            print_rows(&events);
+        }
+        std::io::stdout().flush().ok();
+        if !follow {
+            return Ok(());
+        }
+        if events.len() < 1000 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+fn print_events(events: &[Value], json: bool) {
+    if json {
+        print_json(&Value::Array(events.to_vec()));
+    } else {
+        print_rows(events);
+    }
+}
+
+fn print_rows(events: &[Value]) {
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                cell(e, "seq"),
+                cell(e, "time"),
+                cell(e, "actor"),
+                cell(e, "action"),
+                cell(e, "target"),
+                cell(e, "outcome"),
+                cell(e, "reason"),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REASON",
+        ],
+        &rows,
+    );
+}
