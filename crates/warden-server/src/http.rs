@@ -201,14 +201,19 @@ async fn graphql_operator(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let audit = operator_context(request_id);
+    execute(&app, audit, &headers, &body).await
+}
+
+/// The context of a request on the admin socket: whoever opened it is the operator.
+fn operator_context(request_id: String) -> AuditContext {
     let now = Timestamp::from_system(SystemTime::now());
-    let audit = AuditContext {
+    AuditContext {
         actor: Actor::Operator,
         request_id,
         source: None,
         now,
-    };
-    execute(&app, audit, &headers, &body).await
+    }
 }
 
 /// Refuses with one generic message whatever the reason, and records the real reason.
@@ -339,13 +344,7 @@ async fn audit_export_operator(
     Extension(RequestId(request_id)): Extension<RequestId>,
     query: Result<axum::extract::Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let now = Timestamp::from_system(SystemTime::now());
-    let audit = AuditContext {
-        actor: Actor::Operator,
-        request_id,
-        source: None,
-        now,
-    };
+    let audit = operator_context(request_id);
     export(app, audit, query).await
 }
 
