@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use serde_json::json;
 use warden_audit::{
-    AuditEvent, Checkpoint, ExportLine, FORMAT, Frontier, Hash, HexHash, NodeId, Outcome,
-    SigningKey, inclusion_proof, verify, verify_inclusion,
+    AuditEvent, Checkpoint, ExportLine, FORMAT, Frontier, Hash, NodeId, Outcome, SigningKey,
+    event_line, inclusion_proof, verify, verify_inclusion,
 };
 
 type Nodes = std::collections::BTreeMap<NodeId, Hash>;
@@ -44,13 +44,10 @@ fn main() {
         };
         let leaf = e.leaf_hash();
         nodes.extend(tree.push(leaf));
-        events.push(ExportLine::Event {
-            leaf_hash: HexHash(leaf),
-            event: Box::new(e),
-        });
+        events.push(event_line(&e, &leaf));
         if events.len() == 1024 || seq == n {
             for line in events.drain(..) {
-                serde_json::to_writer(&mut lines, &line).unwrap();
+                lines.extend_from_slice(line.as_bytes());
                 lines.push(b'\n');
             }
         }

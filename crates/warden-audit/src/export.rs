@@ -8,7 +8,9 @@
 //! {"type":"event","leaf_hash":hex,"event":{…}}               events S..=E in order
 //! ```
 //!
-//! A checkpoint larger than E carries the consistency proof from size E to its size.
+//! A checkpoint larger than E carries the consistency proof from size E to its size. Each
+//! event is written in its canonical form, the exact bytes its leaf hash covers, so the
+//! verifier hashes what it reads without re-encoding it.
 
 use serde::{Deserialize, Serialize};
 
@@ -47,13 +49,26 @@ pub enum ExportLine {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         consistency: Vec<HexHash>,
     },
-    /// An event with the leaf hash recorded when it was appended.
-    Event {
-        /// The leaf hash the log recorded.
-        leaf_hash: HexHash,
-        /// The event.
-        event: Box<AuditEvent>,
-    },
+}
+
+/// One event line: the canonical event and the leaf hash the log recorded for it.
+pub fn event_line(event: &AuditEvent, recorded: &Hash) -> String {
+    format!(
+        "{{\"type\":\"event\",\"leaf_hash\":\"{}\",\"event\":{}}}",
+        String::from(HexHash(*recorded)),
+        event.canonical()
+    )
+}
+
+/// An event line as read back, borrowing the raw event bytes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventLine<'a> {
+    #[serde(rename = "type")]
+    pub _kind: &'a str,
+    pub leaf_hash: HexHash,
+    #[serde(borrow)]
+    pub event: &'a serde_json::value::RawValue,
 }
 
 /// A hash written as 64 lowercase hex digits.

@@ -23,7 +23,7 @@ mod verify;
 
 pub use checkpoint::{Checkpoint, NoteError, SigningKey, VerifierKey};
 pub use event::{AuditEvent, Outcome, canonical_json};
-pub use export::{ExportLine, FORMAT, HexHash};
+pub use export::{ExportLine, FORMAT, HexHash, event_line};
 pub use tree::{
     Frontier, Hash, NodeId, ProofError, consistency_proof, frontier_ids, inclusion_proof,
     leaf_hash, node_hash, root_from_nodes, verify_consistency, verify_inclusion,

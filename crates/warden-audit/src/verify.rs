@@ -2,8 +2,10 @@
 
 use std::io::BufRead;
 
-use crate::export::HexHash;
-use crate::{Checkpoint, ExportLine, FORMAT, Frontier, NoteError, VerifierKey, verify_consistency};
+use crate::export::{EventLine, HexHash};
+use crate::{
+    Checkpoint, ExportLine, FORMAT, Frontier, NoteError, VerifierKey, leaf_hash, verify_consistency,
+};
 
 /// What a successful verification covered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,32 +85,68 @@ struct Pending {
     consistency: Vec<crate::Hash>,
 }
 
+/// Reads lines into one reused buffer: no allocation per line.
+struct Lines<R> {
+    input: R,
+    buf: Vec<u8>,
+    number: usize,
+}
+
+impl<R: BufRead> Lines<R> {
+    /// Moves to the next line; false at the end of the input.
+    fn advance(&mut self) -> Result<bool, VerifyError> {
+        self.buf.clear();
+        let read = self
+            .input
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|e| VerifyError::Read(e.to_string()))?;
+        if read == 0 {
+            return Ok(false);
+        }
+        if self.buf.last() == Some(&b'\n') {
+            self.buf.pop();
+        }
+        self.number += 1;
+        Ok(true)
+    }
+
+    fn parse<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, VerifyError> {
+        serde_json::from_slice(&self.buf).map_err(|e| VerifyError::Line {
+            line: self.number,
+            why: format!("not a valid export line: {e}"),
+        })
+    }
+
+    fn is_event(&self) -> bool {
+        self.buf.starts_with(b"{\"type\":\"event\"")
+    }
+}
+
+/// Just the sequence number of an event.
+#[derive(serde::Deserialize)]
+struct Seq {
+    seq: u64,
+}
+
 /// Verifies an export read from `input` with the log's public key.
 pub fn verify(input: impl BufRead, key: &VerifierKey) -> Result<Report, VerifyError> {
-    let mut lines = input.lines().enumerate().map(|(i, l)| (i + 1, l));
-    let mut next = move || -> Result<Option<(usize, ExportLine)>, VerifyError> {
-        let Some((n, line)) = lines.next() else {
-            return Ok(None);
-        };
-        let line = line.map_err(|e| VerifyError::Read(e.to_string()))?;
-        let parsed = serde_json::from_str(&line).map_err(|e| VerifyError::Line {
-            line: n,
-            why: format!("not a valid export line: {e}"),
-        })?;
-        Ok(Some((n, parsed)))
+    let mut lines = Lines {
+        input,
+        buf: Vec::new(),
+        number: 0,
     };
     let line_err = |line: usize, why: String| VerifyError::Line { line, why };
 
-    let (first_seq, last_seq) = match next()? {
-        Some((
-            _,
-            ExportLine::Header {
-                format,
-                origin,
-                first_seq,
-                last_seq,
-            },
-        )) => {
+    if !lines.advance()? {
+        return Err(line_err(1, "the export is empty".into()));
+    }
+    let (first_seq, last_seq) = match lines.parse()? {
+        ExportLine::Header {
+            format,
+            origin,
+            first_seq,
+            last_seq,
+        } => {
             if format != FORMAT {
                 return Err(line_err(
                     1,
@@ -132,34 +170,43 @@ pub fn verify(input: impl BufRead, key: &VerifierKey) -> Result<Report, VerifyEr
             }
             (first_seq, last_seq)
         }
-        Some((n, _)) => return Err(line_err(n, "the first line must be the header".into())),
-        None => return Err(line_err(1, "the export is empty".into())),
+        _ => return Err(line_err(1, "the first line must be the header".into())),
     };
-    let mut tree = match next()? {
-        Some((n, ExportLine::Prefix { size, frontier })) => {
+    if !lines.advance()? {
+        return Err(VerifyError::Truncated {
+            expected: last_seq,
+            found: first_seq - 1,
+        });
+    }
+    let mut tree = match lines.parse()? {
+        ExportLine::Prefix { size, frontier } => {
             if size + 1 != first_seq {
                 return Err(line_err(
-                    n,
+                    lines.number,
                     format!("the prefix has {size} events, the first event is {first_seq}"),
                 ));
             }
             let nodes = frontier.into_iter().map(|h| h.0).collect();
-            Frontier::from_nodes(size, nodes)
-                .ok_or_else(|| line_err(n, "the prefix frontier does not fit its size".into()))?
+            Frontier::from_nodes(size, nodes).ok_or_else(|| {
+                line_err(
+                    lines.number,
+                    "the prefix frontier does not fit its size".into(),
+                )
+            })?
         }
-        Some((n, _)) => return Err(line_err(n, "the second line must be the prefix".into())),
-        None => {
-            return Err(VerifyError::Truncated {
-                expected: last_seq,
-                found: first_seq - 1,
-            });
+        _ => {
+            return Err(line_err(
+                lines.number,
+                "the second line must be the prefix".into(),
+            ));
         }
     };
 
     let mut pending: Vec<Pending> = Vec::new();
-    let mut first_event = None;
-    while let Some((n, line)) = next()? {
-        match line {
+    let mut more = lines.advance()?;
+    while more && !lines.is_event() {
+        let n = lines.number;
+        match lines.parse()? {
             ExportLine::Checkpoint { note, consistency } => {
                 let checkpoint = key
                     .open(&note)
@@ -177,10 +224,6 @@ pub fn verify(input: impl BufRead, key: &VerifierKey) -> Result<Report, VerifyEr
                     consistency,
                 });
             }
-            ExportLine::Event { leaf_hash, event } => {
-                first_event = Some((n, leaf_hash, event));
-                break;
-            }
             _ => {
                 return Err(line_err(
                     n,
@@ -188,6 +231,7 @@ pub fn verify(input: impl BufRead, key: &VerifierKey) -> Result<Report, VerifyEr
                 ));
             }
         }
+        more = lines.advance()?;
     }
     pending.sort_by_key(|p| p.checkpoint.size);
     let mut checks = pending.iter().peekable();
@@ -204,31 +248,40 @@ pub fn verify(input: impl BufRead, key: &VerifierKey) -> Result<Report, VerifyEr
         checked += 1;
     }
 
-    let mut current = first_event;
-    while let Some((n, recorded, event)) = current.take() {
+    while more {
+        let n = lines.number;
+        if !lines.is_event() {
+            let _: ExportLine = lines.parse()?;
+            return Err(line_err(n, "only events may follow the first event".into()));
+        }
+        let line: EventLine<'_> = lines.parse()?;
+        let raw = line.event.get();
+        let Seq { seq } = serde_json::from_str(raw)
+            .map_err(|e| line_err(n, format!("the event has no valid sequence number: {e}")))?;
         let expected = tree.size() + 1;
-        if event.seq > expected {
+        if seq > expected {
             return Err(VerifyError::Event {
                 seq: expected,
-                why: format!("missing (the next event in the file is {})", event.seq),
+                why: format!("missing (the next event in the file is {seq})"),
             });
         }
-        if event.seq < expected {
+        if seq < expected {
             return Err(VerifyError::Event {
-                seq: event.seq,
+                seq,
                 why: format!("out of order or repeated (expected {expected}, line {n})"),
             });
         }
-        if event.seq > last_seq {
+        if seq > last_seq {
             return Err(VerifyError::Event {
-                seq: event.seq,
+                seq,
                 why: format!("beyond the header's last event {last_seq}"),
             });
         }
-        let leaf = event.leaf_hash();
-        if leaf != recorded.0 {
+        // The file holds the canonical bytes: hash them as they are.
+        let leaf = leaf_hash(raw.as_bytes());
+        if leaf != line.leaf_hash.0 {
             return Err(VerifyError::Event {
-                seq: event.seq,
+                seq,
                 why: "its content does not match the leaf hash the log recorded".into(),
             });
         }
@@ -244,13 +297,7 @@ pub fn verify(input: impl BufRead, key: &VerifierKey) -> Result<Report, VerifyEr
             verified = tree.size();
             checked += 1;
         }
-        current = match next()? {
-            Some((n, ExportLine::Event { leaf_hash, event })) => Some((n, leaf_hash, event)),
-            Some((n, _)) => {
-                return Err(line_err(n, "only events may follow the first event".into()));
-            }
-            None => None,
-        };
+        more = lines.advance()?;
     }
     if tree.size() < last_seq {
         return Err(VerifyError::Truncated {

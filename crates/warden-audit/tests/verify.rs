@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use serde_json::json;
 use warden_audit::{
     AuditEvent, Checkpoint, ExportLine, FORMAT, Frontier, HexHash, NodeId, Outcome, SigningKey,
-    VerifyError, consistency_proof, verify,
+    VerifyError, consistency_proof, event_line, verify,
 };
 
 const ORIGIN: &str = "test.example/audit";
@@ -83,17 +83,15 @@ fn export(total: u64, first: u64, last: u64, signed: &[u64]) -> Vec<String> {
         };
         lines.push(ExportLine::Checkpoint { note, consistency });
     }
-    for seq in first..=last {
-        let e = event(seq);
-        lines.push(ExportLine::Event {
-            leaf_hash: HexHash(e.leaf_hash()),
-            event: Box::new(e),
-        });
-    }
-    lines
+    let mut text: Vec<String> = lines
         .iter()
         .map(|l| serde_json::to_string(l).unwrap())
-        .collect()
+        .collect();
+    for seq in first..=last {
+        let e = event(seq);
+        text.push(event_line(&e, &e.leaf_hash()));
+    }
+    text
 }
 
 fn check(lines: &[String]) -> Result<warden_audit::Report, VerifyError> {
@@ -105,7 +103,9 @@ fn edit_event(lines: &mut [String], seq: u64, f: impl FnOnce(&mut serde_json::Va
         let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
         if v["type"] == "event" && v["event"]["seq"] == seq {
             f(&mut v);
-            *line = v.to_string();
+            let e: AuditEvent = serde_json::from_value(v["event"].clone()).unwrap();
+            let recorded = HexHash::try_from(v["leaf_hash"].as_str().unwrap().to_owned()).unwrap();
+            *line = event_line(&e, &recorded.0);
             return;
         }
     }
@@ -240,6 +240,7 @@ proptest! {
         let mut changed = lines[index].clone();
         // Flip one character that matters: a digit, or a letter in a value.
         let pos = (seed / 13) as usize % changed.len();
+        prop_assume!(changed.is_char_boundary(pos) && changed.is_char_boundary(pos + 1));
         let replacement = if changed.as_bytes()[pos] == b'1' { "2" } else { "1" };
         changed.replace_range(pos..pos + 1, replacement);
         prop_assume!(changed != lines[index]);

@@ -133,7 +133,10 @@ async fn exports_verify_offline_and_tampering_is_named() {
 fn drop_event(export: &str, seq: u64) -> String {
     export
         .lines()
-        .filter(|l| !l.contains(&format!("\"event\":{{\"seq\":{seq},")))
+        .filter(|l| {
+            !(l.starts_with("{\"type\":\"event\"")
+                && l.contains(&format!("\"seq\":{seq},\"source\"")))
+        })
         .map(|l| format!("{l}\n"))
         .collect()
 }
