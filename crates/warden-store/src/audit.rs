@@ -6,11 +6,10 @@
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use warden_audit::{
-    AuditEvent, Frontier, Hash, HexHash, NodeId, Outcome, canonical_json, frontier_ids,
-};
+use warden_audit::{AuditEvent, Frontier, Hash, HexHash, NodeId, Outcome, frontier_ids};
 use warden_model::{Actor, Timestamp};
 
+use crate::writer::Entry;
 use crate::{Store, StoreError};
 
 /// Who asks for a change, when, and through which request. Built at the edge, per request.
@@ -64,21 +63,17 @@ pub struct StoredCheckpoint {
 
 const EVENT_COLUMNS: &str = "seq, time, actor, actor_json, auth, action, target, outcome, reason, request_id, source, details, leaf_hash";
 
-fn hex(h: &Hash) -> String {
-    String::from(HexHash(*h))
-}
-
 fn unhex(s: String) -> Result<Hash, StoreError> {
     HexHash::try_from(s)
         .map(|h| h.0)
         .map_err(|e| StoreError::Corrupt(format!("hash: {e}")))
 }
 
-fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
+pub(crate) fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}")))
 }
 
-fn to_i64(v: u64) -> i64 {
+pub(crate) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -115,32 +110,14 @@ impl Store {
         action: Action,
         change: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let _writer = self.writer().await;
-        let mut tx = self.pool.begin().await?;
-        match change(&mut tx).await {
-            Ok(value) => {
-                append(&mut tx, ctx, &action, Outcome::Success, None).await?;
-                tx.commit().await?;
-                Ok(value)
-            }
-            Err(err) => {
-                tx.rollback().await?;
-                if err.is_user_error() {
-                    let mut tx = self.pool.begin().await?;
-                    let reason = err.to_string();
-                    append(&mut tx, ctx, &action, Outcome::Failure, Some(&reason)).await?;
-                    tx.commit().await?;
-                }
-                Err(err)
-            }
-        }
-    }
-
-    async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.write_lock {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        }
+        let entry = Entry {
+            ctx,
+            action,
+            isolate: true,
+            outcome: Outcome::Success,
+            reason: None,
+        };
+        self.write(entry, change).await
     }
 
     /// Records that `ctx.actor` was refused `action` on `target`.
@@ -173,16 +150,19 @@ impl Store {
         outcome: Outcome,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        let _writer = self.writer().await;
         let action = Action {
             name: action,
             target: target.to_owned(),
             details,
         };
-        let mut tx = self.pool.begin().await?;
-        append(&mut tx, ctx, &action, outcome, reason).await?;
-        tx.commit().await?;
-        Ok(())
+        let entry = Entry {
+            ctx,
+            action,
+            isolate: false,
+            outcome,
+            reason: reason.map(str::to_owned),
+        };
+        self.write(entry, async |_| Ok(())).await
     }
 
     /// The most recent `limit` events, oldest first.
@@ -301,7 +281,7 @@ impl Store {
     /// The frontier of the tree at `size` (which must not exceed the log).
     pub async fn audit_frontier(&self, size: u64) -> Result<Frontier, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        frontier(&mut conn, size).await
+        load_frontier(&mut conn, size).await
     }
 
     /// Stores a signed checkpoint; a second one for the same size is ignored.
@@ -407,7 +387,10 @@ async fn nodes(
         .collect()
 }
 
-async fn frontier(conn: &mut AnyConnection, size: u64) -> Result<Frontier, StoreError> {
+pub(crate) async fn load_frontier(
+    conn: &mut AnyConnection,
+    size: u64,
+) -> Result<Frontier, StoreError> {
     let ids = frontier_ids(size);
     let found = nodes(conn, &ids).await?;
     let mut hashes = Vec::with_capacity(ids.len());
@@ -422,75 +405,4 @@ async fn frontier(conn: &mut AnyConnection, size: u64) -> Result<Frontier, Store
         hashes.push(hash);
     }
     Frontier::from_nodes(size, hashes).ok_or_else(|| StoreError::Corrupt("tree frontier".into()))
-}
-
-async fn append(
-    conn: &mut AnyConnection,
-    ctx: &AuditContext,
-    action: &Action,
-    outcome: Outcome,
-    reason: Option<&str>,
-) -> Result<u64, StoreError> {
-    // Taking the next number locks the head row until commit (PostgreSQL); SQLite writers are
-    // already serialized. Either way the numbers have no gaps and the tree grows in order.
-    let row = sqlx::query("UPDATE audit_head SET size = size + 1 WHERE id = 1 RETURNING size")
-        .fetch_one(&mut *conn)
-        .await?;
-    let seq = to_u64(row.try_get("size")?, "size")?;
-    let mut tree = frontier(conn, seq - 1).await?;
-    let event = AuditEvent {
-        seq,
-        time: ctx.now.as_millis(),
-        actor: serde_json::to_value(&ctx.actor)
-            .map_err(|e| StoreError::Corrupt(format!("actor: {e}")))?,
-        actor_label: ctx.actor.to_string(),
-        auth: serde_json::to_value(ctx.actor.auth_method())
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-        action: action.name.to_owned(),
-        target: action.target.clone(),
-        outcome,
-        reason: reason.map(str::to_owned),
-        request_id: ctx.request_id.clone(),
-        source: ctx.source.clone(),
-        details: action.details.clone(),
-    };
-    let leaf = event.leaf_hash();
-    let completed = tree.push(leaf);
-    let sql = format!(
-        "INSERT INTO audit_log ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-    );
-    sqlx::query(&sql)
-        .bind(to_i64(seq))
-        .bind(event.time)
-        .bind(&event.actor_label)
-        .bind(canonical_json(&event.actor))
-        .bind(&event.auth)
-        .bind(&event.action)
-        .bind(&event.target)
-        .bind(outcome.as_str())
-        .bind(reason)
-        .bind(&event.request_id)
-        .bind(event.source.as_deref())
-        .bind(canonical_json(&event.details))
-        .bind(hex(&leaf))
-        .execute(&mut *conn)
-        .await?;
-    let values: Vec<String> = (0..completed.len())
-        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-        .collect();
-    let sql = format!(
-        "INSERT INTO audit_nodes (level, idx, hash) VALUES {}",
-        values.join(", ")
-    );
-    let mut query = sqlx::query(&sql);
-    for (id, hash) in &completed {
-        query = query
-            .bind(i64::from(id.level))
-            .bind(to_i64(id.index))
-            .bind(hex(hash));
-    }
-    query.execute(&mut *conn).await?;
-    Ok(seq)
 }

@@ -37,6 +37,9 @@ pub enum StoreError {
     /// A row holds a value Warden would never have written.
     #[error("database holds an invalid value: {0}")]
     Corrupt(String),
+    /// The batch holding this change could not be committed: nothing of it happened.
+    #[error("the change was not committed: {0}")]
+    Commit(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -16,6 +16,7 @@ mod location;
 mod page;
 mod tokens;
 mod users;
+mod writer;
 
 use std::time::Duration;
 
@@ -40,9 +41,10 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct Store {
     pool: AnyPool,
     location: DatabaseLocation,
-    /// SQLite allows one writer; serializing writers in the process avoids `SQLITE_BUSY`
-    /// when two deferred transactions both try to upgrade to a write lock.
-    write_lock: Option<Mutex<()>>,
+    /// The one write path's batch (see `writer.rs`).
+    writer: Mutex<writer::Writer>,
+    /// Wakes writers waiting for a batch's commit to end.
+    commit_done: tokio::sync::Notify,
 }
 
 /// Connection pool occupancy, for metrics.
@@ -92,11 +94,12 @@ impl Store {
                 url: location.to_string(),
                 cause: cause(&e),
             })?;
-        let write_lock = (backend == Backend::Sqlite).then(|| Mutex::new(()));
+
         Ok(Store {
             pool,
             location: location.clone(),
-            write_lock,
+            writer: Mutex::default(),
+            commit_done: tokio::sync::Notify::new(),
         })
     }
 

@@ -72,6 +72,14 @@ impl DatabaseLocation {
         }
     }
 
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend() {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
     /// The URL handed to the driver, secrets included. Never log it.
     pub(crate) fn connect_url(&self) -> String {
         match self {
