@@ -37,6 +37,11 @@ impl Timestamp {
         Self(self.0.saturating_add(ms))
     }
 
+    /// RFC 3339 in UTC, to the millisecond: `2026-11-29T03:39:53.123Z`.
+    pub fn rfc3339_millis(self) -> String {
+        humantime::format_rfc3339_millis(self.to_system()).to_string()
+    }
+
     fn to_system(self) -> SystemTime {
         let ms = u64::try_from(self.0).unwrap_or(0);
         UNIX_EPOCH + Duration::from_millis(ms)

@@ -36,6 +36,58 @@ pub struct AuditConfig {
     pub origin: String,
     /// How often a checkpoint is signed while events flow.
     pub checkpoint_interval: Duration,
+    /// Where the log is copied as it grows: `[[audit.sink]]` tables.
+    pub sinks: Vec<SinkConfig>,
+}
+
+/// One export sink. Each keeps a durable cursor and catches up after an outage.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkConfig {
+    /// Rotating JSON-lines files, one canonical event per line.
+    Jsonl {
+        /// Unique sink name (the cursor's key).
+        name: String,
+        /// Directory for `audit-<first seq>.jsonl` files.
+        dir: PathBuf,
+        /// Start a new file past this size.
+        #[serde(default = "default_max_bytes")]
+        max_bytes: u64,
+    },
+    /// Syslog (RFC 5424) over TCP with octet-counting framing, optionally TLS (RFC 5425).
+    Syslog {
+        /// Unique sink name.
+        name: String,
+        /// Collector address, HOST:PORT.
+        address: String,
+        /// Use TLS.
+        #[serde(default)]
+        tls: bool,
+        /// PEM CA certificates that sign the collector's certificate (required with TLS).
+        ca_file: Option<PathBuf>,
+        /// Name to verify in the collector's certificate; default the address's host.
+        server_name: Option<String>,
+        /// APP-NAME field.
+        #[serde(default = "default_app_name")]
+        app_name: String,
+    },
+}
+
+fn default_max_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn default_app_name() -> String {
+    "warden".to_owned()
+}
+
+impl SinkConfig {
+    /// The sink's name.
+    pub fn name(&self) -> &str {
+        match self {
+            SinkConfig::Jsonl { name, .. } | SinkConfig::Syslog { name, .. } => name,
+        }
+    }
 }
 
 /// Edge protection applied to every listener.
@@ -124,6 +176,7 @@ struct FileConfig {
 struct AuditFile {
     origin: Option<String>,
     checkpoint_interval: Option<String>,
+    sink: Vec<SinkConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -406,7 +459,47 @@ impl FileConfig {
                     ))
                 })?,
         };
+        let mut names = std::collections::BTreeSet::new();
+        for sink in &self.audit.sink {
+            let name = sink.name();
+            let ok = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok {
+                return Err(ConfigError(format!(
+                    "invalid audit sink name `{name}`: use letters, digits, '-' and '_'"
+                )));
+            }
+            if !names.insert(name.to_owned()) {
+                return Err(ConfigError(format!("two audit sinks are named `{name}`")));
+            }
+            if let SinkConfig::Syslog {
+                address,
+                tls,
+                ca_file,
+                ..
+            } = sink
+            {
+                if address
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| p.parse::<u16>().ok())
+                    .is_none()
+                {
+                    return Err(ConfigError(format!(
+                        "invalid address `{address}` for audit sink `{name}`: use HOST:PORT"
+                    )));
+                }
+                if *tls && ca_file.is_none() {
+                    return Err(ConfigError(format!(
+                        "audit sink `{name}` uses TLS and needs `ca_file`"
+                    )));
+                }
+            }
+        }
         let audit = AuditConfig {
+            sinks: self.audit.sink,
             origin,
             checkpoint_interval: interval,
         };

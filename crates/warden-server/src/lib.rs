@@ -8,6 +8,7 @@ pub mod graphql;
 mod http;
 pub mod logging;
 mod metrics;
+mod sink;
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::future::Future;
@@ -48,6 +49,7 @@ pub struct Server {
     admin: UnixListener,
     admin_path: PathBuf,
     audit: audit::AuditLog,
+    sinks: Vec<sink::Prepared>,
     /// Held for the server's life: a second server on the same data directory fails to start.
     _lock: File,
 }
@@ -57,6 +59,7 @@ impl Server {
     /// and binds the listeners.
     pub async fn start(config: Config) -> Result<Server, StartError> {
         let lock = lock_data_dir(&config.data_dir)?;
+        let sinks = sink::prepare(&config.audit.sinks)?;
         let key = audit::load_or_create_key(&config.data_dir, &config.audit.origin)?;
         let store = Arc::new(open_store(&config).await?);
         let audit = audit::AuditLog::new(store.clone(), key);
@@ -103,6 +106,7 @@ impl Server {
             admin,
             admin_path,
             audit,
+            sinks,
             _lock: lock,
         })
     }
@@ -133,6 +137,7 @@ impl Server {
     /// (up to 10 s), closes the database and removes the admin socket.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let metrics = Arc::new(Metrics::new());
+        let sinks = sink::spawn_all(self.sinks, &self.store, &metrics);
         let app = App {
             store: self.store.clone(),
             audit: self.audit.clone(),
@@ -182,6 +187,7 @@ impl Server {
                 .clone()
                 .run_signer(self.config.audit.checkpoint_interval),
         );
+
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop.send(true);
@@ -194,6 +200,9 @@ impl Server {
             sweeper.abort();
         }
         signer.abort();
+        for task in sinks {
+            task.abort();
+        }
         // A last checkpoint, so everything written before shutdown is signed.
         if let Err(err) = self.audit.sign_now().await {
             tracing::error!(error = %err, "cannot sign the final audit checkpoint");

@@ -38,6 +38,11 @@ pub(crate) struct PoolLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct SinkLabels {
+    pub sink: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -51,6 +56,8 @@ pub struct Metrics {
     pub(crate) rejections: Family<ReasonLabels, Counter>,
     pub(crate) connections: Family<ListenerLabels, Gauge>,
     pool: Family<PoolLabels, Gauge>,
+    sink_cursors: Family<SinkLabels, Gauge>,
+    sink_errors: Family<SinkLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -105,6 +112,18 @@ impl Metrics {
             "Build information; the value is always 1",
             build,
         );
+        let sink_cursors = Family::<SinkLabels, Gauge>::default();
+        registry.register(
+            "audit_sink_cursor",
+            "Last audit event delivered, by sink",
+            sink_cursors.clone(),
+        );
+        let sink_errors = Family::<SinkLabels, Counter>::default();
+        registry.register(
+            "audit_sink_errors",
+            "Failed audit deliveries, by sink",
+            sink_errors.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -112,12 +131,31 @@ impl Metrics {
             rejections,
             connections,
             pool,
+            sink_cursors,
+            sink_errors,
         }
     }
 
     pub(crate) fn reject(&self, listener: &'static str, reason: &'static str) {
         self.rejections
             .get_or_create(&ReasonLabels { listener, reason })
+            .inc();
+    }
+
+    pub(crate) fn sink_cursor(&self, sink: &str, seq: u64) {
+        let value = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.sink_cursors
+            .get_or_create(&SinkLabels {
+                sink: sink.to_owned(),
+            })
+            .set(value);
+    }
+
+    pub(crate) fn sink_error(&self, sink: &str) {
+        self.sink_errors
+            .get_or_create(&SinkLabels {
+                sink: sink.to_owned(),
+            })
             .inc();
     }
 

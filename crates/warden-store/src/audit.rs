@@ -264,6 +264,33 @@ impl Store {
             .transpose()
     }
 
+    /// How far the sink `name` has delivered the log (0: nothing yet).
+    pub async fn sink_cursor(&self, name: &str) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT seq FROM audit_sink_cursors WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => to_u64(row.try_get("seq")?, "sink cursor"),
+            None => Ok(0),
+        }
+    }
+
+    /// Records that the sink `name` has delivered every event up to `seq`. This is delivery
+    /// bookkeeping, not a change to Warden's state, so it is not itself audited (it would feed
+    /// the log with events about the log).
+    pub async fn set_sink_cursor(&self, name: &str, seq: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_sink_cursors (name, seq) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+        )
+        .bind(name)
+        .bind(to_i64(seq))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Events in the log.
     pub async fn audit_size(&self) -> Result<u64, StoreError> {
         let row = sqlx::query("SELECT size FROM audit_head WHERE id = 1")

@@ -12,7 +12,9 @@
 )]
 
 mod postgres;
+mod rsyslog;
 mod server;
 
 pub use postgres::TestDatabase;
+pub use rsyslog::{Rsyslog, TlsFiles};
 pub use server::{Backend, TestServer, run_cli};
