@@ -14,7 +14,7 @@ use warden_audit::{
     consistency_proof, inclusion_proof,
 };
 use warden_model::Timestamp;
-use warden_store::{Store, StoreError, StoredCheckpoint};
+use warden_store::{AuditContext, Store, StoreError, StoredCheckpoint};
 
 use crate::StartError;
 use crate::config::io_cause;
@@ -97,6 +97,9 @@ pub enum AuditError {
     /// A proof was asked for outside the tree.
     #[error("{0}")]
     Proof(#[from] ProofError),
+    /// An archive file could not be written.
+    #[error("{0}")]
+    Io(String),
 }
 
 impl AuditLog {
@@ -229,6 +232,92 @@ impl AuditLog {
             out.push(b'\n');
         }
         Ok(Bytes::from(out))
+    }
+
+    /// Moves events older than `retention` into an archive file in `dir`, then removes them
+    /// from the database in an audited transaction. The file is a complete export (verifiable
+    /// offline with the public key) and is on disk, synced, before anything is removed.
+    pub async fn archive_once(
+        &self,
+        retention: Duration,
+        dir: &Path,
+    ) -> Result<Option<(u64, u64)>, AuditError> {
+        let cutoff = SystemTime::now()
+            .checked_sub(retention)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let (Some(first), Some(last)) = (
+            self.store.audit_first_seq().await?,
+            self.store
+                .last_seq_before(Timestamp::from_system(cutoff))
+                .await?,
+        ) else {
+            return Ok(None);
+        };
+        if last < first {
+            return Ok(None);
+        }
+        let head = self.export_head(first, last).await?;
+        let name = format!("archive-{first:012}-{last:012}.jsonl");
+        let io = |e: std::io::Error| {
+            AuditError::Io(format!(
+                "cannot write audit archive {}: {e}",
+                dir.join(&name).display()
+            ))
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let partial = dir.join(format!("{name}.partial"));
+        let mut file = std::fs::File::create(&partial).map_err(io)?;
+        let mut digest = <sha2::Sha256 as sha2::Digest>::new();
+        let mut write = |bytes: &[u8]| -> std::io::Result<()> {
+            sha2::Digest::update(&mut digest, bytes);
+            file.write_all(bytes)
+        };
+        for line in &head {
+            let mut text = serde_json::to_vec(line).unwrap_or_default();
+            text.push(b'\n');
+            write(&text).map_err(io)?;
+        }
+        let mut next = first;
+        while next <= last {
+            let to = last.min(next.saturating_add(EXPORT_BATCH - 1));
+            write(&self.export_events(next, to).await?).map_err(io)?;
+            next = to + 1;
+        }
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&partial, dir.join(&name)).map_err(io)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+        let sha = String::from(HexHash(sha2::Digest::finalize(digest).into()));
+        let ctx = AuditContext {
+            actor: warden_model::Actor::System,
+            request_id: format!("retention-{first}-{last}"),
+            source: None,
+            now: Timestamp::from_system(SystemTime::now()),
+        };
+        self.store
+            .archive_range(&ctx, first, last, &name, &sha)
+            .await?;
+        tracing::info!(first, last, file = %name, "archived audit events");
+        Ok(Some((first, last)))
+    }
+
+    /// Archives old events every `every`, until the task is dropped.
+    pub(crate) async fn run_retention(
+        self,
+        retention: Duration,
+        dir: std::path::PathBuf,
+        every: Duration,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(err) = self.archive_once(retention, &dir).await {
+                tracing::error!(error = %err, "audit archiving failed; nothing was removed");
+            }
+        }
     }
 
     /// A stream of a whole export of `first..=last`.

@@ -38,6 +38,13 @@ pub struct AuditConfig {
     pub checkpoint_interval: Duration,
     /// Where the log is copied as it grows: `[[audit.sink]]` tables.
     pub sinks: Vec<SinkConfig>,
+    /// Events older than this move from the database into archive files; `None` keeps
+    /// everything in the database (the default).
+    pub retention: Option<Duration>,
+    /// Where archive files go.
+    pub archive_dir: PathBuf,
+    /// How often the retention task looks for events to archive.
+    pub retention_check: Duration,
 }
 
 /// One export sink. Each keeps a durable cursor and catches up after an outage.
@@ -176,6 +183,9 @@ struct FileConfig {
 struct AuditFile {
     origin: Option<String>,
     checkpoint_interval: Option<String>,
+    retention: Option<String>,
+    archive_dir: Option<PathBuf>,
+    retention_check: Option<String>,
     sink: Vec<SinkConfig>,
 }
 
@@ -205,7 +215,7 @@ struct LogFile {
 
 /// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
 /// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
-pub const KEYS: [&str; 14] = [
+pub const KEYS: [&str; 17] = [
     "data_dir",
     "database_url",
     "public_url",
@@ -220,6 +230,9 @@ pub const KEYS: [&str; 14] = [
     "log.format",
     "audit.origin",
     "audit.checkpoint_interval",
+    "audit.retention",
+    "audit.archive_dir",
+    "audit.retention_check",
 ];
 
 /// The environment variable that sets `key`.
@@ -340,6 +353,9 @@ impl FileConfig {
             "log.format" => self.log.format = Some(value.to_owned()),
             "audit.origin" => self.audit.origin = Some(value.to_owned()),
             "audit.checkpoint_interval" => self.audit.checkpoint_interval = Some(value.to_owned()),
+            "audit.retention" => self.audit.retention = Some(value.to_owned()),
+            "audit.archive_dir" => self.audit.archive_dir = Some(PathBuf::from(value)),
+            "audit.retention_check" => self.audit.retention_check = Some(value.to_owned()),
             other => return Err(ConfigError(format!("{origin}: unknown key `{other}`"))),
         }
         Ok(())
@@ -498,7 +514,30 @@ impl FileConfig {
                 }
             }
         }
+        let positive = |key: &str, v: &str| {
+            humantime::parse_duration(v.trim())
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| ConfigError(format!("invalid duration `{v}` for `{key}`: use a number and a unit, like 1s or 365d")))
+        };
+        let retention = self
+            .audit
+            .retention
+            .as_deref()
+            .map(|v| positive("audit.retention", v))
+            .transpose()?;
+        let retention_check = match self.audit.retention_check.as_deref() {
+            Some(v) => positive("audit.retention_check", v)?,
+            None => Duration::from_secs(3600),
+        };
+        let archive_dir = match self.audit.archive_dir {
+            Some(dir) => absolute(&dir)?,
+            None => data_dir.join("audit-archive"),
+        };
         let audit = AuditConfig {
+            retention,
+            retention_check,
+            archive_dir,
             sinks: self.audit.sink,
             origin,
             checkpoint_interval: interval,
@@ -680,6 +719,7 @@ mod tests {
             let mut f = FileConfig::default();
             let value = match key {
                 k if k.starts_with("limits.") && k.ends_with("timeout") => "5s",
+                k if k.starts_with("audit.") => "5s",
                 k if k.starts_with("limits.") => "7",
                 _ => "x",
             };

@@ -377,7 +377,16 @@ async fn export(
         Ok(size) => size,
         Err(e) => return failed(&e),
     };
-    let mut first = q.since_seq.unwrap_or(1).max(1);
+    let oldest = match app.store.audit_first_seq().await {
+        Ok(oldest) => oldest.unwrap_or(size + 1),
+        Err(e) => return failed(&e),
+    };
+    if q.since_seq.is_some_and(|s| s < oldest) {
+        return bad(format!(
+            "events before {oldest} have been archived; verify them from the archive files (audit.archive_dir)"
+        ));
+    }
+    let mut first = q.since_seq.unwrap_or(oldest).max(1);
     let mut last = q.until_seq.unwrap_or(size).min(size);
     for (field, value, is_since) in [("since", &q.since, true), ("until", &q.until, false)] {
         let Some(value) = value else { continue };

@@ -138,6 +138,15 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let metrics = Arc::new(Metrics::new());
         let sinks = sink::spawn_all(self.sinks, &self.store, &metrics);
+        let audit_config = &self.config.audit;
+        let retention = audit_config.retention.map(|keep| {
+            let dir = audit_config.archive_dir.clone();
+            tokio::spawn(
+                self.audit
+                    .clone()
+                    .run_retention(keep, dir, audit_config.retention_check),
+            )
+        });
         let app = App {
             store: self.store.clone(),
             audit: self.audit.clone(),
@@ -200,7 +209,7 @@ impl Server {
             sweeper.abort();
         }
         signer.abort();
-        for task in sinks {
+        for task in sinks.into_iter().chain(retention) {
             task.abort();
         }
         // A last checkpoint, so everything written before shutdown is signed.

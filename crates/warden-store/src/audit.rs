@@ -264,6 +264,54 @@ impl Store {
             .transpose()
     }
 
+    /// The oldest event still in the database (older ones were archived); `None` when empty.
+    pub async fn audit_first_seq(&self) -> Result<Option<u64>, StoreError> {
+        let row = sqlx::query("SELECT MIN(seq) AS seq FROM audit_log")
+            .fetch_one(&self.pool)
+            .await?;
+        row.try_get::<Option<i64>, _>("seq")?
+            .map(|s| to_u64(s, "seq"))
+            .transpose()
+    }
+
+    /// The newest event from before `time`.
+    pub async fn last_seq_before(&self, time: Timestamp) -> Result<Option<u64>, StoreError> {
+        let row = sqlx::query("SELECT MAX(seq) AS seq FROM audit_log WHERE time < $1")
+            .bind(time.as_millis())
+            .fetch_one(&self.pool)
+            .await?;
+        row.try_get::<Option<i64>, _>("seq")?
+            .map(|s| to_u64(s, "seq"))
+            .transpose()
+    }
+
+    /// Removes events `first..=last` from the database once they are safely in an archive
+    /// file, recording that (with the file's name and SHA-256) in the same transaction. The
+    /// tree's nodes stay, so proofs and later exports still chain to the signed checkpoints.
+    pub async fn archive_range(
+        &self,
+        ctx: &AuditContext,
+        first: u64,
+        last: u64,
+        file: &str,
+        sha256: &str,
+    ) -> Result<u64, StoreError> {
+        let action = Action {
+            name: "audit.archive",
+            target: "audit".to_owned(),
+            details: serde_json::json!({ "first_seq": first, "last_seq": last, "file": file, "sha256": sha256 }),
+        };
+        self.audited(ctx, action, async |conn| {
+            let done = sqlx::query("DELETE FROM audit_log WHERE seq >= $1 AND seq <= $2")
+                .bind(to_i64(first))
+                .bind(to_i64(last))
+                .execute(&mut *conn)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
     /// How far the sink `name` has delivered the log (0: nothing yet).
     pub async fn sink_cursor(&self, name: &str) -> Result<u64, StoreError> {
         let row = sqlx::query("SELECT seq FROM audit_sink_cursors WHERE name = $1")

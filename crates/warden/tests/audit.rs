@@ -274,3 +274,74 @@ async fn sigkill_during_concurrent_writes_loses_nothing_acknowledged() {
         }
     }
 }
+
+#[tokio::test]
+async fn retention_archives_old_events_into_verifiable_files_and_the_chain_stays_unbroken() {
+    for backend in Backend::ALL {
+        let archive = tempfile::tempdir().unwrap();
+        let config = format!(
+            "[audit]\nretention = \"1s\"\nretention_check = \"500ms\"\narchive_dir = \"{}\"\n",
+            archive.path().display()
+        );
+        let server = TestServer::start(bin(), backend, &config).await;
+        for name in ["old1", "old2", "old3"] {
+            stdout(server.admin(&["user", "add", name]));
+        }
+        let start = std::time::Instant::now();
+        let file = loop {
+            let found = std::fs::read_dir(archive.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.extension().is_some_and(|x| x == "jsonl"));
+            if let Some(f) = found {
+                break f;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(15),
+                "no archive file"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert!(
+            file.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("archive-000000000001-"),
+            "{file:?}"
+        );
+        let key = stdout(audit(&server, &["key"])).trim().to_owned();
+        let report = stdout(run_cli(
+            bin(),
+            &["audit", "verify", file.to_str().unwrap(), "--key", &key],
+        ));
+        assert!(
+            report.starts_with("ok: events 1 to "),
+            "{backend:?}: {report}"
+        );
+
+        // The live log starts after the archive, and still verifies against the signed tree.
+        stdout(server.admin(&["user", "add", "new1"]));
+        let live = stdout(audit(&server, &["verify"]));
+        assert!(live.starts_with("ok: events "), "{live}");
+        assert!(
+            !live.starts_with("ok: events 1 to"),
+            "archived events are no longer in the database: {live}"
+        );
+        let archived: Value = serde_json::from_str(&stdout(audit(
+            &server,
+            &["query", "--action", "audit.archive", "--json"],
+        )))
+        .unwrap();
+        let details = &archived[0]["details"];
+        assert_eq!(details["first_seq"], 1);
+        assert_eq!(details["file"], file.file_name().unwrap().to_str().unwrap());
+        assert_eq!(details["sha256"].as_str().unwrap().len(), 64);
+        let out = audit(&server, &["export", "--since-seq", "1", "-o", "/dev/null"]);
+        assert!(
+            stderr(&out).starts_with("error: events before "),
+            "{}",
+            stderr(&out)
+        );
+    }
+}

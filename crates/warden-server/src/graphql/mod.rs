@@ -41,6 +41,7 @@ pub(crate) fn audit_error(err: crate::audit::AuditError, caller: &Caller) -> asy
     match err {
         crate::audit::AuditError::Store(e) => api_error(e, caller),
         crate::audit::AuditError::Proof(e) => bad_input(e),
+        crate::audit::AuditError::Io(e) => api_error(StoreError::Corrupt(e), caller),
     }
 }
 
