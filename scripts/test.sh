@@ -16,6 +16,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
 fi
 
+# Python packages the tests drive: the OpenTelemetry project's protobuf definitions decode
+# what the OTLP sink sends.
+python3 -c "import opentelemetry.proto.collector.logs.v1.logs_service_pb2" 2> /dev/null \
+  || python3 -m pip install -q --root-user-action=ignore opentelemetry-proto
+
 # PostgreSQL runs on these machines; start it if it stopped.
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   if command -v pg_ctlcluster > /dev/null; then

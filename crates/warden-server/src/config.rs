@@ -78,6 +78,16 @@ pub enum SinkConfig {
         #[serde(default = "default_app_name")]
         app_name: String,
     },
+    /// OpenTelemetry logs over OTLP/HTTP with protobuf (cargo feature `otlp`, on by default).
+    Otlp {
+        /// Unique sink name.
+        name: String,
+        /// The collector's logs endpoint, like `http://127.0.0.1:4318/v1/logs`.
+        endpoint: String,
+        /// The resource's `service.name`.
+        #[serde(default = "default_app_name")]
+        service_name: String,
+    },
 }
 
 fn default_max_bytes() -> u64 {
@@ -92,7 +102,9 @@ impl SinkConfig {
     /// The sink's name.
     pub fn name(&self) -> &str {
         match self {
-            SinkConfig::Jsonl { name, .. } | SinkConfig::Syslog { name, .. } => name,
+            SinkConfig::Jsonl { name, .. }
+            | SinkConfig::Syslog { name, .. }
+            | SinkConfig::Otlp { name, .. } => name,
         }
     }
 }

@@ -11,10 +11,12 @@
     reason = "test support: a failure here is a failed test, and should say why"
 )]
 
+mod otlp;
 mod postgres;
 mod rsyslog;
 mod server;
 
+pub use otlp::OtlpReceiver;
 pub use postgres::TestDatabase;
 pub use rsyslog::{Rsyslog, TlsFiles};
 pub use server::{Backend, TestServer, run_cli};

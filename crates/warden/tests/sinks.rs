@@ -279,3 +279,32 @@ fn bad_sink_configuration_stops_the_server() {
         )
     );
 }
+
+#[tokio::test]
+async fn otlp_logs_reach_a_receiver_that_decodes_them_with_the_official_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = warden_testkit::OtlpReceiver::start(dir.path());
+    let config = format!(
+        "[[audit.sink]]\nkind = \"otlp\"\nname = \"otel\"\nendpoint = \"http://127.0.0.1:{}/v1/logs\"\n",
+        receiver.port
+    );
+    let server = TestServer::start(bin(), Backend::Sqlite, &config).await;
+    add_users(&server, "o", 3);
+    assert!(!server.admin(&["user", "add", "o0"]).status.success());
+    wait_for("4 OTLP records", || receiver.records().len() >= 4).await;
+    let records = receiver.records();
+    let first = &records[0];
+    assert_eq!(first["resource"]["service.name"], "warden");
+    assert_eq!(first["scope"], "warden.audit");
+    assert_eq!(first["event_name"], "user.create");
+    assert_eq!(first["attributes"]["warden.audit.seq"], 1);
+    assert_eq!(first["attributes"]["warden.audit.target"], "user:o0");
+    assert_eq!(first["severity"], "INFO");
+    let body: AuditEvent = serde_json::from_str(first["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body.seq, 1);
+    assert_eq!(
+        body.time as u64 * 1_000_000,
+        first["time"].as_u64().unwrap()
+    );
+    assert_eq!(records[3]["attributes"]["warden.audit.outcome"], "failure");
+}

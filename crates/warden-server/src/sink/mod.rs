@@ -6,6 +6,8 @@
 //! once; the JSONL sink also resumes after the last event it finds in its files.
 
 mod jsonl;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod syslog;
 
 use std::sync::Arc;
@@ -47,6 +49,8 @@ pub(crate) trait Sink: Send {
 pub(crate) enum Prepared {
     Jsonl(String, jsonl::JsonlSink),
     Syslog(String, syslog::SyslogSink),
+    #[cfg(feature = "otlp")]
+    Otlp(String, otlp::OtlpSink),
 }
 
 impl std::fmt::Debug for Prepared {
@@ -54,6 +58,8 @@ impl std::fmt::Debug for Prepared {
         match self {
             Prepared::Jsonl(name, _) => write!(f, "jsonl sink {name}"),
             Prepared::Syslog(name, _) => write!(f, "syslog sink {name}"),
+            #[cfg(feature = "otlp")]
+            Prepared::Otlp(name, _) => write!(f, "otlp sink {name}"),
         }
     }
 }
@@ -85,6 +91,16 @@ pub(crate) fn prepare(configs: &[SinkConfig]) -> Result<Vec<Prepared>, crate::St
                         app_name,
                     )?,
                 ),
+                #[cfg(feature = "otlp")]
+                SinkConfig::Otlp { endpoint, service_name, .. } => {
+                    Prepared::Otlp(name, otlp::OtlpSink::new(endpoint, service_name)?)
+                }
+                #[cfg(not(feature = "otlp"))]
+                SinkConfig::Otlp { .. } => {
+                    return Err(crate::StartError(format!(
+                        "audit sink `{name}` is OTLP, and this build has no OTLP support (cargo feature `otlp`)"
+                    )));
+                }
             })
         })
         .collect()
@@ -103,6 +119,8 @@ pub(crate) fn spawn_all(
             match sink {
                 Prepared::Jsonl(name, sink) => tokio::spawn(run(name, sink, store, metrics)),
                 Prepared::Syslog(name, sink) => tokio::spawn(run(name, sink, store, metrics)),
+                #[cfg(feature = "otlp")]
+                Prepared::Otlp(name, sink) => tokio::spawn(run(name, sink, store, metrics)),
             }
         })
         .collect()
