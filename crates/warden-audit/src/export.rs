@@ -94,6 +94,14 @@ impl TryFrom<String> for HexHash {
 
 impl From<HexHash> for String {
     fn from(h: HexHash) -> String {
-        h.0.iter().map(|b| format!("{b:02x}")).collect()
+        fn digit(n: u8) -> char {
+            char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 })
+        }
+        let mut out = String::with_capacity(64);
+        for b in h.0 {
+            out.push(digit(b >> 4));
+            out.push(digit(b & 0x0f));
+        }
+        out
     }
 }

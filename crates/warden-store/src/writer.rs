@@ -28,7 +28,10 @@ pub(crate) struct Writer {
     tx: Option<Transaction<'static, Any>>,
     /// The tree including the open batch's events; `None` when it must be reloaded.
     tree: Option<Frontier>,
-    events: Vec<(AuditEvent, Hash)>,
+    /// The batch's events as rows of the `audit_log` insert: a JSON array each, written once.
+    rows: String,
+    /// How many events `rows` holds.
+    pending: usize,
     nodes: Vec<(NodeId, Hash)>,
     waiters: Vec<oneshot::Sender<Result<(), String>>>,
     /// A statement failed in a way that leaves the transaction unusable.
@@ -170,7 +173,8 @@ impl Store {
     /// of the batch with the outcome.
     async fn commit_batch(&self, mut w: MutexGuard<'_, Writer>) {
         let tx = w.tx.take();
-        let events = mem::take(&mut w.events);
+        let rows = mem::take(&mut w.rows);
+        let pending = mem::take(&mut w.pending);
         let nodes = mem::take(&mut w.nodes);
         let waiters = mem::take(&mut w.waiters);
         let poisoned = w.poisoned.take();
@@ -180,7 +184,7 @@ impl Store {
 
         let outcome = match (tx, poisoned, size) {
             (Some(tx), None, Some(size)) => {
-                flush(tx, self.location.backend(), &events, &nodes, size)
+                flush(tx, self.location.backend(), &rows, pending, &nodes, size)
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -192,7 +196,7 @@ impl Store {
             _ => Err("the batch has no transaction".to_owned()),
         };
         if let Err(why) = &outcome {
-            tracing::error!(error = %why, events = events.len(), "audit batch failed; none of its changes happened");
+            tracing::error!(error = %why, events = pending, "audit batch failed; none of its changes happened");
         }
         let mut w = self.writer.lock().await;
         w.committing = false;
@@ -236,45 +240,59 @@ fn push_event(
         source: ctx.source.clone(),
         details: action.details.clone(),
     };
+    // One canonical encoding per event: the leaf hashes it, and the row reuses its parts.
+    let actor_json = canonical_json(&event.actor);
+    let details_json = canonical_json(&event.details);
     let leaf = event.leaf_hash();
     w.nodes.extend(tree.push(leaf));
-    w.events.push((event, leaf));
+    // Appends `v` as a JSON string; serde_json's escaping cannot fail on a &str.
+    fn text(row: &mut String, v: &str) {
+        let escaped = serde_json::to_string(v).unwrap_or_default();
+        row.push_str(&escaped);
+        row.push(',');
+    }
+    let row = &mut w.rows;
+    row.push(if row.is_empty() { '[' } else { ',' });
+    row.push('[');
+    row.push_str(&format!("{},{},", event.seq, event.time));
+    text(row, &event.actor_label);
+    text(row, &actor_json);
+    text(row, &event.auth);
+    text(row, &event.action);
+    text(row, &event.target);
+    text(row, event.outcome.as_str());
+    match &event.reason {
+        Some(reason) => text(row, reason),
+        None => row.push_str("null,"),
+    }
+    text(row, &event.request_id);
+    match &event.source {
+        Some(source) => text(row, source),
+        None => row.push_str("null,"),
+    }
+    text(row, &details_json);
+    row.push('"');
+    row.push_str(&String::from(HexHash(leaf)));
+    row.push_str("\"]");
+    w.pending += 1;
     Ok(())
 }
 
 async fn flush(
     mut tx: Transaction<'static, Any>,
     backend: Backend,
-    events: &[(AuditEvent, Hash)],
+    rows: &str,
+    pending: usize,
     nodes: &[(NodeId, Hash)],
     size: u64,
 ) -> Result<(), StoreError> {
-    if events.is_empty() {
+    if pending == 0 {
         tx.commit().await?;
         return Ok(());
     }
     // Each table gets its batch as one JSON array parameter, expanded by the database: two
     // statements per batch instead of thirteen bound values per event.
-    let rows: Vec<serde_json::Value> = events
-        .iter()
-        .map(|(e, leaf)| {
-            serde_json::json!([
-                e.seq,
-                e.time,
-                e.actor_label,
-                canonical_json(&e.actor),
-                e.auth,
-                e.action,
-                e.target,
-                e.outcome.as_str(),
-                e.reason,
-                e.request_id,
-                e.source,
-                canonical_json(&e.details),
-                String::from(HexHash(*leaf)),
-            ])
-        })
-        .collect();
+    let rows = format!("{rows}]");
     let tree: Vec<serde_json::Value> = nodes
         .iter()
         .map(|(id, hash)| serde_json::json!([id.level, id.index, String::from(HexHash(*hash))]))
@@ -284,7 +302,7 @@ async fn flush(
         Backend::Postgres => (POSTGRES_EVENTS, POSTGRES_NODES),
     };
     sqlx::query(insert_events)
-        .bind(serde_json::Value::Array(rows).to_string())
+        .bind(rows)
         .execute(&mut *tx)
         .await?;
     sqlx::query(insert_nodes)
