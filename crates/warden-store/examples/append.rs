@@ -97,7 +97,9 @@ async fn main() {
         let leaf = store
             .audit_nodes(&[warden_audit::NodeId { level: 0, index }])
             .await
-            .unwrap()[0]
+            .unwrap()
+            .first()
+            .unwrap()
             .1;
         assert!(warden_audit::verify_inclusion(
             index, size, &leaf, &path, &root
