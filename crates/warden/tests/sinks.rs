@@ -274,7 +274,7 @@ fn bad_sink_configuration_stops_the_server() {
     assert_eq!(
         err.trim(),
         format!(
-            "error: config file {} line 2: key `audit.sink[0].kind`: unknown variant `kafka`, expected `jsonl` or `syslog`",
+            "error: config file {} line 2: key `audit.sink[0].kind`: unknown variant `kafka`, expected one of `jsonl`, `syslog`, `otlp`",
             config.display()
         )
     );
