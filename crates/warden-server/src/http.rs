@@ -165,13 +165,7 @@ async fn bearer_context(
     }
     if audit.actor.role() == Some(warden_model::Role::Scim) {
         let reason = "a scim token may only use /scim/v2";
-        if let Err(err) = app
-            .store
-            .record_denial(&audit, "api.access", target, reason)
-            .await
-        {
-            tracing::error!(error = %err, "cannot record denial");
-        }
+        deny(app, &audit, "api.access", target, reason).await;
         return Err(graphql_error(
             StatusCode::FORBIDDEN,
             "permission denied: a scim token may only use /scim/v2",
@@ -216,16 +210,38 @@ fn operator_context(request_id: String) -> AuditContext {
     }
 }
 
+/// Runs a write to completion even if the client goes away. The write path holds the batch
+/// while a change runs, so it must never be cancelled halfway; handlers hand their writes to a
+/// task of their own.
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, warden_store::StoreError>> + Send + 'static,
+) -> Result<T, warden_store::StoreError> {
+    tokio::spawn(work).await.unwrap_or_else(|e| {
+        Err(warden_store::StoreError::Commit(format!(
+            "the write task failed: {e}"
+        )))
+    })
+}
+
+/// Records a denial (logging, not failing, if it cannot be recorded).
+async fn deny(app: &App, audit: &AuditContext, action: &'static str, target: &str, reason: &str) {
+    let (store, ctx, target, reason) = (
+        app.store.clone(),
+        audit.clone(),
+        target.to_owned(),
+        reason.to_owned(),
+    );
+    let recorded =
+        detached(async move { store.record_denial(&ctx, action, &target, &reason).await }).await;
+    if let Err(err) = recorded {
+        tracing::error!(error = %err, "cannot record denial");
+    }
+}
+
 /// Refuses with one generic message whatever the reason, and records the real reason.
 async fn unauthorized(app: &App, audit: &AuditContext, target: &str, reason: &str) -> Response {
     tracing::info!(reason, "authentication failed");
-    if let Err(err) = app
-        .store
-        .record_denial(audit, "auth.token", target, reason)
-        .await
-    {
-        tracing::error!(error = %err, "cannot record denial");
-    }
+    deny(app, audit, "auth.token", target, reason).await;
     let mut resp = graphql_error(
         StatusCode::UNAUTHORIZED,
         "authentication required: send a valid API token as `Authorization: Bearer <token>`",
@@ -258,7 +274,14 @@ async fn execute(app: &App, audit: AuditContext, headers: &HeaderMap, body: &[u8
             return graphql_error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}"));
         }
     };
-    let mut response = app.schema.execute(request.data(Caller { audit })).await;
+    let schema = app.schema.clone();
+    let request = request.data(Caller { audit });
+    let Ok(mut response) = tokio::spawn(async move { schema.execute(request).await }).await else {
+        return graphql_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the server log",
+        );
+    };
     // Errors without a path come from parsing or validation (syntax, unknown fields, depth
     // and complexity limits): nothing ran, and the request itself is at fault.
     let rejected = response.data == async_graphql::Value::Null
@@ -324,13 +347,7 @@ async fn audit_export_bearer(
             .role()
             .map_or("none", warden_model::Role::as_str);
         let reason = format!("role `{role}` may not use api.read_audit");
-        if let Err(err) = app
-            .store
-            .record_denial(&audit, "api.read_audit", "audit", &reason)
-            .await
-        {
-            tracing::error!(error = %err, "cannot record denial");
-        }
+        deny(&app, &audit, "api.read_audit", "audit", &reason).await;
         return graphql_error(
             StatusCode::FORBIDDEN,
             &format!("permission denied: {reason}"),
@@ -403,18 +420,15 @@ async fn export(
     let last = last.max(first - 1);
     let details = serde_json::json!({ "first_seq": first, "last_seq": last });
     // Reading the log is itself recorded, before anything is sent.
-    if let Err(e) = app
-        .store
-        .record(
-            &audit,
-            "audit.export",
-            "audit",
-            details,
-            warden_store::Outcome::Success,
-            None,
-        )
-        .await
-    {
+    let (store, ctx) = (app.store.clone(), audit.clone());
+    let recorded = detached(async move {
+        let success = warden_store::Outcome::Success;
+        store
+            .record(&ctx, "audit.export", "audit", details, success, None)
+            .await
+    })
+    .await;
+    if let Err(e) = recorded {
         return failed(&e);
     }
     let head = match app.audit.export_head(first, last).await {

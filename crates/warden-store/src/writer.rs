@@ -8,6 +8,10 @@
 //! failed commit) was never acknowledged. Under light load a batch is one change; under heavy
 //! load one fsync covers hundreds.
 //!
+//! A write must run to completion: a caller cancelled while its change runs would leave the
+//! batch half-done. Callers that can be cancelled (HTTP handlers whose client went away) run
+//! their writes in a task of their own.
+//!
 //! Sequence numbers and tree nodes are computed in memory from the frontier of the open
 //! transaction and written at commit. The frontier is checked against `audit_head` at the start
 //! of each batch (locked `FOR UPDATE` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite), so other
