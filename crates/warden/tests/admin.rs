@@ -176,46 +176,26 @@ async fn mistakes_are_one_line_and_change_nothing() {
 fn flags_are_checked_before_anything_is_sent() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let out = run_cli(
-        bin(),
-        &[
-            "admin",
-            "--data-dir",
-            d,
-            "token",
-            "create",
-            "--name",
-            "x",
-            "--role",
-            "root",
-        ],
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("unknown role `root`: expected admin, auditor, member or scim")
-    );
-    assert!(!out.status.success());
-    let out = run_cli(
-        bin(),
-        &[
-            "admin",
-            "--data-dir",
-            d,
-            "token",
-            "create",
-            "--name",
-            "x",
-            "--role",
-            "admin",
-            "--ttl",
-            "5s",
-        ],
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("duration `5s` is too short: the minimum is 1m")
-    );
-    assert!(!out.status.success());
+    let create = ["admin", "--data-dir", d, "token", "create", "--name", "x"];
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["--role", "root"],
+            "unknown role `root`: expected admin, auditor, member or scim",
+        ),
+        (
+            &["--role", "admin", "--ttl", "5s"],
+            "duration `5s` is too short: the minimum is 1m",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let args: Vec<&str> = create.iter().chain(extra).copied().collect();
+        let out = run_cli(bin(), &args);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expected),
+            "{expected}"
+        );
+    }
 }
 
 #[test]

@@ -41,6 +41,28 @@ fn events(lines: &[String]) -> Vec<AuditEvent> {
         .collect()
 }
 
+/// Writes a collector's PEM files into `dir`.
+fn tls_files(dir: &Path, ca: &str, cert: &str, key: &str) -> TlsFiles {
+    let files = TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    std::fs::write(&files.ca, ca).unwrap();
+    std::fs::write(&files.cert, cert).unwrap();
+    std::fs::write(&files.key, key).unwrap();
+    files
+}
+
+/// A TLS syslog sink for the collector on `port`, trusting `ca`.
+fn tls_sink(port: u16, ca: &Path) -> String {
+    format!(
+        "[[audit.sink]]\nkind = \"syslog\"\nname = \"siem-tls\"\naddress = \"127.0.0.1:{port}\"\ntls = true\n\
+         ca_file = \"{}\"\nserver_name = \"localhost\"\n",
+        ca.display()
+    )
+}
+
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -162,22 +184,10 @@ async fn syslog_over_tls_checks_the_collector_certificate() {
         .unwrap()
         .signed_by(&key, &ca, &ca_key)
         .unwrap();
-    let files = TlsFiles {
-        ca: dir.path().join("ca.pem"),
-        cert: dir.path().join("cert.pem"),
-        key: dir.path().join("key.pem"),
-    };
-    std::fs::write(&files.ca, ca.pem()).unwrap();
-    std::fs::write(&files.cert, cert.pem()).unwrap();
-    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    let files = tls_files(dir.path(), &ca.pem(), &cert.pem(), &key.serialize_pem());
     let collector = Rsyslog::start(dir.path(), Some(files.clone()));
 
-    let config = format!(
-        "[[audit.sink]]\nkind = \"syslog\"\nname = \"siem-tls\"\naddress = \"127.0.0.1:{}\"\ntls = true\n\
-         ca_file = \"{}\"\nserver_name = \"localhost\"\n",
-        collector.port,
-        files.ca.display()
-    );
+    let config = tls_sink(collector.port, &files.ca);
     let server = TestServer::start(bin(), Backend::Sqlite, &config).await;
     add_users(&server, "u", 3);
     wait_for("3 messages over TLS", || collector.messages().len() >= 3).await;
@@ -194,21 +204,14 @@ async fn syslog_over_tls_checks_the_collector_certificate() {
         .unwrap()
         .self_signed(&other_key)
         .unwrap();
-    let other_files = TlsFiles {
-        ca: other_dir.path().join("ca.pem"),
-        cert: other_dir.path().join("cert.pem"),
-        key: other_dir.path().join("key.pem"),
-    };
-    std::fs::write(&other_files.ca, other.pem()).unwrap();
-    std::fs::write(&other_files.cert, other.pem()).unwrap();
-    std::fs::write(&other_files.key, other_key.serialize_pem()).unwrap();
-    let impostor = Rsyslog::start(other_dir.path(), Some(other_files));
-    let config = format!(
-        "[[audit.sink]]\nkind = \"syslog\"\nname = \"siem-tls\"\naddress = \"127.0.0.1:{}\"\ntls = true\n\
-         ca_file = \"{}\"\nserver_name = \"localhost\"\n",
-        impostor.port,
-        files.ca.display()
+    let other_files = tls_files(
+        other_dir.path(),
+        &other.pem(),
+        &other.pem(),
+        &other_key.serialize_pem(),
     );
+    let impostor = Rsyslog::start(other_dir.path(), Some(other_files));
+    let config = tls_sink(impostor.port, &files.ca);
     let server = TestServer::start(bin(), Backend::Sqlite, &config).await;
     add_users(&server, "v", 2);
     tokio::time::sleep(Duration::from_millis(2000)).await;
