@@ -32,8 +32,8 @@ fn main() {
         .collect();
 
     let t = Instant::now();
-    for i in 0..count {
-        let public = parse_public_key(&keys[i % keys.len()]).unwrap();
+    for (i, key) in keys.iter().cycle().take(count).enumerate() {
+        let public = parse_public_key(key).unwrap();
         let req = CertRequest {
             public_key: public,
             kind: Kind::User,
