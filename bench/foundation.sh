@@ -25,7 +25,8 @@ cleanup() {
 trap cleanup EXIT
 
 port=$((20000 + RANDOM % 20000))
-printf '[limits]\nper_source_rps = 0\n' > "$work/warden.toml"
+printf '%s\n' "$(openssl rand -hex 32)" > "$work/kek"
+printf 'kek_file = "%s"\n[limits]\nper_source_rps = 0\n' "$work/kek" > "$work/warden.toml"
 db_args=()
 if [ "$backend" = postgres ]; then
   pg_db="warden_bench_$$"

@@ -1,11 +1,11 @@
 //! The offline verifier against exports made here and then tampered with in every way the
+//! issue names: edit, delete, swap, insert, truncate, wrong key, garbage.
 #![expect(
     clippy::unwrap_used,
     clippy::indexing_slicing,
     clippy::panic,
     reason = "test helpers outside #[test] functions"
 )]
-//! issue names: edit, delete, swap, insert, truncate, wrong key, garbage.
 
 use std::collections::BTreeMap;
 

@@ -1,10 +1,10 @@
 //! Warden's SSH CA and KRLs checked by the real OpenSSH tools: `ssh-keygen -L` reads the
+//! certificates and `ssh-keygen -Q` applies the KRL.
 #![expect(
     clippy::unwrap_used,
     clippy::panic,
     reason = "test helpers outside #[test] functions"
 )]
-//! certificates and `ssh-keygen -Q` applies the KRL.
 
 use std::path::Path;
 use std::process::Command;

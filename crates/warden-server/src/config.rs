@@ -17,6 +17,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The database.
     pub database: DatabaseLocation,
+    /// The key-encryption key file that seals CA private keys; with `--dev` and no setting,
+    /// `DATA_DIR/kek` (created on first start).
+    pub kek_file: Option<PathBuf>,
+    /// Whether this is a `--dev` server.
+    pub dev: bool,
     /// What browsers and agents use to reach Warden.
     pub public_url: Url,
     /// HTTP listener (console, GraphQL, metrics, health).
@@ -27,6 +32,18 @@ pub struct Config {
     pub log: LogConfig,
     /// The audit log.
     pub audit: AuditConfig,
+    /// SSH certificates.
+    pub ssh: SshConfig,
+}
+
+/// SSH certificate settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshConfig {
+    /// Longest user certificate lifetime (default 8h).
+    pub max_ttl: Duration,
+    /// Extra logins granted by group membership (`[ssh.group_logins] ops = ["root"]`); every
+    /// user may always log in as their own name.
+    pub group_logins: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// Audit log settings.
@@ -184,10 +201,19 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     public_url: Option<String>,
+    kek_file: Option<PathBuf>,
     listen: ListenFile,
     limits: LimitsFile,
     log: LogFile,
     audit: AuditFile,
+    ssh: SshFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SshFile {
+    max_ttl: Option<String>,
+    group_logins: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,10 +253,11 @@ struct LogFile {
 
 /// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
 /// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
-pub const KEYS: [&str; 17] = [
+pub const KEYS: [&str; 18] = [
     "data_dir",
     "database_url",
     "public_url",
+    "kek_file",
     "listen.http",
     "limits.per_source_rps",
     "limits.per_source_burst",
@@ -354,6 +381,7 @@ impl FileConfig {
             "data_dir" => self.data_dir = Some(PathBuf::from(value)),
             "database_url" => self.database_url = Some(value.to_owned()),
             "public_url" => self.public_url = Some(value.to_owned()),
+            "kek_file" => self.kek_file = Some(PathBuf::from(value)),
             "listen.http" => self.listen.http = Some(value.to_owned()),
             "limits.per_source_rps" => self.limits.per_source_rps = Some(small(value)?),
             "limits.per_source_burst" => self.limits.per_source_burst = Some(small(value)?),
@@ -554,7 +582,26 @@ impl FileConfig {
             origin,
             checkpoint_interval: interval,
         };
+        let kek_file = self.kek_file.map(|file| absolute(&file)).transpose()?;
+        let max_ttl = match self.ssh.max_ttl.as_deref() {
+            None => Duration::from_secs(8 * 3600),
+            Some(v) => humantime::parse_duration(v.trim())
+                .ok()
+                .filter(|d| *d >= Duration::from_secs(60))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "invalid duration `{v}` for `ssh.max_ttl`: at least 1m, like 8h"
+                    ))
+                })?,
+        };
+        let ssh = SshConfig {
+            max_ttl,
+            group_logins: self.ssh.group_logins,
+        };
         Ok(Config {
+            ssh,
+            kek_file,
+            dev,
             audit,
             data_dir,
             database,

@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 pub(crate) struct App {
     pub store: Arc<Store>,
     pub audit: AuditLog,
+    pub authorities: crate::ca::Authorities,
     pub schema: WardenSchema,
     pub metrics: Arc<Metrics>,
 }
@@ -46,6 +47,9 @@ pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Route
     let routes = Router::new()
         .route("/graphql", post(graphql_bearer))
         .route("/v1/audit/public_key", get(audit_public_key))
+        .route("/v1/ssh/user_ca.pub", get(ssh_user_ca))
+        .route("/v1/ssh/host_ca.pub", get(ssh_host_ca))
+        .route("/v1/ssh/krl", get(ssh_krl))
         .route("/v1/audit/export", get(audit_export_bearer))
         .route("/healthz", get(ready))
         .route("/healthz/live", get(live))
@@ -60,6 +64,9 @@ pub(crate) fn admin_router(app: App, edge: EdgeState, limits: &Limits) -> Router
     let routes = Router::new()
         .route("/graphql", post(graphql_operator))
         .route("/v1/audit/public_key", get(audit_public_key))
+        .route("/v1/ssh/user_ca.pub", get(ssh_user_ca))
+        .route("/v1/ssh/host_ca.pub", get(ssh_host_ca))
+        .route("/v1/ssh/krl", get(ssh_krl))
         .route("/v1/audit/export", get(audit_export_operator))
         .route("/healthz", get(ready))
         .fallback(not_found)
@@ -441,4 +448,50 @@ async fn export(
         axum::body::Body::from_stream(stream),
     )
         .into_response()
+}
+
+async fn ssh_user_ca(State(app): State<App>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        app.authorities.user_ca_public(),
+    )
+        .into_response()
+}
+
+async fn ssh_host_ca(State(app): State<App>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        app.authorities.host_ca_public(),
+    )
+        .into_response()
+}
+
+/// The KRL for sshd's `RevokedKeys`, with an ETag so pollers fetch it only when it changed.
+async fn ssh_krl(State(app): State<App>, headers: HeaderMap) -> Response {
+    match app.authorities.krl().await {
+        Ok((bytes, etag)) => {
+            let unchanged = headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                == Some(etag.as_str());
+            if unchanged {
+                return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+            }
+            (
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                    (header::ETAG, etag),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "cannot build the KRL");
+            graphql_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the KRL is unavailable; try again",
+            )
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! and metrics. `warden server` is [`Server::start`] then [`Server::run`].
 
 pub mod audit;
+pub mod ca;
 pub mod config;
 mod edge;
 pub mod graphql;
@@ -49,6 +50,7 @@ pub struct Server {
     admin: UnixListener,
     admin_path: PathBuf,
     audit: audit::AuditLog,
+    authorities: ca::Authorities,
     sinks: Vec<sink::Prepared>,
     /// Held for the server's life: a second server on the same data directory fails to start.
     _lock: File,
@@ -63,6 +65,9 @@ impl Server {
         let key = audit::load_or_create_key(&config.data_dir, &config.audit.origin)?;
         let store = Arc::new(open_store(&config).await?);
         let audit = audit::AuditLog::new(store.clone(), key);
+        let kek = ca::load_kek(&config)?;
+        let authorities =
+            ca::Authorities::start(store.clone(), &kek, &ca::kek_path(&config)).await?;
         let http = TcpListener::bind(config.listen_http).await.map_err(|e| {
             StartError(format!(
                 "cannot listen on {}: {}",
@@ -106,6 +111,7 @@ impl Server {
             admin,
             admin_path,
             audit,
+            authorities,
             sinks,
             _lock: lock,
         })
@@ -150,7 +156,13 @@ impl Server {
         let app = App {
             store: self.store.clone(),
             audit: self.audit.clone(),
-            schema: graphql::schema(self.store.clone(), self.audit.clone()),
+            authorities: self.authorities.clone(),
+            schema: graphql::schema(
+                self.store.clone(),
+                self.audit.clone(),
+                self.authorities.clone(),
+                self.config.ssh.clone(),
+            ),
             metrics: metrics.clone(),
         };
         let limits = self.config.limits.clone();

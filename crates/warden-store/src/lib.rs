@@ -10,6 +10,7 @@
 //! requests are recorded with [`Store::record_denial`].
 
 mod audit;
+mod ca;
 mod error;
 mod groups;
 mod location;
@@ -25,6 +26,7 @@ use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use tokio::sync::Mutex;
 
 pub use audit::{AuditContext, EventFilter, StoredCheckpoint};
+pub use ca::{CaKey, NewSshCertificate};
 pub use error::StoreError;
 pub use groups::Group;
 pub use location::{Backend, DatabaseLocation};

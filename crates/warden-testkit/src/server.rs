@@ -45,6 +45,11 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let config_path = dir.path().join("warden.toml");
+        // Every test server seals its CA keys under a key-encryption key of its own.
+        let kek_path = dir.path().join("kek");
+        let kek: String = (0..32).map(|_| format!("{:02x}", rand_byte())).collect();
+        std::fs::write(&kek_path, format!("{kek}\n")).expect("write kek");
+        let config = format!("kek_file = \"{}\"\n{config}", kek_path.display());
         std::fs::write(&config_path, config).expect("write config");
         let database = match backend {
             Backend::Sqlite => None,
@@ -241,4 +246,14 @@ fn spawn(
         }
     };
     (child, url)
+}
+
+/// A random byte from the OS, for test keys.
+fn rand_byte() -> u8 {
+    let mut b = [0u8; 1];
+    let _ = std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").expect("urandom"),
+        &mut b,
+    );
+    b[0]
 }

@@ -26,6 +26,10 @@ pub enum Capability {
     ManageTokens,
     /// Read the audit log, its checkpoints and proofs, and export it.
     ReadAudit,
+    /// Get an SSH user certificate for oneself.
+    OwnSshCertificate,
+    /// Revoke SSH certificates.
+    RevokeCertificates,
 }
 
 impl Capability {
@@ -39,6 +43,8 @@ impl Capability {
             Capability::ManageGroups => "api.manage_groups",
             Capability::ManageTokens => "api.manage_tokens",
             Capability::ReadAudit => "api.read_audit",
+            Capability::OwnSshCertificate => "ssh.own_certificate",
+            Capability::RevokeCertificates => "ssh.revoke",
         }
     }
 
@@ -56,6 +62,8 @@ pub fn permits(actor: &Actor, cap: Capability) -> bool {
         (Some(Role::Scim) | None, _) => false,
         (Some(Role::Admin), _) => true,
         (Some(_), Capability::Viewer) => true,
+        // A person gets certificates for themselves; a service token acts for no person.
+        (Some(Role::Member), Capability::OwnSshCertificate) => matches!(actor, Actor::User { .. }),
         (Some(Role::Auditor), c) => c.is_read(),
         (Some(Role::Member), _) => false,
     }
@@ -124,6 +132,15 @@ mod tests {
                 matches!(cap, Viewer | ReadDirectory | ReadTokens | ReadAudit)
             );
             assert_eq!(permits(&token(Role::Member), cap), cap == Viewer);
+            let member = Actor::User {
+                name: warden_model::UserName::new("m").unwrap(),
+                token_id: "t".into(),
+                role: Role::Member,
+            };
+            assert_eq!(
+                permits(&member, cap),
+                matches!(cap, Viewer | OwnSshCertificate)
+            );
         }
     }
 }

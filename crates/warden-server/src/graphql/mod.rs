@@ -7,6 +7,7 @@ mod audit;
 mod authz;
 mod mutation;
 mod query;
+mod ssh;
 mod types;
 
 use std::sync::Arc;
@@ -27,10 +28,17 @@ pub const MAX_DEPTH: usize = 10;
 pub const MAX_COMPLEXITY: usize = 500;
 
 /// Builds the schema around a store.
-pub fn schema(store: Arc<Store>, audit: crate::audit::AuditLog) -> WardenSchema {
-    Schema::build(Query::default(), Mutation, EmptySubscription)
+pub fn schema(
+    store: Arc<Store>,
+    audit: crate::audit::AuditLog,
+    authorities: crate::ca::Authorities,
+    ssh: crate::config::SshConfig,
+) -> WardenSchema {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(store)
         .data(audit)
+        .data(authorities)
+        .data(ssh)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -47,7 +55,7 @@ pub(crate) fn audit_error(err: crate::audit::AuditError, caller: &Caller) -> asy
 
 /// The schema in SDL, for `warden api schema`.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .finish()
         .sdl()
 }

@@ -48,11 +48,15 @@ fn text(field: &str, value: Option<String>) -> async_graphql::Result<Option<Stri
 }
 
 /// Changes. Each one is written with its audit event in one transaction.
+#[derive(Debug, Default, async_graphql::MergedObject)]
+pub struct Mutation(DirectoryMutation, super::ssh::SshMutation);
+
+/// Users, groups and tokens.
 #[derive(Debug, Default)]
-pub struct Mutation;
+pub struct DirectoryMutation;
 
 #[Object]
-impl Mutation {
+impl DirectoryMutation {
     /// Adds a user.
     async fn create_user(
         &self,

@@ -1,0 +1,212 @@
+//! Certificate authority keys (sealed) and issued SSH certificates.
+
+use serde_json::json;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use warden_model::Timestamp;
+
+use crate::audit::Action;
+use crate::users::new_id;
+use crate::{AuditContext, Store, StoreError};
+
+/// A CA key as stored: the public half in the clear, the private half sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaKey {
+    /// Stable id.
+    pub id: String,
+    /// `ssh-user`, `ssh-host`, `x509-root` or `x509-issuing`.
+    pub kind: String,
+    /// The public key (OpenSSH line or PEM).
+    pub public_key: String,
+    /// The private key sealed under the key-encryption key.
+    pub sealed_key: String,
+    /// When it was made.
+    pub created_at: Timestamp,
+}
+
+/// An SSH certificate to record.
+#[derive(Debug, Clone)]
+pub struct NewSshCertificate {
+    /// Serial (unique, below 2^63).
+    pub serial: u64,
+    /// The CA key that signs it.
+    pub ca_key_id: String,
+    /// `user` or `host`.
+    pub kind: &'static str,
+    /// The certificate's key id.
+    pub key_id: String,
+    /// Its principals.
+    pub principals: Vec<String>,
+    /// Not before, seconds since the epoch.
+    pub valid_after: u64,
+    /// Not after, seconds since the epoch.
+    pub valid_before: u64,
+}
+
+fn key_from_row(row: &AnyRow) -> Result<CaKey, StoreError> {
+    Ok(CaKey {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        public_key: row.try_get("public_key")?,
+        sealed_key: row.try_get("sealed_key")?,
+        created_at: Timestamp::from_millis(row.try_get("created_at")?),
+    })
+}
+
+fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Conflict(format!("{what} {v} is out of range")))
+}
+
+impl Store {
+    /// Every key of `kind` ever made, newest first, retired ones included.
+    pub async fn ca_keys(&self, kind: &str) -> Result<Vec<CaKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, public_key, sealed_key, created_at FROM ca_keys WHERE kind = $1 \
+             AND retired_at IS NULL ORDER BY created_at DESC, id DESC",
+        )
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// Records a new CA key (its private half already sealed).
+    pub async fn create_ca_key(
+        &self,
+        ctx: &AuditContext,
+        kind: &str,
+        public_key: &str,
+        sealed_key: &str,
+    ) -> Result<CaKey, StoreError> {
+        let action = Action {
+            name: "ca.create",
+            target: format!("ca:{kind}"),
+            details: json!({ "kind": kind, "public_key": public_key }),
+        };
+        self.audited(ctx, action, async |conn| {
+            let key = CaKey {
+                id: new_id(),
+                kind: kind.to_owned(),
+                public_key: public_key.to_owned(),
+                sealed_key: sealed_key.to_owned(),
+                created_at: ctx.now,
+            };
+            sqlx::query(
+                "INSERT INTO ca_keys (id, kind, public_key, sealed_key, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&key.id)
+            .bind(&key.kind)
+            .bind(&key.public_key)
+            .bind(&key.sealed_key)
+            .bind(key.created_at.as_millis())
+            .execute(&mut *conn)
+            .await?;
+            Ok(key)
+        })
+        .await
+    }
+
+    /// Records an issued SSH certificate, audited as `ssh.issue`. `sign` runs inside the same
+    /// transaction and returns the certificate text; if the record or its event cannot be
+    /// written, the certificate is never handed out.
+    pub async fn issue_ssh_certificate<T>(
+        &self,
+        ctx: &AuditContext,
+        cert: &NewSshCertificate,
+        sign: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let action = Action {
+            name: "ssh.issue",
+            target: format!("ssh-cert:{}", cert.serial),
+            details: json!({
+                "kind": cert.kind,
+                "key_id": cert.key_id,
+                "principals": cert.principals,
+                "valid_after": cert.valid_after,
+                "valid_before": cert.valid_before,
+                "ca_key_id": cert.ca_key_id,
+            }),
+        };
+        let serial = to_i64(cert.serial, "serial")?;
+        let principals = serde_json::to_string(&cert.principals)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.audited(ctx, action, async |conn| {
+            sqlx::query(
+                "INSERT INTO ssh_certificates (serial, ca_key_id, kind, key_id, principals, valid_after, valid_before, issued_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(serial)
+            .bind(&cert.ca_key_id)
+            .bind(cert.kind)
+            .bind(&cert.key_id)
+            .bind(&principals)
+            .bind(to_i64(cert.valid_after, "valid_after")?)
+            .bind(to_i64(cert.valid_before, "valid_before")?)
+            .bind(ctx.now.as_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| StoreError::unique(e, "certificate serial", &cert.serial.to_string()))?;
+            sign()
+        })
+        .await
+    }
+
+    /// Revokes the SSH certificate with `serial`, audited as `ssh.revoke`.
+    pub async fn revoke_ssh_certificate(
+        &self,
+        ctx: &AuditContext,
+        serial: u64,
+    ) -> Result<(), StoreError> {
+        let action = Action {
+            name: "ssh.revoke",
+            target: format!("ssh-cert:{serial}"),
+            details: serde_json::Value::Null,
+        };
+        let s = to_i64(serial, "serial")?;
+        self.audited(ctx, action, async |conn| {
+            let row = sqlx::query("SELECT revoked_at FROM ssh_certificates WHERE serial = $1")
+                .bind(s)
+                .fetch_optional(&mut *conn)
+                .await?;
+            let Some(row) = row else {
+                return Err(StoreError::NotFound {
+                    kind: "certificate serial",
+                    name: serial.to_string(),
+                });
+            };
+            if row.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "certificate {serial} is already revoked"
+                )));
+            }
+            sqlx::query("UPDATE ssh_certificates SET revoked_at = $1 WHERE serial = $2")
+                .bind(ctx.now.as_millis())
+                .bind(s)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Revoked serials of the certificates a CA key signed, and the newest revocation time
+    /// (the KRL's version).
+    pub async fn revoked_serials(&self, ca_key_id: &str) -> Result<(Vec<u64>, i64), StoreError> {
+        let rows = sqlx::query(
+            "SELECT serial, revoked_at FROM ssh_certificates WHERE ca_key_id = $1 AND revoked_at IS NOT NULL",
+        )
+        .bind(ca_key_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut serials = Vec::with_capacity(rows.len());
+        let mut newest = 0i64;
+        for row in &rows {
+            let serial: i64 = row.try_get("serial")?;
+            serials.push(
+                u64::try_from(serial).map_err(|_| StoreError::Corrupt("negative serial".into()))?,
+            );
+            newest = newest.max(row.try_get("revoked_at")?);
+        }
+        Ok((serials, newest))
+    }
+}
