@@ -146,11 +146,7 @@ async fn load_or_create(
 
 impl Authorities {
     /// Opens the CA keys with the KEK, creating each CA the first time only.
-    pub(crate) async fn start(
-        store: Arc<Store>,
-        kek: &Kek,
-        kek_file: &str,
-    ) -> Result<Self, StartError> {
+    pub async fn start(store: Arc<Store>, kek: &Kek, kek_file: &str) -> Result<Self, StartError> {
         let (user_id, user, user_public) = load_or_create(&store, kek, SSH_USER, kek_file).await?;
         let (host_id, host, host_public) = load_or_create(&store, kek, SSH_HOST, kek_file).await?;
         Ok(Authorities {
@@ -183,9 +179,9 @@ impl Authorities {
         ttl: Duration,
     ) -> Result<(u64, String), IssueError> {
         let public_key = parse_public_key(public_key)?;
-        let (ca_id, ca) = match kind {
-            Kind::User => &*self.user,
-            Kind::Host => &*self.host,
+        let authority = match kind {
+            Kind::User => self.user.clone(),
+            Kind::Host => self.host.clone(),
         };
         let now = u64::try_from(ctx.now.as_millis() / 1000).unwrap_or(0);
         // A minute of slack for clocks behind ours; serials stay below 2^63 for the database.
@@ -202,7 +198,7 @@ impl Authorities {
         };
         let record = NewSshCertificate {
             serial,
-            ca_key_id: ca_id.clone(),
+            ca_key_id: authority.0.clone(),
             kind: match kind {
                 Kind::User => "user",
                 Kind::Host => "host",
@@ -212,10 +208,15 @@ impl Authorities {
             valid_after: request.valid_after,
             valid_before: request.valid_before,
         };
-        let signed = ca.issue(&request, &mut OsRng)?;
-        let text = signed
-            .to_openssh()
-            .map_err(|e| SshError::Key(e.to_string()))?;
+        // Signing is CPU work: keep it off the async workers, which hand the write batch on.
+        let text = tokio::task::spawn_blocking(move || -> Result<String, SshError> {
+            let signed = authority.1.issue(&request, &mut OsRng)?;
+            signed
+                .to_openssh()
+                .map_err(|e| SshError::Key(e.to_string()))
+        })
+        .await
+        .map_err(|e| SshError::Key(format!("signing task failed: {e}")))??;
         let text = self
             .store
             .issue_ssh_certificate(ctx, &record, || Ok(text))

@@ -120,6 +120,26 @@ impl Store {
         self.write(entry, change).await
     }
 
+    /// Like [`Store::audited`], for a change made of statements that cannot fail halfway and
+    /// cannot fail in a way that aborts the transaction (no constraint errors: use
+    /// `ON CONFLICT DO NOTHING` and check what changed). It skips the savepoint, which matters
+    /// on hot paths such as certificate issuance.
+    pub(crate) async fn audited_atomic<T>(
+        &self,
+        ctx: &AuditContext,
+        action: Action,
+        change: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let entry = Entry {
+            ctx,
+            action,
+            isolate: false,
+            outcome: Outcome::Success,
+            reason: None,
+        };
+        self.write(entry, change).await
+    }
+
     /// Records that `ctx.actor` was refused `action` on `target`.
     pub async fn record_denial(
         &self,

@@ -130,10 +130,10 @@ impl Store {
         let serial = to_i64(cert.serial, "serial")?;
         let principals = serde_json::to_string(&cert.principals)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.audited(ctx, action, async |conn| {
-            sqlx::query(
+        self.audited_atomic(ctx, action, async |conn| {
+            let done = sqlx::query(
                 "INSERT INTO ssh_certificates (serial, ca_key_id, kind, key_id, principals, valid_after, valid_before, issued_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
             )
             .bind(serial)
             .bind(&cert.ca_key_id)
@@ -144,8 +144,11 @@ impl Store {
             .bind(to_i64(cert.valid_before, "valid_before")?)
             .bind(ctx.now.as_millis())
             .execute(&mut *conn)
-            .await
-            .map_err(|e| StoreError::unique(e, "certificate serial", &cert.serial.to_string()))?;
+            .await?;
+            if done.rows_affected() == 0 {
+                // A repeated random serial: nothing was written; the caller may try again.
+                return Err(StoreError::Conflict(format!("certificate serial {} is taken", cert.serial)));
+            }
             sign()
         })
         .await
