@@ -71,6 +71,42 @@ fn valid_principal(p: &str) -> bool {
 /// An SSH certificate authority. `Debug` never shows the private key.
 pub struct SshCa {
     key: PrivateKey,
+    signer: Signer,
+}
+
+/// The CA's Ed25519 key, expanded once. `ssh-key` would rebuild (and re-check) the key pair
+/// from its bytes on every signature, which costs more than the signature itself.
+struct Signer {
+    key: ed25519_dalek::SigningKey,
+    public: ssh_key::public::KeyData,
+}
+
+impl ed25519_dalek::Signer<ssh_key::Signature> for Signer {
+    fn try_sign(
+        &self,
+        message: &[u8],
+    ) -> Result<ssh_key::Signature, ed25519_dalek::SignatureError> {
+        let signature = ed25519_dalek::Signer::sign(&self.key, message);
+        ssh_key::Signature::new(Algorithm::Ed25519, signature.to_bytes().to_vec())
+            .map_err(|_| ed25519_dalek::SignatureError::new())
+    }
+}
+
+impl From<&Signer> for ssh_key::public::KeyData {
+    fn from(signer: &Signer) -> Self {
+        signer.public.clone()
+    }
+}
+
+fn signer(key: &PrivateKey) -> Result<Signer, SshError> {
+    let ssh_key::private::KeypairData::Ed25519(pair) = key.key_data() else {
+        return Err(SshError::Key("the CA key is not Ed25519".to_owned()));
+    };
+    let expanded = ed25519_dalek::SigningKey::try_from(pair).map_err(key_err)?;
+    Ok(Signer {
+        key: expanded,
+        public: key.public_key().key_data().clone(),
+    })
 }
 
 impl std::fmt::Debug for SshCa {
@@ -84,8 +120,10 @@ impl std::fmt::Debug for SshCa {
 impl SshCa {
     /// A new Ed25519 CA key.
     pub fn generate(rng: &mut (impl CryptoRng + RngCore)) -> Result<Self, SshError> {
+        let key = PrivateKey::random(rng, Algorithm::Ed25519).map_err(key_err)?;
         Ok(SshCa {
-            key: PrivateKey::random(rng, Algorithm::Ed25519).map_err(key_err)?,
+            signer: signer(&key)?,
+            key,
         })
     }
 
@@ -96,8 +134,10 @@ impl SshCa {
 
     /// A CA from its OpenSSH private key.
     pub fn from_openssh(text: &str) -> Result<Self, SshError> {
+        let key = PrivateKey::from_openssh(text).map_err(key_err)?;
         Ok(SshCa {
-            key: PrivateKey::from_openssh(text).map_err(key_err)?,
+            signer: signer(&key)?,
+            key,
         })
     }
 
@@ -152,6 +192,6 @@ impl SshCa {
                 b.extension(ext.clone(), "").map_err(key_err)?;
             }
         }
-        b.sign(&self.key).map_err(key_err)
+        b.sign(&self.signer).map_err(key_err)
     }
 }
