@@ -116,18 +116,19 @@ impl Store {
             isolate: true,
             outcome: Outcome::Success,
             reason: None,
+            certificate: None,
         };
         self.write(entry, change).await
     }
 
-    /// Like [`Store::audited`], for a change made of statements that cannot fail halfway and
-    /// cannot fail in a way that aborts the transaction (no constraint errors: use
-    /// `ON CONFLICT DO NOTHING` and check what changed). It skips the savepoint, which matters
-    /// on hot paths such as certificate issuance.
-    pub(crate) async fn audited_atomic<T>(
+    /// Writes an `ssh_certificates` row (a JSON array in column order) and its audit event in
+    /// the current batch, after `change` (which must not touch the database) succeeds. The row
+    /// joins the batch's bulk insert: no statement per certificate.
+    pub(crate) async fn audited_certificate<T>(
         &self,
         ctx: &AuditContext,
         action: Action,
+        row: String,
         change: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let entry = Entry {
@@ -136,6 +137,7 @@ impl Store {
             isolate: false,
             outcome: Outcome::Success,
             reason: None,
+            certificate: Some(row),
         };
         self.write(entry, change).await
     }
@@ -181,6 +183,7 @@ impl Store {
             isolate: false,
             outcome,
             reason: reason.map(str::to_owned),
+            certificate: None,
         };
         self.write(entry, async |_| Ok(())).await
     }

@@ -130,28 +130,19 @@ impl Store {
         let serial = to_i64(cert.serial, "serial")?;
         let principals = serde_json::to_string(&cert.principals)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.audited_atomic(ctx, action, async |conn| {
-            let done = sqlx::query(
-                "INSERT INTO ssh_certificates (serial, ca_key_id, kind, key_id, principals, valid_after, valid_before, issued_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-            )
-            .bind(serial)
-            .bind(&cert.ca_key_id)
-            .bind(cert.kind)
-            .bind(&cert.key_id)
-            .bind(&principals)
-            .bind(to_i64(cert.valid_after, "valid_after")?)
-            .bind(to_i64(cert.valid_before, "valid_before")?)
-            .bind(ctx.now.as_millis())
-            .execute(&mut *conn)
-            .await?;
-            if done.rows_affected() == 0 {
-                // A repeated random serial: nothing was written; the caller may try again.
-                return Err(StoreError::Conflict(format!("certificate serial {} is taken", cert.serial)));
-            }
-            sign()
-        })
-        .await
+        let row = serde_json::json!([
+            serial,
+            cert.ca_key_id,
+            cert.kind,
+            cert.key_id,
+            principals,
+            to_i64(cert.valid_after, "valid_after")?,
+            to_i64(cert.valid_before, "valid_before")?,
+            ctx.now.as_millis(),
+        ])
+        .to_string();
+        self.audited_certificate(ctx, action, row, async |_| sign())
+            .await
     }
 
     /// Revokes the SSH certificate with `serial`, audited as `ssh.revoke`.

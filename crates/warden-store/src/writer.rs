@@ -36,6 +36,8 @@ pub(crate) struct Writer {
     rows: String,
     /// How many events `rows` holds.
     pending: usize,
+    /// Deferred `ssh_certificates` rows, a JSON array being built.
+    certificates: String,
     nodes: Vec<(NodeId, Hash)>,
     waiters: Vec<oneshot::Sender<Result<(), String>>>,
     /// A statement failed in a way that leaves the transaction unusable.
@@ -53,6 +55,9 @@ pub(crate) struct Entry<'a> {
     pub isolate: bool,
     pub outcome: Outcome,
     pub reason: Option<String>,
+    /// A row for `ssh_certificates`, written with the batch (a JSON array, in column order)
+    /// when the change succeeds: one bulk insert per batch instead of a statement per change.
+    pub certificate: Option<String>,
 }
 
 impl Store {
@@ -134,6 +139,11 @@ impl Store {
         match result {
             Ok(value) => {
                 push_event(w, entry.ctx, &entry.action, entry.outcome, entry.reason)?;
+                if let Some(row) = entry.certificate {
+                    w.certificates
+                        .push(if w.certificates.is_empty() { '[' } else { ',' });
+                    w.certificates.push_str(&row);
+                }
                 Ok(value)
             }
             Err(err) => {
@@ -179,6 +189,7 @@ impl Store {
         let tx = w.tx.take();
         let rows = mem::take(&mut w.rows);
         let pending = mem::take(&mut w.pending);
+        let certificates = mem::take(&mut w.certificates);
         let nodes = mem::take(&mut w.nodes);
         let waiters = mem::take(&mut w.waiters);
         let poisoned = w.poisoned.take();
@@ -187,11 +198,17 @@ impl Store {
         drop(w);
 
         let outcome = match (tx, poisoned, size) {
-            (Some(tx), None, Some(size)) => {
-                flush(tx, self.location.backend(), &rows, pending, &nodes, size)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
+            (Some(tx), None, Some(size)) => flush(
+                tx,
+                self.location.backend(),
+                &rows,
+                pending,
+                &certificates,
+                &nodes,
+                size,
+            )
+            .await
+            .map_err(|e| e.to_string()),
             (Some(tx), Some(why), _) => {
                 let _ = tx.rollback().await;
                 Err(why)
@@ -287,6 +304,7 @@ async fn flush(
     backend: Backend,
     rows: &str,
     pending: usize,
+    certificates: &str,
     nodes: &[(NodeId, Hash)],
     size: u64,
 ) -> Result<(), StoreError> {
@@ -313,6 +331,18 @@ async fn flush(
         .bind(serde_json::Value::Array(tree).to_string())
         .execute(&mut *tx)
         .await?;
+    if !certificates.is_empty() {
+        // A repeated random serial (about one in 2^31 after 2^31 certificates) fails the whole
+        // batch: nothing in it is committed or acknowledged, and callers may retry.
+        let insert = match backend {
+            Backend::Sqlite => SQLITE_CERTIFICATES,
+            Backend::Postgres => POSTGRES_CERTIFICATES,
+        };
+        sqlx::query(insert)
+            .bind(format!("{certificates}]"))
+            .execute(&mut *tx)
+            .await?;
+    }
     sqlx::query("UPDATE audit_head SET size = $1 WHERE id = 1")
         .bind(to_i64(size))
         .execute(&mut *tx)
@@ -339,3 +369,14 @@ const POSTGRES_EVENTS: &str = "INSERT INTO audit_log \
 
 const POSTGRES_NODES: &str = "INSERT INTO audit_nodes (level, idx, hash) \
     SELECT (n->>0)::bigint, (n->>1)::bigint, n->>2 FROM jsonb_array_elements($1::jsonb) AS n";
+
+const SQLITE_CERTIFICATES: &str = "INSERT INTO ssh_certificates \
+    (serial, ca_key_id, kind, key_id, principals, valid_after, valid_before, issued_at) \
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+    json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+    json_extract(value, '$[6]'), json_extract(value, '$[7]') FROM json_each($1)";
+
+const POSTGRES_CERTIFICATES: &str = "INSERT INTO ssh_certificates \
+    (serial, ca_key_id, kind, key_id, principals, valid_after, valid_before, issued_at) \
+    SELECT (c->>0)::bigint, c->>1, c->>2, c->>3, c->>4, (c->>5)::bigint, (c->>6)::bigint, (c->>7)::bigint \
+    FROM jsonb_array_elements($1::jsonb) AS c";
