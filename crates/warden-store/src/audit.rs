@@ -110,15 +110,7 @@ impl Store {
         action: Action,
         change: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let entry = Entry {
-            ctx,
-            action,
-            isolate: true,
-            outcome: Outcome::Success,
-            reason: None,
-            certificate: None,
-        };
-        self.write(entry, change).await
+        self.write(Entry::change(ctx, action), change).await
     }
 
     /// Writes an `ssh_certificates` row (a JSON array in column order) and its audit event in
@@ -132,12 +124,8 @@ impl Store {
         change: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let entry = Entry {
-            ctx,
-            action,
-            isolate: false,
-            outcome: Outcome::Success,
-            reason: None,
             certificate: Some(row),
+            ..Entry::record(ctx, action, Outcome::Success, None)
         };
         self.write(entry, change).await
     }
@@ -177,14 +165,7 @@ impl Store {
             target: target.to_owned(),
             details,
         };
-        let entry = Entry {
-            ctx,
-            action,
-            isolate: false,
-            outcome,
-            reason: reason.map(str::to_owned),
-            certificate: None,
-        };
+        let entry = Entry::record(ctx, action, outcome, reason.map(str::to_owned));
         self.write(entry, async |_| Ok(())).await
     }
 

@@ -60,6 +60,37 @@ pub(crate) struct Entry<'a> {
     pub certificate: Option<String>,
 }
 
+impl<'a> Entry<'a> {
+    /// A change to Warden's state, run in a savepoint of its own.
+    pub(crate) fn change(ctx: &'a AuditContext, action: Action) -> Self {
+        Entry {
+            ctx,
+            action,
+            isolate: true,
+            outcome: Outcome::Success,
+            reason: None,
+            certificate: None,
+        }
+    }
+
+    /// An event with no change of its own (a denial, a sensitive read).
+    pub(crate) fn record(
+        ctx: &'a AuditContext,
+        action: Action,
+        outcome: Outcome,
+        reason: Option<String>,
+    ) -> Self {
+        Entry {
+            ctx,
+            action,
+            isolate: false,
+            outcome,
+            reason,
+            certificate: None,
+        }
+    }
+}
+
 impl Store {
     /// Runs `change` and appends its event in the current batch; returns once both are
     /// committed. A change that fails for the caller's mistake is undone (its savepoint rolled
