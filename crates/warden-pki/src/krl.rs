@@ -42,6 +42,32 @@ pub fn build(
     version: u64,
     generated: u64,
 ) -> Result<Vec<u8>, SshError> {
+    build_many(&[(ca, revoked)], version, generated)
+}
+
+/// Builds a KRL with one certificates section per CA (during a rotation several CA keys are
+/// trusted, and each one's revocations must be listed under it).
+pub fn build_many(
+    sections: &[(&PublicKey, &Revocations)],
+    version: u64,
+    generated: u64,
+) -> Result<Vec<u8>, SshError> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(MAGIC);
+    put_u32(&mut out, FORMAT_VERSION);
+    put_u64(&mut out, version);
+    put_u64(&mut out, generated);
+    put_u64(&mut out, 0);
+    put_string(&mut out, b"");
+    put_string(&mut out, b"Warden");
+    for (ca, revoked) in sections {
+        out.push(SECTION_CERTIFICATES);
+        put_string(&mut out, &certificates_section(ca, revoked)?);
+    }
+    Ok(out)
+}
+
+fn certificates_section(ca: &PublicKey, revoked: &Revocations) -> Result<Vec<u8>, SshError> {
     let mut serials = revoked.serials.clone();
     serials.sort_unstable();
     serials.dedup();
@@ -70,15 +96,5 @@ pub fn build(
         put_string(&mut certs, &ids);
     }
 
-    let mut out = Vec::with_capacity(certs.len() + 64);
-    out.extend_from_slice(MAGIC);
-    put_u32(&mut out, FORMAT_VERSION);
-    put_u64(&mut out, version);
-    put_u64(&mut out, generated);
-    put_u64(&mut out, 0);
-    put_string(&mut out, b"");
-    put_string(&mut out, b"Warden");
-    out.push(SECTION_CERTIFICATES);
-    put_string(&mut out, &certs);
-    Ok(out)
+    Ok(certs)
 }

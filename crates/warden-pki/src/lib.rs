@@ -6,6 +6,8 @@
 //! - [`ssh`]: an Ed25519 SSH certificate authority issuing OpenSSH user and host certificates.
 //! - [`krl`]: OpenSSH key revocation lists (revoked serials and key ids) that stock sshd reads
 //!   through `RevokedKeys`.
+//! - [`x509`]: an ECDSA P-256 root and issuing CA for mutual TLS, signing SPIFFE workload
+//!   certificates from CSRs.
 //!
 //! Threat model: a reader of the database or its backups learns no CA private key without the
 //! KEK; a wrong KEK is detected (authenticated encryption) and never yields a key. Callers pass
@@ -15,3 +17,4 @@
 pub mod krl;
 pub mod seal;
 pub mod ssh;
+pub mod x509;
