@@ -11,4 +11,7 @@
 
 mod token;
 
-pub use token::{AuthError, IssuedToken, PresentedToken, TokenFormatError, authenticate, issue};
+pub use token::{
+    AuthError, IssuedToken, JoinTokenFormatError, PresentedToken, TokenFormatError, authenticate,
+    issue, issue_join_token, parse_join_token,
+};

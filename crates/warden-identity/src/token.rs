@@ -9,6 +9,7 @@ use warden_model::{Actor, SecretString, Timestamp};
 use warden_store::{Store, StoreError, TokenCredential, TokenOwner};
 
 const PREFIX: &str = "wdn_";
+const JOIN_PREFIX: &str = "wjt_";
 const ID_HEX_LEN: usize = 32;
 const SECRET_BYTES: usize = 32;
 
@@ -25,6 +26,25 @@ pub struct IssuedToken {
 
 /// Makes a new token from `rng`, which must be a cryptographically secure generator.
 pub fn issue(rng: &mut impl RngCore) -> IssuedToken {
+    issue_prefixed(PREFIX, rng)
+}
+
+/// Makes a one-time host join token, `wjt_<id>_<secret>`, from a secure `rng`.
+pub fn issue_join_token(rng: &mut impl RngCore) -> IssuedToken {
+    issue_prefixed(JOIN_PREFIX, rng)
+}
+
+/// A string that is not shaped like a join token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed join token: expected wjt_<32 hex digits>_<43 base64url characters>")]
+pub struct JoinTokenFormatError;
+
+/// Splits a presented join token, refusing anything not shaped like one.
+pub fn parse_join_token(s: &str) -> Result<PresentedToken, JoinTokenFormatError> {
+    PresentedToken::parse_prefixed(JOIN_PREFIX, s).ok_or(JoinTokenFormatError)
+}
+
+fn issue_prefixed(prefix: &str, rng: &mut impl RngCore) -> IssuedToken {
     let mut id = [0u8; ID_HEX_LEN / 2];
     rng.fill_bytes(&mut id);
     let mut secret = [0u8; SECRET_BYTES];
@@ -32,7 +52,7 @@ pub fn issue(rng: &mut impl RngCore) -> IssuedToken {
     let id = hex(&id);
     let secret = URL_SAFE_NO_PAD.encode(secret);
     IssuedToken {
-        token: SecretString::new(format!("{PREFIX}{id}_{secret}")),
+        token: SecretString::new(format!("{prefix}{id}_{secret}")),
         secret_hash: hash(&secret),
         id,
     }
@@ -61,21 +81,30 @@ pub struct TokenFormatError;
 impl PresentedToken {
     /// Splits a presented token, refusing anything not shaped like one.
     pub fn parse(s: &str) -> Result<Self, TokenFormatError> {
-        let rest = s.strip_prefix(PREFIX).ok_or(TokenFormatError)?;
-        let (id, secret) = rest.split_at_checked(ID_HEX_LEN).ok_or(TokenFormatError)?;
-        let secret = secret.strip_prefix('_').ok_or(TokenFormatError)?;
+        Self::parse_prefixed(PREFIX, s).ok_or(TokenFormatError)
+    }
+
+    fn parse_prefixed(prefix: &str, s: &str) -> Option<Self> {
+        let rest = s.strip_prefix(prefix)?;
+        let (id, secret) = rest.split_at_checked(ID_HEX_LEN)?;
+        let secret = secret.strip_prefix('_')?;
         let id_ok = id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         let secret_ok = secret.len() == 43
             && secret
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !(id_ok && secret_ok) {
-            return Err(TokenFormatError);
+            return None;
         }
-        Ok(Self {
+        Some(Self {
             id: id.to_owned(),
             secret: secret.to_owned(),
         })
+    }
+
+    /// Whether the secret hashes to `secret_hash`, compared in constant time.
+    pub fn matches(&self, secret_hash: &str) -> bool {
+        bool::from(hash(&self.secret).as_bytes().ct_eq(secret_hash.as_bytes()))
     }
 
     /// The token's id.
@@ -143,8 +172,7 @@ fn check(
     now: Timestamp,
 ) -> Result<(), AuthError> {
     let id = || presented.id.clone();
-    let presented_hash = hash(&presented.secret);
-    if !bool::from(presented_hash.as_bytes().ct_eq(cred.secret_hash.as_bytes())) {
+    if !presented.matches(&cred.secret_hash) {
         return Err(AuthError::WrongSecret(id()));
     }
     if cred.token.revoked_at.is_some() {
@@ -212,6 +240,20 @@ mod tests {
         #[test]
         fn parse_never_panics(s in "\\PC{0,100}") {
             let _ = PresentedToken::parse(&s);
+        }
+
+        #[test]
+        fn join_token_parse_never_panics(s in "\\PC{0,100}") {
+            let _ = parse_join_token(&s);
+        }
+
+        #[test]
+        fn every_join_token_parses_and_matches_only_its_hash(seed in any::<u64>()) {
+            let issued = issue_join_token(&mut StdRng::seed_from_u64(seed));
+            let presented = parse_join_token(issued.token.expose()).unwrap();
+            prop_assert!(presented.matches(&issued.secret_hash));
+            prop_assert!(!presented.matches(&hash("other")));
+            prop_assert!(PresentedToken::parse(issued.token.expose()).is_err());
         }
 
         #[test]

@@ -54,6 +54,13 @@ fn check(
     }
 }
 
+const HOST_RULE: &str =
+    "use 1-64 lowercase letters, digits, '.' or '-', starting with a letter or digit";
+
+fn host_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-')
+}
+
 fn login_byte(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
 }
@@ -118,6 +125,10 @@ name_type!(
 name_type!(
     /// A group's name: `Warden::Group::"ops"`.
     GroupName, "group name", LOGIN_RULE, login_byte
+);
+name_type!(
+    /// A host's name, as it joined: `Warden::Host::"db-1"` and its certificate's principal.
+    HostName, "host name", HOST_RULE, host_byte
 );
 name_type!(
     /// The label an operator gives an API token.

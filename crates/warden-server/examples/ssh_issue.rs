@@ -34,7 +34,7 @@ async fn main() {
     );
     store.migrate().await.unwrap();
     let kek = Kek::generate(&mut OsRng);
-    let authorities = Authorities::start(store.clone(), &kek, "bench")
+    let authorities = Authorities::start(store.clone(), kek, "bench", "bench.local")
         .await
         .unwrap();
     let keys: Arc<Vec<String>> = Arc::new(

@@ -3,16 +3,20 @@
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use rand::RngCore;
 use rand::rngs::OsRng;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use ssh_key::PublicKey;
 use warden_model::{Actor, Timestamp};
-use warden_pki::krl::{Revocations, build};
+use warden_pki::krl::{Revocations, build_many};
 use warden_pki::seal::{Kek, open, seal};
 use warden_pki::ssh::{CertRequest, Kind, SshCa, SshError, parse_public_key};
-use warden_store::{AuditContext, NewSshCertificate, Store, StoreError};
+use warden_pki::x509::{LocalKey, SpiffeId, SubjectKey, WorkloadRequest, X509Ca, X509Error};
+use warden_store::{AuditContext, CaKey, NewSshCertificate, NewX509Certificate, Store, StoreError};
 
 use crate::StartError;
 use crate::config::{Config, io_cause};
@@ -21,6 +25,8 @@ use crate::config::{Config, io_cause};
 pub const SSH_USER: &str = "ssh-user";
 /// Host certificates.
 pub const SSH_HOST: &str = "ssh-host";
+const X509_ROOT: &str = "x509-root";
+const X509_ISSUING: &str = "x509-issuing";
 
 /// Reads the key-encryption key: `kek_file`, or with `--dev` `DATA_DIR/kek` (made on first
 /// start, with a warning). Anything else stops the server.
@@ -74,17 +80,6 @@ pub(crate) fn load_kek(config: &Config) -> Result<Kek, StartError> {
     Kek::parse(&text).map_err(|e| StartError(format!("{e} (in {})", path.display())))
 }
 
-/// The SSH CAs in force.
-#[derive(Debug, Clone)]
-pub struct Authorities {
-    store: Arc<Store>,
-    user: Arc<(String, SshCa)>,
-    host: Arc<(String, SshCa)>,
-    user_public: Arc<Vec<String>>,
-    host_public: Arc<Vec<String>>,
-    serials: Arc<SerialClock>,
-}
-
 /// Certificate serials: `milliseconds << 22 | replica << 12 | counter`, increasing within a
 /// process. Increasing keys append to the database's index instead of scattering inserts
 /// across it (random serials ran at half the speed). The random 10-bit replica id keeps
@@ -125,9 +120,12 @@ impl SerialClock {
 /// Why a certificate was not issued.
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
-    /// The request was wrong.
+    /// The SSH request was wrong.
     #[error(transparent)]
     Request(#[from] SshError),
+    /// The X.509 request was wrong.
+    #[error(transparent)]
+    X509(#[from] X509Error),
     /// The store failed or refused.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -142,69 +140,295 @@ fn system(now: Timestamp) -> AuditContext {
     }
 }
 
-async fn load_or_create(
-    store: &Store,
-    kek: &Kek,
-    kind: &str,
-    kek_file: &str,
-) -> Result<(String, SshCa, Vec<String>), StartError> {
-    let keys = store
-        .ca_keys(kind)
-        .await
-        .map_err(|e| StartError(e.to_string()))?;
-    let Some(newest) = keys.first() else {
-        let ca = SshCa::generate(&mut OsRng).map_err(|e| StartError(e.to_string()))?;
-        let private = ca.to_openssh().map_err(|e| StartError(e.to_string()))?;
-        let sealed = seal(kek, kind, private.as_bytes(), &mut OsRng);
-        let now = Timestamp::from_system(SystemTime::now());
-        let public = ca.public_key_openssh();
-        let row = store
-            .create_ca_key(&system(now), kind, &public, &sealed)
-            .await
-            .map_err(|e| StartError(e.to_string()))?;
-        tracing::info!(kind, public_key = %public, "created certificate authority");
-        return Ok((row.id, ca, vec![public]));
-    };
-    let private = open(kek, kind, &newest.sealed_key).map_err(|_| {
-        StartError(format!(
-            "cannot open the {kind} CA key with the key-encryption key in {kek_file}: wrong key or tampered data; \
-             Warden will not create new CAs over existing ones"
-        ))
-    })?;
-    let text = std::str::from_utf8(&private)
-        .map_err(|_| StartError(format!("the {kind} CA key is not valid text")))?;
-    let ca = SshCa::from_openssh(text)
-        .map_err(|e| StartError(format!("the {kind} CA key is unreadable: {e}")))?;
-    Ok((
-        newest.id.clone(),
-        ca,
-        keys.iter().map(|k| k.public_key.clone()).collect(),
-    ))
+fn now() -> Timestamp {
+    Timestamp::from_system(SystemTime::now())
+}
+
+fn seconds(t: Timestamp) -> u64 {
+    u64::try_from(t.as_millis() / 1000).unwrap_or(0)
+}
+
+/// Which CA `warden ca rotate` replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaKind {
+    /// The SSH user CA.
+    SshUser,
+    /// The SSH host CA.
+    SshHost,
+    /// The X.509 root and issuing CA.
+    X509,
+}
+
+impl CaKind {
+    /// The name in commands and audit events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaKind::SshUser => SSH_USER,
+            CaKind::SshHost => SSH_HOST,
+            CaKind::X509 => "x509",
+        }
+    }
+}
+
+impl std::str::FromStr for CaKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            SSH_USER => Ok(CaKind::SshUser),
+            SSH_HOST => Ok(CaKind::SshHost),
+            "x509" => Ok(CaKind::X509),
+            other => Err(format!(
+                "unknown CA kind `{other}`: use ssh-user, ssh-host or x509"
+            )),
+        }
+    }
+}
+
+/// The X.509 CA that signs, and the roots clients trust.
+#[derive(Debug)]
+pub struct X509Keys {
+    /// The signing (issuing) key's id.
+    pub ca_key_id: String,
+    /// The issuing CA.
+    pub ca: X509Ca,
+    /// Every trusted root, PEM, newest first.
+    pub bundle_pem: String,
+    /// The same roots, DER, for the mTLS verifier.
+    pub roots: Vec<CertificateDer<'static>>,
+}
+
+/// The keys in force at one moment: the newest of each kind signs; all are trusted.
+#[derive(Debug)]
+struct Keys {
+    user: Arc<(String, SshCa)>,
+    host: Arc<(String, SshCa)>,
+    user_trusted: Vec<(String, PublicKey)>,
+    user_public: String,
+    host_public: String,
+    x509: Arc<X509Keys>,
+}
+
+/// The CAs in force. Clones share the keys; a rotation (here or by another replica, picked up
+/// by [`Authorities::reload`]) replaces them for every clone.
+#[derive(Debug, Clone)]
+pub struct Authorities {
+    store: Arc<Store>,
+    kek: Arc<Kek>,
+    kek_file: Arc<str>,
+    trust_domain: Arc<str>,
+    keys: Arc<RwLock<Arc<Keys>>>,
+    serials: Arc<SerialClock>,
+}
+
+fn lines(keys: &[CaKey]) -> String {
+    keys.iter().map(|k| format!("{}\n", k.public_key)).collect()
 }
 
 impl Authorities {
     /// Opens the CA keys with the KEK, creating each CA the first time only.
-    pub async fn start(store: Arc<Store>, kek: &Kek, kek_file: &str) -> Result<Self, StartError> {
-        let (user_id, user, user_public) = load_or_create(&store, kek, SSH_USER, kek_file).await?;
-        let (host_id, host, host_public) = load_or_create(&store, kek, SSH_HOST, kek_file).await?;
-        Ok(Authorities {
+    pub async fn start(
+        store: Arc<Store>,
+        kek: Kek,
+        kek_file: &str,
+        trust_domain: &str,
+    ) -> Result<Self, StartError> {
+        let authorities = Authorities {
             store,
-            user: Arc::new((user_id, user)),
-            host: Arc::new((host_id, host)),
-            user_public: Arc::new(user_public),
-            host_public: Arc::new(host_public),
+            kek: Arc::new(kek),
+            kek_file: kek_file.into(),
+            trust_domain: trust_domain.into(),
+            keys: Arc::new(RwLock::new(Arc::new(Keys::placeholder()?))),
             serials: Arc::new(SerialClock::new()),
-        })
+        };
+        let at = now();
+        for kind in [CaKind::SshUser, CaKind::SshHost, CaKind::X509] {
+            let probe = match kind {
+                CaKind::X509 => X509_ISSUING,
+                other => other.as_str(),
+            };
+            let existing = authorities
+                .store
+                .ca_keys(probe, at)
+                .await
+                .map_err(|e| StartError(e.to_string()))?;
+            if existing.is_empty() {
+                let made = authorities
+                    .new_keys(kind, at)
+                    .map_err(|e| StartError(e.to_string()))?;
+                let refs: Vec<(&str, String, String)> =
+                    made.iter().map(|(k, p, s)| (*k, p.clone(), s.clone())).collect();
+                authorities
+                    .store
+                    .add_ca_keys(&system(at), "ca.create", kind.as_str(), &refs, None)
+                    .await
+                    .map_err(|e| StartError(e.to_string()))?;
+                tracing::info!(kind = kind.as_str(), "created certificate authority");
+            }
+        }
+        authorities.reload().await?;
+        Ok(authorities)
     }
 
-    /// Public key lines of every active user CA key, for sshd's `TrustedUserCAKeys`.
+    /// New key material for `kind`, sealed: `(kind, public part, sealed private part)`.
+    fn new_keys(
+        &self,
+        kind: CaKind,
+        at: Timestamp,
+    ) -> Result<Vec<(&'static str, String, String)>, IssueError> {
+        match kind {
+            CaKind::SshUser | CaKind::SshHost => {
+                let ca = SshCa::generate(&mut OsRng)?;
+                let private = ca.to_openssh()?;
+                let sealed = seal(&self.kek, kind.as_str(), private.as_bytes(), &mut OsRng);
+                let label = if kind == CaKind::SshUser { SSH_USER } else { SSH_HOST };
+                Ok(vec![(label, ca.public_key_openssh(), sealed)])
+            }
+            CaKind::X509 => {
+                let serial = self.serials.next(u64::try_from(at.as_millis()).unwrap_or(0));
+                let made = warden_pki::x509::generate(&self.trust_domain, seconds(at), serial)?;
+                let root = seal(&self.kek, X509_ROOT, made.root_key.to_pem().as_bytes(), &mut OsRng);
+                let issuing = seal(
+                    &self.kek,
+                    X509_ISSUING,
+                    made.issuing_key.to_pem().as_bytes(),
+                    &mut OsRng,
+                );
+                Ok(vec![
+                    (X509_ROOT, made.root_pem, root),
+                    (X509_ISSUING, made.issuing_pem, issuing),
+                ])
+            }
+        }
+    }
+
+    fn open_newest(&self, kind: &str, keys: &[CaKey]) -> Result<zeroize::Zeroizing<String>, StartError> {
+        let newest = keys
+            .first()
+            .ok_or_else(|| StartError(format!("no {kind} CA key is in force")))?;
+        let private = open(&self.kek, kind, &newest.sealed_key).map_err(|_| {
+            StartError(format!(
+                "cannot open the {kind} CA key with the key-encryption key in {}: wrong key or tampered data; \
+                 Warden will not create new CAs over existing ones",
+                self.kek_file
+            ))
+        })?;
+        String::from_utf8(private.to_vec())
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| StartError(format!("the {kind} CA key is not valid text")))
+    }
+
+    async fn ssh_keys(&self, kind: &str, at: Timestamp) -> Result<(Arc<(String, SshCa)>, Vec<CaKey>), StartError> {
+        let keys = self
+            .store
+            .ca_keys(kind, at)
+            .await
+            .map_err(|e| StartError(e.to_string()))?;
+        let text = self.open_newest(kind, &keys)?;
+        let ca = SshCa::from_openssh(&text)
+            .map_err(|e| StartError(format!("the {kind} CA key is unreadable: {e}")))?;
+        let id = keys.first().map(|k| k.id.clone()).unwrap_or_default();
+        Ok((Arc::new((id, ca)), keys))
+    }
+
+    /// Re-reads the keys in force from the database: picks up rotations (also another
+    /// replica's) and drops keys whose overlap window has ended.
+    pub async fn reload(&self) -> Result<(), StartError> {
+        let at = now();
+        let (user, user_keys) = self.ssh_keys(SSH_USER, at).await?;
+        let (host, host_keys) = self.ssh_keys(SSH_HOST, at).await?;
+        let mut user_trusted = Vec::with_capacity(user_keys.len());
+        for key in &user_keys {
+            let public = parse_public_key(&key.public_key)
+                .map_err(|e| StartError(format!("stored ssh-user CA key {}: {e}", key.id)))?;
+            user_trusted.push((key.id.clone(), public));
+        }
+        let roots = self
+            .store
+            .ca_keys(X509_ROOT, at)
+            .await
+            .map_err(|e| StartError(e.to_string()))?;
+        let issuing = self
+            .store
+            .ca_keys(X509_ISSUING, at)
+            .await
+            .map_err(|e| StartError(e.to_string()))?;
+        let issuing_key = self.open_newest(X509_ISSUING, &issuing)?;
+        let issuing_key = LocalKey::from_pem(&issuing_key)
+            .map_err(|e| StartError(format!("the x509-issuing CA key is unreadable: {e}")))?;
+        let (Some(newest_root), Some(newest_issuing)) = (roots.first(), issuing.first()) else {
+            return Err(StartError("no X.509 CA is in force".to_owned()));
+        };
+        let ca = X509Ca::new(&newest_root.public_key, &newest_issuing.public_key, issuing_key)
+            .map_err(|e| StartError(format!("the X.509 CA is unreadable: {e}")))?;
+        let mut root_ders = Vec::with_capacity(roots.len());
+        for root in &roots {
+            let der = CertificateDer::from_pem_slice(root.public_key.as_bytes())
+                .map_err(|e| StartError(format!("stored X.509 root {}: {e}", root.id)))?;
+            root_ders.push(der);
+        }
+        let keys = Keys {
+            user,
+            host,
+            user_trusted,
+            user_public: lines(&user_keys),
+            host_public: lines(&host_keys),
+            x509: Arc::new(X509Keys {
+                ca_key_id: newest_issuing.id.clone(),
+                ca,
+                bundle_pem: lines(&roots),
+                roots: root_ders,
+            }),
+        };
+        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+        Ok(())
+    }
+
+    fn keys(&self) -> Arc<Keys> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the `kind` CA with a new key. The old keys stay trusted (listed and, for
+    /// X.509, in the bundle) until `overlap` has passed, so what they signed keeps working.
+    pub async fn rotate(
+        &self,
+        ctx: &AuditContext,
+        kind: CaKind,
+        overlap: Duration,
+    ) -> Result<Vec<String>, IssueError> {
+        let made = self.new_keys(kind, ctx.now)?;
+        let publics = made.iter().map(|(_, p, _)| p.clone()).collect();
+        self.store
+            .add_ca_keys(ctx, "ca.rotate", kind.as_str(), &made, Some(ctx.now.plus(overlap)))
+            .await?;
+        self.reload()
+            .await
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(publics)
+    }
+
+    /// Public key lines of every trusted user CA key, the signing key first, for sshd's
+    /// `TrustedUserCAKeys`.
     pub fn user_ca_public(&self) -> String {
-        self.user_public.iter().map(|k| format!("{k}\n")).collect()
+        self.keys().user_public.clone()
     }
 
-    /// Public key lines of every active host CA key, for `@cert-authority`.
+    /// Public key lines of every trusted host CA key, the signing key first, for
+    /// `@cert-authority`.
     pub fn host_ca_public(&self) -> String {
-        self.host_public.iter().map(|k| format!("{k}\n")).collect()
+        self.keys().host_public.clone()
+    }
+
+    /// The X.509 CA in force.
+    pub fn x509(&self) -> Arc<X509Keys> {
+        self.keys().x509.clone()
+    }
+
+    /// The SPIFFE trust domain.
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
     }
 
     /// Issues an SSH certificate for `public_key`, recorded and audited before it is returned.
@@ -218,11 +442,12 @@ impl Authorities {
         ttl: Duration,
     ) -> Result<(u64, String), IssueError> {
         let public_key = parse_public_key(public_key)?;
+        let keys = self.keys();
         let authority = match kind {
-            Kind::User => self.user.clone(),
-            Kind::Host => self.host.clone(),
+            Kind::User => keys.user.clone(),
+            Kind::Host => keys.host.clone(),
         };
-        let now = u64::try_from(ctx.now.as_millis() / 1000).unwrap_or(0);
+        let now = seconds(ctx.now);
         let serial = self
             .serials
             .next(u64::try_from(ctx.now.as_millis()).unwrap_or(0));
@@ -265,24 +490,100 @@ impl Authorities {
         Ok((serial, text))
     }
 
-    /// The KRL for the user CA and its ETag.
+    /// Issues an X.509 certificate for `key` naming `spiffe_id`, valid for `ttl`, recorded and
+    /// audited before it is returned. Returns the serial and the certificate, PEM.
+    pub async fn issue_x509(
+        &self,
+        ctx: &AuditContext,
+        key: SubjectKey<'_>,
+        spiffe_id: SpiffeId,
+        server_names: (Vec<String>, Vec<std::net::IpAddr>),
+        ttl: Duration,
+    ) -> Result<(u64, String), IssueError> {
+        if spiffe_id.trust_domain() != &*self.trust_domain {
+            return Err(X509Error::BadSpiffeId {
+                id: spiffe_id.to_string(),
+                reason: "it is not in this server's trust domain",
+            }
+            .into());
+        }
+        let x509 = self.x509();
+        let now = seconds(ctx.now);
+        let request = WorkloadRequest {
+            spiffe_id,
+            dns_names: server_names.0,
+            ip_addresses: server_names.1,
+            serial: self
+                .serials
+                .next(u64::try_from(ctx.now.as_millis()).unwrap_or(0)),
+            not_before: now.saturating_sub(60),
+            not_after: now.saturating_add(ttl.as_secs()),
+        };
+        let record = NewX509Certificate {
+            serial: request.serial,
+            ca_key_id: x509.ca_key_id.clone(),
+            spiffe_id: request.spiffe_id.to_string(),
+            not_before: request.not_before,
+            not_after: request.not_after,
+        };
+        let pem = x509.ca.issue(key, &request)?;
+        let pem = self
+            .store
+            .issue_x509_certificate(ctx, &record, || Ok(pem))
+            .await?;
+        Ok((request.serial, pem))
+    }
+
+    /// The KRL for every trusted user CA key, and its ETag.
     pub async fn krl(&self) -> Result<(Vec<u8>, String), StoreError> {
-        let (ca_id, ca) = &*self.user;
-        let (serials, newest) = self.store.revoked_serials(ca_id).await?;
-        let version = u64::try_from(newest).unwrap_or(0);
+        let keys = self.keys();
+        let mut sections = Vec::with_capacity(keys.user_trusted.len());
+        let mut version = 0u64;
+        for (id, public) in &keys.user_trusted {
+            let (serials, newest) = self.store.revoked_serials(id).await?;
+            version = version.max(u64::try_from(newest).unwrap_or(0));
+            sections.push((
+                public,
+                Revocations {
+                    serials,
+                    key_ids: Vec::new(),
+                },
+            ));
+        }
+        let refs: Vec<_> = sections.iter().map(|(k, r)| (*k, r)).collect();
         // The newest revocation dates the list, so the same revocations give the same bytes.
-        let generated = version / 1000;
-        let bytes = build(
-            ca.public_key(),
-            &Revocations {
-                serials,
-                key_ids: Vec::new(),
-            },
-            version,
-            generated,
-        )
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok((bytes, format!("\"krl-{version}-{}\"", &ca_id)))
+        let bytes = build_many(&refs, version, version / 1000)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let signer = &keys.user.0;
+        Ok((
+            bytes,
+            format!("\"krl-{version}-{}-{signer}\"", keys.user_trusted.len()),
+        ))
+    }
+}
+
+impl Keys {
+    /// Stands in until the first [`Authorities::reload`]; never used to sign.
+    fn placeholder() -> Result<Self, StartError> {
+        let ca = SshCa::generate(&mut OsRng).map_err(|e| StartError(e.to_string()))?;
+        let ca = Arc::new((String::new(), ca));
+        let made = warden_pki::x509::generate("placeholder", 0, 1)
+            .map_err(|e| StartError(e.to_string()))?;
+        let x509 = X509Ca::new(&made.root_pem, &made.issuing_pem, made.issuing_key)
+            .map_err(|e| StartError(e.to_string()))?;
+        Ok(Keys {
+            user: ca.clone(),
+            host: ca,
+            user_trusted: Vec::new(),
+            user_public: String::new(),
+            host_public: String::new(),
+            x509: Arc::new(X509Keys {
+                ca_key_id: String::new(),
+                ca: x509,
+                bundle_pem: String::new(),
+                roots: Vec::new(),
+            }),
+        })
     }
 }
 

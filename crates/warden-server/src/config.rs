@@ -34,6 +34,30 @@ pub struct Config {
     pub audit: AuditConfig,
     /// SSH certificates.
     pub ssh: SshConfig,
+    /// The mutual-TLS listener for agents and workloads (`listen.agent_mtls`).
+    pub listen_agent_mtls: SocketAddr,
+    /// X.509 certificates.
+    pub x509: X509Config,
+    /// Host agents.
+    pub agent: AgentConfig,
+}
+
+/// X.509 settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct X509Config {
+    /// The SPIFFE trust domain (`x509.trust_domain`; default the public URL's host).
+    pub trust_domain: String,
+    /// Longest workload certificate lifetime (`x509.max_ttl`, default 7d; 24h when unasked).
+    pub max_ttl: Duration,
+}
+
+/// Host agent settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// Host SSH certificate lifetime (`agent.host_cert_ttl`, default 30d).
+    pub host_cert_ttl: Duration,
+    /// The agent's mTLS client certificate lifetime (`agent.client_cert_ttl`, default 7d).
+    pub client_cert_ttl: Duration,
 }
 
 /// SSH certificate settings.
@@ -207,6 +231,22 @@ struct FileConfig {
     log: LogFile,
     audit: AuditFile,
     ssh: SshFile,
+    x509: X509File,
+    agent: AgentFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct X509File {
+    trust_domain: Option<String>,
+    max_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct AgentFile {
+    host_cert_ttl: Option<String>,
+    client_cert_ttl: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -231,6 +271,7 @@ struct AuditFile {
 #[serde(deny_unknown_fields, default)]
 struct ListenFile {
     http: Option<String>,
+    agent_mtls: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -253,7 +294,7 @@ struct LogFile {
 
 /// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
 /// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
-pub const KEYS: [&str; 18] = [
+pub const KEYS: [&str; 24] = [
     "data_dir",
     "database_url",
     "public_url",
@@ -272,6 +313,12 @@ pub const KEYS: [&str; 18] = [
     "audit.retention",
     "audit.archive_dir",
     "audit.retention_check",
+    "listen.agent_mtls",
+    "ssh.max_ttl",
+    "x509.trust_domain",
+    "x509.max_ttl",
+    "agent.host_cert_ttl",
+    "agent.client_cert_ttl",
 ];
 
 /// The environment variable that sets `key`.
@@ -396,6 +443,12 @@ impl FileConfig {
             "audit.retention" => self.audit.retention = Some(value.to_owned()),
             "audit.archive_dir" => self.audit.archive_dir = Some(PathBuf::from(value)),
             "audit.retention_check" => self.audit.retention_check = Some(value.to_owned()),
+            "listen.agent_mtls" => self.listen.agent_mtls = Some(value.to_owned()),
+            "ssh.max_ttl" => self.ssh.max_ttl = Some(value.to_owned()),
+            "x509.trust_domain" => self.x509.trust_domain = Some(value.to_owned()),
+            "x509.max_ttl" => self.x509.max_ttl = Some(value.to_owned()),
+            "agent.host_cert_ttl" => self.agent.host_cert_ttl = Some(value.to_owned()),
+            "agent.client_cert_ttl" => self.agent.client_cert_ttl = Some(value.to_owned()),
             other => return Err(ConfigError(format!("{origin}: unknown key `{other}`"))),
         }
         Ok(())
@@ -598,7 +651,55 @@ impl FileConfig {
             max_ttl,
             group_logins: self.ssh.group_logins,
         };
+        let mtls = self.listen.agent_mtls.as_deref().unwrap_or("127.0.0.1:8443");
+        let listen_agent_mtls: SocketAddr = mtls.parse().map_err(|_| {
+            ConfigError(format!("invalid listen address `{mtls}` for `listen.agent_mtls`: use HOST:PORT, like 127.0.0.1:8443"))
+        })?;
+        let trust_domain = match self.x509.trust_domain {
+            Some(td) => td,
+            None => public_url
+                .host_str()
+                .unwrap_or("warden.local")
+                .trim_matches(|c| c == '[' || c == ']')
+                .replace(':', "-")
+                .to_ascii_lowercase(),
+        };
+        if !warden_pki::x509::valid_trust_domain(&trust_domain) {
+            return Err(ConfigError(format!(
+                "invalid value `{trust_domain}` for `x509.trust_domain`: use lowercase letters, digits, '.', '-' and '_'"
+            )));
+        }
+        let at_least_a_second = |key: &str, v: Option<String>, default: Duration| match v {
+            None => Ok(default),
+            Some(v) => humantime::parse_duration(v.trim())
+                .ok()
+                .filter(|d| *d >= Duration::from_secs(1))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "invalid duration `{v}` for `{key}`: at least 1s, like 24h or 30d"
+                    ))
+                }),
+        };
+        let x509 = X509Config {
+            trust_domain,
+            max_ttl: at_least_a_second("x509.max_ttl", self.x509.max_ttl, Duration::from_secs(7 * 86_400))?,
+        };
+        let agent = AgentConfig {
+            host_cert_ttl: at_least_a_second(
+                "agent.host_cert_ttl",
+                self.agent.host_cert_ttl,
+                Duration::from_secs(30 * 86_400),
+            )?,
+            client_cert_ttl: at_least_a_second(
+                "agent.client_cert_ttl",
+                self.agent.client_cert_ttl,
+                Duration::from_secs(7 * 86_400),
+            )?,
+        };
         Ok(Config {
+            listen_agent_mtls,
+            x509,
+            agent,
             ssh,
             kek_file,
             dev,

@@ -67,7 +67,7 @@ impl Server {
         let audit = audit::AuditLog::new(store.clone(), key);
         let kek = ca::load_kek(&config)?;
         let authorities =
-            ca::Authorities::start(store.clone(), &kek, &ca::kek_path(&config)).await?;
+            ca::Authorities::start(store.clone(), kek, &ca::kek_path(&config), &config.x509.trust_domain).await?;
         let http = TcpListener::bind(config.listen_http).await.map_err(|e| {
             StartError(format!(
                 "cannot listen on {}: {}",
@@ -161,7 +161,7 @@ impl Server {
                 self.store.clone(),
                 self.audit.clone(),
                 self.authorities.clone(),
-                self.config.ssh.clone(),
+                &self.config,
             ),
             metrics: metrics.clone(),
         };

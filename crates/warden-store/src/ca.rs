@@ -43,6 +43,21 @@ pub struct NewSshCertificate {
     pub valid_before: u64,
 }
 
+/// An X.509 certificate to record.
+#[derive(Debug, Clone)]
+pub struct NewX509Certificate {
+    /// Serial (unique, below 2^63).
+    pub serial: u64,
+    /// The issuing CA key that signs it.
+    pub ca_key_id: String,
+    /// Its SPIFFE id.
+    pub spiffe_id: String,
+    /// Not before, seconds since the epoch.
+    pub not_before: u64,
+    /// Not after, seconds since the epoch.
+    pub not_after: u64,
+}
+
 fn key_from_row(row: &AnyRow) -> Result<CaKey, StoreError> {
     Ok(CaKey {
         id: row.try_get("id")?,
@@ -58,52 +73,125 @@ fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
 }
 
 impl Store {
-    /// Every key of `kind` ever made, newest first, retired ones included.
-    pub async fn ca_keys(&self, kind: &str) -> Result<Vec<CaKey>, StoreError> {
+    /// The keys of `kind` still trusted at `now`, newest (the one that signs) first. A rotated
+    /// key stays trusted until the end of its overlap window.
+    pub async fn ca_keys(&self, kind: &str, now: Timestamp) -> Result<Vec<CaKey>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, kind, public_key, sealed_key, created_at FROM ca_keys WHERE kind = $1 \
-             AND retired_at IS NULL ORDER BY created_at DESC, id DESC",
+             AND (retired_at IS NULL OR retired_at > $2) ORDER BY created_at DESC, id DESC",
         )
         .bind(kind)
+        .bind(now.as_millis())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(key_from_row).collect()
     }
 
-    /// Records a new CA key (its private half already sealed).
-    pub async fn create_ca_key(
+    /// Adds new keys (each `(kind, public key, sealed key)`), audited as `action` (`ca.create`
+    /// or `ca.rotate`) naming `label` (`ssh-user`, `ssh-host` or `x509`). With `retire_at`,
+    /// the keys of those kinds in force now stay trusted until then (the overlap window).
+    pub async fn add_ca_keys(
         &self,
         ctx: &AuditContext,
-        kind: &str,
-        public_key: &str,
-        sealed_key: &str,
-    ) -> Result<CaKey, StoreError> {
+        action: &'static str,
+        label: &str,
+        new_keys: &[(&str, String, String)],
+        retire_at: Option<Timestamp>,
+    ) -> Result<Vec<CaKey>, StoreError> {
         let action = Action {
-            name: "ca.create",
-            target: format!("ca:{kind}"),
-            details: json!({ "kind": kind, "public_key": public_key }),
+            name: action,
+            target: format!("ca:{label}"),
+            details: json!({
+                "new_public_keys": new_keys.iter().map(|(kind, public, _)| json!({"kind": kind, "public_key": public})).collect::<Vec<_>>(),
+                "old_keys_trusted_until": retire_at.map(|t| t.to_string()),
+            }),
         };
         self.audited(ctx, action, async |conn| {
-            let key = CaKey {
-                id: new_id(),
-                kind: kind.to_owned(),
-                public_key: public_key.to_owned(),
-                sealed_key: sealed_key.to_owned(),
-                created_at: ctx.now,
-            };
-            sqlx::query(
-                "INSERT INTO ca_keys (id, kind, public_key, sealed_key, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&key.id)
-            .bind(&key.kind)
-            .bind(&key.public_key)
-            .bind(&key.sealed_key)
-            .bind(key.created_at.as_millis())
-            .execute(&mut *conn)
-            .await?;
-            Ok(key)
+            let mut made = Vec::with_capacity(new_keys.len());
+            for (kind, public, sealed) in new_keys {
+                if let Some(retire_at) = retire_at {
+                    sqlx::query(
+                        "UPDATE ca_keys SET retired_at = $1 WHERE kind = $2 AND retired_at IS NULL",
+                    )
+                    .bind(retire_at.as_millis())
+                    .bind(*kind)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                let key = CaKey {
+                    id: new_id(),
+                    kind: (*kind).to_owned(),
+                    public_key: public.clone(),
+                    sealed_key: sealed.clone(),
+                    created_at: ctx.now,
+                };
+                sqlx::query(
+                    "INSERT INTO ca_keys (id, kind, public_key, sealed_key, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&key.id)
+                .bind(&key.kind)
+                .bind(&key.public_key)
+                .bind(&key.sealed_key)
+                .bind(key.created_at.as_millis())
+                .execute(&mut *conn)
+                .await?;
+                made.push(key);
+            }
+            Ok(made)
         })
         .await
+    }
+
+    /// Records an issued X.509 certificate, audited as `x509.issue`; `sign` runs inside the
+    /// transaction, so a certificate whose record cannot be written is never handed out.
+    pub async fn issue_x509_certificate<T>(
+        &self,
+        ctx: &AuditContext,
+        cert: &NewX509Certificate,
+        sign: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let action = Action {
+            name: "x509.issue",
+            target: format!("x509-cert:{}", cert.serial),
+            details: json!({
+                "spiffe_id": cert.spiffe_id,
+                "not_before": cert.not_before,
+                "not_after": cert.not_after,
+                "ca_key_id": cert.ca_key_id,
+            }),
+        };
+        let serial = to_i64(cert.serial, "serial")?;
+        let not_before = to_i64(cert.not_before, "not_before")?;
+        let not_after = to_i64(cert.not_after, "not_after")?;
+        self.audited(ctx, action, async |conn| {
+            let signed = sign()?;
+            sqlx::query(
+                "INSERT INTO x509_certificates (serial, ca_key_id, spiffe_id, not_before, not_after, issued_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(serial)
+            .bind(&cert.ca_key_id)
+            .bind(&cert.spiffe_id)
+            .bind(not_before)
+            .bind(not_after)
+            .bind(ctx.now.as_millis())
+            .execute(&mut *conn)
+            .await?;
+            Ok(signed)
+        })
+        .await
+    }
+
+    /// Whether the X.509 certificate `serial` was issued here and is not revoked.
+    pub async fn x509_certificate_valid(&self, serial: u64) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT revoked_at FROM x509_certificates WHERE serial = $1")
+            .bind(to_i64(serial, "serial")?)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get::<Option<i64>, _>("revoked_at")?.is_none(),
+            None => false,
+        })
     }
 
     /// Records an issued SSH certificate, audited as `ssh.issue`. `sign` runs inside the same

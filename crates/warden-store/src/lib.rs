@@ -13,6 +13,7 @@ mod audit;
 mod ca;
 mod error;
 mod groups;
+mod hosts;
 mod location;
 mod page;
 mod tokens;
@@ -26,7 +27,8 @@ use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use tokio::sync::Mutex;
 
 pub use audit::{AuditContext, EventFilter, StoredCheckpoint};
-pub use ca::{CaKey, NewSshCertificate};
+pub use ca::{CaKey, NewSshCertificate, NewX509Certificate};
+pub use hosts::{Host, JoinTokenCredential, NewJoinToken};
 pub use error::StoreError;
 pub use groups::Group;
 pub use location::{Backend, DatabaseLocation};

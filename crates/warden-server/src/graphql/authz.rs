@@ -30,6 +30,12 @@ pub enum Capability {
     OwnSshCertificate,
     /// Revoke SSH certificates.
     RevokeCertificates,
+    /// Get X.509 workload certificates for any SPIFFE id outside `/host/`.
+    IssueWorkloadCertificates,
+    /// Rotate certificate authorities.
+    ManageCertificateAuthorities,
+    /// Create join tokens for hosts.
+    ManageHosts,
 }
 
 impl Capability {
@@ -45,6 +51,9 @@ impl Capability {
             Capability::ReadAudit => "api.read_audit",
             Capability::OwnSshCertificate => "ssh.own_certificate",
             Capability::RevokeCertificates => "ssh.revoke",
+            Capability::IssueWorkloadCertificates => "x509.issue",
+            Capability::ManageCertificateAuthorities => "ca.rotate",
+            Capability::ManageHosts => "host.manage",
         }
     }
 

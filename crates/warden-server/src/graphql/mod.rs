@@ -6,6 +6,7 @@
 mod audit;
 mod authz;
 mod mutation;
+mod pki;
 mod query;
 mod ssh;
 mod types;
@@ -32,13 +33,15 @@ pub fn schema(
     store: Arc<Store>,
     audit: crate::audit::AuditLog,
     authorities: crate::ca::Authorities,
-    ssh: crate::config::SshConfig,
+    config: &crate::config::Config,
 ) -> WardenSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(store)
         .data(audit)
         .data(authorities)
-        .data(ssh)
+        .data(config.ssh.clone())
+        .data(config.x509.clone())
+        .data(config.agent.clone())
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -87,6 +90,13 @@ pub(crate) fn api_error(err: StoreError, caller: &Caller) -> async_graphql::Erro
 }
 
 /// A refusal of the caller's input, with the parser's message.
+pub(crate) fn forbidden(message: impl std::fmt::Display) -> async_graphql::Error {
+    use async_graphql::ErrorExtensions;
+    async_graphql::Error::new(format!("permission denied: {message}"))
+        .extend_with(|_, e| e.set("code", "FORBIDDEN"))
+}
+
+/// A mistake in the request, in one line.
 pub(crate) fn bad_input(message: impl std::fmt::Display) -> async_graphql::Error {
     use async_graphql::ErrorExtensions;
     async_graphql::Error::new(message.to_string())

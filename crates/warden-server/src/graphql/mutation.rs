@@ -49,7 +49,11 @@ fn text(field: &str, value: Option<String>) -> async_graphql::Result<Option<Stri
 
 /// Changes. Each one is written with its audit event in one transaction.
 #[derive(Debug, Default, async_graphql::MergedObject)]
-pub struct Mutation(DirectoryMutation, super::ssh::SshMutation);
+pub struct Mutation(
+    DirectoryMutation,
+    super::ssh::SshMutation,
+    super::pki::PkiMutation,
+);
 
 /// Users, groups and tokens.
 #[derive(Debug, Default)]

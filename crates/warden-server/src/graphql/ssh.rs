@@ -8,7 +8,7 @@ use warden_pki::ssh::Kind;
 use warden_store::Store;
 
 use super::authz::{Capability, authorize};
-use super::{api_error, bad_input};
+use super::{api_error, bad_input, forbidden};
 use crate::ca::{Authorities, IssueError};
 use crate::config::SshConfig;
 
@@ -25,6 +25,14 @@ pub struct SshCertificate {
     pub valid_before: String,
 }
 
+/// The principals asked for, sorted and without repeats; `None` when none were named.
+fn principals_asked(asked: Option<Vec<String>>) -> Option<Vec<String>> {
+    let mut asked = asked?;
+    asked.sort();
+    asked.dedup();
+    (!asked.is_empty()).then_some(asked)
+}
+
 /// SSH certificate changes.
 #[derive(Debug, Default)]
 pub struct SshMutation;
@@ -38,7 +46,9 @@ impl SshMutation {
         ctx: &Context<'_>,
         public_key: String,
         ttl: Option<String>,
+        #[graphql(desc = "The logins to certify; default all the caller may use.")] principals: Option<Vec<String>>,
     ) -> async_graphql::Result<SshCertificate> {
+        let principals_arg = principals;
         let caller = authorize(ctx, Capability::OwnSshCertificate, "ssh-cert:user").await?;
         let Actor::User { name, token_id, .. } = &caller.audit.actor else {
             return Err(bad_input(
@@ -74,6 +84,17 @@ impl SshMutation {
         }
         principals.sort();
         principals.dedup();
+        if let Some(asked) = principals_asked(principals_arg) {
+            if let Some(bad) = asked.iter().find(|p| !principals.contains(p)) {
+                let reason = format!("principal `{bad}` is not allowed for user `{name}`");
+                store
+                    .record_denial(&caller.audit, "ssh.issue", "ssh-cert:user", &reason)
+                    .await
+                    .map_err(|e| api_error(e, caller))?;
+                return Err(forbidden(reason));
+            }
+            principals = asked;
+        }
         let key_id = format!("user:{name} token:{token_id}");
         let authorities = ctx.data::<Authorities>()?;
         let (serial, certificate) = authorities
@@ -88,6 +109,7 @@ impl SshMutation {
             .await
             .map_err(|e| match e {
                 IssueError::Request(e) => bad_input(e),
+                IssueError::X509(e) => bad_input(e),
                 IssueError::Store(e) => api_error(e, caller),
             })?;
         let valid_before = Timestamp::from_millis(caller.audit.now.as_millis())

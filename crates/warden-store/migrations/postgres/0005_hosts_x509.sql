@@ -1,0 +1,32 @@
+-- X.509 certificates the issuing CA signed, hosts joined through agents, and the one-time
+-- join tokens that let them in (only a hash of each token's secret is kept).
+CREATE TABLE x509_certificates (
+    serial      BIGINT PRIMARY KEY,
+    ca_key_id   TEXT NOT NULL REFERENCES ca_keys (id),
+    spiffe_id   TEXT NOT NULL,
+    not_before  BIGINT NOT NULL,
+    not_after   BIGINT NOT NULL,
+    issued_at   BIGINT NOT NULL,
+    revoked_at  BIGINT
+);
+CREATE INDEX x509_certificates_spiffe ON x509_certificates (spiffe_id);
+
+CREATE TABLE hosts (
+    name         TEXT PRIMARY KEY,
+    labels       TEXT NOT NULL,
+    addresses    TEXT NOT NULL,
+    sshd_addr    TEXT,
+    joined_at    BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL
+);
+
+CREATE TABLE join_tokens (
+    id          TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    labels      TEXT NOT NULL,
+    addresses   TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    used_at     BIGINT
+);
