@@ -12,6 +12,10 @@ use crate::{Role, TokenName, UserName};
 pub enum AuthMethod {
     /// A bearer API token.
     ApiToken,
+    /// A client certificate from Warden's X.509 CA, over the mutual-TLS listener.
+    MutualTls,
+    /// A one-time host join token.
+    JoinToken,
     /// The admin unix socket in the data directory: file permissions are the proof.
     UnixSocket,
     /// Not authenticated (a denied request, or Warden itself).
@@ -42,6 +46,13 @@ pub enum Actor {
     },
     /// The operator on the server host, through the admin socket.
     Operator,
+    /// A joined host, proven by its agent's mutual-TLS certificate or its join token.
+    Host {
+        /// The host's name.
+        name: crate::HostName,
+        /// How it proved itself.
+        method: AuthMethod,
+    },
     /// An unauthenticated caller.
     Anonymous,
     /// Warden itself (migrations, expiry sweeps).
@@ -54,6 +65,7 @@ impl Actor {
         match self {
             Actor::User { .. } | Actor::Token { .. } => AuthMethod::ApiToken,
             Actor::Operator => AuthMethod::UnixSocket,
+            Actor::Host { method, .. } => *method,
             Actor::Anonymous | Actor::System => AuthMethod::None,
         }
     }
@@ -63,7 +75,7 @@ impl Actor {
         match self {
             Actor::User { role, .. } | Actor::Token { role, .. } => Some(*role),
             Actor::Operator => Some(Role::Admin),
-            Actor::Anonymous | Actor::System => None,
+            Actor::Host { .. } | Actor::Anonymous | Actor::System => None,
         }
     }
 }
@@ -75,6 +87,7 @@ impl fmt::Display for Actor {
             Actor::User { name, .. } => write!(f, "user:{name}"),
             Actor::Token { name, .. } => write!(f, "token:{name}"),
             Actor::Operator => f.write_str("operator"),
+            Actor::Host { name, .. } => write!(f, "host:{name}"),
             Actor::Anonymous => f.write_str("anonymous"),
             Actor::System => f.write_str("system"),
         }

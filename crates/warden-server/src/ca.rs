@@ -218,6 +218,7 @@ pub struct Authorities {
     trust_domain: Arc<str>,
     keys: Arc<RwLock<Arc<Keys>>>,
     serials: Arc<SerialClock>,
+    rotated: Arc<tokio::sync::Notify>,
 }
 
 fn lines(keys: &[CaKey]) -> String {
@@ -239,6 +240,7 @@ impl Authorities {
             trust_domain: trust_domain.into(),
             keys: Arc::new(RwLock::new(Arc::new(Keys::placeholder()?))),
             serials: Arc::new(SerialClock::new()),
+            rotated: Arc::new(tokio::sync::Notify::new()),
         };
         let at = now();
         for kind in [CaKind::SshUser, CaKind::SshHost, CaKind::X509] {
@@ -255,8 +257,10 @@ impl Authorities {
                 let made = authorities
                     .new_keys(kind, at)
                     .map_err(|e| StartError(e.to_string()))?;
-                let refs: Vec<(&str, String, String)> =
-                    made.iter().map(|(k, p, s)| (*k, p.clone(), s.clone())).collect();
+                let refs: Vec<(&str, String, String)> = made
+                    .iter()
+                    .map(|(k, p, s)| (*k, p.clone(), s.clone()))
+                    .collect();
                 authorities
                     .store
                     .add_ca_keys(&system(at), "ca.create", kind.as_str(), &refs, None)
@@ -280,13 +284,24 @@ impl Authorities {
                 let ca = SshCa::generate(&mut OsRng)?;
                 let private = ca.to_openssh()?;
                 let sealed = seal(&self.kek, kind.as_str(), private.as_bytes(), &mut OsRng);
-                let label = if kind == CaKind::SshUser { SSH_USER } else { SSH_HOST };
+                let label = if kind == CaKind::SshUser {
+                    SSH_USER
+                } else {
+                    SSH_HOST
+                };
                 Ok(vec![(label, ca.public_key_openssh(), sealed)])
             }
             CaKind::X509 => {
-                let serial = self.serials.next(u64::try_from(at.as_millis()).unwrap_or(0));
+                let serial = self
+                    .serials
+                    .next(u64::try_from(at.as_millis()).unwrap_or(0));
                 let made = warden_pki::x509::generate(&self.trust_domain, seconds(at), serial)?;
-                let root = seal(&self.kek, X509_ROOT, made.root_key.to_pem().as_bytes(), &mut OsRng);
+                let root = seal(
+                    &self.kek,
+                    X509_ROOT,
+                    made.root_key.to_pem().as_bytes(),
+                    &mut OsRng,
+                );
                 let issuing = seal(
                     &self.kek,
                     X509_ISSUING,
@@ -301,7 +316,11 @@ impl Authorities {
         }
     }
 
-    fn open_newest(&self, kind: &str, keys: &[CaKey]) -> Result<zeroize::Zeroizing<String>, StartError> {
+    fn open_newest(
+        &self,
+        kind: &str,
+        keys: &[CaKey],
+    ) -> Result<zeroize::Zeroizing<String>, StartError> {
         let newest = keys
             .first()
             .ok_or_else(|| StartError(format!("no {kind} CA key is in force")))?;
@@ -317,7 +336,11 @@ impl Authorities {
             .map_err(|_| StartError(format!("the {kind} CA key is not valid text")))
     }
 
-    async fn ssh_keys(&self, kind: &str, at: Timestamp) -> Result<(Arc<(String, SshCa)>, Vec<CaKey>), StartError> {
+    async fn ssh_keys(
+        &self,
+        kind: &str,
+        at: Timestamp,
+    ) -> Result<(Arc<(String, SshCa)>, Vec<CaKey>), StartError> {
         let keys = self
             .store
             .ca_keys(kind, at)
@@ -358,8 +381,12 @@ impl Authorities {
         let (Some(newest_root), Some(newest_issuing)) = (roots.first(), issuing.first()) else {
             return Err(StartError("no X.509 CA is in force".to_owned()));
         };
-        let ca = X509Ca::new(&newest_root.public_key, &newest_issuing.public_key, issuing_key)
-            .map_err(|e| StartError(format!("the X.509 CA is unreadable: {e}")))?;
+        let ca = X509Ca::new(
+            &newest_root.public_key,
+            &newest_issuing.public_key,
+            issuing_key,
+        )
+        .map_err(|e| StartError(format!("the X.509 CA is unreadable: {e}")))?;
         let mut root_ders = Vec::with_capacity(roots.len());
         for root in &roots {
             let der = CertificateDer::from_pem_slice(root.public_key.as_bytes())
@@ -379,7 +406,10 @@ impl Authorities {
                 roots: root_ders,
             }),
         };
-        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
         Ok(())
     }
 
@@ -401,12 +431,24 @@ impl Authorities {
         let made = self.new_keys(kind, ctx.now)?;
         let publics = made.iter().map(|(_, p, _)| p.clone()).collect();
         self.store
-            .add_ca_keys(ctx, "ca.rotate", kind.as_str(), &made, Some(ctx.now.plus(overlap)))
+            .add_ca_keys(
+                ctx,
+                "ca.rotate",
+                kind.as_str(),
+                &made,
+                Some(ctx.now.plus(overlap)),
+            )
             .await?;
         self.reload()
             .await
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.rotated.notify_waiters();
         Ok(publics)
+    }
+
+    /// Completes after the next rotation on this server.
+    pub async fn changed(&self) {
+        self.rotated.notified().await;
     }
 
     /// Public key lines of every trusted user CA key, the signing key first, for sshd's

@@ -651,7 +651,11 @@ impl FileConfig {
             max_ttl,
             group_logins: self.ssh.group_logins,
         };
-        let mtls = self.listen.agent_mtls.as_deref().unwrap_or("127.0.0.1:8443");
+        let mtls = self
+            .listen
+            .agent_mtls
+            .as_deref()
+            .unwrap_or("127.0.0.1:8443");
         let listen_agent_mtls: SocketAddr = mtls.parse().map_err(|_| {
             ConfigError(format!("invalid listen address `{mtls}` for `listen.agent_mtls`: use HOST:PORT, like 127.0.0.1:8443"))
         })?;
@@ -682,7 +686,11 @@ impl FileConfig {
         };
         let x509 = X509Config {
             trust_domain,
-            max_ttl: at_least_a_second("x509.max_ttl", self.x509.max_ttl, Duration::from_secs(7 * 86_400))?,
+            max_ttl: at_least_a_second(
+                "x509.max_ttl",
+                self.x509.max_ttl,
+                Duration::from_secs(7 * 86_400),
+            )?,
         };
         let agent = AgentConfig {
             host_cert_ttl: at_least_a_second(

@@ -37,26 +37,55 @@ const DRAIN: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// The client certificate a mutual-TLS connection presented (its first, leaf certificate).
+#[derive(Debug, Clone)]
+pub struct PeerCertificate(pub Arc<rustls_pki_types::CertificateDer<'static>>);
+
 /// A listener the edge can serve.
 pub(crate) trait Accept: Send + 'static {
+    /// What `accept` yields.
+    type Raw: Send + 'static;
+    /// What HTTP runs over.
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-    fn accept(&self) -> impl Future<Output = io::Result<(Self::Io, Option<SocketAddr>)>> + Send;
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Raw, Option<SocketAddr>)>> + Send;
+    /// Finishes setting the connection up (a TLS handshake), in the connection's own task so
+    /// a slow client holds up no one else.
+    fn establish(
+        &self,
+        raw: Self::Raw,
+    ) -> impl Future<Output = io::Result<(Self::Io, Option<PeerCertificate>)>> + Send + 'static;
 }
 
 impl Accept for TcpListener {
+    type Raw = tokio::net::TcpStream;
     type Io = tokio::net::TcpStream;
     async fn accept(&self) -> io::Result<(Self::Io, Option<SocketAddr>)> {
         let (stream, peer) = TcpListener::accept(self).await?;
         stream.set_nodelay(true)?;
         Ok((stream, Some(peer)))
     }
+    fn establish(
+        &self,
+        raw: Self::Raw,
+    ) -> impl Future<Output = io::Result<(Self::Io, Option<PeerCertificate>)>> + Send + 'static
+    {
+        std::future::ready(Ok((raw, None)))
+    }
 }
 
 impl Accept for UnixListener {
+    type Raw = tokio::net::UnixStream;
     type Io = tokio::net::UnixStream;
     async fn accept(&self) -> io::Result<(Self::Io, Option<SocketAddr>)> {
         let (stream, _) = UnixListener::accept(self).await?;
         Ok((stream, None))
+    }
+    fn establish(
+        &self,
+        raw: Self::Raw,
+    ) -> impl Future<Output = io::Result<(Self::Io, Option<PeerCertificate>)>> + Send + 'static
+    {
+        std::future::ready(Ok((raw, None)))
     }
 }
 
@@ -95,20 +124,35 @@ pub(crate) async fn serve<L: Accept>(
             continue;
         };
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            if let Some(peer) = peer {
-                req.extensions_mut().insert(ConnectInfo(peer));
-            }
-            router.clone().oneshot(req)
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .serve_connection(TokioIo::new(io), service);
-        let conn = graceful.watch(conn);
+        let establish = listener.establish(io);
+        let watcher = graceful.watcher();
+        let header_timeout = limits.header_timeout;
         let metrics = metrics.clone();
         let open = open.clone();
         tokio::spawn(async move {
+            let (io, certificate) = match establish.await {
+                Ok(pair) => pair,
+                Err(err) => {
+                    metrics.reject(name, "tls_handshake");
+                    tracing::info!(listener = name, peer = ?peer, error = %err, "connection setup failed");
+                    drop(slot);
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                if let Some(peer) = peer {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                }
+                if let Some(certificate) = &certificate {
+                    req.extensions_mut().insert(certificate.clone());
+                }
+                router.clone().oneshot(req)
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(io), service);
+            let conn = watcher.watch(conn);
             open.inc();
             if let Err(err) = conn.await {
                 if err.is_timeout() {

@@ -32,6 +32,8 @@ pub(crate) struct App {
     pub authorities: crate::ca::Authorities,
     pub schema: WardenSchema,
     pub metrics: Arc<Metrics>,
+    pub agent: crate::config::AgentConfig,
+    pub mtls_address: Arc<str>,
 }
 
 impl std::fmt::Debug for App {
@@ -50,6 +52,8 @@ pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Route
         .route("/v1/ssh/user_ca.pub", get(ssh_user_ca))
         .route("/v1/ssh/host_ca.pub", get(ssh_host_ca))
         .route("/v1/ssh/krl", get(ssh_krl))
+        .route("/v1/x509/bundle.pem", get(x509_bundle))
+        .route("/v1/agent/join", post(crate::agent_api::join))
         .route("/v1/audit/export", get(audit_export_bearer))
         .route("/healthz", get(ready))
         .route("/healthz/live", get(live))
@@ -67,8 +71,24 @@ pub(crate) fn admin_router(app: App, edge: EdgeState, limits: &Limits) -> Router
         .route("/v1/ssh/user_ca.pub", get(ssh_user_ca))
         .route("/v1/ssh/host_ca.pub", get(ssh_host_ca))
         .route("/v1/ssh/krl", get(ssh_krl))
+        .route("/v1/x509/bundle.pem", get(x509_bundle))
         .route("/v1/audit/export", get(audit_export_operator))
         .route("/healthz", get(ready))
+        .fallback(not_found)
+        .with_state(app);
+    with_edge(routes, edge, limits)
+}
+
+/// The mutual-TLS listener's routes: every caller holds a certificate from Warden's CA.
+pub(crate) fn mtls_router(app: App, edge: EdgeState, limits: &Limits) -> Router {
+    let routes = Router::new()
+        .route("/v1/agent/renew", post(crate::agent_api::renew))
+        .route("/v1/ssh/user_ca.pub", get(ssh_user_ca))
+        .route("/v1/ssh/host_ca.pub", get(ssh_host_ca))
+        .route("/v1/ssh/krl", get(ssh_krl))
+        .route("/v1/x509/bundle.pem", get(x509_bundle))
+        .route("/healthz", get(ready))
+        .route("/healthz/live", get(live))
         .fallback(not_found)
         .with_state(app);
     with_edge(routes, edge, limits)
@@ -220,7 +240,7 @@ fn operator_context(request_id: String) -> AuditContext {
 /// Runs a write to completion even if the client goes away. The write path holds the batch
 /// while a change runs, so it must never be cancelled halfway; handlers hand their writes to a
 /// task of their own.
-async fn detached<T: Send + 'static>(
+pub(crate) async fn detached<T: Send + 'static>(
     work: impl Future<Output = Result<T, warden_store::StoreError>> + Send + 'static,
 ) -> Result<T, warden_store::StoreError> {
     tokio::spawn(work).await.unwrap_or_else(|e| {
@@ -231,7 +251,13 @@ async fn detached<T: Send + 'static>(
 }
 
 /// Records a denial (logging, not failing, if it cannot be recorded).
-async fn deny(app: &App, audit: &AuditContext, action: &'static str, target: &str, reason: &str) {
+pub(crate) async fn deny(
+    app: &App,
+    audit: &AuditContext,
+    action: &'static str,
+    target: &str,
+    reason: &str,
+) {
     let (store, ctx, target, reason) = (
         app.store.clone(),
         audit.clone(),
@@ -454,6 +480,14 @@ async fn ssh_user_ca(State(app): State<App>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         app.authorities.user_ca_public(),
+    )
+        .into_response()
+}
+
+async fn x509_bundle(State(app): State<App>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        app.authorities.x509().bundle_pem.clone(),
     )
         .into_response()
 }

@@ -1,6 +1,7 @@
 //! Warden's control plane: configuration, the HTTP edge, the GraphQL API, the admin socket
 //! and metrics. `warden server` is [`Server::start`] then [`Server::run`].
 
+mod agent_api;
 pub mod audit;
 pub mod ca;
 pub mod config;
@@ -9,6 +10,7 @@ pub mod graphql;
 mod http;
 pub mod logging;
 mod metrics;
+mod mtls;
 mod sink;
 
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -23,6 +25,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use warden_store::Store;
 
+pub use agent_api::{AgentCredentials, JoinRequest, RenewRequest};
 pub use config::{Config, ConfigError, Overrides};
 pub use edge::RequestId;
 
@@ -47,6 +50,8 @@ pub struct Server {
     config: Config,
     store: Arc<Store>,
     http: TcpListener,
+    mtls: mtls::MtlsListener,
+    mtls_address: Arc<str>,
     admin: UnixListener,
     admin_path: PathBuf,
     audit: audit::AuditLog,
@@ -66,8 +71,13 @@ impl Server {
         let store = Arc::new(open_store(&config).await?);
         let audit = audit::AuditLog::new(store.clone(), key);
         let kek = ca::load_kek(&config)?;
-        let authorities =
-            ca::Authorities::start(store.clone(), kek, &ca::kek_path(&config), &config.x509.trust_domain).await?;
+        let authorities = ca::Authorities::start(
+            store.clone(),
+            kek,
+            &ca::kek_path(&config),
+            &config.x509.trust_domain,
+        )
+        .await?;
         let http = TcpListener::bind(config.listen_http).await.map_err(|e| {
             StartError(format!(
                 "cannot listen on {}: {}",
@@ -75,6 +85,25 @@ impl Server {
                 io_cause(&e)
             ))
         })?;
+        let mtls_listener = TcpListener::bind(config.listen_agent_mtls)
+            .await
+            .map_err(|e| {
+                StartError(format!(
+                    "cannot listen on {} (listen.agent_mtls): {}",
+                    config.listen_agent_mtls,
+                    io_cause(&e)
+                ))
+            })?;
+        let mtls_bound = mtls_listener
+            .local_addr()
+            .map_err(|e| StartError(format!("cannot read listen address: {}", io_cause(&e))))?;
+        let public_host = config.public_url.host_str();
+        let tls = mtls::Tls::new(
+            authorities.clone(),
+            mtls::server_names(mtls_bound, public_host),
+        )
+        .await?;
+        let mtls_address = agent_api::mtls_address(mtls_bound, public_host);
         let admin_path = admin_socket_path(&config.data_dir);
         // The lock is ours, so any socket file left here belongs to a server that is gone.
         match std::fs::remove_file(&admin_path) {
@@ -108,6 +137,11 @@ impl Server {
             config,
             store,
             http,
+            mtls: mtls::MtlsListener {
+                listener: mtls_listener,
+                tls,
+            },
+            mtls_address,
             admin,
             admin_path,
             audit,
@@ -120,6 +154,14 @@ impl Server {
     /// The address the HTTP listener is bound to (useful with port 0).
     pub fn http_addr(&self) -> Result<SocketAddr, StartError> {
         self.http
+            .local_addr()
+            .map_err(|e| StartError(format!("cannot read listen address: {}", io_cause(&e))))
+    }
+
+    /// The address the mutual-TLS listener is bound to.
+    pub fn mtls_addr(&self) -> Result<SocketAddr, StartError> {
+        self.mtls
+            .listener
             .local_addr()
             .map_err(|e| StartError(format!("cannot read listen address: {}", io_cause(&e))))
     }
@@ -164,6 +206,8 @@ impl Server {
                 &self.config,
             ),
             metrics: metrics.clone(),
+            agent: self.config.agent.clone(),
+            mtls_address: self.mtls_address.clone(),
         };
         let limits = self.config.limits.clone();
         let limiter = SourceLimiter::new(&limits);
@@ -182,6 +226,20 @@ impl Server {
             self.http,
             "http",
             http::public_router(app.clone(), http_edge, &limits),
+            limits.clone(),
+            metrics.clone(),
+            stopped.clone(),
+        ));
+        let mtls_edge = EdgeState {
+            listener: "agent_mtls",
+            limiter: limiter.clone(),
+            metrics: metrics.clone(),
+        };
+        let tls_refresh = tokio::spawn(self.mtls.tls.clone().run_refresh());
+        let mtls = tokio::spawn(edge::serve(
+            self.mtls,
+            "agent_mtls",
+            http::mtls_router(app.clone(), mtls_edge, &limits),
             limits.clone(),
             metrics.clone(),
             stopped.clone(),
@@ -212,7 +270,8 @@ impl Server {
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop.send(true);
-        for task in [http, admin] {
+        tls_refresh.abort();
+        for task in [http, mtls, admin] {
             if let Err(err) = task.await {
                 tracing::error!(error = %err, "listener task failed");
             }

@@ -28,9 +28,9 @@ use tokio::sync::Mutex;
 
 pub use audit::{AuditContext, EventFilter, StoredCheckpoint};
 pub use ca::{CaKey, NewSshCertificate, NewX509Certificate};
-pub use hosts::{Host, JoinTokenCredential, NewJoinToken};
 pub use error::StoreError;
 pub use groups::Group;
+pub use hosts::{Host, JoinTokenCredential, NewJoinToken};
 pub use location::{Backend, DatabaseLocation};
 pub use page::{Page, PageRequest};
 pub use tokens::{ApiToken, NewToken, TokenCredential, TokenOwner};

@@ -27,6 +27,8 @@ pub struct TestServer {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// The mutual-TLS listener, `127.0.0.1:PORT`.
+    pub mtls_addr: String,
     /// The data directory (admin socket, SQLite file).
     pub data_dir: PathBuf,
     /// Standard error so far is readable here: JSON log lines.
@@ -56,10 +58,12 @@ impl TestServer {
             Backend::Postgres => Some(TestDatabase::create().await),
         };
         let log_path = dir.path().join("server.log");
-        let (child, url) = spawn(bin, &config_path, &data_dir, database.as_ref(), &log_path);
+        let (child, url, mtls_addr) =
+            spawn(bin, &config_path, &data_dir, database.as_ref(), &log_path);
         TestServer {
             child: Some(child),
             url,
+            mtls_addr,
             data_dir,
             log_path,
             bin: bin.to_path_buf(),
@@ -77,7 +81,7 @@ impl TestServer {
             let _ = child.wait();
         }
         let config_path = self._dir.path().join("warden.toml");
-        let (child, url) = spawn(
+        let (child, url, mtls_addr) = spawn(
             &self.bin,
             &config_path,
             &self.data_dir,
@@ -86,6 +90,7 @@ impl TestServer {
         );
         self.child = Some(child);
         self.url = url;
+        self.mtls_addr = mtls_addr;
     }
 
     /// The database URL a second process may use to reach the same data.
@@ -207,7 +212,7 @@ fn spawn(
     data_dir: &Path,
     database: Option<&TestDatabase>,
     log_path: &Path,
-) -> (Child, String) {
+) -> (Child, String, String) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -221,6 +226,7 @@ fn spawn(
         .arg(data_dir)
         .arg("--listen")
         .arg("127.0.0.1:0")
+        .env("WARDEN_LISTEN_AGENT_MTLS", "127.0.0.1:0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log);
@@ -233,19 +239,32 @@ fn spawn(
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(rest) = line.trim().strip_prefix("listening on ") {
-                let _ = tx.send(rest.trim().to_owned());
+                let _ = tx.send((true, rest.trim().to_owned()));
+            }
+            if let Some(rest) = line.trim().strip_prefix("agent mTLS ") {
+                let addr = rest.trim().trim_start_matches("https://").to_owned();
+                let _ = tx.send((false, addr));
             }
         }
     });
-    let url = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(url) => url,
-        Err(_) => {
+    let mut url = None;
+    let mut mtls = None;
+    while url.is_none() || mtls.is_none() {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok((true, u)) => url = Some(u),
+            Ok((false, m)) => mtls = Some(m),
+            Err(_) => break,
+        }
+    }
+    let (url, mtls) = match (url, mtls) {
+        (Some(url), Some(mtls)) => (url, mtls),
+        _ => {
             let _ = child.kill();
             let log = std::fs::read_to_string(log_path).unwrap_or_default();
             panic!("warden server did not become ready; its log:\n{log}");
         }
     };
-    (child, url)
+    (child, url, mtls)
 }
 
 /// A random byte from the OS, for test keys.

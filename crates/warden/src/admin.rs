@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 use serde_json::{Value, json};
 
-use crate::cli::{AdminArgs, AdminCommand, GroupCommand, TokenCommand, UserCommand};
+use crate::cli::{
+    AdminArgs, AdminCommand, GroupCommand, JoinTokenCommand, TokenCommand, UserCommand,
+};
 use crate::client::AdminClient;
 use crate::output::{cell, json as print_json, table};
 
@@ -21,7 +23,43 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::User { command } => user(&client, command, json).await,
         AdminCommand::Group { command } => group(&client, command, json).await,
         AdminCommand::Token { command } => token(&client, command, json).await,
+        AdminCommand::JoinToken { command } => join_token(&client, command, json).await,
     }
+}
+
+async fn join_token(
+    client: &AdminClient,
+    command: JoinTokenCommand,
+    json: bool,
+) -> anyhow::Result<()> {
+    let JoinTokenCommand::Create {
+        host,
+        labels,
+        addresses,
+        ttl,
+    } = command;
+    let q = "mutation($host: String!, $labels: [String!]!, $addresses: [String!]!, $ttl: String) { \
+             createJoinToken(host: $host, labels: $labels, addresses: $addresses, ttl: $ttl) { token host expiresAt } }";
+    let vars = json!({
+        "host": host,
+        "labels": labels,
+        "addresses": addresses,
+        "ttl": format!("{}s", ttl.as_duration().as_secs()),
+    });
+    let data = client.graphql(q, vars).await?;
+    let created = field(&data, "createJoinToken")?;
+    if json {
+        print_json(created);
+    } else {
+        println!("{}", cell(created, "token"));
+        eprintln!(
+            "join token for host {} (expires {}); it works once: \
+             warden agent --server URL --join-token TOKEN --data-dir DIR",
+            cell(created, "host"),
+            cell(created, "expiresAt"),
+        );
+    }
+    Ok(())
 }
 
 /// `./.warden` when it exists (a `--dev` server started here), else the system location.

@@ -26,6 +26,13 @@ pub enum Command {
     Admin(AdminArgs),
     /// The tamper-evident audit log: key, tail, query, export, verify.
     Audit(AuditArgs),
+    /// Certificate authorities: rotate a CA with an overlap window.
+    Ca(CaArgs),
+    /// X.509 workload certificates for mutual TLS.
+    Cert(CertArgs),
+    /// Run the host agent: join with a one-time token, then keep the host's SSH certificate
+    /// and mutual-TLS certificate fresh and sshd pointed at Warden.
+    Agent(AgentArgs),
     /// The GraphQL API.
     Api {
         #[command(subcommand)]
@@ -95,6 +102,116 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// One-time tokens that admit a host through `warden agent`.
+    JoinToken {
+        #[command(subcommand)]
+        command: JoinTokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JoinTokenCommand {
+    /// Create a join token for a host and print it once.
+    Create {
+        /// The host's name: its SSH certificate principal and `Warden::Host` id.
+        #[arg(long)]
+        host: String,
+        /// A label for policy, key=value (repeatable).
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// Another name or IP address clients use for the host (repeatable).
+        #[arg(long = "address", value_name = "ADDR")]
+        addresses: Vec<String>,
+        /// How long the token works, 1m to 366d.
+        #[arg(long, default_value = "1h")]
+        ttl: Ttl,
+    },
+}
+
+/// Talks to a server over its admin socket, or at a URL with WARDEN_TOKEN.
+#[derive(Debug, Args)]
+pub struct ServerConnection {
+    /// Talk to the server owning this data directory, over its admin socket
+    /// [default: ./.warden if it exists, else /var/lib/warden].
+    #[arg(long, env = "WARDEN_DATA_DIR", value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Talk to the server at this URL (http://HOST:PORT) with the API token in WARDEN_TOKEN.
+    #[arg(long, env = "WARDEN_SERVER", value_name = "URL", global = true)]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CaArgs {
+    #[command(flatten)]
+    pub connection: ServerConnection,
+    #[command(subcommand)]
+    pub command: CaCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Add a new key for a CA and keep the old one trusted for an overlap window.
+    Rotate {
+        /// ssh-user, ssh-host or x509.
+        #[arg(long)]
+        kind: String,
+        /// How long the old key stays trusted [default: the longest lifetime of what it signed].
+        #[arg(long)]
+        overlap: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    #[command(flatten)]
+    pub connection: ServerConnection,
+    #[command(subcommand)]
+    pub command: CertCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Get a workload certificate naming a SPIFFE id. Without --csr, a P-256 key is made here
+    /// and written to DIR/key.pem; it never leaves this machine.
+    Issue {
+        /// spiffe://TRUST_DOMAIN/PATH.
+        #[arg(long)]
+        spiffe_id: String,
+        /// Certify the key of this PKCS#10 CSR (PEM) instead of making one.
+        #[arg(long, value_name = "FILE")]
+        csr: Option<PathBuf>,
+        /// Where to write cert.pem, chain.pem, bundle.pem (and key.pem).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Lifetime [default: 24h, at most the server's x509.max_ttl].
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The Warden server's URL (http://HOST:PORT or its public URL).
+    #[arg(long, env = "WARDEN_SERVER", value_name = "URL")]
+    pub server: String,
+    /// The one-time join token from `warden admin join-token create`; needed only to join.
+    #[arg(long, env = "WARDEN_JOIN_TOKEN", value_name = "TOKEN")]
+    pub join_token: Option<String>,
+    /// Where the agent keeps its keys and certificates.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Where this host's sshd listens, as the proxy should reach it.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:22")]
+    pub sshd_addr: String,
+    /// Write warden.conf here for sshd to Include.
+    #[arg(long, value_name = "DIR", default_value = "/etc/ssh/sshd_config.d")]
+    pub sshd_config_dir: PathBuf,
+    /// How often to fetch the KRL and CA keys.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub refresh: std::time::Duration,
+    /// Join or renew once, write the files, and exit.
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Subcommand)]

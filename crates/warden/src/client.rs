@@ -152,7 +152,7 @@ enum Io {
     Unix(TokioIo<UnixStream>),
 }
 
-async fn round_trip<T>(
+pub async fn round_trip<T>(
     io: T,
     request: hyper::Request<Full<Bytes>>,
 ) -> anyhow::Result<(hyper::StatusCode, Bytes)>

@@ -2,10 +2,12 @@
 //! line and dispatches; the work is in the library crates.
 
 mod admin;
+mod agent;
 mod audit;
 mod cli;
 mod client;
 mod output;
+mod pki;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -44,6 +46,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(args) => migrate(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Ca(args) => pki::ca(args).await,
+        Command::Cert(args) => pki::cert(args).await,
+        Command::Agent(args) => agent::run(args).await,
         Command::Api {
             command: ApiCommand::Schema,
         } => {
@@ -71,6 +76,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         started.elapsed().as_millis()
     );
     println!("  listening on   http://{addr}");
+    println!("  agent mTLS     https://{}", server.mtls_addr()?);
     println!("  console        {}", config.public_url);
     println!("  GraphQL API    http://{addr}/graphql");
     println!("  health         http://{addr}/healthz");

@@ -92,8 +92,9 @@ pub fn parse_addresses(addresses: &[String]) -> Result<Vec<String>, String> {
         let ok = a.parse::<std::net::IpAddr>().is_ok()
             || (!a.is_empty()
                 && a.len() <= 253
-                && a.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-')));
+                && a.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-')
+                }));
         if !ok {
             return Err(format!(
                 "invalid address `{}`: use an IP address or a lowercase DNS name",
@@ -174,7 +175,12 @@ impl PkiMutation {
             );
             let store = ctx.data::<Arc<Store>>()?;
             store
-                .record_denial(&caller.audit, "x509.issue", &format!("spiffe:{id}"), &reason)
+                .record_denial(
+                    &caller.audit,
+                    "x509.issue",
+                    &format!("spiffe:{id}"),
+                    &reason,
+                )
                 .await
                 .map_err(|e| api_error(e, caller))?;
             return Err(forbidden(reason));

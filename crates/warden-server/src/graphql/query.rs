@@ -48,7 +48,7 @@ impl DirectoryQuery {
                 token_id: Some(ID(token_id.clone())),
                 user: None,
             },
-            Actor::Operator | Actor::Anonymous | Actor::System => Viewer {
+            Actor::Operator | Actor::Host { .. } | Actor::Anonymous | Actor::System => Viewer {
                 kind: ViewerKind::Operator,
                 name: actor.to_string(),
                 role,

@@ -46,7 +46,8 @@ impl SshMutation {
         ctx: &Context<'_>,
         public_key: String,
         ttl: Option<String>,
-        #[graphql(desc = "The logins to certify; default all the caller may use.")] principals: Option<Vec<String>>,
+        #[graphql(desc = "The logins to certify; default all the caller may use.")]
+        principals: Option<Vec<String>>,
     ) -> async_graphql::Result<SshCertificate> {
         let principals_arg = principals;
         let caller = authorize(ctx, Capability::OwnSshCertificate, "ssh-cert:user").await?;

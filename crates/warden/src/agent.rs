@@ -1,0 +1,378 @@
+//! `warden agent`: joins once with a one-time token, then over mutual TLS keeps the host's
+//! SSH certificate and its own client certificate fresh (renewed at two thirds of their life,
+//! and when the host CA rotates), keeps the KRL and CA keys current, and writes `warden.conf`
+//! for stock sshd to `Include`. Private keys are made here and never leave the data directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, anyhow, bail};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde::{Deserialize, Serialize};
+use ssh_key::{Algorithm, LineEnding, PrivateKey};
+use warden_pki::x509::LocalKey;
+use warden_server::{AgentCredentials, JoinRequest, RenewRequest};
+
+use crate::cli::AgentArgs;
+use crate::client::round_trip;
+use crate::pki::{private_dir, write_file};
+
+const HOST_KEY: &str = "ssh_host_ed25519_key";
+const TLS_KEY: &str = "agent.key";
+const STATE: &str = "credentials.json";
+
+/// What the agent remembers between runs.
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved {
+    /// When the credentials were issued, seconds since the epoch.
+    obtained_at: u64,
+    credentials: AgentCredentials,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// When a certificate obtained at `obtained` and expiring at `expires` should be renewed.
+fn renew_at(obtained: u64, expires: u64) -> u64 {
+    obtained + expires.saturating_sub(obtained) * 2 / 3
+}
+
+struct Agent {
+    args: AgentArgs,
+    host_key: PrivateKey,
+    tls_key: LocalKey,
+}
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    private_dir(&args.data_dir)?;
+    let host_key = load_or_make_host_key(&args.data_dir.join(HOST_KEY))?;
+    let tls_key = load_or_make_tls_key(&args.data_dir.join(TLS_KEY))?;
+    let agent = Agent {
+        args,
+        host_key,
+        tls_key,
+    };
+    let mut saved = agent.start().await?;
+    agent.refresh(&saved).await?;
+    if agent.args.once {
+        return Ok(());
+    }
+    loop {
+        let creds = &saved.credentials;
+        let due = renew_at(saved.obtained_at, creds.client_certificate_not_after).min(renew_at(
+            saved.obtained_at,
+            creds.host_certificate_valid_before,
+        ));
+        let wait = Duration::from_secs(due.saturating_sub(now_secs())).min(agent.args.refresh);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+        let host_ca_rotated = match agent.refresh(&saved).await {
+            Ok(rotated) => rotated,
+            Err(err) => {
+                eprintln!("warning: refresh failed: {err:#}");
+                false
+            }
+        };
+        if now_secs() >= due || host_ca_rotated {
+            match agent.renew(&saved).await {
+                Ok(fresh) => saved = fresh,
+                Err(err) => eprintln!("warning: renewal failed (will retry): {err:#}"),
+            }
+        }
+    }
+}
+
+fn load_or_make_host_key(path: &Path) -> anyhow::Result<PrivateKey> {
+    if path.exists() {
+        return PrivateKey::read_openssh_file(path)
+            .with_context(|| format!("cannot read the host key {}", path.display()));
+    }
+    let key = PrivateKey::random(&mut rand::rngs::OsRng, Algorithm::Ed25519)
+        .map_err(|e| anyhow!("cannot make a host key: {e}"))?;
+    let text = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| anyhow!("cannot encode the host key: {e}"))?;
+    write_file(path, text.as_bytes(), 0o600)?;
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| anyhow!("cannot encode the host key: {e}"))?;
+    write_file(
+        &path.with_extension("pub"),
+        format!("{public}\n").as_bytes(),
+        0o644,
+    )?;
+    Ok(key)
+}
+
+fn load_or_make_tls_key(path: &Path) -> anyhow::Result<LocalKey> {
+    if path.exists() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return LocalKey::from_pem(&text)
+            .with_context(|| format!("cannot read {}", path.display()));
+    }
+    let key = LocalKey::generate()?;
+    write_file(path, key.to_pem().as_bytes(), 0o600)?;
+    Ok(key)
+}
+
+impl Agent {
+    fn path(&self, name: &str) -> PathBuf {
+        self.args.data_dir.join(name)
+    }
+
+    fn public_halves(&self) -> anyhow::Result<(String, String)> {
+        let ssh = self
+            .host_key
+            .public_key()
+            .to_openssh()
+            .map_err(|e| anyhow!("cannot encode the host key: {e}"))?;
+        Ok((ssh, self.tls_key.csr_pem()?))
+    }
+
+    /// Uses saved credentials that still work (renewing them if due), or joins.
+    async fn start(&self) -> anyhow::Result<Saved> {
+        let saved: Option<Saved> = match std::fs::read(self.path(STATE)) {
+            Ok(bytes) => Some(
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("cannot read {}", self.path(STATE).display()))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).context("cannot read the agent's state"),
+        };
+        let now = now_secs();
+        match saved {
+            Some(saved) if now < saved.credentials.client_certificate_not_after => {
+                let creds = &saved.credentials;
+                if now >= renew_at(saved.obtained_at, creds.client_certificate_not_after)
+                    || now >= renew_at(saved.obtained_at, creds.host_certificate_valid_before)
+                {
+                    self.renew(&saved).await
+                } else {
+                    self.write_files(&saved.credentials)?;
+                    Ok(saved)
+                }
+            }
+            expired => {
+                let Some(token) = &self.args.join_token else {
+                    if let Some(old) = expired {
+                        bail!(
+                            "the agent's certificate expired at {}: join again with a new --join-token from `warden admin join-token create`",
+                            warden_model::Timestamp::from_millis(
+                                i64::try_from(old.credentials.client_certificate_not_after)
+                                    .unwrap_or(i64::MAX)
+                                    .saturating_mul(1000)
+                            )
+                        );
+                    }
+                    bail!(
+                        "this host has not joined: pass --join-token from `warden admin join-token create`"
+                    );
+                };
+                self.join(token).await
+            }
+        }
+    }
+
+    async fn join(&self, token: &str) -> anyhow::Result<Saved> {
+        let (ssh_host_key, csr) = self.public_halves()?;
+        let body = serde_json::to_vec(&JoinRequest {
+            ssh_host_key,
+            csr,
+            sshd_addr: self.args.sshd_addr.clone(),
+        })?;
+        let authority = self
+            .args
+            .server
+            .strip_prefix("http://")
+            .ok_or_else(|| {
+                anyhow!(
+                    "unsupported server URL `{}`: use http://HOST:PORT",
+                    self.args.server
+                )
+            })?
+            .trim_end_matches('/')
+            .to_owned();
+        let stream = tokio::net::TcpStream::connect(authority.as_str())
+            .await
+            .with_context(|| format!("cannot reach the Warden server at {}", self.args.server))?;
+        let request = hyper::Request::post("/v1/agent/join")
+            .header("host", &authority)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", token.trim()))
+            .body(Full::new(Bytes::from(body)))?;
+        let (status, bytes) = round_trip(TokioIo::new(stream), request).await?;
+        let creds = answer(status, &bytes).context("join refused")?;
+        self.keep(creds)
+    }
+
+    async fn renew(&self, saved: &Saved) -> anyhow::Result<Saved> {
+        let (ssh_host_key, csr) = self.public_halves()?;
+        let body = serde_json::to_vec(&RenewRequest { ssh_host_key, csr })?;
+        let (status, bytes) = self
+            .mtls(&saved.credentials, "POST", "/v1/agent/renew", body)
+            .await?;
+        let creds = answer(status, &bytes).context("renewal refused")?;
+        self.keep(creds)
+    }
+
+    fn keep(&self, creds: AgentCredentials) -> anyhow::Result<Saved> {
+        let saved = Saved {
+            obtained_at: now_secs(),
+            credentials: creds,
+        };
+        self.write_files(&saved.credentials)?;
+        write_file(
+            &self.path(STATE),
+            &serde_json::to_vec_pretty(&saved)?,
+            0o600,
+        )?;
+        eprintln!(
+            "host {}: host certificate until {}, client certificate until {}",
+            saved.credentials.host,
+            saved.credentials.host_certificate_valid_before,
+            saved.credentials.client_certificate_not_after
+        );
+        Ok(saved)
+    }
+
+    fn write_files(&self, creds: &AgentCredentials) -> anyhow::Result<()> {
+        write_file(
+            &self.path(&format!("{HOST_KEY}-cert.pub")),
+            format!("{}\n", creds.host_certificate.trim_end()).as_bytes(),
+            0o644,
+        )?;
+        write_file(
+            &self.path("agent.crt"),
+            creds.client_certificate.as_bytes(),
+            0o644,
+        )?;
+        write_file(&self.path("chain.pem"), creds.chain.as_bytes(), 0o644)?;
+        write_file(&self.path("bundle.pem"), creds.bundle.as_bytes(), 0o644)?;
+        write_file(&self.path("user_ca.pub"), creds.user_ca.as_bytes(), 0o644)?;
+        write_file(&self.path("host_ca.pub"), creds.host_ca.as_bytes(), 0o644)?;
+        if !self.path("revoked.krl").exists() {
+            write_file(&self.path("revoked.krl"), b"", 0o644)?;
+        }
+        let dir = std::path::absolute(&self.args.data_dir)?;
+        let conf = format!(
+            "# Written by warden agent for host {host}; do not edit.\n\
+             HostKey {dir}/{HOST_KEY}\n\
+             HostCertificate {dir}/{HOST_KEY}-cert.pub\n\
+             TrustedUserCAKeys {dir}/user_ca.pub\n\
+             RevokedKeys {dir}/revoked.krl\n",
+            host = creds.host,
+            dir = dir.display(),
+        );
+        private_dir(&self.args.sshd_config_dir)?;
+        write_file(
+            &self.args.sshd_config_dir.join("warden.conf"),
+            conf.as_bytes(),
+            0o644,
+        )?;
+        Ok(())
+    }
+
+    /// Fetches the KRL and CA keys over mutual TLS. True when the host CA's signing key is not
+    /// the one that signed our host certificate (a rotation: renew now).
+    async fn refresh(&self, saved: &Saved) -> anyhow::Result<bool> {
+        let creds = &saved.credentials;
+        let (status, krl) = self.mtls(creds, "GET", "/v1/ssh/krl", Vec::new()).await?;
+        if !status.is_success() {
+            bail!("the server answered {status} for the KRL");
+        }
+        write_file(&self.path("revoked.krl"), &krl, 0o644)?;
+        let (status, user_ca) = self
+            .mtls(creds, "GET", "/v1/ssh/user_ca.pub", Vec::new())
+            .await?;
+        if status.is_success() {
+            write_file(&self.path("user_ca.pub"), &user_ca, 0o644)?;
+        }
+        let (status, host_ca) = self
+            .mtls(creds, "GET", "/v1/ssh/host_ca.pub", Vec::new())
+            .await?;
+        if !status.is_success() {
+            return Ok(false);
+        }
+        write_file(&self.path("host_ca.pub"), &host_ca, 0o644)?;
+        let signing = String::from_utf8_lossy(&host_ca)
+            .lines()
+            .next()
+            .and_then(|l| ssh_key::PublicKey::from_openssh(l).ok());
+        let ours = ssh_key::Certificate::from_openssh(creds.host_certificate.trim()).ok();
+        Ok(match (signing, ours) {
+            (Some(signing), Some(cert)) => signing.key_data() != cert.signature_key(),
+            _ => false,
+        })
+    }
+
+    async fn mtls(
+        &self,
+        creds: &AgentCredentials,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(hyper::StatusCode, Bytes)> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(creds.bundle.as_bytes()) {
+            roots.add(cert.context("unreadable CA bundle")?)?;
+        }
+        let chain = vec![
+            CertificateDer::from_pem_slice(creds.client_certificate.as_bytes())
+                .context("unreadable client certificate")?,
+            CertificateDer::from_pem_slice(creds.chain.as_bytes()).context("unreadable chain")?,
+        ];
+        let key = PrivateKeyDer::from_pem_slice(self.tls_key.to_pem().as_bytes())
+            .context("unreadable agent key")?;
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)?;
+        let (host, _) = creds
+            .mtls_address
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow!("bad mTLS address `{}`", creds.mtls_address))?;
+        let name = ServerName::try_from(host.trim_matches(|c| c == '[' || c == ']').to_owned())
+            .map_err(|e| anyhow!("bad mTLS host `{host}`: {e}"))?;
+        let tcp = tokio::net::TcpStream::connect(creds.mtls_address.as_str())
+            .await
+            .with_context(|| format!("cannot reach the mTLS listener at {}", creds.mtls_address))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .with_context(|| format!("TLS with {} failed", creds.mtls_address))?;
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", creds.mtls_address.as_str())
+            .header("content-type", "application/json");
+        round_trip(
+            TokioIo::new(tls),
+            request.body(Full::new(Bytes::from(body)))?,
+        )
+        .await
+    }
+}
+
+fn answer(status: hyper::StatusCode, bytes: &[u8]) -> anyhow::Result<AgentCredentials> {
+    if status.is_success() {
+        return serde_json::from_slice(bytes).context("the server's answer is not credentials");
+    }
+    let message = serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| format!("the server answered {status}"));
+    Err(anyhow!("{message}"))
+}
