@@ -191,6 +191,10 @@ pub struct X509Keys {
     pub ca_key_id: String,
     /// The issuing CA.
     pub ca: X509Ca,
+    /// The oldest issuing CA still trusted: it signs the server's own listener certificate,
+    /// so clients that have not yet fetched a rotated bundle keep connecting until the
+    /// overlap ends (they pick up the new root over the same connection meanwhile).
+    pub server_ca: Arc<(String, X509Ca)>,
     /// Every trusted root, PEM, newest first.
     pub bundle_pem: String,
     /// The same roots, DER, for the mTLS verifier.
@@ -375,18 +379,26 @@ impl Authorities {
             .ca_keys(X509_ISSUING, at)
             .await
             .map_err(|e| StartError(e.to_string()))?;
-        let issuing_key = self.open_newest(X509_ISSUING, &issuing)?;
-        let issuing_key = LocalKey::from_pem(&issuing_key)
-            .map_err(|e| StartError(format!("the x509-issuing CA key is unreadable: {e}")))?;
         let (Some(newest_root), Some(newest_issuing)) = (roots.first(), issuing.first()) else {
             return Err(StartError("no X.509 CA is in force".to_owned()));
         };
-        let ca = X509Ca::new(
+        let ca = self.x509_ca(
             &newest_root.public_key,
-            &newest_issuing.public_key,
-            issuing_key,
-        )
-        .map_err(|e| StartError(format!("the X.509 CA is unreadable: {e}")))?;
+            std::slice::from_ref(newest_issuing),
+        )?;
+        let server_ca = match (roots.last(), issuing.last()) {
+            (Some(root), Some(oldest)) if oldest.id != newest_issuing.id => Arc::new((
+                oldest.id.clone(),
+                self.x509_ca(&root.public_key, std::slice::from_ref(oldest))?,
+            )),
+            _ => Arc::new((
+                newest_issuing.id.clone(),
+                self.x509_ca(
+                    &newest_root.public_key,
+                    std::slice::from_ref(newest_issuing),
+                )?,
+            )),
+        };
         let mut root_ders = Vec::with_capacity(roots.len());
         for root in &roots {
             let der = CertificateDer::from_pem_slice(root.public_key.as_bytes())
@@ -402,6 +414,7 @@ impl Authorities {
             x509: Arc::new(X509Keys {
                 ca_key_id: newest_issuing.id.clone(),
                 ca,
+                server_ca,
                 bundle_pem: lines(&roots),
                 roots: root_ders,
             }),
@@ -411,6 +424,18 @@ impl Authorities {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
         Ok(())
+    }
+
+    fn x509_ca(&self, root_pem: &str, issuing: &[CaKey]) -> Result<X509Ca, StartError> {
+        let key = self.open_newest(X509_ISSUING, issuing)?;
+        let key = LocalKey::from_pem(&key)
+            .map_err(|e| StartError(format!("the x509-issuing CA key is unreadable: {e}")))?;
+        let cert = issuing
+            .first()
+            .map(|k| k.public_key.as_str())
+            .unwrap_or_default();
+        X509Ca::new(root_pem, cert, key)
+            .map_err(|e| StartError(format!("the X.509 CA is unreadable: {e}")))
     }
 
     fn keys(&self) -> Arc<Keys> {
@@ -542,6 +567,21 @@ impl Authorities {
         server_names: (Vec<String>, Vec<std::net::IpAddr>),
         ttl: Duration,
     ) -> Result<(u64, String), IssueError> {
+        self.issue_x509_with(ctx, key, spiffe_id, server_names, ttl, false)
+            .await
+    }
+
+    /// As [`Authorities::issue_x509`]; with `listener`, signed by the oldest trusted issuing
+    /// CA (the server's own certificate). Returns the serial, the certificate and its chain.
+    pub(crate) async fn issue_x509_with(
+        &self,
+        ctx: &AuditContext,
+        key: SubjectKey<'_>,
+        spiffe_id: SpiffeId,
+        server_names: (Vec<String>, Vec<std::net::IpAddr>),
+        ttl: Duration,
+        listener: bool,
+    ) -> Result<(u64, String), IssueError> {
         if spiffe_id.trust_domain() != &*self.trust_domain {
             return Err(X509Error::BadSpiffeId {
                 id: spiffe_id.to_string(),
@@ -563,12 +603,21 @@ impl Authorities {
         };
         let record = NewX509Certificate {
             serial: request.serial,
-            ca_key_id: x509.ca_key_id.clone(),
+            ca_key_id: if listener {
+                x509.server_ca.0.clone()
+            } else {
+                x509.ca_key_id.clone()
+            },
             spiffe_id: request.spiffe_id.to_string(),
             not_before: request.not_before,
             not_after: request.not_after,
         };
-        let pem = x509.ca.issue(key, &request)?;
+        let signer = if listener {
+            &x509.server_ca.1
+        } else {
+            &x509.ca
+        };
+        let pem = signer.issue(key, &request)?;
         let pem = self
             .store
             .issue_x509_certificate(ctx, &record, || Ok(pem))
@@ -613,6 +662,10 @@ impl Keys {
             .map_err(|e| StartError(e.to_string()))?;
         let x509 = X509Ca::new(&made.root_pem, &made.issuing_pem, made.issuing_key)
             .map_err(|e| StartError(e.to_string()))?;
+        let made = warden_pki::x509::generate("placeholder", 0, 1)
+            .map_err(|e| StartError(e.to_string()))?;
+        let server_ca = X509Ca::new(&made.root_pem, &made.issuing_pem, made.issuing_key)
+            .map_err(|e| StartError(e.to_string()))?;
         Ok(Keys {
             user: ca.clone(),
             host: ca,
@@ -622,6 +675,7 @@ impl Keys {
             x509: Arc::new(X509Keys {
                 ca_key_id: String::new(),
                 ca: x509,
+                server_ca: Arc::new((String::new(), server_ca)),
                 bundle_pem: String::new(),
                 roots: Vec::new(),
             }),

@@ -85,7 +85,7 @@ fn build(
     let mut chain =
         vec![CertificateDer::from_pem_slice(certificate.as_bytes()).map_err(|e| e.to_string())?];
     chain.push(
-        CertificateDer::from_pem_slice(x509.ca.chain_pem().as_bytes())
+        CertificateDer::from_pem_slice(x509.server_ca.1.chain_pem().as_bytes())
             .map_err(|e| e.to_string())?,
     );
     let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_der().to_vec()));
@@ -102,7 +102,7 @@ fn build(
 /// What the settings depend on: the signing CA and the trusted roots.
 fn trust_state(authorities: &Authorities) -> String {
     let x509 = authorities.x509();
-    format!("{}\n{}", x509.ca_key_id, x509.bundle_pem)
+    format!("{}\n{}", x509.server_ca.0, x509.bundle_pem)
 }
 
 /// Issues a fresh server certificate (audited) and builds the settings around it: the
@@ -122,12 +122,13 @@ async fn issue_and_build(
     let id =
         SpiffeId::new(authorities.trust_domain(), "/warden/server").map_err(|e| e.to_string())?;
     let (_, certificate) = authorities
-        .issue_x509(
+        .issue_x509_with(
             &ctx,
             SubjectKey::Local(&key),
             id,
             names.clone(),
             SERVER_CERT_TTL,
+            true,
         )
         .await
         .map_err(|e| format!("cannot issue the mTLS listener's certificate: {e}"))?;

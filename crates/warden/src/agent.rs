@@ -40,6 +40,10 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+fn shown_time(secs: u64) -> warden_model::Timestamp {
+    warden_model::Timestamp::from_millis(i64::try_from(secs).unwrap_or(i64::MAX / 1000) * 1000)
+}
+
 /// When a certificate obtained at `obtained` and expiring at `expires` should be renewed.
 fn renew_at(obtained: u64, expires: u64) -> u64 {
     obtained + expires.saturating_sub(obtained) * 2 / 3
@@ -61,7 +65,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         tls_key,
     };
     let mut saved = agent.start().await?;
-    agent.refresh(&saved).await?;
+    if agent.refresh(&saved).await? {
+        saved = agent.renew(&saved).await?;
+    }
     if agent.args.once {
         return Ok(());
     }
@@ -234,6 +240,11 @@ impl Agent {
         };
         self.write_files(&saved.credentials)?;
         write_file(
+            &self.path("bundle.pem"),
+            saved.credentials.bundle.as_bytes(),
+            0o644,
+        )?;
+        write_file(
             &self.path(STATE),
             &serde_json::to_vec_pretty(&saved)?,
             0o600,
@@ -241,8 +252,8 @@ impl Agent {
         eprintln!(
             "host {}: host certificate until {}, client certificate until {}",
             saved.credentials.host,
-            saved.credentials.host_certificate_valid_before,
-            saved.credentials.client_certificate_not_after
+            shown_time(saved.credentials.host_certificate_valid_before),
+            shown_time(saved.credentials.client_certificate_not_after)
         );
         Ok(saved)
     }
@@ -253,13 +264,14 @@ impl Agent {
             format!("{}\n", creds.host_certificate.trim_end()).as_bytes(),
             0o644,
         )?;
-        write_file(
-            &self.path("agent.crt"),
-            creds.client_certificate.as_bytes(),
-            0o644,
-        )?;
+        // The client certificate then the issuing CA: what TLS presents (curl --cert too).
+        let full = format!("{}{}", creds.client_certificate, creds.chain);
+        write_file(&self.path("agent.crt"), full.as_bytes(), 0o644)?;
         write_file(&self.path("chain.pem"), creds.chain.as_bytes(), 0o644)?;
-        write_file(&self.path("bundle.pem"), creds.bundle.as_bytes(), 0o644)?;
+        // A newer bundle (fetched after a rotation) is kept until the next issuance.
+        if !self.path("bundle.pem").exists() {
+            write_file(&self.path("bundle.pem"), creds.bundle.as_bytes(), 0o644)?;
+        }
         write_file(&self.path("user_ca.pub"), creds.user_ca.as_bytes(), 0o644)?;
         write_file(&self.path("host_ca.pub"), creds.host_ca.as_bytes(), 0o644)?;
         if !self.path("revoked.krl").exists() {
@@ -293,6 +305,12 @@ impl Agent {
             bail!("the server answered {status} for the KRL");
         }
         write_file(&self.path("revoked.krl"), &krl, 0o644)?;
+        let (status, bundle) = self
+            .mtls(creds, "GET", "/v1/x509/bundle.pem", Vec::new())
+            .await?;
+        if status.is_success() && !bundle.is_empty() {
+            write_file(&self.path("bundle.pem"), &bundle, 0o644)?;
+        }
         let (status, user_ca) = self
             .mtls(creds, "GET", "/v1/ssh/user_ca.pub", Vec::new())
             .await?;
@@ -325,8 +343,12 @@ impl Agent {
         body: Vec<u8>,
     ) -> anyhow::Result<(hyper::StatusCode, Bytes)> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // The bundle file, refreshed from the server, rather than the one from the last
+        // issuance: after an X.509 rotation it holds the new root too.
+        let bundle = std::fs::read(self.path("bundle.pem"))
+            .unwrap_or_else(|_| creds.bundle.clone().into_bytes());
         let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(creds.bundle.as_bytes()) {
+        for cert in CertificateDer::pem_slice_iter(&bundle) {
             roots.add(cert.context("unreadable CA bundle")?)?;
         }
         let chain = vec![

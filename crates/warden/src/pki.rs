@@ -120,13 +120,16 @@ pub async fn cert(args: CertArgs) -> anyhow::Result<()> {
         cell(issued, "chain").as_bytes(),
         0o644,
     )?;
+    // What TLS clients and servers present: the certificate, then the issuing CA.
+    let full = format!("{}{}", cell(issued, "certificate"), cell(issued, "chain"));
+    write_file(&out.join("fullchain.pem"), full.as_bytes(), 0o644)?;
     write_file(
         &out.join("bundle.pem"),
         cell(issued, "bundle").as_bytes(),
         0o644,
     )?;
     println!(
-        "{} serial {} until {}: wrote {}/cert.pem, chain.pem, bundle.pem{}",
+        "{} serial {} until {}: wrote {}/cert.pem, chain.pem, fullchain.pem, bundle.pem{}",
         cell(issued, "spiffeId"),
         cell(issued, "serial"),
         cell(issued, "notAfter"),
