@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_graphql::{Context, Object, SimpleObject};
 use rand::rngs::OsRng;
-use warden_model::{HostName, Timestamp, Ttl};
+use warden_model::{HostName, Timestamp};
 use warden_pki::x509::{SpiffeId, SubjectKey, parse_csr};
 use warden_store::{NewJoinToken, Store};
 
@@ -259,7 +259,7 @@ impl PkiMutation {
         let labels = parse_labels(&labels).map_err(bad_input)?;
         let addresses = parse_addresses(&addresses).map_err(bad_input)?;
         let ttl = match ttl {
-            Some(t) => t.parse::<Ttl>().map_err(bad_input)?.as_duration(),
+            Some(t) => lifetime("ttl", &t)?,
             None => Duration::from_secs(3600),
         };
         let issued = warden_identity::issue_join_token(&mut OsRng);

@@ -1,0 +1,832 @@
+//! Certificate authorities end to end with the real tools: a host joins through `warden agent`
+//! (one-time token), stock sshd serves the host certificate the agent keeps, stock `ssh`
+//! verifies it through `@cert-authority`; `openssl verify` accepts workload certificates;
+//! `curl` reaches the mutual-TLS listener only with a valid client certificate; rotation keeps
+//! old keys trusted for the overlap; bad input is refused and audited.
+#![expect(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use warden_testkit::{Backend, TestServer, run_cli};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_warden"))
+}
+
+fn tool(name: &str, args: &[&str]) -> Output {
+    Command::new(name)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{name} is needed (./scripts/test.sh installs it): {e}"))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn audit(server: &TestServer, action: &str) -> Vec<Value> {
+    let out = run_cli(
+        bin(),
+        &[
+            "audit",
+            "--data-dir",
+            server.data_dir.to_str().unwrap(),
+            "query",
+            "--action",
+            action,
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn join_token(server: &TestServer, host: &str) -> String {
+    let out = server.admin(&[
+        "join-token",
+        "create",
+        "--host",
+        host,
+        "--label",
+        "env=prod",
+        "--address",
+        "127.0.0.1",
+        "--ttl",
+        "10m",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn agent(server: &TestServer, dir: &Path, token: Option<&str>, extra: &[&str]) -> Output {
+    let data = dir.join("agent");
+    let conf = dir.join("sshd.d");
+    let mut args = vec![
+        "agent",
+        "--server",
+        &server.url,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--sshd-config-dir",
+        conf.to_str().unwrap(),
+        "--sshd-addr",
+        "127.0.0.1:22",
+    ];
+    if let Some(token) = token {
+        args.extend_from_slice(&["--join-token", token]);
+    }
+    args.extend_from_slice(extra);
+    run_cli(bin(), &args)
+}
+
+struct Sshd {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real sshd that `Include`s the agent's warden.conf and nothing else about keys.
+fn sshd(dir: &Path) -> Sshd {
+    let port = free_port();
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "ListenAddress 127.0.0.1\nPort {port}\nInclude {}/sshd.d/warden.conf\n\
+             AuthorizedKeysFile none\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+             StrictModes no\nPermitRootLogin prohibit-password\nPidFile {}\n",
+            dir.display(),
+            dir.join("sshd.pid").display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let log = dir.join("sshd.log");
+    let child = Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("sshd (apt-get install openssh-server)");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "sshd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Sshd { child, port, log }
+}
+
+/// A user key with a Warden certificate for `root`.
+async fn user_key(server: &TestServer, dir: &Path) -> (PathBuf, PathBuf) {
+    assert!(server.admin(&["user", "add", "alice"]).status.success());
+    assert!(server.admin(&["group", "add", "ops"]).status.success());
+    assert!(
+        server
+            .admin(&["group", "add-member", "ops", "alice"])
+            .status
+            .success()
+    );
+    let alice = server.token("alice", "member", Some("alice"));
+    let key = dir.join("id_ed25519");
+    assert!(
+        tool(
+            "ssh-keygen",
+            &["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()]
+        )
+        .status
+        .success()
+    );
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, ttl: \"1h\") { certificate } }";
+    let (_, body) = server
+        .graphql(Some(&alice), q, json!({ "k": public }))
+        .await;
+    let cert = dir.join("id_ed25519-cert.pub");
+    std::fs::write(
+        &cert,
+        body["data"]["issueSshUserCertificate"]["certificate"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body}")),
+    )
+    .unwrap();
+    (key, cert)
+}
+
+/// Stock ssh, trusting host keys only through `@cert-authority` lines in `known_hosts`.
+fn ssh(known_hosts: &Path, key: &Path, cert: &Path, port: u16) -> Output {
+    Command::new("ssh")
+        .args(["-F", "none", "-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
+        .arg("-i")
+        .arg(key)
+        .arg("-o")
+        .arg(format!("CertificateFile={}", cert.display()))
+        .args([
+            "-p",
+            &port.to_string(),
+            "root@127.0.0.1",
+            "echo",
+            "logged-in",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh (apt-get install openssh-client)")
+}
+
+const CONFIG: &str = "[limits]\nper_source_rps = 0\n[ssh.group_logins]\nops = [\"root\"]\n";
+
+#[tokio::test]
+async fn an_agent_joins_and_stock_ssh_verifies_its_host_certificate() {
+    let server = TestServer::start(bin(), Backend::Sqlite, CONFIG).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = join_token(&server, "web-1");
+    let out = agent(&server, dir.path(), Some(&token), &["--once"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The agent made its keys locally; the private ones are private.
+    let data = dir.path().join("agent");
+    for private in ["ssh_host_ed25519_key", "agent.key"] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(data.join(private)).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "{private}");
+    }
+    let host_cert = data.join("ssh_host_ed25519_key-cert.pub");
+    let listing = text(&tool(
+        "ssh-keygen",
+        &["-L", "-f", host_cert.to_str().unwrap()],
+    ));
+    assert!(listing.contains("host certificate"), "{listing}");
+    assert!(listing.contains("Key ID: \"host:web-1\""), "{listing}");
+    assert!(
+        listing.contains("web-1\n") && listing.contains("127.0.0.1\n"),
+        "{listing}"
+    );
+    let conf = std::fs::read_to_string(dir.path().join("sshd.d/warden.conf")).unwrap();
+    for directive in [
+        "HostKey ",
+        "HostCertificate ",
+        "TrustedUserCAKeys ",
+        "RevokedKeys ",
+    ] {
+        assert!(conf.contains(directive), "{conf}");
+    }
+
+    // The join token works once; reuse is refused and audited.
+    let again = agent(
+        &server,
+        &dir.path().join("second"),
+        Some(&token),
+        &["--once"],
+    );
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains(
+            "join refused: join token already used: create a new one with `warden admin join-token create`"
+        ),
+        "{}",
+        text(&again)
+    );
+    let joins = audit(&server, "host.join");
+    assert_eq!(joins.len(), 2, "{joins:?}");
+    assert_eq!(joins[1]["outcome"], "failure");
+
+    // Stock sshd serves the host certificate; stock ssh accepts it through @cert-authority
+    // and refuses the host when known_hosts names another CA.
+    let sshd = sshd(dir.path());
+    let (key, cert) = user_key(&server, dir.path()).await;
+    let (_, _, host_ca) = server.get("/v1/ssh/host_ca.pub").await;
+    let known = dir.path().join("known_hosts");
+    std::fs::write(&known, format!("@cert-authority * {host_ca}")).unwrap();
+    let out = ssh(&known, &key, &cert, sshd.port);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "logged-in",
+        "{}\nsshd: {}",
+        text(&out),
+        std::fs::read_to_string(&sshd.log).unwrap_or_default()
+    );
+    let other = dir.path().join("other_ca");
+    tool(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            other.to_str().unwrap(),
+        ],
+    );
+    let other_ca = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let wrong = dir.path().join("known_hosts_wrong");
+    std::fs::write(&wrong, format!("@cert-authority * {other_ca}")).unwrap();
+    let out = ssh(&wrong, &key, &cert, sshd.port);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("Host key verification failed"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test]
+async fn agents_renew_at_two_thirds_and_must_rejoin_once_expired() {
+    let config = format!("{CONFIG}[agent]\nclient_cert_ttl = \"6s\"\n");
+    let server = TestServer::start(bin(), Backend::Postgres, &config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = join_token(&server, "db-1");
+    let data = dir.path().join("agent");
+    let conf = dir.path().join("sshd.d");
+    let mut running = Command::new(bin())
+        .args(["agent", "--server", &server.url, "--join-token", &token])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--sshd-config-dir")
+        .arg(&conf)
+        .args(["--refresh", "1s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Renewed at 4 s of a 6 s life: by 9 s at least two renewals over mutual TLS.
+    let start = Instant::now();
+    let renewals = loop {
+        let renewals = audit(&server, "x509.issue")
+            .into_iter()
+            .filter(|e| e["actor"] == "host:db-1" && e["auth"] == "mutual_tls")
+            .count();
+        if renewals >= 2 || start.elapsed() > Duration::from_secs(20) {
+            break renewals;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let _ = running.kill();
+    let _ = running.wait();
+    assert!(renewals >= 2, "renewals: {renewals}");
+    let issued = audit(&server, "ssh.issue");
+    assert!(
+        issued
+            .iter()
+            .filter(|e| e["details"]["key_id"] == "host:db-1")
+            .count()
+            >= 3,
+        "{issued:?}"
+    );
+
+    // Stopped past its certificate's life, the agent cannot renew: it must join again.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let out = agent(&server, dir.path(), None, &["--once"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("the agent's certificate expired at")
+            && text(&out).contains("join again with a new --join-token"),
+        "{}",
+        text(&out)
+    );
+    let fresh = join_token(&server, "db-1");
+    let out = agent(&server, dir.path(), Some(&fresh), &["--once"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+fn curl(server: &TestServer, bundle: &Path, cert: Option<(&Path, &Path)>, path: &str) -> Output {
+    let mut args = vec![
+        "-sS".to_owned(),
+        "--fail-with-body".to_owned(),
+        "--cacert".to_owned(),
+        bundle.display().to_string(),
+    ];
+    if let Some((cert, key)) = cert {
+        args.extend([
+            "--cert".to_owned(),
+            cert.display().to_string(),
+            "--key".to_owned(),
+            key.display().to_string(),
+        ]);
+    }
+    args.push(format!("https://{}{path}", server.mtls_addr));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    tool("curl", &args)
+}
+
+fn cert_issue(server: &TestServer, args: &[&str]) -> Output {
+    let mut full = vec![
+        "cert",
+        "--data-dir",
+        server.data_dir.to_str().unwrap(),
+        "issue",
+    ];
+    full.extend_from_slice(args);
+    run_cli(bin(), &full)
+}
+
+#[tokio::test]
+async fn workload_certificates_verify_with_openssl_and_open_the_mtls_listener() {
+    let server = TestServer::start(bin(), Backend::Sqlite, CONFIG).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("api");
+    let out = cert_issue(
+        &server,
+        &[
+            "--spiffe-id",
+            "spiffe://localhost/ns/prod/sa/api",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let f = |name: &str| out_dir.join(name);
+    let verify = tool(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            f("bundle.pem").to_str().unwrap(),
+            "-untrusted",
+            f("chain.pem").to_str().unwrap(),
+            f("cert.pem").to_str().unwrap(),
+        ],
+    );
+    assert!(verify.status.success(), "{}", text(&verify));
+    let shown = text(&tool(
+        "openssl",
+        &[
+            "x509",
+            "-noout",
+            "-ext",
+            "subjectAltName,extendedKeyUsage",
+            "-in",
+            f("cert.pem").to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        shown.contains("URI:spiffe://localhost/ns/prod/sa/api"),
+        "{shown}"
+    );
+    assert!(shown.contains("TLS Web Client Authentication"), "{shown}");
+    let (_, _, bundle) = server.get("/v1/x509/bundle.pem").await;
+    assert_eq!(bundle, std::fs::read_to_string(f("bundle.pem")).unwrap());
+
+    // With a CSR made by openssl, only a certificate comes back (the key stays with openssl).
+    let csr_dir = dir.path().join("csr");
+    std::fs::create_dir_all(&csr_dir).unwrap();
+    let key = csr_dir.join("key.pem");
+    let csr = csr_dir.join("req.csr");
+    let made = tool(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            csr.to_str().unwrap(),
+            "-subj",
+            "/CN=ignored",
+        ],
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    let out = cert_issue(
+        &server,
+        &[
+            "--spiffe-id",
+            "spiffe://localhost/svc/db",
+            "--csr",
+            csr.to_str().unwrap(),
+            "--out",
+            csr_dir.to_str().unwrap(),
+            "--ttl",
+            "2s",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !text(&out).contains("key.pem"),
+        "no key is made when a CSR is given: {}",
+        text(&out)
+    );
+
+    // The mutual-TLS listener: a Warden certificate gets in, none or a stranger's does not.
+    let ok = curl(
+        &server,
+        &f("bundle.pem"),
+        Some((&f("fullchain.pem"), &f("key.pem"))),
+        "/healthz",
+    );
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("\"status\":\"ok\""));
+    let none = curl(&server, &f("bundle.pem"), None, "/healthz");
+    assert!(!none.status.success(), "{}", text(&none));
+    let self_signed = dir.path().join("self");
+    std::fs::create_dir_all(&self_signed).unwrap();
+    let made = tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            self_signed.join("key.pem").to_str().unwrap(),
+            "-out",
+            self_signed.join("cert.pem").to_str().unwrap(),
+            "-subj",
+            "/CN=stranger",
+            "-days",
+            "1",
+            "-addext",
+            "subjectAltName=URI:spiffe://localhost/host/web-1",
+        ],
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    let stranger = curl(
+        &server,
+        &f("bundle.pem"),
+        Some((&self_signed.join("cert.pem"), &self_signed.join("key.pem"))),
+        "/healthz",
+    );
+    assert!(!stranger.status.success(), "{}", text(&stranger));
+    // A workload certificate is not an agent's: the agent API refuses it, and says so.
+    let renew = tool(
+        "curl",
+        &[
+            "-sS",
+            "-X",
+            "POST",
+            "-d",
+            "{}",
+            "--cacert",
+            f("bundle.pem").to_str().unwrap(),
+            "--cert",
+            f("fullchain.pem").to_str().unwrap(),
+            "--key",
+            f("key.pem").to_str().unwrap(),
+            &format!("https://{}/v1/agent/renew", server.mtls_addr),
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&renew.stdout).contains(
+            "permission denied: `spiffe://localhost/ns/prod/sa/api` is not a host agent's id"
+        ),
+        "{}",
+        text(&renew)
+    );
+    // An expired certificate is refused at the handshake.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let full = csr_dir.join("fullchain.pem");
+    let expired = curl(&server, &f("bundle.pem"), Some((&full, &key)), "/healthz");
+    assert!(!expired.status.success(), "{}", text(&expired));
+    assert!(
+        server.log().contains("certificate expired"),
+        "{}",
+        server.log()
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_clear_errors_and_audited() {
+    let server = TestServer::start(bin(), Backend::Sqlite, CONFIG).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("x");
+    let bad_csr = dir.path().join("bad.csr");
+    std::fs::write(&bad_csr, "hello").unwrap();
+    for (args, error) in [
+        (
+            vec![
+                "--spiffe-id",
+                "spiffe://localhost/svc/a",
+                "--csr",
+                bad_csr.to_str().unwrap(),
+            ],
+            "error: invalid CSR: not PEM (expected -----BEGIN CERTIFICATE REQUEST-----)",
+        ),
+        (
+            vec!["--spiffe-id", "https://localhost/svc/a"],
+            "error: invalid SPIFFE id `https://localhost/svc/a`: must start with spiffe://",
+        ),
+        (
+            vec!["--spiffe-id", "spiffe://other.org/svc/a"],
+            "error: SPIFFE id `spiffe://other.org/svc/a` is outside this server's trust domain `localhost`",
+        ),
+        (
+            vec!["--spiffe-id", "spiffe://localhost/host/web-1"],
+            "error: permission denied: SPIFFE id `spiffe://localhost/host/web-1` is reserved: /host/ ids go to joined agents and /warden/ ids to Warden itself",
+        ),
+        (
+            vec!["--spiffe-id", "spiffe://localhost/svc/a", "--ttl", "30d"],
+            "error: ttl exceeds x509.max_ttl (7days)",
+        ),
+    ] {
+        let mut full = args.clone();
+        full.extend_from_slice(&["--out", out_dir.to_str().unwrap()]);
+        let out = cert_issue(&server, &full);
+        assert!(!out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), error);
+    }
+    assert!(
+        !out_dir.join("cert.pem").exists(),
+        "nothing written on error"
+    );
+    let denied = audit(&server, "x509.issue");
+    assert_eq!(
+        denied.len(),
+        2,
+        "the listener's own and the denial: {denied:?}"
+    );
+    assert_eq!(denied[1]["outcome"], "denied");
+
+    // Join: malformed public halves are 400 and spend nothing; bad tokens are 401/403.
+    let admin = server.token("root", "admin", None);
+    let q = "mutation { createJoinToken(host: \"web-2\", ttl: \"1s\") { token } }";
+    let (_, body) = server.graphql(Some(&admin), q, json!({})).await;
+    let short = body["data"]["createJoinToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = join_token(&server, "web-3");
+    let ssh_key = {
+        let k = dir.path().join("k");
+        tool(
+            "ssh-keygen",
+            &["-q", "-t", "ed25519", "-N", "", "-f", k.to_str().unwrap()],
+        );
+        std::fs::read_to_string(k.with_extension("pub")).unwrap()
+    };
+    let csr = warden_pki::x509::LocalKey::generate()
+        .unwrap()
+        .csr_pem()
+        .unwrap();
+    let join = |token: String, body: Value| {
+        let server = &server;
+        async move {
+            let resp = reqwest::Client::new()
+                .post(format!("{}/v1/agent/join", server.url))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let body = |key: &str, csr: &str| json!({ "ssh_host_key": key, "csr": csr, "sshd_addr": "127.0.0.1:22" });
+    let (status, reply) = join(token.clone(), body("ssh-ed25519 nope", &csr)).await;
+    assert_eq!(
+        (status, reply["error"].as_str().unwrap()),
+        (
+            400,
+            "invalid SSH public key: Base64 encoding error: invalid Base64 length"
+        )
+    );
+    let (status, reply) = join(
+        token.clone(),
+        body(
+            &ssh_key,
+            "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+        ),
+    )
+    .await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid CSR: "),
+        "{reply}"
+    );
+    let (status, _) = join(token.clone(), body(&ssh_key, &csr)).await;
+    assert_eq!(status, 200, "bad requests did not spend the token");
+    let (status, reply) = join("wjt_nope".to_owned(), body(&ssh_key, &csr)).await;
+    assert_eq!(
+        (status, reply["error"].as_str().unwrap()),
+        (
+            401,
+            "malformed join token: expected wjt_<32 hex digits>_<43 base64url characters>"
+        )
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, reply) = join(short, body(&ssh_key, &csr)).await;
+    assert_eq!(
+        (status, reply["error"].as_str().unwrap()),
+        (
+            403,
+            "join token expired: create a new one with `warden admin join-token create`"
+        )
+    );
+    let joins = audit(&server, "host.join");
+    let outcomes: Vec<&str> = joins
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["success", "denied", "failure"], "{joins:?}");
+
+    // A principal the user may not have: 403 and audited.
+    assert!(server.admin(&["user", "add", "bob"]).status.success());
+    let bob = server.token("bob", "member", Some("bob"));
+    let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, principals: [\"root\"]) { principals } }";
+    let (_, body) = server.graphql(Some(&bob), q, json!({ "k": ssh_key })).await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "permission denied: principal `root` is not allowed for user `bob`"
+    );
+    assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, principals: [\"bob\"]) { principals } }";
+    let (_, body) = server.graphql(Some(&bob), q, json!({ "k": ssh_key })).await;
+    assert_eq!(
+        body["data"]["issueSshUserCertificate"]["principals"],
+        json!(["bob"]),
+        "{body}"
+    );
+    let issued = audit(&server, "ssh.issue");
+    assert!(
+        issued.iter().any(|e| e["outcome"] == "denied"
+            && e["reason"] == "principal `root` is not allowed for user `bob`"),
+        "{issued:?}"
+    );
+
+    // Rotation of an unknown kind is refused.
+    let out = run_cli(
+        bin(),
+        &[
+            "ca",
+            "--data-dir",
+            server.data_dir.to_str().unwrap(),
+            "rotate",
+            "--kind",
+            "pgp",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: unknown CA kind `pgp`: use ssh-user, ssh-host or x509"
+    );
+}
+
+#[tokio::test]
+async fn rotation_keeps_old_keys_trusted_for_the_overlap() {
+    let server = TestServer::start(bin(), Backend::Postgres, CONFIG).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = join_token(&server, "web-1");
+    assert!(
+        agent(&server, dir.path(), Some(&token), &["--once"])
+            .status
+            .success()
+    );
+    let rotate = |kind: &str, overlap: &str| {
+        run_cli(
+            bin(),
+            &[
+                "ca",
+                "--data-dir",
+                server.data_dir.to_str().unwrap(),
+                "rotate",
+                "--kind",
+                kind,
+                "--overlap",
+                overlap,
+            ],
+        )
+    };
+    let (_, _, user_before) = server.get("/v1/ssh/user_ca.pub").await;
+    for kind in ["ssh-user", "ssh-host", "x509"] {
+        let out = rotate(kind, "1h");
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains(&format!(
+            "rotated the {kind} CA; the old key stays trusted until"
+        )));
+    }
+    let (_, _, user_after) = server.get("/v1/ssh/user_ca.pub").await;
+    assert_eq!(user_after.lines().count(), 2);
+    assert_eq!(
+        user_after.lines().nth(1),
+        user_before.lines().next(),
+        "the old key is still listed, after the new one"
+    );
+    let (_, _, host_after) = server.get("/v1/ssh/host_ca.pub").await;
+    assert_eq!(host_after.lines().count(), 2);
+    let (_, _, bundle) = server.get("/v1/x509/bundle.pem").await;
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);
+
+    // The agent still reaches the listener, picks up the new root and, seeing the host CA
+    // rotated, renews its host certificate under the new key.
+    let out = agent(&server, dir.path(), None, &["--once"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let data = dir.path().join("agent");
+    assert_eq!(
+        std::fs::read_to_string(data.join("bundle.pem"))
+            .unwrap()
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        2
+    );
+    let listing = text(&tool(
+        "ssh-keygen",
+        &[
+            "-L",
+            "-f",
+            data.join("ssh_host_ed25519_key-cert.pub").to_str().unwrap(),
+        ],
+    ));
+    let new_host_ca = dir.path().join("new_host_ca.pub");
+    std::fs::write(&new_host_ca, host_after.lines().next().unwrap()).unwrap();
+    let fingerprint = text(&tool("ssh-keygen", &["-lf", new_host_ca.to_str().unwrap()]));
+    let fp = fingerprint.split_whitespace().nth(1).unwrap();
+    assert!(
+        listing.contains(&format!("Signing CA: ED25519 {fp}")),
+        "{listing}\n{fingerprint}"
+    );
+    let rotations = audit(&server, "ca.rotate");
+    assert_eq!(rotations.len(), 3);
+    assert_eq!(rotations[0]["target"], "ca:ssh-user");
+
+    // Bad overlap: a clear error, nothing rotated.
+    let out = rotate("ssh-user", "soon");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: invalid duration `soon` for `overlap`: use a number and a unit, like 90s, 12h or 7d"
+    );
+    assert_eq!(audit(&server, "ca.rotate").len(), 3);
+}
