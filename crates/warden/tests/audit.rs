@@ -64,6 +64,8 @@ async fn exports_verify_offline_and_tampering_is_named() {
             [
                 ("ca.create", "success"),
                 ("ca.create", "success"),
+                ("ca.create", "success"),
+                ("x509.issue", "success"),
                 ("user.create", "success"),
                 ("user.create", "success"),
                 ("user.create", "success"),
@@ -84,35 +86,35 @@ async fn exports_verify_offline_and_tampering_is_named() {
         let file = dir.path().join("audit.jsonl");
         let file_arg = file.to_str().unwrap();
         let out = audit(&server, &["export", "-o", file_arg]);
-        assert_eq!(stderr(&out), format!("wrote 8 events to {file_arg}"));
+        assert_eq!(stderr(&out), format!("wrote 10 events to {file_arg}"));
         // Checkpoints are signed on a timer too, so how many fall in the range varies.
         let offline = stdout(run_cli(
             bin(),
             &["audit", "verify", file_arg, "--key", &key],
         ));
         assert!(
-            offline.starts_with("ok: events 1 to 8 (8 events) match "),
+            offline.starts_with("ok: events 1 to 10 (10 events) match "),
             "{offline}"
         );
         assert!(
             offline
                 .trim_end()
-                .ends_with("signed checkpoint(s), up to tree size 9"),
+                .ends_with("signed checkpoint(s), up to tree size 11"),
             "{offline}"
         );
         // The export itself was recorded, and the live log still verifies as a whole.
         let live = stdout(audit(&server, &["verify"]));
-        assert!(live.starts_with("ok: events 1 to 9 (9 events)"), "{live}");
+        assert!(live.starts_with("ok: events 1 to 11 (11 events)"), "{live}");
 
         let original = std::fs::read_to_string(&file).unwrap();
         let tampered = [
             (
                 original.replacen("\"target\":\"user:bob\"", "\"target\":\"user:eve\"", 1),
-                "event 4: its content does not match the leaf hash the log recorded",
+                "event 6: its content does not match the leaf hash the log recorded",
             ),
             (
-                drop_event(&original, 3),
-                "event 3: missing (the next event in the file is 4)",
+                drop_event(&original, 5),
+                "event 5: missing (the next event in the file is 6)",
             ),
         ];
         for (text, expected) in tampered {
@@ -161,7 +163,7 @@ async fn the_audit_api_is_authorized_like_everything_else() {
     let (_, body) = server.graphql(Some(&auditor), q, Value::Null).await;
     assert_eq!(
         body["data"]["auditEvents"][0],
-        json!({ "seq": 3, "action": "user.create", "target": "user:dave" })
+        json!({ "seq": 5, "action": "user.create", "target": "user:dave" })
     );
     let size = body["data"]["auditCheckpoint"]["size"].as_u64().unwrap();
     assert!(size >= 3);

@@ -103,9 +103,10 @@ async fn jsonl_files_rotate_and_resume_after_a_crash_without_gaps_or_repeats() {
         );
         let mut server = TestServer::start(bin(), backend, &config).await;
         add_users(&server, "a", 8);
-        // Two events come first: the SSH CAs made at first start.
-        wait_for("10 events in files", || {
-            jsonl_lines(out.path()).1.len() >= 10
+        // Four events come first: the three CAs made at first start and the certificate of
+        // the mutual-TLS listener (issued again at every start).
+        wait_for("12 events in files", || {
+            jsonl_lines(out.path()).1.len() >= 12
         })
         .await;
         let (files, lines) = jsonl_lines(out.path());
@@ -114,12 +115,12 @@ async fn jsonl_files_rotate_and_resume_after_a_crash_without_gaps_or_repeats() {
             "{backend:?}: expected rotation, got {files} file(s)"
         );
         let seqs: Vec<u64> = events(&lines).iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+        assert_eq!(seqs, (1..=12).collect::<Vec<_>>());
 
         server.crash_and_restart();
         add_users(&server, "b", 4);
-        wait_for("14 events in files", || {
-            jsonl_lines(out.path()).1.len() >= 14
+        wait_for("17 events in files", || {
+            jsonl_lines(out.path()).1.len() >= 17
         })
         .await;
         tokio::time::sleep(Duration::from_millis(600)).await;
@@ -127,7 +128,7 @@ async fn jsonl_files_rotate_and_resume_after_a_crash_without_gaps_or_repeats() {
             .iter()
             .map(|e| e.seq)
             .collect();
-        assert_eq!(seqs, (1..=14).collect::<Vec<_>>(), "{backend:?}");
+        assert_eq!(seqs, (1..=17).collect::<Vec<_>>(), "{backend:?}");
     }
 }
 
@@ -141,12 +142,12 @@ async fn syslog_catches_up_after_the_collector_was_down_and_never_blocks_writers
     );
     let server = TestServer::start(bin(), Backend::Sqlite, &config).await;
     add_users(&server, "s", 5);
-    wait_for("7 messages", || collector.messages().len() >= 7).await;
+    wait_for("9 messages", || collector.messages().len() >= 9).await;
     let first: Vec<u64> = events(&collector.messages())
         .iter()
         .map(|e| e.seq)
         .collect();
-    assert_eq!(first, (1..=7).collect::<Vec<_>>());
+    assert_eq!(first, (1..=9).collect::<Vec<_>>());
 
     collector.stop();
     let started = Instant::now();
@@ -163,12 +164,12 @@ async fn syslog_catches_up_after_the_collector_was_down_and_never_blocks_writers
     );
 
     collector.restart();
-    wait_for("all 12 events after the outage", || {
+    wait_for("all 14 events after the outage", || {
         let seqs: BTreeSet<u64> = events(&collector.messages())
             .iter()
             .map(|e| e.seq)
             .collect();
-        (1..=12).all(|s| seqs.contains(&s))
+        (1..=14).all(|s| seqs.contains(&s))
     })
     .await;
 }
@@ -299,18 +300,18 @@ async fn otlp_logs_reach_a_receiver_that_decodes_them_with_the_official_schema()
     let server = TestServer::start(bin(), Backend::Sqlite, &config).await;
     add_users(&server, "o", 3);
     assert!(!server.admin(&["user", "add", "o0"]).status.success());
-    wait_for("6 OTLP records", || receiver.records().len() >= 6).await;
-    // The first two are the SSH CAs made at first start.
-    let records: Vec<_> = receiver.records().into_iter().skip(2).collect();
+    wait_for("8 OTLP records", || receiver.records().len() >= 8).await;
+    // The first four are the CAs made at first start and the mTLS listener's certificate.
+    let records: Vec<_> = receiver.records().into_iter().skip(4).collect();
     let first = &records[0];
     assert_eq!(first["resource"]["service.name"], "warden");
     assert_eq!(first["scope"], "warden.audit");
     assert_eq!(first["event_name"], "user.create");
-    assert_eq!(first["attributes"]["warden.audit.seq"], 3);
+    assert_eq!(first["attributes"]["warden.audit.seq"], 5);
     assert_eq!(first["attributes"]["warden.audit.target"], "user:o0");
     assert_eq!(first["severity"], "INFO");
     let body: AuditEvent = serde_json::from_str(first["body"].as_str().unwrap()).unwrap();
-    assert_eq!(body.seq, 3);
+    assert_eq!(body.seq, 5);
     assert_eq!(
         body.time as u64 * 1_000_000,
         first["time"].as_u64().unwrap()
