@@ -629,7 +629,8 @@ impl Authorities {
     pub async fn krl(&self) -> Result<(Vec<u8>, String), StoreError> {
         let keys = self.keys();
         let mut sections = Vec::with_capacity(keys.user_trusted.len());
-        let mut version = 0u64;
+        let (key_ids, newest) = self.store.revoked_key_ids().await?;
+        let mut version = u64::try_from(newest).unwrap_or(0);
         for (id, public) in &keys.user_trusted {
             let (serials, newest) = self.store.revoked_serials(id).await?;
             version = version.max(u64::try_from(newest).unwrap_or(0));
@@ -637,7 +638,7 @@ impl Authorities {
                 public,
                 Revocations {
                     serials,
-                    key_ids: Vec::new(),
+                    key_ids: key_ids.clone(),
                 },
             ));
         }

@@ -271,6 +271,63 @@ impl Store {
         .await
     }
 
+    /// Revokes every SSH certificate whose key id is `key_id` (such as all of one token's,
+    /// `user:alice token:…`), audited as `ssh.revoke_key_id`.
+    pub async fn revoke_ssh_key_id(
+        &self,
+        ctx: &AuditContext,
+        key_id: &str,
+    ) -> Result<(), StoreError> {
+        let action = Action {
+            name: "ssh.revoke_key_id",
+            target: format!("ssh-key-id:{key_id}"),
+            details: serde_json::Value::Null,
+        };
+        self.audited(ctx, action, async |conn| {
+            let existing = sqlx::query("SELECT 1 FROM ssh_revoked_key_ids WHERE key_id = $1")
+                .bind(key_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if existing.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "key id `{key_id}` is already revoked"
+                )));
+            }
+            let issued = sqlx::query("SELECT 1 FROM ssh_certificates WHERE key_id = $1 LIMIT 1")
+                .bind(key_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if issued.is_none() {
+                return Err(StoreError::NotFound {
+                    kind: "certificate key id",
+                    name: key_id.to_owned(),
+                });
+            }
+            sqlx::query("INSERT INTO ssh_revoked_key_ids (key_id, revoked_at) VALUES ($1, $2)")
+                .bind(key_id)
+                .bind(ctx.now.as_millis())
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every revoked key id, and the newest revocation time (0 when none).
+    pub async fn revoked_key_ids(&self) -> Result<(Vec<String>, i64), StoreError> {
+        let rows =
+            sqlx::query("SELECT key_id, revoked_at FROM ssh_revoked_key_ids ORDER BY key_id")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut newest = 0i64;
+        for row in &rows {
+            ids.push(row.try_get("key_id")?);
+            newest = newest.max(row.try_get("revoked_at")?);
+        }
+        Ok((ids, newest))
+    }
+
     /// Revoked serials of the certificates a CA key signed, and the newest revocation time
     /// (the KRL's version).
     pub async fn revoked_serials(&self, ca_key_id: &str) -> Result<(Vec<u64>, i64), StoreError> {

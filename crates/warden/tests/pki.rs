@@ -713,13 +713,72 @@ async fn bad_input_is_refused_with_clear_errors_and_audited() {
         "permission denied: principal `root` is not allowed for user `bob`"
     );
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
-    let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, principals: [\"bob\"]) { principals } }";
+    let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, principals: [\"bob\"]) { principals certificate } }";
     let (_, body) = server.graphql(Some(&bob), q, json!({ "k": ssh_key })).await;
     assert_eq!(
         body["data"]["issueSshUserCertificate"]["principals"],
         json!(["bob"]),
         "{body}"
     );
+    // Revoking the certificate's key id (all of one token's certificates) puts it in the KRL.
+    let cert_path = dir.path().join("bob-cert.pub");
+    std::fs::write(
+        &cert_path,
+        body["data"]["issueSshUserCertificate"]["certificate"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let listing = text(&tool(
+        "ssh-keygen",
+        &["-L", "-f", cert_path.to_str().unwrap()],
+    ));
+    let key_id = listing
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Key ID: "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    assert!(key_id.starts_with("user:bob token:"), "{listing}");
+    let q = "mutation($id: String!) { revokeSshKeyId(keyId: $id) }";
+    let (_, body) = server
+        .graphql(Some(&admin), q, json!({ "id": key_id }))
+        .await;
+    assert_eq!(body["data"]["revokeSshKeyId"], true, "{body}");
+    let (_, body) = server
+        .graphql(Some(&admin), q, json!({ "id": key_id }))
+        .await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        format!("key id `{key_id}` is already revoked")
+    );
+    let (_, body) = server
+        .graphql(Some(&admin), q, json!({ "id": "user:nobody token:x" }))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{body}"
+    );
+    let krl = reqwest::get(format!("{}/v1/ssh/krl", server.url))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let krl_path = dir.path().join("krl");
+    std::fs::write(&krl_path, &krl).unwrap();
+    let checked = tool(
+        "ssh-keygen",
+        &[
+            "-Q",
+            "-f",
+            krl_path.to_str().unwrap(),
+            cert_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(checked.status.code(), Some(1), "{}", text(&checked));
+    assert!(text(&checked).contains("REVOKED"), "{}", text(&checked));
+
     let issued = audit(&server, "ssh.issue");
     assert!(
         issued.iter().any(|e| e["outcome"] == "denied"

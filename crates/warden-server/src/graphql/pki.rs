@@ -286,3 +286,40 @@ impl PkiMutation {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn labels_and_addresses() {
+        let labels = parse_labels(&["env=prod".into(), "team/owner=ops".into()]).unwrap();
+        assert_eq!(labels.get("env").map(String::as_str), Some("prod"));
+        assert_eq!(
+            parse_labels(&["env".into()]).unwrap_err(),
+            "invalid label `env`: use key=value"
+        );
+        assert_eq!(
+            parse_labels(&["a=1".into(), "a=2".into()]).unwrap_err(),
+            "label `a` is given twice"
+        );
+        assert!(parse_labels(&["a=b c".into()]).is_err());
+        assert_eq!(
+            parse_addresses(&["10.0.0.5".into(), "db.internal".into(), "::1".into()]).unwrap(),
+            ["10.0.0.5", "::1", "db.internal"]
+        );
+        assert_eq!(
+            parse_addresses(&["Bad Name".into()]).unwrap_err(),
+            "invalid address `Bad Name`: use an IP address or a lowercase DNS name"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn label_and_address_parsers_never_panic(items in prop::collection::vec("\\PC{0,40}", 0..4)) {
+            let _ = parse_labels(&items);
+            let _ = parse_addresses(&items);
+        }
+    }
+}

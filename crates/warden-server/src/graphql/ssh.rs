@@ -124,6 +124,32 @@ impl SshMutation {
         })
     }
 
+    /// Revokes every SSH certificate carrying `keyId` (for example all of one token's,
+    /// `user:alice token:ID`); it appears in `/v1/ssh/krl` at once.
+    async fn revoke_ssh_key_id(
+        &self,
+        ctx: &Context<'_>,
+        key_id: String,
+    ) -> async_graphql::Result<bool> {
+        let caller = authorize(
+            ctx,
+            Capability::RevokeCertificates,
+            &format!("ssh-key-id:{key_id}"),
+        )
+        .await?;
+        if key_id.is_empty() || key_id.len() > 255 || key_id.chars().any(char::is_control) {
+            return Err(bad_input(
+                "invalid key id: 1-255 characters, no control characters",
+            ));
+        }
+        let store = ctx.data::<Arc<Store>>()?;
+        store
+            .revoke_ssh_key_id(&caller.audit, &key_id)
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        Ok(true)
+    }
+
     /// Revokes an SSH certificate by serial; it appears in `/v1/ssh/krl` at once.
     async fn revoke_ssh_certificate(
         &self,

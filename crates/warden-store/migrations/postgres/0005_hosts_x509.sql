@@ -30,3 +30,10 @@ CREATE TABLE join_tokens (
     expires_at  BIGINT NOT NULL,
     used_at     BIGINT
 );
+
+-- SSH certificate key ids revoked as a whole (every certificate carrying the id, under every
+-- trusted user CA key), published in the KRL beside revoked serials.
+CREATE TABLE ssh_revoked_key_ids (
+    key_id      TEXT PRIMARY KEY,
+    revoked_at  BIGINT NOT NULL
+);

@@ -30,3 +30,10 @@ CREATE TABLE join_tokens (
     expires_at  INTEGER NOT NULL,
     used_at     INTEGER
 ) STRICT;
+
+-- SSH certificate key ids revoked as a whole (every certificate carrying the id, under every
+-- trusted user CA key), published in the KRL beside revoked serials.
+CREATE TABLE ssh_revoked_key_ids (
+    key_id      TEXT PRIMARY KEY NOT NULL,
+    revoked_at  INTEGER NOT NULL
+) STRICT;
