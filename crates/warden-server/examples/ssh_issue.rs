@@ -18,7 +18,7 @@ use rand::rngs::OsRng;
 use warden_model::{Actor, Role, Timestamp, UserName};
 use warden_pki::seal::Kek;
 use warden_pki::ssh::{Kind, SshCa};
-use warden_server::ca::Authorities;
+use warden_server::ca::{Authorities, SshIssue};
 use warden_store::{AuditContext, DatabaseLocation, Store};
 
 #[tokio::main]
@@ -69,7 +69,17 @@ async fn main() {
                     let key_id = format!("user:{name} token:bench");
                     let ttl = Duration::from_secs(8 * 3600);
                     authorities
-                        .issue(&ctx, Kind::User, key, key_id, vec![name.to_string()], ttl)
+                        .issue(
+                            &ctx,
+                            SshIssue {
+                                kind: Kind::User,
+                                public_key: key,
+                                key_id,
+                                principals: vec![name.to_string()],
+                                ttl,
+                                port_forwarding: false,
+                            },
+                        )
                         .await
                         .expect("issue");
                 }

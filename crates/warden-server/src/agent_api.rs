@@ -21,6 +21,7 @@ use warden_pki::ssh::{Kind, parse_public_key};
 use warden_pki::x509::{SpiffeId, SubjectKey, parse_csr};
 use warden_store::{AuditContext, Host};
 
+use crate::ca::SshIssue;
 use crate::edge::{PeerCertificate, RequestId};
 use crate::http::{App, deny, detached};
 
@@ -305,11 +306,14 @@ async fn credentials(
         let (_, host_certificate) = authorities
             .issue(
                 &ctx,
-                Kind::Host,
-                &ssh_host_key,
-                format!("host:{}", host.name),
-                principals,
-                agent.host_cert_ttl,
+                SshIssue {
+                    kind: Kind::Host,
+                    public_key: &ssh_host_key,
+                    key_id: format!("host:{}", host.name),
+                    principals,
+                    ttl: agent.host_cert_ttl,
+                    port_forwarding: false,
+                },
             )
             .await?;
         let key = parse_csr(&csr)?;

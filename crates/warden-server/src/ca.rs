@@ -148,6 +148,23 @@ fn seconds(t: Timestamp) -> u64 {
     u64::try_from(t.as_millis() / 1000).unwrap_or(0)
 }
 
+/// An SSH certificate to issue.
+#[derive(Debug, Clone)]
+pub struct SshIssue<'a> {
+    /// User or host.
+    pub kind: Kind,
+    /// The key to certify, an OpenSSH public key line.
+    pub public_key: &'a str,
+    /// Names the requester and the request.
+    pub key_id: String,
+    /// Logins (user) or names and addresses (host).
+    pub principals: Vec<String>,
+    /// Lifetime.
+    pub ttl: Duration,
+    /// Whether a user certificate carries `permit-port-forwarding` (`permit-pty` always does).
+    pub port_forwarding: bool,
+}
+
 /// Which CA `warden ca rotate` replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaKind {
@@ -502,13 +519,21 @@ impl Authorities {
     pub async fn issue(
         &self,
         ctx: &AuditContext,
-        kind: Kind,
-        public_key: &str,
-        key_id: String,
-        principals: Vec<String>,
-        ttl: Duration,
+        request: SshIssue<'_>,
     ) -> Result<(u64, String), IssueError> {
+        let SshIssue {
+            kind,
+            public_key,
+            key_id,
+            principals,
+            ttl,
+            port_forwarding,
+        } = request;
         let public_key = parse_public_key(public_key)?;
+        let mut extensions = vec!["permit-pty".to_owned()];
+        if port_forwarding {
+            extensions.push("permit-port-forwarding".to_owned());
+        }
         let keys = self.keys();
         let authority = match kind {
             Kind::User => keys.user.clone(),
@@ -527,7 +552,7 @@ impl Authorities {
             // A minute of slack for clocks behind ours.
             valid_after: now.saturating_sub(60),
             valid_before: now.saturating_add(ttl.as_secs()),
-            extensions: vec!["permit-pty".to_owned()],
+            extensions,
         };
         let record = NewSshCertificate {
             serial,

@@ -68,6 +68,9 @@ pub struct SshConfig {
     /// Extra logins granted by group membership (`[ssh.group_logins] ops = ["root"]`); every
     /// user may always log in as their own name.
     pub group_logins: std::collections::BTreeMap<String, Vec<String>>,
+    /// Groups whose members' certificates carry `permit-port-forwarding`
+    /// (`ssh.port_forwarding_groups`); nobody else's do.
+    pub port_forwarding_groups: Vec<String>,
 }
 
 /// Audit log settings.
@@ -254,6 +257,7 @@ struct AgentFile {
 struct SshFile {
     max_ttl: Option<String>,
     group_logins: std::collections::BTreeMap<String, Vec<String>>,
+    port_forwarding_groups: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -650,6 +654,7 @@ impl FileConfig {
         let ssh = SshConfig {
             max_ttl,
             group_logins: self.ssh.group_logins,
+            port_forwarding_groups: self.ssh.port_forwarding_groups,
         };
         let mtls = self
             .listen

@@ -733,6 +733,10 @@ async fn bad_input_is_refused_with_clear_errors_and_audited() {
         "ssh-keygen",
         &["-L", "-f", cert_path.to_str().unwrap()],
     ));
+    assert!(
+        !listing.contains("permit-port-forwarding"),
+        "bob is in no port-forwarding group: {listing}"
+    );
     let key_id = listing
         .lines()
         .find_map(|l| l.trim().strip_prefix("Key ID: "))

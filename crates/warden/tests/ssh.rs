@@ -21,7 +21,7 @@ fn ssh_keygen(args: &[&str]) -> std::process::Output {
         .expect("ssh-keygen (apt-get install openssh-client)")
 }
 
-const CONFIG: &str = "[limits]\nper_source_rps = 0\n[ssh.group_logins]\nops = [\"root\"]\n";
+const CONFIG: &str = "[limits]\nper_source_rps = 0\n[ssh]\nport_forwarding_groups = [\"ops\"]\n[ssh.group_logins]\nops = [\"root\"]\n";
 
 async fn issue(server: &TestServer, token: &str, public: &str) -> (u16, Value) {
     let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, ttl: \"1h\") { serial certificate principals validBefore } }";
@@ -60,6 +60,11 @@ async fn user_certificates_work_with_real_sshd_until_revoked() {
             .into_owned();
     assert!(listing.contains("user certificate"), "{listing}");
     assert!(listing.contains("Key ID: \"user:alice token:"), "{listing}");
+    assert!(listing.contains("permit-pty"), "{listing}");
+    assert!(
+        listing.contains("permit-port-forwarding"),
+        "ops may forward ports: {listing}"
+    );
 
     // A real sshd trusting Warden's user CA and reading its KRL.
     let (_, _, ca) = server.get("/v1/ssh/user_ca.pub").await;

@@ -9,7 +9,7 @@ use warden_store::Store;
 
 use super::authz::{Capability, authorize};
 use super::{api_error, bad_input, forbidden};
-use crate::ca::{Authorities, IssueError};
+use crate::ca::{Authorities, IssueError, SshIssue};
 use crate::config::SshConfig;
 
 /// An issued SSH certificate.
@@ -74,6 +74,7 @@ impl SshMutation {
             .map_err(|e| api_error(e, caller))?
             .ok_or_else(|| bad_input(format!("user `{name}` not found")))?;
         let mut principals = vec![name.to_string()];
+        let mut port_forwarding = false;
         for group in store
             .user_groups(&user.id)
             .await
@@ -82,6 +83,10 @@ impl SshMutation {
             if let Some(logins) = config.group_logins.get(group.as_str()) {
                 principals.extend(logins.iter().cloned());
             }
+            port_forwarding |= config
+                .port_forwarding_groups
+                .iter()
+                .any(|g| g == group.as_str());
         }
         principals.sort();
         principals.dedup();
@@ -101,11 +106,14 @@ impl SshMutation {
         let (serial, certificate) = authorities
             .issue(
                 &caller.audit,
-                Kind::User,
-                &public_key,
-                key_id,
-                principals.clone(),
-                ttl,
+                SshIssue {
+                    kind: Kind::User,
+                    public_key: &public_key,
+                    key_id,
+                    principals: principals.clone(),
+                    ttl,
+                    port_forwarding,
+                },
             )
             .await
             .map_err(|e| match e {
