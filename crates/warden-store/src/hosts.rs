@@ -176,6 +176,50 @@ impl Store {
         .await
     }
 
+    /// Removes a host, audited as `host.remove`: its agent's X.509 certificates (named by
+    /// `spiffe_id`) are revoked, so it can no longer renew, and its SSH host certificates are
+    /// marked revoked. Its sessions and mesh entries follow in later issues.
+    pub async fn remove_host(
+        &self,
+        ctx: &AuditContext,
+        name: &str,
+        spiffe_id: &str,
+    ) -> Result<(), StoreError> {
+        let action = Action {
+            name: "host.remove",
+            target: format!("host:{name}"),
+            details: serde_json::Value::Null,
+        };
+        self.audited(ctx, action, async |conn| {
+            let deleted = sqlx::query("DELETE FROM hosts WHERE name = $1")
+                .bind(name)
+                .execute(&mut *conn)
+                .await?;
+            if deleted.rows_affected() == 0 {
+                return Err(StoreError::NotFound {
+                    kind: "host",
+                    name: name.to_owned(),
+                });
+            }
+            sqlx::query(
+                "UPDATE x509_certificates SET revoked_at = $1 WHERE spiffe_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(ctx.now.as_millis())
+            .bind(spiffe_id)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "UPDATE ssh_certificates SET revoked_at = $1 WHERE kind = 'host' AND key_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(ctx.now.as_millis())
+            .bind(format!("host:{name}"))
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
     /// The host called `name`, if it has joined.
     pub async fn host(&self, name: &str) -> Result<Option<Host>, StoreError> {
         let row = sqlx::query(

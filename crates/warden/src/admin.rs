@@ -6,7 +6,7 @@ use anyhow::anyhow;
 use serde_json::{Value, json};
 
 use crate::cli::{
-    AdminArgs, AdminCommand, GroupCommand, JoinTokenCommand, TokenCommand, UserCommand,
+    AdminArgs, AdminCommand, GroupCommand, HostCommand, JoinTokenCommand, TokenCommand, UserCommand,
 };
 use crate::client::AdminClient;
 use crate::output::{cell, json as print_json, table};
@@ -24,7 +24,49 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Group { command } => group(&client, command, json).await,
         AdminCommand::Token { command } => token(&client, command, json).await,
         AdminCommand::JoinToken { command } => join_token(&client, command, json).await,
+        AdminCommand::Host { command } => host(&client, command, json).await,
     }
+}
+
+async fn host(client: &AdminClient, command: HostCommand, json: bool) -> anyhow::Result<()> {
+    match command {
+        HostCommand::List => {
+            let data = client
+                .graphql(
+                    "{ hosts { name labels addresses sshdAddr joinedAt } }",
+                    Value::Null,
+                )
+                .await?;
+            let hosts = field(&data, "hosts")?;
+            if json {
+                print_json(hosts);
+            } else {
+                let rows: Vec<Vec<String>> = hosts
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|h| {
+                        ["name", "labels", "addresses", "sshdAddr", "joinedAt"]
+                            .iter()
+                            .map(|f| cell(h, f))
+                            .collect()
+                    })
+                    .collect();
+                table(&["NAME", "LABELS", "ADDRESSES", "SSHD", "JOINED"], &rows);
+            }
+        }
+        HostCommand::Remove { name } => {
+            client
+                .graphql(
+                    "mutation($n: String!) { removeHost(name: $n) }",
+                    json!({ "n": name }),
+                )
+                .await?;
+            eprintln!("removed host {name}: its agent must join again with a new token");
+        }
+    }
+    Ok(())
 }
 
 async fn join_token(

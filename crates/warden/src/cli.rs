@@ -107,6 +107,19 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: JoinTokenCommand,
     },
+    /// Joined hosts: list, remove.
+    Host {
+        #[command(subcommand)]
+        command: HostCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// List joined hosts.
+    List,
+    /// Remove a host: its agent can no longer renew and must join again.
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]

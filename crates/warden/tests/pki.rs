@@ -303,6 +303,56 @@ async fn an_agent_joins_and_stock_ssh_verifies_its_host_certificate() {
         "{}",
         text(&out)
     );
+
+    // The inventory lists the host; removing it stops its agent from renewing.
+    let listed = text(&server.admin(&["host", "list"]));
+    assert!(
+        listed.contains("web-1") && listed.contains("env=prod") && listed.contains("127.0.0.1:22"),
+        "{listed}"
+    );
+    let renew = |data: &Path| {
+        tool(
+            "curl",
+            &[
+                "-sS",
+                "-X",
+                "POST",
+                "-d",
+                "{}",
+                "--cacert",
+                data.join("bundle.pem").to_str().unwrap(),
+                "--cert",
+                data.join("agent.crt").to_str().unwrap(),
+                "--key",
+                data.join("agent.key").to_str().unwrap(),
+                &format!("https://{}/v1/agent/renew", server.mtls_addr),
+            ],
+        )
+    };
+    let before = String::from_utf8_lossy(&renew(&data).stdout).into_owned();
+    assert!(
+        before.contains("invalid JSON body: missing field `ssh_host_key`"),
+        "{before}"
+    );
+    let out = server.admin(&["host", "remove", "web-1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let after = String::from_utf8_lossy(&renew(&data).stdout).into_owned();
+    assert!(
+        after.contains("permission denied: client certificate")
+            && after.contains("is revoked or unknown"),
+        "{after}"
+    );
+    let out = server.admin(&["host", "remove", "web-1"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: host `web-1` not found"
+    );
+    let renewals = audit(&server, "host.renew");
+    assert_eq!(
+        renewals.last().unwrap()["outcome"],
+        "denied",
+        "{renewals:?}"
+    );
 }
 
 #[tokio::test]

@@ -133,6 +133,45 @@ fn issue_error(e: IssueError, caller: &Caller) -> async_graphql::Error {
     }
 }
 
+/// A joined host.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct HostInfo {
+    /// Its name.
+    pub name: String,
+    /// Labels, `key=value`.
+    pub labels: Vec<String>,
+    /// Further names and addresses in its host certificate.
+    pub addresses: Vec<String>,
+    /// Where its sshd listens.
+    pub sshd_addr: Option<String>,
+    /// When it last joined, RFC 3339.
+    pub joined_at: String,
+}
+
+/// Hosts.
+#[derive(Debug, Default)]
+pub struct HostQuery;
+
+#[Object]
+impl HostQuery {
+    /// Every joined host, by name.
+    async fn hosts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<HostInfo>> {
+        let caller = authorize(ctx, Capability::ReadDirectory, "hosts").await?;
+        let store = ctx.data::<Arc<Store>>()?;
+        let hosts = store.hosts().await.map_err(|e| api_error(e, caller))?;
+        Ok(hosts
+            .into_iter()
+            .map(|h| HostInfo {
+                labels: h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                name: h.name,
+                addresses: h.addresses,
+                sshd_addr: h.sshd_addr,
+                joined_at: h.joined_at.to_string(),
+            })
+            .collect())
+    }
+}
+
 /// PKI changes.
 #[derive(Debug, Default)]
 pub struct PkiMutation;
@@ -242,6 +281,22 @@ impl PkiMutation {
             new_keys,
             old_keys_trusted_until: caller.audit.now.plus(overlap).to_string(),
         })
+    }
+
+    /// Removes a joined host: its agent can no longer renew (its client certificates are
+    /// revoked) and it must join again with a new token.
+    async fn remove_host(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<bool> {
+        let caller = authorize(ctx, Capability::ManageHosts, &format!("host:{name}")).await?;
+        let name = HostName::new(name).map_err(bad_input)?;
+        let authorities = ctx.data::<Authorities>()?;
+        let id = SpiffeId::new(authorities.trust_domain(), &format!("/host/{name}"))
+            .map_err(bad_input)?;
+        let store = ctx.data::<Arc<Store>>()?;
+        store
+            .remove_host(&caller.audit, name.as_str(), &id.to_string())
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        Ok(true)
     }
 
     /// A one-time token that admits the host `host` (with `labels` as `key=value` and the

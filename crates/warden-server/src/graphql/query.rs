@@ -16,7 +16,11 @@ pub const DEFAULT_PAGE: usize = 50;
 
 /// Read operations: the audit log's fields are in `audit.rs`.
 #[derive(Debug, Default, async_graphql::MergedObject)]
-pub struct Query(DirectoryQuery, super::audit::AuditQuery);
+pub struct Query(
+    DirectoryQuery,
+    super::audit::AuditQuery,
+    super::pki::HostQuery,
+);
 
 /// Who is calling, users, groups and tokens.
 #[derive(Debug, Default)]
