@@ -597,7 +597,7 @@ impl Authorities {
     }
 
     /// As [`Authorities::issue_x509`]; with `listener`, signed by the oldest trusted issuing
-    /// CA (the server's own certificate). Returns the serial, the certificate and its chain.
+    /// CA (the server's own certificate).
     pub(crate) async fn issue_x509_with(
         &self,
         ctx: &AuditContext,

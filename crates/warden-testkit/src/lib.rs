@@ -15,8 +15,10 @@ mod otlp;
 mod postgres;
 mod rsyslog;
 mod server;
+mod sshd;
 
 pub use otlp::OtlpReceiver;
 pub use postgres::TestDatabase;
 pub use rsyslog::{Rsyslog, TlsFiles};
 pub use server::{Backend, TestServer, run_cli};
+pub use sshd::{Sshd, ssh_keygen_ed25519};

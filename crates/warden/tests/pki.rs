@@ -12,11 +12,11 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use warden_testkit::{Backend, TestServer, run_cli};
+use warden_testkit::{Backend, Sshd, TestServer, run_cli, ssh_keygen_ed25519};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
@@ -36,14 +36,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn audit(server: &TestServer, action: &str) -> Vec<Value> {
@@ -101,53 +93,6 @@ fn agent(server: &TestServer, dir: &Path, token: Option<&str>, extra: &[&str]) -
     run_cli(bin(), &args)
 }
 
-struct Sshd {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A real sshd that `Include`s the agent's warden.conf and nothing else about keys.
-fn sshd(dir: &Path) -> Sshd {
-    let port = free_port();
-    let config = dir.join("sshd_config");
-    std::fs::write(
-        &config,
-        format!(
-            "ListenAddress 127.0.0.1\nPort {port}\nInclude {}/sshd.d/warden.conf\n\
-             AuthorizedKeysFile none\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-             StrictModes no\nPermitRootLogin prohibit-password\nPidFile {}\n",
-            dir.display(),
-            dir.join("sshd.pid").display()
-        ),
-    )
-    .unwrap();
-    std::fs::create_dir_all("/run/sshd").unwrap();
-    let log = dir.join("sshd.log");
-    let child = Command::new("/usr/sbin/sshd")
-        .args(["-D", "-e", "-f", config.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("sshd (apt-get install openssh-server)");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "sshd did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Sshd { child, port, log }
-}
-
 /// A user key with a Warden certificate for `root`.
 async fn user_key(server: &TestServer, dir: &Path) -> (PathBuf, PathBuf) {
     assert!(server.admin(&["user", "add", "alice"]).status.success());
@@ -160,15 +105,7 @@ async fn user_key(server: &TestServer, dir: &Path) -> (PathBuf, PathBuf) {
     );
     let alice = server.token("alice", "member", Some("alice"));
     let key = dir.join("id_ed25519");
-    assert!(
-        tool(
-            "ssh-keygen",
-            &["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()]
-        )
-        .status
-        .success()
-    );
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let public = ssh_keygen_ed25519(&key);
     let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, ttl: \"1h\") { certificate } }";
     let (_, body) = server
         .graphql(Some(&alice), q, json!({ "k": public }))
@@ -267,7 +204,8 @@ async fn an_agent_joins_and_stock_ssh_verifies_its_host_certificate() {
 
     // Stock sshd serves the host certificate; stock ssh accepts it through @cert-authority
     // and refuses the host when known_hosts names another CA.
-    let sshd = sshd(dir.path());
+    let conf = dir.path().join("sshd.d/warden.conf");
+    let sshd = Sshd::start(dir.path(), &format!("Include {}\n", conf.display()));
     let (key, cert) = user_key(&server, dir.path()).await;
     let (_, _, host_ca) = server.get("/v1/ssh/host_ca.pub").await;
     let known = dir.path().join("known_hosts");
@@ -278,22 +216,9 @@ async fn an_agent_joins_and_stock_ssh_verifies_its_host_certificate() {
         "logged-in",
         "{}\nsshd: {}",
         text(&out),
-        std::fs::read_to_string(&sshd.log).unwrap_or_default()
+        sshd.log()
     );
-    let other = dir.path().join("other_ca");
-    tool(
-        "ssh-keygen",
-        &[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            other.to_str().unwrap(),
-        ],
-    );
-    let other_ca = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let other_ca = ssh_keygen_ed25519(&dir.path().join("other_ca"));
     let wrong = dir.path().join("known_hosts_wrong");
     std::fs::write(&wrong, format!("@cert-authority * {other_ca}")).unwrap();
     let out = ssh(&wrong, &key, &cert, sshd.port);
@@ -677,14 +602,7 @@ async fn bad_input_is_refused_with_clear_errors_and_audited() {
         .unwrap()
         .to_owned();
     let token = join_token(&server, "web-3");
-    let ssh_key = {
-        let k = dir.path().join("k");
-        tool(
-            "ssh-keygen",
-            &["-q", "-t", "ed25519", "-N", "", "-f", k.to_str().unwrap()],
-        );
-        std::fs::read_to_string(k.with_extension("pub")).unwrap()
-    };
+    let ssh_key = ssh_keygen_ed25519(&dir.path().join("k"));
     let csr = warden_pki::x509::LocalKey::generate()
         .unwrap()
         .csr_pem()

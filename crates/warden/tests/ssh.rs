@@ -4,11 +4,10 @@
 #![expect(clippy::expect_used, reason = "test helpers outside #[test] functions")]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::{Value, json};
-use warden_testkit::{Backend, TestServer, run_cli};
+use warden_testkit::{Backend, Sshd, TestServer, run_cli, ssh_keygen_ed25519};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
@@ -42,12 +41,7 @@ async fn user_certificates_work_with_real_sshd_until_revoked() {
     let admin = server.token("root", "admin", None);
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("id_ed25519");
-    assert!(
-        ssh_keygen(&["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let public = ssh_keygen_ed25519(&key);
 
     let (status, body) = issue(&server, &alice, &public).await;
     assert_eq!(status, 200, "{body}");
@@ -80,54 +74,18 @@ async fn user_certificates_work_with_real_sshd_until_revoked() {
         std::fs::write(&krl_path, &bytes).unwrap();
     };
     fetch_krl().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let host_key = dir.path().join("host_key");
-    assert!(
-        ssh_keygen(&[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            host_key.to_str().unwrap()
-        ])
-        .status
-        .success()
-    );
-    let sshd_config = dir.path().join("sshd_config");
-    std::fs::write(
-        &sshd_config,
-        format!(
-            "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nTrustedUserCAKeys {}\nRevokedKeys {}\n\
-             AuthorizedKeysFile none\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-             StrictModes no\nPermitRootLogin prohibit-password\nPidFile {}\n",
+    ssh_keygen_ed25519(&host_key);
+    let sshd = Sshd::start(
+        dir.path(),
+        &format!(
+            "HostKey {}\nTrustedUserCAKeys {}\nRevokedKeys {}\n",
             host_key.display(),
             dir.path().join("user_ca.pub").display(),
             krl_path.display(),
-            dir.path().join("sshd.pid").display()
         ),
-    )
-    .unwrap();
-    std::fs::create_dir_all("/run/sshd").unwrap();
-    let mut sshd = Command::new("/usr/sbin/sshd")
-        .args(["-D", "-e", "-f", sshd_config.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("sshd.log")).unwrap())
-        .spawn()
-        .expect("sshd (apt-get install openssh-server)");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "sshd did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    );
+    let port = sshd.port;
     let login = || {
         Command::new("ssh")
             .args([
@@ -222,9 +180,8 @@ async fn user_certificates_work_with_real_sshd_until_revoked() {
         !out.status.success(),
         "a revoked certificate still logged in"
     );
-    let _ = sshd.kill();
-    let _ = sshd.wait();
-    let log = std::fs::read_to_string(dir.path().join("sshd.log")).unwrap();
+    let log = sshd.log();
+    drop(sshd);
     assert!(log.contains("revoked"), "{log}");
 
     // Issuance is audited.
