@@ -21,6 +21,12 @@ fi
 python3 -c "import opentelemetry.proto.collector.logs.v1.logs_service_pb2" 2> /dev/null \
   || python3 -m pip install -q --root-user-action=ignore opentelemetry-proto
 
+# npm packages the tests drive: a certified OpenID Provider (oidc-provider), pinned by the
+# lockfile in crates/warden-testkit/js.
+if [ ! -d crates/warden-testkit/js/node_modules/oidc-provider ]; then
+  npm ci --prefix crates/warden-testkit/js --no-audit --no-fund > /dev/null
+fi
+
 # PostgreSQL runs on these machines; start it if it stopped.
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   if command -v pg_ctlcluster > /dev/null; then

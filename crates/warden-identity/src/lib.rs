@@ -11,7 +11,10 @@
 
 mod token;
 
+pub mod oidc;
+
 pub use token::{
     AuthError, IssuedToken, JoinTokenFormatError, PresentedToken, TokenFormatError, authenticate,
-    issue, issue_join_token, parse_join_token,
+    issue, issue_join_token, issue_session_token, parse_join_token, parse_session_token,
+    sha256_hex,
 };

@@ -10,6 +10,7 @@ use warden_store::{Store, StoreError, TokenCredential, TokenOwner};
 
 const PREFIX: &str = "wdn_";
 const JOIN_PREFIX: &str = "wjt_";
+const SESSION_PREFIX: &str = "wss_";
 const ID_HEX_LEN: usize = 32;
 const SECRET_BYTES: usize = 32;
 
@@ -32,6 +33,16 @@ pub fn issue(rng: &mut impl RngCore) -> IssuedToken {
 /// Makes a one-time host join token, `wjt_<id>_<secret>`, from a secure `rng`.
 pub fn issue_join_token(rng: &mut impl RngCore) -> IssuedToken {
     issue_prefixed(JOIN_PREFIX, rng)
+}
+
+/// Makes a web session token, `wss_<id>_<secret>` (the session cookie), from a secure `rng`.
+pub fn issue_session_token(rng: &mut impl RngCore) -> IssuedToken {
+    issue_prefixed(SESSION_PREFIX, rng)
+}
+
+/// Splits a session cookie's value; `None` when it is not shaped like one.
+pub fn parse_session_token(s: &str) -> Option<PresentedToken> {
+    PresentedToken::parse_prefixed(SESSION_PREFIX, s)
 }
 
 /// A string that is not shaped like a join token.
@@ -100,6 +111,12 @@ impl PresentedToken {
             id: id.to_owned(),
             secret: secret.to_owned(),
         })
+    }
+
+    /// A value derived from the secret for `purpose` (a session's CSRF token), hex: whoever
+    /// cannot read the secret cannot compute it.
+    pub fn derive(&self, purpose: &str) -> String {
+        hash(&format!("{purpose}\n{}", self.secret))
     }
 
     /// Whether the secret hashes to `secret_hash`, compared in constant time.
@@ -185,6 +202,11 @@ fn check(
         return Err(AuthError::UserDisabled(id()));
     }
     Ok(())
+}
+
+/// SHA-256 of `text`, hex.
+pub fn sha256_hex(text: &str) -> String {
+    hash(text)
 }
 
 fn hash(secret: &str) -> String {

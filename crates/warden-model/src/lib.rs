@@ -12,7 +12,7 @@ mod secret;
 mod time;
 
 pub use actor::{Actor, AuthMethod};
-pub use names::{GroupName, HostName, NameError, TokenName, UserName};
+pub use names::{GroupName, HostName, MAX_NAME_LEN, NameError, TokenName, UserName};
 pub use role::{Role, RoleError};
 pub use secret::SecretString;
 pub use time::{Timestamp, Ttl, TtlError};

@@ -510,6 +510,11 @@ impl Authorities {
         self.keys().x509.clone()
     }
 
+    /// The key-encryption key, for sealing other short-lived secrets (sign-in cookies).
+    pub fn kek(&self) -> &Kek {
+        &self.kek
+    }
+
     /// The SPIFFE trust domain.
     pub fn trust_domain(&self) -> &str {
         &self.trust_domain

@@ -40,6 +40,20 @@ pub struct Config {
     pub x509: X509Config,
     /// Host agents.
     pub agent: AgentConfig,
+    /// Sign-in.
+    pub identity: IdentityConfig,
+}
+
+/// Sign-in settings.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// `[[identity.oidc]]` providers.
+    pub oidc: Vec<warden_identity::oidc::OidcConfig>,
+    /// A web session's absolute lifetime (`identity.session_lifetime`, default 12h).
+    pub session_lifetime: Duration,
+    /// A web session ends after this long without a request (`identity.idle_timeout`,
+    /// default 30m: automatic logoff).
+    pub idle_timeout: Duration,
 }
 
 /// X.509 settings.
@@ -236,6 +250,35 @@ struct FileConfig {
     ssh: SshFile,
     x509: X509File,
     agent: AgentFile,
+    identity: IdentityFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct IdentityFile {
+    oidc: Vec<OidcFile>,
+    session_lifetime: Option<String>,
+    idle_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OidcFile {
+    name: String,
+    issuer: String,
+    client_id: String,
+    client_secret_file: Option<PathBuf>,
+    client_secret_env: Option<String>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    groups_claim: Option<String>,
+    #[serde(default)]
+    allowed_email_domains: Vec<String>,
+    #[serde(default)]
+    provisioning: Option<String>,
+    #[serde(default)]
+    algorithms: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -709,7 +752,9 @@ impl FileConfig {
                 Duration::from_secs(7 * 86_400),
             )?,
         };
+        let identity = resolve_identity(self.identity)?;
         Ok(Config {
+            identity,
             listen_agent_mtls,
             x509,
             agent,
@@ -725,6 +770,131 @@ impl FileConfig {
             log,
         })
     }
+}
+
+fn resolve_identity(file: IdentityFile) -> Result<IdentityConfig, ConfigError> {
+    use warden_identity::oidc::{OidcConfig, Provisioning, parse_algorithm};
+    let duration = |key: &str, v: Option<String>, default: Duration| match v {
+        None => Ok(default),
+        Some(v) => humantime::parse_duration(v.trim())
+            .ok()
+            .filter(|d| *d >= Duration::from_secs(60))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "invalid duration `{v}` for `{key}`: at least 1m, like 30m or 12h"
+                ))
+            }),
+    };
+    let mut oidc = Vec::with_capacity(file.oidc.len());
+    for p in file.oidc {
+        let name = &p.name;
+        let what = format!("identity provider `{name}`");
+        if warden_model::GroupName::new(name.clone()).is_err() {
+            return Err(ConfigError(format!(
+                "invalid name `{name}` for an identity provider: use lowercase letters, digits, '.', '_' and '-'"
+            )));
+        }
+        if oidc.iter().any(|o: &OidcConfig| &o.name == name) {
+            return Err(ConfigError(format!(
+                "two identity providers are named `{name}`"
+            )));
+        }
+        match Url::parse(&p.issuer) {
+            Ok(u) if u.scheme() == "https" => {}
+            // Plain http only on this machine (tests, a local IdP).
+            Ok(u)
+                if u.scheme() == "http"
+                    && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")) => {}
+            _ => {
+                return Err(ConfigError(format!(
+                    "invalid issuer `{}` for {what}: use an https:// URL",
+                    p.issuer
+                )));
+            }
+        }
+        let client_secret = match (&p.client_secret_file, &p.client_secret_env) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(format!(
+                    "{what}: set client_secret_file or client_secret_env, not both"
+                )));
+            }
+            (Some(path), None) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!(
+                        "{what}: cannot read client_secret_file {}: {}",
+                        path.display(),
+                        io_cause(&e)
+                    ))
+                })?;
+                Some(warden_model::SecretString::new(text.trim().to_owned()))
+            }
+            (None, Some(var)) => Some(warden_model::SecretString::new(
+                std::env::var(var)
+                    .map_err(|_| {
+                        ConfigError(format!(
+                            "{what}: environment variable {var} (client_secret_env) is not set"
+                        ))
+                    })?
+                    .trim()
+                    .to_owned(),
+            )),
+            (None, None) => None,
+        };
+        let provisioning = match p.provisioning.as_deref() {
+            None | Some("jit") => Provisioning::JustInTime,
+            Some("scim") => Provisioning::ScimOnly,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "invalid provisioning `{other}` for {what}: use jit or scim"
+                )));
+            }
+        };
+        let algorithm_names = p
+            .algorithms
+            .unwrap_or_else(|| vec!["RS256".to_owned(), "ES256".to_owned()]);
+        let mut algorithms = Vec::with_capacity(algorithm_names.len());
+        for a in &algorithm_names {
+            algorithms.push(parse_algorithm(a).ok_or_else(|| {
+                ConfigError(format!(
+                    "algorithm `{a}` is not accepted for {what}: use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA (never none or HMAC)"
+                ))
+            })?);
+        }
+        let mut scopes = p
+            .scopes
+            .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]);
+        if !scopes.iter().any(|s| s == "openid") {
+            scopes.insert(0, "openid".into());
+        }
+        oidc.push(OidcConfig {
+            name: name.clone(),
+            issuer: p.issuer,
+            client_id: p.client_id,
+            client_secret,
+            scopes,
+            groups_claim: p.groups_claim.unwrap_or_else(|| "groups".to_owned()),
+            allowed_email_domains: p
+                .allowed_email_domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            provisioning,
+            algorithms,
+        });
+    }
+    Ok(IdentityConfig {
+        oidc,
+        session_lifetime: duration(
+            "identity.session_lifetime",
+            file.session_lifetime,
+            Duration::from_secs(12 * 3600),
+        )?,
+        idle_timeout: duration(
+            "identity.idle_timeout",
+            file.idle_timeout,
+            Duration::from_secs(30 * 60),
+        )?,
+    })
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, ConfigError> {

@@ -33,6 +33,7 @@ pub(crate) struct App {
     pub schema: WardenSchema,
     pub metrics: Arc<Metrics>,
     pub agent: crate::config::AgentConfig,
+    pub web: Arc<crate::web::Web>,
     pub mtls_address: Arc<str>,
 }
 
@@ -54,6 +55,11 @@ pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Route
         .route("/v1/ssh/krl", get(ssh_krl))
         .route("/v1/x509/bundle.pem", get(x509_bundle))
         .route("/v1/agent/join", post(crate::agent_api::join))
+        .route("/", get(crate::web::sign_in_page))
+        .route("/account", get(crate::web::account))
+        .route("/auth/logout", post(crate::web::logout))
+        .route("/auth/oidc/{name}/login", get(crate::web::oidc_login))
+        .route("/auth/oidc/{name}/callback", get(crate::web::oidc_callback))
         .route("/v1/audit/export", get(audit_export_bearer))
         .route("/healthz", get(ready))
         .route("/healthz/live", get(live))

@@ -12,6 +12,7 @@ pub mod logging;
 mod metrics;
 mod mtls;
 mod sink;
+mod web;
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::future::Future;
@@ -52,6 +53,7 @@ pub struct Server {
     http: TcpListener,
     mtls: mtls::MtlsListener,
     mtls_address: Arc<str>,
+    web: Arc<web::Web>,
     admin: UnixListener,
     admin_path: PathBuf,
     audit: audit::AuditLog,
@@ -104,6 +106,8 @@ impl Server {
         )
         .await?;
         let mtls_address = agent_api::mtls_address(mtls_bound, public_host);
+        let web =
+            Arc::new(web::Web::new(&config.identity, &config.public_url).map_err(StartError)?);
         let admin_path = admin_socket_path(&config.data_dir);
         // The lock is ours, so any socket file left here belongs to a server that is gone.
         match std::fs::remove_file(&admin_path) {
@@ -142,6 +146,7 @@ impl Server {
                 tls,
             },
             mtls_address,
+            web,
             admin,
             admin_path,
             audit,
@@ -207,6 +212,7 @@ impl Server {
             ),
             metrics: metrics.clone(),
             agent: self.config.agent.clone(),
+            web: self.web.clone(),
             mtls_address: self.mtls_address.clone(),
         };
         let limits = self.config.limits.clone();

@@ -11,12 +11,14 @@
     reason = "test support: a failure here is a failed test, and should say why"
 )]
 
+mod oidc;
 mod otlp;
 mod postgres;
 mod rsyslog;
 mod server;
 mod sshd;
 
+pub use oidc::OidcProvider;
 pub use otlp::OtlpReceiver;
 pub use postgres::TestDatabase;
 pub use rsyslog::{Rsyslog, TlsFiles};

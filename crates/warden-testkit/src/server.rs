@@ -44,6 +44,12 @@ impl TestServer {
     /// Starts `bin server` on a free loopback port with `config` (TOML) as its config file,
     /// and waits until it prints that it is ready.
     pub async fn start(bin: &Path, backend: Backend, config: &str) -> TestServer {
+        Self::start_on(bin, backend, config, 0).await
+    }
+
+    /// As [`TestServer::start`], listening on `port` (for tests whose peers must know the
+    /// server's URL before it starts, like an identity provider's redirect URI).
+    pub async fn start_on(bin: &Path, backend: Backend, config: &str, port: u16) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let config_path = dir.path().join("warden.toml");
@@ -58,8 +64,14 @@ impl TestServer {
             Backend::Postgres => Some(TestDatabase::create().await),
         };
         let log_path = dir.path().join("server.log");
-        let (child, url, mtls_addr) =
-            spawn(bin, &config_path, &data_dir, database.as_ref(), &log_path);
+        let (child, url, mtls_addr) = spawn(
+            bin,
+            &config_path,
+            &data_dir,
+            database.as_ref(),
+            &log_path,
+            port,
+        );
         TestServer {
             child: Some(child),
             url,
@@ -87,6 +99,7 @@ impl TestServer {
             &self.data_dir,
             self.database.as_ref(),
             &self.log_path,
+            0,
         );
         self.child = Some(child);
         self.url = url;
@@ -212,6 +225,7 @@ fn spawn(
     data_dir: &Path,
     database: Option<&TestDatabase>,
     log_path: &Path,
+    port: u16,
 ) -> (Child, String, String) {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -225,7 +239,7 @@ fn spawn(
         .arg("--data-dir")
         .arg(data_dir)
         .arg("--listen")
-        .arg("127.0.0.1:0")
+        .arg(format!("127.0.0.1:{port}"))
         .env("WARDEN_LISTEN_AGENT_MTLS", "127.0.0.1:0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

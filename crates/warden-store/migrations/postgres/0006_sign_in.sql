@@ -1,0 +1,41 @@
+-- Sign-in: OIDC states already used (a callback works once), the IdP identities linked to users,
+-- the group memberships an IdP granted, and server-side web sessions (only hashes of their
+-- secrets are kept).
+CREATE TABLE oidc_used_states (
+    state_hash TEXT PRIMARY KEY,
+    used_at    BIGINT NOT NULL
+);
+
+CREATE TABLE user_identities (
+    provider      TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    user_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    email         TEXT,
+    created_at    BIGINT NOT NULL,
+    last_login_at BIGINT NOT NULL,
+    PRIMARY KEY (provider, subject)
+);
+CREATE INDEX user_identities_user ON user_identities (user_id);
+
+CREATE TABLE idp_group_grants (
+    provider TEXT NOT NULL,
+    user_id  TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    group_id TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    PRIMARY KEY (provider, user_id, group_id)
+);
+
+CREATE TABLE web_sessions (
+    id           TEXT PRIMARY KEY,
+    secret_hash  TEXT NOT NULL,
+    user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    stage        TEXT NOT NULL CHECK (stage IN ('passkey_enrollment', 'passkey', 'active')),
+    method       TEXT NOT NULL,
+    amr          TEXT NOT NULL,
+    acr          TEXT,
+    created_at   BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL,
+    ended_at     BIGINT,
+    end_reason   TEXT
+);
+CREATE INDEX web_sessions_user ON web_sessions (user_id);

@@ -1,0 +1,366 @@
+//! Sign-in through a real OpenID Provider (the certified npm `oidc-provider`): the code flow
+//! with PKCE, state and nonce, just-in-time users, IdP groups mapped to Warden groups, a
+//! server-side session cookie, CSRF-protected logout, and every refusal audited.
+#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use warden_testkit::{Backend, OidcProvider, TestServer, run_cli};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_warden"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Setup {
+    server: TestServer,
+    _idp: OidcProvider,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A provider with alice (groups ops and strangers) and bob, and a Warden trusting it.
+async fn setup(backend: Backend, extra: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let idp = OidcProvider::start(
+        dir.path(),
+        &json!({
+            "clients": [{
+                "client_id": "warden",
+                "client_secret": "s3cret",
+                "redirect_uris": [format!("{base}/auth/oidc/corp/callback")],
+            }],
+            "accounts": {
+                "alice": { "email": "alice@example.com", "email_verified": true, "name": "Alice A", "groups": ["ops", "strangers"] },
+                "bob": { "email": "bob@other.org", "email_verified": true },
+            },
+        }),
+    );
+    let secret = dir.path().join("client-secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let config = format!(
+        "public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n\
+         [[identity.oidc]]\nname = \"corp\"\nissuer = \"{}\"\nclient_id = \"warden\"\n\
+         client_secret_file = \"{}\"\nscopes = [\"openid\", \"email\", \"profile\", \"groups\"]\n{extra}",
+        idp.issuer,
+        secret.display()
+    );
+    let server = TestServer::start_on(bin(), backend, &config, port).await;
+    Setup {
+        server,
+        _idp: idp,
+        base,
+        _dir: dir,
+    }
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// Starts a sign-in and stops at the provider's login form; returns the form's address.
+async fn to_login_form(b: &reqwest::Client, base: &str) -> String {
+    let resp = b
+        .get(format!("{base}/auth/oidc/corp/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.url().path().starts_with("/interaction/"),
+        "{}",
+        resp.url()
+    );
+    resp.url().to_string()
+}
+
+/// Signs in at the provider (unless its session still holds) and follows back to Warden.
+async fn sign_in(b: &reqwest::Client, base: &str, login: &str) -> (u16, String) {
+    let resp = b
+        .get(format!("{base}/auth/oidc/corp/login"))
+        .send()
+        .await
+        .unwrap();
+    let resp = if resp.url().path().starts_with("/interaction/") {
+        let form = resp.url().to_string();
+        b.post(&form)
+            .form(&[("prompt", "login"), ("login", login), ("password", "x")])
+            .send()
+            .await
+            .unwrap()
+    } else {
+        resp
+    };
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+fn audit(server: &TestServer, action: &str) -> Vec<Value> {
+    let out = run_cli(
+        bin(),
+        &[
+            "audit",
+            "--data-dir",
+            server.data_dir.to_str().unwrap(),
+            "query",
+            "--action",
+            action,
+            "--json",
+        ],
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_person_signs_in_through_the_identity_provider() {
+    for backend in Backend::ALL {
+        let s = setup(backend, "").await;
+        assert!(s.server.admin(&["group", "add", "ops"]).status.success());
+        let b = browser();
+        let (status, page) = sign_in(&b, &s.base, "alice").await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("Signed in"), "{page}");
+
+        // The session cookie opens the account page, at the passkey step.
+        let resp = b.get(format!("{}/account", s.base)).send().await.unwrap();
+        assert_eq!(
+            resp.headers()["content-security-policy"],
+            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        );
+        assert_eq!(resp.headers()["x-frame-options"], "DENY");
+        let account = resp.text().await.unwrap();
+        assert!(
+            account.contains("Signed in as <strong>alice</strong> (Alice A) through oidc:corp."),
+            "{account}"
+        );
+        assert!(
+            account.contains("Register a passkey or security key to continue"),
+            "{account}"
+        );
+
+        // Just-in-time user; the provider's group that exists here is granted, others ignored.
+        let users = String::from_utf8(s.server.admin(&["user", "list"]).stdout).unwrap();
+        assert!(
+            users.contains("alice") && users.contains("alice@example.com"),
+            "{users}"
+        );
+        let groups = String::from_utf8(s.server.admin(&["group", "list"]).stdout).unwrap();
+        assert!(
+            groups
+                .lines()
+                .any(|l| l.starts_with("ops") && l.contains("alice")),
+            "{groups}"
+        );
+        let logins = audit(&s.server, "auth.login");
+        assert_eq!(logins.len(), 1, "{logins:?}");
+        assert_eq!(logins[0]["outcome"], "success");
+        assert_eq!(logins[0]["target"], "idp:corp:alice");
+        assert_eq!(logins[0]["details"]["groups"], json!(["ops", "strangers"]));
+
+        // Logout needs the form's CSRF token.
+        let forged = b
+            .post(format!("{}/auth/logout", s.base))
+            .form(&[("csrf", "0".repeat(64))])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403);
+        assert!(forged.text().await.unwrap().contains("CSRF token mismatch"));
+        let out = b
+            .post(format!("{}/auth/logout", s.base))
+            .form(&[("csrf", csrf_of(&account))])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.status(), 200);
+        let after = b.get(format!("{}/account", s.base)).send().await.unwrap();
+        assert_eq!(
+            after.url().path(),
+            "/",
+            "signed out: back to the sign-in page"
+        );
+        let ends = audit(&s.server, "session.end");
+        let outcomes: Vec<&str> = ends
+            .iter()
+            .map(|e| e["outcome"].as_str().unwrap())
+            .collect();
+        assert_eq!(outcomes, ["denied", "success"], "{ends:?}");
+
+        // Signing in again finds the same user (linked by the provider's subject).
+        let (status, _) = sign_in(&b, &s.base, "alice").await;
+        assert_eq!(status, 200);
+        let users = String::from_utf8(s.server.admin(&["user", "list", "--json"]).stdout).unwrap();
+        let users: Value = serde_json::from_str(&users).unwrap();
+        assert_eq!(users.as_array().unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn refused_sign_ins_change_nothing_and_are_audited() {
+    let s = setup(
+        Backend::Sqlite,
+        "allowed_email_domains = [\"example.com\"]\n",
+    )
+    .await;
+    let b = browser();
+    let base = &s.base;
+    let get = |path: String| {
+        let b = b.clone();
+        async move {
+            let resp = b.get(path).send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+
+    // An email domain not allowed.
+    let (status, page) = sign_in(&b, base, "bob").await;
+    assert_eq!(status, 403, "{page}");
+    assert!(
+        page.contains("email domain `other.org` is not allowed"),
+        "{page}"
+    );
+
+    // No sign-in cookie, no state, an error from the provider, a foreign issuer.
+    let fresh = browser();
+    let resp = fresh
+        .get(format!("{base}/auth/oidc/corp/callback?code=x&state=y"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("no sign-in is in progress in this browser (no sign-in cookie)")
+    );
+    let (status, page) = get(format!("{base}/auth/oidc/corp/callback?code=x")).await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("the callback has no code or no state"),
+        "{page}"
+    );
+    let (status, page) = get(format!(
+        "{base}/auth/oidc/corp/callback?error=access_denied&error_description=user+said+no"
+    ))
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("the identity provider answered `access_denied`: user said no"),
+        "{page}"
+    );
+    let (status, page) = get(format!(
+        "{base}/auth/oidc/corp/callback?code=x&state=y&iss=https%3A%2F%2Fevil.example"
+    ))
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("the callback names issuer `https://evil.example`, not this provider&#39;s"),
+        "{page}"
+    );
+
+    // A state that is not this browser's sign-in's.
+    let other = browser();
+    to_login_form(&other, base).await;
+    let resp = other
+        .get(format!(
+            "{base}/auth/oidc/corp/callback?code=x&state=forged"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (status, page) = (resp.status().as_u16(), resp.text().await.unwrap());
+    assert_eq!(status, 400);
+    assert!(page.contains("state mismatch"), "{page}");
+
+    // A replayed callback: the second use finds no sign-in in progress (the cookie is spent).
+    let alice = browser();
+    let form = to_login_form(&alice, base).await;
+    let resp = alice
+        .post(&form)
+        .form(&[("prompt", "login"), ("login", "alice"), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
+    let callback = resp.url().to_string();
+    assert_eq!(resp.status(), 200);
+    let replay = alice.get(&callback).send().await.unwrap();
+    assert_eq!(replay.status(), 400);
+    assert!(
+        replay
+            .text()
+            .await
+            .unwrap()
+            .contains("no sign-in is in progress")
+    );
+    let unknown = get(format!("{base}/auth/oidc/nope/login")).await;
+    assert_eq!(unknown.0, 404);
+
+    let refusals = audit(&s.server, "auth.login");
+    let reasons: Vec<&str> = refusals
+        .iter()
+        .filter(|e| e["outcome"] == "failure")
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 7, "{reasons:?}");
+    assert!(reasons[0].contains("email domain `other.org` is not allowed"));
+    let users: Value =
+        serde_json::from_slice(&s.server.admin(&["user", "list", "--json"]).stdout).unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 1, "only alice was created");
+
+    // A disabled user cannot sign in; nor can a provider identity whose name is taken.
+    assert!(
+        s.server
+            .admin(&["user", "disable", "alice"])
+            .status
+            .success()
+    );
+    let (status, page) = sign_in(&browser(), base, "alice").await;
+    assert_eq!(status, 403);
+    assert!(page.contains("user `alice` is disabled"), "{page}");
+}
+
+#[tokio::test]
+async fn scim_only_provisioning_refuses_unknown_people() {
+    let s = setup(Backend::Sqlite, "provisioning = \"scim\"\n").await;
+    let (status, page) = sign_in(&browser(), &s.base, "alice").await;
+    assert_eq!(status, 403);
+    assert!(
+        page.contains("no user is provisioned for this corp identity; provisioning is SCIM-only"),
+        "{page}"
+    );
+    // A local user with the same name is not taken over by the provider's identity.
+    let s = setup(Backend::Sqlite, "").await;
+    assert!(s.server.admin(&["user", "add", "alice"]).status.success());
+    let (status, page) = sign_in(&browser(), &s.base, "alice").await;
+    assert_eq!(status, 403);
+    assert!(
+        page.contains(
+            "user `alice` already exists and is not linked to corp; an admin must resolve it"
+        ),
+        "{page}"
+    );
+    let failures = audit(&s.server, "auth.login");
+    assert_eq!(failures[0]["outcome"], "failure");
+}
