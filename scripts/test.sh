@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests drive. Installed only when missing.
-packages=(postgresql-client rsyslog rsyslog-gnutls openssh-client openssh-server openssl curl)
+packages=(postgresql-client rsyslog rsyslog-gnutls openssh-client openssh-server openssl curl chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" > /dev/null 2>&1 || missing+=("$p")
@@ -21,9 +21,10 @@ fi
 python3 -c "import opentelemetry.proto.collector.logs.v1.logs_service_pb2" 2> /dev/null \
   || python3 -m pip install -q --root-user-action=ignore opentelemetry-proto
 
-# npm packages the tests drive: a certified OpenID Provider (oidc-provider), pinned by the
-# lockfile in crates/warden-testkit/js.
-if [ ! -d crates/warden-testkit/js/node_modules/oidc-provider ]; then
+# npm packages the tests drive: a certified OpenID Provider (oidc-provider) and playwright-core
+# (to drive Debian's Chromium), pinned by the lockfile in crates/warden-testkit/js.
+if [ ! -d crates/warden-testkit/js/node_modules/oidc-provider ] \
+  || [ ! -d crates/warden-testkit/js/node_modules/playwright-core ]; then
   npm ci --prefix crates/warden-testkit/js --no-audit --no-fund > /dev/null
 fi
 

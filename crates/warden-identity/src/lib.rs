@@ -12,9 +12,10 @@
 mod token;
 
 pub mod oidc;
+pub mod passkey;
 
 pub use token::{
     AuthError, IssuedToken, JoinTokenFormatError, PresentedToken, TokenFormatError, authenticate,
-    issue, issue_join_token, issue_session_token, parse_join_token, parse_session_token,
-    sha256_hex,
+    issue, issue_enrollment_token, issue_join_token, issue_session_token, parse_enrollment_token,
+    parse_join_token, parse_session_token, sha256_hex,
 };

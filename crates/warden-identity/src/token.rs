@@ -11,6 +11,7 @@ use warden_store::{Store, StoreError, TokenCredential, TokenOwner};
 const PREFIX: &str = "wdn_";
 const JOIN_PREFIX: &str = "wjt_";
 const SESSION_PREFIX: &str = "wss_";
+const ENROLL_PREFIX: &str = "wel_";
 const ID_HEX_LEN: usize = 32;
 const SECRET_BYTES: usize = 32;
 
@@ -43,6 +44,16 @@ pub fn issue_session_token(rng: &mut impl RngCore) -> IssuedToken {
 /// Splits a session cookie's value; `None` when it is not shaped like one.
 pub fn parse_session_token(s: &str) -> Option<PresentedToken> {
     PresentedToken::parse_prefixed(SESSION_PREFIX, s)
+}
+
+/// Makes a one-time enrollment link token, `wel_<id>_<secret>`, from a secure `rng`.
+pub fn issue_enrollment_token(rng: &mut impl RngCore) -> IssuedToken {
+    issue_prefixed(ENROLL_PREFIX, rng)
+}
+
+/// Splits an enrollment link's token; `None` when it is not shaped like one.
+pub fn parse_enrollment_token(s: &str) -> Option<PresentedToken> {
+    PresentedToken::parse_prefixed(ENROLL_PREFIX, s)
 }
 
 /// A string that is not shaped like a join token.

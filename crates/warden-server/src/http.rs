@@ -58,6 +58,17 @@ pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Route
         .route("/", get(crate::web::sign_in_page))
         .route("/account", get(crate::web::account))
         .route("/auth/logout", post(crate::web::logout))
+        .route("/enroll/{token}", get(crate::web::enroll))
+        .route("/static/passkey.js", get(crate::web::passkey_js))
+        .route("/webauthn/register/start", post(crate::web::register_start))
+        .route(
+            "/webauthn/register/finish",
+            post(crate::web::register_finish),
+        )
+        .route("/webauthn/assert/start", post(crate::web::assert_start))
+        .route("/webauthn/assert/finish", post(crate::web::assert_finish))
+        .route("/auth/passkey/start", post(crate::web::signin_start))
+        .route("/auth/passkey/finish", post(crate::web::signin_finish))
         .route("/auth/oidc/{name}/login", get(crate::web::oidc_login))
         .route("/auth/oidc/{name}/callback", get(crate::web::oidc_callback))
         .route("/v1/audit/export", get(audit_export_bearer))

@@ -32,6 +32,7 @@ const LOGIN_TTL_MS: i64 = 10 * 60 * 1000;
 #[derive(Debug)]
 pub(crate) struct Web {
     providers: BTreeMap<String, Arc<OidcProvider>>,
+    passkeys: warden_identity::passkey::Passkeys,
     identity: IdentityConfig,
     secure: bool,
 }
@@ -48,6 +49,7 @@ impl Web {
             );
         }
         Ok(Web {
+            passkeys: warden_identity::passkey::Passkeys::new(public_url)?,
             providers,
             identity: identity.clone(),
             secure: public_url.scheme() == "https",
@@ -85,7 +87,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         (header::CONTENT_TYPE, "text/html; charset=utf-8"),
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
@@ -181,10 +183,18 @@ pub(crate) async fn sign_in_page(State(app): State<App>) -> Response {
             escape(name)
         ));
     }
+    let local = "<h2>Local account</h2>\
+        <p><label for=\"passkey-user\">User name</label> <input id=\"passkey-user\" autocomplete=\"username webauthn\"> \
+        <button id=\"passkey-signin\" type=\"button\">Sign in with a passkey</button></p>\
+        <p id=\"passkey-status\" role=\"status\"></p><script src=\"/static/passkey.js\" defer></script>";
     if list.is_empty() {
-        list.push_str("<li>No identity provider is configured; local accounts sign in with a passkey enrollment link from an admin.</li>");
+        return page(StatusCode::OK, "Sign in", local);
     }
-    page(StatusCode::OK, "Sign in", &format!("<ul>{list}</ul>"))
+    page(
+        StatusCode::OK,
+        "Sign in",
+        &format!("<ul>{list}</ul>{local}"),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -505,14 +515,45 @@ pub(crate) async fn account(
     let Some((session, presented)) = current_session(&app, &headers, &ctx).await else {
         return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
     };
-    let next = match session.stage {
-        SessionStage::PasskeyEnrollment => {
-            "<p>Register a passkey or security key to continue: Warden accepts only phishing-resistant sign-in.</p>"
-        }
-        SessionStage::Passkey => "<p>Confirm with your passkey to continue.</p>",
-        SessionStage::Active => "<p>You are signed in.</p>",
-    };
     let csrf = presented.derive("csrf");
+    let next = match session.stage {
+        SessionStage::PasskeyEnrollment => format!(
+            "<p>Register a passkey or security key to continue: Warden accepts only phishing-resistant sign-in.</p>\
+             <p><label for=\"passkey-name\">Name it</label> <input id=\"passkey-name\" value=\"passkey\"> \
+             <button id=\"passkey-register\" type=\"button\" data-csrf=\"{csrf}\">Register a passkey</button></p>"
+        ),
+        SessionStage::Passkey => format!(
+            "<p>Confirm with your passkey to continue.</p>\
+             <p><button id=\"passkey-confirm\" type=\"button\" data-csrf=\"{csrf}\">Confirm with your passkey</button></p>"
+        ),
+        SessionStage::Active => {
+            let keys = app
+                .store
+                .passkeys(&session.user.id)
+                .await
+                .unwrap_or_default();
+            let items: String = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "<li>{}{}</li>",
+                        escape(&k.name),
+                        if k.locked.is_some() {
+                            " (locked: possible clone)"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect();
+            format!(
+                "<p>You are signed in.</p><h2>Your passkeys</h2><ul id=\"passkeys\">{items}</ul>"
+            )
+        }
+    };
+    let next = format!(
+        "{next}<p id=\"passkey-status\" role=\"status\"></p><script src=\"/static/passkey.js\" defer></script>"
+    );
     let body = format!(
         "<p>Signed in as <strong>{}</strong> ({}) through {}.</p>{next}\
          <form method=\"post\" action=\"/auth/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
@@ -587,4 +628,634 @@ pub(crate) async fn logout(
         ),
     );
     response
+}
+
+const CEREMONY_COOKIE: &str = "warden_webauthn";
+
+/// A ceremony in flight, sealed in a cookie until the browser answers.
+#[derive(Debug, serde::Serialize, Deserialize)]
+struct Ceremony {
+    /// `register`, `assert` or `signin`.
+    kind: String,
+    /// The session it belongs to (register, assert) or the user signing in (signin).
+    subject: String,
+    /// webauthn-rs state.
+    state: String,
+    /// When it stops being acceptable, ms.
+    expires_at: i64,
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+fn json_body(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+fn seal_ceremony(app: &App, ceremony: &Ceremony) -> Option<String> {
+    let plain = serde_json::to_vec(ceremony).ok()?;
+    let sealed = seal(
+        app.authorities.kek(),
+        "webauthn-ceremony",
+        &plain,
+        &mut OsRng,
+    );
+    Some(format!(
+        "{CEREMONY_COOKIE}={sealed}; Path=/; HttpOnly; SameSite=Strict; Max-Age=300{}",
+        if app.web.secure { "; Secure" } else { "" }
+    ))
+}
+
+fn open_ceremony(
+    app: &App,
+    headers: &HeaderMap,
+    kind: &str,
+    now: Timestamp,
+) -> Result<Ceremony, &'static str> {
+    let sealed = cookies(headers)
+        .remove(CEREMONY_COOKIE)
+        .ok_or("no passkey ceremony is in progress in this browser")?;
+    let ceremony: Ceremony = open(app.authorities.kek(), "webauthn-ceremony", &sealed)
+        .ok()
+        .and_then(|plain| serde_json::from_slice(&plain).ok())
+        .ok_or("the passkey ceremony cookie is not valid")?;
+    if ceremony.kind != kind {
+        return Err("the passkey ceremony cookie is for another step");
+    }
+    if ceremony.expires_at <= now.as_millis() {
+        return Err("the passkey ceremony took longer than 5 minutes; start again");
+    }
+    Ok(ceremony)
+}
+
+fn with_cookie(mut response: Response, cookie: Option<String>) -> Response {
+    if let Some(cookie) = cookie {
+        set_cookie(&mut response, cookie);
+    }
+    response
+}
+
+/// A session and its CSRF check for the JSON endpoints.
+async fn json_session(
+    app: &App,
+    headers: &HeaderMap,
+    ctx: &AuditContext,
+) -> Result<(Session, warden_identity::PresentedToken), Response> {
+    if !json_body(headers) {
+        return Err(json_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send application/json",
+        ));
+    }
+    let Some((session, presented)) = current_session(app, headers, ctx).await else {
+        return Err(json_error(StatusCode::UNAUTHORIZED, "sign in first"));
+    };
+    let sent = headers
+        .get("x-warden-csrf")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    use subtle::ConstantTimeEq;
+    if !bool::from(sent.as_bytes().ct_eq(presented.derive("csrf").as_bytes())) {
+        let (store, ctx2, target) = (
+            app.store.clone(),
+            ctx.clone(),
+            format!("session:{}", session.id),
+        );
+        let _ = detached(async move {
+            store
+                .record_denial(&ctx2, "passkey.ceremony", &target, "CSRF token mismatch")
+                .await
+        })
+        .await;
+        return Err(json_error(StatusCode::FORBIDDEN, "CSRF token mismatch"));
+    }
+    Ok((session, presented))
+}
+
+fn session_actor(session: &Session) -> Actor {
+    Actor::User {
+        name: session.user.name.clone(),
+        token_id: format!("session:{}", session.id),
+        role: warden_model::Role::Member,
+    }
+}
+
+/// Records a failed passkey step (and locks a credential whose counter went backwards).
+async fn passkey_failed(
+    app: &App,
+    ctx: &AuditContext,
+    action: &'static str,
+    target: &str,
+    err: &warden_identity::passkey::PasskeyError,
+) -> Response {
+    use warden_identity::passkey::PasskeyError;
+    let (store, ctx2, target2, reason) = (
+        app.store.clone(),
+        ctx.clone(),
+        target.to_owned(),
+        err.to_string(),
+    );
+    let clone = match err {
+        PasskeyError::PossibleClone(id) => Some(id.clone()),
+        _ => None,
+    };
+    let _ = detached(async move {
+        if let Some(id) = clone {
+            store.lock_passkey(&ctx2, &id, &reason).await?;
+        }
+        store
+            .record(
+                &ctx2,
+                action,
+                &target2,
+                serde_json::Value::Null,
+                Outcome::Failure,
+                Some(&reason),
+            )
+            .await
+    })
+    .await;
+    json_error(StatusCode::FORBIDDEN, &err.to_string())
+}
+
+/// `POST /webauthn/register/start`: options to create a passkey for the signed-in user.
+pub(crate) async fn register_start(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = context(request_id, connect);
+    let (session, _) = match json_session(&app, &headers, &ctx).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if session.stage == SessionStage::Passkey {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "confirm with an existing passkey before adding another",
+        );
+    }
+    let existing: Vec<String> = match app.store.passkeys(&session.user.id).await {
+        Ok(keys) => keys.into_iter().map(|k| k.credential).collect(),
+        Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    };
+    match app.web.passkeys.start_registration(
+        &session.user.id,
+        session.user.name.as_str(),
+        &session.user.display_name,
+        &existing,
+    ) {
+        Ok((options, state)) => {
+            let cookie = seal_ceremony(
+                &app,
+                &Ceremony {
+                    kind: "register".into(),
+                    subject: session.id.clone(),
+                    state,
+                    expires_at: ctx.now.as_millis() + 300_000,
+                },
+            );
+            with_cookie(axum::Json(options).into_response(), cookie)
+        }
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RegisterFinish {
+    name: String,
+    credential: serde_json::Value,
+}
+
+/// `POST /webauthn/register/finish`: store the new passkey; the session is complete.
+pub(crate) async fn register_finish(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let ctx = context(request_id, connect);
+    let (session, _) = match json_session(&app, &headers, &ctx).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let ctx = AuditContext {
+        actor: session_actor(&session),
+        ..ctx
+    };
+    let ceremony = match open_ceremony(&app, &headers, "register", ctx.now) {
+        Ok(c) if c.subject == session.id => c,
+        Ok(_) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "the passkey ceremony belongs to another session",
+            );
+        }
+        Err(m) => return json_error(StatusCode::BAD_REQUEST, m),
+    };
+    let Ok(form) = serde_json::from_slice::<RegisterFinish>(&body) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"name\": …, \"credential\": …}",
+        );
+    };
+    let name: String = form
+        .name
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    let name = if name.is_empty() {
+        "passkey".to_owned()
+    } else {
+        name
+    };
+    let response = form.credential.to_string();
+    let target = format!("user:{}", session.user.name);
+    let credential = match app
+        .web
+        .passkeys
+        .finish_registration(response.as_bytes(), &ceremony.state)
+    {
+        Ok(c) => c,
+        Err(e) => return passkey_failed(&app, &ctx, "passkey.register", &target, &e).await,
+    };
+    let (store, ctx2, sid, uid) = (
+        app.store.clone(),
+        ctx.clone(),
+        session.id.clone(),
+        session.user.id.clone(),
+    );
+    let stored = detached(async move {
+        store
+            .register_passkey(&ctx2, &sid, &uid, &credential.id, &name, &credential.json)
+            .await
+    })
+    .await;
+    match stored {
+        Ok(()) => with_cookie(
+            axum::Json(serde_json::json!({ "ok": true })).into_response(),
+            Some(clear_ceremony(&app)),
+        ),
+        Err(e) if e.is_user_error() => json_error(StatusCode::CONFLICT, &e.to_string()),
+        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    }
+}
+
+fn clear_ceremony(app: &App) -> String {
+    format!(
+        "{CEREMONY_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        if app.web.secure { "; Secure" } else { "" }
+    )
+}
+
+fn usable(keys: &[warden_store::StoredPasskey]) -> Vec<String> {
+    keys.iter()
+        .filter(|k| k.locked.is_none())
+        .map(|k| k.credential.clone())
+        .collect()
+}
+
+/// `POST /webauthn/assert/start`: after the identity provider, prove a registered passkey.
+pub(crate) async fn assert_start(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = context(request_id, connect);
+    let (session, _) = match json_session(&app, &headers, &ctx).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let keys = match app.store.passkeys(&session.user.id).await {
+        Ok(k) => usable(&k),
+        Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    };
+    if keys.is_empty() {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "no usable passkey: ask an admin to reset your passkeys",
+        );
+    }
+    match app.web.passkeys.start_authentication(&keys) {
+        Ok((options, state)) => {
+            let cookie = seal_ceremony(
+                &app,
+                &Ceremony {
+                    kind: "assert".into(),
+                    subject: session.id.clone(),
+                    state,
+                    expires_at: ctx.now.as_millis() + 300_000,
+                },
+            );
+            with_cookie(axum::Json(options).into_response(), cookie)
+        }
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AssertFinish {
+    credential: serde_json::Value,
+}
+
+/// `POST /webauthn/assert/finish`: the session is complete.
+pub(crate) async fn assert_finish(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let ctx = context(request_id, connect);
+    let (session, _) = match json_session(&app, &headers, &ctx).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let ctx = AuditContext {
+        actor: session_actor(&session),
+        ..ctx
+    };
+    let ceremony = match open_ceremony(&app, &headers, "assert", ctx.now) {
+        Ok(c) if c.subject == session.id => c,
+        Ok(_) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "the passkey ceremony belongs to another session",
+            );
+        }
+        Err(m) => return json_error(StatusCode::BAD_REQUEST, m),
+    };
+    let Ok(form) = serde_json::from_slice::<AssertFinish>(&body) else {
+        return json_error(StatusCode::BAD_REQUEST, "expected {\"credential\": …}");
+    };
+    let keys = match app.store.passkeys(&session.user.id).await {
+        Ok(k) => usable(&k),
+        Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    };
+    let target = format!("user:{}", session.user.name);
+    let credential = match app.web.passkeys.finish_authentication(
+        form.credential.to_string().as_bytes(),
+        &ceremony.state,
+        &keys,
+    ) {
+        Ok(c) => c,
+        Err(e) => return passkey_failed(&app, &ctx, "auth.passkey", &target, &e).await,
+    };
+    let (store, ctx2, sid) = (app.store.clone(), ctx.clone(), session.id.clone());
+    let done = detached(async move {
+        store
+            .passkey_asserted(&ctx2, &credential.id, &credential.json, Some(&sid), None)
+            .await
+    })
+    .await;
+    match done {
+        Ok(()) => with_cookie(
+            axum::Json(serde_json::json!({ "ok": true })).into_response(),
+            Some(clear_ceremony(&app)),
+        ),
+        Err(e) if e.is_user_error() => json_error(StatusCode::FORBIDDEN, &e.to_string()),
+        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SigninStart {
+    user: String,
+}
+
+/// `POST /auth/passkey/start`: a local account signs in with a passkey.
+pub(crate) async fn signin_start(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let ctx = context(request_id, connect);
+    if !json_body(&headers) {
+        return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
+    }
+    let Ok(form) = serde_json::from_slice::<SigninStart>(&body) else {
+        return json_error(StatusCode::BAD_REQUEST, "expected {\"user\": …}");
+    };
+    let refused = "no passkey sign-in for this user";
+    let Ok(name) = warden_model::UserName::new(form.user.trim()) else {
+        return json_error(StatusCode::BAD_REQUEST, "invalid user name");
+    };
+    let user = match app.store.user(&name).await {
+        Ok(Some(u)) if u.disabled_at.is_none() => u,
+        Ok(_) => return refuse_json(&app, &ctx, &format!("user:{name}"), refused).await,
+        Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    };
+    let keys = match app.store.passkeys(&user.id).await {
+        Ok(k) => usable(&k),
+        Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    };
+    if keys.is_empty() {
+        return refuse_json(&app, &ctx, &format!("user:{name}"), refused).await;
+    }
+    match app.web.passkeys.start_authentication(&keys) {
+        Ok((options, state)) => {
+            let cookie = seal_ceremony(
+                &app,
+                &Ceremony {
+                    kind: "signin".into(),
+                    subject: user.id.clone(),
+                    state,
+                    expires_at: ctx.now.as_millis() + 300_000,
+                },
+            );
+            with_cookie(axum::Json(options).into_response(), cookie)
+        }
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn refuse_json(app: &App, ctx: &AuditContext, target: &str, reason: &str) -> Response {
+    let (store, ctx2, target2, reason2) = (
+        app.store.clone(),
+        ctx.clone(),
+        target.to_owned(),
+        reason.to_owned(),
+    );
+    let _ = detached(async move {
+        store
+            .record(
+                &ctx2,
+                "auth.login",
+                &target2,
+                serde_json::Value::Null,
+                Outcome::Failure,
+                Some(&reason2),
+            )
+            .await
+    })
+    .await;
+    json_error(StatusCode::FORBIDDEN, reason)
+}
+
+/// `POST /auth/passkey/finish`: a fully signed-in session for the local account.
+pub(crate) async fn signin_finish(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let ctx = context(request_id, connect);
+    if !json_body(&headers) {
+        return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
+    }
+    let ceremony = match open_ceremony(&app, &headers, "signin", ctx.now) {
+        Ok(c) => c,
+        Err(m) => return json_error(StatusCode::BAD_REQUEST, m),
+    };
+    let Ok(form) = serde_json::from_slice::<AssertFinish>(&body) else {
+        return json_error(StatusCode::BAD_REQUEST, "expected {\"credential\": …}");
+    };
+    let keys = match app.store.passkeys(&ceremony.subject).await {
+        Ok(k) => k,
+        Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    };
+    let target = format!("user-id:{}", ceremony.subject);
+    let credential = match app.web.passkeys.finish_authentication(
+        form.credential.to_string().as_bytes(),
+        &ceremony.state,
+        &usable(&keys),
+    ) {
+        Ok(c) => c,
+        Err(e) => return passkey_failed(&app, &ctx, "auth.login", &target, &e).await,
+    };
+    let token = warden_identity::issue_session_token(&mut OsRng);
+    let session = NewSession {
+        id: token.id.clone(),
+        secret_hash: token.secret_hash.clone(),
+        expires_at: ctx.now.plus(app.web.identity.session_lifetime),
+    };
+    let (store, ctx2, uid) = (app.store.clone(), ctx.clone(), ceremony.subject.clone());
+    let done = detached(async move {
+        store
+            .passkey_asserted(
+                &ctx2,
+                &credential.id,
+                &credential.json,
+                None,
+                Some((&uid, &session)),
+            )
+            .await
+    })
+    .await;
+    match done {
+        Ok(()) => {
+            let response = axum::Json(serde_json::json!({ "ok": true })).into_response();
+            let response = with_cookie(response, Some(clear_ceremony(&app)));
+            with_cookie(
+                response,
+                Some(format!(
+                    "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{}",
+                    token.token.expose(),
+                    if app.web.secure { "; Secure" } else { "" }
+                )),
+            )
+        }
+        Err(e) if e.is_user_error() => json_error(StatusCode::FORBIDDEN, &e.to_string()),
+        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    }
+}
+
+/// `GET /enroll/{token}`: a local user's one-time link to register their first passkey.
+pub(crate) async fn enroll(
+    State(app): State<App>,
+    Path(token): Path<String>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Response {
+    let ctx = context(request_id, connect);
+    let Some(presented) = warden_identity::parse_enrollment_token(&token) else {
+        let (store, ctx2) = (app.store.clone(), ctx.clone());
+        let _ = detached(async move {
+            store
+                .record(
+                    &ctx2,
+                    "auth.enroll",
+                    "enroll-link",
+                    serde_json::Value::Null,
+                    Outcome::Failure,
+                    Some("malformed enrollment link"),
+                )
+                .await
+        })
+        .await;
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Enrollment failed",
+            "<p>This is not an enrollment link.</p>",
+        );
+    };
+    let session_token = warden_identity::issue_session_token(&mut OsRng);
+    let session = NewSession {
+        id: session_token.id.clone(),
+        secret_hash: session_token.secret_hash.clone(),
+        expires_at: ctx.now.plus(app.web.identity.session_lifetime),
+    };
+    let (store, ctx2, id) = (app.store.clone(), ctx.clone(), presented.id().to_owned());
+    let used = detached(async move {
+        store
+            .use_enrollment_link(&ctx2, &id, |hash| presented.matches(hash), &session)
+            .await
+    })
+    .await;
+    match used {
+        Ok(_) => {}
+        Err(e) if e.is_user_error() => {
+            return page(
+                StatusCode::FORBIDDEN,
+                "Enrollment failed",
+                &format!("<p>{}</p>", escape(&e.to_string())),
+            );
+        }
+        Err(_) => {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Enrollment failed",
+                "<p>Try again later.</p>",
+            );
+        }
+    }
+    let mut response = page(
+        StatusCode::OK,
+        "Welcome",
+        "<meta http-equiv=\"refresh\" content=\"0;url=/account\"><p><a href=\"/account\">Continue to register your passkey</a></p>",
+    );
+    set_cookie(
+        &mut response,
+        format!(
+            "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{}",
+            session_token.token.expose(),
+            if app.web.secure { "; Secure" } else { "" }
+        ),
+    );
+    response
+}
+
+/// `GET /static/passkey.js`.
+pub(crate) async fn passkey_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        include_str!("../static/passkey.js"),
+    )
+        .into_response()
 }

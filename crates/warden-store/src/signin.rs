@@ -271,9 +271,18 @@ impl Store {
             .execute(&mut *conn)
             .await?;
             sync_idp_groups(conn, ctx, &sign_in.provider, &user.id, &sign_in.groups).await?;
-            // Passkeys come with WebAuthn: until one is registered every session starts at
-            // enrollment.
-            let stage = SessionStage::PasskeyEnrollment;
+            // A person with a usable passkey must assert it; one without must register one.
+            let usable = sqlx::query(
+                "SELECT 1 FROM passkeys WHERE user_id = $1 AND removed_at IS NULL AND locked_at IS NULL LIMIT 1",
+            )
+            .bind(&user.id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let stage = if usable.is_some() {
+                SessionStage::Passkey
+            } else {
+                SessionStage::PasskeyEnrollment
+            };
             sqlx::query(
                 "INSERT INTO web_sessions (id, secret_hash, user_id, stage, method, amr, acr, created_at, last_seen_at, expires_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",

@@ -205,6 +205,24 @@ async fn user(client: &AdminClient, command: UserCommand, json: bool) -> anyhow:
         }
         UserCommand::Disable { name } => set_disabled(client, &name, true, json).await?,
         UserCommand::Enable { name } => set_disabled(client, &name, false, json).await?,
+        UserCommand::EnrollLink { name } => {
+            let data = client
+                .graphql(
+                    "mutation($u: String!) { createEnrollmentLink(user: $u) { url expiresAt } }",
+                    json!({ "u": name }),
+                )
+                .await?;
+            let link = field(&data, "createEnrollmentLink")?;
+            if json {
+                print_json(link);
+            } else {
+                println!("{}", cell(link, "url"));
+                eprintln!(
+                    "enrollment link for {name} (works once, until {}): open it in the browser where the passkey will be made",
+                    cell(link, "expiresAt")
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -246,6 +246,8 @@ pub enum UserCommand {
     Disable { name: String },
     /// Enable a disabled user.
     Enable { name: String },
+    /// Print a one-time link (24 h) with which a local user registers their first passkey.
+    EnrollLink { name: String },
 }
 
 #[derive(Debug, Subcommand)]

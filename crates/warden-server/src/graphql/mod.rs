@@ -20,6 +20,10 @@ pub use authz::{Capability, permits};
 pub use mutation::Mutation;
 pub use query::Query;
 
+/// What browsers and agents use to reach this server.
+#[derive(Debug, Clone)]
+pub(crate) struct PublicUrl(pub url::Url);
+
 /// The whole API.
 pub type WardenSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -42,6 +46,7 @@ pub fn schema(
         .data(config.ssh.clone())
         .data(config.x509.clone())
         .data(config.agent.clone())
+        .data(PublicUrl(config.public_url.clone()))
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()

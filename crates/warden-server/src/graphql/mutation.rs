@@ -47,6 +47,15 @@ fn text(field: &str, value: Option<String>) -> async_graphql::Result<Option<Stri
     }
 }
 
+/// A one-time enrollment link, shown once.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+pub struct EnrollmentLink {
+    /// Open it in the browser where the passkey will be made.
+    pub url: String,
+    /// When it stops working, RFC 3339.
+    pub expires_at: String,
+}
+
 /// Changes. Each one is written with its audit event in one transaction.
 #[derive(Debug, Default, async_graphql::MergedObject)]
 pub struct Mutation(
@@ -97,6 +106,42 @@ impl DirectoryMutation {
     /// Enables a disabled user.
     async fn enable_user(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<User> {
         set_disabled(ctx, name, false).await
+    }
+
+    /// A one-time link (24 h) with which a local user registers their first passkey. Shown
+    /// once; only its hash is kept.
+    async fn create_enrollment_link(
+        &self,
+        ctx: &Context<'_>,
+        user: String,
+    ) -> async_graphql::Result<EnrollmentLink> {
+        let caller = authorize(ctx, Capability::ManageUsers, &format!("user:{user}")).await?;
+        let name = UserName::new(user).map_err(bad_input)?;
+        let issued = warden_identity::issue_enrollment_token(&mut rand::rngs::OsRng);
+        let expires_at = caller
+            .audit
+            .now
+            .plus(std::time::Duration::from_secs(24 * 3600));
+        let store = ctx.data::<Arc<Store>>()?;
+        store
+            .create_enrollment_link(
+                &caller.audit,
+                &name,
+                &issued.id,
+                &issued.secret_hash,
+                expires_at,
+            )
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        let base = ctx.data::<super::PublicUrl>()?;
+        Ok(EnrollmentLink {
+            url: format!(
+                "{}/enroll/{}",
+                base.0.as_str().trim_end_matches('/'),
+                issued.token.expose()
+            ),
+            expires_at: expires_at.to_string(),
+        })
     }
 
     /// Adds a group.

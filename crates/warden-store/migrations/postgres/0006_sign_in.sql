@@ -39,3 +39,28 @@ CREATE TABLE web_sessions (
     end_reason   TEXT
 );
 CREATE INDEX web_sessions_user ON web_sessions (user_id);
+
+-- Passkeys and security keys (WebAuthn credentials: public keys and counters, no secrets).
+CREATE TABLE passkeys (
+    id            TEXT PRIMARY KEY,
+    user_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    credential_id TEXT NOT NULL UNIQUE,
+    name          TEXT NOT NULL,
+    credential    TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    last_used_at  BIGINT,
+    locked_at     BIGINT,
+    lock_reason   TEXT,
+    removed_at    BIGINT
+);
+CREATE INDEX passkeys_user ON passkeys (user_id);
+
+-- One-time links that let a local user register their first passkey.
+CREATE TABLE enrollment_links (
+    id          TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    user_id     TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    used_at     BIGINT
+);

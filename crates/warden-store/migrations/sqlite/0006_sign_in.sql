@@ -39,3 +39,28 @@ CREATE TABLE web_sessions (
     end_reason   TEXT
 ) STRICT;
 CREATE INDEX web_sessions_user ON web_sessions (user_id);
+
+-- Passkeys and security keys (WebAuthn credentials: public keys and counters, no secrets).
+CREATE TABLE passkeys (
+    id            TEXT PRIMARY KEY NOT NULL,
+    user_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    credential_id TEXT NOT NULL UNIQUE,
+    name          TEXT NOT NULL,
+    credential    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    last_used_at  INTEGER,
+    locked_at     INTEGER,
+    lock_reason   TEXT,
+    removed_at    INTEGER
+) STRICT;
+CREATE INDEX passkeys_user ON passkeys (user_id);
+
+-- One-time links that let a local user register their first passkey.
+CREATE TABLE enrollment_links (
+    id          TEXT PRIMARY KEY NOT NULL,
+    secret_hash TEXT NOT NULL,
+    user_id     TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER
+) STRICT;

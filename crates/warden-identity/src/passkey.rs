@@ -1,0 +1,173 @@
+//! WebAuthn ceremonies with webauthn-rs: passkey registration and assertion, always with user
+//! verification. Ceremony state is returned as
+//! JSON for the caller to keep sealed until the browser answers.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+use webauthn_rs::prelude::{
+    CredentialID, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
+};
+
+/// Why a ceremony failed. Messages are safe to show and to audit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasskeyError {
+    /// The browser's answer is malformed.
+    #[error("malformed WebAuthn response: {0}")]
+    Malformed(String),
+    /// The answer does not verify (signature, challenge, origin, user verification…).
+    #[error("the passkey did not verify: {0}")]
+    Rejected(String),
+    /// The credential is not one of this user's.
+    #[error("unknown credential")]
+    UnknownCredential,
+    /// The authenticator's sign count went backwards: it may have been cloned.
+    #[error("the sign count went backwards: the authenticator may have been cloned")]
+    PossibleClone(String),
+    /// Internal state could not be handled.
+    #[error("passkey state error: {0}")]
+    State(String),
+}
+
+/// The base64url form of a credential id, as stored.
+pub fn credential_id(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn rejected(e: WebauthnError) -> PasskeyError {
+    PasskeyError::Rejected(e.to_string())
+}
+
+fn state_err(e: impl std::fmt::Display) -> PasskeyError {
+    PasskeyError::State(e.to_string())
+}
+
+/// A registered credential as the caller stores it: base64url id and the library's JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// Credential id, base64url.
+    pub id: String,
+    /// The credential (public key, counter), JSON.
+    pub json: String,
+}
+
+fn passkey_of(json: &str) -> Result<Passkey, PasskeyError> {
+    serde_json::from_str(json).map_err(state_err)
+}
+
+fn to_credential(passkey: &Passkey) -> Result<Credential, PasskeyError> {
+    Ok(Credential {
+        id: credential_id(passkey.cred_id().as_ref()),
+        json: serde_json::to_string(passkey).map_err(state_err)?,
+    })
+}
+
+/// The relying party: this server's public URL (its host is the RP id).
+#[derive(Debug)]
+pub struct Passkeys {
+    webauthn: Webauthn,
+}
+
+impl Passkeys {
+    /// The relying party for `public_url`.
+    pub fn new(public_url: &Url) -> Result<Self, String> {
+        let rp_id = public_url
+            .host_str()
+            .ok_or_else(|| format!("public_url `{public_url}` has no host for WebAuthn"))?;
+        let webauthn = WebauthnBuilder::new(rp_id, public_url)
+            .and_then(|b| b.rp_name("Warden").build())
+            .map_err(|e| format!("cannot use `{public_url}` as the WebAuthn origin: {e}"))?;
+        Ok(Passkeys { webauthn })
+    }
+
+    /// Starts registering a passkey for the user with id `user_id` (32 hex digits). Returns
+    /// the options for `navigator.credentials.create` and the state to keep.
+    pub fn start_registration(
+        &self,
+        user_id: &str,
+        name: &str,
+        display_name: &str,
+        existing: &[String],
+    ) -> Result<(Value, String), PasskeyError> {
+        let uuid = Uuid::parse_str(user_id).map_err(state_err)?;
+        let exclude: Vec<CredentialID> = existing
+            .iter()
+            .filter_map(|json| passkey_of(json).ok())
+            .map(|p| p.cred_id().clone())
+            .collect();
+        let (options, state) = self
+            .webauthn
+            .start_passkey_registration(uuid, name, display_name, Some(exclude))
+            .map_err(rejected)?;
+        Ok((
+            serde_json::to_value(options).map_err(state_err)?,
+            serde_json::to_string(&state).map_err(state_err)?,
+        ))
+    }
+
+    /// Checks the browser's answer to a registration.
+    pub fn finish_registration(
+        &self,
+        response: &[u8],
+        state: &str,
+    ) -> Result<Credential, PasskeyError> {
+        let response: RegisterPublicKeyCredential =
+            serde_json::from_slice(response).map_err(|e| PasskeyError::Malformed(e.to_string()))?;
+        let state: PasskeyRegistration = serde_json::from_str(state).map_err(state_err)?;
+        let passkey = self
+            .webauthn
+            .finish_passkey_registration(&response, &state)
+            .map_err(rejected)?;
+        to_credential(&passkey)
+    }
+
+    /// Starts an assertion with one of `credentials` (the user's, as JSON).
+    pub fn start_authentication(
+        &self,
+        credentials: &[String],
+    ) -> Result<(Value, String), PasskeyError> {
+        let passkeys = credentials
+            .iter()
+            .map(|json| passkey_of(json))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (options, state) = self
+            .webauthn
+            .start_passkey_authentication(&passkeys)
+            .map_err(rejected)?;
+        Ok((
+            serde_json::to_value(options).map_err(state_err)?,
+            serde_json::to_string(&state).map_err(state_err)?,
+        ))
+    }
+
+    /// Checks an assertion; returns the credential with its counter moved on.
+    pub fn finish_authentication(
+        &self,
+        response: &[u8],
+        state: &str,
+        credentials: &[String],
+    ) -> Result<Credential, PasskeyError> {
+        let response: PublicKeyCredential =
+            serde_json::from_slice(response).map_err(|e| PasskeyError::Malformed(e.to_string()))?;
+        let used = credential_id(response.get_credential_id());
+        let state: PasskeyAuthentication = serde_json::from_str(state).map_err(state_err)?;
+        let result = match self
+            .webauthn
+            .finish_passkey_authentication(&response, &state)
+        {
+            Ok(r) => r,
+            Err(WebauthnError::CredentialPossibleCompromise) => {
+                return Err(PasskeyError::PossibleClone(used));
+            }
+            Err(e) => return Err(rejected(e)),
+        };
+        let mut passkey = credentials
+            .iter()
+            .filter_map(|json| passkey_of(json).ok())
+            .find(|p| credential_id(p.cred_id().as_ref()) == used)
+            .ok_or(PasskeyError::UnknownCredential)?;
+        passkey.update_credential(&result);
+        to_credential(&passkey)
+    }
+}

@@ -1,0 +1,129 @@
+//! Passkeys in a real browser: Debian's Chromium with a CDP virtual authenticator, driven by
+//! playwright-core, through a local account's enrollment link, passkey registration, sign-out,
+//! sign-in with the passkey, refusal without user verification, and a cloned authenticator
+//! (its sign count behind) refused and its credential locked. Every step is audited.
+#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use warden_testkit::{Backend, TestServer, run_cli};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_warden"))
+}
+
+fn audit(server: &TestServer, action: &str) -> Vec<Value> {
+    let out = run_cli(
+        bin(),
+        &[
+            "audit",
+            "--data-dir",
+            server.data_dir.to_str().unwrap(),
+            "query",
+            "--action",
+            action,
+            "--json",
+        ],
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn outcomes(server: &TestServer, action: &str) -> Vec<String> {
+    audit(server, action)
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_local_account_enrolls_a_passkey_and_signs_in_with_it_in_chromium() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://localhost:{port}");
+    let config = format!("public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n");
+    let server = TestServer::start_on(bin(), Backend::Sqlite, &config, port).await;
+    assert!(server.admin(&["user", "add", "carol"]).status.success());
+    let out = server.admin(&["user", "enroll-link", "carol"]);
+    assert!(out.status.success());
+    let link = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(link.starts_with(&format!("{base}/enroll/wel_")), "{link}");
+
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots/passkeys");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden-testkit/js/passkey-journey.mjs");
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Chromium is needed: ./scripts/test.sh installs Debian's chromium"
+    );
+    let out = Command::new("node")
+        .arg(script)
+        .args([&base, &link, "carol", shots.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let steps: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let step = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["step"] == name)
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!(
+                    "no step {name}: {steps:?}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+    };
+    assert!(steps.iter().all(|s| s["step"] != "error"), "{steps:?}");
+    assert_eq!(step("registered")["ok"], true, "{steps:?}");
+    assert_eq!(step("signed-out")["ok"], true);
+    assert_eq!(step("signed-in")["ok"], true);
+    assert_eq!(step("no-user-verification")["ok"], true);
+    let clone = step("clone-refused");
+    assert_eq!(clone["ok"], true);
+    assert_eq!(
+        clone["detail"],
+        "the sign count went backwards: the authenticator may have been cloned"
+    );
+    assert_eq!(step("locked")["detail"], "no passkey sign-in for this user");
+    assert!(shots.join("account.png").exists());
+
+    // The trail: enrollment, registration, a passkey sign-in, the clone refused and locked.
+    assert_eq!(outcomes(&server, "auth.enroll"), ["success"]);
+    assert_eq!(outcomes(&server, "passkey.register"), ["success"]);
+    assert_eq!(outcomes(&server, "auth.passkey"), ["success"]);
+    assert_eq!(outcomes(&server, "passkey.lock"), ["success"]);
+    let logins = audit(&server, "auth.login");
+    let reasons: Vec<&str> = logins.iter().filter_map(|e| e["reason"].as_str()).collect();
+    assert!(
+        reasons.contains(&"the sign count went backwards: the authenticator may have been cloned"),
+        "{logins:?}"
+    );
+
+    // The link worked once; a forged one is refused.
+    let again = reqwest::get(&link).await.unwrap();
+    assert_eq!(again.status(), 403);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("this enrollment link was already used; ask an admin for a new one")
+    );
+    let forged = reqwest::get(format!("{base}/enroll/nonsense"))
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    assert_eq!(
+        outcomes(&server, "auth.enroll"),
+        ["success", "failure", "failure"]
+    );
+}
