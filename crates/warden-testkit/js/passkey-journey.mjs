@@ -13,7 +13,7 @@ const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir()
   executablePath: '/usr/bin/chromium',
   headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost'],
+    '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1'],
 });
 const page = context.pages()[0] ?? await context.newPage();
 const cdp = await context.newCDPSession(page);

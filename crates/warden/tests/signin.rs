@@ -146,7 +146,7 @@ async fn a_person_signs_in_through_the_identity_provider() {
         let resp = b.get(format!("{}/account", s.base)).send().await.unwrap();
         assert_eq!(
             resp.headers()["content-security-policy"],
-            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         );
         assert_eq!(resp.headers()["x-frame-options"], "DENY");
         let account = resp.text().await.unwrap();
@@ -363,4 +363,43 @@ async fn scim_only_provisioning_refuses_unknown_people() {
     );
     let failures = audit(&s.server, "auth.login");
     assert_eq!(failures[0]["outcome"], "failure");
+}
+
+#[tokio::test]
+async fn after_the_identity_provider_a_passkey_is_mandatory_in_chromium() {
+    let s = setup(Backend::Sqlite, "").await;
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots/oidc");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden-testkit/js/oidc-passkey-journey.mjs");
+    let out = std::process::Command::new("node")
+        .arg(script)
+        .args([&s.base, "alice", shots.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let steps: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let names: Vec<(&str, bool)> = steps
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["ok"] == true))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("idp-first", true),
+            ("registered", true),
+            ("idp-again", true),
+            ("confirmed", true)
+        ],
+        "{steps:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logins = audit(&s.server, "auth.login");
+    assert_eq!(logins.len(), 2);
+    assert!(logins.iter().all(|e| e["outcome"] == "success"));
+    let passkey = audit(&s.server, "auth.passkey");
+    assert_eq!(passkey.len(), 1);
+    assert_eq!(passkey[0]["actor"], "user:alice");
 }
