@@ -778,10 +778,10 @@ fn resolve_identity(file: IdentityFile) -> Result<IdentityConfig, ConfigError> {
         None => Ok(default),
         Some(v) => humantime::parse_duration(v.trim())
             .ok()
-            .filter(|d| *d >= Duration::from_secs(60))
+            .filter(|d| *d >= Duration::from_secs(1))
             .ok_or_else(|| {
                 ConfigError(format!(
-                    "invalid duration `{v}` for `{key}`: at least 1m, like 30m or 12h"
+                    "invalid duration `{v}` for `{key}`: at least 1s, like 30m or 12h"
                 ))
             }),
     };

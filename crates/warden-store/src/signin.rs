@@ -316,6 +316,60 @@ impl Store {
         row.as_ref().map(session_from_row).transpose()
     }
 
+    /// Open sessions (not ended, not past their lifetime), of one user or of everyone, newest
+    /// first.
+    pub async fn open_sessions(
+        &self,
+        user: Option<&UserName>,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.secret_hash, s.user_id, s.stage, s.method, s.amr, s.acr, s.created_at, s.last_seen_at, \
+             s.expires_at, s.ended_at, u.name, u.display_name, u.email, u.created_at AS user_created_at, u.disabled_at \
+             FROM web_sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.ended_at IS NULL AND s.expires_at > $1 AND ($2 = '' OR u.name = $2) \
+             ORDER BY s.created_at DESC LIMIT 1000",
+        )
+        .bind(now.as_millis())
+        .bind(user.map(UserName::as_str).unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    /// Removes every passkey of `user` and ends their sessions, audited as `passkey.reset`:
+    /// they must enroll again (through the identity provider, or a new enrollment link).
+    pub async fn reset_passkeys(
+        &self,
+        ctx: &AuditContext,
+        user: &UserName,
+    ) -> Result<u64, StoreError> {
+        let action = Action {
+            name: "passkey.reset",
+            target: format!("user:{user}"),
+            details: serde_json::Value::Null,
+        };
+        self.audited(ctx, action, async |conn| {
+            let uid = crate::users::user_id(conn, user).await?;
+            let removed = sqlx::query(
+                "UPDATE passkeys SET removed_at = $1 WHERE user_id = $2 AND removed_at IS NULL",
+            )
+            .bind(ctx.now.as_millis())
+            .bind(&uid)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "UPDATE web_sessions SET ended_at = $1, end_reason = 'passkeys reset' WHERE user_id = $2 AND ended_at IS NULL",
+            )
+            .bind(ctx.now.as_millis())
+            .bind(&uid)
+            .execute(&mut *conn)
+            .await?;
+            Ok(removed.rows_affected())
+        })
+        .await
+    }
+
     /// Notes activity on a session (for the idle timeout). Not audited: it changes no access.
     pub async fn touch_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
         sqlx::query("UPDATE web_sessions SET last_seen_at = $1 WHERE id = $2 AND ended_at IS NULL")

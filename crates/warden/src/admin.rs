@@ -6,7 +6,8 @@ use anyhow::anyhow;
 use serde_json::{Value, json};
 
 use crate::cli::{
-    AdminArgs, AdminCommand, GroupCommand, HostCommand, JoinTokenCommand, TokenCommand, UserCommand,
+    AdminArgs, AdminCommand, GroupCommand, HostCommand, JoinTokenCommand, SessionCommand,
+    TokenCommand, UserCommand,
 };
 use crate::client::AdminClient;
 use crate::output::{cell, json as print_json, table};
@@ -25,7 +26,52 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Token { command } => token(&client, command, json).await,
         AdminCommand::JoinToken { command } => join_token(&client, command, json).await,
         AdminCommand::Host { command } => host(&client, command, json).await,
+        AdminCommand::Session { command } => session(&client, command, json).await,
     }
+}
+
+async fn session(client: &AdminClient, command: SessionCommand, json: bool) -> anyhow::Result<()> {
+    match command {
+        SessionCommand::List { user } => {
+            let data = client
+                .graphql(
+                    "query($u: String) { sessions(user: $u) { id user stage method createdAt lastSeenAt expiresAt } }",
+                    json!({ "u": user }),
+                )
+                .await?;
+            let sessions = field(&data, "sessions")?;
+            if json {
+                print_json(sessions);
+            } else {
+                let rows: Vec<Vec<String>> = sessions
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|s| {
+                        ["id", "user", "stage", "method", "lastSeenAt", "expiresAt"]
+                            .iter()
+                            .map(|f| cell(s, f))
+                            .collect()
+                    })
+                    .collect();
+                table(
+                    &["ID", "USER", "STAGE", "METHOD", "LAST SEEN", "EXPIRES"],
+                    &rows,
+                );
+            }
+        }
+        SessionCommand::End { id } => {
+            client
+                .graphql(
+                    "mutation($i: String!) { endSession(id: $i) }",
+                    json!({ "i": id }),
+                )
+                .await?;
+            eprintln!("ended session {id}");
+        }
+    }
+    Ok(())
 }
 
 async fn host(client: &AdminClient, command: HostCommand, json: bool) -> anyhow::Result<()> {
@@ -205,6 +251,18 @@ async fn user(client: &AdminClient, command: UserCommand, json: bool) -> anyhow:
         }
         UserCommand::Disable { name } => set_disabled(client, &name, true, json).await?,
         UserCommand::Enable { name } => set_disabled(client, &name, false, json).await?,
+        UserCommand::ResetPasskeys { name } => {
+            let data = client
+                .graphql(
+                    "mutation($u: String!) { resetPasskeys(user: $u) }",
+                    json!({ "u": name }),
+                )
+                .await?;
+            eprintln!(
+                "removed {} passkey(s) of {name} and ended their sessions; they must enroll again",
+                field(&data, "resetPasskeys")?
+            );
+        }
         UserCommand::EnrollLink { name } => {
             let data = client
                 .graphql(

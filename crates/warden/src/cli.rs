@@ -107,6 +107,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: JoinTokenCommand,
     },
+    /// Web sessions: list, end.
+    Session {
+        #[command(subcommand)]
+        command: SessionCommand,
+    },
     /// Joined hosts: list, remove.
     Host {
         #[command(subcommand)]
@@ -248,6 +253,20 @@ pub enum UserCommand {
     Enable { name: String },
     /// Print a one-time link (24 h) with which a local user registers their first passkey.
     EnrollLink { name: String },
+    /// Remove all of a user's passkeys and end their sessions: they enroll again.
+    ResetPasskeys { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// List open web sessions.
+    List {
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// End a web session at once.
+    End { id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -403,3 +403,88 @@ async fn after_the_identity_provider_a_passkey_is_mandatory_in_chromium() {
     assert_eq!(passkey.len(), 1);
     assert_eq!(passkey[0]["actor"], "user:alice");
 }
+
+async fn account_path(b: &reqwest::Client, base: &str) -> String {
+    let resp = b.get(format!("{base}/account")).send().await.unwrap();
+    resp.url().path().to_owned()
+}
+
+#[tokio::test]
+async fn sessions_end_when_idle_disabled_tampered_or_ended_by_an_admin() {
+    let s = setup(Backend::Postgres, "[identity]\nidle_timeout = \"2s\"\n").await;
+    let base = &s.base;
+
+    // An admin lists open sessions and ends one.
+    let b1 = browser();
+    assert_eq!(sign_in(&b1, base, "alice").await.0, 200);
+    assert_eq!(account_path(&b1, base).await, "/account");
+    let listed: Value =
+        serde_json::from_slice(&s.server.admin(&["session", "list", "--json"]).stdout).unwrap();
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed[0]["user"], "alice");
+    assert_eq!(listed[0]["stage"], "passkey_enrollment");
+    assert!(s.server.admin(&["session", "end", &id]).status.success());
+    assert_eq!(account_path(&b1, base).await, "/", "ended by the admin");
+    let out = s.server.admin(&["session", "end", &id]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!("error: open session `{id}` not found")
+    );
+
+    // A tampered session cookie opens nothing.
+    let b2 = browser();
+    assert_eq!(sign_in(&b2, base, "alice").await.0, 200);
+    let listed: Value =
+        serde_json::from_slice(&s.server.admin(&["session", "list", "--json"]).stdout).unwrap();
+    let live = listed[0]["id"].as_str().unwrap().to_owned();
+    let forged = format!("warden_session=wss_{live}_{}", "A".repeat(43));
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{base}/account"))
+        .header("cookie", forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/");
+
+    // Disabling the person ends their live session at its next request.
+    assert!(
+        s.server
+            .admin(&["user", "disable", "alice"])
+            .status
+            .success()
+    );
+    assert_eq!(account_path(&b2, base).await, "/");
+    assert!(
+        s.server
+            .admin(&["user", "enable", "alice"])
+            .status
+            .success()
+    );
+
+    // Two seconds without a request: the session is over (automatic logoff).
+    let b3 = browser();
+    assert_eq!(sign_in(&b3, base, "alice").await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(account_path(&b3, base).await, "/");
+
+    let ends = audit(&s.server, "session.end");
+    let reasons: Vec<&str> = ends
+        .iter()
+        .filter(|e| e["outcome"] == "success")
+        .map(|e| e["details"]["reason"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(reasons, ["admin", "user disabled", "idle"], "{ends:?}");
+
+    let out = s.server.admin(&["user", "reset-passkeys", "alice"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("removed 0 passkey(s) of alice and ended their sessions"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(audit(&s.server, "passkey.reset").len(), 1);
+}

@@ -8,6 +8,7 @@ mod authz;
 mod mutation;
 mod pki;
 mod query;
+mod sessions;
 mod ssh;
 mod types;
 

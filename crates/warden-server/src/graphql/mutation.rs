@@ -62,6 +62,7 @@ pub struct Mutation(
     DirectoryMutation,
     super::ssh::SshMutation,
     super::pki::PkiMutation,
+    super::sessions::SessionMutation,
 );
 
 /// Users, groups and tokens.

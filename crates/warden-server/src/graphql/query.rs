@@ -20,6 +20,7 @@ pub struct Query(
     DirectoryQuery,
     super::audit::AuditQuery,
     super::pki::HostQuery,
+    super::sessions::SessionQuery,
 );
 
 /// Who is calling, users, groups and tokens.
