@@ -16,6 +16,7 @@ mod otlp;
 mod postgres;
 mod rsyslog;
 mod server;
+mod soft_passkey;
 mod sshd;
 
 pub use oidc::OidcProvider;
@@ -23,4 +24,5 @@ pub use otlp::OtlpReceiver;
 pub use postgres::TestDatabase;
 pub use rsyslog::{Rsyslog, TlsFiles};
 pub use server::{Backend, TestServer, run_cli};
+pub use soft_passkey::SoftPasskey;
 pub use sshd::{Sshd, ssh_keygen_ed25519};

@@ -1,0 +1,170 @@
+//! A software authenticator for benchmarks: it answers Warden's WebAuthn options the way a
+//! platform authenticator does (P-256 key, `none` attestation, user present and verified,
+//! counter moving on), so the server's real verification runs without a browser. Tests of
+//! the ceremonies themselves use Chromium's virtual authenticator instead.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// One credential on a software authenticator.
+#[derive(Debug)]
+pub struct SoftPasskey {
+    key: EcdsaKeyPair,
+    credential_id: Vec<u8>,
+    rp_id: String,
+    origin: String,
+    counter: u32,
+    rng: SystemRandom,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// CBOR: a major type and length (RFC 8949 §3).
+fn cbor_head(out: &mut Vec<u8>, major: u8, len: u64) {
+    let m = major << 5;
+    match len {
+        0..=23 => out.push(m | len as u8),
+        24..=0xff => out.extend([m | 24, len as u8]),
+        0x100..=0xffff => {
+            out.push(m | 25);
+            out.extend((len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(m | 26);
+            out.extend((len as u32).to_be_bytes());
+        }
+    }
+}
+
+fn cbor_int(out: &mut Vec<u8>, v: i64) {
+    if v >= 0 {
+        cbor_head(out, 0, v as u64);
+    } else {
+        cbor_head(out, 1, (-1 - v) as u64);
+    }
+}
+
+fn cbor_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    cbor_head(out, 2, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn cbor_text(out: &mut Vec<u8>, s: &str) {
+    cbor_head(out, 3, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+impl SoftPasskey {
+    /// A new credential for the relying party `rp_id` at `origin` (`http://localhost:8080`).
+    pub fn new(rp_id: &str, origin: &str) -> SoftPasskey {
+        let rng = SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).expect("key");
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .expect("key");
+        let mut credential_id = vec![0u8; 32];
+        ring::rand::SecureRandom::fill(&rng, &mut credential_id).expect("random");
+        SoftPasskey {
+            key,
+            credential_id,
+            rp_id: rp_id.to_owned(),
+            origin: origin.to_owned(),
+            counter: 0,
+            rng,
+        }
+    }
+
+    fn client_data(&self, kind: &str, options: &Value) -> Vec<u8> {
+        let challenge = options
+            .pointer("/publicKey/challenge")
+            .and_then(Value::as_str)
+            .expect("challenge");
+        json!({ "type": kind, "challenge": challenge, "origin": self.origin, "crossOrigin": false })
+            .to_string()
+            .into_bytes()
+    }
+
+    fn auth_data(&mut self, attested: bool) -> Vec<u8> {
+        self.counter += 1;
+        let mut data = Sha256::digest(self.rp_id.as_bytes()).to_vec();
+        // UP | UV (| AT).
+        data.push(if attested { 0x45 } else { 0x05 });
+        data.extend(self.counter.to_be_bytes());
+        if attested {
+            data.extend([0u8; 16]);
+            data.extend((self.credential_id.len() as u16).to_be_bytes());
+            data.extend(&self.credential_id);
+            let point = self.key.public_key().as_ref();
+            let (x, y) = (
+                point.get(1..33).expect("uncompressed point"),
+                point.get(33..65).expect("uncompressed point"),
+            );
+            let mut cose = Vec::new();
+            cbor_head(&mut cose, 5, 5);
+            cbor_int(&mut cose, 1);
+            cbor_int(&mut cose, 2);
+            cbor_int(&mut cose, 3);
+            cbor_int(&mut cose, -7);
+            cbor_int(&mut cose, -1);
+            cbor_int(&mut cose, 1);
+            cbor_int(&mut cose, -2);
+            cbor_bytes(&mut cose, x);
+            cbor_int(&mut cose, -3);
+            cbor_bytes(&mut cose, y);
+            data.extend(cose);
+        }
+        data
+    }
+
+    /// Answers registration `options` (what `/webauthn/register/start` returns).
+    pub fn register(&mut self, options: &Value) -> Value {
+        let client_data = self.client_data("webauthn.create", options);
+        let auth_data = self.auth_data(true);
+        let mut attestation = Vec::new();
+        cbor_head(&mut attestation, 5, 3);
+        cbor_text(&mut attestation, "fmt");
+        cbor_text(&mut attestation, "none");
+        cbor_text(&mut attestation, "attStmt");
+        cbor_head(&mut attestation, 5, 0);
+        cbor_text(&mut attestation, "authData");
+        cbor_bytes(&mut attestation, &auth_data);
+        json!({
+            "id": b64(&self.credential_id),
+            "rawId": b64(&self.credential_id),
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": b64(&client_data),
+                "attestationObject": b64(&attestation),
+                "transports": ["internal"],
+            },
+            "extensions": {},
+        })
+    }
+
+    /// Answers assertion `options` (what `/auth/passkey/start` returns).
+    pub fn assert(&mut self, options: &Value) -> Value {
+        let client_data = self.client_data("webauthn.get", options);
+        let auth_data = self.auth_data(false);
+        let mut signed = auth_data.clone();
+        signed.extend(Sha256::digest(&client_data));
+        let signature = self.key.sign(&self.rng, &signed).expect("sign");
+        json!({
+            "id": b64(&self.credential_id),
+            "rawId": b64(&self.credential_id),
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": b64(&client_data),
+                "authenticatorData": b64(&auth_data),
+                "signature": b64(signature.as_ref()),
+                "userHandle": null,
+            },
+            "extensions": {},
+        })
+    }
+}

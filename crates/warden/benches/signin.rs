@@ -1,0 +1,207 @@
+//! Sign-in benchmark (issue 5):
+//! - WebAuthn assertion verification per second on both cores (`Passkeys::finish_authentication`,
+//!   the server's check of a P-256 assertion with user verification);
+//! - the server-side time of a complete passkey sign-in through the real server over HTTP
+//!   (`/auth/passkey/start`, then `/auth/passkey/finish` with the assertion: user lookup,
+//!   ceremony cookie sealed and opened, verification, the audited session write), p50/p99.
+//!
+//! Run: `cargo bench -p warden --bench signin -- [sign-ins] [concurrency]`
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark"
+)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use warden_identity::passkey::Passkeys;
+use warden_testkit::{Backend, SoftPasskey, TestServer};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn verification_rate(total: usize) -> f64 {
+    let url = url::Url::parse("http://localhost:8080").unwrap();
+    let per_thread = total / 2;
+    let prepared: Vec<_> = (0..2)
+        .map(|_| {
+            let passkeys = Passkeys::new(&url).unwrap();
+            let mut soft = SoftPasskey::new("localhost", "http://localhost:8080");
+            let (options, state) = passkeys
+                .start_registration("0190f0f0f0f07000800000000000abcd", "bench", "Bench", &[])
+                .unwrap();
+            let response = soft.register(&options);
+            let credential = passkeys
+                .finish_registration(response.to_string().as_bytes(), &state)
+                .unwrap();
+            let assertions: Vec<(String, String)> = (0..per_thread)
+                .map(|_| {
+                    let (options, state) = passkeys
+                        .start_authentication(std::slice::from_ref(&credential.json))
+                        .unwrap();
+                    (soft.assert(&options).to_string(), state)
+                })
+                .collect();
+            (passkeys, credential.json, assertions)
+        })
+        .collect();
+    let start = Instant::now();
+    let threads: Vec<_> = prepared
+        .into_iter()
+        .map(|(passkeys, credential, assertions)| {
+            std::thread::spawn(move || {
+                let creds = [credential];
+                for (response, state) in &assertions {
+                    passkeys
+                        .finish_authentication(response.as_bytes(), state, &creds)
+                        .expect("verifies");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    (per_thread * 2) as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn enroll(server: &TestServer, base: &str, user: &str) -> SoftPasskey {
+    assert!(server.admin(&["user", "add", user]).status.success());
+    let link = String::from_utf8(server.admin(&["user", "enroll-link", user]).stdout).unwrap();
+    let b = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    b.get(link.trim()).send().await.unwrap();
+    let page = b
+        .get(format!("{base}/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("data-csrf=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let options: Value = b
+        .post(format!("{base}/webauthn/register/start"))
+        .header("x-warden-csrf", &csrf)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut soft = SoftPasskey::new("localhost", base);
+    let credential = soft.register(&options);
+    let done = b
+        .post(format!("{base}/webauthn/register/finish"))
+        .header("x-warden-csrf", &csrf)
+        .json(&json!({ "name": "bench", "credential": credential }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
+    soft
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sign_ins = args.first().copied().unwrap_or(2000);
+    let concurrency = args.get(1).copied().unwrap_or(8);
+
+    let rate = verification_rate(20_000);
+    println!(
+        "WebAuthn assertion verification (P-256, user verification), 2 threads: {rate:.0}/s (target 2,000/s)"
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://localhost:{port}");
+    let config =
+        format!("public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n[log]\nlevel = \"warn\"\n");
+    let server = TestServer::start_on(
+        Path::new(env!("CARGO_BIN_EXE_warden")),
+        Backend::Sqlite,
+        &config,
+        port,
+    )
+    .await;
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let soft = enroll(&server, &base, &format!("u{w}")).await;
+        workers.push((format!("u{w}"), soft));
+    }
+    let per_worker = sign_ins / concurrency;
+    let start = Instant::now();
+    let tasks: Vec<_> = workers
+        .into_iter()
+        .map(|(user, mut soft)| {
+            let base = base.clone();
+            tokio::spawn(async move {
+                let mut times = Vec::with_capacity(per_worker);
+                for _ in 0..per_worker {
+                    let b = reqwest::Client::builder()
+                        .cookie_store(true)
+                        .build()
+                        .unwrap();
+                    let t = Instant::now();
+                    let options: Value = b
+                        .post(format!("{base}/auth/passkey/start"))
+                        .json(&json!({ "user": user }))
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    let server_start = t.elapsed();
+                    let credential = soft.assert(&options);
+                    let t = Instant::now();
+                    let done = b
+                        .post(format!("{base}/auth/passkey/finish"))
+                        .json(&json!({ "credential": credential }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(done.status(), 200);
+                    times.push(server_start + t.elapsed());
+                }
+                times
+            })
+        })
+        .collect();
+    let mut times = Vec::new();
+    for t in tasks {
+        times.extend(t.await.unwrap());
+    }
+    let wall = start.elapsed();
+    times.sort();
+    println!(
+        "complete passkey sign-ins through the server, {} with {concurrency} concurrent: {:.0}/s; \
+         time in the server's two requests p50 {:.1} ms, p99 {:.1} ms (target p99 under 50 ms)",
+        times.len(),
+        times.len() as f64 / wall.as_secs_f64(),
+        percentile(&times, 0.5).as_secs_f64() * 1000.0,
+        percentile(&times, 0.99).as_secs_f64() * 1000.0,
+    );
+}
