@@ -69,6 +69,11 @@ pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Route
         .route("/webauthn/assert/finish", post(crate::web::assert_finish))
         .route("/auth/passkey/start", post(crate::web::signin_start))
         .route("/auth/passkey/finish", post(crate::web::signin_finish))
+        .route(
+            "/auth/cli",
+            get(crate::web::cli_consent).post(crate::web::cli_authorize),
+        )
+        .route("/auth/cli/token", post(crate::web::cli_token))
         .route("/auth/oidc/{name}/login", get(crate::web::oidc_login))
         .route("/auth/oidc/{name}/callback", get(crate::web::oidc_callback))
         .route("/v1/audit/export", get(audit_export_bearer))

@@ -370,6 +370,103 @@ impl Store {
         .await
     }
 
+    /// Records a one-time code for `warden login` (its hash), audited as `auth.cli.authorize`.
+    pub async fn create_cli_code(
+        &self,
+        ctx: &AuditContext,
+        user: &User,
+        code_hash: &str,
+        challenge: &str,
+        redirect_uri: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let action = Action {
+            name: "auth.cli.authorize",
+            target: format!("user:{}", user.name),
+            details: json!({ "redirect_uri": redirect_uri }),
+        };
+        self.audited(ctx, action, async |conn| {
+            sqlx::query(
+                "INSERT INTO cli_codes (code_hash, user_id, challenge, redirect_uri, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(code_hash)
+            .bind(&user.id)
+            .bind(challenge)
+            .bind(redirect_uri)
+            .bind(ctx.now.as_millis())
+            .bind(expires_at.as_millis())
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Spends a `warden login` code and stores the CLI credential it buys, audited as
+    /// `auth.cli.token`. `check(challenge, redirect_uri)` verifies PKCE and the redirect; an
+    /// unknown, used or expired code, or a failed check, changes nothing and is recorded.
+    pub async fn redeem_cli_code(
+        &self,
+        ctx: &AuditContext,
+        code_hash: &str,
+        check: impl FnOnce(&str, &str) -> Result<(), String>,
+        token: &crate::NewToken,
+    ) -> Result<UserName, StoreError> {
+        let action = Action {
+            name: "auth.cli.token",
+            target: format!("token:{}", token.name),
+            details: json!({ "id": token.id, "expires_at": token.expires_at.to_string() }),
+        };
+        self.audited(ctx, action, async |conn| {
+            let row = sqlx::query(
+                "SELECT c.user_id, c.challenge, c.redirect_uri, c.expires_at, c.used_at, u.name, u.disabled_at \
+                 FROM cli_codes c JOIN users u ON u.id = c.user_id WHERE c.code_hash = $1",
+            )
+            .bind(code_hash)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(row) = row else {
+                return Err(StoreError::Conflict("unknown login code".to_owned()));
+            };
+            if row.try_get::<Option<i64>, _>("used_at")?.is_some() {
+                return Err(StoreError::Conflict("this login code was already used".to_owned()));
+            }
+            if row.try_get::<i64, _>("expires_at")? <= ctx.now.as_millis() {
+                return Err(StoreError::Conflict("this login code has expired; run warden login again".to_owned()));
+            }
+            if row.try_get::<Option<i64>, _>("disabled_at")?.is_some() {
+                return Err(StoreError::Conflict("the user is disabled".to_owned()));
+            }
+            let challenge: String = row.try_get("challenge")?;
+            let redirect: String = row.try_get("redirect_uri")?;
+            check(&challenge, &redirect).map_err(StoreError::Conflict)?;
+            let name: String = row.try_get("name")?;
+            let user_id: String = row.try_get("user_id")?;
+            sqlx::query("UPDATE cli_codes SET used_at = $1 WHERE code_hash = $2")
+                .bind(ctx.now.as_millis())
+                .bind(code_hash)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "INSERT INTO api_tokens (id, name, role, user_id, secret_hash, created_by, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&token.id)
+            .bind(token.name.as_str())
+            .bind(token.role.as_str())
+            .bind(&user_id)
+            .bind(&token.secret_hash)
+            .bind(format!("user:{name}"))
+            .bind(ctx.now.as_millis())
+            .bind(token.expires_at.as_millis())
+            .execute(&mut *conn)
+            .await?;
+            UserName::new(name).map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .await
+    }
+
     /// Notes activity on a session (for the idle timeout). Not audited: it changes no access.
     pub async fn touch_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
         sqlx::query("UPDATE web_sessions SET last_seen_at = $1 WHERE id = $2 AND ended_at IS NULL")

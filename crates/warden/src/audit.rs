@@ -8,7 +8,6 @@ use anyhow::{Context, anyhow};
 use serde_json::{Value, json};
 use warden_audit::VerifierKey;
 
-use crate::admin::default_data_dir;
 use crate::cli::{AuditArgs, AuditCommand};
 use crate::client::AdminClient;
 use crate::output::{cell, json as print_json, table};
@@ -28,14 +27,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow!("verifying a file needs the log's public key: --key PUBKEY"))?;
         return verify_file(file, key, args.json);
     }
-    let client = match &args.server {
-        Some(url) => {
-            let token = std::env::var("WARDEN_TOKEN")
-                .map_err(|_| anyhow!("--server needs an API token in WARDEN_TOKEN"))?;
-            AdminClient::remote(url, token)?
-        }
-        None => AdminClient::new(&args.data_dir.clone().unwrap_or_else(default_data_dir)),
-    };
+    let client = crate::pki::client_for(args.server.as_deref(), args.data_dir.as_deref())?;
     match args.command {
         AuditCommand::Key => {
             let key = client.get("/v1/audit/public_key").await?;

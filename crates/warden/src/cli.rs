@@ -26,6 +26,9 @@ pub enum Command {
     Admin(AdminArgs),
     /// The tamper-evident audit log: key, tail, query, export, verify.
     Audit(AuditArgs),
+    /// Sign the command line in: authorize it in the browser where you are signed in, get a
+    /// 12-hour credential and an SSH certificate.
+    Login(LoginArgs),
     /// Certificate authorities: rotate a CA with an overlap window.
     Ca(CaArgs),
     /// X.509 workload certificates for mutual TLS.
@@ -205,6 +208,16 @@ pub enum CertCommand {
         #[arg(long)]
         ttl: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The Warden server's URL.
+    #[arg(long, env = "WARDEN_SERVER", value_name = "URL")]
+    pub server: String,
+    /// Only print the address to open; do not start a browser.
+    #[arg(long)]
+    pub no_browser: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod agent;
 mod audit;
 mod cli;
 mod client;
+mod login;
 mod output;
 mod pki;
 
@@ -46,6 +47,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(args) => migrate(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Login(args) => login::run(args).await,
         Command::Ca(args) => pki::ca(args).await,
         Command::Cert(args) => pki::cert(args).await,
         Command::Agent(args) => agent::run(args).await,

@@ -15,14 +15,24 @@ use crate::output::cell;
 
 /// The admin socket, or `--server URL` with `WARDEN_TOKEN`.
 pub fn connect(connection: &ServerConnection) -> anyhow::Result<AdminClient> {
-    match &connection.server {
+    client_for(connection.server.as_deref(), connection.data_dir.as_deref())
+}
+
+/// The client for `--server URL` (with WARDEN_TOKEN or the `warden login` credential), or for
+/// the admin socket of `--data-dir`.
+pub fn client_for(server: Option<&str>, data_dir: Option<&Path>) -> anyhow::Result<AdminClient> {
+    match server {
         Some(url) => {
             let token = std::env::var("WARDEN_TOKEN")
-                .map_err(|_| anyhow!("--server needs an API token in WARDEN_TOKEN"))?;
+                .ok()
+                .or_else(|| crate::login::saved_token(url))
+                .ok_or_else(|| {
+                    anyhow!("--server needs `warden login --server {url}` or an API token in WARDEN_TOKEN")
+                })?;
             AdminClient::remote(url, token)
         }
         None => Ok(AdminClient::new(
-            &connection.data_dir.clone().unwrap_or_else(default_data_dir),
+            &data_dir.map_or_else(default_data_dir, Path::to_path_buf),
         )),
     }
 }

@@ -64,3 +64,14 @@ CREATE TABLE enrollment_links (
     expires_at  BIGINT NOT NULL,
     used_at     BIGINT
 );
+
+-- One-time codes that hand `warden login` a CLI credential (RFC 8252 loopback flow, PKCE).
+CREATE TABLE cli_codes (
+    code_hash    TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    challenge    TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL,
+    used_at      BIGINT
+);

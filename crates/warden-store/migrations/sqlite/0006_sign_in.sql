@@ -64,3 +64,14 @@ CREATE TABLE enrollment_links (
     expires_at  INTEGER NOT NULL,
     used_at     INTEGER
 ) STRICT;
+
+-- One-time codes that hand `warden login` a CLI credential (RFC 8252 loopback flow, PKCE).
+CREATE TABLE cli_codes (
+    code_hash    TEXT PRIMARY KEY NOT NULL,
+    user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    challenge    TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    used_at      INTEGER
+) STRICT;

@@ -1,0 +1,228 @@
+//! `warden login`: the loopback flow (RFC 8252) with PKCE. A person signed in with a passkey
+//! authorizes the CLI in their browser; the CLI gets a 12-hour credential (saved 0600) and an
+//! SSH certificate for a key it made. The browser here is reqwest with a cookie jar and the
+//! testkit's software authenticator; Chromium drives the same pages in passkeys.rs.
+#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+use warden_testkit::{Backend, SoftPasskey, TestServer};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_warden"))
+}
+
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .or_else(|| page.split("data-csrf=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned()
+}
+
+/// A browser signed in as `user` with a (software) passkey.
+async fn signed_in(server: &TestServer, base: &str, user: &str) -> reqwest::Client {
+    assert!(server.admin(&["user", "add", user]).status.success());
+    let link = String::from_utf8(server.admin(&["user", "enroll-link", user]).stdout).unwrap();
+    let b = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    assert_eq!(b.get(link.trim()).send().await.unwrap().status(), 200);
+    let page = b
+        .get(format!("{base}/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    let options: Value = b
+        .post(format!("{base}/webauthn/register/start"))
+        .header("x-warden-csrf", &csrf)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut soft = SoftPasskey::new("localhost", base);
+    let credential = soft.register(&options);
+    let done = b
+        .post(format!("{base}/webauthn/register/finish"))
+        .header("x-warden-csrf", &csrf)
+        .json(&json!({ "name": "laptop", "credential": credential }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    b
+}
+
+#[tokio::test]
+async fn warden_login_gets_a_credential_and_an_ssh_certificate() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://localhost:{port}");
+    let config = format!("public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n");
+    let server = TestServer::start_on(bin(), Backend::Sqlite, &config, port).await;
+    let b = signed_in(&server, &base, "dave").await;
+    let home = tempfile::tempdir().unwrap();
+
+    let mut login = Command::new(bin())
+        .args(["login", "--server", &base, "--no-browser"])
+        .env("WARDEN_CONFIG_DIR", home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(login.stdout.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with(&format!("{base}/auth/cli?")))
+        .unwrap();
+    let consent = b.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(
+        consent.contains("asks to act as <strong>dave</strong> for 12 hours"),
+        "{consent}"
+    );
+    let form: Vec<(String, String)> = ["csrf", "redirect_uri", "state", "code_challenge"]
+        .iter()
+        .map(|k| {
+            let v = consent
+                .split(&format!("name=\"{k}\" value=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap()
+                .replace("&amp;", "&");
+            ((*k).to_owned(), v)
+        })
+        .collect();
+    let redirect = b
+        .post(format!("{base}/auth/cli"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), 303);
+    let back = redirect.headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.starts_with("http://127.0.0.1:"), "{back}");
+    let answer = reqwest::get(&back).await.unwrap().text().await.unwrap();
+    assert!(answer.contains("The Warden CLI is signed in"));
+    let status = login.wait().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(status.success(), "{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("signed in as dave until ")),
+        "{rest:?}"
+    );
+
+    let saved = home.path().join("credentials.json");
+    assert_eq!(
+        std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let saved: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    let token = saved["token"].as_str().unwrap();
+    let (_, viewer) = server
+        .graphql(Some(token), "{ viewer { name kind } }", Value::Null)
+        .await;
+    assert_eq!(viewer["data"]["viewer"]["name"], "dave", "{viewer}");
+    let cert = home.path().join("ssh/id_ed25519-cert.pub");
+    let listing = Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("Key ID: \"user:dave token:"), "{listing}");
+    let key_mode = std::fs::metadata(home.path().join("ssh/id_ed25519"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+
+    // The code worked once; a wrong PKCE verifier or a foreign redirect is refused.
+    let challenge_for = |verifier: &str| {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier))
+    };
+    let verifier = "v".repeat(43);
+    let mut form: Vec<(String, String)> = form.into_iter().filter(|(k, _)| k == "csrf").collect();
+    form.push(("redirect_uri".into(), "http://127.0.0.1:9/cb".into()));
+    form.push(("state".into(), "s1".into()));
+    form.push(("code_challenge".into(), challenge_for(&verifier)));
+    let redirect = b
+        .post(format!("{base}/auth/cli"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let location = url::Url::parse(redirect.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let redeem = |verifier: String, redirect: &str| {
+        let body = json!({ "code": code, "code_verifier": verifier, "redirect_uri": redirect });
+        let base = base.clone();
+        async move {
+            let resp = reqwest::Client::new()
+                .post(format!("{base}/auth/cli/token"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = redeem("w".repeat(43), "http://127.0.0.1:9/cb").await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (400, "the PKCE verifier does not match the challenge")
+    );
+    let (status, body) = redeem(verifier.clone(), "http://127.0.0.1:10/cb").await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (400, "redirect_uri does not match the one authorized")
+    );
+    let (status, _) = redeem(verifier.clone(), "http://127.0.0.1:9/cb").await;
+    assert_eq!(status, 200);
+    let (status, body) = redeem(verifier, "http://127.0.0.1:9/cb").await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (400, "this login code was already used")
+    );
+
+    let bad = b
+        .get(format!("{base}/auth/cli?redirect_uri=https%3A%2F%2Fevil.example%2Fcb&state=s&code_challenge={}", challenge_for("x")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(
+        bad.text()
+            .await
+            .unwrap()
+            .contains("is not a loopback address")
+    );
+    let stranger = reqwest::get(&url).await.unwrap();
+    assert_eq!(stranger.status(), 401, "not signed in in that browser");
+}
