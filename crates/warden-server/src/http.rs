@@ -67,6 +67,8 @@ pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Route
         )
         .route("/webauthn/assert/start", post(crate::web::assert_start))
         .route("/webauthn/assert/finish", post(crate::web::assert_finish))
+        .route("/webauthn/remove/start", post(crate::web::remove_start))
+        .route("/webauthn/remove/finish", post(crate::web::remove_finish))
         .route("/auth/passkey/start", post(crate::web::signin_start))
         .route("/auth/passkey/finish", post(crate::web::signin_finish))
         .route(

@@ -536,18 +536,21 @@ pub(crate) async fn account(
                 .iter()
                 .map(|k| {
                     format!(
-                        "<li>{}{}</li>",
+                        "<li>{}{} <button type=\"button\" class=\"passkey-remove\" data-passkey=\"{}\" data-csrf=\"{csrf}\">Remove</button></li>",
                         escape(&k.name),
                         if k.locked.is_some() {
                             " (locked: possible clone)"
                         } else {
                             ""
-                        }
+                        },
+                        escape(&k.id),
                     )
                 })
                 .collect();
             format!(
-                "<p>You are signed in.</p><h2>Your passkeys</h2><ul id=\"passkeys\">{items}</ul>"
+                "<p>You are signed in.</p><h2>Your passkeys</h2><ul id=\"passkeys\">{items}</ul>\
+                 <p><label for=\"passkey-name\">Name</label> <input id=\"passkey-name\" value=\"another passkey\"> \
+                 <button id=\"passkey-register\" type=\"button\" data-csrf=\"{csrf}\">Add a passkey</button></p>"
             )
         }
     };
@@ -1549,6 +1552,137 @@ pub(crate) async fn cli_token(
         }))
         .into_response(),
         Err(e) if e.is_user_error() => json_error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RemoveStart {
+    passkey: String,
+}
+
+/// `POST /webauthn/remove/start`: removing a passkey takes an assertion with another one.
+pub(crate) async fn remove_start(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let ctx = context(request_id, connect);
+    let (session, _) = match json_session(&app, &headers, &ctx).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if session.stage != SessionStage::Active {
+        return json_error(StatusCode::FORBIDDEN, "finish signing in first");
+    }
+    let Ok(form) = serde_json::from_slice::<RemoveStart>(&body) else {
+        return json_error(StatusCode::BAD_REQUEST, "expected {\"passkey\": id}");
+    };
+    let keys = match app.store.passkeys(&session.user.id).await {
+        Ok(k) => k,
+        Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    };
+    if !keys.iter().any(|k| k.id == form.passkey) {
+        return json_error(StatusCode::NOT_FOUND, "no such passkey of yours");
+    }
+    let others: Vec<warden_store::StoredPasskey> =
+        keys.into_iter().filter(|k| k.id != form.passkey).collect();
+    let others = usable(&others);
+    if others.is_empty() {
+        return json_error(
+            StatusCode::CONFLICT,
+            "this is your only usable passkey: add another before removing it (or ask an admin to reset)",
+        );
+    }
+    match app.web.passkeys.start_authentication(&others) {
+        Ok((options, state)) => {
+            let cookie = seal_ceremony(
+                &app,
+                &Ceremony {
+                    kind: "remove".into(),
+                    subject: format!("{}|{}", session.id, form.passkey),
+                    state,
+                    expires_at: ctx.now.as_millis() + 300_000,
+                },
+            );
+            with_cookie(axum::Json(options).into_response(), cookie)
+        }
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// `POST /webauthn/remove/finish`: with another passkey's assertion, the passkey is removed.
+pub(crate) async fn remove_finish(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let ctx = context(request_id, connect);
+    let (session, _) = match json_session(&app, &headers, &ctx).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let ctx = AuditContext {
+        actor: session_actor(&session),
+        ..ctx
+    };
+    let ceremony = match open_ceremony(&app, &headers, "remove", ctx.now) {
+        Ok(c) => c,
+        Err(m) => return json_error(StatusCode::BAD_REQUEST, m),
+    };
+    let Some((sid, passkey_id)) = ceremony.subject.split_once('|') else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "the passkey ceremony cookie is not valid",
+        );
+    };
+    if sid != session.id {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "the passkey ceremony belongs to another session",
+        );
+    }
+    let Ok(form) = serde_json::from_slice::<AssertFinish>(&body) else {
+        return json_error(StatusCode::BAD_REQUEST, "expected {\"credential\": …}");
+    };
+    let keys = match app.store.passkeys(&session.user.id).await {
+        Ok(k) => k,
+        Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    };
+    let others: Vec<warden_store::StoredPasskey> =
+        keys.into_iter().filter(|k| k.id != passkey_id).collect();
+    let target = format!("passkey-id:{passkey_id}");
+    let credential = match app.web.passkeys.finish_authentication(
+        form.credential.to_string().as_bytes(),
+        &ceremony.state,
+        &usable(&others),
+    ) {
+        Ok(c) => c,
+        Err(e) => return passkey_failed(&app, &ctx, "passkey.remove", &target, &e).await,
+    };
+    let (store, ctx2, uid, pid) = (
+        app.store.clone(),
+        ctx.clone(),
+        session.user.id.clone(),
+        passkey_id.to_owned(),
+    );
+    let done = detached(async move {
+        store
+            .passkey_asserted(&ctx2, &credential.id, &credential.json, None, None)
+            .await?;
+        store.remove_passkey(&ctx2, &uid, &pid).await
+    })
+    .await;
+    match done {
+        Ok(()) => with_cookie(
+            axum::Json(serde_json::json!({ "ok": true })).into_response(),
+            Some(clear_ceremony(&app)),
+        ),
+        Err(e) if e.is_user_error() => json_error(StatusCode::CONFLICT, &e.to_string()),
         Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
     }
 }

@@ -51,5 +51,18 @@ function wire(id, action) {
 }
 
 wire("passkey-register", register);
+for (const button of document.querySelectorAll(".passkey-remove")) {
+  button.addEventListener("click", async (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    try {
+      await assert("/webauthn/remove/start", "/webauthn/remove/finish", { passkey: button.dataset.passkey }, button.dataset.csrf);
+      window.location.assign("/account");
+    } catch (error) {
+      show(error.message || String(error), false);
+      button.disabled = false;
+    }
+  });
+}
 wire("passkey-confirm", (b) => assert("/webauthn/assert/start", "/webauthn/assert/finish", {}, b.dataset.csrf));
 wire("passkey-signin", () => assert("/auth/passkey/start", "/auth/passkey/finish", { user: document.getElementById("passkey-user").value }));

@@ -271,6 +271,39 @@ impl Store {
         .await
     }
 
+    /// Removes one of `user_id`'s passkeys, audited as `passkey.remove`. The caller has checked
+    /// an assertion with another of their passkeys.
+    pub async fn remove_passkey(
+        &self,
+        ctx: &AuditContext,
+        user_id: &str,
+        passkey_id: &str,
+    ) -> Result<(), StoreError> {
+        let action = Action {
+            name: "passkey.remove",
+            target: format!("passkey-id:{passkey_id}"),
+            details: serde_json::Value::Null,
+        };
+        self.audited(ctx, action, async |conn| {
+            let removed = sqlx::query(
+                "UPDATE passkeys SET removed_at = $1 WHERE id = $2 AND user_id = $3 AND removed_at IS NULL",
+            )
+            .bind(ctx.now.as_millis())
+            .bind(passkey_id)
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
+            if removed.rows_affected() == 0 {
+                return Err(StoreError::NotFound {
+                    kind: "passkey",
+                    name: passkey_id.to_owned(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Locks a passkey (a sign count that went backwards: a possible clone), audited as
     /// `passkey.lock`.
     pub async fn lock_passkey(

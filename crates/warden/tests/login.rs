@@ -27,6 +27,15 @@ fn csrf_of(page: &str) -> String {
 
 /// A browser signed in as `user` with a (software) passkey.
 async fn signed_in(server: &TestServer, base: &str, user: &str) -> reqwest::Client {
+    signed_in_with(server, base, user).await.0
+}
+
+/// The same, with the passkey and the session's CSRF token.
+async fn signed_in_with(
+    server: &TestServer,
+    base: &str,
+    user: &str,
+) -> (reqwest::Client, SoftPasskey, String) {
     assert!(server.admin(&["user", "add", user]).status.success());
     let link = String::from_utf8(server.admin(&["user", "enroll-link", user]).stdout).unwrap();
     let b = reqwest::Client::builder()
@@ -64,7 +73,134 @@ async fn signed_in(server: &TestServer, base: &str, user: &str) -> reqwest::Clie
         .await
         .unwrap();
     assert_eq!(done.status(), 200);
-    b
+    (b, soft, csrf)
+}
+
+async fn post(b: &reqwest::Client, url: String, csrf: &str, body: Value) -> (u16, Value) {
+    let resp = b
+        .post(url)
+        .header("x-warden-csrf", csrf)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_passkey_is_removed_only_with_another_one() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://localhost:{port}");
+    let config = format!("public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n");
+    let server = TestServer::start_on(bin(), Backend::Postgres, &config, port).await;
+    let (b, _laptop, csrf) = signed_in_with(&server, &base, "erin").await;
+
+    // A second passkey, added while signed in.
+    let (status, options) = post(
+        &b,
+        format!("{base}/webauthn/register/start"),
+        &csrf,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut phone = SoftPasskey::new("localhost", &base);
+    let credential = phone.register(&options);
+    let (status, _) = post(
+        &b,
+        format!("{base}/webauthn/register/finish"),
+        &csrf,
+        json!({ "name": "phone", "credential": credential }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let page = b
+        .get(format!("{base}/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ids: Vec<String> = page
+        .split("data-passkey=\"")
+        .skip(1)
+        .map(|r| r.split('"').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2, "{page}");
+
+    // Removing the laptop's passkey takes the phone's assertion.
+    let (status, options) = post(
+        &b,
+        format!("{base}/webauthn/remove/start"),
+        &csrf,
+        json!({ "passkey": ids[0] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{options}");
+    let allowed = options["publicKey"]["allowCredentials"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(allowed, 1, "only the other passkey may approve");
+    let assertion = phone.assert(&options);
+    let (status, body) = post(
+        &b,
+        format!("{base}/webauthn/remove/finish"),
+        &csrf,
+        json!({ "credential": assertion }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The last one cannot go this way.
+    let (status, body) = post(
+        &b,
+        format!("{base}/webauthn/remove/start"),
+        &csrf,
+        json!({ "passkey": ids[1] }),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (
+            409,
+            "this is your only usable passkey: add another before removing it (or ask an admin to reset)"
+        )
+    );
+    let (status, body) = post(
+        &b,
+        format!("{base}/webauthn/remove/start"),
+        "forged",
+        json!({ "passkey": ids[1] }),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (403, "CSRF token mismatch")
+    );
+    let out = warden_testkit::run_cli(
+        bin(),
+        &[
+            "audit",
+            "--data-dir",
+            server.data_dir.to_str().unwrap(),
+            "query",
+            "--action",
+            "passkey.remove",
+            "--json",
+        ],
+    );
+    let removed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(removed[0]["outcome"], "success");
+    assert_eq!(removed[0]["actor"], "user:erin");
 }
 
 #[tokio::test]
