@@ -1686,3 +1686,45 @@ pub(crate) async fn remove_finish(
         Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn loopback_redirects_only() {
+        assert!(loopback("http://127.0.0.1:4711/callback").is_ok());
+        assert!(loopback("http://[::1]:4711/cb").is_ok());
+        for bad in [
+            "https://127.0.0.1:4711/cb",
+            "http://127.0.0.1/cb",
+            "http://localhost:4711/cb",
+            "http://evil.example:4711/cb",
+            "http://user@127.0.0.1:4711/cb",
+            "http://127.0.0.1:4711/cb#x",
+            "not a url",
+        ] {
+            assert!(loopback(bad).is_err(), "{bad}");
+        }
+        assert_eq!(safe_return(Some("//evil.example".into())), "/account");
+        assert_eq!(safe_return(Some("https://evil.example".into())), "/account");
+        assert_eq!(safe_return(Some("/account?x=1".into())), "/account?x=1");
+    }
+
+    proptest! {
+        #[test]
+        fn outside_text_parsers_never_panic(s in "\\PC{0,120}") {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&s) {
+                headers.insert(header::COOKIE, v);
+            }
+            let _ = cookies(&headers);
+            let _ = loopback(&s);
+            let back = safe_return(Some(s.clone()));
+            prop_assert!(back.starts_with('/') && !back.starts_with("//"));
+            let _ = warden_identity::parse_session_token(&s);
+            let _ = warden_identity::parse_enrollment_token(&s);
+        }
+    }
+}

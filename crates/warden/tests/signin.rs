@@ -488,3 +488,83 @@ async fn sessions_end_when_idle_disabled_tampered_or_ended_by_an_admin() {
     );
     assert_eq!(audit(&s.server, "passkey.reset").len(), 1);
 }
+
+#[test]
+fn bad_identity_configuration_stops_the_server_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("warden.toml");
+    let data = dir.path().join("data");
+    let provider = |extra: &str| {
+        format!(
+            "[[identity.oidc]]\nname = \"corp\"\nissuer = \"https://idp.example.com\"\nclient_id = \"warden\"\n{extra}"
+        )
+    };
+    let missing = dir.path().join("nope");
+    let cases = [
+        (
+            provider("algorithms = [\"HS256\"]\n"),
+            "algorithm `HS256` is not accepted for identity provider `corp`: use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA (never none or HMAC)".to_owned(),
+        ),
+        (
+            provider(&format!("client_secret_file = \"{}\"\n", missing.display())),
+            format!(
+                "identity provider `corp`: cannot read client_secret_file {}: No such file or directory",
+                missing.display()
+            ),
+        ),
+        (
+            provider("provisioning = \"manual\"\n"),
+            "invalid provisioning `manual` for identity provider `corp`: use jit or scim".to_owned(),
+        ),
+        (
+            "[[identity.oidc]]\nname = \"corp\"\nissuer = \"http://idp.example.com\"\nclient_id = \"w\"\n".to_owned(),
+            "invalid issuer `http://idp.example.com` for identity provider `corp`: use an https:// URL".to_owned(),
+        ),
+        (
+            "[identity]\nidle_timeout = \"soon\"\n".to_owned(),
+            "invalid duration `soon` for `identity.idle_timeout`: at least 1s, like 30m or 12h".to_owned(),
+        ),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&config, text).unwrap();
+        let out = run_cli(
+            bin(),
+            &[
+                "server",
+                "--config",
+                config.to_str().unwrap(),
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+        );
+        assert!(!out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            format!("error: {expected}")
+        );
+        assert!(!data.exists(), "a refused config changes nothing");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_identity_provider_is_a_clear_error() {
+    let port = free_port();
+    let dead = free_port();
+    let base = format!("http://localhost:{port}");
+    let config = format!(
+        "public_url = \"{base}\"\n[[identity.oidc]]\nname = \"down\"\nissuer = \"http://127.0.0.1:{dead}\"\nclient_id = \"warden\"\n"
+    );
+    let server = TestServer::start_on(bin(), Backend::Sqlite, &config, port).await;
+    let resp = browser()
+        .get(format!("{base}/auth/oidc/down/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("identity provider `down` is unavailable: discovery failed"),
+        "{page}"
+    );
+    assert_eq!(audit(&server, "auth.login")[0]["outcome"], "failure");
+}
