@@ -54,6 +54,8 @@ pub struct IdentityConfig {
     /// A web session ends after this long without a request (`identity.idle_timeout`,
     /// default 30m: automatic logoff).
     pub idle_timeout: Duration,
+    /// How long an enrollment link works (`identity.enrollment_link_ttl`, default 24h).
+    pub enrollment_link_ttl: Duration,
 }
 
 /// X.509 settings.
@@ -259,6 +261,7 @@ struct IdentityFile {
     oidc: Vec<OidcFile>,
     session_lifetime: Option<String>,
     idle_timeout: Option<String>,
+    enrollment_link_ttl: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -893,6 +896,11 @@ fn resolve_identity(file: IdentityFile) -> Result<IdentityConfig, ConfigError> {
             "identity.idle_timeout",
             file.idle_timeout,
             Duration::from_secs(30 * 60),
+        )?,
+        enrollment_link_ttl: duration(
+            "identity.enrollment_link_ttl",
+            file.enrollment_link_ttl,
+            Duration::from_secs(24 * 3600),
         )?,
     })
 }

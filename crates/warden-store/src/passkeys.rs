@@ -220,8 +220,8 @@ impl Store {
     }
 
     /// Records a sign-in assertion with a passkey (its new counter in `credential`) and
-    /// completes the session `session_id` (or opens `new_session`), audited as
-    /// `auth.passkey`.
+    /// completes the session `session_id`, audited as `auth.passkey`, or opens `new_session`
+    /// (a passkey-only sign-in), audited as `auth.login`.
     pub async fn passkey_asserted(
         &self,
         ctx: &AuditContext,
@@ -231,7 +231,11 @@ impl Store {
         new_session: Option<(&str, &NewSession)>,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: "auth.passkey",
+            name: if new_session.is_some() {
+                "auth.login"
+            } else {
+                "auth.passkey"
+            },
             target: format!("passkey:{credential_id}"),
             details: json!({
                 "session": session_id.or(new_session.map(|(_, s)| s.id.as_str())),

@@ -18,6 +18,7 @@ pub struct SoftPasskey {
     rp_id: String,
     origin: String,
     counter: u32,
+    verified: bool,
     rng: SystemRandom,
 }
 
@@ -76,8 +77,14 @@ impl SoftPasskey {
             rp_id: rp_id.to_owned(),
             origin: origin.to_owned(),
             counter: 0,
+            verified: true,
             rng,
         }
+    }
+
+    /// Whether the authenticator reports user verification (the UV flag); true by default.
+    pub fn set_user_verified(&mut self, verified: bool) {
+        self.verified = verified;
     }
 
     fn client_data(&self, kind: &str, options: &Value) -> Vec<u8> {
@@ -94,7 +101,8 @@ impl SoftPasskey {
         self.counter += 1;
         let mut data = Sha256::digest(self.rp_id.as_bytes()).to_vec();
         // UP | UV (| AT).
-        data.push(if attested { 0x45 } else { 0x05 });
+        let uv = if self.verified { 0x04 } else { 0 };
+        data.push(if attested { 0x41 | uv } else { 0x01 | uv });
         data.extend(self.counter.to_be_bytes());
         if attested {
             data.extend([0u8; 16]);

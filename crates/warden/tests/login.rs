@@ -362,3 +362,124 @@ async fn warden_login_gets_a_credential_and_an_ssh_certificate() {
     let stranger = reqwest::get(&url).await.unwrap();
     assert_eq!(stranger.status(), 401, "not signed in in that browser");
 }
+
+/// One passkey sign-in for fred from a fresh browser, with `tamper` applied to the answer.
+async fn attempt(
+    base: &str,
+    soft: &mut SoftPasskey,
+    tamper: impl FnOnce(&mut Value),
+) -> (u16, Value) {
+    let b = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let options: Value = b
+        .post(format!("{base}/auth/passkey/start"))
+        .json(&json!({ "user": "fred" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut credential = soft.assert(&options);
+    tamper(&mut credential);
+    let resp = b
+        .post(format!("{base}/auth/passkey/finish"))
+        .json(&json!({ "credential": credential }))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+}
+
+#[tokio::test]
+async fn forged_assertions_and_stale_links_are_refused_and_audited() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://localhost:{port}");
+    let config = format!(
+        "public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n[identity]\nenrollment_link_ttl = \"1s\"\n"
+    );
+    let server = TestServer::start_on(bin(), Backend::Sqlite, &config, port).await;
+    let (_, mut genuine, _) = signed_in_with(&server, &base, "fred").await;
+
+    let mut stranger = SoftPasskey::new("localhost", &base);
+    let (status, body) = attempt(&base, &mut stranger, |_| {}).await;
+    assert_eq!(status, 403, "a key never registered: {body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the passkey did not verify"),
+        "{body}"
+    );
+    let (status, body) = attempt(&base, &mut genuine, |c| {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut sig = engine
+            .decode(c["response"]["signature"].as_str().unwrap())
+            .unwrap();
+        let last = sig.len() - 1;
+        sig[last] ^= 1;
+        c["response"]["signature"] = Value::String(engine.encode(sig));
+    })
+    .await;
+    assert_eq!(status, 403, "a broken signature: {body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the passkey did not verify"),
+        "{body}"
+    );
+    genuine.set_user_verified(false);
+    let (status, body) = attempt(&base, &mut genuine, |_| {}).await;
+    assert_eq!(status, 403, "no user verification: {body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the passkey did not verify"),
+        "{body}"
+    );
+    genuine.set_user_verified(true);
+    let (status, body) = attempt(&base, &mut genuine, |_| {}).await;
+    assert_eq!(status, 200, "the genuine key still works: {body}");
+    let out = warden_testkit::run_cli(
+        bin(),
+        &[
+            "audit",
+            "--data-dir",
+            server.data_dir.to_str().unwrap(),
+            "query",
+            "--action",
+            "auth.login",
+            "--json",
+        ],
+    );
+    let logins: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failures = logins
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "failure")
+        .count();
+    assert_eq!(failures, 3, "{logins}");
+
+    // An enrollment link past its life.
+    assert!(server.admin(&["user", "add", "gina"]).status.success());
+    let link = String::from_utf8(server.admin(&["user", "enroll-link", "gina"]).stdout).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let resp = reqwest::get(link.trim()).await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("this enrollment link has expired; ask an admin for a new one")
+    );
+}

@@ -47,6 +47,7 @@ pub fn schema(
         .data(config.ssh.clone())
         .data(config.x509.clone())
         .data(config.agent.clone())
+        .data(config.identity.clone())
         .data(PublicUrl(config.public_url.clone()))
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)

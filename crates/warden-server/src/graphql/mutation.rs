@@ -109,8 +109,8 @@ impl DirectoryMutation {
         set_disabled(ctx, name, false).await
     }
 
-    /// A one-time link (24 h) with which a local user registers their first passkey. Shown
-    /// once; only its hash is kept.
+    /// A one-time link (`identity.enrollment_link_ttl`, default 24 h) with which a local user
+    /// registers their first passkey. Shown once; only its hash is kept.
     async fn create_enrollment_link(
         &self,
         ctx: &Context<'_>,
@@ -119,10 +119,10 @@ impl DirectoryMutation {
         let caller = authorize(ctx, Capability::ManageUsers, &format!("user:{user}")).await?;
         let name = UserName::new(user).map_err(bad_input)?;
         let issued = warden_identity::issue_enrollment_token(&mut rand::rngs::OsRng);
-        let expires_at = caller
-            .audit
-            .now
-            .plus(std::time::Duration::from_secs(24 * 3600));
+        let ttl = ctx
+            .data::<crate::config::IdentityConfig>()?
+            .enrollment_link_ttl;
+        let expires_at = caller.audit.now.plus(ttl);
         let store = ctx.data::<Arc<Store>>()?;
         store
             .create_enrollment_link(
