@@ -69,6 +69,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
     warden_server::logging::init(&config.log);
     let server = Server::start(config).await?;
+    // Before saying "ready": a SIGTERM from then on must stop the server gracefully.
+    let shutdown = shutdown_signal();
     let addr = server.http_addr()?;
     let config = server.config();
     let data_dir = config.data_dir.display();
@@ -95,7 +97,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         database = %config.database,
         "ready"
     );
-    server.run(shutdown_signal()).await;
+    server.run(shutdown).await;
     Ok(())
 }
 
@@ -109,20 +111,24 @@ async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 /// Completes on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on the first SIGINT or SIGTERM. The handlers are installed here, at once, so a
+/// signal that arrives right after the server says it is ready is not lost (or fatal).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate()).context("cannot watch SIGTERM");
     let int = signal(SignalKind::interrupt()).context("cannot watch SIGINT");
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %format!("{e:#}"), "signals unavailable; stop with SIGKILL");
-            std::future::pending::<()>().await;
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "signals unavailable; stop with SIGKILL");
+                std::future::pending::<()>().await;
+            }
         }
     }
 }
