@@ -245,13 +245,15 @@ impl OidcProvider {
     }
 
     /// Finishes a sign-in: exchanges `code` (with the PKCE verifier), validates the id_token,
-    /// reads userinfo, and checks the email domain.
+    /// reads userinfo, and checks the email domain. Also returns how long the provider's own
+    /// requests (token, userinfo) took, for `Server-Timing`.
     pub async fn finish(
         &self,
         code: &str,
         pending: &PendingLogin,
-    ) -> Result<VerifiedPerson, OidcError> {
+    ) -> Result<(VerifiedPerson, Duration), OidcError> {
         let metadata = self.metadata(false).await?;
+        let started = Instant::now();
         let userinfo_url = metadata.userinfo_endpoint().map(|u| u.url().clone());
         let client = self.client(metadata);
         let response = client
@@ -261,6 +263,7 @@ impl OidcProvider {
             .request_async(&self.http)
             .await
             .map_err(|e| OidcError::Refused(token_error(&e)))?;
+        let mut provider_time = started.elapsed();
         let id_token = response
             .id_token()
             .ok_or_else(|| OidcError::InvalidToken("the token response has no id_token".into()))?;
@@ -274,11 +277,13 @@ impl OidcProvider {
             &self.config.groups_claim,
         )?;
         if let Some(url) = userinfo_url {
+            let asked = Instant::now();
             let info = self.userinfo(url, response.access_token().secret()).await?;
+            provider_time += asked.elapsed();
             merge_userinfo(&mut person, &info, &self.config.groups_claim)?;
         }
         check_email_domain(&person, &self.config.allowed_email_domains)?;
-        Ok(person)
+        Ok((person, provider_time))
     }
 
     async fn userinfo(&self, url: url::Url, access_token: &str) -> Result<Value, OidcError> {

@@ -378,7 +378,7 @@ pub(crate) async fn oidc_callback(
         )
         .await;
     }
-    let person = match provider.finish(&code, &pending).await {
+    let (person, provider_time) = match provider.finish(&code, &pending).await {
         Ok(p) => p,
         Err(e) => {
             let status = match e {
@@ -458,6 +458,13 @@ pub(crate) async fn oidc_callback(
         &mut response,
         format!("{LOGIN_COOKIE}=; Path=/auth/oidc/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
     );
+    // The provider's share of this request, so its own time can be told apart.
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "idp;dur={:.3}",
+        provider_time.as_secs_f64() * 1000.0
+    )) {
+        response.headers_mut().insert("server-timing", v);
+    }
     response
 }
 
