@@ -6,8 +6,9 @@ use sqlx::any::AnyRow;
 use warden_model::{Timestamp, UserName};
 
 use crate::audit::Action;
+use crate::signin::{OpenedSession, insert_session};
 use crate::users::{new_id, user_id};
-use crate::{AuditContext, NewSession, Store, StoreError, User};
+use crate::{AuditContext, NewSession, SessionStage, Store, StoreError, User};
 
 /// A registered passkey.
 #[derive(Debug, Clone)]
@@ -144,17 +145,14 @@ impl Store {
                 .bind(id)
                 .execute(&mut *conn)
                 .await?;
-            sqlx::query(
-                "INSERT INTO web_sessions (id, secret_hash, user_id, stage, method, amr, created_at, last_seen_at, expires_at) \
-                 VALUES ($1, $2, $3, 'passkey_enrollment', 'enrollment-link', '[]', $4, $4, $5)",
-            )
-            .bind(&session.id)
-            .bind(&session.secret_hash)
-            .bind(&user.id)
-            .bind(ctx.now.as_millis())
-            .bind(session.expires_at.as_millis())
-            .execute(&mut *conn)
-            .await?;
+            let opened = OpenedSession {
+                user_id: &user.id,
+                stage: SessionStage::PasskeyEnrollment,
+                method: "enrollment-link",
+                amr: &[],
+                acr: None,
+            };
+            insert_session(conn, session, &opened, ctx.now).await?;
             Ok(user)
         })
         .await
@@ -252,23 +250,22 @@ impl Store {
             .execute(&mut *conn)
             .await?;
             if updated.rows_affected() == 0 {
-                return Err(StoreError::Conflict("this passkey is locked or removed".to_owned()));
+                return Err(StoreError::Conflict(
+                    "this passkey is locked or removed".to_owned(),
+                ));
             }
             if let Some(id) = session_id {
                 complete_session(conn, id, ctx.now).await?;
             }
             if let Some((user_id, session)) = new_session {
-                sqlx::query(
-                    "INSERT INTO web_sessions (id, secret_hash, user_id, stage, method, amr, created_at, last_seen_at, expires_at) \
-                     VALUES ($1, $2, $3, 'active', 'passkey', '[\"hwk\"]', $4, $4, $5)",
-                )
-                .bind(&session.id)
-                .bind(&session.secret_hash)
-                .bind(user_id)
-                .bind(ctx.now.as_millis())
-                .bind(session.expires_at.as_millis())
-                .execute(&mut *conn)
-                .await?;
+                let opened = OpenedSession {
+                    user_id,
+                    stage: SessionStage::Active,
+                    method: "passkey",
+                    amr: &["hwk".to_owned()],
+                    acr: None,
+                };
+                insert_session(conn, session, &opened, ctx.now).await?;
             }
             Ok(())
         })

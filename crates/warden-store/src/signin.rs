@@ -283,21 +283,14 @@ impl Store {
             } else {
                 SessionStage::PasskeyEnrollment
             };
-            sqlx::query(
-                "INSERT INTO web_sessions (id, secret_hash, user_id, stage, method, amr, acr, created_at, last_seen_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
-            )
-            .bind(&sign_in.session.id)
-            .bind(&sign_in.session.secret_hash)
-            .bind(&user.id)
-            .bind(stage.as_str())
-            .bind(format!("oidc:{}", sign_in.provider))
-            .bind(serde_json::to_string(&sign_in.amr).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-            .bind(sign_in.acr.as_deref())
-            .bind(ctx.now.as_millis())
-            .bind(sign_in.session.expires_at.as_millis())
-            .execute(&mut *conn)
-            .await?;
+            let opened = OpenedSession {
+                user_id: &user.id,
+                stage,
+                method: &format!("oidc:{}", sign_in.provider),
+                amr: &sign_in.amr,
+                acr: sign_in.acr.as_deref(),
+            };
+            insert_session(conn, &sign_in.session, &opened, ctx.now).await?;
             Ok((user, stage))
         })
         .await
@@ -508,6 +501,40 @@ impl Store {
         })
         .await
     }
+}
+
+/// Who a new session is for and how it began.
+pub(crate) struct OpenedSession<'a> {
+    pub user_id: &'a str,
+    pub stage: SessionStage,
+    pub method: &'a str,
+    pub amr: &'a [String],
+    pub acr: Option<&'a str>,
+}
+
+/// Writes a new web session (its secret only as a hash).
+pub(crate) async fn insert_session(
+    conn: &mut AnyConnection,
+    session: &NewSession,
+    opened: &OpenedSession<'_>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO web_sessions (id, secret_hash, user_id, stage, method, amr, acr, created_at, last_seen_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
+    )
+    .bind(&session.id)
+    .bind(&session.secret_hash)
+    .bind(opened.user_id)
+    .bind(opened.stage.as_str())
+    .bind(opened.method)
+    .bind(serde_json::to_string(opened.amr).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+    .bind(opened.acr)
+    .bind(now.as_millis())
+    .bind(session.expires_at.as_millis())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Grants the provider's groups that exist here and takes back earlier grants of this

@@ -23,6 +23,6 @@ pub use oidc::OidcProvider;
 pub use otlp::OtlpReceiver;
 pub use postgres::TestDatabase;
 pub use rsyslog::{Rsyslog, TlsFiles};
-pub use server::{Backend, TestServer, run_cli};
+pub use server::{Backend, TestServer, free_port, run_cli};
 pub use soft_passkey::SoftPasskey;
 pub use sshd::{Sshd, ssh_keygen_ed25519};

@@ -184,6 +184,86 @@ impl TestServer {
         (status, headers, resp.text().await.expect("body"))
     }
 
+    /// The audit events with `action`, oldest first, as `warden audit query --json` prints them.
+    pub fn audit(&self, action: &str) -> Vec<Value> {
+        let dir = self.data_dir.to_str().expect("utf-8 path");
+        let out = run_cli(
+            &self.bin,
+            &[
+                "audit",
+                "--data-dir",
+                dir,
+                "query",
+                "--action",
+                action,
+                "--limit",
+                "1000",
+                "--json",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "audit query failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("audit JSON")
+    }
+
+    /// Adds local user `user`, follows an enrollment link and registers a software passkey,
+    /// as a browser at `base` (the server's public URL on `localhost`) would. Returns that
+    /// browser (with its session cookie), the passkey and the session's CSRF token.
+    pub async fn enroll_soft_passkey(
+        &self,
+        base: &str,
+        user: &str,
+    ) -> (reqwest::Client, crate::SoftPasskey, String) {
+        assert!(self.admin(&["user", "add", user]).status.success());
+        let link =
+            String::from_utf8(self.admin(&["user", "enroll-link", user]).stdout).expect("utf-8");
+        let b = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let enrolled = b.get(link.trim()).send().await.expect("enroll");
+        assert_eq!(enrolled.status(), 200);
+        let page = b
+            .get(format!("{base}/account"))
+            .send()
+            .await
+            .expect("account")
+            .text()
+            .await
+            .expect("page");
+        let csrf = page
+            .split("data-csrf=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("csrf token on the account page")
+            .to_owned();
+        let options: Value = b
+            .post(format!("{base}/webauthn/register/start"))
+            .header("x-warden-csrf", &csrf)
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("register start")
+            .json()
+            .await
+            .expect("options");
+        let mut soft = crate::SoftPasskey::new("localhost", base);
+        let credential = soft.register(&options);
+        let done = b
+            .post(format!("{base}/webauthn/register/finish"))
+            .header("x-warden-csrf", &csrf)
+            .json(&json!({ "name": "laptop", "credential": credential }))
+            .send()
+            .await
+            .expect("register finish");
+        assert_eq!(done.status(), 200);
+        (b, soft, csrf)
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
@@ -279,6 +359,14 @@ fn spawn(
         }
     };
     (child, url, mtls)
+}
+
+/// A free TCP port on 127.0.0.1 (for servers whose URL must be known before they start).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 /// A random byte from the OS, for test keys.

@@ -70,53 +70,6 @@ fn verification_rate(total: usize) -> f64 {
     (per_thread * 2) as f64 / start.elapsed().as_secs_f64()
 }
 
-async fn enroll(server: &TestServer, base: &str, user: &str) -> SoftPasskey {
-    assert!(server.admin(&["user", "add", user]).status.success());
-    let link = String::from_utf8(server.admin(&["user", "enroll-link", user]).stdout).unwrap();
-    let b = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    b.get(link.trim()).send().await.unwrap();
-    let page = b
-        .get(format!("{base}/account"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = page
-        .split("data-csrf=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let options: Value = b
-        .post(format!("{base}/webauthn/register/start"))
-        .header("x-warden-csrf", &csrf)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut soft = SoftPasskey::new("localhost", base);
-    let credential = soft.register(&options);
-    let done = b
-        .post(format!("{base}/webauthn/register/finish"))
-        .header("x-warden-csrf", &csrf)
-        .json(&json!({ "name": "bench", "credential": credential }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
-    soft
-}
-
 fn redirect_to(resp: &reqwest::Response) -> String {
     resp.headers()["location"].to_str().unwrap().to_owned()
 }
@@ -358,7 +311,7 @@ async fn main() {
     .await;
     let mut workers = Vec::new();
     for w in 0..concurrency {
-        let soft = enroll(&server, &base, &format!("u{w}")).await;
+        let (_, soft, _) = server.enroll_soft_passkey(&base, &format!("u{w}")).await;
         workers.push((format!("u{w}"), soft));
     }
     let per_worker = sign_ins / concurrency;

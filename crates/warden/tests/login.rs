@@ -16,64 +16,9 @@ fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
 }
 
-fn csrf_of(page: &str) -> String {
-    page.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .or_else(|| page.split("data-csrf=\"").nth(1))
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned()
-}
-
 /// A browser signed in as `user` with a (software) passkey.
 async fn signed_in(server: &TestServer, base: &str, user: &str) -> reqwest::Client {
-    signed_in_with(server, base, user).await.0
-}
-
-/// The same, with the passkey and the session's CSRF token.
-async fn signed_in_with(
-    server: &TestServer,
-    base: &str,
-    user: &str,
-) -> (reqwest::Client, SoftPasskey, String) {
-    assert!(server.admin(&["user", "add", user]).status.success());
-    let link = String::from_utf8(server.admin(&["user", "enroll-link", user]).stdout).unwrap();
-    let b = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    assert_eq!(b.get(link.trim()).send().await.unwrap().status(), 200);
-    let page = b
-        .get(format!("{base}/account"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = csrf_of(&page);
-    let options: Value = b
-        .post(format!("{base}/webauthn/register/start"))
-        .header("x-warden-csrf", &csrf)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut soft = SoftPasskey::new("localhost", base);
-    let credential = soft.register(&options);
-    let done = b
-        .post(format!("{base}/webauthn/register/finish"))
-        .header("x-warden-csrf", &csrf)
-        .json(&json!({ "name": "laptop", "credential": credential }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(done.status(), 200);
-    (b, soft, csrf)
+    server.enroll_soft_passkey(base, user).await.0
 }
 
 async fn post(b: &reqwest::Client, url: String, csrf: &str, body: Value) -> (u16, Value) {
@@ -100,7 +45,7 @@ async fn a_passkey_is_removed_only_with_another_one() {
     let base = format!("http://localhost:{port}");
     let config = format!("public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n");
     let server = TestServer::start_on(bin(), Backend::Postgres, &config, port).await;
-    let (b, _laptop, csrf) = signed_in_with(&server, &base, "erin").await;
+    let (b, _laptop, csrf) = server.enroll_soft_passkey(&base, "erin").await;
 
     // A second passkey, added while signed in.
     let (status, options) = post(
@@ -405,7 +350,7 @@ async fn forged_assertions_and_stale_links_are_refused_and_audited() {
         "public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n[identity]\nenrollment_link_ttl = \"1s\"\n"
     );
     let server = TestServer::start_on(bin(), Backend::Sqlite, &config, port).await;
-    let (_, mut genuine, _) = signed_in_with(&server, &base, "fred").await;
+    let (_, mut genuine, _) = server.enroll_soft_passkey(&base, "fred").await;
 
     let mut stranger = SoftPasskey::new("localhost", &base);
     let (status, body) = attempt(&base, &mut stranger, |_| {}).await;

@@ -8,30 +8,15 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use warden_testkit::{Backend, TestServer, run_cli};
+use warden_testkit::{Backend, TestServer};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
 }
 
-fn audit(server: &TestServer, action: &str) -> Vec<Value> {
-    let out = run_cli(
-        bin(),
-        &[
-            "audit",
-            "--data-dir",
-            server.data_dir.to_str().unwrap(),
-            "query",
-            "--action",
-            action,
-            "--json",
-        ],
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn outcomes(server: &TestServer, action: &str) -> Vec<String> {
-    audit(server, action)
+    server
+        .audit(action)
         .iter()
         .map(|e| e["outcome"].as_str().unwrap().to_owned())
         .collect()
@@ -104,7 +89,7 @@ async fn a_local_account_enrolls_a_passkey_and_signs_in_with_it_in_chromium() {
         "no identity provider here"
     );
     assert_eq!(outcomes(&server, "passkey.lock"), ["success"]);
-    let logins = audit(&server, "auth.login");
+    let logins = server.audit("auth.login");
     assert_eq!(logins[0]["outcome"], "success", "the passkey sign-in");
     let reasons: Vec<&str> = logins.iter().filter_map(|e| e["reason"].as_str()).collect();
     assert!(

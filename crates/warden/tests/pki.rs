@@ -38,23 +38,6 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn audit(server: &TestServer, action: &str) -> Vec<Value> {
-    let out = run_cli(
-        bin(),
-        &[
-            "audit",
-            "--data-dir",
-            server.data_dir.to_str().unwrap(),
-            "query",
-            "--action",
-            action,
-            "--json",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn join_token(server: &TestServer, host: &str) -> String {
     let out = server.admin(&[
         "join-token",
@@ -198,7 +181,7 @@ async fn an_agent_joins_and_stock_ssh_verifies_its_host_certificate() {
         "{}",
         text(&again)
     );
-    let joins = audit(&server, "host.join");
+    let joins = server.audit("host.join");
     assert_eq!(joins.len(), 2, "{joins:?}");
     assert_eq!(joins[1]["outcome"], "failure");
 
@@ -272,7 +255,7 @@ async fn an_agent_joins_and_stock_ssh_verifies_its_host_certificate() {
         String::from_utf8_lossy(&out.stderr).trim(),
         "error: host `web-1` not found"
     );
-    let renewals = audit(&server, "host.renew");
+    let renewals = server.audit("host.renew");
     assert_eq!(
         renewals.last().unwrap()["outcome"],
         "denied",
@@ -302,7 +285,8 @@ async fn agents_renew_at_two_thirds_and_must_rejoin_once_expired() {
     // Renewed at 4 s of a 6 s life: by 9 s at least two renewals over mutual TLS.
     let start = Instant::now();
     let renewals = loop {
-        let renewals = audit(&server, "x509.issue")
+        let renewals = server
+            .audit("x509.issue")
             .into_iter()
             .filter(|e| e["actor"] == "host:db-1" && e["auth"] == "mutual_tls")
             .count();
@@ -314,7 +298,7 @@ async fn agents_renew_at_two_thirds_and_must_rejoin_once_expired() {
     let _ = running.kill();
     let _ = running.wait();
     assert!(renewals >= 2, "renewals: {renewals}");
-    let issued = audit(&server, "ssh.issue");
+    let issued = server.audit("ssh.issue");
     assert!(
         issued
             .iter()
@@ -585,7 +569,7 @@ async fn bad_input_is_refused_with_clear_errors_and_audited() {
         !out_dir.join("cert.pem").exists(),
         "nothing written on error"
     );
-    let denied = audit(&server, "x509.issue");
+    let denied = server.audit("x509.issue");
     assert_eq!(
         denied.len(),
         2,
@@ -664,7 +648,7 @@ async fn bad_input_is_refused_with_clear_errors_and_audited() {
             "join token expired: create a new one with `warden admin join-token create`"
         )
     );
-    let joins = audit(&server, "host.join");
+    let joins = server.audit("host.join");
     let outcomes: Vec<&str> = joins
         .iter()
         .map(|e| e["outcome"].as_str().unwrap())
@@ -751,7 +735,7 @@ async fn bad_input_is_refused_with_clear_errors_and_audited() {
     assert_eq!(checked.status.code(), Some(1), "{}", text(&checked));
     assert!(text(&checked).contains("REVOKED"), "{}", text(&checked));
 
-    let issued = audit(&server, "ssh.issue");
+    let issued = server.audit("ssh.issue");
     assert!(
         issued.iter().any(|e| e["outcome"] == "denied"
             && e["reason"] == "principal `root` is not allowed for user `bob`"),
@@ -849,7 +833,7 @@ async fn rotation_keeps_old_keys_trusted_for_the_overlap() {
         listing.contains(&format!("Signing CA: ED25519 {fp}")),
         "{listing}\n{fingerprint}"
     );
-    let rotations = audit(&server, "ca.rotate");
+    let rotations = server.audit("ca.rotate");
     assert_eq!(rotations.len(), 3);
     assert_eq!(rotations[0]["target"], "ca:ssh-user");
 
@@ -859,5 +843,5 @@ async fn rotation_keeps_old_keys_trusted_for_the_overlap() {
         String::from_utf8_lossy(&out.stderr).trim(),
         "error: invalid duration `soon` for `overlap`: use a number and a unit, like 90s, 12h or 7d"
     );
-    assert_eq!(audit(&server, "ca.rotate").len(), 3);
+    assert_eq!(server.audit("ca.rotate").len(), 3);
 }

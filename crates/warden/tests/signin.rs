@@ -6,18 +6,10 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
-use warden_testkit::{Backend, OidcProvider, TestServer, run_cli};
+use warden_testkit::{Backend, OidcProvider, TestServer, free_port, run_cli};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Setup {
@@ -108,22 +100,6 @@ async fn sign_in(b: &reqwest::Client, base: &str, login: &str) -> (u16, String) 
     (status, resp.text().await.unwrap())
 }
 
-fn audit(server: &TestServer, action: &str) -> Vec<Value> {
-    let out = run_cli(
-        bin(),
-        &[
-            "audit",
-            "--data-dir",
-            server.data_dir.to_str().unwrap(),
-            "query",
-            "--action",
-            action,
-            "--json",
-        ],
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn csrf_of(page: &str) -> String {
     page.split("name=\"csrf\" value=\"")
         .nth(1)
@@ -172,7 +148,7 @@ async fn a_person_signs_in_through_the_identity_provider() {
                 .any(|l| l.starts_with("ops") && l.contains("alice")),
             "{groups}"
         );
-        let logins = audit(&s.server, "auth.login");
+        let logins = s.server.audit("auth.login");
         assert_eq!(logins.len(), 1, "{logins:?}");
         assert_eq!(logins[0]["outcome"], "success");
         assert_eq!(logins[0]["target"], "idp:corp:alice");
@@ -200,7 +176,7 @@ async fn a_person_signs_in_through_the_identity_provider() {
             "/",
             "signed out: back to the sign-in page"
         );
-        let ends = audit(&s.server, "session.end");
+        let ends = s.server.audit("session.end");
         let outcomes: Vec<&str> = ends
             .iter()
             .map(|e| e["outcome"].as_str().unwrap())
@@ -317,7 +293,7 @@ async fn refused_sign_ins_change_nothing_and_are_audited() {
     let unknown = get(format!("{base}/auth/oidc/nope/login")).await;
     assert_eq!(unknown.0, 404);
 
-    let refusals = audit(&s.server, "auth.login");
+    let refusals = s.server.audit("auth.login");
     let reasons: Vec<&str> = refusals
         .iter()
         .filter(|e| e["outcome"] == "failure")
@@ -361,7 +337,7 @@ async fn scim_only_provisioning_refuses_unknown_people() {
         ),
         "{page}"
     );
-    let failures = audit(&s.server, "auth.login");
+    let failures = s.server.audit("auth.login");
     assert_eq!(failures[0]["outcome"], "failure");
 }
 
@@ -396,10 +372,10 @@ async fn after_the_identity_provider_a_passkey_is_mandatory_in_chromium() {
         "{steps:?} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let logins = audit(&s.server, "auth.login");
+    let logins = s.server.audit("auth.login");
     assert_eq!(logins.len(), 2);
     assert!(logins.iter().all(|e| e["outcome"] == "success"));
-    let passkey = audit(&s.server, "auth.passkey");
+    let passkey = s.server.audit("auth.passkey");
     assert_eq!(passkey.len(), 1);
     assert_eq!(passkey[0]["actor"], "user:alice");
 }
@@ -471,7 +447,7 @@ async fn sessions_end_when_idle_disabled_tampered_or_ended_by_an_admin() {
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     assert_eq!(account_path(&b3, base).await, "/");
 
-    let ends = audit(&s.server, "session.end");
+    let ends = s.server.audit("session.end");
     let reasons: Vec<&str> = ends
         .iter()
         .filter(|e| e["outcome"] == "success")
@@ -486,7 +462,7 @@ async fn sessions_end_when_idle_disabled_tampered_or_ended_by_an_admin() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(audit(&s.server, "passkey.reset").len(), 1);
+    assert_eq!(s.server.audit("passkey.reset").len(), 1);
 }
 
 #[test]
@@ -566,5 +542,5 @@ async fn an_unreachable_identity_provider_is_a_clear_error() {
         page.contains("identity provider `down` is unavailable: discovery failed"),
         "{page}"
     );
-    assert_eq!(audit(&server, "auth.login")[0]["outcome"], "failure");
+    assert_eq!(server.audit("auth.login")[0]["outcome"], "failure");
 }
