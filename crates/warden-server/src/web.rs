@@ -814,26 +814,13 @@ pub(crate) async fn register_start(
         Ok(keys) => keys.into_iter().map(|k| k.credential).collect(),
         Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
     };
-    match app.web.passkeys.start_registration(
+    let started = app.web.passkeys.start_registration(
         &session.user.id,
         session.user.name.as_str(),
         &session.user.display_name,
         &existing,
-    ) {
-        Ok((options, state)) => {
-            let cookie = seal_ceremony(
-                &app,
-                &Ceremony {
-                    kind: "register".into(),
-                    subject: session.id.clone(),
-                    state,
-                    expires_at: ctx.now.as_millis() + 300_000,
-                },
-            );
-            with_cookie(axum::Json(options).into_response(), cookie)
-        }
-        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
+    );
+    start_ceremony(&app, "register", session.id.clone(), ctx.now, started)
 }
 
 #[derive(Debug, Deserialize)]
@@ -909,12 +896,46 @@ pub(crate) async fn register_finish(
             .await
     })
     .await;
-    match stored {
+    ceremony_done(&app, stored, StatusCode::CONFLICT)
+}
+
+/// Answers a ceremony's start: the options, and its state sealed in a cookie for 5 minutes.
+fn start_ceremony(
+    app: &App,
+    kind: &str,
+    subject: String,
+    now: Timestamp,
+    started: Result<(serde_json::Value, String), warden_identity::passkey::PasskeyError>,
+) -> Response {
+    match started {
+        Ok((options, state)) => {
+            let ceremony = Ceremony {
+                kind: kind.to_owned(),
+                subject,
+                state,
+                expires_at: now.as_millis() + 300_000,
+            };
+            with_cookie(
+                axum::Json(options).into_response(),
+                seal_ceremony(app, &ceremony),
+            )
+        }
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// Answers a ceremony's end: done (its cookie cleared), refused with `refused`, or try again.
+fn ceremony_done(
+    app: &App,
+    result: Result<(), warden_store::StoreError>,
+    refused: StatusCode,
+) -> Response {
+    match result {
         Ok(()) => with_cookie(
             axum::Json(serde_json::json!({ "ok": true })).into_response(),
-            Some(clear_ceremony(&app)),
+            Some(clear_ceremony(app)),
         ),
-        Err(e) if e.is_user_error() => json_error(StatusCode::CONFLICT, &e.to_string()),
+        Err(e) if e.is_user_error() => json_error(refused, &e.to_string()),
         Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
     }
 }
@@ -955,21 +976,8 @@ pub(crate) async fn assert_start(
             "no usable passkey: ask an admin to reset your passkeys",
         );
     }
-    match app.web.passkeys.start_authentication(&keys) {
-        Ok((options, state)) => {
-            let cookie = seal_ceremony(
-                &app,
-                &Ceremony {
-                    kind: "assert".into(),
-                    subject: session.id.clone(),
-                    state,
-                    expires_at: ctx.now.as_millis() + 300_000,
-                },
-            );
-            with_cookie(axum::Json(options).into_response(), cookie)
-        }
-        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
+    let started = app.web.passkeys.start_authentication(&keys);
+    start_ceremony(&app, "assert", session.id.clone(), ctx.now, started)
 }
 
 #[derive(Debug, Deserialize)]
@@ -1027,14 +1035,7 @@ pub(crate) async fn assert_finish(
             .await
     })
     .await;
-    match done {
-        Ok(()) => with_cookie(
-            axum::Json(serde_json::json!({ "ok": true })).into_response(),
-            Some(clear_ceremony(&app)),
-        ),
-        Err(e) if e.is_user_error() => json_error(StatusCode::FORBIDDEN, &e.to_string()),
-        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
-    }
+    ceremony_done(&app, done, StatusCode::FORBIDDEN)
 }
 
 #[derive(Debug, Deserialize)]
@@ -1073,21 +1074,8 @@ pub(crate) async fn signin_start(
     if keys.is_empty() {
         return refuse_json(&app, &ctx, &format!("user:{name}"), refused).await;
     }
-    match app.web.passkeys.start_authentication(&keys) {
-        Ok((options, state)) => {
-            let cookie = seal_ceremony(
-                &app,
-                &Ceremony {
-                    kind: "signin".into(),
-                    subject: user.id.clone(),
-                    state,
-                    expires_at: ctx.now.as_millis() + 300_000,
-                },
-            );
-            with_cookie(axum::Json(options).into_response(), cookie)
-        }
-        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
+    let started = app.web.passkeys.start_authentication(&keys);
+    start_ceremony(&app, "signin", user.id.clone(), ctx.now, started)
 }
 
 async fn refuse_json(app: &App, ctx: &AuditContext, target: &str, reason: &str) -> Response {
@@ -1603,21 +1591,14 @@ pub(crate) async fn remove_start(
             "this is your only usable passkey: add another before removing it (or ask an admin to reset)",
         );
     }
-    match app.web.passkeys.start_authentication(&others) {
-        Ok((options, state)) => {
-            let cookie = seal_ceremony(
-                &app,
-                &Ceremony {
-                    kind: "remove".into(),
-                    subject: format!("{}|{}", session.id, form.passkey),
-                    state,
-                    expires_at: ctx.now.as_millis() + 300_000,
-                },
-            );
-            with_cookie(axum::Json(options).into_response(), cookie)
-        }
-        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
+    let started = app.web.passkeys.start_authentication(&others);
+    start_ceremony(
+        &app,
+        "remove",
+        format!("{}|{}", session.id, form.passkey),
+        ctx.now,
+        started,
+    )
 }
 
 /// `POST /webauthn/remove/finish`: with another passkey's assertion, the passkey is removed.
@@ -1684,14 +1665,7 @@ pub(crate) async fn remove_finish(
         store.remove_passkey(&ctx2, &uid, &pid).await
     })
     .await;
-    match done {
-        Ok(()) => with_cookie(
-            axum::Json(serde_json::json!({ "ok": true })).into_response(),
-            Some(clear_ceremony(&app)),
-        ),
-        Err(e) if e.is_user_error() => json_error(StatusCode::CONFLICT, &e.to_string()),
-        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
-    }
+    ceremony_done(&app, done, StatusCode::CONFLICT)
 }
 
 #[cfg(test)]
