@@ -18,6 +18,7 @@ mod rsyslog;
 mod server;
 mod soft_passkey;
 mod sshd;
+mod tls_proxy;
 
 pub use oidc::OidcProvider;
 pub use otlp::OtlpReceiver;
@@ -26,3 +27,4 @@ pub use rsyslog::{Rsyslog, TlsFiles};
 pub use server::{Backend, TestServer, free_port, run_cli};
 pub use soft_passkey::SoftPasskey;
 pub use sshd::{Sshd, ssh_keygen_ed25519};
+pub use tls_proxy::TlsProxy;

@@ -198,27 +198,13 @@ impl Agent {
             csr,
             sshd_addr: self.args.sshd_addr.clone(),
         })?;
-        let authority = self
-            .args
-            .server
-            .strip_prefix("http://")
-            .ok_or_else(|| {
-                anyhow!(
-                    "unsupported server URL `{}`: use http://HOST:PORT",
-                    self.args.server
-                )
-            })?
-            .trim_end_matches('/')
-            .to_owned();
-        let stream = tokio::net::TcpStream::connect(authority.as_str())
-            .await
-            .with_context(|| format!("cannot reach the Warden server at {}", self.args.server))?;
+        let target = crate::http::Target::parse(&self.args.server)?;
         let request = hyper::Request::post("/v1/agent/join")
-            .header("host", &authority)
+            .header("host", &target.authority)
             .header("content-type", "application/json")
             .header("authorization", format!("Bearer {}", token.trim()))
             .body(Full::new(Bytes::from(body)))?;
-        let (status, bytes) = round_trip(TokioIo::new(stream), request).await?;
+        let (status, bytes) = crate::http::send(&target, request).await?;
         let creds = answer(status, &bytes).context("join refused")?;
         self.keep(creds)
     }

@@ -16,7 +16,7 @@ use tokio::net::UnixStream;
 pub struct AdminClient {
     data_dir: PathBuf,
     socket: PathBuf,
-    http: Option<(String, String)>,
+    http: Option<(crate::http::Target, String)>,
 }
 
 impl AdminClient {
@@ -30,18 +30,12 @@ impl AdminClient {
         }
     }
 
-    /// A client for `http://HOST:PORT` with a bearer token.
+    /// A client for `https://HOST` or `http://HOST:PORT` with a bearer token.
     pub fn remote(url: &str, token: String) -> anyhow::Result<Self> {
-        let Some(authority) = url.strip_prefix("http://") else {
-            bail!(
-                "unsupported server URL `{url}`: use http://HOST:PORT (https is not supported by the CLI yet)"
-            );
-        };
-        let authority = authority.trim_end_matches('/').to_owned();
         Ok(AdminClient {
             data_dir: PathBuf::new(),
             socket: PathBuf::new(),
-            http: Some((authority, token)),
+            http: Some((crate::http::Target::parse(url)?, token)),
         })
     }
 
@@ -92,40 +86,23 @@ impl AdminClient {
         path: &str,
         body: Vec<u8>,
     ) -> anyhow::Result<(hyper::StatusCode, Bytes)> {
-        let (io, host, token) = match &self.http {
-            Some((authority, token)) => {
-                let stream = tokio::net::TcpStream::connect(authority.as_str())
-                    .await
-                    .with_context(|| {
-                        format!("cannot reach the Warden server at http://{authority}")
-                    })?;
-                (
-                    Io::Tcp(TokioIo::new(stream)),
-                    authority.clone(),
-                    Some(token.clone()),
-                )
-            }
-            None => (
-                Io::Unix(TokioIo::new(self.connect_socket().await?)),
-                "localhost".to_owned(),
-                None,
-            ),
+        let host = match &self.http {
+            Some((target, _)) => target.authority.clone(),
+            None => "localhost".to_owned(),
         };
         let mut request = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header("host", host)
             .header("content-type", "application/json");
-        if let Some(token) = token {
+        if let Some((_, token)) = &self.http {
             request = request.header("authorization", format!("Bearer {token}"));
         }
         let request = request.body(Full::new(Bytes::from(body)))?;
-        let response = match io {
-            Io::Tcp(io) => round_trip(io, request).await?,
-            Io::Unix(io) => round_trip(io, request).await?,
-        };
-        let status = response.0;
-        Ok((status, response.1))
+        match &self.http {
+            Some((target, _)) => crate::http::send(target, request).await,
+            None => round_trip(TokioIo::new(self.connect_socket().await?), request).await,
+        }
     }
 
     async fn connect_socket(&self) -> anyhow::Result<UnixStream> {
@@ -145,11 +122,6 @@ impl AdminClient {
                 .with_context(|| format!("cannot open admin socket {}", self.socket.display())),
         }
     }
-}
-
-enum Io {
-    Tcp(TokioIo<tokio::net::TcpStream>),
-    Unix(TokioIo<UnixStream>),
 }
 
 pub async fn round_trip<T>(

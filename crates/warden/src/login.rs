@@ -95,10 +95,7 @@ async fn receive_code(listener: tokio::net::TcpListener) -> anyhow::Result<Vec<(
 
 pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
     let server = args.server.trim_end_matches('/').to_owned();
-    let authority = server
-        .strip_prefix("http://")
-        .ok_or_else(|| anyhow!("unsupported server URL `{server}`: use http://HOST:PORT"))?
-        .to_owned();
+    let target = crate::http::Target::parse(&server)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("cannot listen on 127.0.0.1 for the browser's answer")?;
@@ -134,17 +131,13 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
     }
     let code = get("code").ok_or_else(|| anyhow!("the browser's answer has no code"))?;
 
-    let stream = tokio::net::TcpStream::connect(authority.as_str())
-        .await
-        .with_context(|| format!("cannot reach the Warden server at {server}"))?;
     let body =
         json!({ "code": code, "code_verifier": verifier, "redirect_uri": redirect }).to_string();
     let request = hyper::Request::post("/auth/cli/token")
-        .header("host", &authority)
+        .header("host", &target.authority)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body)))?;
-    let (status, bytes) =
-        crate::client::round_trip(hyper_util::rt::TokioIo::new(stream), request).await?;
+    let (status, bytes) = crate::http::send(&target, request).await?;
     let reply: serde_json::Value =
         serde_json::from_slice(&bytes).context("the server's answer is not JSON")?;
     if !status.is_success() {

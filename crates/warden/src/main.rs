@@ -6,6 +6,7 @@ mod agent;
 mod audit;
 mod cli;
 mod client;
+mod http;
 mod login;
 mod output;
 mod pki;

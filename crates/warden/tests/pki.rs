@@ -845,3 +845,70 @@ async fn rotation_keeps_old_keys_trusted_for_the_overlap() {
     );
     assert_eq!(server.audit("ca.rotate").len(), 3);
 }
+
+#[tokio::test]
+async fn agents_and_the_cli_reach_warden_behind_a_tls_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let warden_port = warden_testkit::free_port();
+    let proxy_port = warden_testkit::free_port();
+    let public = format!("https://localhost:{proxy_port}");
+    let config = format!("public_url = \"{public}\"\n{CONFIG}");
+    let server = TestServer::start_on(bin(), Backend::Sqlite, &config, warden_port).await;
+    let proxy = warden_testkit::TlsProxy::start(dir.path(), proxy_port, warden_port);
+    let run = |args: &[&str], trust: bool| {
+        let mut cmd = Command::new(bin());
+        cmd.args(args).stdin(Stdio::null());
+        if trust {
+            cmd.env("WARDEN_CA_FILE", &proxy.ca_file);
+        }
+        cmd.output().unwrap()
+    };
+    let data = dir.path().join("agent");
+    let conf = dir.path().join("sshd.d");
+    let agent_args = |token: &str| -> Vec<String> {
+        vec![
+            "agent".into(),
+            "--server".into(),
+            public.clone(),
+            "--join-token".into(),
+            token.into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--sshd-config-dir".into(),
+            conf.display().to_string(),
+            "--once".into(),
+        ]
+    };
+
+    // Without trusting the proxy's CA the agent refuses to talk, and spends nothing.
+    let token = join_token(&server, "web-9");
+    let args = agent_args(&token);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&args, false);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(&format!(
+            "error: TLS with https://localhost:{proxy_port} failed: invalid peer certificate: UnknownIssuer"
+        )),
+        "{}",
+        text(&out)
+    );
+    let out = run(&args, true);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(data.join("ssh_host_ed25519_key-cert.pub").exists());
+
+    // The CLI too: https with an API token.
+    let admin = server.token("ops", "admin", None);
+    let out = Command::new(bin())
+        .args(["audit", "--server", &public, "key"])
+        .env("WARDEN_TOKEN", &admin)
+        .env("WARDEN_CA_FILE", &proxy.ca_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("localhost/audit+"),
+        "{}",
+        text(&out)
+    );
+}
