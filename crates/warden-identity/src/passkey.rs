@@ -6,8 +6,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use webauthn_rs::prelude::{
-    CredentialID, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
+    AttestationCaListBuilder, AttestedPasskeyRegistration, CredentialID, Passkey,
+    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    Url, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
 /// Why a ceremony failed. Messages are safe to show and to audit.
@@ -63,22 +64,61 @@ fn to_credential(passkey: &Passkey) -> Result<Credential, PasskeyError> {
     })
 }
 
+/// An authenticator model allowed to register: its AAGUID and the vendor CA its attestation
+/// certificates chain to.
+#[derive(Debug, Clone)]
+pub struct AllowedAuthenticator {
+    /// What people call it (`YubiKey 5`).
+    pub name: String,
+    /// Its AAGUID, 32 hex digits (dashes allowed).
+    pub aaguid: String,
+    /// The vendor's attestation root, PEM.
+    pub ca_pem: Vec<u8>,
+}
+
 /// The relying party: this server's public URL (its host is the RP id).
 #[derive(Debug)]
 pub struct Passkeys {
     webauthn: Webauthn,
+    allowed: Vec<AllowedAuthenticator>,
+}
+
+/// Registration state, with whether attestation is being checked.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum RegistrationState {
+    Plain(PasskeyRegistration),
+    Attested(AttestedPasskeyRegistration),
 }
 
 impl Passkeys {
-    /// The relying party for `public_url`.
-    pub fn new(public_url: &Url) -> Result<Self, String> {
+    /// The relying party for `public_url`. With `allowed` authenticators, registration asks
+    /// for attestation and accepts only those models (AAGUID, chained to the vendor's CA);
+    /// without, attestation is not asked for (`none`).
+    pub fn new(public_url: &Url, allowed: Vec<AllowedAuthenticator>) -> Result<Self, String> {
+        for a in &allowed {
+            Uuid::parse_str(&a.aaguid).map_err(|_| {
+                format!(
+                    "invalid AAGUID `{}` for authenticator `{}`",
+                    a.aaguid, a.name
+                )
+            })?;
+            let mut builder = AttestationCaListBuilder::new();
+            builder
+                .insert_device_pem(&a.ca_pem, Uuid::nil(), a.name.clone(), Default::default())
+                .map_err(|_| {
+                    format!(
+                        "the CA of authenticator `{}` is not a PEM certificate",
+                        a.name
+                    )
+                })?;
+        }
         let rp_id = public_url
             .host_str()
             .ok_or_else(|| format!("public_url `{public_url}` has no host for WebAuthn"))?;
         let webauthn = WebauthnBuilder::new(rp_id, public_url)
             .and_then(|b| b.rp_name("Warden").build())
             .map_err(|e| format!("cannot use `{public_url}` as the WebAuthn origin: {e}"))?;
-        Ok(Passkeys { webauthn })
+        Ok(Passkeys { webauthn, allowed })
     }
 
     /// Starts registering a passkey for the user with id `user_id` (32 hex digits). Returns
@@ -96,10 +136,33 @@ impl Passkeys {
             .filter_map(|json| passkey_of(json).ok())
             .map(|p| p.cred_id().clone())
             .collect();
-        let (options, state) = self
-            .webauthn
-            .start_passkey_registration(uuid, name, display_name, Some(exclude))
-            .map_err(rejected)?;
+        let (options, state) = if self.allowed.is_empty() {
+            let (options, state) = self
+                .webauthn
+                .start_passkey_registration(uuid, name, display_name, Some(exclude))
+                .map_err(rejected)?;
+            (options, RegistrationState::Plain(state))
+        } else {
+            let mut builder = AttestationCaListBuilder::new();
+            for a in &self.allowed {
+                let aaguid = Uuid::parse_str(&a.aaguid).map_err(state_err)?;
+                builder
+                    .insert_device_pem(&a.ca_pem, aaguid, a.name.clone(), Default::default())
+                    .map_err(state_err)?;
+            }
+            let (options, state) = self
+                .webauthn
+                .start_attested_passkey_registration(
+                    uuid,
+                    name,
+                    display_name,
+                    Some(exclude),
+                    builder.build(),
+                    None,
+                )
+                .map_err(rejected)?;
+            (options, RegistrationState::Attested(state))
+        };
         Ok((
             serde_json::to_value(options).map_err(state_err)?,
             serde_json::to_string(&state).map_err(state_err)?,
@@ -114,11 +177,22 @@ impl Passkeys {
     ) -> Result<Credential, PasskeyError> {
         let response: RegisterPublicKeyCredential =
             serde_json::from_slice(response).map_err(|e| PasskeyError::Malformed(e.to_string()))?;
-        let state: PasskeyRegistration = serde_json::from_str(state).map_err(state_err)?;
-        let passkey = self
-            .webauthn
-            .finish_passkey_registration(&response, &state)
-            .map_err(rejected)?;
+        let state: RegistrationState = serde_json::from_str(state).map_err(state_err)?;
+        let passkey = match state {
+            RegistrationState::Plain(state) => self
+                .webauthn
+                .finish_passkey_registration(&response, &state)
+                .map_err(rejected)?,
+            RegistrationState::Attested(state) => self
+                .webauthn
+                .finish_attested_passkey_registration(&response, &state)
+                .map(Passkey::from)
+                .map_err(|e| {
+                    PasskeyError::Rejected(format!(
+                        "this authenticator is not an allowed model ({e})"
+                    ))
+                })?,
+        };
         to_credential(&passkey)
     }
 

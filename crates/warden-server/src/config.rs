@@ -56,6 +56,9 @@ pub struct IdentityConfig {
     pub idle_timeout: Duration,
     /// How long an enrollment link works (`identity.enrollment_link_ttl`, default 24h).
     pub enrollment_link_ttl: Duration,
+    /// `[[identity.authenticator]]`: when any, only these authenticator models may register
+    /// (their attestation checked); when none, attestation is not asked for.
+    pub authenticators: Vec<warden_identity::passkey::AllowedAuthenticator>,
 }
 
 /// X.509 settings.
@@ -262,6 +265,15 @@ struct IdentityFile {
     session_lifetime: Option<String>,
     idle_timeout: Option<String>,
     enrollment_link_ttl: Option<String>,
+    authenticator: Vec<AuthenticatorFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthenticatorFile {
+    name: String,
+    aaguid: String,
+    ca_file: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -885,7 +897,24 @@ fn resolve_identity(file: IdentityFile) -> Result<IdentityConfig, ConfigError> {
             algorithms,
         });
     }
+    let mut authenticators = Vec::with_capacity(file.authenticator.len());
+    for a in file.authenticator {
+        let ca_pem = std::fs::read(&a.ca_file).map_err(|e| {
+            ConfigError(format!(
+                "authenticator `{}`: cannot read ca_file {}: {}",
+                a.name,
+                a.ca_file.display(),
+                io_cause(&e)
+            ))
+        })?;
+        authenticators.push(warden_identity::passkey::AllowedAuthenticator {
+            name: a.name,
+            aaguid: a.aaguid,
+            ca_pem,
+        });
+    }
     Ok(IdentityConfig {
+        authenticators,
         oidc,
         session_lifetime: duration(
             "identity.session_lifetime",

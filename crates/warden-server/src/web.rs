@@ -49,7 +49,10 @@ impl Web {
             );
         }
         Ok(Web {
-            passkeys: warden_identity::passkey::Passkeys::new(public_url)?,
+            passkeys: warden_identity::passkey::Passkeys::new(
+                public_url,
+                identity.authenticators.clone(),
+            )?,
             providers,
             identity: identity.clone(),
             secure: public_url.scheme() == "https",

@@ -25,6 +25,6 @@ pub use otlp::OtlpReceiver;
 pub use postgres::TestDatabase;
 pub use rsyslog::{Rsyslog, TlsFiles};
 pub use server::{Backend, TestServer, free_port, run_cli};
-pub use soft_passkey::SoftPasskey;
+pub use soft_passkey::{AttestationVendor, SoftPasskey};
 pub use sshd::{Sshd, ssh_keygen_ed25519};
 pub use tls_proxy::TlsProxy;

@@ -217,6 +217,20 @@ impl TestServer {
         base: &str,
         user: &str,
     ) -> (reqwest::Client, crate::SoftPasskey, String) {
+        let soft = crate::SoftPasskey::new("localhost", base);
+        let (status, body, enrolled) = self.try_enroll(base, user, soft).await;
+        assert_eq!(status, 200, "{body}");
+        enrolled
+    }
+
+    /// As [`TestServer::enroll_soft_passkey`] with a given authenticator; returns how the
+    /// registration's finish was answered.
+    pub async fn try_enroll(
+        &self,
+        base: &str,
+        user: &str,
+        mut soft: crate::SoftPasskey,
+    ) -> (u16, Value, (reqwest::Client, crate::SoftPasskey, String)) {
         assert!(self.admin(&["user", "add", user]).status.success());
         let link =
             String::from_utf8(self.admin(&["user", "enroll-link", user]).stdout).expect("utf-8");
@@ -251,7 +265,6 @@ impl TestServer {
             .json()
             .await
             .expect("options");
-        let mut soft = crate::SoftPasskey::new("localhost", base);
         let credential = soft.register(&options);
         let done = b
             .post(format!("{base}/webauthn/register/finish"))
@@ -260,8 +273,9 @@ impl TestServer {
             .send()
             .await
             .expect("register finish");
-        assert_eq!(done.status(), 200);
-        (b, soft, csrf)
+        let status = done.status().as_u16();
+        let body = done.json().await.unwrap_or(Value::Null);
+        (status, body, (b, soft, csrf))
     }
 
     /// The server's log so far.

@@ -10,9 +10,50 @@ use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// A vendor CA that issues attestation certificates to software authenticators, for tests
+/// of the authenticator allow-list.
+pub struct AttestationVendor {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl std::fmt::Debug for AttestationVendor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttestationVendor").finish_non_exhaustive()
+    }
+}
+
+impl AttestationVendor {
+    /// A new vendor root.
+    pub fn new(name: &str) -> AttestationVendor {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let cert = params.self_signed(&key).expect("vendor CA");
+        AttestationVendor { cert, key }
+    }
+
+    /// The root, PEM (what `[[identity.authenticator]] ca_file` names).
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+}
+
+/// An attestation certificate and its key, for `packed` attestation.
+#[derive(Debug)]
+struct Attestation {
+    key: EcdsaKeyPair,
+    cert_der: Vec<u8>,
+    aaguid: [u8; 16],
+}
+
 /// One credential on a software authenticator.
 #[derive(Debug)]
 pub struct SoftPasskey {
+    attestation: Option<Attestation>,
     key: EcdsaKeyPair,
     credential_id: Vec<u8>,
     rp_id: String,
@@ -72,6 +113,7 @@ impl SoftPasskey {
         let mut credential_id = vec![0u8; 32];
         ring::rand::SecureRandom::fill(&rng, &mut credential_id).expect("random");
         SoftPasskey {
+            attestation: None,
             key,
             credential_id,
             rp_id: rp_id.to_owned(),
@@ -80,6 +122,50 @@ impl SoftPasskey {
             verified: true,
             rng,
         }
+    }
+
+    /// Attests registrations (`packed`) with a certificate from `vendor` naming `aaguid`.
+    pub fn attested_by(mut self, vendor: &AttestationVendor, aaguid: [u8; 16]) -> SoftPasskey {
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &self.rng).expect("key");
+        let key =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &self.rng)
+                .expect("key");
+        let leaf_key = rcgen::KeyPair::try_from(pkcs8.as_ref()).expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CountryName, "US");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Warden Test");
+        params.distinguished_name.push(
+            rcgen::DnType::OrganizationalUnitName,
+            "Authenticator Attestation",
+        );
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Soft Authenticator");
+        params.is_ca = rcgen::IsCa::ExplicitNoCa;
+        // id-fido-gen-ce-aaguid: an OCTET STRING of the 16-byte AAGUID.
+        let mut value = vec![0x04, 16];
+        value.extend(aaguid);
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 45724, 1, 1, 4],
+                value,
+            ));
+        let cert = params
+            .signed_by(&leaf_key, &vendor.cert, &vendor.key)
+            .expect("attestation certificate");
+        self.attestation = Some(Attestation {
+            key,
+            cert_der: cert.der().to_vec(),
+            aaguid,
+        });
+        self
     }
 
     /// Whether the authenticator reports user verification (the UV flag); true by default.
@@ -105,7 +191,7 @@ impl SoftPasskey {
         data.push(if attested { 0x41 | uv } else { 0x01 | uv });
         data.extend(self.counter.to_be_bytes());
         if attested {
-            data.extend([0u8; 16]);
+            data.extend(self.attestation.as_ref().map_or([0u8; 16], |a| a.aaguid));
             data.extend((self.credential_id.len() as u16).to_be_bytes());
             data.extend(&self.credential_id);
             let point = self.key.public_key().as_ref();
@@ -137,9 +223,28 @@ impl SoftPasskey {
         let mut attestation = Vec::new();
         cbor_head(&mut attestation, 5, 3);
         cbor_text(&mut attestation, "fmt");
-        cbor_text(&mut attestation, "none");
-        cbor_text(&mut attestation, "attStmt");
-        cbor_head(&mut attestation, 5, 0);
+        match &self.attestation {
+            None => {
+                cbor_text(&mut attestation, "none");
+                cbor_text(&mut attestation, "attStmt");
+                cbor_head(&mut attestation, 5, 0);
+            }
+            Some(att) => {
+                let mut signed = auth_data.clone();
+                signed.extend(Sha256::digest(&client_data));
+                let sig = att.key.sign(&self.rng, &signed).expect("sign");
+                cbor_text(&mut attestation, "packed");
+                cbor_text(&mut attestation, "attStmt");
+                cbor_head(&mut attestation, 5, 3);
+                cbor_text(&mut attestation, "alg");
+                cbor_int(&mut attestation, -7);
+                cbor_text(&mut attestation, "sig");
+                cbor_bytes(&mut attestation, sig.as_ref());
+                cbor_text(&mut attestation, "x5c");
+                cbor_head(&mut attestation, 4, 1);
+                cbor_bytes(&mut attestation, &att.cert_der);
+            }
+        }
         cbor_text(&mut attestation, "authData");
         cbor_bytes(&mut attestation, &auth_data);
         json!({

@@ -30,7 +30,7 @@ fn verification_rate(total: usize) -> f64 {
     let per_thread = total / 2;
     let prepared: Vec<_> = (0..2)
         .map(|_| {
-            let passkeys = Passkeys::new(&url).unwrap();
+            let passkeys = Passkeys::new(&url, Vec::new()).unwrap();
             let mut soft = SoftPasskey::new("localhost", "http://localhost:8080");
             let (options, state) = passkeys
                 .start_registration("0190f0f0f0f07000800000000000abcd", "bench", "Bench", &[])

@@ -428,3 +428,65 @@ async fn forged_assertions_and_stale_links_are_refused_and_audited() {
             .contains("this enrollment link has expired; ask an admin for a new one")
     );
 }
+
+#[tokio::test]
+async fn only_allowed_authenticator_models_register_when_an_allow_list_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let vendor = warden_testkit::AttestationVendor::new("Acme Keys Root");
+    let stranger = warden_testkit::AttestationVendor::new("Other Vendor Root");
+    let ca = dir.path().join("acme.pem");
+    std::fs::write(&ca, vendor.pem()).unwrap();
+    let allowed = [0x11u8; 16];
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://localhost:{port}");
+    let config = format!(
+        "public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n\
+         [[identity.authenticator]]\nname = \"Acme Key\"\naaguid = \"11111111-1111-1111-1111-111111111111\"\nca_file = \"{}\"\n",
+        ca.display()
+    );
+    let server = TestServer::start_on(bin(), Backend::Sqlite, &config, port).await;
+    let key = |vendor: Option<(&warden_testkit::AttestationVendor, [u8; 16])>| {
+        let soft = SoftPasskey::new("localhost", &base);
+        match vendor {
+            Some((v, aaguid)) => soft.attested_by(v, aaguid),
+            None => soft,
+        }
+    };
+
+    let (status, body, _) = server
+        .try_enroll(&base, "ann", key(Some((&vendor, allowed))))
+        .await;
+    assert_eq!(status, 200, "an allowed model registers: {body}");
+    for (user, soft, what) in [
+        (
+            "ben",
+            key(Some((&vendor, [0x22; 16]))),
+            "another model of the same vendor",
+        ),
+        (
+            "cid",
+            key(Some((&stranger, allowed))),
+            "the right AAGUID from another CA",
+        ),
+        ("dot", key(None), "no attestation at all"),
+    ] {
+        let (status, body, _) = server.try_enroll(&base, user, soft).await;
+        assert_eq!(status, 403, "{what}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().starts_with(
+                "the passkey did not verify: this authenticator is not an allowed model"
+            ),
+            "{what}: {body}"
+        );
+    }
+    let registered = server.audit("passkey.register");
+    let outcomes: Vec<&str> = registered
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["success", "failure", "failure", "failure"]);
+}
