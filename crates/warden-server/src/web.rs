@@ -1318,6 +1318,7 @@ pub(crate) async fn cli_consent(
     Query(q): Query<CliAuthorize>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
     let ctx = context(request_id, connect);
@@ -1328,14 +1329,46 @@ pub(crate) async fn cli_consent(
             &format!("<p>{}</p>", escape(&reason)),
         );
     }
+    // Not fully signed in yet: every step comes back here when done.
+    let here = escape(&uri.to_string());
     let session = current_session(&app, &headers, &ctx).await;
-    let Some((session, presented)) = session.filter(|(s, _)| s.stage == SessionStage::Active)
-    else {
-        return page(
-            StatusCode::UNAUTHORIZED,
-            "Sign in first",
-            "<p>Sign in (with your passkey) in this browser, then run <code>warden login</code> again.</p><p><a href=\"/\">Sign in</a></p>",
-        );
+    let (session, presented) = match session {
+        Some((s, p)) if s.stage == SessionStage::Active => (s, p),
+        Some((s, p)) => {
+            let csrf = p.derive("csrf");
+            let (id, label) = if s.stage == SessionStage::Passkey {
+                ("passkey-confirm", "Confirm with your passkey")
+            } else {
+                ("passkey-register", "Register a passkey")
+            };
+            let body = format!(
+                "<p>Before the command line can act as <strong>{}</strong>, finish signing in.</p>\
+                 <p><button id=\"{id}\" type=\"button\" data-csrf=\"{csrf}\" data-next=\"{here}\">{label}</button></p>\
+                 <p id=\"passkey-status\" role=\"status\"></p><script src=\"/static/passkey.js\" defer></script>",
+                escape(s.user.name.as_str())
+            );
+            return page(StatusCode::UNAUTHORIZED, "Sign in first", &body);
+        }
+        None => {
+            let mut links = String::new();
+            for name in app.web.providers.keys() {
+                let query = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("return_to", &uri.to_string())
+                    .finish();
+                links.push_str(&format!(
+                    "<li><a href=\"{}\">Sign in with {}</a></li>",
+                    escape(&format!("/auth/oidc/{name}/login?{query}")),
+                    escape(name)
+                ));
+            }
+            let body = format!(
+                "<p>Sign in in this browser to authorize the command line.</p><ul>{links}</ul>\
+                 <p><label for=\"passkey-user\">User name</label> <input id=\"passkey-user\" autocomplete=\"username webauthn\"> \
+                 <button id=\"passkey-signin\" type=\"button\" data-next=\"{here}\">Sign in with a passkey</button></p>\
+                 <p id=\"passkey-status\" role=\"status\"></p><script src=\"/static/passkey.js\" defer></script>"
+            );
+            return page(StatusCode::UNAUTHORIZED, "Sign in first", &body);
+        }
     };
     let csrf = presented.derive("csrf");
     let body = format!(
@@ -1351,7 +1384,16 @@ pub(crate) async fn cli_consent(
         escape(&q.state),
         escape(&q.code_challenge),
     );
-    page(StatusCode::OK, "Authorize the CLI", &body)
+    let mut response = page(StatusCode::OK, "Authorize the CLI", &body);
+    // The form's answer redirects to the CLI's loopback listener: let it.
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; connect-src 'self'; \
+             form-action 'self' http://127.0.0.1:* http://[::1]:*; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    response
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const [base, login, shots] = process.argv.slice(2);
+const [base, login, shots, cliUrl] = process.argv.slice(2);
 const report = (step, ok, detail) => console.log(JSON.stringify({ step, ok, detail }));
 
 const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'warden-chromium-')), {
@@ -45,6 +45,21 @@ try {
   await page.click('#passkey-confirm');
   report('confirmed', await text('You are signed in.'));
   await page.screenshot({ path: join(shots, 'signed-in-after-idp.png') });
+
+  if (cliUrl) {
+    // `warden login`: signed out, the browser opens the CLI's address and goes through the
+    // provider and the passkey before authorizing; the answer goes to the CLI's loopback.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForLoadState();
+    await page.goto(cliUrl);
+    await page.click('text=Sign in with corp');
+    await page.waitForSelector('#passkey-confirm', { timeout: 10000 });
+    await page.click('#passkey-confirm');
+    await page.waitForSelector('text=Authorize the CLI', { timeout: 10000 });
+    await page.screenshot({ path: join(shots, 'authorize-cli.png') });
+    await page.click('button[type=submit]');
+    report('cli', await text('The Warden CLI is signed in'));
+  }
 } catch (error) {
   const content = await page.content().catch(() => '');
   report('error', false, `${error && error.message || error} at ${page.url()}: ${content.slice(0, 600)}`);

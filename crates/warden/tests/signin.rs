@@ -348,9 +348,24 @@ async fn after_the_identity_provider_a_passkey_is_mandatory_in_chromium() {
     std::fs::create_dir_all(&shots).unwrap();
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden-testkit/js/oidc-passkey-journey.mjs");
+    // `warden login` waits on its loopback for the browser's answer.
+    let home = tempfile::tempdir().unwrap();
+    let mut login = std::process::Command::new(bin())
+        .args(["login", "--server", &s.base, "--no-browser"])
+        .env("WARDEN_CONFIG_DIR", home.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(login.stdout.take().unwrap()));
+    let cli_url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with(&format!("{}/auth/cli?", s.base)))
+        .unwrap();
     let out = std::process::Command::new("node")
         .arg(script)
-        .args([&s.base, "alice", shots.to_str().unwrap()])
+        .args([&s.base, "alice", shots.to_str().unwrap(), &cli_url])
         .output()
         .unwrap();
     let steps: Vec<Value> = String::from_utf8_lossy(&out.stdout)
@@ -367,17 +382,27 @@ async fn after_the_identity_provider_a_passkey_is_mandatory_in_chromium() {
             ("idp-first", true),
             ("registered", true),
             ("idp-again", true),
-            ("confirmed", true)
+            ("confirmed", true),
+            ("cli", true)
         ],
         "{steps:?} {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(login.wait().unwrap().success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("signed in as alice until ")),
+        "{rest:?}"
+    );
+    assert!(home.path().join("ssh/id_ed25519-cert.pub").exists());
     let logins = s.server.audit("auth.login");
-    assert_eq!(logins.len(), 2);
+    assert_eq!(logins.len(), 3);
     assert!(logins.iter().all(|e| e["outcome"] == "success"));
     let passkey = s.server.audit("auth.passkey");
-    assert_eq!(passkey.len(), 1);
+    assert_eq!(passkey.len(), 2);
     assert_eq!(passkey[0]["actor"], "user:alice");
+    assert_eq!(s.server.audit("auth.cli.token")[0]["outcome"], "success");
 }
 
 async fn account_path(b: &reqwest::Client, base: &str) -> String {

@@ -195,7 +195,8 @@ async fn syslog_over_tls_checks_the_collector_certificate() {
     let config = tls_sink(collector.port, &files.ca);
     let server = TestServer::start(bin(), Backend::Sqlite, &config).await;
     add_users(&server, "u", 3);
-    wait_for("5 messages over TLS", || collector.messages().len() >= 5).await;
+    // Four startup events (the CAs and the mTLS listener's certificate), then the users.
+    wait_for("7 messages over TLS", || collector.messages().len() >= 7).await;
     let targets: Vec<String> = events(&collector.messages())
         .into_iter()
         .filter(|e| e.action == "user.create")
