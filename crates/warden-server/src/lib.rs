@@ -66,7 +66,7 @@ pub struct Server {
 impl Server {
     /// Prepares the data directory, takes its lock, connects to and migrates the database,
     /// and binds the listeners.
-    pub async fn start(config: Config) -> Result<Server, StartError> {
+    pub async fn start(mut config: Config) -> Result<Server, StartError> {
         let lock = lock_data_dir(&config.data_dir)?;
         let sinks = sink::prepare(&config.audit.sinks)?;
         let key = audit::load_or_create_key(&config.data_dir, &config.audit.origin)?;
@@ -87,6 +87,12 @@ impl Server {
                 io_cause(&e)
             ))
         })?;
+        // A public URL derived from `--listen HOST:0` names the port actually bound.
+        if config.public_url.port() == Some(0)
+            && let Ok(bound) = http.local_addr()
+        {
+            let _ = config.public_url.set_port(Some(bound.port()));
+        }
         let mtls_listener = TcpListener::bind(config.listen_agent_mtls)
             .await
             .map_err(|e| {
@@ -169,6 +175,59 @@ impl Server {
             .listener
             .local_addr()
             .map_err(|e| StartError(format!("cannot read listen address: {}", io_cause(&e))))
+    }
+
+    /// With `--dev` and no user yet: makes the first admin, `admin` (in group `admins`), and
+    /// returns a one-time enrollment link for their passkey. `None` otherwise.
+    pub async fn dev_first_admin(&self) -> Result<Option<String>, StartError> {
+        if !self.config.dev {
+            return Ok(None);
+        }
+        let err = |e: warden_store::StoreError| StartError(e.to_string());
+        let page = warden_store::PageRequest {
+            after: None,
+            before: None,
+            limit: 1,
+            from_end: false,
+        };
+        if !self.store.users(&page).await.map_err(err)?.items.is_empty() {
+            return Ok(None);
+        }
+        let now = warden_model::Timestamp::from_system(std::time::SystemTime::now());
+        let ctx = warden_store::AuditContext {
+            actor: warden_model::Actor::System,
+            request_id: "dev-first-admin".to_owned(),
+            source: None,
+            now,
+        };
+        let name = warden_model::UserName::new("admin").map_err(|e| StartError(e.to_string()))?;
+        let group =
+            warden_model::GroupName::new("admins").map_err(|e| StartError(e.to_string()))?;
+        let new = warden_store::NewUser {
+            name: name.clone(),
+            display_name: Some("First admin".to_owned()),
+            email: None,
+        };
+        self.store.create_user(&ctx, new).await.map_err(err)?;
+        self.store
+            .create_group(&ctx, group.clone(), "Warden administrators".to_owned())
+            .await
+            .map_err(err)?;
+        self.store
+            .add_group_member(&ctx, &group, &name)
+            .await
+            .map_err(err)?;
+        let issued = warden_identity::issue_enrollment_token(&mut rand::rngs::OsRng);
+        let expires = now.plus(self.config.identity.enrollment_link_ttl);
+        self.store
+            .create_enrollment_link(&ctx, &name, &issued.id, &issued.secret_hash, expires)
+            .await
+            .map_err(err)?;
+        Ok(Some(format!(
+            "{}/enroll/{}",
+            self.config.public_url.as_str().trim_end_matches('/'),
+            issued.token.expose()
+        )))
     }
 
     /// The audit log.

@@ -88,6 +88,10 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     println!("  metrics        http://{addr}/metrics");
     println!("  admin socket   {}", server.admin_socket().display());
     println!("  database       {}", config.database);
+    if let Some(link) = server.dev_first_admin().await? {
+        println!("First admin: open this one-time link to register your passkey (24 h):");
+        println!("  {link}");
+    }
     println!("First admin token:");
     println!(
         "  warden admin --data-dir {data_dir} token create --name first-admin --role admin --ttl 1h"

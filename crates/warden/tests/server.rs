@@ -1,4 +1,5 @@
 //! The server process: start, health, metrics, shutdown, and refusing to start on bad input.
+#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
 
 use std::path::Path;
 use std::process::Output;
@@ -237,4 +238,65 @@ fn api_schema_prints_the_sdl() {
     ] {
         assert!(sdl.contains(needle), "{needle} missing");
     }
+}
+
+/// Runs `warden server --dev` until it is ready and returns its stdout lines so far.
+fn dev_start(data: &Path) -> (std::process::Child, Vec<String>) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(bin())
+        .args(["server", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("WARDEN_LISTEN_AGENT_MTLS", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+    {
+        let done = line.contains("token create --name first-admin");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    (child, lines)
+}
+
+#[tokio::test]
+async fn a_dev_server_prints_the_first_admins_enrollment_link_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, lines) = dev_start(&data);
+    let link = lines
+        .iter()
+        .skip_while(|l| !l.starts_with("First admin: open this one-time link"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{lines:?}"))
+        .trim()
+        .to_owned();
+    let listen = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("listening on "))
+        .unwrap()
+        .to_owned();
+    let port = listen.rsplit(':').next().unwrap();
+    assert!(
+        link.starts_with(&format!("http://localhost:{port}/enroll/wel_")),
+        "{link}"
+    );
+    let resp = reqwest::get(&link).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let _ = child.kill();
+    let _ = child.wait();
+    let (mut child, lines) = dev_start(&data);
+    assert!(
+        !lines.iter().any(|l| l.starts_with("First admin: open")),
+        "only on the first start: {lines:?}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
