@@ -749,6 +749,28 @@ async fn json_session(
     Ok((session, presented))
 }
 
+/// The session, its audit context and its ceremony of `kind`, for a ceremony's finish.
+async fn session_ceremony(
+    app: &App,
+    headers: &HeaderMap,
+    ctx: AuditContext,
+    kind: &str,
+) -> Result<(Session, AuditContext, Ceremony), Response> {
+    let (session, _) = json_session(app, headers, &ctx).await?;
+    let ctx = AuditContext {
+        actor: session_actor(&session),
+        ..ctx
+    };
+    match open_ceremony(app, headers, kind, ctx.now) {
+        Ok(c) if c.subject == session.id => Ok((session, ctx, c)),
+        Ok(_) => Err(json_error(
+            StatusCode::BAD_REQUEST,
+            "the passkey ceremony belongs to another session",
+        )),
+        Err(m) => Err(json_error(StatusCode::BAD_REQUEST, m)),
+    }
+}
+
 fn session_actor(session: &Session) -> Actor {
     Actor::User {
         name: session.user.name.clone(),
@@ -841,23 +863,9 @@ pub(crate) async fn register_finish(
     body: axum::body::Bytes,
 ) -> Response {
     let ctx = context(request_id, connect);
-    let (session, _) = match json_session(&app, &headers, &ctx).await {
-        Ok(s) => s,
+    let (session, ctx, ceremony) = match session_ceremony(&app, &headers, ctx, "register").await {
+        Ok(parts) => parts,
         Err(r) => return r,
-    };
-    let ctx = AuditContext {
-        actor: session_actor(&session),
-        ..ctx
-    };
-    let ceremony = match open_ceremony(&app, &headers, "register", ctx.now) {
-        Ok(c) if c.subject == session.id => c,
-        Ok(_) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "the passkey ceremony belongs to another session",
-            );
-        }
-        Err(m) => return json_error(StatusCode::BAD_REQUEST, m),
     };
     let Ok(form) = serde_json::from_slice::<RegisterFinish>(&body) else {
         return json_error(
@@ -997,23 +1005,9 @@ pub(crate) async fn assert_finish(
     body: axum::body::Bytes,
 ) -> Response {
     let ctx = context(request_id, connect);
-    let (session, _) = match json_session(&app, &headers, &ctx).await {
-        Ok(s) => s,
+    let (session, ctx, ceremony) = match session_ceremony(&app, &headers, ctx, "assert").await {
+        Ok(parts) => parts,
         Err(r) => return r,
-    };
-    let ctx = AuditContext {
-        actor: session_actor(&session),
-        ..ctx
-    };
-    let ceremony = match open_ceremony(&app, &headers, "assert", ctx.now) {
-        Ok(c) if c.subject == session.id => c,
-        Ok(_) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "the passkey ceremony belongs to another session",
-            );
-        }
-        Err(m) => return json_error(StatusCode::BAD_REQUEST, m),
     };
     let Ok(form) = serde_json::from_slice::<AssertFinish>(&body) else {
         return json_error(StatusCode::BAD_REQUEST, "expected {\"credential\": …}");
