@@ -29,6 +29,11 @@ pub enum Command {
     /// Sign the command line in: authorize it in the browser where you are signed in, get a
     /// 12-hour credential and an SSH certificate.
     Login(LoginArgs),
+    /// Policy as code (Cedar): print the schema, check a directory, run its tests.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Certificate authorities: rotate a CA with an overlap window.
     Ca(CaArgs),
     /// X.509 workload certificates for mutual TLS.
@@ -208,6 +213,16 @@ pub enum CertCommand {
         #[arg(long)]
         ttl: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print Warden's Cedar schema.
+    Schema,
+    /// Parse DIR/*.cedar and validate it against the schema; errors at file:line:col.
+    Check { dir: PathBuf },
+    /// Run DIR/tests.toml against DIR/*.cedar and print a table of results.
+    Test { dir: PathBuf },
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ mod http;
 mod login;
 mod output;
 mod pki;
+mod policy;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -49,6 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => admin::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Login(args) => login::run(args).await,
+        Command::Policy { command } => policy::run(command),
         Command::Ca(args) => pki::ca(args).await,
         Command::Cert(args) => pki::cert(args).await,
         Command::Agent(args) => agent::run(args).await,
