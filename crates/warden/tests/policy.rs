@@ -1,5 +1,4 @@
 //! `warden policy`: the schema, checking a policy directory and running its tests, offline.
-#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
 
 use std::path::Path;
 
