@@ -1,0 +1,154 @@
+//! Policy engine benchmark (issue 6 targets): 10,000 users in 100 groups, 1,000 hosts with
+//! labels, 500 policies. Reports, in one run:
+//! - loading (parse + strict validation) the 500 policies;
+//! - Warden's decision path (`Policies::decide`: parse the request's names, build and check
+//!   the context against the schema, evaluate), p50/p99;
+//! - a bare `cedar-policy` evaluation of the same requests with everything prebuilt, p50/p99,
+//!   and the ratio.
+//!
+//! Run: `cargo run --release -p warden-policy --example decide`
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark binary"
+)]
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use cedar_policy::{Authorizer, Context, EntityUid, PolicySet, Request};
+use serde_json::json;
+use warden_policy::{Directory, GroupEntry, HostEntry, PolicyFile, UserEntry, load};
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+fn main() {
+    let groups: Vec<String> = (0..100).map(|g| format!("team{g}")).collect();
+    let dir = Directory {
+        groups: groups
+            .iter()
+            .map(|g| GroupEntry { name: g.clone() })
+            .collect(),
+        users: (0..10_000)
+            .map(|u| UserEntry {
+                name: format!("u{u}"),
+                groups: vec![groups[u % 100].clone()],
+            })
+            .collect(),
+        hosts: (0..1_000)
+            .map(|h| HostEntry {
+                name: format!("h{h}"),
+                labels: [
+                    ("team".to_owned(), format!("team{}", h % 100)),
+                    (
+                        "env".to_owned(),
+                        if h % 2 == 0 { "prod" } else { "dev" }.to_owned(),
+                    ),
+                ]
+                .into(),
+            })
+            .collect(),
+    };
+    // 500 policies: per team, a permit to its hosts with two logins, plus forbids.
+    let mut text = String::new();
+    for g in 0..100 {
+        for login in ["deploy", "app", "ops", "debug"] {
+            text.push_str(&format!(
+                "permit (principal in Warden::Group::\"team{g}\", action == Warden::Action::\"ssh\", resource)\n\
+                 when {{ resource.hasTag(\"team\") && resource.getTag(\"team\") == \"team{g}\" && context.login == \"{login}\" }};\n"
+            ));
+        }
+        text.push_str(&format!(
+            "forbid (principal in Warden::Group::\"team{g}\", action == Warden::Action::\"ssh\", resource)\n\
+             when {{ context.login == \"root\" && resource.hasTag(\"env\") && resource.getTag(\"env\") == \"prod\" }};\n"
+        ));
+    }
+    let files = [PolicyFile {
+        name: "bench.cedar".into(),
+        text: text.clone(),
+    }];
+    let t = Instant::now();
+    let policies = load(&files).unwrap();
+    let load_time = t.elapsed();
+    assert_eq!(policies.len(), 500);
+    let t = Instant::now();
+    let entities = dir.entities(policies.schema()).unwrap();
+    let entities_time = t.elapsed();
+
+    let n = 20_000;
+    let requests: Vec<(String, String, serde_json::Value)> = (0..n)
+        .map(|i| {
+            let u = (i * 7919) % 10_000;
+            let h = (i * 104_729) % 1_000;
+            let login = ["deploy", "root", "app", "nobody"][i % 4];
+            (
+                format!("Warden::User::\"u{u}\""),
+                format!("Warden::Host::\"h{h}\""),
+                json!({ "login": login }),
+            )
+        })
+        .collect();
+    let action = "Warden::Action::\"ssh\"";
+
+    let mut warden = Vec::with_capacity(n);
+    let mut allowed = 0;
+    for (p, r, c) in &requests {
+        let t = Instant::now();
+        let d = policies.decide(&entities, p, action, r, c).unwrap();
+        warden.push(t.elapsed());
+        allowed += usize::from(d.allow);
+    }
+
+    // Bare cedar-policy: the same requests built beforehand, evaluated on the same set.
+    let bare_set = PolicySet::from_str(&text).unwrap();
+    let schema = policies.schema().clone();
+    let a = EntityUid::from_str(action).unwrap();
+    let prepared: Vec<Request> = requests
+        .iter()
+        .map(|(p, r, c)| {
+            let ctx = Context::from_json_value(c.clone(), Some((&schema, &a))).unwrap();
+            Request::new(
+                EntityUid::from_str(p).unwrap(),
+                a.clone(),
+                EntityUid::from_str(r).unwrap(),
+                ctx,
+                None,
+            )
+            .unwrap()
+        })
+        .collect();
+    let authorizer = Authorizer::new();
+    let mut bare = Vec::with_capacity(n);
+    let mut bare_allowed = 0;
+    for req in &prepared {
+        let t = Instant::now();
+        let resp = authorizer.is_authorized(req, &bare_set, &entities);
+        bare.push(t.elapsed());
+        bare_allowed += usize::from(resp.decision() == cedar_policy::Decision::Allow);
+    }
+    assert_eq!(allowed, bare_allowed, "both paths decide the same");
+    warden.sort();
+    bare.sort();
+    println!(
+        "load (parse + strict validation) of 500 policies: {:.1} ms (target under 1 s with tests)",
+        load_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "entities for 10,000 users, 100 groups, 1,000 hosts: {:.1} ms",
+        entities_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "Warden decision path, {n} ssh requests ({allowed} allowed): p50 {:.1} µs, p99 {:.1} µs (target p99 under 50 µs)",
+        pct(&warden, 0.5),
+        pct(&warden, 0.99)
+    );
+    println!(
+        "bare cedar-policy is_authorized, same requests prebuilt: p50 {:.1} µs, p99 {:.1} µs; Warden's p50 is {:.2}x (target at most 1.5x)",
+        pct(&bare, 0.5),
+        pct(&bare, 0.99),
+        pct(&warden, 0.5) / pct(&bare, 0.5)
+    );
+}
