@@ -207,11 +207,11 @@ pub struct X509Keys {
     /// The signing (issuing) key's id.
     pub ca_key_id: String,
     /// The issuing CA.
-    pub ca: X509Ca,
+    pub ca: Arc<X509Ca>,
     /// The oldest issuing CA still trusted: it signs the server's own listener certificate,
     /// so clients that have not yet fetched a rotated bundle keep connecting until the
     /// overlap ends (they pick up the new root over the same connection meanwhile).
-    pub server_ca: Arc<(String, X509Ca)>,
+    pub server_ca: Arc<(String, Arc<X509Ca>)>,
     /// Every trusted root, PEM, newest first.
     pub bundle_pem: String,
     /// The same roots, DER, for the mTLS verifier.
@@ -254,205 +254,58 @@ impl Authorities {
         kek_file: &str,
         trust_domain: &str,
     ) -> Result<Self, StartError> {
-        let authorities = Authorities {
-            store,
-            kek: Arc::new(kek),
-            kek_file: kek_file.into(),
-            trust_domain: trust_domain.into(),
-            keys: Arc::new(RwLock::new(Arc::new(Keys::placeholder()?))),
-            serials: Arc::new(SerialClock::new()),
-            rotated: Arc::new(tokio::sync::Notify::new()),
-        };
+        let serials = SerialClock::new();
         let at = now();
         for kind in [CaKind::SshUser, CaKind::SshHost, CaKind::X509] {
             let probe = match kind {
                 CaKind::X509 => X509_ISSUING,
                 other => other.as_str(),
             };
-            let existing = authorities
-                .store
+            let existing = store
                 .ca_keys(probe, at)
                 .await
                 .map_err(|e| StartError(e.to_string()))?;
             if existing.is_empty() {
-                let made = authorities
-                    .new_keys(kind, at)
+                let made = new_keys(&kek, trust_domain, &serials, kind, at)
                     .map_err(|e| StartError(e.to_string()))?;
-                let refs: Vec<(&str, String, String)> = made
-                    .iter()
-                    .map(|(k, p, s)| (*k, p.clone(), s.clone()))
-                    .collect();
-                authorities
-                    .store
-                    .add_ca_keys(&system(at), "ca.create", kind.as_str(), &refs, None)
+                store
+                    .add_ca_keys(&system(at), "ca.create", kind.as_str(), &made, None)
                     .await
                     .map_err(|e| StartError(e.to_string()))?;
                 tracing::info!(kind = kind.as_str(), "created certificate authority");
             }
         }
-        authorities.reload().await?;
-        Ok(authorities)
-    }
-
-    /// New key material for `kind`, sealed: `(kind, public part, sealed private part)`.
-    fn new_keys(
-        &self,
-        kind: CaKind,
-        at: Timestamp,
-    ) -> Result<Vec<(&'static str, String, String)>, IssueError> {
-        match kind {
-            CaKind::SshUser | CaKind::SshHost => {
-                let ca = SshCa::generate(&mut OsRng)?;
-                let private = ca.to_openssh()?;
-                let sealed = seal(&self.kek, kind.as_str(), private.as_bytes(), &mut OsRng);
-                let label = if kind == CaKind::SshUser {
-                    SSH_USER
-                } else {
-                    SSH_HOST
-                };
-                Ok(vec![(label, ca.public_key_openssh(), sealed)])
-            }
-            CaKind::X509 => {
-                let serial = self
-                    .serials
-                    .next(u64::try_from(at.as_millis()).unwrap_or(0));
-                let made = warden_pki::x509::generate(&self.trust_domain, seconds(at), serial)?;
-                let root = seal(
-                    &self.kek,
-                    X509_ROOT,
-                    made.root_key.to_pem().as_bytes(),
-                    &mut OsRng,
-                );
-                let issuing = seal(
-                    &self.kek,
-                    X509_ISSUING,
-                    made.issuing_key.to_pem().as_bytes(),
-                    &mut OsRng,
-                );
-                Ok(vec![
-                    (X509_ROOT, made.root_pem, root),
-                    (X509_ISSUING, made.issuing_pem, issuing),
-                ])
-            }
-        }
-    }
-
-    fn open_newest(
-        &self,
-        kind: &str,
-        keys: &[CaKey],
-    ) -> Result<zeroize::Zeroizing<String>, StartError> {
-        let newest = keys
-            .first()
-            .ok_or_else(|| StartError(format!("no {kind} CA key is in force")))?;
-        let private = open(&self.kek, kind, &newest.sealed_key).map_err(|_| {
-            StartError(format!(
-                "cannot open the {kind} CA key with the key-encryption key in {}: wrong key or tampered data; \
-                 Warden will not create new CAs over existing ones",
-                self.kek_file
-            ))
-        })?;
-        String::from_utf8(private.to_vec())
-            .map(zeroize::Zeroizing::new)
-            .map_err(|_| StartError(format!("the {kind} CA key is not valid text")))
-    }
-
-    async fn ssh_keys(
-        &self,
-        kind: &str,
-        at: Timestamp,
-    ) -> Result<(Arc<(String, SshCa)>, Vec<CaKey>), StartError> {
-        let keys = self
-            .store
-            .ca_keys(kind, at)
-            .await
-            .map_err(|e| StartError(e.to_string()))?;
-        let text = self.open_newest(kind, &keys)?;
-        let ca = SshCa::from_openssh(&text)
-            .map_err(|e| StartError(format!("the {kind} CA key is unreadable: {e}")))?;
-        let id = keys.first().map(|k| k.id.clone()).unwrap_or_default();
-        Ok((Arc::new((id, ca)), keys))
+        let sealed = Sealed {
+            store: &store,
+            kek: &kek,
+            kek_file,
+        };
+        let keys = sealed.load(now()).await?;
+        Ok(Authorities {
+            store,
+            kek: Arc::new(kek),
+            kek_file: kek_file.into(),
+            trust_domain: trust_domain.into(),
+            keys: Arc::new(RwLock::new(Arc::new(keys))),
+            serials: Arc::new(serials),
+            rotated: Arc::new(tokio::sync::Notify::new()),
+        })
     }
 
     /// Re-reads the keys in force from the database: picks up rotations (also another
     /// replica's) and drops keys whose overlap window has ended.
     pub async fn reload(&self) -> Result<(), StartError> {
-        let at = now();
-        let (user, user_keys) = self.ssh_keys(SSH_USER, at).await?;
-        let (host, host_keys) = self.ssh_keys(SSH_HOST, at).await?;
-        let mut user_trusted = Vec::with_capacity(user_keys.len());
-        for key in &user_keys {
-            let public = parse_public_key(&key.public_key)
-                .map_err(|e| StartError(format!("stored ssh-user CA key {}: {e}", key.id)))?;
-            user_trusted.push((key.id.clone(), public));
-        }
-        let roots = self
-            .store
-            .ca_keys(X509_ROOT, at)
-            .await
-            .map_err(|e| StartError(e.to_string()))?;
-        let issuing = self
-            .store
-            .ca_keys(X509_ISSUING, at)
-            .await
-            .map_err(|e| StartError(e.to_string()))?;
-        let (Some(newest_root), Some(newest_issuing)) = (roots.first(), issuing.first()) else {
-            return Err(StartError("no X.509 CA is in force".to_owned()));
+        let sealed = Sealed {
+            store: &self.store,
+            kek: &self.kek,
+            kek_file: &self.kek_file,
         };
-        let ca = self.x509_ca(
-            &newest_root.public_key,
-            std::slice::from_ref(newest_issuing),
-        )?;
-        let server_ca = match (roots.last(), issuing.last()) {
-            (Some(root), Some(oldest)) if oldest.id != newest_issuing.id => Arc::new((
-                oldest.id.clone(),
-                self.x509_ca(&root.public_key, std::slice::from_ref(oldest))?,
-            )),
-            _ => Arc::new((
-                newest_issuing.id.clone(),
-                self.x509_ca(
-                    &newest_root.public_key,
-                    std::slice::from_ref(newest_issuing),
-                )?,
-            )),
-        };
-        let mut root_ders = Vec::with_capacity(roots.len());
-        for root in &roots {
-            let der = CertificateDer::from_pem_slice(root.public_key.as_bytes())
-                .map_err(|e| StartError(format!("stored X.509 root {}: {e}", root.id)))?;
-            root_ders.push(der);
-        }
-        let keys = Keys {
-            user,
-            host,
-            user_trusted,
-            user_public: lines(&user_keys),
-            host_public: lines(&host_keys),
-            x509: Arc::new(X509Keys {
-                ca_key_id: newest_issuing.id.clone(),
-                ca,
-                server_ca,
-                bundle_pem: lines(&roots),
-                roots: root_ders,
-            }),
-        };
+        let keys = sealed.load(now()).await?;
         *self
             .keys
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
         Ok(())
-    }
-
-    fn x509_ca(&self, root_pem: &str, issuing: &[CaKey]) -> Result<X509Ca, StartError> {
-        let key = self.open_newest(X509_ISSUING, issuing)?;
-        let key = LocalKey::from_pem(&key)
-            .map_err(|e| StartError(format!("the x509-issuing CA key is unreadable: {e}")))?;
-        let cert = issuing
-            .first()
-            .map(|k| k.public_key.as_str())
-            .unwrap_or_default();
-        X509Ca::new(root_pem, cert, key)
-            .map_err(|e| StartError(format!("the X.509 CA is unreadable: {e}")))
     }
 
     fn keys(&self) -> Arc<Keys> {
@@ -470,7 +323,7 @@ impl Authorities {
         kind: CaKind,
         overlap: Duration,
     ) -> Result<Vec<String>, IssueError> {
-        let made = self.new_keys(kind, ctx.now)?;
+        let made = new_keys(&self.kek, &self.trust_domain, &self.serials, kind, ctx.now)?;
         let publics = made.iter().map(|(_, p, _)| p.clone()).collect();
         self.store
             .add_ca_keys(
@@ -684,33 +537,162 @@ impl Authorities {
     }
 }
 
-impl Keys {
-    /// Stands in until the first [`Authorities::reload`]; never used to sign.
-    fn placeholder() -> Result<Self, StartError> {
-        let ca = SshCa::generate(&mut OsRng).map_err(|e| StartError(e.to_string()))?;
-        let ca = Arc::new((String::new(), ca));
-        let made = warden_pki::x509::generate("placeholder", 0, 1)
+/// New key material for `kind`, sealed: `(kind, public part, sealed private part)`.
+fn new_keys(
+    kek: &Kek,
+    trust_domain: &str,
+    serials: &SerialClock,
+    kind: CaKind,
+    at: Timestamp,
+) -> Result<Vec<(&'static str, String, String)>, IssueError> {
+    match kind {
+        CaKind::SshUser | CaKind::SshHost => {
+            let ca = SshCa::generate(&mut OsRng)?;
+            let private = ca.to_openssh()?;
+            let sealed = seal(kek, kind.as_str(), private.as_bytes(), &mut OsRng);
+            let label = if kind == CaKind::SshUser {
+                SSH_USER
+            } else {
+                SSH_HOST
+            };
+            Ok(vec![(label, ca.public_key_openssh(), sealed)])
+        }
+        CaKind::X509 => {
+            let serial = serials.next(u64::try_from(at.as_millis()).unwrap_or(0));
+            let made = warden_pki::x509::generate(trust_domain, seconds(at), serial)?;
+            let root = seal(
+                kek,
+                X509_ROOT,
+                made.root_key.to_pem().as_bytes(),
+                &mut OsRng,
+            );
+            let issuing = seal(
+                kek,
+                X509_ISSUING,
+                made.issuing_key.to_pem().as_bytes(),
+                &mut OsRng,
+            );
+            Ok(vec![
+                (X509_ROOT, made.root_pem, root),
+                (X509_ISSUING, made.issuing_pem, issuing),
+            ])
+        }
+    }
+}
+
+/// What opens the sealed CA keys: the store, the KEK, and the KEK file's name for messages.
+struct Sealed<'a> {
+    store: &'a Store,
+    kek: &'a Kek,
+    kek_file: &'a str,
+}
+
+impl Sealed<'_> {
+    fn open_newest(
+        &self,
+        kind: &str,
+        keys: &[CaKey],
+    ) -> Result<zeroize::Zeroizing<String>, StartError> {
+        let newest = keys
+            .first()
+            .ok_or_else(|| StartError(format!("no {kind} CA key is in force")))?;
+        let private = open(self.kek, kind, &newest.sealed_key).map_err(|_| {
+            StartError(format!(
+                "cannot open the {kind} CA key with the key-encryption key in {}: wrong key or tampered data; \
+                 Warden will not create new CAs over existing ones",
+                self.kek_file
+            ))
+        })?;
+        String::from_utf8(private.to_vec())
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| StartError(format!("the {kind} CA key is not valid text")))
+    }
+
+    async fn ssh_keys(
+        &self,
+        kind: &str,
+        at: Timestamp,
+    ) -> Result<(Arc<(String, SshCa)>, Vec<CaKey>), StartError> {
+        let keys = self
+            .store
+            .ca_keys(kind, at)
+            .await
             .map_err(|e| StartError(e.to_string()))?;
-        let x509 = X509Ca::new(&made.root_pem, &made.issuing_pem, made.issuing_key)
+        let text = self.open_newest(kind, &keys)?;
+        let ca = SshCa::from_openssh(&text)
+            .map_err(|e| StartError(format!("the {kind} CA key is unreadable: {e}")))?;
+        let id = keys.first().map(|k| k.id.clone()).unwrap_or_default();
+        Ok((Arc::new((id, ca)), keys))
+    }
+
+    fn x509_ca(&self, root_pem: &str, issuing: &[CaKey]) -> Result<X509Ca, StartError> {
+        let key = self.open_newest(X509_ISSUING, issuing)?;
+        let key = LocalKey::from_pem(&key)
+            .map_err(|e| StartError(format!("the x509-issuing CA key is unreadable: {e}")))?;
+        let cert = issuing
+            .first()
+            .map(|k| k.public_key.as_str())
+            .unwrap_or_default();
+        X509Ca::new(root_pem, cert, key)
+            .map_err(|e| StartError(format!("the X.509 CA is unreadable: {e}")))
+    }
+
+    /// The keys in force at `at`, opened with the KEK.
+    async fn load(&self, at: Timestamp) -> Result<Keys, StartError> {
+        let (user, user_keys) = self.ssh_keys(SSH_USER, at).await?;
+        let (host, host_keys) = self.ssh_keys(SSH_HOST, at).await?;
+        let mut user_trusted = Vec::with_capacity(user_keys.len());
+        for key in &user_keys {
+            let public = parse_public_key(&key.public_key)
+                .map_err(|e| StartError(format!("stored ssh-user CA key {}: {e}", key.id)))?;
+            user_trusted.push((key.id.clone(), public));
+        }
+        let roots = self
+            .store
+            .ca_keys(X509_ROOT, at)
+            .await
             .map_err(|e| StartError(e.to_string()))?;
-        let made = warden_pki::x509::generate("placeholder", 0, 1)
+        let issuing = self
+            .store
+            .ca_keys(X509_ISSUING, at)
+            .await
             .map_err(|e| StartError(e.to_string()))?;
-        let server_ca = X509Ca::new(&made.root_pem, &made.issuing_pem, made.issuing_key)
-            .map_err(|e| StartError(e.to_string()))?;
-        Ok(Keys {
-            user: ca.clone(),
-            host: ca,
-            user_trusted: Vec::new(),
-            user_public: String::new(),
-            host_public: String::new(),
+        let (Some(newest_root), Some(newest_issuing)) = (roots.first(), issuing.first()) else {
+            return Err(StartError("no X.509 CA is in force".to_owned()));
+        };
+        let ca = Arc::new(self.x509_ca(
+            &newest_root.public_key,
+            std::slice::from_ref(newest_issuing),
+        )?);
+        // Outside a rotation the oldest trusted issuing CA is the newest: open it once.
+        let server_ca = match (roots.last(), issuing.last()) {
+            (Some(root), Some(oldest)) if oldest.id != newest_issuing.id => Arc::new((
+                oldest.id.clone(),
+                Arc::new(self.x509_ca(&root.public_key, std::slice::from_ref(oldest))?),
+            )),
+            _ => Arc::new((newest_issuing.id.clone(), ca.clone())),
+        };
+        let mut root_ders = Vec::with_capacity(roots.len());
+        for root in &roots {
+            let der = CertificateDer::from_pem_slice(root.public_key.as_bytes())
+                .map_err(|e| StartError(format!("stored X.509 root {}: {e}", root.id)))?;
+            root_ders.push(der);
+        }
+        let keys = Keys {
+            user,
+            host,
+            user_trusted,
+            user_public: lines(&user_keys),
+            host_public: lines(&host_keys),
             x509: Arc::new(X509Keys {
-                ca_key_id: String::new(),
-                ca: x509,
-                server_ca: Arc::new((String::new(), server_ca)),
-                bundle_pem: String::new(),
-                roots: Vec::new(),
+                ca_key_id: newest_issuing.id.clone(),
+                ca,
+                server_ca,
+                bundle_pem: lines(&roots),
+                roots: root_ders,
             }),
-        })
+        };
+        Ok(keys)
     }
 }
 

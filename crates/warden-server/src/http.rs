@@ -295,6 +295,41 @@ pub(crate) async fn deny(
     }
 }
 
+/// Records a refused attempt as a failure of `action` (not a denial: the request itself was
+/// wrong). Logs when it cannot be recorded; the caller decides whether to fail closed.
+pub(crate) async fn record_failure(
+    app: &App,
+    audit: &AuditContext,
+    action: &'static str,
+    target: &str,
+    reason: &str,
+) -> Result<(), warden_store::StoreError> {
+    let (store, ctx, target, reason) = (
+        app.store.clone(),
+        audit.clone(),
+        target.to_owned(),
+        reason.to_owned(),
+    );
+    let failure = warden_store::Outcome::Failure;
+    let recorded = detached(async move {
+        store
+            .record(
+                &ctx,
+                action,
+                &target,
+                serde_json::Value::Null,
+                failure,
+                Some(&reason),
+            )
+            .await
+    })
+    .await;
+    if let Err(err) = &recorded {
+        tracing::error!(error = %err, "cannot record a refused attempt");
+    }
+    recorded
+}
+
 /// Refuses with one generic message whatever the reason, and records the real reason.
 async fn unauthorized(app: &App, audit: &AuditContext, target: &str, reason: &str) -> Response {
     tracing::info!(reason, "authentication failed");

@@ -17,14 +17,22 @@ use serde::Deserialize;
 use warden_identity::oidc::{OidcError, OidcProvider, PendingLogin, Provisioning, login_name};
 use warden_model::{Actor, Timestamp};
 use warden_pki::seal::{open, seal};
-use warden_store::{AuditContext, IdpSignIn, NewSession, Outcome, Session, SessionStage};
+use warden_store::{AuditContext, IdpSignIn, NewSession, Session, SessionStage};
 
 use crate::config::IdentityConfig;
 use crate::edge::RequestId;
-use crate::http::{App, detached};
+use crate::http::{App, deny, detached, record_failure};
 
 const SESSION_COOKIE: &str = "warden_session";
 const LOGIN_COOKIE: &str = "warden_oidc";
+const CSRF_MISMATCH: &str = "CSRF token mismatch";
+
+/// Whether `sent` is the session's CSRF token (compared in constant time).
+fn csrf_ok(presented: &warden_identity::PresentedToken, sent: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(sent.as_bytes().ct_eq(presented.derive("csrf").as_bytes()))
+}
+
 /// How long a browser has to come back from the identity provider.
 const LOGIN_TTL_MS: i64 = 10 * 60 * 1000;
 
@@ -139,27 +147,11 @@ async fn refuse(
     status: StatusCode,
     reason: &str,
 ) -> Response {
-    let (store, ctx2, target2, reason2) = (
-        app.store.clone(),
-        ctx.clone(),
-        target.to_owned(),
-        reason.to_owned(),
-    );
-    let recorded = detached(async move {
-        store
-            .record(
-                &ctx2,
-                "auth.login",
-                &target2,
-                serde_json::Value::Null,
-                Outcome::Failure,
-                Some(&reason2),
-            )
-            .await
-    })
-    .await;
-    if let Err(err) = recorded {
-        tracing::error!(error = %err, "cannot record a refused sign-in");
+    // No record, no answer but "try later": fail closed.
+    if record_failure(app, ctx, "auth.login", target, reason)
+        .await
+        .is_err()
+    {
         return page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Sign-in failed",
@@ -595,23 +587,9 @@ pub(crate) async fn logout(
     let Some((session, presented)) = current_session(&app, &headers, &ctx).await else {
         return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
     };
-    use subtle::ConstantTimeEq;
-    if !bool::from(
-        form.csrf
-            .as_bytes()
-            .ct_eq(presented.derive("csrf").as_bytes()),
-    ) {
-        let (store, ctx2, target) = (
-            app.store.clone(),
-            ctx.clone(),
-            format!("session:{}", session.id),
-        );
-        let _ = detached(async move {
-            store
-                .record_denial(&ctx2, "session.end", &target, "CSRF token mismatch")
-                .await
-        })
-        .await;
+    if !csrf_ok(&presented, &form.csrf) {
+        let target = format!("session:{}", session.id);
+        deny(&app, &ctx, "session.end", &target, CSRF_MISMATCH).await;
         return page(
             StatusCode::FORBIDDEN,
             "Refused",
@@ -731,20 +709,10 @@ async fn json_session(
         .get("x-warden-csrf")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    use subtle::ConstantTimeEq;
-    if !bool::from(sent.as_bytes().ct_eq(presented.derive("csrf").as_bytes())) {
-        let (store, ctx2, target) = (
-            app.store.clone(),
-            ctx.clone(),
-            format!("session:{}", session.id),
-        );
-        let _ = detached(async move {
-            store
-                .record_denial(&ctx2, "passkey.ceremony", &target, "CSRF token mismatch")
-                .await
-        })
-        .await;
-        return Err(json_error(StatusCode::FORBIDDEN, "CSRF token mismatch"));
+    if !csrf_ok(&presented, sent) {
+        let target = format!("session:{}", session.id);
+        deny(app, ctx, "passkey.ceremony", &target, CSRF_MISMATCH).await;
+        return Err(json_error(StatusCode::FORBIDDEN, CSRF_MISMATCH));
     }
     Ok((session, presented))
 }
@@ -788,33 +756,16 @@ async fn passkey_failed(
     err: &warden_identity::passkey::PasskeyError,
 ) -> Response {
     use warden_identity::passkey::PasskeyError;
-    let (store, ctx2, target2, reason) = (
-        app.store.clone(),
-        ctx.clone(),
-        target.to_owned(),
-        err.to_string(),
-    );
-    let clone = match err {
-        PasskeyError::PossibleClone(id) => Some(id.clone()),
-        _ => None,
-    };
-    let _ = detached(async move {
-        if let Some(id) = clone {
-            store.lock_passkey(&ctx2, &id, &reason).await?;
+    let reason = err.to_string();
+    if let PasskeyError::PossibleClone(id) = err {
+        let (store, ctx2, id, why) = (app.store.clone(), ctx.clone(), id.clone(), reason.clone());
+        let locked = detached(async move { store.lock_passkey(&ctx2, &id, &why).await }).await;
+        if let Err(e) = locked {
+            tracing::error!(error = %e, "cannot lock a passkey");
         }
-        store
-            .record(
-                &ctx2,
-                action,
-                &target2,
-                serde_json::Value::Null,
-                Outcome::Failure,
-                Some(&reason),
-            )
-            .await
-    })
-    .await;
-    json_error(StatusCode::FORBIDDEN, &err.to_string())
+    }
+    let _ = record_failure(app, ctx, action, target, &reason).await;
+    json_error(StatusCode::FORBIDDEN, &reason)
 }
 
 /// `POST /webauthn/register/start`: options to create a passkey for the signed-in user.
@@ -1076,25 +1027,7 @@ pub(crate) async fn signin_start(
 }
 
 async fn refuse_json(app: &App, ctx: &AuditContext, target: &str, reason: &str) -> Response {
-    let (store, ctx2, target2, reason2) = (
-        app.store.clone(),
-        ctx.clone(),
-        target.to_owned(),
-        reason.to_owned(),
-    );
-    let _ = detached(async move {
-        store
-            .record(
-                &ctx2,
-                "auth.login",
-                &target2,
-                serde_json::Value::Null,
-                Outcome::Failure,
-                Some(&reason2),
-            )
-            .await
-    })
-    .await;
+    let _ = record_failure(app, ctx, "auth.login", target, reason).await;
     json_error(StatusCode::FORBIDDEN, reason)
 }
 
@@ -1176,19 +1109,13 @@ pub(crate) async fn enroll(
 ) -> Response {
     let ctx = context(request_id, connect);
     let Some(presented) = warden_identity::parse_enrollment_token(&token) else {
-        let (store, ctx2) = (app.store.clone(), ctx.clone());
-        let _ = detached(async move {
-            store
-                .record(
-                    &ctx2,
-                    "auth.enroll",
-                    "enroll-link",
-                    serde_json::Value::Null,
-                    Outcome::Failure,
-                    Some("malformed enrollment link"),
-                )
-                .await
-        })
+        let _ = record_failure(
+            &app,
+            &ctx,
+            "auth.enroll",
+            "enroll-link",
+            "malformed enrollment link",
+        )
         .await;
         return page(
             StatusCode::BAD_REQUEST,
@@ -1432,23 +1359,9 @@ pub(crate) async fn cli_authorize(
             "<p><a href=\"/\">Sign in</a></p>",
         );
     };
-    use subtle::ConstantTimeEq;
-    if !bool::from(
-        form.csrf
-            .as_bytes()
-            .ct_eq(presented.derive("csrf").as_bytes()),
-    ) {
-        let (store, ctx2, target) = (
-            app.store.clone(),
-            ctx.clone(),
-            format!("user:{}", session.user.name),
-        );
-        let _ = detached(async move {
-            store
-                .record_denial(&ctx2, "auth.cli.authorize", &target, "CSRF token mismatch")
-                .await
-        })
-        .await;
+    if !csrf_ok(&presented, &form.csrf) {
+        let target = format!("user:{}", session.user.name);
+        deny(&app, &ctx, "auth.cli.authorize", &target, CSRF_MISMATCH).await;
         return page(
             StatusCode::FORBIDDEN,
             "Refused",

@@ -241,40 +241,7 @@ impl TestServer {
             .expect("client");
         let enrolled = b.get(link.trim()).send().await.expect("enroll");
         assert_eq!(enrolled.status(), 200);
-        let page = b
-            .get(format!("{base}/account"))
-            .send()
-            .await
-            .expect("account")
-            .text()
-            .await
-            .expect("page");
-        let csrf = page
-            .split("data-csrf=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .expect("csrf token on the account page")
-            .to_owned();
-        let options: Value = b
-            .post(format!("{base}/webauthn/register/start"))
-            .header("x-warden-csrf", &csrf)
-            .json(&json!({}))
-            .send()
-            .await
-            .expect("register start")
-            .json()
-            .await
-            .expect("options");
-        let credential = soft.register(&options);
-        let done = b
-            .post(format!("{base}/webauthn/register/finish"))
-            .header("x-warden-csrf", &csrf)
-            .json(&json!({ "name": "laptop", "credential": credential }))
-            .send()
-            .await
-            .expect("register finish");
-        let status = done.status().as_u16();
-        let body = done.json().await.unwrap_or(Value::Null);
+        let (status, body, csrf) = register_passkey(&b, base, &mut soft).await;
         (status, body, (b, soft, csrf))
     }
 
@@ -373,6 +340,54 @@ fn spawn(
         }
     };
     (child, url, mtls)
+}
+
+/// The CSRF token of the signed-in browser `b`, read off its `/account` page.
+pub async fn account_csrf(b: &reqwest::Client, base: &str) -> String {
+    let page = b
+        .get(format!("{base}/account"))
+        .send()
+        .await
+        .expect("account")
+        .text()
+        .await
+        .expect("page");
+    page.split("data-csrf=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("csrf token on the account page")
+        .to_owned()
+}
+
+/// Registers `soft` for the person signed in on browser `b`, as the account page's button
+/// does. Returns how the finish was answered, and the session's CSRF token.
+pub async fn register_passkey(
+    b: &reqwest::Client,
+    base: &str,
+    soft: &mut crate::SoftPasskey,
+) -> (u16, Value, String) {
+    let csrf = account_csrf(b, base).await;
+    let options: Value = b
+        .post(format!("{base}/webauthn/register/start"))
+        .header("x-warden-csrf", &csrf)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("register start")
+        .json()
+        .await
+        .expect("options");
+    let credential = soft.register(&options);
+    let done = b
+        .post(format!("{base}/webauthn/register/finish"))
+        .header("x-warden-csrf", &csrf)
+        .json(&json!({ "name": "laptop", "credential": credential }))
+        .send()
+        .await
+        .expect("register finish");
+    let status = done.status().as_u16();
+    let body = done.json().await.unwrap_or(Value::Null);
+    (status, body, csrf)
 }
 
 /// A free TCP port on 127.0.0.1 (for servers whose URL must be known before they start).

@@ -134,23 +134,8 @@ async fn oidc_sign_in(base: &str, soft: &mut SoftPasskey) -> Duration {
         .unwrap();
     warden += elapsed.saturating_sub(Duration::from_secs_f64(idp_ms / 1000.0));
     let t = Instant::now();
-    let page = b
-        .get(format!("{base}/account"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csrf = warden_testkit::account_csrf(&b, base).await;
     warden += t.elapsed();
-    let csrf = page
-        .split("data-csrf=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
     let t = Instant::now();
     let options: Value = b
         .post(format!("{base}/webauthn/assert/start"))
@@ -195,52 +180,15 @@ async fn oidc_enroll(base: &str) -> SoftPasskey {
         .send()
         .await
         .unwrap();
-    let page = b
-        .get(format!("{base}/account"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = page
-        .split("data-csrf=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let options: Value = b
-        .post(format!("{base}/webauthn/register/start"))
-        .header("x-warden-csrf", &csrf)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     let mut soft = SoftPasskey::new("localhost", base);
-    let credential = soft.register(&options);
-    let done = b
-        .post(format!("{base}/webauthn/register/finish"))
-        .header("x-warden-csrf", &csrf)
-        .json(&json!({ "name": "bench", "credential": credential }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(done.status(), 200);
+    let (status, _, _) = warden_testkit::register_passkey(&b, base, &mut soft).await;
+    assert_eq!(status, 200);
     soft
 }
 
 async fn oidc_bench(count: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = warden_testkit::free_port();
     let base = format!("http://localhost:{port}");
     let idp = warden_testkit::OidcProvider::start(
         dir.path(),
@@ -294,11 +242,7 @@ async fn main() {
         "WebAuthn assertion verification (P-256, user verification), 2 threads: {rate:.0}/s (target 2,000/s)"
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = warden_testkit::free_port();
     let base = format!("http://localhost:{port}");
     let config =
         format!("public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n[log]\nlevel = \"warn\"\n");
