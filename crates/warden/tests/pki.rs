@@ -518,6 +518,12 @@ async fn workload_certificates_verify_with_openssl_and_open_the_mtls_listener() 
     let full = csr_dir.join("fullchain.pem");
     let expired = curl(&server, &f("bundle.pem"), Some((&full, &key)), "/healthz");
     assert!(!expired.status.success(), "{}", text(&expired));
+    // The server logs the refused handshake from its connection task: give it a moment.
+    let start = std::time::Instant::now();
+    while !server.log().contains("certificate expired") && start.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(
         server.log().contains("certificate expired"),
         "{}",
