@@ -36,6 +36,7 @@ fn main() {
             .map(|u| UserEntry {
                 name: format!("u{u}"),
                 groups: vec![groups[u % 100].clone()],
+                role: None,
             })
             .collect(),
         hosts: (0..1_000)
@@ -51,6 +52,7 @@ fn main() {
                 .into(),
             })
             .collect(),
+        services: Vec::new(),
     };
     // 500 policies: per team, a permit to its hosts with two logins, plus forbids.
     let mut text = String::new();

@@ -3,11 +3,13 @@
 //! tags), loads a directory's policy files with errors at `file:line:col`, runs a policy
 //! directory's tests, and explains decisions. It does no I/O: callers pass file contents.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
+use std::sync::{Arc, RwLock};
 
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, EntityUid, PolicyId, PolicySet, Request, Schema,
+    ActionConstraint, Authorizer, Context, Decision, Entities, Entity, EntityUid, Policy,
+    PolicyId, PolicySet, PrincipalConstraint, Request, RestrictedExpression, Schema,
     ValidationMode, Validator,
 };
 use miette::Diagnostic;
@@ -74,6 +76,115 @@ pub struct Policies {
     set: PolicySet,
     schema: Schema,
     origin: BTreeMap<String, String>,
+    index: Arc<Index>,
+}
+
+/// Policies by the action and principal their scope names, so a decision evaluates only the
+/// policies that could apply (a policy whose scope does not match is never satisfied, and
+/// its conditions are never evaluated, so leaving it out changes neither the decision nor
+/// the errors). Warden's schema has no action groups, so `action in [a, b]` names a and b.
+#[derive(Debug, Default)]
+struct Index {
+    policies: Vec<Policy>,
+    by_action: HashMap<EntityUid, Scoped>,
+    any_action: Scoped,
+    /// Policy sets already built for a list of candidates.
+    slices: RwLock<HashMap<Vec<u32>, Arc<PolicySet>>>,
+}
+
+/// Policies for one action (or any), by the principal or group their scope names.
+#[derive(Debug, Default)]
+struct Scoped {
+    any_principal: Vec<u32>,
+    by_principal: HashMap<EntityUid, Vec<u32>>,
+}
+
+/// How many policy slices to keep before starting afresh.
+const MAX_SLICES: usize = 4096;
+
+impl Index {
+    fn new(set: &PolicySet) -> Index {
+        let mut index = Index::default();
+        for (n, policy) in (0u32..).zip(set.policies()) {
+            index.policies.push(policy.clone());
+            let scoped: Vec<&mut Scoped> = match policy.action_constraint() {
+                ActionConstraint::Any => vec![&mut index.any_action],
+                ActionConstraint::Eq(a) => vec![index.by_action.entry(a).or_default()],
+                ActionConstraint::In(actions) => {
+                    for a in &actions {
+                        index.by_action.entry(a.clone()).or_default();
+                    }
+                    let wanted: BTreeSet<_> = actions.into_iter().collect();
+                    index
+                        .by_action
+                        .iter_mut()
+                        .filter(|(a, _)| wanted.contains(*a))
+                        .map(|(_, s)| s)
+                        .collect()
+                }
+            };
+            let key = match policy.principal_constraint() {
+                PrincipalConstraint::Any | PrincipalConstraint::Is(_) => None,
+                PrincipalConstraint::In(p)
+                | PrincipalConstraint::Eq(p)
+                | PrincipalConstraint::IsIn(_, p) => Some(p),
+            };
+            for s in scoped {
+                match &key {
+                    None => s.any_principal.push(n),
+                    Some(p) => s.by_principal.entry(p.clone()).or_default().push(n),
+                }
+            }
+        }
+        index
+    }
+
+    /// The policies that could apply to `principal` (with its ancestors) doing `action`.
+    fn candidates(&self, entities: &Entities, principal: &EntityUid, action: &EntityUid) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut keys = vec![principal];
+        if let Some(ancestors) = entities.ancestors(principal) {
+            keys.extend(ancestors);
+        }
+        for scoped in [self.by_action.get(action), Some(&self.any_action)]
+            .into_iter()
+            .flatten()
+        {
+            out.extend_from_slice(&scoped.any_principal);
+            for key in &keys {
+                if let Some(ids) = scoped.by_principal.get(*key) {
+                    out.extend_from_slice(ids);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The policy set holding just `candidates`, built once and kept.
+    fn slice(&self, candidates: Vec<u32>) -> Arc<PolicySet> {
+        if let Ok(slices) = self.slices.read()
+            && let Some(set) = slices.get(&candidates)
+        {
+            return Arc::clone(set);
+        }
+        let set = Arc::new(
+            PolicySet::from_policies(
+                candidates
+                    .iter()
+                    .filter_map(|&n| self.policies.get(n as usize).cloned()),
+            )
+            .unwrap_or_else(|_| PolicySet::new()),
+        );
+        if let Ok(mut slices) = self.slices.write() {
+            if slices.len() >= MAX_SLICES {
+                slices.clear();
+            }
+            slices.insert(candidates, Arc::clone(&set));
+        }
+        set
+    }
 }
 
 /// Parses every file and validates the whole set against the schema (strict mode). All
@@ -124,10 +235,12 @@ pub fn load(files: &[PolicyFile]) -> Result<Policies, PolicyError> {
     if !errors.is_empty() {
         return Err(PolicyError(errors));
     }
+    let index = Arc::new(Index::new(&set));
     Ok(Policies {
         set,
         schema,
         origin,
+        index,
     })
 }
 
@@ -144,6 +257,19 @@ pub struct Directory {
     /// Hosts and their labels.
     #[serde(default, rename = "host")]
     pub hosts: Vec<HostEntry>,
+    /// Service accounts.
+    #[serde(default, rename = "service")]
+    pub services: Vec<ServiceEntry>,
+}
+
+/// A service account: an API token acting for no person.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceEntry {
+    /// The token's name.
+    pub name: String,
+    /// The token's role.
+    pub role: String,
 }
 
 /// A group.
@@ -163,6 +289,9 @@ pub struct UserEntry {
     /// Group names.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// The role of the API token the request comes with, if any.
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 /// A host.
@@ -186,7 +315,14 @@ impl Directory {
         }
         for u in &self.users {
             let parents: Vec<_> = u.groups.iter().map(|g| uid("Group", g)).collect();
-            list.push(json!({ "uid": uid("User", &u.name), "attrs": {}, "parents": parents }));
+            let mut attrs = json!({ "name": u.name, "groups": u.groups });
+            if let Some(role) = &u.role {
+                attrs["role"] = json!(role);
+            }
+            list.push(json!({ "uid": uid("User", &u.name), "attrs": attrs, "parents": parents }));
+        }
+        for s in &self.services {
+            list.push(json!({ "uid": uid("Service", &s.name), "attrs": { "role": s.role }, "parents": [] }));
         }
         for h in &self.hosts {
             list.push(json!({ "uid": uid("Host", &h.name), "attrs": {}, "parents": [], "tags": h.labels }));
@@ -209,6 +345,9 @@ impl Directory {
         }
         for h in &self.hosts {
             known.insert(format!("Warden::Host::\"{}\"", h.name));
+        }
+        for s in &self.services {
+            known.insert(format!("Warden::Service::\"{}\"", s.name));
         }
         known
     }
@@ -271,12 +410,67 @@ impl Policies {
                     e.to_string().replace('\n', " ")
                 ))
             })?;
+        let candidates = self.index.candidates(entities, &p, &a);
         let request = Request::new(p, a, r, context, Some(&self.schema)).map_err(|e| {
             one(format!(
                 "invalid request: {}",
                 e.to_string().replace('\n', " ")
             ))
         })?;
+        let slice = self.index.slice(candidates);
+        let response = Authorizer::new().is_authorized(&request, &slice, entities);
+        let diagnostics = response.diagnostics();
+        Ok(Decided {
+            allow: response.decision() == Decision::Allow,
+            reasons: diagnostics.reason().map(ToString::to_string).collect(),
+            errors: diagnostics.errors().map(|e| e.to_string()).collect(),
+        })
+    }
+
+    /// Decides whether `subject` may do `action` (`ssh`, `manage_users`, …) on `object`,
+    /// building the entities the request needs from what Warden knows about both.
+    pub fn decide_as(
+        &self,
+        subject: &Subject,
+        action: &str,
+        object: &Object,
+        context: &serde_json::Value,
+    ) -> Result<Decided, PolicyError> {
+        let mut list = subject.entities()?;
+        list.extend(object.entities()?);
+        let entities = Entities::from_entities(list, Some(&self.schema)).map_err(|e| {
+            one(format!(
+                "invalid entities: {}",
+                e.to_string().replace('\n', " ")
+            ))
+        })?;
+        self.decide(
+            &entities,
+            &subject.uid(),
+            &format!("Warden::Action::{}", quoted(action)),
+            &object.uid(),
+            context,
+        )
+    }
+
+    /// Decides a request against the whole set, without the index: what `decide` must
+    /// always agree with (tests and the benchmark compare the two).
+    pub fn decide_unsliced(
+        &self,
+        entities: &Entities,
+        principal: &EntityUid,
+        action: &EntityUid,
+        resource: &EntityUid,
+        context: Context,
+    ) -> Result<Decided, PolicyError> {
+        let request = Request::new(
+            principal.clone(),
+            action.clone(),
+            resource.clone(),
+            context,
+            Some(&self.schema),
+        )
+        .map_err(|e| one(format!("invalid request: {e}")))?;
         let response = Authorizer::new().is_authorized(&request, &self.set, entities);
         let diagnostics = response.diagnostics();
         Ok(Decided {
@@ -289,6 +483,137 @@ impl Policies {
     /// Where a policy id came from.
     pub fn file_of(&self, id: &str) -> Option<&str> {
         self.origin.get(id).map(String::as_str)
+    }
+
+    /// A policy's text, as Cedar prints it.
+    pub fn text_of(&self, id: &str) -> Option<String> {
+        self.set.policy(&PolicyId::new(id)).map(ToString::to_string)
+    }
+
+    /// Every policy id, in order.
+    pub fn ids(&self) -> Vec<String> {
+        self.origin.keys().cloned().collect()
+    }
+}
+
+/// A Cedar string literal.
+fn quoted(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+fn uid_of(kind: &str, id: &str) -> Result<EntityUid, PolicyError> {
+    EntityUid::from_str(&format!("Warden::{kind}::{}", quoted(id)))
+        .map_err(|e| one(format!("invalid {kind} name `{id}`: {e}")))
+}
+
+fn string(s: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(s.to_owned())
+}
+
+/// Who asks: a person (with the groups they are in now) or a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A person, `Warden::User::"alice"`.
+    User {
+        /// Login name.
+        name: String,
+        /// Groups, including those from the identity provider and temporary grants.
+        groups: Vec<String>,
+        /// The role of the API token the request came with, if it came with one.
+        role: Option<String>,
+    },
+    /// A service account (an API token acting for no person), `Warden::Service::"ci"`.
+    Service {
+        /// The token's name.
+        name: String,
+        /// The token's role.
+        role: String,
+    },
+}
+
+impl Subject {
+    /// Its entity reference.
+    pub fn uid(&self) -> String {
+        match self {
+            Subject::User { name, .. } => format!("Warden::User::{}", quoted(name)),
+            Subject::Service { name, .. } => format!("Warden::Service::{}", quoted(name)),
+        }
+    }
+
+    fn entities(&self) -> Result<Vec<Entity>, PolicyError> {
+        let invalid = |e: cedar_policy::EntityAttrEvaluationError| one(format!("invalid entity: {e}"));
+        match self {
+            Subject::User { name, groups, role } => {
+                let mut list = Vec::with_capacity(groups.len() + 1);
+                let mut parents = Vec::with_capacity(groups.len());
+                for g in groups {
+                    let uid = uid_of("Group", g)?;
+                    list.push(Entity::with_uid(uid.clone()));
+                    parents.push(uid);
+                }
+                let mut attrs = vec![
+                    ("name".to_owned(), string(name)),
+                    (
+                        "groups".to_owned(),
+                        RestrictedExpression::new_set(groups.iter().map(|g| string(g))),
+                    ),
+                ];
+                attrs.extend(role.iter().map(|r| ("role".to_owned(), string(r))));
+                list.push(
+                    Entity::new_with_tags(uid_of("User", name)?, attrs, parents, [])
+                        .map_err(invalid)?,
+                );
+                Ok(list)
+            }
+            Subject::Service { name, role } => Ok(vec![
+                Entity::new_with_tags(
+                    uid_of("Service", name)?,
+                    [("role".to_owned(), string(role))],
+                    [],
+                    [],
+                )
+                .map_err(invalid)?,
+            ]),
+        }
+    }
+}
+
+/// What is asked about: a part of Warden's API or a host with its labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Object {
+    /// `Warden::Api::"users"`.
+    Api(String),
+    /// `Warden::Host::"db-1"` with its labels as tags.
+    Host {
+        /// Its name.
+        name: String,
+        /// Its labels.
+        labels: BTreeMap<String, String>,
+    },
+}
+
+impl Object {
+    /// Its entity reference.
+    pub fn uid(&self) -> String {
+        match self {
+            Object::Api(name) => format!("Warden::Api::{}", quoted(name)),
+            Object::Host { name, .. } => format!("Warden::Host::{}", quoted(name)),
+        }
+    }
+
+    fn entities(&self) -> Result<Vec<Entity>, PolicyError> {
+        match self {
+            Object::Api(name) => Ok(vec![Entity::with_uid(uid_of("Api", name)?)]),
+            Object::Host { name, labels } => Ok(vec![
+                Entity::new_with_tags(
+                    uid_of("Host", name)?,
+                    [],
+                    [],
+                    labels.iter().map(|(k, v)| (k.clone(), string(v))),
+                )
+                .map_err(|e| one(format!("invalid entity: {e}")))?,
+            ]),
+        }
     }
 }
 
@@ -389,4 +714,67 @@ pub fn run_tests(policies: &Policies, file: &TestFile) -> Result<Vec<TestResult>
             })
         })
         .collect()
+}
+
+/// The tests file in a policy directory.
+pub const TESTS_FILE: &str = "tests.toml";
+
+/// The shipped starter set: admins manage Warden, team members reach their team's hosts,
+/// auditors read (`warden policy init DIR` writes it out to edit).
+pub const STARTER: &[(&str, &str)] = &[
+    ("admins.cedar", include_str!("../starter/admins.cedar")),
+    ("ssh.cedar", include_str!("../starter/ssh.cedar")),
+    (TESTS_FILE, include_str!("../starter/tests.toml")),
+];
+
+/// A policy set checked as a whole: its policies and how its tests went.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The validated policies.
+    pub policies: Policies,
+    /// Each test's outcome (none when there is no tests file).
+    pub results: Vec<TestResult>,
+}
+
+impl Checked {
+    /// The tests that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &TestResult> {
+        self.results.iter().filter(|r| !r.passed)
+    }
+}
+
+/// Checks a policy directory's files (name to text): only `*.cedar` files and `tests.toml`
+/// belong there, at least one policy file, every policy valid against the schema, and the
+/// tests parsed and run. Failing tests are in the result, not an error: the caller decides.
+pub fn check_set(files: &BTreeMap<String, String>) -> Result<Checked, PolicyError> {
+    let mut policy_files = Vec::new();
+    for (name, text) in files {
+        let plain = !name.is_empty()
+            && !name.contains(['/', '\\', '\0'])
+            && !name.starts_with('.');
+        if !plain {
+            return Err(one(format!(
+                "`{name}`: a policy file name is a plain file name"
+            )));
+        }
+        if name.ends_with(".cedar") {
+            policy_files.push(PolicyFile {
+                name: name.clone(),
+                text: text.clone(),
+            });
+        } else if name != TESTS_FILE {
+            return Err(one(format!(
+                "`{name}`: a policy directory holds *.cedar files and {TESTS_FILE} only"
+            )));
+        }
+    }
+    if policy_files.is_empty() {
+        return Err(one("no *.cedar files: a policy set needs at least one"));
+    }
+    let policies = load(&policy_files)?;
+    let results = match files.get(TESTS_FILE) {
+        Some(text) => run_tests(&policies, &parse_tests(TESTS_FILE, text)?)?,
+        None => Vec::new(),
+    };
+    Ok(Checked { policies, results })
 }

@@ -29,18 +29,26 @@ fn file(name: &str, text: &str) -> PolicyFile {
 fn the_starter_set_passes_its_tests() {
     schema().unwrap();
     let policies = load(&starter()).unwrap();
-    assert_eq!(policies.len(), 4);
+    assert_eq!(policies.len(), 5);
     let text =
         std::fs::read_to_string(format!("{}/starter/tests.toml", env!("CARGO_MANIFEST_DIR")))
             .unwrap();
     let tests = parse_tests("tests.toml", &text).unwrap();
     let results = run_tests(&policies, &tests).unwrap();
-    assert_eq!(results.len(), 6);
+    assert_eq!(results.len(), 11);
     for r in &results {
         assert!(r.passed, "{r:?}");
     }
     let allowed = &results[0];
-    assert_eq!(allowed.decided.reasons, ["ssh.cedar#1"]);
+    assert_eq!(allowed.decided.reasons, ["ssh.cedar:ops-as-root-or-deploy"]);
+    // The shipped constant is the same set.
+    let files = warden_policy::STARTER
+        .iter()
+        .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+        .collect();
+    let checked = warden_policy::check_set(&files).unwrap();
+    assert_eq!(checked.results.len(), 11);
+    assert_eq!(checked.failures().count(), 0);
 }
 
 #[test]
@@ -99,6 +107,7 @@ fn a_forbid_beats_any_permit() {
         users: vec![warden_policy::UserEntry {
             name: "a".into(),
             groups: vec![],
+            role: None,
         }],
         hosts: vec![warden_policy::HostEntry {
             name: "h".into(),
@@ -136,8 +145,9 @@ proptest! {
         let policies = load(&[]).unwrap();
         let dir = Directory {
             groups: groups.iter().map(|g| warden_policy::GroupEntry { name: g.clone() }).collect(),
-            users: vec![warden_policy::UserEntry { name: user.clone(), groups: groups.clone() }],
+            users: vec![warden_policy::UserEntry { name: user.clone(), groups: groups.clone(), role: None }],
             hosts: vec![warden_policy::HostEntry { name: host.clone(), labels: Default::default() }],
+            ..Default::default()
         };
         let entities = dir.entities(policies.schema()).unwrap();
         let d = policies
@@ -151,7 +161,7 @@ proptest! {
     fn a_user_in_no_group_gets_nothing_from_the_starter_set(user in "[a-z]{1,8}", login in "[a-z]{1,8}") {
         let policies = load(&starter()).unwrap();
         let dir = Directory {
-            users: vec![warden_policy::UserEntry { name: user.clone(), groups: vec![] }],
+            users: vec![warden_policy::UserEntry { name: user.clone(), groups: vec![], role: None }],
             hosts: vec![warden_policy::HostEntry { name: "h".into(), labels: [("team".to_owned(), "ops".to_owned()), ("env".to_owned(), "prod".to_owned())].into() }],
             ..Default::default()
         };
@@ -165,4 +175,191 @@ proptest! {
             prop_assert!(!d.allow, "{action}");
         }
     }
+}
+
+/// A policy from a small grammar: effect, principal scope, action scope, and a condition.
+fn arb_policy() -> impl Strategy<Value = String> {
+    let principal = prop_oneof![
+        Just("principal".to_owned()),
+        (0..3u8).prop_map(|g| format!("principal in Warden::Group::\"g{g}\"")),
+        (0..3u8).prop_map(|u| format!("principal == Warden::User::\"u{u}\"")),
+    ];
+    let action = prop_oneof![
+        Just("action".to_owned()),
+        Just("action == Warden::Action::\"ssh\"".to_owned()),
+        Just("action in [Warden::Action::\"ssh\", Warden::Action::\"read_audit\"]".to_owned()),
+        Just("action == Warden::Action::\"read_audit\"".to_owned()),
+    ];
+    let condition = prop_oneof![
+        Just(String::new()),
+        Just("when { context has login && context.login == \"root\" }".to_owned()),
+        Just("when { resource has environment }".to_owned()),
+        Just("unless { principal in Warden::Group::\"g1\" }".to_owned()),
+    ];
+    (prop::bool::ANY, principal, action, condition).prop_map(|(permit, p, a, c)| {
+        let effect = if permit { "permit" } else { "forbid" };
+        format!("{effect} ({p}, {a}, resource) {c};\n")
+    })
+}
+
+fn table_directory() -> Directory {
+    Directory {
+        groups: (0..3)
+            .map(|g| warden_policy::GroupEntry {
+                name: format!("g{g}"),
+            })
+            .collect(),
+        users: (0..4)
+            .map(|u| warden_policy::UserEntry {
+                name: format!("u{u}"),
+                groups: (0..3).filter(|g| (u + g) % 2 == 0).map(|g| format!("g{g}")).collect(),
+                role: None,
+            })
+            .collect(),
+        hosts: vec![warden_policy::HostEntry {
+            name: "h".into(),
+            labels: Default::default(),
+        }],
+        services: Vec::new(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The index only leaves out policies that cannot apply: the sliced decision, its reasons
+    /// and its errors equal Cedar's over the whole set.
+    #[test]
+    fn slicing_decides_as_the_whole_set(policies in prop::collection::vec(arb_policy(), 0..12), user in 0..4u8, login in prop_oneof![Just("root"), Just("u1")], audit in prop::bool::ANY) {
+        use std::str::FromStr;
+        let set = load(&[file("p.cedar", &policies.concat())]).unwrap();
+        let entities = table_directory().entities(set.schema()).unwrap();
+        let (action, resource, context) = if audit {
+            ("read_audit", "Warden::Api::\"audit\"", json!({}))
+        } else {
+            ("ssh", "Warden::Host::\"h\"", json!({ "login": login }))
+        };
+        let principal = format!("Warden::User::\"u{user}\"");
+        let action = format!("Warden::Action::\"{action}\"");
+        let sliced = set.decide(&entities, &principal, &action, resource, &context).unwrap();
+        let a = cedar_policy::EntityUid::from_str(&action).unwrap();
+        let whole = set
+            .decide_unsliced(
+                &entities,
+                &cedar_policy::EntityUid::from_str(&principal).unwrap(),
+                &a,
+                &cedar_policy::EntityUid::from_str(resource).unwrap(),
+                cedar_policy::Context::from_json_value(context, Some((set.schema(), &a))).unwrap(),
+            )
+            .unwrap();
+        let mut reasons = sliced.reasons.clone();
+        reasons.sort();
+        let mut expected = whole.reasons.clone();
+        expected.sort();
+        prop_assert_eq!(sliced.allow, whole.allow);
+        prop_assert_eq!(reasons, expected);
+        prop_assert_eq!(sliced.errors.len(), whole.errors.len());
+    }
+
+    /// A forbid of everything beats whatever permits there are.
+    #[test]
+    fn a_forbid_of_everything_beats_every_permit(policies in prop::collection::vec(arb_policy(), 0..12), user in 0..4u8) {
+        let text = format!("{}@id(\"stop\") forbid (principal, action, resource);\n", policies.concat());
+        let set = load(&[file("p.cedar", &text)]).unwrap();
+        let entities = table_directory().entities(set.schema()).unwrap();
+        let d = set
+            .decide(&entities, &format!("Warden::User::\"u{user}\""), "Warden::Action::\"ssh\"", "Warden::Host::\"h\"", &json!({ "login": "root" }))
+            .unwrap();
+        prop_assert!(!d.allow);
+        prop_assert!(d.reasons.contains(&"p.cedar:stop".to_owned()));
+    }
+}
+
+/// Every action of the schema against the starter set, for an admin token, an auditor token,
+/// a member of `admins`, a member of `auditors`, and a person in no group.
+#[test]
+fn decision_table_for_each_action_with_the_starter_set() {
+    use warden_policy::{Object, Subject};
+    let files = warden_policy::STARTER
+        .iter()
+        .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+        .collect();
+    let set = warden_policy::check_set(&files).unwrap().policies;
+    let admin = Subject::Service { name: "ci".into(), role: "admin".into() };
+    let auditor = Subject::Service { name: "report".into(), role: "auditor".into() };
+    let member = Subject::Service { name: "bot".into(), role: "member".into() };
+    let person = |name: &str, groups: &[&str]| Subject::User {
+        name: name.into(),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        role: Some("member".into()),
+    };
+    let (alice, audrey, bob) = (person("alice", &["admins"]), person("audrey", &["auditors"]), person("bob", &[]));
+    let reads = ["read_directory", "read_audit", "read_policy"];
+    for action in [
+        "read_directory", "manage_users", "manage_groups", "manage_tokens", "read_audit",
+        "manage_hosts", "manage_cas", "issue_certificates", "read_policy", "manage_policy",
+        "approve", "review",
+    ] {
+        let api = Object::Api("x".into());
+        let decide = |s: &Subject| set.decide_as(s, action, &api, &json!({})).unwrap().allow;
+        assert!(decide(&admin), "{action}: admin token");
+        assert!(decide(&alice), "{action}: member of admins");
+        assert_eq!(decide(&auditor), reads.contains(&action), "{action}: auditor token");
+        assert_eq!(decide(&audrey), reads.contains(&action), "{action}: member of auditors");
+        assert!(!decide(&member), "{action}: member token");
+        assert!(!decide(&bob), "{action}: a person in no group");
+    }
+    let host = |team: &str, env: &str| Object::Host {
+        name: "h".into(),
+        labels: [("team".to_owned(), team.to_owned()), ("env".to_owned(), env.to_owned())].into(),
+    };
+    let ssh = |s: &Subject, h: &Object, login: &str| set.decide_as(s, "ssh", h, &json!({ "login": login })).unwrap();
+    let ops = person("olga", &["ops"]);
+    let web = person("wendy", &["web"]);
+    assert!(ssh(&ops, &host("ops", "prod"), "root").allow);
+    assert!(ssh(&ops, &host("ops", "prod"), "olga").allow);
+    assert!(!ssh(&ops, &host("web", "dev"), "olga").allow);
+    assert!(ssh(&web, &host("web", "dev"), "wendy").allow);
+    assert!(!ssh(&web, &host("web", "dev"), "root").allow);
+    let forbidden = ssh(&person("wendy", &["web"]), &host("web", "prod"), "root");
+    assert!(!forbidden.allow);
+    assert_eq!(forbidden.reasons, ["ssh.cedar:no-root-on-prod-outside-ops"]);
+    assert!(!ssh(&admin, &host("ops", "dev"), "root").allow, "services get no logins");
+    // `connect` has no policy in the starter set: denied.
+    let connect = set.decide_as(&ops, "connect", &host("ops", "prod"), &json!({ "protocol": "tcp", "port": 22 })).unwrap();
+    assert!(!connect.allow);
+}
+
+/// Bad policy sets: one line each, naming the problem.
+#[test]
+fn bad_sets_are_refused_with_one_line_each() {
+    let set = |pairs: &[(&str, &str)]| {
+        warden_policy::check_set(
+            &pairs.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect(),
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .0
+    };
+    assert_eq!(set(&[]), ["no *.cedar files: a policy set needs at least one"]);
+    assert_eq!(
+        set(&[("notes.txt", "hello")]),
+        ["`notes.txt`: a policy directory holds *.cedar files and tests.toml only"]
+    );
+    assert_eq!(
+        set(&[("../x.cedar", "")]),
+        ["`../x.cedar`: a policy file name is a plain file name"]
+    );
+    let unknown_attr = set(&[("a.cedar", "permit (principal, action, resource) when { principal.shoe_size == 3 };\n")]);
+    // One line per principal type the policy could see, each at the attribute.
+    assert!(unknown_attr.iter().all(|l| l.starts_with("a.cedar:1:45: ") && l.contains("attribute `shoe_size`") && !l.contains('\n')), "{unknown_attr:?}");
+    let wrong_type = set(&[("a.cedar", "permit (principal is Warden::User, action, resource) when { principal.name == 3 };\n")]);
+    assert!(wrong_type[0].starts_with("a.cedar:1:"), "{wrong_type:?}");
+    let syntax = set(&[("a.cedar", "permit (principal, action, resource\n")]);
+    assert!(syntax[0].starts_with("a.cedar:"), "{syntax:?}");
+    let unknown_principal = set(&[
+        ("a.cedar", "permit (principal, action, resource);\n"),
+        ("tests.toml", "[[test]]\nname = \"t\"\nprincipal = 'Warden::User::\"ghost\"'\naction = 'Warden::Action::\"read_audit\"'\nresource = 'Warden::Api::\"audit\"'\nexpect = \"allow\"\n"),
+    ]);
+    assert_eq!(unknown_principal, ["tests.toml: test `t`: unknown principal Warden::User::\"ghost\""]);
 }

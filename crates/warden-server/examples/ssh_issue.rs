@@ -78,6 +78,7 @@ async fn main() {
                                 principals: vec![name.to_string()],
                                 ttl,
                                 port_forwarding: false,
+                                policy: serde_json::Value::Null,
                             },
                         )
                         .await

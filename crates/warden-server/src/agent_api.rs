@@ -313,6 +313,7 @@ async fn credentials(
                     principals,
                     ttl: agent.host_cert_ttl,
                     port_forwarding: false,
+                    policy: serde_json::Value::Null,
                 },
             )
             .await?;

@@ -163,6 +163,8 @@ pub struct SshIssue<'a> {
     pub ttl: Duration,
     /// Whether a user certificate carries `permit-port-forwarding` (`permit-pty` always does).
     pub port_forwarding: bool,
+    /// The policy decisions behind the principals, recorded with the issuance.
+    pub policy: serde_json::Value,
 }
 
 /// Which CA `warden ca rotate` replaces.
@@ -386,6 +388,7 @@ impl Authorities {
             principals,
             ttl,
             port_forwarding,
+            policy,
         } = request;
         let public_key = parse_public_key(public_key)?;
         let mut extensions = vec!["permit-pty".to_owned()];
@@ -423,6 +426,7 @@ impl Authorities {
             principals,
             valid_after: request.valid_after,
             valid_before: request.valid_before,
+            policy,
         };
         // Signing is CPU work: keep it off the async workers, which hand the write batch on.
         let text = tokio::task::spawn_blocking(move || -> Result<String, SshError> {

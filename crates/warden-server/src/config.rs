@@ -42,6 +42,17 @@ pub struct Config {
     pub agent: AgentConfig,
     /// Sign-in.
     pub identity: IdentityConfig,
+    /// The policy engine.
+    pub policy: PolicyConfig,
+}
+
+/// Policy engine settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// Whether a server with no policy yet activates the shipped starter set at start
+    /// (`policy.starter`, default true). Without it, every API call is denied until an
+    /// operator applies a policy over the admin socket.
+    pub starter: bool,
 }
 
 /// Sign-in settings.
@@ -256,6 +267,13 @@ struct FileConfig {
     x509: X509File,
     agent: AgentFile,
     identity: IdentityFile,
+    policy: PolicyFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct PolicyFile {
+    starter: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -356,7 +374,7 @@ struct LogFile {
 
 /// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
 /// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
-pub const KEYS: [&str; 24] = [
+pub const KEYS: [&str; 25] = [
     "data_dir",
     "database_url",
     "public_url",
@@ -381,6 +399,7 @@ pub const KEYS: [&str; 24] = [
     "x509.max_ttl",
     "agent.host_cert_ttl",
     "agent.client_cert_ttl",
+    "policy.starter",
 ];
 
 /// The environment variable that sets `key`.
@@ -511,6 +530,17 @@ impl FileConfig {
             "x509.max_ttl" => self.x509.max_ttl = Some(value.to_owned()),
             "agent.host_cert_ttl" => self.agent.host_cert_ttl = Some(value.to_owned()),
             "agent.client_cert_ttl" => self.agent.client_cert_ttl = Some(value.to_owned()),
+            "policy.starter" => {
+                self.policy.starter = Some(match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "{origin}: invalid value `{value}` for `policy.starter`: use true or false"
+                        )));
+                    }
+                });
+            }
             other => return Err(ConfigError(format!("{origin}: unknown key `{other}`"))),
         }
         Ok(())
@@ -768,7 +798,11 @@ impl FileConfig {
             )?,
         };
         let identity = resolve_identity(self.identity)?;
+        let policy = PolicyConfig {
+            starter: self.policy.starter.unwrap_or(true),
+        };
         Ok(Config {
+            policy,
             identity,
             listen_agent_mtls,
             x509,

@@ -35,6 +35,7 @@ pub(crate) struct App {
     pub agent: crate::config::AgentConfig,
     pub web: Arc<crate::web::Web>,
     pub mtls_address: Arc<str>,
+    pub policy: Arc<crate::policy::Engine>,
 }
 
 impl std::fmt::Debug for App {
@@ -433,17 +434,26 @@ async fn audit_export_bearer(
         Ok(audit) => audit,
         Err(response) => return response,
     };
-    if !crate::graphql::permits(&audit.actor, crate::graphql::Capability::ReadAudit) {
-        let role = audit
-            .actor
-            .role()
-            .map_or("none", warden_model::Role::as_str);
-        let reason = format!("role `{role}` may not use api.read_audit");
-        deny(&app, &audit, "api.read_audit", "audit", &reason).await;
-        return graphql_error(
-            StatusCode::FORBIDDEN,
-            &format!("permission denied: {reason}"),
-        );
+    match crate::graphql::check(
+        &app.policy,
+        &app.store,
+        &audit,
+        crate::graphql::Capability::ReadAudit,
+        "audit",
+    )
+    .await
+    {
+        Ok(()) => {}
+        Err(crate::graphql::Refused::Denied(reason)) => {
+            return graphql_error(
+                StatusCode::FORBIDDEN,
+                &format!("permission denied: {reason}"),
+            );
+        }
+        Err(crate::graphql::Refused::Store(e)) => {
+            tracing::error!(error = %e, "cannot decide or record a denial");
+            return graphql_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
     }
     export(app, audit, query).await
 }

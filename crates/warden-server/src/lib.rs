@@ -11,6 +11,7 @@ mod http;
 pub mod logging;
 mod metrics;
 mod mtls;
+pub mod policy;
 mod sink;
 mod web;
 
@@ -58,6 +59,7 @@ pub struct Server {
     admin_path: PathBuf,
     audit: audit::AuditLog,
     authorities: ca::Authorities,
+    policy: Arc<policy::Engine>,
     sinks: Vec<sink::Prepared>,
     /// Held for the server's life: a second server on the same data directory fails to start.
     _lock: File,
@@ -80,6 +82,7 @@ impl Server {
             &config.x509.trust_domain,
         )
         .await?;
+        let policy = policy::Engine::start(&store, config.policy.starter).await?;
         let http = TcpListener::bind(config.listen_http).await.map_err(|e| {
             StartError(format!(
                 "cannot listen on {}: {}",
@@ -157,6 +160,7 @@ impl Server {
             admin_path,
             audit,
             authorities,
+            policy,
             sinks,
             _lock: lock,
         })
@@ -267,8 +271,10 @@ impl Server {
                 self.store.clone(),
                 self.audit.clone(),
                 self.authorities.clone(),
+                self.policy.clone(),
                 &self.config,
             ),
+            policy: self.policy.clone(),
             metrics: metrics.clone(),
             agent: self.config.agent.clone(),
             web: self.web.clone(),
@@ -301,6 +307,7 @@ impl Server {
             metrics: metrics.clone(),
         };
         let tls_refresh = tokio::spawn(self.mtls.tls.clone().run_refresh());
+        let policy_refresh = tokio::spawn(self.policy.clone().run_refresh(self.store.clone()));
         let mtls = tokio::spawn(edge::serve(
             self.mtls,
             "agent_mtls",
@@ -336,6 +343,7 @@ impl Server {
         tracing::info!("shutting down");
         let _ = stop.send(true);
         tls_refresh.abort();
+        policy_refresh.abort();
         for task in [http, mtls, admin] {
             if let Err(err) = task.await {
                 tracing::error!(error = %err, "listener task failed");

@@ -41,6 +41,8 @@ pub struct NewSshCertificate {
     pub valid_after: u64,
     /// Not after, seconds since the epoch.
     pub valid_before: u64,
+    /// The policy decisions that chose its principals (user certificates), for the audit.
+    pub policy: serde_json::Value,
 }
 
 /// An X.509 certificate to record.
@@ -213,6 +215,7 @@ impl Store {
                 "valid_after": cert.valid_after,
                 "valid_before": cert.valid_before,
                 "ca_key_id": cert.ca_key_id,
+                "policy": cert.policy,
             }),
         };
         let serial = to_i64(cert.serial, "serial")?;

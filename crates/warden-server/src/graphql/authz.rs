@@ -1,18 +1,23 @@
-//! Role-based authorization, deny by default. The policy engine replaces the table below; the
-//! shape (ask before acting, record every denial) stays.
+//! Authorization through the policy engine, deny by default: each capability a resolver
+//! needs is a Cedar action on a part of Warden's API (`manage_users` on
+//! `Warden::Api::"users"`), decided for the caller with their groups as they are now. Every
+//! denial is recorded with the policies that determined it. The admin socket's operator is
+//! never asked, so a bad policy cannot lock the operator out.
 
 use std::sync::Arc;
 
 use async_graphql::{Context, ErrorExtensions};
-use warden_model::{Actor, Role};
-use warden_store::Store;
+use warden_model::Actor;
+use warden_policy::Object;
+use warden_store::{AuditContext, Outcome, Store, StoreError};
 
 use super::Caller;
+use crate::policy::{Engine, subject};
 
 /// What a resolver is about to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capability {
-    /// See who one is.
+    /// See who one is (any authenticated caller).
     Viewer,
     /// Read users and groups.
     ReadDirectory,
@@ -26,7 +31,8 @@ pub enum Capability {
     ManageTokens,
     /// Read the audit log, its checkpoints and proofs, and export it.
     ReadAudit,
-    /// Get an SSH user certificate for oneself.
+    /// Get an SSH user certificate for oneself (a person; each login is then decided by the
+    /// `ssh` action).
     OwnSshCertificate,
     /// Revoke SSH certificates.
     RevokeCertificates,
@@ -36,6 +42,10 @@ pub enum Capability {
     ManageCertificateAuthorities,
     /// Create join tokens for hosts.
     ManageHosts,
+    /// Read policy versions and explain decisions.
+    ReadPolicy,
+    /// Apply policy sets.
+    ManagePolicy,
 }
 
 impl Capability {
@@ -54,28 +64,90 @@ impl Capability {
             Capability::IssueWorkloadCertificates => "x509.issue",
             Capability::ManageCertificateAuthorities => "ca.rotate",
             Capability::ManageHosts => "host.manage",
+            Capability::ReadPolicy => "policy.read",
+            Capability::ManagePolicy => "policy.manage",
         }
     }
 
-    fn is_read(self) -> bool {
-        matches!(
-            self,
-            Capability::ReadDirectory | Capability::ReadTokens | Capability::ReadAudit
-        )
+    /// The Cedar action and the `Warden::Api` resource it is asked on; `None` for what needs
+    /// only an authenticated caller.
+    pub fn cedar(self) -> Option<(&'static str, &'static str)> {
+        Some(match self {
+            Capability::Viewer | Capability::OwnSshCertificate => return None,
+            Capability::ReadDirectory => ("read_directory", "directory"),
+            Capability::ReadTokens => ("read_directory", "tokens"),
+            Capability::ManageUsers => ("manage_users", "users"),
+            Capability::ManageGroups => ("manage_groups", "groups"),
+            Capability::ManageTokens => ("manage_tokens", "tokens"),
+            Capability::ReadAudit => ("read_audit", "audit"),
+            Capability::RevokeCertificates => ("manage_cas", "certificates"),
+            Capability::IssueWorkloadCertificates => ("issue_certificates", "certificates"),
+            Capability::ManageCertificateAuthorities => ("manage_cas", "cas"),
+            Capability::ManageHosts => ("manage_hosts", "hosts"),
+            Capability::ReadPolicy => ("read_policy", "policy"),
+            Capability::ManagePolicy => ("manage_policy", "policy"),
+        })
     }
 }
 
-/// Whether `actor` may use `cap`. Anything not listed is denied.
-pub fn permits(actor: &Actor, cap: Capability) -> bool {
-    match (actor.role(), cap) {
-        (Some(Role::Scim) | None, _) => false,
-        (Some(Role::Admin), _) => true,
-        (Some(_), Capability::Viewer) => true,
-        // A person gets certificates for themselves; a service token acts for no person.
-        (Some(Role::Member), Capability::OwnSshCertificate) => matches!(actor, Actor::User { .. }),
-        (Some(Role::Auditor), c) => c.is_read(),
-        (Some(Role::Member), _) => false,
-    }
+/// Why a check did not pass.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// Denied (and recorded): the reason, naming the policies.
+    Denied(String),
+    /// The decision or its record could not be made: fail closed.
+    Store(StoreError),
+}
+
+/// Decides whether the caller behind `audit` may use `cap` (on `target`, for the record);
+/// records a denial with the policy version and the determining policies.
+pub(crate) async fn check(
+    engine: &Engine,
+    store: &Store,
+    audit: &AuditContext,
+    cap: Capability,
+    target: &str,
+) -> Result<(), Refused> {
+    let actor = &audit.actor;
+    let (reason, details) = match (actor, cap.cedar()) {
+        (Actor::Operator, _) => return Ok(()),
+        (Actor::Anonymous | Actor::Host { .. } | Actor::System, _) => (
+            format!("{actor} may not use {}", cap.action()),
+            serde_json::Value::Null,
+        ),
+        (_, None) if cap != Capability::OwnSshCertificate => return Ok(()),
+        (Actor::User { .. }, None) => return Ok(()),
+        (_, None) => (
+            "only a person gets a user certificate".to_owned(),
+            serde_json::Value::Null,
+        ),
+        (_, Some((action, api))) => {
+            match subject(store, actor).await.map_err(Refused::Store)? {
+                None => (
+                    format!("{actor} is not a known, enabled principal"),
+                    serde_json::Value::Null,
+                ),
+                Some(subject) => {
+                    let decision = engine.decide(
+                        &subject,
+                        action,
+                        &Object::Api(api.to_owned()),
+                        &serde_json::json!({}),
+                    );
+                    if decision.decided.allow {
+                        return Ok(());
+                    }
+                    (decision.reason(action), decision.details())
+                }
+            }
+        }
+    };
+    store
+        .record(audit, cap.action(), target, details, Outcome::Denied, Some(&reason))
+        .await
+        .map_err(Refused::Store)?;
+    tracing::info!(actor = %actor, action = cap.action(), target, %reason, "denied");
+    Err(Refused::Denied(reason))
 }
 
 /// Returns the caller if it may use `cap` on `target`; otherwise records the denial and
@@ -86,70 +158,16 @@ pub(crate) async fn authorize<'a>(
     target: &str,
 ) -> async_graphql::Result<&'a Caller> {
     let caller = ctx.data::<Caller>()?;
-    let actor = &caller.audit.actor;
-    if permits(actor, cap) {
-        return Ok(caller);
-    }
-    let role = actor.role().map_or("none", Role::as_str);
-    let reason = format!("role `{role}` may not use {}", cap.action());
     let store = ctx.data::<Arc<Store>>()?;
-    if let Err(err) = store
-        .record_denial(&caller.audit, cap.action(), target, &reason)
-        .await
-    {
+    let engine = ctx.data::<Arc<Engine>>()?;
+    match check(engine, store, &caller.audit, cap, target).await {
+        Ok(()) => Ok(caller),
         // No audit record, no answer: fail closed with an opaque error.
-        return Err(super::api_error(err, caller));
-    }
-    tracing::info!(actor = %actor, action = cap.action(), target, "denied");
-    Err(
-        async_graphql::Error::new(format!("permission denied: {reason}"))
-            .extend_with(|_, e| e.set("code", "FORBIDDEN")),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use warden_model::TokenName;
-
-    fn token(role: Role) -> Actor {
-        Actor::Token {
-            token_id: "t".into(),
-            name: TokenName::new("t").unwrap(),
-            role,
-        }
-    }
-
-    #[test]
-    fn deny_by_default() {
-        use Capability::*;
-        let all = [
-            Viewer,
-            ReadDirectory,
-            ReadTokens,
-            ManageUsers,
-            ManageGroups,
-            ManageTokens,
-        ];
-        for cap in all {
-            assert!(permits(&Actor::Operator, cap));
-            assert!(permits(&token(Role::Admin), cap));
-            assert!(!permits(&token(Role::Scim), cap));
-            assert!(!permits(&Actor::Anonymous, cap));
-            assert_eq!(
-                permits(&token(Role::Auditor), cap),
-                matches!(cap, Viewer | ReadDirectory | ReadTokens | ReadAudit)
-            );
-            assert_eq!(permits(&token(Role::Member), cap), cap == Viewer);
-            let member = Actor::User {
-                name: warden_model::UserName::new("m").unwrap(),
-                token_id: "t".into(),
-                role: Role::Member,
-            };
-            assert_eq!(
-                permits(&member, cap),
-                matches!(cap, Viewer | OwnSshCertificate)
-            );
-        }
+        Err(Refused::Store(err)) => Err(super::api_error(err, caller)),
+        Err(Refused::Denied(reason)) => Err(async_graphql::Error::new(format!(
+            "permission denied: {reason}"
+        ))
+        .extend_with(|_, e| e.set("code", "FORBIDDEN"))),
     }
 }
+

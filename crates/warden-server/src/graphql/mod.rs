@@ -17,7 +17,8 @@ use std::sync::Arc;
 use async_graphql::{EmptySubscription, Schema};
 use warden_store::{AuditContext, Store, StoreError};
 
-pub use authz::{Capability, permits};
+pub(crate) use authz::{Refused, check};
+pub use authz::Capability;
 pub use mutation::Mutation;
 pub use query::Query;
 
@@ -38,12 +39,14 @@ pub fn schema(
     store: Arc<Store>,
     audit: crate::audit::AuditLog,
     authorities: crate::ca::Authorities,
+    policy: Arc<crate::policy::Engine>,
     config: &crate::config::Config,
 ) -> WardenSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(store)
         .data(audit)
         .data(authorities)
+        .data(policy)
         .data(config.ssh.clone())
         .data(config.x509.clone())
         .data(config.agent.clone())

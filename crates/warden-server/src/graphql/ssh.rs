@@ -73,7 +73,7 @@ impl SshMutation {
             .await
             .map_err(|e| api_error(e, caller))?
             .ok_or_else(|| bad_input(format!("user `{name}` not found")))?;
-        let mut principals = vec![name.to_string()];
+        let mut candidates = vec![name.to_string()];
         let mut port_forwarding = false;
         for group in store
             .user_groups(&user.id)
@@ -81,25 +81,84 @@ impl SshMutation {
             .map_err(|e| api_error(e, caller))?
         {
             if let Some(logins) = config.group_logins.get(group.as_str()) {
-                principals.extend(logins.iter().cloned());
+                candidates.extend(logins.iter().cloned());
             }
             port_forwarding |= config
                 .port_forwarding_groups
                 .iter()
                 .any(|g| g == group.as_str());
         }
-        principals.sort();
-        principals.dedup();
-        if let Some(asked) = principals_asked(principals_arg) {
-            if let Some(bad) = asked.iter().find(|p| !principals.contains(p)) {
-                let reason = format!("principal `{bad}` is not allowed for user `{name}`");
-                store
-                    .record_denial(&caller.audit, "ssh.issue", "ssh-cert:user", &reason)
-                    .await
-                    .map_err(|e| api_error(e, caller))?;
-                return Err(forbidden(reason));
+        candidates.sort();
+        candidates.dedup();
+        let asked = principals_asked(principals_arg);
+        let explicit = asked.is_some();
+        if let Some(asked) = asked {
+            candidates = asked;
+        }
+        // The policy chooses: a login goes into the certificate when the `ssh` action allows
+        // it on at least one host (each host's sshd and the proxy decide per host).
+        let subject = crate::policy::subject(store, &caller.audit.actor)
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        let hosts = store.hosts().await.map_err(|e| api_error(e, caller))?;
+        let engine = ctx.data::<Arc<crate::policy::Engine>>()?;
+        let mut principals = Vec::new();
+        let mut decisions = serde_json::Map::new();
+        let mut refused = Vec::new();
+        for login in &candidates {
+            let context = serde_json::json!({ "login": login });
+            let mut permitted = None;
+            let mut last = None;
+            for host in subject.iter().flat_map(|s| hosts.iter().map(move |h| (s, h))) {
+                let (subject, host) = host;
+                let object = warden_policy::Object::Host {
+                    name: host.name.clone(),
+                    labels: host.labels.clone(),
+                };
+                let decision = engine.decide(subject, "ssh", &object, &context);
+                if decision.decided.allow {
+                    permitted = Some((host.name.clone(), decision));
+                    break;
+                }
+                last = Some(decision);
             }
-            principals = asked;
+            match permitted {
+                Some((host, decision)) => {
+                    decisions.insert(
+                        login.clone(),
+                        serde_json::json!({
+                            "host": host,
+                            "policy_version": decision.version,
+                            "determining_policies": decision.decided.reasons,
+                        }),
+                    );
+                    principals.push(login.clone());
+                }
+                None => refused.push((login.clone(), last)),
+            }
+        }
+        if (explicit && !refused.is_empty()) || principals.is_empty() {
+            let (login, decision) = refused.into_iter().next().unwrap_or_default();
+            let why = match decision {
+                Some(d) if !d.decided.reasons.is_empty() => {
+                    format!("forbidden by {}", d.decided.reasons.join(", "))
+                }
+                _ if hosts.is_empty() => "no host has joined yet".to_owned(),
+                _ => "no policy permits it on any host".to_owned(),
+            };
+            let reason = format!("login `{login}` is not allowed for user `{name}`: {why}");
+            store
+                .record(
+                    &caller.audit,
+                    "ssh.issue",
+                    "ssh-cert:user",
+                    serde_json::json!({ "candidates": candidates }),
+                    warden_store::Outcome::Denied,
+                    Some(&reason),
+                )
+                .await
+                .map_err(|e| api_error(e, caller))?;
+            return Err(forbidden(reason));
         }
         let key_id = format!("user:{name} token:{token_id}");
         let authorities = ctx.data::<Authorities>()?;
@@ -113,6 +172,7 @@ impl SshMutation {
                     principals: principals.clone(),
                     ttl,
                     port_forwarding,
+                    policy: serde_json::Value::Object(decisions),
                 },
             )
             .await
