@@ -403,10 +403,21 @@ impl Policies {
             parse("action", action)?,
             parse("resource", resource)?,
         );
+        self.decide_uids(entities, p, a, r, context)
+    }
+
+    fn decide_uids(
+        &self,
+        entities: &Entities,
+        p: EntityUid,
+        a: EntityUid,
+        r: EntityUid,
+        context: &serde_json::Value,
+    ) -> Result<Decided, PolicyError> {
         let context =
-            Context::from_json_value(context.clone(), Some((&self.schema, &a))).map_err(|e| {
+            Context::from_json_value(context.clone(), None).map_err(|e| {
                 one(format!(
-                    "invalid context for {action}: {}",
+                    "invalid context for {a}: {}",
                     e.to_string().replace('\n', " ")
                 ))
             })?;
@@ -438,19 +449,45 @@ impl Policies {
     ) -> Result<Decided, PolicyError> {
         let mut list = subject.entities()?;
         list.extend(object.entities()?);
-        let entities = Entities::from_entities(list, Some(&self.schema)).map_err(|e| {
+        // Built here from typed data, so they match the schema by construction; checking
+        // them against it again would cost more than the decision.
+        let entities = Entities::from_entities(list, None).map_err(|e| {
             one(format!(
                 "invalid entities: {}",
                 e.to_string().replace('\n', " ")
             ))
         })?;
-        self.decide(
+        self.decide_uids(
             &entities,
-            &subject.uid(),
-            &format!("Warden::Action::{}", quoted(action)),
-            &object.uid(),
+            subject.entity_uid()?,
+            uid_of("Action", action)?,
+            object.entity_uid()?,
             context,
         )
+    }
+
+    /// Like [`Policies::decide_as`], and also names the policies whose scope matched the
+    /// principal and action (those that were evaluated): for explaining a default deny.
+    pub fn explain_as(
+        &self,
+        subject: &Subject,
+        action: &str,
+        object: &Object,
+        context: &serde_json::Value,
+    ) -> Result<(Decided, Vec<String>), PolicyError> {
+        let decided = self.decide_as(subject, action, object, context)?;
+        let entities = Entities::from_entities(subject.entities()?, Some(&self.schema))
+            .map_err(|e| one(format!("invalid entities: {e}")))?;
+        let principal = subject.entity_uid()?;
+        let action = uid_of("Action", action)?;
+        let in_scope = self
+            .index
+            .candidates(&entities, &principal, &action)
+            .into_iter()
+            .filter_map(|n| self.index.policies.get(n as usize))
+            .map(|p| p.id().to_string())
+            .collect();
+        Ok((decided, in_scope))
     }
 
     /// Decides a request against the whole set, without the index: what `decide` must
@@ -496,14 +533,90 @@ impl Policies {
     }
 }
 
+/// Reads an entity reference: Cedar's `Warden::Host::"db-1"`, or the short `host:db-1`
+/// (`user:`, `group:`, `service:`, `device:`, `host:`, `app:`, `api:`). Returns the entity
+/// type (`Host`) and id.
+pub fn parse_ref(s: &str) -> Result<(String, String), PolicyError> {
+    const KINDS: [&str; 7] = ["User", "Group", "Service", "Device", "Host", "App", "Api"];
+    let s = s.trim();
+    let (kind, id) = if s.starts_with("Warden::") {
+        let uid = EntityUid::from_str(s).map_err(|e| {
+            one(format!(
+                "invalid entity `{s}`: {}",
+                e.to_string().replace('\n', " ")
+            ))
+        })?;
+        let kind = uid.type_name().to_string();
+        let kind = kind.strip_prefix("Warden::").unwrap_or(&kind).to_owned();
+        (kind, uid.id().unescaped().to_owned())
+    } else {
+        let Some((kind, id)) = s.split_once(':') else {
+            return Err(one(format!(
+                "invalid entity `{s}`: use host:NAME, user:NAME, … or Warden::Host::\"NAME\""
+            )));
+        };
+        let kind = KINDS
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(kind))
+            .ok_or_else(|| one(format!("unknown entity type `{kind}` in `{s}`")))?;
+        ((*kind).to_owned(), id.to_owned())
+    };
+    if !KINDS.contains(&kind.as_str()) {
+        return Err(one(format!("unknown entity type `{kind}` in `{s}`")));
+    }
+    if id.is_empty() {
+        return Err(one(format!("invalid entity `{s}`: the name is empty")));
+    }
+    Ok((kind, id))
+}
+
+/// Reads an action: `ssh` or `Warden::Action::"ssh"`.
+pub fn parse_action(s: &str) -> Result<String, PolicyError> {
+    let s = s.trim();
+    let name = match s.strip_prefix("Warden::Action::") {
+        Some(quoted) => serde_json::from_str::<String>(quoted)
+            .map_err(|_| one(format!("invalid action `{s}`")))?,
+        None => s.to_owned(),
+    };
+    let schema = schema()?;
+    let known = schema
+        .actions()
+        .any(|a| a.id().unescaped() == name);
+    if known {
+        Ok(name)
+    } else {
+        Err(one(format!(
+            "unknown action `{name}`: `warden policy schema` lists them"
+        )))
+    }
+}
+
 /// A Cedar string literal.
 fn quoted(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
 }
 
+/// `Warden::KIND::"id"`, with the type names parsed once.
 fn uid_of(kind: &str, id: &str) -> Result<EntityUid, PolicyError> {
-    EntityUid::from_str(&format!("Warden::{kind}::{}", quoted(id)))
-        .map_err(|e| one(format!("invalid {kind} name `{id}`: {e}")))
+    static TYPES: std::sync::OnceLock<HashMap<&'static str, cedar_policy::EntityTypeName>> =
+        std::sync::OnceLock::new();
+    let types = TYPES.get_or_init(|| {
+        ["User", "Group", "Service", "Device", "Host", "App", "Api", "Action"]
+            .into_iter()
+            .filter_map(|k| {
+                cedar_policy::EntityTypeName::from_str(&format!("Warden::{k}"))
+                    .ok()
+                    .map(|t| (k, t))
+            })
+            .collect()
+    });
+    let kind_name = types
+        .get(kind)
+        .ok_or_else(|| one(format!("unknown entity type `{kind}`")))?;
+    Ok(EntityUid::from_type_name_and_id(
+        kind_name.clone(),
+        cedar_policy::EntityId::new(id),
+    ))
 }
 
 fn string(s: &str) -> RestrictedExpression {
@@ -537,6 +650,13 @@ impl Subject {
         match self {
             Subject::User { name, .. } => format!("Warden::User::{}", quoted(name)),
             Subject::Service { name, .. } => format!("Warden::Service::{}", quoted(name)),
+        }
+    }
+
+    fn entity_uid(&self) -> Result<EntityUid, PolicyError> {
+        match self {
+            Subject::User { name, .. } => uid_of("User", name),
+            Subject::Service { name, .. } => uid_of("Service", name),
         }
     }
 
@@ -598,6 +718,13 @@ impl Object {
         match self {
             Object::Api(name) => format!("Warden::Api::{}", quoted(name)),
             Object::Host { name, .. } => format!("Warden::Host::{}", quoted(name)),
+        }
+    }
+
+    fn entity_uid(&self) -> Result<EntityUid, PolicyError> {
+        match self {
+            Object::Api(name) => uid_of("Api", name),
+            Object::Host { name, .. } => uid_of("Host", name),
         }
     }
 

@@ -336,15 +336,19 @@ impl Engine {
             })
             .collect();
         if !failures.is_empty() {
-            let err = ApplyError::TestsFailed {
-                failed: failures.len(),
-                total: checked.results.len(),
-                lines: failures.join("\n"),
-            };
+            let (failed, total) = (failures.len(), checked.results.len());
             if !dry_run {
-                refuse(&err.to_string().replace('\n', "; ")).await?;
+                refuse(&format!(
+                    "policy not applied: {failed} of {total} tests failed: {}",
+                    failures.join("; ")
+                ))
+                .await?;
             }
-            return Err(err);
+            return Err(ApplyError::TestsFailed {
+                failed,
+                total,
+                lines: failures.join("\n"),
+            });
         }
         let current = match store.policy_version(None).await? {
             Some(stored) => (stored.version, stored.files),

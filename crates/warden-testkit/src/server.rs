@@ -123,6 +123,56 @@ impl TestServer {
         run_cli(&self.bin, &full)
     }
 
+    /// Joins host `name` with `labels` (`team=ops`) through a one-time token and the real agent
+    /// (`warden agent --once`, keeping its files under `dir`), so policy has a host to decide on.
+    pub fn join_host(&self, dir: &Path, name: &str, labels: &[&str]) {
+        let mut args = vec!["join-token", "create", "--host", name, "--ttl", "10m"];
+        for label in labels {
+            args.extend_from_slice(&["--label", label]);
+        }
+        let out = self.admin(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let data = dir.join(format!("agent-{name}"));
+        let conf = dir.join(format!("sshd-{name}.d"));
+        let out = run_cli(
+            &self.bin,
+            &[
+                "agent",
+                "--server",
+                &self.url,
+                "--join-token",
+                &token,
+                "--data-dir",
+                data.to_str().expect("utf-8 path"),
+                "--sshd-config-dir",
+                conf.to_str().expect("utf-8 path"),
+                "--once",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs the CLI against this server over HTTP with `token` in WARDEN_TOKEN.
+    pub fn remote(&self, token: &str, args: &[&str]) -> Output {
+        Command::new(&self.bin)
+            .args(args)
+            .args(["--server", &self.url])
+            .env("WARDEN_TOKEN", token)
+            .env_remove("WARDEN_DATA_DIR")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run warden")
+    }
+
     /// Creates a token through the admin CLI and returns it.
     pub fn token(&self, name: &str, role: &str, user: Option<&str>) -> String {
         let mut args = vec![

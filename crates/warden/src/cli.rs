@@ -29,11 +29,9 @@ pub enum Command {
     /// Sign the command line in: authorize it in the browser where you are signed in, get a
     /// 12-hour credential and an SSH certificate.
     Login(LoginArgs),
-    /// Policy as code (Cedar): print the schema, check a directory, run its tests.
-    Policy {
-        #[command(subcommand)]
-        command: PolicyCommand,
-    },
+    /// Policy as code (Cedar): check and test a directory offline, apply it to the server,
+    /// show versions and history, explain decisions.
+    Policy(PolicyArgs),
     /// Certificate authorities: rotate a CA with an overlap window.
     Ca(CaArgs),
     /// X.509 workload certificates for mutual TLS.
@@ -215,14 +213,58 @@ pub enum CertCommand {
     },
 }
 
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(flatten)]
+    pub connection: ServerConnection,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Print Warden's Cedar schema.
     Schema,
+    /// Write the shipped starter set (policies and tests) into DIR to edit.
+    Init { dir: PathBuf },
     /// Parse DIR/*.cedar and validate it against the schema; errors at file:line:col.
     Check { dir: PathBuf },
     /// Run DIR/tests.toml against DIR/*.cedar and print a table of results.
     Test { dir: PathBuf },
+    /// Send DIR to the server: it validates, runs the tests, refuses a set that fails, shows
+    /// the diff and activates the set as a new version.
+    Apply {
+        dir: PathBuf,
+        /// Check, test and show the diff, but activate nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the active policy set, or version N.
+    #[command(disable_version_flag = true)]
+    Show {
+        #[arg(long, value_name = "N")]
+        version: Option<i64>,
+    },
+    /// List every policy version applied, newest first.
+    History,
+    /// Decide a request with the server's active policy and data, and say why.
+    Explain {
+        /// user:NAME, service:NAME, or a Cedar reference like Warden::User::"alice".
+        #[arg(long, value_name = "ENTITY")]
+        principal: String,
+        /// ssh, connect, manage_users, … (`warden policy schema` lists them).
+        #[arg(long, value_name = "ACTION")]
+        action: String,
+        /// host:NAME, api:NAME, or a Cedar reference.
+        #[arg(long, value_name = "ENTITY")]
+        resource: String,
+        /// The request's context as a JSON object, like '{"login": "root"}'.
+        #[arg(long, value_name = "JSON")]
+        context: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

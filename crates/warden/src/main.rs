@@ -50,7 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => admin::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Login(args) => login::run(args).await,
-        Command::Policy { command } => policy::run(command),
+        Command::Policy(args) => policy::run(args).await,
         Command::Ca(args) => pki::ca(args).await,
         Command::Cert(args) => pki::cert(args).await,
         Command::Agent(args) => agent::run(args).await,

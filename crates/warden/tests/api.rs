@@ -130,7 +130,7 @@ async fn expired_tokens_are_refused() {
 }
 
 #[tokio::test]
-async fn roles_deny_by_default_and_denials_are_audited() {
+async fn the_starter_policy_denies_by_default_and_denials_are_audited() {
     for backend in Backend::ALL {
         let server = TestServer::start(bin(), backend, NO_RATE_LIMIT).await;
         assert!(server.admin(&["user", "add", "bob"]).status.success());
@@ -144,7 +144,7 @@ async fn roles_deny_by_default_and_denials_are_audited() {
         assert_eq!(status, 200);
         assert_eq!(
             body["errors"][0]["message"],
-            "permission denied: role `member` may not use api.read_directory"
+            "permission denied: policy v1: no policy permits `read_directory` (default deny)"
         );
         assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
         assert_eq!(body["data"], Value::Null);
@@ -159,7 +159,7 @@ async fn roles_deny_by_default_and_denials_are_audited() {
         let (_, body) = server.graphql(Some(&auditor), create, Value::Null).await;
         assert_eq!(
             body["errors"][0]["message"],
-            "permission denied: role `auditor` may not use api.manage_users"
+            "permission denied: policy v1: no policy permits `manage_users` (default deny)"
         );
         let (_, body) = server.graphql(Some(&admin), create, Value::Null).await;
         assert_eq!(body["data"]["createUser"]["name"], "eve");
@@ -198,6 +198,18 @@ async fn roles_deny_by_default_and_denials_are_audited() {
             .filter(|e| e.outcome == warden_store::Outcome::Denied)
             .map(|e| (e.actor_label, e.action))
             .collect();
+        let first = store
+            .recent_events(50)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.outcome == warden_store::Outcome::Denied)
+            .unwrap();
+        assert_eq!(
+            first.details,
+            json!({ "policy_version": 1, "determining_policies": [], "errors": [] }),
+            "a denial records the policy version and the determining policies"
+        );
         assert_eq!(
             denied,
             [

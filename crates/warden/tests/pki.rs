@@ -46,6 +46,8 @@ fn join_token(server: &TestServer, host: &str) -> String {
         host,
         "--label",
         "env=prod",
+        "--label",
+        "team=ops",
         "--address",
         "127.0.0.1",
         "--ttl",
@@ -661,14 +663,21 @@ async fn bad_input_is_refused_with_clear_errors_and_audited() {
         .collect();
     assert_eq!(outcomes, ["success", "denied", "failure"], "{joins:?}");
 
-    // A principal the user may not have: 403 and audited.
-    assert!(server.admin(&["user", "add", "bob"]).status.success());
+    // A login no policy gives the user: 403 and audited. (The starter policy lets members
+    // of ops log in as themselves, root and deploy on hosts labelled team=ops.)
+    for args in [
+        &["user", "add", "bob"][..],
+        &["group", "add", "ops"],
+        &["group", "add-member", "ops", "bob"],
+    ] {
+        assert!(server.admin(args).status.success());
+    }
     let bob = server.token("bob", "member", Some("bob"));
-    let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, principals: [\"root\"]) { principals } }";
+    let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, principals: [\"postgres\"]) { principals } }";
     let (_, body) = server.graphql(Some(&bob), q, json!({ "k": ssh_key })).await;
     assert_eq!(
         body["errors"][0]["message"],
-        "permission denied: principal `root` is not allowed for user `bob`"
+        "permission denied: login `postgres` is not allowed for user `bob`: no policy permits it on any host"
     );
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
     let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, principals: [\"bob\"]) { principals certificate } }";
@@ -744,7 +753,7 @@ async fn bad_input_is_refused_with_clear_errors_and_audited() {
     let issued = server.audit("ssh.issue");
     assert!(
         issued.iter().any(|e| e["outcome"] == "denied"
-            && e["reason"] == "principal `root` is not allowed for user `bob`"),
+            && e["reason"] == "login `postgres` is not allowed for user `bob`: no policy permits it on any host"),
         "{issued:?}"
     );
 

@@ -43,6 +43,13 @@ async fn user_certificates_work_with_real_sshd_until_revoked() {
     let key = dir.path().join("id_ed25519");
     let public = ssh_keygen_ed25519(&key);
 
+    // No host yet: no policy can give alice a login anywhere.
+    let (_, body) = issue(&server, &alice, &public).await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "permission denied: login `alice` is not allowed for user `alice`: no host has joined yet"
+    );
+    server.join_host(dir.path(), "ops-1", &["team=ops"]);
     let (status, body) = issue(&server, &alice, &public).await;
     assert_eq!(status, 200, "{body}");
     let cert = &body["data"]["issueSshUserCertificate"];
@@ -144,7 +151,7 @@ async fn user_certificates_work_with_real_sshd_until_revoked() {
         .await;
     assert_eq!(
         body["errors"][0]["message"],
-        "permission denied: role `member` may not use ssh.revoke"
+        "permission denied: policy v1: no policy permits `manage_cas` (default deny)"
     );
     let client = reqwest::Client::new();
     let resp = client
@@ -198,7 +205,22 @@ async fn user_certificates_work_with_real_sshd_until_revoked() {
         ],
     );
     let issued: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(issued[0]["details"]["principals"], json!(["alice", "root"]));
+    let issued = issued
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["outcome"] == "success")
+        .unwrap();
+    assert_eq!(issued["details"]["principals"], json!(["alice", "root"]));
+    // With the policy decisions that chose each login.
+    assert_eq!(
+        issued["details"]["policy"]["root"],
+        json!({ "host": "ops-1", "policy_version": 1, "determining_policies": ["ssh.cedar:ops-as-root-or-deploy"] })
+    );
+    assert_eq!(
+        issued["details"]["policy"]["alice"]["determining_policies"],
+        json!(["ssh.cedar:team-members-as-themselves"])
+    );
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod audit;
 mod authz;
 mod mutation;
 mod pki;
+mod policy;
 mod query;
 mod sessions;
 mod ssh;

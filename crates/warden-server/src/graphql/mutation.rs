@@ -63,6 +63,7 @@ pub struct Mutation(
     super::ssh::SshMutation,
     super::pki::PkiMutation,
     super::sessions::SessionMutation,
+    super::policy::PolicyMutation,
 );
 
 /// Users, groups and tokens.

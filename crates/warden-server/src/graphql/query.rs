@@ -21,6 +21,7 @@ pub struct Query(
     super::audit::AuditQuery,
     super::pki::HostQuery,
     super::sessions::SessionQuery,
+    super::policy::PolicyQuery,
 );
 
 /// Who is calling, users, groups and tokens.

@@ -56,6 +56,7 @@ impl SshMutation {
                 "only a person's token can get a user certificate",
             ));
         };
+        warden_pki::ssh::parse_public_key(&public_key).map_err(bad_input)?;
         let config = ctx.data::<SshConfig>()?;
         let ttl = match ttl {
             Some(t) => t.parse::<Ttl>().map_err(bad_input)?.as_duration(),
