@@ -200,7 +200,10 @@ fn main() {
         tests.push_str(&format!("[[group]]\nname = \"team{g}\"\n"));
     }
     for u in 0..1_000 {
-        tests.push_str(&format!("[[user]]\nname = \"u{u}\"\ngroups = [\"team{}\"]\n", u % 100));
+        tests.push_str(&format!(
+            "[[user]]\nname = \"u{u}\"\ngroups = [\"team{}\"]\n",
+            u % 100
+        ));
     }
     for h in 0..1_000 {
         tests.push_str(&format!(

@@ -3,14 +3,14 @@
 //! tags), loads a directory's policy files with errors at `file:line:col`, runs a policy
 //! directory's tests, and explains decisions. It does no I/O: callers pass file contents.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Context, Decision, Entities, Entity, EntityUid, Policy,
-    PolicyId, PolicySet, PrincipalConstraint, Request, RestrictedExpression, Schema,
-    ValidationMode, Validator,
+    ActionConstraint, Authorizer, Context, Decision, Entities, Entity, EntityUid, Policy, PolicyId,
+    PolicySet, PrincipalConstraint, Request, RestrictedExpression, Schema, ValidationMode,
+    Validator,
 };
 use miette::Diagnostic;
 use serde::Deserialize;
@@ -86,17 +86,17 @@ pub struct Policies {
 #[derive(Debug, Default)]
 struct Index {
     policies: Vec<Policy>,
-    by_action: HashMap<EntityUid, Scoped>,
+    by_action: BTreeMap<EntityUid, Scoped>,
     any_action: Scoped,
     /// Policy sets already built for a list of candidates.
-    slices: RwLock<HashMap<Vec<u32>, Arc<PolicySet>>>,
+    slices: RwLock<BTreeMap<Vec<u32>, Arc<PolicySet>>>,
 }
 
 /// Policies for one action (or any), by the principal or group their scope names.
 #[derive(Debug, Default)]
 struct Scoped {
     any_principal: Vec<u32>,
-    by_principal: HashMap<EntityUid, Vec<u32>>,
+    by_principal: BTreeMap<EntityUid, Vec<u32>>,
 }
 
 /// How many policy slices to keep before starting afresh.
@@ -140,7 +140,12 @@ impl Index {
     }
 
     /// The policies that could apply to `principal` (with its ancestors) doing `action`.
-    fn candidates(&self, entities: &Entities, principal: &EntityUid, action: &EntityUid) -> Vec<u32> {
+    fn candidates(
+        &self,
+        entities: &Entities,
+        principal: &EntityUid,
+        action: &EntityUid,
+    ) -> Vec<u32> {
         let mut out = Vec::new();
         let mut keys = vec![principal];
         if let Some(ancestors) = entities.ancestors(principal) {
@@ -315,10 +320,10 @@ impl Directory {
         }
         for u in &self.users {
             let parents: Vec<_> = u.groups.iter().map(|g| uid("Group", g)).collect();
-            let mut attrs = json!({ "name": u.name, "groups": u.groups });
-            if let Some(role) = &u.role {
-                attrs["role"] = json!(role);
-            }
+            let attrs = match &u.role {
+                Some(role) => json!({ "name": u.name, "groups": u.groups, "role": role }),
+                None => json!({ "name": u.name, "groups": u.groups }),
+            };
             list.push(json!({ "uid": uid("User", &u.name), "attrs": attrs, "parents": parents }));
         }
         for s in &self.services {
@@ -414,13 +419,12 @@ impl Policies {
         r: EntityUid,
         context: &serde_json::Value,
     ) -> Result<Decided, PolicyError> {
-        let context =
-            Context::from_json_value(context.clone(), None).map_err(|e| {
-                one(format!(
-                    "invalid context for {a}: {}",
-                    e.to_string().replace('\n', " ")
-                ))
-            })?;
+        let context = Context::from_json_value(context.clone(), None).map_err(|e| {
+            one(format!(
+                "invalid context for {a}: {}",
+                e.to_string().replace('\n', " ")
+            ))
+        })?;
         let candidates = self.index.candidates(entities, &p, &a);
         let request = Request::new(p, a, r, context, Some(&self.schema)).map_err(|e| {
             one(format!(
@@ -579,9 +583,7 @@ pub fn parse_action(s: &str) -> Result<String, PolicyError> {
         None => s.to_owned(),
     };
     let schema = schema()?;
-    let known = schema
-        .actions()
-        .any(|a| a.id().unescaped() == name);
+    let known = schema.actions().any(|a| a.id().unescaped() == name);
     if known {
         Ok(name)
     } else {
@@ -598,17 +600,19 @@ fn quoted(s: &str) -> String {
 
 /// `Warden::KIND::"id"`, with the type names parsed once.
 fn uid_of(kind: &str, id: &str) -> Result<EntityUid, PolicyError> {
-    static TYPES: std::sync::OnceLock<HashMap<&'static str, cedar_policy::EntityTypeName>> =
+    static TYPES: std::sync::OnceLock<BTreeMap<&'static str, cedar_policy::EntityTypeName>> =
         std::sync::OnceLock::new();
     let types = TYPES.get_or_init(|| {
-        ["User", "Group", "Service", "Device", "Host", "App", "Api", "Action"]
-            .into_iter()
-            .filter_map(|k| {
-                cedar_policy::EntityTypeName::from_str(&format!("Warden::{k}"))
-                    .ok()
-                    .map(|t| (k, t))
-            })
-            .collect()
+        [
+            "User", "Group", "Service", "Device", "Host", "App", "Api", "Action",
+        ]
+        .into_iter()
+        .filter_map(|k| {
+            cedar_policy::EntityTypeName::from_str(&format!("Warden::{k}"))
+                .ok()
+                .map(|t| (k, t))
+        })
+        .collect()
     });
     let kind_name = types
         .get(kind)
@@ -661,7 +665,8 @@ impl Subject {
     }
 
     fn entities(&self) -> Result<Vec<Entity>, PolicyError> {
-        let invalid = |e: cedar_policy::EntityAttrEvaluationError| one(format!("invalid entity: {e}"));
+        let invalid =
+            |e: cedar_policy::EntityAttrEvaluationError| one(format!("invalid entity: {e}"));
         match self {
             Subject::User { name, groups, role } => {
                 let mut list = Vec::with_capacity(groups.len() + 1);
@@ -876,9 +881,7 @@ impl Checked {
 pub fn check_set(files: &BTreeMap<String, String>) -> Result<Checked, PolicyError> {
     let mut policy_files = Vec::new();
     for (name, text) in files {
-        let plain = !name.is_empty()
-            && !name.contains(['/', '\\', '\0'])
-            && !name.starts_with('.');
+        let plain = !name.is_empty() && !name.contains(['/', '\\', '\0']) && !name.starts_with('.');
         if !plain {
             return Err(one(format!(
                 "`{name}`: a policy file name is a plain file name"

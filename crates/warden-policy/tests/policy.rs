@@ -212,7 +212,10 @@ fn table_directory() -> Directory {
         users: (0..4)
             .map(|u| warden_policy::UserEntry {
                 name: format!("u{u}"),
-                groups: (0..3).filter(|g| (u + g) % 2 == 0).map(|g| format!("g{g}")).collect(),
+                groups: (0..3)
+                    .filter(|g| (u + g) % 2 == 0)
+                    .map(|g| format!("g{g}"))
+                    .collect(),
                 role: None,
             })
             .collect(),
@@ -285,35 +288,72 @@ fn decision_table_for_each_action_with_the_starter_set() {
         .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
         .collect();
     let set = warden_policy::check_set(&files).unwrap().policies;
-    let admin = Subject::Service { name: "ci".into(), role: "admin".into() };
-    let auditor = Subject::Service { name: "report".into(), role: "auditor".into() };
-    let member = Subject::Service { name: "bot".into(), role: "member".into() };
+    let admin = Subject::Service {
+        name: "ci".into(),
+        role: "admin".into(),
+    };
+    let auditor = Subject::Service {
+        name: "report".into(),
+        role: "auditor".into(),
+    };
+    let member = Subject::Service {
+        name: "bot".into(),
+        role: "member".into(),
+    };
     let person = |name: &str, groups: &[&str]| Subject::User {
         name: name.into(),
         groups: groups.iter().map(|g| (*g).to_owned()).collect(),
         role: Some("member".into()),
     };
-    let (alice, audrey, bob) = (person("alice", &["admins"]), person("audrey", &["auditors"]), person("bob", &[]));
+    let (alice, audrey, bob) = (
+        person("alice", &["admins"]),
+        person("audrey", &["auditors"]),
+        person("bob", &[]),
+    );
     let reads = ["read_directory", "read_audit", "read_policy"];
     for action in [
-        "read_directory", "manage_users", "manage_groups", "manage_tokens", "read_audit",
-        "manage_hosts", "manage_cas", "issue_certificates", "read_policy", "manage_policy",
-        "approve", "review",
+        "read_directory",
+        "manage_users",
+        "manage_groups",
+        "manage_tokens",
+        "read_audit",
+        "manage_hosts",
+        "manage_cas",
+        "issue_certificates",
+        "read_policy",
+        "manage_policy",
+        "approve",
+        "review",
     ] {
         let api = Object::Api("x".into());
         let decide = |s: &Subject| set.decide_as(s, action, &api, &json!({})).unwrap().allow;
         assert!(decide(&admin), "{action}: admin token");
         assert!(decide(&alice), "{action}: member of admins");
-        assert_eq!(decide(&auditor), reads.contains(&action), "{action}: auditor token");
-        assert_eq!(decide(&audrey), reads.contains(&action), "{action}: member of auditors");
+        assert_eq!(
+            decide(&auditor),
+            reads.contains(&action),
+            "{action}: auditor token"
+        );
+        assert_eq!(
+            decide(&audrey),
+            reads.contains(&action),
+            "{action}: member of auditors"
+        );
         assert!(!decide(&member), "{action}: member token");
         assert!(!decide(&bob), "{action}: a person in no group");
     }
     let host = |team: &str, env: &str| Object::Host {
         name: "h".into(),
-        labels: [("team".to_owned(), team.to_owned()), ("env".to_owned(), env.to_owned())].into(),
+        labels: [
+            ("team".to_owned(), team.to_owned()),
+            ("env".to_owned(), env.to_owned()),
+        ]
+        .into(),
     };
-    let ssh = |s: &Subject, h: &Object, login: &str| set.decide_as(s, "ssh", h, &json!({ "login": login })).unwrap();
+    let ssh = |s: &Subject, h: &Object, login: &str| {
+        set.decide_as(s, "ssh", h, &json!({ "login": login }))
+            .unwrap()
+    };
     let ops = person("olga", &["ops"]);
     let web = person("wendy", &["web"]);
     assert!(ssh(&ops, &host("ops", "prod"), "root").allow);
@@ -324,9 +364,19 @@ fn decision_table_for_each_action_with_the_starter_set() {
     let forbidden = ssh(&person("wendy", &["web"]), &host("web", "prod"), "root");
     assert!(!forbidden.allow);
     assert_eq!(forbidden.reasons, ["ssh.cedar:no-root-on-prod-outside-ops"]);
-    assert!(!ssh(&admin, &host("ops", "dev"), "root").allow, "services get no logins");
+    assert!(
+        !ssh(&admin, &host("ops", "dev"), "root").allow,
+        "services get no logins"
+    );
     // `connect` has no policy in the starter set: denied.
-    let connect = set.decide_as(&ops, "connect", &host("ops", "prod"), &json!({ "protocol": "tcp", "port": 22 })).unwrap();
+    let connect = set
+        .decide_as(
+            &ops,
+            "connect",
+            &host("ops", "prod"),
+            &json!({ "protocol": "tcp", "port": 22 }),
+        )
+        .unwrap();
     assert!(!connect.allow);
 }
 
@@ -335,13 +385,19 @@ fn decision_table_for_each_action_with_the_starter_set() {
 fn bad_sets_are_refused_with_one_line_each() {
     let set = |pairs: &[(&str, &str)]| {
         warden_policy::check_set(
-            &pairs.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect(),
+            &pairs
+                .iter()
+                .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+                .collect(),
         )
         .map(|_| ())
         .unwrap_err()
         .0
     };
-    assert_eq!(set(&[]), ["no *.cedar files: a policy set needs at least one"]);
+    assert_eq!(
+        set(&[]),
+        ["no *.cedar files: a policy set needs at least one"]
+    );
     assert_eq!(
         set(&[("notes.txt", "hello")]),
         ["`notes.txt`: a policy directory holds *.cedar files and tests.toml only"]
@@ -350,16 +406,33 @@ fn bad_sets_are_refused_with_one_line_each() {
         set(&[("../x.cedar", "")]),
         ["`../x.cedar`: a policy file name is a plain file name"]
     );
-    let unknown_attr = set(&[("a.cedar", "permit (principal, action, resource) when { principal.shoe_size == 3 };\n")]);
+    let unknown_attr = set(&[(
+        "a.cedar",
+        "permit (principal, action, resource) when { principal.shoe_size == 3 };\n",
+    )]);
     // One line per principal type the policy could see, each at the attribute.
-    assert!(unknown_attr.iter().all(|l| l.starts_with("a.cedar:1:45: ") && l.contains("attribute `shoe_size`") && !l.contains('\n')), "{unknown_attr:?}");
-    let wrong_type = set(&[("a.cedar", "permit (principal is Warden::User, action, resource) when { principal.name == 3 };\n")]);
+    assert!(
+        unknown_attr.iter().all(|l| l.starts_with("a.cedar:1:45: ")
+            && l.contains("attribute `shoe_size`")
+            && !l.contains('\n')),
+        "{unknown_attr:?}"
+    );
+    let wrong_type = set(&[(
+        "a.cedar",
+        "permit (principal is Warden::User, action, resource) when { principal.name == 3 };\n",
+    )]);
     assert!(wrong_type[0].starts_with("a.cedar:1:"), "{wrong_type:?}");
     let syntax = set(&[("a.cedar", "permit (principal, action, resource\n")]);
     assert!(syntax[0].starts_with("a.cedar:"), "{syntax:?}");
     let unknown_principal = set(&[
         ("a.cedar", "permit (principal, action, resource);\n"),
-        ("tests.toml", "[[test]]\nname = \"t\"\nprincipal = 'Warden::User::\"ghost\"'\naction = 'Warden::Action::\"read_audit\"'\nresource = 'Warden::Api::\"audit\"'\nexpect = \"allow\"\n"),
+        (
+            "tests.toml",
+            "[[test]]\nname = \"t\"\nprincipal = 'Warden::User::\"ghost\"'\naction = 'Warden::Action::\"read_audit\"'\nresource = 'Warden::Api::\"audit\"'\nexpect = \"allow\"\n",
+        ),
     ]);
-    assert_eq!(unknown_principal, ["tests.toml: test `t`: unknown principal Warden::User::\"ghost\""]);
+    assert_eq!(
+        unknown_principal,
+        ["tests.toml: test `t`: unknown principal Warden::User::\"ghost\""]
+    );
 }

@@ -1135,6 +1135,7 @@ mod tests {
                 k if k.starts_with("limits.") && k.ends_with("timeout") => "5s",
                 k if k.starts_with("audit.") => "5s",
                 k if k.starts_with("limits.") => "7",
+                "policy.starter" => "false",
                 _ => "x",
             };
             f.set(key, value, "test").unwrap();

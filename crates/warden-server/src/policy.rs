@@ -41,9 +41,10 @@ pub struct Decision {
 impl Decision {
     /// One line saying why it was denied (or allowed).
     pub fn reason(&self, action: &str) -> String {
-        let version = self
-            .version
-            .map_or_else(|| "no policy is active".to_owned(), |v| format!("policy v{v}"));
+        let version = self.version.map_or_else(
+            || "no policy is active".to_owned(),
+            |v| format!("policy v{v}"),
+        );
         if !self.decided.errors.is_empty() {
             return format!(
                 "{version}: `{action}` denied: evaluation errors: {}",

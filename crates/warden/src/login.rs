@@ -185,25 +185,29 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         0o644,
     )?;
     let client = AdminClient::remote(&server, saved.token.clone())?;
-    let data = client
+    let cert_path = ssh_dir.join("id_ed25519-cert.pub");
+    let answer = client
         .graphql(
             "mutation($k: String!) { issueSshUserCertificate(publicKey: $k) { certificate principals validBefore } }",
             json!({ "k": public }),
         )
-        .await
-        .context("cannot get an SSH certificate")?;
+        .await;
+    let data = match answer {
+        Ok(data) => data,
+        // Signed in, but the policy gives this person no SSH login: say so, and leave no
+        // certificate from an earlier sign-in beside the new key.
+        Err(e) if e.to_string().starts_with("permission denied") => {
+            let _ = std::fs::remove_file(&cert_path);
+            println!("no SSH certificate: {e}");
+            return Ok(());
+        }
+        Err(e) => return Err(e.context("cannot get an SSH certificate")),
+    };
     let cert = data
         .pointer("/issueSshUserCertificate/certificate")
         .and_then(|c| c.as_str())
         .ok_or_else(|| anyhow!("the server's answer has no certificate"))?;
-    write_file(
-        &ssh_dir.join("id_ed25519-cert.pub"),
-        format!("{cert}\n").as_bytes(),
-        0o644,
-    )?;
-    println!(
-        "SSH certificate: {}",
-        ssh_dir.join("id_ed25519-cert.pub").display()
-    );
+    write_file(&cert_path, format!("{cert}\n").as_bytes(), 0o644)?;
+    println!("SSH certificate: {}", cert_path.display());
     Ok(())
 }

@@ -37,6 +37,11 @@ fn read_dir(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(files)
 }
 
+/// A field of a JSON answer, null when absent.
+fn at<'a>(value: &'a Value, field: &str) -> &'a Value {
+    value.get(field).unwrap_or(&Value::Null)
+}
+
 fn word(allow: bool) -> &'static str {
     if allow { "allow" } else { "deny" }
 }
@@ -63,7 +68,9 @@ fn print_tests(rows: &[(bool, String, String, String, Vec<String>)]) -> usize {
         &["RESULT", "TEST", "EXPECTED", "GOT", "DETERMINED BY"],
         &rows,
     );
-    rows.iter().filter(|r| r.first().is_some_and(|c| c == "FAIL")).count()
+    rows.iter()
+        .filter(|r| r.first().is_some_and(|c| c == "FAIL"))
+        .count()
 }
 
 pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
@@ -135,19 +142,19 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
                 crate::output::json(applied);
                 return Ok(());
             }
-            print!("{}", applied["diff"].as_str().unwrap_or_default());
-            let rows: Vec<_> = applied["tests"]
+            print!("{}", at(applied, "diff").as_str().unwrap_or_default());
+            let rows: Vec<_> = at(applied, "tests")
                 .as_array()
                 .map(Vec::as_slice)
                 .unwrap_or_default()
                 .iter()
                 .map(|t| {
                     (
-                        t["passed"].as_bool().unwrap_or(false),
+                        at(t, "passed").as_bool().unwrap_or(false),
                         cell(t, "name"),
                         cell(t, "expected"),
                         cell(t, "got"),
-                        t["determinedBy"]
+                        at(t, "determinedBy")
                             .as_array()
                             .map(|a| {
                                 a.iter()
@@ -163,7 +170,7 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
                 print_tests(&rows);
             }
             let (policies, hash) = (cell(applied, "policies"), cell(applied, "hash"));
-            if applied["unchanged"].as_bool() == Some(true) {
+            if at(applied, "unchanged").as_bool() == Some(true) {
                 eprintln!("unchanged: the active policy set is already this one (sha256 {hash})");
             } else if dry_run {
                 eprintln!(
@@ -189,12 +196,14 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
                 return Ok(());
             }
             if set.is_null() {
-                bail!("no policy is active: everything is denied (apply one with `warden policy apply DIR`)");
+                bail!(
+                    "no policy is active: everything is denied (apply one with `warden policy apply DIR`)"
+                );
             }
             println!(
                 "# policy version {}{} (sha256 {}), applied by {} at {}",
                 cell(&set, "version"),
-                if set["active"].as_bool() == Some(true) {
+                if at(&set, "active").as_bool() == Some(true) {
                     ", active"
                 } else {
                     ""
@@ -203,9 +212,13 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
                 cell(&set, "appliedBy"),
                 cell(&set, "appliedAt")
             );
-            for file in set["files"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            for file in at(&set, "files")
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
                 println!("\n# ==> {} <==", cell(file, "name"));
-                print!("{}", file["text"].as_str().unwrap_or_default());
+                print!("{}", at(file, "text").as_str().unwrap_or_default());
             }
             Ok(())
         }
@@ -226,7 +239,7 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
                 .map(|v| {
                     vec![
                         cell(v, "version"),
-                        if v["active"].as_bool() == Some(true) {
+                        if at(v, "active").as_bool() == Some(true) {
                             "active".to_owned()
                         } else {
                             String::new()
@@ -308,11 +321,16 @@ fn render_explanation(e: &Value) -> String {
     use std::fmt::Write;
     let list = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     };
-    let groups = list(&e["principalGroups"]);
-    let labels: Vec<String> = e["resourceLabels"]
+    let groups = list(at(e, "principalGroups"));
+    let labels: Vec<String> = at(e, "resourceLabels")
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default()
@@ -349,18 +367,18 @@ fn render_explanation(e: &Value) -> String {
         let _ = writeln!(out, "{title}");
         for p in items {
             let _ = writeln!(out, "  {}", cell(p, "id"));
-            for line in p["text"].as_str().unwrap_or_default().lines() {
+            for line in at(p, "text").as_str().unwrap_or_default().lines() {
                 let _ = writeln!(out, "    {line}");
             }
         }
     };
-    policies(&mut out, "determined by:", &e["determining"]);
+    policies(&mut out, "determined by:", at(e, "determining"));
     policies(
         &mut out,
         "also in scope (their conditions did not hold):",
-        &e["considered"],
+        at(e, "considered"),
     );
-    for err in list(&e["errors"]) {
+    for err in list(at(e, "errors")) {
         let _ = writeln!(out, "error: {err}");
     }
     out

@@ -65,6 +65,7 @@ async fn exports_verify_offline_and_tampering_is_named() {
                 ("ca.create", "success"),
                 ("ca.create", "success"),
                 ("ca.create", "success"),
+                ("policy.apply", "success"),
                 ("x509.issue", "success"),
                 ("user.create", "success"),
                 ("user.create", "success"),
@@ -86,35 +87,35 @@ async fn exports_verify_offline_and_tampering_is_named() {
         let file = dir.path().join("audit.jsonl");
         let file_arg = file.to_str().unwrap();
         let out = audit(&server, &["export", "-o", file_arg]);
-        assert_eq!(stderr(&out), format!("wrote 10 events to {file_arg}"));
+        assert_eq!(stderr(&out), format!("wrote 11 events to {file_arg}"));
         // Checkpoints are signed on a timer too, so how many fall in the range varies.
         let offline = stdout(run_cli(
             bin(),
             &["audit", "verify", file_arg, "--key", &key],
         ));
         assert!(
-            offline.starts_with("ok: events 1 to 10 (10 events) match "),
+            offline.starts_with("ok: events 1 to 11 (11 events) match "),
             "{offline}"
         );
         assert!(
             offline
                 .trim_end()
-                .ends_with("signed checkpoint(s), up to tree size 11"),
+                .ends_with("signed checkpoint(s), up to tree size 12"),
             "{offline}"
         );
         // The export itself was recorded, and the live log still verifies as a whole.
         let live = stdout(audit(&server, &["verify"]));
-        assert!(live.starts_with("ok: events 1 to 11 (11 events)"), "{live}");
+        assert!(live.starts_with("ok: events 1 to 12 (12 events)"), "{live}");
 
         let original = std::fs::read_to_string(&file).unwrap();
         let tampered = [
             (
                 original.replacen("\"target\":\"user:bob\"", "\"target\":\"user:eve\"", 1),
-                "event 6: its content does not match the leaf hash the log recorded",
+                "event 7: its content does not match the leaf hash the log recorded",
             ),
             (
-                drop_event(&original, 5),
-                "event 5: missing (the next event in the file is 6)",
+                drop_event(&original, 6),
+                "event 6: missing (the next event in the file is 7)",
             ),
         ];
         for (text, expected) in tampered {
@@ -163,7 +164,7 @@ async fn the_audit_api_is_authorized_like_everything_else() {
     let (_, body) = server.graphql(Some(&auditor), q, Value::Null).await;
     assert_eq!(
         body["data"]["auditEvents"][0],
-        json!({ "seq": 5, "action": "user.create", "target": "user:dave" })
+        json!({ "seq": 6, "action": "user.create", "target": "user:dave" })
     );
     let size = body["data"]["auditCheckpoint"]["size"].as_u64().unwrap();
     assert!(size >= 3);
@@ -191,7 +192,7 @@ async fn the_audit_api_is_authorized_like_everything_else() {
     let (_, body) = server.graphql(Some(&member), q, Value::Null).await;
     assert_eq!(
         body["errors"][0]["message"],
-        "permission denied: role `member` may not use api.read_audit"
+        "permission denied: policy v1: no policy permits `read_audit` (default deny)"
     );
     let resp = reqwest::Client::new()
         .get(format!("{}/v1/audit/export", server.url))

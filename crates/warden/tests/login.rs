@@ -160,6 +160,14 @@ async fn warden_login_gets_a_credential_and_an_ssh_certificate() {
     let server = TestServer::start_on(bin(), Backend::Sqlite, &config, port).await;
     let b = signed_in(&server, &base, "dave").await;
     let home = tempfile::tempdir().unwrap();
+    // The starter policy lets dave log in as himself to hosts labelled with his group.
+    for args in [
+        &["group", "add", "web"][..],
+        &["group", "add-member", "web", "dave"],
+    ] {
+        assert!(server.admin(args).status.success());
+    }
+    server.join_host(home.path(), "web-1", &["team=web"]);
 
     let mut login = Command::new(bin())
         .args(["login", "--server", &base, "--no-browser"])

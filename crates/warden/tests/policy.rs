@@ -38,7 +38,10 @@ fn the_starter_set_checks_and_passes_its_tests() {
         stdout.lines().skip(1).all(|l| l.starts_with("pass")),
         "{stdout}"
     );
-    assert!(stdout.contains("ssh.cedar:ops-as-root-or-deploy"), "{stdout}");
+    assert!(
+        stdout.contains("ssh.cedar:ops-as-root-or-deploy"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -152,11 +155,19 @@ async fn policy_sets_apply_with_a_diff_versions_history_and_audit() {
         let d = dir.path().to_str().unwrap();
         // A dry run shows the diff and the tests, and activates nothing.
         let (stdout, stderr) = text(&server.remote(&admin, &["policy", "apply", d, "--dry-run"]));
-        assert!(stdout.contains("--- a/ssh.cedar\n+++ b/ssh.cedar\n"), "{stdout}");
-        assert!(stdout.contains("+@id(\"web-deploy\")"), "{stdout}");
-        assert!(stdout.contains("pass    web deploys on web hosts"), "{stdout}");
         assert!(
-            stderr.starts_with("dry run: 6 policies and 12 tests pass; nothing was activated (sha256 "),
+            stdout.contains("--- a/ssh.cedar\n+++ b/ssh.cedar\n"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("+@id(\"web-deploy\")"), "{stdout}");
+        assert!(
+            stdout.contains("pass    web deploys on web hosts"),
+            "{stdout}"
+        );
+        assert!(
+            stderr.starts_with(
+                "dry run: 6 policies and 12 tests pass; nothing was activated (sha256 "
+            ),
             "{stderr}"
         );
         // Applied for real: version 2, through the API with an admin token.
@@ -167,8 +178,14 @@ async fn policy_sets_apply_with_a_diff_versions_history_and_audit() {
             "{stderr}"
         );
         // The same set again changes nothing.
-        let (_, stderr) = text(&run_cli(bin(), &["policy", "--data-dir", &data, "apply", d]));
-        assert!(stderr.starts_with("unchanged: the active policy set is already this one"), "{stderr}");
+        let (_, stderr) = text(&run_cli(
+            bin(),
+            &["policy", "--data-dir", &data, "apply", d],
+        ));
+        assert!(
+            stderr.starts_with("unchanged: the active policy set is already this one"),
+            "{stderr}"
+        );
 
         let (stdout, _) = text(&run_cli(bin(), &["policy", "--data-dir", &data, "history"]));
         let rows: Vec<&str> = stdout.lines().collect();
@@ -178,13 +195,28 @@ async fn policy_sets_apply_with_a_diff_versions_history_and_audit() {
         assert!(rows[1].contains("token:root"), "{stdout}");
         assert!(rows[2].starts_with("1                "), "{stdout}");
         let (now, _) = text(&run_cli(bin(), &["policy", "--data-dir", &data, "show"]));
-        assert!(now.starts_with("# policy version 2, active (sha256 "), "{now}");
-        assert!(now.contains("# ==> ssh.cedar <==") && now.contains("web-deploy"), "{now}");
-        let (then, _) = text(&run_cli(bin(), &["policy", "--data-dir", &data, "show", "--version", "1"]));
+        assert!(
+            now.starts_with("# policy version 2, active (sha256 "),
+            "{now}"
+        );
+        assert!(
+            now.contains("# ==> ssh.cedar <==") && now.contains("web-deploy"),
+            "{now}"
+        );
+        let (then, _) = text(&run_cli(
+            bin(),
+            &["policy", "--data-dir", &data, "show", "--version", "1"],
+        ));
         assert!(then.starts_with("# policy version 1 (sha256 "), "{then}");
         assert!(!then.contains("web-deploy"), "{then}");
-        let (_, err) = text(&run_cli(bin(), &["policy", "--data-dir", &data, "show", "--version", "9"]));
-        assert_eq!(err, "error: policy version 9 not found: `warden policy history` lists them");
+        let (_, err) = text(&run_cli(
+            bin(),
+            &["policy", "--data-dir", &data, "show", "--version", "9"],
+        ));
+        assert_eq!(
+            err,
+            "error: policy version 9 not found: `warden policy history` lists them"
+        );
 
         let applied = server.audit("policy.apply");
         let summary: Vec<(&str, &str, &str)> = applied
@@ -199,10 +231,16 @@ async fn policy_sets_apply_with_a_diff_versions_history_and_audit() {
             .collect();
         assert_eq!(
             summary,
-            [("system", "policy:v1", "success"), ("token:root", "policy:v2", "success")],
+            [
+                ("system", "policy:v1", "success"),
+                ("token:root", "policy:v2", "success")
+            ],
             "{applied:?}"
         );
-        assert_eq!(applied[1]["details"]["files"], json!({ "ssh.cedar": "changed", "tests.toml": "changed" }));
+        assert_eq!(
+            applied[1]["details"]["files"],
+            json!({ "ssh.cedar": "changed", "tests.toml": "changed" })
+        );
         assert_eq!(applied[1]["details"]["policies"], 6);
         assert_eq!(applied[1]["details"]["hash"].as_str().unwrap().len(), 64);
     }
@@ -228,7 +266,14 @@ async fn apply_refuses_failing_tests_and_bad_sets_and_activates_nothing() {
     // A test that fails: the set is refused, one line per failing test.
     let tests = dir.path().join("tests.toml");
     let good_tests = std::fs::read_to_string(&tests).unwrap();
-    std::fs::write(&tests, good_tests.replace("context = { login = \"deploy\" }\nexpect = \"allow\"", "context = { login = \"root\" }\nexpect = \"allow\"")).unwrap();
+    std::fs::write(
+        &tests,
+        good_tests.replace(
+            "context = { login = \"deploy\" }\nexpect = \"allow\"",
+            "context = { login = \"root\" }\nexpect = \"allow\"",
+        ),
+    )
+    .unwrap();
     assert_eq!(
         apply(&admin),
         "error: policy not applied: 1 of 12 tests failed:\ntest `web deploys on web hosts`: expected allow, got deny (no policy applies)"
@@ -237,17 +282,32 @@ async fn apply_refuses_failing_tests_and_bad_sets_and_activates_nothing() {
     let cedar = dir.path().join("ssh.cedar");
     let good = std::fs::read_to_string(&cedar).unwrap();
     for (bad, error) in [
-        ("permit (principal, action, resource)\nwhen { 1 + };\n", "error: ssh.cedar:2:"),
-        ("permit (principal == Warden::Robot::\"r2\", action, resource);\n", "error: ssh.cedar:1:"),
-        ("permit (principal is Warden::User, action, resource) when { principal.shoe_size == 1 };\n", "error: ssh.cedar:1:"),
-        ("permit (principal is Warden::User, action, resource) when { principal.name == 1 };\n", "error: ssh.cedar:1:"),
+        (
+            "permit (principal, action, resource)\nwhen { 1 + };\n",
+            "error: ssh.cedar:2:",
+        ),
+        (
+            "permit (principal == Warden::Robot::\"r2\", action, resource);\n",
+            "error: ssh.cedar:1:",
+        ),
+        (
+            "permit (principal is Warden::User, action, resource) when { principal.shoe_size == 1 };\n",
+            "error: ssh.cedar:1:",
+        ),
+        (
+            "permit (principal is Warden::User, action, resource) when { principal.name == 1 };\n",
+            "error: ssh.cedar:1:",
+        ),
     ] {
         std::fs::write(&cedar, bad).unwrap();
         let err = apply(&admin);
         assert!(err.starts_with(error), "{err}");
     }
     std::fs::write(&cedar, [0xc3, 0x28]).unwrap();
-    assert_eq!(apply(&admin), format!("error: {d}/ssh.cedar: not UTF-8 text"));
+    assert_eq!(
+        apply(&admin),
+        format!("error: {d}/ssh.cedar: not UTF-8 text")
+    );
     std::fs::write(&cedar, &good).unwrap();
     std::fs::write(&tests, "[[test]]\nname = \"ghost\"\nprincipal = 'Warden::User::\"ghost\"'\naction = 'Warden::Action::\"read_audit\"'\nresource = 'Warden::Api::\"audit\"'\nexpect = \"deny\"\n").unwrap();
     assert_eq!(
@@ -256,8 +316,12 @@ async fn apply_refuses_failing_tests_and_bad_sets_and_activates_nothing() {
     );
 
     // Nothing was activated; every refusal the server saw is in the audit log.
-    let history: Value =
-        serde_json::from_slice(&server.remote(&admin, &["policy", "history", "--json"]).stdout).unwrap();
+    let history: Value = serde_json::from_slice(
+        &server
+            .remote(&admin, &["policy", "history", "--json"])
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(history.as_array().unwrap().len(), 1);
     let refused: Vec<String> = server
         .audit("policy.apply")
@@ -266,7 +330,10 @@ async fn apply_refuses_failing_tests_and_bad_sets_and_activates_nothing() {
         .map(|e| e["reason"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(refused.len(), 6, "{refused:?}");
-    assert!(refused[0].starts_with("policy not applied: 1 of 12 tests failed: test `web deploys"), "{refused:?}");
+    assert!(
+        refused[0].starts_with("policy not applied: 1 of 12 tests failed: test `web deploys"),
+        "{refused:?}"
+    );
     let denied = server.audit("policy.manage");
     assert_eq!(denied.len(), 1);
     assert_eq!(denied[0]["outcome"], "denied");
@@ -289,15 +356,28 @@ async fn explain_says_what_decided_and_why() {
     let data = server.data_dir.to_str().unwrap().to_owned();
     let explain = |principal: &str, action: &str, resource: &str, context: Option<&str>| {
         let mut args = vec![
-            "policy", "--data-dir", &data, "explain", "--principal", principal, "--action", action,
-            "--resource", resource,
+            "policy",
+            "--data-dir",
+            &data,
+            "explain",
+            "--principal",
+            principal,
+            "--action",
+            action,
+            "--resource",
+            resource,
         ];
         if let Some(c) = context {
             args.extend_from_slice(&["--context", c]);
         }
         text(&run_cli(bin(), &args))
     };
-    let (stdout, _) = explain("user:bob", "ssh", "host:db-1", Some("{\"login\": \"root\"}"));
+    let (stdout, _) = explain(
+        "user:bob",
+        "ssh",
+        "host:db-1",
+        Some("{\"login\": \"root\"}"),
+    );
     assert_eq!(
         stdout,
         "decision:   deny\n\
@@ -331,20 +411,66 @@ async fn explain_says_what_decided_and_why() {
         \x20     context.login == principal.name\n\
         \x20   };\n"
     );
-    let (stdout, _) = explain("Warden::User::\"alice\"", "Warden::Action::\"ssh\"", "Warden::Host::\"db-1\"", Some("{\"login\": \"root\"}"));
+    let (stdout, _) = explain(
+        "Warden::User::\"alice\"",
+        "Warden::Action::\"ssh\"",
+        "Warden::Host::\"db-1\"",
+        Some("{\"login\": \"root\"}"),
+    );
     assert!(stdout.starts_with("decision:   allow\nwhy:        policy v1: `ssh` permitted by ssh.cedar:ops-as-root-or-deploy\nprincipal:  Warden::User::\"alice\" (groups: ops)\n"), "{stdout}");
     let (stdout, _) = explain("user:bob", "read_audit", "api:audit", None);
     assert!(stdout.starts_with("decision:   deny\nwhy:        policy v1: no policy permits `read_audit` (default deny)\n"), "{stdout}");
-    assert!(stdout.contains("also in scope (their conditions did not hold):\n  admins.cedar:admins-manage-warden\n"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "also in scope (their conditions did not hold):\n  admins.cedar:admins-manage-warden\n"
+        ),
+        "{stdout}"
+    );
 
     // Bad requests: one line each.
     for (principal, action, resource, context, error) in [
-        ("user:ghost", "ssh", "host:db-1", Some("{\"login\": \"x\"}"), "error: unknown principal User `ghost`"),
-        ("robot:r2", "ssh", "host:db-1", None, "error: unknown entity type `robot` in `robot:r2`"),
-        ("user:bob", "fly", "host:db-1", None, "error: unknown action `fly`: `warden policy schema` lists them"),
-        ("user:bob", "ssh", "host:nowhere", None, "error: unknown resource Host `nowhere`"),
-        ("user:bob", "ssh", "host:db-1", Some("[1]"), "error: invalid context: a JSON object, like {\"login\": \"root\"}"),
-        ("user:bob", "ssh", "host:db-1", Some("{\"login\": 3}"), "error: invalid request: "),
+        (
+            "user:ghost",
+            "ssh",
+            "host:db-1",
+            Some("{\"login\": \"x\"}"),
+            "error: unknown principal User `ghost`",
+        ),
+        (
+            "robot:r2",
+            "ssh",
+            "host:db-1",
+            None,
+            "error: unknown entity type `robot` in `robot:r2`",
+        ),
+        (
+            "user:bob",
+            "fly",
+            "host:db-1",
+            None,
+            "error: unknown action `fly`: `warden policy schema` lists them",
+        ),
+        (
+            "user:bob",
+            "ssh",
+            "host:nowhere",
+            None,
+            "error: unknown resource Host `nowhere`",
+        ),
+        (
+            "user:bob",
+            "ssh",
+            "host:db-1",
+            Some("[1]"),
+            "error: invalid context: a JSON object, like {\"login\": \"root\"}",
+        ),
+        (
+            "user:bob",
+            "ssh",
+            "host:db-1",
+            Some("{\"login\": 3}"),
+            "error: invalid request: ",
+        ),
     ] {
         let (_, err) = explain(principal, action, resource, context);
         assert!(err.starts_with(error), "{err}");
@@ -354,10 +480,19 @@ async fn explain_says_what_decided_and_why() {
 
 #[tokio::test]
 async fn with_no_policy_everything_is_denied_but_the_operator() {
-    let server = TestServer::start(bin(), Backend::Sqlite, &format!("{CONFIG}[policy]\nstarter = false\n")).await;
+    let server = TestServer::start(
+        bin(),
+        Backend::Sqlite,
+        &format!("{CONFIG}[policy]\nstarter = false\n"),
+    )
+    .await;
     let admin = server.token("root", "admin", None);
     let (_, body) = server
-        .graphql(Some(&admin), "{ users(first: 5) { nodes { name } } }", Value::Null)
+        .graphql(
+            Some(&admin),
+            "{ users(first: 5) { nodes { name } } }",
+            Value::Null,
+        )
         .await;
     assert_eq!(
         body["errors"][0]["message"],
@@ -367,11 +502,28 @@ async fn with_no_policy_everything_is_denied_but_the_operator() {
     assert!(server.admin(&["user", "add", "carol"]).status.success());
     let data = server.data_dir.to_str().unwrap().to_owned();
     let (_, err) = text(&run_cli(bin(), &["policy", "--data-dir", &data, "show"]));
-    assert_eq!(err, "error: no policy is active: everything is denied (apply one with `warden policy apply DIR`)");
-    let (_, err) = text(&run_cli(bin(), &["policy", "--data-dir", &data, "apply", &starter()]));
-    assert!(err.starts_with("applied policy version 1 (5 policies, 11 tests passed"), "{err}");
+    assert_eq!(
+        err,
+        "error: no policy is active: everything is denied (apply one with `warden policy apply DIR`)"
+    );
+    let (_, err) = text(&run_cli(
+        bin(),
+        &["policy", "--data-dir", &data, "apply", &starter()],
+    ));
+    assert!(
+        err.starts_with("applied policy version 1 (5 policies, 11 tests passed"),
+        "{err}"
+    );
     let (_, body) = server
-        .graphql(Some(&admin), "{ users(first: 5) { nodes { name } } }", Value::Null)
+        .graphql(
+            Some(&admin),
+            "{ users(first: 5) { nodes { name } } }",
+            Value::Null,
+        )
         .await;
-    assert_eq!(body["data"]["users"]["nodes"], json!([{ "name": "carol" }]), "{body}");
+    assert_eq!(
+        body["data"]["users"]["nodes"],
+        json!([{ "name": "carol" }]),
+        "{body}"
+    );
 }

@@ -350,6 +350,9 @@ async fn after_the_identity_provider_a_passkey_is_mandatory_in_chromium() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden-testkit/js/oidc-passkey-journey.mjs");
     // `warden login` waits on its loopback for the browser's answer.
     let home = tempfile::tempdir().unwrap();
+    // alice's IdP group `ops` is what the starter policy matches against this host's label.
+    assert!(s.server.admin(&["group", "add", "ops"]).status.success());
+    s.server.join_host(home.path(), "ops-1", &["team=ops"]);
     let mut login = std::process::Command::new(bin())
         .args(["login", "--server", &s.base, "--no-browser"])
         .env("WARDEN_CONFIG_DIR", home.path())

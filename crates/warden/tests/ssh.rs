@@ -209,7 +209,7 @@ async fn user_certificates_work_with_real_sshd_until_revoked() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["outcome"] == "success")
+        .find(|e| e["outcome"] == "success" && e["details"]["kind"] == "user")
         .unwrap();
     assert_eq!(issued["details"]["principals"], json!(["alice", "root"]));
     // With the policy decisions that chose each login.

@@ -116,29 +116,34 @@ pub(crate) async fn check(
             serde_json::Value::Null,
         ),
         (_, None) => return Ok(()),
-        (_, Some((action, api))) => {
-            match subject(store, actor).await.map_err(Refused::Store)? {
-                None => (
-                    format!("{actor} is not a known, enabled principal"),
-                    serde_json::Value::Null,
-                ),
-                Some(subject) => {
-                    let decision = engine.decide(
-                        &subject,
-                        action,
-                        &Object::Api(api.to_owned()),
-                        &serde_json::json!({}),
-                    );
-                    if decision.decided.allow {
-                        return Ok(());
-                    }
-                    (decision.reason(action), decision.details())
+        (_, Some((action, api))) => match subject(store, actor).await.map_err(Refused::Store)? {
+            None => (
+                format!("{actor} is not a known, enabled principal"),
+                serde_json::Value::Null,
+            ),
+            Some(subject) => {
+                let decision = engine.decide(
+                    &subject,
+                    action,
+                    &Object::Api(api.to_owned()),
+                    &serde_json::json!({}),
+                );
+                if decision.decided.allow {
+                    return Ok(());
                 }
+                (decision.reason(action), decision.details())
             }
-        }
+        },
     };
     store
-        .record(audit, cap.action(), target, details, Outcome::Denied, Some(&reason))
+        .record(
+            audit,
+            cap.action(),
+            target,
+            details,
+            Outcome::Denied,
+            Some(&reason),
+        )
         .await
         .map_err(Refused::Store)?;
     tracing::info!(actor = %actor, action = cap.action(), target, %reason, "denied");
@@ -165,4 +170,3 @@ pub(crate) async fn authorize<'a>(
         .extend_with(|_, e| e.set("code", "FORBIDDEN"))),
     }
 }
-

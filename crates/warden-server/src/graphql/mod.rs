@@ -18,8 +18,8 @@ use std::sync::Arc;
 use async_graphql::{EmptySubscription, Schema};
 use warden_store::{AuditContext, Store, StoreError};
 
-pub(crate) use authz::{Refused, check};
 pub use authz::Capability;
+pub(crate) use authz::{Refused, check};
 pub use mutation::Mutation;
 pub use query::Query;
 

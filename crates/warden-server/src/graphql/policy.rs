@@ -214,7 +214,9 @@ impl PolicyQuery {
                 .map_err(|e| bad_input(format!("invalid context: {e}")))?,
         };
         if !context.is_object() {
-            return Err(bad_input("invalid context: a JSON object, like {\"login\": \"root\"}"));
+            return Err(bad_input(
+                "invalid context: a JSON object, like {\"login\": \"root\"}",
+            ));
         }
         let subject = principal_of(store, caller, &principal).await?;
         let object = resource_of(store, caller, &resource).await?;
@@ -248,7 +250,12 @@ impl PolicyQuery {
             _ => (Vec::new(), BTreeMap::new()),
         };
         Ok(Explanation {
-            decision: if decision.decided.allow { "allow" } else { "deny" }.to_owned(),
+            decision: if decision.decided.allow {
+                "allow"
+            } else {
+                "deny"
+            }
+            .to_owned(),
             policy_version: decision.version,
             reason: decision.reason(&action),
             determining,
@@ -298,9 +305,7 @@ async fn principal_of(
                 .await
                 .map_err(|e| api_error(e, caller))?
                 .into_iter()
-                .find(|t| {
-                    t.name.as_str() == id && t.user.is_none() && t.revoked_at.is_none()
-                })
+                .find(|t| t.name.as_str() == id && t.user.is_none() && t.revoked_at.is_none())
                 .ok_or_else(unknown)?;
             Ok(Subject::Service {
                 name: id,
@@ -356,9 +361,7 @@ impl PolicyMutation {
     ) -> async_graphql::Result<PolicyApplyResult> {
         let caller = authorize(ctx, Capability::ManagePolicy, "policy").await?;
         if files.len() > MAX_FILES {
-            return Err(bad_input(format!(
-                "too many files: at most {MAX_FILES}"
-            )));
+            return Err(bad_input(format!("too many files: at most {MAX_FILES}")));
         }
         let mut set = BTreeMap::new();
         for file in files {

@@ -56,7 +56,6 @@ impl SshMutation {
                 "only a person's token can get a user certificate",
             ));
         };
-        warden_pki::ssh::parse_public_key(&public_key).map_err(bad_input)?;
         let config = ctx.data::<SshConfig>()?;
         let ttl = match ttl {
             Some(t) => t.parse::<Ttl>().map_err(bad_input)?.as_duration(),
@@ -68,6 +67,7 @@ impl SshMutation {
                 humantime::format_duration(config.max_ttl)
             )));
         }
+        warden_pki::ssh::parse_public_key(&public_key).map_err(bad_input)?;
         let store = ctx.data::<Arc<Store>>()?;
         let user = store
             .user(name)
@@ -110,7 +110,10 @@ impl SshMutation {
             let context = serde_json::json!({ "login": login });
             let mut permitted = None;
             let mut last = None;
-            for host in subject.iter().flat_map(|s| hosts.iter().map(move |h| (s, h))) {
+            for host in subject
+                .iter()
+                .flat_map(|s| hosts.iter().map(move |h| (s, h)))
+            {
                 let (subject, host) = host;
                 let object = warden_policy::Object::Host {
                     name: host.name.clone(),
