@@ -24,7 +24,9 @@ pub use oidc::OidcProvider;
 pub use otlp::OtlpReceiver;
 pub use postgres::TestDatabase;
 pub use rsyslog::{Rsyslog, TlsFiles};
-pub use server::{Backend, TestServer, account_csrf, free_port, register_passkey, run_cli};
+pub use server::{
+    Backend, Replica, TestServer, account_csrf, free_port, register_passkey, run_cli,
+};
 pub use soft_passkey::{AttestationVendor, SoftPasskey};
 pub use sshd::{Sshd, ssh_keygen_ed25519};
 pub use tls_proxy::TlsProxy;

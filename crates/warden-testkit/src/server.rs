@@ -321,6 +321,49 @@ impl Drop for TestServer {
     }
 }
 
+/// A second `warden server` sharing a PostgreSQL-backed server's database and KEK, with a
+/// data directory of its own: a scale-out replica.
+#[derive(Debug)]
+pub struct Replica {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a replica of this server (which must use PostgreSQL).
+    pub fn replica(&self) -> Replica {
+        let database = self.database.as_ref().expect(
+            "replicas share a PostgreSQL database: start the server with Backend::Postgres",
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let config_path = self._dir.path().join("warden.toml");
+        let log_path = dir.path().join("server.log");
+        let (child, url, _) = spawn(
+            &self.bin,
+            &config_path,
+            &data_dir,
+            Some(database),
+            &log_path,
+            0,
+        );
+        Replica {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Runs the CLI and collects its output.
 pub fn run_cli(bin: &Path, args: &[&str]) -> Output {
     Command::new(bin)

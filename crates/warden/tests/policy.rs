@@ -527,3 +527,65 @@ async fn with_no_policy_everything_is_denied_but_the_operator() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_replica_follows_a_policy_applied_elsewhere_within_a_second() {
+    let server = TestServer::start(bin(), Backend::Postgres, CONFIG).await;
+    let replica = server.replica();
+    let auditor = server.token("aud", "auditor", None);
+    let ask = async |url: &str| {
+        reqwest::Client::new()
+            .post(format!("{url}/graphql"))
+            .bearer_auth(&auditor)
+            .json(&json!({ "query": "{ users(first: 1) { nodes { name } } }" }))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    assert!(
+        ask(&replica.url).await["errors"].is_null(),
+        "the starter set lets auditors read"
+    );
+    // A set without the auditors' permit, applied through the first server.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        format!("{}/admins.cedar", starter()),
+        dir.path().join("admins.cedar"),
+    )
+    .unwrap();
+    let admins = std::fs::read_to_string(dir.path().join("admins.cedar")).unwrap();
+    let cut = admins.find("// Auditors read").unwrap();
+    std::fs::write(dir.path().join("admins.cedar"), &admins[..cut]).unwrap();
+    let data = server.data_dir.to_str().unwrap().to_owned();
+    let (_, err) = text(&run_cli(
+        bin(),
+        &[
+            "policy",
+            "--data-dir",
+            &data,
+            "apply",
+            dir.path().to_str().unwrap(),
+        ],
+    ));
+    assert!(err.starts_with("applied policy version 2"), "{err}");
+    let applied = std::time::Instant::now();
+    loop {
+        let body = ask(&replica.url).await;
+        if let Some(message) = body["errors"][0]["message"].as_str() {
+            assert_eq!(
+                message,
+                "permission denied: policy v2: no policy permits `read_directory` (default deny)"
+            );
+            break;
+        }
+        assert!(
+            applied.elapsed() < std::time::Duration::from_secs(5),
+            "the replica still answers with v1"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    println!("the replica followed in {:?}", applied.elapsed());
+}
