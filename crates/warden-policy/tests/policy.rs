@@ -436,3 +436,57 @@ fn bad_sets_are_refused_with_one_line_each() {
         ["tests.toml: test `t`: unknown principal Warden::User::\"ghost\""]
     );
 }
+
+/// A host's `env` label is also its `environment` attribute, in tests files and in the server.
+#[test]
+fn the_env_label_is_the_environment_attribute() {
+    use warden_policy::{Object, Subject};
+    let set = load(&[file(
+        "p.cedar",
+        "permit (principal, action == Warden::Action::\"ssh\", resource) when { resource has environment && resource.environment == \"dev\" };\n",
+    )])
+    .unwrap();
+    let person = Subject::User {
+        name: "a".into(),
+        groups: vec![],
+        role: None,
+    };
+    let host = |env: Option<&str>| Object::Host {
+        name: "h".into(),
+        labels: env
+            .map(|e| ("env".to_owned(), e.to_owned()))
+            .into_iter()
+            .collect(),
+    };
+    let ssh = |o: &Object| {
+        set.decide_as(&person, "ssh", o, &json!({ "login": "a" }))
+            .unwrap()
+            .allow
+    };
+    assert!(ssh(&host(Some("dev"))));
+    assert!(!ssh(&host(Some("prod"))));
+    assert!(!ssh(&host(None)));
+    let dir = Directory {
+        users: vec![warden_policy::UserEntry {
+            name: "a".into(),
+            groups: vec![],
+            role: None,
+        }],
+        hosts: vec![warden_policy::HostEntry {
+            name: "h".into(),
+            labels: [("env".to_owned(), "dev".to_owned())].into(),
+        }],
+        ..Default::default()
+    };
+    let entities = dir.entities(set.schema()).unwrap();
+    let d = set
+        .decide(
+            &entities,
+            "Warden::User::\"a\"",
+            "Warden::Action::\"ssh\"",
+            "Warden::Host::\"h\"",
+            &json!({ "login": "a" }),
+        )
+        .unwrap();
+    assert!(d.allow);
+}

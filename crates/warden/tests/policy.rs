@@ -487,13 +487,11 @@ async fn with_no_policy_everything_is_denied_but_the_operator() {
     )
     .await;
     let admin = server.token("root", "admin", None);
-    let (_, body) = server
-        .graphql(
-            Some(&admin),
-            "{ users(first: 5) { nodes { name } } }",
-            Value::Null,
-        )
-        .await;
+    let users = async || {
+        let q = "{ users(first: 5) { nodes { name } } }";
+        server.graphql(Some(&admin), q, Value::Null).await.1
+    };
+    let body = users().await;
     assert_eq!(
         body["errors"][0]["message"],
         "permission denied: no policy is active: no policy permits `read_directory` (default deny)"
@@ -514,13 +512,7 @@ async fn with_no_policy_everything_is_denied_but_the_operator() {
         err.starts_with("applied policy version 1 (5 policies, 11 tests passed"),
         "{err}"
     );
-    let (_, body) = server
-        .graphql(
-            Some(&admin),
-            "{ users(first: 5) { nodes { name } } }",
-            Value::Null,
-        )
-        .await;
+    let body = users().await;
     assert_eq!(
         body["data"]["users"]["nodes"],
         json!([{ "name": "carol" }]),
