@@ -36,6 +36,8 @@ pub struct Config {
     pub ssh: SshConfig,
     /// The mutual-TLS listener for agents and workloads (`listen.agent_mtls`).
     pub listen_agent_mtls: SocketAddr,
+    /// The recording SSH proxy (`listen.ssh_proxy`, default 127.0.0.1:3022).
+    pub listen_ssh_proxy: SocketAddr,
     /// X.509 certificates.
     pub x509: X509Config,
     /// Host agents.
@@ -352,6 +354,7 @@ struct AuditFile {
 struct ListenFile {
     http: Option<String>,
     agent_mtls: Option<String>,
+    ssh_proxy: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -374,7 +377,7 @@ struct LogFile {
 
 /// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
 /// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
-pub const KEYS: [&str; 25] = [
+pub const KEYS: [&str; 26] = [
     "data_dir",
     "database_url",
     "public_url",
@@ -394,6 +397,7 @@ pub const KEYS: [&str; 25] = [
     "audit.archive_dir",
     "audit.retention_check",
     "listen.agent_mtls",
+    "listen.ssh_proxy",
     "ssh.max_ttl",
     "x509.trust_domain",
     "x509.max_ttl",
@@ -525,6 +529,7 @@ impl FileConfig {
             "audit.archive_dir" => self.audit.archive_dir = Some(PathBuf::from(value)),
             "audit.retention_check" => self.audit.retention_check = Some(value.to_owned()),
             "listen.agent_mtls" => self.listen.agent_mtls = Some(value.to_owned()),
+            "listen.ssh_proxy" => self.listen.ssh_proxy = Some(value.to_owned()),
             "ssh.max_ttl" => self.ssh.max_ttl = Some(value.to_owned()),
             "x509.trust_domain" => self.x509.trust_domain = Some(value.to_owned()),
             "x509.max_ttl" => self.x509.max_ttl = Some(value.to_owned()),
@@ -752,6 +757,10 @@ impl FileConfig {
         let listen_agent_mtls: SocketAddr = mtls.parse().map_err(|_| {
             ConfigError(format!("invalid listen address `{mtls}` for `listen.agent_mtls`: use HOST:PORT, like 127.0.0.1:8443"))
         })?;
+        let proxy = self.listen.ssh_proxy.as_deref().unwrap_or("127.0.0.1:3022");
+        let listen_ssh_proxy: SocketAddr = proxy.parse().map_err(|_| {
+            ConfigError(format!("invalid listen address `{proxy}` for `listen.ssh_proxy`: use HOST:PORT, like 127.0.0.1:3022"))
+        })?;
         let trust_domain = match self.x509.trust_domain {
             Some(td) => td,
             None => public_url
@@ -805,6 +814,7 @@ impl FileConfig {
             policy,
             identity,
             listen_agent_mtls,
+            listen_ssh_proxy,
             x509,
             agent,
             ssh,

@@ -13,6 +13,7 @@ mod metrics;
 mod mtls;
 pub mod policy;
 mod sink;
+mod ssh_gate;
 mod web;
 
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -60,6 +61,7 @@ pub struct Server {
     audit: audit::AuditLog,
     authorities: ca::Authorities,
     policy: Arc<policy::Engine>,
+    ssh_proxy: TcpListener,
     sinks: Vec<sink::Prepared>,
     /// Held for the server's life: a second server on the same data directory fails to start.
     _lock: File,
@@ -102,6 +104,15 @@ impl Server {
                 StartError(format!(
                     "cannot listen on {} (listen.agent_mtls): {}",
                     config.listen_agent_mtls,
+                    io_cause(&e)
+                ))
+            })?;
+        let ssh_proxy = TcpListener::bind(config.listen_ssh_proxy)
+            .await
+            .map_err(|e| {
+                StartError(format!(
+                    "cannot listen on {} (listen.ssh_proxy): {}",
+                    config.listen_ssh_proxy,
                     io_cause(&e)
                 ))
             })?;
@@ -161,9 +172,17 @@ impl Server {
             audit,
             authorities,
             policy,
+            ssh_proxy,
             sinks,
             _lock: lock,
         })
+    }
+
+    /// The address the SSH proxy listens on.
+    pub fn ssh_proxy_addr(&self) -> Result<SocketAddr, StartError> {
+        self.ssh_proxy
+            .local_addr()
+            .map_err(|e| StartError(format!("cannot read listen address: {}", io_cause(&e))))
     }
 
     /// The address the HTTP listener is bound to (useful with port 0).
@@ -308,6 +327,23 @@ impl Server {
         };
         let tls_refresh = tokio::spawn(self.mtls.tls.clone().run_refresh());
         let policy_refresh = tokio::spawn(self.policy.clone().run_refresh(self.store.clone()));
+        let gate = Arc::new(ssh_gate::ServerGate {
+            store: self.store.clone(),
+            authorities: self.authorities.clone(),
+            engine: self.policy.clone(),
+        });
+        let proxy = match warden_proxy::Proxy::new(
+            gate,
+            warden_proxy::ProxyConfig {
+                recordings: self.config.data_dir.join("recordings"),
+            },
+        ) {
+            Ok(proxy) => Some(tokio::spawn(proxy.serve(self.ssh_proxy, stopped.clone()))),
+            Err(e) => {
+                tracing::error!(error = %e, "the ssh proxy cannot start");
+                None
+            }
+        };
         let mtls = tokio::spawn(edge::serve(
             self.mtls,
             "agent_mtls",
@@ -344,6 +380,9 @@ impl Server {
         let _ = stop.send(true);
         tls_refresh.abort();
         policy_refresh.abort();
+        if let Some(proxy) = proxy {
+            proxy.abort();
+        }
         for task in [http, mtls, admin] {
             if let Err(err) = task.await {
                 tracing::error!(error = %err, "listener task failed");

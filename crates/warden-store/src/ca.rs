@@ -352,3 +352,27 @@ impl Store {
         Ok((serials, newest))
     }
 }
+
+impl Store {
+    /// Whether Warden issued the user certificate `serial` with `key_id` and revoked neither it
+    /// nor its key id.
+    pub async fn ssh_user_certificate_live(
+        &self,
+        serial: u64,
+        key_id: &str,
+    ) -> Result<bool, StoreError> {
+        let Ok(serial) = i64::try_from(serial) else {
+            return Ok(false);
+        };
+        let row = sqlx::query(
+            "SELECT 1 AS ok FROM ssh_certificates c WHERE c.serial = $1 AND c.kind = 'user' \
+             AND c.key_id = $2 AND c.revoked_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM ssh_revoked_key_ids r WHERE r.key_id = c.key_id)",
+        )
+        .bind(serial)
+        .bind(key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+}

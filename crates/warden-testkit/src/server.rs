@@ -29,6 +29,8 @@ pub struct TestServer {
     pub url: String,
     /// The mutual-TLS listener, `127.0.0.1:PORT`.
     pub mtls_addr: String,
+    /// The recording SSH proxy, `127.0.0.1:PORT`.
+    pub ssh_proxy_addr: String,
     /// The data directory (admin socket, SQLite file).
     pub data_dir: PathBuf,
     /// Standard error so far is readable here: JSON log lines.
@@ -64,7 +66,7 @@ impl TestServer {
             Backend::Postgres => Some(TestDatabase::create().await),
         };
         let log_path = dir.path().join("server.log");
-        let (child, url, mtls_addr) = spawn(
+        let started = spawn(
             bin,
             &config_path,
             &data_dir,
@@ -73,9 +75,10 @@ impl TestServer {
             port,
         );
         TestServer {
-            child: Some(child),
-            url,
-            mtls_addr,
+            child: Some(started.child),
+            url: started.url,
+            mtls_addr: started.mtls,
+            ssh_proxy_addr: started.proxy,
             data_dir,
             log_path,
             bin: bin.to_path_buf(),
@@ -93,7 +96,7 @@ impl TestServer {
             let _ = child.wait();
         }
         let config_path = self._dir.path().join("warden.toml");
-        let (child, url, mtls_addr) = spawn(
+        let started = spawn(
             &self.bin,
             &config_path,
             &self.data_dir,
@@ -101,9 +104,10 @@ impl TestServer {
             &self.log_path,
             0,
         );
-        self.child = Some(child);
-        self.url = url;
-        self.mtls_addr = mtls_addr;
+        self.child = Some(started.child);
+        self.url = started.url;
+        self.mtls_addr = started.mtls;
+        self.ssh_proxy_addr = started.proxy;
     }
 
     /// The database URL a second process may use to reach the same data.
@@ -126,6 +130,18 @@ impl TestServer {
     /// Joins host `name` with `labels` (`team=ops`) through a one-time token and the real agent
     /// (`warden agent --once`, keeping its files under `dir`), so policy has a host to decide on.
     pub fn join_host(&self, dir: &Path, name: &str, labels: &[&str]) {
+        self.join_host_at(dir, name, labels, "127.0.0.1:22");
+    }
+
+    /// As [`TestServer::join_host`], with the host's sshd at `sshd_addr`. Returns the sshd config
+    /// directory holding the agent's `warden.conf`.
+    pub fn join_host_at(
+        &self,
+        dir: &Path,
+        name: &str,
+        labels: &[&str],
+        sshd_addr: &str,
+    ) -> PathBuf {
         let mut args = vec!["join-token", "create", "--host", name, "--ttl", "10m"];
         for label in labels {
             args.extend_from_slice(&["--label", label]);
@@ -151,6 +167,8 @@ impl TestServer {
                 data.to_str().expect("utf-8 path"),
                 "--sshd-config-dir",
                 conf.to_str().expect("utf-8 path"),
+                "--sshd-addr",
+                sshd_addr,
                 "--once",
             ],
         );
@@ -159,6 +177,7 @@ impl TestServer {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        conf
     }
 
     /// Runs the CLI against this server over HTTP with `token` in WARDEN_TOKEN.
@@ -341,7 +360,7 @@ impl TestServer {
         let data_dir = dir.path().join("data");
         let config_path = self._dir.path().join("warden.toml");
         let log_path = dir.path().join("server.log");
-        let (child, url, _) = spawn(
+        let started = spawn(
             &self.bin,
             &config_path,
             &data_dir,
@@ -350,8 +369,8 @@ impl TestServer {
             0,
         );
         Replica {
-            child,
-            url,
+            child: started.child,
+            url: started.url,
             _dir: dir,
         }
     }
@@ -380,7 +399,7 @@ fn spawn(
     database: Option<&TestDatabase>,
     log_path: &Path,
     port: u16,
-) -> (Child, String, String) {
+) -> Started {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -395,6 +414,7 @@ fn spawn(
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .env("WARDEN_LISTEN_AGENT_MTLS", "127.0.0.1:0")
+        .env("WARDEN_LISTEN_SSH_PROXY", "127.0.0.1:0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log);
@@ -406,33 +426,50 @@ fn spawn(
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.trim().strip_prefix("listening on ") {
-                let _ = tx.send((true, rest.trim().to_owned()));
-            }
-            if let Some(rest) = line.trim().strip_prefix("agent mTLS ") {
-                let addr = rest.trim().trim_start_matches("https://").to_owned();
-                let _ = tx.send((false, addr));
+            let line = line.trim();
+            for (n, prefix) in ["listening on ", "agent mTLS ", "ssh proxy "]
+                .iter()
+                .enumerate()
+            {
+                if let Some(rest) = line.strip_prefix(prefix) {
+                    let value = rest.trim().trim_start_matches("https://").to_owned();
+                    let _ = tx.send((n, value));
+                }
             }
         }
     });
-    let mut url = None;
-    let mut mtls = None;
-    while url.is_none() || mtls.is_none() {
+    let mut found: [Option<String>; 3] = [None, None, None];
+    while found.iter().any(Option::is_none) {
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok((true, u)) => url = Some(u),
-            Ok((false, m)) => mtls = Some(m),
+            Ok((n, value)) => {
+                if let Some(slot) = found.get_mut(n) {
+                    *slot = Some(value);
+                }
+            }
             Err(_) => break,
         }
     }
-    let (url, mtls) = match (url, mtls) {
-        (Some(url), Some(mtls)) => (url, mtls),
+    match found {
+        [Some(url), Some(mtls), Some(proxy)] => Started {
+            child,
+            url,
+            mtls,
+            proxy,
+        },
         _ => {
             let _ = child.kill();
             let log = std::fs::read_to_string(log_path).unwrap_or_default();
             panic!("warden server did not become ready; its log:\n{log}");
         }
-    };
-    (child, url, mtls)
+    }
+}
+
+/// A server process that said it is ready, and where it listens.
+struct Started {
+    child: Child,
+    url: String,
+    mtls: String,
+    proxy: String,
 }
 
 /// The CSRF token of the signed-in browser `b`, read off its `/account` page.

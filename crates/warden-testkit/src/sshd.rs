@@ -24,6 +24,11 @@ impl Sshd {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
+        Self::start_on(dir, port, config)
+    }
+
+    /// As [`Sshd::start`], on `port` (for a host whose agent registered that address first).
+    pub fn start_on(dir: &Path, port: u16, config: &str) -> Sshd {
         let path = dir.join("sshd_config");
         std::fs::write(
             &path,

@@ -29,6 +29,10 @@ pub enum Command {
     /// Sign the command line in: authorize it in the browser where you are signed in, get a
     /// 12-hour credential and an SSH certificate.
     Login(LoginArgs),
+    /// SSH to a host through Warden's recording proxy, with the `warden login` credential:
+    /// `warden ssh [LOGIN@]HOST [COMMAND]`. `warden ssh config` prints an ssh_config block for
+    /// stock `ssh`.
+    Ssh(SshArgs),
     /// Policy as code (Cedar): check and test a directory offline, apply it to the server,
     /// show versions and history, explain decisions.
     Policy(PolicyArgs),
@@ -265,6 +269,22 @@ pub enum PolicyCommand {
         #[arg(long, value_name = "JSON")]
         context: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct SshArgs {
+    /// The proxy, HOST:PORT [default: the signed-in server's host, port 3022].
+    #[arg(long, env = "WARDEN_SSH_PROXY", value_name = "HOST:PORT")]
+    pub proxy: Option<String>,
+    /// Relay stdin and stdout to the proxy for HOST (what the ssh_config's ProxyCommand runs).
+    #[arg(long, value_name = "HOST", conflicts_with = "target")]
+    pub stdio: Option<String>,
+    /// `[LOGIN@]HOST`, or `config` to print an ssh_config block.
+    pub target: Option<String>,
+    /// The command to run (default: an interactive shell); after `config`, host patterns.
+    #[arg(allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod login;
 mod output;
 mod pki;
 mod policy;
+mod ssh;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -50,6 +51,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => admin::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Login(args) => login::run(args).await,
+        Command::Ssh(args) => ssh::run(args).await,
         Command::Policy(args) => policy::run(args).await,
         Command::Ca(args) => pki::ca(args).await,
         Command::Cert(args) => pki::cert(args).await,
@@ -84,6 +86,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     );
     println!("  listening on   http://{addr}");
     println!("  agent mTLS     https://{}", server.mtls_addr()?);
+    println!("  ssh proxy      {}", server.ssh_proxy_addr()?);
     println!("  console        {}", config.public_url);
     println!("  GraphQL API    http://{addr}/graphql");
     println!("  health         http://{addr}/healthz");

@@ -1,0 +1,980 @@
+//! Warden's recording SSH proxy. Stock `ssh` reaches it through `warden ssh --stdio` (a
+//! ProxyCommand that names the target host first); the proxy presents a host certificate for
+//! that host, authenticates the user's Warden certificate, asks the [`Gate`] (the server: policy,
+//! revocation, audit) whether the session may happen, then connects to the host's stock sshd
+//! with a certificate minted for this session alone, verifying the host by its Warden host
+//! certificate. Every session channel is relayed and recorded ([`recording`]); a recording that
+//! cannot be written stops the session.
+
+pub mod recording;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use russh::keys::ssh_key::certificate::CertType;
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::ssh_key::{Fingerprint, HashAlg, PublicKey};
+use russh::keys::{Algorithm, Certificate, PrivateKey, PublicKeyOrCertificate};
+use russh::server::{Auth, ChannelOpenHandle, Msg as ServerMsg, Session};
+use russh::{
+    Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, ChannelWriteHalf,
+    Disconnect, MethodKind, MethodSet, Pty, Sig, client, server,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::recording::{Recorded, Recorder, Start};
+
+/// The line `warden ssh --stdio` sends before SSH starts: `WARDEN-TARGET <host>\n`. The proxy
+/// answers `OK\n`, or `ERR <message>\n` and closes.
+pub const PREAMBLE: &str = "WARDEN-TARGET ";
+
+/// Longest preamble line.
+const MAX_PREAMBLE: usize = 300;
+
+/// How long a client has to name its target and to authenticate.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A login attempt the gate decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// This session's id (also the recordings' name prefix).
+    pub session: String,
+    /// The login asked for on the host.
+    pub login: String,
+    /// The target host.
+    pub host: String,
+    /// The user certificate's key id (`user:alice token:…`).
+    pub key_id: String,
+    /// Its serial.
+    pub serial: u64,
+    /// The client's address.
+    pub source: Option<String>,
+    /// The key the proxy made for the upstream connection: the gate certifies it.
+    pub session_key: String,
+}
+
+/// What the gate allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// Who (the Warden user or service).
+    pub principal: String,
+    /// Where the host's sshd listens.
+    pub upstream: String,
+    /// A user certificate (OpenSSH line) for `session_key`, good for this login only.
+    pub certificate: String,
+}
+
+/// A finished session, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// Its id.
+    pub session: String,
+    /// Who.
+    pub principal: String,
+    /// The login on the host.
+    pub login: String,
+    /// The host.
+    pub host: String,
+    /// Its channels' recordings.
+    pub recordings: Vec<Recorded>,
+    /// Recordings that failed (the session was stopped).
+    pub failures: Vec<String>,
+}
+
+/// What the proxy asks of the rest of Warden.
+#[async_trait::async_trait]
+pub trait Gate: Send + Sync + 'static {
+    /// Trusted SSH user CA keys (OpenSSH public key lines).
+    fn user_cas(&self) -> Vec<String>;
+    /// Trusted SSH host CA keys.
+    fn host_cas(&self) -> Vec<String>;
+    /// A host certificate (OpenSSH line) for the proxy's `public_key` naming `host`, so clients
+    /// that trust Warden's host CA accept the proxy as that host. An unknown host is an error.
+    async fn host_certificate(&self, host: &str, public_key: &str) -> Result<String, String>;
+    /// Decides and records a login attempt; an error is the reason it was refused.
+    async fn admit(&self, attempt: &Attempt) -> Result<Admitted, String>;
+    /// Records a finished session with its recordings.
+    async fn finished(&self, finished: &Finished);
+}
+
+/// Where the proxy keeps recordings.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// The recordings directory (created 0700 if missing).
+    pub recordings: PathBuf,
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ProxyError(String);
+
+fn parse_keys(lines: &[String]) -> Vec<Fingerprint> {
+    lines
+        .iter()
+        .filter_map(|l| PublicKey::from_openssh(l.trim()).ok())
+        .map(|k| k.fingerprint(HashAlg::Sha256))
+        .collect()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A fresh Ed25519 key from the operating system's RNG.
+fn ed25519() -> PrivateKey {
+    use rand::RngCore;
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    PrivateKey::from(Ed25519Keypair::from_seed(&seed))
+}
+
+/// Whether `cert` is a currently valid certificate of `kind` from one of `cas` for `principal`,
+/// with no critical options the proxy would have to enforce.
+fn trusted(cert: &Certificate, cas: &[Fingerprint], kind: CertType, principal: &str) -> bool {
+    cert.validate_at(now_secs(), cas).is_ok()
+        && cert.cert_type() == kind
+        && cert.valid_principals().iter().any(|p| p == principal)
+        && cert.critical_options().is_empty()
+}
+
+/// A host name as the inventory has it: letters, digits, `.`, `-`, `_`.
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+/// The proxy's shared state.
+struct Shared {
+    gate: Arc<dyn Gate>,
+    config: ProxyConfig,
+    host_key: PrivateKey,
+    /// Host certificates minted for the proxy, by target, with when to mint again.
+    host_certs: Mutex<BTreeMap<String, (Certificate, u64)>>,
+    /// Open sessions, for cut-off.
+    sessions: Mutex<BTreeMap<String, server::Handle>>,
+}
+
+/// A running proxy: what it listens on, and open sessions to end.
+#[derive(Clone)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy").finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// Prepares a proxy: its host key (made fresh at each start; clients trust it through the
+    /// host certificates Warden gives it) and recordings directory.
+    pub fn new(gate: Arc<dyn Gate>, config: ProxyConfig) -> Result<Proxy, ProxyError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.recordings)
+            .map_err(|e| {
+                ProxyError(format!(
+                    "cannot create the recordings directory {}: {e}",
+                    config.recordings.display()
+                ))
+            })?;
+        Ok(Proxy {
+            shared: Arc::new(Shared {
+                gate,
+                config,
+                host_key: ed25519(),
+                host_certs: Mutex::new(BTreeMap::new()),
+                sessions: Mutex::new(BTreeMap::new()),
+            }),
+        })
+    }
+
+    /// Accepts connections until `stop` turns true.
+    pub async fn serve(self, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+        let mut next = 0u64;
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = stop.changed() => return,
+            };
+            let (socket, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "ssh proxy accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            next += 1;
+            let session = format!("{:x}-{next}", now_secs());
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                if let Err(e) = connection(shared, socket, peer, session.clone()).await {
+                    tracing::info!(session, error = %e, "ssh proxy connection ended");
+                }
+            });
+        }
+    }
+
+    /// Ends session `id` at once with `message`; false when it is not open here.
+    pub async fn end_session(&self, id: &str, message: &str) -> bool {
+        let handle = self
+            .shared
+            .sessions
+            .lock()
+            .ok()
+            .and_then(|mut s| s.remove(id));
+        match handle {
+            Some(h) => {
+                let _ = h
+                    .disconnect(Disconnect::ByApplication, message.to_owned(), String::new())
+                    .await;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Reads the preamble one byte at a time (so no SSH bytes are consumed) and returns the host.
+async fn read_target(socket: &mut TcpStream) -> Result<String, String> {
+    let mut line = Vec::new();
+    loop {
+        let byte = socket.read_u8().await.map_err(|e| e.to_string())?;
+        if byte == b'\n' {
+            break;
+        }
+        line.push(byte);
+        if line.len() > MAX_PREAMBLE {
+            return Err("the target line is too long".into());
+        }
+    }
+    let line = String::from_utf8(line).map_err(|_| "the target line is not UTF-8".to_owned())?;
+    let host = line
+        .trim_end_matches('\r')
+        .strip_prefix(PREAMBLE)
+        .ok_or_else(|| {
+            "connect through `warden ssh` (or its ssh config from `warden ssh config`)".to_owned()
+        })?
+        .trim()
+        .to_owned();
+    if !valid_host(&host) {
+        return Err(format!("invalid host name `{host}`"));
+    }
+    Ok(host)
+}
+
+async fn connection(
+    shared: Arc<Shared>,
+    mut socket: TcpStream,
+    peer: std::net::SocketAddr,
+    session: String,
+) -> Result<(), String> {
+    let _ = socket.set_nodelay(true);
+    let target = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_target(&mut socket))
+        .await
+        .map_err(|_| "no target named in time".to_owned())
+        .and_then(|r| r);
+    let host = match target {
+        Ok(host) => host,
+        Err(e) => {
+            let _ = socket.write_all(format!("ERR {e}\n").as_bytes()).await;
+            return Err(e);
+        }
+    };
+    let certificate = match host_certificate(&shared, &host).await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = socket.write_all(format!("ERR {e}\n").as_bytes()).await;
+            return Err(e);
+        }
+    };
+    socket.write_all(b"OK\n").await.map_err(|e| e.to_string())?;
+    let mut config = server::Config {
+        keys: vec![shared.host_key.clone()],
+        certificates: vec![certificate],
+        methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+        auth_rejection_time: Duration::from_millis(200),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        inactivity_timeout: None,
+        ..Default::default()
+    };
+    config.preferred.key = Cow::Borrowed(&[Algorithm::Ed25519]);
+    config.preferred.host_key_certificates = Cow::Borrowed(&[Algorithm::Ed25519]);
+    let handler = Downstream {
+        shared: shared.clone(),
+        session: session.clone(),
+        host,
+        source: peer.ip().to_string(),
+        login: String::new(),
+        principal: String::new(),
+        refused: None,
+        upstream: None,
+        channels: BTreeMap::new(),
+        recorded: Arc::new(Mutex::new((Vec::new(), Vec::new()))),
+    };
+    let running = server::run_stream(Arc::new(config), socket, handler)
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = running.await.map_err(|e| e.to_string());
+    if let Ok(mut sessions) = shared.sessions.lock() {
+        sessions.remove(&session);
+    }
+    result
+}
+
+/// The proxy's host certificate for `host`, minted by the gate and kept for an hour.
+async fn host_certificate(shared: &Shared, host: &str) -> Result<Certificate, String> {
+    let now = now_secs();
+    if let Some((cert, until)) = shared
+        .host_certs
+        .lock()
+        .ok()
+        .and_then(|c| c.get(host).cloned())
+        && until > now
+    {
+        return Ok(cert);
+    }
+    let public = shared
+        .host_key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| e.to_string())?;
+    let text = shared.gate.host_certificate(host, &public).await?;
+    let cert = Certificate::from_openssh(text.trim()).map_err(|e| e.to_string())?;
+    if let Ok(mut certs) = shared.host_certs.lock() {
+        certs.insert(host.to_owned(), (cert.clone(), now + 3600));
+    }
+    Ok(cert)
+}
+
+/// Verifies the host's sshd by its Warden host certificate.
+struct Upstream {
+    host: String,
+    cas: Vec<Fingerprint>,
+}
+
+impl client::Handler for Upstream {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let ok = match key {
+            PublicKeyOrCertificate::Certificate(cert) => {
+                trusted(cert, &self.cas, CertType::Host, &self.host)
+            }
+            PublicKeyOrCertificate::PublicKey { .. } => false,
+        };
+        if !ok {
+            tracing::warn!(host = %self.host, "the host did not present a valid Warden host certificate");
+        }
+        Ok(ok)
+    }
+}
+
+/// Connects to the host's sshd as `login` with the session certificate.
+async fn connect_upstream(
+    shared: &Shared,
+    host: &str,
+    login: &str,
+    key: PrivateKey,
+    admitted: &Admitted,
+) -> Result<client::Handle<Upstream>, String> {
+    let mut config = client::Config::default();
+    config.preferred.host_key_certificates = Cow::Borrowed(&[Algorithm::Ed25519]);
+    let handler = Upstream {
+        host: host.to_owned(),
+        cas: parse_keys(&shared.gate.host_cas()),
+    };
+    let mut handle = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        client::connect(Arc::new(config), admitted.upstream.as_str(), handler),
+    )
+    .await
+    .map_err(|_| format!("host `{host}` did not answer at {}", admitted.upstream))?
+    .map_err(|e| match e {
+        russh::Error::UnknownKey => format!(
+            "host `{host}` at {} did not present a valid Warden host certificate",
+            admitted.upstream
+        ),
+        e => format!("cannot reach host `{host}` at {}: {e}", admitted.upstream),
+    })?;
+    let cert = Certificate::from_openssh(admitted.certificate.trim()).map_err(|e| e.to_string())?;
+    let auth = handle
+        .authenticate_openssh_cert(login, Arc::new(key), cert)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !auth.success() {
+        return Err(format!("host `{host}` refused login `{login}`"));
+    }
+    Ok(handle)
+}
+
+/// A request that needs the host's answer.
+enum Request {
+    Pty {
+        term: String,
+        width: u32,
+        height: u32,
+        pix_width: u32,
+        pix_height: u32,
+        modes: Vec<(Pty, u32)>,
+    },
+    Shell,
+    Exec(Vec<u8>),
+    Subsystem(String),
+}
+
+/// What the user's side sends to the host, in order.
+enum Up {
+    Data(Bytes),
+    Eof,
+    Window(u32, u32, u32, u32),
+    Signal(Sig),
+    Request(Request, oneshot::Sender<bool>),
+    Close,
+}
+
+/// A channel's recorder, shared by its two directions.
+type SharedRecorder = Arc<Mutex<Option<Recorder>>>;
+
+/// Recordings finished, and recording failures, of one session.
+type Outcomes = Arc<Mutex<(Vec<Recorded>, Vec<String>)>>;
+
+struct ChannelState {
+    queue: mpsc::UnboundedSender<Up>,
+    recorder: SharedRecorder,
+    pty: Option<(u32, u32, String)>,
+    number: u32,
+}
+
+/// The user's side of one session.
+struct Downstream {
+    shared: Arc<Shared>,
+    session: String,
+    host: String,
+    source: String,
+    login: String,
+    principal: String,
+    /// Why the gate refused, told to the client once authenticated.
+    refused: Option<String>,
+    upstream: Option<client::Handle<Upstream>>,
+    channels: BTreeMap<ChannelId, ChannelState>,
+    recorded: Outcomes,
+}
+
+impl Downstream {
+    fn send(&self, channel: ChannelId, op: Up) {
+        if let Some(state) = self.channels.get(&channel) {
+            let _ = state.queue.send(op);
+        }
+    }
+
+    /// Starts the channel's recording for `start`; false (and the session ends) if it fails.
+    fn record(&mut self, channel: ChannelId, start: &Start) -> bool {
+        let Some(state) = self.channels.get(&channel) else {
+            return false;
+        };
+        let meta = serde_json::json!({
+            "session": self.session,
+            "principal": self.principal,
+            "login": self.login,
+            "host": self.host,
+            "channel": state.number,
+        });
+        let name = format!("{}-{}", self.session, state.number);
+        match Recorder::create(&self.shared.config.recordings, &name, start, &meta) {
+            Ok(recorder) => {
+                if let Ok(mut slot) = state.recorder.lock() {
+                    *slot = Some(recorder);
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(session = %self.session, error = %e, "recording failed: the session stops");
+                if let Ok(mut outcomes) = self.recorded.lock() {
+                    outcomes.1.push(e.to_string());
+                }
+                false
+            }
+        }
+    }
+
+    async fn request(
+        &mut self,
+        channel: ChannelId,
+        request: Request,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(channel, Up::Request(request, tx));
+        if rx.await.unwrap_or(false) {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+
+    /// Starts recording, or refuses the request and ends the session when it cannot.
+    async fn recorded_request(
+        &mut self,
+        channel: ChannelId,
+        start: Start,
+        request: Request,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        if !self.record(channel, &start) {
+            session.channel_failure(channel)?;
+            session.disconnect(
+                Disconnect::ByApplication,
+                "warden: the session cannot be recorded, so it does not run",
+                "",
+            )?;
+            return Ok(());
+        }
+        self.request(channel, request, session).await
+    }
+}
+
+impl server::Handler for Downstream {
+    type Error = russh::Error;
+
+    // Plain public keys are refused (russh's default): only Warden certificates get in.
+
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        cert: &Certificate,
+    ) -> Result<Auth, Self::Error> {
+        let cas = parse_keys(&self.shared.gate.user_cas());
+        if !trusted(cert, &cas, CertType::User, user) {
+            return Ok(Auth::reject());
+        }
+        self.login = user.to_owned();
+        let key = ed25519();
+        let session_key = key
+            .public_key()
+            .to_openssh()
+            .map_err(|e| russh::Error::from(russh::keys::Error::from(e)))?;
+        let attempt = Attempt {
+            session: self.session.clone(),
+            login: user.to_owned(),
+            host: self.host.clone(),
+            key_id: cert.key_id().to_owned(),
+            serial: cert.serial(),
+            source: Some(self.source.clone()),
+            session_key,
+        };
+        match self.shared.gate.admit(&attempt).await {
+            Err(reason) => self.refused = Some(reason),
+            Ok(admitted) => {
+                self.principal = admitted.principal.clone();
+                match connect_upstream(&self.shared, &self.host, user, key, &admitted).await {
+                    Ok(handle) => self.upstream = Some(handle),
+                    Err(reason) => self.refused = Some(reason),
+                }
+            }
+        }
+        // Accepted either way, so a refusal reaches the user as a message, not as a bare
+        // "Permission denied"; a refused session is ended before it can open anything.
+        Ok(Auth::Accept)
+    }
+
+    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
+        if let Some(reason) = &self.refused {
+            session.disconnect(
+                Disconnect::ByApplication,
+                &format!("warden: access denied: {reason}"),
+                "",
+            )?;
+            return Ok(());
+        }
+        if let Ok(mut sessions) = self.shared.sessions.lock() {
+            sessions.insert(self.session.clone(), session.handle());
+        }
+        Ok(())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<ServerMsg>,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(upstream) = &self.upstream else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let Ok(up) = upstream.channel_open_session().await else {
+            reply.reject(ChannelOpenFailure::ConnectFailed).await;
+            return Ok(());
+        };
+        let id = channel.id();
+        // russh also queues every message into the channel; nothing reads it, so drop it.
+        let (read, write) = channel.split();
+        drop(read);
+        let (up_read, up_write) = up.split();
+        let (replies_tx, replies_rx) = mpsc::unbounded_channel();
+        let (queue, queue_rx) = mpsc::unbounded_channel();
+        let recorder: SharedRecorder = Arc::new(Mutex::new(None));
+        let number = u32::try_from(self.channels.len()).unwrap_or(u32::MAX);
+        tokio::spawn(downlink(
+            up_read,
+            write,
+            session.handle(),
+            id,
+            replies_tx,
+            recorder.clone(),
+            self.recorded.clone(),
+        ));
+        tokio::spawn(uplink(queue_rx, up_write, replies_rx, recorder.clone()));
+        self.channels.insert(
+            id,
+            ChannelState {
+                queue,
+                recorder,
+                pty: None,
+                number,
+            },
+        );
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        term: &str,
+        width: u32,
+        height: u32,
+        pix_width: u32,
+        pix_height: u32,
+        modes: &[(Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(state) = self.channels.get_mut(&channel) {
+            state.pty = Some((width, height, term.to_owned()));
+        }
+        let request = Request::Pty {
+            term: term.to_owned(),
+            width,
+            height,
+            pix_width,
+            pix_height,
+            modes: modes.to_vec(),
+        };
+        self.request(channel, request, session).await
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let pty = self.channels.get(&channel).and_then(|s| s.pty.clone());
+        let start = Start::Shell {
+            width: pty.as_ref().map_or(80, |p| p.0),
+            height: pty.as_ref().map_or(24, |p| p.1),
+            term: pty.map(|p| p.2),
+        };
+        self.recorded_request(channel, start, Request::Shell, session)
+            .await
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let pty = self.channels.get(&channel).and_then(|s| s.pty.clone());
+        let start = Start::Exec {
+            command: String::from_utf8_lossy(data).into_owned(),
+            pty,
+        };
+        self.recorded_request(channel, start, Request::Exec(data.to_vec()), session)
+            .await
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let start = Start::Subsystem(name.to_owned());
+        self.recorded_request(channel, start, Request::Subsystem(name.to_owned()), session)
+            .await
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        width: u32,
+        height: u32,
+        pix_width: u32,
+        pix_height: u32,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.send(channel, Up::Window(width, height, pix_width, pix_height));
+        Ok(())
+    }
+
+    async fn signal(
+        &mut self,
+        channel: ChannelId,
+        signal: Sig,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.send(channel, Up::Signal(signal));
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.send(channel, Up::Data(Bytes::copy_from_slice(data)));
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.send(channel, Up::Eof);
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.send(channel, Up::Close);
+        Ok(())
+    }
+}
+
+impl Drop for Downstream {
+    /// The user's session is over (or cut): close the host's side and report the recordings
+    /// once every channel has finished writing.
+    fn drop(&mut self) {
+        let upstream = self.upstream.take();
+        let admitted = upstream.is_some();
+        let channels = std::mem::take(&mut self.channels);
+        let (shared, recorded) = (self.shared.clone(), self.recorded.clone());
+        let finished = Finished {
+            session: self.session.clone(),
+            principal: self.principal.clone(),
+            login: self.login.clone(),
+            host: self.host.clone(),
+            recordings: Vec::new(),
+            failures: Vec::new(),
+        };
+        tokio::spawn(async move {
+            for state in channels.values() {
+                let _ = state.queue.send(Up::Close);
+            }
+            if let Some(up) = upstream {
+                let _ = up
+                    .disconnect(Disconnect::ByApplication, "session ended", "")
+                    .await;
+            }
+            if !admitted {
+                return;
+            }
+            // The relay tasks finish their recordings as the channels close.
+            for _ in 0..50 {
+                let pending = channels
+                    .values()
+                    .any(|s| s.recorder.lock().map(|r| r.is_some()).unwrap_or(false));
+                if !pending {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            for state in channels.values() {
+                finish_recording(&state.recorder, &recorded);
+            }
+            let (recordings, failures) = recorded
+                .lock()
+                .map(|mut r| (std::mem::take(&mut r.0), std::mem::take(&mut r.1)))
+                .unwrap_or_default();
+            shared
+                .gate
+                .finished(&Finished {
+                    recordings,
+                    failures,
+                    ..finished
+                })
+                .await;
+        });
+    }
+}
+
+/// Closes a channel's recording (once) and keeps what it holds.
+fn finish_recording(recorder: &SharedRecorder, outcomes: &Outcomes) {
+    let taken = recorder.lock().ok().and_then(|mut r| r.take());
+    if let Some(recorder) = taken {
+        let result = recorder.finish();
+        if let Ok(mut outcomes) = outcomes.lock() {
+            match result {
+                Ok(recorded) => outcomes.0.push(recorded),
+                Err(e) => outcomes.1.push(e.to_string()),
+            }
+        }
+    }
+}
+
+/// Records `data` as input or output; false when the recording failed (the channel stops).
+fn tee(recorder: &SharedRecorder, input: bool, data: &[u8]) -> bool {
+    let Ok(mut slot) = recorder.lock() else {
+        return false;
+    };
+    match slot.as_mut() {
+        None => true,
+        Some(r) => {
+            let written = if input { r.input(data) } else { r.output(data) };
+            match written {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "recording failed: the channel stops");
+                    false
+                }
+            }
+        }
+    }
+}
+
+/// The user's side to the host's, in order. Never blocks the user's session loop on the
+/// host's flow control (the queue is unbounded; the host's window paces the writes).
+async fn uplink(
+    mut queue: mpsc::UnboundedReceiver<Up>,
+    up: ChannelWriteHalf<client::Msg>,
+    mut replies: mpsc::UnboundedReceiver<bool>,
+    recorder: SharedRecorder,
+) {
+    while let Some(op) = queue.recv().await {
+        let sent = match op {
+            Up::Data(data) => {
+                if !tee(&recorder, true, &data) {
+                    break;
+                }
+                up.data_bytes(data).await
+            }
+            Up::Eof => up.eof().await,
+            Up::Window(w, h, pw, ph) => up.window_change(w, h, pw, ph).await,
+            Up::Signal(sig) => up.signal(sig).await,
+            Up::Close => break,
+            Up::Request(request, done) => {
+                let sent = match request {
+                    Request::Pty {
+                        term,
+                        width,
+                        height,
+                        pix_width,
+                        pix_height,
+                        modes,
+                    } => {
+                        up.request_pty(true, &term, width, height, pix_width, pix_height, &modes)
+                            .await
+                    }
+                    Request::Shell => up.request_shell(true).await,
+                    Request::Exec(command) => up.exec(true, command).await,
+                    Request::Subsystem(name) => up.request_subsystem(true, name).await,
+                };
+                let ok = sent.is_ok()
+                    && tokio::time::timeout(HANDSHAKE_TIMEOUT, replies.recv())
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or(false);
+                let _ = done.send(ok);
+                Ok(())
+            }
+        };
+        if sent.is_err() {
+            break;
+        }
+    }
+    let _ = up.close().await;
+}
+
+/// The host's side to the user's.
+async fn downlink(
+    mut up: ChannelReadHalf,
+    down: ChannelWriteHalf<ServerMsg>,
+    handle: server::Handle,
+    id: ChannelId,
+    replies: mpsc::UnboundedSender<bool>,
+    recorder: SharedRecorder,
+    outcomes: Outcomes,
+) {
+    while let Some(message) = up.wait().await {
+        let sent = match message {
+            ChannelMsg::Data { data } => {
+                if !tee(&recorder, false, &data) {
+                    break;
+                }
+                down.data_bytes(data).await
+            }
+            ChannelMsg::ExtendedData { data, ext } => {
+                if !tee(&recorder, false, &data) {
+                    break;
+                }
+                down.extended_data_bytes(ext, data).await
+            }
+            ChannelMsg::Success => {
+                let _ = replies.send(true);
+                Ok(())
+            }
+            ChannelMsg::Failure => {
+                let _ = replies.send(false);
+                Ok(())
+            }
+            ChannelMsg::ExitStatus { exit_status } => down.exit_status(exit_status).await,
+            ChannelMsg::ExitSignal {
+                signal_name,
+                core_dumped,
+                error_message,
+                lang_tag,
+            } => {
+                let _ = handle
+                    .exit_signal_request(id, signal_name, core_dumped, error_message, lang_tag)
+                    .await;
+                Ok(())
+            }
+            ChannelMsg::Eof => down.eof().await,
+            ChannelMsg::Close => break,
+            _ => Ok(()),
+        };
+        if sent.is_err() {
+            break;
+        }
+    }
+    finish_recording(&recorder, &outcomes);
+    let _ = down.close().await;
+}

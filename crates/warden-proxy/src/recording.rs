@@ -1,0 +1,198 @@
+//! Session recordings: each session channel as an asciicast v2 file (a header line, then one
+//! `[seconds, "o"|"i", text]` line per chunk of output or input), hashed as it is written.
+//! A subsystem (sftp) is recorded by name and byte counts only: its bytes are not a terminal.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+/// What a finished recording is, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The file.
+    pub path: PathBuf,
+    /// SHA-256 of its bytes, hex.
+    pub sha256: String,
+    /// Its size.
+    pub bytes: u64,
+    /// `shell`, `exec` or `subsystem`.
+    pub kind: String,
+    /// The command (exec) or subsystem name.
+    pub command: Option<String>,
+    /// Bytes the user sent and received.
+    pub input_bytes: u64,
+    /// Bytes the host sent.
+    pub output_bytes: u64,
+}
+
+/// One channel's recording.
+#[derive(Debug)]
+pub struct Recorder {
+    path: PathBuf,
+    out: BufWriter<File>,
+    sha: Sha256,
+    bytes: u64,
+    started: Instant,
+    kind: String,
+    command: Option<String>,
+    terminal: bool,
+    input_bytes: u64,
+    output_bytes: u64,
+}
+
+/// Why a recording could not be written. The session stops: nothing runs unrecorded.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot record the session in {path}: {cause}")]
+pub struct RecordError {
+    path: String,
+    cause: std::io::Error,
+}
+
+/// How the channel began.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// An interactive shell, with the terminal size and type when a pty was asked for.
+    Shell {
+        /// Columns.
+        width: u32,
+        /// Rows.
+        height: u32,
+        /// `TERM`.
+        term: Option<String>,
+    },
+    /// A command.
+    Exec {
+        /// The command line.
+        command: String,
+        /// Columns, rows and `TERM` when a pty was asked for.
+        pty: Option<(u32, u32, String)>,
+    },
+    /// A subsystem such as sftp.
+    Subsystem(String),
+}
+
+impl Recorder {
+    /// Creates `dir/NAME.cast` (mode 0600, never over an existing file) and writes the header.
+    pub fn create(
+        dir: &Path,
+        name: &str,
+        start: &Start,
+        meta: &serde_json::Value,
+    ) -> Result<Recorder, RecordError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = dir.join(format!("{name}.cast"));
+        let fail = |cause| RecordError {
+            path: path.display().to_string(),
+            cause,
+        };
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(fail)?;
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (width, height, term, kind, command, terminal) = match start {
+            Start::Shell {
+                width,
+                height,
+                term,
+            } => (*width, *height, term.clone(), "shell", None, true),
+            Start::Exec { command, pty } => {
+                let (w, h, t) = pty
+                    .clone()
+                    .map_or((80, 24, None), |(w, h, t)| (w, h, Some(t)));
+                (w, h, t, "exec", Some(command.clone()), true)
+            }
+            Start::Subsystem(name) => (80, 24, None, "subsystem", Some(name.clone()), false),
+        };
+        let mut header = serde_json::json!({
+            "version": 2,
+            "width": width,
+            "height": height,
+            "timestamp": timestamp,
+            "env": { "TERM": term },
+            "warden": meta,
+        });
+        if let (Some(command), Some(fields)) = (&command, header.as_object_mut()) {
+            fields.insert("command".to_owned(), serde_json::json!(command));
+        }
+        let mut recorder = Recorder {
+            path: path.clone(),
+            out: BufWriter::new(file),
+            sha: Sha256::new(),
+            bytes: 0,
+            started: Instant::now(),
+            kind: kind.to_owned(),
+            command,
+            terminal,
+            input_bytes: 0,
+            output_bytes: 0,
+        };
+        recorder.line(&header.to_string()).map_err(fail)?;
+        Ok(recorder)
+    }
+
+    fn line(&mut self, text: &str) -> std::io::Result<()> {
+        self.out.write_all(text.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.sha.update(text.as_bytes());
+        self.sha.update(b"\n");
+        self.bytes += text.len() as u64 + 1;
+        Ok(())
+    }
+
+    fn event(&mut self, code: &str, data: &[u8]) -> Result<(), RecordError> {
+        if !self.terminal || data.is_empty() {
+            return Ok(());
+        }
+        let at = self.started.elapsed().as_secs_f64();
+        let line = serde_json::json!([at, code, String::from_utf8_lossy(data)]).to_string();
+        let path = self.path.display().to_string();
+        self.line(&line)
+            .map_err(|cause| RecordError { path, cause })
+    }
+
+    /// Output from the host (stdout and stderr).
+    pub fn output(&mut self, data: &[u8]) -> Result<(), RecordError> {
+        self.output_bytes += data.len() as u64;
+        self.event("o", data)
+    }
+
+    /// Input from the user.
+    pub fn input(&mut self, data: &[u8]) -> Result<(), RecordError> {
+        self.input_bytes += data.len() as u64;
+        self.event("i", data)
+    }
+
+    /// Flushes and syncs the file, and says what it holds.
+    pub fn finish(mut self) -> Result<Recorded, RecordError> {
+        let path = self.path.display().to_string();
+        let fail = |cause| RecordError {
+            path: path.clone(),
+            cause,
+        };
+        self.out.flush().map_err(fail)?;
+        self.out.get_ref().sync_all().map_err(fail)?;
+        let sha256 = self
+            .sha
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Recorded {
+            path: self.path,
+            sha256,
+            bytes: self.bytes,
+            kind: self.kind,
+            command: self.command,
+            input_bytes: self.input_bytes,
+            output_bytes: self.output_bytes,
+        })
+    }
+}

@@ -1,0 +1,292 @@
+//! What the recording SSH proxy asks of the server: which CAs to trust, a host certificate for
+//! the proxy per target, whether a login may happen (certificate still valid, person enabled,
+//! the `ssh` policy on the host's labels), a certificate for that one session, and the audit
+//! records of sessions with their recordings' hashes.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use warden_model::{Actor, Role, Timestamp, UserName};
+use warden_pki::ssh::Kind;
+use warden_proxy::{Admitted, Attempt, Finished, Gate};
+use warden_store::{AuditContext, Outcome, Store};
+
+use crate::ca::{Authorities, SshIssue};
+use crate::policy::{Engine, subject};
+
+/// How long the certificate the proxy presents to a host lasts: sshd checks it at login only.
+const SESSION_CERT_TTL: Duration = Duration::from_secs(300);
+
+/// How long the proxy's host certificate for a target lasts (the proxy renews it hourly).
+const PROXY_HOST_CERT_TTL: Duration = Duration::from_secs(2 * 3600);
+
+/// The server behind the proxy.
+pub struct ServerGate {
+    pub store: Arc<Store>,
+    pub authorities: Authorities,
+    pub engine: Arc<Engine>,
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_system(SystemTime::now())
+}
+
+/// The user and token a Warden user certificate's key id names: `user:NAME token:ID`.
+fn user_of(key_id: &str) -> Option<(UserName, String)> {
+    let rest = key_id.strip_prefix("user:")?;
+    let (name, token) = rest.split_once(" token:")?;
+    Some((UserName::new(name).ok()?, token.to_owned()))
+}
+
+impl ServerGate {
+    async fn refuse(
+        &self,
+        ctx: &AuditContext,
+        target: &str,
+        reason: String,
+        details: serde_json::Value,
+    ) -> String {
+        if let Err(e) = self
+            .store
+            .record(
+                ctx,
+                "ssh.session.start",
+                target,
+                details,
+                Outcome::Denied,
+                Some(&reason),
+            )
+            .await
+        {
+            tracing::error!(error = %e, "cannot record a refused ssh session");
+            return "internal error: the refusal could not be recorded".to_owned();
+        }
+        reason
+    }
+}
+
+#[async_trait::async_trait]
+impl Gate for ServerGate {
+    fn user_cas(&self) -> Vec<String> {
+        self.authorities
+            .user_ca_public()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn host_cas(&self) -> Vec<String> {
+        self.authorities
+            .host_ca_public()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    async fn host_certificate(&self, host: &str, public_key: &str) -> Result<String, String> {
+        let known = self
+            .store
+            .host(host)
+            .await
+            .map_err(|e| format!("internal error: {e}"))?;
+        if known.is_none() {
+            return Err(format!(
+                "unknown host `{host}`: `warden admin host list` shows the hosts that joined"
+            ));
+        }
+        let ctx = AuditContext {
+            actor: Actor::System,
+            request_id: format!("proxy-host-cert:{host}"),
+            source: None,
+            now: now(),
+        };
+        let (_, cert) = self
+            .authorities
+            .issue(
+                &ctx,
+                SshIssue {
+                    kind: Kind::Host,
+                    public_key,
+                    key_id: format!("proxy:{host}"),
+                    principals: vec![host.to_owned()],
+                    ttl: PROXY_HOST_CERT_TTL,
+                    port_forwarding: false,
+                    policy: serde_json::Value::Null,
+                },
+            )
+            .await
+            .map_err(|e| format!("cannot certify the proxy for `{host}`: {e}"))?;
+        Ok(cert)
+    }
+
+    async fn admit(&self, a: &Attempt) -> Result<Admitted, String> {
+        let target = format!("host:{}", a.host);
+        let Some((name, token_id)) = user_of(&a.key_id) else {
+            let ctx = AuditContext {
+                actor: Actor::Anonymous,
+                request_id: a.session.clone(),
+                source: a.source.clone(),
+                now: now(),
+            };
+            let reason = format!("certificate `{}` is not a Warden user's", a.key_id);
+            return Err(self
+                .refuse(&ctx, &target, reason, json!({ "session": a.session }))
+                .await);
+        };
+        let actor = Actor::User {
+            name: name.clone(),
+            token_id,
+            role: Role::Member,
+        };
+        let ctx = AuditContext {
+            actor: actor.clone(),
+            request_id: a.session.clone(),
+            source: a.source.clone(),
+            now: now(),
+        };
+        let details =
+            json!({ "session": a.session, "login": a.login, "serial": a.serial.to_string() });
+        let internal = |e: warden_store::StoreError| {
+            tracing::error!(error = %e, "ssh proxy: store error");
+            format!(
+                "internal error; quote session {} to your operator",
+                a.session
+            )
+        };
+        if !self
+            .store
+            .ssh_user_certificate_live(a.serial, &a.key_id)
+            .await
+            .map_err(internal)?
+        {
+            let reason = format!(
+                "certificate {} is revoked or unknown: run `warden login` again",
+                a.serial
+            );
+            return Err(self.refuse(&ctx, &target, reason, details).await);
+        }
+        let Some(who) = subject(&self.store, &actor).await.map_err(internal)? else {
+            let reason = format!("user `{name}` is unknown or disabled");
+            return Err(self.refuse(&ctx, &target, reason, details).await);
+        };
+        let Some(host) = self.store.host(&a.host).await.map_err(internal)? else {
+            let reason = format!("unknown host `{}`", a.host);
+            return Err(self.refuse(&ctx, &target, reason, details).await);
+        };
+        let Some(upstream) = host.sshd_addr.clone() else {
+            let reason = format!(
+                "host `{}` has no sshd address: run its agent with --sshd-addr",
+                a.host
+            );
+            return Err(self.refuse(&ctx, &target, reason, details).await);
+        };
+        let object = warden_policy::Object::Host {
+            name: host.name.clone(),
+            labels: host.labels.clone(),
+        };
+        let decision = self
+            .engine
+            .decide(&who, "ssh", &object, &json!({ "login": a.login }));
+        if !decision.decided.allow {
+            let mut details = details;
+            if let (Some(d), Some(p)) = (details.as_object_mut(), decision.details().as_object()) {
+                d.extend(p.clone());
+            }
+            let reason = format!(
+                "login `{}` on `{}`: {}",
+                a.login,
+                a.host,
+                decision.reason("ssh")
+            );
+            return Err(self.refuse(&ctx, &target, reason, details).await);
+        }
+        let (_, certificate) = self
+            .authorities
+            .issue(
+                &ctx,
+                SshIssue {
+                    kind: Kind::User,
+                    public_key: &a.session_key,
+                    key_id: format!("session:{} user:{name}", a.session),
+                    principals: vec![a.login.clone()],
+                    ttl: SESSION_CERT_TTL,
+                    port_forwarding: false,
+                    policy: json!({ a.login.clone(): decision.details() }),
+                },
+            )
+            .await
+            .map_err(|e| format!("cannot certify the session: {e}"))?;
+        let mut started = details;
+        if let (Some(d), Some(p)) = (started.as_object_mut(), decision.details().as_object()) {
+            d.extend(p.clone());
+            d.insert("upstream".into(), json!(upstream));
+        }
+        self.store
+            .record(
+                &ctx,
+                "ssh.session.start",
+                &target,
+                started,
+                Outcome::Success,
+                None,
+            )
+            .await
+            .map_err(internal)?;
+        Ok(Admitted {
+            principal: format!("user:{name}"),
+            upstream,
+            certificate,
+        })
+    }
+
+    async fn finished(&self, f: &Finished) {
+        let ctx = AuditContext {
+            actor: Actor::System,
+            request_id: f.session.clone(),
+            source: None,
+            now: now(),
+        };
+        let recordings: Vec<serde_json::Value> = f
+            .recordings
+            .iter()
+            .map(|r| {
+                json!({
+                    "file": r.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                    "sha256": r.sha256,
+                    "bytes": r.bytes,
+                    "kind": r.kind,
+                    "command": r.command,
+                    "input_bytes": r.input_bytes,
+                    "output_bytes": r.output_bytes,
+                })
+            })
+            .collect();
+        let outcome = if f.failures.is_empty() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        let reason = (!f.failures.is_empty()).then(|| f.failures.join("; "));
+        let details = json!({
+            "session": f.session,
+            "principal": f.principal,
+            "login": f.login,
+            "recordings": recordings,
+        });
+        if let Err(e) = self
+            .store
+            .record(
+                &ctx,
+                "ssh.session.end",
+                &format!("host:{}", f.host),
+                details,
+                outcome,
+                reason.as_deref(),
+            )
+            .await
+        {
+            tracing::error!(error = %e, session = %f.session, "cannot record the end of an ssh session");
+        }
+    }
+}

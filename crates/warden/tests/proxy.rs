@@ -1,0 +1,261 @@
+//! The recording SSH proxy with real OpenSSH on both ends: stock `ssh` (through `warden ssh
+//! --stdio` as its ProxyCommand) to the proxy, the proxy to a stock sshd configured by the
+//! Warden agent. Exec with its exit status, the recording and its hash in the audit log, a
+//! login the policy refuses shown to the ssh user and audited, an unknown host, and a host
+//! whose certificate is not Warden's refused.
+#![expect(clippy::expect_used, reason = "test helpers outside #[test] functions")]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+use sha2::Digest;
+use warden_testkit::{Backend, Sshd, TestServer, free_port, ssh_keygen_ed25519};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_warden"))
+}
+
+/// Stock ssh through the proxy, trusting hosts only through Warden's host CA.
+fn ssh(server: &TestServer, dir: &Path, login: &str, host: &str, command: &str) -> Output {
+    Command::new("ssh")
+        .args([
+            "-F",
+            "none",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+        ])
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            dir.join("known_hosts").display()
+        ))
+        .arg("-o")
+        .arg(format!(
+            "ProxyCommand={} ssh --proxy {} --stdio %h",
+            bin().display(),
+            server.ssh_proxy_addr
+        ))
+        .arg("-i")
+        .arg(dir.join("id_ed25519"))
+        .arg("-o")
+        .arg(format!(
+            "CertificateFile={}",
+            dir.join("id_ed25519-cert.pub").display()
+        ))
+        .args(["-o", "IdentitiesOnly=yes", "-l", login, host, command])
+        .output()
+        .expect("ssh (./scripts/test.sh installs openssh-client)")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
+    let server = TestServer::start(bin(), Backend::Sqlite, "[limits]\nper_source_rps = 0\n").await;
+    for args in [
+        &["user", "add", "alice"][..],
+        &["group", "add", "ops"],
+        &["group", "add-member", "ops", "alice"],
+    ] {
+        assert!(server.admin(args).status.success());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // db-1: a stock sshd set up by the agent (host key and certificate, user CA, KRL).
+    let port = free_port();
+    let conf = server.join_host_at(
+        d,
+        "db-1",
+        &["team=ops", "env=prod"],
+        &format!("127.0.0.1:{port}"),
+    );
+    let sshd_dir = d.join("sshd-db-1");
+    std::fs::create_dir_all(&sshd_dir).unwrap();
+    let _sshd = Sshd::start_on(
+        &sshd_dir,
+        port,
+        &format!("Include {}/warden.conf\n", conf.display()),
+    );
+    // web-1: in the inventory, but no ops member may log in there.
+    server.join_host_at(d, "web-1", &["team=web"], "127.0.0.1:9");
+
+    // alice's key and Warden certificate; Warden's host CA as the only trust for hosts.
+    let public = ssh_keygen_ed25519(&d.join("id_ed25519"));
+    let alice = server.token("alice", "member", Some("alice"));
+    let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, ttl: \"1h\", principals: [\"alice\", \"root\"]) { certificate principals } }";
+    let (_, body) = server
+        .graphql(Some(&alice), q, json!({ "k": public }))
+        .await;
+    let cert = &body["data"]["issueSshUserCertificate"];
+    assert_eq!(cert["principals"], json!(["alice", "root"]), "{body}");
+    std::fs::write(
+        d.join("id_ed25519-cert.pub"),
+        cert["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    let (_, _, host_ca) = server.get("/v1/ssh/host_ca.pub").await;
+    std::fs::write(
+        d.join("known_hosts"),
+        format!("@cert-authority * {}", host_ca.trim()),
+    )
+    .unwrap();
+
+    // Exec through the proxy: output and exit status come back.
+    let out = ssh(
+        &server,
+        d,
+        "root",
+        "db-1",
+        "echo hello from $(hostname -s 2>/dev/null || echo db); exit 3",
+    );
+    assert!(
+        text(&out.stdout).starts_with("hello from"),
+        "{} {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+
+    // The session was recorded; its hash is in the audit log.
+    let mut ends = Vec::new();
+    for _ in 0..100 {
+        ends = server.audit("ssh.session.end");
+        if !ends.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    let recording = &ends[0]["details"]["recordings"][0];
+    assert_eq!(recording["kind"], "exec");
+    let file = server
+        .data_dir
+        .join("recordings")
+        .join(recording["file"].as_str().unwrap());
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(
+        recording["sha256"],
+        format!("{:x}", sha2::Sha256::digest(&bytes))
+    );
+    let cast = text(&bytes);
+    let header: Value = serde_json::from_str(cast.lines().next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2);
+    assert!(
+        header["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("echo hello"),
+        "{header}"
+    );
+    assert_eq!(header["warden"]["login"], "root");
+    assert!(cast.contains("hello from"), "{cast}");
+    let starts = server.audit("ssh.session.start");
+    assert_eq!(starts[0]["outcome"], "success");
+    assert_eq!(
+        starts[0]["details"]["determining_policies"],
+        json!(["ssh.cedar:ops-as-root-or-deploy"])
+    );
+
+    // The policy refuses root on web-1: ssh shows why, and it is audited.
+    let out = ssh(&server, d, "root", "web-1", "true");
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warden: access denied: login `root` on `web-1`: policy v1: no policy permits `ssh` (default deny)"),
+        "{stderr}"
+    );
+    let starts = server.audit("ssh.session.start");
+    assert!(
+        starts
+            .iter()
+            .any(|e| e["outcome"] == "denied" && e["target"] == "host:web-1"),
+        "{starts:?}"
+    );
+
+    // A host Warden does not know: the ProxyCommand says so.
+    let out = ssh(&server, d, "root", "nowhere", "true");
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        text(&out.stderr).contains(
+            "error: unknown host `nowhere`: `warden admin host list` shows the hosts that joined"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_host_without_a_warden_host_certificate_is_refused() {
+    let server = TestServer::start(bin(), Backend::Sqlite, "[limits]\nper_source_rps = 0\n").await;
+    for args in [
+        &["user", "add", "alice"][..],
+        &["group", "add", "ops"],
+        &["group", "add-member", "ops", "alice"],
+    ] {
+        assert!(server.admin(args).status.success());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The inventory says db-2's sshd is at PORT, but what listens there has a host
+    // certificate from some other CA: a man in the middle, as far as Warden can tell.
+    let port = free_port();
+    server.join_host_at(d, "db-2", &["team=ops"], &format!("127.0.0.1:{port}"));
+    let rogue = d.join("rogue_ca");
+    ssh_keygen_ed25519(&rogue);
+    let host_key = d.join("rogue_host");
+    ssh_keygen_ed25519(&host_key);
+    let signed = Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&rogue)
+        .args(["-I", "rogue", "-h", "-n", "db-2", "-V", "-5m:+1h"])
+        .arg(host_key.with_extension("pub"))
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "{}", text(&signed.stderr));
+    let sshd_dir = d.join("sshd-rogue");
+    std::fs::create_dir_all(&sshd_dir).unwrap();
+    let _sshd = Sshd::start_on(
+        &sshd_dir,
+        port,
+        &format!(
+            "HostKey {}\nHostCertificate {}\nTrustedUserCAKeys {}\n",
+            host_key.display(),
+            d.join("rogue_host-cert.pub").display(),
+            d.join("agent-db-2/user_ca.pub").display()
+        ),
+    );
+    let public = ssh_keygen_ed25519(&d.join("id_ed25519"));
+    let alice = server.token("alice", "member", Some("alice"));
+    let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, ttl: \"1h\", principals: [\"root\"]) { certificate } }";
+    let (_, body) = server
+        .graphql(Some(&alice), q, json!({ "k": public }))
+        .await;
+    std::fs::write(
+        d.join("id_ed25519-cert.pub"),
+        body["data"]["issueSshUserCertificate"]["certificate"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let (_, _, host_ca) = server.get("/v1/ssh/host_ca.pub").await;
+    std::fs::write(
+        d.join("known_hosts"),
+        format!("@cert-authority * {}", host_ca.trim()),
+    )
+    .unwrap();
+    let out = ssh(&server, d, "root", "db-2", "echo should-not-run");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!text(&out.stdout).contains("should-not-run"));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "warden: access denied: host `db-2` at 127.0.0.1:{port} did not present a valid Warden host certificate"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+}
