@@ -16,9 +16,11 @@ fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
 }
 
-/// Stock ssh through the proxy, trusting hosts only through Warden's host CA.
-fn ssh(server: &TestServer, dir: &Path, login: &str, host: &str, command: &str) -> Output {
-    Command::new("ssh")
+/// The options stock ssh and sftp need to go through the proxy, trusting hosts only through
+/// Warden's host CA.
+fn proxied(program: &str, server: &TestServer, dir: &Path) -> Command {
+    let mut command = Command::new(program);
+    command
         .args([
             "-F",
             "none",
@@ -45,7 +47,14 @@ fn ssh(server: &TestServer, dir: &Path, login: &str, host: &str, command: &str) 
             "CertificateFile={}",
             dir.join("id_ed25519-cert.pub").display()
         ))
-        .args(["-o", "IdentitiesOnly=yes", "-l", login, host, command])
+        .args(["-o", "IdentitiesOnly=yes"]);
+    command
+}
+
+/// Stock ssh through the proxy.
+fn ssh(server: &TestServer, dir: &Path, login: &str, host: &str, command: &str) -> Output {
+    proxied("ssh", server, dir)
+        .args(["-l", login, host, command])
         .output()
         .expect("ssh (./scripts/test.sh installs openssh-client)")
 }
@@ -79,7 +88,7 @@ async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
     let _sshd = Sshd::start_on(
         &sshd_dir,
         port,
-        &format!("Include {}/warden.conf\n", conf.display()),
+        &format!("Subsystem sftp internal-sftp\nInclude {}/warden.conf\n", conf.display()),
     );
     // web-1: in the inventory, but no ops member may log in there.
     server.join_host_at(d, "web-1", &["team=web"], "127.0.0.1:9");
@@ -160,6 +169,80 @@ async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
         starts[0]["details"]["determining_policies"],
         json!(["ssh.cedar:ops-as-root-or-deploy"])
     );
+
+    // An interactive shell on a pty, typed into: what was typed and what came back are in
+    // the recording.
+    let mut shell = proxied("ssh", &server, d)
+        .args(["-tt", "-l", "root", "db-1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = shell.stdin.take().unwrap();
+        stdin.write_all(b"echo typed-$((6 * 7))\nexit 0\n").unwrap();
+    }
+    let out = shell.wait_with_output().unwrap();
+    assert!(
+        text(&out.stdout).contains("typed-42"),
+        "{} {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    // sftp (a subsystem) up and down through the proxy.
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(d.join("up.bin"), &payload).unwrap();
+    std::fs::write(
+        d.join("batch"),
+        format!(
+            "put {} /tmp/warden-proxy-test-{port}.bin\nget /tmp/warden-proxy-test-{port}.bin {}\nrm /tmp/warden-proxy-test-{port}.bin\n",
+            d.join("up.bin").display(),
+            d.join("down.bin").display()
+        ),
+    )
+    .unwrap();
+    let out = proxied("sftp", &server, d)
+        .arg("-b")
+        .arg(d.join("batch"))
+        .arg("root@db-1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(d.join("down.bin")).unwrap(), payload);
+
+    let mut ends = Vec::new();
+    for _ in 0..100 {
+        ends = server.audit("ssh.session.end");
+        if ends.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ends.len(), 3, "{ends:?}");
+    let shell = &ends[1]["details"]["recordings"][0];
+    assert_eq!(shell["kind"], "shell");
+    let cast = text(
+        &std::fs::read(
+            server
+                .data_dir
+                .join("recordings")
+                .join(shell["file"].as_str().unwrap()),
+        )
+        .unwrap(),
+    );
+    assert!(
+        cast.contains(",\"i\",\"") && cast.contains("typed-$((6 * 7))"),
+        "the typed input is recorded: {cast}"
+    );
+    assert!(cast.contains("typed-42"), "{cast}");
+    let sftp = &ends[2]["details"]["recordings"][0];
+    assert_eq!(sftp["kind"], "subsystem");
+    assert_eq!(sftp["command"], "sftp");
+    assert!(sftp["input_bytes"].as_u64().unwrap() > 300_000, "{sftp}");
+    assert!(sftp["output_bytes"].as_u64().unwrap() > 300_000, "{sftp}");
 
     // The policy refuses root on web-1: ssh shows why, and it is audited.
     let out = ssh(&server, d, "root", "web-1", "true");
