@@ -85,6 +85,8 @@ pub struct Finished {
     pub recordings: Vec<Recorded>,
     /// Recordings that failed (the session was stopped).
     pub failures: Vec<String>,
+    /// Why Warden ended it, when it did (access ended, an admin).
+    pub reason: Option<String>,
 }
 
 /// What the proxy asks of the rest of Warden.
@@ -99,6 +101,9 @@ pub trait Gate: Send + Sync + 'static {
     async fn host_certificate(&self, host: &str, public_key: &str) -> Result<String, String>;
     /// Decides and records a login attempt; an error is the reason it was refused.
     async fn admit(&self, attempt: &Attempt) -> Result<Admitted, String>;
+    /// Whether an open session may go on (certificate, person, policy as they are now); an
+    /// error is why it must end.
+    async fn recheck(&self, attempt: &Attempt) -> Result<(), String>;
     /// Records a finished session with its recordings.
     async fn finished(&self, finished: &Finished);
 }
@@ -162,9 +167,14 @@ struct Shared {
     host_key: PrivateKey,
     /// Host certificates minted for the proxy, by target, with when to mint again.
     host_certs: Mutex<BTreeMap<String, (Certificate, u64)>>,
-    /// Open sessions, for cut-off.
-    sessions: Mutex<BTreeMap<String, server::Handle>>,
+    /// Open sessions, for cut-off: their handle and what was admitted.
+    sessions: Mutex<BTreeMap<String, (server::Handle, Attempt)>>,
+    /// Why Warden ended a session, for its end record.
+    ended: Mutex<BTreeMap<String, String>>,
 }
+
+/// How often open sessions are checked against revocations, the person and the policy.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// A running proxy: what it listens on, and open sessions to end.
 #[derive(Clone)]
@@ -200,13 +210,42 @@ impl Proxy {
                 host_key: ed25519(),
                 host_certs: Mutex::new(BTreeMap::new()),
                 sessions: Mutex::new(BTreeMap::new()),
+                ended: Mutex::new(BTreeMap::new()),
             }),
         })
     }
 
-    /// Accepts connections until `stop` turns true.
+    /// Accepts connections until `stop` turns true, and ends open sessions whose access ended.
     pub async fn serve(self, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-        let mut next = 0u64;
+        let recheck = tokio::spawn(self.clone().recheck_loop());
+        self.accept_loop(listener, &mut stop).await;
+        recheck.abort();
+    }
+
+    async fn recheck_loop(self) {
+        let mut every = tokio::time::interval(RECHECK);
+        loop {
+            every.tick().await;
+            let open: Vec<(String, Attempt)> = self
+                .shared
+                .sessions
+                .lock()
+                .map(|s| {
+                    s.iter()
+                        .map(|(id, (_, a))| (id.clone(), a.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (id, attempt) in open {
+                if let Err(reason) = self.shared.gate.recheck(&attempt).await {
+                    self.end_session(&id, &format!("access ended: {reason}"))
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn accept_loop(&self, listener: TcpListener, stop: &mut watch::Receiver<bool>) {
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -220,8 +259,7 @@ impl Proxy {
                     continue;
                 }
             };
-            next += 1;
-            let session = format!("{:x}-{next}", now_secs());
+            let session = format!("{:016x}", rand::random::<u64>());
             let shared = self.shared.clone();
             tokio::spawn(async move {
                 if let Err(e) = connection(shared, socket, peer, session.clone()).await {
@@ -231,8 +269,9 @@ impl Proxy {
         }
     }
 
-    /// Ends session `id` at once with `message`; false when it is not open here.
-    pub async fn end_session(&self, id: &str, message: &str) -> bool {
+    /// Ends session `id` at once, telling the user `warden: REASON`; false when it is not
+    /// open here.
+    pub async fn end_session(&self, id: &str, reason: &str) -> bool {
         let handle = self
             .shared
             .sessions
@@ -240,14 +279,30 @@ impl Proxy {
             .ok()
             .and_then(|mut s| s.remove(id));
         match handle {
-            Some(h) => {
+            Some((h, _)) => {
+                if let Ok(mut ended) = self.shared.ended.lock() {
+                    ended.insert(id.to_owned(), reason.to_owned());
+                }
                 let _ = h
-                    .disconnect(Disconnect::ByApplication, message.to_owned(), String::new())
+                    .disconnect(
+                        Disconnect::ByApplication,
+                        format!("warden: {reason}"),
+                        String::new(),
+                    )
                     .await;
                 true
             }
             None => false,
         }
+    }
+
+    /// The ids of the sessions open on this proxy.
+    pub fn open_sessions(&self) -> Vec<String> {
+        self.shared
+            .sessions
+            .lock()
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -324,6 +379,7 @@ async fn connection(
         login: String::new(),
         principal: String::new(),
         refused: None,
+        admitted: None,
         upstream: None,
         channels: BTreeMap::new(),
         recorded: Arc::new(Mutex::new((Vec::new(), Vec::new()))),
@@ -475,6 +531,8 @@ struct Downstream {
     principal: String,
     /// Why the gate refused, told to the client once authenticated.
     refused: Option<String>,
+    /// What the gate admitted, checked again while the session is open.
+    admitted: Option<Attempt>,
     upstream: Option<client::Handle<Upstream>>,
     channels: BTreeMap<ChannelId, ChannelState>,
     recorded: Outcomes,
@@ -587,7 +645,10 @@ impl server::Handler for Downstream {
             Ok(admitted) => {
                 self.principal = admitted.principal.clone();
                 match connect_upstream(&self.shared, &self.host, user, key, &admitted).await {
-                    Ok(handle) => self.upstream = Some(handle),
+                    Ok(handle) => {
+                        self.upstream = Some(handle);
+                        self.admitted = Some(attempt);
+                    }
                     Err(reason) => self.refused = Some(reason),
                 }
             }
@@ -606,8 +667,10 @@ impl server::Handler for Downstream {
             )?;
             return Ok(());
         }
-        if let Ok(mut sessions) = self.shared.sessions.lock() {
-            sessions.insert(self.session.clone(), session.handle());
+        if let (Ok(mut sessions), Some(attempt)) =
+            (self.shared.sessions.lock(), self.admitted.clone())
+        {
+            sessions.insert(self.session.clone(), (session.handle(), attempt));
         }
         Ok(())
     }
@@ -793,7 +856,16 @@ impl Drop for Downstream {
             host: self.host.clone(),
             recordings: Vec::new(),
             failures: Vec::new(),
+            reason: self
+                .shared
+                .ended
+                .lock()
+                .ok()
+                .and_then(|mut e| e.remove(&self.session)),
         };
+        if let Ok(mut sessions) = self.shared.sessions.lock() {
+            sessions.remove(&self.session);
+        }
         tokio::spawn(async move {
             for state in channels.values() {
                 let _ = state.queue.send(Up::Close);

@@ -282,6 +282,23 @@ impl Server {
                     .run_retention(keep, dir, audit_config.retention_check),
             )
         });
+        let gate = Arc::new(ssh_gate::ServerGate {
+            store: self.store.clone(),
+            authorities: self.authorities.clone(),
+            engine: self.policy.clone(),
+        });
+        let ssh_proxy = match warden_proxy::Proxy::new(
+            gate,
+            warden_proxy::ProxyConfig {
+                recordings: self.config.data_dir.join("recordings"),
+            },
+        ) {
+            Ok(proxy) => Some(proxy),
+            Err(e) => {
+                tracing::error!(error = %e, "the ssh proxy cannot start");
+                None
+            }
+        };
         let app = App {
             store: self.store.clone(),
             audit: self.audit.clone(),
@@ -291,6 +308,7 @@ impl Server {
                 self.audit.clone(),
                 self.authorities.clone(),
                 self.policy.clone(),
+                ssh_proxy.clone(),
                 &self.config,
             ),
             policy: self.policy.clone(),
@@ -327,23 +345,7 @@ impl Server {
         };
         let tls_refresh = tokio::spawn(self.mtls.tls.clone().run_refresh());
         let policy_refresh = tokio::spawn(self.policy.clone().run_refresh(self.store.clone()));
-        let gate = Arc::new(ssh_gate::ServerGate {
-            store: self.store.clone(),
-            authorities: self.authorities.clone(),
-            engine: self.policy.clone(),
-        });
-        let proxy = match warden_proxy::Proxy::new(
-            gate,
-            warden_proxy::ProxyConfig {
-                recordings: self.config.data_dir.join("recordings"),
-            },
-        ) {
-            Ok(proxy) => Some(tokio::spawn(proxy.serve(self.ssh_proxy, stopped.clone()))),
-            Err(e) => {
-                tracing::error!(error = %e, "the ssh proxy cannot start");
-                None
-            }
-        };
+        let proxy = ssh_proxy.map(|p| tokio::spawn(p.serve(self.ssh_proxy, stopped.clone())));
         let mtls = tokio::spawn(edge::serve(
             self.mtls,
             "agent_mtls",

@@ -10,7 +10,7 @@ use serde_json::json;
 use warden_model::{Actor, Role, Timestamp, UserName};
 use warden_pki::ssh::Kind;
 use warden_proxy::{Admitted, Attempt, Finished, Gate};
-use warden_store::{AuditContext, Outcome, Store};
+use warden_store::{AuditContext, Outcome, SshSession, Store};
 
 use crate::ca::{Authorities, SshIssue};
 use crate::policy::{Engine, subject};
@@ -63,6 +63,104 @@ impl ServerGate {
             return "internal error: the refusal could not be recorded".to_owned();
         }
         reason
+    }
+}
+
+/// What a login attempt passed.
+struct Checked {
+    name: UserName,
+    upstream: String,
+    decision: crate::policy::Decision,
+}
+
+/// The audit context and base details of an attempt, as the person behind its certificate.
+fn context_of(a: &Attempt) -> (AuditContext, serde_json::Value) {
+    let actor = match user_of(&a.key_id) {
+        Some((name, token_id)) => Actor::User {
+            name,
+            token_id,
+            role: Role::Member,
+        },
+        None => Actor::Anonymous,
+    };
+    let ctx = AuditContext {
+        actor,
+        request_id: a.session.clone(),
+        source: a.source.clone(),
+        now: now(),
+    };
+    let details = json!({ "session": a.session, "login": a.login, "serial": a.serial.to_string() });
+    (ctx, details)
+}
+
+impl ServerGate {
+    /// Everything a session needs, now: a Warden user's certificate that is not revoked, the
+    /// person enabled, the host in the inventory with an sshd address, and the policy's `ssh`.
+    /// An error is the reason, with details for the audit record.
+    async fn check(&self, a: &Attempt) -> Result<Checked, (String, serde_json::Value)> {
+        let plain = |reason: String| (reason, serde_json::Value::Null);
+        let internal = |e: warden_store::StoreError| {
+            tracing::error!(error = %e, "ssh proxy: store error");
+            plain(format!(
+                "internal error; quote session {} to your operator",
+                a.session
+            ))
+        };
+        let Some((name, token_id)) = user_of(&a.key_id) else {
+            return Err(plain(format!(
+                "certificate `{}` is not a Warden user's",
+                a.key_id
+            )));
+        };
+        if !self
+            .store
+            .ssh_user_certificate_live(a.serial, &a.key_id)
+            .await
+            .map_err(internal)?
+        {
+            return Err(plain(format!(
+                "certificate {} is revoked or unknown: run `warden login` again",
+                a.serial
+            )));
+        }
+        let actor = Actor::User {
+            name: name.clone(),
+            token_id,
+            role: Role::Member,
+        };
+        let Some(who) = subject(&self.store, &actor).await.map_err(internal)? else {
+            return Err(plain(format!("user `{name}` is unknown or disabled")));
+        };
+        let Some(host) = self.store.host(&a.host).await.map_err(internal)? else {
+            return Err(plain(format!("unknown host `{}`", a.host)));
+        };
+        let Some(upstream) = host.sshd_addr.clone() else {
+            return Err(plain(format!(
+                "host `{}` has no sshd address: run its agent with --sshd-addr",
+                a.host
+            )));
+        };
+        let object = warden_policy::Object::Host {
+            name: host.name.clone(),
+            labels: host.labels.clone(),
+        };
+        let decision = self
+            .engine
+            .decide(&who, "ssh", &object, &json!({ "login": a.login }));
+        if !decision.decided.allow {
+            let reason = format!(
+                "login `{}` on `{}`: {}",
+                a.login,
+                a.host,
+                decision.reason("ssh")
+            );
+            return Err((reason, decision.details()));
+        }
+        Ok(Checked {
+            name,
+            upstream,
+            decision,
+        })
     }
 }
 
@@ -122,31 +220,17 @@ impl Gate for ServerGate {
 
     async fn admit(&self, a: &Attempt) -> Result<Admitted, String> {
         let target = format!("host:{}", a.host);
-        let Some((name, token_id)) = user_of(&a.key_id) else {
-            let ctx = AuditContext {
-                actor: Actor::Anonymous,
-                request_id: a.session.clone(),
-                source: a.source.clone(),
-                now: now(),
-            };
-            let reason = format!("certificate `{}` is not a Warden user's", a.key_id);
-            return Err(self
-                .refuse(&ctx, &target, reason, json!({ "session": a.session }))
-                .await);
+        let (ctx, details) = context_of(a);
+        let checked = match self.check(a).await {
+            Ok(checked) => checked,
+            Err((reason, extra)) => {
+                let mut details = details;
+                if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
+                    d.extend(e.clone());
+                }
+                return Err(self.refuse(&ctx, &target, reason, details).await);
+            }
         };
-        let actor = Actor::User {
-            name: name.clone(),
-            token_id,
-            role: Role::Member,
-        };
-        let ctx = AuditContext {
-            actor: actor.clone(),
-            request_id: a.session.clone(),
-            source: a.source.clone(),
-            now: now(),
-        };
-        let details =
-            json!({ "session": a.session, "login": a.login, "serial": a.serial.to_string() });
         let internal = |e: warden_store::StoreError| {
             tracing::error!(error = %e, "ssh proxy: store error");
             format!(
@@ -154,53 +238,6 @@ impl Gate for ServerGate {
                 a.session
             )
         };
-        if !self
-            .store
-            .ssh_user_certificate_live(a.serial, &a.key_id)
-            .await
-            .map_err(internal)?
-        {
-            let reason = format!(
-                "certificate {} is revoked or unknown: run `warden login` again",
-                a.serial
-            );
-            return Err(self.refuse(&ctx, &target, reason, details).await);
-        }
-        let Some(who) = subject(&self.store, &actor).await.map_err(internal)? else {
-            let reason = format!("user `{name}` is unknown or disabled");
-            return Err(self.refuse(&ctx, &target, reason, details).await);
-        };
-        let Some(host) = self.store.host(&a.host).await.map_err(internal)? else {
-            let reason = format!("unknown host `{}`", a.host);
-            return Err(self.refuse(&ctx, &target, reason, details).await);
-        };
-        let Some(upstream) = host.sshd_addr.clone() else {
-            let reason = format!(
-                "host `{}` has no sshd address: run its agent with --sshd-addr",
-                a.host
-            );
-            return Err(self.refuse(&ctx, &target, reason, details).await);
-        };
-        let object = warden_policy::Object::Host {
-            name: host.name.clone(),
-            labels: host.labels.clone(),
-        };
-        let decision = self
-            .engine
-            .decide(&who, "ssh", &object, &json!({ "login": a.login }));
-        if !decision.decided.allow {
-            let mut details = details;
-            if let (Some(d), Some(p)) = (details.as_object_mut(), decision.details().as_object()) {
-                d.extend(p.clone());
-            }
-            let reason = format!(
-                "login `{}` on `{}`: {}",
-                a.login,
-                a.host,
-                decision.reason("ssh")
-            );
-            return Err(self.refuse(&ctx, &target, reason, details).await);
-        }
         let (_, certificate) = self
             .authorities
             .issue(
@@ -208,36 +245,51 @@ impl Gate for ServerGate {
                 SshIssue {
                     kind: Kind::User,
                     public_key: &a.session_key,
-                    key_id: format!("session:{} user:{name}", a.session),
+                    key_id: format!("session:{} user:{}", a.session, checked.name),
                     principals: vec![a.login.clone()],
                     ttl: SESSION_CERT_TTL,
                     port_forwarding: false,
-                    policy: json!({ a.login.clone(): decision.details() }),
+                    policy: json!({ a.login.clone(): checked.decision.details() }),
                 },
             )
             .await
             .map_err(|e| format!("cannot certify the session: {e}"))?;
         let mut started = details;
-        if let (Some(d), Some(p)) = (started.as_object_mut(), decision.details().as_object()) {
+        if let (Some(d), Some(p)) = (
+            started.as_object_mut(),
+            checked.decision.details().as_object(),
+        ) {
             d.extend(p.clone());
-            d.insert("upstream".into(), json!(upstream));
+            d.insert("upstream".into(), json!(checked.upstream));
         }
+        let principal = format!("user:{}", checked.name);
+        let session = SshSession {
+            id: a.session.clone(),
+            principal: principal.clone(),
+            login: a.login.clone(),
+            host: a.host.clone(),
+            source: a.source.clone(),
+            started_at: ctx.now,
+            ended_at: None,
+            end_reason: None,
+            recordings: json!([]),
+        };
         self.store
-            .record(
-                &ctx,
-                "ssh.session.start",
-                &target,
-                started,
-                Outcome::Success,
-                None,
-            )
+            .start_ssh_session(&ctx, &session, started)
             .await
             .map_err(internal)?;
         Ok(Admitted {
-            principal: format!("user:{name}"),
-            upstream,
+            principal,
+            upstream: checked.upstream,
             certificate,
         })
+    }
+
+    async fn recheck(&self, a: &Attempt) -> Result<(), String> {
+        self.check(a)
+            .await
+            .map(|_| ())
+            .map_err(|(reason, _)| reason)
     }
 
     async fn finished(&self, f: &Finished) {
@@ -262,28 +314,12 @@ impl Gate for ServerGate {
                 })
             })
             .collect();
-        let outcome = if f.failures.is_empty() {
-            Outcome::Success
-        } else {
-            Outcome::Failure
-        };
-        let reason = (!f.failures.is_empty()).then(|| f.failures.join("; "));
-        let details = json!({
-            "session": f.session,
-            "principal": f.principal,
-            "login": f.login,
-            "recordings": recordings,
-        });
+        let mut reasons: Vec<String> = f.reason.iter().cloned().collect();
+        reasons.extend(f.failures.iter().cloned());
+        let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
         if let Err(e) = self
             .store
-            .record(
-                &ctx,
-                "ssh.session.end",
-                &format!("host:{}", f.host),
-                details,
-                outcome,
-                reason.as_deref(),
-            )
+            .end_ssh_session(&ctx, &f.session, json!(recordings), reason.as_deref())
             .await
         {
             tracing::error!(error = %e, session = %f.session, "cannot record the end of an ssh session");

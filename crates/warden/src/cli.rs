@@ -33,6 +33,10 @@ pub enum Command {
     /// `warden ssh [LOGIN@]HOST [COMMAND]`. `warden ssh config` prints an ssh_config block for
     /// stock `ssh`.
     Ssh(SshArgs),
+    /// SSH sessions through the proxy: list them, end one.
+    Sessions(SessionsArgs),
+    /// Replay a recorded SSH session in the terminal with its original timing.
+    Play(PlayArgs),
     /// Policy as code (Cedar): check and test a directory offline, apply it to the server,
     /// show versions and history, explain decisions.
     Policy(PolicyArgs),
@@ -269,6 +273,40 @@ pub enum PolicyCommand {
         #[arg(long, value_name = "JSON")]
         context: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    #[command(flatten)]
+    pub connection: ServerConnection,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: SessionsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List sessions, newest first.
+    List {
+        /// Only sessions still open.
+        #[arg(long)]
+        active: bool,
+    },
+    /// End an open session at once; its user sees why.
+    Kill { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct PlayArgs {
+    #[command(flatten)]
+    pub connection: ServerConnection,
+    /// A session id (its first recording) or a recording file name.
+    pub recording: String,
+    /// Playback speed: 2 is twice as fast.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
 }
 
 #[derive(Debug, Args)]

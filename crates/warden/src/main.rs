@@ -11,6 +11,7 @@ mod login;
 mod output;
 mod pki;
 mod policy;
+mod sessions;
 mod ssh;
 
 use std::process::ExitCode;
@@ -52,6 +53,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(args) => audit::run(args).await,
         Command::Login(args) => login::run(args).await,
         Command::Ssh(args) => ssh::run(args).await,
+        Command::Sessions(args) => sessions::run(args).await,
+        Command::Play(args) => sessions::play(args).await,
         Command::Policy(args) => policy::run(args).await,
         Command::Ca(args) => pki::ca(args).await,
         Command::Cert(args) => pki::cert(args).await,

@@ -3,14 +3,19 @@
 //! Warden agent. Exec with its exit status, the recording and its hash in the audit log, a
 //! login the policy refuses shown to the ssh user and audited, an unknown host, and a host
 //! whose certificate is not Warden's refused.
-#![expect(clippy::expect_used, reason = "test helpers outside #[test] functions")]
+#![expect(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions"
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 use sha2::Digest;
-use warden_testkit::{Backend, Sshd, TestServer, free_port, ssh_keygen_ed25519};
+use warden_testkit::{Backend, Sshd, TestServer, free_port, run_cli, ssh_keygen_ed25519};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
@@ -63,8 +68,10 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-#[tokio::test]
-async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
+/// A server; alice in ops; db-1 (team=ops, env=prod) with a stock sshd set up by the agent;
+/// web-1 (team=web) in the inventory only; alice's key with a Warden certificate for `alice`
+/// and `root`, and Warden's host CA as the only trust for hosts, all in `d`.
+async fn setup(d: &Path) -> (TestServer, Sshd, u16) {
     let server = TestServer::start(bin(), Backend::Sqlite, "[limits]\nper_source_rps = 0\n").await;
     for args in [
         &["user", "add", "alice"][..],
@@ -73,8 +80,6 @@ async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
     ] {
         assert!(server.admin(args).status.success());
     }
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
     // db-1: a stock sshd set up by the agent (host key and certificate, user CA, KRL).
     let port = free_port();
     let conf = server.join_host_at(
@@ -85,10 +90,13 @@ async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
     );
     let sshd_dir = d.join("sshd-db-1");
     std::fs::create_dir_all(&sshd_dir).unwrap();
-    let _sshd = Sshd::start_on(
+    let sshd = Sshd::start_on(
         &sshd_dir,
         port,
-        &format!("Subsystem sftp internal-sftp\nInclude {}/warden.conf\n", conf.display()),
+        &format!(
+            "Subsystem sftp internal-sftp\nInclude {}/warden.conf\n",
+            conf.display()
+        ),
     );
     // web-1: in the inventory, but no ops member may log in there.
     server.join_host_at(d, "web-1", &["team=web"], "127.0.0.1:9");
@@ -114,6 +122,14 @@ async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
     )
     .unwrap();
 
+    (server, sshd, port)
+}
+
+#[tokio::test]
+async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (server, _sshd, port) = setup(d).await;
     // Exec through the proxy: output and exit status come back.
     let out = ssh(
         &server,
@@ -244,6 +260,39 @@ async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
     assert!(sftp["input_bytes"].as_u64().unwrap() > 300_000, "{sftp}");
     assert!(sftp["output_bytes"].as_u64().unwrap() > 300_000, "{sftp}");
 
+    // The sessions, and playing one back; a damaged recording is reported.
+    let data = server.data_dir.to_str().unwrap().to_owned();
+    let out = run_cli(bin(), &["sessions", "--data-dir", &data, "list", "--json"]);
+    let sessions: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sessions.as_array().unwrap().len(), 3, "{sessions}");
+    let exec_session = sessions[2]["id"].as_str().unwrap().to_owned();
+    assert_eq!(sessions[2]["login"], "root");
+    assert_eq!(sessions[2]["host"], "db-1");
+    let out = run_cli(
+        bin(),
+        &["play", "--data-dir", &data, &exec_session, "--speed", "50"],
+    );
+    assert!(
+        text(&out.stdout).contains("hello from"),
+        "{} {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let shell_file = shell["file"].as_str().unwrap().to_owned();
+    let path = server.data_dir.join("recordings").join(&shell_file);
+    let mut damaged = std::fs::read(&path).unwrap();
+    damaged.extend_from_slice(b"[9.9, \"o\", \"forged\"]\n");
+    std::fs::write(&path, damaged).unwrap();
+    let out = run_cli(bin(), &["play", "--data-dir", &data, &shell_file]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).starts_with(&format!(
+            "error: recording `{shell_file}` is damaged: its SHA-256 is "
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+
     // The policy refuses root on web-1: ssh shows why, and it is audited.
     let out = ssh(&server, d, "root", "web-1", "true");
     assert_ne!(out.status.code(), Some(0));
@@ -341,4 +390,95 @@ async fn a_host_without_a_warden_host_certificate_is_refused() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// Access ends while a session is open: an admin ends it, or the person is disabled. Either
+/// way the session closes within about a second and the user is told why.
+#[tokio::test]
+async fn open_sessions_end_when_access_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (server, _sshd, _) = setup(d).await;
+    let data = server.data_dir.to_str().unwrap().to_owned();
+    let active = || -> Vec<String> {
+        let out = run_cli(
+            bin(),
+            &[
+                "sessions",
+                "--data-dir",
+                &data,
+                "list",
+                "--active",
+                "--json",
+            ],
+        );
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        list.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let open = |d: &Path| {
+        proxied("ssh", &server, d)
+            .args(["-l", "root", "db-1", "sleep 60"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let wait_open = async |seen: &[String]| {
+        for _ in 0..200 {
+            if let Some(id) = active().into_iter().find(|id| !seen.contains(id)) {
+                return id;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no session opened");
+    };
+
+    // An admin ends it.
+    let session = open(d);
+    let killed = wait_open(&[]).await;
+    let out = run_cli(bin(), &["sessions", "--data-dir", &data, "kill", &killed]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = session.wait_with_output().unwrap();
+    assert!(
+        text(&out.stderr).contains("warden: session ended by operator"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // alice is disabled: her open session ends within about a second.
+    let session = open(d);
+    let id = wait_open(std::slice::from_ref(&killed)).await;
+    let disabled = std::time::Instant::now();
+    assert!(server.admin(&["user", "disable", "alice"]).status.success());
+    let out = session.wait_with_output().unwrap();
+    let took = disabled.elapsed();
+    assert!(
+        text(&out.stderr).contains("warden: access ended: user `alice` is unknown or disabled"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    println!("a disabled user's session ended {took:?} after the change");
+    let mut reason = Value::Null;
+    for _ in 0..100 {
+        let out = run_cli(bin(), &["sessions", "--data-dir", &data, "list", "--json"]);
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if let Some(s) = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id.as_str() && !s["endReason"].is_null())
+        {
+            reason = s["endReason"].clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(reason, "access ended: user `alice` is unknown or disabled");
 }

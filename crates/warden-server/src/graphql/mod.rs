@@ -11,6 +11,7 @@ mod policy;
 mod query;
 mod sessions;
 mod ssh;
+mod ssh_sessions;
 mod types;
 
 use std::sync::Arc;
@@ -41,9 +42,14 @@ pub fn schema(
     audit: crate::audit::AuditLog,
     authorities: crate::ca::Authorities,
     policy: Arc<crate::policy::Engine>,
+    proxy: Option<warden_proxy::Proxy>,
     config: &crate::config::Config,
 ) -> WardenSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .data(ssh_sessions::Proxy(proxy))
+        .data(ssh_sessions::RecordingsDir(
+            config.data_dir.join("recordings"),
+        ))
         .data(store)
         .data(audit)
         .data(authorities)

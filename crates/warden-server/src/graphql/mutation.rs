@@ -64,6 +64,7 @@ pub struct Mutation(
     super::pki::PkiMutation,
     super::sessions::SessionMutation,
     super::policy::PolicyMutation,
+    super::ssh_sessions::SshSessionMutation,
 );
 
 /// Users, groups and tokens.

@@ -22,6 +22,7 @@ pub struct Query(
     super::pki::HostQuery,
     super::sessions::SessionQuery,
     super::policy::PolicyQuery,
+    super::ssh_sessions::SshSessionQuery,
 );
 
 /// Who is calling, users, groups and tokens.

@@ -1,0 +1,217 @@
+//! SSH sessions through the recording proxy: list them, read a recording (checked against the
+//! hash the audit log holds), end one.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_graphql::{Context, Object, SimpleObject};
+use sha2::{Digest, Sha256};
+use warden_store::{Outcome, Store};
+
+use super::authz::{Capability, authorize};
+use super::{api_error, bad_input};
+
+/// The proxy running in this server, if it started.
+#[derive(Debug, Clone)]
+pub struct Proxy(pub Option<warden_proxy::Proxy>);
+
+/// Where recordings are kept.
+#[derive(Debug, Clone)]
+pub struct RecordingsDir(pub PathBuf);
+
+/// One recording of a session.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SshRecording {
+    /// Its file name (what `sshRecording` and `warden play` take).
+    pub file: String,
+    /// SHA-256 recorded when the session ended.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: i64,
+    /// `shell`, `exec` or `subsystem`.
+    pub kind: String,
+    /// The command or subsystem.
+    pub command: Option<String>,
+}
+
+/// A session through the proxy.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SshSessionInfo {
+    /// Its id.
+    pub id: String,
+    /// Who (`user:alice`).
+    pub principal: String,
+    /// The login on the host.
+    pub login: String,
+    /// The host.
+    pub host: String,
+    /// Where the user connected from.
+    pub source: Option<String>,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339; null while open.
+    pub ended_at: Option<String>,
+    /// Why Warden ended it, if it did.
+    pub end_reason: Option<String>,
+    /// Its recordings (known once it ended).
+    pub recordings: Vec<SshRecording>,
+}
+
+fn recordings(value: &serde_json::Value) -> Vec<SshRecording> {
+    value
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let text = |k: &str| r.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+            SshRecording {
+                file: text("file").unwrap_or_default(),
+                sha256: text("sha256").unwrap_or_default(),
+                bytes: r
+                    .get("bytes")
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(0),
+                kind: text("kind").unwrap_or_default(),
+                command: text("command"),
+            }
+        })
+        .collect()
+}
+
+/// A recording file name as the proxy makes them: `<16 hex>-<channel>.cast`.
+fn session_of(file: &str) -> Option<&str> {
+    let stem = file.strip_suffix(".cast")?;
+    let (session, channel) = stem.split_once('-')?;
+    let ok = session.len() == 16
+        && session.chars().all(|c| c.is_ascii_hexdigit())
+        && !channel.is_empty()
+        && channel.chars().all(|c| c.is_ascii_digit());
+    ok.then_some(session)
+}
+
+/// Session reads.
+#[derive(Debug, Default)]
+pub struct SshSessionQuery;
+
+#[Object]
+impl SshSessionQuery {
+    /// Sessions through the proxy, newest first.
+    async fn ssh_sessions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only sessions still open.")] active: Option<bool>,
+        #[graphql(default = 50)] first: i64,
+    ) -> async_graphql::Result<Vec<SshSessionInfo>> {
+        let caller = authorize(ctx, Capability::ReadAudit, "ssh-sessions").await?;
+        if !(1..=1000).contains(&first) {
+            return Err(bad_input("first must be between 1 and 1000"));
+        }
+        let store = ctx.data::<Arc<Store>>()?;
+        let sessions = store
+            .ssh_sessions(active.unwrap_or(false), first)
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| SshSessionInfo {
+                recordings: recordings(&s.recordings),
+                id: s.id,
+                principal: s.principal,
+                login: s.login,
+                host: s.host,
+                source: s.source,
+                started_at: s.started_at.to_string(),
+                ended_at: s.ended_at.map(|t| t.to_string()),
+                end_reason: s.end_reason,
+            })
+            .collect())
+    }
+
+    /// A recording's asciicast text, after checking it against the SHA-256 the audit log
+    /// recorded when its session ended.
+    async fn ssh_recording(
+        &self,
+        ctx: &Context<'_>,
+        file: String,
+    ) -> async_graphql::Result<String> {
+        let caller = authorize(ctx, Capability::ReadAudit, &format!("recording:{file}")).await?;
+        let session = session_of(&file).ok_or_else(|| {
+            bad_input(format!(
+                "invalid recording name `{file}`: `warden sessions list` shows them"
+            ))
+        })?;
+        let store = ctx.data::<Arc<Store>>()?;
+        let stored = store
+            .ssh_session(session)
+            .await
+            .map_err(|e| api_error(e, caller))?
+            .ok_or_else(|| bad_input(format!("no session `{session}`")))?;
+        let expected = recordings(&stored.recordings)
+            .into_iter()
+            .find(|r| r.file == file)
+            .ok_or_else(|| {
+                bad_input(format!(
+                    "recording `{file}` is not finished: its session is still open or ended without it"
+                ))
+            })?;
+        let dir = ctx.data::<RecordingsDir>()?;
+        let bytes = std::fs::read(dir.0.join(&file))
+            .map_err(|e| bad_input(format!("recording `{file}` cannot be read: {e}")))?;
+        let actual: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if actual != expected.sha256 {
+            return Err(bad_input(format!(
+                "recording `{file}` is damaged: its SHA-256 is {actual}, the audit log recorded {}",
+                expected.sha256
+            )));
+        }
+        String::from_utf8(bytes)
+            .map_err(|_| bad_input(format!("recording `{file}` is damaged: not UTF-8")))
+    }
+}
+
+/// Session changes.
+#[derive(Debug, Default)]
+pub struct SshSessionMutation;
+
+#[Object]
+impl SshSessionMutation {
+    /// Ends an open session at once; the user sees why.
+    async fn end_ssh_session(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<bool> {
+        let caller = authorize(ctx, Capability::ManageHosts, &format!("ssh-session:{id}")).await?;
+        let proxy = ctx.data::<Proxy>()?;
+        let store = ctx.data::<Arc<Store>>()?;
+        let reason = format!("session ended by {}", caller.audit.actor);
+        let mut ended = false;
+        if let Some(proxy) = &proxy.0 {
+            // A session is recorded as it is admitted, a moment before the proxy holds it.
+            for _ in 0..20 {
+                ended = proxy.end_session(&id, &reason).await;
+                if ended {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        if !ended {
+            return Err(bad_input(format!(
+                "session `{id}` is not open on this server"
+            )));
+        }
+        store
+            .record(
+                &caller.audit,
+                "ssh.session.kill",
+                &format!("ssh-session:{id}"),
+                serde_json::Value::Null,
+                Outcome::Success,
+                None,
+            )
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        Ok(true)
+    }
+}

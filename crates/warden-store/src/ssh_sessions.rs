@@ -1,0 +1,163 @@
+//! SSH sessions through the recording proxy: opened and ended with their audit events.
+
+use serde_json::json;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use warden_model::Timestamp;
+
+use crate::audit::Action;
+use crate::{AuditContext, Store, StoreError};
+
+/// A session through the proxy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SshSession {
+    /// Its id.
+    pub id: String,
+    /// Who (`user:alice`).
+    pub principal: String,
+    /// The login on the host.
+    pub login: String,
+    /// The host.
+    pub host: String,
+    /// Where the user connected from.
+    pub source: Option<String>,
+    /// When it opened.
+    pub started_at: Timestamp,
+    /// When it ended (`None`: still open, or its proxy stopped without saying).
+    pub ended_at: Option<Timestamp>,
+    /// Why it ended when something ended it (a cut-off, an admin).
+    pub end_reason: Option<String>,
+    /// Its recordings: file, sha256, bytes, kind, command, byte counts.
+    pub recordings: serde_json::Value,
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("ssh_sessions: {e}"))
+}
+
+fn from_row(row: &AnyRow) -> Result<SshSession, StoreError> {
+    let recordings: String = row.try_get("recordings")?;
+    let ended: Option<i64> = row.try_get("ended_at")?;
+    Ok(SshSession {
+        id: row.try_get("id")?,
+        principal: row.try_get("principal")?,
+        login: row.try_get("login")?,
+        host: row.try_get("host")?,
+        source: row.try_get("source")?,
+        started_at: Timestamp::from_millis(row.try_get("started_at")?),
+        ended_at: ended.map(Timestamp::from_millis),
+        end_reason: row.try_get("end_reason")?,
+        recordings: serde_json::from_str(&recordings).map_err(corrupt)?,
+    })
+}
+
+const COLUMNS: &str =
+    "id, principal, login, host, source, started_at, ended_at, end_reason, recordings";
+
+impl Store {
+    /// Records an admitted session, audited as `ssh.session.start` with `details`.
+    pub async fn start_ssh_session(
+        &self,
+        ctx: &AuditContext,
+        session: &SshSession,
+        details: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let action = Action {
+            name: "ssh.session.start",
+            target: format!("host:{}", session.host),
+            details,
+        };
+        self.audited(ctx, action, async |conn| {
+            sqlx::query(
+                "INSERT INTO ssh_sessions (id, principal, login, host, source, started_at, recordings) \
+                 VALUES ($1, $2, $3, $4, $5, $6, '[]')",
+            )
+            .bind(&session.id)
+            .bind(&session.principal)
+            .bind(&session.login)
+            .bind(&session.host)
+            .bind(&session.source)
+            .bind(ctx.now.as_millis())
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records a session's end with its recordings, audited as `ssh.session.end`.
+    pub async fn end_ssh_session(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        recordings: serde_json::Value,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM ssh_sessions WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let session =
+            row.as_ref()
+                .map(from_row)
+                .transpose()?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "ssh session",
+                    name: id.to_owned(),
+                })?;
+        let action = Action {
+            name: "ssh.session.end",
+            target: format!("host:{}", session.host),
+            details: json!({
+                "session": id,
+                "principal": session.principal,
+                "login": session.login,
+                "reason": reason,
+                "recordings": recordings,
+            }),
+        };
+        let text = recordings.to_string();
+        self.audited(ctx, action, async |conn| {
+            sqlx::query(
+                "UPDATE ssh_sessions SET ended_at = $1, end_reason = $2, recordings = $3 WHERE id = $4",
+            )
+            .bind(ctx.now.as_millis())
+            .bind(reason)
+            .bind(&text)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sessions, newest first: all, or only those not ended.
+    pub async fn ssh_sessions(
+        &self,
+        active_only: bool,
+        limit: i64,
+    ) -> Result<Vec<SshSession>, StoreError> {
+        let filter = if active_only {
+            "WHERE ended_at IS NULL"
+        } else {
+            ""
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM ssh_sessions {filter} ORDER BY started_at DESC, id LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// One session.
+    pub async fn ssh_session(&self, id: &str) -> Result<Option<SshSession>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM ssh_sessions WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+}
