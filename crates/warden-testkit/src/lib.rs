@@ -17,6 +17,7 @@ mod postgres;
 mod rsyslog;
 mod server;
 mod soft_passkey;
+mod ssh_lab;
 mod sshd;
 mod tls_proxy;
 
@@ -28,5 +29,6 @@ pub use server::{
     Backend, Replica, TestServer, account_csrf, free_port, register_passkey, run_cli,
 };
 pub use soft_passkey::{AttestationVendor, SoftPasskey};
+pub use ssh_lab::{SshLab, through_proxy};
 pub use sshd::{Sshd, ssh_keygen_ed25519};
 pub use tls_proxy::TlsProxy;

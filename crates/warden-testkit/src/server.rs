@@ -180,6 +180,11 @@ impl TestServer {
         conf
     }
 
+    /// The server process's id (for reading its CPU time and memory in benchmarks).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Runs the CLI against this server over HTTP with `token` in WARDEN_TOKEN.
     pub fn remote(&self, token: &str, args: &[&str]) -> Output {
         Command::new(&self.bin)

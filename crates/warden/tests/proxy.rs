@@ -3,57 +3,20 @@
 //! Warden agent. Exec with its exit status, the recording and its hash in the audit log, a
 //! login the policy refuses shown to the ssh user and audited, an unknown host, and a host
 //! whose certificate is not Warden's refused.
-#![expect(
-    clippy::expect_used,
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "test helpers outside #[test] functions"
-)]
+#![expect(clippy::expect_used, reason = "test helpers outside #[test] functions")]
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 use sha2::Digest;
-use warden_testkit::{Backend, Sshd, TestServer, free_port, run_cli, ssh_keygen_ed25519};
+use warden_testkit::{
+    Backend, SshLab, Sshd, TestServer, free_port, run_cli, ssh_keygen_ed25519,
+    through_proxy as proxied,
+};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
-}
-
-/// The options stock ssh and sftp need to go through the proxy, trusting hosts only through
-/// Warden's host CA.
-fn proxied(program: &str, server: &TestServer, dir: &Path) -> Command {
-    let mut command = Command::new(program);
-    command
-        .args([
-            "-F",
-            "none",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=yes",
-        ])
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            dir.join("known_hosts").display()
-        ))
-        .arg("-o")
-        .arg(format!(
-            "ProxyCommand={} ssh --proxy {} --stdio %h",
-            bin().display(),
-            server.ssh_proxy_addr
-        ))
-        .arg("-i")
-        .arg(dir.join("id_ed25519"))
-        .arg("-o")
-        .arg(format!(
-            "CertificateFile={}",
-            dir.join("id_ed25519-cert.pub").display()
-        ))
-        .args(["-o", "IdentitiesOnly=yes"]);
-    command
 }
 
 /// Stock ssh through the proxy.
@@ -72,57 +35,8 @@ fn text(bytes: &[u8]) -> String {
 /// web-1 (team=web) in the inventory only; alice's key with a Warden certificate for `alice`
 /// and `root`, and Warden's host CA as the only trust for hosts, all in `d`.
 async fn setup(d: &Path) -> (TestServer, Sshd, u16) {
-    let server = TestServer::start(bin(), Backend::Sqlite, "[limits]\nper_source_rps = 0\n").await;
-    for args in [
-        &["user", "add", "alice"][..],
-        &["group", "add", "ops"],
-        &["group", "add-member", "ops", "alice"],
-    ] {
-        assert!(server.admin(args).status.success());
-    }
-    // db-1: a stock sshd set up by the agent (host key and certificate, user CA, KRL).
-    let port = free_port();
-    let conf = server.join_host_at(
-        d,
-        "db-1",
-        &["team=ops", "env=prod"],
-        &format!("127.0.0.1:{port}"),
-    );
-    let sshd_dir = d.join("sshd-db-1");
-    std::fs::create_dir_all(&sshd_dir).unwrap();
-    let sshd = Sshd::start_on(
-        &sshd_dir,
-        port,
-        &format!(
-            "Subsystem sftp internal-sftp\nInclude {}/warden.conf\n",
-            conf.display()
-        ),
-    );
-    // web-1: in the inventory, but no ops member may log in there.
-    server.join_host_at(d, "web-1", &["team=web"], "127.0.0.1:9");
-
-    // alice's key and Warden certificate; Warden's host CA as the only trust for hosts.
-    let public = ssh_keygen_ed25519(&d.join("id_ed25519"));
-    let alice = server.token("alice", "member", Some("alice"));
-    let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, ttl: \"1h\", principals: [\"alice\", \"root\"]) { certificate principals } }";
-    let (_, body) = server
-        .graphql(Some(&alice), q, json!({ "k": public }))
-        .await;
-    let cert = &body["data"]["issueSshUserCertificate"];
-    assert_eq!(cert["principals"], json!(["alice", "root"]), "{body}");
-    std::fs::write(
-        d.join("id_ed25519-cert.pub"),
-        cert["certificate"].as_str().unwrap(),
-    )
-    .unwrap();
-    let (_, _, host_ca) = server.get("/v1/ssh/host_ca.pub").await;
-    std::fs::write(
-        d.join("known_hosts"),
-        format!("@cert-authority * {}", host_ca.trim()),
-    )
-    .unwrap();
-
-    (server, sshd, port)
+    let lab = SshLab::start(bin(), d).await;
+    (lab.server, lab.sshd, lab.port)
 }
 
 #[tokio::test]

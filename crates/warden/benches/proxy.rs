@@ -1,0 +1,216 @@
+//! SSH proxy benchmark (issue 7), side by side in one run with a stock OpenSSH bastion
+//! (`ssh -J`, written out as its ProxyCommand `ssh -W`) in front of the same sshd:
+//! - bulk transfer: `cat` of a 64 MiB text file, MB/s (Warden records all of it);
+//! - session setup: `ssh HOST true`, p50 and p99 of N runs each;
+//! - concurrency: N sessions at once through the proxy, each recorded; every recording must be
+//!   present with the SHA-256 the audit log holds. Reports the server process's (the proxy
+//!   runs inside it) CPU time and peak memory.
+//!
+//! Run: `cargo bench -p warden --bench proxy -- [setups] [concurrent]`
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark"
+)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::Digest;
+use warden_testkit::{SshLab, Sshd, ssh_keygen_ed25519, through_proxy};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// CPU seconds (user + system) and peak RSS in MiB of a process.
+fn usage(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (ticks / 100.0, hwm / 1024.0)
+}
+
+/// ssh to db-1's sshd through a stock bastion sshd (`ssh -W`, what `-J` runs).
+fn via_bastion(d: &Path, bastion: u16, port: u16) -> Command {
+    let key = d.join("id_ed25519");
+    let cert = d.join("id_ed25519-cert.pub");
+    let common = format!(
+        "-F none -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -i {} -o CertificateFile={} -o IdentitiesOnly=yes",
+        key.display(),
+        cert.display()
+    );
+    let mut command = Command::new("ssh");
+    command
+        .args(common.split(' '))
+        .arg("-o")
+        .arg(format!(
+            "ProxyCommand=ssh {common} -p {bastion} -W %h:%p root@127.0.0.1"
+        ))
+        .args(["-p", &port.to_string(), "-l", "root", "127.0.0.1"]);
+    command
+}
+
+fn timed(mut command: Command) -> Duration {
+    let t = Instant::now();
+    let out = command.stdout(Stdio::null()).output().unwrap();
+    let took = t.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+#[tokio::main]
+async fn main() {
+    let numbers: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let setups = numbers.first().copied().unwrap_or(20);
+    let concurrent = numbers.get(1).copied().unwrap_or(100);
+    let bin = Path::new(env!("CARGO_BIN_EXE_warden"));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lab = SshLab::start(bin, d).await;
+    let server = &lab.server;
+    // The bastion: a stock sshd trusting Warden's user CA, allowed to forward.
+    let bastion_dir = d.join("bastion");
+    std::fs::create_dir_all(&bastion_dir).unwrap();
+    let bastion_key = bastion_dir.join("host_key");
+    ssh_keygen_ed25519(&bastion_key);
+    let bastion = Sshd::start(
+        &bastion_dir,
+        &format!(
+            "HostKey {}\nTrustedUserCAKeys {}\nAllowTcpForwarding yes\n",
+            bastion_key.display(),
+            d.join("agent-db-1/user_ca.pub").display()
+        ),
+    );
+
+    // Bulk transfer: a 64 MiB text file on the host, read through each path.
+    let payload = d.join("payload.txt");
+    let text: String = (0..(64 * 1024 * 1024 / 64))
+        .map(|i| format!("{i:063}\n"))
+        .collect();
+    std::fs::write(&payload, text).unwrap();
+    let cat = format!("cat {}", payload.display());
+    let mb = 64.0 * 1.048_576;
+    let mut proxy_cmd = through_proxy("ssh", server, d);
+    proxy_cmd.args(["-l", "root", "db-1", &cat]);
+    let proxy_bulk = timed(proxy_cmd);
+    let mut bastion_cmd = via_bastion(d, bastion.port, lab.port);
+    bastion_cmd.arg(&cat);
+    let bastion_bulk = timed(bastion_cmd);
+    println!(
+        "bulk transfer of 64 MiB: Warden proxy (recorded) {:.1} MB/s, stock bastion {:.1} MB/s: {:.2}x (target at least 0.9x)",
+        mb / proxy_bulk.as_secs_f64(),
+        mb / bastion_bulk.as_secs_f64(),
+        bastion_bulk.as_secs_f64() / proxy_bulk.as_secs_f64()
+    );
+
+    // Session setup: `true`, one after another, alternating the two paths.
+    let (mut proxy_setup, mut bastion_setup) = (Vec::new(), Vec::new());
+    for _ in 0..setups {
+        let mut c = through_proxy("ssh", server, d);
+        c.args(["-l", "root", "db-1", "true"]);
+        proxy_setup.push(timed(c));
+        let mut c = via_bastion(d, bastion.port, lab.port);
+        c.arg("true");
+        bastion_setup.push(timed(c));
+    }
+    proxy_setup.sort();
+    bastion_setup.sort();
+    println!(
+        "session setup (`ssh HOST true`, {setups} each): Warden proxy p50 {:.0} ms, p99 {:.0} ms; stock bastion p50 {:.0} ms, p99 {:.0} ms: {:.2}x (target at most 1.5x)",
+        ms(percentile(&proxy_setup, 0.5)),
+        ms(percentile(&proxy_setup, 0.99)),
+        ms(percentile(&bastion_setup, 0.5)),
+        ms(percentile(&bastion_setup, 0.99)),
+        percentile(&proxy_setup, 0.5).as_secs_f64() / percentile(&bastion_setup, 0.5).as_secs_f64()
+    );
+
+    // Concurrent recorded sessions.
+    let pid = server.pid().unwrap();
+    let (cpu_before, _) = usage(pid);
+    let ended_before = server.audit("ssh.session.end").len();
+    let t = Instant::now();
+    let children: Vec<_> = (0..concurrent)
+        .map(|i| {
+            through_proxy("ssh", server, d)
+                .args([
+                    "-l",
+                    "root",
+                    "db-1",
+                    &format!("for n in 1 2 3 4 5; do echo session-{i}-$n; sleep 0.2; done"),
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut failed = 0;
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        if !String::from_utf8_lossy(&out.stdout).contains(&format!("session-{i}-5")) {
+            failed += 1;
+            eprintln!(
+                "session {i} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let wall = t.elapsed();
+    let mut ends = Vec::new();
+    for _ in 0..200 {
+        ends = server.audit("ssh.session.end");
+        if ends.len() >= ended_before + concurrent {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (cpu_after, peak) = usage(pid);
+    let mut damaged = 0;
+    let mut checked = 0;
+    for end in &ends[ended_before..] {
+        for r in end["details"]["recordings"].as_array().unwrap() {
+            let path = server
+                .data_dir
+                .join("recordings")
+                .join(r["file"].as_str().unwrap());
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            let hash = format!("{:x}", sha2::Sha256::digest(&bytes));
+            checked += 1;
+            if hash != r["sha256"].as_str().unwrap() {
+                damaged += 1;
+            }
+        }
+    }
+    println!(
+        "{concurrent} concurrent recorded sessions (5 lines over 1 s each): {failed} failed, {} ended, {checked} recordings checked, {damaged} damaged or lost; wall {:.1} s; server process CPU {:.2} s, peak RSS {:.0} MiB",
+        ends.len() - ended_before,
+        wall.as_secs_f64(),
+        cpu_after - cpu_before,
+        peak
+    );
+}
