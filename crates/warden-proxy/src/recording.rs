@@ -152,7 +152,8 @@ impl Recorder {
             return Ok(());
         }
         let at = self.started.elapsed().as_secs_f64();
-        let line = serde_json::json!([at, code, String::from_utf8_lossy(data)]).to_string();
+        let text = serde_json::to_string(&String::from_utf8_lossy(data)).unwrap_or_default();
+        let line = format!("[{at:.6},\"{code}\",{text}]");
         let path = self.path.display().to_string();
         self.line(&line)
             .map_err(|cause| RecordError { path, cause })

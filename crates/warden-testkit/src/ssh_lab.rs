@@ -24,8 +24,13 @@ pub struct SshLab {
 impl SshLab {
     /// Sets the lab up, keeping its files in `d`.
     pub async fn start(bin: &Path, d: &Path) -> SshLab {
-        let server =
-            TestServer::start(bin, Backend::Sqlite, "[limits]\nper_source_rps = 0\n").await;
+        let server = TestServer::start(
+            bin,
+            Backend::Sqlite,
+            // The bastion in the proxy benchmark needs port forwarding on the certificate.
+            "[limits]\nper_source_rps = 0\n[ssh]\nport_forwarding_groups = [\"ops\"]\n",
+        )
+        .await;
         for args in [
             &["user", "add", "alice"][..],
             &["group", "add", "ops"],
@@ -47,7 +52,7 @@ impl SshLab {
             &sshd_dir,
             port,
             &format!(
-                "Subsystem sftp internal-sftp\nInclude {}/warden.conf\n",
+                "Subsystem sftp internal-sftp\nMaxStartups 1000\nInclude {}/warden.conf\n",
                 conf.display()
             ),
         );
