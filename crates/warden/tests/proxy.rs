@@ -174,14 +174,77 @@ async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
     assert!(sftp["input_bytes"].as_u64().unwrap() > 300_000, "{sftp}");
     assert!(sftp["output_bytes"].as_u64().unwrap() > 300_000, "{sftp}");
 
+    // `warden ssh` with a `warden login` credential (as `warden login` leaves it), and
+    // `warden ssh config` for stock ssh.
+    let home = d.join("home");
+    std::fs::create_dir_all(home.join("ssh")).unwrap();
+    for f in ["id_ed25519", "id_ed25519-cert.pub"] {
+        std::fs::copy(d.join(f), home.join("ssh").join(f)).unwrap();
+    }
+    let token = server.token("alice-cli", "member", Some("alice"));
+    std::fs::write(
+        home.join("credentials.json"),
+        json!({ "server": server.url, "token": token, "user": "alice", "expires_at": "-" })
+            .to_string(),
+    )
+    .unwrap();
+    let warden_ssh = |args: &[&str]| {
+        Command::new(bin())
+            .args(["ssh", "--proxy", &server.ssh_proxy_addr])
+            .args(args)
+            .env("WARDEN_CONFIG_DIR", &home)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = warden_ssh(&["root@db-1", "echo", "via-warden-ssh"]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "via-warden-ssh",
+        "{}",
+        text(&out.stderr)
+    );
+    let out = warden_ssh(&["config", "db-*"]);
+    let config = text(&out.stdout);
+    assert!(config.contains("Host db-*\n"), "{config}");
+    assert!(
+        config.contains(&format!(
+            "ProxyCommand {} ssh --proxy {} --stdio %h",
+            bin().display(),
+            server.ssh_proxy_addr
+        )),
+        "{config}"
+    );
+    std::fs::write(d.join("ssh_config"), &config).unwrap();
+    let out = Command::new("ssh")
+        .args([
+            "-F",
+            d.join("ssh_config").to_str().unwrap(),
+            "-o",
+            "BatchMode=yes",
+            "-l",
+            "root",
+            "db-1",
+            "echo via-ssh-config",
+        ])
+        .env("WARDEN_CONFIG_DIR", &home)
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "via-ssh-config",
+        "{}",
+        text(&out.stderr)
+    );
+
     // The sessions, and playing one back; a damaged recording is reported.
     let data = server.data_dir.to_str().unwrap().to_owned();
     let out = run_cli(bin(), &["sessions", "--data-dir", &data, "list", "--json"]);
     let sessions: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(sessions.as_array().unwrap().len(), 3, "{sessions}");
-    let exec_session = sessions[2]["id"].as_str().unwrap().to_owned();
-    assert_eq!(sessions[2]["login"], "root");
-    assert_eq!(sessions[2]["host"], "db-1");
+    assert_eq!(sessions.as_array().unwrap().len(), 5, "{sessions}");
+    let exec_session = sessions[4]["id"].as_str().unwrap().to_owned();
+    assert_eq!(sessions[4]["login"], "root");
+    assert_eq!(sessions[4]["host"], "db-1");
     let out = run_cli(
         bin(),
         &["play", "--data-dir", &data, &exec_session, "--speed", "50"],
