@@ -18,6 +18,23 @@ fn starter() -> Vec<PolicyFile> {
         .collect()
 }
 
+/// User `a` asking to log in as `login` on host `h`.
+fn ssh_as_a(
+    policies: &warden_policy::Policies,
+    entities: &cedar_policy::Entities,
+    login: &str,
+) -> warden_policy::Decided {
+    policies
+        .decide(
+            entities,
+            "Warden::User::\"a\"",
+            "Warden::Action::\"ssh\"",
+            "Warden::Host::\"h\"",
+            &json!({ "login": login }),
+        )
+        .unwrap()
+}
+
 fn file(name: &str, text: &str) -> PolicyFile {
     PolicyFile {
         name: name.to_owned(),
@@ -116,26 +133,10 @@ fn a_forbid_beats_any_permit() {
         ..Default::default()
     };
     let entities = dir.entities(policies.schema()).unwrap();
-    let d = policies
-        .decide(
-            &entities,
-            "Warden::User::\"a\"",
-            "Warden::Action::\"ssh\"",
-            "Warden::Host::\"h\"",
-            &json!({ "login": "root" }),
-        )
-        .unwrap();
+    let d = ssh_as_a(&policies, &entities, "root");
     assert!(!d.allow);
     assert_eq!(d.reasons, ["p.cedar:no-root"]);
-    let d = policies
-        .decide(
-            &entities,
-            "Warden::User::\"a\"",
-            "Warden::Action::\"ssh\"",
-            "Warden::Host::\"h\"",
-            &json!({ "login": "a" }),
-        )
-        .unwrap();
+    let d = ssh_as_a(&policies, &entities, "a");
     assert!(d.allow);
 }
 
@@ -479,14 +480,6 @@ fn the_env_label_is_the_environment_attribute() {
         ..Default::default()
     };
     let entities = dir.entities(set.schema()).unwrap();
-    let d = set
-        .decide(
-            &entities,
-            "Warden::User::\"a\"",
-            "Warden::Action::\"ssh\"",
-            "Warden::Host::\"h\"",
-            &json!({ "login": "a" }),
-        )
-        .unwrap();
+    let d = ssh_as_a(&set, &entities, "a");
     assert!(d.allow);
 }
