@@ -296,6 +296,33 @@ async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
         "{}",
         text(&out.stderr)
     );
+
+    // A revoked certificate is refused, with the reason.
+    let listing = Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(d.join("id_ed25519-cert.pub"))
+        .output()
+        .unwrap();
+    let serial = text(&listing.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Serial: ").map(str::to_owned))
+        .unwrap();
+    let admin = server.token("root", "admin", None);
+    let q = "mutation($s: String!) { revokeSshCertificate(serial: $s) }";
+    let (_, body) = server
+        .graphql(Some(&admin), q, json!({ "s": serial }))
+        .await;
+    assert_eq!(body["data"]["revokeSshCertificate"], true, "{body}");
+    let out = ssh(&server, d, "root", "db-1", "echo should-not-run");
+    assert!(!text(&out.stdout).contains("should-not-run"));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "warden: access denied: certificate {serial} is revoked or unknown: run `warden login` again"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test]
