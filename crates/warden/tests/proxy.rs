@@ -455,9 +455,47 @@ async fn open_sessions_end_when_access_ends() {
         text(&out.stderr)
     );
 
+    // The policy changes under an open session: it ends, naming the policy.
+    let session = open(d);
+    let cut = wait_open(std::slice::from_ref(&killed)).await;
+    let policy = d.join("policy");
+    assert!(
+        run_cli(bin(), &["policy", "init", policy.to_str().unwrap()])
+            .status
+            .success()
+    );
+    std::fs::remove_file(policy.join("tests.toml")).unwrap();
+    let starter_ssh = std::fs::read_to_string(policy.join("ssh.cedar")).unwrap();
+    std::fs::write(
+        policy.join("ssh.cedar"),
+        "@id(\"no-root\")\nforbid (principal, action == Warden::Action::\"ssh\", resource) when { context.login == \"root\" };\n",
+    )
+    .unwrap();
+    let apply = |dir: &Path| {
+        run_cli(
+            bin(),
+            &[
+                "policy",
+                "--data-dir",
+                &data,
+                "apply",
+                dir.to_str().unwrap(),
+            ],
+        )
+    };
+    assert!(apply(&policy).status.success());
+    let out = session.wait_with_output().unwrap();
+    assert!(
+        text(&out.stderr).contains("warden: access ended: login `root` on `db-1`: policy v2: `ssh` forbidden by ssh.cedar:no-root"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(policy.join("ssh.cedar"), starter_ssh).unwrap();
+    assert!(apply(&policy).status.success());
+
     // alice is disabled: her open session ends within about a second.
     let session = open(d);
-    let id = wait_open(std::slice::from_ref(&killed)).await;
+    let id = wait_open(&[killed, cut]).await;
     let disabled = std::time::Instant::now();
     assert!(server.admin(&["user", "disable", "alice"]).status.success());
     let out = session.wait_with_output().unwrap();
