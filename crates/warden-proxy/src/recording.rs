@@ -26,10 +26,15 @@ pub struct Recorded {
     pub input_bytes: u64,
     /// Bytes the host sent.
     pub output_bytes: u64,
+    /// The plain-text transcript (what the terminal showed, by terminal emulation) and its
+    /// SHA-256, for terminal channels.
+    pub transcript: Option<(PathBuf, String)>,
 }
 
+/// Lines of scrollback a transcript keeps (older lines are dropped).
+const TRANSCRIPT_LINES: usize = 100_000;
+
 /// One channel's recording.
-#[derive(Debug)]
 pub struct Recorder {
     path: PathBuf,
     out: BufWriter<File>,
@@ -41,6 +46,16 @@ pub struct Recorder {
     terminal: bool,
     input_bytes: u64,
     output_bytes: u64,
+    screen: Option<vt100::Parser>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("path", &self.path)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a recording could not be written. The session stops: nothing runs unrecorded.
@@ -122,7 +137,20 @@ impl Recorder {
         if let (Some(command), Some(fields)) = (&command, header.as_object_mut()) {
             fields.insert("command".to_owned(), serde_json::json!(command));
         }
+        let screen = terminal.then(|| {
+            let size = |n: u32, default: u16| {
+                u16::try_from(n)
+                    .ok()
+                    .and_then(std::num::NonZeroU16::new)
+                    .or(std::num::NonZeroU16::new(default))
+            };
+            match (size(height, 24), size(width, 80)) {
+                (Some(rows), Some(cols)) => vt100::Parser::new(rows, cols, TRANSCRIPT_LINES),
+                _ => vt100::Parser::default(),
+            }
+        });
         let mut recorder = Recorder {
+            screen,
             path: path.clone(),
             out: BufWriter::new(file),
             sha: Sha256::new(),
@@ -162,6 +190,9 @@ impl Recorder {
     /// Output from the host (stdout and stderr).
     pub fn output(&mut self, data: &[u8]) -> Result<(), RecordError> {
         self.output_bytes += data.len() as u64;
+        if let Some(screen) = &mut self.screen {
+            screen.process(data);
+        }
         self.event("o", data)
     }
 
@@ -180,6 +211,10 @@ impl Recorder {
         };
         self.out.flush().map_err(fail)?;
         self.out.get_ref().sync_all().map_err(fail)?;
+        let transcript = match self.screen.take() {
+            Some(mut screen) => Some(write_transcript(&self.path, &mut screen).map_err(fail)?),
+            None => None,
+        };
         let sha256 = self
             .sha
             .finalize()
@@ -194,6 +229,52 @@ impl Recorder {
             command: self.command,
             input_bytes: self.input_bytes,
             output_bytes: self.output_bytes,
+            transcript,
         })
     }
+}
+
+/// The screen's scrollback and visible rows as plain text, trailing blank lines dropped.
+fn render(screen: &mut vt100::Parser) -> String {
+    let total = screen.screen().scrollback_len();
+    let mut lines = Vec::new();
+    for offset in (1..=total).rev() {
+        screen.screen_mut().set_scrollback(offset);
+        let (_, cols) = screen.screen().size();
+        if let Some(row) = screen.screen().rows(0, cols.get()).next() {
+            lines.push(row);
+        }
+    }
+    screen.screen_mut().set_scrollback(0);
+    let (_, cols) = screen.screen().size();
+    lines.extend(screen.screen().rows(0, cols.get()));
+    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
+    }
+    let mut text: String = lines
+        .iter()
+        .map(|l| l.trim_end())
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.push('\n');
+    text
+}
+
+/// Writes `NAME.txt` beside the recording; returns its path and SHA-256.
+fn write_transcript(cast: &Path, screen: &mut vt100::Parser) -> std::io::Result<(PathBuf, String)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = cast.with_extension("txt");
+    let text = render(screen);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    let sha = Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((path, sha))
 }

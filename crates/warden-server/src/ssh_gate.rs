@@ -311,6 +311,10 @@ impl Gate for ServerGate {
                     "command": r.command,
                     "input_bytes": r.input_bytes,
                     "output_bytes": r.output_bytes,
+                    "transcript": r.transcript.as_ref().map(|(path, sha256)| json!({
+                        "file": path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                        "sha256": sha256,
+                    })),
                 })
             })
             .collect();

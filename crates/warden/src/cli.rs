@@ -296,6 +296,8 @@ pub enum SessionsCommand {
     },
     /// End an open session at once; its user sees why.
     Kill { id: String },
+    /// Find sessions whose transcript (what the terminal showed) contains TEXT.
+    Search { text: String },
 }
 
 #[derive(Debug, Args)]

@@ -61,6 +61,36 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        SessionsCommand::Search { text } => {
+            let q = "query($t: String!) { sshSessionSearch(text: $t) { file lines session { id principal login host startedAt } } }";
+            let data = client.graphql(q, json!({ "t": text })).await?;
+            let found = data.get("sshSessionSearch").cloned().unwrap_or(Value::Null);
+            if args.json {
+                crate::output::json(&found);
+                return Ok(());
+            }
+            for m in found.as_array().map(Vec::as_slice).unwrap_or_default() {
+                let s = m.get("session").unwrap_or(&Value::Null);
+                println!(
+                    "{} {} {}@{} {} ({})",
+                    cell(s, "id"),
+                    cell(s, "principal"),
+                    cell(s, "login"),
+                    cell(s, "host"),
+                    cell(s, "startedAt"),
+                    cell(m, "file")
+                );
+                for line in m
+                    .get("lines")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    println!("    {}", line.as_str().unwrap_or_default());
+                }
+            }
+            Ok(())
+        }
         SessionsCommand::Kill { id } => {
             let q = "mutation($id: String!) { endSshSession(id: $id) }";
             client.graphql(q, json!({ "id": id })).await?;

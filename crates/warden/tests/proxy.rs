@@ -245,6 +245,32 @@ async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
     let exec_session = sessions[4]["id"].as_str().unwrap().to_owned();
     assert_eq!(sessions[4]["login"], "root");
     assert_eq!(sessions[4]["host"], "db-1");
+    // Transcripts: what the terminal showed, searchable.
+    let out = run_cli(
+        bin(),
+        &[
+            "sessions",
+            "--data-dir",
+            &data,
+            "search",
+            "TYPED-42",
+            "--json",
+        ],
+    );
+    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shell_session = sessions[3]["id"].as_str().unwrap();
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found[0]["session"]["id"], shell_session);
+    assert!(
+        found[0]["lines"][0].as_str().unwrap().contains("typed-42"),
+        "{found}"
+    );
+    let transcript = found[0]["file"].as_str().unwrap().replace(".cast", ".txt");
+    let shown = text(&std::fs::read(server.data_dir.join("recordings").join(transcript)).unwrap());
+    assert!(
+        shown.contains("typed-42") && !shown.contains('\u{1b}'),
+        "{shown}"
+    );
     let out = run_cli(
         bin(),
         &["play", "--data-dir", &data, &exec_session, "--speed", "50"],

@@ -32,6 +32,19 @@ pub struct SshRecording {
     pub kind: String,
     /// The command or subsystem.
     pub command: Option<String>,
+    /// The plain-text transcript's file name (terminal channels).
+    pub transcript: Option<String>,
+}
+
+/// A session whose transcript holds the text searched for.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SshSessionMatch {
+    /// The session.
+    pub session: SshSessionInfo,
+    /// The recording whose transcript matched.
+    pub file: String,
+    /// The matching lines (at most 5).
+    pub lines: Vec<String>,
 }
 
 /// A session through the proxy.
@@ -74,9 +87,27 @@ fn recordings(value: &serde_json::Value) -> Vec<SshRecording> {
                     .unwrap_or(0),
                 kind: text("kind").unwrap_or_default(),
                 command: text("command"),
+                transcript: r
+                    .pointer("/transcript/file")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
             }
         })
         .collect()
+}
+
+fn info(s: warden_store::SshSession) -> SshSessionInfo {
+    SshSessionInfo {
+        recordings: recordings(&s.recordings),
+        id: s.id,
+        principal: s.principal,
+        login: s.login,
+        host: s.host,
+        source: s.source,
+        started_at: s.started_at.to_string(),
+        ended_at: s.ended_at.map(|t| t.to_string()),
+        end_reason: s.end_reason,
+    }
 }
 
 /// A recording file name as the proxy makes them: `<16 hex>-<channel>.cast`.
@@ -112,20 +143,56 @@ impl SshSessionQuery {
             .ssh_sessions(active.unwrap_or(false), first)
             .await
             .map_err(|e| api_error(e, caller))?;
-        Ok(sessions
-            .into_iter()
-            .map(|s| SshSessionInfo {
-                recordings: recordings(&s.recordings),
-                id: s.id,
-                principal: s.principal,
-                login: s.login,
-                host: s.host,
-                source: s.source,
-                started_at: s.started_at.to_string(),
-                ended_at: s.ended_at.map(|t| t.to_string()),
-                end_reason: s.end_reason,
-            })
-            .collect())
+        Ok(sessions.into_iter().map(info).collect())
+    }
+
+    /// Sessions whose transcripts (what the terminal showed) contain `text`, ignoring case,
+    /// newest first, among the latest `within` sessions.
+    async fn ssh_session_search(
+        &self,
+        ctx: &Context<'_>,
+        text: String,
+        #[graphql(default = 1000)] within: i64,
+    ) -> async_graphql::Result<Vec<SshSessionMatch>> {
+        let caller = authorize(ctx, Capability::ReadAudit, "ssh-sessions").await?;
+        let needle = text.trim().to_lowercase();
+        if needle.is_empty() || needle.len() > 200 {
+            return Err(bad_input("search text: 1 to 200 characters"));
+        }
+        if !(1..=10_000).contains(&within) {
+            return Err(bad_input("within must be between 1 and 10000"));
+        }
+        let store = ctx.data::<Arc<Store>>()?;
+        let dir = ctx.data::<RecordingsDir>()?;
+        let sessions = store
+            .ssh_sessions(false, within)
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        let mut found = Vec::new();
+        for session in sessions.into_iter().map(info) {
+            for r in &session.recordings {
+                let Some(transcript) = &r.transcript else {
+                    continue;
+                };
+                let Ok(body) = std::fs::read_to_string(dir.0.join(transcript)) else {
+                    continue;
+                };
+                let lines: Vec<String> = body
+                    .lines()
+                    .filter(|l| l.to_lowercase().contains(&needle))
+                    .take(5)
+                    .map(str::to_owned)
+                    .collect();
+                if !lines.is_empty() {
+                    found.push(SshSessionMatch {
+                        session: session.clone(),
+                        file: r.file.clone(),
+                        lines,
+                    });
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// A recording's asciicast text, after checking it against the SHA-256 the audit log
