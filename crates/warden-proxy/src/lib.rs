@@ -108,11 +108,38 @@ pub trait Gate: Send + Sync + 'static {
     async fn finished(&self, finished: &Finished);
 }
 
-/// Where the proxy keeps recordings.
+/// Where the proxy keeps recordings, and how long sessions may last.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     /// The recordings directory (created 0700 if missing).
     pub recordings: PathBuf,
+    /// A session with no input or output for this long ends.
+    pub idle_timeout: Option<Duration>,
+    /// A session ends after this long.
+    pub max_session: Option<Duration>,
+}
+
+/// When a session last moved, in milliseconds since the proxy started.
+type Activity = Arc<std::sync::atomic::AtomicU64>;
+
+/// An open session as the recheck loop sees it.
+struct Open {
+    handle: server::Handle,
+    attempt: Attempt,
+    started: std::time::Instant,
+    activity: Activity,
+}
+
+/// `90s` as `1m30s`, `3600s` as `1h`.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    let mut out = String::new();
+    for (n, unit) in [(s / 3600, "h"), (s / 60 % 60, "m"), (s % 60, "s")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    if out.is_empty() { "0s".into() } else { out }
 }
 
 /// Why the proxy could not start.
@@ -167,8 +194,10 @@ struct Shared {
     host_key: PrivateKey,
     /// Host certificates minted for the proxy, by target, with when to mint again.
     host_certs: Mutex<BTreeMap<String, (Certificate, u64)>>,
-    /// Open sessions, for cut-off: their handle and what was admitted.
-    sessions: Mutex<BTreeMap<String, (server::Handle, Attempt)>>,
+    /// Open sessions, for cut-off.
+    sessions: Mutex<BTreeMap<String, Open>>,
+    /// What activity times count from.
+    epoch: std::time::Instant,
     /// Why Warden ended a session, for its end record.
     ended: Mutex<BTreeMap<String, String>>,
 }
@@ -211,6 +240,7 @@ impl Proxy {
                 host_certs: Mutex::new(BTreeMap::new()),
                 sessions: Mutex::new(BTreeMap::new()),
                 ended: Mutex::new(BTreeMap::new()),
+                epoch: std::time::Instant::now(),
             }),
         })
     }
@@ -226,20 +256,42 @@ impl Proxy {
         let mut every = tokio::time::interval(RECHECK);
         loop {
             every.tick().await;
-            let open: Vec<(String, Attempt)> = self
+            let now = self.shared.epoch.elapsed();
+            let config = &self.shared.config;
+            let open: Vec<(String, Attempt, Duration, Duration)> = self
                 .shared
                 .sessions
                 .lock()
                 .map(|s| {
                     s.iter()
-                        .map(|(id, (_, a))| (id.clone(), a.clone()))
+                        .map(|(id, o)| {
+                            let last = Duration::from_millis(
+                                o.activity.load(std::sync::atomic::Ordering::Relaxed),
+                            );
+                            let idle = now.saturating_sub(last);
+                            (id.clone(), o.attempt.clone(), o.started.elapsed(), idle)
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
-            for (id, attempt) in open {
-                if let Err(reason) = self.shared.gate.recheck(&attempt).await {
-                    self.end_session(&id, &format!("access ended: {reason}"))
-                        .await;
+            for (id, attempt, age, idle) in open {
+                let reason = if let Some(limit) = config.max_session.filter(|l| age > *l) {
+                    Some(format!(
+                        "the session reached its maximum length of {}",
+                        human(limit)
+                    ))
+                } else if let Some(limit) = config.idle_timeout.filter(|l| idle > *l) {
+                    Some(format!("idle for {}", human(limit)))
+                } else {
+                    self.shared
+                        .gate
+                        .recheck(&attempt)
+                        .await
+                        .err()
+                        .map(|reason| format!("access ended: {reason}"))
+                };
+                if let Some(reason) = reason {
+                    self.end_session(&id, &reason).await;
                 }
             }
         }
@@ -279,7 +331,7 @@ impl Proxy {
             .ok()
             .and_then(|mut s| s.remove(id));
         match handle {
-            Some((h, _)) => {
+            Some(Open { handle: h, .. }) => {
                 if let Ok(mut ended) = self.shared.ended.lock() {
                     ended.insert(id.to_owned(), reason.to_owned());
                 }
@@ -319,7 +371,16 @@ async fn read_target(socket: &mut TcpStream) -> Result<String, String> {
             return Err("the target line is too long".into());
         }
     }
-    let line = String::from_utf8(line).map_err(|_| "the target line is not UTF-8".to_owned())?;
+    parse_target(&line)
+}
+
+/// Reads the preamble line (without its `\n`): `WARDEN-TARGET host`. Returns the host, or
+/// the one-line reason sent back to the client.
+pub fn parse_target(line: &[u8]) -> Result<String, String> {
+    if line.len() > MAX_PREAMBLE {
+        return Err("the target line is too long".into());
+    }
+    let line = std::str::from_utf8(line).map_err(|_| "the target line is not UTF-8".to_owned())?;
     let host = line
         .trim_end_matches('\r')
         .strip_prefix(PREAMBLE)
@@ -329,9 +390,61 @@ async fn read_target(socket: &mut TcpStream) -> Result<String, String> {
         .trim()
         .to_owned();
     if !valid_host(&host) {
-        return Err(format!("invalid host name `{host}`"));
+        return Err(format!("invalid host name {host:?}"));
     }
     Ok(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(parse_target(b"WARDEN-TARGET db-1"), Ok("db-1".into()));
+        assert_eq!(
+            parse_target(b"WARDEN-TARGET db-1.example.com\r"),
+            Ok("db-1.example.com".into())
+        );
+        assert_eq!(
+            parse_target(b"SSH-2.0-OpenSSH_9.2"),
+            Err("connect through `warden ssh` (or its ssh config from `warden ssh config`)".into())
+        );
+        assert_eq!(
+            parse_target(b"WARDEN-TARGET a b"),
+            Err("invalid host name \"a b\"".into())
+        );
+        assert_eq!(
+            parse_target(b"WARDEN-TARGET "),
+            Err("invalid host name \"\"".into())
+        );
+        assert_eq!(
+            parse_target(&[0xff, 0xfe]),
+            Err("the target line is not UTF-8".into())
+        );
+        assert_eq!(
+            parse_target(&[b'x'; 400]),
+            Err("the target line is too long".into())
+        );
+    }
+
+    proptest! {
+        /// Whatever a client sends first, the proxy names a plain host or refuses in one line.
+        #[test]
+        fn any_preamble_is_a_host_or_one_line(line in prop::collection::vec(any::<u8>(), 0..400)) {
+            match parse_target(&line) {
+                Ok(host) => prop_assert!(valid_host(&host)),
+                Err(reason) => prop_assert!(!reason.contains('\n') && !reason.contains('\r')),
+            }
+        }
+
+        #[test]
+        fn every_plain_host_name_round_trips(host in "[a-zA-Z0-9][a-zA-Z0-9._-]{0,60}") {
+            let line = format!("{PREAMBLE}{host}");
+            prop_assert_eq!(parse_target(line.as_bytes()), Ok(host));
+        }
+    }
 }
 
 async fn connection(
@@ -380,6 +493,9 @@ async fn connection(
         principal: String::new(),
         refused: None,
         admitted: None,
+        activity: Arc::new(std::sync::atomic::AtomicU64::new(
+            u64::try_from(shared.epoch.elapsed().as_millis()).unwrap_or(u64::MAX),
+        )),
         upstream: None,
         channels: BTreeMap::new(),
         recorded: Arc::new(Mutex::new((Vec::new(), Vec::new()))),
@@ -533,6 +649,8 @@ struct Downstream {
     refused: Option<String>,
     /// What the gate admitted, checked again while the session is open.
     admitted: Option<Attempt>,
+    /// When the session last moved.
+    activity: Activity,
     upstream: Option<client::Handle<Upstream>>,
     channels: BTreeMap<ChannelId, ChannelState>,
     recorded: Outcomes,
@@ -670,7 +788,15 @@ impl server::Handler for Downstream {
         if let (Ok(mut sessions), Some(attempt)) =
             (self.shared.sessions.lock(), self.admitted.clone())
         {
-            sessions.insert(self.session.clone(), (session.handle(), attempt));
+            sessions.insert(
+                self.session.clone(),
+                Open {
+                    handle: session.handle(),
+                    attempt,
+                    started: std::time::Instant::now(),
+                    activity: self.activity.clone(),
+                },
+            );
         }
         Ok(())
     }
@@ -700,16 +826,26 @@ impl server::Handler for Downstream {
         let (queue, queue_rx) = mpsc::unbounded_channel();
         let recorder: SharedRecorder = Arc::new(Mutex::new(None));
         let number = u32::try_from(self.channels.len()).unwrap_or(u32::MAX);
+        let moved = Moved {
+            activity: self.activity.clone(),
+            epoch: self.shared.epoch,
+        };
         tokio::spawn(downlink(
             up_read,
             write,
             session.handle(),
             id,
             replies_tx,
-            recorder.clone(),
-            self.recorded.clone(),
+            (recorder.clone(), self.recorded.clone()),
+            moved.clone(),
         ));
-        tokio::spawn(uplink(queue_rx, up_write, replies_rx, recorder.clone()));
+        tokio::spawn(uplink(
+            queue_rx,
+            up_write,
+            replies_rx,
+            recorder.clone(),
+            moved,
+        ));
         self.channels.insert(
             id,
             ChannelState {
@@ -921,6 +1057,21 @@ fn finish_recording(recorder: &SharedRecorder, outcomes: &Outcomes) {
     }
 }
 
+/// Marks its session as active.
+#[derive(Clone)]
+struct Moved {
+    activity: Activity,
+    epoch: std::time::Instant,
+}
+
+impl Moved {
+    fn now(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.activity
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Records `data` as input or output; false when the recording failed (the channel stops).
 fn tee(recorder: &SharedRecorder, input: bool, data: &[u8]) -> bool {
     let Ok(mut slot) = recorder.lock() else {
@@ -948,10 +1099,12 @@ async fn uplink(
     up: ChannelWriteHalf<client::Msg>,
     mut replies: mpsc::UnboundedReceiver<bool>,
     recorder: SharedRecorder,
+    moved: Moved,
 ) {
     while let Some(op) = queue.recv().await {
         let sent = match op {
             Up::Data(data) => {
+                moved.now();
                 if !tee(&recorder, true, &data) {
                     break;
                 }
@@ -1002,18 +1155,20 @@ async fn downlink(
     handle: server::Handle,
     id: ChannelId,
     replies: mpsc::UnboundedSender<bool>,
-    recorder: SharedRecorder,
-    outcomes: Outcomes,
+    (recorder, outcomes): (SharedRecorder, Outcomes),
+    moved: Moved,
 ) {
     while let Some(message) = up.wait().await {
         let sent = match message {
             ChannelMsg::Data { data } => {
+                moved.now();
                 if !tee(&recorder, false, &data) {
                     break;
                 }
                 down.data_bytes(data).await
             }
             ChannelMsg::ExtendedData { data, ext } => {
+                moved.now();
                 if !tee(&recorder, false, &data) {
                     break;
                 }

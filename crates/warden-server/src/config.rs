@@ -103,6 +103,12 @@ pub struct SshConfig {
     /// Groups whose members' certificates carry `permit-port-forwarding`
     /// (`ssh.port_forwarding_groups`); nobody else's do.
     pub port_forwarding_groups: Vec<String>,
+    /// A proxied session with no input or output for this long ends (`ssh.idle_timeout`,
+    /// default 1h; `0s` for never).
+    pub idle_timeout: Option<Duration>,
+    /// A proxied session ends after this long whatever it does (`ssh.max_session`, default
+    /// 24h; `0s` for never).
+    pub max_session: Option<Duration>,
 }
 
 /// Audit log settings.
@@ -336,6 +342,8 @@ struct SshFile {
     max_ttl: Option<String>,
     group_logins: std::collections::BTreeMap<String, Vec<String>>,
     port_forwarding_groups: Vec<String>,
+    idle_timeout: Option<String>,
+    max_session: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -377,7 +385,7 @@ struct LogFile {
 
 /// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
 /// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
-pub const KEYS: [&str; 26] = [
+pub const KEYS: [&str; 28] = [
     "data_dir",
     "database_url",
     "public_url",
@@ -399,6 +407,8 @@ pub const KEYS: [&str; 26] = [
     "listen.agent_mtls",
     "listen.ssh_proxy",
     "ssh.max_ttl",
+    "ssh.idle_timeout",
+    "ssh.max_session",
     "x509.trust_domain",
     "x509.max_ttl",
     "agent.host_cert_ttl",
@@ -531,6 +541,8 @@ impl FileConfig {
             "listen.agent_mtls" => self.listen.agent_mtls = Some(value.to_owned()),
             "listen.ssh_proxy" => self.listen.ssh_proxy = Some(value.to_owned()),
             "ssh.max_ttl" => self.ssh.max_ttl = Some(value.to_owned()),
+            "ssh.idle_timeout" => self.ssh.idle_timeout = Some(value.to_owned()),
+            "ssh.max_session" => self.ssh.max_session = Some(value.to_owned()),
             "x509.trust_domain" => self.x509.trust_domain = Some(value.to_owned()),
             "x509.max_ttl" => self.x509.max_ttl = Some(value.to_owned()),
             "agent.host_cert_ttl" => self.agent.host_cert_ttl = Some(value.to_owned()),
@@ -744,7 +756,20 @@ impl FileConfig {
                     ))
                 })?,
         };
+        // `0s` turns a session limit off.
+        let limit = |key: &str, v: Option<String>, default: u64| match v {
+            None => Ok(Some(Duration::from_secs(default))),
+            Some(v) => match humantime::parse_duration(v.trim()) {
+                Ok(d) if d.is_zero() => Ok(None),
+                Ok(d) => Ok(Some(d)),
+                Err(_) => Err(ConfigError(format!(
+                    "invalid duration `{v}` for `{key}`: like 30m or 12h, or 0s for no limit"
+                ))),
+            },
+        };
         let ssh = SshConfig {
+            idle_timeout: limit("ssh.idle_timeout", self.ssh.idle_timeout, 3600)?,
+            max_session: limit("ssh.max_session", self.ssh.max_session, 24 * 3600)?,
             max_ttl,
             group_logins: self.ssh.group_logins,
             port_forwarding_groups: self.ssh.port_forwarding_groups,
@@ -1146,6 +1171,7 @@ mod tests {
                 k if k.starts_with("audit.") => "5s",
                 k if k.starts_with("limits.") => "7",
                 "policy.starter" => "false",
+                "ssh.idle_timeout" | "ssh.max_session" => "5s",
                 _ => "x",
             };
             f.set(key, value, "test").unwrap();

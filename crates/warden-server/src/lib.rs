@@ -291,6 +291,8 @@ impl Server {
             gate,
             warden_proxy::ProxyConfig {
                 recordings: self.config.data_dir.join("recordings"),
+                idle_timeout: self.config.ssh.idle_timeout,
+                max_session: self.config.ssh.max_session,
             },
         ) {
             Ok(proxy) => Some(proxy),

@@ -24,11 +24,18 @@ pub struct SshLab {
 impl SshLab {
     /// Sets the lab up, keeping its files in `d`.
     pub async fn start(bin: &Path, d: &Path) -> SshLab {
+        Self::start_with(bin, d, "").await
+    }
+
+    /// As [`SshLab::start`], with more `[ssh]` settings (`idle_timeout = "2s"`).
+    pub async fn start_with(bin: &Path, d: &Path, ssh: &str) -> SshLab {
         let server = TestServer::start(
             bin,
             Backend::Sqlite,
             // The bastion in the proxy benchmark needs port forwarding on the certificate.
-            "[limits]\nper_source_rps = 0\n[ssh]\nport_forwarding_groups = [\"ops\"]\n",
+            &format!(
+                "[limits]\nper_source_rps = 0\n[ssh]\nport_forwarding_groups = [\"ops\"]\n{ssh}"
+            ),
         )
         .await;
         for args in [

@@ -550,3 +550,37 @@ async fn open_sessions_end_when_access_ends() {
     }
     assert_eq!(reason, "access ended: user `alice` is unknown or disabled");
 }
+
+/// A session with nothing going on ends at `ssh.idle_timeout`; one that keeps printing does not.
+#[tokio::test]
+async fn idle_sessions_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lab = SshLab::start_with(bin(), d, "idle_timeout = \"2s\"\n").await;
+    let server = &lab.server;
+    let chatty = proxied("ssh", server, d)
+        .args([
+            "-l",
+            "root",
+            "db-1",
+            "for n in 1 2 3 4 5 6 7 8; do echo tick-$n; sleep 0.5; done",
+        ])
+        .output();
+    let quiet = proxied("ssh", server, d)
+        .args(["-l", "root", "db-1", "sleep 30; echo never"])
+        .output();
+    let started = std::time::Instant::now();
+    let (chatty, quiet) = (chatty.unwrap(), quiet.unwrap());
+    assert!(
+        text(&chatty.stdout).contains("tick-8"),
+        "{}",
+        text(&chatty.stderr)
+    );
+    assert!(!text(&quiet.stdout).contains("never"));
+    assert!(
+        text(&quiet.stderr).contains("warden: idle for 2s"),
+        "{}",
+        text(&quiet.stderr)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
