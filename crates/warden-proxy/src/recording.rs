@@ -31,8 +31,33 @@ pub struct Recorded {
     pub transcript: Option<(PathBuf, String)>,
 }
 
-/// Lines of scrollback a transcript keeps (older lines are dropped).
-const TRANSCRIPT_LINES: usize = 100_000;
+/// Lines of scrollback a pty transcript keeps (older lines are dropped).
+const TRANSCRIPT_LINES: usize = 10_000;
+
+/// A channel's transcript as it is made.
+enum Transcript {
+    /// With a pty: what the terminal showed, by terminal emulation, rendered at the end.
+    Screen(Box<vt100::Parser>),
+    /// Without a pty: the output as text, streamed to `NAME.txt`.
+    Plain {
+        path: PathBuf,
+        out: BufWriter<File>,
+        sha: Sha256,
+    },
+}
+
+fn private_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+fn hex(sha: Sha256) -> String {
+    sha.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// One channel's recording.
 pub struct Recorder {
@@ -46,7 +71,7 @@ pub struct Recorder {
     terminal: bool,
     input_bytes: u64,
     output_bytes: u64,
-    screen: Option<vt100::Parser>,
+    transcript: Option<Transcript>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -112,6 +137,11 @@ impl Recorder {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let pty = match start {
+            Start::Shell { term, .. } => term.is_some(),
+            Start::Exec { pty, .. } => pty.is_some(),
+            Start::Subsystem(_) => false,
+        };
         let (width, height, term, kind, command, terminal) = match start {
             Start::Shell {
                 width,
@@ -137,20 +167,33 @@ impl Recorder {
         if let (Some(command), Some(fields)) = (&command, header.as_object_mut()) {
             fields.insert("command".to_owned(), serde_json::json!(command));
         }
-        let screen = terminal.then(|| {
-            let size = |n: u32, default: u16| {
-                u16::try_from(n)
-                    .ok()
-                    .and_then(std::num::NonZeroU16::new)
-                    .or(std::num::NonZeroU16::new(default))
-            };
-            match (size(height, 24), size(width, 80)) {
-                (Some(rows), Some(cols)) => vt100::Parser::new(rows, cols, TRANSCRIPT_LINES),
-                _ => vt100::Parser::default(),
+        let transcript = match (terminal, pty) {
+            (false, _) => None,
+            (true, true) => {
+                let size = |n: u32, default: u16| {
+                    u16::try_from(n)
+                        .ok()
+                        .and_then(std::num::NonZeroU16::new)
+                        .or(std::num::NonZeroU16::new(default))
+                };
+                let parser = match (size(height, 24), size(width, 80)) {
+                    (Some(rows), Some(cols)) => vt100::Parser::new(rows, cols, TRANSCRIPT_LINES),
+                    _ => vt100::Parser::default(),
+                };
+                Some(Transcript::Screen(Box::new(parser)))
             }
-        });
+            (true, false) => {
+                let text = path.with_extension("txt");
+                let file = private_file(&text).map_err(fail)?;
+                Some(Transcript::Plain {
+                    path: text,
+                    out: BufWriter::new(file),
+                    sha: Sha256::new(),
+                })
+            }
+        };
         let mut recorder = Recorder {
-            screen,
+            transcript,
             path: path.clone(),
             out: BufWriter::new(file),
             sha: Sha256::new(),
@@ -190,8 +233,18 @@ impl Recorder {
     /// Output from the host (stdout and stderr).
     pub fn output(&mut self, data: &[u8]) -> Result<(), RecordError> {
         self.output_bytes += data.len() as u64;
-        if let Some(screen) = &mut self.screen {
-            screen.process(data);
+        match &mut self.transcript {
+            Some(Transcript::Screen(screen)) => screen.process(data),
+            Some(Transcript::Plain { out, sha, path }) => {
+                let text = String::from_utf8_lossy(data);
+                sha.update(text.as_bytes());
+                out.write_all(text.as_bytes())
+                    .map_err(|cause| RecordError {
+                        path: path.display().to_string(),
+                        cause,
+                    })?;
+            }
+            None => {}
         }
         self.event("o", data)
     }
@@ -211,8 +264,15 @@ impl Recorder {
         };
         self.out.flush().map_err(fail)?;
         self.out.get_ref().sync_all().map_err(fail)?;
-        let transcript = match self.screen.take() {
-            Some(mut screen) => Some(write_transcript(&self.path, &mut screen).map_err(fail)?),
+        let transcript = match self.transcript.take() {
+            Some(Transcript::Screen(mut screen)) => {
+                Some(write_transcript(&self.path, &mut screen).map_err(fail)?)
+            }
+            Some(Transcript::Plain { path, mut out, sha }) => {
+                out.flush().map_err(fail)?;
+                out.get_ref().sync_all().map_err(fail)?;
+                Some((path, hex(sha)))
+            }
             None => None,
         };
         let sha256 = self
@@ -262,19 +322,12 @@ fn render(screen: &mut vt100::Parser) -> String {
 
 /// Writes `NAME.txt` beside the recording; returns its path and SHA-256.
 fn write_transcript(cast: &Path, screen: &mut vt100::Parser) -> std::io::Result<(PathBuf, String)> {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = cast.with_extension("txt");
     let text = render(screen);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
+    let mut file = private_file(&path)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
-    let sha = Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((path, sha))
+    let mut sha = Sha256::new();
+    sha.update(text.as_bytes());
+    Ok((path, hex(sha)))
 }
