@@ -373,6 +373,17 @@ pub struct Decided {
     pub errors: Vec<String>,
 }
 
+impl From<&cedar_policy::Response> for Decided {
+    fn from(response: &cedar_policy::Response) -> Decided {
+        let diagnostics = response.diagnostics();
+        Decided {
+            allow: response.decision() == Decision::Allow,
+            reasons: diagnostics.reason().map(ToString::to_string).collect(),
+            errors: diagnostics.errors().map(|e| e.to_string()).collect(),
+        }
+    }
+}
+
 impl Policies {
     /// The number of policies.
     pub fn len(&self) -> usize {
@@ -438,12 +449,7 @@ impl Policies {
         })?;
         let slice = self.index.slice(candidates);
         let response = Authorizer::new().is_authorized(&request, &slice, entities);
-        let diagnostics = response.diagnostics();
-        Ok(Decided {
-            allow: response.decision() == Decision::Allow,
-            reasons: diagnostics.reason().map(ToString::to_string).collect(),
-            errors: diagnostics.errors().map(|e| e.to_string()).collect(),
-        })
+        Ok(Decided::from(&response))
     }
 
     /// Decides whether `subject` may do `action` (`ssh`, `manage_users`, …) on `object`,
@@ -517,12 +523,7 @@ impl Policies {
         )
         .map_err(|e| one(format!("invalid request: {e}")))?;
         let response = Authorizer::new().is_authorized(&request, &self.set, entities);
-        let diagnostics = response.diagnostics();
-        Ok(Decided {
-            allow: response.decision() == Decision::Allow,
-            reasons: diagnostics.reason().map(ToString::to_string).collect(),
-            errors: diagnostics.errors().map(|e| e.to_string()).collect(),
-        })
+        Ok(Decided::from(&response))
     }
 
     /// Where a policy id came from.

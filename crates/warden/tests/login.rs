@@ -131,19 +131,7 @@ async fn a_passkey_is_removed_only_with_another_one() {
         (status, body["error"].as_str().unwrap()),
         (403, "CSRF token mismatch")
     );
-    let out = warden_testkit::run_cli(
-        bin(),
-        &[
-            "audit",
-            "--data-dir",
-            server.data_dir.to_str().unwrap(),
-            "query",
-            "--action",
-            "passkey.remove",
-            "--json",
-        ],
-    );
-    let removed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let removed = Value::from(server.audit("passkey.remove"));
     assert_eq!(removed[0]["outcome"], "success");
     assert_eq!(removed[0]["actor"], "user:erin");
 }
@@ -402,19 +390,7 @@ async fn forged_assertions_and_stale_links_are_refused_and_audited() {
     genuine.set_user_verified(true);
     let (status, body) = attempt(&base, &mut genuine, |_| {}).await;
     assert_eq!(status, 200, "the genuine key still works: {body}");
-    let out = warden_testkit::run_cli(
-        bin(),
-        &[
-            "audit",
-            "--data-dir",
-            server.data_dir.to_str().unwrap(),
-            "query",
-            "--action",
-            "auth.login",
-            "--json",
-        ],
-    );
-    let logins: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let logins = Value::from(server.audit("auth.login"));
     let failures = logins
         .as_array()
         .unwrap()

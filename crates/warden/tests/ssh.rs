@@ -192,19 +192,7 @@ async fn user_certificates_work_with_real_sshd_until_revoked() {
     assert!(log.contains("revoked"), "{log}");
 
     // Issuance is audited.
-    let out = run_cli(
-        bin(),
-        &[
-            "audit",
-            "--data-dir",
-            server.data_dir.to_str().unwrap(),
-            "query",
-            "--action",
-            "ssh.issue",
-            "--json",
-        ],
-    );
-    let issued: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let issued = Value::from(server.audit("ssh.issue"));
     let issued = issued
         .as_array()
         .unwrap()

@@ -106,20 +106,21 @@ impl SshMutation {
         let mut principals = Vec::new();
         let mut decisions = serde_json::Map::new();
         let mut refused = Vec::new();
+        let objects: Vec<warden_policy::Object> = hosts
+            .iter()
+            .map(|h| warden_policy::Object::Host {
+                name: h.name.clone(),
+                labels: h.labels.clone(),
+            })
+            .collect();
         for login in &candidates {
             let context = serde_json::json!({ "login": login });
             let mut permitted = None;
             let mut last = None;
-            for host in subject
-                .iter()
-                .flat_map(|s| hosts.iter().map(move |h| (s, h)))
-            {
-                let (subject, host) = host;
-                let object = warden_policy::Object::Host {
-                    name: host.name.clone(),
-                    labels: host.labels.clone(),
-                };
-                let decision = engine.decide(subject, "ssh", &object, &context);
+            // No subject (an unknown or disabled person): no host permits anything.
+            for (host, object) in hosts.iter().zip(&objects) {
+                let Some(subject) = &subject else { break };
+                let decision = engine.decide(subject, "ssh", object, &context);
                 if decision.decided.allow {
                     permitted = Some((host.name.clone(), decision));
                     break;
