@@ -12,7 +12,9 @@ mod secret;
 mod time;
 
 pub use actor::{Actor, AuthMethod};
-pub use names::{GroupName, HostName, MAX_NAME_LEN, NameError, TokenName, UserName};
+pub use names::{
+    GroupName, HostName, Login, MAX_NAME_LEN, NameError, TokenName, UserName, proxy_principal,
+};
 pub use role::{Role, RoleError};
 pub use secret::SecretString;
 pub use time::{Timestamp, Ttl, TtlError};

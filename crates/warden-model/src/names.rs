@@ -131,9 +131,21 @@ name_type!(
     HostName, "host name", HOST_RULE, host_byte
 );
 name_type!(
+    /// A Unix account on a host, as `ssh LOGIN@HOST` names it and a certificate principal
+    /// carries it.
+    Login, "login", LOGIN_RULE, login_byte
+);
+name_type!(
     /// The label an operator gives an API token.
     TokenName, "token name", TOKEN_RULE, token_byte
 );
+
+/// The one principal a host's sshd accepts (its `AuthorizedPrincipalsFile`): the certificates
+/// Warden's proxy mints for a session on `host`. It cannot be a [`Login`] (it holds a `:`), so
+/// no person's certificate carries it, and a person's own certificate cannot bypass the proxy.
+pub fn proxy_principal(host: &str) -> String {
+    format!("warden-proxy:{host}")
+}
 
 #[cfg(test)]
 mod tests {
@@ -160,6 +172,7 @@ mod tests {
         assert!(UserName::new("x".repeat(65)).is_err());
         assert!(GroupName::new("ops/admin").is_err());
         assert!(TokenName::new("CI-Deploy").is_ok());
+        assert!(Login::new(proxy_principal("db-1")).is_err());
     }
 
     #[test]

@@ -106,6 +106,9 @@ impl ServerGate {
                 a.session
             ))
         };
+        if let Err(e) = warden_model::Login::new(a.login.as_str()) {
+            return Err(plain(e.to_string()));
+        }
         let Some((name, token_id)) = user_of(&a.key_id) else {
             return Err(plain(format!(
                 "certificate `{}` is not a Warden user's",
@@ -246,7 +249,9 @@ impl Gate for ServerGate {
                     kind: Kind::User,
                     public_key: &a.session_key,
                     key_id: format!("session:{} user:{}", a.session, checked.name),
-                    principals: vec![a.login.clone()],
+                    // The host's sshd lets in only its proxy principal; the login is the
+                    // policy's decision above.
+                    principals: vec![a.login.clone(), warden_model::proxy_principal(&a.host)],
                     ttl: SESSION_CERT_TTL,
                     port_forwarding: false,
                     policy: json!({ a.login.clone(): checked.decision.details() }),

@@ -263,12 +263,20 @@ impl Agent {
         if !self.path("revoked.krl").exists() {
             write_file(&self.path("revoked.krl"), b"", 0o644)?;
         }
+        // Only the proxy's certificates for this host: a person's own certificate is refused,
+        // so every session goes through the recording proxy.
+        write_file(
+            &self.path("authorized_principals"),
+            format!("{}\n", warden_model::proxy_principal(&creds.host)).as_bytes(),
+            0o644,
+        )?;
         let dir = std::path::absolute(&self.args.data_dir)?;
         let conf = format!(
             "# Written by warden agent for host {host}; do not edit.\n\
              HostKey {dir}/{HOST_KEY}\n\
              HostCertificate {dir}/{HOST_KEY}-cert.pub\n\
              TrustedUserCAKeys {dir}/user_ca.pub\n\
+             AuthorizedPrincipalsFile {dir}/authorized_principals\n\
              RevokedKeys {dir}/revoked.krl\n",
             host = creds.host,
             dir = dir.display(),

@@ -188,7 +188,9 @@ async fn an_agent_joins_and_stock_ssh_verifies_its_host_certificate() {
     assert_eq!(joins[1]["outcome"], "failure");
 
     // Stock sshd serves the host certificate; stock ssh accepts it through @cert-authority
-    // and refuses the host when known_hosts names another CA.
+    // and refuses the host when known_hosts names another CA. A person's own certificate is
+    // then refused by sshd: only the proxy's session certificates (principal
+    // `warden-proxy:web-1`) get in, so nobody bypasses the recording proxy.
     let conf = dir.path().join("sshd.d/warden.conf");
     let sshd = Sshd::start(dir.path(), &format!("Include {}\n", conf.display()));
     let (key, cert) = user_key(&server, dir.path()).await;
@@ -196,13 +198,20 @@ async fn an_agent_joins_and_stock_ssh_verifies_its_host_certificate() {
     let known = dir.path().join("known_hosts");
     std::fs::write(&known, format!("@cert-authority * {host_ca}")).unwrap();
     let out = ssh(&known, &key, &cert, sshd.port);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "logged-in",
+    assert!(
+        !out.status.success() && text(&out).contains("Permission denied (publickey)"),
         "{}\nsshd: {}",
         text(&out),
         sshd.log()
     );
+    assert!(
+        sshd.log()
+            .contains("Certificate does not contain an authorized principal"),
+        "{}",
+        sshd.log()
+    );
+    let principals = std::fs::read_to_string(data.join("authorized_principals")).unwrap();
+    assert_eq!(principals, "warden-proxy:web-1\n");
     let other_ca = ssh_keygen_ed25519(&dir.path().join("other_ca"));
     let wrong = dir.path().join("known_hosts_wrong");
     std::fs::write(&wrong, format!("@cert-authority * {other_ca}")).unwrap();

@@ -94,6 +94,10 @@ impl SshMutation {
         let asked = principals_asked(principals_arg);
         let explicit = asked.is_some();
         if let Some(asked) = asked {
+            // Only Unix logins: never the proxy's own principal, which lets a host in.
+            for login in &asked {
+                warden_model::Login::new(login.as_str()).map_err(bad_input)?;
+            }
             candidates = asked;
         }
         // The policy chooses: a login goes into the certificate when the `ssh` action allows
