@@ -101,6 +101,9 @@ pub trait Gate: Send + Sync + 'static {
     async fn host_certificate(&self, host: &str, public_key: &str) -> Result<String, String>;
     /// Decides and records a login attempt; an error is the reason it was refused.
     async fn admit(&self, attempt: &Attempt) -> Result<Admitted, String>;
+    /// Records an attempt the proxy refused itself (a Warden certificate that has expired or
+    /// does not name the login); returns the reason to show.
+    async fn refused(&self, attempt: &Attempt, reason: String) -> String;
     /// Whether an open session may go on (certificate, person, policy as they are now); an
     /// error is why it must end.
     async fn recheck(&self, attempt: &Attempt) -> Result<(), String>;
@@ -169,13 +172,45 @@ fn ed25519() -> PrivateKey {
     PrivateKey::from(Ed25519Keypair::from_seed(&seed))
 }
 
+/// Whether `cert` is a certificate of `kind` signed by one of `cas` (at some time in its
+/// validity), with no critical options the proxy would have to enforce.
+fn signed_by(cert: &Certificate, cas: &[Fingerprint], kind: CertType) -> bool {
+    cert.validate_at(cert.valid_after(), cas).is_ok()
+        && cert.cert_type() == kind
+        && cert.critical_options().is_empty()
+}
+
 /// Whether `cert` is a currently valid certificate of `kind` from one of `cas` for `principal`,
 /// with no critical options the proxy would have to enforce.
 fn trusted(cert: &Certificate, cas: &[Fingerprint], kind: CertType, principal: &str) -> bool {
-    cert.validate_at(now_secs(), cas).is_ok()
-        && cert.cert_type() == kind
-        && cert.valid_principals().iter().any(|p| p == principal)
-        && cert.critical_options().is_empty()
+    signed_by(cert, cas, kind) && certificate_problem(cert, principal, now_secs()).is_none()
+}
+
+/// Why a certificate signed by a trusted CA cannot log in as `login` at `now`, if it cannot.
+fn certificate_problem(cert: &Certificate, login: &str, now: u64) -> Option<String> {
+    let shown = |secs: u64| {
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+    };
+    let serial = cert.serial();
+    if now >= cert.valid_before() {
+        return Some(format!(
+            "certificate {serial} expired at {}: run `warden login` again",
+            shown(cert.valid_before())
+        ));
+    }
+    if now < cert.valid_after() {
+        return Some(format!(
+            "certificate {serial} is not valid before {}",
+            shown(cert.valid_after())
+        ));
+    }
+    if !cert.valid_principals().iter().any(|p| p == login) {
+        return Some(format!(
+            "certificate {serial} does not allow login `{login}`; it allows: {}",
+            cert.valid_principals().join(", ")
+        ));
+    }
+    None
 }
 
 /// A host name as the inventory has it: letters, digits, `.`, `-`, `_`.
@@ -399,6 +434,44 @@ pub fn parse_target(line: &[u8]) -> Result<String, String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use russh::keys::ssh_key::certificate::Builder;
+
+    /// A user certificate from `ca` for alice and root, valid over [after, before).
+    fn user_cert(ca: &PrivateKey, after: u64, before: u64) -> Certificate {
+        let mut b = Builder::new([7u8; 16], ed25519().public_key().key_data().clone(), after, before)
+            .unwrap();
+        b.serial(42).unwrap();
+        b.cert_type(CertType::User).unwrap();
+        b.key_id("user:alice token:t1").unwrap();
+        b.valid_principal("alice").unwrap();
+        b.valid_principal("root").unwrap();
+        b.sign(ca).unwrap()
+    }
+
+    #[test]
+    fn certificate_problems_are_named() {
+        let ca = ed25519();
+        let cas = [ca.public_key().fingerprint(HashAlg::Sha256)];
+        let cert = user_cert(&ca, 1_000, 2_000);
+        assert!(signed_by(&cert, &cas, CertType::User));
+        assert!(!signed_by(&cert, &cas, CertType::Host));
+        assert_eq!(certificate_problem(&cert, "root", 1_500), None);
+        assert_eq!(
+            certificate_problem(&cert, "root", 2_000).as_deref(),
+            Some("certificate 42 expired at 1970-01-01T00:33:20Z: run `warden login` again")
+        );
+        assert_eq!(
+            certificate_problem(&cert, "root", 999).as_deref(),
+            Some("certificate 42 is not valid before 1970-01-01T00:16:40Z")
+        );
+        assert_eq!(
+            certificate_problem(&cert, "bob", 1_500).as_deref(),
+            Some("certificate 42 does not allow login `bob`; it allows: alice, root")
+        );
+        // Another CA's certificate is not Warden's at all: no reason is given away.
+        let stranger = user_cert(&ed25519(), 1_000, 2_000);
+        assert!(!signed_by(&stranger, &cas, CertType::User));
+    }
 
     #[test]
     fn targets() {
@@ -740,7 +813,8 @@ impl server::Handler for Downstream {
         cert: &Certificate,
     ) -> Result<Auth, Self::Error> {
         let cas = parse_keys(&self.shared.gate.user_cas());
-        if !trusted(cert, &cas, CertType::User, user) {
+        // Not a Warden user certificate: a bare refusal, as for any other key.
+        if !signed_by(cert, &cas, CertType::User) {
             return Ok(Auth::reject());
         }
         self.login = user.to_owned();
@@ -758,6 +832,10 @@ impl server::Handler for Downstream {
             source: Some(self.source.clone()),
             session_key,
         };
+        if let Some(problem) = certificate_problem(cert, user, now_secs()) {
+            self.refused = Some(self.shared.gate.refused(&attempt, problem).await);
+            return Ok(Auth::Accept);
+        }
         match self.shared.gate.admit(&attempt).await {
             Err(reason) => self.refused = Some(reason),
             Ok(admitted) => {

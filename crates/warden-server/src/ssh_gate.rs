@@ -290,6 +290,12 @@ impl Gate for ServerGate {
         })
     }
 
+    async fn refused(&self, a: &Attempt, reason: String) -> String {
+        let (ctx, details) = context_of(a);
+        self.refuse(&ctx, &format!("host:{}", a.host), reason, details)
+            .await
+    }
+
     async fn recheck(&self, a: &Attempt) -> Result<(), String> {
         self.check(a)
             .await

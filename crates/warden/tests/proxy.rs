@@ -323,6 +323,25 @@ async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
         text(&out.stderr)
     );
 
+    // A login the certificate does not carry: refused with the reason, and audited.
+    let out = ssh(&server, d, "bob", "db-1", "echo should-not-run");
+    assert!(!text(&out.stdout).contains("should-not-run"));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warden: access denied: certificate ")
+            && stderr.contains(" does not allow login `bob`; it allows: alice, root"),
+        "{stderr}"
+    );
+    let starts = server.audit("ssh.session.start");
+    assert!(
+        starts.iter().any(|e| e["outcome"] == "denied"
+            && e["details"]["login"] == "bob"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("does not allow login `bob`"))),
+        "{starts:?}"
+    );
+
     // A revoked certificate is refused, with the reason.
     let listing = Command::new("ssh-keygen")
         .arg("-L")
