@@ -438,8 +438,13 @@ mod tests {
 
     /// A user certificate from `ca` for alice and root, valid over [after, before).
     fn user_cert(ca: &PrivateKey, after: u64, before: u64) -> Certificate {
-        let mut b = Builder::new([7u8; 16], ed25519().public_key().key_data().clone(), after, before)
-            .unwrap();
+        let mut b = Builder::new(
+            [7u8; 16],
+            ed25519().public_key().key_data().clone(),
+            after,
+            before,
+        )
+        .unwrap();
         b.serial(42).unwrap();
         b.cert_type(CertType::User).unwrap();
         b.key_id("user:alice token:t1").unwrap();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::json;
-use warden_model::{Actor, Role, Timestamp, UserName};
+use warden_model::{Actor, Role, Timestamp, TokenName, UserName};
 use warden_pki::ssh::Kind;
 use warden_proxy::{Admitted, Attempt, Finished, Gate};
 use warden_store::{AuditContext, Outcome, SshSession, Store};
@@ -32,11 +32,25 @@ fn now() -> Timestamp {
     Timestamp::from_system(SystemTime::now())
 }
 
-/// The user and token a Warden user certificate's key id names: `user:NAME token:ID`.
-fn user_of(key_id: &str) -> Option<(UserName, String)> {
-    let rest = key_id.strip_prefix("user:")?;
-    let (name, token) = rest.split_once(" token:")?;
-    Some((UserName::new(name).ok()?, token.to_owned()))
+/// Who holds a Warden user certificate, from its key id: `user:NAME token:ID` for a person
+/// (or a token acting as them), `service:NAME token:ID` for a token acting as itself. The role
+/// is the one they had at issue; [`ServerGate::check`] reads the token's current one.
+fn holder_of(key_id: &str, role: Role) -> Option<Actor> {
+    if let Some(rest) = key_id.strip_prefix("user:") {
+        let (name, token_id) = rest.split_once(" token:")?;
+        return Some(Actor::User {
+            name: UserName::new(name).ok()?,
+            token_id: token_id.to_owned(),
+            role,
+        });
+    }
+    let rest = key_id.strip_prefix("service:")?;
+    let (name, token_id) = rest.split_once(" token:")?;
+    Some(Actor::Token {
+        token_id: token_id.to_owned(),
+        name: TokenName::new(name).ok()?,
+        role,
+    })
 }
 
 impl ServerGate {
@@ -68,21 +82,15 @@ impl ServerGate {
 
 /// What a login attempt passed.
 struct Checked {
-    name: UserName,
+    /// `user:NAME` or `service:NAME`.
+    principal: String,
     upstream: String,
     decision: crate::policy::Decision,
 }
 
 /// The audit context and base details of an attempt, as the person behind its certificate.
 fn context_of(a: &Attempt) -> (AuditContext, serde_json::Value) {
-    let actor = match user_of(&a.key_id) {
-        Some((name, token_id)) => Actor::User {
-            name,
-            token_id,
-            role: Role::Member,
-        },
-        None => Actor::Anonymous,
-    };
+    let actor = holder_of(&a.key_id, Role::Member).unwrap_or(Actor::Anonymous);
     let ctx = AuditContext {
         actor,
         request_id: a.session.clone(),
@@ -109,7 +117,7 @@ impl ServerGate {
         if let Err(e) = warden_model::Login::new(a.login.as_str()) {
             return Err(plain(e.to_string()));
         }
-        let Some((name, token_id)) = user_of(&a.key_id) else {
+        let Some(holder) = holder_of(&a.key_id, Role::Member) else {
             return Err(plain(format!(
                 "certificate `{}` is not a Warden user's",
                 a.key_id
@@ -126,13 +134,35 @@ impl ServerGate {
                 a.serial
             )));
         }
-        let actor = Actor::User {
-            name: name.clone(),
-            token_id,
-            role: Role::Member,
+        let (token_id, principal) = match &holder {
+            Actor::User { name, token_id, .. } => (token_id, format!("user:{name}")),
+            Actor::Token { name, token_id, .. } => (token_id, format!("service:{name}")),
+            _ => return Err(plain("certificate holder unknown".to_owned())),
+        };
+        // The token the certificate was issued to must still work: signing out, revoking the
+        // token or its expiry ends the access its certificates gave.
+        let token = self
+            .store
+            .token_credential(token_id)
+            .await
+            .map_err(internal)?;
+        let role = match token {
+            Some(t) if t.token.revoked_at.is_none() && t.token.expires_at > now() => t.token.role,
+            _ => {
+                return Err(plain(format!(
+                    "the token behind certificate {} was revoked or has expired: sign in again",
+                    a.serial
+                )));
+            }
+        };
+        let Some(actor) = holder_of(&a.key_id, role) else {
+            return Err(plain("certificate holder unknown".to_owned()));
         };
         let Some(who) = subject(&self.store, &actor).await.map_err(internal)? else {
-            return Err(plain(format!("user `{name}` is unknown or disabled")));
+            return Err(plain(format!(
+                "{} is unknown or disabled",
+                principal.replacen(':', " `", 1) + "`"
+            )));
         };
         let Some(host) = self.store.host(&a.host).await.map_err(internal)? else {
             return Err(plain(format!("unknown host `{}`", a.host)));
@@ -160,7 +190,7 @@ impl ServerGate {
             return Err((reason, decision.details()));
         }
         Ok(Checked {
-            name,
+            principal,
             upstream,
             decision,
         })
@@ -248,7 +278,7 @@ impl Gate for ServerGate {
                 SshIssue {
                     kind: Kind::User,
                     public_key: &a.session_key,
-                    key_id: format!("session:{} user:{}", a.session, checked.name),
+                    key_id: format!("session:{} {}", a.session, checked.principal),
                     // The host's sshd lets in only its proxy principal; the login is the
                     // policy's decision above.
                     principals: vec![a.login.clone(), warden_model::proxy_principal(&a.host)],
@@ -267,7 +297,7 @@ impl Gate for ServerGate {
             d.extend(p.clone());
             d.insert("upstream".into(), json!(checked.upstream));
         }
-        let principal = format!("user:{}", checked.name);
+        let principal = checked.principal.clone();
         let session = SshSession {
             id: a.session.clone(),
             principal: principal.clone(),

@@ -317,6 +317,9 @@ pub struct SshArgs {
     /// The proxy, HOST:PORT [default: the signed-in server's host, port 3022].
     #[arg(long, env = "WARDEN_SSH_PROXY", value_name = "HOST:PORT")]
     pub proxy: Option<String>,
+    /// With WARDEN_TOKEN instead of `warden login`: the Warden server's URL.
+    #[arg(long, env = "WARDEN_SERVER", value_name = "URL")]
+    pub server: Option<String>,
     /// Relay stdin and stdout to the proxy for HOST (what the ssh_config's ProxyCommand runs).
     #[arg(long, value_name = "HOST", conflicts_with = "target")]
     pub stdio: Option<String>,

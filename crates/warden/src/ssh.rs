@@ -1,6 +1,10 @@
 //! `warden ssh`: stock `ssh` through Warden's recording proxy. `--stdio HOST` is the
 //! ProxyCommand: it names the target to the proxy, then relays bytes; the session itself is
 //! between `ssh` and the proxy, which presents a Warden host certificate for HOST.
+//!
+//! With WARDEN_TOKEN (a service, or a person's API token) instead of `warden login`, a fresh
+//! key is certified for the one login asked, for five minutes, in a private temporary
+//! directory that is removed when ssh exits.
 
 use std::path::PathBuf;
 
@@ -16,6 +20,75 @@ struct Credential {
     key: PathBuf,
     cert: PathBuf,
     known_hosts: PathBuf,
+}
+
+/// What ssh is given: a key, its certificate and the host CA, for one login.
+struct Files {
+    key: PathBuf,
+    cert: PathBuf,
+    known_hosts: PathBuf,
+    login: String,
+    /// The temporary directory holding a token's ephemeral files, removed when dropped.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+/// How long the certificate for a WARDEN_TOKEN session lasts: it is needed at login only.
+const TOKEN_CERT_TTL: &str = "5m";
+
+/// A fresh key certified for `login` (or the token's user) with WARDEN_TOKEN.
+async fn token_files(server: &str, token: String, login: Option<&str>) -> anyhow::Result<Files> {
+    let client = crate::client::AdminClient::remote(server, token)?;
+    let login = match login {
+        Some(login) => login.to_owned(),
+        None => {
+            let viewer = client
+                .graphql("{ viewer { kind name } }", serde_json::json!({}))
+                .await?;
+            match (
+                viewer.pointer("/viewer/kind").and_then(|k| k.as_str()),
+                viewer.pointer("/viewer/name").and_then(|k| k.as_str()),
+            ) {
+                (Some("USER"), Some(name)) => name.to_owned(),
+                _ => bail!(
+                    "a service token has no login of its own: name it, `warden ssh LOGIN@HOST`"
+                ),
+            }
+        }
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("warden-ssh-")
+        .tempdir()
+        .context("cannot make a temporary directory")?;
+    let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)
+        .map_err(|e| anyhow!("cannot make an SSH key: {e}"))?;
+    let private = key
+        .to_openssh(ssh_key::LineEnding::LF)
+        .map_err(|e| anyhow!("{e}"))?;
+    let public = key.public_key().to_openssh().map_err(|e| anyhow!("{e}"))?;
+    let files = Files {
+        key: scratch.path().join("id_ed25519"),
+        cert: scratch.path().join("id_ed25519-cert.pub"),
+        known_hosts: scratch.path().join("known_hosts"),
+        login,
+        _scratch: None,
+    };
+    crate::pki::write_file(&files.key, private.as_bytes(), 0o600)?;
+    let answer = client
+        .graphql(
+            "mutation($k: String!, $ttl: String!, $p: [String!]!) { issueSshUserCertificate(publicKey: $k, ttl: $ttl, principals: $p) { certificate } }",
+            serde_json::json!({ "k": public, "ttl": TOKEN_CERT_TTL, "p": [files.login] }),
+        )
+        .await?;
+    let cert = answer
+        .pointer("/issueSshUserCertificate/certificate")
+        .and_then(|c| c.as_str())
+        .ok_or_else(|| anyhow!("the server's answer has no certificate"))?;
+    crate::pki::write_file(&files.cert, format!("{cert}\n").as_bytes(), 0o644)?;
+    write_known_hosts(&client, &files.known_hosts).await?;
+    Ok(Files {
+        _scratch: Some(scratch),
+        ..files
+    })
 }
 
 fn credential() -> anyhow::Result<Credential> {
@@ -52,11 +125,10 @@ fn proxy_addr(flag: Option<String>, server: &str) -> anyhow::Result<String> {
 }
 
 /// The `@cert-authority` lines for Warden's host CA, fetched from the server.
-async fn write_known_hosts(credential: &Credential) -> anyhow::Result<()> {
-    let client = crate::client::AdminClient::remote(
-        &credential.saved.server,
-        credential.saved.token.clone(),
-    )?;
+async fn write_known_hosts(
+    client: &crate::client::AdminClient,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
     let keys = client
         .get("/v1/ssh/host_ca.pub")
         .await
@@ -67,7 +139,7 @@ async fn write_known_hosts(credential: &Credential) -> anyhow::Result<()> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| format!("@cert-authority * {}\n", l.trim()))
         .collect();
-    crate::pki::write_file(&credential.known_hosts, lines.as_bytes(), 0o644)
+    crate::pki::write_file(path, lines.as_bytes(), 0o644)
 }
 
 /// ProxyCommand: name HOST to the proxy, then relay stdin/stdout.
@@ -114,11 +186,34 @@ pub async fn run(args: SshArgs) -> anyhow::Result<()> {
     let target = args.target.ok_or_else(|| {
         anyhow!("usage: warden ssh [LOGIN@]HOST [COMMAND] (or `warden ssh config`)")
     })?;
+    let exe = std::env::current_exe().context("cannot find the warden binary")?;
+    let (login, host) = match target.rsplit_once('@') {
+        Some((login, host)) => (Some(login.to_owned()), host.to_owned()),
+        None => (None, target.clone()),
+    };
+    if let Ok(token) = std::env::var("WARDEN_TOKEN") {
+        if target == "config" {
+            bail!(
+                "`warden ssh config` needs `warden login`: WARDEN_TOKEN certificates last minutes"
+            );
+        }
+        let server = args.server.ok_or_else(|| {
+            anyhow!("WARDEN_TOKEN needs the server: --server URL or WARDEN_SERVER")
+        })?;
+        let proxy = proxy_addr(args.proxy, &server)?;
+        let files = token_files(&server, token, login.as_deref()).await?;
+        let code = run_ssh(&exe, &proxy, &files, &host, &args.command)?;
+        drop(files);
+        std::process::exit(code);
+    }
     let credential = credential()?;
     let proxy = proxy_addr(args.proxy, &credential.saved.server)?;
-    let exe = std::env::current_exe().context("cannot find the warden binary")?;
     let proxy_command = format!("{} ssh --proxy {proxy} --stdio %h", exe.display());
-    write_known_hosts(&credential).await?;
+    let client = crate::client::AdminClient::remote(
+        &credential.saved.server,
+        credential.saved.token.clone(),
+    )?;
+    write_known_hosts(&client, &credential.known_hosts).await?;
     if target == "config" {
         let patterns = if args.command.is_empty() {
             "*".to_owned()
@@ -142,15 +237,31 @@ pub async fn run(args: SshArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let (login, host) = match target.rsplit_once('@') {
-        Some((login, host)) => (login.to_owned(), host.to_owned()),
-        None => (credential.saved.user.clone(), target.clone()),
+    let files = Files {
+        key: credential.key,
+        cert: credential.cert,
+        known_hosts: credential.known_hosts,
+        login: login.unwrap_or(credential.saved.user),
+        _scratch: None,
     };
+    let code = run_ssh(&exe, &proxy, &files, &host, &args.command)?;
+    std::process::exit(code);
+}
+
+/// Runs stock ssh through the proxy with `files`; its exit code.
+fn run_ssh(
+    exe: &std::path::Path,
+    proxy: &str,
+    files: &Files,
+    host: &str,
+    command: &[String],
+) -> anyhow::Result<i32> {
+    let proxy_command = format!("{} ssh --proxy {proxy} --stdio %h", exe.display());
     let status = std::process::Command::new("ssh")
         .args(["-o", &format!("ProxyCommand={proxy_command}")])
         .args([
             "-o",
-            &format!("UserKnownHostsFile={}", credential.known_hosts.display()),
+            &format!("UserKnownHostsFile={}", files.known_hosts.display()),
         ])
         .args([
             "-o",
@@ -159,14 +270,11 @@ pub async fn run(args: SshArgs) -> anyhow::Result<()> {
             "IdentitiesOnly=yes",
         ])
         .arg("-i")
-        .arg(&credential.key)
-        .args([
-            "-o",
-            &format!("CertificateFile={}", credential.cert.display()),
-        ])
-        .args(["-l", &login, &host])
-        .args(&args.command)
+        .arg(&files.key)
+        .args(["-o", &format!("CertificateFile={}", files.cert.display())])
+        .args(["-l", &files.login, host])
+        .args(command)
         .status()
         .context("cannot run ssh (install openssh-client)")?;
-    std::process::exit(status.code().unwrap_or(255));
+    Ok(status.code().unwrap_or(255))
 }

@@ -603,3 +603,129 @@ async fn idle_sessions_end() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
+
+#[tokio::test]
+async fn services_and_api_tokens_ssh_with_warden_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (server, _sshd, _) = setup(d).await;
+    let data = server.data_dir.to_str().unwrap().to_owned();
+    let scratch = d.join("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let warden_ssh = |token: &str, args: &[&str]| {
+        Command::new(bin())
+            .args([
+                "ssh",
+                "--server",
+                &server.url,
+                "--proxy",
+                &server.ssh_proxy_addr,
+            ])
+            .args(args)
+            .env("WARDEN_TOKEN", token)
+            .env("WARDEN_CONFIG_DIR", d.join("no-login"))
+            .env("TMPDIR", &scratch)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let deploy = server.token("deploy", "member", None);
+
+    // A service token names its login; no policy lets it in yet.
+    let out = warden_ssh(&deploy, &["db-1", "true"]);
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "error: a service token has no login of its own: name it, `warden ssh LOGIN@HOST`"
+    );
+    let out = warden_ssh(&deploy, &["root@db-1", "true"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "error: permission denied: login `root` is not allowed for service `deploy`: no policy permits it on any host"
+    );
+
+    // The policy lets the service in as root on ops hosts.
+    let policy = d.join("policy");
+    assert!(
+        run_cli(bin(), &["policy", "init", policy.to_str().unwrap()])
+            .status
+            .success()
+    );
+    std::fs::remove_file(policy.join("tests.toml")).unwrap();
+    let ssh_cedar = std::fs::read_to_string(policy.join("ssh.cedar")).unwrap();
+    std::fs::write(
+        policy.join("ssh.cedar"),
+        ssh_cedar.replace(
+            "unless { principal in Warden::Group::\"ops\" };",
+            "unless { principal in Warden::Group::\"ops\" || principal == Warden::Service::\"deploy\" };",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        policy.join("services.cedar"),
+        "@id(\"deploy-as-root-on-ops\")\npermit (principal == Warden::Service::\"deploy\", action == Warden::Action::\"ssh\", resource)\nwhen { resource.hasTag(\"team\") && resource.getTag(\"team\") == \"ops\" && context.login == \"root\" };\n",
+    )
+    .unwrap();
+    let out = run_cli(
+        bin(),
+        &[
+            "policy",
+            "--data-dir",
+            &data,
+            "apply",
+            policy.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = warden_ssh(&deploy, &["root@db-1", "echo", "via-service-token"]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "via-service-token",
+        "{}",
+        text(&out.stderr)
+    );
+    // The ephemeral key and certificate are gone once ssh exits.
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+
+    // A person's API token works the same way, as that person.
+    let alice = server.token("alice-ci", "member", Some("alice"));
+    let out = warden_ssh(&alice, &["root@db-1", "echo", "via-user-token"]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "via-user-token",
+        "{}",
+        text(&out.stderr)
+    );
+    let listed = run_cli(bin(), &["sessions", "--data-dir", &data, "list", "--json"]);
+    let sessions: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let principals: Vec<&str> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["principal"].as_str())
+        .collect();
+    assert!(principals.contains(&"service:deploy"), "{sessions}");
+    assert!(principals.contains(&"user:alice"), "{sessions}");
+
+    // Revoking the token ends what its certificates gave: the next login is refused.
+    let out = server.admin(&["token", "revoke", "deploy"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = warden_ssh(&deploy, &["root@db-1", "true"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "error: authentication required: send a valid API token as `Authorization: Bearer <token>`"
+    );
+    // A certificate already issued stops working with its token: alice's lab certificate was
+    // issued to her token `alice`.
+    let out = server.admin(&["token", "revoke", "alice"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = ssh(&server, d, "root", "db-1", "echo should-not-run");
+    assert!(!text(&out.stdout).contains("should-not-run"));
+    assert!(
+        text(&out.stderr).contains("warden: access denied: the token behind certificate ")
+            && text(&out.stderr).contains(" was revoked or has expired: sign in again"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -225,10 +225,20 @@ async fn bad_requests_and_the_key_encryption_key() {
             .starts_with("invalid SSH public key: "),
         "{body}"
     );
-    let (_, body) = issue(&server, &service, "ssh-ed25519 x").await;
+    let key_dir = tempfile::tempdir().unwrap();
+    let public = ssh_keygen_ed25519(&key_dir.path().join("id_ed25519"));
+    let (_, body) = issue(&server, &service, &public).await;
     assert_eq!(
         body["errors"][0]["message"],
-        "only a person's token can get a user certificate"
+        "service `svc` must name the logins it needs (principals)"
+    );
+    let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, principals: [\"warden-proxy:db-1\"]) { serial } }";
+    let (_, body) = server
+        .graphql(Some(&service), q, json!({ "k": public }))
+        .await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "login `warden-proxy:db-1` is invalid: use 1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
     );
     let q = "mutation { issueSshUserCertificate(publicKey: \"x\", ttl: \"9h\") { serial } }";
     let (_, body) = server.graphql(Some(&bob), q, Value::Null).await;

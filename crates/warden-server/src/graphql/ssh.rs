@@ -51,11 +51,6 @@ impl SshMutation {
     ) -> async_graphql::Result<SshCertificate> {
         let principals_arg = principals;
         let caller = authorize(ctx, Capability::OwnSshCertificate, "ssh-cert:user").await?;
-        let Actor::User { name, token_id, .. } = &caller.audit.actor else {
-            return Err(bad_input(
-                "only a person's token can get a user certificate",
-            ));
-        };
         let config = ctx.data::<SshConfig>()?;
         let ttl = match ttl {
             Some(t) => t.parse::<Ttl>().map_err(bad_input)?.as_duration(),
@@ -69,26 +64,53 @@ impl SshMutation {
         }
         warden_pki::ssh::parse_public_key(&public_key).map_err(bad_input)?;
         let store = ctx.data::<Arc<Store>>()?;
-        let user = store
-            .user(name)
-            .await
-            .map_err(|e| api_error(e, caller))?
-            .ok_or_else(|| bad_input(format!("user `{name}` not found")))?;
-        let mut candidates = vec![name.to_string()];
+        let mut candidates = Vec::new();
         let mut port_forwarding = false;
-        for group in store
-            .user_groups(&user.id)
-            .await
-            .map_err(|e| api_error(e, caller))?
-        {
-            if let Some(logins) = config.group_logins.get(group.as_str()) {
-                candidates.extend(logins.iter().cloned());
+        // The key id names the holder and the token, for the proxy and for revocation.
+        let (who, key_id) = match &caller.audit.actor {
+            Actor::User { name, token_id, .. } => {
+                let user = store
+                    .user(name)
+                    .await
+                    .map_err(|e| api_error(e, caller))?
+                    .ok_or_else(|| bad_input(format!("user `{name}` not found")))?;
+                candidates.push(name.to_string());
+                for group in store
+                    .user_groups(&user.id)
+                    .await
+                    .map_err(|e| api_error(e, caller))?
+                {
+                    if let Some(logins) = config.group_logins.get(group.as_str()) {
+                        candidates.extend(logins.iter().cloned());
+                    }
+                    port_forwarding |= config
+                        .port_forwarding_groups
+                        .iter()
+                        .any(|g| g == group.as_str());
+                }
+                (
+                    format!("user `{name}`"),
+                    format!("user:{name} token:{token_id}"),
+                )
             }
-            port_forwarding |= config
-                .port_forwarding_groups
-                .iter()
-                .any(|g| g == group.as_str());
-        }
+            // A service names the logins it needs (`warden ssh LOGIN@HOST` does).
+            Actor::Token { name, token_id, .. } => {
+                if principals_arg.as_ref().is_none_or(Vec::is_empty) {
+                    return Err(bad_input(format!(
+                        "service `{name}` must name the logins it needs (principals)"
+                    )));
+                }
+                (
+                    format!("service `{name}`"),
+                    format!("service:{name} token:{token_id}"),
+                )
+            }
+            _ => {
+                return Err(bad_input(
+                    "only an API token's holder can get a user certificate",
+                ));
+            }
+        };
         candidates.sort();
         candidates.dedup();
         let asked = principals_asked(principals_arg);
@@ -155,7 +177,7 @@ impl SshMutation {
                 _ if hosts.is_empty() => "no host has joined yet".to_owned(),
                 _ => "no policy permits it on any host".to_owned(),
             };
-            let reason = format!("login `{login}` is not allowed for user `{name}`: {why}");
+            let reason = format!("login `{login}` is not allowed for {who}: {why}");
             store
                 .record(
                     &caller.audit,
@@ -169,7 +191,6 @@ impl SshMutation {
                 .map_err(|e| api_error(e, caller))?;
             return Err(forbidden(reason));
         }
-        let key_id = format!("user:{name} token:{token_id}");
         let authorities = ctx.data::<Authorities>()?;
         let (serial, certificate) = authorities
             .issue(
