@@ -109,6 +109,9 @@ pub struct SshConfig {
     /// A proxied session ends after this long whatever it does (`ssh.max_session`, default
     /// 24h; `0s` for never).
     pub max_session: Option<Duration>,
+    /// Where session recordings are written and read (`ssh.recordings`, default
+    /// `<data_dir>/recordings`); servers and `warden proxy` processes share it.
+    pub recordings: PathBuf,
 }
 
 /// Audit log settings.
@@ -344,6 +347,7 @@ struct SshFile {
     port_forwarding_groups: Vec<String>,
     idle_timeout: Option<String>,
     max_session: Option<String>,
+    recordings: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -385,7 +389,7 @@ struct LogFile {
 
 /// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
 /// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
-pub const KEYS: [&str; 28] = [
+pub const KEYS: [&str; 29] = [
     "data_dir",
     "database_url",
     "public_url",
@@ -409,6 +413,7 @@ pub const KEYS: [&str; 28] = [
     "ssh.max_ttl",
     "ssh.idle_timeout",
     "ssh.max_session",
+    "ssh.recordings",
     "x509.trust_domain",
     "x509.max_ttl",
     "agent.host_cert_ttl",
@@ -543,6 +548,7 @@ impl FileConfig {
             "ssh.max_ttl" => self.ssh.max_ttl = Some(value.to_owned()),
             "ssh.idle_timeout" => self.ssh.idle_timeout = Some(value.to_owned()),
             "ssh.max_session" => self.ssh.max_session = Some(value.to_owned()),
+            "ssh.recordings" => self.ssh.recordings = Some(PathBuf::from(value)),
             "x509.trust_domain" => self.x509.trust_domain = Some(value.to_owned()),
             "x509.max_ttl" => self.x509.max_ttl = Some(value.to_owned()),
             "agent.host_cert_ttl" => self.agent.host_cert_ttl = Some(value.to_owned()),
@@ -770,6 +776,10 @@ impl FileConfig {
         let ssh = SshConfig {
             idle_timeout: limit("ssh.idle_timeout", self.ssh.idle_timeout, 3600)?,
             max_session: limit("ssh.max_session", self.ssh.max_session, 24 * 3600)?,
+            recordings: match self.ssh.recordings {
+                Some(dir) => absolute(&dir)?,
+                None => data_dir.join("recordings"),
+            },
             max_ttl,
             group_logins: self.ssh.group_logins,
             port_forwarding_groups: self.ssh.port_forwarding_groups,

@@ -14,6 +14,7 @@ mod mtls;
 pub mod policy;
 mod sink;
 mod ssh_gate;
+mod standalone;
 mod web;
 
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -31,6 +32,7 @@ use warden_store::Store;
 pub use agent_api::{AgentCredentials, JoinRequest, RenewRequest};
 pub use config::{Config, ConfigError, Overrides};
 pub use edge::RequestId;
+pub use standalone::ProxyServer;
 
 use crate::config::io_cause;
 use crate::edge::{EdgeState, SourceLimiter};
@@ -282,18 +284,11 @@ impl Server {
                     .run_retention(keep, dir, audit_config.retention_check),
             )
         });
-        let gate = Arc::new(ssh_gate::ServerGate {
-            store: self.store.clone(),
-            authorities: self.authorities.clone(),
-            engine: self.policy.clone(),
-        });
-        let ssh_proxy = match warden_proxy::Proxy::new(
-            gate,
-            warden_proxy::ProxyConfig {
-                recordings: self.config.data_dir.join("recordings"),
-                idle_timeout: self.config.ssh.idle_timeout,
-                max_session: self.config.ssh.max_session,
-            },
+        let ssh_proxy = match ssh_gate::proxy(
+            &self.store,
+            &self.authorities,
+            &self.policy,
+            &self.config.ssh,
         ) {
             Ok(proxy) => Some(proxy),
             Err(e) => {

@@ -21,6 +21,28 @@ const SESSION_CERT_TTL: Duration = Duration::from_secs(300);
 /// How long the proxy's host certificate for a target lasts (the proxy renews it hourly).
 const PROXY_HOST_CERT_TTL: Duration = Duration::from_secs(2 * 3600);
 
+/// The recording proxy, asking `store`, `authorities` and `engine`.
+pub(crate) fn proxy(
+    store: &Arc<Store>,
+    authorities: &Authorities,
+    engine: &Arc<Engine>,
+    ssh: &crate::config::SshConfig,
+) -> Result<warden_proxy::Proxy, warden_proxy::ProxyError> {
+    let gate = Arc::new(ServerGate {
+        store: store.clone(),
+        authorities: authorities.clone(),
+        engine: engine.clone(),
+    });
+    warden_proxy::Proxy::new(
+        gate,
+        warden_proxy::ProxyConfig {
+            recordings: ssh.recordings.clone(),
+            idle_timeout: ssh.idle_timeout,
+            max_session: ssh.max_session,
+        },
+    )
+}
+
 /// The server behind the proxy.
 pub struct ServerGate {
     pub store: Arc<Store>,
@@ -327,6 +349,12 @@ impl Gate for ServerGate {
     }
 
     async fn recheck(&self, a: &Attempt) -> Result<(), String> {
+        // An administrator's request, made through any Warden server.
+        match self.store.ssh_session_end_requested(&a.session).await {
+            Ok(Some(reason)) => return Err(reason),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "ssh proxy: cannot read end requests"),
+        }
         self.check(a)
             .await
             .map(|_| ())

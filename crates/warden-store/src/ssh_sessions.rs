@@ -152,6 +152,58 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// Asks for an open session to end, audited as `ssh.session.kill`: the proxy holding it
+    /// sees the request at its next check ([`Store::ssh_session_end_requested`]). A session
+    /// unknown or already ended is an error, and nothing is recorded but the refusal.
+    pub async fn request_ssh_session_end(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let action = Action {
+            name: "ssh.session.kill",
+            target: format!("ssh-session:{id}"),
+            details: json!({ "reason": reason }),
+        };
+        self.audited(ctx, action, async |conn| {
+            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM ssh_sessions WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            let Some(session) = row.as_ref().map(from_row).transpose()? else {
+                return Err(StoreError::NotFound {
+                    kind: "ssh session",
+                    name: id.to_owned(),
+                });
+            };
+            if session.ended_at.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "ssh session `{id}` has already ended"
+                )));
+            }
+            sqlx::query("UPDATE ssh_sessions SET end_requested = $1 WHERE id = $2")
+                .bind(reason)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Why someone asked for this session to end, if they did.
+    pub async fn ssh_session_end_requested(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT end_requested FROM ssh_sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("end_requested")?,
+            None => None,
+        })
+    }
+
     /// One session.
     pub async fn ssh_session(&self, id: &str) -> Result<Option<SshSession>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM ssh_sessions WHERE id = $1"))

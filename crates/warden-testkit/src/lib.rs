@@ -26,9 +26,10 @@ pub use otlp::OtlpReceiver;
 pub use postgres::TestDatabase;
 pub use rsyslog::{Rsyslog, TlsFiles};
 pub use server::{
-    Backend, Replica, TestServer, account_csrf, free_port, register_passkey, run_cli,
+    Backend, Replica, StandaloneProxy, TestServer, account_csrf, free_port, register_passkey,
+    run_cli,
 };
 pub use soft_passkey::{AttestationVendor, SoftPasskey};
-pub use ssh_lab::{SshLab, through_proxy};
+pub use ssh_lab::{SshLab, through_proxy, through_proxy_at};
 pub use sshd::{Sshd, ssh_keygen_ed25519};
 pub use tls_proxy::TlsProxy;

@@ -355,7 +355,70 @@ pub struct Replica {
     _dir: tempfile::TempDir,
 }
 
+/// A `warden proxy` process sharing a PostgreSQL-backed server's database, KEK and recordings
+/// directory, with a data directory of its own.
+#[derive(Debug)]
+pub struct StandaloneProxy {
+    child: Child,
+    /// Where it listens for SSH.
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for StandaloneProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl TestServer {
+    /// Starts `warden proxy` beside this server (which must use PostgreSQL).
+    pub fn standalone_proxy(&self) -> StandaloneProxy {
+        let database = self
+            .database
+            .as_ref()
+            .expect("a standalone proxy shares a PostgreSQL database: use Backend::Postgres");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log_path = dir.path().join("proxy.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut child = Command::new(&self.bin)
+            .arg("proxy")
+            .arg("--config")
+            .arg(self._dir.path().join("warden.toml"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--database-url")
+            .arg(database.url())
+            .env("WARDEN_LISTEN_SSH_PROXY", "127.0.0.1:0")
+            .env("WARDEN_SSH_RECORDINGS", self.data_dir.join("recordings"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn warden proxy");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Read to the end, so the proxy never writes to a closed pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.trim().strip_prefix("ssh proxy") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!("warden proxy did not become ready; its log:\n{log}");
+        };
+        StandaloneProxy {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
     /// Starts a replica of this server (which must use PostgreSQL).
     pub fn replica(&self) -> Replica {
         let database = self.database.as_ref().expect(

@@ -29,9 +29,14 @@ impl SshLab {
 
     /// As [`SshLab::start`], with more `[ssh]` settings (`idle_timeout = "2s"`).
     pub async fn start_with(bin: &Path, d: &Path, ssh: &str) -> SshLab {
+        Self::start_on(bin, d, Backend::Sqlite, ssh).await
+    }
+
+    /// As [`SshLab::start_with`], on `backend`.
+    pub async fn start_on(bin: &Path, d: &Path, backend: Backend, ssh: &str) -> SshLab {
         let server = TestServer::start(
             bin,
-            Backend::Sqlite,
+            backend,
             // The bastion in the proxy benchmark needs port forwarding on the certificate.
             &format!(
                 "[limits]\nper_source_rps = 0\n[ssh]\nport_forwarding_groups = [\"ops\"]\n{ssh}"
@@ -92,6 +97,11 @@ impl SshLab {
 /// `program` (ssh, sftp, scp) with the options to go through `server`'s proxy with alice's key
 /// and certificate in `d`, trusting hosts only through Warden's host CA.
 pub fn through_proxy(program: &str, server: &TestServer, d: &Path) -> Command {
+    through_proxy_at(program, server, &server.ssh_proxy_addr, d)
+}
+
+/// As [`through_proxy`], through the proxy at `addr` (a `warden proxy`).
+pub fn through_proxy_at(program: &str, server: &TestServer, addr: &str, d: &Path) -> Command {
     let mut command = Command::new(program);
     command
         .args([
@@ -111,7 +121,7 @@ pub fn through_proxy(program: &str, server: &TestServer, d: &Path) -> Command {
         .arg(format!(
             "ProxyCommand={} ssh --proxy {} --stdio %h",
             server.bin.display(),
-            server.ssh_proxy_addr
+            addr
         ))
         .arg("-i")
         .arg(d.join("id_ed25519"))

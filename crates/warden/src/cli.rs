@@ -22,6 +22,9 @@ pub enum Command {
     Server(ServerArgs),
     /// Apply database migrations and exit.
     Migrate(ServerArgs),
+    /// Run only the recording SSH proxy (`listen.ssh_proxy`), beside the servers: the same
+    /// config, database and key-encryption key (`kek_file`), its own data directory.
+    Proxy(ServerArgs),
     /// Operate a server on this host through its admin socket (users, groups, tokens).
     Admin(AdminArgs),
     /// The tamper-evident audit log: key, tail, query, export, verify.

@@ -49,6 +49,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => server(args).await,
         Command::Migrate(args) => migrate(args).await,
+        Command::Proxy(args) => proxy(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Login(args) => login::run(args).await,
@@ -111,6 +112,26 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         "ready"
     );
     server.run(shutdown).await;
+    Ok(())
+}
+
+async fn proxy(args: ServerArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config = load_config(&args)?;
+    warden_server::logging::init(&config.log);
+    let database = config.database.to_string();
+    let proxy = warden_server::ProxyServer::start(config).await?;
+    let shutdown = shutdown_signal();
+    let addr = proxy.addr()?;
+    println!(
+        "Warden {} proxy ready in {} ms",
+        env!("CARGO_PKG_VERSION"),
+        started.elapsed().as_millis()
+    );
+    println!("  ssh proxy      {addr}");
+    println!("  database       {database}");
+    tracing::info!(listen = %addr, "ssh proxy ready");
+    proxy.run(shutdown).await;
     Ok(())
 }
 

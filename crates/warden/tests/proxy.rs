@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 use warden_testkit::{
     Backend, SshLab, Sshd, TestServer, free_port, run_cli, ssh_keygen_ed25519,
-    through_proxy as proxied,
+    through_proxy as proxied, through_proxy_at,
 };
 
 fn bin() -> &'static Path {
@@ -728,4 +728,113 @@ async fn services_and_api_tokens_ssh_with_warden_token() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn a_standalone_proxy_shares_the_servers_database_and_their_kills() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lab = SshLab::start_on(bin(), d, Backend::Postgres, "").await;
+    let server = lab.server;
+    let proxy = server.standalone_proxy();
+    let data = server.data_dir.to_str().unwrap().to_owned();
+
+    // A session through `warden proxy`: the server lists it and plays its recording.
+    let out = through_proxy_at("ssh", &server, &proxy.addr, d)
+        .args(["-l", "root", "db-1", "echo via-standalone-proxy"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "via-standalone-proxy",
+        "{}",
+        text(&out.stderr)
+    );
+    let mut ended = None;
+    for _ in 0..100 {
+        let out = run_cli(bin(), &["sessions", "--data-dir", &data, "list", "--json"]);
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        ended = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| !s["endedAt"].is_null())
+            .and_then(|s| s["id"].as_str().map(str::to_owned));
+        if ended.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let ended = ended.expect("the session is recorded as ended");
+    let out = run_cli(bin(), &["play", "--data-dir", &data, &ended]);
+    assert!(
+        text(&out.stdout).contains("via-standalone-proxy"),
+        "{} {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    // An administrator ends, through the server, a session the standalone proxy holds.
+    let mut session = through_proxy_at("ssh", &server, &proxy.addr, d)
+        .args(["-l", "root", "db-1", "sleep 60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut open = None;
+    for _ in 0..200 {
+        let out = run_cli(
+            bin(),
+            &[
+                "sessions",
+                "--data-dir",
+                &data,
+                "list",
+                "--active",
+                "--json",
+            ],
+        );
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        open = list
+            .as_array()
+            .and_then(|l| l.first())
+            .and_then(|s| s["id"].as_str().map(str::to_owned));
+        if open.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let open = open.expect("the session opens");
+    let asked = std::time::Instant::now();
+    let out = run_cli(bin(), &["sessions", "--data-dir", &data, "kill", &open]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status = session.wait().unwrap();
+    let took = asked.elapsed();
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(session.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("warden: access ended: session ended by operator"),
+        "{stderr}"
+    );
+    println!("a session on a standalone proxy ended {took:?} after the kill");
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+
+    // Bad input: a session already ended, and one that never was.
+    let out = run_cli(bin(), &["sessions", "--data-dir", &data, "kill", &ended]);
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!("error: ssh session `{ended}` has already ended")
+    );
+    let out = run_cli(
+        bin(),
+        &["sessions", "--data-dir", &data, "kill", "no-such-session"],
+    );
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "error: ssh session `no-such-session` not found"
+    );
+    let kills = server.audit("ssh.session.kill");
+    let outcomes: Vec<&str> = kills.iter().filter_map(|e| e["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["success", "failure", "failure"], "{kills:?}");
 }

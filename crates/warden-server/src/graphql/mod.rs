@@ -47,9 +47,7 @@ pub fn schema(
 ) -> WardenSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(ssh_sessions::Proxy(proxy))
-        .data(ssh_sessions::RecordingsDir(
-            config.data_dir.join("recordings"),
-        ))
+        .data(ssh_sessions::RecordingsDir(config.ssh.recordings.clone()))
         .data(store)
         .data(audit)
         .data(authorities)

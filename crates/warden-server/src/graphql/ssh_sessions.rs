@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Object, SimpleObject};
 use sha2::{Digest, Sha256};
-use warden_store::{Outcome, Store};
+use warden_store::Store;
 
 use super::authz::{Capability, authorize};
 use super::{api_error, bad_input};
@@ -246,39 +246,26 @@ pub struct SshSessionMutation;
 
 #[Object]
 impl SshSessionMutation {
-    /// Ends an open session at once; the user sees why.
+    /// Ends an open session: at once when this process's proxy holds it, else within a
+    /// second by the proxy that does (`warden proxy` elsewhere). The user sees why.
     async fn end_ssh_session(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<bool> {
         let caller = authorize(ctx, Capability::ManageHosts, &format!("ssh-session:{id}")).await?;
         let proxy = ctx.data::<Proxy>()?;
         let store = ctx.data::<Arc<Store>>()?;
         let reason = format!("session ended by {}", caller.audit.actor);
-        let mut ended = false;
+        store
+            .request_ssh_session_end(&caller.audit, &id, &reason)
+            .await
+            .map_err(|e| api_error(e, caller))?;
         if let Some(proxy) = &proxy.0 {
             // A session is recorded as it is admitted, a moment before the proxy holds it.
             for _ in 0..20 {
-                ended = proxy.end_session(&id, &reason).await;
-                if ended {
+                if proxy.end_session(&id, &reason).await {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
-        if !ended {
-            return Err(bad_input(format!(
-                "session `{id}` is not open on this server"
-            )));
-        }
-        store
-            .record(
-                &caller.audit,
-                "ssh.session.kill",
-                &format!("ssh-session:{id}"),
-                serde_json::Value::Null,
-                Outcome::Success,
-                None,
-            )
-            .await
-            .map_err(|e| api_error(e, caller))?;
         Ok(true)
     }
 }
