@@ -20,6 +20,10 @@ fi
 # what the OTLP sink sends.
 python3 -c "import opentelemetry.proto.collector.logs.v1.logs_service_pb2" 2> /dev/null \
   || python3 -m pip install -q --root-user-action=ignore opentelemetry-proto
+# moto's server is the S3-compatible bucket recordings go to in the tests; boto3 (which comes
+# with it) reads the bucket back independently of Warden.
+command -v moto_server > /dev/null \
+  || python3 -m pip install -q --root-user-action=ignore 'moto[server]==5.2.1'
 
 # npm packages the tests drive: a certified OpenID Provider (oidc-provider) and playwright-core
 # (to drive Debian's Chromium), pinned by the lockfile in crates/warden-testkit/js.

@@ -109,9 +109,25 @@ pub struct SshConfig {
     /// A proxied session ends after this long whatever it does (`ssh.max_session`, default
     /// 24h; `0s` for never).
     pub max_session: Option<Duration>,
-    /// Where session recordings are written and read (`ssh.recordings`, default
-    /// `<data_dir>/recordings`); servers and `warden proxy` processes share it.
-    pub recordings: PathBuf,
+    /// Where session recordings are kept (`ssh.recordings`): a directory (default
+    /// `<data_dir>/recordings`) or an S3-compatible bucket; servers and `warden proxy`
+    /// processes share it.
+    pub recordings: RecordingsLocation,
+}
+
+/// Where session recordings are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordingsLocation {
+    /// A directory.
+    Dir(PathBuf),
+    /// `s3://BUCKET[/PREFIX]`, with credentials, region and endpoint from the standard AWS_*
+    /// variables; finished recordings are uploaded from `spool` and removed there.
+    Bucket {
+        /// The URL as configured.
+        url: String,
+        /// Where the proxy writes recordings before they are uploaded.
+        spool: PathBuf,
+    },
 }
 
 /// Audit log settings.
@@ -347,7 +363,7 @@ struct SshFile {
     port_forwarding_groups: Vec<String>,
     idle_timeout: Option<String>,
     max_session: Option<String>,
-    recordings: Option<PathBuf>,
+    recordings: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -548,7 +564,7 @@ impl FileConfig {
             "ssh.max_ttl" => self.ssh.max_ttl = Some(value.to_owned()),
             "ssh.idle_timeout" => self.ssh.idle_timeout = Some(value.to_owned()),
             "ssh.max_session" => self.ssh.max_session = Some(value.to_owned()),
-            "ssh.recordings" => self.ssh.recordings = Some(PathBuf::from(value)),
+            "ssh.recordings" => self.ssh.recordings = Some(value.to_owned()),
             "x509.trust_domain" => self.x509.trust_domain = Some(value.to_owned()),
             "x509.max_ttl" => self.x509.max_ttl = Some(value.to_owned()),
             "agent.host_cert_ttl" => self.agent.host_cert_ttl = Some(value.to_owned()),
@@ -777,8 +793,19 @@ impl FileConfig {
             idle_timeout: limit("ssh.idle_timeout", self.ssh.idle_timeout, 3600)?,
             max_session: limit("ssh.max_session", self.ssh.max_session, 24 * 3600)?,
             recordings: match self.ssh.recordings {
-                Some(dir) => absolute(&dir)?,
-                None => data_dir.join("recordings"),
+                Some(url) if url.contains("://") => {
+                    if !url.starts_with("s3://") || url.len() <= "s3://".len() {
+                        return Err(ConfigError(format!(
+                            "invalid `ssh.recordings` `{url}`: a directory or s3://BUCKET[/PREFIX]"
+                        )));
+                    }
+                    RecordingsLocation::Bucket {
+                        url,
+                        spool: data_dir.join("recordings-spool"),
+                    }
+                }
+                Some(dir) => RecordingsLocation::Dir(absolute(Path::new(&dir))?),
+                None => RecordingsLocation::Dir(data_dir.join("recordings")),
             },
             max_ttl,
             group_logins: self.ssh.group_logins,
@@ -1170,6 +1197,36 @@ mod tests {
                 .starts_with("config file DIR/warden.toml line 1: "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn recordings_go_to_a_directory_or_a_bucket() {
+        let dev = Overrides {
+            dev: true,
+            ..Overrides::default()
+        };
+        let c = load(
+            None,
+            &[("WARDEN_SSH_RECORDINGS", "s3://rec/warden")],
+            dev.clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.ssh.recordings,
+            RecordingsLocation::Bucket {
+                url: "s3://rec/warden".into(),
+                spool: c.data_dir.join("recordings-spool"),
+            }
+        );
+        let c = load(Some("[ssh]\nrecordings = \"/srv/rec\"\n"), &[], dev.clone()).unwrap();
+        assert_eq!(c.ssh.recordings, RecordingsLocation::Dir("/srv/rec".into()));
+        for bad in ["ftp://host/x", "s3://"] {
+            let err = load(None, &[("WARDEN_SSH_RECORDINGS", bad)], dev.clone()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("invalid `ssh.recordings` `{bad}`: a directory or s3://BUCKET[/PREFIX]")
+            );
+        }
     }
 
     #[test]

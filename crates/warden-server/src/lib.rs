@@ -12,6 +12,7 @@ pub mod logging;
 mod metrics;
 mod mtls;
 pub mod policy;
+mod recordings;
 mod sink;
 mod ssh_gate;
 mod standalone;
@@ -64,6 +65,7 @@ pub struct Server {
     authorities: ca::Authorities,
     policy: Arc<policy::Engine>,
     ssh_proxy: TcpListener,
+    recordings: recordings::Recordings,
     sinks: Vec<sink::Prepared>,
     /// Held for the server's life: a second server on the same data directory fails to start.
     _lock: File,
@@ -87,6 +89,7 @@ impl Server {
         )
         .await?;
         let policy = policy::Engine::start(&store, config.policy.starter).await?;
+        let recordings = recordings::Recordings::open(&config.ssh.recordings)?;
         let http = TcpListener::bind(config.listen_http).await.map_err(|e| {
             StartError(format!(
                 "cannot listen on {}: {}",
@@ -175,6 +178,7 @@ impl Server {
             authorities,
             policy,
             ssh_proxy,
+            recordings,
             sinks,
             _lock: lock,
         })
@@ -284,17 +288,25 @@ impl Server {
                     .run_retention(keep, dir, audit_config.retention_check),
             )
         });
-        let ssh_proxy = match ssh_gate::proxy(
-            &self.store,
-            &self.authorities,
-            &self.policy,
-            &self.config.ssh,
-        ) {
-            Ok(proxy) => Some(proxy),
+        // Fail closed: no proxy when what it records could not be kept.
+        let ssh_proxy = match self.recordings.check().await {
             Err(e) => {
-                tracing::error!(error = %e, "the ssh proxy cannot start");
+                tracing::error!(error = %e, "the ssh proxy does not start");
                 None
             }
+            Ok(()) => match ssh_gate::proxy(
+                &self.store,
+                &self.authorities,
+                &self.policy,
+                &self.recordings,
+                &self.config.ssh,
+            ) {
+                Ok(proxy) => Some(proxy),
+                Err(e) => {
+                    tracing::error!(error = %e, "the ssh proxy cannot start");
+                    None
+                }
+            },
         };
         let app = App {
             store: self.store.clone(),
@@ -306,6 +318,7 @@ impl Server {
                 self.authorities.clone(),
                 self.policy.clone(),
                 ssh_proxy.clone(),
+                self.recordings.clone(),
                 &self.config,
             ),
             policy: self.policy.clone(),

@@ -14,6 +14,7 @@ use warden_store::{AuditContext, Outcome, SshSession, Store};
 
 use crate::ca::{Authorities, SshIssue};
 use crate::policy::{Engine, subject};
+use crate::recordings::Recordings;
 
 /// How long the certificate the proxy presents to a host lasts: sshd checks it at login only.
 const SESSION_CERT_TTL: Duration = Duration::from_secs(300);
@@ -26,17 +27,19 @@ pub(crate) fn proxy(
     store: &Arc<Store>,
     authorities: &Authorities,
     engine: &Arc<Engine>,
+    recordings: &Recordings,
     ssh: &crate::config::SshConfig,
 ) -> Result<warden_proxy::Proxy, warden_proxy::ProxyError> {
     let gate = Arc::new(ServerGate {
         store: store.clone(),
         authorities: authorities.clone(),
         engine: engine.clone(),
+        recordings: recordings.clone(),
     });
     warden_proxy::Proxy::new(
         gate,
         warden_proxy::ProxyConfig {
-            recordings: ssh.recordings.clone(),
+            recordings: recordings.local_dir().to_path_buf(),
             idle_timeout: ssh.idle_timeout,
             max_session: ssh.max_session,
         },
@@ -48,6 +51,7 @@ pub struct ServerGate {
     pub store: Arc<Store>,
     pub authorities: Authorities,
     pub engine: Arc<Engine>,
+    pub recordings: Recordings,
 }
 
 fn now() -> Timestamp {
@@ -389,6 +393,19 @@ impl Gate for ServerGate {
             .collect();
         let mut reasons: Vec<String> = f.reason.iter().cloned().collect();
         reasons.extend(f.failures.iter().cloned());
+        // Into the bucket, when recordings go to one; what fails stays local and is said.
+        for r in &f.recordings {
+            let files = std::iter::once(&r.path).chain(r.transcript.as_ref().map(|(p, _)| p));
+            for path in files {
+                let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                if let Err(e) = self.recordings.publish(name).await {
+                    tracing::error!(error = %e, "a recording was not uploaded");
+                    reasons.push(e);
+                }
+            }
+        }
         let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
         if let Err(e) = self
             .store

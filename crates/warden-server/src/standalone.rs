@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use warden_store::Store;
 
 use crate::config::io_cause;
+use crate::recordings::Recordings;
 use crate::{Config, StartError, ca, lock_data_dir, open_store, policy, ssh_gate};
 
 /// A proxy process, started and bound, not yet serving.
@@ -45,7 +46,9 @@ impl ProxyServer {
         )
         .await?;
         let policy = policy::Engine::start(&store, config.policy.starter).await?;
-        let proxy = ssh_gate::proxy(&store, &authorities, &policy, &config.ssh)
+        let recordings = Recordings::open(&config.ssh.recordings)?;
+        recordings.check().await?;
+        let proxy = ssh_gate::proxy(&store, &authorities, &policy, &recordings, &config.ssh)
             .map_err(|e| StartError(e.to_string()))?;
         let listener = TcpListener::bind(config.listen_ssh_proxy)
             .await

@@ -15,6 +15,7 @@ mod oidc;
 mod otlp;
 mod postgres;
 mod rsyslog;
+mod s3;
 mod server;
 mod soft_passkey;
 mod ssh_lab;
@@ -25,6 +26,7 @@ pub use oidc::OidcProvider;
 pub use otlp::OtlpReceiver;
 pub use postgres::TestDatabase;
 pub use rsyslog::{Rsyslog, TlsFiles};
+pub use s3::S3Server;
 pub use server::{
     Backend, Replica, StandaloneProxy, TestServer, account_csrf, free_port, register_passkey,
     run_cli,

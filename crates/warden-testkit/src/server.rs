@@ -38,6 +38,8 @@ pub struct TestServer {
     /// The binary, for CLI calls.
     pub bin: PathBuf,
     database: Option<TestDatabase>,
+    /// Extra environment for the server process (and its replicas and proxies).
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
     http: reqwest::Client,
 }
@@ -52,6 +54,21 @@ impl TestServer {
     /// As [`TestServer::start`], listening on `port` (for tests whose peers must know the
     /// server's URL before it starts, like an identity provider's redirect URI).
     pub async fn start_on(bin: &Path, backend: Backend, config: &str, port: u16) -> TestServer {
+        Self::start_env(bin, backend, config, port, &[]).await
+    }
+
+    /// As [`TestServer::start_on`], with `env` set for the server process.
+    pub async fn start_env(
+        bin: &Path,
+        backend: Backend,
+        config: &str,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> TestServer {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let config_path = dir.path().join("warden.toml");
@@ -73,6 +90,7 @@ impl TestServer {
             database.as_ref(),
             &log_path,
             port,
+            &env,
         );
         TestServer {
             child: Some(started.child),
@@ -83,6 +101,7 @@ impl TestServer {
             log_path,
             bin: bin.to_path_buf(),
             database,
+            env,
             _dir: dir,
             http: reqwest::Client::new(),
         }
@@ -103,6 +122,7 @@ impl TestServer {
             self.database.as_ref(),
             &self.log_path,
             0,
+            &self.env,
         );
         self.child = Some(started.child);
         self.url = started.url;
@@ -392,6 +412,7 @@ impl TestServer {
             .arg(database.url())
             .env("WARDEN_LISTEN_SSH_PROXY", "127.0.0.1:0")
             .env("WARDEN_SSH_RECORDINGS", self.data_dir.join("recordings"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -435,6 +456,7 @@ impl TestServer {
             Some(database),
             &log_path,
             0,
+            &self.env,
         );
         Replica {
             child: started.child,
@@ -467,6 +489,7 @@ fn spawn(
     database: Option<&TestDatabase>,
     log_path: &Path,
     port: u16,
+    env: &[(String, String)],
 ) -> Started {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -489,6 +512,7 @@ fn spawn(
     if let Some(db) = database {
         cmd.arg("--database-url").arg(db.url());
     }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     let mut child = cmd.spawn().expect("spawn warden server");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();

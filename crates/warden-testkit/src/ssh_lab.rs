@@ -34,13 +34,26 @@ impl SshLab {
 
     /// As [`SshLab::start_with`], on `backend`.
     pub async fn start_on(bin: &Path, d: &Path, backend: Backend, ssh: &str) -> SshLab {
-        let server = TestServer::start(
+        Self::start_env(bin, d, backend, ssh, &[]).await
+    }
+
+    /// As [`SshLab::start_on`], with `env` for the server process.
+    pub async fn start_env(
+        bin: &Path,
+        d: &Path,
+        backend: Backend,
+        ssh: &str,
+        env: &[(&str, &str)],
+    ) -> SshLab {
+        let server = TestServer::start_env(
             bin,
             backend,
             // The bastion in the proxy benchmark needs port forwarding on the certificate.
             &format!(
                 "[limits]\nper_source_rps = 0\n[ssh]\nport_forwarding_groups = [\"ops\"]\n{ssh}"
             ),
+            0,
+            env,
         )
         .await;
         for args in [

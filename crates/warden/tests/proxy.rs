@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use serde_json::{Value, json};
 use sha2::Digest;
 use warden_testkit::{
-    Backend, SshLab, Sshd, TestServer, free_port, run_cli, ssh_keygen_ed25519,
+    Backend, S3Server, SshLab, Sshd, TestServer, free_port, run_cli, ssh_keygen_ed25519,
     through_proxy as proxied, through_proxy_at,
 };
 
@@ -837,4 +837,94 @@ async fn a_standalone_proxy_shares_the_servers_database_and_their_kills() {
     let kills = server.audit("ssh.session.kill");
     let outcomes: Vec<&str> = kills.iter().filter_map(|e| e["outcome"].as_str()).collect();
     assert_eq!(outcomes, ["success", "failure", "failure"], "{kills:?}");
+}
+
+#[tokio::test]
+async fn recordings_go_to_an_s3_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s3 = S3Server::start("recordings");
+    let mut env = s3.env();
+    env.push(("WARDEN_SSH_RECORDINGS", "s3://recordings/warden".to_owned()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let lab = SshLab::start_env(bin(), d, Backend::Sqlite, "", &env).await;
+    let server = lab.server;
+    let data = server.data_dir.to_str().unwrap().to_owned();
+
+    let out = ssh(&server, d, "root", "db-1", "echo to-the-bucket");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "to-the-bucket",
+        "{}",
+        text(&out.stderr)
+    );
+    let mut ends = Vec::new();
+    for _ in 0..100 {
+        ends = server.audit("ssh.session.end");
+        if !ends.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert!(ends[0]["details"]["reason"].is_null(), "{ends:?}");
+    let recording = &ends[0]["details"]["recordings"][0];
+    let file = recording["file"].as_str().unwrap();
+    let object = s3
+        .get(&format!("warden/{file}"))
+        .expect("the recording is in the bucket");
+    let sha: String = sha2::Sha256::digest(&object)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(recording["sha256"], sha.as_str());
+    // Uploaded files leave the local spool.
+    let spool = server.data_dir.join("recordings-spool");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+    let session = ends[0]["details"]["session"].as_str().unwrap();
+    let out = run_cli(bin(), &["play", "--data-dir", &data, session]);
+    assert!(
+        text(&out.stdout).contains("to-the-bucket"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Damaged in the bucket: playback says so.
+    let mut damaged = object.clone();
+    damaged.extend_from_slice(b"[9.9, \"o\", \"forged\"]\n");
+    s3.put(&format!("warden/{file}"), &damaged);
+    let out = run_cli(bin(), &["play", "--data-dir", &data, session]);
+    assert!(
+        text(&out.stderr).starts_with(&format!(
+            "error: recording `{file}` is damaged: its SHA-256 is "
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A bucket that cannot be reached: the proxy does not start (fail closed).
+    let env = [
+        ("WARDEN_SSH_RECORDINGS", "s3://no-such-bucket/x"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", s3.endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+    ];
+    let closed = TestServer::start_env(bin(), Backend::Sqlite, "", 0, &env).await;
+    let out = proxied("ssh", &closed, d)
+        .args(["-l", "root", "db-1", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        text(&out.stderr).contains("cannot reach the Warden SSH proxy"),
+        "{}",
+        text(&out.stderr)
+    );
+    let log = std::fs::read_to_string(&closed.log_path).unwrap();
+    assert!(
+        log.contains("cannot reach the recordings bucket s3://no-such-bucket/x"),
+        "{log}"
+    );
 }

@@ -43,11 +43,12 @@ pub fn schema(
     authorities: crate::ca::Authorities,
     policy: Arc<crate::policy::Engine>,
     proxy: Option<warden_proxy::Proxy>,
+    recordings: crate::recordings::Recordings,
     config: &crate::config::Config,
 ) -> WardenSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(ssh_sessions::Proxy(proxy))
-        .data(ssh_sessions::RecordingsDir(config.ssh.recordings.clone()))
+        .data(recordings)
         .data(store)
         .data(audit)
         .data(authorities)

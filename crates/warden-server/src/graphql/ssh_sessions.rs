@@ -1,7 +1,6 @@
 //! SSH sessions through the recording proxy: list them, read a recording (checked against the
 //! hash the audit log holds), end one.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_graphql::{Context, Object, SimpleObject};
@@ -10,14 +9,11 @@ use warden_store::Store;
 
 use super::authz::{Capability, authorize};
 use super::{api_error, bad_input};
+use crate::recordings::Recordings;
 
 /// The proxy running in this server, if it started.
 #[derive(Debug, Clone)]
 pub struct Proxy(pub Option<warden_proxy::Proxy>);
-
-/// Where recordings are kept.
-#[derive(Debug, Clone)]
-pub struct RecordingsDir(pub PathBuf);
 
 /// One recording of a session.
 #[derive(Debug, Clone, SimpleObject)]
@@ -163,7 +159,7 @@ impl SshSessionQuery {
             return Err(bad_input("within must be between 1 and 10000"));
         }
         let store = ctx.data::<Arc<Store>>()?;
-        let dir = ctx.data::<RecordingsDir>()?;
+        let recordings = ctx.data::<Recordings>()?;
         let sessions = store
             .ssh_sessions(false, within)
             .await
@@ -174,9 +170,10 @@ impl SshSessionQuery {
                 let Some(transcript) = &r.transcript else {
                     continue;
                 };
-                let Ok(body) = std::fs::read_to_string(dir.0.join(transcript)) else {
+                let Ok(body) = recordings.read(transcript).await else {
                     continue;
                 };
+                let body = String::from_utf8_lossy(&body);
                 let lines: Vec<String> = body
                     .lines()
                     .filter(|l| l.to_lowercase().contains(&needle))
@@ -222,8 +219,10 @@ impl SshSessionQuery {
                     "recording `{file}` is not finished: its session is still open or ended without it"
                 ))
             })?;
-        let dir = ctx.data::<RecordingsDir>()?;
-        let bytes = std::fs::read(dir.0.join(&file))
+        let bytes = ctx
+            .data::<Recordings>()?
+            .read(&file)
+            .await
             .map_err(|e| bad_input(format!("recording `{file}` cannot be read: {e}")))?;
         let actual: String = Sha256::digest(&bytes)
             .iter()

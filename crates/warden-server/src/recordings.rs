@@ -1,0 +1,145 @@
+//! Where session recordings live: a directory, or an S3-compatible bucket through the
+//! `object_store` crate. The proxy always writes to a local directory first, so recording
+//! never waits on the network; with a bucket, each finished file is uploaded at the session's
+//! end and then removed locally. A file that cannot be uploaded stays in the spool and the
+//! session's audit record says so.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+
+use crate::StartError;
+use crate::config::RecordingsLocation;
+
+/// The recordings store.
+#[derive(Debug, Clone)]
+pub enum Recordings {
+    /// Files in a directory.
+    Dir(PathBuf),
+    /// Objects under `prefix` in a bucket, written through `spool`.
+    Bucket {
+        /// The bucket.
+        store: Arc<dyn ObjectStore>,
+        /// Where recordings go in it.
+        prefix: ObjectPath,
+        /// `s3://…` as configured, for messages.
+        url: String,
+        /// Where the proxy writes before uploading.
+        spool: PathBuf,
+    },
+}
+
+impl Recordings {
+    /// Opens `location`; a bucket takes its credentials, region and endpoint from AWS_*.
+    pub fn open(location: &RecordingsLocation) -> Result<Recordings, StartError> {
+        match location {
+            RecordingsLocation::Dir(dir) => Ok(Recordings::Dir(dir.clone())),
+            RecordingsLocation::Bucket { url, spool } => {
+                let bad = |e: &dyn std::fmt::Display| {
+                    StartError(format!("invalid `ssh.recordings` `{url}`: {e}"))
+                };
+                let parsed = url::Url::parse(url).map_err(|e| bad(&e))?;
+                let store = AmazonS3Builder::from_env()
+                    .with_url(url.as_str())
+                    .build()
+                    .map_err(|e| bad(&e))?;
+                let prefix =
+                    ObjectPath::parse(parsed.path().trim_matches('/')).map_err(|e| bad(&e))?;
+                Ok(Recordings::Bucket {
+                    store: Arc::new(store),
+                    prefix,
+                    url: url.clone(),
+                    spool: spool.clone(),
+                })
+            }
+        }
+    }
+
+    /// Where the proxy writes recordings.
+    pub fn local_dir(&self) -> &Path {
+        match self {
+            Recordings::Dir(dir) => dir,
+            Recordings::Bucket { spool, .. } => spool,
+        }
+    }
+
+    /// Fails unless the bucket answers (a directory is created by the proxy itself): the
+    /// proxy does not start when it could not keep what it records.
+    pub async fn check(&self) -> Result<(), StartError> {
+        if let Recordings::Bucket {
+            store, prefix, url, ..
+        } = self
+        {
+            store.list_with_delimiter(Some(prefix)).await.map_err(|e| {
+                StartError(format!(
+                    "cannot reach the recordings bucket {url}: {}",
+                    one_line(&e)
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn object(prefix: &ObjectPath, file: &str) -> ObjectPath {
+        prefix.child(file)
+    }
+
+    /// A finished recording's bytes.
+    pub async fn read(&self, file: &str) -> Result<Vec<u8>, String> {
+        match self {
+            Recordings::Dir(dir) => std::fs::read(dir.join(file)).map_err(|e| e.to_string()),
+            Recordings::Bucket { store, prefix, .. } => {
+                let got = store
+                    .get(&Self::object(prefix, file))
+                    .await
+                    .map_err(|e| one_line(&e))?;
+                let bytes = got.bytes().await.map_err(|e| one_line(&e))?;
+                Ok(bytes.to_vec())
+            }
+        }
+    }
+
+    /// Moves a finished file from the local directory to the bucket (nothing to do for a
+    /// directory). On failure the file stays where it is.
+    pub async fn publish(&self, file: &str) -> Result<(), String> {
+        let Recordings::Bucket {
+            store,
+            prefix,
+            url,
+            spool,
+        } = self
+        else {
+            return Ok(());
+        };
+        let local = spool.join(file);
+        let bytes = tokio::fs::read(&local)
+            .await
+            .map_err(|e| format!("cannot read {}: {e}", local.display()))?;
+        store
+            .put(&Self::object(prefix, file), bytes.into())
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot upload `{file}` to {url} ({}); it is kept in {}",
+                    one_line(&e),
+                    spool.display()
+                )
+            })?;
+        if let Err(e) = tokio::fs::remove_file(&local).await {
+            tracing::warn!(error = %e, file, "uploaded recording left in the spool");
+        }
+        Ok(())
+    }
+}
+
+/// An object_store error on one line.
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
