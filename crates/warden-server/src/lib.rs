@@ -64,7 +64,8 @@ pub struct Server {
     audit: audit::AuditLog,
     authorities: ca::Authorities,
     policy: Arc<policy::Engine>,
-    ssh_proxy: TcpListener,
+    /// The proxy's listener, or why the proxy is off (its recordings could not be kept).
+    ssh_proxy: Result<TcpListener, String>,
     recordings: recordings::Recordings,
     sinks: Vec<sink::Prepared>,
     /// Held for the server's life: a second server on the same data directory fails to start.
@@ -90,6 +91,8 @@ impl Server {
         .await?;
         let policy = policy::Engine::start(&store, config.policy.starter).await?;
         let recordings = recordings::Recordings::open(&config.ssh.recordings)?;
+        // Fail closed: no proxy listener when what it records could not be kept.
+        let recordings_ready = recordings.check().await;
         let http = TcpListener::bind(config.listen_http).await.map_err(|e| {
             StartError(format!(
                 "cannot listen on {}: {}",
@@ -112,15 +115,21 @@ impl Server {
                     io_cause(&e)
                 ))
             })?;
-        let ssh_proxy = TcpListener::bind(config.listen_ssh_proxy)
-            .await
-            .map_err(|e| {
-                StartError(format!(
-                    "cannot listen on {} (listen.ssh_proxy): {}",
-                    config.listen_ssh_proxy,
-                    io_cause(&e)
-                ))
-            })?;
+        let ssh_proxy = match recordings_ready {
+            Ok(()) => Ok(TcpListener::bind(config.listen_ssh_proxy)
+                .await
+                .map_err(|e| {
+                    StartError(format!(
+                        "cannot listen on {} (listen.ssh_proxy): {}",
+                        config.listen_ssh_proxy,
+                        io_cause(&e)
+                    ))
+                })?),
+            Err(e) => {
+                tracing::error!(error = %e, "the ssh proxy does not start");
+                Err(e.to_string())
+            }
+        };
         let mtls_bound = mtls_listener
             .local_addr()
             .map_err(|e| StartError(format!("cannot read listen address: {}", io_cause(&e))))?;
@@ -184,11 +193,14 @@ impl Server {
         })
     }
 
-    /// The address the SSH proxy listens on.
+    /// The address the SSH proxy listens on, or why it is off.
     pub fn ssh_proxy_addr(&self) -> Result<SocketAddr, StartError> {
-        self.ssh_proxy
-            .local_addr()
-            .map_err(|e| StartError(format!("cannot read listen address: {}", io_cause(&e))))
+        match &self.ssh_proxy {
+            Ok(listener) => listener.local_addr().map_err(|e| {
+                StartError(format!("cannot read listen address: {}", io_cause(&e)))
+            }),
+            Err(why) => Err(StartError(why.clone())),
+        }
     }
 
     /// The address the HTTP listener is bound to (useful with port 0).
@@ -288,13 +300,9 @@ impl Server {
                     .run_retention(keep, dir, audit_config.retention_check),
             )
         });
-        // Fail closed: no proxy when what it records could not be kept.
-        let ssh_proxy = match self.recordings.check().await {
-            Err(e) => {
-                tracing::error!(error = %e, "the ssh proxy does not start");
-                None
-            }
-            Ok(()) => match ssh_gate::proxy(
+        let ssh_proxy = match &self.ssh_proxy {
+            Err(_) => None,
+            Ok(_) => match ssh_gate::proxy(
                 &self.store,
                 &self.authorities,
                 &self.policy,
@@ -355,7 +363,10 @@ impl Server {
         };
         let tls_refresh = tokio::spawn(self.mtls.tls.clone().run_refresh());
         let policy_refresh = tokio::spawn(self.policy.clone().run_refresh(self.store.clone()));
-        let proxy = ssh_proxy.map(|p| tokio::spawn(p.serve(self.ssh_proxy, stopped.clone())));
+        let proxy = match (ssh_proxy, self.ssh_proxy) {
+            (Some(p), Ok(listener)) => Some(tokio::spawn(p.serve(listener, stopped.clone()))),
+            _ => None,
+        };
         let mtls = tokio::spawn(edge::serve(
             self.mtls,
             "agent_mtls",

@@ -90,7 +90,10 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     );
     println!("  listening on   http://{addr}");
     println!("  agent mTLS     https://{}", server.mtls_addr()?);
-    println!("  ssh proxy      {}", server.ssh_proxy_addr()?);
+    match server.ssh_proxy_addr() {
+        Ok(addr) => println!("  ssh proxy      {addr}"),
+        Err(why) => println!("  ssh proxy      off: {why}"),
+    }
     println!("  console        {}", config.public_url);
     println!("  GraphQL API    http://{addr}/graphql");
     println!("  health         http://{addr}/healthz");
