@@ -59,6 +59,54 @@ fn hex(sha: Sha256) -> String {
     sha.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Bytes to text for the asciicast lines, chunk by chunk: a character split between two
+/// chunks is held back and joined, so the text is what decoding the whole stream would give
+/// (invalid bytes become U+FFFD, as `String::from_utf8_lossy` makes them).
+#[derive(Debug, Default)]
+struct Utf8Stream {
+    /// The start of a character whose remaining bytes have not arrived yet.
+    pending: Vec<u8>,
+}
+
+impl Utf8Stream {
+    fn decode(&mut self, data: &[u8]) -> String {
+        let mut bytes = std::mem::take(&mut self.pending);
+        bytes.extend_from_slice(data);
+        let mut text = String::with_capacity(bytes.len());
+        let mut rest: &[u8] = &bytes;
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(valid) => {
+                    text.push_str(valid);
+                    break;
+                }
+                Err(e) => {
+                    let (valid, after) = rest.split_at(e.valid_up_to());
+                    text.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                    match e.error_len() {
+                        // Cut short at the end: wait for the rest.
+                        None => {
+                            self.pending = after.to_vec();
+                            break;
+                        }
+                        Some(bad) => {
+                            text.push(char::REPLACEMENT_CHARACTER);
+                            rest = after.get(bad..).unwrap_or_default();
+                        }
+                    }
+                }
+            }
+        }
+        text
+    }
+
+    /// What is held back, as text (a character that never finished is U+FFFD).
+    fn finish(&mut self) -> String {
+        let pending = std::mem::take(&mut self.pending);
+        String::from_utf8_lossy(&pending).into_owned()
+    }
+}
+
 /// One channel's recording.
 pub struct Recorder {
     path: PathBuf,
@@ -72,6 +120,8 @@ pub struct Recorder {
     input_bytes: u64,
     output_bytes: u64,
     transcript: Option<Transcript>,
+    output_text: Utf8Stream,
+    input_text: Utf8Stream,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -204,6 +254,8 @@ impl Recorder {
             terminal,
             input_bytes: 0,
             output_bytes: 0,
+            output_text: Utf8Stream::default(),
+            input_text: Utf8Stream::default(),
         };
         recorder.line(&header.to_string()).map_err(fail)?;
         Ok(recorder)
@@ -218,12 +270,12 @@ impl Recorder {
         Ok(())
     }
 
-    fn event(&mut self, code: &str, data: &[u8]) -> Result<(), RecordError> {
-        if !self.terminal || data.is_empty() {
+    fn event(&mut self, code: &str, text: &str) -> Result<(), RecordError> {
+        if !self.terminal || text.is_empty() {
             return Ok(());
         }
         let at = self.started.elapsed().as_secs_f64();
-        let text = serde_json::to_string(&String::from_utf8_lossy(data)).unwrap_or_default();
+        let text = serde_json::to_string(text).unwrap_or_default();
         let line = format!("[{at:.6},\"{code}\",{text}]");
         let path = self.path.display().to_string();
         self.line(&line)
@@ -233,10 +285,20 @@ impl Recorder {
     /// Output from the host (stdout and stderr).
     pub fn output(&mut self, data: &[u8]) -> Result<(), RecordError> {
         self.output_bytes += data.len() as u64;
+        if !self.terminal {
+            return Ok(());
+        }
+        let text = self.output_text.decode(data);
+        self.transcribe(data, &text)?;
+        self.event("o", &text)
+    }
+
+    /// Adds output to the transcript: raw bytes to the terminal emulator, decoded text to a
+    /// plain transcript.
+    fn transcribe(&mut self, data: &[u8], text: &str) -> Result<(), RecordError> {
         match &mut self.transcript {
             Some(Transcript::Screen(screen)) => screen.process(data),
             Some(Transcript::Plain { out, sha, path }) => {
-                let text = String::from_utf8_lossy(data);
                 sha.update(text.as_bytes());
                 out.write_all(text.as_bytes())
                     .map_err(|cause| RecordError {
@@ -246,17 +308,28 @@ impl Recorder {
             }
             None => {}
         }
-        self.event("o", data)
+        Ok(())
     }
 
     /// Input from the user.
     pub fn input(&mut self, data: &[u8]) -> Result<(), RecordError> {
         self.input_bytes += data.len() as u64;
-        self.event("i", data)
+        if !self.terminal {
+            return Ok(());
+        }
+        let text = self.input_text.decode(data);
+        self.event("i", &text)
     }
 
     /// Flushes and syncs the file, and says what it holds.
     pub fn finish(mut self) -> Result<Recorded, RecordError> {
+        let rest = self.output_text.finish();
+        if !rest.is_empty() {
+            self.transcribe(&[], &rest)?;
+            self.event("o", &rest)?;
+        }
+        let rest = self.input_text.finish();
+        self.event("i", &rest)?;
         let path = self.path.display().to_string();
         let fail = |cause| RecordError {
             path: path.clone(),

@@ -196,9 +196,9 @@ impl Server {
     /// The address the SSH proxy listens on, or why it is off.
     pub fn ssh_proxy_addr(&self) -> Result<SocketAddr, StartError> {
         match &self.ssh_proxy {
-            Ok(listener) => listener.local_addr().map_err(|e| {
-                StartError(format!("cannot read listen address: {}", io_cause(&e)))
-            }),
+            Ok(listener) => listener
+                .local_addr()
+                .map_err(|e| StartError(format!("cannot read listen address: {}", io_cause(&e)))),
             Err(why) => Err(StartError(why.clone())),
         }
     }

@@ -1,0 +1,116 @@
+//! The recorder takes whatever a host sends and a user types. For any channel start and any
+//! bytes, cut anywhere (a character split between two packets included): the file's hash is
+//! the one reported, every line is JSON, the text of the `o` and `i` events is exactly the
+//! stream decoded as a whole, and a plain transcript is the output decoded as a whole.
+
+use proptest::prelude::*;
+use sha2::{Digest, Sha256};
+use warden_proxy::recording::{Recorder, Start};
+
+fn sha(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn starts() -> impl Strategy<Value = Start> {
+    prop_oneof![
+        (
+            any::<u32>(),
+            any::<u32>(),
+            proptest::option::of("\\PC{0,12}")
+        )
+            .prop_map(|(width, height, term)| Start::Shell {
+                width,
+                height,
+                term
+            }),
+        (
+            "\\PC{0,40}",
+            proptest::option::of((0u32..400, 0u32..200, "[a-z-]{1,12}"))
+        )
+            .prop_map(|(command, pty)| Start::Exec { command, pty }),
+        "\\PC{0,16}".prop_map(Start::Subsystem),
+    ]
+}
+
+/// Chunks of input (true) or output (false): raw bytes or text, each cut at some point.
+fn chunks() -> impl Strategy<Value = Vec<(bool, Vec<u8>)>> {
+    let bytes = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..48),
+        "\\PC{0,24}".prop_map(String::into_bytes),
+        // Terminal control sequences, as shells and full-screen programs send them.
+        "(\\x1b\\[[0-9;?]{0,8}[A-Za-z]|\\r\\n|[a-zé€😀 ]){0,12}".prop_map(String::into_bytes),
+    ];
+    proptest::collection::vec((any::<bool>(), bytes, any::<prop::sample::Index>()), 0..24).prop_map(
+        |ops| {
+            ops.into_iter()
+                .flat_map(|(input, bytes, cut)| {
+                    let at = cut.index(bytes.len() + 1);
+                    let (a, b) = bytes.split_at(at);
+                    [(input, a.to_vec()), (input, b.to_vec())]
+                })
+                .collect()
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn any_session_records_faithfully(start in starts(), ops in chunks()) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recorder = Recorder::create(dir.path(), "s", &start, &serde_json::json!({})).unwrap();
+        let (mut typed, mut shown) = (Vec::new(), Vec::new());
+        for (input, bytes) in &ops {
+            if *input {
+                typed.extend_from_slice(bytes);
+                recorder.input(bytes).unwrap();
+            } else {
+                shown.extend_from_slice(bytes);
+                recorder.output(bytes).unwrap();
+            }
+        }
+        let recorded = recorder.finish().unwrap();
+        prop_assert_eq!(recorded.input_bytes, typed.len() as u64);
+        prop_assert_eq!(recorded.output_bytes, shown.len() as u64);
+
+        let file = std::fs::read(&recorded.path).unwrap();
+        prop_assert_eq!(sha(&file), recorded.sha256.clone());
+        prop_assert_eq!(file.len() as u64, recorded.bytes);
+        let text = String::from_utf8(file).unwrap();
+        let mut lines = text.lines();
+        let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        prop_assert_eq!(&header["version"], 2);
+        let (mut o, mut i) = (String::new(), String::new());
+        for line in lines {
+            let event: (f64, String, String) = serde_json::from_str(line).unwrap();
+            match event.1.as_str() {
+                "o" => o.push_str(&event.2),
+                "i" => i.push_str(&event.2),
+                other => prop_assert!(false, "event code {other}"),
+            }
+        }
+        if matches!(start, Start::Subsystem(_)) {
+            // A subsystem's bytes are counted, not recorded.
+            prop_assert!(o.is_empty() && i.is_empty());
+            prop_assert!(recorded.transcript.is_none());
+        } else {
+            prop_assert_eq!(&o, &String::from_utf8_lossy(&shown));
+            prop_assert_eq!(&i, &String::from_utf8_lossy(&typed));
+            let (path, hash) = recorded.transcript.clone().unwrap();
+            let transcript = std::fs::read(&path).unwrap();
+            prop_assert_eq!(sha(&transcript), hash);
+            let pty = match &start {
+                Start::Shell { term, .. } => term.is_some(),
+                Start::Exec { pty, .. } => pty.is_some(),
+                Start::Subsystem(_) => false,
+            };
+            if !pty {
+                prop_assert_eq!(String::from_utf8(transcript).unwrap(), o);
+            }
+        }
+    }
+}
