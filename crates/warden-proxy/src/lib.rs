@@ -11,6 +11,7 @@ pub mod recording;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -163,6 +164,17 @@ fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+/// Most bytes of a user's input one channel holds while its host is not reading them.
+const UPLINK_QUEUE_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Toward hosts, AES-GCM first: with AES instructions it costs the proxy and sshd less per
+/// byte than ChaCha20-Poly1305 (users' clients keep their own order).
+const UPSTREAM_CIPHERS: &[russh::cipher::Name] = &[
+    russh::cipher::AES_256_GCM,
+    russh::cipher::AES_128_GCM,
+    russh::cipher::CHACHA20_POLY1305,
+];
 
 /// A fresh Ed25519 key from the operating system's RNG.
 fn ed25519() -> PrivateKey {
@@ -649,6 +661,7 @@ async fn connect_upstream(
 ) -> Result<client::Handle<Upstream>, String> {
     let mut config = client::Config::default();
     config.preferred.host_key_certificates = Cow::Borrowed(&[Algorithm::Ed25519]);
+    config.preferred.cipher = Cow::Borrowed(UPSTREAM_CIPHERS);
     let handler = Upstream {
         host: host.to_owned(),
         cas: parse_keys(&shared.gate.host_cas()),
@@ -710,6 +723,8 @@ type Outcomes = Arc<Mutex<(Vec<Recorded>, Vec<String>)>>;
 
 struct ChannelState {
     queue: mpsc::UnboundedSender<Up>,
+    /// Bytes of the user's data in `queue`, not yet taken by the host.
+    queued: Arc<AtomicUsize>,
     recorder: SharedRecorder,
     pty: Option<(u32, u32, String)>,
     number: u32,
@@ -922,17 +937,19 @@ impl server::Handler for Downstream {
             (recorder.clone(), self.recorded.clone()),
             moved.clone(),
         ));
+        let queued = Arc::new(AtomicUsize::new(0));
         tokio::spawn(uplink(
             queue_rx,
             up_write,
             replies_rx,
-            recorder.clone(),
+            (recorder.clone(), queued.clone()),
             moved,
         ));
         self.channels.insert(
             id,
             ChannelState {
                 queue,
+                queued,
                 recorder,
                 pty: None,
                 number,
@@ -1017,7 +1034,26 @@ impl server::Handler for Downstream {
         pix_height: u32,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.send(channel, Up::Window(width, height, pix_width, pix_height));
+        let recorded = self.channels.get(&channel).is_none_or(|state| {
+            let Ok(mut slot) = state.recorder.lock() else {
+                return false;
+            };
+            match slot.as_mut().map(|r| r.resize(width, height)) {
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "recording failed: the channel stops");
+                    false
+                }
+                _ => true,
+            }
+        });
+        self.send(
+            channel,
+            if recorded {
+                Up::Window(width, height, pix_width, pix_height)
+            } else {
+                Up::Close
+            },
+        );
         Ok(())
     }
 
@@ -1035,8 +1071,22 @@ impl server::Handler for Downstream {
         &mut self,
         channel: ChannelId,
         data: &[u8],
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if let Some(state) = self.channels.get(&channel) {
+            let queued = state.queued.fetch_add(data.len(), Ordering::Relaxed) + data.len();
+            // The user's window reopens as soon as this returns, so a host that reads slower
+            // than the user sends would make the queue grow without end.
+            if queued > UPLINK_QUEUE_LIMIT {
+                tracing::warn!(session = %self.session, queued, "input outruns the host; ending the session");
+                session.disconnect(
+                    Disconnect::ByApplication,
+                    "warden: input arrives faster than the host takes it (64 MiB waiting)",
+                    "",
+                )?;
+                return Ok(());
+            }
+        }
         self.send(channel, Up::Data(Bytes::copy_from_slice(data)));
         Ok(())
     }
@@ -1181,7 +1231,7 @@ async fn uplink(
     mut queue: mpsc::UnboundedReceiver<Up>,
     up: ChannelWriteHalf<client::Msg>,
     mut replies: mpsc::UnboundedReceiver<bool>,
-    recorder: SharedRecorder,
+    (recorder, queued): (SharedRecorder, Arc<AtomicUsize>),
     moved: Moved,
 ) {
     while let Some(op) = queue.recv().await {
@@ -1191,7 +1241,10 @@ async fn uplink(
                 if !tee(&recorder, true, &data) {
                     break;
                 }
-                up.data_bytes(data).await
+                let len = data.len();
+                let sent = up.data_bytes(data).await;
+                queued.fetch_sub(len, Ordering::Relaxed);
+                sent
             }
             Up::Eof => up.eof().await,
             Up::Window(w, h, pw, ph) => up.window_change(w, h, pw, ph).await,

@@ -220,12 +220,8 @@ impl Recorder {
         let transcript = match (terminal, pty) {
             (false, _) => None,
             (true, true) => {
-                let size = |n: u32, default: u16| {
-                    u16::try_from(n)
-                        .ok()
-                        .and_then(std::num::NonZeroU16::new)
-                        .or(std::num::NonZeroU16::new(default))
-                };
+                let size =
+                    |n: u32, default: u16| clamp_size(n).or(std::num::NonZeroU16::new(default));
                 let parser = match (size(height, 24), size(width, 80)) {
                     (Some(rows), Some(cols)) => vt100::Parser::new(rows, cols, TRANSCRIPT_LINES),
                     _ => vt100::Parser::default(),
@@ -311,6 +307,21 @@ impl Recorder {
         Ok(())
     }
 
+    /// The user's terminal changed size: a `"r"` event (`COLSxROWS`), and the screen behind
+    /// the transcript takes the new size.
+    pub fn resize(&mut self, width: u32, height: u32) -> Result<(), RecordError> {
+        if !self.terminal {
+            return Ok(());
+        }
+        if let Some(Transcript::Screen(screen)) = &mut self.transcript {
+            let (rows, cols) = screen.screen().size();
+            let rows = clamp_size(height).unwrap_or(rows);
+            let cols = clamp_size(width).unwrap_or(cols);
+            screen.screen_mut().set_size(rows, cols);
+        }
+        self.event("r", &format!("{width}x{height}"))
+    }
+
     /// Input from the user.
     pub fn input(&mut self, data: &[u8]) -> Result<(), RecordError> {
         self.input_bytes += data.len() as u64;
@@ -365,6 +376,14 @@ impl Recorder {
             transcript,
         })
     }
+}
+
+/// A terminal dimension the emulator takes: 1 to 400 (a client may claim anything, and the
+/// screen with its scrollback grows with the width).
+fn clamp_size(n: u32) -> Option<std::num::NonZeroU16> {
+    u16::try_from(n.min(400))
+        .ok()
+        .and_then(std::num::NonZeroU16::new)
 }
 
 /// The screen's scrollback and visible rows as plain text, trailing blank lines dropped.

@@ -1,7 +1,8 @@
 //! The recorder takes whatever a host sends and a user types. For any channel start and any
 //! bytes, cut anywhere (a character split between two packets included): the file's hash is
 //! the one reported, every line is JSON, the text of the `o` and `i` events is exactly the
-//! stream decoded as a whole, and a plain transcript is the output decoded as a whole.
+//! stream decoded as a whole, resizes are `r` events, and a plain transcript is the output
+//! decoded as a whole. A terminal of any claimed size is emulated without exhausting memory.
 
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
@@ -35,6 +36,46 @@ fn starts() -> impl Strategy<Value = Start> {
     ]
 }
 
+/// What reaches a recorder.
+#[derive(Debug, Clone)]
+enum Op {
+    Input(Vec<u8>),
+    Output(Vec<u8>),
+    Resize(u32, u32),
+}
+
+/// Chunks of input or output (raw bytes or text, each cut at some point), and resizes to any
+/// size a client may claim.
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    let resize = (any::<u32>(), any::<u32>(), 0u32..300, 0u32..300).prop_map(|(w, h, sw, sh)| {
+        if w % 2 == 0 {
+            Op::Resize(sw, sh)
+        } else {
+            Op::Resize(w, h)
+        }
+    });
+    (
+        chunks(),
+        proptest::collection::vec((any::<prop::sample::Index>(), resize), 0..4),
+    )
+        .prop_map(|(chunks, resizes)| {
+            let mut ops: Vec<Op> = chunks
+                .into_iter()
+                .map(|(input, bytes)| {
+                    if input {
+                        Op::Input(bytes)
+                    } else {
+                        Op::Output(bytes)
+                    }
+                })
+                .collect();
+            for (at, op) in resizes {
+                ops.insert(at.index(ops.len() + 1), op);
+            }
+            ops
+        })
+}
+
 /// Chunks of input (true) or output (false): raw bytes or text, each cut at some point.
 fn chunks() -> impl Strategy<Value = Vec<(bool, Vec<u8>)>> {
     let bytes = prop_oneof![
@@ -60,17 +101,24 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn any_session_records_faithfully(start in starts(), ops in chunks()) {
+    fn any_session_records_faithfully(start in starts(), ops in ops()) {
         let dir = tempfile::tempdir().unwrap();
         let mut recorder = Recorder::create(dir.path(), "s", &start, &serde_json::json!({})).unwrap();
-        let (mut typed, mut shown) = (Vec::new(), Vec::new());
-        for (input, bytes) in &ops {
-            if *input {
-                typed.extend_from_slice(bytes);
-                recorder.input(bytes).unwrap();
-            } else {
-                shown.extend_from_slice(bytes);
-                recorder.output(bytes).unwrap();
+        let (mut typed, mut shown, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+        for op in &ops {
+            match op {
+                Op::Input(bytes) => {
+                    typed.extend_from_slice(bytes);
+                    recorder.input(bytes).unwrap();
+                }
+                Op::Output(bytes) => {
+                    shown.extend_from_slice(bytes);
+                    recorder.output(bytes).unwrap();
+                }
+                Op::Resize(w, h) => {
+                    sizes.push(format!("{w}x{h}"));
+                    recorder.resize(*w, *h).unwrap();
+                }
             }
         }
         let recorded = recorder.finish().unwrap();
@@ -84,22 +132,24 @@ proptest! {
         let mut lines = text.lines();
         let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
         prop_assert_eq!(&header["version"], 2);
-        let (mut o, mut i) = (String::new(), String::new());
+        let (mut o, mut i, mut r) = (String::new(), String::new(), Vec::new());
         for line in lines {
             let event: (f64, String, String) = serde_json::from_str(line).unwrap();
             match event.1.as_str() {
                 "o" => o.push_str(&event.2),
                 "i" => i.push_str(&event.2),
+                "r" => r.push(event.2),
                 other => prop_assert!(false, "event code {other}"),
             }
         }
         if matches!(start, Start::Subsystem(_)) {
             // A subsystem's bytes are counted, not recorded.
-            prop_assert!(o.is_empty() && i.is_empty());
+            prop_assert!(o.is_empty() && i.is_empty() && r.is_empty());
             prop_assert!(recorded.transcript.is_none());
         } else {
             prop_assert_eq!(&o, &String::from_utf8_lossy(&shown));
             prop_assert_eq!(&i, &String::from_utf8_lossy(&typed));
+            prop_assert_eq!(&r, &sizes);
             let (path, hash) = recorded.transcript.clone().unwrap();
             let transcript = std::fs::read(&path).unwrap();
             prop_assert_eq!(sha(&transcript), hash);

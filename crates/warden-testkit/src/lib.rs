@@ -32,6 +32,6 @@ pub use server::{
     run_cli,
 };
 pub use soft_passkey::{AttestationVendor, SoftPasskey};
-pub use ssh_lab::{SshLab, through_proxy, through_proxy_at};
+pub use ssh_lab::{LabOptions, SshLab, through_proxy, through_proxy_at};
 pub use sshd::{Sshd, ssh_keygen_ed25519};
 pub use tls_proxy::TlsProxy;

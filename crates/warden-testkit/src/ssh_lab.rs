@@ -21,6 +21,30 @@ pub struct SshLab {
     pub port: u16,
 }
 
+/// How an [`SshLab`] differs from the default.
+#[derive(Debug, Clone, Copy)]
+pub struct LabOptions<'a> {
+    /// The server's database.
+    pub backend: Backend,
+    /// More `[ssh]` settings for the server.
+    pub ssh: &'a str,
+    /// Environment for the server process.
+    pub env: &'a [(&'a str, &'a str)],
+    /// sshd settings before the agent's `Include` (sshd keeps the first value it reads).
+    pub sshd_first: &'a str,
+}
+
+impl Default for LabOptions<'_> {
+    fn default() -> Self {
+        LabOptions {
+            backend: Backend::Sqlite,
+            ssh: "",
+            env: &[],
+            sshd_first: "",
+        }
+    }
+}
+
 impl SshLab {
     /// Sets the lab up, keeping its files in `d`.
     pub async fn start(bin: &Path, d: &Path) -> SshLab {
@@ -29,22 +53,25 @@ impl SshLab {
 
     /// As [`SshLab::start`], with more `[ssh]` settings (`idle_timeout = "2s"`).
     pub async fn start_with(bin: &Path, d: &Path, ssh: &str) -> SshLab {
-        Self::start_on(bin, d, Backend::Sqlite, ssh).await
+        Self::start_opts(
+            bin,
+            d,
+            &LabOptions {
+                ssh,
+                ..LabOptions::default()
+            },
+        )
+        .await
     }
 
-    /// As [`SshLab::start_with`], on `backend`.
-    pub async fn start_on(bin: &Path, d: &Path, backend: Backend, ssh: &str) -> SshLab {
-        Self::start_env(bin, d, backend, ssh, &[]).await
-    }
-
-    /// As [`SshLab::start_on`], with `env` for the server process.
-    pub async fn start_env(
-        bin: &Path,
-        d: &Path,
-        backend: Backend,
-        ssh: &str,
-        env: &[(&str, &str)],
-    ) -> SshLab {
+    /// As [`SshLab::start`], set up as `options` say.
+    pub async fn start_opts(bin: &Path, d: &Path, options: &LabOptions<'_>) -> SshLab {
+        let LabOptions {
+            backend,
+            ssh,
+            env,
+            sshd_first,
+        } = *options;
         let server = TestServer::start_env(
             bin,
             backend,
@@ -77,7 +104,7 @@ impl SshLab {
             &sshd_dir,
             port,
             &format!(
-                "Subsystem sftp internal-sftp\nMaxStartups 1000\nInclude {}/warden.conf\n",
+                "{sshd_first}Subsystem sftp internal-sftp\nMaxStartups 1000\nInclude {}/warden.conf\n",
                 conf.display()
             ),
         );

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::Digest;
-use warden_testkit::{SshLab, Sshd, ssh_keygen_ed25519, through_proxy};
+use warden_testkit::{LabOptions, SshLab, Sshd, ssh_keygen_ed25519, through_proxy};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -87,7 +87,18 @@ async fn main() {
     let bin = Path::new(env!("CARGO_BIN_EXE_warden"));
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let lab = SshLab::start(bin, d).await;
+    // The bastion path logs in to db-1 with alice's own certificate, which the agent's sshd
+    // configuration refuses (only the proxy's session certificates get in): turn that off
+    // for this comparison.
+    let lab = SshLab::start_opts(
+        bin,
+        d,
+        &LabOptions {
+            sshd_first: "AuthorizedPrincipalsFile none\n",
+            ..LabOptions::default()
+        },
+    )
+    .await;
     let server = &lab.server;
     // The bastion: a stock sshd trusting Warden's user CA, allowed to forward.
     let bastion_dir = d.join("bastion");
@@ -123,10 +134,13 @@ async fn main() {
     );
     // Five rounds, alternating; the medians are compared.
     let (mut proxy_runs, mut bastion_runs) = (Vec::new(), Vec::new());
+    let mut proxy_cpu = 0.0;
     for _ in 0..5 {
         let mut proxy_cmd = through_proxy("ssh", server, d);
         proxy_cmd.args(["-l", "root", "db-1", &cat]);
+        let (before, _) = usage(server.pid().unwrap());
         proxy_runs.push(timed(proxy_cmd));
+        proxy_cpu += usage(server.pid().unwrap()).0 - before;
         let mut bastion_cmd = via_bastion(d, bastion.port, lab.port);
         bastion_cmd.arg(&cat);
         bastion_runs.push(timed(bastion_cmd));
@@ -139,6 +153,10 @@ async fn main() {
         mb / proxy_bulk.as_secs_f64(),
         mb / bastion_bulk.as_secs_f64(),
         bastion_bulk.as_secs_f64() / proxy_bulk.as_secs_f64()
+    );
+    println!(
+        "  the proxy (server process) used {:.2} CPU s per 64 MiB transfer",
+        proxy_cpu / 5.0
     );
 
     // Session setup: `true`, one after another, alternating the two paths.

@@ -11,8 +11,8 @@ use std::process::{Command, Output};
 use serde_json::{Value, json};
 use sha2::Digest;
 use warden_testkit::{
-    Backend, S3Server, SshLab, Sshd, TestServer, free_port, run_cli, ssh_keygen_ed25519,
-    through_proxy as proxied, through_proxy_at,
+    Backend, LabOptions, S3Server, SshLab, Sshd, TestServer, free_port, run_cli,
+    ssh_keygen_ed25519, through_proxy as proxied, through_proxy_at,
 };
 
 fn bin() -> &'static Path {
@@ -734,7 +734,15 @@ async fn services_and_api_tokens_ssh_with_warden_token() {
 async fn a_standalone_proxy_shares_the_servers_database_and_their_kills() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let lab = SshLab::start_on(bin(), d, Backend::Postgres, "").await;
+    let lab = SshLab::start_opts(
+        bin(),
+        d,
+        &LabOptions {
+            backend: Backend::Postgres,
+            ..LabOptions::default()
+        },
+    )
+    .await;
     let server = lab.server;
     let proxy = server.standalone_proxy();
     let data = server.data_dir.to_str().unwrap().to_owned();
@@ -847,7 +855,15 @@ async fn recordings_go_to_an_s3_bucket() {
     let mut env = s3.env();
     env.push(("WARDEN_SSH_RECORDINGS", "s3://recordings/warden".to_owned()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let lab = SshLab::start_env(bin(), d, Backend::Sqlite, "", &env).await;
+    let lab = SshLab::start_opts(
+        bin(),
+        d,
+        &LabOptions {
+            env: &env,
+            ..LabOptions::default()
+        },
+    )
+    .await;
     let server = lab.server;
     let data = server.data_dir.to_str().unwrap().to_owned();
 
@@ -924,4 +940,28 @@ async fn recordings_go_to_an_s3_bucket() {
         log.contains("cannot reach the recordings bucket s3://no-such-bucket/x"),
         "{log}"
     );
+}
+
+#[tokio::test]
+async fn input_that_outruns_the_host_ends_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (server, _sshd, _) = setup(d).await;
+    // `sleep` never reads its input: sshd's window closes and the user's bytes pile up in the
+    // proxy until it ends the session instead of holding them all.
+    let started = std::time::Instant::now();
+    let out = proxied("ssh", &server, d)
+        .args(["-l", "root", "db-1", "sleep 60"])
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr)
+            .contains("warden: input arrives faster than the host takes it (64 MiB waiting)"),
+        "{}",
+        text(&out.stderr)
+    );
+    println!("ended after {:?}", started.elapsed());
+    assert!(started.elapsed() < std::time::Duration::from_secs(50));
 }
