@@ -102,6 +102,9 @@ pub trait Gate: Send + Sync + 'static {
     async fn host_certificate(&self, host: &str, public_key: &str) -> Result<String, String>;
     /// Decides and records a login attempt; an error is the reason it was refused.
     async fn admit(&self, attempt: &Attempt) -> Result<Admitted, String>;
+    /// Decides and records a port forward (`ssh -L`) in an admitted session to `to:port` as
+    /// the host sees it; an error is the reason it was refused.
+    async fn forward(&self, attempt: &Attempt, to: &str, port: u32) -> Result<(), String>;
     /// Records an attempt the proxy refused itself (a Warden certificate that has expired or
     /// does not name the login); returns the reason to show.
     async fn refused(&self, attempt: &Attempt, reason: String) -> String;
@@ -756,6 +759,58 @@ impl Downstream {
         }
     }
 
+    /// Relays a channel the user opened to its twin on the host: a task carries the host's
+    /// side back, and the user's side goes through an unbounded queue (russh's session loop
+    /// must never wait on the host's flow control). Not recording until [`Self::record`].
+    fn relay(
+        &mut self,
+        channel: Channel<ServerMsg>,
+        up: Channel<client::Msg>,
+        session: &mut Session,
+    ) -> ChannelId {
+        let id = channel.id();
+        // russh also queues every message into the channel; nothing reads it, so drop it.
+        let (read, write) = channel.split();
+        drop(read);
+        let (up_read, up_write) = up.split();
+        let (replies_tx, replies_rx) = mpsc::unbounded_channel();
+        let (queue, queue_rx) = mpsc::unbounded_channel();
+        let recorder: SharedRecorder = Arc::new(Mutex::new(None));
+        let number = u32::try_from(self.channels.len()).unwrap_or(u32::MAX);
+        let moved = Moved {
+            activity: self.activity.clone(),
+            epoch: self.shared.epoch,
+        };
+        tokio::spawn(downlink(
+            up_read,
+            write,
+            session.handle(),
+            id,
+            replies_tx,
+            (recorder.clone(), self.recorded.clone()),
+            moved.clone(),
+        ));
+        let queued = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(uplink(
+            queue_rx,
+            up_write,
+            replies_rx,
+            (recorder.clone(), queued.clone()),
+            moved,
+        ));
+        self.channels.insert(
+            id,
+            ChannelState {
+                queue,
+                queued,
+                recorder,
+                pty: None,
+                number,
+            },
+        );
+        id
+    }
+
     /// Starts the channel's recording for `start`; false (and the session ends) if it fails.
     fn record(&mut self, channel: ChannelId, start: &Start) -> bool {
         let Some(state) = self.channels.get(&channel) else {
@@ -915,46 +970,63 @@ impl server::Handler for Downstream {
             reply.reject(ChannelOpenFailure::ConnectFailed).await;
             return Ok(());
         };
-        let id = channel.id();
-        // russh also queues every message into the channel; nothing reads it, so drop it.
-        let (read, write) = channel.split();
-        drop(read);
-        let (up_read, up_write) = up.split();
-        let (replies_tx, replies_rx) = mpsc::unbounded_channel();
-        let (queue, queue_rx) = mpsc::unbounded_channel();
-        let recorder: SharedRecorder = Arc::new(Mutex::new(None));
-        let number = u32::try_from(self.channels.len()).unwrap_or(u32::MAX);
-        let moved = Moved {
-            activity: self.activity.clone(),
-            epoch: self.shared.epoch,
+        self.relay(channel, up, session);
+        reply.accept().await;
+        Ok(())
+    }
+
+    /// `ssh -L`: a forward to the host's own ports, when the policy's `connect` allows it;
+    /// counted in a recording like a subsystem. Remote and agent forwarding are refused
+    /// (russh's defaults).
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<ServerMsg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let (Some(upstream), Some(attempt)) = (&self.upstream, &self.admitted) else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
         };
-        tokio::spawn(downlink(
-            up_read,
-            write,
-            session.handle(),
+        if let Err(reason) = self
+            .shared
+            .gate
+            .forward(attempt, host_to_connect, port_to_connect)
+            .await
+        {
+            tracing::info!(session = %self.session, %reason, "port forward refused");
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
+        let Ok(up) = upstream
+            .channel_open_direct_tcpip(
+                host_to_connect,
+                port_to_connect,
+                originator_address,
+                originator_port,
+            )
+            .await
+        else {
+            reply.reject(ChannelOpenFailure::ConnectFailed).await;
+            return Ok(());
+        };
+        let id = self.relay(channel, up, session);
+        if !self.record(
             id,
-            replies_tx,
-            (recorder.clone(), self.recorded.clone()),
-            moved.clone(),
-        ));
-        let queued = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(uplink(
-            queue_rx,
-            up_write,
-            replies_rx,
-            (recorder.clone(), queued.clone()),
-            moved,
-        ));
-        self.channels.insert(
-            id,
-            ChannelState {
-                queue,
-                queued,
-                recorder,
-                pty: None,
-                number,
-            },
-        );
+            &Start::Forward(format!("{host_to_connect}:{port_to_connect}")),
+        ) {
+            self.send(id, Up::Close);
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        }
         reply.accept().await;
         Ok(())
     }

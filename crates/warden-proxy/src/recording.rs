@@ -1,6 +1,7 @@
 //! Session recordings: each session channel as an asciicast v2 file (a header line, then one
 //! `[seconds, "o"|"i", text]` line per chunk of output or input), hashed as it is written.
-//! A subsystem (sftp) is recorded by name and byte counts only: its bytes are not a terminal.
+//! A subsystem (sftp) or a forwarded port is recorded by name and byte counts only: its bytes
+//! are not a terminal.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -162,6 +163,8 @@ pub enum Start {
     },
     /// A subsystem such as sftp.
     Subsystem(String),
+    /// A forwarded TCP connection (`ssh -L`) to `HOST:PORT` as the host sees it.
+    Forward(String),
 }
 
 impl Recorder {
@@ -190,7 +193,7 @@ impl Recorder {
         let pty = match start {
             Start::Shell { term, .. } => term.is_some(),
             Start::Exec { pty, .. } => pty.is_some(),
-            Start::Subsystem(_) => false,
+            Start::Subsystem(_) | Start::Forward(_) => false,
         };
         let (width, height, term, kind, command, terminal) = match start {
             Start::Shell {
@@ -205,6 +208,7 @@ impl Recorder {
                 (w, h, t, "exec", Some(command.clone()), true)
             }
             Start::Subsystem(name) => (80, 24, None, "subsystem", Some(name.clone()), false),
+            Start::Forward(to) => (80, 24, None, "forward", Some(to.clone()), false),
         };
         let mut header = serde_json::json!({
             "version": 2,

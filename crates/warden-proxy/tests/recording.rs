@@ -33,6 +33,7 @@ fn starts() -> impl Strategy<Value = Start> {
         )
             .prop_map(|(command, pty)| Start::Exec { command, pty }),
         "\\PC{0,16}".prop_map(Start::Subsystem),
+        "[a-z0-9.]{1,20}:[0-9]{1,5}".prop_map(Start::Forward),
     ]
 }
 
@@ -142,8 +143,8 @@ proptest! {
                 other => prop_assert!(false, "event code {other}"),
             }
         }
-        if matches!(start, Start::Subsystem(_)) {
-            // A subsystem's bytes are counted, not recorded.
+        if matches!(start, Start::Subsystem(_) | Start::Forward(_)) {
+            // A subsystem's or a forward's bytes are counted, not recorded.
             prop_assert!(o.is_empty() && i.is_empty() && r.is_empty());
             prop_assert!(recorded.transcript.is_none());
         } else {
@@ -156,7 +157,7 @@ proptest! {
             let pty = match &start {
                 Start::Shell { term, .. } => term.is_some(),
                 Start::Exec { pty, .. } => pty.is_some(),
-                Start::Subsystem(_) => false,
+                Start::Subsystem(_) | Start::Forward(_) => false,
             };
             if !pty {
                 prop_assert_eq!(String::from_utf8(transcript).unwrap(), o);

@@ -112,6 +112,9 @@ struct Checked {
     principal: String,
     upstream: String,
     decision: crate::policy::Decision,
+    /// The person or service as the policy sees them now, and the host.
+    subject: warden_policy::Subject,
+    object: warden_policy::Object,
 }
 
 /// The audit context and base details of an attempt, as the person behind its certificate.
@@ -219,6 +222,8 @@ impl ServerGate {
             principal,
             upstream,
             decision,
+            subject: who,
+            object,
         })
     }
 }
@@ -309,7 +314,8 @@ impl Gate for ServerGate {
                     // policy's decision above.
                     principals: vec![a.login.clone(), warden_model::proxy_principal(&a.host)],
                     ttl: SESSION_CERT_TTL,
-                    port_forwarding: false,
+                    // The proxy opens a forward only after the policy's `connect` allowed it.
+                    port_forwarding: true,
                     policy: json!({ a.login.clone(): checked.decision.details() }),
                 },
             )
@@ -344,6 +350,63 @@ impl Gate for ServerGate {
             upstream: checked.upstream,
             certificate,
         })
+    }
+
+    async fn forward(&self, a: &Attempt, to: &str, port: u32) -> Result<(), String> {
+        let (ctx, mut details) = context_of(a);
+        if let Some(d) = details.as_object_mut() {
+            d.insert("forward".into(), json!(format!("{to}:{port}")));
+        }
+        let decided = match self.check(a).await {
+            Err((reason, _)) => Err(reason),
+            Ok(_) if !matches!(to, "localhost" | "127.0.0.1" | "::1") => Err(format!(
+                "forwarding to `{to}` through `{}`: only the host's own ports (localhost) may be forwarded",
+                a.host
+            )),
+            Ok(_) if port == 0 || port > 65_535 => Err(format!("invalid port {port}")),
+            Ok(checked) => {
+                let decision = self.engine.decide(
+                    &checked.subject,
+                    "connect",
+                    &checked.object,
+                    &json!({ "protocol": "tcp", "port": port }),
+                );
+                if let (Some(d), Some(p)) =
+                    (details.as_object_mut(), decision.details().as_object())
+                {
+                    d.extend(p.clone());
+                }
+                if decision.decided.allow {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "forwarding port {port} on `{}`: {}",
+                        a.host,
+                        decision.reason("connect")
+                    ))
+                }
+            }
+        };
+        let (outcome, reason) = match &decided {
+            Ok(()) => (Outcome::Success, None),
+            Err(reason) => (Outcome::Denied, Some(reason.as_str())),
+        };
+        if let Err(e) = self
+            .store
+            .record(
+                &ctx,
+                "ssh.forward",
+                &format!("host:{}", a.host),
+                details,
+                outcome,
+                reason,
+            )
+            .await
+        {
+            tracing::error!(error = %e, "cannot record a port forward");
+            return Err("internal error: the forward could not be recorded".to_owned());
+        }
+        decided
     }
 
     async fn refused(&self, a: &Attempt, reason: String) -> String {
