@@ -79,17 +79,8 @@ impl Server {
         let lock = lock_data_dir(&config.data_dir)?;
         let sinks = sink::prepare(&config.audit.sinks)?;
         let key = audit::load_or_create_key(&config.data_dir, &config.audit.origin)?;
-        let store = Arc::new(open_store(&config).await?);
+        let (store, authorities, policy) = open_core(&config).await?;
         let audit = audit::AuditLog::new(store.clone(), key);
-        let kek = ca::load_kek(&config)?;
-        let authorities = ca::Authorities::start(
-            store.clone(),
-            kek,
-            &ca::kek_path(&config),
-            &config.x509.trust_domain,
-        )
-        .await?;
-        let policy = policy::Engine::start(&store, config.policy.starter).await?;
         let recordings = recordings::Recordings::open(&config.ssh.recordings)?;
         // Fail closed: no proxy listener when what it records could not be kept.
         let recordings_ready = recordings.check().await;
@@ -116,15 +107,7 @@ impl Server {
                 ))
             })?;
         let ssh_proxy = match recordings_ready {
-            Ok(()) => Ok(TcpListener::bind(config.listen_ssh_proxy)
-                .await
-                .map_err(|e| {
-                    StartError(format!(
-                        "cannot listen on {} (listen.ssh_proxy): {}",
-                        config.listen_ssh_proxy,
-                        io_cause(&e)
-                    ))
-                })?),
+            Ok(()) => Ok(bind_ssh_proxy(&config).await?),
             Err(e) => {
                 tracing::error!(error = %e, "the ssh proxy does not start");
                 Err(e.to_string())
@@ -426,6 +409,37 @@ impl Server {
         let _ = std::fs::remove_file(&self.admin_path);
         tracing::info!("stopped");
     }
+}
+
+/// What every process that decides access needs: the migrated store, the CAs (opened under
+/// the KEK) and the policy engine.
+async fn open_core(
+    config: &Config,
+) -> Result<(Arc<Store>, ca::Authorities, Arc<policy::Engine>), StartError> {
+    let store = Arc::new(open_store(config).await?);
+    let kek = ca::load_kek(config)?;
+    let authorities = ca::Authorities::start(
+        store.clone(),
+        kek,
+        &ca::kek_path(config),
+        &config.x509.trust_domain,
+    )
+    .await?;
+    let policy = policy::Engine::start(&store, config.policy.starter).await?;
+    Ok((store, authorities, policy))
+}
+
+/// Binds `listen.ssh_proxy`.
+async fn bind_ssh_proxy(config: &Config) -> Result<TcpListener, StartError> {
+    TcpListener::bind(config.listen_ssh_proxy)
+        .await
+        .map_err(|e| {
+            StartError(format!(
+                "cannot listen on {} (listen.ssh_proxy): {}",
+                config.listen_ssh_proxy,
+                io_cause(&e)
+            ))
+        })
 }
 
 /// Connects to the database and applies migrations; `warden migrate` stops here.

@@ -15,7 +15,7 @@ use warden_store::Store;
 
 use crate::config::io_cause;
 use crate::recordings::Recordings;
-use crate::{Config, StartError, ca, lock_data_dir, open_store, policy, ssh_gate};
+use crate::{Config, StartError, bind_ssh_proxy, lock_data_dir, open_core, policy, ssh_gate};
 
 /// A proxy process, started and bound, not yet serving.
 #[expect(
@@ -36,29 +36,12 @@ impl ProxyServer {
     /// and the policy, and binds `listen.ssh_proxy`.
     pub async fn start(config: Config) -> Result<ProxyServer, StartError> {
         let lock = lock_data_dir(&config.data_dir)?;
-        let store = Arc::new(open_store(&config).await?);
-        let kek = ca::load_kek(&config)?;
-        let authorities = ca::Authorities::start(
-            store.clone(),
-            kek,
-            &ca::kek_path(&config),
-            &config.x509.trust_domain,
-        )
-        .await?;
-        let policy = policy::Engine::start(&store, config.policy.starter).await?;
+        let (store, authorities, policy) = open_core(&config).await?;
         let recordings = Recordings::open(&config.ssh.recordings)?;
         recordings.check().await?;
         let proxy = ssh_gate::proxy(&store, &authorities, &policy, &recordings, &config.ssh)
             .map_err(|e| StartError(e.to_string()))?;
-        let listener = TcpListener::bind(config.listen_ssh_proxy)
-            .await
-            .map_err(|e| {
-                StartError(format!(
-                    "cannot listen on {} (listen.ssh_proxy): {}",
-                    config.listen_ssh_proxy,
-                    io_cause(&e)
-                ))
-            })?;
+        let listener = bind_ssh_proxy(&config).await?;
         Ok(ProxyServer {
             store,
             proxy,

@@ -31,6 +31,31 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The starter policy in `d/policy` without its tests, for a test to change.
+fn starter_policy(d: &Path) -> std::path::PathBuf {
+    let policy = d.join("policy");
+    let out = run_cli(bin(), &["policy", "init", policy.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::remove_file(policy.join("tests.toml")).expect("starter tests");
+    policy
+}
+
+/// Applies the policy in `dir` through `server`'s admin socket.
+fn apply_policy(server: &TestServer, dir: &Path) {
+    let data = server.data_dir.to_str().expect("path");
+    let out = run_cli(
+        bin(),
+        &[
+            "policy",
+            "--data-dir",
+            data,
+            "apply",
+            dir.to_str().expect("path"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
 /// A server; alice in ops; db-1 (team=ops, env=prod) with a stock sshd set up by the agent;
 /// web-1 (team=web) in the inventory only; alice's key with a Warden certificate for `alice`
 /// and `root`, and Warden's host CA as the only trust for hosts, all in `d`.
@@ -503,32 +528,14 @@ async fn open_sessions_end_when_access_ends() {
     // The policy changes under an open session: it ends, naming the policy.
     let session = open(d);
     let cut = wait_open(std::slice::from_ref(&killed)).await;
-    let policy = d.join("policy");
-    assert!(
-        run_cli(bin(), &["policy", "init", policy.to_str().unwrap()])
-            .status
-            .success()
-    );
-    std::fs::remove_file(policy.join("tests.toml")).unwrap();
+    let policy = starter_policy(d);
     let starter_ssh = std::fs::read_to_string(policy.join("ssh.cedar")).unwrap();
     std::fs::write(
         policy.join("ssh.cedar"),
         "@id(\"no-root\")\nforbid (principal, action == Warden::Action::\"ssh\", resource) when { context.login == \"root\" };\n",
     )
     .unwrap();
-    let apply = |dir: &Path| {
-        run_cli(
-            bin(),
-            &[
-                "policy",
-                "--data-dir",
-                &data,
-                "apply",
-                dir.to_str().unwrap(),
-            ],
-        )
-    };
-    assert!(apply(&policy).status.success());
+    apply_policy(&server, &policy);
     let out = session.wait_with_output().unwrap();
     assert!(
         text(&out.stderr).contains("warden: access ended: login `root` on `db-1`: policy v2: `ssh` forbidden by ssh.cedar:no-root"),
@@ -536,7 +543,7 @@ async fn open_sessions_end_when_access_ends() {
         text(&out.stderr)
     );
     std::fs::write(policy.join("ssh.cedar"), starter_ssh).unwrap();
-    assert!(apply(&policy).status.success());
+    apply_policy(&server, &policy);
 
     // alice is disabled: her open session ends within about a second.
     let session = open(d);
@@ -645,13 +652,7 @@ async fn services_and_api_tokens_ssh_with_warden_token() {
     );
 
     // The policy lets the service in as root on ops hosts.
-    let policy = d.join("policy");
-    assert!(
-        run_cli(bin(), &["policy", "init", policy.to_str().unwrap()])
-            .status
-            .success()
-    );
-    std::fs::remove_file(policy.join("tests.toml")).unwrap();
+    let policy = starter_policy(d);
     let ssh_cedar = std::fs::read_to_string(policy.join("ssh.cedar")).unwrap();
     std::fs::write(
         policy.join("ssh.cedar"),
@@ -666,17 +667,7 @@ async fn services_and_api_tokens_ssh_with_warden_token() {
         "@id(\"deploy-as-root-on-ops\")\npermit (principal == Warden::Service::\"deploy\", action == Warden::Action::\"ssh\", resource)\nwhen { resource.hasTag(\"team\") && resource.getTag(\"team\") == \"ops\" && context.login == \"root\" };\n",
     )
     .unwrap();
-    let out = run_cli(
-        bin(),
-        &[
-            "policy",
-            "--data-dir",
-            &data,
-            "apply",
-            policy.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    apply_policy(&server, &policy);
     let out = warden_ssh(&deploy, &["root@db-1", "echo", "via-service-token"]);
     assert_eq!(
         text(&out.stdout).trim(),
@@ -1013,7 +1004,6 @@ async fn port_forwards_follow_the_connect_policy() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (server, _sshd, _) = setup(d).await;
-    let data = server.data_dir.to_str().unwrap().to_owned();
     let service = echo_service().await;
     let forward = |to: &str| {
         let local = free_port();
@@ -1050,13 +1040,7 @@ async fn port_forwards_follow_the_connect_policy() {
     let _ = child.wait();
 
     // The policy allows ops to reach that port on ops hosts: the forward carries bytes.
-    let policy = d.join("policy");
-    assert!(
-        run_cli(bin(), &["policy", "init", policy.to_str().unwrap()])
-            .status
-            .success()
-    );
-    std::fs::remove_file(policy.join("tests.toml")).unwrap();
+    let policy = starter_policy(d);
     std::fs::write(
         policy.join("forward.cedar"),
         format!(
@@ -1064,17 +1048,7 @@ async fn port_forwards_follow_the_connect_policy() {
         ),
     )
     .unwrap();
-    let out = run_cli(
-        bin(),
-        &[
-            "policy",
-            "--data-dir",
-            &data,
-            "apply",
-            policy.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    apply_policy(&server, &policy);
     let (local, mut child) = forward("127.0.0.1");
     assert_eq!(ping(local).await.as_deref(), Some("ping"));
     let allowed = forwards(&server);
