@@ -113,6 +113,10 @@ pub trait Gate: Send + Sync + 'static {
     async fn recheck(&self, attempt: &Attempt) -> Result<(), String>;
     /// Records a finished session with its recordings.
     async fn finished(&self, finished: &Finished);
+    /// Resolves when something that may end access has changed (a person disabled, a token
+    /// or certificate revoked, the policy applied, an end requested), so open sessions are
+    /// checked at once instead of at the next second.
+    async fn changed(&self);
 }
 
 /// Where the proxy keeps recordings, and how long sessions may last.
@@ -305,7 +309,10 @@ impl Proxy {
     async fn recheck_loop(self) {
         let mut every = tokio::time::interval(RECHECK);
         loop {
-            every.tick().await;
+            tokio::select! {
+                _ = every.tick() => {}
+                () = self.shared.gate.changed() => {}
+            }
             let now = self.shared.epoch.elapsed();
             let config = &self.shared.config;
             let open: Vec<(String, Attempt, Duration, Duration)> = self
@@ -950,6 +957,20 @@ impl server::Handler for Downstream {
                     activity: self.activity.clone(),
                 },
             );
+        }
+        // A change told while the upstream connection was being made found no open session
+        // to end: check once more, now that the recheck loop can see this one.
+        if let Some(attempt) = &self.admitted
+            && let Err(reason) = self.shared.gate.recheck(attempt).await
+        {
+            let reason = format!("access ended: {reason}");
+            if let Ok(mut sessions) = self.shared.sessions.lock() {
+                sessions.remove(&self.session);
+            }
+            if let Ok(mut ended) = self.shared.ended.lock() {
+                ended.insert(self.session.clone(), reason.clone());
+            }
+            session.disconnect(Disconnect::ByApplication, &format!("warden: {reason}"), "")?;
         }
         Ok(())
     }

@@ -346,6 +346,7 @@ impl Server {
         };
         let tls_refresh = tokio::spawn(self.mtls.tls.clone().run_refresh());
         let policy_refresh = tokio::spawn(self.policy.clone().run_refresh(self.store.clone()));
+        let listen = tokio::spawn(self.store.clone().listen());
         let proxy = match (ssh_proxy, self.ssh_proxy) {
             (Some(p), Ok(listener)) => Some(tokio::spawn(p.serve(listener, stopped.clone()))),
             _ => None,
@@ -386,6 +387,7 @@ impl Server {
         let _ = stop.send(true);
         tls_refresh.abort();
         policy_refresh.abort();
+        listen.abort();
         if let Some(proxy) = proxy {
             proxy.abort();
         }

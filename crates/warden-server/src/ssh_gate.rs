@@ -35,6 +35,7 @@ pub(crate) fn proxy(
         authorities: authorities.clone(),
         engine: engine.clone(),
         recordings: recordings.clone(),
+        changes: tokio::sync::Mutex::new(store.subscribe()),
     });
     warden_proxy::Proxy::new(
         gate,
@@ -52,6 +53,18 @@ pub struct ServerGate {
     pub authorities: Authorities,
     pub engine: Arc<Engine>,
     pub recordings: Recordings,
+    /// Committed changes, from every process on the database (see `Store::listen`).
+    pub changes: tokio::sync::Mutex<tokio::sync::broadcast::Receiver<warden_store::Changes>>,
+}
+
+/// Whether an action can end someone's access: who they are, their groups, tokens and
+/// certificates, the policy, the CAs, the hosts, or an end request.
+fn affects_access(action: &str) -> bool {
+    action == "*"
+        || ["user.", "group.", "token.", "policy.", "ca.", "ssh.revoke"]
+            .iter()
+            .any(|prefix| action.starts_with(prefix))
+        || matches!(action, "host.remove" | "ssh.session.kill")
 }
 
 fn now() -> Timestamp {
@@ -407,6 +420,20 @@ impl Gate for ServerGate {
             return Err("internal error: the forward could not be recorded".to_owned());
         }
         decided
+    }
+
+    async fn changed(&self) {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut changes = self.changes.lock().await;
+        loop {
+            match changes.recv().await {
+                Ok(actions) if actions.iter().any(|a| affects_access(a)) => return,
+                Ok(_) => {}
+                // Some were missed: any of them may have mattered.
+                Err(RecvError::Lagged(_)) => return,
+                Err(RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
     }
 
     async fn refused(&self, a: &Attempt, reason: String) -> String {

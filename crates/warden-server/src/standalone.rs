@@ -61,12 +61,14 @@ impl ProxyServer {
     /// Serves until `shutdown` completes.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let (stop, stopped) = watch::channel(false);
+        let listen = tokio::spawn(self.store.clone().listen());
         let refresh = tokio::spawn(self.policy.clone().run_refresh(self.store.clone()));
         let serving = tokio::spawn(self.proxy.serve(self.listener, stopped));
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop.send(true);
         refresh.abort();
+        listen.abort();
         if let Err(e) = serving.await {
             tracing::error!(error = %e, "the ssh proxy task failed");
         }

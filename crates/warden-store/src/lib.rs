@@ -57,7 +57,16 @@ pub struct Store {
     writer: Mutex<writer::Writer>,
     /// Wakes writers waiting for a batch's commit to end.
     commit_done: tokio::sync::Notify,
+    /// Committed batches' action names, for [`Store::subscribe`].
+    changes: tokio::sync::broadcast::Sender<Changes>,
 }
+
+/// The action names (`user.disable`, `policy.apply`, …) of one committed batch of changes;
+/// `*` when any may have changed (a batch too large to list, a listener reconnecting).
+pub type Changes = std::sync::Arc<Vec<String>>;
+
+/// The PostgreSQL NOTIFY channel committed changes are told on.
+const CHANGES_CHANNEL: &str = "warden_changes";
 
 /// Connection pool occupancy, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +121,42 @@ impl Store {
             location: location.clone(),
             writer: Mutex::default(),
             commit_done: tokio::sync::Notify::new(),
+            changes: tokio::sync::broadcast::channel(1024).0,
         })
+    }
+
+    /// Every committed batch's actions, from this process at once and, on PostgreSQL while
+    /// [`Store::listen`] runs, from every other Warden process on the database.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Changes> {
+        self.changes.subscribe()
+    }
+
+    /// On PostgreSQL, relays other processes' commits (LISTEN) to [`Store::subscribe`]rs until
+    /// the task is dropped, reconnecting after a lost connection and then telling `*` (what
+    /// happened meanwhile is unknown). On SQLite there is no other process: it returns.
+    pub async fn listen(self: std::sync::Arc<Self>) {
+        if self.location.backend() != Backend::Postgres {
+            return;
+        }
+        let url = self.location.connect_url();
+        loop {
+            match sqlx::postgres::PgListener::connect(&url).await {
+                Ok(mut listener) => match listener.listen(CHANGES_CHANNEL).await {
+                    Ok(()) => {
+                        let _ = self.changes.send(std::sync::Arc::new(vec!["*".to_owned()]));
+                        // `try_recv` says `None` when the connection was lost (and remade).
+                        while let Ok(Some(n)) = listener.try_recv().await {
+                            let actions = n.payload().split(',').map(str::to_owned).collect();
+                            let _ = self.changes.send(std::sync::Arc::new(actions));
+                        }
+                        tracing::warn!("the change listener lost its connection; listening again");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot LISTEN for changes"),
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot connect the change listener"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     /// Applies every migration the database has not seen yet.

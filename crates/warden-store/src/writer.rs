@@ -45,6 +45,8 @@ pub(crate) struct Writer {
     committing: bool,
     /// Writers that have arrived and not yet run their change.
     in_line: usize,
+    /// The actions of the batch's events, told to subscribers once it commits.
+    actions: Vec<&'static str>,
 }
 
 /// What a write does besides its change.
@@ -223,6 +225,9 @@ impl Store {
         let certificates = mem::take(&mut w.certificates);
         let nodes = mem::take(&mut w.nodes);
         let waiters = mem::take(&mut w.waiters);
+        let mut actions = mem::take(&mut w.actions);
+        actions.sort_unstable();
+        actions.dedup();
         let poisoned = w.poisoned.take();
         let size = w.tree.as_ref().map(Frontier::size);
         w.committing = true;
@@ -236,7 +241,7 @@ impl Store {
                 pending,
                 &certificates,
                 &nodes,
-                size,
+                (size, &actions),
             )
             .await
             .map_err(|e| e.to_string()),
@@ -257,6 +262,12 @@ impl Store {
         }
         drop(w);
         self.commit_done.notify_waiters();
+        if outcome.is_ok() && !actions.is_empty() {
+            // No subscriber is not an error.
+            let _ = self.changes.send(std::sync::Arc::new(
+                actions.iter().map(|a| (*a).to_owned()).collect(),
+            ));
+        }
         for waiter in waiters {
             let _ = waiter.send(outcome.clone());
         }
@@ -274,6 +285,7 @@ fn push_event(
         .tree
         .as_mut()
         .ok_or_else(|| StoreError::Commit("the audit tree is not loaded".to_owned()))?;
+    w.actions.push(action.name);
     let event = AuditEvent {
         seq: tree.size() + 1,
         time: ctx.now.as_millis(),
@@ -337,7 +349,7 @@ async fn flush(
     pending: usize,
     certificates: &str,
     nodes: &[(NodeId, Hash)],
-    size: u64,
+    (size, actions): (u64, &[&'static str]),
 ) -> Result<(), StoreError> {
     if pending == 0 {
         tx.commit().await?;
@@ -378,8 +390,27 @@ async fn flush(
         .bind(to_i64(size))
         .execute(&mut *tx)
         .await?;
+    if backend == Backend::Postgres {
+        // Delivered to every listening process when (and only if) this commits.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(crate::CHANGES_CHANNEL)
+            .bind(change_payload(actions))
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(())
+}
+
+/// The actions of a batch as one NOTIFY payload: comma-separated, under PostgreSQL's 8000-byte
+/// limit (a batch with more is told as `*`, "anything may have changed").
+fn change_payload(actions: &[&str]) -> String {
+    let text = actions.join(",");
+    if text.len() < 7_900 {
+        text
+    } else {
+        "*".to_owned()
+    }
 }
 
 const SQLITE_EVENTS: &str = "INSERT INTO audit_log \

@@ -329,3 +329,46 @@ async fn the_audit_log_is_a_gapless_merkle_tree_even_under_concurrent_writes() {
         ));
     }
 }
+
+/// Committed changes reach subscribers: in this process at once, and on PostgreSQL in every
+/// other process on the database through LISTEN/NOTIFY.
+#[tokio::test]
+async fn committed_changes_reach_every_process_listening() {
+    for (store, db, _dir) in stores().await {
+        let backend = store.location().backend();
+        let mut here = store.subscribe();
+        // A second process on the same database, listening.
+        let other = match &db {
+            Some(db) => {
+                let other = std::sync::Arc::new(
+                    Store::open(&DatabaseLocation::parse(db.url()).unwrap())
+                        .await
+                        .unwrap(),
+                );
+                let mut told = other.subscribe();
+                tokio::spawn(other.clone().listen());
+                // It says `*` once listening.
+                let first = tokio::time::timeout(std::time::Duration::from_secs(10), told.recv())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(*first, vec!["*".to_owned()]);
+                Some((other, told))
+            }
+            None => None,
+        };
+        store.create_user(&ctx(1), user("alice")).await.unwrap();
+        assert_eq!(
+            *here.recv().await.unwrap(),
+            vec!["user.create".to_owned()],
+            "{backend:?}"
+        );
+        if let Some((_other, mut told)) = other {
+            let got = tokio::time::timeout(std::time::Duration::from_secs(10), told.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(*got, vec!["user.create".to_owned()]);
+        }
+    }
+}

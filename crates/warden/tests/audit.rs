@@ -229,9 +229,11 @@ async fn sigkill_during_concurrent_writes_loses_nothing_acknowledged() {
         let mut acknowledged = Vec::new();
         for round in 0..4 {
             let url = server.url.clone();
+            // Writes acknowledged in this round so far: the crash comes after the first.
+            let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let writers: Vec<_> = (0..8)
                 .map(|w| {
-                    let (url, admin) = (url.clone(), admin.clone());
+                    let (url, admin, acked) = (url.clone(), admin.clone(), acked.clone());
                     tokio::spawn(async move {
                         let client = reqwest::Client::new();
                         let mut done = Vec::new();
@@ -242,13 +244,21 @@ async fn sigkill_during_concurrent_writes_loses_nothing_acknowledged() {
                             let Ok(v) = resp.json::<Value>().await else { break };
                             if v["data"]["createUser"]["name"] == json!(name) {
                                 done.push(name);
+                                acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             }
                         }
                         done
                     })
                 })
                 .collect();
-            tokio::time::sleep(std::time::Duration::from_millis(150 + 50 * round)).await;
+            // However loaded the machine, kill while writes are flowing.
+            for _ in 0..400 {
+                if acked.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50 + 50 * round)).await;
             server.crash_and_restart();
             for w in writers {
                 acknowledged.extend(w.await.unwrap());

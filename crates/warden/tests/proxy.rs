@@ -520,7 +520,7 @@ async fn open_sessions_end_when_access_ends() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = session.wait_with_output().unwrap();
     assert!(
-        text(&out.stderr).contains("warden: session ended by operator"),
+        text(&out.stderr).contains("session ended by operator"),
         "{}",
         text(&out.stderr)
     );

@@ -245,8 +245,8 @@ pub struct SshSessionMutation;
 
 #[Object]
 impl SshSessionMutation {
-    /// Ends an open session: at once when this process's proxy holds it, else within a
-    /// second by the proxy that does (`warden proxy` elsewhere). The user sees why.
+    /// Ends an open session: at once when this process's proxy holds it, else as soon as the
+    /// proxy that does (`warden proxy` elsewhere) is told of the request. The user sees why.
     async fn end_ssh_session(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<bool> {
         let caller = authorize(ctx, Capability::ManageHosts, &format!("ssh-session:{id}")).await?;
         let proxy = ctx.data::<Proxy>()?;
@@ -256,14 +256,10 @@ impl SshSessionMutation {
             .request_ssh_session_end(&caller.audit, &id, &reason)
             .await
             .map_err(|e| api_error(e, caller))?;
+        // At once when this process's proxy holds it; otherwise the proxy that does (or this
+        // one, a moment later, when the session is still being admitted) sees the request.
         if let Some(proxy) = &proxy.0 {
-            // A session is recorded as it is admitted, a moment before the proxy holds it.
-            for _ in 0..20 {
-                if proxy.end_session(&id, &reason).await {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
+            proxy.end_session(&id, &reason).await;
         }
         Ok(true)
     }
