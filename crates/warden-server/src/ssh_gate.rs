@@ -165,6 +165,36 @@ impl ServerGate {
                 a.key_id
             )));
         };
+        let (token_id, principal) = match &holder {
+            Actor::User { name, token_id, .. } => (token_id, format!("user:{name}")),
+            Actor::Token { name, token_id, .. } => (token_id, format!("service:{name}")),
+            _ => return Err(plain("certificate holder unknown".to_owned())),
+        };
+        let token = self
+            .store
+            .token_credential(token_id)
+            .await
+            .map_err(internal)?;
+        // The person first: a leaver's tokens and certificates are revoked with them, and
+        // "disabled" is the reason worth reading.
+        let role = token.as_ref().map_or(Role::Member, |t| t.token.role);
+        let Some(actor) = holder_of(&a.key_id, role) else {
+            return Err(plain("certificate holder unknown".to_owned()));
+        };
+        let Some(who) = subject(&self.store, &actor).await.map_err(internal)? else {
+            return Err(plain(format!(
+                "{} is unknown or disabled",
+                principal.replacen(':', " `", 1) + "`"
+            )));
+        };
+        // The token the certificate was issued to must still work: signing out, revoking the
+        // token or its expiry ends the access its certificates gave.
+        if !token.is_some_and(|t| t.token.revoked_at.is_none() && t.token.expires_at > now()) {
+            return Err(plain(format!(
+                "the token behind certificate {} was revoked or has expired: sign in again",
+                a.serial
+            )));
+        }
         if !self
             .store
             .ssh_user_certificate_live(a.serial, &a.key_id)
@@ -176,36 +206,6 @@ impl ServerGate {
                 a.serial
             )));
         }
-        let (token_id, principal) = match &holder {
-            Actor::User { name, token_id, .. } => (token_id, format!("user:{name}")),
-            Actor::Token { name, token_id, .. } => (token_id, format!("service:{name}")),
-            _ => return Err(plain("certificate holder unknown".to_owned())),
-        };
-        // The token the certificate was issued to must still work: signing out, revoking the
-        // token or its expiry ends the access its certificates gave.
-        let token = self
-            .store
-            .token_credential(token_id)
-            .await
-            .map_err(internal)?;
-        let role = match token {
-            Some(t) if t.token.revoked_at.is_none() && t.token.expires_at > now() => t.token.role,
-            _ => {
-                return Err(plain(format!(
-                    "the token behind certificate {} was revoked or has expired: sign in again",
-                    a.serial
-                )));
-            }
-        };
-        let Some(actor) = holder_of(&a.key_id, role) else {
-            return Err(plain("certificate holder unknown".to_owned()));
-        };
-        let Some(who) = subject(&self.store, &actor).await.map_err(internal)? else {
-            return Err(plain(format!(
-                "{} is unknown or disabled",
-                principal.replacen(':', " `", 1) + "`"
-            )));
-        };
         let Some(host) = self.store.host(&a.host).await.map_err(internal)? else {
             return Err(plain(format!("unknown host `{}`", a.host)));
         };

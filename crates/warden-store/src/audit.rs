@@ -113,6 +113,29 @@ impl Store {
         self.write(Entry::change(ctx, action), change).await
     }
 
+    /// As [`Store::audited`], for a change that learns details of its own (what it counted
+    /// as it went): they are merged into the event's details.
+    pub(crate) async fn audited_detailed<T>(
+        &self,
+        ctx: &AuditContext,
+        action: Action,
+        change: impl AsyncFnOnce(&mut AnyConnection) -> Result<(T, Value), StoreError>,
+    ) -> Result<T, StoreError> {
+        let learned = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+        let entry = Entry {
+            learned: Some(learned.clone()),
+            ..Entry::change(ctx, action)
+        };
+        self.write(entry, async |conn| {
+            let (value, details) = change(conn).await?;
+            if let Ok(mut slot) = learned.lock() {
+                *slot = details;
+            }
+            Ok(value)
+        })
+        .await
+    }
+
     /// Writes an `ssh_certificates` row (a JSON array in column order) and its audit event in
     /// the current batch, after `change` (which must not touch the database) succeeds. The row
     /// joins the batch's bulk insert: no statement per certificate.

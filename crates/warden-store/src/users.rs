@@ -122,6 +122,11 @@ impl Store {
 
     /// Disables (`true`) or re-enables (`false`) a user. Disabling an already disabled user,
     /// or enabling an enabled one, is a conflict, so the audit trail shows only real changes.
+    ///
+    /// Disabling offboards in the same transaction: the user's API tokens are revoked, their
+    /// web sessions ended, and their unexpired SSH certificates (their own and the proxy's
+    /// session certificates for them) revoked into the KRL; the event's details count each.
+    /// Enabling again restores none of it: a returning person signs in afresh.
     pub async fn set_user_disabled(
         &self,
         ctx: &AuditContext,
@@ -137,7 +142,7 @@ impl Store {
             target: format!("user:{name}"),
             details: serde_json::Value::Null,
         };
-        self.audited(ctx, action, async |conn| {
+        self.audited_detailed(ctx, action, async |conn| {
             let user = fetch_user(conn, name).await?;
             if user.disabled_at.is_some() == disabled {
                 let state = if disabled { "disabled" } else { "enabled" };
@@ -151,10 +156,18 @@ impl Store {
                 .bind(&user.id)
                 .execute(&mut *conn)
                 .await?;
-            Ok(User {
-                disabled_at,
-                ..user
-            })
+            let details = if disabled {
+                offboard(conn, &user, ctx.now).await?
+            } else {
+                serde_json::Value::Null
+            };
+            Ok((
+                User {
+                    disabled_at,
+                    ..user
+                },
+                details,
+            ))
         })
         .await
     }
@@ -200,4 +213,53 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Ends everything a disabled person holds, in the disabling transaction: API tokens, web
+/// sessions, and unexpired SSH certificates (key ids `user:NAME token:…` and the proxy's
+/// `session:… user:NAME`). Returns how many of each, for the audit event.
+async fn offboard(
+    conn: &mut sqlx::AnyConnection,
+    user: &User,
+    now: Timestamp,
+) -> Result<serde_json::Value, StoreError> {
+    let tokens = sqlx::query(
+        "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now.as_millis())
+    .bind(&user.id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let sessions = sqlx::query(
+        "UPDATE web_sessions SET ended_at = $1, end_reason = 'user disabled' \
+         WHERE user_id = $2 AND ended_at IS NULL",
+    )
+    .bind(now.as_millis())
+    .bind(&user.id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    // Prefix and suffix compared as text: user names may hold `_`, a LIKE wildcard.
+    let own = format!("user:{} token:", user.name);
+    let proxied = format!(" user:{}", user.name);
+    let certificates = sqlx::query(
+        "UPDATE ssh_certificates SET revoked_at = $1 \
+         WHERE kind = 'user' AND revoked_at IS NULL AND valid_before > $2 \
+         AND (substr(key_id, 1, length($3)) = $3 \
+              OR (substr(key_id, 1, 8) = 'session:' \
+                  AND substr(key_id, length(key_id) - length($4) + 1) = $4))",
+    )
+    .bind(now.as_millis())
+    .bind(now.as_millis() / 1000)
+    .bind(&own)
+    .bind(&proxied)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(serde_json::json!({
+        "tokens_revoked": tokens,
+        "web_sessions_ended": sessions,
+        "ssh_certificates_revoked": certificates,
+    }))
 }

@@ -60,6 +60,8 @@ pub(crate) struct Entry<'a> {
     /// A row for `ssh_certificates`, written with the batch (a JSON array, in column order)
     /// when the change succeeds: one bulk insert per batch instead of a statement per change.
     pub certificate: Option<String>,
+    /// Details the change learned as it ran, merged into the event's when it succeeds.
+    pub learned: Option<std::sync::Arc<std::sync::Mutex<serde_json::Value>>>,
 }
 
 impl<'a> Entry<'a> {
@@ -72,6 +74,7 @@ impl<'a> Entry<'a> {
             outcome: Outcome::Success,
             reason: None,
             certificate: None,
+            learned: None,
         }
     }
 
@@ -89,6 +92,7 @@ impl<'a> Entry<'a> {
             outcome,
             reason,
             certificate: None,
+            learned: None,
         }
     }
 }
@@ -171,7 +175,19 @@ impl Store {
         }
         match result {
             Ok(value) => {
-                push_event(w, entry.ctx, &entry.action, entry.outcome, entry.reason)?;
+                let mut action = entry.action;
+                if let Some(learned) = &entry.learned
+                    && let Ok(mut slot) = learned.lock()
+                {
+                    match (&mut action.details, slot.take()) {
+                        (_, serde_json::Value::Null) => {}
+                        (serde_json::Value::Object(have), serde_json::Value::Object(more)) => {
+                            have.extend(more);
+                        }
+                        (details, more) => *details = more,
+                    }
+                }
+                push_event(w, entry.ctx, &action, entry.outcome, entry.reason)?;
                 if let Some(row) = entry.certificate {
                     w.certificates
                         .push(if w.certificates.is_empty() { '[' } else { ',' });

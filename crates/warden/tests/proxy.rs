@@ -559,6 +559,17 @@ async fn open_sessions_end_when_access_ends() {
     );
     assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
     println!("a disabled user's session ended {took:?} after the change");
+    // The same transaction revoked her tokens and certificates (hers and the sessions').
+    let offboarded = &server.audit("user.disable")[0]["details"];
+    assert!(
+        offboarded["tokens_revoked"].as_u64() >= Some(1),
+        "{offboarded}"
+    );
+    assert!(
+        offboarded["ssh_certificates_revoked"].as_u64() >= Some(2),
+        "{offboarded}"
+    );
+    assert_eq!(offboarded["web_sessions_ended"], 0, "{offboarded}");
     let mut reason = Value::Null;
     for _ in 0..100 {
         let out = run_cli(bin(), &["sessions", "--data-dir", &data, "list", "--json"]);
