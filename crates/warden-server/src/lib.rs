@@ -84,6 +84,9 @@ impl Server {
         let recordings = recordings::Recordings::open(&config.ssh.recordings)?;
         // Fail closed: no proxy listener when what it records could not be kept.
         let recordings_ready = recordings.check().await;
+        if recordings_ready.is_ok() {
+            recordings.publish_leftovers().await;
+        }
         let http = TcpListener::bind(config.listen_http).await.map_err(|e| {
             StartError(format!(
                 "cannot listen on {}: {}",

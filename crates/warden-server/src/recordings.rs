@@ -83,6 +83,34 @@ impl Recordings {
         Ok(())
     }
 
+    /// Uploads what an earlier run of this process left in the spool (it stopped before a
+    /// session's end, or an upload failed); run at start, before any session. Returns how many
+    /// went up; a file that still cannot go up stays and is logged.
+    pub async fn publish_leftovers(&self) -> usize {
+        let Recordings::Bucket { spool, .. } = self else {
+            return 0;
+        };
+        let Ok(entries) = std::fs::read_dir(spool) else {
+            return 0;
+        };
+        let mut sent = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            match self.publish(name).await {
+                Ok(()) => sent += 1,
+                Err(e) => tracing::error!(error = %e, "a left-over recording was not uploaded"),
+            }
+        }
+        if sent > 0 {
+            tracing::warn!(
+                files = sent,
+                "uploaded recordings left in the spool by an earlier run"
+            );
+        }
+        sent
+    }
+
     fn object(prefix: &ObjectPath, file: &str) -> ObjectPath {
         prefix.child(file)
     }

@@ -39,6 +39,7 @@ impl ProxyServer {
         let (store, authorities, policy) = open_core(&config).await?;
         let recordings = Recordings::open(&config.ssh.recordings)?;
         recordings.check().await?;
+        recordings.publish_leftovers().await;
         let proxy = ssh_gate::proxy(&store, &authorities, &policy, &recordings, &config.ssh)
             .map_err(|e| StartError(e.to_string()))?;
         let listener = bind_ssh_proxy(&config).await?;

@@ -866,7 +866,7 @@ async fn recordings_go_to_an_s3_bucket() {
         },
     )
     .await;
-    let server = lab.server;
+    let mut server = lab.server;
     let data = server.data_dir.to_str().unwrap().to_owned();
 
     let out = ssh(&server, d, "root", "db-1", "echo to-the-bucket");
@@ -919,6 +919,15 @@ async fn recordings_go_to_an_s3_bucket() {
         "{}",
         text(&out.stderr)
     );
+
+    // What a crashed server left in its spool goes up when it starts again.
+    std::fs::write(spool.join("leftover-0.cast"), b"{\"version\": 2}\n").unwrap();
+    server.crash_and_restart();
+    assert_eq!(
+        s3.get("warden/leftover-0.cast").as_deref(),
+        Some(&b"{\"version\": 2}\n"[..])
+    );
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
 
     // A bucket that cannot be reached: the proxy does not start (fail closed).
     let env = [
