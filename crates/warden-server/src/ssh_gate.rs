@@ -165,27 +165,27 @@ impl ServerGate {
                 a.key_id
             )));
         };
-        let (token_id, principal) = match &holder {
-            Actor::User { name, token_id, .. } => (token_id, format!("user:{name}")),
-            Actor::Token { name, token_id, .. } => (token_id, format!("service:{name}")),
+        let (token_id, kind, name) = match &holder {
+            Actor::User { name, token_id, .. } => (token_id, "user", name.as_str()),
+            Actor::Token { name, token_id, .. } => (token_id, "service", name.as_str()),
             _ => return Err(plain("certificate holder unknown".to_owned())),
         };
+        let principal = format!("{kind}:{name}");
         let token = self
             .store
             .token_credential(token_id)
             .await
             .map_err(internal)?;
         // The person first: a leaver's tokens and certificates are revoked with them, and
-        // "disabled" is the reason worth reading.
-        let role = token.as_ref().map_or(Role::Member, |t| t.token.role);
-        let Some(actor) = holder_of(&a.key_id, role) else {
-            return Err(plain("certificate holder unknown".to_owned()));
-        };
+        // "disabled" is the reason worth reading. The policy sees the token's role.
+        let mut actor = holder.clone();
+        if let (Actor::User { role, .. } | Actor::Token { role, .. }, Some(t)) =
+            (&mut actor, &token)
+        {
+            *role = t.token.role;
+        }
         let Some(who) = subject(&self.store, &actor).await.map_err(internal)? else {
-            return Err(plain(format!(
-                "{} is unknown or disabled",
-                principal.replacen(':', " `", 1) + "`"
-            )));
+            return Err(plain(format!("{kind} `{name}` is unknown or disabled")));
         };
         // The token the certificate was issued to must still work: signing out, revoking the
         // token or its expiry ends the access its certificates gave.

@@ -1,6 +1,7 @@
 //! SSH sessions through the recording proxy: opened and ended with their audit events.
 
 use serde_json::json;
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use warden_model::Timestamp;
@@ -93,18 +94,9 @@ impl Store {
         recordings: serde_json::Value,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM ssh_sessions WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let session =
-            row.as_ref()
-                .map(from_row)
-                .transpose()?
-                .ok_or_else(|| StoreError::NotFound {
-                    kind: "ssh session",
-                    name: id.to_owned(),
-                })?;
+        let mut conn = self.pool.acquire().await?;
+        let session = session_by_id(&mut conn, id).await?;
+        drop(conn);
         let action = Action {
             name: "ssh.session.end",
             target: format!("host:{}", session.host),
@@ -167,16 +159,7 @@ impl Store {
             details: json!({ "reason": reason }),
         };
         self.audited(ctx, action, async |conn| {
-            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM ssh_sessions WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
-            let Some(session) = row.as_ref().map(from_row).transpose()? else {
-                return Err(StoreError::NotFound {
-                    kind: "ssh session",
-                    name: id.to_owned(),
-                });
-            };
+            let session = session_by_id(conn, id).await?;
             if session.ended_at.is_some() {
                 return Err(StoreError::Conflict(format!(
                     "ssh session `{id}` has already ended"
@@ -206,10 +189,26 @@ impl Store {
 
     /// One session.
     pub async fn ssh_session(&self, id: &str) -> Result<Option<SshSession>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM ssh_sessions WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        let mut conn = self.pool.acquire().await?;
+        match session_by_id(&mut conn, id).await {
+            Ok(session) => Ok(Some(session)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
+}
+
+/// The session `id`; `NotFound` when there is none.
+async fn session_by_id(conn: &mut AnyConnection, id: &str) -> Result<SshSession, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM ssh_sessions WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref()
+        .map(from_row)
+        .transpose()?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "ssh session",
+            name: id.to_owned(),
+        })
 }

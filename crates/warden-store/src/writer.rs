@@ -278,8 +278,7 @@ impl Store {
         }
         drop(w);
         self.commit_done.notify_waiters();
-        if outcome.is_ok() && !actions.is_empty() {
-            // No subscriber is not an error.
+        if outcome.is_ok() && !actions.is_empty() && self.changes.receiver_count() > 0 {
             let _ = self.changes.send(std::sync::Arc::new(
                 actions.iter().map(|a| (*a).to_owned()).collect(),
             ));

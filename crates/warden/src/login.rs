@@ -44,6 +44,15 @@ pub fn config_dir() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".config/warden"))
 }
 
+/// A new Ed25519 key from the OS's RNG: the private key and the public key, OpenSSH text.
+pub fn fresh_ssh_key() -> anyhow::Result<(zeroize::Zeroizing<String>, String)> {
+    let key = PrivateKey::random(&mut rand::rngs::OsRng, Algorithm::Ed25519)
+        .map_err(|e| anyhow!("cannot make an SSH key: {e}"))?;
+    let private = key.to_openssh(LineEnding::LF).map_err(|e| anyhow!("{e}"))?;
+    let public = key.public_key().to_openssh().map_err(|e| anyhow!("{e}"))?;
+    Ok((private, public))
+}
+
 /// The credential saved for `server`, if any.
 pub fn saved_token(server: &str) -> Option<String> {
     let text = std::fs::read(config_dir().ok()?.join("credentials.json")).ok()?;
@@ -174,10 +183,7 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
     // A fresh SSH key, certified for this user.
     let ssh_dir = dir.join("ssh");
     private_dir(&ssh_dir)?;
-    let key = PrivateKey::random(&mut rand::rngs::OsRng, Algorithm::Ed25519)
-        .map_err(|e| anyhow!("cannot make an SSH key: {e}"))?;
-    let private = key.to_openssh(LineEnding::LF).map_err(|e| anyhow!("{e}"))?;
-    let public = key.public_key().to_openssh().map_err(|e| anyhow!("{e}"))?;
+    let (private, public) = fresh_ssh_key()?;
     write_file(&ssh_dir.join("id_ed25519"), private.as_bytes(), 0o600)?;
     write_file(
         &ssh_dir.join("id_ed25519.pub"),

@@ -59,18 +59,14 @@ async fn token_files(server: &str, token: String, login: Option<&str>) -> anyhow
         .prefix("warden-ssh-")
         .tempdir()
         .context("cannot make a temporary directory")?;
-    let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)
-        .map_err(|e| anyhow!("cannot make an SSH key: {e}"))?;
-    let private = key
-        .to_openssh(ssh_key::LineEnding::LF)
-        .map_err(|e| anyhow!("{e}"))?;
-    let public = key.public_key().to_openssh().map_err(|e| anyhow!("{e}"))?;
+    let (private, public) = crate::login::fresh_ssh_key()?;
+    let dir = scratch.path().to_path_buf();
     let files = Files {
-        key: scratch.path().join("id_ed25519"),
-        cert: scratch.path().join("id_ed25519-cert.pub"),
-        known_hosts: scratch.path().join("known_hosts"),
+        key: dir.join("id_ed25519"),
+        cert: dir.join("id_ed25519-cert.pub"),
+        known_hosts: dir.join("known_hosts"),
         login,
-        _scratch: None,
+        _scratch: Some(scratch),
     };
     crate::pki::write_file(&files.key, private.as_bytes(), 0o600)?;
     let answer = client
@@ -85,10 +81,7 @@ async fn token_files(server: &str, token: String, login: Option<&str>) -> anyhow
         .ok_or_else(|| anyhow!("the server's answer has no certificate"))?;
     crate::pki::write_file(&files.cert, format!("{cert}\n").as_bytes(), 0o644)?;
     write_known_hosts(&client, &files.known_hosts).await?;
-    Ok(Files {
-        _scratch: Some(scratch),
-        ..files
-    })
+    Ok(files)
 }
 
 fn credential() -> anyhow::Result<Credential> {

@@ -31,6 +31,20 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `warden sessions list [--active] --json` over `server`'s admin socket.
+fn listed_sessions(server: &TestServer, active: bool) -> Vec<Value> {
+    let data = server.data_dir.to_str().expect("path");
+    let mut args = vec!["sessions", "--data-dir", data, "list", "--json"];
+    if active {
+        args.push("--active");
+    }
+    let out = run_cli(bin(), &args);
+    serde_json::from_slice::<Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+}
+
 /// The starter policy in `d/policy` without its tests, for a test to change.
 fn starter_policy(d: &Path) -> std::path::PathBuf {
     let policy = d.join("policy");
@@ -264,8 +278,7 @@ async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
 
     // The sessions, and playing one back; a damaged recording is reported.
     let data = server.data_dir.to_str().unwrap().to_owned();
-    let out = run_cli(bin(), &["sessions", "--data-dir", &data, "list", "--json"]);
-    let sessions: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sessions = Value::Array(listed_sessions(&server, false));
     assert_eq!(sessions.as_array().unwrap().len(), 5, "{sessions}");
     let exec_session = sessions[4]["id"].as_str().unwrap().to_owned();
     assert_eq!(sessions[4]["login"], "root");
@@ -475,25 +488,10 @@ async fn open_sessions_end_when_access_ends() {
     let (server, _sshd, _) = setup(d).await;
     let data = server.data_dir.to_str().unwrap().to_owned();
     let active = || -> Vec<String> {
-        let out = run_cli(
-            bin(),
-            &[
-                "sessions",
-                "--data-dir",
-                &data,
-                "list",
-                "--active",
-                "--json",
-            ],
-        );
-        let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        list.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s["id"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+        listed_sessions(&server, true)
+            .iter()
+            .filter_map(|s| s["id"].as_str().map(str::to_owned))
+            .collect()
     };
     let open = |d: &Path| {
         proxied("ssh", &server, d)
@@ -572,11 +570,7 @@ async fn open_sessions_end_when_access_ends() {
     assert_eq!(offboarded["web_sessions_ended"], 0, "{offboarded}");
     let mut reason = Value::Null;
     for _ in 0..100 {
-        let out = run_cli(bin(), &["sessions", "--data-dir", &data, "list", "--json"]);
-        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-        if let Some(s) = list
-            .as_array()
-            .unwrap()
+        if let Some(s) = listed_sessions(&server, false)
             .iter()
             .find(|s| s["id"] == id.as_str() && !s["endReason"].is_null())
         {
@@ -627,7 +621,6 @@ async fn services_and_api_tokens_ssh_with_warden_token() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (server, _sshd, _) = setup(d).await;
-    let data = server.data_dir.to_str().unwrap().to_owned();
     let scratch = d.join("tmp");
     std::fs::create_dir_all(&scratch).unwrap();
     let warden_ssh = |token: &str, args: &[&str]| {
@@ -698,8 +691,7 @@ async fn services_and_api_tokens_ssh_with_warden_token() {
         "{}",
         text(&out.stderr)
     );
-    let listed = run_cli(bin(), &["sessions", "--data-dir", &data, "list", "--json"]);
-    let sessions: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let sessions = Value::Array(listed_sessions(&server, false));
     let principals: Vec<&str> = sessions
         .as_array()
         .unwrap()
@@ -762,11 +754,7 @@ async fn a_standalone_proxy_shares_the_servers_database_and_their_kills() {
     );
     let mut ended = None;
     for _ in 0..100 {
-        let out = run_cli(bin(), &["sessions", "--data-dir", &data, "list", "--json"]);
-        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-        ended = list
-            .as_array()
-            .unwrap()
+        ended = listed_sessions(&server, false)
             .iter()
             .find(|s| !s["endedAt"].is_null())
             .and_then(|s| s["id"].as_str().map(str::to_owned));
@@ -793,21 +781,8 @@ async fn a_standalone_proxy_shares_the_servers_database_and_their_kills() {
         .unwrap();
     let mut open = None;
     for _ in 0..200 {
-        let out = run_cli(
-            bin(),
-            &[
-                "sessions",
-                "--data-dir",
-                &data,
-                "list",
-                "--active",
-                "--json",
-            ],
-        );
-        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-        open = list
-            .as_array()
-            .and_then(|l| l.first())
+        open = listed_sessions(&server, true)
+            .first()
             .and_then(|s| s["id"].as_str().map(str::to_owned));
         if open.is_some() {
             break;
@@ -930,14 +905,9 @@ async fn recordings_go_to_an_s3_bucket() {
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
 
     // A bucket that cannot be reached: the proxy does not start (fail closed).
-    let env = [
-        ("WARDEN_SSH_RECORDINGS", "s3://no-such-bucket/x"),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", s3.endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-    ];
+    let mut env = s3.env();
+    env.push(("WARDEN_SSH_RECORDINGS", "s3://no-such-bucket/x".to_owned()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let closed = TestServer::start_env(bin(), Backend::Sqlite, "", 0, &env).await;
     assert!(
         closed
