@@ -256,6 +256,18 @@ struct Shared {
     ended: Mutex<BTreeMap<String, String>>,
 }
 
+impl Shared {
+    /// Takes session `id` off the open list, keeping `reason` for its end record; the open
+    /// session, if it was one, for the caller to disconnect.
+    fn ending(&self, id: &str, reason: &str) -> Option<Open> {
+        let open = self.sessions.lock().ok().and_then(|mut s| s.remove(id))?;
+        if let Ok(mut ended) = self.ended.lock() {
+            ended.insert(id.to_owned(), reason.to_owned());
+        }
+        Some(open)
+    }
+}
+
 /// How often open sessions are checked against revocations, the person and the policy.
 const RECHECK: Duration = Duration::from_secs(1);
 
@@ -381,17 +393,8 @@ impl Proxy {
     /// Ends session `id` at once, telling the user `warden: REASON`; false when it is not
     /// open here.
     pub async fn end_session(&self, id: &str, reason: &str) -> bool {
-        let handle = self
-            .shared
-            .sessions
-            .lock()
-            .ok()
-            .and_then(|mut s| s.remove(id));
-        match handle {
+        match self.shared.ending(id, reason) {
             Some(Open { handle: h, .. }) => {
-                if let Ok(mut ended) = self.shared.ended.lock() {
-                    ended.insert(id.to_owned(), reason.to_owned());
-                }
                 let _ = h
                     .disconnect(
                         Disconnect::ByApplication,
@@ -403,15 +406,6 @@ impl Proxy {
             }
             None => false,
         }
-    }
-
-    /// The ids of the sessions open on this proxy.
-    pub fn open_sessions(&self) -> Vec<String> {
-        self.shared
-            .sessions
-            .lock()
-            .map(|s| s.keys().cloned().collect())
-            .unwrap_or_default()
     }
 }
 
@@ -964,12 +958,7 @@ impl server::Handler for Downstream {
             && let Err(reason) = self.shared.gate.recheck(attempt).await
         {
             let reason = format!("access ended: {reason}");
-            if let Ok(mut sessions) = self.shared.sessions.lock() {
-                sessions.remove(&self.session);
-            }
-            if let Ok(mut ended) = self.shared.ended.lock() {
-                ended.insert(self.session.clone(), reason.clone());
-            }
+            self.shared.ending(&self.session, &reason);
             session.disconnect(Disconnect::ByApplication, &format!("warden: {reason}"), "")?;
         }
         Ok(())
