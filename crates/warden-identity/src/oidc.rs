@@ -434,7 +434,7 @@ pub fn check_email_domain(person: &VerifiedPerson, allowed: &[String]) -> Result
 }
 
 /// The login name for a person signing in for the first time: `preferred_username`, else the
-/// email's local part, lowercased and narrowed to Warden's name rule.
+/// email's local part, narrowed to Warden's name rule ([`warden_model::derive_name`]).
 pub fn login_name(person: &VerifiedPerson) -> Result<warden_model::UserName, OidcError> {
     let candidates = [
         person.preferred_username.clone(),
@@ -444,19 +444,7 @@ pub fn login_name(person: &VerifiedPerson) -> Result<warden_model::UserName, Oid
             .and_then(|e| e.split_once('@').map(|(local, _)| local.to_owned())),
     ];
     for candidate in candidates.into_iter().flatten() {
-        let name: String = candidate
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .take(warden_model::MAX_NAME_LEN)
-            .collect();
-        if let Ok(name) = warden_model::UserName::new(name) {
+        if let Ok(name) = warden_model::UserName::new(warden_model::derive_name(&candidate)) {
             return Ok(name);
         }
     }

@@ -13,7 +13,8 @@ mod time;
 
 pub use actor::{Actor, AuthMethod};
 pub use names::{
-    GroupName, HostName, Login, MAX_NAME_LEN, NameError, TokenName, UserName, proxy_principal,
+    GroupName, HostName, Login, MAX_NAME_LEN, NameError, TokenName, UserName, derive_name,
+    proxy_principal,
 };
 pub use role::{Role, RoleError};
 pub use secret::SecretString;

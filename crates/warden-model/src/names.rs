@@ -140,6 +140,32 @@ name_type!(
     TokenName, "token name", TOKEN_RULE, token_byte
 );
 
+/// A name made from outside text (an identity provider's `preferred_username`, a SCIM
+/// `userName` or group `displayName`): lowercased, each run of characters outside the naming
+/// rule replaced by one `-`, trimmed to start and end with a letter or digit, cut to 64
+/// bytes. Parse the result with the name type's `new`: it may still be empty.
+pub fn derive_name(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().flat_map(char::to_lowercase) {
+        let keep = c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        let c = if keep { c } else { '-' };
+        if c == '-' && (out.is_empty() || out.ends_with('-')) {
+            continue;
+        }
+        if out.is_empty() && !c.is_ascii_alphanumeric() {
+            continue;
+        }
+        out.push(c);
+        if out.len() >= MAX_NAME_LEN {
+            break;
+        }
+    }
+    while out.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
+        out.pop();
+    }
+    out
+}
+
 /// The one principal a host's sshd accepts (its `AuthorizedPrincipalsFile`): the certificates
 /// Warden's proxy mints for a session on `host`. It cannot be a [`Login`] (it holds a `:`), so
 /// no person's certificate carries it, and a person's own certificate cannot bypass the proxy.
@@ -181,7 +207,26 @@ mod tests {
         assert!(err.to_string().starts_with("group name `a\\nb` is invalid"));
     }
 
+    #[test]
+    fn derives_names_from_outside_text() {
+        assert_eq!(
+            derive_name("Alice.Smith@Example.com"),
+            "alice.smith-example.com"
+        );
+        assert_eq!(derive_name("Engineering Team (EU)"), "engineering-team-eu");
+        assert_eq!(derive_name("__ops__"), "ops");
+        assert_eq!(derive_name("Ünïcode"), "n-code");
+        assert_eq!(derive_name("!!!"), "");
+        assert_eq!(derive_name(&"a".repeat(100)).len(), MAX_NAME_LEN);
+    }
+
     proptest! {
+        #[test]
+        fn derived_names_are_valid_or_empty(s in "\\PC{0,100}") {
+            let name = derive_name(&s);
+            prop_assert!(name.is_empty() || UserName::new(name).is_ok());
+        }
+
         #[test]
         fn parse_never_panics_and_round_trips(s in "\\PC{0,80}") {
             if let Ok(n) = UserName::new(s.clone()) {

@@ -36,6 +36,8 @@ pub(crate) struct App {
     pub web: Arc<crate::web::Web>,
     pub mtls_address: Arc<str>,
     pub policy: Arc<crate::policy::Engine>,
+    /// The public URL without a trailing `/`, for links in responses.
+    pub public_url: Arc<str>,
 }
 
 impl std::fmt::Debug for App {
@@ -83,6 +85,7 @@ pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Route
         .route("/healthz", get(ready))
         .route("/healthz/live", get(live))
         .route("/metrics", get(metrics))
+        .merge(crate::scim::routes())
         .fallback(not_found)
         .with_state(app);
     with_edge(routes, edge, limits)

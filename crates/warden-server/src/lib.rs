@@ -13,6 +13,7 @@ mod metrics;
 mod mtls;
 pub mod policy;
 mod recordings;
+mod scim;
 mod sink;
 mod ssh_gate;
 mod standalone;
@@ -320,6 +321,7 @@ impl Server {
             agent: self.config.agent.clone(),
             web: self.web.clone(),
             mtls_address: self.mtls_address.clone(),
+            public_url: self.config.public_url.as_str().trim_end_matches('/').into(),
         };
         let limits = self.config.limits.clone();
         let limiter = SourceLimiter::new(&limits);

@@ -40,6 +40,12 @@ pub enum StoreError {
     /// The batch holding this change could not be committed: nothing of it happened.
     #[error("the change was not committed: {0}")]
     Commit(String),
+    /// A SCIM request the client must fix, in the RFC's terms.
+    #[error("{0}")]
+    Scim(#[from] warden_scim::ScimError),
+    /// Another writer changed the row between a read and a compare-and-swap write: read again.
+    #[error("the row changed while being written")]
+    Raced,
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -50,7 +56,7 @@ impl StoreError {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            Self::NotFound { .. } | Self::AlreadyExists { .. } | Self::Conflict(_)
+            Self::NotFound { .. } | Self::AlreadyExists { .. } | Self::Conflict(_) | Self::Scim(_)
         )
     }
 

@@ -218,7 +218,7 @@ impl Store {
 /// Ends everything a disabled person holds, in the disabling transaction: API tokens, web
 /// sessions, and unexpired SSH certificates (key ids `user:NAME token:…` and the proxy's
 /// `session:… user:NAME`). Returns how many of each, for the audit event.
-async fn offboard(
+pub(crate) async fn offboard(
     conn: &mut sqlx::AnyConnection,
     user: &User,
     now: Timestamp,

@@ -1,0 +1,42 @@
+-- SCIM 2.0 provisioning: the resource each identity provider manages, beside the Warden user
+-- or group it provisions. Columns ending in `_key` hold text lowercased for the filters of
+-- attributes SCIM compares case-insensitively; `document` is the canonical resource (without
+-- `id`, `meta`, `active` and `groups`, which come from Warden's own state).
+
+CREATE TABLE scim_users (
+    user_id       TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    user_name     TEXT NOT NULL,
+    user_name_key TEXT COLLATE "C" NOT NULL,
+    external_id   TEXT COLLATE "C",
+    display_key   TEXT COLLATE "C",
+    given_key     TEXT COLLATE "C",
+    family_key    TEXT COLLATE "C",
+    formatted_key TEXT COLLATE "C",
+    document      TEXT NOT NULL,
+    version       BIGINT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL,
+    deleted_at    BIGINT
+);
+CREATE UNIQUE INDEX scim_users_user_name ON scim_users (user_name_key) WHERE deleted_at IS NULL;
+CREATE INDEX scim_users_external_id ON scim_users (external_id);
+
+CREATE TABLE scim_user_emails (
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    value_key  TEXT COLLATE "C" NOT NULL,
+    type_key   TEXT COLLATE "C",
+    is_primary BIGINT NOT NULL
+);
+CREATE INDEX scim_user_emails_user ON scim_user_emails (user_id);
+CREATE INDEX scim_user_emails_value ON scim_user_emails (value_key);
+
+CREATE TABLE scim_groups (
+    group_id     TEXT PRIMARY KEY REFERENCES groups (id) ON DELETE CASCADE,
+    display_name TEXT NOT NULL,
+    display_key  TEXT COLLATE "C" NOT NULL UNIQUE,
+    external_id  TEXT COLLATE "C",
+    version      BIGINT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    updated_at   BIGINT NOT NULL
+);
+CREATE INDEX scim_groups_external_id ON scim_groups (external_id);
