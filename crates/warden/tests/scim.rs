@@ -1,11 +1,14 @@
 //! SCIM 2.0 at /scim/v2 as Okta and Entra ID drive it, against the real server on SQLite and
 //! PostgreSQL: provisioning, groups, deactivation (which offboards), ETags, paging and
-//! filters, and the exact error for each known bad input, with nothing changed.
+//! filters, and the exact error for each known bad input, with nothing changed; and a live SSH
+//! session cut by a SCIM deactivation.
+
+#![expect(clippy::unwrap_used, reason = "test helpers fail the test")]
 
 use std::path::Path;
 
 use serde_json::{Value, json};
-use warden_testkit::{Backend, TestServer};
+use warden_testkit::{Backend, SshLab, TestServer, ssh_keygen_ed25519, through_proxy};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
@@ -787,4 +790,106 @@ async fn bad_requests_get_scim_errors_and_change_nothing() {
             "only a token with the scim role may use /scim/v2"
         );
     }
+}
+
+#[tokio::test]
+async fn a_scim_deactivation_cuts_a_live_ssh_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lab = SshLab::start(bin(), d).await;
+    let server = &lab.server;
+    let okta = server.token("okta", "scim", None);
+    // dave is provisioned, and pushed into the lab's `ops` group (adopted from Warden).
+    let (_, _, dave) = scim(
+        server,
+        &okta,
+        "POST",
+        "/Users",
+        Some(okta_user("dave@example.com", "Dave", "Lee")),
+    )
+    .await;
+    let id = dave["id"].as_str().unwrap().to_owned();
+    let (status, _, group) = scim(
+        server,
+        &okta,
+        "POST",
+        "/Groups",
+        Some(json!({ "displayName": "Ops", "members": [{ "value": id }] })),
+    )
+    .await;
+    assert_eq!(status, 201, "{group}");
+    assert_eq!(server.audit("group.create")[1]["details"]["adopted"], true);
+    assert_eq!(
+        members(server, "ops"),
+        json!(["dave-example.com"]),
+        "the IdP's list is the membership"
+    );
+
+    // dave's own key and Warden certificate, in a directory of his own.
+    let dd = d.join("dave");
+    std::fs::create_dir_all(&dd).unwrap();
+    std::fs::copy(d.join("known_hosts"), dd.join("known_hosts")).unwrap();
+    let public = ssh_keygen_ed25519(&dd.join("id_ed25519"));
+    let cli = server.token("dave-cli", "member", Some("dave-example.com"));
+    let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, ttl: \"1h\", principals: [\"root\"]) { certificate } }";
+    let (_, body) = server.graphql(Some(&cli), q, json!({ "k": public })).await;
+    let cert = body
+        .pointer("/data/issueSshUserCertificate/certificate")
+        .and_then(Value::as_str)
+        .unwrap();
+    std::fs::write(dd.join("id_ed25519-cert.pub"), cert).unwrap();
+
+    let session = through_proxy("ssh", server, &dd)
+        .args(["-l", "root", "db-1", "sleep 60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if !server.audit("ssh.session.start").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        server.audit("ssh.session.start")[0]["actor"],
+        "user:dave-example.com"
+    );
+
+    let started = std::time::Instant::now();
+    let (status, _, _) = scim(
+        server,
+        &okta,
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(json!({ "Operations": [{ "op": "Replace", "path": "active", "value": false }] })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let out = session.wait_with_output().unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warden: access ended: user `dave-example.com` is unknown or disabled"),
+        "{stderr}"
+    );
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    println!("a SCIM deactivation ended the live session {took:?} after the PATCH was sent");
+    let disabled = &server.audit("user.disable")[0]["details"];
+    assert_eq!(
+        disabled["ssh_certificates_revoked"], 2,
+        "his own and the session's: {disabled}"
+    );
+    let mut end = Vec::new();
+    for _ in 0..100 {
+        end = server.audit("ssh.session.end");
+        if !end.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        end[0]["details"]["reason"], "access ended: user `dave-example.com` is unknown or disabled",
+        "{end:?}"
+    );
 }
