@@ -401,6 +401,12 @@ pub(crate) async fn oidc_callback(
         acr: person.acr.clone(),
         state_hash: warden_identity::sha256_hex(&pending.state),
         just_in_time: provider.config().provisioning == Provisioning::JustInTime,
+        known_as: person
+            .preferred_username
+            .iter()
+            .chain(person.email.iter())
+            .cloned()
+            .collect(),
         session: NewSession {
             id: token.id.clone(),
             secret_hash: token.secret_hash.clone(),

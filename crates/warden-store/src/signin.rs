@@ -32,6 +32,10 @@ pub struct IdpSignIn {
     pub state_hash: String,
     /// Create the user on first sign-in (false: provisioning is SCIM-only).
     pub just_in_time: bool,
+    /// What the provider calls this person (`preferred_username`, the verified email): on a
+    /// first sign-in, a SCIM-provisioned user whose userName is one of these (in any case) and
+    /// who has no identity at this provider yet is linked.
+    pub known_as: Vec<String>,
     /// The session to open.
     pub session: NewSession,
 }
@@ -158,6 +162,40 @@ async fn find_user(
     }))
 }
 
+/// The SCIM-provisioned user this first sign-in is, linked to the provider's identity.
+async fn scim_link(
+    conn: &mut AnyConnection,
+    sign_in: &IdpSignIn,
+    now: Timestamp,
+) -> Result<Option<User>, StoreError> {
+    for known in &sign_in.known_as {
+        let found = find_user(
+            conn,
+            "SELECT u.id, u.name, u.display_name, u.email, u.created_at, u.disabled_at \
+             FROM scim_users s JOIN users u ON u.id = s.user_id \
+             WHERE s.user_name_key = $1 AND s.deleted_at IS NULL AND NOT EXISTS \
+             (SELECT 1 FROM user_identities i WHERE i.user_id = u.id AND i.provider = $2)",
+            &[&known.to_lowercase(), &sign_in.provider],
+        )
+        .await?;
+        if let Some(user) = found {
+            sqlx::query(
+                "INSERT INTO user_identities (provider, subject, user_id, email, created_at, last_login_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5)",
+            )
+            .bind(&sign_in.provider)
+            .bind(&sign_in.subject)
+            .bind(&user.id)
+            .bind(sign_in.email.as_deref())
+            .bind(now.as_millis())
+            .execute(&mut *conn)
+            .await?;
+            return Ok(Some(user));
+        }
+    }
+    Ok(None)
+}
+
 impl Store {
     /// Turns a sign-in the provider vouched for into a session, audited as `auth.login`: the
     /// state is spent, the user found by their provider identity (or created, just in time),
@@ -202,7 +240,11 @@ impl Store {
                 &[&sign_in.provider, &sign_in.subject],
             )
             .await?;
-            let user = match linked {
+            let provisioned = match linked {
+                Some(_) => None,
+                None => scim_link(conn, sign_in, ctx.now).await?,
+            };
+            let user = match linked.or(provisioned) {
                 Some(user) => user,
                 None if !sign_in.just_in_time => {
                     return Err(StoreError::Conflict(format!(

@@ -326,6 +326,23 @@ async fn scim_only_provisioning_refuses_unknown_people() {
         page.contains("no user is provisioned for this corp identity; provisioning is SCIM-only"),
         "{page}"
     );
+    // Once the provider has provisioned her through SCIM, her first sign-in links to that
+    // user by the userName the provider gave (here her email, in another case).
+    let okta = s.server.token("okta", "scim", None);
+    let body = json!({ "userName": "Alice@Example.com", "emails": [{ "value": "alice@example.com" }] });
+    let (status, _, _) = s
+        .server
+        .request("POST", "/scim/v2/Users", Some(&okta), Some(&body.to_string()), &[])
+        .await;
+    assert_eq!(status, 201);
+    let (status, page) = sign_in(&browser(), &s.base, "alice").await;
+    assert_eq!(status, 200, "{page}");
+    let logins = s.server.audit("auth.login");
+    assert_eq!(logins.last().unwrap()["outcome"], "success", "{logins:?}");
+    let users: Value =
+        serde_json::from_slice(&s.server.admin(&["user", "list", "--json"]).stdout).unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 1);
+    assert_eq!(users[0]["name"], "alice-example.com");
     // A local user with the same name is not taken over by the provider's identity.
     let s = setup(Backend::Sqlite, "").await;
     assert!(s.server.admin(&["user", "add", "alice"]).status.success());
