@@ -1,5 +1,6 @@
 //! SCIM filters compiled to SQL over the `scim_*` tables, the same on SQLite and PostgreSQL.
-//! Every predicate is two-valued (a missing attribute is false, never NULL), so `not` and
+//! Multi-valued attributes are `IN` over their own table's matching rows. Every predicate is
+//! two-valued (a missing attribute is false, never NULL), so `not` and
 //! `ne` mean what a SCIM client expects. Attributes the tables do not index are refused with
 //! `invalidFilter` rather than filtered slowly in memory.
 
@@ -36,11 +37,13 @@ enum Column {
     Time(&'static str),
 }
 
-/// A multi-valued attribute kept in a table of its own: `EXISTS` over its rows.
+/// A multi-valued attribute kept in a table of its own.
 #[derive(Debug, Clone, Copy)]
 struct Elements {
-    /// `FROM … WHERE` joining the rows to the outer resource.
-    from: &'static str,
+    /// The outer resource's key, and the subquery selecting the keys whose rows match:
+    /// `u.id IN (SELECT e.user_id FROM scim_user_emails e WHERE …)`, evaluated once.
+    key: &'static str,
+    select: &'static str,
     /// The column the attribute's bare name compares (`emails` is `emails.value`).
     value: Column,
     /// Sub-attributes.
@@ -55,7 +58,8 @@ pub(crate) enum Resource {
 }
 
 const EMAILS: Elements = Elements {
-    from: "scim_user_emails e WHERE e.user_id = u.id",
+    key: "u.id",
+    select: "SELECT e.user_id FROM scim_user_emails e WHERE",
     value: Column::Folded("e.value_key"),
     subs: &[
         ("value", Column::Folded("e.value_key")),
@@ -65,7 +69,8 @@ const EMAILS: Elements = Elements {
 };
 
 const MEMBERS: Elements = Elements {
-    from: "group_members m WHERE m.group_id = g.id",
+    key: "g.id",
+    select: "SELECT m.group_id FROM group_members m WHERE",
     value: Column::Exact("m.user_id"),
     subs: &[("value", Column::Exact("m.user_id"))],
 };
@@ -144,8 +149,7 @@ impl Where {
             }
             Filter::Each(attr, inner) => {
                 let el = elements(resource, attr).ok_or_else(|| unsupported(attr))?;
-                self.sql
-                    .push_str(&format!("EXISTS (SELECT 1 FROM {} AND ", el.from));
+                self.sql.push_str(&format!("{} IN ({} ", el.key, el.select));
                 self.element_filter(&el, attr, inner)?;
                 self.sql.push(')');
             }
@@ -162,8 +166,7 @@ impl Where {
                         None => el.value,
                         Some(sub) => sub_column(&el, sub).ok_or_else(|| unsupported(path))?,
                     };
-                    self.sql
-                        .push_str(&format!("EXISTS (SELECT 1 FROM {} AND ", el.from));
+                    self.sql.push_str(&format!("{} IN ({} ", el.key, el.select));
                     self.predicate(path, col, filter)?;
                     self.sql.push(')');
                 } else {
@@ -304,6 +307,7 @@ impl Where {
     }
 
     fn text(&mut self, c: &str, op: CompareOp, value: String) -> String {
+        let next = (op == CompareOp::Sw).then(|| successor(&value)).flatten();
         let p = self.bind(Bind::Text(value));
         match op {
             CompareOp::Eq => format!("({c} IS NOT NULL AND {c} = {p})"),
@@ -312,7 +316,15 @@ impl Where {
                 Backend::Sqlite => format!("({c} IS NOT NULL AND instr({c}, {p}) > 0)"),
                 Backend::Postgres => format!("({c} IS NOT NULL AND strpos({c}, {p}) > 0)"),
             },
-            CompareOp::Sw => format!("({c} IS NOT NULL AND substr({c}, 1, length({p})) = {p})"),
+            // A range, so an index on the column serves it: byte order is code point order
+            // (SQLite's BINARY, PostgreSQL's "C" collation).
+            CompareOp::Sw => match next {
+                Some(next) => {
+                    let q = self.bind(Bind::Text(next));
+                    format!("({c} IS NOT NULL AND {c} >= {p} AND {c} < {q})")
+                }
+                None => format!("({c} IS NOT NULL AND {c} >= {p})"),
+            },
             CompareOp::Ew => format!(
                 "({c} IS NOT NULL AND length({c}) >= length({p}) \
                  AND substr({c}, length({c}) - length({p}) + 1) = {p})"
@@ -323,6 +335,19 @@ impl Where {
             CompareOp::Le => format!("({c} IS NOT NULL AND {c} <= {p})"),
         }
     }
+}
+
+/// The least string greater than every string starting with `prefix`, if there is one.
+fn successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=0x10_FFFF).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 fn sub_column(el: &Elements, sub: &str) -> Option<Column> {

@@ -269,10 +269,19 @@ impl Store {
             clause = w.sql;
             binds = w.binds;
         }
-        let from =
-            format!("FROM groups g JOIN scim_groups sg ON sg.group_id = g.id WHERE {clause}");
+        let tables = "groups g JOIN scim_groups sg ON sg.group_id = g.id";
         let offset = start.saturating_sub(1);
-        let (total, rows) = page(&self.pool, &from, COLUMNS, "g.id", &binds, offset, count).await?;
+        let (total, rows) = page(
+            &self.pool,
+            tables,
+            &clause,
+            COLUMNS,
+            "sg.group_id",
+            &binds,
+            offset,
+            count,
+        )
+        .await?;
         let mut groups = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
         if members {
             self.fill_members(&mut groups).await?;

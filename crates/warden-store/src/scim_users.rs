@@ -366,9 +366,19 @@ impl Store {
             clause = format!("{clause} AND {}", w.sql);
             binds = w.binds;
         }
-        let from = format!("FROM users u JOIN scim_users s ON s.user_id = u.id WHERE {clause}");
+        let tables = "users u JOIN scim_users s ON s.user_id = u.id";
         let offset = start.saturating_sub(1);
-        let (total, rows) = page(&self.pool, &from, COLUMNS, "u.id", &binds, offset, count).await?;
+        let (total, rows) = page(
+            &self.pool,
+            tables,
+            &clause,
+            COLUMNS,
+            "s.user_id",
+            &binds,
+            offset,
+            count,
+        )
+        .await?;
         let mut users = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
         self.fill_groups(&mut users).await?;
         Ok(ScimList {
@@ -614,32 +624,49 @@ async fn set_active(
     offboard(conn, user, now).await
 }
 
-/// One page of `SELECT {columns} {from}` in `order`, with the total count: one query with a
-/// window count, and a count of its own only when the page is past the end.
+/// One page of `SELECT {columns} FROM {tables} WHERE {clause}` in `key` order, with the
+/// total count. First the page's keys with a window count (a narrow scan), then the rows for
+/// those keys; a count of its own only when the page is past the end.
+#[expect(clippy::too_many_arguments, reason = "the pieces of one SQL query")]
 pub(crate) async fn page(
     pool: &sqlx::AnyPool,
-    from: &str,
+    tables: &str,
+    clause: &str,
     columns: &str,
-    order: &str,
+    key: &str,
     binds: &[Bind],
     offset: u64,
     count: u64,
 ) -> Result<(u64, Vec<AnyRow>), StoreError> {
     let sql = format!(
-        "SELECT {columns}, COUNT(*) OVER () AS total {from} ORDER BY {order} LIMIT {count} OFFSET {offset}"
+        "SELECT {key} AS k, COUNT(*) OVER () AS total FROM {tables} WHERE {clause} \
+         ORDER BY {key} LIMIT {count} OFFSET {offset}"
     );
-    let rows = bound(sqlx::query(&sql), binds).fetch_all(pool).await?;
-    let total = match rows.first() {
+    let keys = bound(sqlx::query(&sql), binds).fetch_all(pool).await?;
+    let total = match keys.first() {
         Some(row) => row.try_get::<i64, _>("total")?,
         None => {
-            let sql = format!("SELECT COUNT(*) AS total {from}");
+            let sql = format!("SELECT COUNT(*) AS total FROM {tables} WHERE {clause}");
             bound(sqlx::query(&sql), binds)
                 .fetch_one(pool)
                 .await?
                 .try_get::<i64, _>("total")?
         }
     };
-    Ok((u64::try_from(total).unwrap_or_default(), rows))
+    let total = u64::try_from(total).unwrap_or_default();
+    if keys.is_empty() {
+        return Ok((total, Vec::new()));
+    }
+    let marks: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT {columns} FROM {tables} WHERE {key} IN ({}) ORDER BY {key}",
+        marks.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for row in &keys {
+        query = query.bind(row.try_get::<String, _>("k")?);
+    }
+    Ok((total, query.fetch_all(pool).await?))
 }
 
 fn bound<'q>(

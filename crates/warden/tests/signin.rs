@@ -329,10 +329,17 @@ async fn scim_only_provisioning_refuses_unknown_people() {
     // Once the provider has provisioned her through SCIM, her first sign-in links to that
     // user by the userName the provider gave (here her email, in another case).
     let okta = s.server.token("okta", "scim", None);
-    let body = json!({ "userName": "Alice@Example.com", "emails": [{ "value": "alice@example.com" }] });
+    let body =
+        json!({ "userName": "Alice@Example.com", "emails": [{ "value": "alice@example.com" }] });
     let (status, _, _) = s
         .server
-        .request("POST", "/scim/v2/Users", Some(&okta), Some(&body.to_string()), &[])
+        .request(
+            "POST",
+            "/scim/v2/Users",
+            Some(&okta),
+            Some(&body.to_string()),
+            &[],
+        )
         .await;
     assert_eq!(status, 201);
     let (status, page) = sign_in(&browser(), &s.base, "alice").await;
