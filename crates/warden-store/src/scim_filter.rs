@@ -58,7 +58,7 @@ pub(crate) enum Resource {
 }
 
 const EMAILS: Elements = Elements {
-    key: "u.id",
+    key: "s.user_id",
     select: "SELECT e.user_id FROM scim_user_emails e WHERE",
     value: Column::Folded("e.value_key"),
     subs: &[
@@ -81,14 +81,16 @@ fn column(resource: Resource, path: &AttrPath) -> Option<Column> {
     }
     let sub = path.sub.as_deref();
     Some(match (resource, path.attr.as_str(), sub) {
-        (Resource::User, "id", None) => Column::Exact("u.id"),
+        (Resource::User, "id", None) => Column::Exact("s.user_id"),
         (Resource::User, "externalId", None) => Column::Exact("s.external_id"),
         (Resource::User, "userName", None) => Column::Folded("s.user_name_key"),
         (Resource::User, "displayName", None) => Column::Folded("s.display_key"),
         (Resource::User, "name", Some("givenName")) => Column::Folded("s.given_key"),
         (Resource::User, "name", Some("familyName")) => Column::Folded("s.family_key"),
         (Resource::User, "name", Some("formatted")) => Column::Folded("s.formatted_key"),
-        (Resource::User, "active", None) => Column::Flag("u.disabled_at IS NULL"),
+        (Resource::User, "active", None) => Column::Flag(
+            "s.user_id NOT IN (SELECT d.id FROM users d WHERE d.disabled_at IS NOT NULL)",
+        ),
         (Resource::User, "meta", Some("created")) => Column::Time("s.created_at"),
         (Resource::User, "meta", Some("lastModified")) => Column::Time("s.updated_at"),
         (Resource::Group, "id", None) => Column::Exact("g.id"),

@@ -12,7 +12,7 @@ use warden_scim::{Filter, ScimError};
 
 use crate::audit::Action;
 use crate::scim_filter::{Resource, Where};
-use crate::scim_users::{check_version, not_found, page};
+use crate::scim_users::{Listing, check_version, not_found, page};
 use crate::users::new_id;
 use crate::{AuditContext, ScimList, ScimRef, Store, StoreError};
 
@@ -270,18 +270,16 @@ impl Store {
             binds = w.binds;
         }
         let tables = "groups g JOIN scim_groups sg ON sg.group_id = g.id";
+        let listing = Listing {
+            narrow: tables,
+            wide: tables,
+            clause: &clause,
+            binds: &binds,
+            columns: COLUMNS,
+            key: "sg.group_id",
+        };
         let offset = start.saturating_sub(1);
-        let (total, rows) = page(
-            &self.pool,
-            tables,
-            &clause,
-            COLUMNS,
-            "sg.group_id",
-            &binds,
-            offset,
-            count,
-        )
-        .await?;
+        let (total, rows) = page(&self.pool, &listing, offset, count).await?;
         let mut groups = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
         if members {
             self.fill_members(&mut groups).await?;

@@ -69,7 +69,10 @@ pub struct ScimList<T> {
 const ATTEMPTS: usize = 5;
 
 const COLUMNS: &str =
-    "u.id, u.name, u.disabled_at, s.document, s.version, s.created_at, s.updated_at";
+    "u.id, u.name, u.disabled_at, doc.document, s.version, s.created_at, s.updated_at";
+/// Where a user's columns come from. Filters and counts scan `scim_users` alone.
+const TABLES: &str = "scim_users s JOIN users u ON u.id = s.user_id \
+     JOIN scim_user_documents doc ON doc.user_id = s.user_id";
 
 fn scim(e: ScimError) -> StoreError {
     StoreError::Scim(e)
@@ -306,17 +309,21 @@ impl Store {
             .execute(&mut *conn)
             .await?;
             sqlx::query(
-                "INSERT INTO scim_users (user_id, user_name, user_name_key, document, version, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, 1, $5, $5)",
+                "INSERT INTO scim_users (user_id, user_name, user_name_key, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 1, $4, $4)",
             )
             .bind(&id)
             .bind(&cols.user_name)
             .bind(cols.user_name.to_lowercase())
-            .bind(&document)
             .bind(ctx.now.as_millis())
             .execute(&mut *conn)
             .await
             .map_err(|e| taken(e, &cols.user_name))?;
+            sqlx::query("INSERT INTO scim_user_documents (user_id, document) VALUES ($1, $2)")
+                .bind(&id)
+                .bind(&document)
+                .execute(&mut *conn)
+                .await?;
             cols.write(conn, &id).await?;
             Ok(ScimUser {
                 id,
@@ -334,10 +341,8 @@ impl Store {
 
     /// One provisioned user by SCIM id, with their groups; `None` when unknown or deleted.
     pub async fn scim_user(&self, id: &str) -> Result<Option<ScimUser>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM users u JOIN scim_users s ON s.user_id = u.id \
-             WHERE u.id = $1 AND s.deleted_at IS NULL"
-        );
+        let sql =
+            format!("SELECT {COLUMNS} FROM {TABLES} WHERE s.user_id = $1 AND s.deleted_at IS NULL");
         let Some(row) = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -366,19 +371,16 @@ impl Store {
             clause = format!("{clause} AND {}", w.sql);
             binds = w.binds;
         }
-        let tables = "users u JOIN scim_users s ON s.user_id = u.id";
         let offset = start.saturating_sub(1);
-        let (total, rows) = page(
-            &self.pool,
-            tables,
-            &clause,
-            COLUMNS,
-            "s.user_id",
-            &binds,
-            offset,
-            count,
-        )
-        .await?;
+        let listing = Listing {
+            narrow: "scim_users s",
+            wide: TABLES,
+            clause: &clause,
+            binds: &binds,
+            columns: COLUMNS,
+            key: "s.user_id",
+        };
+        let (total, rows) = page(&self.pool, &listing, offset, count).await?;
         let mut users = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
         self.fill_groups(&mut users).await?;
         Ok(ScimList {
@@ -482,10 +484,9 @@ impl Store {
             let written = self
                 .audited_detailed(ctx, action, async |conn| {
                     let swapped = sqlx::query(
-                        "UPDATE scim_users SET document = $1, version = version + 1, updated_at = $2 \
-                         WHERE user_id = $3 AND version = $4 AND deleted_at IS NULL",
+                        "UPDATE scim_users SET version = version + 1, updated_at = $1 \
+                         WHERE user_id = $2 AND version = $3 AND deleted_at IS NULL",
                     )
-                    .bind(&document)
                     .bind(ctx.now.as_millis())
                     .bind(id)
                     .bind(current.version)
@@ -494,6 +495,11 @@ impl Store {
                     if swapped.rows_affected() == 0 {
                         return Err(StoreError::Raced);
                     }
+                    sqlx::query("UPDATE scim_user_documents SET document = $1 WHERE user_id = $2")
+                        .bind(&document)
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?;
                     cols.write(conn, id).await?;
                     let details = set_active(conn, &user, current.active, active, ctx.now).await?;
                     Ok(((), details))
@@ -624,29 +630,46 @@ async fn set_active(
     offboard(conn, user, now).await
 }
 
-/// One page of `SELECT {columns} FROM {tables} WHERE {clause}` in `key` order, with the
-/// total count. First the page's keys with a window count (a narrow scan), then the rows for
-/// those keys; a count of its own only when the page is past the end.
-#[expect(clippy::too_many_arguments, reason = "the pieces of one SQL query")]
+/// A SCIM list's query, in pieces.
+pub(crate) struct Listing<'a> {
+    /// The tables the filter and count scan.
+    pub narrow: &'a str,
+    /// The tables the page's rows come from.
+    pub wide: &'a str,
+    /// The WHERE clause and its binds.
+    pub clause: &'a str,
+    pub binds: &'a [Bind],
+    /// The columns of a row, and the key the pages are ordered by.
+    pub columns: &'a str,
+    pub key: &'a str,
+}
+
+/// One page of a listing, in key order, with the total count. First the page's keys with a
+/// window count, scanning only the narrow tables, then the rows for those keys; a count of
+/// its own only when the page is past the end.
 pub(crate) async fn page(
     pool: &sqlx::AnyPool,
-    tables: &str,
-    clause: &str,
-    columns: &str,
-    key: &str,
-    binds: &[Bind],
+    listing: &Listing<'_>,
     offset: u64,
     count: u64,
 ) -> Result<(u64, Vec<AnyRow>), StoreError> {
+    let Listing {
+        narrow,
+        wide,
+        clause,
+        binds,
+        columns,
+        key,
+    } = listing;
     let sql = format!(
-        "SELECT {key} AS k, COUNT(*) OVER () AS total FROM {tables} WHERE {clause} \
+        "SELECT {key} AS k, COUNT(*) OVER () AS total FROM {narrow} WHERE {clause} \
          ORDER BY {key} LIMIT {count} OFFSET {offset}"
     );
     let keys = bound(sqlx::query(&sql), binds).fetch_all(pool).await?;
     let total = match keys.first() {
         Some(row) => row.try_get::<i64, _>("total")?,
         None => {
-            let sql = format!("SELECT COUNT(*) AS total FROM {tables} WHERE {clause}");
+            let sql = format!("SELECT COUNT(*) AS total FROM {narrow} WHERE {clause}");
             bound(sqlx::query(&sql), binds)
                 .fetch_one(pool)
                 .await?
@@ -659,7 +682,7 @@ pub(crate) async fn page(
     }
     let marks: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "SELECT {columns} FROM {tables} WHERE {key} IN ({}) ORDER BY {key}",
+        "SELECT {columns} FROM {wide} WHERE {key} IN ({}) ORDER BY {key}",
         marks.join(", ")
     );
     let mut query = sqlx::query(&sql);

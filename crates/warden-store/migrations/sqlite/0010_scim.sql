@@ -1,6 +1,6 @@
 -- SCIM 2.0 provisioning: the resource each identity provider manages, beside the Warden user
 -- or group it provisions. Columns ending in `_key` hold text lowercased for the filters of
--- attributes SCIM compares case-insensitively; `document` is the canonical resource (without
+-- attributes SCIM compares case-insensitively; the document is the canonical resource (without
 -- `id`, `meta`, `active` and `groups`, which come from Warden's own state).
 
 CREATE TABLE scim_users (
@@ -12,7 +12,6 @@ CREATE TABLE scim_users (
     given_key     TEXT,
     family_key    TEXT,
     formatted_key TEXT,
-    document      TEXT NOT NULL,
     version       INTEGER NOT NULL,
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL,
@@ -20,6 +19,15 @@ CREATE TABLE scim_users (
 ) STRICT;
 CREATE UNIQUE INDEX scim_users_user_name ON scim_users (user_name_key) WHERE deleted_at IS NULL;
 CREATE INDEX scim_users_external_id ON scim_users (external_id);
+
+-- The resource itself, apart, so that filters scan narrow rows.
+CREATE TABLE scim_user_documents (
+    user_id  TEXT PRIMARY KEY NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    document TEXT NOT NULL
+) STRICT;
+
+-- Disabled users, for `active` filters.
+CREATE INDEX users_disabled ON users (id) WHERE disabled_at IS NOT NULL;
 
 CREATE TABLE scim_user_emails (
     user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
