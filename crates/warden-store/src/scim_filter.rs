@@ -31,8 +31,8 @@ enum Column {
     Exact(&'static str),
     /// Text stored lowercased; the filter's value is lowercased too.
     Folded(&'static str),
-    /// A boolean: the SQL that is true when the attribute is true.
-    Flag(&'static str),
+    /// A boolean: the SQL that is true when the attribute is true, and when it is false.
+    Flag(&'static str, &'static str),
     /// Milliseconds since the epoch; the filter's value is an RFC 3339 time.
     Time(&'static str),
 }
@@ -64,7 +64,10 @@ const EMAILS: Elements = Elements {
     subs: &[
         ("value", Column::Folded("e.value_key")),
         ("type", Column::Folded("e.type_key")),
-        ("primary", Column::Flag("e.is_primary = 1")),
+        (
+            "primary",
+            Column::Flag("e.is_primary = 1", "e.is_primary = 0"),
+        ),
     ],
 };
 
@@ -90,6 +93,7 @@ fn column(resource: Resource, path: &AttrPath) -> Option<Column> {
         (Resource::User, "name", Some("formatted")) => Column::Folded("s.formatted_key"),
         (Resource::User, "active", None) => Column::Flag(
             "s.user_id NOT IN (SELECT d.id FROM users d WHERE d.disabled_at IS NOT NULL)",
+            "s.user_id IN (SELECT d.id FROM users d WHERE d.disabled_at IS NOT NULL)",
         ),
         (Resource::User, "meta", Some("created")) => Column::Time("s.created_at"),
         (Resource::User, "meta", Some("lastModified")) => Column::Time("s.updated_at"),
@@ -237,7 +241,7 @@ impl Where {
                         format!("({c} IS NOT NULL AND {c} <> '')")
                     }
                     Column::Time(c) => format!("({c} IS NOT NULL)"),
-                    Column::Flag(_) => "(1 = 1)".to_owned(),
+                    Column::Flag(..) => "(1 = 1)".to_owned(),
                 };
                 self.sql.push_str(&sql);
                 return Ok(());
@@ -261,13 +265,13 @@ impl Where {
             (Column::Exact(_) | Column::Folded(_), _) => {
                 return Err(ScimError::filter(format!("`{path}` compares with text")));
             }
-            (Column::Flag(truth), Value::Bool(b)) => match op {
+            (Column::Flag(truth, falsity), Value::Bool(b)) => match op {
                 CompareOp::Eq if *b => format!("({truth})"),
                 CompareOp::Ne if !*b => format!("({truth})"),
-                CompareOp::Eq | CompareOp::Ne => format!("(NOT ({truth}))"),
+                CompareOp::Eq | CompareOp::Ne => format!("({falsity})"),
                 _ => return Err(ScimError::filter(format!("`{path}` takes only eq and ne"))),
             },
-            (Column::Flag(_), _) => {
+            (Column::Flag(..), _) => {
                 return Err(ScimError::filter(format!(
                     "`{path}` compares with true or false"
                 )));

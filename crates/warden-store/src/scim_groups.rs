@@ -85,7 +85,7 @@ async fn member_names(
     for id in ids {
         let row = sqlx::query(
             "SELECT u.name FROM users u JOIN scim_users s ON s.user_id = u.id \
-             WHERE u.id = $1 AND s.deleted_at IS NULL",
+             WHERE u.id = $1",
         )
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -294,7 +294,7 @@ impl Store {
         for g in groups.iter_mut() {
             let rows = sqlx::query(
                 "SELECT u.id, u.display_name FROM group_members m JOIN users u ON u.id = m.user_id \
-                 JOIN scim_users s ON s.user_id = u.id WHERE m.group_id = $1 AND s.deleted_at IS NULL ORDER BY u.id",
+                 JOIN scim_users s ON s.user_id = u.id WHERE m.group_id = $1 ORDER BY u.id",
             )
             .bind(&g.id)
             .fetch_all(&self.pool)

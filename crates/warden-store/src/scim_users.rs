@@ -271,10 +271,8 @@ impl Store {
             }),
         };
         let document = Value::Object(change.document.clone()).to_string();
-        self.audited(ctx, action, async |conn| {
-            let taken_by_scim = sqlx::query(
-                "SELECT 1 FROM scim_users WHERE user_name_key = $1 AND deleted_at IS NULL",
-            )
+        self.audited_detailed(ctx, action, async |conn| {
+            let taken_by_scim = sqlx::query("SELECT 1 FROM scim_users WHERE user_name_key = $1")
             .bind(cols.user_name.to_lowercase())
             .fetch_optional(&mut *conn)
             .await?;
@@ -284,30 +282,59 @@ impl Store {
                     cols.user_name
                 ))));
             }
-            let exists = sqlx::query("SELECT 1 FROM users WHERE name = $1")
-                .bind(name.as_str())
-                .fetch_optional(&mut *conn)
-                .await?;
-            if exists.is_some() {
-                return Err(scim(ScimError::uniqueness(format!(
-                    "Warden user `{name}` (from userName `{}`) already exists and was not provisioned by SCIM; an admin must resolve it",
-                    cols.user_name
-                ))));
-            }
-            let id = new_id();
-            let disabled_at = (!active).then_some(ctx.now.as_millis());
-            sqlx::query(
-                "INSERT INTO users (id, name, display_name, email, created_at, disabled_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+            // A person the client deleted and now creates again is provisioned anew onto the
+            // same Warden user; any other user of that name is not the client's to take.
+            let exists = sqlx::query(
+                "SELECT u.id, d.user_id AS deleted FROM users u \
+                 LEFT JOIN scim_deleted_users d ON d.user_id = u.id WHERE u.name = $1",
             )
-            .bind(&id)
             .bind(name.as_str())
-            .bind(cols.display_name())
-            .bind(cols.email())
-            .bind(ctx.now.as_millis())
-            .bind(disabled_at)
-            .execute(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await?;
+            let disabled_at = (!active).then_some(ctx.now.as_millis());
+            let reprovisioned = exists
+                .as_ref()
+                .map(|row| row.try_get::<Option<String>, _>("deleted"))
+                .transpose()?
+                .flatten()
+                .is_some();
+            let id = match exists {
+                Some(row) if reprovisioned => {
+                    let id: String = row.try_get("id")?;
+                    sqlx::query("DELETE FROM scim_deleted_users WHERE user_id = $1")
+                        .bind(&id)
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
+                        .bind(disabled_at)
+                        .bind(&id)
+                        .execute(&mut *conn)
+                        .await?;
+                    id
+                }
+                Some(_) => {
+                    return Err(scim(ScimError::uniqueness(format!(
+                        "Warden user `{name}` (from userName `{}`) already exists and was not provisioned by SCIM; an admin must resolve it",
+                        cols.user_name
+                    ))));
+                }
+                None => {
+                    let id = new_id();
+                    sqlx::query(
+                        "INSERT INTO users (id, name, display_name, email, created_at, disabled_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&id)
+                    .bind(name.as_str())
+                    .bind(cols.display_name())
+                    .bind(cols.email())
+                    .bind(ctx.now.as_millis())
+                    .bind(disabled_at)
+                    .execute(&mut *conn)
+                    .await?;
+                    id
+                }
+            };
             sqlx::query(
                 "INSERT INTO scim_users (user_id, user_name, user_name_key, version, created_at, updated_at) \
                  VALUES ($1, $2, $3, 1, $4, $4)",
@@ -325,7 +352,7 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
             cols.write(conn, &id).await?;
-            Ok(ScimUser {
+            let user = ScimUser {
                 id,
                 name,
                 document: change.document,
@@ -334,15 +361,15 @@ impl Store {
                 version: 1,
                 created_at: ctx.now,
                 updated_at: ctx.now,
-            })
+            };
+            Ok((user, json!({ "reprovisioned": reprovisioned })))
         })
         .await
     }
 
     /// One provisioned user by SCIM id, with their groups; `None` when unknown or deleted.
     pub async fn scim_user(&self, id: &str) -> Result<Option<ScimUser>, StoreError> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM {TABLES} WHERE s.user_id = $1 AND s.deleted_at IS NULL");
+        let sql = format!("SELECT {COLUMNS} FROM {TABLES} WHERE s.user_id = $1");
         let Some(row) = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -363,12 +390,12 @@ impl Store {
         start: u64,
         count: u64,
     ) -> Result<ScimList<ScimUser>, StoreError> {
-        let mut clause = "s.deleted_at IS NULL".to_owned();
+        let mut clause = "1 = 1".to_owned();
         let mut binds = Vec::new();
         if let Some(filter) = filter {
             let w =
                 Where::compile(self.location.backend(), Resource::User, filter).map_err(scim)?;
-            clause = format!("{clause} AND {}", w.sql);
+            clause = w.sql;
             binds = w.binds;
         }
         let offset = start.saturating_sub(1);
@@ -485,7 +512,7 @@ impl Store {
                 .audited_detailed(ctx, action, async |conn| {
                     let swapped = sqlx::query(
                         "UPDATE scim_users SET version = version + 1, updated_at = $1 \
-                         WHERE user_id = $2 AND version = $3 AND deleted_at IS NULL",
+                         WHERE user_id = $2 AND version = $3",
                     )
                     .bind(ctx.now.as_millis())
                     .bind(id)
@@ -562,17 +589,24 @@ impl Store {
             disabled_at: None,
         };
         self.audited_detailed(ctx, action, async |conn| {
-            let gone = sqlx::query(
-                "UPDATE scim_users SET deleted_at = $1, version = version + 1 \
-                 WHERE user_id = $2 AND deleted_at IS NULL",
-            )
-            .bind(ctx.now.as_millis())
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+            let gone = sqlx::query("DELETE FROM scim_users WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
             if gone.rows_affected() == 0 {
                 return Err(not_found("user", id));
             }
+            for sql in [
+                "DELETE FROM scim_user_documents WHERE user_id = $1",
+                "DELETE FROM scim_user_emails WHERE user_id = $1",
+            ] {
+                sqlx::query(sql).bind(id).execute(&mut *conn).await?;
+            }
+            sqlx::query("INSERT INTO scim_deleted_users (user_id, deleted_at) VALUES ($1, $2)")
+                .bind(id)
+                .bind(ctx.now.as_millis())
+                .execute(&mut *conn)
+                .await?;
             let mut details = set_active(conn, &user, current.active, false, ctx.now).await?;
             let left = sqlx::query("DELETE FROM group_members WHERE user_id = $1")
                 .bind(id)
@@ -644,9 +678,8 @@ pub(crate) struct Listing<'a> {
     pub key: &'a str,
 }
 
-/// One page of a listing, in key order, with the total count. First the page's keys with a
-/// window count, scanning only the narrow tables, then the rows for those keys; a count of
-/// its own only when the page is past the end.
+/// One page of a listing, in key order, with the total count: the count and the page's keys
+/// from the narrow tables (walked in key order, no sort), then the rows for those keys.
 pub(crate) async fn page(
     pool: &sqlx::AnyPool,
     listing: &Listing<'_>,
@@ -661,22 +694,19 @@ pub(crate) async fn page(
         columns,
         key,
     } = listing;
+    let sql = format!("SELECT COUNT(*) AS total FROM {narrow} WHERE {clause}");
+    let total: i64 = bound(sqlx::query(&sql), binds)
+        .fetch_one(pool)
+        .await?
+        .try_get("total")?;
+    let total = u64::try_from(total).unwrap_or_default();
+    if total <= offset || count == 0 {
+        return Ok((total, Vec::new()));
+    }
     let sql = format!(
-        "SELECT {key} AS k, COUNT(*) OVER () AS total FROM {narrow} WHERE {clause} \
-         ORDER BY {key} LIMIT {count} OFFSET {offset}"
+        "SELECT {key} AS k FROM {narrow} WHERE {clause} ORDER BY {key} LIMIT {count} OFFSET {offset}"
     );
     let keys = bound(sqlx::query(&sql), binds).fetch_all(pool).await?;
-    let total = match keys.first() {
-        Some(row) => row.try_get::<i64, _>("total")?,
-        None => {
-            let sql = format!("SELECT COUNT(*) AS total FROM {narrow} WHERE {clause}");
-            bound(sqlx::query(&sql), binds)
-                .fetch_one(pool)
-                .await?
-                .try_get::<i64, _>("total")?
-        }
-    };
-    let total = u64::try_from(total).unwrap_or_default();
     if keys.is_empty() {
         return Ok((total, Vec::new()));
     }

@@ -173,7 +173,7 @@ async fn scim_link(
             conn,
             "SELECT u.id, u.name, u.display_name, u.email, u.created_at, u.disabled_at \
              FROM scim_users s JOIN users u ON u.id = s.user_id \
-             WHERE s.user_name_key = $1 AND s.deleted_at IS NULL AND NOT EXISTS \
+             WHERE s.user_name_key = $1 AND NOT EXISTS \
              (SELECT 1 FROM user_identities i WHERE i.user_id = u.id AND i.provider = $2)",
             &[&known.to_lowercase(), &sign_in.provider],
         )

@@ -354,6 +354,27 @@ async fn okta_provisions_people_and_groups_then_deactivates_and_deletes() {
             .unwrap();
         assert_eq!(bob_row["disabled"], true);
         assert_eq!(members(&server, "engineering-team"), json!([]));
+        // Rehired: the client creates him anew, onto the same Warden user.
+        let (status, _, again) = scim(
+            &server,
+            &okta,
+            "POST",
+            "/Users",
+            Some(okta_user("bob@example.com", "Bob", "Jones")),
+        )
+        .await;
+        assert_eq!(status, 201, "{again}");
+        assert_eq!(again["id"], bob_id.as_str());
+        let creates = server.audit("user.create");
+        assert_eq!(creates.last().unwrap()["details"]["reprovisioned"], true);
+        let bob_row = users(&server)
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == "bob-example.com")
+            .cloned()
+            .unwrap();
+        assert_eq!(bob_row["disabled"], false);
         let (status, _, _) = scim(
             &server,
             &okta,

@@ -14,16 +14,22 @@ CREATE TABLE scim_users (
     formatted_key TEXT COLLATE "C",
     version       BIGINT NOT NULL,
     created_at    BIGINT NOT NULL,
-    updated_at    BIGINT NOT NULL,
-    deleted_at    BIGINT
+    updated_at    BIGINT NOT NULL
 );
-CREATE UNIQUE INDEX scim_users_user_name ON scim_users (user_name_key) WHERE deleted_at IS NULL;
+CREATE UNIQUE INDEX scim_users_user_name ON scim_users (user_name_key);
 CREATE INDEX scim_users_external_id ON scim_users (external_id);
 
 -- The resource itself, apart, so that filters scan narrow rows.
 CREATE TABLE scim_user_documents (
     user_id  TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
     document TEXT NOT NULL
+);
+
+-- Users a SCIM client deleted: their Warden user stays (disabled) for its history, and is
+-- provisioned again if the client creates the same person anew.
+CREATE TABLE scim_deleted_users (
+    user_id    TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    deleted_at BIGINT NOT NULL
 );
 
 -- Disabled users, for `active` filters.

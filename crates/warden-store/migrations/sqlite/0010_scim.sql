@@ -14,16 +14,22 @@ CREATE TABLE scim_users (
     formatted_key TEXT,
     version       INTEGER NOT NULL,
     created_at    INTEGER NOT NULL,
-    updated_at    INTEGER NOT NULL,
-    deleted_at    INTEGER
-) STRICT;
-CREATE UNIQUE INDEX scim_users_user_name ON scim_users (user_name_key) WHERE deleted_at IS NULL;
+    updated_at    INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE UNIQUE INDEX scim_users_user_name ON scim_users (user_name_key);
 CREATE INDEX scim_users_external_id ON scim_users (external_id);
 
 -- The resource itself, apart, so that filters scan narrow rows.
 CREATE TABLE scim_user_documents (
     user_id  TEXT PRIMARY KEY NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     document TEXT NOT NULL
+) STRICT;
+
+-- Users a SCIM client deleted: their Warden user stays (disabled) for its history, and is
+-- provisioned again if the client creates the same person anew.
+CREATE TABLE scim_deleted_users (
+    user_id    TEXT PRIMARY KEY NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    deleted_at INTEGER NOT NULL
 ) STRICT;
 
 -- Disabled users, for `active` filters.
