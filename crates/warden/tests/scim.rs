@@ -876,6 +876,8 @@ async fn a_scim_deactivation_cuts_a_live_ssh_session() {
         server.audit("ssh.session.start")[0]["actor"],
         "user:dave-example.com"
     );
+    // Let the proxy finish taking the session in (its shell channel open), as a person would.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     let started = std::time::Instant::now();
     let (status, _, _) = scim(
