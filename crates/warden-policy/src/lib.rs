@@ -462,7 +462,12 @@ impl Policies {
         context: &serde_json::Value,
     ) -> Result<Decided, PolicyError> {
         let mut list = subject.entities()?;
-        list.extend(object.entities()?);
+        // A group the subject is in is already there.
+        for entity in object.entities()? {
+            if !list.iter().any(|e| e.uid() == entity.uid()) {
+                list.push(entity);
+            }
+        }
         // Built here from typed data, so they match the schema by construction; checking
         // them against it again would cost more than the decision.
         let entities = Entities::from_entities(list, None).map_err(|e| {
@@ -738,6 +743,8 @@ impl Subject {
 pub enum Object {
     /// `Warden::Api::"users"`.
     Api(String),
+    /// `Warden::Group::"ops"`: what an access request asks for.
+    Group(String),
     /// `Warden::Host::"db-1"` with its labels as tags.
     Host {
         /// Its name.
@@ -752,6 +759,7 @@ impl Object {
     pub fn uid(&self) -> String {
         match self {
             Object::Api(name) => format!("Warden::Api::{}", quoted(name)),
+            Object::Group(name) => format!("Warden::Group::{}", quoted(name)),
             Object::Host { name, .. } => format!("Warden::Host::{}", quoted(name)),
         }
     }
@@ -759,6 +767,7 @@ impl Object {
     fn entity_uid(&self) -> Result<EntityUid, PolicyError> {
         match self {
             Object::Api(name) => uid_of("Api", name),
+            Object::Group(name) => uid_of("Group", name),
             Object::Host { name, .. } => uid_of("Host", name),
         }
     }
@@ -766,6 +775,7 @@ impl Object {
     fn entities(&self) -> Result<Vec<Entity>, PolicyError> {
         match self {
             Object::Api(name) => Ok(vec![Entity::with_uid(uid_of("Api", name)?)]),
+            Object::Group(name) => Ok(vec![Entity::with_uid(uid_of("Group", name)?)]),
             Object::Host { name, labels } => Ok(vec![
                 Entity::new_with_tags(
                     uid_of("Host", name)?,

@@ -326,8 +326,14 @@ fn decision_table_for_each_action_with_the_starter_set() {
         "approve",
         "review",
     ] {
-        let api = Object::Api("x".into());
-        let decide = |s: &Subject| set.decide_as(s, action, &api, &json!({})).unwrap().allow;
+        let (object, context) = match action {
+            "approve" => (
+                Object::Group("ops".into()),
+                json!({ "requester": "carol", "reason": "incident", "duration_seconds": 3600 }),
+            ),
+            _ => (Object::Api("x".into()), json!({})),
+        };
+        let decide = |s: &Subject| set.decide_as(s, action, &object, &context).unwrap().allow;
         assert!(decide(&admin), "{action}: admin token");
         assert!(decide(&alice), "{action}: member of admins");
         assert_eq!(

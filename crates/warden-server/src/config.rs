@@ -179,6 +179,19 @@ pub enum SinkConfig {
         #[serde(default = "default_app_name")]
         app_name: String,
     },
+    /// Chosen events POSTed to a URL, one per request: notifications.
+    Webhook {
+        /// Unique sink name.
+        name: String,
+        /// Where to POST; kept out of logs and errors (chat webhooks hold a secret in it).
+        url: String,
+        /// `json` (the canonical event) or `slack` (`{"text": …}`).
+        #[serde(default = "default_webhook_format")]
+        format: String,
+        /// Actions to send, exactly or as a prefix ending in `*` (`access.*`); empty: all.
+        #[serde(default)]
+        actions: Vec<String>,
+    },
     /// OpenTelemetry logs over OTLP/HTTP with protobuf (cargo feature `otlp`, on by default).
     Otlp {
         /// Unique sink name.
@@ -195,6 +208,10 @@ fn default_max_bytes() -> u64 {
     64 * 1024 * 1024
 }
 
+fn default_webhook_format() -> String {
+    "json".to_owned()
+}
+
 fn default_app_name() -> String {
     "warden".to_owned()
 }
@@ -205,6 +222,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Jsonl { name, .. }
             | SinkConfig::Syslog { name, .. }
+            | SinkConfig::Webhook { name, .. }
             | SinkConfig::Otlp { name, .. } => name,
         }
     }

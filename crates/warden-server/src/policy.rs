@@ -418,7 +418,8 @@ pub async fn subject(store: &Store, actor: &Actor) -> Result<Option<Subject>, St
             if user.disabled_at.is_some() {
                 return Ok(None);
             }
-            let groups = store.user_groups(&user.id).await?;
+            let now = Timestamp::from_system(std::time::SystemTime::now());
+            let groups = store.user_groups(&user.id, now).await?;
             Ok(Some(Subject::User {
                 name: name.to_string(),
                 groups: groups.iter().map(|g| g.as_str().to_owned()).collect(),

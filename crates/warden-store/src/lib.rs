@@ -9,6 +9,7 @@
 //! in one transaction, and a change whose event cannot be written does not happen. Refused
 //! requests are recorded with [`Store::record_denial`].
 
+mod access;
 mod audit;
 mod ca;
 mod error;
@@ -33,6 +34,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use tokio::sync::Mutex;
 
+pub use access::{AccessRequest, Decision, Grant, NewAccessRequest, RequestState};
 pub use audit::{AuditContext, EventFilter, StoredCheckpoint};
 pub use ca::{CaKey, NewSshCertificate, NewX509Certificate};
 pub use error::StoreError;

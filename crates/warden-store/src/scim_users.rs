@@ -678,8 +678,12 @@ pub(crate) struct Listing<'a> {
     pub key: &'a str,
 }
 
-/// One page of a listing, in key order, with the total count: the count and the page's keys
-/// from the narrow tables (walked in key order, no sort), then the rows for those keys.
+/// Matches a filter may have for a list to be read in one scan of keys.
+const FEW: u64 = 2000;
+
+/// One page of a listing, in key order, with the total count: the matching keys from the
+/// narrow tables (walked in key order, no sort) in one scan when there are at most [`FEW`],
+/// else a count and the page's keys; then the rows for the page's keys.
 pub(crate) async fn page(
     pool: &sqlx::AnyPool,
     listing: &Listing<'_>,
@@ -694,19 +698,39 @@ pub(crate) async fn page(
         columns,
         key,
     } = listing;
-    let sql = format!("SELECT COUNT(*) AS total FROM {narrow} WHERE {clause}");
-    let total: i64 = bound(sqlx::query(&sql), binds)
-        .fetch_one(pool)
-        .await?
-        .try_get("total")?;
-    let total = u64::try_from(total).unwrap_or_default();
-    if total <= offset || count == 0 {
-        return Ok((total, Vec::new()));
-    }
+    // One scan for the common, selective filter: every matching key, when there are few.
+    let few = (offset + count).max(FEW);
     let sql = format!(
-        "SELECT {key} AS k FROM {narrow} WHERE {clause} ORDER BY {key} LIMIT {count} OFFSET {offset}"
+        "SELECT {key} AS k FROM {narrow} WHERE {clause} ORDER BY {key} LIMIT {}",
+        few + 1
     );
-    let keys = bound(sqlx::query(&sql), binds).fetch_all(pool).await?;
+    let all = bound(sqlx::query(&sql), binds).fetch_all(pool).await?;
+    let (total, keys) = if all.len() <= usize::try_from(few).unwrap_or(usize::MAX) {
+        let total = u64::try_from(all.len()).unwrap_or_default();
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(count).unwrap_or(usize::MAX);
+        (
+            total,
+            all.into_iter().skip(skip).take(take).collect::<Vec<_>>(),
+        )
+    } else {
+        let sql = format!("SELECT COUNT(*) AS total FROM {narrow} WHERE {clause}");
+        let total: i64 = bound(sqlx::query(&sql), binds)
+            .fetch_one(pool)
+            .await?
+            .try_get("total")?;
+        let total = u64::try_from(total).unwrap_or_default();
+        if total <= offset || count == 0 {
+            return Ok((total, Vec::new()));
+        }
+        let sql = format!(
+            "SELECT {key} AS k FROM {narrow} WHERE {clause} ORDER BY {key} LIMIT {count} OFFSET {offset}"
+        );
+        (
+            total,
+            bound(sqlx::query(&sql), binds).fetch_all(pool).await?,
+        )
+    };
     if keys.is_empty() {
         return Ok((total, Vec::new()));
     }

@@ -197,13 +197,20 @@ impl Store {
         Ok(page.finish(users))
     }
 
-    /// The groups a user belongs to, in name order.
-    pub async fn user_groups(&self, user_id: &str) -> Result<Vec<GroupName>, StoreError> {
+    /// The groups a user is in at `now`, in name order: as a member, or through a grant
+    /// that has not expired or ended.
+    pub async fn user_groups(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<GroupName>, StoreError> {
         let rows = sqlx::query(
-            "SELECT g.name FROM group_members m JOIN groups g ON g.id = m.group_id \
-             WHERE m.user_id = $1 ORDER BY g.name",
+            "SELECT g.name FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.user_id = $1 \
+             UNION SELECT g.name FROM grants gr JOIN groups g ON g.id = gr.group_id \
+             WHERE gr.user_id = $1 AND gr.ended_at IS NULL AND gr.expires_at > $2 ORDER BY 1",
         )
         .bind(user_id)
+        .bind(now.as_millis())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -216,8 +223,8 @@ impl Store {
 }
 
 /// Ends everything a disabled person holds, in the disabling transaction: API tokens, web
-/// sessions, and unexpired SSH certificates (key ids `user:NAME token:…` and the proxy's
-/// `session:… user:NAME`). Returns how many of each, for the audit event.
+/// sessions, unexpired SSH certificates (key ids `user:NAME token:…` and the proxy's
+/// `session:… user:NAME`) and live grants. Returns how many of each, for the audit event.
 pub(crate) async fn offboard(
     conn: &mut sqlx::AnyConnection,
     user: &User,
@@ -257,9 +264,11 @@ pub(crate) async fn offboard(
     .execute(&mut *conn)
     .await?
     .rows_affected();
+    let grants = crate::access::end_grants(conn, &user.id, now).await?;
     Ok(serde_json::json!({
         "tokens_revoked": tokens,
         "web_sessions_ended": sessions,
         "ssh_certificates_revoked": certificates,
+        "grants_ended": grants,
     }))
 }

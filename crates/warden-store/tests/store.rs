@@ -82,7 +82,10 @@ async fn users_and_groups_with_their_audit_events() {
             .unwrap_err();
         assert_eq!(err.to_string(), "user `nobody` not found");
         assert_eq!(
-            store.user_groups(&alice.id).await.unwrap(),
+            store
+                .user_groups(&alice.id, Timestamp::from_millis(0))
+                .await
+                .unwrap(),
             vec![ops.clone()]
         );
 

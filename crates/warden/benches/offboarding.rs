@@ -1,6 +1,7 @@
-//! Offboarding propagation benchmark (issue 8's first part): a person with a live SSH session
-//! through the recording proxy is disabled (`disableUser`); measured from the call returning
-//! to the session closed (the ssh client exited), and whether the KRL already lists their
+//! Offboarding propagation benchmark (issue 8): a person provisioned through SCIM, with a live
+//! SSH session through the recording proxy, is deactivated as Okta does it (SCIM PATCH
+//! `{"op": "replace", "value": {"active": false}}`); measured from the call returning to the
+//! session closed (the ssh client exited), and whether the KRL already lists their
 //! certificate then (`ssh-keygen -Q`). N runs, each with a fresh person; p50, p90, p99, max.
 //! Two setups: one process on SQLite, and PostgreSQL with the session held by a separate
 //! `warden proxy` (the change crosses processes through LISTEN/NOTIFY).
@@ -41,26 +42,29 @@ fn revoked(krl: &[u8], dir: &Path, cert: &Path) -> bool {
     String::from_utf8_lossy(&out.stdout).contains("REVOKED")
 }
 
-/// One person: made, in ops, certified, in a session through `proxy`; then disabled.
+/// One person: provisioned, pushed into ops, certified, in a session through `proxy`; then
+/// deactivated.
 /// Returns the time from the call returning to the session closed, and whether the KRL
 /// revoked the certificate by then.
 async fn run(
     server: &TestServer,
     proxy: &str,
     d: &Path,
-    admin: &str,
+    scim: &Scim,
     n: usize,
 ) -> (Duration, bool) {
-    let name = format!("leaver{n}");
-    let dir = d.join(&name);
+    let dir = d.join(format!("leaver{n}"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(d.join("known_hosts"), dir.join("known_hosts")).unwrap();
-    for args in [
-        &["user", "add", &name][..],
-        &["group", "add-member", "ops", &name],
-    ] {
-        assert!(server.admin(args).status.success());
-    }
+    let user = json!({ "userName": format!("leaver{n}@example.com"), "active": true });
+    let (status, _, body) = scim.call(server, "POST", "/Users", user).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let name = format!("leaver{n}-example.com");
+    let add =
+        json!({ "Operations": [{ "op": "add", "path": "members", "value": [{ "value": id }] }] });
+    let (status, _, body) = scim.call(server, "PATCH", &scim.ops, add).await;
+    assert_eq!(status, 200, "{body}");
     let token = server.token(&format!("{name}-cli"), "member", Some(&name));
     let public = ssh_keygen_ed25519(&dir.join("id_ed25519"));
     let q = "mutation($k: String!) { issueSshUserCertificate(publicKey: $k, ttl: \"1h\", principals: [\"root\"]) { certificate } }";
@@ -104,8 +108,10 @@ async fn run(
     assert!(open, "{name}'s session did not open");
     // Let the proxy finish taking the session in (it rechecks once as it opens).
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let q = "mutation($n: String!) { disableUser(name: $n) { name } }";
-    let (status, body) = server.graphql(Some(admin), q, json!({ "n": name })).await;
+    let off = json!({ "Operations": [{ "op": "replace", "value": { "active": false } }] });
+    let (status, _, body) = scim
+        .call(server, "PATCH", &format!("/Users/{id}"), off)
+        .await;
     let returned = Instant::now();
     assert_eq!(status, 200, "{body}");
     let krl = reqwest::get(format!("{}/v1/ssh/krl", server.url))
@@ -128,18 +134,50 @@ async fn run(
     (returned.elapsed(), in_krl)
 }
 
+/// The identity provider's side: its SCIM token and the pushed `ops` group.
+struct Scim {
+    token: String,
+    ops: String,
+}
+
+impl Scim {
+    async fn call(
+        &self,
+        server: &TestServer,
+        method: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let path = format!("/scim/v2{path}");
+        let body = body.to_string();
+        server
+            .request(method, &path, Some(&self.token), Some(&body), &[])
+            .await
+    }
+}
+
 async fn measure(label: &str, server: &TestServer, proxy: &str, d: &Path, runs: usize) {
-    let admin = server.token("bench-admin", "admin", None);
+    let token = server.token("okta", "scim", None);
+    let mut scim = Scim {
+        token,
+        ops: String::new(),
+    };
+    // The lab's `ops` group, adopted by the identity provider.
+    let (status, _, body) = scim
+        .call(server, "POST", "/Groups", json!({ "displayName": "ops" }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    scim.ops = format!("/Groups/{}", body["id"].as_str().unwrap());
     let mut times = Vec::new();
     let mut krl_ok = 0;
     for n in 0..runs {
-        let (took, in_krl) = run(server, proxy, d, &admin, n).await;
+        let (took, in_krl) = run(server, proxy, d, &scim, n).await;
         times.push(took);
         krl_ok += usize::from(in_krl);
     }
     times.sort();
     println!(
-        "{label}: {runs} leavers, call returned -> live session closed: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target p99 under 1 s); KRL listed the certificate when the call returned: {krl_ok}/{runs}",
+        "{label}: {runs} leavers deactivated by SCIM PATCH, call returned -> live session closed: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target p99 under 1 s); KRL listed the certificate when the call returned: {krl_ok}/{runs}",
         ms(percentile(&times, 0.5)),
         ms(percentile(&times, 0.9)),
         ms(percentile(&times, 0.99)),

@@ -40,6 +40,8 @@ pub enum Command {
     Sessions(SessionsArgs),
     /// Replay a recorded SSH session in the terminal with its original timing.
     Play(PlayArgs),
+    /// Just-in-time access: ask for a group for a while, list requests, approve or deny them.
+    Request(RequestArgs),
     /// Policy as code (Cedar): check and test a directory offline, apply it to the server,
     /// show versions and history, explain decisions.
     Policy(PolicyArgs),
@@ -301,6 +303,56 @@ pub enum SessionsCommand {
     Kill { id: String },
     /// Find sessions whose transcript (what the terminal showed) contains TEXT.
     Search { text: String },
+}
+
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    #[command(flatten)]
+    pub connection: ServerConnection,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: RequestCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestCommand {
+    /// Ask for temporary membership of a group; prints the request's id.
+    Create {
+        /// The group.
+        #[arg(long)]
+        group: String,
+        /// Why, for the approvers and the record.
+        #[arg(long)]
+        reason: String,
+        /// How long the grant lasts once approved, like 30m or 2h (1s to 30d).
+        #[arg(long, default_value = "1h")]
+        duration: String,
+        /// How many approvers must approve (1 to 5).
+        #[arg(long, default_value_t = 1)]
+        approvals: i32,
+    },
+    /// Requests you made or may decide, newest first.
+    List {
+        /// Only pending requests.
+        #[arg(long)]
+        pending: bool,
+    },
+    /// Approve a pending request.
+    Approve {
+        id: String,
+        /// Why, for the record.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Deny a pending request.
+    Deny {
+        id: String,
+        /// Why, for the requester and the record.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod login;
 mod output;
 mod pki;
 mod policy;
+mod request;
 mod sessions;
 mod ssh;
 
@@ -56,6 +57,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ssh(args) => ssh::run(args).await,
         Command::Sessions(args) => sessions::run(args).await,
         Command::Play(args) => sessions::play(args).await,
+        Command::Request(args) => request::run(args).await,
         Command::Policy(args) => policy::run(args).await,
         Command::Ca(args) => pki::ca(args).await,
         Command::Cert(args) => pki::cert(args).await,

@@ -3,6 +3,7 @@
 //! Every resolver that touches data first asks [`authz::authorize`], which denies by default
 //! and records each denial in the audit trail.
 
+mod access;
 mod audit;
 mod authz;
 mod mutation;

@@ -65,6 +65,7 @@ pub struct Mutation(
     super::sessions::SessionMutation,
     super::policy::PolicyMutation,
     super::ssh_sessions::SshSessionMutation,
+    super::access::AccessMutation,
 );
 
 /// Users, groups and tokens.

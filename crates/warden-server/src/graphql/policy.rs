@@ -290,7 +290,7 @@ async fn principal_of(
                 .map_err(|e| api_error(e, caller))?
                 .ok_or_else(unknown)?;
             let groups = store
-                .user_groups(&user.id)
+                .user_groups(&user.id, caller.audit.now)
                 .await
                 .map_err(|e| api_error(e, caller))?;
             Ok(Subject::User {

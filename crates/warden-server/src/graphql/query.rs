@@ -23,6 +23,7 @@ pub struct Query(
     super::sessions::SessionQuery,
     super::policy::PolicyQuery,
     super::ssh_sessions::SshSessionQuery,
+    super::access::AccessQuery,
 );
 
 /// Who is calling, users, groups and tokens.

@@ -76,7 +76,7 @@ impl SshMutation {
                     .ok_or_else(|| bad_input(format!("user `{name}` not found")))?;
                 candidates.push(name.to_string());
                 for group in store
-                    .user_groups(&user.id)
+                    .user_groups(&user.id, caller.audit.now)
                     .await
                     .map_err(|e| api_error(e, caller))?
                 {

@@ -74,7 +74,7 @@ impl User {
         let store = ctx.data::<Arc<Store>>()?;
         let caller = ctx.data::<Caller>()?;
         let groups = store
-            .user_groups(&self.id)
+            .user_groups(&self.id, caller.audit.now)
             .await
             .map_err(|e| api_error(e, caller))?;
         Ok(groups.into_iter().map(String::from).collect())

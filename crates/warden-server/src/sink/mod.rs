@@ -1,4 +1,5 @@
-//! Export sinks: the audit log copied, as it grows, to JSONL files or a syslog collector.
+//! Export sinks: the audit log copied, as it grows, to JSONL files, a syslog collector or an
+//! OTLP collector; and webhooks, which POST chosen events (notifications).
 //!
 //! Each sink runs in a task of its own and reads committed events from the store after its
 //! durable cursor (`audit_sink_cursors`), so a slow or dead sink never blocks a writer and never
@@ -9,6 +10,7 @@ mod jsonl;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod syslog;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +51,7 @@ pub(crate) trait Sink: Send {
 pub(crate) enum Prepared {
     Jsonl(String, jsonl::JsonlSink),
     Syslog(String, syslog::SyslogSink),
+    Webhook(String, webhook::WebhookSink),
     #[cfg(feature = "otlp")]
     Otlp(String, otlp::OtlpSink),
 }
@@ -58,6 +61,7 @@ impl std::fmt::Debug for Prepared {
         match self {
             Prepared::Jsonl(name, _) => write!(f, "jsonl sink {name}"),
             Prepared::Syslog(name, _) => write!(f, "syslog sink {name}"),
+            Prepared::Webhook(name, _) => write!(f, "webhook sink {name}"),
             #[cfg(feature = "otlp")]
             Prepared::Otlp(name, _) => write!(f, "otlp sink {name}"),
         }
@@ -91,6 +95,23 @@ pub(crate) fn prepare(configs: &[SinkConfig]) -> Result<Vec<Prepared>, crate::St
                         app_name,
                     )?,
                 ),
+                SinkConfig::Webhook {
+                    url,
+                    format,
+                    actions,
+                    ..
+                } => {
+                    let format = match format.as_str() {
+                        "json" => webhook::Format::Json,
+                        "slack" => webhook::Format::Slack,
+                        other => {
+                            return Err(crate::StartError(format!(
+                                "audit sink `{name}`: unknown webhook format `{other}`: use json or slack"
+                            )));
+                        }
+                    };
+                    Prepared::Webhook(name, webhook::WebhookSink::new(url, format, actions)?)
+                }
                 #[cfg(feature = "otlp")]
                 SinkConfig::Otlp { endpoint, service_name, .. } => {
                     Prepared::Otlp(name, otlp::OtlpSink::new(endpoint, service_name)?)
@@ -119,6 +140,7 @@ pub(crate) fn spawn_all(
             match sink {
                 Prepared::Jsonl(name, sink) => tokio::spawn(run(name, sink, store, metrics)),
                 Prepared::Syslog(name, sink) => tokio::spawn(run(name, sink, store, metrics)),
+                Prepared::Webhook(name, sink) => tokio::spawn(run(name, sink, store, metrics)),
                 #[cfg(feature = "otlp")]
                 Prepared::Otlp(name, sink) => tokio::spawn(run(name, sink, store, metrics)),
             }
