@@ -2,7 +2,11 @@
 //! proxy; who may decide (the policy's `approve`, never the requester; N approvals); and the
 //! exact error for each known bad input, with nothing changed.
 
-#![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "test helpers fail the test")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers fail the test"
+)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -68,7 +72,9 @@ async fn request_approve_use_expire_cut() {
     let out = request(server, &alice, &["approve", &id]);
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("error: permission denied: policy v1: no policy permits `approve` (default deny)"),
+        text(&out.stderr).contains(
+            "error: permission denied: policy v1: no policy permits `approve` (default deny)"
+        ),
         "{}",
         text(&out.stderr)
     );

@@ -254,6 +254,14 @@ fn bad_sink_configuration_stops_the_server() {
             "[[audit.sink]]\nkind = \"jsonl\"\nname = \"a\"\ndir = \"/tmp/a\"\n[[audit.sink]]\nkind = \"jsonl\"\nname = \"a\"\ndir = \"/tmp/b\"\n",
             "two audit sinks are named `a`",
         ),
+        (
+            "[[audit.sink]]\nkind = \"webhook\"\nname = \"w\"\nurl = \"https://hooks.example/x\"\nformat = \"teams\"\n",
+            "audit sink `w`: unknown webhook format `teams`: use json or slack",
+        ),
+        (
+            "[[audit.sink]]\nkind = \"webhook\"\nname = \"w\"\nurl = \"ftp://hooks.example/x\"\n",
+            "audit sink `w`: invalid webhook URL: use http:// or https://",
+        ),
     ];
     for (text, expected) in cases {
         std::fs::write(&config, text).unwrap();
@@ -290,7 +298,7 @@ fn bad_sink_configuration_stops_the_server() {
     assert_eq!(
         err.trim(),
         format!(
-            "error: config file {} line 2: key `audit.sink[0].kind`: unknown variant `kafka`, expected one of `jsonl`, `syslog`, `otlp`",
+            "error: config file {} line 2: key `audit.sink[0].kind`: unknown variant `kafka`, expected one of `jsonl`, `syslog`, `webhook`, `otlp`",
             config.display()
         )
     );

@@ -110,7 +110,8 @@ pub(crate) fn prepare(configs: &[SinkConfig]) -> Result<Vec<Prepared>, crate::St
                             )));
                         }
                     };
-                    Prepared::Webhook(name, webhook::WebhookSink::new(url, format, actions)?)
+                    let sink = webhook::WebhookSink::new(&name, url, format, actions)?;
+                    Prepared::Webhook(name, sink)
                 }
                 #[cfg(feature = "otlp")]
                 SinkConfig::Otlp { endpoint, service_name, .. } => {

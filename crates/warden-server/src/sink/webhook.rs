@@ -29,12 +29,18 @@ pub(crate) struct WebhookSink {
 }
 
 impl WebhookSink {
-    pub(crate) fn new(url: &str, format: Format, actions: &[String]) -> Result<Self, StartError> {
+    /// Errors name the sink, never the URL (a chat webhook's path is its secret).
+    pub(crate) fn new(
+        name: &str,
+        url: &str,
+        format: Format,
+        actions: &[String],
+    ) -> Result<Self, StartError> {
         let parsed = url::Url::parse(url)
-            .map_err(|e| StartError(format!("invalid webhook URL `{url}`: {e}")))?;
+            .map_err(|e| StartError(format!("audit sink `{name}`: invalid webhook URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(StartError(format!(
-                "invalid webhook URL `{url}`: use http:// or https://"
+                "audit sink `{name}`: invalid webhook URL: use http:// or https://"
             )));
         }
         let client = reqwest::Client::builder()
