@@ -514,3 +514,76 @@ pub(crate) async fn end_grants(
     .await?
     .rows_affected())
 }
+
+/// One leaver, as evidence: when they were disabled, and when the last of their SSH sessions
+/// open at that moment closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaver {
+    /// Who.
+    pub user: UserName,
+    /// When they were disabled (the request's arrival): tokens, web sessions, grants and
+    /// certificates ended in that same transaction.
+    pub disabled_at: Timestamp,
+    /// Who disabled them (`token:okta`, `operator`), from the audit log.
+    pub disabled_by: Option<String>,
+    /// Their SSH sessions open when they were disabled.
+    pub sessions_open_then: u64,
+    /// Of those, how many are still open (should be none).
+    pub sessions_still_open: u64,
+    /// When the last of those sessions closed.
+    pub last_session_closed_at: Option<Timestamp>,
+}
+
+impl Leaver {
+    /// Milliseconds from the disable to nothing left open: 0 when no session was open;
+    /// `None` while one still is.
+    pub fn deprovisioned_in_ms(&self) -> Option<i64> {
+        if self.sessions_still_open > 0 {
+            return None;
+        }
+        Some(
+            self.last_session_closed_at
+                .map_or(0, |t| (t.as_millis() - self.disabled_at.as_millis()).max(0)),
+        )
+    }
+}
+
+impl Store {
+    /// People disabled at or after `since`, most recent first, with their time to
+    /// deprovision (from the session records the proxies wrote).
+    pub async fn leavers(&self, since: Timestamp) -> Result<Vec<Leaver>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.name, u.disabled_at, \
+             (SELECT COUNT(*) FROM ssh_sessions s WHERE s.principal = 'user:' || u.name \
+               AND s.started_at <= u.disabled_at AND (s.ended_at IS NULL OR s.ended_at >= u.disabled_at)) AS open_then, \
+             (SELECT COUNT(*) FROM ssh_sessions s WHERE s.principal = 'user:' || u.name \
+               AND s.started_at <= u.disabled_at AND s.ended_at IS NULL) AS still_open, \
+             (SELECT MAX(s.ended_at) FROM ssh_sessions s WHERE s.principal = 'user:' || u.name \
+               AND s.started_at <= u.disabled_at AND s.ended_at >= u.disabled_at) AS last_closed, \
+             (SELECT e.actor FROM audit_log e WHERE e.target = 'user:' || u.name \
+               AND e.action IN ('user.disable', 'user.delete') AND e.outcome = 'success' \
+               AND e.time = u.disabled_at ORDER BY e.seq DESC LIMIT 1) AS disabled_by \
+             FROM users u WHERE u.disabled_at IS NOT NULL AND u.disabled_at >= $1 \
+             ORDER BY u.disabled_at DESC, u.name LIMIT 10000",
+        )
+        .bind(since.as_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Leaver {
+                    user: UserName::new(row.try_get::<String, _>("name")?).map_err(corrupt)?,
+                    disabled_at: Timestamp::from_millis(row.try_get("disabled_at")?),
+                    disabled_by: row.try_get("disabled_by")?,
+                    sessions_open_then: u64::try_from(row.try_get::<i64, _>("open_then")?)
+                        .unwrap_or_default(),
+                    sessions_still_open: u64::try_from(row.try_get::<i64, _>("still_open")?)
+                        .unwrap_or_default(),
+                    last_session_closed_at: row
+                        .try_get::<Option<i64>, _>("last_closed")?
+                        .map(Timestamp::from_millis),
+                })
+            })
+            .collect()
+    }
+}

@@ -34,7 +34,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use tokio::sync::Mutex;
 
-pub use access::{AccessRequest, Decision, Grant, NewAccessRequest, RequestState};
+pub use access::{AccessRequest, Decision, Grant, Leaver, NewAccessRequest, RequestState};
 pub use audit::{AuditContext, EventFilter, StoredCheckpoint};
 pub use ca::{CaKey, NewSshCertificate, NewX509Certificate};
 pub use error::StoreError;

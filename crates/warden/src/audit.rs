@@ -94,6 +94,47 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
             eprintln!("wrote {events} events to {}", output.display());
             Ok(())
         }
+        AuditCommand::Leavers { since } => {
+            let q = "query($s: String) { leavers(since: $s) { user disabledAt disabledBy sessionsOpenThen sessionsStillOpen lastSessionClosedAt deprovisionedInMs } }";
+            let data = client.graphql(q, json!({ "s": since })).await?;
+            let leavers = data.get("leavers").cloned().unwrap_or(Value::Null);
+            if args.json {
+                print_json(&leavers);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = leavers
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|l| {
+                    let took = match l.get("deprovisionedInMs").and_then(Value::as_i64) {
+                        Some(ms) => format!("{ms} ms"),
+                        None => "still open".to_owned(),
+                    };
+                    vec![
+                        cell(l, "user"),
+                        cell(l, "disabledAt"),
+                        cell(l, "disabledBy"),
+                        cell(l, "sessionsOpenThen"),
+                        cell(l, "lastSessionClosedAt"),
+                        took,
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "USER",
+                    "DISABLED",
+                    "BY",
+                    "SESSIONS OPEN",
+                    "LAST CLOSED",
+                    "DEPROVISIONED IN",
+                ],
+                &rows,
+            );
+            Ok(())
+        }
         AuditCommand::Verify { file: _, key } => {
             let served = String::from_utf8_lossy(&client.get("/v1/audit/public_key").await?)
                 .trim()

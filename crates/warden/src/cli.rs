@@ -571,6 +571,13 @@ pub enum AuditCommand {
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
+    /// Evidence of offboarding: people disabled since a time, and how long until none of
+    /// their SSH sessions was left open.
+    Leavers {
+        /// RFC 3339 time, or a span back from now like 30d [default: 90d].
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Check the log: an export FILE offline with --key, or the running server's whole log.
     Verify {
         /// An export file to check offline.

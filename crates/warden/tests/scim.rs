@@ -915,4 +915,26 @@ async fn a_scim_deactivation_cuts_a_live_ssh_session() {
         end[0]["details"]["reason"], "access ended: user `dave-example.com` is unknown or disabled",
         "{end:?}"
     );
+    // The evidence: when he was disabled, by whom, and how long until nothing was left open.
+    let data = server.data_dir.to_str().unwrap();
+    let out = warden_testkit::run_cli(bin(), &["audit", "--data-dir", data, "leavers", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let leavers: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let leaver = &leavers[0];
+    assert_eq!(leaver["user"], "dave-example.com", "{leavers}");
+    assert_eq!(leaver["disabledBy"], "token:okta");
+    assert_eq!(
+        (
+            leaver["sessionsOpenThen"].clone(),
+            leaver["sessionsStillOpen"].clone()
+        ),
+        (json!(1), json!(0))
+    );
+    let ms = leaver["deprovisionedInMs"].as_i64().unwrap();
+    assert!((0..5000).contains(&ms), "{leaver}");
+    println!("time to deprovision recorded as evidence: {ms} ms");
 }

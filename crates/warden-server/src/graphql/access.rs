@@ -71,6 +71,27 @@ impl From<Grant> for AccessGrant {
     }
 }
 
+/// A leaver, as evidence of time to deprovision.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct LeaverInfo {
+    /// Who.
+    pub user: String,
+    /// When they were disabled, RFC 3339: tokens, web sessions, grants and certificates ended
+    /// in that same transaction.
+    pub disabled_at: String,
+    /// Who disabled them (`token:okta`, `operator`).
+    pub disabled_by: Option<String>,
+    /// Their SSH sessions open at that moment.
+    pub sessions_open_then: i64,
+    /// Of those, how many are still open (should be none).
+    pub sessions_still_open: i64,
+    /// When the last of them closed, RFC 3339.
+    pub last_session_closed_at: Option<String>,
+    /// Milliseconds from the disable until nothing was left open (0 with no session); null
+    /// while a session still is.
+    pub deprovisioned_in_ms: Option<i64>,
+}
+
 /// A request for temporary membership.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct AccessRequestInfo {
@@ -249,6 +270,48 @@ impl AccessQuery {
             return Ok(Some(request.into()));
         }
         Ok(None)
+    }
+
+    /// People disabled since `since` (RFC 3339, or a span back from now like `30d`; default
+    /// 90 days), newest first, with their time to deprovision. Needs `read_audit`.
+    async fn leavers(
+        &self,
+        ctx: &Context<'_>,
+        since: Option<String>,
+    ) -> async_graphql::Result<Vec<LeaverInfo>> {
+        let caller = authorize(ctx, Capability::ReadAudit, "leavers").await?;
+        let since = match since.as_deref().map(str::trim) {
+            None => caller.audit.now.as_millis() - 90 * 24 * 3600 * 1000,
+            Some(text) => match humantime::parse_rfc3339_weak(text) {
+                Ok(t) => warden_model::Timestamp::from_system(t).as_millis(),
+                Err(_) => {
+                    let span = humantime::parse_duration(text).map_err(|_| {
+                        bad_input(format!(
+                            "invalid `since` `{text}`: use an RFC 3339 time or a span like 30d"
+                        ))
+                    })?;
+                    caller.audit.now.as_millis()
+                        - i64::try_from(span.as_millis()).unwrap_or(i64::MAX / 2)
+                }
+            },
+        };
+        let store = ctx.data::<Arc<Store>>()?;
+        let leavers = store
+            .leavers(warden_model::Timestamp::from_millis(since))
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        Ok(leavers
+            .into_iter()
+            .map(|l| LeaverInfo {
+                deprovisioned_in_ms: l.deprovisioned_in_ms(),
+                user: l.user.to_string(),
+                disabled_at: l.disabled_at.rfc3339_millis(),
+                disabled_by: l.disabled_by,
+                sessions_open_then: i64::try_from(l.sessions_open_then).unwrap_or(i64::MAX),
+                sessions_still_open: i64::try_from(l.sessions_still_open).unwrap_or(i64::MAX),
+                last_session_closed_at: l.last_session_closed_at.map(|t| t.rfc3339_millis()),
+            })
+            .collect())
     }
 
     /// Grants, newest first (`active`: only those in force now). Needs `read_directory`.
