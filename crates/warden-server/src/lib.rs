@@ -6,7 +6,6 @@ pub mod audit;
 pub mod ca;
 pub mod config;
 mod edge;
-mod grants;
 pub mod graphql;
 mod http;
 pub mod logging;
@@ -18,6 +17,7 @@ mod scim;
 mod sink;
 mod ssh_gate;
 mod standalone;
+mod timers;
 mod web;
 
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -353,7 +353,7 @@ impl Server {
         let tls_refresh = tokio::spawn(self.mtls.tls.clone().run_refresh());
         let policy_refresh = tokio::spawn(self.policy.clone().run_refresh(self.store.clone()));
         let listen = tokio::spawn(self.store.clone().listen());
-        let expiry = tokio::spawn(grants::run_expiry(self.store.clone()));
+        let timers = tokio::spawn(timers::run(self.store.clone()));
         let proxy = match (ssh_proxy, self.ssh_proxy) {
             (Some(p), Ok(listener)) => Some(tokio::spawn(p.serve(listener, stopped.clone()))),
             _ => None,
@@ -395,7 +395,7 @@ impl Server {
         tls_refresh.abort();
         policy_refresh.abort();
         listen.abort();
-        expiry.abort();
+        timers.abort();
         if let Some(proxy) = proxy {
             proxy.abort();
         }

@@ -42,6 +42,8 @@ pub enum Command {
     Play(PlayArgs),
     /// Just-in-time access: ask for a group for a while, list requests, approve or deny them.
     Request(RequestArgs),
+    /// Access reviews: start a campaign, decide items, close it, print its report.
+    Review(ReviewArgs),
     /// Policy as code (Cedar): check and test a directory offline, apply it to the server,
     /// show versions and history, explain decisions.
     Policy(PolicyArgs),
@@ -352,6 +354,65 @@ pub enum RequestCommand {
         /// Why, for the requester and the record.
         #[arg(long)]
         reason: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    #[command(flatten)]
+    pub connection: ServerConnection,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: ReviewCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// Start a campaign: who holds the groups in scope is frozen and hashed now.
+    Create {
+        /// `groups:*` (every group) or `groups:ops,web`.
+        #[arg(long, default_value = "groups:*")]
+        scope: String,
+        /// Who reviews: a user name, or `manager` (each person's manager from SCIM).
+        #[arg(long)]
+        reviewer: String,
+        /// When decisions are due: 2026-12-31, an RFC 3339 time, or a span like 14d.
+        #[arg(long)]
+        due: String,
+        /// Revoke whatever is undecided at the due date.
+        #[arg(long)]
+        auto_revoke: bool,
+    },
+    /// Campaigns, newest first (yours to decide, or all with the `review` permission).
+    List,
+    /// A campaign's items.
+    Show { id: String },
+    /// Keep or revoke items, with a justification.
+    Decide {
+        id: String,
+        /// Item numbers, like 1,2,5.
+        #[arg(long, value_delimiter = ',', required = true)]
+        items: Vec<u32>,
+        /// Keep them.
+        #[arg(long, conflicts_with = "revoke", required_unless_present = "revoke")]
+        keep: bool,
+        /// Revoke them (applied, then verified).
+        #[arg(long)]
+        revoke: bool,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Close a campaign; undecided items stay so on the record.
+    Close { id: String },
+    /// The campaign's report: the population before, what is kept after, every decision.
+    Report {
+        id: String,
+        /// csv or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
     },
 }
 

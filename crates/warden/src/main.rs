@@ -12,6 +12,7 @@ mod output;
 mod pki;
 mod policy;
 mod request;
+mod review;
 mod sessions;
 mod ssh;
 
@@ -58,6 +59,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sessions(args) => sessions::run(args).await,
         Command::Play(args) => sessions::play(args).await,
         Command::Request(args) => request::run(args).await,
+        Command::Review(args) => review::run(args).await,
         Command::Policy(args) => policy::run(args).await,
         Command::Ca(args) => pki::ca(args).await,
         Command::Cert(args) => pki::cert(args).await,

@@ -46,6 +46,8 @@ pub enum Capability {
     ReadPolicy,
     /// Apply policy sets.
     ManagePolicy,
+    /// Start and close access reviews, and see them all.
+    Review,
 }
 
 impl Capability {
@@ -66,6 +68,7 @@ impl Capability {
             Capability::ManageHosts => "host.manage",
             Capability::ReadPolicy => "policy.read",
             Capability::ManagePolicy => "policy.manage",
+            Capability::Review => "review.manage",
         }
     }
 
@@ -86,6 +89,7 @@ impl Capability {
             Capability::ManageHosts => ("manage_hosts", "hosts"),
             Capability::ReadPolicy => ("read_policy", "policy"),
             Capability::ManagePolicy => ("manage_policy", "policy"),
+            Capability::Review => ("review", "reviews"),
         })
     }
 }

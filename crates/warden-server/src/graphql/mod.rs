@@ -10,6 +10,7 @@ mod mutation;
 mod pki;
 mod policy;
 mod query;
+mod reviews;
 mod sessions;
 mod ssh;
 mod ssh_sessions;

@@ -66,6 +66,7 @@ pub struct Mutation(
     super::policy::PolicyMutation,
     super::ssh_sessions::SshSessionMutation,
     super::access::AccessMutation,
+    super::reviews::ReviewMutation,
 );
 
 /// Users, groups and tokens.

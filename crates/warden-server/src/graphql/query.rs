@@ -24,6 +24,7 @@ pub struct Query(
     super::policy::PolicyQuery,
     super::ssh_sessions::SshSessionQuery,
     super::access::AccessQuery,
+    super::reviews::ReviewQuery,
 );
 
 /// Who is calling, users, groups and tokens.

@@ -1,0 +1,725 @@
+//! Access reviews: who holds which group is frozen and hashed when a campaign starts; each
+//! item goes to a reviewer (a named person, or the subject's manager from SCIM); decisions
+//! keep or revoke with a justification; a revocation is applied, then verified by reading
+//! the membership again; at the due date undecided items can be revoked automatically.
+//! Nobody reviews their own access.
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use warden_model::{Timestamp, UserName};
+
+use crate::audit::Action;
+use crate::users::new_id;
+use crate::{AuditContext, Store, StoreError};
+
+/// What a campaign covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewScope {
+    /// Every group.
+    AllGroups,
+    /// These groups.
+    Groups(Vec<String>),
+}
+
+impl ReviewScope {
+    /// As stored and shown: `groups:*` or `groups:ops,web`.
+    pub fn as_text(&self) -> String {
+        match self {
+            ReviewScope::AllGroups => "groups:*".to_owned(),
+            ReviewScope::Groups(names) => format!("groups:{}", names.join(",")),
+        }
+    }
+}
+
+/// Who reviews an item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewerRule {
+    /// This person reviews everything.
+    User(UserName),
+    /// Each subject's manager (the SCIM enterprise extension's `manager`).
+    Manager,
+}
+
+impl ReviewerRule {
+    fn as_text(&self) -> String {
+        match self {
+            ReviewerRule::User(u) => format!("user:{u}"),
+            ReviewerRule::Manager => "manager".to_owned(),
+        }
+    }
+}
+
+/// A campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessReview {
+    /// Id.
+    pub id: String,
+    /// `groups:*` or `groups:ops,web`.
+    pub scope: String,
+    /// `user:NAME` or `manager`.
+    pub reviewer_rule: String,
+    /// Who started it.
+    pub created_by: String,
+    /// When.
+    pub created_at: Timestamp,
+    /// When decisions are due.
+    pub due_at: Timestamp,
+    /// Whether undecided items are revoked at the due date.
+    pub auto_revoke: bool,
+    /// `open` or `closed`.
+    pub open: bool,
+    /// When it closed.
+    pub closed_at: Option<Timestamp>,
+    /// SHA-256 of the frozen population (one line per item, in item order).
+    pub population_sha256: String,
+    /// The items.
+    pub items: Vec<ReviewItem>,
+}
+
+/// One entitlement under review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewItem {
+    /// Its number in the campaign, from 1.
+    pub n: u32,
+    /// Who holds it.
+    pub subject: String,
+    /// The group.
+    pub entitlement: String,
+    /// `member` or `grant`.
+    pub source: String,
+    /// When it was granted.
+    pub granted_at: Timestamp,
+    /// By whom, from the audit log (or the grant).
+    pub granted_by: Option<String>,
+    /// Why, when known (a grant's request reason, `scim`).
+    pub granted_why: Option<String>,
+    /// The subject's last SSH session start.
+    pub last_used_at: Option<Timestamp>,
+    /// Who must decide it.
+    pub reviewer: String,
+    /// `keep` or `revoke`, once decided.
+    pub decision: Option<String>,
+    /// The justification.
+    pub reason: Option<String>,
+    /// Who decided (`user:bob`, `system` for an automatic revocation).
+    pub decided_by: Option<String>,
+    /// When.
+    pub decided_at: Option<Timestamp>,
+    /// When a revocation was seen to have taken effect.
+    pub verified_at: Option<Timestamp>,
+}
+
+/// A campaign to start.
+#[derive(Debug, Clone)]
+pub struct NewAccessReview {
+    /// What it covers.
+    pub scope: ReviewScope,
+    /// Who reviews.
+    pub reviewer: ReviewerRule,
+    /// When decisions are due.
+    pub due_at: Timestamp,
+    /// Revoke what is undecided at the due date.
+    pub auto_revoke: bool,
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn item_from_row(row: &AnyRow) -> Result<ReviewItem, StoreError> {
+    let ts = |c: &str| -> Result<Option<Timestamp>, StoreError> {
+        Ok(row
+            .try_get::<Option<i64>, _>(c)?
+            .map(Timestamp::from_millis))
+    };
+    Ok(ReviewItem {
+        n: u32::try_from(row.try_get::<i64, _>("n")?).map_err(corrupt)?,
+        subject: row.try_get("subject")?,
+        entitlement: row.try_get("entitlement")?,
+        source: row.try_get("source")?,
+        granted_at: Timestamp::from_millis(row.try_get("granted_at")?),
+        granted_by: row.try_get("granted_by")?,
+        granted_why: row.try_get("granted_why")?,
+        last_used_at: ts("last_used_at")?,
+        reviewer: row.try_get("reviewer")?,
+        decision: row.try_get("decision")?,
+        reason: row.try_get("reason")?,
+        decided_by: row.try_get("decided_by")?,
+        decided_at: ts("decided_at")?,
+        verified_at: ts("verified_at")?,
+    })
+}
+
+const ITEM_COLUMNS: &str = "n, subject, entitlement, source, grant_id, granted_at, granted_by, granted_why, \
+     last_used_at, reviewer, decision, reason, decided_by, decided_at, verified_at";
+
+async fn fetch_review(conn: &mut AnyConnection, id: &str) -> Result<AccessReview, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, scope, reviewer_rule, created_by, created_at, due_at, auto_revoke, state, closed_at, \
+         population_sha256 FROM access_reviews WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound {
+        kind: "access review",
+        name: id.chars().take(80).collect(),
+    })?;
+    let sql =
+        format!("SELECT {ITEM_COLUMNS} FROM access_review_items WHERE review_id = $1 ORDER BY n");
+    let items = sqlx::query(&sql)
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(item_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(AccessReview {
+        id: row.try_get("id")?,
+        scope: row.try_get("scope")?,
+        reviewer_rule: row.try_get("reviewer_rule")?,
+        created_by: row.try_get("created_by")?,
+        created_at: Timestamp::from_millis(row.try_get("created_at")?),
+        due_at: Timestamp::from_millis(row.try_get("due_at")?),
+        auto_revoke: row.try_get::<i64, _>("auto_revoke")? != 0,
+        open: row.try_get::<String, _>("state")? == "open",
+        closed_at: row
+            .try_get::<Option<i64>, _>("closed_at")?
+            .map(Timestamp::from_millis),
+        population_sha256: row.try_get("population_sha256")?,
+        items,
+    })
+}
+
+/// One holding of a group, as the campaign freezes it.
+struct Holding {
+    user_id: String,
+    subject: String,
+    entitlement: String,
+    source: &'static str,
+    grant_id: Option<String>,
+    granted_at: i64,
+    granted_by: Option<String>,
+    granted_why: Option<String>,
+    last_used_at: Option<i64>,
+}
+
+impl Holding {
+    fn line(&self, reviewer: &str) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\n",
+            self.subject,
+            self.entitlement,
+            self.source,
+            self.granted_at,
+            self.granted_by.as_deref().unwrap_or("-"),
+            reviewer
+        )
+    }
+}
+
+/// Everyone holding a group in scope now: members and live grants, in group then user order.
+async fn population(
+    conn: &mut AnyConnection,
+    scope: &ReviewScope,
+    now: Timestamp,
+) -> Result<Vec<Holding>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT u.id AS user_id, u.name AS subject, g.name AS entitlement, 'member' AS source, \
+         NULL AS grant_id, m.added_at AS granted_at, NULL AS granted_by, NULL AS granted_why \
+         FROM group_members m JOIN users u ON u.id = m.user_id JOIN groups g ON g.id = m.group_id \
+         UNION ALL \
+         SELECT u.id, u.name, g.name, 'grant', gr.id, gr.starts_at, gr.granted_by, r.reason \
+         FROM grants gr JOIN users u ON u.id = gr.user_id JOIN groups g ON g.id = gr.group_id \
+         LEFT JOIN access_requests r ON r.id = gr.request_id \
+         WHERE gr.ended_at IS NULL AND gr.expires_at > $1 \
+         ORDER BY 3, 2, 4",
+    )
+    .bind(now.as_millis())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let entitlement: String = row.try_get("entitlement")?;
+        if let ReviewScope::Groups(names) = scope
+            && !names.contains(&entitlement)
+        {
+            continue;
+        }
+        let subject: String = row.try_get("subject")?;
+        let source = if row.try_get::<String, _>("source")? == "grant" {
+            "grant"
+        } else {
+            "member"
+        };
+        let mut granted_by: Option<String> = row.try_get("granted_by")?;
+        let mut granted_why: Option<String> = row.try_get("granted_why")?;
+        if source == "member" {
+            // Who put them there: the latest membership change naming them, from the log.
+            let event = sqlx::query(
+                "SELECT actor, details FROM audit_log WHERE target = $1 AND outcome = 'success' \
+                 AND action IN ('group.add_member', 'group.create', 'group.update') \
+                 ORDER BY seq DESC LIMIT 200",
+            )
+            .bind(format!("group:{entitlement}"))
+            .fetch_all(&mut *conn)
+            .await?;
+            let quoted = format!("\"{subject}\"");
+            if let Some(e) = event.iter().find(|e| {
+                e.try_get::<String, _>("details")
+                    .is_ok_and(|d| d.contains(&quoted))
+            }) {
+                granted_by = Some(e.try_get("actor")?);
+                let details: String = e.try_get("details")?;
+                if details.contains("\"via\":\"scim\"") {
+                    granted_why = Some("provisioned by SCIM".to_owned());
+                }
+            }
+        }
+        let last =
+            sqlx::query("SELECT MAX(started_at) AS last FROM ssh_sessions WHERE principal = $1")
+                .bind(format!("user:{subject}"))
+                .fetch_one(&mut *conn)
+                .await?;
+        out.push(Holding {
+            user_id: row.try_get("user_id")?,
+            subject,
+            entitlement,
+            source,
+            grant_id: row.try_get("grant_id")?,
+            granted_at: row.try_get("granted_at")?,
+            granted_by,
+            granted_why,
+            last_used_at: last.try_get("last")?,
+        });
+    }
+    Ok(out)
+}
+
+/// The reviewer of `holding` under `rule`, or why there is none.
+async fn reviewer_of(
+    conn: &mut AnyConnection,
+    rule: &ReviewerRule,
+    holding: &Holding,
+) -> Result<Result<String, String>, StoreError> {
+    match rule {
+        ReviewerRule::User(u) => Ok(Ok(u.to_string())),
+        ReviewerRule::Manager => {
+            let row = sqlx::query("SELECT document FROM scim_user_documents WHERE user_id = $1")
+                .bind(&holding.user_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            let manager_id = row
+                .map(|r| r.try_get::<String, _>("document"))
+                .transpose()?
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+                .and_then(|d| {
+                    d.get(warden_scim::schema::ENTERPRISE)?
+                        .get("manager")?
+                        .get("value")?
+                        .as_str()
+                        .map(str::to_owned)
+                });
+            let Some(manager_id) = manager_id else {
+                return Ok(Err(format!("`{}` has no manager", holding.subject)));
+            };
+            let name = sqlx::query("SELECT name FROM users WHERE id = $1 AND disabled_at IS NULL")
+                .bind(&manager_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(match name {
+                Some(r) => Ok(r.try_get("name")?),
+                None => Err(format!(
+                    "`{}`'s manager is not an enabled user",
+                    holding.subject
+                )),
+            })
+        }
+    }
+}
+
+impl Store {
+    /// Starts a campaign: freezes and hashes the population, assigns each item's reviewer.
+    /// Refused when a reviewer cannot be found for an item, or would review their own access.
+    pub async fn create_access_review(
+        &self,
+        ctx: &AuditContext,
+        new: NewAccessReview,
+    ) -> Result<AccessReview, StoreError> {
+        let id = new_id();
+        let action = Action {
+            name: "review.create",
+            target: format!("review:{id}"),
+            details: json!({
+                "scope": new.scope.as_text(),
+                "reviewer": new.reviewer.as_text(),
+                "due_at": new.due_at.rfc3339_millis(),
+                "auto_revoke": new.auto_revoke,
+            }),
+        };
+        self.audited_detailed(ctx, action, async |conn| {
+            if let ReviewScope::Groups(names) = &new.scope {
+                for name in names {
+                    let found = sqlx::query("SELECT 1 FROM groups WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    if found.is_none() {
+                        return Err(StoreError::NotFound { kind: "group", name: name.clone() });
+                    }
+                }
+            }
+            let holdings = population(conn, &new.scope, ctx.now).await?;
+            if holdings.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "nobody holds {}: nothing to review",
+                    new.scope.as_text()
+                )));
+            }
+            let mut reviewers = Vec::with_capacity(holdings.len());
+            let mut problems = Vec::new();
+            for h in &holdings {
+                match reviewer_of(conn, &new.reviewer, h).await? {
+                    Ok(r) if r == h.subject => problems.push(format!(
+                        "`{r}` would review their own access to `{}`",
+                        h.entitlement
+                    )),
+                    Ok(r) => reviewers.push(r),
+                    Err(why) => problems.push(why),
+                }
+            }
+            if let Some(first) = problems.first() {
+                let more = problems.len() - 1;
+                let more = if more > 0 { format!(" (and {more} more)") } else { String::new() };
+                return Err(StoreError::Conflict(format!("cannot assign reviewers: {first}{more}")));
+            }
+            let mut hasher = Sha256::new();
+            for (h, r) in holdings.iter().zip(&reviewers) {
+                hasher.update(h.line(r).as_bytes());
+            }
+            let sha = hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>();
+            sqlx::query(
+                "INSERT INTO access_reviews (id, scope, reviewer_rule, created_by, created_at, due_at, \
+                 auto_revoke, state, population_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8)",
+            )
+            .bind(&id)
+            .bind(new.scope.as_text())
+            .bind(new.reviewer.as_text())
+            .bind(ctx.actor.to_string())
+            .bind(ctx.now.as_millis())
+            .bind(new.due_at.as_millis())
+            .bind(i64::from(new.auto_revoke))
+            .bind(&sha)
+            .execute(&mut *conn)
+            .await?;
+            for (i, (h, r)) in holdings.iter().zip(&reviewers).enumerate() {
+                sqlx::query(
+                    "INSERT INTO access_review_items (review_id, n, subject, entitlement, source, grant_id, \
+                     granted_at, granted_by, granted_why, last_used_at, reviewer) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&id)
+                .bind(i64::try_from(i + 1).unwrap_or(i64::MAX))
+                .bind(&h.subject)
+                .bind(&h.entitlement)
+                .bind(h.source)
+                .bind(h.grant_id.as_deref())
+                .bind(h.granted_at)
+                .bind(h.granted_by.as_deref())
+                .bind(h.granted_why.as_deref())
+                .bind(h.last_used_at)
+                .bind(r)
+                .execute(&mut *conn)
+                .await?;
+            }
+            let review = fetch_review(conn, &id).await?;
+            let details = json!({ "items": review.items.len(), "population_sha256": sha });
+            Ok((review, details))
+        })
+        .await
+    }
+
+    /// One campaign with its items.
+    pub async fn access_review(&self, id: &str) -> Result<Option<AccessReview>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        match fetch_review(&mut conn, id).await {
+            Ok(r) => Ok(Some(r)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Campaigns, newest first, without their items.
+    pub async fn access_reviews(&self) -> Result<Vec<AccessReview>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM access_reviews ORDER BY created_at DESC, id DESC LIMIT 500",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut conn = self.pool.acquire().await?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(fetch_review(&mut conn, &row.try_get::<String, _>("id")?).await?);
+        }
+        Ok(out)
+    }
+
+    /// Decides items of an open campaign: keep, or revoke (the membership is removed, or the
+    /// grant ended, in the same transaction). Only each item's reviewer decides it (the
+    /// operator and Warden itself may decide any); nobody decides their own access; a decided
+    /// item is not decided again. Revocations are then verified by [`Store::verify_review`].
+    pub async fn decide_review_items(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+        items: &[u32],
+        revoke: bool,
+        reason: &str,
+    ) -> Result<AccessReview, StoreError> {
+        let me = ctx.actor.to_string();
+        let action = Action {
+            name: if revoke {
+                "review.revoke"
+            } else {
+                "review.keep"
+            },
+            target: format!("review:{}", id.chars().take(80).collect::<String>()),
+            details: json!({ "items": items, "reason": reason }),
+        };
+        self.audited_detailed(ctx, action, async |conn| {
+            let review = fetch_review(conn, id).await?;
+            if !review.open {
+                return Err(StoreError::Conflict(format!("review `{id}` is closed")));
+            }
+            let mut revoked = Vec::new();
+            for n in items {
+                let item = review
+                    .items
+                    .iter()
+                    .find(|i| i.n == *n)
+                    .ok_or_else(|| StoreError::NotFound { kind: "review item", name: n.to_string() })?;
+                let privileged = matches!(me.as_str(), "operator" | "system");
+                if me == format!("user:{}", item.subject) {
+                    return Err(StoreError::Conflict(format!(
+                        "item {n}: you cannot review your own access"
+                    )));
+                }
+                if !privileged && me != format!("user:{}", item.reviewer) {
+                    return Err(StoreError::Conflict(format!(
+                        "item {n} is for `{}` to review",
+                        item.reviewer
+                    )));
+                }
+                if let Some(d) = &item.decision {
+                    return Err(StoreError::Conflict(format!("item {n} is already decided ({d})")));
+                }
+                sqlx::query(
+                    "UPDATE access_review_items SET decision = $1, reason = $2, decided_by = $3, decided_at = $4 \
+                     WHERE review_id = $5 AND n = $6",
+                )
+                .bind(if revoke { "revoke" } else { "keep" })
+                .bind(reason)
+                .bind(&me)
+                .bind(ctx.now.as_millis())
+                .bind(id)
+                .bind(i64::from(*n))
+                .execute(&mut *conn)
+                .await?;
+                if revoke {
+                    revoke_item(conn, id, *n, ctx.now).await?;
+                    revoked.push(format!("{}:{}", item.subject, item.entitlement));
+                }
+            }
+            close_if_done(conn, id, ctx.now).await?;
+            Ok((fetch_review(conn, id).await?, json!({ "revoked": revoked })))
+        })
+        .await
+    }
+
+    /// Checks that every revoked, unverified item of a campaign is really gone (no
+    /// membership, no live grant) and records when (`review.verify`); a revocation that did
+    /// not take effect is left unverified and named in the event.
+    pub async fn verify_review(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+    ) -> Result<AccessReview, StoreError> {
+        let action = Action {
+            name: "review.verify",
+            target: format!("review:{}", id.chars().take(80).collect::<String>()),
+            details: json!({}),
+        };
+        self.audited_detailed(ctx, action, async |conn| {
+            let review = fetch_review(conn, id).await?;
+            let mut verified = Vec::new();
+            let mut still = Vec::new();
+            for item in review.items.iter().filter(|i| i.decision.as_deref() == Some("revoke") && i.verified_at.is_none()) {
+                let held = sqlx::query(
+                    "SELECT 1 FROM group_members m JOIN users u ON u.id = m.user_id JOIN groups g ON g.id = m.group_id \
+                     WHERE u.name = $1 AND g.name = $2 \
+                     UNION ALL SELECT 1 FROM grants gr JOIN users u ON u.id = gr.user_id JOIN groups g ON g.id = gr.group_id \
+                     WHERE u.name = $1 AND g.name = $2 AND gr.ended_at IS NULL AND gr.expires_at > $3",
+                )
+                .bind(&item.subject)
+                .bind(&item.entitlement)
+                .bind(ctx.now.as_millis())
+                .fetch_optional(&mut *conn)
+                .await?;
+                if held.is_some() {
+                    still.push(item.n);
+                    continue;
+                }
+                sqlx::query("UPDATE access_review_items SET verified_at = $1 WHERE review_id = $2 AND n = $3")
+                    .bind(ctx.now.as_millis())
+                    .bind(id)
+                    .bind(i64::from(item.n))
+                    .execute(&mut *conn)
+                    .await?;
+                verified.push(item.n);
+            }
+            Ok((fetch_review(conn, id).await?, json!({ "verified": verified, "still_held": still })))
+        })
+        .await
+    }
+
+    /// Closes an open campaign; undecided items stay undecided on the record.
+    pub async fn close_access_review(
+        &self,
+        ctx: &AuditContext,
+        id: &str,
+    ) -> Result<AccessReview, StoreError> {
+        let action = Action {
+            name: "review.close",
+            target: format!("review:{}", id.chars().take(80).collect::<String>()),
+            details: json!({}),
+        };
+        self.audited(ctx, action, async |conn| {
+            let review = fetch_review(conn, id).await?;
+            if !review.open {
+                return Err(StoreError::Conflict(format!("review `{id}` is closed")));
+            }
+            sqlx::query("UPDATE access_reviews SET state = 'closed', closed_at = $1 WHERE id = $2")
+                .bind(ctx.now.as_millis())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            fetch_review(conn, id).await
+        })
+        .await
+    }
+
+    /// Open campaigns past their due date that revoke automatically; and those due within a
+    /// day not reminded in the last day (for `review.remind`).
+    pub async fn reviews_needing_attention(
+        &self,
+        now: Timestamp,
+    ) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let due = sqlx::query(
+            "SELECT id FROM access_reviews WHERE state = 'open' AND auto_revoke = 1 AND due_at <= $1",
+        )
+        .bind(now.as_millis())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("id"))
+        .collect::<Result<Vec<_>, _>>()?;
+        let day = 24 * 3600 * 1000;
+        let remind = sqlx::query(
+            "SELECT id FROM access_reviews WHERE state = 'open' AND due_at <= $1 \
+             AND (last_reminded_at IS NULL OR last_reminded_at <= $2)",
+        )
+        .bind(now.as_millis() + day)
+        .bind(now.as_millis() - day)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("id"))
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok((due, remind))
+    }
+
+    /// Records a reminder for a campaign's undecided items, by reviewer (`review.remind`,
+    /// which webhooks can carry).
+    pub async fn remind_review(&self, ctx: &AuditContext, id: &str) -> Result<(), StoreError> {
+        let action = Action {
+            name: "review.remind",
+            target: format!("review:{id}"),
+            details: json!({}),
+        };
+        self.audited_detailed(ctx, action, async |conn| {
+            let review = fetch_review(conn, id).await?;
+            let mut pending = std::collections::BTreeMap::<String, u32>::new();
+            for item in review.items.iter().filter(|i| i.decision.is_none()) {
+                *pending.entry(item.reviewer.clone()).or_default() += 1;
+            }
+            sqlx::query("UPDATE access_reviews SET last_reminded_at = $1 WHERE id = $2")
+                .bind(ctx.now.as_millis())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            Ok((
+                (),
+                json!({ "pending_by_reviewer": pending, "due_at": review.due_at.rfc3339_millis() }),
+            ))
+        })
+        .await
+    }
+}
+
+/// Removes what item `n` of review `id` reviewed: the membership, or the grant.
+async fn revoke_item(
+    conn: &mut AnyConnection,
+    id: &str,
+    n: u32,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let row = sqlx::query("SELECT subject, entitlement, source, grant_id FROM access_review_items WHERE review_id = $1 AND n = $2")
+        .bind(id)
+        .bind(i64::from(n))
+        .fetch_one(&mut *conn)
+        .await?;
+    let source: String = row.try_get("source")?;
+    if source == "grant" {
+        sqlx::query("UPDATE grants SET ended_at = $1, end_reason = 'revoked by review' WHERE id = $2 AND ended_at IS NULL")
+            .bind(now.as_millis())
+            .bind(row.try_get::<Option<String>, _>("grant_id")?)
+            .execute(&mut *conn)
+            .await?;
+    } else {
+        sqlx::query(
+            "DELETE FROM group_members WHERE user_id = (SELECT id FROM users WHERE name = $1) \
+             AND group_id = (SELECT id FROM groups WHERE name = $2)",
+        )
+        .bind(row.try_get::<String, _>("subject")?)
+        .bind(row.try_get::<String, _>("entitlement")?)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn close_if_done(
+    conn: &mut AnyConnection,
+    id: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let open =
+        sqlx::query("SELECT 1 FROM access_review_items WHERE review_id = $1 AND decision IS NULL")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if open.is_none() {
+        sqlx::query("UPDATE access_reviews SET state = 'closed', closed_at = $1 WHERE id = $2 AND state = 'open'")
+            .bind(now.as_millis())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
