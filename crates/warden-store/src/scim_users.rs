@@ -682,8 +682,8 @@ pub(crate) struct Listing<'a> {
 const FEW: u64 = 2000;
 
 /// One page of a listing, in key order, with the total count: the matching keys from the
-/// narrow tables (walked in key order, no sort) in one scan when there are at most [`FEW`],
-/// else a count and the page's keys; then the rows for the page's keys.
+/// narrow tables in one scan when there are at most [`FEW`], else a count and the page's keys
+/// in key order; then the rows for the page's keys.
 pub(crate) async fn page(
     pool: &sqlx::AnyPool,
     listing: &Listing<'_>,
@@ -698,38 +698,52 @@ pub(crate) async fn page(
         columns,
         key,
     } = listing;
-    // One scan for the common, selective filter: every matching key, when there are few.
-    let few = (offset + count).max(FEW);
-    let sql = format!(
-        "SELECT {key} AS k FROM {narrow} WHERE {clause} ORDER BY {key} LIMIT {}",
-        few + 1
-    );
-    let all = bound(sqlx::query(&sql), binds).fetch_all(pool).await?;
-    let (total, keys) = if all.len() <= usize::try_from(few).unwrap_or(usize::MAX) {
-        let total = u64::try_from(all.len()).unwrap_or_default();
-        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-        let take = usize::try_from(count).unwrap_or(usize::MAX);
-        (
-            total,
-            all.into_iter().skip(skip).take(take).collect::<Vec<_>>(),
-        )
-    } else {
-        let sql = format!("SELECT COUNT(*) AS total FROM {narrow} WHERE {clause}");
-        let total: i64 = bound(sqlx::query(&sql), binds)
-            .fetch_one(pool)
-            .await?
-            .try_get("total")?;
-        let total = u64::try_from(total).unwrap_or_default();
-        if total <= offset || count == 0 {
-            return Ok((total, Vec::new()));
-        }
+    let keys_of = |rows: Vec<AnyRow>| -> Result<Vec<String>, StoreError> {
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("k")?))
+            .collect()
+    };
+    // One plain scan for the common, selective filter: every matching key when there are at
+    // most FEW, sorted here (byte order, as the collations sort), so no index walk or sort
+    // of the whole table is planned.
+    let mut found = None;
+    if offset + count <= FEW {
         let sql = format!(
-            "SELECT {key} AS k FROM {narrow} WHERE {clause} ORDER BY {key} LIMIT {count} OFFSET {offset}"
+            "SELECT {key} AS k FROM {narrow} WHERE {clause} LIMIT {}",
+            FEW + 1
         );
-        (
-            total,
-            bound(sqlx::query(&sql), binds).fetch_all(pool).await?,
-        )
+        let mut all = keys_of(bound(sqlx::query(&sql), binds).fetch_all(pool).await?)?;
+        if all.len() <= usize::try_from(FEW).unwrap_or(usize::MAX) {
+            all.sort_unstable();
+            let total = u64::try_from(all.len()).unwrap_or_default();
+            let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+            let take = usize::try_from(count).unwrap_or(usize::MAX);
+            found = Some((
+                total,
+                all.into_iter().skip(skip).take(take).collect::<Vec<_>>(),
+            ));
+        }
+    }
+    let (total, keys) = match found {
+        Some(found) => found,
+        None => {
+            let sql = format!("SELECT COUNT(*) AS total FROM {narrow} WHERE {clause}");
+            let total: i64 = bound(sqlx::query(&sql), binds)
+                .fetch_one(pool)
+                .await?
+                .try_get("total")?;
+            let total = u64::try_from(total).unwrap_or_default();
+            if total <= offset || count == 0 {
+                return Ok((total, Vec::new()));
+            }
+            let sql = format!(
+                "SELECT {key} AS k FROM {narrow} WHERE {clause} ORDER BY {key} LIMIT {count} OFFSET {offset}"
+            );
+            (
+                total,
+                keys_of(bound(sqlx::query(&sql), binds).fetch_all(pool).await?)?,
+            )
+        }
     };
     if keys.is_empty() {
         return Ok((total, Vec::new()));
@@ -740,8 +754,8 @@ pub(crate) async fn page(
         marks.join(", ")
     );
     let mut query = sqlx::query(&sql);
-    for row in &keys {
-        query = query.bind(row.try_get::<String, _>("k")?);
+    for k in keys {
+        query = query.bind(k);
     }
     Ok((total, query.fetch_all(pool).await?))
 }
