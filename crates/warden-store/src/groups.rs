@@ -147,6 +147,53 @@ impl Store {
         .await
     }
 
+    /// Makes `owner` the owner of `group` (who reviews its members in an `owner` review), or
+    /// clears it.
+    pub async fn set_group_owner(
+        &self,
+        ctx: &AuditContext,
+        group: &GroupName,
+        owner: Option<&UserName>,
+    ) -> Result<Group, StoreError> {
+        let action = Action {
+            name: "group.set_owner",
+            target: format!("group:{group}"),
+            details: json!({ "owner": owner }),
+        };
+        self.audited(ctx, action, async |conn| {
+            let g = fetch_group(conn, group).await?;
+            sqlx::query("DELETE FROM group_owners WHERE group_id = $1")
+                .bind(&g.id)
+                .execute(&mut *conn)
+                .await?;
+            if let Some(owner) = owner {
+                let uid = user_id(conn, owner).await?;
+                sqlx::query("INSERT INTO group_owners (group_id, user_id) VALUES ($1, $2)")
+                    .bind(&g.id)
+                    .bind(&uid)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(g)
+        })
+        .await
+    }
+
+    /// A group's owner, if it has one.
+    pub async fn group_owner(&self, group_id: &str) -> Result<Option<UserName>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.name FROM group_owners o JOIN users u ON u.id = o.user_id WHERE o.group_id = $1",
+        )
+        .bind(group_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let name: String = r.try_get("name")?;
+            UserName::new(name).map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .transpose()
+    }
+
     /// One group by name.
     pub async fn group(&self, name: &GroupName) -> Result<Option<Group>, StoreError> {
         let mut conn = self.pool.acquire().await?;

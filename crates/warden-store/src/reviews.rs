@@ -40,6 +40,8 @@ pub enum ReviewerRule {
     User(UserName),
     /// Each subject's manager (the SCIM enterprise extension's `manager`).
     Manager,
+    /// Each group's owner.
+    Owner,
 }
 
 impl ReviewerRule {
@@ -47,6 +49,7 @@ impl ReviewerRule {
         match self {
             ReviewerRule::User(u) => format!("user:{u}"),
             ReviewerRule::Manager => "manager".to_owned(),
+            ReviewerRule::Owner => "owner".to_owned(),
         }
     }
 }
@@ -306,6 +309,22 @@ async fn reviewer_of(
 ) -> Result<Result<String, String>, StoreError> {
     match rule {
         ReviewerRule::User(u) => Ok(Ok(u.to_string())),
+        ReviewerRule::Owner => {
+            let row = sqlx::query(
+                "SELECT u.name FROM group_owners o JOIN groups g ON g.id = o.group_id \
+                 JOIN users u ON u.id = o.user_id WHERE g.name = $1 AND u.disabled_at IS NULL",
+            )
+            .bind(&holding.entitlement)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(match row {
+                Some(r) => Ok(r.try_get("name")?),
+                None => Err(format!(
+                    "group `{}` has no enabled owner",
+                    holding.entitlement
+                )),
+            })
+        }
         ReviewerRule::Manager => {
             let row = sqlx::query("SELECT document FROM scim_user_documents WHERE user_id = $1")
                 .bind(&holding.user_id)
@@ -387,6 +406,7 @@ impl Store {
                         h.entitlement
                     )),
                     Ok(r) => reviewers.push(r),
+                    Err(why) if problems.contains(&why) => {}
                     Err(why) => problems.push(why),
                 }
             }

@@ -353,6 +353,10 @@ async fn group(client: &AdminClient, command: GroupCommand, json: bool) -> anyho
             let done = format!("removed {user} from {group}");
             membership(client, "removeGroupMember", &group, &user, json, done).await?;
         }
+        GroupCommand::SetOwner { group, user } => {
+            let done = format!("{user} owns {group}");
+            membership(client, "setGroupOwner", &group, &user, json, done).await?;
+        }
     }
     Ok(())
 }

@@ -533,6 +533,8 @@ pub enum GroupCommand {
     AddMember { group: String, user: String },
     /// Take a user out of a group.
     RemoveMember { group: String, user: String },
+    /// Make a user the group's owner, who reviews its members in `--reviewer owner` reviews.
+    SetOwner { group: String, user: String },
 }
 
 #[derive(Debug, Subcommand)]

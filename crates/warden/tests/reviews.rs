@@ -105,7 +105,7 @@ async fn review_revoke_verify_and_report() {
             ),
             (
                 &["create", "--reviewer", "owner", "--due", "1d"],
-                "error: owner reviews need group owners, which Warden does not keep yet: use manager or a user name",
+                "error: cannot assign reviewers: group `admins` has no enabled owner (and 2 more)",
             ),
             (
                 &[
@@ -407,5 +407,45 @@ async fn managers_review_their_reports() {
     assert_eq!(
         error_of(&out),
         "error: cannot assign reviewers: `boss-example.com` has no manager"
+    );
+
+    // Owners review their groups' members.
+    for args in [
+        &["user", "add", "olga"][..],
+        &["group", "set-owner", "eng", "olga"],
+    ] {
+        assert!(server.admin(args).status.success(), "{args:?}");
+    }
+    let args = [
+        "--json",
+        "create",
+        "--scope",
+        "groups:eng,leads",
+        "--reviewer",
+        "owner",
+        "--due",
+        "7d",
+    ];
+    let out = review(&server, &admin, &args);
+    assert_eq!(
+        error_of(&out),
+        "error: cannot assign reviewers: group `leads` has no enabled owner"
+    );
+    let args = [
+        "--json",
+        "create",
+        "--scope",
+        "groups:eng",
+        "--reviewer",
+        "owner",
+        "--due",
+        "7d",
+    ];
+    let campaign = json_of(&review(&server, &admin, &args));
+    assert_eq!(campaign["reviewer"], "owner");
+    assert_eq!(campaign["items"][0]["reviewer"], "olga");
+    assert_eq!(
+        server.audit("group.set_owner")[0]["details"]["owner"],
+        "olga"
     );
 }

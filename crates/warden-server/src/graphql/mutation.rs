@@ -177,6 +177,25 @@ impl DirectoryMutation {
         membership(ctx, group, user, true).await
     }
 
+    /// Makes `user` the owner of `group` (who reviews its members in an `owner` access
+    /// review); no `user` clears it.
+    async fn set_group_owner(
+        &self,
+        ctx: &Context<'_>,
+        group: String,
+        user: Option<String>,
+    ) -> async_graphql::Result<Group> {
+        let caller = authorize(ctx, Capability::ManageGroups, &format!("group:{group}")).await?;
+        let group = GroupName::new(group).map_err(bad_input)?;
+        let user = user.map(UserName::new).transpose().map_err(bad_input)?;
+        let store = ctx.data::<Arc<Store>>()?;
+        let changed = store
+            .set_group_owner(&caller.audit, &group, user.as_ref())
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        Ok(changed.into())
+    }
+
     /// Takes a user out of a group.
     async fn remove_group_member(
         &self,

@@ -121,6 +121,17 @@ impl Group {
             .map_err(|e| api_error(e, caller))?;
         Ok(members.into_iter().map(String::from).collect())
     }
+
+    /// Who reviews its members in an `owner` access review.
+    async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        let store = ctx.data::<Arc<Store>>()?;
+        let caller = ctx.data::<Caller>()?;
+        let owner = store
+            .group_owner(&self.id)
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        Ok(owner.map(String::from))
+    }
 }
 
 impl From<warden_store::Group> for Group {

@@ -1,6 +1,12 @@
 -- Access reviews: a campaign's population (who holds which group, how, since when, by whose
 -- doing, last used) frozen and hashed at creation; each item's reviewer, decision, and the
--- verification that a revocation took effect. Kept forever.
+-- verification that a revocation took effect. Kept forever. A group's owner reviews its
+-- members in an `owner` campaign.
+
+CREATE TABLE group_owners (
+    group_id TEXT PRIMARY KEY NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    user_id  TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE
+) STRICT;
 
 CREATE TABLE access_reviews (
     id                TEXT PRIMARY KEY NOT NULL,
