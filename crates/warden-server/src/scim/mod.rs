@@ -409,34 +409,39 @@ async fn unknown_endpoint() -> Response {
     ))
 }
 
-macro_rules! authorized {
-    ($app:expr, $rid:expr, $connect:expr, $headers:expr) => {
-        match caller(&$app, $rid, $connect, &$headers).await {
-            Ok(ctx) => ctx,
-            Err(resp) => return resp,
-        }
-    };
+/// A SCIM caller, authenticated (a `scim` token) before the handler runs.
+struct Scim(AuditContext);
+
+impl axum::extract::FromRequestParts<App> for Scim {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &App,
+    ) -> Result<Self, Self::Rejection> {
+        let rid = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|RequestId(id)| id.clone())
+            .unwrap_or_default();
+        let connect = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| Extension(*c));
+        caller(app, rid, connect, &parts.headers).await.map(Scim)
+    }
 }
 
-async fn list_users(
-    State(app): State<App>,
-    Extension(RequestId(rid)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let ctx = authorized!(app, rid, connect, headers);
+async fn list_users(State(app): State<App>, Scim(ctx): Scim, RawQuery(raw): RawQuery) -> Response {
     users_page(&app, &ctx, &query_pairs(raw)).await
 }
 
 async fn search_users(
     State(app): State<App>,
-    Extension(RequestId(rid)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Scim(ctx): Scim,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ctx = authorized!(app, rid, connect, headers);
     match body_json(&headers, &body) {
         Ok(body) => users_page(&app, &ctx, &ListQuery::from_search(&body)).await,
         Err(e) => error(&e),
@@ -468,13 +473,11 @@ async fn users_page(app: &App, ctx: &AuditContext, pairs: &[(String, String)]) -
 
 async fn read_user(
     State(app): State<App>,
-    Extension(RequestId(rid)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Scim(ctx): Scim,
     headers: HeaderMap,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let ctx = authorized!(app, rid, connect, headers);
     let pairs = query_pairs(raw);
     let get = |n: &str| {
         pairs
@@ -511,12 +514,10 @@ fn user_change(body: &Value) -> Result<ScimUserChange, ScimError> {
 
 async fn create_user(
     State(app): State<App>,
-    Extension(RequestId(rid)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Scim(ctx): Scim,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ctx = authorized!(app, rid, connect, headers);
     let prepared = body_json(&headers, &body).and_then(|b| {
         let change = user_change(&b)?;
         let user_name = change
@@ -557,13 +558,11 @@ async fn refused(
 
 async fn replace_user(
     State(app): State<App>,
-    Extension(RequestId(rid)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Scim(ctx): Scim,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let ctx = authorized!(app, rid, connect, headers);
     let prepared =
         body_json(&headers, &body).and_then(|b| Ok((user_change(&b)?, if_match(&headers)?)));
     let (change, version) = match prepared {
@@ -585,13 +584,11 @@ async fn replace_user(
 
 async fn patch_user(
     State(app): State<App>,
-    Extension(RequestId(rid)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Scim(ctx): Scim,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let ctx = authorized!(app, rid, connect, headers);
     let prepared = body_json(&headers, &body)
         .and_then(|b| Ok((Patch::parse(&USERS, &b)?, if_match(&headers)?)));
     let (patch, version) = match prepared {
@@ -620,12 +617,10 @@ async fn patch_user(
 
 async fn delete_user(
     State(app): State<App>,
-    Extension(RequestId(rid)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Scim(ctx): Scim,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let ctx = authorized!(app, rid, connect, headers);
     let version = match if_match(&headers) {
         Ok(v) => v,
         Err(e) => return refused(&app, &ctx, "user.delete", &format!("scim:user:{id}"), e).await,
@@ -637,25 +632,16 @@ async fn delete_user(
     }
 }
 
-async fn list_groups(
-    State(app): State<App>,
-    Extension(RequestId(rid)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let ctx = authorized!(app, rid, connect, headers);
+async fn list_groups(State(app): State<App>, Scim(ctx): Scim, RawQuery(raw): RawQuery) -> Response {
     groups_page(&app, &ctx, &query_pairs(raw)).await
 }
 
 async fn search_groups(
     State(app): State<App>,
-    Extension(RequestId(rid)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Scim(ctx): Scim,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ctx = authorized!(app, rid, connect, headers);
     match body_json(&headers, &body) {
         Ok(body) => groups_page(&app, &ctx, &ListQuery::from_search(&body)).await,
         Err(e) => error(&e),
@@ -688,13 +674,11 @@ async fn groups_page(app: &App, ctx: &AuditContext, pairs: &[(String, String)]) 
 
 async fn read_group(
     State(app): State<App>,
-    Extension(RequestId(rid)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Scim(ctx): Scim,
     headers: HeaderMap,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let ctx = authorized!(app, rid, connect, headers);
     let pairs = query_pairs(raw);
     let get = |n: &str| {
         pairs
@@ -768,12 +752,10 @@ fn group_change(body: &Value) -> Result<ScimGroupChange, ScimError> {
 
 async fn create_group(
     State(app): State<App>,
-    Extension(RequestId(rid)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Scim(ctx): Scim,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ctx = authorized!(app, rid, connect, headers);
     let prepared = body_json(&headers, &body).and_then(|b| {
         let change = group_change(&b)?;
         let name = GroupName::new(derive_name(&change.display_name)).map_err(|_| {
@@ -809,13 +791,11 @@ async fn create_group(
 
 async fn replace_group(
     State(app): State<App>,
-    Extension(RequestId(rid)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Scim(ctx): Scim,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let ctx = authorized!(app, rid, connect, headers);
     let prepared =
         body_json(&headers, &body).and_then(|b| Ok((group_change(&b)?, if_match(&headers)?)));
     let (change, version) = match prepared {
@@ -841,13 +821,11 @@ async fn replace_group(
 
 async fn patch_group(
     State(app): State<App>,
-    Extension(RequestId(rid)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Scim(ctx): Scim,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let ctx = authorized!(app, rid, connect, headers);
     let prepared = body_json(&headers, &body)
         .and_then(|b| Ok((Patch::parse(&GROUPS, &b)?, if_match(&headers)?)));
     let (patch, version) = match prepared {
@@ -881,12 +859,10 @@ async fn patch_group(
 
 async fn delete_group(
     State(app): State<App>,
-    Extension(RequestId(rid)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Scim(ctx): Scim,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let ctx = authorized!(app, rid, connect, headers);
     let version = match if_match(&headers) {
         Ok(v) => v,
         Err(e) => return refused(&app, &ctx, "group.delete", &format!("scim:group:{id}"), e).await,
