@@ -3,7 +3,7 @@
 //! recheck the sessions they allowed); access reviews past their due date with automatic
 //! revocation have their undecided items revoked, verified and the campaign closed; open
 //! reviews due within a day are reminded once a day (`review.remind`, for webhooks). Work
-//! another replica did first is skipped.
+//! another replica did first is skipped without a record (`StoreError::Raced`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -51,7 +51,10 @@ async fn reviews(store: &Store) -> Result<(), warden_store::StoreError> {
             .map(|i| i.n)
             .collect();
         if undecided.is_empty() {
-            store.close_access_review(&ctx, &id).await?;
+            match store.close_access_review(&ctx, &id).await {
+                Ok(_) | Err(warden_store::StoreError::Raced) => {}
+                Err(e) => return Err(e),
+            }
             continue;
         }
         let reason = "not reviewed by the due date";
@@ -64,7 +67,7 @@ async fn reviews(store: &Store) -> Result<(), warden_store::StoreError> {
                 tracing::info!(review = %id, revoked = undecided.len(), "access review due: undecided items revoked");
             }
             // Another replica got there first.
-            Err(warden_store::StoreError::Conflict(_)) => {}
+            Err(warden_store::StoreError::Raced) => {}
             Err(e) => return Err(e),
         }
     }

@@ -514,10 +514,16 @@ impl Store {
         };
         self.audited_detailed(ctx, action, async |conn| {
             let review = fetch_review(conn, id).await?;
+            // Warden's own timer lost a race with another replica's: no change, no record.
+            let timer = me == "system";
+            if !review.open && timer {
+                return Err(StoreError::Raced);
+            }
             if !review.open {
                 return Err(StoreError::Conflict(format!("review `{id}` is closed")));
             }
             let mut revoked = Vec::new();
+            let mut decided = 0;
             for n in items {
                 let item = review
                     .items
@@ -537,6 +543,9 @@ impl Store {
                     )));
                 }
                 if let Some(d) = &item.decision {
+                    if timer {
+                        continue;
+                    }
                     return Err(StoreError::Conflict(format!("item {n} is already decided ({d})")));
                 }
                 sqlx::query(
@@ -551,10 +560,14 @@ impl Store {
                 .bind(i64::from(*n))
                 .execute(&mut *conn)
                 .await?;
+                decided += 1;
                 if revoke {
                     revoke_item(conn, id, *n, ctx.now).await?;
                     revoked.push(format!("{}:{}", item.subject, item.entitlement));
                 }
+            }
+            if decided == 0 && timer {
+                return Err(StoreError::Raced);
             }
             close_if_done(conn, id, ctx.now).await?;
             Ok((fetch_review(conn, id).await?, json!({ "revoked": revoked })))
@@ -621,6 +634,9 @@ impl Store {
         };
         self.audited(ctx, action, async |conn| {
             let review = fetch_review(conn, id).await?;
+            if !review.open && ctx.actor == warden_model::Actor::System {
+                return Err(StoreError::Raced);
+            }
             if !review.open {
                 return Err(StoreError::Conflict(format!("review `{id}` is closed")));
             }
