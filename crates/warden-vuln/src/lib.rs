@@ -10,6 +10,7 @@
 
 pub mod cargo_audit;
 pub mod cvss;
+pub mod osv;
 pub mod severity;
 pub mod sla;
 

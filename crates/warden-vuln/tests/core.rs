@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use warden_model::Timestamp;
-use warden_vuln::{Cvss31, Severity, SlaPolicy, cargo_audit};
+use warden_vuln::{Cvss31, Severity, SlaPolicy, cargo_audit, osv};
 
 fn score(vector: &str) -> f64 {
     Cvss31::parse(vector).unwrap().base_score()
@@ -202,7 +202,53 @@ fn bad_cargo_audit_files_name_the_position() {
     );
 }
 
+fn osv_file(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/osv_scanner")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn osv_scanner_reports_become_findings() {
+    let found = osv::parse("some_findings.json", &osv_file("some_findings.json")).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].advisory, "MAL-2023-1035");
+    assert_eq!(found[0].aliases, ["GHSA-8348-2q94-ffjx"]);
+    assert_eq!(found[0].package.as_deref(), Some("pkg:npm/flot-axis@0.0.0"));
+    assert_eq!(found[0].disclosed, None, "no rating: unrated, for triage");
+    // OSV-Scanner writes nothing when it finds nothing.
+    assert!(
+        osv::parse("none.json", &osv_file("no_findings.json"))
+            .unwrap()
+            .is_empty()
+    );
+    // A CVSS vector rates it; failing that, the database's word.
+    let rated = r#"{"results": [{"packages": [{"package": {"name": "tokio", "version": "1.0.0", "ecosystem": "crates.io"},
+        "vulnerabilities": [
+          {"id": "GHSA-a", "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]},
+          {"id": "GHSA-b", "database_specific": {"severity": "MODERATE"}}]}]}]}"#;
+    let found = osv::parse("rated.json", rated).unwrap();
+    assert_eq!(found[0].package.as_deref(), Some("pkg:cargo/tokio@1.0.0"));
+    assert_eq!(
+        (found[0].disclosed, found[1].disclosed),
+        (Some(Severity::Critical), Some(Severity::Medium))
+    );
+    let err = osv::parse("x.json", "{\"results\": {}}")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "x.json: not an OSV-Scanner report at line 1 column 12 (`results`): invalid type: map, expected a sequence at line 1 column 12"
+    );
+}
+
 proptest! {
+    #[test]
+    fn osv_parse_never_panics(text in "\\PC{0,300}") {
+        let _ = osv::parse("x.json", &text);
+    }
+
     #[test]
     fn cvss_parse_never_panics(v in "(CVSS:3\\.[01]/)?([A-Z]{1,3}:[A-Z]{0,2}/?){0,12}") {
         if let Ok(c) = Cvss31::parse(&v) {

@@ -1,0 +1,120 @@
+//! OSV-Scanner's JSON report (`osv-scanner --format json`): each vulnerability of each package
+//! becomes a finding on the package's purl. The disclosed rating comes from a CVSS v3 vector
+//! in `severity`, else the database's own word (GHSA's `database_specific.severity`), else
+//! none: unrated. An empty file is a scan that found nothing (OSV-Scanner writes nothing then).
+
+use serde::Deserialize;
+
+use crate::{Cvss31, ImportedFinding, ParseError, Severity};
+
+#[derive(Debug, Deserialize)]
+struct Report {
+    #[serde(default)]
+    results: Vec<Source>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Source {
+    #[serde(default)]
+    packages: Vec<Affected>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Affected {
+    package: Package,
+    #[serde(default)]
+    vulnerabilities: Vec<Vulnerability>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Package {
+    name: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    ecosystem: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Vulnerability {
+    id: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    summary: String,
+    #[serde(default)]
+    severity: Vec<Rating>,
+    #[serde(default)]
+    database_specific: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Rating {
+    #[serde(rename = "type")]
+    kind: String,
+    score: String,
+}
+
+/// The purl type of an OSV ecosystem.
+fn purl_type(ecosystem: &str) -> String {
+    match ecosystem {
+        "crates.io" => "cargo".to_owned(),
+        "PyPI" => "pypi".to_owned(),
+        "Go" => "golang".to_owned(),
+        "RubyGems" => "gem".to_owned(),
+        "Packagist" => "composer".to_owned(),
+        other => other.to_ascii_lowercase(),
+    }
+}
+
+/// The findings in an OSV-Scanner report.
+pub fn parse(file: &str, text: &str) -> Result<Vec<ImportedFinding>, ParseError> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let report: Report = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let inner = e.inner();
+        ParseError(format!(
+            "{file}: not an OSV-Scanner report at line {} column {} (`{}`): {}",
+            inner.line(),
+            inner.column(),
+            e.path(),
+            inner.to_string().lines().next().unwrap_or_default()
+        ))
+    })?;
+    let mut out = Vec::new();
+    for affected in report.results.into_iter().flat_map(|s| s.packages) {
+        let p = &affected.package;
+        let package = format!("pkg:{}/{}@{}", purl_type(&p.ecosystem), p.name, p.version);
+        for v in affected.vulnerabilities {
+            let vector = v
+                .severity
+                .iter()
+                .find(|r| r.kind == "CVSS_V3")
+                .map(|r| r.score.clone());
+            let disclosed = match &vector {
+                Some(vector) => Some(
+                    Cvss31::parse(vector)
+                        .map_err(|e| ParseError(format!("{file}: {}: {e}", v.id)))?
+                        .severity(),
+                ),
+                None => v
+                    .database_specific
+                    .as_ref()
+                    .and_then(|d| d.get("severity"))
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(Severity::from_scanner),
+            };
+            out.push(ImportedFinding {
+                advisory: v.id,
+                aliases: v.aliases,
+                package: Some(package.clone()),
+                title: v.summary,
+                disclosed,
+                cvss: vector,
+            });
+        }
+    }
+    Ok(out)
+}
