@@ -4,6 +4,8 @@
 //! the membership again; at the due date undecided items can be revoked automatically.
 //! Nobody reviews their own access.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
@@ -244,6 +246,8 @@ async fn population(
     .fetch_all(&mut *conn)
     .await?;
     let mut out = Vec::new();
+    let mut changes: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut last_used: BTreeMap<String, Option<i64>> = BTreeMap::new();
     for row in rows {
         let entitlement: String = row.try_get("entitlement")?;
         if let ReviewScope::Groups(names) = scope
@@ -260,32 +264,48 @@ async fn population(
         let mut granted_by: Option<String> = row.try_get("granted_by")?;
         let mut granted_why: Option<String> = row.try_get("granted_why")?;
         if source == "member" {
-            // Who put them there: the latest membership change naming them, from the log.
-            let event = sqlx::query(
-                "SELECT actor, details FROM audit_log WHERE target = $1 AND outcome = 'success' \
-                 AND action IN ('group.add_member', 'group.create', 'group.update') \
-                 ORDER BY seq DESC LIMIT 200",
-            )
-            .bind(format!("group:{entitlement}"))
-            .fetch_all(&mut *conn)
-            .await?;
+            // Who put them there: the latest membership change naming them, from the log
+            // (read once per group).
+            if !changes.contains_key(&entitlement) {
+                let rows = sqlx::query(
+                    "SELECT actor, details FROM audit_log WHERE target = $1 AND outcome = 'success' \
+                     AND action IN ('group.add_member', 'group.create', 'group.update') \
+                     ORDER BY seq DESC LIMIT 200",
+                )
+                .bind(format!("group:{entitlement}"))
+                .fetch_all(&mut *conn)
+                .await?;
+                let mut events = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    events.push((
+                        r.try_get::<String, _>("actor")?,
+                        r.try_get::<String, _>("details")?,
+                    ));
+                }
+                changes.insert(entitlement.clone(), events);
+            }
             let quoted = format!("\"{subject}\"");
-            if let Some(e) = event.iter().find(|e| {
-                e.try_get::<String, _>("details")
-                    .is_ok_and(|d| d.contains(&quoted))
-            }) {
-                granted_by = Some(e.try_get("actor")?);
-                let details: String = e.try_get("details")?;
+            let event = changes
+                .get(&entitlement)
+                .and_then(|events| events.iter().find(|(_, details)| details.contains(&quoted)));
+            if let Some((actor, details)) = event {
+                granted_by = Some(actor.clone());
                 if details.contains("\"via\":\"scim\"") {
                     granted_why = Some("provisioned by SCIM".to_owned());
                 }
             }
         }
-        let last =
-            sqlx::query("SELECT MAX(started_at) AS last FROM ssh_sessions WHERE principal = $1")
-                .bind(format!("user:{subject}"))
-                .fetch_one(&mut *conn)
-                .await?;
+        // The person's last SSH session (read once per person).
+        if !last_used.contains_key(&subject) {
+            let row = sqlx::query(
+                "SELECT MAX(started_at) AS last FROM ssh_sessions WHERE principal = $1",
+            )
+            .bind(format!("user:{subject}"))
+            .fetch_one(&mut *conn)
+            .await?;
+            last_used.insert(subject.clone(), row.try_get::<Option<i64>, _>("last")?);
+        }
+        let last = last_used.get(&subject).copied().flatten();
         out.push(Holding {
             user_id: row.try_get("user_id")?,
             subject,
@@ -295,7 +315,7 @@ async fn population(
             granted_at: row.try_get("granted_at")?,
             granted_by,
             granted_why,
-            last_used_at: last.try_get("last")?,
+            last_used_at: last,
         });
     }
     Ok(out)
@@ -690,7 +710,7 @@ impl Store {
         };
         self.audited_detailed(ctx, action, async |conn| {
             let review = fetch_review(conn, id).await?;
-            let mut pending = std::collections::BTreeMap::<String, u32>::new();
+            let mut pending = BTreeMap::<String, u32>::new();
             for item in review.items.iter().filter(|i| i.decision.is_none()) {
                 *pending.entry(item.reviewer.clone()).or_default() += 1;
             }

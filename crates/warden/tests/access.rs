@@ -24,14 +24,9 @@ fn text(bytes: &[u8]) -> String {
 
 /// `warden request ARGS…` against `server` with `token`.
 fn request(server: &TestServer, token: &str, args: &[&str]) -> std::process::Output {
-    let mut full = vec!["request", "--server", &server.url];
+    let mut full = vec!["request"];
     full.extend_from_slice(args);
-    std::process::Command::new(bin())
-        .args(&full)
-        .env("WARDEN_TOKEN", token)
-        .env("WARDEN_CONFIG_DIR", server.data_dir.join("no-cli-config"))
-        .output()
-        .unwrap()
+    server.remote(token, &full)
 }
 
 fn admin_ok(server: &TestServer, args: &[&str]) {

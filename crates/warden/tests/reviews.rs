@@ -21,14 +21,9 @@ fn text(bytes: &[u8]) -> String {
 
 /// `warden review ARGS…` against `server` with `token`.
 fn review(server: &TestServer, token: &str, args: &[&str]) -> std::process::Output {
-    let mut full = vec!["review", "--server", &server.url];
+    let mut full = vec!["review"];
     full.extend_from_slice(args);
-    std::process::Command::new(bin())
-        .args(&full)
-        .env("WARDEN_TOKEN", token)
-        .env("WARDEN_CONFIG_DIR", server.data_dir.join("no-cli-config"))
-        .output()
-        .unwrap()
+    server.remote(token, &full)
 }
 
 fn json_of(out: &std::process::Output) -> Value {

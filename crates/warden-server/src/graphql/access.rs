@@ -169,26 +169,41 @@ fn person(caller: &Caller) -> async_graphql::Result<UserName> {
     }
 }
 
-/// Whether the caller may decide `request`, per the `approve` action; `Err` with the reason
-/// when not. The operator always may (and the store still refuses self-approval).
-async fn may_decide(
-    ctx: &Context<'_>,
-    caller: &Caller,
-    request: &AccessRequest,
-) -> async_graphql::Result<Result<(), String>> {
-    let store = ctx.data::<Arc<Store>>()?;
-    let engine = ctx.data::<Arc<Engine>>()?;
+/// Who is deciding, as the policy engine sees them: read once per request to the API.
+enum Approver {
+    /// The operator on the admin socket, who always may (the store still refuses
+    /// self-approval).
+    Operator,
+    /// A person or service, with their groups now.
+    Subject(warden_policy::Subject),
+    /// Someone the policy does not know (disabled, anonymous).
+    Unknown(String),
+}
+
+async fn approver(ctx: &Context<'_>, caller: &Caller) -> async_graphql::Result<Approver> {
     if caller.audit.actor == Actor::Operator {
-        return Ok(Ok(()));
+        return Ok(Approver::Operator);
     }
-    let Some(subject) = subject(store, &caller.audit.actor)
+    let store = ctx.data::<Arc<Store>>()?;
+    let found = subject(store, &caller.audit.actor)
         .await
-        .map_err(|e| api_error(e, caller))?
-    else {
-        return Ok(Err(format!(
+        .map_err(|e| api_error(e, caller))?;
+    Ok(match found {
+        Some(subject) => Approver::Subject(subject),
+        None => Approver::Unknown(format!(
             "{} is not a known, enabled principal",
             caller.audit.actor
-        )));
+        )),
+    })
+}
+
+/// Whether `approver` may decide `request`, per the `approve` action; `Err` with the reason
+/// when not.
+fn may_decide(engine: &Engine, approver: &Approver, request: &AccessRequest) -> Result<(), String> {
+    let subject = match approver {
+        Approver::Operator => return Ok(()),
+        Approver::Unknown(why) => return Err(why.clone()),
+        Approver::Subject(subject) => subject,
     };
     let context = serde_json::json!({
         "requester": request.requester.as_str(),
@@ -196,15 +211,15 @@ async fn may_decide(
         "duration_seconds": request.duration_ms / 1000,
     });
     let decision = engine.decide(
-        &subject,
+        subject,
         "approve",
         &PolicyObject::Group(request.group.to_string()),
         &context,
     );
     if decision.decided.allow {
-        Ok(Ok(()))
+        Ok(())
     } else {
-        Ok(Err(decision.reason("approve")))
+        Err(decision.reason("approve"))
     }
 }
 
@@ -240,10 +255,11 @@ impl AccessQuery {
             .await
             .map_err(|e| api_error(e, caller))?;
         let me = caller.audit.actor.to_string();
+        let (engine, approver) = (ctx.data::<Arc<Engine>>()?, approver(ctx, caller).await?);
         let mut out = Vec::new();
         for request in all {
             let mine = me == format!("user:{}", request.requester);
-            if mine || may_decide(ctx, caller, &request).await?.is_ok() {
+            if mine || may_decide(engine, &approver, &request).is_ok() {
                 out.push(request.into());
             }
         }
@@ -266,7 +282,8 @@ impl AccessQuery {
             return Ok(None);
         };
         let mine = caller.audit.actor.to_string() == format!("user:{}", request.requester);
-        if mine || may_decide(ctx, caller, &request).await?.is_ok() {
+        let engine = ctx.data::<Arc<Engine>>()?;
+        if mine || may_decide(engine, &approver(ctx, caller).await?, &request).is_ok() {
             return Ok(Some(request.into()));
         }
         Ok(None)
@@ -418,7 +435,8 @@ async fn decide(
     } else {
         "access.deny"
     };
-    if let Err(why) = may_decide(ctx, caller, &request).await? {
+    let engine = ctx.data::<Arc<Engine>>()?;
+    if let Err(why) = may_decide(engine, &approver(ctx, caller).await?, &request) {
         let target = format!("request:{id}");
         store
             .record(

@@ -236,12 +236,35 @@ fn resource(status: StatusCode, body: &Value, version: i64) -> Response {
     resp
 }
 
+/// 304 with the current ETag.
+fn unchanged(version: i64) -> Response {
+    let mut resp = StatusCode::NOT_MODIFIED.into_response();
+    resp.headers_mut().insert(header::ETAG, etag(version));
+    resp
+}
+
 /// `If-None-Match` naming the current version: 304.
 fn not_modified(headers: &HeaderMap, version: i64) -> bool {
     headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| parse_etag(t.trim()) == Some(version)))
+}
+
+/// A query parameter by name, in any case.
+fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// `attributes` and `excludedAttributes`.
+fn projection(pairs: &[(String, String)]) -> Projection {
+    Projection::parse(
+        param(pairs, "attributes"),
+        param(pairs, "excludedAttributes"),
+    )
 }
 
 /// A list request's parameters.
@@ -257,14 +280,8 @@ impl ListQuery {
         pairs: &[(String, String)],
         schema: &warden_scim::schema::ResourceSchema,
     ) -> Result<ListQuery, ScimError> {
-        let get = |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
         let number = |name: &str, default: i64| -> Result<i64, ScimError> {
-            match get(name) {
+            match param(pairs, name) {
                 None => Ok(default),
                 Some(v) => v.trim().parse().map_err(|_| {
                     ScimError::value(format!(
@@ -274,7 +291,7 @@ impl ListQuery {
                 }),
             }
         };
-        let filter = match get("filter") {
+        let filter = match param(pairs, "filter") {
             Some(text) if !text.trim().is_empty() => Some(Filter::parse(text)?.resolve(schema)?),
             _ => None,
         };
@@ -286,7 +303,7 @@ impl ListQuery {
             filter,
             start,
             count,
-            projection: Projection::parse(get("attributes"), get("excludedAttributes")),
+            projection: projection(pairs),
         })
     }
 
@@ -478,20 +495,9 @@ async fn read_user(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let pairs = query_pairs(raw);
-    let get = |n: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.as_str())
-    };
-    let projection = Projection::parse(get("attributes"), get("excludedAttributes"));
+    let projection = projection(&query_pairs(raw));
     match app.store.scim_user(&id).await {
-        Ok(Some(u)) if not_modified(&headers, u.version) => {
-            let mut resp = StatusCode::NOT_MODIFIED.into_response();
-            resp.headers_mut().insert(header::ETAG, etag(u.version));
-            resp
-        }
+        Ok(Some(u)) if not_modified(&headers, u.version) => unchanged(u.version),
         Ok(Some(u)) => resource(
             StatusCode::OK,
             &projection.apply(user_json(&base(&app), &u)),
@@ -679,21 +685,10 @@ async fn read_group(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let pairs = query_pairs(raw);
-    let get = |n: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.as_str())
-    };
-    let projection = Projection::parse(get("attributes"), get("excludedAttributes"));
+    let projection = projection(&query_pairs(raw));
     let members = projection.wants("members");
     match app.store.scim_group(&id, members).await {
-        Ok(Some(g)) if not_modified(&headers, g.version) => {
-            let mut resp = StatusCode::NOT_MODIFIED.into_response();
-            resp.headers_mut().insert(header::ETAG, etag(g.version));
-            resp
-        }
+        Ok(Some(g)) if not_modified(&headers, g.version) => unchanged(g.version),
         Ok(Some(g)) => resource(
             StatusCode::OK,
             &projection.apply(group_json(&base(&app), &g, members)),
