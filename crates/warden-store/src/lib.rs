@@ -27,6 +27,7 @@ mod signin;
 mod ssh_sessions;
 mod tokens;
 mod users;
+mod vulns;
 mod writer;
 
 use std::time::Duration;
@@ -52,6 +53,10 @@ pub use signin::{IdpSignIn, NewSession, Session, SessionStage};
 pub use ssh_sessions::SshSession;
 pub use tokens::{ApiToken, NewToken, TokenCredential, TokenOwner};
 pub use users::{NewUser, User};
+pub use vulns::{
+    Finding, FindingChange, FindingFilter, FindingPage, FindingState, ImportSummary, NewImport,
+    NewReport, VulnAsset, VulnStats,
+};
 pub use warden_audit::{AuditEvent, Outcome};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

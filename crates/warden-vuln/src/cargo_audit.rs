@@ -5,7 +5,8 @@
 
 use serde::Deserialize;
 
-use crate::{Cvss31, ImportedFinding, ParseError, Severity};
+use crate::format::read;
+use crate::{ImportedFinding, ParseError, Severity, one_line, rate};
 
 #[derive(Debug, Deserialize)]
 struct Report {
@@ -23,6 +24,13 @@ struct Vulnerabilities {
 struct Entry {
     advisory: Option<Advisory>,
     package: Package,
+    versions: Option<Versions>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Versions {
+    #[serde(default)]
+    patched: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,17 +52,7 @@ struct Package {
 /// The findings in a cargo-audit report: vulnerabilities, and warnings that carry an
 /// advisory (unmaintained, unsound, yanked crates with advisories).
 pub fn parse(file: &str, text: &str) -> Result<Vec<ImportedFinding>, ParseError> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let report: Report = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let inner = e.inner();
-        ParseError(format!(
-            "{file}: not a cargo-audit report at line {} column {} (`{}`): {}",
-            inner.line(),
-            inner.column(),
-            e.path(),
-            first_line(&inner.to_string())
-        ))
-    })?;
+    let report: Report = read(file, "a cargo-audit report", text)?;
     let mut entries = report.vulnerabilities.list;
     for (kind, list) in report.warnings {
         let Ok(list) = serde_json::from_value::<Vec<Entry>>(list) else {
@@ -71,9 +69,9 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<ImportedFinding>, ParseError>
         };
         let disclosed = match (&advisory.cvss, &advisory.informational) {
             (Some(vector), _) => Some(
-                Cvss31::parse(vector)
+                rate(vector)
                     .map_err(|e| ParseError(format!("{file}: advisory {}: {e}", advisory.id)))?
-                    .severity(),
+                    .severity,
             ),
             (None, Some(_)) => Some(Severity::Informational),
             (None, None) => None,
@@ -85,14 +83,13 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<ImportedFinding>, ParseError>
                 "pkg:cargo/{}@{}",
                 entry.package.name, entry.package.version
             )),
-            title: advisory.title,
+            location: None,
+            fingerprint: None,
+            fixed_in: entry.versions.and_then(|v| v.patched.into_iter().next()),
+            title: one_line(&advisory.title),
             disclosed,
             cvss: advisory.cvss,
         });
     }
     Ok(out)
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or_default()
 }

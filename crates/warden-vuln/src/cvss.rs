@@ -1,5 +1,8 @@
-//! CVSS v3.0 and v3.1 base scores from vector strings (FIRST's specification, section 7), so a
-//! disclosed rating can be computed where a scanner gives only the vector.
+//! CVSS base scores from vector strings, so a disclosed rating can be computed where a scanner
+//! gives only the vector. v3.0 and v3.1 are scored here (FIRST's specification, section 7):
+//! strictly (every base metric, once) while accepting the temporal and environmental metrics
+//! NVD's vectors carry, which the `cvss` crate's v3 parser refuses. v4.0 is scored by the
+//! `cvss` crate (RustSec's), whose macrovector tables are the specification's.
 
 use crate::Severity;
 
@@ -9,6 +12,45 @@ use crate::Severity;
 pub struct CvssError {
     vector: String,
     why: String,
+}
+
+/// A vector's base score and its qualitative rating.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CvssRating {
+    /// 0.0 to 10.0, to one decimal.
+    pub score: f64,
+    /// The rating of the score.
+    pub severity: Severity,
+}
+
+/// Scores a CVSS v3.0, v3.1 or v4.0 vector.
+pub fn rate(vector: &str) -> Result<CvssRating, CvssError> {
+    let trimmed = vector.trim();
+    if trimmed.starts_with("CVSS:4.0/") {
+        let parsed: ::cvss::v4::Vector = trimmed.parse().map_err(|e: ::cvss::Error| CvssError {
+            vector: shown(vector),
+            why: e.to_string(),
+        })?;
+        let score = parsed.score().value();
+        return Ok(CvssRating {
+            score,
+            severity: Severity::from_score(score),
+        });
+    }
+    let parsed = Cvss31::parse(vector)?;
+    Ok(CvssRating {
+        score: parsed.base_score(),
+        severity: parsed.severity(),
+    })
+}
+
+/// A vector as errors show it: at most 120 characters, escaped.
+fn shown(vector: &str) -> String {
+    vector
+        .chars()
+        .take(120)
+        .flat_map(char::escape_debug)
+        .collect()
 }
 
 /// A parsed CVSS v3.x vector's base metrics.
@@ -33,17 +75,13 @@ impl Cvss31 {
     /// Parses `CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H` (or `CVSS:3.0/…`).
     pub fn parse(vector: &str) -> Result<Cvss31, CvssError> {
         let err = |why: &str| CvssError {
-            vector: vector
-                .chars()
-                .take(120)
-                .flat_map(char::escape_debug)
-                .collect(),
+            vector: shown(vector),
             why: why.to_owned(),
         };
         let mut parts = vector.trim().split('/');
         match parts.next() {
             Some("CVSS:3.1" | "CVSS:3.0") => {}
-            _ => return Err(err("it must start with CVSS:3.1/ or CVSS:3.0/")),
+            _ => return Err(err("it must start with CVSS:4.0/, CVSS:3.1/ or CVSS:3.0/")),
         }
         let mut base: [Option<&str>; 8] = [None; 8];
         let names = ["AV", "AC", "PR", "UI", "S", "C", "I", "A"];

@@ -10,13 +10,18 @@
 
 pub mod cargo_audit;
 pub mod cvss;
+mod format;
+pub mod grype;
 pub mod osv;
+pub mod sarif;
 pub mod severity;
 pub mod sla;
+pub mod trivy;
 
-pub use cvss::{Cvss31, CvssError};
-pub use severity::Severity;
-pub use sla::SlaPolicy;
+pub use cvss::{Cvss31, CvssError, CvssRating, rate};
+pub use format::{Format, parse};
+pub use severity::{Severity, SeverityError};
+pub use sla::{DEFAULT_TIER, SlaPolicy, SlaTiers};
 
 /// One finding as a scanner reported it, before Warden's bookkeeping.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +32,13 @@ pub struct ImportedFinding {
     pub aliases: Vec<String>,
     /// The affected package as a purl (`pkg:cargo/arc-swap@0.4.7`), when there is one.
     pub package: Option<String>,
+    /// Where in code, for static analysis (`src/db.py:39`).
+    pub location: Option<String>,
+    /// The scanner's stable fingerprint of the location (SARIF `partialFingerprints`), which
+    /// survives lines moving; identifies the finding in place of `location` when present.
+    pub fingerprint: Option<String>,
+    /// The version that fixes it, when the scanner knows one.
+    pub fixed_in: Option<String>,
     /// A one-line title.
     pub title: String,
     /// The rating the advisory discloses; `None` is unrated, for triage.
@@ -35,7 +47,66 @@ pub struct ImportedFinding {
     pub cvss: Option<String>,
 }
 
+impl ImportedFinding {
+    /// What the finding is on, for its identity: the package's purl without qualifiers or
+    /// subpath (`pkg:deb/debian/libc6@2.28-10`), else `fp:` and the fingerprint, else `loc:`
+    /// and the location, else nothing (a finding on the asset as a whole).
+    pub fn subject(&self) -> String {
+        if let Some(purl) = &self.package {
+            let bare = purl.split(['?', '#']).next().unwrap_or_default();
+            return match bare.split_once('/') {
+                Some((scheme_type, rest)) => {
+                    format!("{}/{rest}", scheme_type.to_ascii_lowercase())
+                }
+                None => bare.to_owned(),
+            };
+        }
+        if let Some(fp) = &self.fingerprint {
+            return format!("fp:{fp}");
+        }
+        match &self.location {
+            Some(loc) => format!("loc:{loc}"),
+            None => String::new(),
+        }
+    }
+
+    /// Every id the advisory is known by, the advisory's own first, each once, uppercase.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::with_capacity(1 + self.aliases.len());
+        for id in std::iter::once(&self.advisory).chain(&self.aliases) {
+            let id = id.trim().to_ascii_uppercase();
+            if !id.is_empty() && !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids
+    }
+}
+
 /// Why a scanner file could not be read: one line naming the file's position.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ParseError(pub String);
+
+/// The longest title kept, in characters.
+pub const MAX_TITLE: usize = 200;
+
+/// A scanner's free text as a title: its first non-empty line, at most [`MAX_TITLE`]
+/// characters, without control characters.
+pub(crate) fn one_line(text: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default();
+    let mut out: String = line
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_TITLE)
+        .collect();
+    if line.chars().count() > MAX_TITLE {
+        out.pop();
+        out.push('…');
+    }
+    out
+}

@@ -5,7 +5,8 @@
 
 use serde::Deserialize;
 
-use crate::{Cvss31, ImportedFinding, ParseError, Severity};
+use crate::format::read;
+use crate::{ImportedFinding, ParseError, Severity, one_line, rate};
 
 #[derive(Debug, Deserialize)]
 struct Report {
@@ -72,17 +73,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<ImportedFinding>, ParseError>
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let mut de = serde_json::Deserializer::from_str(text);
-    let report: Report = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let inner = e.inner();
-        ParseError(format!(
-            "{file}: not an OSV-Scanner report at line {} column {} (`{}`): {}",
-            inner.line(),
-            inner.column(),
-            e.path(),
-            inner.to_string().lines().next().unwrap_or_default()
-        ))
-    })?;
+    let report: Report = read(file, "an OSV-Scanner report", text)?;
     let mut out = Vec::new();
     for affected in report.results.into_iter().flat_map(|s| s.packages) {
         let p = &affected.package;
@@ -91,13 +82,14 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<ImportedFinding>, ParseError>
             let vector = v
                 .severity
                 .iter()
-                .find(|r| r.kind == "CVSS_V3")
+                .find(|r| r.kind == "CVSS_V4")
+                .or_else(|| v.severity.iter().find(|r| r.kind == "CVSS_V3"))
                 .map(|r| r.score.clone());
             let disclosed = match &vector {
                 Some(vector) => Some(
-                    Cvss31::parse(vector)
+                    rate(vector)
                         .map_err(|e| ParseError(format!("{file}: {}: {e}", v.id)))?
-                        .severity(),
+                        .severity,
                 ),
                 None => v
                     .database_specific
@@ -110,7 +102,10 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<ImportedFinding>, ParseError>
                 advisory: v.id,
                 aliases: v.aliases,
                 package: Some(package.clone()),
-                title: v.summary,
+                location: None,
+                fingerprint: None,
+                fixed_in: None,
+                title: one_line(&v.summary),
                 disclosed,
                 cvss: vector,
             });

@@ -36,6 +36,32 @@ impl Severity {
         }
     }
 
+    /// Its rank, 0 (critical) to 4 (informational), as the store keeps it.
+    pub fn rank(self) -> i64 {
+        match self {
+            Severity::Critical => 0,
+            Severity::High => 1,
+            Severity::Medium => 2,
+            Severity::Low => 3,
+            Severity::Informational => 4,
+        }
+    }
+
+    /// The severity of a rank.
+    pub fn from_rank(rank: i64) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| s.rank() == rank)
+    }
+
+    /// A severity by its name, as people type it (`critical`, `High`).
+    pub fn from_name(name: &str) -> Result<Severity, SeverityError> {
+        Severity::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| {
+                SeverityError(name.chars().take(40).flat_map(char::escape_debug).collect())
+            })
+    }
+
     /// A scanner's word for a severity, in any case; `None` for what is no rating at all
     /// (`unknown`, `unrated`, empty), which goes to triage rather than being guessed.
     pub fn from_scanner(word: &str) -> Option<Severity> {
@@ -58,6 +84,18 @@ impl Severity {
             s if s >= 0.1 => Severity::Low,
             _ => Severity::Informational,
         }
+    }
+}
+
+/// An unknown severity name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown severity `{0}`: expected critical, high, medium, low or informational")]
+pub struct SeverityError(String);
+
+impl std::str::FromStr for Severity {
+    type Err = SeverityError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Severity::from_name(s)
     }
 }
 

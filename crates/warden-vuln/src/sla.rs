@@ -67,3 +67,89 @@ impl SlaPolicy {
         Some((now.as_millis() - start.as_millis()) as f64 / limit_ms)
     }
 }
+
+/// The SLA policies of every asset tier, and whether re-rating restarts a finding's clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlaTiers {
+    /// Each tier's policy; `default` is always there.
+    tiers: BTreeMap<String, SlaPolicy>,
+    /// Whether a re-rating restarts the clock (from the re-rating) or keeps the first one.
+    pub restart_clock_on_rerate: bool,
+}
+
+/// The tier every asset starts in.
+pub const DEFAULT_TIER: &str = "default";
+
+impl Default for SlaTiers {
+    fn default() -> Self {
+        SlaTiers {
+            tiers: BTreeMap::from([(DEFAULT_TIER.to_owned(), SlaPolicy::default())]),
+            restart_clock_on_rerate: false,
+        }
+    }
+}
+
+impl SlaTiers {
+    /// These tiers (a missing `default` gets the practices' defaults).
+    pub fn new(
+        tiers: impl IntoIterator<Item = (String, SlaPolicy)>,
+        restart_clock_on_rerate: bool,
+    ) -> SlaTiers {
+        let mut tiers: BTreeMap<String, SlaPolicy> = tiers.into_iter().collect();
+        tiers
+            .entry(DEFAULT_TIER.to_owned())
+            .or_insert_with(SlaPolicy::default);
+        SlaTiers {
+            tiers,
+            restart_clock_on_rerate,
+        }
+    }
+
+    /// The policy of `tier`; the default tier's for a tier no longer configured.
+    pub fn policy(&self, tier: &str) -> &SlaPolicy {
+        self.tiers
+            .get(tier)
+            .or_else(|| self.tiers.get(DEFAULT_TIER))
+            .unwrap_or(&DEFAULT_POLICY)
+    }
+
+    /// Whether `tier` is configured.
+    pub fn has(&self, tier: &str) -> bool {
+        self.tiers.contains_key(tier)
+    }
+
+    /// The tiers' names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tiers.keys().map(String::as_str)
+    }
+
+    /// The whole configuration as JSON, for the record (`{"tiers": {"default": {"critical":
+    /// 86400, …}}, "restart_clock_on_rerate": false}`, limits in seconds, `null` for none).
+    pub fn describe(&self) -> serde_json::Value {
+        let tiers: serde_json::Map<String, serde_json::Value> = self
+            .tiers
+            .iter()
+            .map(|(name, policy)| {
+                let limits: serde_json::Map<String, serde_json::Value> = Severity::ALL
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.as_str().to_owned(),
+                            policy
+                                .limit(*s)
+                                .map_or(serde_json::Value::Null, |d| d.as_secs().into()),
+                        )
+                    })
+                    .collect();
+                (name.clone(), limits.into())
+            })
+            .collect();
+        serde_json::json!({
+            "tiers": tiers,
+            "restart_clock_on_rerate": self.restart_clock_on_rerate,
+        })
+    }
+}
+
+static DEFAULT_POLICY: std::sync::LazyLock<SlaPolicy> =
+    std::sync::LazyLock::new(SlaPolicy::default);
