@@ -311,7 +311,7 @@ fn decision_table_for_each_action_with_the_starter_set() {
         person("audrey", &["auditors"]),
         person("bob", &[]),
     );
-    let reads = ["read_directory", "read_audit", "read_policy"];
+    let reads = ["read_directory", "read_audit", "read_policy", "read_vulns"];
     for action in [
         "read_directory",
         "manage_users",
@@ -325,6 +325,9 @@ fn decision_table_for_each_action_with_the_starter_set() {
         "manage_policy",
         "approve",
         "review",
+        "read_vulns",
+        "manage_vulns",
+        "import_vulns",
     ] {
         let (object, context) = match action {
             "approve" => (

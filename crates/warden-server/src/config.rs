@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
+use warden_model::Timestamp;
 use warden_store::DatabaseLocation;
 
 /// Every setting, resolved and checked.
@@ -46,6 +47,45 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// The policy engine.
     pub policy: PolicyConfig,
+    /// `[vuln]`: vulnerability SLAs and imports.
+    pub vuln: VulnConfig,
+    /// `[security_txt]`: what `/.well-known/security.txt` says; `None` serves no such file.
+    pub security_txt: Option<SecurityTxt>,
+}
+
+/// Vulnerability SLAs and imports.
+#[derive(Debug, Clone)]
+pub struct VulnConfig {
+    /// Each asset tier's SLA policy, and whether re-rating restarts the clock.
+    pub sla: warden_vuln::SlaTiers,
+    /// The largest scan file an import accepts.
+    pub max_import_bytes: usize,
+}
+
+impl Default for VulnConfig {
+    fn default() -> Self {
+        VulnConfig {
+            sla: warden_vuln::SlaTiers::default(),
+            max_import_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// RFC 9116 fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityTxt {
+    /// `mailto:`, `https://` or `tel:` URIs, in order of preference.
+    pub contact: Vec<String>,
+    /// When the file stops being valid.
+    pub expires: Timestamp,
+    /// Where the disclosure policy is.
+    pub policy: Option<String>,
+    /// Where reporters are thanked.
+    pub acknowledgments: Option<String>,
+    /// Languages, like `en, de`.
+    pub preferred_languages: Option<String>,
+    /// Where an encryption key is.
+    pub encryption: Option<String>,
 }
 
 /// Policy engine settings.
@@ -313,6 +353,28 @@ struct FileConfig {
     agent: AgentFile,
     identity: IdentityFile,
     policy: PolicyFile,
+    vuln: VulnFile,
+    security_txt: Option<SecurityTxtFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct VulnFile {
+    restart_clock_on_rerate: Option<bool>,
+    max_import_bytes: Option<u64>,
+    /// Tier name → severity → duration or `none`.
+    sla: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecurityTxtFile {
+    contact: Vec<String>,
+    expires: String,
+    policy: Option<String>,
+    acknowledgments: Option<String>,
+    preferred_languages: Option<String>,
+    encryption: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -890,7 +952,14 @@ impl FileConfig {
         let policy = PolicyConfig {
             starter: self.policy.starter.unwrap_or(true),
         };
+        let vuln = resolve_vuln(self.vuln)?;
+        let security_txt = self
+            .security_txt
+            .map(|f| resolve_security_txt(f, Timestamp::from_system(std::time::SystemTime::now())))
+            .transpose()?;
         Ok(Config {
+            vuln,
+            security_txt,
             policy,
             identity,
             listen_agent_mtls,
@@ -909,6 +978,132 @@ impl FileConfig {
             log,
         })
     }
+}
+
+fn resolve_vuln(file: VulnFile) -> Result<VulnConfig, ConfigError> {
+    use warden_vuln::{DEFAULT_TIER, Severity, SlaPolicy};
+    let limits = |tier: &str,
+                  entries: &std::collections::BTreeMap<String, String>,
+                  base: &SlaPolicy|
+     -> Result<SlaPolicy, ConfigError> {
+        let mut out: std::collections::BTreeMap<Severity, Option<Duration>> = Severity::ALL
+            .iter()
+            .map(|s| (*s, base.limit(*s)))
+            .collect();
+        for (name, value) in entries {
+            let severity = Severity::from_name(name).map_err(|e| {
+                ConfigError(format!("vuln.sla.{tier}: {e}"))
+            })?;
+            let limit = if value.trim() == "none" {
+                None
+            } else {
+                Some(
+                    humantime::parse_duration(value.trim())
+                        .ok()
+                        .filter(|d| *d >= Duration::from_secs(60))
+                        .ok_or_else(|| {
+                            ConfigError(format!(
+                                "invalid duration `{value}` for `vuln.sla.{tier}.{name}`: at least 1m, like 24h or 30d, or `none`"
+                            ))
+                        })?,
+                )
+            };
+            out.insert(severity, limit);
+        }
+        Ok(SlaPolicy::new(
+            out.into_iter().filter_map(|(s, d)| Some((s, d?))),
+        ))
+    };
+    let default = match file.sla.get(DEFAULT_TIER) {
+        Some(entries) => limits(DEFAULT_TIER, entries, &SlaPolicy::default())?,
+        None => SlaPolicy::default(),
+    };
+    let mut tiers = vec![(DEFAULT_TIER.to_owned(), default.clone())];
+    for (tier, entries) in &file.sla {
+        if tier == DEFAULT_TIER {
+            continue;
+        }
+        if warden_model::GroupName::new(tier.clone()).is_err() {
+            return Err(ConfigError(format!(
+                "invalid SLA tier name `{tier}`: use lowercase letters, digits, '.', '_' and '-'"
+            )));
+        }
+        tiers.push((tier.clone(), limits(tier, entries, &default)?));
+    }
+    let max_import_bytes = match file.max_import_bytes {
+        None => VulnConfig::default().max_import_bytes,
+        Some(n) if (1024..=4 * 1024 * 1024 * 1024).contains(&n) => {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        }
+        Some(n) => {
+            return Err(ConfigError(format!(
+                "invalid `vuln.max_import_bytes` {n}: between 1024 and 4 GiB"
+            )));
+        }
+    };
+    Ok(VulnConfig {
+        sla: warden_vuln::SlaTiers::new(tiers, file.restart_clock_on_rerate.unwrap_or(false)),
+        max_import_bytes,
+    })
+}
+
+fn resolve_security_txt(file: SecurityTxtFile, now: Timestamp) -> Result<SecurityTxt, ConfigError> {
+    if file.contact.is_empty() {
+        return Err(ConfigError(
+            "security_txt.contact needs at least one mailto:, https:// or tel: URI".to_owned(),
+        ));
+    }
+    for c in &file.contact {
+        let ok = (c.starts_with("mailto:") || c.starts_with("https://") || c.starts_with("tel:"))
+            && !c.chars().any(|ch| ch.is_control() || ch.is_whitespace());
+        if !ok {
+            return Err(ConfigError(format!(
+                "invalid security_txt.contact `{c}`: use a mailto:, https:// or tel: URI"
+            )));
+        }
+    }
+    for (key, value) in [
+        ("policy", &file.policy),
+        ("acknowledgments", &file.acknowledgments),
+        ("encryption", &file.encryption),
+    ] {
+        if let Some(v) = value
+            && (!v.starts_with("https://") || v.chars().any(|ch| ch.is_control() || ch.is_whitespace()))
+        {
+            return Err(ConfigError(format!(
+                "invalid security_txt.{key} `{v}`: use an https:// URL"
+            )));
+        }
+    }
+    if let Some(l) = &file.preferred_languages
+        && l.chars().any(char::is_control)
+    {
+        return Err(ConfigError(
+            "invalid security_txt.preferred_languages: one line, like `en, de`".to_owned(),
+        ));
+    }
+    let expires = humantime::parse_rfc3339_weak(file.expires.trim())
+        .map(Timestamp::from_system)
+        .map_err(|_| {
+            ConfigError(format!(
+                "invalid security_txt.expires `{}`: use an RFC 3339 time, like 2027-06-30T00:00:00Z",
+                file.expires
+            ))
+        })?;
+    if expires <= now {
+        return Err(ConfigError(format!(
+            "security_txt.expires {} has passed: readers ignore an expired security.txt (RFC 9116 2.5.5)",
+            expires.rfc3339_millis()
+        )));
+    }
+    Ok(SecurityTxt {
+        contact: file.contact,
+        expires,
+        policy: file.policy,
+        acknowledgments: file.acknowledgments,
+        preferred_languages: file.preferred_languages,
+        encryption: file.encryption,
+    })
 }
 
 fn resolve_identity(file: IdentityFile) -> Result<IdentityConfig, ConfigError> {

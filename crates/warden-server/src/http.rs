@@ -38,6 +38,10 @@ pub(crate) struct App {
     pub policy: Arc<crate::policy::Engine>,
     /// The public URL without a trailing `/`, for links in responses.
     pub public_url: Arc<str>,
+    /// Vulnerability SLAs and import limits.
+    pub vuln: crate::config::VulnConfig,
+    /// What `/.well-known/security.txt` says.
+    pub security_txt: Option<Arc<crate::config::SecurityTxt>>,
 }
 
 impl std::fmt::Debug for App {
@@ -50,6 +54,10 @@ impl std::fmt::Debug for App {
 
 /// The public HTTP listener's routes.
 pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Router {
+    let imports = Router::new()
+        .route("/v1/vuln/import", post(crate::vulns::import_bearer))
+        .with_state(app.clone());
+    let max_import = app.vuln.max_import_bytes;
     let routes = Router::new()
         .route("/graphql", post(graphql_bearer))
         .route("/v1/audit/public_key", get(audit_public_key))
@@ -82,13 +90,17 @@ pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Route
         .route("/auth/oidc/{name}/login", get(crate::web::oidc_login))
         .route("/auth/oidc/{name}/callback", get(crate::web::oidc_callback))
         .route("/v1/audit/export", get(audit_export_bearer))
+        .route(
+            "/.well-known/security.txt",
+            get(crate::vulns::security_txt),
+        )
         .route("/healthz", get(ready))
         .route("/healthz/live", get(live))
         .route("/metrics", get(metrics))
         .merge(crate::scim::routes())
         .fallback(not_found)
         .with_state(app);
-    with_edge(routes, edge, limits)
+    with_edge(routes, Some((imports, max_import)), edge, limits)
 }
 
 /// The admin socket's routes. Whoever can open the socket is the operator.
@@ -103,8 +115,12 @@ pub(crate) fn admin_router(app: App, edge: EdgeState, limits: &Limits) -> Router
         .route("/v1/audit/export", get(audit_export_operator))
         .route("/healthz", get(ready))
         .fallback(not_found)
+        .with_state(app.clone());
+    let max_import = app.vuln.max_import_bytes;
+    let imports = Router::new()
+        .route("/v1/vuln/import", post(crate::vulns::import_operator))
         .with_state(app);
-    with_edge(routes, edge, limits)
+    with_edge(routes, Some((imports, max_import)), edge, limits)
 }
 
 /// The mutual-TLS listener's routes: every caller holds a certificate from Warden's CA.
@@ -119,18 +135,40 @@ pub(crate) fn mtls_router(app: App, edge: EdgeState, limits: &Limits) -> Router 
         .route("/healthz/live", get(live))
         .fallback(not_found)
         .with_state(app);
-    with_edge(routes, edge, limits)
+    with_edge(routes, None, edge, limits)
 }
 
-fn with_edge(routes: Router, edge: EdgeState, limits: &Limits) -> Router {
+/// How long a scan import (upload, parse and write) may take.
+const IMPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Puts the edge's layers around the routes: body limits and timeouts (scan imports, when
+/// given, have their own), then rate limiting and observation for all.
+fn with_edge(
+    routes: Router,
+    imports: Option<(Router, usize)>,
+    edge: EdgeState,
+    limits: &Limits,
+) -> Router {
     // Layers run outside in: the last added sees the request first.
-    routes
+    let mut routes = routes
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
-        ))
+        ));
+    if let Some((imports, max_bytes)) = imports {
+        routes = routes.merge(
+            imports
+                .layer(DefaultBodyLimit::disable())
+                .layer(RequestBodyLimitLayer::new(max_bytes))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    IMPORT_TIMEOUT,
+                )),
+        );
+    }
+    routes
         .layer(axum::middleware::from_fn_with_state(
             edge.clone(),
             rate_limit,
@@ -183,7 +221,7 @@ fn graphql_error(status: StatusCode, message: &str) -> Response {
 
 /// Authenticates a bearer token; on failure, the response to send (401, or 503 when the
 /// store fails), with the denial recorded.
-async fn bearer_context(
+pub(crate) async fn bearer_context(
     app: &App,
     request_id: String,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -255,7 +293,7 @@ async fn graphql_operator(
 }
 
 /// The context of a request on the admin socket: whoever opened it is the operator.
-fn operator_context(request_id: String) -> AuditContext {
+pub(crate) fn operator_context(request_id: String) -> AuditContext {
     let now = Timestamp::from_system(SystemTime::now());
     AuditContext {
         actor: Actor::Operator,

@@ -18,6 +18,7 @@ mod sink;
 mod ssh_gate;
 mod standalone;
 mod timers;
+mod vulns;
 mod web;
 
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -323,6 +324,8 @@ impl Server {
             web: self.web.clone(),
             mtls_address: self.mtls_address.clone(),
             public_url: self.config.public_url.as_str().trim_end_matches('/').into(),
+            vuln: self.config.vuln.clone(),
+            security_txt: self.config.security_txt.clone().map(Arc::new),
         };
         let limits = self.config.limits.clone();
         let limiter = SourceLimiter::new(&limits);
@@ -353,7 +356,10 @@ impl Server {
         let tls_refresh = tokio::spawn(self.mtls.tls.clone().run_refresh());
         let policy_refresh = tokio::spawn(self.policy.clone().run_refresh(self.store.clone()));
         let listen = tokio::spawn(self.store.clone().listen());
-        let timers = tokio::spawn(timers::run(self.store.clone()));
+        let timers = tokio::spawn(timers::run(
+            self.store.clone(),
+            self.config.vuln.sla.clone(),
+        ));
         let proxy = match (ssh_proxy, self.ssh_proxy) {
             (Some(p), Ok(listener)) => Some(tokio::spawn(p.serve(listener, stopped.clone()))),
             _ => None,
@@ -436,6 +442,12 @@ async fn open_core(
     )
     .await?;
     let policy = policy::Engine::start(&store, config.policy.starter).await?;
+    // A changed SLA configuration is recorded and applied to open findings' due dates.
+    match store.vuln_apply_sla(&timers::system(), &config.vuln.sla).await {
+        Ok(true) => tracing::info!("the vulnerability SLA policy changed: due dates recomputed"),
+        Ok(false) => {}
+        Err(e) => return Err(StartError(format!("cannot apply the SLA policy: {e}"))),
+    }
     Ok((store, authorities, policy))
 }
 

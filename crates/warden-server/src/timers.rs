@@ -2,7 +2,9 @@
 //! are ended (each audited as `grant.expire`, and the change feed tells every proxy to
 //! recheck the sessions they allowed); access reviews past their due date with automatic
 //! revocation have their undecided items revoked, verified and the campaign closed; open
-//! reviews due within a day are reminded once a day (`review.remind`, for webhooks). Work
+//! reviews due within a day are reminded once a day (`review.remind`, for webhooks); findings
+//! passing 50 % and 100 % of their SLA are announced (`vuln.sla.half`, `vuln.sla.breach`) and
+//! risk acceptances that expired reopen their findings (`vuln.accept.expire`). Work
 //! another replica did first is skipped without a record (`StoreError::Raced`).
 
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use warden_model::{Actor, Timestamp};
 use warden_store::{AuditContext, Store};
 
-fn system() -> AuditContext {
+pub(crate) fn system() -> AuditContext {
     AuditContext {
         actor: Actor::System,
         request_id: format!("timer-{}", uuid::Uuid::now_v7().simple()),
@@ -21,7 +23,7 @@ fn system() -> AuditContext {
 }
 
 /// Runs until the task is dropped.
-pub(crate) async fn run(store: Arc<Store>) {
+pub(crate) async fn run(store: Arc<Store>, sla: warden_vuln::SlaTiers) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -33,6 +35,11 @@ pub(crate) async fn run(store: Arc<Store>) {
         }
         if let Err(e) = reviews(&store).await {
             tracing::error!(error = %e, "cannot run access review timers");
+        }
+        match store.vuln_timers(&system(), &sla).await {
+            Ok(0) | Err(warden_store::StoreError::Raced) => {}
+            Ok(n) => tracing::info!(alerts = n, "vulnerability SLA alerts and expired acceptances"),
+            Err(e) => tracing::error!(error = %e, "cannot run vulnerability timers"),
         }
     }
 }

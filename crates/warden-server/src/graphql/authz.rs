@@ -48,6 +48,12 @@ pub enum Capability {
     ManagePolicy,
     /// Start and close access reviews, and see them all.
     Review,
+    /// Read vulnerability findings, their figures and the CI gate.
+    ReadVulns,
+    /// Re-rate findings, accept their risk, call them false positives, set asset tiers.
+    ManageVulns,
+    /// Import scans and file disclosure reports.
+    ImportVulns,
 }
 
 impl Capability {
@@ -69,6 +75,9 @@ impl Capability {
             Capability::ReadPolicy => "policy.read",
             Capability::ManagePolicy => "policy.manage",
             Capability::Review => "review.manage",
+            Capability::ReadVulns => "vuln.read",
+            Capability::ManageVulns => "vuln.manage",
+            Capability::ImportVulns => "vuln.import",
         }
     }
 
@@ -90,6 +99,9 @@ impl Capability {
             Capability::ReadPolicy => ("read_policy", "policy"),
             Capability::ManagePolicy => ("manage_policy", "policy"),
             Capability::Review => ("review", "reviews"),
+            Capability::ReadVulns => ("read_vulns", "vulns"),
+            Capability::ManageVulns => ("manage_vulns", "vulns"),
+            Capability::ImportVulns => ("import_vulns", "vulns"),
         })
     }
 }

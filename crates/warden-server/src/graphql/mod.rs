@@ -15,6 +15,7 @@ mod sessions;
 mod ssh;
 mod ssh_sessions;
 mod types;
+mod vulns;
 
 use std::sync::Arc;
 
@@ -59,6 +60,7 @@ pub fn schema(
         .data(config.x509.clone())
         .data(config.agent.clone())
         .data(config.identity.clone())
+        .data(config.vuln.clone())
         .data(PublicUrl(config.public_url.clone()))
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)

@@ -67,6 +67,7 @@ pub struct Mutation(
     super::ssh_sessions::SshSessionMutation,
     super::access::AccessMutation,
     super::reviews::ReviewMutation,
+    super::vulns::VulnMutation,
 );
 
 /// Users, groups and tokens.

@@ -25,6 +25,7 @@ pub struct Query(
     super::ssh_sessions::SshSessionQuery,
     super::access::AccessQuery,
     super::reviews::ReviewQuery,
+    super::vulns::VulnQuery,
 );
 
 /// Who is calling, users, groups and tokens.

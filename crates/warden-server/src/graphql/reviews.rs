@@ -142,7 +142,7 @@ async fn viewer_scope(ctx: &Context<'_>, caller: &Caller) -> async_graphql::Resu
 }
 
 /// `2026-12-31` (the end of that day, UTC), an RFC 3339 time, or a span from now (`14d`).
-fn due(text: &str, now: Timestamp) -> async_graphql::Result<Timestamp> {
+pub(crate) fn due(text: &str, now: Timestamp) -> async_graphql::Result<Timestamp> {
     let text = text.trim();
     let bad = || {
         bad_input(format!(
