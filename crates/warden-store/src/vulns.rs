@@ -1101,7 +1101,7 @@ impl Store {
 
     /// One finding with the scanners reporting it and its history.
     pub async fn vuln_finding(&self, id: i64) -> Result<Option<Finding>, StoreError> {
-        let mut conn = (&self.pool).acquire().await?;
+        let mut conn = self.pool.acquire().await?;
         let mut f = match fetch_finding(&mut conn, id).await {
             Ok(f) => f,
             Err(StoreError::NotFound { .. }) => return Ok(None),
@@ -1190,7 +1190,7 @@ impl Store {
             conds.join(" AND "),
             limit + 1
         );
-        let mut conn = (&self.pool).acquire().await?;
+        let mut conn = self.pool.acquire().await?;
         let mut q = sqlx::query(&count_sql);
         for b in binds.iter().take(filter_binds) {
             q = b.bind(q);
@@ -1223,7 +1223,7 @@ impl Store {
 
     /// The assets with their tiers and open and overdue counts.
     pub async fn vuln_assets(&self, now: Timestamp) -> Result<Vec<VulnAsset>, StoreError> {
-        let mut conn = (&self.pool).acquire().await?;
+        let mut conn = self.pool.acquire().await?;
         assets(&mut conn, None, now).await
     }
 
@@ -1234,7 +1234,7 @@ impl Store {
         since: Timestamp,
         now: Timestamp,
     ) -> Result<VulnStats, StoreError> {
-        let mut conn = (&self.pool).acquire().await?;
+        let mut conn = self.pool.acquire().await?;
         let scope = if asset.is_some() {
             " AND asset = $3"
         } else {

@@ -98,7 +98,7 @@ impl SlaTiers {
         let mut tiers: BTreeMap<String, SlaPolicy> = tiers.into_iter().collect();
         tiers
             .entry(DEFAULT_TIER.to_owned())
-            .or_insert_with(SlaPolicy::default);
+            .or_default();
         SlaTiers {
             tiers,
             restart_clock_on_rerate,

@@ -44,6 +44,9 @@ pub enum Command {
     Request(RequestArgs),
     /// Access reviews: start a campaign, decide items, close it, print its report.
     Review(ReviewArgs),
+    /// Vulnerabilities with severity SLAs: import scans, list and judge findings, figures,
+    /// and a CI gate.
+    Vuln(VulnArgs),
     /// Policy as code (Cedar): check and test a directory offline, apply it to the server,
     /// show versions and history, explain decisions.
     Policy(PolicyArgs),
@@ -413,6 +416,133 @@ pub enum ReviewCommand {
         /// csv or json.
         #[arg(long, default_value = "csv")]
         format: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VulnArgs {
+    #[command(flatten)]
+    pub connection: ServerConnection,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: VulnCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VulnCommand {
+    /// Import a scanner's output, all or nothing: SARIF 2.1.0, Trivy, Grype, OSV-Scanner or
+    /// cargo-audit JSON. A re-import for the same asset and scanner fixes what disappeared and
+    /// reopens what came back.
+    Import {
+        /// The scanner's output file.
+        file: PathBuf,
+        /// The asset scanned (an image, a service, a repository).
+        #[arg(long)]
+        asset: String,
+        /// auto, sarif, trivy, grype, osv-scanner or cargo-audit.
+        #[arg(long, default_value = "auto")]
+        format: String,
+        /// The scanner's name [default: the format's].
+        #[arg(long)]
+        scanner: Option<String>,
+    },
+    /// Live findings (open and in triage), by number.
+    List {
+        /// Only open findings past their due date, most overdue first.
+        #[arg(long)]
+        overdue: bool,
+        /// At least this severity: critical, high, medium, low, informational.
+        #[arg(long)]
+        severity: Option<String>,
+        /// Only on this asset.
+        #[arg(long)]
+        asset: Option<String>,
+        /// In these states instead: open, triage, fixed, accepted, false_positive.
+        #[arg(long, value_delimiter = ',')]
+        state: Vec<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// One finding with its clock, scanners and history.
+    Show { id: i64 },
+    /// Re-rate a finding, with a justification.
+    Rate {
+        id: i64,
+        /// critical, high, medium, low or informational.
+        #[arg(long)]
+        severity: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Accept a finding's risk until a date (at most 366 days); you are the approver.
+    Accept {
+        id: i64,
+        /// 2027-03-31, an RFC 3339 time, or a span like 30d.
+        #[arg(long)]
+        until: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Call a finding a false positive.
+    FalsePositive {
+        id: i64,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Reopen an accepted, false-positive or fixed finding.
+    Reopen {
+        id: i64,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Remediation figures: open by severity, overdue, mean time to remediate, SLA compliance.
+    Stats {
+        /// The period: a span back from now (30d), a date or an RFC 3339 time.
+        #[arg(long, default_value = "30d")]
+        since: String,
+        /// Only this asset.
+        #[arg(long)]
+        asset: Option<String>,
+    },
+    /// For CI: exit 1 when the asset has open findings that are overdue, unrated or at a
+    /// severity or above.
+    Gate {
+        /// The asset.
+        #[arg(long)]
+        asset: String,
+        /// overdue, unrated, or a severity (a floor), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        fail_on: Vec<String>,
+    },
+    /// Assets, or put one in an SLA tier.
+    Asset {
+        /// The asset to change.
+        name: Option<String>,
+        /// The configured tier to put it in.
+        #[arg(long, requires = "name")]
+        tier: Option<String>,
+    },
+    /// File a vulnerability report as a finding (in triage unless rated).
+    Report {
+        /// The asset it is about.
+        #[arg(long)]
+        asset: String,
+        /// One line.
+        #[arg(long)]
+        title: String,
+        /// A file with the report's text ("-" for stdin).
+        #[arg(long)]
+        details: PathBuf,
+        /// The reporter's rating.
+        #[arg(long)]
+        severity: Option<String>,
     },
 }
 

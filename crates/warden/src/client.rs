@@ -63,21 +63,24 @@ impl AdminClient {
             .ok_or_else(|| anyhow!("the server answered {status} without data"))
     }
 
+    /// POSTs a body to a path; the JSON answer on success, the server's message on failure.
+    pub async fn post(&self, path: &str, body: Vec<u8>) -> anyhow::Result<Value> {
+        let (status, bytes) = self.send("POST", path, body).await?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).with_context(|| {
+                format!("the server answered {status} with a body that is not JSON")
+            });
+        }
+        Err(anyhow!("{}", failure(status, &bytes)))
+    }
+
     /// GETs a path; the body on success, the server's message on failure.
     pub async fn get(&self, path: &str) -> anyhow::Result<Bytes> {
         let (status, bytes) = self.send("GET", path, Vec::new()).await?;
         if status.is_success() {
             return Ok(bytes);
         }
-        let message = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| {
-                v.pointer("/errors/0/message")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| format!("the server answered {status}"));
-        Err(anyhow!("{message}"))
+        Err(anyhow!("{}", failure(status, &bytes)))
     }
 
     async fn send(
@@ -122,6 +125,23 @@ impl AdminClient {
                 .with_context(|| format!("cannot open admin socket {}", self.socket.display())),
         }
     }
+}
+
+/// The server's message in a failed answer, or its status.
+fn failure(status: hyper::StatusCode, bytes: &[u8]) -> String {
+    serde_json::from_slice::<Value>(bytes)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/errors/0/message")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| match status {
+            hyper::StatusCode::PAYLOAD_TOO_LARGE => {
+                "the server refused the file: larger than its vuln.max_import_bytes".to_owned()
+            }
+            _ => format!("the server answered {status}"),
+        })
 }
 
 pub async fn round_trip<T>(

@@ -14,6 +14,7 @@ mod policy;
 mod request;
 mod review;
 mod sessions;
+mod vuln;
 mod ssh;
 
 use std::process::ExitCode;
@@ -59,6 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sessions(args) => sessions::run(args).await,
         Command::Play(args) => sessions::play(args).await,
         Command::Request(args) => request::run(args).await,
+        Command::Vuln(args) => vuln::run(args).await,
         Command::Review(args) => review::run(args).await,
         Command::Policy(args) => policy::run(args).await,
         Command::Ca(args) => pki::ca(args).await,

@@ -344,7 +344,7 @@ impl VulnQuery {
     /// Findings, by number; with `overdue`, the open ones past their due date, most overdue
     /// first. Without `states`, open and in triage. `severity` is a floor (`high`: critical
     /// and high).
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments, reason = "a GraphQL field with its filter arguments")]
     async fn vuln_findings(
         &self,
         ctx: &Context<'_>,
