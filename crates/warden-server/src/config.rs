@@ -986,14 +986,11 @@ fn resolve_vuln(file: VulnFile) -> Result<VulnConfig, ConfigError> {
                   entries: &std::collections::BTreeMap<String, String>,
                   base: &SlaPolicy|
      -> Result<SlaPolicy, ConfigError> {
-        let mut out: std::collections::BTreeMap<Severity, Option<Duration>> = Severity::ALL
-            .iter()
-            .map(|s| (*s, base.limit(*s)))
-            .collect();
+        let mut out: std::collections::BTreeMap<Severity, Option<Duration>> =
+            Severity::ALL.iter().map(|s| (*s, base.limit(*s))).collect();
         for (name, value) in entries {
-            let severity = Severity::from_name(name).map_err(|e| {
-                ConfigError(format!("vuln.sla.{tier}: {e}"))
-            })?;
+            let severity = Severity::from_name(name)
+                .map_err(|e| ConfigError(format!("vuln.sla.{tier}: {e}")))?;
             let limit = if value.trim() == "none" {
                 None
             } else {
@@ -1068,7 +1065,8 @@ fn resolve_security_txt(file: SecurityTxtFile, now: Timestamp) -> Result<Securit
         ("encryption", &file.encryption),
     ] {
         if let Some(v) = value
-            && (!v.starts_with("https://") || v.chars().any(|ch| ch.is_control() || ch.is_whitespace()))
+            && (!v.starts_with("https://")
+                || v.chars().any(|ch| ch.is_control() || ch.is_whitespace()))
         {
             return Err(ConfigError(format!(
                 "invalid security_txt.{key} `{v}`: use an https:// URL"

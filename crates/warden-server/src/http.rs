@@ -90,10 +90,7 @@ pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Route
         .route("/auth/oidc/{name}/login", get(crate::web::oidc_login))
         .route("/auth/oidc/{name}/callback", get(crate::web::oidc_callback))
         .route("/v1/audit/export", get(audit_export_bearer))
-        .route(
-            "/.well-known/security.txt",
-            get(crate::vulns::security_txt),
-        )
+        .route("/.well-known/security.txt", get(crate::vulns::security_txt))
         .route("/healthz", get(ready))
         .route("/healthz/live", get(live))
         .route("/metrics", get(metrics))

@@ -443,7 +443,10 @@ async fn open_core(
     .await?;
     let policy = policy::Engine::start(&store, config.policy.starter).await?;
     // A changed SLA configuration is recorded and applied to open findings' due dates.
-    match store.vuln_apply_sla(&timers::system(), &config.vuln.sla).await {
+    match store
+        .vuln_apply_sla(&timers::system(), &config.vuln.sla)
+        .await
+    {
         Ok(true) => tracing::info!("the vulnerability SLA policy changed: due dates recomputed"),
         Ok(false) => {}
         Err(e) => return Err(StartError(format!("cannot apply the SLA policy: {e}"))),

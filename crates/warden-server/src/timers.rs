@@ -38,7 +38,10 @@ pub(crate) async fn run(store: Arc<Store>, sla: warden_vuln::SlaTiers) {
         }
         match store.vuln_timers(&system(), &sla).await {
             Ok(0) | Err(warden_store::StoreError::Raced) => {}
-            Ok(n) => tracing::info!(alerts = n, "vulnerability SLA alerts and expired acceptances"),
+            Ok(n) => tracing::info!(
+                alerts = n,
+                "vulnerability SLA alerts and expired acceptances"
+            ),
             Err(e) => tracing::error!(error = %e, "cannot run vulnerability timers"),
         }
     }

@@ -115,9 +115,8 @@ pub(crate) async fn import(
         Ok(format) => {
             let name = file.clone();
             tokio::task::spawn_blocking(move || {
-                let text = std::str::from_utf8(&body).map_err(|e| {
-                    format!("{name}: not UTF-8 text at byte {}", e.valid_up_to())
-                })?;
+                let text = std::str::from_utf8(&body)
+                    .map_err(|e| format!("{name}: not UTF-8 text at byte {}", e.valid_up_to()))?;
                 let sha256 = format!("{:x}", Sha256::digest(text.as_bytes()));
                 warden_vuln::parse(format, &name, text)
                     .map(|(f, findings)| (f, findings, sha256))
@@ -152,9 +151,7 @@ pub(crate) async fn import(
     };
     let new = NewImport {
         asset: params.asset,
-        scanner: params
-            .scanner
-            .unwrap_or_else(|| format.as_str().to_owned()),
+        scanner: params.scanner.unwrap_or_else(|| format.as_str().to_owned()),
         format: format.as_str().to_owned(),
         file_name: file,
         sha256,
@@ -300,7 +297,9 @@ pub(crate) fn security_txt_body(txt: &SecurityTxt, canonical: &str) -> String {
             out.push_str(&format!("{field}: {v}\n"));
         }
     }
-    out.push_str(&format!("Canonical: {canonical}/.well-known/security.txt\n"));
+    out.push_str(&format!(
+        "Canonical: {canonical}/.well-known/security.txt\n"
+    ));
     out
 }
 

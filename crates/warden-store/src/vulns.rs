@@ -562,7 +562,12 @@ async fn recompute_clocks(
     asset: Option<&str>,
 ) -> Result<u64, StoreError> {
     let policy = tiers.policy(tier);
-    let configured: Vec<String> = tiers.names().map(str::to_owned).collect();
+    // The default tier's policy also covers assets left in tiers no longer configured.
+    let others: Vec<String> = tiers
+        .names()
+        .filter(|t| *t != DEFAULT_TIER)
+        .map(str::to_owned)
+        .collect();
     let mut changed = 0;
     for s in Severity::ALL {
         let limit = policy
@@ -580,9 +585,10 @@ async fn recompute_clocks(
         };
         let scope = match asset {
             Some(_) => "asset = $2".to_owned(),
+            None if tier == DEFAULT_TIER && others.is_empty() => "1 = 1".to_owned(),
             None if tier == DEFAULT_TIER => format!(
                 "asset IN (SELECT name FROM vuln_assets WHERE tier NOT IN ({}))",
-                list(2, configured.len())
+                list(2, others.len())
             ),
             None => "asset IN (SELECT name FROM vuln_assets WHERE tier = $2)".to_owned(),
         };
@@ -594,7 +600,7 @@ async fn recompute_clocks(
         match asset {
             Some(a) => q = q.bind(a),
             None if tier == DEFAULT_TIER => {
-                for name in &configured {
+                for name in &others {
                     q = q.bind(name.as_str());
                 }
             }

@@ -5,37 +5,11 @@
 )]
 
 use warden_model::{Actor, GroupName, Role, Timestamp, TokenName, UserName};
-use warden_store::{
-    AuditContext, DatabaseLocation, NewToken, NewUser, Outcome, PageRequest, Store, StoreError,
-};
-use warden_testkit::TestDatabase;
+use warden_store::{DatabaseLocation, NewToken, NewUser, Outcome, PageRequest, Store, StoreError};
 
-/// A store on a fresh database of each backend, migrated.
-async fn stores() -> Vec<(Store, Option<TestDatabase>, tempfile::TempDir)> {
-    let mut out = Vec::new();
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = Store::open(&DatabaseLocation::in_data_dir(dir.path()))
-        .await
-        .unwrap();
-    sqlite.migrate().await.unwrap();
-    out.push((sqlite, None, dir));
-    let db = TestDatabase::create().await;
-    let pg = Store::open(&DatabaseLocation::parse(db.url()).unwrap())
-        .await
-        .unwrap();
-    pg.migrate().await.unwrap();
-    out.push((pg, Some(db), tempfile::tempdir().unwrap()));
-    out
-}
+mod common;
 
-fn ctx(now: i64) -> AuditContext {
-    AuditContext {
-        actor: Actor::Operator,
-        request_id: format!("req-{now}"),
-        source: None,
-        now: Timestamp::from_millis(now),
-    }
-}
+use common::{ctx, stores};
 
 fn user(name: &str) -> NewUser {
     NewUser {

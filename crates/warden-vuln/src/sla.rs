@@ -96,9 +96,7 @@ impl SlaTiers {
         restart_clock_on_rerate: bool,
     ) -> SlaTiers {
         let mut tiers: BTreeMap<String, SlaPolicy> = tiers.into_iter().collect();
-        tiers
-            .entry(DEFAULT_TIER.to_owned())
-            .or_default();
+        tiers.entry(DEFAULT_TIER.to_owned()).or_default();
         SlaTiers {
             tiers,
             restart_clock_on_rerate,

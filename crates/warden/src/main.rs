@@ -14,8 +14,8 @@ mod policy;
 mod request;
 mod review;
 mod sessions;
-mod vuln;
 mod ssh;
+mod vuln;
 
 use std::process::ExitCode;
 use std::time::Instant;

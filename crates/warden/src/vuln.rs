@@ -29,7 +29,17 @@ pub async fn run(args: VulnArgs) -> anyhow::Result<()> {
             asset,
             format,
             scanner,
-        } => import(&client, json_out, &file, &asset, &format, scanner.as_deref()).await,
+        } => {
+            import(
+                &client,
+                json_out,
+                &file,
+                &asset,
+                &format,
+                scanner.as_deref(),
+            )
+            .await
+        }
         VulnCommand::List {
             overdue,
             severity,
@@ -136,7 +146,10 @@ pub async fn run(args: VulnArgs) -> anyhow::Result<()> {
             if json_out {
                 crate::output::json(&gate);
             } else if pass {
-                println!("gate passed for `{asset}`: nothing open on {}", fail_on.join(", "));
+                println!(
+                    "gate passed for `{asset}`: nothing open on {}",
+                    fail_on.join(", ")
+                );
             } else if let Some(list) = gate.get("findings").and_then(Value::as_array) {
                 print_findings(list);
             }
@@ -146,7 +159,12 @@ pub async fn run(args: VulnArgs) -> anyhow::Result<()> {
             let reasons: Vec<String> = gate
                 .get("reasons")
                 .and_then(Value::as_array)
-                .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|r| {
+                    r.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default();
             bail!("gate failed for `{asset}`: {}", reasons.join("; "))
         }
@@ -224,8 +242,7 @@ async fn import(
     scanner: Option<&str>,
 ) -> anyhow::Result<()> {
     let shown = file.display().to_string();
-    let mut f =
-        std::fs::File::open(file).with_context(|| format!("cannot read {shown}"))?;
+    let mut f = std::fs::File::open(file).with_context(|| format!("cannot read {shown}"))?;
     let size = f
         .metadata()
         .with_context(|| format!("cannot read {shown}"))?
@@ -255,7 +272,10 @@ async fn import(
         bar.inc(n as u64);
     }
     if size >= BAR_FROM {
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").map_err(|e| anyhow!("{e}"))?);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .map_err(|e| anyhow!("{e}"))?,
+        );
         bar.set_message(format!("importing {shown} into `{asset}`"));
         bar.enable_steady_tick(Duration::from_millis(120));
     }
@@ -335,7 +355,10 @@ async fn stats(
     println!("period:     {} to {}", cell(&s, "since"), cell(&s, "until"));
     let empty = Vec::new();
     let open = s.get("open").and_then(Value::as_array).unwrap_or(&empty);
-    let fixed = s.get("remediated").and_then(Value::as_array).unwrap_or(&empty);
+    let fixed = s
+        .get("remediated")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
     let rows: Vec<Vec<String>> = open
         .iter()
         .map(|o| {
@@ -350,7 +373,10 @@ async fn stats(
             ]
         })
         .collect();
-    table(&["SEVERITY", "OPEN", "FIXED", "MEAN TIME TO REMEDIATE"], &rows);
+    table(
+        &["SEVERITY", "OPEN", "FIXED", "MEAN TIME TO REMEDIATE"],
+        &rows,
+    );
     println!("triage:     {} unrated", cell(&s, "triage"));
     println!("overdue:    {}", cell(&s, "overdue"));
     println!("accepted:   {}", cell(&s, "accepted"));
@@ -453,7 +479,10 @@ fn print_finding(f: &Value) {
     line("state:", cell(f, "state"));
     line(
         "severity:",
-        match (cell(f, "severity").as_str(), cell(f, "disclosedSeverity").as_str()) {
+        match (
+            cell(f, "severity").as_str(),
+            cell(f, "disclosedSeverity").as_str(),
+        ) {
             ("-", _) => "unrated (in triage)".to_owned(),
             (s, d) if s == d => format!("{s} (as disclosed)"),
             (s, "-") => format!("{s} (disclosed unrated)"),

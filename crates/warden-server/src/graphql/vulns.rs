@@ -344,7 +344,10 @@ impl VulnQuery {
     /// Findings, by number; with `overdue`, the open ones past their due date, most overdue
     /// first. Without `states`, open and in triage. `severity` is a floor (`high`: critical
     /// and high).
-    #[expect(clippy::too_many_arguments, reason = "a GraphQL field with its filter arguments")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a GraphQL field with its filter arguments"
+    )]
     async fn vuln_findings(
         &self,
         ctx: &Context<'_>,
@@ -557,10 +560,7 @@ impl VulnQuery {
         Ok(VulnGate {
             pass: reasons.is_empty(),
             reasons,
-            findings: failing
-                .into_iter()
-                .map(|f| finding_info(f, now))
-                .collect(),
+            findings: failing.into_iter().map(|f| finding_info(f, now)).collect(),
         })
     }
 
@@ -725,11 +725,12 @@ impl VulnMutation {
         let asset = self::asset(&asset)?;
         let sla = ctx.data::<VulnConfig>()?.sla.clone();
         let (store, audit) = (store(ctx)?, caller.audit.clone());
-        let a = crate::http::detached(async move {
-            store.vuln_set_tier(&audit, &sla, &asset, &tier).await
-        })
-        .await
-        .map_err(|e| api_error(e, caller))?;
+        let a =
+            crate::http::detached(
+                async move { store.vuln_set_tier(&audit, &sla, &asset, &tier).await },
+            )
+            .await
+            .map_err(|e| api_error(e, caller))?;
         Ok(VulnAssetInfo {
             name: a.name,
             tier: a.tier,
@@ -755,7 +756,9 @@ impl VulnMutation {
             || title.chars().count() > warden_vuln::MAX_TITLE
             || title.chars().any(char::is_control)
         {
-            return Err(bad_input("give a title: one line of at most 200 characters"));
+            return Err(bad_input(
+                "give a title: one line of at most 200 characters",
+            ));
         }
         if details.trim().is_empty() || details.len() > MAX_DETAILS {
             return Err(bad_input("give the report's details: at most 20,000 bytes"));

@@ -1,0 +1,541 @@
+//! Vulnerability findings on both backends: identity across scanners through aliases (never
+//! severity), re-imports that fix and reopen, SLA clocks and alerts at their exact
+//! boundaries with time passed in, re-rating with and without a clock restart, acceptance
+//! expiry, tiers, and the remediation figures.
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers fail the test"
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ctx, stores};
+use warden_model::Timestamp;
+use warden_store::{FindingFilter, FindingState, NewImport, NewReport, Store};
+use warden_vuln::{ImportedFinding, Severity, SlaPolicy, SlaTiers};
+
+const T0: i64 = 1_800_000_000_000;
+const HOUR: i64 = 3_600_000;
+
+fn finding(advisory: &str, aliases: &[&str], purl: &str, s: Option<Severity>) -> ImportedFinding {
+    ImportedFinding {
+        advisory: advisory.to_owned(),
+        aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
+        package: Some(purl.to_owned()),
+        location: None,
+        fingerprint: None,
+        fixed_in: None,
+        title: format!("{advisory} in {purl}"),
+        disclosed: s,
+        cvss: None,
+    }
+}
+
+fn import(scanner: &str, findings: Vec<ImportedFinding>) -> NewImport {
+    NewImport {
+        asset: "api".to_owned(),
+        scanner: scanner.to_owned(),
+        format: scanner.to_owned(),
+        file_name: "scan.json".to_owned(),
+        sha256: "00".repeat(32),
+        findings,
+    }
+}
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+async fn find(store: &Store, advisory: &str) -> warden_store::Finding {
+    let page = store
+        .vuln_findings(&FindingFilter {
+            asset: None,
+            severity: None,
+            states: FindingState::ALL.to_vec(),
+            overdue: false,
+            now: at(T0),
+            after: None,
+            limit: 1000,
+        })
+        .await
+        .unwrap();
+    let f = page
+        .findings
+        .into_iter()
+        .find(|f| f.advisory == advisory)
+        .unwrap();
+    store.vuln_finding(f.id).await.unwrap().unwrap()
+}
+
+async fn overdue(store: &Store, now: i64) -> Vec<String> {
+    store
+        .vuln_findings(&FindingFilter {
+            asset: None,
+            severity: None,
+            states: Vec::new(),
+            overdue: true,
+            now: at(now),
+            after: None,
+            limit: 100,
+        })
+        .await
+        .unwrap()
+        .findings
+        .into_iter()
+        .map(|f| f.advisory)
+        .collect()
+}
+
+#[tokio::test]
+async fn reimports_fix_and_reopen_findings_identified_across_scanners() {
+    let sla = SlaTiers::default();
+    for (store, _db, _dir) in stores().await {
+        let libc = "pkg:deb/debian/libc6@2.28-10?arch=amd64&distro=debian-10";
+        let first = vec![
+            finding("CVE-2021-33574", &[], libc, Some(Severity::Critical)),
+            // The same flaw at another path in the image: one finding.
+            finding(
+                "CVE-2021-33574",
+                &[],
+                "pkg:deb/debian/libc6@2.28-10?arch=i386",
+                Some(Severity::Critical),
+            ),
+            finding("CVE-2024-0001", &[], "pkg:npm/left-pad@1.0.0", None),
+            finding(
+                "GHSA-aaaa-bbbb-cccc",
+                &["CVE-2024-0003"],
+                "pkg:cargo/tokio@1.0.0",
+                Some(Severity::Medium),
+            ),
+        ];
+        let s = store
+            .vuln_import(&ctx(T0), &sla, import("trivy", first.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            (s.findings, s.opened, s.reopened, s.fixed, s.unchanged),
+            (3, 3, 0, 0, 0)
+        );
+        let libc_f = find(&store, "CVE-2021-33574").await;
+        assert_eq!(libc_f.state, FindingState::Open);
+        assert_eq!(libc_f.effective, Some(Severity::Critical));
+        assert_eq!(libc_f.due_at, Some(at(T0 + 24 * HOUR)));
+        assert_eq!(libc_f.subject, "pkg:deb/debian/libc6@2.28-10");
+        let unrated = find(&store, "CVE-2024-0001").await;
+        assert_eq!(
+            (unrated.state, unrated.effective, unrated.due_at),
+            (FindingState::Triage, None, None)
+        );
+
+        // Grype names the tokio flaw by its CVE with the GHSA as a related id, and rates it
+        // higher: the same finding, its disclosed rating kept.
+        let grype = vec![finding(
+            "CVE-2024-0003",
+            &["GHSA-aaaa-bbbb-cccc"],
+            "pkg:cargo/tokio@1.0.0",
+            Some(Severity::High),
+        )];
+        let s = store
+            .vuln_import(&ctx(T0 + 1), &sla, import("grype", grype.clone()))
+            .await
+            .unwrap();
+        assert_eq!((s.findings, s.opened, s.unchanged), (1, 0, 1));
+        let tokio = find(&store, "GHSA-aaaa-bbbb-cccc").await;
+        assert_eq!(tokio.scanners, vec!["grype", "trivy"]);
+        assert_eq!(tokio.effective, Some(Severity::Medium));
+
+        // Trivy no longer sees tokio, Grype still does: not fixed. Then the npm package goes.
+        let s = store
+            .vuln_import(&ctx(T0 + 2), &sla, import("trivy", first[..3].to_vec()))
+            .await
+            .unwrap();
+        assert_eq!((s.fixed, s.unchanged), (0, 2));
+        let s = store
+            .vuln_import(&ctx(T0 + 3), &sla, import("trivy", first[..1].to_vec()))
+            .await
+            .unwrap();
+        assert_eq!((s.findings, s.fixed, s.unchanged), (1, 1, 1));
+        let gone = find(&store, "CVE-2024-0001").await;
+        assert_eq!(
+            (gone.state, gone.fixed_at),
+            (FindingState::Fixed, Some(at(T0 + 3)))
+        );
+        let s = store
+            .vuln_import(&ctx(T0 + 4), &sla, import("grype", Vec::new()))
+            .await
+            .unwrap();
+        assert_eq!((s.findings, s.fixed), (0, 1));
+        assert_eq!(
+            find(&store, "GHSA-aaaa-bbbb-cccc").await.state,
+            FindingState::Fixed
+        );
+
+        // The npm flaw comes back: reopened (still unrated, so in triage), first clock kept.
+        // A different rating is not a different finding.
+        let mut again = first[..3].to_vec();
+        again[0].disclosed = Some(Severity::Low);
+        let s = store
+            .vuln_import(&ctx(T0 + 5), &sla, import("trivy", again))
+            .await
+            .unwrap();
+        assert_eq!(
+            (s.findings, s.opened, s.reopened, s.unchanged),
+            (2, 0, 1, 1)
+        );
+        let back = find(&store, "CVE-2024-0001").await;
+        assert_eq!(
+            (back.state, back.fixed_at, back.clock_start),
+            (FindingState::Triage, None, at(T0))
+        );
+        let changes: Vec<&str> = back.history.iter().map(|h| h.change.as_str()).collect();
+        assert_eq!(changes, vec!["fixed", "reopened"]);
+        assert_eq!(
+            find(&store, "CVE-2021-33574").await.effective,
+            Some(Severity::Critical)
+        );
+
+        let events = store.recent_events(100).await.unwrap();
+        let imports: Vec<_> = events
+            .iter()
+            .filter(|e| e.action == "vuln.import")
+            .collect();
+        assert_eq!(imports.len(), 6);
+        assert_eq!(imports[5].details["reopened"], 1);
+        assert_eq!(imports[5].details["sha256"], "00".repeat(32));
+    }
+}
+
+#[tokio::test]
+async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
+    let sla = SlaTiers::default();
+    let restarting = SlaTiers::new([], true);
+    for (store, _db, _dir) in stores().await {
+        let findings = vec![
+            finding("CVE-1", &[], "pkg:cargo/a@1", Some(Severity::Critical)),
+            finding("CVE-2", &[], "pkg:cargo/b@1", Some(Severity::High)),
+            finding("CVE-3", &[], "pkg:cargo/c@1", Some(Severity::Low)),
+        ];
+        store
+            .vuln_import(&ctx(T0), &sla, import("cargo-audit", findings))
+            .await
+            .unwrap();
+        // Critical is due exactly 24 hours later; half-way is 12 hours.
+        assert_eq!(
+            store
+                .vuln_timers(&ctx(T0 + 12 * HOUR - 1), &sla)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store.vuln_timers(&ctx(T0 + 12 * HOUR), &sla).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .vuln_timers(&ctx(T0 + 12 * HOUR + 1), &sla)
+                .await
+                .unwrap(),
+            0
+        );
+        assert!(overdue(&store, T0 + 24 * HOUR - 1).await.is_empty());
+        assert_eq!(
+            store
+                .vuln_timers(&ctx(T0 + 24 * HOUR - 1), &sla)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store.vuln_timers(&ctx(T0 + 24 * HOUR), &sla).await.unwrap(),
+            1
+        );
+        assert_eq!(overdue(&store, T0 + 24 * HOUR).await, vec!["CVE-1"]);
+        let events = store.recent_events(100).await.unwrap();
+        let alerts: Vec<(&str, &str)> = events
+            .iter()
+            .filter(|e| e.action.starts_with("vuln.sla."))
+            .map(|e| (e.action.as_str(), e.details["severity"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            alerts,
+            vec![
+                ("vuln.sla.half", "critical"),
+                ("vuln.sla.breach", "critical")
+            ]
+        );
+
+        // Re-rating keeps the clock by default; with restart_clock_on_rerate it starts again.
+        let high = find(&store, "CVE-2").await;
+        assert_eq!(high.due_at, Some(at(T0 + 7 * 24 * HOUR)));
+        let rated = store
+            .vuln_rate(
+                &ctx(T0 + HOUR),
+                &sla,
+                high.id,
+                Severity::Critical,
+                "exposed to the internet",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (rated.effective, rated.disclosed),
+            (Some(Severity::Critical), Some(Severity::High))
+        );
+        assert_eq!(rated.due_at, Some(at(T0 + 24 * HOUR)));
+        assert_eq!(rated.rated_by.as_deref(), Some("operator"));
+        let low = find(&store, "CVE-3").await;
+        let rated = store
+            .vuln_rate(
+                &ctx(T0 + HOUR),
+                &restarting,
+                low.id,
+                Severity::Medium,
+                "reachable",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (rated.clock_start, rated.due_at),
+            (at(T0 + HOUR), Some(at(T0 + HOUR + 30 * 24 * HOUR)))
+        );
+        let h = &store.vuln_finding(low.id).await.unwrap().unwrap().history[0];
+        assert_eq!(
+            (h.change.as_str(), &h.detail["restart_clock"]),
+            ("rated", &serde_json::json!(true))
+        );
+
+        // Acceptance: excluded from overdue, reopens by itself at its end, audited.
+        let err = store
+            .vuln_accept(&ctx(T0 + HOUR), high.id, at(T0), "later")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the acceptance must end in the future, not 2027-01-15T08:00:00.000Z"
+        );
+        let err = store
+            .vuln_accept(&ctx(T0 + HOUR), high.id, at(T0 + 400 * 24 * HOUR), "later")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a risk is accepted for at most 366 days at a time"
+        );
+        let accepted = store
+            .vuln_accept(
+                &ctx(T0 + HOUR),
+                high.id,
+                at(T0 + 48 * HOUR),
+                "compensating WAF rule",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (accepted.state, accepted.decided_by.as_deref()),
+            (FindingState::Accepted, Some("operator"))
+        );
+        assert_eq!(overdue(&store, T0 + 30 * HOUR).await, vec!["CVE-1"]);
+        assert_eq!(
+            store
+                .vuln_timers(&ctx(T0 + 48 * HOUR - 1), &sla)
+                .await
+                .unwrap(),
+            0
+        );
+        // At its end it reopens, already overdue (its clock never stopped): expiry and breach.
+        assert_eq!(
+            store.vuln_timers(&ctx(T0 + 48 * HOUR), &sla).await.unwrap(),
+            1
+        );
+        let back = store.vuln_finding(high.id).await.unwrap().unwrap();
+        assert_eq!(back.state, FindingState::Open);
+        assert_eq!(back.history.last().unwrap().change, "accept_expired");
+        assert_eq!(
+            overdue(&store, T0 + 48 * HOUR).await,
+            vec!["CVE-1", "CVE-2"]
+        );
+
+        // False positive, then a live-only change refused, then reopened by hand.
+        let fp = store
+            .vuln_false_positive(&ctx(T0 + 49 * HOUR), back.id, "not reachable: feature off")
+            .await
+            .unwrap();
+        assert_eq!(fp.state, FindingState::FalsePositive);
+        let err = store
+            .vuln_rate(&ctx(T0 + 49 * HOUR), &sla, back.id, Severity::Low, "x")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "finding {} is false_positive: only a live finding can be re-rated",
+                back.id
+            )
+        );
+        let err = store
+            .vuln_accept(&ctx(T0 + 49 * HOUR), back.id, at(T0 + 50 * HOUR), "x")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "finding {} is false_positive: only a live finding's risk can be accepted",
+                back.id
+            )
+        );
+        let reopened = store
+            .vuln_reopen(&ctx(T0 + 50 * HOUR), &sla, back.id, "feature turned on")
+            .await
+            .unwrap();
+        assert_eq!(reopened.state, FindingState::Open);
+        let err = store
+            .vuln_reopen(&ctx(T0 + 50 * HOUR), &sla, back.id, "again")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("finding {} is already open", back.id)
+        );
+        let err = store.vuln_finding(999_999).await.unwrap();
+        assert!(err.is_none());
+        let err = store
+            .vuln_rate(&ctx(T0), &sla, 999_999, Severity::Low, "x")
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "finding `999999` not found");
+    }
+}
+
+#[tokio::test]
+async fn tiers_policy_changes_reports_and_figures() {
+    for (store, _db, _dir) in stores().await {
+        let sla = SlaTiers::default();
+        assert!(store.vuln_apply_sla(&ctx(T0), &sla).await.unwrap());
+        assert!(!store.vuln_apply_sla(&ctx(T0), &sla).await.unwrap());
+        let findings = vec![
+            finding("CVE-1", &[], "pkg:cargo/a@1", Some(Severity::Critical)),
+            finding("CVE-2", &[], "pkg:cargo/b@1", Some(Severity::High)),
+            finding("CVE-3", &[], "pkg:cargo/c@1", Some(Severity::Informational)),
+        ];
+        store
+            .vuln_import(&ctx(T0), &sla, import("trivy", findings.clone()))
+            .await
+            .unwrap();
+        assert_eq!(find(&store, "CVE-3").await.due_at, None);
+
+        // An internet-facing tier with tighter clocks.
+        let tiers = SlaTiers::new(
+            [(
+                "internet".to_owned(),
+                SlaPolicy::new([
+                    (Severity::Critical, Duration::from_secs(12 * 3600)),
+                    (Severity::High, Duration::from_secs(3 * 86_400)),
+                ]),
+            )],
+            false,
+        );
+        let err = store
+            .vuln_set_tier(&ctx(T0), &tiers, "api", "dmz")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown SLA tier `dmz`: configured tiers are default, internet"
+        );
+        let a = store
+            .vuln_set_tier(&ctx(T0), &tiers, "api", "internet")
+            .await
+            .unwrap();
+        assert_eq!((a.tier.as_str(), a.open), ("internet", 3));
+        assert_eq!(find(&store, "CVE-1").await.due_at, Some(at(T0 + 12 * HOUR)));
+        assert_eq!(find(&store, "CVE-2").await.due_at, Some(at(T0 + 72 * HOUR)));
+
+        // A changed default policy is recorded and applied to every tier's findings.
+        let longer = SlaTiers::new(
+            [(
+                "default".to_owned(),
+                SlaPolicy::new([(Severity::Critical, Duration::from_secs(48 * 3600))]),
+            )],
+            false,
+        );
+        assert!(store.vuln_apply_sla(&ctx(T0 + 1), &longer).await.unwrap());
+        assert_eq!(find(&store, "CVE-1").await.due_at, Some(at(T0 + 48 * HOUR)));
+        assert_eq!(find(&store, "CVE-2").await.due_at, None);
+        let events = store.recent_events(100).await.unwrap();
+        let policy = events
+            .iter()
+            .rev()
+            .find(|e| e.action == "vuln.sla.policy")
+            .unwrap();
+        assert_eq!(
+            policy.details["policy"]["tiers"]["default"]["critical"],
+            172_800
+        );
+        store.vuln_apply_sla(&ctx(T0 + 1), &sla).await.unwrap();
+        store
+            .vuln_set_tier(&ctx(T0 + 1), &sla, "api", "default")
+            .await
+            .unwrap();
+
+        // A report is a finding of its own, in triage unless rated.
+        let report = store
+            .vuln_report(
+                &ctx(T0),
+                &sla,
+                NewReport {
+                    asset: "web".to_owned(),
+                    title: "XSS in search".to_owned(),
+                    details: "steps…".to_owned(),
+                    severity: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.state, report.source.as_str()),
+            (FindingState::Triage, "report")
+        );
+        assert_eq!(report.advisory, format!("WARDEN-REPORT-{}", report.id));
+
+        // Figures: the critical fixed in 10 h (on time), the high fixed in 9 days (late).
+        store
+            .vuln_import(
+                &ctx(T0 + 10 * HOUR),
+                &sla,
+                import("trivy", findings[1..].to_vec()),
+            )
+            .await
+            .unwrap();
+        store
+            .vuln_import(
+                &ctx(T0 + 9 * 24 * HOUR),
+                &sla,
+                import("trivy", findings[2..].to_vec()),
+            )
+            .await
+            .unwrap();
+        let stats = store
+            .vuln_stats(None, at(T0), at(T0 + 10 * 24 * HOUR))
+            .await
+            .unwrap();
+        assert_eq!(stats.fixed[&Severity::Critical], (1, 36_000.0));
+        assert_eq!(stats.fixed[&Severity::High], (1, 777_600.0));
+        assert_eq!(
+            (
+                stats.due_fixed,
+                stats.due_fixed_on_time,
+                stats.due_missed_open
+            ),
+            (2, 1, 0)
+        );
+        assert_eq!(stats.compliance(), Some(0.5));
+        assert_eq!(
+            (stats.open.get(&Severity::Informational), stats.triage),
+            (Some(&1), 1)
+        );
+    }
+}
