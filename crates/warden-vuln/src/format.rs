@@ -162,12 +162,52 @@ pub fn parse(
         Some(f) => f,
         None => Format::detect(file, text)?,
     };
-    let findings = match format {
+    let mut findings = match format {
         Format::Sarif => sarif::parse(file, text)?,
         Format::Trivy => trivy::parse(file, text)?,
         Format::Grype => grype::parse(file, text)?,
         Format::OsvScanner => osv::parse(file, text)?,
         Format::CargoAudit => cargo_audit::parse(file, text)?,
     };
+    for (at, f) in findings.iter_mut().enumerate() {
+        clean(f);
+        if f.advisory.is_empty() {
+            return Err(ParseError(format!(
+                "{file}: finding {} has no advisory or rule id",
+                at + 1
+            )));
+        }
+    }
     Ok((format, findings))
+}
+
+/// The longest id, purl or location kept, in characters.
+const MAX_FIELD: usize = 1000;
+
+/// Keeps what a scanner wrote within bounds: no control characters (a NUL in a purl, say,
+/// which PostgreSQL cannot store), ids and locations at most [`MAX_FIELD`] characters, at
+/// most 100 aliases; an empty title becomes the advisory's id.
+fn clean(f: &mut ImportedFinding) {
+    fn bounded(s: &str, max: usize) -> String {
+        s.chars().filter(|c| !c.is_control()).take(max).collect()
+    }
+    let opt = |s: &mut Option<String>| {
+        if let Some(v) = s {
+            *v = bounded(v, MAX_FIELD);
+        }
+    };
+    f.advisory = bounded(f.advisory.trim(), 200);
+    f.aliases.truncate(100);
+    for a in &mut f.aliases {
+        *a = bounded(a.trim(), 200);
+    }
+    f.aliases.retain(|a| !a.is_empty());
+    opt(&mut f.package);
+    opt(&mut f.location);
+    opt(&mut f.fingerprint);
+    opt(&mut f.fixed_in);
+    opt(&mut f.cvss);
+    if f.title.is_empty() {
+        f.title = f.advisory.clone();
+    }
 }

@@ -6,6 +6,9 @@
 //! GitHub's convention), else the tool's own severity word in the result's or rule's
 //! properties (`issue_severity`, `severity`); else unrated. SARIF's `level` says how sure the
 //! tool is that something is wrong, not how bad it would be, so it is never taken as a rating.
+//!
+//! Identity: the rule and the result's `fingerprints`, else its `primaryLocationLineHash`
+//! partial fingerprint (both survive lines moving), else its location.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -62,6 +65,8 @@ struct SarifResult {
     message: Option<Message>,
     #[serde(default)]
     locations: Vec<ResultLocation>,
+    #[serde(default)]
+    fingerprints: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     partial_fingerprints: std::collections::BTreeMap<String, String>,
     #[serde(default)]
@@ -184,11 +189,17 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<ImportedFinding>, ParseError>
                 (Some(u), None) => Some(u.to_owned()),
                 _ => None,
             };
-            // The first fingerprint by name, with the file: a moved line keeps its identity.
+            // A result's own fingerprint, else GitHub's line hash, with the file: a moved line
+            // keeps its identity. Other partial fingerprints (a whole file's hash, say) do not
+            // tell results apart, so the location does.
             let fingerprint = r
-                .partial_fingerprints
+                .fingerprints
                 .iter()
                 .next()
+                .or_else(|| {
+                    r.partial_fingerprints
+                        .get_key_value("primaryLocationLineHash")
+                })
                 .map(|(k, v)| format!("{}:{k}={v}", uri.unwrap_or_default()));
             out.push(ImportedFinding {
                 advisory: format!("{}/{id}", run.tool.driver.name),

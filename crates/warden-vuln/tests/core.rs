@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use warden_model::Timestamp;
-use warden_vuln::{Cvss31, Severity, SlaPolicy, cargo_audit, osv};
+use warden_vuln::{Cvss31, Severity, SlaPolicy, cargo_audit, osv, rate};
 
 fn score(vector: &str) -> f64 {
     Cvss31::parse(vector).unwrap().base_score()
@@ -48,11 +48,26 @@ fn cvss_base_scores_match_the_specification() {
 }
 
 #[test]
+fn cvss_v4_vectors_are_scored_by_the_specification_tables() {
+    // FIRST's CVSS v4.0 calculator: 9.3 and 6.9 for these base vectors.
+    let r = rate("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N").unwrap();
+    assert_eq!((r.score, r.severity), (9.3, Severity::Critical));
+    let r = rate("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:L/VI:L/VA:N/SC:N/SI:N/SA:N").unwrap();
+    assert_eq!((r.score, r.severity), (6.9, Severity::Medium));
+    let r = rate("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H").unwrap();
+    assert_eq!((r.score, r.severity), (9.8, Severity::Critical));
+}
+
+#[test]
 fn unknown_cvss_vectors_have_exact_errors() {
-    let err = |v: &str| Cvss31::parse(v).unwrap_err().to_string();
+    let err = |v: &str| rate(v).unwrap_err().to_string();
     assert_eq!(
-        err("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"),
-        "unknown CVSS vector `CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N`: it must start with CVSS:3.1/ or CVSS:3.0/"
+        err("CVSS:2.0/AV:N/AC:L/Au:N/C:P/I:P/A:P"),
+        "unknown CVSS vector `CVSS:2.0/AV:N/AC:L/Au:N/C:P/I:P/A:P`: it must start with CVSS:4.0/, CVSS:3.1/ or CVSS:3.0/"
+    );
+    assert_eq!(
+        err("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N"),
+        "unknown CVSS vector `CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N`: missing mandatory CVSSv4 SA (Availability Impact to the Subsequent System) metric"
     );
     assert_eq!(
         err("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H"),
@@ -194,11 +209,11 @@ fn bad_cargo_audit_files_name_the_position() {
     );
     assert_eq!(
         err("{\"vulnerabilities\": {\"list\": [{\"package\": 7}]}}"),
-        "audit.json: not a cargo-audit report at line 1 column 43 (`vulnerabilities.list[0].package`): invalid type: integer `7`, expected struct Package at line 1 column 43"
+        "audit.json: not a cargo-audit report at line 1 column 43 (`vulnerabilities.list[0].package`): invalid type: integer `7`, expected struct Package"
     );
     assert_eq!(
         err("{\"SchemaVersion\": 2, \"Results\": []}"),
-        "audit.json: not a cargo-audit report at line 1 column 35 (`.`): missing field `vulnerabilities` at line 1 column 35"
+        "audit.json: not a cargo-audit report at line 1 column 35: missing field `vulnerabilities`"
     );
 }
 
@@ -239,7 +254,7 @@ fn osv_scanner_reports_become_findings() {
         .to_string();
     assert_eq!(
         err,
-        "x.json: not an OSV-Scanner report at line 1 column 12 (`results`): invalid type: map, expected a sequence at line 1 column 12"
+        "x.json: not an OSV-Scanner report at line 1 column 12 (`results`): invalid type: map, expected a sequence"
     );
 }
 
