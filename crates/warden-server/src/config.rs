@@ -997,10 +997,10 @@ fn resolve_vuln(file: VulnFile) -> Result<VulnConfig, ConfigError> {
                 Some(
                     humantime::parse_duration(value.trim())
                         .ok()
-                        .filter(|d| *d >= Duration::from_secs(60))
+                        .filter(|d| *d >= Duration::from_secs(1))
                         .ok_or_else(|| {
                             ConfigError(format!(
-                                "invalid duration `{value}` for `vuln.sla.{tier}.{name}`: at least 1m, like 24h or 30d, or `none`"
+                                "invalid duration `{value}` for `vuln.sla.{tier}.{name}`: at least 1s, like 24h or 30d, or `none`"
                             ))
                         })?,
                 )

@@ -21,6 +21,7 @@ mod soft_passkey;
 mod ssh_lab;
 mod sshd;
 mod tls_proxy;
+mod webhook;
 
 pub use oidc::OidcProvider;
 pub use otlp::OtlpReceiver;
@@ -35,3 +36,4 @@ pub use soft_passkey::{AttestationVendor, SoftPasskey};
 pub use ssh_lab::{LabOptions, SshLab, through_proxy, through_proxy_at};
 pub use sshd::{Sshd, ssh_keygen_ed25519};
 pub use tls_proxy::TlsProxy;
+pub use webhook::{Received, webhook_receiver};

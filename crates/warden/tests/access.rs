@@ -12,7 +12,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use warden_testkit::{Backend, SshLab, TestServer, ssh_keygen_ed25519, through_proxy};
+use warden_testkit::{
+    Backend, SshLab, TestServer, ssh_keygen_ed25519, through_proxy, webhook_receiver,
+};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
@@ -340,72 +342,9 @@ async fn who_decides_and_bad_requests() {
     }
 }
 
-/// A webhook receiver on loopback: every POSTed body, in order.
-async fn receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = got.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else {
-                return;
-            };
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                loop {
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        let mut chunk = [0u8; 4096];
-                        match conn.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                    let path = head
-                        .split_whitespace()
-                        .nth(1)
-                        .unwrap_or_default()
-                        .to_owned();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    while buf.len() < end + 4 + length {
-                        let mut chunk = [0u8; 4096];
-                        match conn.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let body: Value =
-                        serde_json::from_slice(&buf[end + 4..end + 4 + length]).unwrap();
-                    seen.lock().unwrap().push((path, body));
-                    buf.drain(..end + 4 + length);
-                    if conn
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (port, got)
-}
-
 #[tokio::test]
 async fn access_requests_notify_webhooks() {
-    let (port, got) = receiver().await;
+    let (port, got) = webhook_receiver().await;
     let config = format!(
         "[limits]\nper_source_rps = 0\n\
          [[audit.sink]]\nkind = \"webhook\"\nname = \"chat\"\nurl = \"http://127.0.0.1:{port}/slack\"\nformat = \"slack\"\nactions = [\"access.*\", \"grant.*\"]\n\

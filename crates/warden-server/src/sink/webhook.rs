@@ -130,6 +130,34 @@ fn message(event: &AuditEvent) -> String {
             event.target.trim_start_matches("user:"),
             text("group"),
         ),
+        "vuln.sla.half" => format!(
+            "{} `{}` on `{}` ({}) has used half its time: due {} (`warden vuln show {}`)",
+            text("severity"),
+            text("advisory"),
+            text("asset"),
+            text("title"),
+            text("due_at"),
+            event.target.trim_start_matches("finding:"),
+        ),
+        "vuln.sla.breach" => format!(
+            "{} `{}` on `{}` ({}) is overdue: it was due {} (`warden vuln show {}`)",
+            text("severity"),
+            text("advisory"),
+            text("asset"),
+            text("title"),
+            text("due_at"),
+            event.target.trim_start_matches("finding:"),
+        ),
+        "vuln.accept.expire" => format!(
+            "the accepted risk of {} expired: it is open again",
+            event.target,
+        ),
+        "vuln.report" => format!(
+            "{} reported a vulnerability on `{}`: \"{}\"",
+            event.actor_label,
+            event.target.trim_start_matches("asset:"),
+            text("title"),
+        ),
         _ => format!("{} {} {}", event.actor_label, event.action, event.target),
     };
     format!("Warden: {what}{outcome}")

@@ -1,0 +1,515 @@
+//! Vulnerability SLAs end to end through the CLI and the real server on both backends:
+//! imports of real scanner outputs, re-imports that fix and reopen, the CI gate, judgement
+//! (re-rating, acceptance, false positives) with its history and audit events, reports,
+//! figures, security.txt, SLA alerts reaching a webhook, and the exact error for each known
+//! bad input with nothing imported.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers fail the test"
+)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use warden_testkit::{Backend, TestServer, webhook_receiver};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_warden"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../warden-vuln/tests/fixtures")
+        .join(path)
+}
+
+/// `warden vuln ARGS…` with `token`; stdout on success, stderr on failure.
+fn vuln(server: &TestServer, token: &str, args: &[&str]) -> Result<String, String> {
+    let mut full = vec!["vuln"];
+    full.extend_from_slice(args);
+    let out = server.remote(token, &full);
+    if out.status.success() {
+        Ok(text(&out.stdout))
+    } else {
+        Err(text(&out.stderr).trim_end().to_owned())
+    }
+}
+
+fn json(server: &TestServer, token: &str, args: &[&str]) -> Value {
+    let mut full = args.to_vec();
+    full.push("--json");
+    serde_json::from_str(&vuln(server, token, &full).unwrap()).unwrap()
+}
+
+fn findings(server: &TestServer, token: &str, asset: &str) -> Vec<Value> {
+    json(server, token, &["list", "--asset", asset])["findings"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+const CONFIG: &str = "[limits]\nper_source_rps = 0\n\
+    [vuln.sla.internet]\ncritical = \"12h\"\n\
+    [security_txt]\ncontact = [\"mailto:security@example.com\", \"https://example.com/security\"]\n\
+    expires = \"2099-01-01T00:00:00Z\"\npolicy = \"https://example.com/disclosure\"\npreferred_languages = \"en, de\"\n";
+
+#[tokio::test]
+async fn import_reimport_gate_judge_and_report() {
+    for backend in Backend::ALL {
+        let server = TestServer::start(bin(), backend, CONFIG).await;
+        let ci = server.token("ci", "admin", None);
+        let trivy = fixture("trivy/scheme_2_many_vulns.json");
+        let trivy = trivy.to_str().unwrap();
+
+        let out = vuln(&server, &ci, &["import", trivy, "--asset", "teamdojo"]).unwrap();
+        assert!(
+            out.starts_with(&format!("imported {trivy} (trivy) into `teamdojo`: 5 findings: 5 new, 0 reopened, 0 fixed, 0 unchanged (import ")),
+            "{out}"
+        );
+        let list = findings(&server, &ci, "teamdojo");
+        assert_eq!(list.len(), 5);
+        let critical = list.iter().find(|f| f["severity"] == "critical").unwrap();
+        let id = critical["id"].as_i64().unwrap().to_string();
+        assert_eq!(critical["state"], "open");
+        let left = critical["secondsRemaining"].as_i64().unwrap();
+        assert!((86_390..=86_400).contains(&left), "{left}");
+        // Two Grype matches of one CVE at two paths: one finding.
+        let out = vuln(
+            &server,
+            &ci,
+            &[
+                "import",
+                fixture("grype/same_cve_different_paths.json")
+                    .to_str()
+                    .unwrap(),
+                "--asset",
+                "debian",
+            ],
+        )
+        .unwrap();
+        assert!(out.contains(": 1 findings: 1 new,"), "{out}");
+
+        // The gate: critical fails (exit 1, the reason, the finding); overdue passes.
+        let err = vuln(
+            &server,
+            &ci,
+            &["gate", "--asset", "teamdojo", "--fail-on", "critical"],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "error: gate failed for `teamdojo`: 1 open at critical or above"
+        );
+        let ok = vuln(
+            &server,
+            &ci,
+            &[
+                "gate",
+                "--asset",
+                "teamdojo",
+                "--fail-on",
+                "overdue,unrated",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            ok,
+            "gate passed for `teamdojo`: nothing open on overdue, unrated\n"
+        );
+
+        // An internet-facing tier shortens the critical's clock to 12 hours.
+        let out = vuln(&server, &ci, &["asset", "teamdojo", "--tier", "internet"]).unwrap();
+        assert!(out.contains("teamdojo  internet  5"), "{out}");
+        let f = json(&server, &ci, &["show", &id]);
+        assert!(f["secondsRemaining"].as_i64().unwrap() <= 43_200);
+
+        // Judgement: re-rating needs a reason and is recorded; acceptance; false positive.
+        let f = json(
+            &server,
+            &ci,
+            &[
+                "rate",
+                &id,
+                "--severity",
+                "high",
+                "--reason",
+                "not reachable from outside",
+            ],
+        );
+        assert_eq!(
+            (f["severity"].as_str(), f["disclosedSeverity"].as_str()),
+            (Some("high"), Some("critical"))
+        );
+        assert_eq!(f["ratedBy"], "token:ci");
+        vuln(
+            &server,
+            &ci,
+            &["gate", "--asset", "teamdojo", "--fail-on", "critical"],
+        )
+        .unwrap();
+        let f = json(
+            &server,
+            &ci,
+            &[
+                "accept",
+                &id,
+                "--until",
+                "30d",
+                "--reason",
+                "WAF rule 7 blocks it",
+            ],
+        );
+        assert_eq!(
+            (f["state"].as_str(), f["decidedBy"].as_str()),
+            (Some("accepted"), Some("token:ci"))
+        );
+        let other = list.iter().find(|f| f["severity"] == "high").unwrap()["id"]
+            .as_i64()
+            .unwrap()
+            .to_string();
+        let f = json(
+            &server,
+            &ci,
+            &[
+                "false-positive",
+                &other,
+                "--reason",
+                "the package is not installed",
+            ],
+        );
+        assert_eq!(f["state"], "false_positive");
+        let shown = vuln(&server, &ci, &["show", &id]).unwrap();
+        assert!(
+            shown.contains("severity:       high (disclosed critical)"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("token:ci  rated  {\"from\":\"critical\""),
+            "{shown}"
+        );
+        assert!(shown.contains("token:ci  accepted  {\"until\":"), "{shown}");
+
+        // A re-import without one finding fixes it; with it again, reopens it.
+        let all = std::fs::read_to_string(fixture("trivy/scheme_2_many_vulns.json")).unwrap();
+        let mut doc: Value = serde_json::from_str(&all).unwrap();
+        let medium = doc["Results"][0]["Vulnerabilities"]
+            .as_array_mut()
+            .unwrap()
+            .remove(0);
+        assert_eq!(medium["VulnerabilityID"], "CVE-2020-15999");
+        let dir = tempfile::tempdir().unwrap();
+        let less = dir.path().join("less.json");
+        std::fs::write(&less, doc.to_string()).unwrap();
+        let out = vuln(
+            &server,
+            &ci,
+            &["import", less.to_str().unwrap(), "--asset", "teamdojo"],
+        )
+        .unwrap();
+        assert!(
+            out.contains(": 4 findings: 0 new, 0 reopened, 1 fixed, 4 unchanged"),
+            "{out}"
+        );
+        let out = vuln(&server, &ci, &["import", trivy, "--asset", "teamdojo"]).unwrap();
+        assert!(
+            out.contains(": 5 findings: 0 new, 1 reopened, 0 fixed, 4 unchanged"),
+            "{out}"
+        );
+        let events = server.audit("vuln.import");
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[2]["details"]["fixed"], 1);
+
+        // Bad input: one line naming the file and position, nothing imported, the refusal
+        // recorded; a member may not import.
+        let truncated = dir.path().join("truncated.json");
+        std::fs::write(&truncated, &all[..2000]).unwrap();
+        let err = vuln(
+            &server,
+            &ci,
+            &["import", truncated.to_str().unwrap(), "--asset", "teamdojo"],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "error: truncated.json: not JSON at line 54 column 22: EOF while parsing a string"
+        );
+        let err = vuln(
+            &server,
+            &ci,
+            &["import", trivy, "--asset", "teamdojo", "--format", "grype"],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "error: scheme_2_many_vulns.json: not a Grype report at line 281 column 1: missing field `matches`"
+        );
+        let err = vuln(
+            &server,
+            &ci,
+            &["import", trivy, "--asset", "teamdojo", "--format", "nessus"],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "error: unknown format `nessus`: expected auto, sarif, trivy, grype, osv-scanner or cargo-audit"
+        );
+        let err = vuln(&server, &ci, &["import", trivy, "--asset", "team dojo"]).unwrap_err();
+        assert_eq!(
+            err,
+            "error: invalid asset name `team dojo`: 1 to 128 letters, digits and . _ - : / @"
+        );
+        let err = vuln(
+            &server,
+            &ci,
+            &["import", "/nonexistent/scan.json", "--asset", "x"],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "error: cannot read /nonexistent/scan.json: No such file or directory (os error 2)"
+        );
+        let err = vuln(
+            &server,
+            &ci,
+            &["rate", &id, "--severity", "severe", "--reason", "x"],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "error: unknown severity `severe`: expected critical, high, medium, low or informational"
+        );
+        let err = vuln(
+            &server,
+            &ci,
+            &["rate", &id, "--severity", "low", "--reason", " "],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "error: give a justification: one line of at most 500 bytes"
+        );
+        let err = vuln(
+            &server,
+            &ci,
+            &["accept", &id, "--until", "2020-01-01", "--reason", "x"],
+        )
+        .unwrap_err();
+        assert_eq!(err, "error: the due date `2020-01-01` has passed");
+        let err = vuln(
+            &server,
+            &ci,
+            &["rate", "99999", "--severity", "low", "--reason", "x"],
+        )
+        .unwrap_err();
+        assert_eq!(err, "error: finding `99999` not found");
+        let err = vuln(
+            &server,
+            &ci,
+            &["gate", "--asset", "teamdojo", "--fail-on", "sometimes"],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "error: unknown gate condition `sometimes`: use overdue, unrated, critical, high, medium, low or informational"
+        );
+        server.admin(&["user", "add", "mallory"]);
+        let mallory = server.token("mallory-cli", "member", Some("mallory"));
+        let err = vuln(&server, &mallory, &["import", trivy, "--asset", "teamdojo"]).unwrap_err();
+        assert_eq!(
+            err,
+            "error: permission denied: policy v1: no policy permits `import_vulns` (default deny)"
+        );
+        let err = vuln(&server, &mallory, &["list"]).unwrap_err();
+        assert_eq!(
+            err,
+            "error: permission denied: policy v1: no policy permits `read_vulns` (default deny)"
+        );
+        let events = server.audit("vuln.import");
+        let outcomes: Vec<&str> = events
+            .iter()
+            .map(|e| e["outcome"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                "success", "success", "success", "success", "failure", "failure", "failure",
+                "failure", "denied"
+            ]
+        );
+        assert_eq!(
+            events[4]["reason"],
+            "truncated.json: not JSON at line 54 column 22: EOF while parsing a string"
+        );
+        assert_eq!(
+            findings(&server, &ci, "teamdojo").len(),
+            3,
+            "nothing imported (5, one accepted, one false positive)"
+        );
+
+        // Disclosure intake: a report becomes a finding in triage.
+        let report = dir.path().join("report.txt");
+        std::fs::write(&report, "Reflected XSS in /search?q=<script>.\nSteps: …").unwrap();
+        let f = json(
+            &server,
+            &ci,
+            &[
+                "report",
+                "--asset",
+                "web",
+                "--title",
+                "XSS in search",
+                "--details",
+                report.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            (f["state"].as_str(), f["source"].as_str()),
+            (Some("triage"), Some("report"))
+        );
+        assert!(f["details"].as_str().unwrap().starts_with("Reflected XSS"));
+        let err = vuln(
+            &server,
+            &ci,
+            &["gate", "--asset", "web", "--fail-on", "unrated"],
+        )
+        .unwrap_err();
+        assert_eq!(err, "error: gate failed for `web`: 1 unrated, in triage");
+
+        // Figures.
+        let stats = json(&server, &ci, &["stats", "--since", "1d"]);
+        let open: Vec<(String, i64)> = stats["open"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["severity"].as_str().unwrap().to_owned(),
+                    o["count"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            open,
+            [
+                ("critical".to_owned(), 1),
+                ("high".to_owned(), 0),
+                ("medium".to_owned(), 3),
+                ("low".to_owned(), 0),
+                ("informational".to_owned(), 0)
+            ]
+        );
+        assert_eq!(
+            (
+                stats["triage"].as_i64(),
+                stats["accepted"].as_i64(),
+                stats["overdue"].as_i64()
+            ),
+            (Some(1), Some(1), Some(0))
+        );
+        let human = vuln(&server, &ci, &["stats"]).unwrap();
+        assert!(
+            human.contains("compliance: - (nothing was due in the period)"),
+            "{human}"
+        );
+
+        // security.txt (RFC 9116).
+        let (status, headers, body) = server.get("/.well-known/security.txt").await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
+        assert_eq!(
+            body,
+            format!(
+                "Contact: mailto:security@example.com\nContact: https://example.com/security\nExpires: 2099-01-01T00:00:00Z\n\
+                 Preferred-Languages: en, de\nPolicy: https://example.com/disclosure\nCanonical: {}/.well-known/security.txt\n",
+                server.url.replace("127.0.0.1", "localhost")
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn sla_alerts_and_expiring_acceptances_reach_a_webhook() {
+    let (port, got) = webhook_receiver().await;
+    let config = format!(
+        "[limits]\nper_source_rps = 0\n[vuln.sla.default]\nlow = \"4s\"\n\
+         [[audit.sink]]\nkind = \"webhook\"\nname = \"chat\"\nurl = \"http://127.0.0.1:{port}/slack\"\nformat = \"slack\"\nactions = [\"vuln.sla.*\", \"vuln.accept.expire\"]\n"
+    );
+    let server = TestServer::start(bin(), Backend::Sqlite, &config).await;
+    let ci = server.token("ci", "admin", None);
+    let legacy = fixture("trivy/legacy_many_vulns.json");
+    vuln(
+        &server,
+        &ci,
+        &["import", legacy.to_str().unwrap(), "--asset", "debian"],
+    )
+    .unwrap();
+    let low = findings(&server, &ci, "debian")
+        .into_iter()
+        .filter(|f| f["severity"] == "low")
+        .collect::<Vec<_>>();
+    assert_eq!(low.len(), 65);
+    // Accept one low for 5 s: it is accepted at its half-way mark (no alert) and reopens past
+    // its 4 s, overdue at once.
+    let id = low[0]["id"].as_i64().unwrap().to_string();
+    json(
+        &server,
+        &ci,
+        &[
+            "accept",
+            &id,
+            "--until",
+            "5s",
+            "--reason",
+            "rebuild pending",
+        ],
+    );
+    let mut messages = Vec::new();
+    for _ in 0..400 {
+        messages = got.lock().unwrap().clone();
+        let breaches = messages
+            .iter()
+            .filter(|(_, b)| b["text"].as_str().unwrap().contains("is overdue"))
+            .count();
+        if breaches >= 65 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let texts: Vec<String> = messages
+        .iter()
+        .map(|(_, b)| b["text"].as_str().unwrap().to_owned())
+        .collect();
+    let halves = texts
+        .iter()
+        .filter(|t| t.contains("has used half its time"))
+        .count();
+    let breaches = texts.iter().filter(|t| t.contains("is overdue")).count();
+    let expired = texts
+        .iter()
+        .filter(|t| t.contains("accepted risk of"))
+        .count();
+    assert_eq!((halves, breaches, expired), (64, 65, 1), "{texts:#?}");
+    let one = texts.iter().find(|t| t.contains("is overdue")).unwrap();
+    assert!(
+        one.starts_with("Warden: low `CVE-")
+            && one.contains("` on `debian` (")
+            && one.contains("`warden vuln show "),
+        "{one}"
+    );
+    let overdue = json(&server, &ci, &["list", "--overdue", "--asset", "debian"]);
+    assert_eq!(overdue["total"], 65);
+    let err = vuln(
+        &server,
+        &ci,
+        &["gate", "--asset", "debian", "--fail-on", "overdue"],
+    )
+    .unwrap_err();
+    assert_eq!(err, "error: gate failed for `debian`: 65 overdue");
+}
