@@ -1354,6 +1354,86 @@ mod tests {
     }
 
     #[test]
+    fn vulnerability_slas_and_security_txt() {
+        let c = load(
+            Some("[vuln]\nrestart_clock_on_rerate = true\n[vuln.sla.default]\nhigh = \"5d\"\ninformational = \"180d\"\n[vuln.sla.internet]\ncritical = \"12h\"\nlow = \"none\"\n[security_txt]\ncontact = [\"mailto:s@example.com\"]\nexpires = \"2099-01-01T00:00:00Z\"\n"),
+            &[],
+            Overrides::default(),
+        )
+        .unwrap();
+        use warden_vuln::Severity::{Critical, High, Informational, Low};
+        let hours = |h: u64| Some(Duration::from_secs(h * 3600));
+        assert!(c.vuln.sla.restart_clock_on_rerate);
+        let default = c.vuln.sla.policy("default");
+        assert_eq!(
+            (
+                default.limit(Critical),
+                default.limit(High),
+                default.limit(Informational)
+            ),
+            (hours(24), hours(120), hours(4320))
+        );
+        // A tier inherits the default tier's limits it does not set.
+        let internet = c.vuln.sla.policy("internet");
+        assert_eq!(
+            (
+                internet.limit(Critical),
+                internet.limit(High),
+                internet.limit(Low)
+            ),
+            (hours(12), hours(120), None)
+        );
+        assert_eq!(c.security_txt.unwrap().contact, ["mailto:s@example.com"]);
+        let err = |text: &str| {
+            load(Some(text), &[], Overrides::default())
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("[vuln.sla.default]\nsevere = \"1d\"\n"),
+            "vuln.sla.default: unknown severity `severe`: expected critical, high, medium, low or informational"
+        );
+        assert_eq!(
+            err("[vuln.sla.default]\nhigh = \"soon\"\n"),
+            "invalid duration `soon` for `vuln.sla.default.high`: at least 1s, like 24h or 30d, or `none`"
+        );
+        assert_eq!(
+            err("[vuln.sla.\"Internet Facing\"]\nhigh = \"1d\"\n"),
+            "invalid SLA tier name `Internet Facing`: use lowercase letters, digits, '.', '_' and '-'"
+        );
+        assert_eq!(
+            err("[vuln]\nmax_import_bytes = 10\n"),
+            "invalid `vuln.max_import_bytes` 10: between 1024 and 4 GiB"
+        );
+        assert_eq!(
+            err(
+                "[security_txt]\ncontact = [\"security@example.com\"]\nexpires = \"2099-01-01T00:00:00Z\"\n"
+            ),
+            "invalid security_txt.contact `security@example.com`: use a mailto:, https:// or tel: URI"
+        );
+        assert_eq!(
+            err("[security_txt]\ncontact = []\nexpires = \"2099-01-01T00:00:00Z\"\n"),
+            "security_txt.contact needs at least one mailto:, https:// or tel: URI"
+        );
+        assert_eq!(
+            err(
+                "[security_txt]\ncontact = [\"mailto:s@example.com\"]\nexpires = \"2020-01-01T00:00:00Z\"\n"
+            ),
+            "security_txt.expires 2020-01-01T00:00:00.000Z has passed: readers ignore an expired security.txt (RFC 9116 2.5.5)"
+        );
+        assert_eq!(
+            err("[security_txt]\ncontact = [\"mailto:s@example.com\"]\nexpires = \"next year\"\n"),
+            "invalid security_txt.expires `next year`: use an RFC 3339 time, like 2027-06-30T00:00:00Z"
+        );
+        assert_eq!(
+            err(
+                "[security_txt]\ncontact = [\"mailto:s@example.com\"]\nexpires = \"2099-01-01T00:00:00Z\"\npolicy = \"http://example.com\"\n"
+            ),
+            "invalid security_txt.policy `http://example.com`: use an https:// URL"
+        );
+    }
+
+    #[test]
     fn wrong_type_names_key_file_and_line() {
         let err = load(
             Some("[limits]\nmax_body_bytes = \"big\"\n"),
