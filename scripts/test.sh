@@ -32,6 +32,9 @@ if [ ! -d crates/warden-testkit/js/node_modules/oidc-provider ] \
   npm ci --prefix crates/warden-testkit/js --no-audit --no-fund > /dev/null
 fi
 
+# cargo-audit: the advisory scanner the vulnerability tests and Warden's own scan run.
+command -v cargo-audit > /dev/null || cargo install -q cargo-audit --locked --version 0.22.2
+
 # PostgreSQL runs on these machines; start it if it stopped.
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   if command -v pg_ctlcluster > /dev/null; then
@@ -41,3 +44,6 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
 fi
 
 cargo test --workspace --locked "$@"
+
+# Warden's own advisory scan, imported into Warden and gated (scripts/vuln-scan.sh).
+./scripts/vuln-scan.sh

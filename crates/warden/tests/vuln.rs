@@ -7,6 +7,7 @@
 #![expect(
     clippy::unwrap_used,
     clippy::indexing_slicing,
+    clippy::panic,
     reason = "test helpers fail the test"
 )]
 
@@ -432,6 +433,54 @@ async fn import_reimport_gate_judge_and_report() {
             )
         );
     }
+}
+
+/// The real cargo-audit on a lockfile pinning smallvec 1.5.0, against the offline advisory
+/// database in scripts/advisory-db: its report imports as a critical finding that fails the
+/// gate.
+#[tokio::test]
+async fn a_real_cargo_audit_report_fails_the_gate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("audit.json");
+    let out = std::process::Command::new("cargo-audit")
+        .args(["audit", "--no-fetch", "--json", "--db"])
+        .arg(root.join("scripts/advisory-db"))
+        .arg("-f")
+        .arg(fixture("pinned/Cargo.lock"))
+        .output()
+        .unwrap_or_else(|e| panic!("cargo-audit must be installed (scripts/test.sh does): {e}"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    std::fs::write(&report, &out.stdout).unwrap();
+    let server = TestServer::start(bin(), Backend::Sqlite, "").await;
+    let ci = server.token("ci", "admin", None);
+    let done = vuln(
+        &server,
+        &ci,
+        &["import", report.to_str().unwrap(), "--asset", "pinned"],
+    )
+    .unwrap();
+    assert!(
+        done.contains("(cargo-audit) into `pinned`: 1 findings: 1 new"),
+        "{done}"
+    );
+    let f = &findings(&server, &ci, "pinned")[0];
+    assert_eq!(
+        (f["advisory"].as_str(), f["severity"].as_str()),
+        (Some("RUSTSEC-2021-0003"), Some("critical"))
+    );
+    assert_eq!(f["package"], "pkg:cargo/smallvec@1.5.0");
+    assert_eq!(f["aliases"][0], "CVE-2021-25900");
+    let err = vuln(
+        &server,
+        &ci,
+        &["gate", "--asset", "pinned", "--fail-on", "high"],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "error: gate failed for `pinned`: 1 open at high or above"
+    );
 }
 
 #[tokio::test]
