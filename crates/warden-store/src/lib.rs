@@ -216,7 +216,8 @@ impl Store {
 async fn prepare(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
     if backend == Backend::Sqlite {
         conn.execute(
-            "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+            "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+             PRAGMA cache_size = -16000;",
         )
         .await?;
     }

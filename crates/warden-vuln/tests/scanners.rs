@@ -108,9 +108,9 @@ fn trivy_reports_in_every_schema() {
         [
             Some(Severity::Medium),
             Some(Severity::High),
+            Some(Severity::Critical),
             Some(Severity::Medium),
-            Some(Severity::Medium),
-            Some(Severity::Critical)
+            Some(Severity::Medium)
         ]
     );
     // Trivy's PURL is kept; identity drops its qualifiers.
