@@ -208,7 +208,32 @@ async fn metrics(State(app): State<App>) -> Response {
         .into_response()
 }
 
-fn graphql_error(status: StatusCode, message: &str) -> Response {
+/// Decides whether a bearer caller of a plain HTTP route may use `cap`; when not, the
+/// response to send (403 with the reason, the denial recorded; 500 when the decision or its
+/// record could not be made).
+pub(crate) async fn require(
+    app: &App,
+    audit: &AuditContext,
+    cap: crate::graphql::Capability,
+    target: &str,
+) -> Result<(), Response> {
+    match crate::graphql::check(&app.policy, &app.store, audit, cap, target).await {
+        Ok(()) => Ok(()),
+        Err(crate::graphql::Refused::Denied(reason)) => Err(graphql_error(
+            StatusCode::FORBIDDEN,
+            &format!("permission denied: {reason}"),
+        )),
+        Err(crate::graphql::Refused::Store(e)) => {
+            tracing::error!(error = %e, "cannot decide or record a denial");
+            Err(graphql_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            ))
+        }
+    }
+}
+
+pub(crate) fn graphql_error(status: StatusCode, message: &str) -> Response {
     (
         status,
         axum::Json(json!({ "errors": [{ "message": message }] })),
@@ -472,26 +497,10 @@ async fn audit_export_bearer(
         Ok(audit) => audit,
         Err(response) => return response,
     };
-    match crate::graphql::check(
-        &app.policy,
-        &app.store,
-        &audit,
-        crate::graphql::Capability::ReadAudit,
-        "audit",
-    )
-    .await
+    if let Err(refused) =
+        require(&app, &audit, crate::graphql::Capability::ReadAudit, "audit").await
     {
-        Ok(()) => {}
-        Err(crate::graphql::Refused::Denied(reason)) => {
-            return graphql_error(
-                StatusCode::FORBIDDEN,
-                &format!("permission denied: {reason}"),
-            );
-        }
-        Err(crate::graphql::Refused::Store(e)) => {
-            tracing::error!(error = %e, "cannot decide or record a denial");
-            return graphql_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-        }
+        return refused;
     }
     export(app, audit, query).await
 }

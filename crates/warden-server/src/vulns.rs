@@ -19,7 +19,7 @@ use warden_vuln::{Format, SlaTiers};
 
 use crate::config::SecurityTxt;
 use crate::edge::RequestId;
-use crate::http::{App, detached};
+use crate::http::{App, detached, graphql_error};
 
 /// What to import, besides the file.
 #[derive(Debug, Clone, Deserialize)]
@@ -183,14 +183,6 @@ pub(crate) fn summary_json(format: Format, s: &ImportSummary) -> serde_json::Val
     })
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({ "errors": [{ "message": message }] })),
-    )
-        .into_response()
-}
-
 async fn run_import(
     app: App,
     audit: AuditContext,
@@ -200,7 +192,7 @@ async fn run_import(
     let params = match params {
         Ok(Query(p)) => p,
         Err(e) => {
-            return error(
+            return graphql_error(
                 StatusCode::BAD_REQUEST,
                 &format!("invalid import parameters: {}", e.body_text()),
             );
@@ -217,10 +209,10 @@ async fn run_import(
     .await
     {
         Ok((format, summary)) => axum::Json(summary_json(format, &summary)).into_response(),
-        Err(ImportError::Bad(why)) => error(StatusCode::BAD_REQUEST, &why),
+        Err(ImportError::Bad(why)) => graphql_error(StatusCode::BAD_REQUEST, &why),
         Err(ImportError::Store(e)) => {
             tracing::error!(error = %e, "scan import failed");
-            error(
+            graphql_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error; see the server log",
             )
@@ -242,9 +234,8 @@ pub(crate) async fn import_bearer(
             Ok(audit) => audit,
             Err(response) => return response,
         };
-    match crate::graphql::check(
-        &app.policy,
-        &app.store,
+    match crate::http::require(
+        &app,
         &audit,
         crate::graphql::Capability::ImportVulns,
         "vulns",
@@ -252,14 +243,7 @@ pub(crate) async fn import_bearer(
     .await
     {
         Ok(()) => run_import(app, audit, params, body).await,
-        Err(crate::graphql::Refused::Denied(reason)) => error(
-            StatusCode::FORBIDDEN,
-            &format!("permission denied: {reason}"),
-        ),
-        Err(crate::graphql::Refused::Store(e)) => {
-            tracing::error!(error = %e, "cannot decide or record a denial");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
+        Err(refused) => refused,
     }
 }
 
@@ -311,6 +295,6 @@ pub(crate) async fn security_txt(State(app): State<App>) -> Response {
             security_txt_body(txt, &app.public_url),
         )
             .into_response(),
-        None => error(StatusCode::NOT_FOUND, "not found"),
+        None => graphql_error(StatusCode::NOT_FOUND, "not found"),
     }
 }

@@ -1166,8 +1166,15 @@ impl Store {
             } else {
                 filter.states.clone()
             };
-            let list: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
-            conds.push(format!("state IN ({})", list.join(", ")));
+            // One state as an equality, so the partial indexes on `state = 'open'` apply.
+            match states.as_slice() {
+                [one] => conds.push(format!("state = '{}'", one.as_str())),
+                _ => {
+                    let list: Vec<String> =
+                        states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+                    conds.push(format!("state IN ({})", list.join(", ")));
+                }
+            }
         }
         if let Some(asset) = &filter.asset {
             let p = bind(Bind::Text(asset.clone()), &mut binds);

@@ -130,21 +130,17 @@ fn message(event: &AuditEvent) -> String {
             event.target.trim_start_matches("user:"),
             text("group"),
         ),
-        "vuln.sla.half" => format!(
-            "{} `{}` on `{}` ({}) has used half its time: due {} (`warden vuln show {}`)",
+        "vuln.sla.half" | "vuln.sla.breach" => format!(
+            "{} `{}` on `{}` ({}) {}: due {} (`warden vuln show {}`)",
             text("severity"),
             text("advisory"),
             text("asset"),
             text("title"),
-            text("due_at"),
-            event.target.trim_start_matches("finding:"),
-        ),
-        "vuln.sla.breach" => format!(
-            "{} `{}` on `{}` ({}) is overdue: it was due {} (`warden vuln show {}`)",
-            text("severity"),
-            text("advisory"),
-            text("asset"),
-            text("title"),
+            if event.action == "vuln.sla.breach" {
+                "is overdue"
+            } else {
+                "has used half its time"
+            },
             text("due_at"),
             event.target.trim_start_matches("finding:"),
         ),

@@ -67,11 +67,12 @@ CREATE TABLE vuln_findings (
     rating_reason   TEXT
 );
 -- The overdue query, its count and the figures read these partial indexes alone: by due
--- date; by severity then due date; by asset, severity and due date (an asset's gate).
+-- date; by severity then due date; by asset then due date, with the severity (an asset's
+-- overdue list and its gate). An asset's findings by state are in number order.
 CREATE INDEX vuln_findings_due ON vuln_findings (due_at) WHERE state = 'open';
 CREATE INDEX vuln_findings_severity_due ON vuln_findings (effective, due_at) WHERE state = 'open';
-CREATE INDEX vuln_findings_asset_due ON vuln_findings (asset, effective, due_at) WHERE state = 'open';
-CREATE INDEX vuln_findings_asset ON vuln_findings (asset, state);
+CREATE INDEX vuln_findings_asset_due ON vuln_findings (asset, due_at) INCLUDE (effective) WHERE state = 'open';
+CREATE INDEX vuln_findings_asset ON vuln_findings (asset, state, id);
 CREATE INDEX vuln_findings_alerts ON vuln_findings (next_alert_at) WHERE state = 'open';
 CREATE INDEX vuln_findings_acceptances ON vuln_findings (accepted_until) WHERE state = 'accepted';
 CREATE INDEX vuln_findings_triage ON vuln_findings (asset) WHERE state = 'triage';
