@@ -52,7 +52,7 @@ fn the_starter_set_passes_its_tests() {
             .unwrap();
     let tests = parse_tests("tests.toml", &text).unwrap();
     let results = run_tests(&policies, &tests).unwrap();
-    assert_eq!(results.len(), 11);
+    assert_eq!(results.len(), 13);
     for r in &results {
         assert!(r.passed, "{r:?}");
     }
@@ -64,7 +64,7 @@ fn the_starter_set_passes_its_tests() {
         .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
         .collect();
     let checked = warden_policy::check_set(&files).unwrap();
-    assert_eq!(checked.results.len(), 11);
+    assert_eq!(checked.results.len(), 13);
     assert_eq!(checked.failures().count(), 0);
 }
 

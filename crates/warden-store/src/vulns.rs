@@ -560,6 +560,28 @@ fn list(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Records the SLA policy in force if none is recorded yet (the first vulnerability write);
+/// returns it then, for that write's audit event.
+async fn record_policy(
+    conn: &mut AnyConnection,
+    tiers: &SlaTiers,
+    now: Timestamp,
+) -> Result<Option<Value>, StoreError> {
+    let row = sqlx::query("SELECT 1 AS one FROM vuln_sla_policy WHERE id = 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    if row.is_some() {
+        return Ok(None);
+    }
+    let policy = tiers.describe();
+    sqlx::query("INSERT INTO vuln_sla_policy (id, policy, applied_at) VALUES (1, $1, $2)")
+        .bind(policy.to_string())
+        .bind(now.as_millis())
+        .execute(&mut *conn)
+        .await?;
+    Ok(Some(policy))
+}
+
 /// Re-computes the due dates of the live findings of one tier's assets (or, for the default
 /// tier, of assets in tiers no longer configured too).
 async fn recompute_clocks(
@@ -644,6 +666,7 @@ impl Store {
         };
         let now = ctx.now;
         self.audited_detailed(ctx, action, async |conn| {
+            let recorded = record_policy(conn, tiers, now).await?;
             let tier = ensure_asset(conn, &new.asset, now).await?;
             let policy = tiers.policy(&tier);
             let mut keys: BTreeMap<(String, String), i64> = BTreeMap::new();
@@ -780,6 +803,7 @@ impl Store {
             .await?;
             let details = json!({
                 "tier": tier,
+                "sla_policy_recorded": recorded,
                 "findings": summary.findings,
                 "opened": summary.opened,
                 "reopened": summary.reopened,
@@ -810,6 +834,7 @@ impl Store {
         };
         let now = ctx.now;
         self.audited_detailed(ctx, action, async |conn| {
+            let recorded = record_policy(conn, tiers, now).await?;
             let tier = ensure_asset(conn, &report.asset, now).await?;
             let fid = next_finding_id(conn, backend).await?;
             let advisory = format!("WARDEN-REPORT-{fid}");
@@ -836,7 +861,10 @@ impl Store {
             insert_keys(conn, &report.asset, &[(format!("report:{fid}"), advisory, fid)]).await?;
             add_history(conn, fid, ctx, "reported", &json!({ "severity": report.severity.map(Severity::as_str) })).await?;
             let finding = fetch_finding(conn, fid).await?;
-            Ok((finding, json!({ "finding": fid })))
+            Ok((
+                finding,
+                json!({ "finding": fid, "sla_policy_recorded": recorded }),
+            ))
         })
         .await
     }
@@ -1049,6 +1077,7 @@ impl Store {
                     names.join(", ")
                 )));
             }
+            let recorded = record_policy(conn, tiers, now).await?;
             let from = ensure_asset(conn, asset, now).await?;
             sqlx::query("UPDATE vuln_assets SET tier = $1 WHERE name = $2")
                 .bind(tier)
@@ -1064,7 +1093,10 @@ impl Store {
                     kind: "asset",
                     name: asset.to_owned(),
                 })?;
-            Ok((a, json!({ "from": from, "findings_recomputed": changed })))
+            Ok((
+                a,
+                json!({ "from": from, "findings_recomputed": changed, "sla_policy_recorded": recorded }),
+            ))
         })
         .await
     }
@@ -1081,7 +1113,12 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         let previous: Option<String> = row.map(|r| r.try_get("policy")).transpose()?;
-        if previous.as_deref() == Some(policy.as_str()) {
+        // Nothing recorded yet: the first vulnerability write records the policy in force
+        // with its own event, so a server that never sees a finding logs nothing of it.
+        let Some(previous) = previous else {
+            return Ok(false);
+        };
+        if previous == policy {
             return Ok(false);
         }
         let action = Action {
@@ -1089,7 +1126,7 @@ impl Store {
             target: "vuln:sla".to_owned(),
             details: json!({
                 "policy": tiers.describe(),
-                "previous": previous.as_deref().and_then(|p| serde_json::from_str::<Value>(p).ok()),
+                "previous": serde_json::from_str::<Value>(&previous).ok(),
             }),
         };
         let now = ctx.now;

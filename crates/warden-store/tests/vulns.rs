@@ -2,11 +2,7 @@
 //! severity), re-imports that fix and reopen, SLA clocks and alerts at their exact
 //! boundaries with time passed in, re-rating with and without a clock restart, acceptance
 //! expiry, tiers, and the remediation figures.
-#![expect(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "test helpers fail the test"
-)]
+#![expect(clippy::unwrap_used, reason = "test helpers fail the test")]
 
 mod common;
 
@@ -414,7 +410,7 @@ async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
 async fn tiers_policy_changes_reports_and_figures() {
     for (store, _db, _dir) in stores().await {
         let sla = SlaTiers::default();
-        assert!(store.vuln_apply_sla(&ctx(T0), &sla).await.unwrap());
+        // Nothing is recorded before the first finding; the first import records the policy.
         assert!(!store.vuln_apply_sla(&ctx(T0), &sla).await.unwrap());
         let findings = vec![
             finding("CVE-1", &[], "pkg:cargo/a@1", Some(Severity::Critical)),
@@ -426,6 +422,13 @@ async fn tiers_policy_changes_reports_and_figures() {
             .await
             .unwrap();
         assert_eq!(find(&store, "CVE-3").await.due_at, None);
+        assert!(!store.vuln_apply_sla(&ctx(T0), &sla).await.unwrap());
+        let events = store.recent_events(10).await.unwrap();
+        let first = events.iter().find(|e| e.action == "vuln.import").unwrap();
+        assert_eq!(
+            first.details["sla_policy_recorded"]["tiers"]["default"]["critical"],
+            86_400
+        );
 
         // An internet-facing tier with tighter clocks.
         let tiers = SlaTiers::new(

@@ -2,12 +2,6 @@
 //! proxy; who may decide (the policy's `approve`, never the requester; N approvals); and the
 //! exact error for each known bad input, with nothing changed.
 
-#![expect(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "test helpers fail the test"
-)]
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -148,7 +148,7 @@ async fn policy_sets_apply_with_a_diff_versions_history_and_audit() {
         assert_eq!(history[0]["active"], true);
         assert_eq!(history[0]["appliedBy"], "system");
         assert_eq!(history[0]["policies"], 5);
-        assert_eq!(history[0]["tests"], 11);
+        assert_eq!(history[0]["tests"], 13);
 
         let dir = tempfile::tempdir().unwrap();
         edited_starter(dir.path());
@@ -166,7 +166,7 @@ async fn policy_sets_apply_with_a_diff_versions_history_and_audit() {
         );
         assert!(
             stderr.starts_with(
-                "dry run: 6 policies and 12 tests pass; nothing was activated (sha256 "
+                "dry run: 6 policies and 14 tests pass; nothing was activated (sha256 "
             ),
             "{stderr}"
         );
@@ -174,7 +174,7 @@ async fn policy_sets_apply_with_a_diff_versions_history_and_audit() {
         let (stdout, stderr) = text(&server.remote(&admin, &["policy", "apply", d]));
         assert!(stdout.contains("+@id(\"web-deploy\")"), "{stdout}");
         assert!(
-            stderr.starts_with("applied policy version 2 (6 policies, 12 tests passed, sha256 "),
+            stderr.starts_with("applied policy version 2 (6 policies, 14 tests passed, sha256 "),
             "{stderr}"
         );
         // The same set again changes nothing.
@@ -276,7 +276,7 @@ async fn apply_refuses_failing_tests_and_bad_sets_and_activates_nothing() {
     .unwrap();
     assert_eq!(
         apply(&admin),
-        "error: policy not applied: 1 of 12 tests failed:\ntest `web deploys on web hosts`: expected allow, got deny (no policy applies)"
+        "error: policy not applied: 1 of 14 tests failed:\ntest `web deploys on web hosts`: expected allow, got deny (no policy applies)"
     );
     std::fs::write(&tests, &good_tests).unwrap();
     let cedar = dir.path().join("ssh.cedar");
@@ -331,7 +331,7 @@ async fn apply_refuses_failing_tests_and_bad_sets_and_activates_nothing() {
         .collect();
     assert_eq!(refused.len(), 6, "{refused:?}");
     assert!(
-        refused[0].starts_with("policy not applied: 1 of 12 tests failed: test `web deploys"),
+        refused[0].starts_with("policy not applied: 1 of 14 tests failed: test `web deploys"),
         "{refused:?}"
     );
     let denied = server.audit("policy.manage");
@@ -509,7 +509,7 @@ async fn with_no_policy_everything_is_denied_but_the_operator() {
         &["policy", "--data-dir", &data, "apply", &starter()],
     ));
     assert!(
-        err.starts_with("applied policy version 1 (5 policies, 11 tests passed"),
+        err.starts_with("applied policy version 1 (5 policies, 13 tests passed"),
         "{err}"
     );
     let body = users().await;
