@@ -27,7 +27,7 @@ cargo audit --db "$db" --no-fetch --json -f Cargo.lock > "$out/cargo-audit.json"
 }
 
 cargo build --locked -q -p warden --bin warden
-bin=target/debug/warden
+bin="${CARGO_TARGET_DIR:-target}/debug/warden"
 data=$(mktemp -d)
 WARDEN_LISTEN_AGENT_MTLS=127.0.0.1:0 WARDEN_LISTEN_SSH_PROXY=127.0.0.1:0 \
   "$bin" server --dev --data-dir "$data" --listen 127.0.0.1:0 > "$out/server.log" 2>&1 &
