@@ -1417,9 +1417,8 @@ impl Store {
         let mut done = 0;
         for row in due {
             let id: i64 = row.try_get("id")?;
-            let Some(f) = self.vuln_finding(id).await? else {
-                continue;
-            };
+            // The row alone: an alert needs neither the history nor the scanners.
+            let f = fetch_finding(&mut *self.pool.acquire().await?, id).await?;
             let Some(due_at) = f.due_at else { continue };
             let level = if due_at.as_millis() <= now { 2 } else { 1 };
             let action = Action {
