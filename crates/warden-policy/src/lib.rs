@@ -400,6 +400,20 @@ impl Policies {
         &self.schema
     }
 
+    /// Every policy's id with its Cedar JSON form, in id order: what the mesh compiles
+    /// `connect` rules from.
+    pub fn policies_json(&self) -> Result<Vec<(String, serde_json::Value)>, PolicyError> {
+        let mut out = Vec::with_capacity(self.len());
+        for policy in self.set.policies() {
+            let json = policy
+                .to_json()
+                .map_err(|e| one(format!("policy `{}`: {e}", policy.id())))?;
+            out.push((policy.id().to_string(), json));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
     /// Decides a request: `principal`, `action` and `resource` are entity references like
     /// `Warden::User::"alice"`; `context` a JSON object.
     pub fn decide(
