@@ -265,10 +265,17 @@ pub(crate) async fn offboard(
     .await?
     .rows_affected();
     let grants = crate::access::end_grants(conn, &user.id, now).await?;
+    // Their devices leave the mesh; a device enrolled again needs a new sign-in.
+    let devices = sqlx::query("DELETE FROM mesh_nodes WHERE kind = 'device' AND owner = $1")
+        .bind(user.name.as_str())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
     Ok(serde_json::json!({
         "tokens_revoked": tokens,
         "web_sessions_ended": sessions,
         "ssh_certificates_revoked": certificates,
         "grants_ended": grants,
+        "mesh_devices_removed": devices,
     }))
 }
