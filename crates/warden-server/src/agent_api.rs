@@ -78,7 +78,11 @@ fn fail(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
-fn context(request_id: String, source: Option<SocketAddr>, actor: Actor) -> AuditContext {
+pub(crate) fn context(
+    request_id: String,
+    source: Option<SocketAddr>,
+    actor: Actor,
+) -> AuditContext {
     AuditContext {
         actor,
         request_id,
@@ -215,46 +219,26 @@ pub(crate) async fn renew(
         deny(&app, &ctx, "host.renew", "agent", "no client certificate").await;
         return fail(StatusCode::UNAUTHORIZED, "a client certificate is required");
     };
-    let (name, serial) = match peer_host(&app, &certificate) {
-        Ok(pair) => pair,
-        Err(reason) => {
-            deny(&app, &ctx, "host.renew", "agent", &reason).await;
-            return fail(
-                StatusCode::FORBIDDEN,
-                &format!("permission denied: {reason}"),
-            );
-        }
+    let host = match verified_host(&app, &ctx, &certificate, "host.renew").await {
+        Ok(name) => name,
+        Err(response) => return response,
     };
-    let target = format!("host:{name}");
     let ctx = AuditContext {
         actor: Actor::Host {
-            name: name.clone(),
+            name: host.clone(),
             method: AuthMethod::MutualTls,
         },
         ..ctx
     };
-    let host = match (
-        app.store.x509_certificate_valid(serial).await,
-        app.store.host(name.as_str()).await,
-    ) {
-        (Ok(true), Ok(Some(host))) => host,
-        (Ok(false), _) => {
-            let reason = format!("client certificate {serial} is revoked or unknown");
-            deny(&app, &ctx, "host.renew", &target, &reason).await;
+    let host = match app.store.host(host.as_str()).await {
+        Ok(Some(host)) => host,
+        Ok(None) => {
             return fail(
                 StatusCode::FORBIDDEN,
-                &format!("permission denied: {reason}"),
+                "permission denied: the host has left",
             );
         }
-        (_, Ok(None)) => {
-            let reason = format!("host `{name}` has not joined");
-            deny(&app, &ctx, "host.renew", &target, &reason).await;
-            return fail(
-                StatusCode::FORBIDDEN,
-                &format!("permission denied: {reason}"),
-            );
-        }
-        (Err(e), _) | (_, Err(e)) => {
+        Err(e) => {
             tracing::error!(error = %e, "renew lookup failed");
             return fail(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -270,6 +254,64 @@ pub(crate) async fn renew(
         return fail(StatusCode::BAD_REQUEST, &message);
     }
     credentials(&app, ctx, host, request.ssh_host_key, request.csr).await
+}
+
+/// The joined host a mutual-TLS client certificate proves, or the response refusing it
+/// (recorded as a denial of `action`): the certificate must name a host of this trust
+/// domain, be unrevoked, and the host must still be joined.
+pub(crate) async fn verified_host(
+    app: &App,
+    ctx: &AuditContext,
+    certificate: &PeerCertificate,
+    action: &'static str,
+) -> Result<HostName, Response> {
+    let (name, serial) = match peer_host(app, certificate) {
+        Ok(pair) => pair,
+        Err(reason) => {
+            deny(app, ctx, action, "agent", &reason).await;
+            return Err(fail(
+                StatusCode::FORBIDDEN,
+                &format!("permission denied: {reason}"),
+            ));
+        }
+    };
+    let target = format!("host:{name}");
+    let ctx = AuditContext {
+        actor: Actor::Host {
+            name: name.clone(),
+            method: AuthMethod::MutualTls,
+        },
+        ..ctx.clone()
+    };
+    match (
+        app.store.x509_certificate_valid(serial).await,
+        app.store.host(name.as_str()).await,
+    ) {
+        (Ok(true), Ok(Some(_))) => Ok(name),
+        (Ok(false), _) => {
+            let reason = format!("client certificate {serial} is revoked or unknown");
+            deny(app, &ctx, action, &target, &reason).await;
+            Err(fail(
+                StatusCode::FORBIDDEN,
+                &format!("permission denied: {reason}"),
+            ))
+        }
+        (_, Ok(None)) => {
+            let reason = format!("host `{name}` has not joined");
+            deny(app, &ctx, action, &target, &reason).await;
+            Err(fail(
+                StatusCode::FORBIDDEN,
+                &format!("permission denied: {reason}"),
+            ))
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "agent lookup failed");
+            Err(fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable; try again",
+            ))
+        }
+    }
 }
 
 /// Issues the host certificate and the client certificate (each audited) and packs them with

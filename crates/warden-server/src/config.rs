@@ -43,6 +43,8 @@ pub struct Config {
     pub x509: X509Config,
     /// Host agents.
     pub agent: AgentConfig,
+    /// The WireGuard mesh.
+    pub mesh: MeshConfig,
     /// Sign-in.
     pub identity: IdentityConfig,
     /// The policy engine.
@@ -130,6 +132,20 @@ pub struct AgentConfig {
     pub host_cert_ttl: Duration,
     /// The agent's mTLS client certificate lifetime (`agent.client_cert_ttl`, default 7d).
     pub client_cert_ttl: Duration,
+}
+
+/// The WireGuard mesh (`[mesh]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshConfig {
+    /// The overlay ranges (`mesh.ipv4_range`, default 100.64.0.0/10; `mesh.ipv6_range`,
+    /// default fd7a:5744:4e00::/48).
+    pub ranges: warden_mesh::MeshRanges,
+    /// How long a device's key is accepted before its owner signs in again (default 7d).
+    pub device_key_ttl: Duration,
+    /// How long a host's key is accepted; its agent renews it at two thirds (default 30d).
+    pub host_key_ttl: Duration,
+    /// How recent the passkey sign-in behind a device enrollment must be (default 15m).
+    pub signin_max_age: Duration,
 }
 
 /// SSH certificate settings.
@@ -351,6 +367,7 @@ struct FileConfig {
     ssh: SshFile,
     x509: X509File,
     agent: AgentFile,
+    mesh: MeshFile,
     identity: IdentityFile,
     policy: PolicyFile,
     vuln: VulnFile,
@@ -433,6 +450,16 @@ struct X509File {
 struct AgentFile {
     host_cert_ttl: Option<String>,
     client_cert_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct MeshFile {
+    ipv4_range: Option<String>,
+    ipv6_range: Option<String>,
+    device_key_ttl: Option<String>,
+    host_key_ttl: Option<String>,
+    signin_max_age: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -948,6 +975,34 @@ impl FileConfig {
                 Duration::from_secs(7 * 86_400),
             )?,
         };
+        let mesh = MeshConfig {
+            ranges: warden_mesh::MeshRanges::new(
+                self.mesh
+                    .ipv4_range
+                    .as_deref()
+                    .unwrap_or(warden_mesh::range::DEFAULT_IPV4),
+                self.mesh
+                    .ipv6_range
+                    .as_deref()
+                    .unwrap_or(warden_mesh::range::DEFAULT_IPV6),
+            )
+            .map_err(|e| ConfigError(format!("mesh: {e}")))?,
+            device_key_ttl: at_least_a_second(
+                "mesh.device_key_ttl",
+                self.mesh.device_key_ttl,
+                Duration::from_secs(7 * 86_400),
+            )?,
+            host_key_ttl: at_least_a_second(
+                "mesh.host_key_ttl",
+                self.mesh.host_key_ttl,
+                Duration::from_secs(30 * 86_400),
+            )?,
+            signin_max_age: at_least_a_second(
+                "mesh.signin_max_age",
+                self.mesh.signin_max_age,
+                Duration::from_secs(15 * 60),
+            )?,
+        };
         let identity = resolve_identity(self.identity)?;
         let policy = PolicyConfig {
             starter: self.policy.starter.unwrap_or(true),
@@ -958,6 +1013,7 @@ impl FileConfig {
             .map(|f| resolve_security_txt(f, Timestamp::from_system(std::time::SystemTime::now())))
             .transpose()?;
         Ok(Config {
+            mesh,
             vuln,
             security_txt,
             policy,

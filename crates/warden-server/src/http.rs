@@ -42,6 +42,8 @@ pub(crate) struct App {
     pub vuln: crate::config::VulnConfig,
     /// What `/.well-known/security.txt` says.
     pub security_txt: Option<Arc<crate::config::SecurityTxt>>,
+    /// The compiled WireGuard mesh.
+    pub mesh: Arc<crate::mesh::Mesh>,
 }
 
 impl std::fmt::Debug for App {
@@ -66,6 +68,8 @@ pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Route
         .route("/v1/ssh/krl", get(ssh_krl))
         .route("/v1/x509/bundle.pem", get(x509_bundle))
         .route("/v1/agent/join", post(crate::agent_api::join))
+        .route("/v1/mesh/device", post(crate::mesh::enroll_device))
+        .route("/v1/mesh/device/map", get(crate::mesh::device_map))
         .route("/", get(crate::web::sign_in_page))
         .route("/account", get(crate::web::account))
         .route("/auth/logout", post(crate::web::logout))
@@ -124,6 +128,8 @@ pub(crate) fn admin_router(app: App, edge: EdgeState, limits: &Limits) -> Router
 pub(crate) fn mtls_router(app: App, edge: EdgeState, limits: &Limits) -> Router {
     let routes = Router::new()
         .route("/v1/agent/renew", post(crate::agent_api::renew))
+        .route("/v1/mesh/enroll", post(crate::mesh::enroll_host))
+        .route("/v1/mesh/map", get(crate::mesh::host_map))
         .route("/v1/ssh/user_ca.pub", get(ssh_user_ca))
         .route("/v1/ssh/host_ca.pub", get(ssh_host_ca))
         .route("/v1/ssh/krl", get(ssh_krl))

@@ -9,6 +9,7 @@ mod edge;
 pub mod graphql;
 mod http;
 pub mod logging;
+mod mesh;
 mod metrics;
 mod mtls;
 pub mod policy;
@@ -305,6 +306,7 @@ impl Server {
                 }
             },
         };
+        let mesh = mesh::Mesh::new(self.config.mesh.clone());
         let app = App {
             store: self.store.clone(),
             audit: self.audit.clone(),
@@ -326,6 +328,7 @@ impl Server {
             public_url: self.config.public_url.as_str().trim_end_matches('/').into(),
             vuln: self.config.vuln.clone(),
             security_txt: self.config.security_txt.clone().map(Arc::new),
+            mesh: mesh.clone(),
         };
         let limits = self.config.limits.clone();
         let limiter = SourceLimiter::new(&limits);
@@ -356,6 +359,7 @@ impl Server {
         let tls_refresh = tokio::spawn(self.mtls.tls.clone().run_refresh());
         let policy_refresh = tokio::spawn(self.policy.clone().run_refresh(self.store.clone()));
         let listen = tokio::spawn(self.store.clone().listen());
+        let mesh_task = tokio::spawn(mesh.run(self.store.clone(), self.policy.clone()));
         let timers = tokio::spawn(timers::run(
             self.store.clone(),
             self.config.vuln.sla.clone(),
@@ -402,6 +406,7 @@ impl Server {
         policy_refresh.abort();
         listen.abort();
         timers.abort();
+        mesh_task.abort();
         if let Some(proxy) = proxy {
             proxy.abort();
         }

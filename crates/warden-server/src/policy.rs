@@ -319,6 +319,16 @@ impl Engine {
                 return Err(ApplyError::Invalid(e));
             }
         };
+        // `connect` policies must compile into network rules and name known labels.
+        let labels = store.host_label_keys().await?;
+        if let Err(reason) = crate::mesh::check_policies(&checked.policies, &labels) {
+            if !dry_run {
+                refuse(&reason).await?;
+            }
+            return Err(ApplyError::Invalid(warden_policy::PolicyError(vec![
+                reason,
+            ])));
+        }
         let failures: Vec<String> = checked
             .failures()
             .map(|r| {

@@ -105,7 +105,9 @@ fn node_from_row(row: &AnyRow) -> Result<MeshNode, StoreError> {
         endpoint: row.try_get("endpoint")?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
         key_set_at: Timestamp::from_millis(row.try_get("key_set_at")?),
-        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp::from_millis),
+        expires_at: row
+            .try_get::<Option<i64>, _>("expires_at")?
+            .map(Timestamp::from_millis),
     })
 }
 
@@ -215,7 +217,10 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
             if deleted.rows_affected() == 0 {
-                return Err(StoreError::NotFound { kind: "mesh node", name: name.to_owned() });
+                return Err(StoreError::NotFound {
+                    kind: "mesh node",
+                    name: name.to_owned(),
+                });
             }
             Ok(())
         })
@@ -224,10 +229,12 @@ impl Store {
 
     /// The node called `name`.
     pub async fn mesh_node(&self, name: &str) -> Result<Option<MeshNode>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM mesh_nodes m WHERE m.name = $1"))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM mesh_nodes m WHERE m.name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(node_from_row).transpose()
     }
 
@@ -250,7 +257,10 @@ impl Store {
         .await?;
         let mut by_user: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for row in &groups {
-            by_user.entry(row.try_get("user_id")?).or_default().insert(row.try_get("name")?);
+            by_user
+                .entry(row.try_get("user_id")?)
+                .or_default()
+                .insert(row.try_get("name")?);
         }
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -264,7 +274,11 @@ impl Store {
                 MeshNodeKind::Device => user_id.is_some() && disabled.is_none() && unexpired,
             };
             out.push(MeshMember {
-                labels: labels.map(|l| serde_json::from_str(&l)).transpose().map_err(corrupt)?.unwrap_or_default(),
+                labels: labels
+                    .map(|l| serde_json::from_str(&l))
+                    .transpose()
+                    .map_err(corrupt)?
+                    .unwrap_or_default(),
                 groups: user_id.and_then(|u| by_user.remove(&u)).unwrap_or_default(),
                 live,
                 node,
