@@ -215,10 +215,15 @@ impl DataPlane {
                     on: config.filter,
                 },
             )
-            .with_private_key(StaticSecret::from(private_key))
             .with_listen_port(config.listen_port)
             .with_uapi(uapi)
             .build()
+            .await
+            .map_err(|e| DataPlaneError::Device(e.to_string()))?;
+        // Setting the key after building binds the UDP socket even with no peers yet (the
+        // builder binds only when it is given peers).
+        device
+            .set_private_key(StaticSecret::from(private_key))
             .await
             .map_err(|e| DataPlaneError::Device(e.to_string()))?;
         let v4 = format!("{}/{}", config.ipv4, config.ranges.ipv4().prefix_len());

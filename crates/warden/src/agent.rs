@@ -40,7 +40,7 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn shown_time(secs: u64) -> warden_model::Timestamp {
+pub(crate) fn shown_time(secs: u64) -> warden_model::Timestamp {
     warden_model::Timestamp::from_millis(i64::try_from(secs).unwrap_or(i64::MAX / 1000) * 1000)
 }
 
@@ -71,6 +71,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     if agent.args.once {
         return Ok(());
     }
+    let agent = Arc::new(agent);
+    let (creds_tx, creds_rx) = tokio::sync::watch::channel(saved.credentials.clone());
+    let _mesh = match agent.args.mesh_interface.clone() {
+        Some(interface) => Some(MeshTask(tokio::spawn(
+            Arc::clone(&agent).run_mesh(interface, creds_rx),
+        ))),
+        None => None,
+    };
     loop {
         let creds = &saved.credentials;
         let due = renew_at(saved.obtained_at, creds.client_certificate_not_after).min(renew_at(
@@ -91,10 +99,22 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         };
         if now_secs() >= due || host_ca_rotated {
             match agent.renew(&saved).await {
-                Ok(fresh) => saved = fresh,
+                Ok(fresh) => {
+                    saved = fresh;
+                    creds_tx.send_replace(saved.credentials.clone());
+                }
                 Err(err) => eprintln!("warning: renewal failed (will retry): {err:#}"),
             }
         }
+    }
+}
+
+/// The mesh task, stopped with the agent.
+struct MeshTask(tokio::task::JoinHandle<()>);
+
+impl Drop for MeshTask {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -327,6 +347,88 @@ impl Agent {
             (Some(signing), Some(cert)) => signing.key_data() != cert.signature_key(),
             _ => false,
         })
+    }
+
+    /// Enrolls the host's mesh key over mutual TLS (a new key at two thirds of its life),
+    /// brings the interface up and follows the host's map. Failures are retried.
+    async fn run_mesh(
+        self: Arc<Self>,
+        interface: String,
+        creds: tokio::sync::watch::Receiver<AgentCredentials>,
+    ) {
+        loop {
+            if let Err(e) = self.mesh_once(&interface, creds.clone()).await {
+                eprintln!("warning: mesh: {e:#}");
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+
+    async fn mesh_once(
+        &self,
+        interface: &str,
+        creds: tokio::sync::watch::Receiver<AgentCredentials>,
+    ) -> anyhow::Result<()> {
+        let dir = &self.args.data_dir;
+        let enrolled_path = self.path("mesh.json");
+        let previous: Option<crate::mesh::Enrolled> = std::fs::read(&enrolled_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let renew = previous.as_ref().is_some_and(|p| {
+            let obtained = std::fs::metadata(dir.join("mesh.key"))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            now_secs() >= renew_at(obtained, p.expires_at)
+        });
+        let private_key = crate::mesh::node_key(dir, renew)?;
+        let current = creds.borrow().clone();
+        let enrolled = self.mesh_enroll(&current, private_key).await?;
+        write_file(&enrolled_path, &serde_json::to_vec(&enrolled)?, 0o600)?;
+        eprintln!(
+            "mesh: host `{}` enrolled as {} and {}",
+            enrolled.name, enrolled.ipv4, enrolled.ipv6
+        );
+        let plane = crate::mesh::bring_up(
+            &enrolled,
+            interface,
+            self.args.mesh_listen_port,
+            private_key,
+        )
+        .await?;
+        let fetch = |after: u64| {
+            let creds = creds.borrow().clone();
+            async move {
+                let (status, bytes) = self
+                    .mtls(&creds, "GET", &format!("/v1/mesh/map?after={after}"), Vec::new())
+                    .await?;
+                crate::mesh::map_answer(status, &bytes)
+            }
+        };
+        // Come back to renew the key at two thirds of its life.
+        let renew_in = renew_at(now_secs(), enrolled.expires_at).saturating_sub(now_secs());
+        let stop = tokio::time::sleep(Duration::from_secs(renew_in.max(60)));
+        let result = crate::mesh::serve(&plane, dir, fetch, stop).await;
+        plane.stop().await;
+        result
+    }
+
+    async fn mesh_enroll(
+        &self,
+        creds: &AgentCredentials,
+        private_key: [u8; 32],
+    ) -> anyhow::Result<crate::mesh::Enrolled> {
+        let public = warden_mesh::dataplane::public_of(private_key)?;
+        let body = serde_json::to_vec(&serde_json::json!({
+            "public_key": public.to_string(),
+            "endpoint": self.args.mesh_endpoint,
+        }))?;
+        let (status, bytes) = self.mtls(creds, "POST", "/v1/mesh/enroll", body).await?;
+        if !status.is_success() {
+            bail!("{}", crate::client::failure(status, &bytes));
+        }
+        serde_json::from_slice(&bytes).context("the server's answer is not an enrollment")
     }
 
     async fn mtls(

@@ -47,6 +47,8 @@ pub enum Command {
     /// Vulnerabilities with severity SLAs: import scans, list and judge findings, figures,
     /// and a CI gate.
     Vuln(VulnArgs),
+    /// The WireGuard mesh: join with this device, print a wg-quick file, show a node's state.
+    Mesh(MeshArgs),
     /// Policy as code (Cedar): check and test a directory offline, apply it to the server,
     /// show versions and history, explain decisions.
     Policy(PolicyArgs),
@@ -609,6 +611,73 @@ pub struct AgentArgs {
     /// Join or renew once, write the files, and exit.
     #[arg(long)]
     pub once: bool,
+    /// Join the WireGuard mesh on this interface (a userspace WireGuard device with the
+    /// stateful filter; the name must be unique on the machine).
+    #[arg(long, value_name = "NAME")]
+    pub mesh_interface: Option<String>,
+    /// The UDP port the mesh interface listens on.
+    #[arg(long, value_name = "PORT", default_value_t = 51820)]
+    pub mesh_listen_port: u16,
+    /// Where other nodes reach this host's mesh interface, `IP:PORT`.
+    #[arg(long, value_name = "IP:PORT")]
+    pub mesh_endpoint: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MeshArgs {
+    #[command(subcommand)]
+    pub command: MeshCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MeshCommand {
+    /// Join the mesh with this device and stay up: enrolls the device's key (made here; the
+    /// private half never leaves `--data-dir`), brings up the interface and follows the map.
+    /// Needs a recent `warden login` (a passkey sign-in).
+    Up {
+        /// The Warden server's URL.
+        #[arg(long, env = "WARDEN_SERVER", value_name = "URL")]
+        server: String,
+        /// This device's name in the mesh, such as `alice-laptop`.
+        #[arg(long)]
+        name: String,
+        /// The interface to create (unique on the machine).
+        #[arg(long, default_value = "warden0")]
+        interface: String,
+        /// The UDP port to listen on (0: any).
+        #[arg(long, default_value_t = 0)]
+        listen_port: u16,
+        /// Where other nodes can reach this device, `IP:PORT`, if they can.
+        #[arg(long, value_name = "IP:PORT")]
+        endpoint: Option<String>,
+        /// Where the device's key and status live.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/warden/mesh")]
+        data_dir: PathBuf,
+    },
+    /// Enroll a device that runs the stock WireGuard apps and print its wg-quick file (with
+    /// a private key made here, shown only in this output). Access is still enforced by the
+    /// destinations' agents. Needs a recent `warden login`.
+    Config {
+        /// The Warden server's URL.
+        #[arg(long, env = "WARDEN_SERVER", value_name = "URL")]
+        server: String,
+        /// The device's name in the mesh.
+        #[arg(long)]
+        device: String,
+        /// Where other nodes can reach the device, `IP:PORT`, if they can.
+        #[arg(long, value_name = "IP:PORT")]
+        endpoint: Option<String>,
+    },
+    /// What a running node sees: peers with their handshakes and bytes, the flows its
+    /// filter tracks, and its counters.
+    Status {
+        /// The node's data directory (the agent's, or `mesh up`'s).
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/warden/mesh")]
+        data_dir: PathBuf,
+        /// Print machine-readable JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -83,6 +83,16 @@ impl AdminClient {
         Err(anyhow!("{}", failure(status, &bytes)))
     }
 
+    /// Sends a request; the status and body, whatever the status.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(hyper::StatusCode, Bytes)> {
+        self.send(method, path, body).await
+    }
+
     async fn send(
         &self,
         method: &str,
@@ -128,7 +138,7 @@ impl AdminClient {
 }
 
 /// The server's message in a failed answer, or its status.
-fn failure(status: hyper::StatusCode, bytes: &[u8]) -> String {
+pub(crate) fn failure(status: hyper::StatusCode, bytes: &[u8]) -> String {
     serde_json::from_slice::<Value>(bytes)
         .ok()
         .and_then(|v| {

@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod http;
 mod login;
+mod mesh;
 mod output;
 mod pki;
 mod policy;
@@ -61,6 +62,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Play(args) => sessions::play(args).await,
         Command::Request(args) => request::run(args).await,
         Command::Vuln(args) => vuln::run(args).await,
+        Command::Mesh(args) => mesh::run(args).await,
         Command::Review(args) => review::run(args).await,
         Command::Policy(args) => policy::run(args).await,
         Command::Ca(args) => pki::ca(args).await,
