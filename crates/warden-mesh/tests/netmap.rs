@@ -1,6 +1,8 @@
 //! The netmap compiler decides as Cedar does, changes incrementally as it would from
 //! scratch, and refuses what it cannot compile.
 
+#![expect(clippy::unwrap_used, reason = "test helpers fail the test")]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 

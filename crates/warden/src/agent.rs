@@ -73,12 +73,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     }
     let agent = Arc::new(agent);
     let (creds_tx, creds_rx) = tokio::sync::watch::channel(saved.credentials.clone());
-    let _mesh = match agent.args.mesh_interface.clone() {
-        Some(interface) => Some(MeshTask(tokio::spawn(
+    let _mesh = agent.args.mesh_interface.clone().map(|interface| {
+        MeshTask(tokio::spawn(
             Arc::clone(&agent).run_mesh(interface, creds_rx),
-        ))),
-        None => None,
-    };
+        ))
+    });
     loop {
         let creds = &saved.credentials;
         let due = renew_at(saved.obtained_at, creds.client_certificate_not_after).min(renew_at(
@@ -401,7 +400,12 @@ impl Agent {
             let creds = creds.borrow().clone();
             async move {
                 let (status, bytes) = self
-                    .mtls(&creds, "GET", &format!("/v1/mesh/map?after={after}"), Vec::new())
+                    .mtls(
+                        &creds,
+                        "GET",
+                        &format!("/v1/mesh/map?after={after}"),
+                        Vec::new(),
+                    )
                     .await?;
                 crate::mesh::map_answer(status, &bytes)
             }

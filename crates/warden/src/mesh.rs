@@ -49,7 +49,11 @@ pub fn node_key(dir: &Path, fresh: bool) -> anyhow::Result<[u8; 32]> {
         return Ok(bytes);
     }
     let (private_key, _) = warden_mesh::dataplane::generate_key()?;
-    write_file(&path, format!("{}\n", STANDARD.encode(private_key)).as_bytes(), 0o600)?;
+    write_file(
+        &path,
+        format!("{}\n", STANDARD.encode(private_key)).as_bytes(),
+        0o600,
+    )?;
     Ok(private_key)
 }
 
@@ -65,8 +69,14 @@ pub async fn bring_up(
         interface: interface.to_owned(),
         listen_port,
         ranges,
-        ipv4: enrolled.ipv4.parse().context("the server sent a bad address")?,
-        ipv6: enrolled.ipv6.parse().context("the server sent a bad address")?,
+        ipv4: enrolled
+            .ipv4
+            .parse()
+            .context("the server sent a bad address")?,
+        ipv6: enrolled
+            .ipv6
+            .parse()
+            .context("the server sent a bad address")?,
         filter: std::env::var("WARDEN_MESH_FILTER").as_deref() != Ok("off"),
     };
     Ok(DataPlane::start(config, private_key).await?)
@@ -136,20 +146,36 @@ pub fn map_answer(status: hyper::StatusCode, bytes: &[u8]) -> anyhow::Result<Opt
         return Ok(None);
     }
     if status.is_success() {
-        return Ok(Some(serde_json::from_slice(bytes).context("the server's answer is not a mesh map")?));
+        return Ok(Some(
+            serde_json::from_slice(bytes).context("the server's answer is not a mesh map")?,
+        ));
     }
     Err(anyhow!("{}", crate::client::failure(status, bytes)))
 }
 
 pub async fn run(args: MeshArgs) -> anyhow::Result<()> {
     match args.command {
-        MeshCommand::Up { server, name, interface, listen_port, endpoint, data_dir } => {
+        MeshCommand::Up {
+            server,
+            name,
+            interface,
+            listen_port,
+            endpoint,
+            data_dir,
+        } => {
             let client = crate::pki::client_for(Some(&server), None)?;
             private_dir(&data_dir)?;
             let private_key = node_key(&data_dir, false)?;
             let public = warden_mesh::dataplane::public_of(private_key)?;
-            let enrolled = enroll_device(&client, &name, &public.to_string(), endpoint.as_deref()).await?;
-            eprintln!("mesh: `{}` enrolled as {} and {} until {}", enrolled.name, enrolled.ipv4, enrolled.ipv6, crate::agent::shown_time(enrolled.expires_at));
+            let enrolled =
+                enroll_device(&client, &name, &public.to_string(), endpoint.as_deref()).await?;
+            eprintln!(
+                "mesh: `{}` enrolled as {} and {} until {}",
+                enrolled.name,
+                enrolled.ipv4,
+                enrolled.ipv6,
+                crate::agent::shown_time(enrolled.expires_at)
+            );
             let plane = bring_up(&enrolled, &interface, listen_port, private_key).await?;
             let path = |after: u64| format!("/v1/mesh/device/map?node={name}&after={after}");
             let fetch = |after: u64| {
@@ -167,21 +193,34 @@ pub async fn run(args: MeshArgs) -> anyhow::Result<()> {
             plane.stop().await;
             result
         }
-        MeshCommand::Config { server, device, endpoint } => {
+        MeshCommand::Config {
+            server,
+            device,
+            endpoint,
+        } => {
             let client = crate::pki::client_for(Some(&server), None)?;
             let (private_key, public) = warden_mesh::dataplane::generate_key()?;
-            let enrolled = enroll_device(&client, &device, &public.to_string(), endpoint.as_deref()).await?;
+            let enrolled =
+                enroll_device(&client, &device, &public.to_string(), endpoint.as_deref()).await?;
             let (status, bytes) = client
-                .request("GET", &format!("/v1/mesh/device/map?node={device}&after=0"), Vec::new())
+                .request(
+                    "GET",
+                    &format!("/v1/mesh/device/map?node={device}&after=0"),
+                    Vec::new(),
+                )
                 .await?;
-            let map = map_answer(status, &bytes)?.ok_or_else(|| anyhow!("`{device}` left the mesh at once"))?;
+            let map = map_answer(status, &bytes)?
+                .ok_or_else(|| anyhow!("`{device}` left the mesh at once"))?;
             print!("{}", wg_quick(&enrolled, &map, private_key));
             Ok(())
         }
         MeshCommand::Status { data_dir, json } => {
             let path = data_dir.join(STATUS_FILE);
             let text = std::fs::read_to_string(&path).with_context(|| {
-                format!("no mesh node is running with data dir {} (no {STATUS_FILE})", data_dir.display())
+                format!(
+                    "no mesh node is running with data dir {} (no {STATUS_FILE})",
+                    data_dir.display()
+                )
             })?;
             if json {
                 println!("{text}");
@@ -200,7 +239,9 @@ async fn enroll_device(
     public_key: &str,
     endpoint: Option<&str>,
 ) -> anyhow::Result<Enrolled> {
-    let body = serde_json::to_vec(&serde_json::json!({ "name": name, "public_key": public_key, "endpoint": endpoint }))?;
+    let body = serde_json::to_vec(
+        &serde_json::json!({ "name": name, "public_key": public_key, "endpoint": endpoint }),
+    )?;
     let answer = client.post("/v1/mesh/device", body).await?;
     serde_json::from_value(answer).context("the server's answer is not an enrollment")
 }
@@ -220,9 +261,15 @@ pub fn wg_quick(enrolled: &Enrolled, map: &MeshMap, private_key: [u8; 32]) -> St
         warden_mesh::dataplane::MTU,
     );
     for peer in &map.map.peers {
-        out.push_str(&format!("\n[Peer]\n# {}\nPublicKey = {}\nAllowedIPs = {}/32, {}/128\n", peer.name, peer.key, peer.ipv4, peer.ipv6));
+        out.push_str(&format!(
+            "\n[Peer]\n# {}\nPublicKey = {}\nAllowedIPs = {}/32, {}/128\n",
+            peer.name, peer.key, peer.ipv4, peer.ipv6
+        ));
         if let Some(endpoint) = peer.endpoint {
-            out.push_str(&format!("Endpoint = {endpoint}\nPersistentKeepalive = {}\n", warden_mesh::dataplane::KEEPALIVE_SECONDS));
+            out.push_str(&format!(
+                "Endpoint = {endpoint}\nPersistentKeepalive = {}\n",
+                warden_mesh::dataplane::KEEPALIVE_SECONDS
+            ));
         }
     }
     out
@@ -230,19 +277,42 @@ pub fn wg_quick(enrolled: &Enrolled, map: &MeshMap, private_key: [u8; 32]) -> St
 
 fn print_status(status: &serde_json::Value) {
     let s = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-    println!("interface {}  listening on UDP {}", s(&status["interface"]), status["listen_port"]);
+    println!(
+        "interface {}  listening on UDP {}",
+        s(&status["interface"]),
+        status["listen_port"]
+    );
     let filter = &status["filter"];
-    println!("filter: {} passed, {} dropped, {} flows cut by revocation", filter["passed"], filter["dropped"], filter["revoked_flows"]);
-    println!("\nPEER                                          HANDSHAKE  RX        TX        ENDPOINT");
+    println!(
+        "filter: {} passed, {} dropped, {} flows cut by revocation",
+        filter["passed"], filter["dropped"], filter["revoked_flows"]
+    );
+    println!(
+        "\nPEER                                          HANDSHAKE  RX        TX        ENDPOINT"
+    );
     for p in status["peers"].as_array().into_iter().flatten() {
-        let handshake = p["handshake_seconds_ago"].as_u64().map_or_else(|| "never".to_owned(), |s| format!("{s}s ago"));
-        println!("{:<45} {:<10} {:<9} {:<9} {}", s(&p["key"]), handshake, p["rx_bytes"], p["tx_bytes"], p["endpoint"].as_str().unwrap_or("-"));
+        let handshake = p["handshake_seconds_ago"]
+            .as_u64()
+            .map_or_else(|| "never".to_owned(), |s| format!("{s}s ago"));
+        println!(
+            "{:<45} {:<10} {:<9} {:<9} {}",
+            s(&p["key"]),
+            handshake,
+            p["rx_bytes"],
+            p["tx_bytes"],
+            p["endpoint"].as_str().unwrap_or("-")
+        );
     }
     println!("\nFLOW                                                          STARTED BY");
     for f in status["flows"].as_array().into_iter().flatten() {
         println!(
             "{} {}:{} ↔ {}:{}  {}",
-            s(&f["protocol"]), s(&f["local"]), f["local_port"], s(&f["remote"]), f["remote_port"], s(&f["origin"])
+            s(&f["protocol"]),
+            s(&f["local"]),
+            f["local_port"],
+            s(&f["remote"]),
+            f["remote_port"],
+            s(&f["origin"])
         );
     }
 }

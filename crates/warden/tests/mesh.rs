@@ -9,7 +9,6 @@
 
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
     reason = "test helpers fail the test"
@@ -28,21 +27,38 @@ fn bin() -> &'static Path {
 }
 
 fn sh(cmd: &str, args: &[&str]) -> Output {
-    Command::new(cmd).args(args).stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{cmd}: {e}"))
+    Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
 }
 
 fn ok(cmd: &str, args: &[&str]) -> String {
     let out = sh(cmd, args);
-    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn needs_peers() {
     for tool in ["ip", "wg", "wg-quick", "socat", "curl", "python3"] {
-        let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap();
-        assert!(found.status.success(), "`{tool}` is missing: run scripts/test.sh, which installs the test peers");
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .unwrap();
+        assert!(
+            found.status.success(),
+            "`{tool}` is missing: run scripts/test.sh, which installs the test peers"
+        );
     }
-    assert!(Path::new("/dev/net/tun").exists(), "/dev/net/tun is missing: the mesh test needs a TUN device");
+    assert!(
+        Path::new("/dev/net/tun").exists(),
+        "/dev/net/tun is missing: the mesh test needs a TUN device"
+    );
 }
 
 /// Namespaces, links and processes, torn down on drop.
@@ -68,7 +84,12 @@ impl Drop for Lab {
 impl Lab {
     fn new() -> Lab {
         let prefix = format!("wm{}", std::process::id() % 100_000);
-        let mut lab = Lab { prefix, namespaces: Vec::new(), children: Vec::new(), dir: tempfile::tempdir().unwrap() };
+        let mut lab = Lab {
+            prefix,
+            namespaces: Vec::new(),
+            children: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+        };
         let lan = lab.ns("lan");
         ok("ip", &["-n", &lan, "link", "add", "br0", "type", "bridge"]);
         ok("ip", &["-n", &lan, "link", "set", "br0", "up"]);
@@ -89,10 +110,30 @@ impl Lab {
         let ns = self.ns(name);
         let lan = format!("{}lan", self.prefix);
         let peer = format!("p{}{name}", self.prefix);
-        ok("ip", &["link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &peer, "netns", &lan]);
-        ok("ip", &["-n", &ns, "addr", "add", &format!("10.77.0.{n}/24"), "dev", "eth0"]);
+        ok(
+            "ip",
+            &[
+                "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &peer,
+                "netns", &lan,
+            ],
+        );
+        ok(
+            "ip",
+            &[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("10.77.0.{n}/24"),
+                "dev",
+                "eth0",
+            ],
+        );
         ok("ip", &["-n", &ns, "link", "set", "eth0", "up"]);
-        ok("ip", &["-n", &lan, "link", "set", &peer, "master", "br0", "up"]);
+        ok(
+            "ip",
+            &["-n", &lan, "link", "set", &peer, "master", "br0", "up"],
+        );
         ns
     }
 
@@ -101,7 +142,10 @@ impl Lab {
         let sock = self.dir.path().join(format!("relay-{port}.sock"));
         if !sock.exists() {
             let child = Command::new("socat")
-                .args([format!("UNIX-LISTEN:{},fork", sock.display()), format!("TCP:127.0.0.1:{port}")])
+                .args([
+                    format!("UNIX-LISTEN:{},fork", sock.display()),
+                    format!("TCP:127.0.0.1:{port}"),
+                ])
                 .spawn()
                 .unwrap();
             self.children.push(child);
@@ -122,7 +166,11 @@ impl Lab {
     fn spawn(&mut self, ns: &str, args: &[&str], env: &[(&str, &str)], log: &str) {
         let log = std::fs::File::create(self.dir.path().join(log)).unwrap();
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns]).args(args).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        cmd.args(["netns", "exec", ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -140,7 +188,10 @@ fn status(dir: &Path) -> Option<Value> {
 
 /// The keys in `wg show IF peers`, read by the stock tool through the UAPI socket.
 fn wg_peers(interface: &str) -> Vec<String> {
-    ok("wg", &["show", interface, "peers"]).lines().map(str::to_owned).collect()
+    ok("wg", &["show", interface, "peers"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Duration {
@@ -159,7 +210,8 @@ fn in_ns(ns: &str, args: &[&str]) -> Output {
 }
 
 fn mesh_ip(dir: &Path) -> String {
-    let enrolled: Value = serde_json::from_slice(&std::fs::read(dir.join("mesh.json")).unwrap()).unwrap();
+    let enrolled: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("mesh.json")).unwrap()).unwrap();
     enrolled["ipv4"].as_str().unwrap().to_owned()
 }
 
@@ -190,43 +242,120 @@ async fn mesh_in_namespaces() {
     let mut lab = Lab::new();
     let root = lab.dir.path().to_path_buf();
     let admin = server.token("root", "admin", None);
-    for args in [&["user", "add", "alice"][..], &["user", "add", "bob"], &["group", "add", "eng"], &["group", "add-member", "eng", "alice"], &["group", "add-member", "eng", "bob"]] {
+    for args in [
+        &["user", "add", "alice"][..],
+        &["user", "add", "bob"],
+        &["group", "add", "eng"],
+        &["group", "add-member", "eng", "alice"],
+        &["group", "add-member", "eng", "bob"],
+    ] {
         let out = server.admin(args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     server.join_host_at(&root, "web-1", &["role=web"], "127.0.0.1:22");
     server.join_host_at(&root, "db-1", &["role=db"], "127.0.0.1:22");
 
     // A policy naming a label no host carries is refused, and nothing changes.
-    let typo = policy_dir(&root, &MESH_POLICY.replace("getTag(\"role\") == \"db\"", "getTag(\"rol\") == \"db\"").replace("resource.hasTag(\"role\") && resource.getTag(\"rol\")", "resource.hasTag(\"rol\") && resource.getTag(\"rol\")"));
+    let typo = policy_dir(
+        &root,
+        &MESH_POLICY
+            .replace("getTag(\"role\") == \"db\"", "getTag(\"rol\") == \"db\"")
+            .replace(
+                "resource.hasTag(\"role\") && resource.getTag(\"rol\")",
+                "resource.hasTag(\"rol\") && resource.getTag(\"rol\")",
+            ),
+    );
     let out = server.remote(&admin, &["policy", "apply", typo.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("policy `mesh.cedar:web-db` tests the label `rol`, which no joined host carries: check its spelling, or join a host with `--label rol=…` first"), "{stderr}");
     let good = policy_dir(&root, MESH_POLICY);
     let out = server.remote(&admin, &["policy", "apply", good.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let (a, b, d) = (lab.host("a", 1), lab.host("b", 2), lab.host("d", 3));
-    let mtls_port: u16 = server.mtls_addr.rsplit_once(':').unwrap().1.parse().unwrap();
-    let http_port: u16 = server.url.rsplit_once(':').unwrap().1.trim_end_matches('/').parse().unwrap();
+    let mtls_port: u16 = server
+        .mtls_addr
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let http_port: u16 = server
+        .url
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
     for ns in [&a, &b] {
         lab.relay(ns, mtls_port);
     }
     lab.relay(&d, http_port);
-    let (if_a, if_b, if_d) = (format!("{}a", lab.prefix), format!("{}b", lab.prefix), format!("{}d", lab.prefix));
+    let (if_a, if_b, if_d) = (
+        format!("{}a", lab.prefix),
+        format!("{}b", lab.prefix),
+        format!("{}d", lab.prefix),
+    );
     let bin = bin().to_str().unwrap();
     for (ns, name, interface, n) in [(&a, "web-1", &if_a, 1), (&b, "db-1", &if_b, 2)] {
         let data = root.join(format!("agent-{name}"));
         let conf = root.join(format!("sshd-{name}.d"));
-        lab.spawn(ns, &[bin, "agent", "--server", &server.url, "--data-dir", data.to_str().unwrap(), "--sshd-config-dir", conf.to_str().unwrap(), "--mesh-interface", interface, "--mesh-endpoint", &format!("10.77.0.{n}:51820")], &[], &format!("agent-{name}.log"));
+        lab.spawn(
+            ns,
+            &[
+                bin,
+                "agent",
+                "--server",
+                &server.url,
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--sshd-config-dir",
+                conf.to_str().unwrap(),
+                "--mesh-interface",
+                interface,
+                "--mesh-endpoint",
+                &format!("10.77.0.{n}:51820"),
+            ],
+            &[],
+            &format!("agent-{name}.log"),
+        );
     }
     let alice = server.token("alice-cli", "member", Some("alice"));
     let device_dir = root.join("alice-laptop");
-    lab.spawn(&d, &[bin, "mesh", "up", "--server", &server.url, "--name", "alice-laptop", "--interface", &if_d, "--data-dir", device_dir.to_str().unwrap()], &[("WARDEN_TOKEN", &alice)], "device.log");
+    lab.spawn(
+        &d,
+        &[
+            bin,
+            "mesh",
+            "up",
+            "--server",
+            &server.url,
+            "--name",
+            "alice-laptop",
+            "--interface",
+            &if_d,
+            "--data-dir",
+            device_dir.to_str().unwrap(),
+        ],
+        &[("WARDEN_TOKEN", &alice)],
+        "device.log",
+    );
     let (dir_a, dir_b) = (root.join("agent-web-1"), root.join("agent-db-1"));
-    let peers_of = |dir: &Path| status(dir).map_or(0, |s| s["peers"].as_array().map_or(0, Vec::len));
-    wait_for("the three nodes' maps", Duration::from_secs(30), || peers_of(&dir_a) == 2 && peers_of(&dir_b) == 1 && peers_of(&device_dir) == 1);
+    let peers_of =
+        |dir: &Path| status(dir).map_or(0, |s| s["peers"].as_array().map_or(0, Vec::len));
+    wait_for("the three nodes' maps", Duration::from_secs(30), || {
+        peers_of(&dir_a) == 2 && peers_of(&dir_b) == 1 && peers_of(&device_dir) == 1
+    });
     // The stock tool reads the agents' interfaces.
     assert_eq!(wg_peers(&if_a).len(), 2, "{}", lab.log("agent-web-1.log"));
     assert_eq!(wg_peers(&if_b).len(), 1);
@@ -234,52 +363,134 @@ async fn mesh_in_namespaces() {
     assert!(dump.lines().next().unwrap().contains("\t51820\t"), "{dump}");
 
     let (ip_a, ip_b) = (mesh_ip(&dir_a), mesh_ip(&dir_b));
-    lab.spawn(&a, &["python3", "-m", "http.server", "8080", "--bind", "0.0.0.0"], &[], "http.log");
-    lab.spawn(&a, &["socat", "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"], &[], "echo-a.log");
-    lab.spawn(&a, &["socat", "TCP-LISTEN:9000,fork,reuseaddr", "EXEC:cat"], &[], "closed-a.log");
-    lab.spawn(&b, &["socat", "TCP-LISTEN:5432,fork,reuseaddr", "EXEC:cat"], &[], "echo-b.log");
-    lab.spawn(&b, &["socat", "TCP-LISTEN:8080,fork,reuseaddr", "EXEC:cat"], &[], "http-b.log");
+    lab.spawn(
+        &a,
+        &["python3", "-m", "http.server", "8080", "--bind", "0.0.0.0"],
+        &[],
+        "http.log",
+    );
+    lab.spawn(
+        &a,
+        &["socat", "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"],
+        &[],
+        "echo-a.log",
+    );
+    lab.spawn(
+        &a,
+        &["socat", "TCP-LISTEN:9000,fork,reuseaddr", "EXEC:cat"],
+        &[],
+        "closed-a.log",
+    );
+    lab.spawn(
+        &b,
+        &["socat", "TCP-LISTEN:5432,fork,reuseaddr", "EXEC:cat"],
+        &[],
+        "echo-b.log",
+    );
+    lab.spawn(
+        &b,
+        &["socat", "TCP-LISTEN:8080,fork,reuseaddr", "EXEC:cat"],
+        &[],
+        "http-b.log",
+    );
     std::thread::sleep(Duration::from_millis(300));
 
     // Allowed: the device's HTTP request to the web host (the first one waits for handshakes).
     let url = format!("http://{ip_a}:8080/");
-    wait_for("an HTTP answer from web-1 through the mesh", Duration::from_secs(20), || {
-        in_ns(&d, &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", &url]).stdout == b"200"
-    });
+    wait_for(
+        "an HTTP answer from web-1 through the mesh",
+        Duration::from_secs(20),
+        || {
+            in_ns(
+                &d,
+                &[
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "--max-time",
+                    "2",
+                    &url,
+                ],
+            )
+            .stdout
+                == b"200"
+        },
+    );
     // Allowed: the web host's TCP connection to the database.
     let echo = |ns: &str, ip: &str, port: u16| {
-        in_ns(ns, &["sh", "-c", &format!("echo ping | socat -T2 - TCP:{ip}:{port},connect-timeout=2")])
+        in_ns(
+            ns,
+            &[
+                "sh",
+                "-c",
+                &format!("echo ping | socat -T2 - TCP:{ip}:{port},connect-timeout=2"),
+            ],
+        )
     };
-    wait_for("web-1 reaching db-1:5432", Duration::from_secs(20), || echo(&a, &ip_b, 5432).stdout == b"ping\n");
+    wait_for("web-1 reaching db-1:5432", Duration::from_secs(20), || {
+        echo(&a, &ip_b, 5432).stdout == b"ping\n"
+    });
     // Denied, and dropped rather than refused: the database reaching the web host, the web
     // host reaching a port the policy does not name, the device reaching the database.
-    for (ns, ip, port) in [(&b, &ip_a, 8080), (&d, &ip_a, 9000), (&d, &ip_b, 5432), (&a, &ip_b, 8080)] {
+    for (ns, ip, port) in [
+        (&b, &ip_a, 8080),
+        (&d, &ip_a, 9000),
+        (&d, &ip_b, 5432),
+        (&a, &ip_b, 8080),
+    ] {
         let out = echo(ns, ip, port);
         assert!(out.stdout.is_empty(), "{ns} → {ip}:{port} passed");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!err.contains("Connection refused"), "{ns} → {ip}:{port}: the filter must drop, not refuse: {err}");
+        assert!(
+            !err.contains("Connection refused"),
+            "{ns} → {ip}:{port}: the filter must drop, not refuse: {err}"
+        );
     }
-    let dropped = status(&dir_a).unwrap()["filter"]["dropped"].as_u64().unwrap();
+    let dropped = status(&dir_a).unwrap()["filter"]["dropped"]
+        .as_u64()
+        .unwrap();
     assert!(dropped >= 2, "web-1 dropped {dropped}");
 
     // `warden mesh status` shows the tracked flows.
-    let out = run_cli(Path::new(bin), &["mesh", "status", "--data-dir", dir_a.to_str().unwrap()]);
+    let out = run_cli(
+        Path::new(bin),
+        &["mesh", "status", "--data-dir", dir_a.to_str().unwrap()],
+    );
     let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(shown.contains("FLOW") && shown.contains(":8080") && shown.contains("remote"), "{shown}");
+    assert!(
+        shown.contains("FLOW") && shown.contains(":8080") && shown.contains("remote"),
+        "{shown}"
+    );
 
     // Revocation: an established connection from the device is cut when alice is disabled.
     let script = format!(
         "import socket,time\ns=socket.create_connection(('{ip_a}',7000),timeout=2)\ns.settimeout(1)\nwhile True:\n  s.sendall(b'x')\n  try:\n    got=s.recv(10)\n  except Exception:\n    print('stalled',flush=True);break\n  print('echo' if got else 'closed',flush=True)\n  time.sleep(0.1)\n"
     );
-    let mut client = Command::new("ip").args(["netns", "exec", &d, "python3", "-c", &script]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut client = Command::new("ip")
+        .args(["netns", "exec", &d, "python3", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
     for _ in 0..3 {
         assert_eq!(lines.next().unwrap().unwrap(), "echo");
     }
     let out = server.admin(&["user", "disable", "alice"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let disabled = Instant::now();
-    let gone = wait_for("alice's device to leave web-1's peers", Duration::from_secs(5), || wg_peers(&if_a).len() == 1);
+    let gone = wait_for(
+        "alice's device to leave web-1's peers",
+        Duration::from_secs(5),
+        || wg_peers(&if_a).len() == 1,
+    );
     let cut = loop {
         let line = lines.next().unwrap().unwrap();
         if line != "echo" {
@@ -290,33 +501,81 @@ async fn mesh_in_namespaces() {
     let _ = client.wait();
     eprintln!("revocation: peer removed after {gone:?}, connection stalled after {cut:?}");
     assert!(gone < Duration::from_secs(2), "{gone:?}");
-    let revoked = status(&dir_a).unwrap()["filter"]["revoked_flows"].as_u64().unwrap();
+    let revoked = status(&dir_a).unwrap()["filter"]["revoked_flows"]
+        .as_u64()
+        .unwrap();
     assert!(revoked >= 1, "web-1 cut {revoked} flows");
 
     // Bad enrollments change nothing: a malformed key, and web-1's key announced by bob.
     let bob = server.token("bob-cli", "member", Some("bob"));
-    let (status_code, body) = server.post_json("/v1/mesh/device", Some(&bob), r#"{"name":"bob-x","public_key":"abc"}"#).await;
-    assert_eq!((status_code, body["error"].as_str().unwrap()), (400, "`abc` is not a WireGuard key: a key is 32 bytes in base64, 44 characters ending in `=`"));
+    let (status_code, body) = server
+        .post_json(
+            "/v1/mesh/device",
+            Some(&bob),
+            r#"{"name":"bob-x","public_key":"abc"}"#,
+        )
+        .await;
+    assert_eq!(
+        (status_code, body["error"].as_str().unwrap()),
+        (
+            400,
+            "`abc` is not a WireGuard key: a key is 32 bytes in base64, 44 characters ending in `=`"
+        )
+    );
     let key_a = ok("wg", &["show", &if_a, "public-key"]).trim().to_owned();
-    let (status_code, body) = server.post_json("/v1/mesh/device", Some(&bob), &format!(r#"{{"name":"bob-x","public_key":"{key_a}"}}"#)).await;
-    assert_eq!((status_code, body["error"].as_str().unwrap()), (409, "this WireGuard key belongs to another node: every node must make its own key"));
+    let (status_code, body) = server
+        .post_json(
+            "/v1/mesh/device",
+            Some(&bob),
+            &format!(r#"{{"name":"bob-x","public_key":"{key_a}"}}"#),
+        )
+        .await;
+    assert_eq!(
+        (status_code, body["error"].as_str().unwrap()),
+        (
+            409,
+            "this WireGuard key belongs to another node: every node must make its own key"
+        )
+    );
 
     // wg-quick: bob's phone with the stock apps. `wg setconf` takes the stripped file.
     let out = server.remote(&bob, &["mesh", "config", "--device", "bob-phone"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let conf = String::from_utf8(out.stdout).unwrap();
-    assert!(conf.contains("[Interface]\nPrivateKey = ") && conf.contains("# web-1\nPublicKey = ") && conf.contains("Endpoint = 10.77.0.1:51820"), "{conf}");
+    assert!(
+        conf.contains("[Interface]\nPrivateKey = ")
+            && conf.contains("# web-1\nPublicKey = ")
+            && conf.contains("Endpoint = 10.77.0.1:51820"),
+        "{conf}"
+    );
     let file = root.join(format!("{if_d}.conf"));
     std::fs::write(&file, &conf).unwrap();
     let stripped = ok("wg-quick", &["strip", file.to_str().unwrap()]);
     let stripped_file = root.join("stripped.conf");
     std::fs::write(&stripped_file, &stripped).unwrap();
     ok("wg", &["setconf", &if_d, stripped_file.to_str().unwrap()]);
-    let private = conf.lines().find_map(|l| l.strip_prefix("PrivateKey = ")).unwrap();
+    let private = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("PrivateKey = "))
+        .unwrap();
     let public = {
-        let mut child = Command::new("wg").arg("pubkey").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut child = Command::new("wg")
+            .arg("pubkey")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(format!("{private}\n").as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{private}\n").as_bytes())
+            .unwrap();
         String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
     };
     assert_eq!(ok("wg", &["show", &if_d, "public-key"]), public);
