@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests drive. Installed only when missing.
-packages=(postgresql-client rsyslog rsyslog-gnutls openssh-client openssh-server openssl curl chromium socat)
+packages=(postgresql-client rsyslog rsyslog-gnutls openssh-client openssh-server openssl curl chromium socat wireguard-tools iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" > /dev/null 2>&1 || missing+=("$p")

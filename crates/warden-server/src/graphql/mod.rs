@@ -6,6 +6,7 @@
 mod access;
 mod audit;
 mod authz;
+mod mesh;
 mod mutation;
 mod pki;
 mod policy;
@@ -61,6 +62,7 @@ pub fn schema(
         .data(config.agent.clone())
         .data(config.identity.clone())
         .data(config.vuln.clone())
+        .data(config.mesh.clone())
         .data(PublicUrl(config.public_url.clone()))
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)

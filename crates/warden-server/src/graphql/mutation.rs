@@ -68,6 +68,7 @@ pub struct Mutation(
     super::access::AccessMutation,
     super::reviews::ReviewMutation,
     super::vulns::VulnMutation,
+    super::mesh::MeshMutation,
 );
 
 /// Users, groups and tokens.

@@ -26,6 +26,7 @@ pub struct Query(
     super::access::AccessQuery,
     super::reviews::ReviewQuery,
     super::vulns::VulnQuery,
+    super::mesh::MeshQuery,
 );
 
 /// Who is calling, users, groups and tokens.
