@@ -572,3 +572,48 @@ pub(crate) async fn device_map(
     }
     answer_map(&app, &name, params.after).await
 }
+
+/// The mesh's ranges, for a node to check against its own networks before enrolling.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ranges {
+    /// The IPv4 range.
+    pub ipv4_range: String,
+    /// The IPv6 range.
+    pub ipv6_range: String,
+}
+
+fn ranges_of(app: &App) -> Response {
+    let ranges = app.mesh.ranges();
+    Json(Ranges {
+        ipv4_range: ranges.ipv4().to_string(),
+        ipv6_range: ranges.ipv6().to_string(),
+    })
+    .into_response()
+}
+
+/// `GET /v1/mesh/ranges` with a bearer token.
+pub(crate) async fn device_ranges(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    match crate::http::bearer_context(&app, request_id, connect, &headers, "mesh").await {
+        Ok(_) => ranges_of(&app),
+        Err(response) => response,
+    }
+}
+
+/// `GET /v1/mesh/ranges` over mutual TLS.
+pub(crate) async fn host_ranges(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    certificate: Option<Extension<PeerCertificate>>,
+) -> Response {
+    let source = connect.map(|Extension(ConnectInfo(p))| p);
+    match host_of(&app, request_id, source, certificate, "mesh.map").await {
+        Ok(_) => ranges_of(&app),
+        Err(response) => response,
+    }
+}

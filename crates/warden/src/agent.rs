@@ -381,8 +381,17 @@ impl Agent {
                 .map_or(0, |d| d.as_secs());
             now_secs() >= renew_at(obtained, p.expires_at)
         });
-        let private_key = crate::mesh::node_key(dir, renew)?;
         let current = creds.borrow().clone();
+        let (status, bytes) = self
+            .mtls(&current, "GET", "/v1/mesh/ranges", Vec::new())
+            .await?;
+        if !status.is_success() {
+            bail!("{}", crate::client::failure(status, &bytes));
+        }
+        let ranges: crate::mesh::Ranges = serde_json::from_slice(&bytes)
+            .context("the server's answer is not the mesh's ranges")?;
+        crate::mesh::check_ranges(&ranges, interface)?;
+        let private_key = crate::mesh::node_key(dir, renew)?;
         let enrolled = self.mesh_enroll(&current, private_key).await?;
         write_file(&enrolled_path, &serde_json::to_vec(&enrolled)?, 0o600)?;
         eprintln!(

@@ -57,6 +57,20 @@ pub fn node_key(dir: &Path, fresh: bool) -> anyhow::Result<[u8; 32]> {
     Ok(private_key)
 }
 
+/// The mesh's ranges as the server sends them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Ranges {
+    pub ipv4_range: String,
+    pub ipv6_range: String,
+}
+
+/// Refuses ranges a network on this machine (other than `interface`) already uses.
+pub fn check_ranges(ranges: &Ranges, interface: &str) -> anyhow::Result<()> {
+    let ranges = MeshRanges::new(&ranges.ipv4_range, &ranges.ipv6_range)?;
+    warden_mesh::dataplane::check_overlaps(&ranges, interface)?;
+    Ok(())
+}
+
 /// Brings up the interface for an enrolled node.
 pub async fn bring_up(
     enrolled: &Enrolled,
@@ -165,6 +179,10 @@ pub async fn run(args: MeshArgs) -> anyhow::Result<()> {
         } => {
             let client = crate::pki::client_for(Some(&server), None)?;
             private_dir(&data_dir)?;
+            // Refuse a range this machine already uses before enrolling anything.
+            let ranges: Ranges = serde_json::from_slice(&client.get("/v1/mesh/ranges").await?)
+                .context("the server's answer is not the mesh's ranges")?;
+            check_ranges(&ranges, &interface)?;
             let private_key = node_key(&data_dir, false)?;
             let public = warden_mesh::dataplane::public_of(private_key)?;
             let enrolled =

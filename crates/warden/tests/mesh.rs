@@ -350,6 +350,41 @@ async fn mesh_in_namespaces() {
         &[("WARDEN_TOKEN", &alice)],
         "device.log",
     );
+    // A device whose machine already uses part of the mesh range refuses to come up, and
+    // enrolls nothing.
+    let e = lab.host("e", 4);
+    ok(
+        "ip",
+        &["-n", &e, "addr", "add", "100.64.200.1/24", "dev", "eth0"],
+    );
+    lab.relay(&e, http_port);
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &e,
+            bin,
+            "mesh",
+            "up",
+            "--server",
+            &server.url,
+            "--name",
+            "clash",
+        ])
+        .args([
+            "--interface",
+            &format!("{}e", lab.prefix),
+            "--data-dir",
+            root.join("clash").to_str().unwrap(),
+        ])
+        .env("WARDEN_TOKEN", &alice)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: the mesh range 100.64.0.0/10 overlaps 100.64.200.0/24 on eth0: choose a mesh range no local network uses"
+    );
     let (dir_a, dir_b) = (root.join("agent-web-1"), root.join("agent-db-1"));
     let peers_of =
         |dir: &Path| status(dir).map_or(0, |s| s["peers"].as_array().map_or(0, Vec::len));
@@ -362,6 +397,20 @@ async fn mesh_in_namespaces() {
     let dump = ok("wg", &["show", &if_a, "dump"]);
     assert!(dump.lines().next().unwrap().contains("\t51820\t"), "{dump}");
 
+    // The operator's view through GraphQL.
+    let (_, nodes) = server
+        .graphql(
+            Some(&admin),
+            "{ meshNodes { name kind owner ipv4 live labels groups } }",
+            Value::Null,
+        )
+        .await;
+    let nodes = nodes["data"]["meshNodes"].as_array().unwrap();
+    let names: Vec<&str> = nodes.iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alice-laptop", "db-1", "web-1"], "{nodes:?}");
+    assert!(nodes.iter().all(|n| n["live"] == true));
+    assert_eq!(nodes[0]["groups"], serde_json::json!(["eng"]));
+    assert_eq!(nodes[2]["labels"], serde_json::json!(["role=web"]));
     let (ip_a, ip_b) = (mesh_ip(&dir_a), mesh_ip(&dir_b));
     lab.spawn(
         &a,
@@ -506,6 +555,21 @@ async fn mesh_in_namespaces() {
         .unwrap();
     assert!(revoked >= 1, "web-1 cut {revoked} flows");
 
+    // Removing a node through GraphQL takes it out of its peers' lists.
+    let (_, removed) = server
+        .graphql(
+            Some(&admin),
+            "mutation { removeMeshNode(name: \"db-1\") }",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(removed["data"]["removeMeshNode"], true, "{removed}");
+    wait_for(
+        "db-1 to leave web-1's peers",
+        Duration::from_secs(3),
+        || wg_peers(&if_a).is_empty(),
+    );
+
     // Bad enrollments change nothing: a malformed key, and web-1's key announced by bob.
     let bob = server.token("bob-cli", "member", Some("bob"));
     let (status_code, body) = server
@@ -581,4 +645,8 @@ async fn mesh_in_namespaces() {
     assert_eq!(ok("wg", &["show", &if_d, "public-key"]), public);
     let events = server.audit("mesh.node.enroll");
     assert!(events.len() >= 5, "{events:?}");
+    assert!(
+        !events.iter().any(|e| e["target"] == "mesh-node:clash"),
+        "{events:?}"
+    );
 }

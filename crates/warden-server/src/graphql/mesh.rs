@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Object, SimpleObject};
-use warden_model::Timestamp;
 use warden_store::{MeshNodeKind, Store};
 
 use super::api_error;
@@ -74,7 +73,7 @@ impl MeshQuery {
                     groups: m.groups.into_iter().collect(),
                     live: m.live,
                     key_set_at: m.node.key_set_at.to_string(),
-                    expires_at: m.node.expires_at.map(Timestamp::to_string),
+                    expires_at: m.node.expires_at.map(|t| t.to_string()),
                     name: m.node.name,
                     owner: m.node.owner,
                     ipv4,
