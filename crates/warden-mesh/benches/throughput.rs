@@ -5,7 +5,13 @@
 //! `cargo bench -p warden-mesh --features dataplane --bench throughput` (root, iperf3 and
 //! iproute2 installed; `THROUGHPUT_SECONDS` and `THROUGHPUT_ROUNDS` tune it).
 
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "benchmark setup")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "benchmark setup"
+)]
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};

@@ -104,6 +104,21 @@ struct Flow {
     deadline: u64,
 }
 
+impl Flow {
+    /// Notes a packet of this flow sent by `from`: a SYN from the side that started the flow
+    /// or from the other, FIN or RST, and the new idle deadline.
+    fn seen(&mut self, p: &Parsed, from: Origin, timeouts: Timeouts, now: u64) {
+        if p.flags & SYN != 0 {
+            if from == self.origin {
+                self.syn_out = true;
+            } else {
+                self.syn_in = true;
+            }
+        }
+        touch(self, p, timeouts, now);
+    }
+}
+
 /// Counters.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct FilterStats {
@@ -219,13 +234,7 @@ impl Filter {
         };
         let timeouts = self.timeouts;
         if let Some(flow) = self.flows.get_mut(&key) {
-            if p.flags & SYN != 0 {
-                match flow.origin {
-                    Origin::Local => flow.syn_out = true,
-                    Origin::Remote => flow.syn_in = true,
-                }
-            }
-            touch(flow, &p, timeouts, now);
+            flow.seen(&p, Origin::Local, timeouts, now);
             return;
         }
         if p.opens && self.flows.len() < MAX_FLOWS {
@@ -254,13 +263,7 @@ impl Filter {
         };
         let timeouts = self.timeouts;
         if let Some(flow) = self.flows.get_mut(&key) {
-            if p.flags & SYN != 0 {
-                match flow.origin {
-                    Origin::Local => flow.syn_in = true,
-                    Origin::Remote => flow.syn_out = true,
-                }
-            }
-            touch(flow, &p, timeouts, now);
+            flow.seen(&p, Origin::Remote, timeouts, now);
             return Verdict::Pass;
         }
         if !p.opens || p.reply {

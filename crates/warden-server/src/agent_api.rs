@@ -74,7 +74,7 @@ pub struct AgentCredentials {
     pub mtls_address: String,
 }
 
-fn fail(status: StatusCode, message: &str) -> Response {
+pub(crate) fn fail(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 

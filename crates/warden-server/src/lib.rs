@@ -37,6 +37,7 @@ use warden_store::Store;
 pub use agent_api::{AgentCredentials, JoinRequest, RenewRequest};
 pub use config::{Config, ConfigError, Overrides};
 pub use edge::RequestId;
+pub use mesh::{EnrollRequest, Enrolled, MeshMap, Ranges};
 pub use standalone::ProxyServer;
 
 use crate::config::io_cause;

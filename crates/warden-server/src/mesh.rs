@@ -17,7 +17,6 @@ use axum::extract::{ConnectInfo, Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::sync::{RwLock, watch};
 use warden_mesh::{MeshRanges, Netmap, Node, NodeKind, NodeMap, PublicKey, connect_rules};
 use warden_model::{Actor, AuthMethod, Timestamp};
@@ -25,6 +24,7 @@ use warden_store::{
     AuditContext, MeshMember, MeshNodeKind, NewMeshNode, Outcome, Store, StoreError,
 };
 
+use crate::agent_api::fail;
 use crate::config::MeshConfig;
 use crate::edge::{PeerCertificate, RequestId};
 use crate::http::App;
@@ -261,10 +261,6 @@ pub(crate) fn check_policies(
         }
     }
     Ok(())
-}
-
-fn fail(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
 }
 
 fn unavailable(e: &dyn std::fmt::Display) -> Response {

@@ -9,30 +9,12 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
 use warden_mesh::dataplane::{DataPlane, DataPlaneConfig};
 use warden_mesh::{MeshRanges, NodeMap};
+pub use warden_server::{Enrolled, MeshMap, Ranges};
 
 use crate::cli::{MeshArgs, MeshCommand};
 use crate::pki::{private_dir, write_file};
-
-/// A node's map as the server sends it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct MeshMap {
-    pub version: u64,
-    pub map: NodeMap,
-}
-
-/// What enrolling answers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Enrolled {
-    pub name: String,
-    pub ipv4: String,
-    pub ipv6: String,
-    pub ipv4_range: String,
-    pub ipv6_range: String,
-    pub expires_at: u64,
-}
 
 const KEY_FILE: &str = "mesh.key";
 const STATUS_FILE: &str = "mesh-status.json";
@@ -55,13 +37,6 @@ pub fn node_key(dir: &Path, fresh: bool) -> anyhow::Result<[u8; 32]> {
         0o600,
     )?;
     Ok(private_key)
-}
-
-/// The mesh's ranges as the server sends them.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Ranges {
-    pub ipv4_range: String,
-    pub ipv6_range: String,
 }
 
 /// Refuses ranges a network on this machine (other than `interface`) already uses.
