@@ -124,7 +124,10 @@ impl Mesh {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
-                _ = changes.recv() => {}
+                changed = changes.recv() => match changed {
+                    Ok(actions) if !actions.iter().any(|a| affects_mesh(a)) => continue,
+                    _ => {}
+                },
                 _ = tick.tick() => {}
             }
             if let Err(e) = self.refresh(&store, &policy).await {
@@ -242,6 +245,18 @@ impl Mesh {
             }
         }
     }
+}
+
+/// Whether a committed action can change a node's map: the nodes themselves, who people
+/// are and their groups (members, grants, reviews), the hosts and their labels, the policy.
+fn affects_mesh(action: &str) -> bool {
+    action == "*"
+        || [
+            "mesh.", "user.", "group.", "host.", "policy.", "grant.", "scim.",
+        ]
+        .iter()
+        .any(|prefix| action.starts_with(prefix))
+        || matches!(action, "access.approve" | "review.revoke")
 }
 
 /// Checks that the `connect` policies of `policies` compile, and that every tag key they

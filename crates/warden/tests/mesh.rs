@@ -82,8 +82,8 @@ impl Drop for Lab {
 }
 
 impl Lab {
-    fn new() -> Lab {
-        let prefix = format!("wm{}", std::process::id() % 100_000);
+    fn new(run: usize) -> Lab {
+        let prefix = format!("wm{}{run}", std::process::id() % 100_000);
         let mut lab = Lab {
             prefix,
             namespaces: Vec::new(),
@@ -238,8 +238,14 @@ fn policy_dir(root: &Path, extra: &str) -> PathBuf {
 #[tokio::test(flavor = "multi_thread")]
 async fn mesh_in_namespaces() {
     needs_peers();
-    let server = TestServer::start(bin(), Backend::Sqlite, "").await;
-    let mut lab = Lab::new();
+    for (run, backend) in Backend::ALL.into_iter().enumerate() {
+        mesh_on(run, backend).await;
+    }
+}
+
+async fn mesh_on(run: usize, backend: Backend) {
+    let server = TestServer::start(bin(), backend, "").await;
+    let mut lab = Lab::new(run);
     let root = lab.dir.path().to_path_buf();
     let admin = server.token("root", "admin", None);
     for args in [
