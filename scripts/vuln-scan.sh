@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Warden's own advisory scan, through Warden: cargo-audit reads Cargo.lock against an offline
 # RustSec database, the report is imported into a throwaway Warden server as asset `warden`,
-# and `warden vuln gate` fails the run on what WARDEN_VULN_FAIL_ON names (default: critical).
+# and `warden vuln gate` fails the run on what WARDEN_VULN_FAIL_ON names (default: high, so
+# a High or Critical advisory in a dependency fails CI).
 #
 # The database is WARDEN_ADVISORY_DB, else ../shared/advisory-db (a full snapshot) when it
 # is there, else scripts/advisory-db (the advisories of the crates Warden uses; refresh it
@@ -42,4 +43,4 @@ done
 echo "advisory scan of Cargo.lock against $db"
 "$bin" vuln import --data-dir "$data" "$out/cargo-audit.json" --asset warden --scanner cargo-audit
 "$bin" vuln list --data-dir "$data" --asset warden | tee "$out/findings.txt"
-"$bin" vuln gate --data-dir "$data" --asset warden --fail-on "${WARDEN_VULN_FAIL_ON:-critical}"
+"$bin" vuln gate --data-dir "$data" --asset warden --fail-on "${WARDEN_VULN_FAIL_ON:-high}"

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 
@@ -42,6 +42,10 @@ impl Recordings {
                     StartError(format!("invalid `ssh.recordings` `{url}`: {e}"))
                 };
                 let parsed = url::Url::parse(url).map_err(|e| bad(&e))?;
+                // object_store's HTTPS client (reqwest with rustls) uses the process's default
+                // crypto provider: ring, as everywhere else in Warden. Installed once; a later
+                // call finds it set.
+                let _ = rustls::crypto::ring::default_provider().install_default();
                 let store = AmazonS3Builder::from_env()
                     .with_url(url.as_str())
                     .build()
@@ -112,7 +116,7 @@ impl Recordings {
     }
 
     fn object(prefix: &ObjectPath, file: &str) -> ObjectPath {
-        prefix.child(file)
+        prefix.clone().join(file)
     }
 
     /// A finished recording's bytes.
