@@ -298,6 +298,42 @@ impl DataPlane {
         Ok(applied)
     }
 
+    /// Replaces the interface's private key (a renewal); sessions re-handshake with it. The
+    /// tunnel is suspended meanwhile: rebinding the same UDP port while the old socket is
+    /// still closing would fail, so the bind is retried for up to two seconds.
+    pub async fn set_private_key(&self, private_key: [u8; 32]) -> Result<(), DataPlaneError> {
+        let failed = |e: gotatun::device::Error| DataPlaneError::Device(e.to_string());
+        self.device.suspend().await;
+        self.device
+            .set_private_key(StaticSecret::from(private_key))
+            .await
+            .map_err(failed)?;
+        let mut attempts = 0;
+        loop {
+            match self.device.resume().await {
+                Ok(()) => break,
+                Err(e) if attempts >= 40 => return Err(failed(e)),
+                Err(_) => {
+                    attempts += 1;
+                    self.device.suspend().await;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+        if self.peers.lock().await.is_empty() {
+            // With no peers, resuming brings no connection up; a port change does.
+            self.device
+                .write(async |d| {
+                    let port = d.listen_port();
+                    d.set_listen_port(port.wrapping_add(1));
+                    d.set_listen_port(port);
+                })
+                .await
+                .map_err(failed)?;
+        }
+        Ok(())
+    }
+
     /// Peers, flows and counters.
     pub async fn status(&self) -> Status {
         let listen_port = self.device.read(async |d| d.listen_port()).await;

@@ -405,7 +405,7 @@ impl Agent {
             private_key,
         )
         .await?;
-        let fetch = |after: u64| {
+        let mut fetch = |after: u64| {
             let creds = creds.borrow().clone();
             async move {
                 let (status, bytes) = self
@@ -419,12 +419,48 @@ impl Agent {
                 crate::mesh::map_answer(status, &bytes)
             }
         };
-        // Come back to renew the key at two thirds of its life.
-        let renew_in = renew_at(now_secs(), enrolled.expires_at).saturating_sub(now_secs());
-        let stop = tokio::time::sleep(Duration::from_secs(renew_in.max(60)));
-        let result = crate::mesh::serve(&plane, dir, fetch, stop).await;
-        plane.stop().await;
-        result
+        let mut enrolled_at = now_secs();
+        let mut expires_at = enrolled.expires_at;
+        loop {
+            // Serve until two thirds of the key's life, then make a new key, enroll it and
+            // set it on the running interface (peers learn it from their maps).
+            let renew_in = renew_at(enrolled_at, expires_at).saturating_sub(now_secs());
+            let stop = tokio::time::sleep(Duration::from_secs(renew_in.max(1)));
+            let renewed = match crate::mesh::serve(&plane, dir, &mut fetch, stop).await {
+                Ok(()) => {
+                    let current = creds.borrow().clone();
+                    self.mesh_renew(&current).await
+                }
+                Err(e) => Err(e),
+            };
+            match renewed {
+                Ok((private_key, renewed)) => {
+                    plane.set_private_key(private_key).await?;
+                    write_file(&enrolled_path, &serde_json::to_vec(&renewed)?, 0o600)?;
+                    eprintln!(
+                        "mesh: host key renewed; accepted until {}",
+                        shown_time(renewed.expires_at)
+                    );
+                    enrolled_at = now_secs();
+                    expires_at = renewed.expires_at;
+                }
+                Err(e) => {
+                    plane.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// A new mesh key, enrolled (the key file is replaced only once the server took it).
+    async fn mesh_renew(
+        &self,
+        creds: &AgentCredentials,
+    ) -> anyhow::Result<([u8; 32], crate::mesh::Enrolled)> {
+        let (private_key, _) = warden_mesh::dataplane::generate_key()?;
+        let enrolled = self.mesh_enroll(creds, private_key).await?;
+        crate::mesh::save_key(&self.args.data_dir, private_key)?;
+        Ok((private_key, enrolled))
     }
 
     async fn mesh_enroll(

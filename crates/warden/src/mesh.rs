@@ -31,12 +31,17 @@ pub fn node_key(dir: &Path, fresh: bool) -> anyhow::Result<[u8; 32]> {
         return Ok(bytes);
     }
     let (private_key, _) = warden_mesh::dataplane::generate_key()?;
+    save_key(dir, private_key)?;
+    Ok(private_key)
+}
+
+/// Keeps the node's private key in `dir` (mode 0600).
+pub fn save_key(dir: &Path, private_key: [u8; 32]) -> anyhow::Result<()> {
     write_file(
-        &path,
+        &dir.join(KEY_FILE),
         format!("{}\n", STANDARD.encode(private_key)).as_bytes(),
         0o600,
-    )?;
-    Ok(private_key)
+    )
 }
 
 /// Refuses ranges a network on this machine (other than `interface`) already uses.

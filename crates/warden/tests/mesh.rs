@@ -186,6 +186,17 @@ fn status(dir: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(dir.join("mesh-status.json")).ok()?).ok()
 }
 
+/// `wg show IF peers`, or `None` while the interface is not up yet.
+fn wg_peers_if_up(interface: &str) -> Option<Vec<String>> {
+    let out = sh("wg", &["show", interface, "peers"]);
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
 /// The keys in `wg show IF peers`, read by the stock tool through the UAPI socket.
 fn wg_peers(interface: &str) -> Vec<String> {
     ok("wg", &["show", interface, "peers"])
@@ -654,5 +665,185 @@ async fn mesh_on(run: usize, backend: Backend) {
     assert!(
         !events.iter().any(|e| e["target"] == "mesh-node:clash"),
         "{events:?}"
+    );
+}
+
+/// Host keys renew by themselves before they expire, on the running interface, and peers
+/// follow; a device's key expires and the device leaves every peer list until it signs in
+/// again.
+#[tokio::test(flavor = "multi_thread")]
+async fn host_keys_renew_and_device_keys_expire() {
+    needs_peers();
+    let config = "[mesh]\nhost_key_ttl = \"6s\"\ndevice_key_ttl = \"16s\"\n";
+    let server = TestServer::start(bin(), Backend::Sqlite, config).await;
+    let mut lab = Lab::new(7);
+    let root = lab.dir.path().to_path_buf();
+    let admin = server.token("root", "admin", None);
+    for args in [
+        &["user", "add", "alice"][..],
+        &["group", "add", "eng"],
+        &["group", "add-member", "eng", "alice"],
+    ] {
+        let out = server.admin(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    server.join_host_at(&root, "web-1", &["role=web"], "127.0.0.1:22");
+    let policy = policy_dir(
+        &root,
+        &MESH_POLICY[..MESH_POLICY.find("@id(\"web-db\")").unwrap()],
+    );
+    let out = server.remote(&admin, &["policy", "apply", policy.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (a, d) = (lab.host("a", 1), lab.host("d", 3));
+    let mtls_port: u16 = server
+        .mtls_addr
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let http_port: u16 = server
+        .url
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    lab.relay(&a, mtls_port);
+    lab.relay(&d, http_port);
+    let (if_a, if_d) = (format!("{}a", lab.prefix), format!("{}d", lab.prefix));
+    let bin = bin().to_str().unwrap();
+    let data = root.join("agent-web-1");
+    let conf = root.join("sshd-web-1.d");
+    lab.spawn(
+        &a,
+        &[
+            bin,
+            "agent",
+            "--server",
+            &server.url,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--sshd-config-dir",
+            conf.to_str().unwrap(),
+            "--mesh-interface",
+            &if_a,
+            "--mesh-endpoint",
+            "10.77.0.1:51820",
+        ],
+        &[],
+        "agent.log",
+    );
+    let alice = server.token("alice-cli", "member", Some("alice"));
+    let device_dir = root.join("alice-laptop");
+    lab.spawn(
+        &d,
+        &[
+            bin,
+            "mesh",
+            "up",
+            "--server",
+            &server.url,
+            "--name",
+            "alice-laptop",
+            "--interface",
+            &if_d,
+            "--data-dir",
+            device_dir.to_str().unwrap(),
+        ],
+        &[("WARDEN_TOKEN", &alice)],
+        "device.log",
+    );
+    let started = Instant::now();
+    wait_for("both nodes' maps", Duration::from_secs(20), || {
+        wg_peers_if_up(&if_a).is_some_and(|p| p.len() == 1)
+            && wg_peers_if_up(&if_d).is_some_and(|p| p.len() == 1)
+    });
+    let first = ok("wg", &["show", &if_a, "public-key"]);
+    assert_eq!(wg_peers(&if_d), [first.trim()]);
+    lab.spawn(
+        &a,
+        &["python3", "-m", "http.server", "8080", "--bind", "0.0.0.0"],
+        &[],
+        "http.log",
+    );
+    let url = format!("http://{}:8080/", mesh_ip(&data));
+    let http = |d: &str| {
+        in_ns(
+            d,
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "2",
+                &url,
+            ],
+        )
+        .stdout
+            == b"200"
+    };
+    wait_for("HTTP through the mesh", Duration::from_secs(15), || {
+        http(&d)
+    });
+
+    // The host's key (6 s) is renewed at two thirds of its life, without restarting the
+    // interface; the device's map follows and traffic flows with the new key.
+    wait_for("web-1's key to be renewed", Duration::from_secs(15), || {
+        let out = sh("wg", &["show", &if_a, "public-key"]);
+        out.status.success() && String::from_utf8_lossy(&out.stdout) != first
+    });
+    let second = ok("wg", &["show", &if_a, "public-key"]);
+    wait_for(
+        "the device to learn web-1's new key",
+        Duration::from_secs(5),
+        || wg_peers(&if_d) == [second.trim()],
+    );
+    wait_for("HTTP with the new key", Duration::from_secs(10), || {
+        http(&d)
+    });
+    assert!(
+        lab.log("agent.log")
+            .contains("mesh: host key renewed; accepted until "),
+        "{}",
+        lab.log("agent.log")
+    );
+    assert!(server.audit("mesh.node.enroll").len() >= 3);
+
+    // The device's key (16 s) expires: it leaves web-1's peers and clears its own.
+    let gone = wait_for(
+        "alice-laptop's key to expire",
+        Duration::from_secs(25),
+        || wg_peers(&if_a).is_empty(),
+    );
+    eprintln!(
+        "device left after {:?} (key lifetime 16 s)",
+        started.elapsed()
+    );
+    let _ = gone;
+    assert!(started.elapsed() >= Duration::from_secs(14));
+    wait_for(
+        "the device to clear its peers",
+        Duration::from_secs(10),
+        || wg_peers(&if_d).is_empty(),
+    );
+    assert!(
+        lab.log("device.log")
+            .contains("this node is no longer in the mesh"),
+        "{}",
+        lab.log("device.log")
     );
 }
