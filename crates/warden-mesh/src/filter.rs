@@ -105,6 +105,19 @@ struct Flow {
 }
 
 impl Flow {
+    /// A flow started by `origin` with packet `p`.
+    fn start(p: &Parsed, origin: Origin, timeouts: Timeouts, now: u64) -> Flow {
+        let mut flow = Flow {
+            origin,
+            syn_out: p.flags & SYN != 0,
+            syn_in: false,
+            closing: false,
+            deadline: 0,
+        };
+        touch(&mut flow, p, timeouts, now);
+        flow
+    }
+
     /// Notes a packet of this flow sent by `from`: a SYN from the side that started the flow
     /// or from the other, FIN or RST, and the new idle deadline.
     fn seen(&mut self, p: &Parsed, from: Origin, timeouts: Timeouts, now: u64) {
@@ -238,15 +251,8 @@ impl Filter {
             return;
         }
         if p.opens && self.flows.len() < MAX_FLOWS {
-            let mut flow = Flow {
-                origin: Origin::Local,
-                syn_out: p.flags & SYN != 0,
-                syn_in: false,
-                closing: false,
-                deadline: 0,
-            };
-            touch(&mut flow, &p, timeouts, now);
-            self.flows.insert(key, flow);
+            self.flows
+                .insert(key, Flow::start(&p, Origin::Local, timeouts, now));
         }
     }
 
@@ -287,15 +293,8 @@ impl Filter {
                 return Verdict::Drop(DropReason::TableFull);
             }
         }
-        let mut flow = Flow {
-            origin: Origin::Remote,
-            syn_out: p.flags & SYN != 0,
-            syn_in: false,
-            closing: false,
-            deadline: 0,
-        };
-        touch(&mut flow, &p, timeouts, now);
-        self.flows.insert(key, flow);
+        self.flows
+            .insert(key, Flow::start(&p, Origin::Remote, timeouts, now));
         Verdict::Pass
     }
 

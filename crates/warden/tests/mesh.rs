@@ -177,6 +177,70 @@ impl Lab {
         self.children.push(cmd.spawn().unwrap());
     }
 
+    /// The real agent of host `name` (joined with `join_host_at` under the lab's directory)
+    /// in `ns`, with its mesh interface `interface` reachable at 10.77.0.N:51820. Returns its
+    /// data directory.
+    fn agent(
+        &mut self,
+        server: &TestServer,
+        ns: &str,
+        name: &str,
+        interface: &str,
+        n: u8,
+    ) -> PathBuf {
+        let data = self.dir.path().join(format!("agent-{name}"));
+        let conf = self.dir.path().join(format!("sshd-{name}.d"));
+        let endpoint = format!("10.77.0.{n}:51820");
+        let args = [
+            bin().to_str().unwrap(),
+            "agent",
+            "--server",
+            &server.url,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--sshd-config-dir",
+            conf.to_str().unwrap(),
+            "--mesh-interface",
+            interface,
+            "--mesh-endpoint",
+            &endpoint,
+        ];
+        self.spawn(ns, &args, &[], &format!("agent-{name}.log"));
+        data
+    }
+
+    /// `warden mesh up` for device `name` in `ns` with `token`. Returns its data directory.
+    fn device(
+        &mut self,
+        server: &TestServer,
+        ns: &str,
+        name: &str,
+        interface: &str,
+        token: &str,
+    ) -> PathBuf {
+        let data = self.dir.path().join(name);
+        let args = [
+            bin().to_str().unwrap(),
+            "mesh",
+            "up",
+            "--server",
+            &server.url,
+            "--name",
+            name,
+            "--interface",
+            interface,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ];
+        self.spawn(
+            ns,
+            &args,
+            &[("WARDEN_TOKEN", token)],
+            &format!("{name}.log"),
+        );
+        data
+    }
+
     fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
     }
@@ -224,6 +288,19 @@ fn mesh_ip(dir: &Path) -> String {
     let enrolled: Value =
         serde_json::from_slice(&std::fs::read(dir.join("mesh.json")).unwrap()).unwrap();
     enrolled["ipv4"].as_str().unwrap().to_owned()
+}
+
+/// The server's mutual-TLS and HTTP ports (on 127.0.0.1), for the relays.
+fn ports(server: &TestServer) -> (u16, u16) {
+    let port = |addr: &str| {
+        addr.trim_end_matches('/')
+            .rsplit_once(':')
+            .unwrap()
+            .1
+            .parse()
+            .unwrap()
+    };
+    (port(&server.mtls_addr), port(&server.url))
 }
 
 const MESH_POLICY: &str = r#"
@@ -299,21 +376,7 @@ async fn mesh_on(run: usize, backend: Backend) {
     );
 
     let (a, b, d) = (lab.host("a", 1), lab.host("b", 2), lab.host("d", 3));
-    let mtls_port: u16 = server
-        .mtls_addr
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .parse()
-        .unwrap();
-    let http_port: u16 = server
-        .url
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
+    let (mtls_port, http_port) = ports(&server);
     for ns in [&a, &b] {
         lab.relay(ns, mtls_port);
     }
@@ -324,49 +387,10 @@ async fn mesh_on(run: usize, backend: Backend) {
         format!("{}d", lab.prefix),
     );
     let bin = bin().to_str().unwrap();
-    for (ns, name, interface, n) in [(&a, "web-1", &if_a, 1), (&b, "db-1", &if_b, 2)] {
-        let data = root.join(format!("agent-{name}"));
-        let conf = root.join(format!("sshd-{name}.d"));
-        lab.spawn(
-            ns,
-            &[
-                bin,
-                "agent",
-                "--server",
-                &server.url,
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--sshd-config-dir",
-                conf.to_str().unwrap(),
-                "--mesh-interface",
-                interface,
-                "--mesh-endpoint",
-                &format!("10.77.0.{n}:51820"),
-            ],
-            &[],
-            &format!("agent-{name}.log"),
-        );
-    }
+    let dir_a = lab.agent(&server, &a, "web-1", &if_a, 1);
+    let dir_b = lab.agent(&server, &b, "db-1", &if_b, 2);
     let alice = server.token("alice-cli", "member", Some("alice"));
-    let device_dir = root.join("alice-laptop");
-    lab.spawn(
-        &d,
-        &[
-            bin,
-            "mesh",
-            "up",
-            "--server",
-            &server.url,
-            "--name",
-            "alice-laptop",
-            "--interface",
-            &if_d,
-            "--data-dir",
-            device_dir.to_str().unwrap(),
-        ],
-        &[("WARDEN_TOKEN", &alice)],
-        "device.log",
-    );
+    let device_dir = lab.device(&server, &d, "alice-laptop", &if_d, &alice);
     // A device whose machine already uses part of the mesh range refuses to come up, and
     // enrolls nothing.
     let e = lab.host("e", 4);
@@ -402,7 +426,6 @@ async fn mesh_on(run: usize, backend: Backend) {
         String::from_utf8_lossy(&out.stderr).trim(),
         "error: the mesh range 100.64.0.0/10 overlaps 100.64.200.0/24 on eth0: choose a mesh range no local network uses"
     );
-    let (dir_a, dir_b) = (root.join("agent-web-1"), root.join("agent-db-1"));
     let peers_of =
         |dir: &Path| status(dir).map_or(0, |s| s["peers"].as_array().map_or(0, Vec::len));
     wait_for("the three nodes' maps", Duration::from_secs(30), || {
@@ -704,66 +727,13 @@ async fn host_keys_renew_and_device_keys_expire() {
     );
 
     let (a, d) = (lab.host("a", 1), lab.host("d", 3));
-    let mtls_port: u16 = server
-        .mtls_addr
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .parse()
-        .unwrap();
-    let http_port: u16 = server
-        .url
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
+    let (mtls_port, http_port) = ports(&server);
     lab.relay(&a, mtls_port);
     lab.relay(&d, http_port);
     let (if_a, if_d) = (format!("{}a", lab.prefix), format!("{}d", lab.prefix));
-    let bin = bin().to_str().unwrap();
-    let data = root.join("agent-web-1");
-    let conf = root.join("sshd-web-1.d");
-    lab.spawn(
-        &a,
-        &[
-            bin,
-            "agent",
-            "--server",
-            &server.url,
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--sshd-config-dir",
-            conf.to_str().unwrap(),
-            "--mesh-interface",
-            &if_a,
-            "--mesh-endpoint",
-            "10.77.0.1:51820",
-        ],
-        &[],
-        "agent.log",
-    );
+    let data = lab.agent(&server, &a, "web-1", &if_a, 1);
     let alice = server.token("alice-cli", "member", Some("alice"));
-    let device_dir = root.join("alice-laptop");
-    lab.spawn(
-        &d,
-        &[
-            bin,
-            "mesh",
-            "up",
-            "--server",
-            &server.url,
-            "--name",
-            "alice-laptop",
-            "--interface",
-            &if_d,
-            "--data-dir",
-            device_dir.to_str().unwrap(),
-        ],
-        &[("WARDEN_TOKEN", &alice)],
-        "device.log",
-    );
+    lab.device(&server, &d, "alice-laptop", &if_d, &alice);
     let started = Instant::now();
     wait_for("both nodes' maps", Duration::from_secs(20), || {
         wg_peers_if_up(&if_a).is_some_and(|p| p.len() == 1)
@@ -816,10 +786,10 @@ async fn host_keys_renew_and_device_keys_expire() {
         http(&d)
     });
     assert!(
-        lab.log("agent.log")
+        lab.log("agent-web-1.log")
             .contains("mesh: host key renewed; accepted until "),
         "{}",
-        lab.log("agent.log")
+        lab.log("agent-web-1.log")
     );
     assert!(server.audit("mesh.node.enroll").len() >= 3);
 
@@ -841,9 +811,9 @@ async fn host_keys_renew_and_device_keys_expire() {
         || wg_peers(&if_d).is_empty(),
     );
     assert!(
-        lab.log("device.log")
+        lab.log("alice-laptop.log")
             .contains("this node is no longer in the mesh"),
         "{}",
-        lab.log("device.log")
+        lab.log("alice-laptop.log")
     );
 }
