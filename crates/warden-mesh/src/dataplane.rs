@@ -182,12 +182,12 @@ pub fn check_overlaps(ranges: &MeshRanges, interface: &str) -> Result<(), DataPl
 }
 
 impl DataPlane {
-    /// Makes the interface with this node's key and addresses, with no peers yet.
+    /// Makes the interface with this node's key and addresses, with no peers yet. Callers run
+    /// [`check_overlaps`] first, before enrolling, so a clash changes nothing.
     pub async fn start(
         config: DataPlaneConfig,
         private_key: [u8; 32],
     ) -> Result<DataPlane, DataPlaneError> {
-        check_overlaps(&config.ranges, &config.interface)?;
         let name = config.interface.clone();
         let mut tun_config = gotatun::tun::tun::Configuration::default();
         tun_config.tun_name(&name).mtu(MTU);
@@ -238,11 +238,6 @@ impl DataPlane {
             peers: tokio::sync::Mutex::new(BTreeMap::new()),
             config,
         })
-    }
-
-    /// The interface's name.
-    pub fn interface(&self) -> &str {
-        &self.config.interface
     }
 
     /// Brings the peers and the filter to `map`: peers that left are removed, new or changed

@@ -97,18 +97,6 @@ pub struct NodeMap {
 
 type Idx = u32;
 
-/// Keys a rule's principal scope is filed under.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Who {
-    Any,
-    AnyHost,
-    AnyDevice,
-    Host(String),
-    Device(String),
-    User(String),
-    Group(String),
-}
-
 /// The compiled mesh.
 #[derive(Debug, Default)]
 pub struct Netmap {
@@ -117,7 +105,7 @@ pub struct Netmap {
     by_name: BTreeMap<String, Idx>,
     rules: Vec<ConnectRule>,
     /// Rules by the key their principal scope names.
-    rules_by_who: BTreeMap<Who, Vec<usize>>,
+    rules_by_principal: BTreeMap<Principal, Vec<usize>>,
     /// Rules naming one host as resource.
     rules_by_host: BTreeMap<String, Vec<usize>>,
     /// Rules on any host, by one tag value they require.
@@ -141,8 +129,11 @@ impl Netmap {
             ..Netmap::default()
         };
         for (r, rule) in rules.iter().enumerate() {
-            if let Some(who) = who_of(&rule.principal) {
-                map.rules_by_who.entry(who).or_default().push(r);
+            if rule.principal != Principal::Nothing {
+                map.rules_by_principal
+                    .entry(rule.principal.clone())
+                    .or_default()
+                    .push(r);
             }
             match &rule.resource {
                 Resource::Nothing => {}
@@ -368,22 +359,22 @@ impl Netmap {
 
     /// Rules whose principal scope could name `node`.
     fn candidate_rules_as_member(&self, node: &Node) -> Vec<usize> {
-        let mut keys = vec![Who::Any];
+        let mut keys = vec![Principal::Any];
         match &node.kind {
             NodeKind::Host { .. } => {
-                keys.push(Who::AnyHost);
-                keys.push(Who::Host(node.name.clone()));
+                keys.push(Principal::AnyHost);
+                keys.push(Principal::Host(node.name.clone()));
             }
             NodeKind::Device { owner, groups } => {
-                keys.push(Who::AnyDevice);
-                keys.push(Who::Device(node.name.clone()));
-                keys.push(Who::User(owner.clone()));
-                keys.extend(groups.iter().map(|g| Who::Group(g.clone())));
+                keys.push(Principal::AnyDevice);
+                keys.push(Principal::Device(node.name.clone()));
+                keys.push(Principal::User(owner.clone()));
+                keys.extend(groups.iter().map(|g| Principal::Group(g.clone())));
             }
         }
         let mut out: Vec<usize> = keys
             .iter()
-            .filter_map(|k| self.rules_by_who.get(k))
+            .filter_map(|k| self.rules_by_principal.get(k))
             .flatten()
             .copied()
             .collect();
@@ -443,19 +434,6 @@ impl Netmap {
         );
         out
     }
-}
-
-fn who_of(principal: &Principal) -> Option<Who> {
-    Some(match principal {
-        Principal::Any => Who::Any,
-        Principal::AnyHost => Who::AnyHost,
-        Principal::AnyDevice => Who::AnyDevice,
-        Principal::Host(h) => Who::Host(h.clone()),
-        Principal::Device(d) => Who::Device(d.clone()),
-        Principal::User(u) => Who::User(u.clone()),
-        Principal::Group(g) => Who::Group(g.clone()),
-        Principal::Nothing => return None,
-    })
 }
 
 fn principal_matches(rule: &ConnectRule, node: &Node) -> bool {

@@ -219,32 +219,9 @@ pub(crate) async fn renew(
         deny(&app, &ctx, "host.renew", "agent", "no client certificate").await;
         return fail(StatusCode::UNAUTHORIZED, "a client certificate is required");
     };
-    let host = match verified_host(&app, &ctx, &certificate, "host.renew").await {
-        Ok(name) => name,
+    let (ctx, host) = match verified_host(&app, &ctx, &certificate, "host.renew").await {
+        Ok(verified) => verified,
         Err(response) => return response,
-    };
-    let ctx = AuditContext {
-        actor: Actor::Host {
-            name: host.clone(),
-            method: AuthMethod::MutualTls,
-        },
-        ..ctx
-    };
-    let host = match app.store.host(host.as_str()).await {
-        Ok(Some(host)) => host,
-        Ok(None) => {
-            return fail(
-                StatusCode::FORBIDDEN,
-                "permission denied: the host has left",
-            );
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "renew lookup failed");
-            return fail(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "service unavailable; try again",
-            );
-        }
     };
     let request: RenewRequest = match parse_body(&body) {
         Ok(r) => r,
@@ -256,15 +233,15 @@ pub(crate) async fn renew(
     credentials(&app, ctx, host, request.ssh_host_key, request.csr).await
 }
 
-/// The joined host a mutual-TLS client certificate proves, or the response refusing it
-/// (recorded as a denial of `action`): the certificate must name a host of this trust
-/// domain, be unrevoked, and the host must still be joined.
+/// The joined host a mutual-TLS client certificate proves, with `ctx` acting as it, or the
+/// response refusing it (recorded as a denial of `action`): the certificate must name a host
+/// of this trust domain, be unrevoked, and the host must still be joined.
 pub(crate) async fn verified_host(
     app: &App,
     ctx: &AuditContext,
     certificate: &PeerCertificate,
     action: &'static str,
-) -> Result<HostName, Response> {
+) -> Result<(AuditContext, Host), Response> {
     let (name, serial) = match peer_host(app, certificate) {
         Ok(pair) => pair,
         Err(reason) => {
@@ -287,7 +264,7 @@ pub(crate) async fn verified_host(
         app.store.x509_certificate_valid(serial).await,
         app.store.host(name.as_str()).await,
     ) {
-        (Ok(true), Ok(Some(_))) => Ok(name),
+        (Ok(true), Ok(Some(host))) => Ok((ctx, host)),
         (Ok(false), _) => {
             let reason = format!("client certificate {serial} is revoked or unknown");
             deny(app, &ctx, action, &target, &reason).await;

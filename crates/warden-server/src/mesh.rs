@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{RwLock, watch};
 use warden_mesh::{MeshRanges, Netmap, Node, NodeKind, NodeMap, PublicKey, connect_rules};
-use warden_model::{Actor, AuthMethod, Timestamp};
+use warden_model::{Actor, Timestamp};
 use warden_store::{
     AuditContext, MeshMember, MeshNodeKind, NewMeshNode, Outcome, Store, StoreError,
 };
@@ -53,8 +53,6 @@ struct Compiled {
     /// The policy version compiled, once compiled.
     policy: Option<Option<i64>>,
     generation: u64,
-    /// Why the policy in force could not be compiled (then nothing is allowed).
-    refused: Option<String>,
 }
 
 /// A node's map with its version, as agents receive it.
@@ -64,10 +62,6 @@ pub struct MeshMap {
     pub version: u64,
     /// The map.
     pub map: NodeMap,
-    /// The mesh's IPv4 range.
-    pub ipv4_range: String,
-    /// The mesh's IPv6 range.
-    pub ipv6_range: String,
 }
 
 /// What a node sends to enroll (or renew its key).
@@ -154,17 +148,10 @@ impl Mesh {
                 .policies_json()
                 .map_err(|e| e.to_string())
                 .and_then(|json| connect_rules(&json).map_err(|e| e.to_string()));
-            let rules = match rules {
-                Ok(rules) => {
-                    state.refused = None;
-                    rules
-                }
-                Err(reason) => {
-                    tracing::error!(%reason, "the policy in force has connect policies the mesh cannot compile: nothing is allowed");
-                    state.refused = Some(reason);
-                    Vec::new()
-                }
-            };
+            let rules = rules.unwrap_or_else(|reason| {
+                tracing::error!(%reason, "the policy in force has connect policies the mesh cannot compile: nothing is allowed");
+                Vec::new()
+            });
             touched.extend(state.netmap.names().cloned());
             state.netmap = Netmap::new(rules, nodes);
             touched.extend(state.netmap.names().cloned());
@@ -226,15 +213,11 @@ impl Mesh {
         loop {
             {
                 let state = self.state.read().await;
+                state.netmap.node(name)?;
                 let version = state.versions.get(name).copied().unwrap_or(0);
-                let map = state.netmap.render(name)?;
                 if version > after || after == 0 || tokio::time::Instant::now() >= deadline {
-                    return Some(MeshMap {
-                        version,
-                        map,
-                        ipv4_range: self.config.ranges.ipv4().to_string(),
-                        ipv6_range: self.config.ranges.ipv6().to_string(),
-                    });
+                    let map = state.netmap.render(name)?;
+                    return Some(MeshMap { version, map });
                 }
             }
             if tokio::time::timeout_at(deadline, generation.changed())
@@ -357,14 +340,15 @@ async fn refuse(app: &App, ctx: &AuditContext, target: &str, reason: &str) -> Re
     fail(StatusCode::BAD_REQUEST, reason)
 }
 
-/// The host a mutual-TLS caller is, or the response refusing it.
+/// The host a mutual-TLS caller is (with the audit context acting as it), or the response
+/// refusing it.
 async fn host_of(
     app: &App,
     request_id: String,
     source: Option<SocketAddr>,
     certificate: Option<Extension<PeerCertificate>>,
     action: &'static str,
-) -> Result<AuditContext, Response> {
+) -> Result<(AuditContext, String), Response> {
     let ctx = crate::agent_api::context(request_id, source, Actor::Anonymous);
     let Some(Extension(certificate)) = certificate else {
         crate::http::deny(app, &ctx, action, "agent", "no client certificate").await;
@@ -373,16 +357,8 @@ async fn host_of(
             "a client certificate is required",
         ));
     };
-    match crate::agent_api::verified_host(app, &ctx, &certificate, action).await {
-        Ok(host) => Ok(AuditContext {
-            actor: Actor::Host {
-                name: host,
-                method: AuthMethod::MutualTls,
-            },
-            ..ctx
-        }),
-        Err(response) => Err(response),
-    }
+    let (ctx, host) = crate::agent_api::verified_host(app, &ctx, &certificate, action).await?;
+    Ok((ctx, host.name))
 }
 
 /// `POST /v1/mesh/enroll` over mutual TLS: a host's agent enrolls its key.
@@ -394,14 +370,11 @@ pub(crate) async fn enroll_host(
     body: Bytes,
 ) -> Response {
     let source = connect.map(|Extension(ConnectInfo(p))| p);
-    let ctx = match host_of(&app, request_id, source, certificate, "mesh.node.enroll").await {
-        Ok(ctx) => ctx,
+    let (ctx, name) = match host_of(&app, request_id, source, certificate, "mesh.node.enroll").await
+    {
+        Ok(host) => host,
         Err(response) => return response,
     };
-    let Actor::Host { name, .. } = &ctx.actor else {
-        return unavailable(&"not a host");
-    };
-    let name = name.to_string();
     let (_, key, endpoint) = match parse_enroll(&body) {
         Ok(parsed) => parsed,
         Err(reason) => return refuse(&app, &ctx, &format!("mesh-node:{name}"), &reason).await,
@@ -447,14 +420,10 @@ pub(crate) async fn host_map(
     Query(params): Query<MapParams>,
 ) -> Response {
     let source = connect.map(|Extension(ConnectInfo(p))| p);
-    let ctx = match host_of(&app, request_id, source, certificate, "mesh.map").await {
-        Ok(ctx) => ctx,
-        Err(response) => return response,
-    };
-    let Actor::Host { name, .. } = &ctx.actor else {
-        return unavailable(&"not a host");
-    };
-    answer_map(&app, name.as_str(), params.after).await
+    match host_of(&app, request_id, source, certificate, "mesh.map").await {
+        Ok((_, name)) => answer_map(&app, &name, params.after).await,
+        Err(response) => response,
+    }
 }
 
 /// The person behind a bearer token, with how recently they signed in with a passkey.
@@ -479,11 +448,15 @@ async fn person_of(
             "permission denied: only a person's devices join the mesh; hosts join through the agent",
         ));
     };
-    let tokens = app.store.tokens().await.map_err(|e| unavailable(&e))?;
-    let Some(token) = tokens.into_iter().find(|t| t.id == *token_id) else {
+    let Some(credential) = app
+        .store
+        .token_credential(token_id)
+        .await
+        .map_err(|e| unavailable(&e))?
+    else {
         return Err(unavailable(&"token vanished"));
     };
-    Ok((ctx.clone(), name.to_string(), token.created_at))
+    Ok((ctx.clone(), name.to_string(), credential.token.created_at))
 }
 
 /// `POST /v1/mesh/device` with a person's token: enrolls one of their devices. The token

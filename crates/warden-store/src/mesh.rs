@@ -21,7 +21,8 @@ pub enum MeshNodeKind {
 }
 
 impl MeshNodeKind {
-    fn as_str(self) -> &'static str {
+    /// `host` or `device`, as stored and shown.
+    pub fn as_str(self) -> &'static str {
         match self {
             MeshNodeKind::Host => "host",
             MeshNodeKind::Device => "device",
@@ -148,13 +149,24 @@ impl Store {
                 .bind(&node.name)
                 .fetch_optional(&mut *conn)
                 .await?;
-            let offset = match existing.as_ref().map(node_from_row).transpose()? {
+            let stored = MeshNode {
+                name: node.name.clone(),
+                kind: node.kind,
+                owner: node.owner.clone(),
+                public_key: node.public_key.clone(),
+                address_offset: 0,
+                endpoint: node.endpoint.clone(),
+                created_at: ctx.now,
+                key_set_at: ctx.now,
+                expires_at: node.expires_at,
+            };
+            match existing.as_ref().map(node_from_row).transpose()? {
                 Some(old) if old.kind != node.kind || old.owner != node.owner => {
-                    return Err(StoreError::Conflict(format!(
+                    Err(StoreError::Conflict(format!(
                         "mesh node `{}` belongs to another {}: choose another name",
                         node.name,
                         if old.kind == MeshNodeKind::Host { "host" } else { "owner" }
-                    )));
+                    )))
                 }
                 Some(old) => {
                     let key_set_at = if old.public_key == node.public_key { old.key_set_at } else { ctx.now };
@@ -168,7 +180,12 @@ impl Store {
                     .bind(&node.name)
                     .execute(&mut *conn)
                     .await?;
-                    old.address_offset
+                    Ok(MeshNode {
+                        address_offset: old.address_offset,
+                        created_at: old.created_at,
+                        key_set_at,
+                        ..stored
+                    })
                 }
                 None => {
                     let used: Vec<i64> = sqlx::query_scalar("SELECT address_offset FROM mesh_nodes")
@@ -190,16 +207,12 @@ impl Store {
                     .bind(node.expires_at.map(Timestamp::as_millis))
                     .execute(&mut *conn)
                     .await?;
-                    offset
+                    Ok(MeshNode {
+                        address_offset: offset,
+                        ..stored
+                    })
                 }
-            };
-            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM mesh_nodes m WHERE m.name = $1"))
-                .bind(&node.name)
-                .fetch_one(&mut *conn)
-                .await?;
-            let stored = node_from_row(&row)?;
-            debug_assert_eq!(stored.address_offset, offset);
-            Ok(stored)
+            }
         })
         .await
     }

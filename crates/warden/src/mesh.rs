@@ -71,7 +71,7 @@ pub async fn bring_up(
             .ipv6
             .parse()
             .context("the server sent a bad address")?,
-        filter: std::env::var("WARDEN_MESH_FILTER").as_deref() != Ok("off"),
+        filter: true,
     };
     Ok(DataPlane::start(config, private_key).await?)
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Object, SimpleObject};
-use warden_store::{MeshNodeKind, Store};
+use warden_store::Store;
 
 use super::api_error;
 use super::authz::{Capability, authorize};
@@ -64,11 +64,7 @@ impl MeshQuery {
                     .map(|(a, b)| (a.to_string(), b.to_string()))
                     .unwrap_or_default();
                 MeshNodeInfo {
-                    kind: match m.node.kind {
-                        MeshNodeKind::Host => "host",
-                        MeshNodeKind::Device => "device",
-                    }
-                    .to_owned(),
+                    kind: m.node.kind.as_str().to_owned(),
                     labels: m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
                     groups: m.groups.into_iter().collect(),
                     live: m.live,
