@@ -44,6 +44,8 @@ pub(crate) struct App {
     pub security_txt: Option<Arc<crate::config::SecurityTxt>>,
     /// The compiled WireGuard mesh.
     pub mesh: Arc<crate::mesh::Mesh>,
+    /// The settings the console shows.
+    pub settings: Arc<crate::console::Settings>,
 }
 
 impl std::fmt::Debug for App {
@@ -100,6 +102,7 @@ pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Route
         .route("/healthz/live", get(live))
         .route("/metrics", get(metrics))
         .merge(crate::scim::routes())
+        .merge(crate::console::routes())
         .fallback(not_found)
         .with_state(app);
     with_edge(routes, Some((imports, max_import)), edge, limits)

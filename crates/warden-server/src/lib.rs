@@ -5,6 +5,7 @@ mod agent_api;
 pub mod audit;
 pub mod ca;
 pub mod config;
+mod console;
 mod edge;
 pub mod graphql;
 mod http;
@@ -329,6 +330,7 @@ impl Server {
             public_url: self.config.public_url.as_str().trim_end_matches('/').into(),
             vuln: self.config.vuln.clone(),
             security_txt: self.config.security_txt.clone().map(Arc::new),
+            settings: Arc::new(crate::console::Settings::new(&self.config)),
             mesh: mesh.clone(),
         };
         let limits = self.config.limits.clone();

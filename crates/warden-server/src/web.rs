@@ -25,10 +25,10 @@ use crate::http::{App, deny, detached, record_failure};
 
 const SESSION_COOKIE: &str = "warden_session";
 const LOGIN_COOKIE: &str = "warden_oidc";
-const CSRF_MISMATCH: &str = "CSRF token mismatch";
+pub(crate) const CSRF_MISMATCH: &str = "CSRF token mismatch";
 
 /// Whether `sent` is the session's CSRF token (compared in constant time).
-fn csrf_ok(presented: &warden_identity::PresentedToken, sent: &str) -> bool {
+pub(crate) fn csrf_ok(presented: &warden_identity::PresentedToken, sent: &str) -> bool {
     use subtle::ConstantTimeEq;
     bool::from(sent.as_bytes().ct_eq(presented.derive("csrf").as_bytes()))
 }
@@ -83,31 +83,14 @@ fn escape(s: &str) -> String {
     out
 }
 
-/// A page: no script, no framing, no referrer, nothing from elsewhere.
+/// A page outside the console (sign-in, account), with the console's look and headers: no
+/// inline script, no framing, no referrer, nothing from elsewhere. `body` is HTML made here
+/// with every outside value escaped.
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · Warden</title></head><body><main>\n<h1>{}</h1>\n{body}\n</main></body></html>\n",
-        escape(title),
-        escape(title)
-    );
-    let mut response = (status, html).into_response();
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::CACHE_CONTROL, "no-store"),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    response
+    crate::console::html_response(
+        status,
+        crate::console::plain(title, maud::PreEscaped(body.to_owned())),
+    )
 }
 
 fn cookies(headers: &HeaderMap) -> BTreeMap<String, String> {
@@ -127,7 +110,7 @@ fn set_cookie(response: &mut Response, value: String) {
     }
 }
 
-fn context(
+pub(crate) fn context(
     request_id: String,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> AuditContext {
@@ -180,7 +163,7 @@ pub(crate) async fn sign_in_page(State(app): State<App>) -> Response {
     }
     let local = "<h2>Local account</h2>\
         <p><label for=\"passkey-user\">User name</label> <input id=\"passkey-user\" autocomplete=\"username webauthn\"> \
-        <button id=\"passkey-signin\" type=\"button\">Sign in with a passkey</button></p>\
+        <button id=\"passkey-signin\" type=\"button\" data-next=\"/console\">Sign in with a passkey</button></p>\
         <p id=\"passkey-status\" role=\"status\"></p><script src=\"/static/passkey.js\" defer></script>";
     if list.is_empty() {
         return page(StatusCode::OK, "Sign in", local);
@@ -556,7 +539,7 @@ pub(crate) async fn account(
                 })
                 .collect();
             format!(
-                "<p>You are signed in.</p><h2>Your passkeys</h2><ul id=\"passkeys\">{items}</ul>\
+                "<p>You are signed in. <a href=\"/console\">Open the console</a></p><h2>Your passkeys</h2><ul id=\"passkeys\">{items}</ul>\
                  <p><label for=\"passkey-name\">Name</label> <input id=\"passkey-name\" value=\"another passkey\"> \
                  <button id=\"passkey-register\" type=\"button\" data-csrf=\"{csrf}\">Add a passkey</button></p>"
             )
@@ -745,7 +728,7 @@ async fn session_ceremony(
     }
 }
 
-fn session_actor(session: &Session) -> Actor {
+pub(crate) fn session_actor(session: &Session) -> Actor {
     Actor::User {
         name: session.user.name.clone(),
         token_id: format!("session:{}", session.id),

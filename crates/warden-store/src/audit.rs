@@ -48,6 +48,12 @@ pub struct EventFilter {
     pub until: Option<Timestamp>,
     /// Sequence numbers greater than this.
     pub after_seq: Option<u64>,
+    /// Sequence numbers less than this.
+    pub before_seq: Option<u64>,
+    /// Outcome, exactly (`success`, `failure`, `denied`).
+    pub outcome: Option<String>,
+    /// Newest first (the page is then the newest events matching).
+    pub newest_first: bool,
 }
 
 /// A stored, signed tree head.
@@ -220,6 +226,7 @@ impl Store {
             ("actor", &filter.actor),
             ("action", &filter.action),
             ("target", &filter.target),
+            ("outcome", &filter.outcome),
         ] {
             if let Some(v) = value {
                 texts.push(v.clone());
@@ -230,6 +237,7 @@ impl Store {
             ("time >= ", filter.since.map(Timestamp::as_millis)),
             ("time < ", filter.until.map(Timestamp::as_millis)),
             ("seq > ", filter.after_seq.map(to_i64)),
+            ("seq < ", filter.before_seq.map(to_i64)),
         ] {
             if let Some(v) = value {
                 numbers.push(v);
@@ -242,7 +250,11 @@ impl Store {
             sql.push_str(" WHERE ");
             sql.push_str(&clauses.join(" AND "));
         }
-        sql.push_str(" ORDER BY seq LIMIT $L");
+        sql.push_str(if filter.newest_first {
+            " ORDER BY seq DESC LIMIT $L"
+        } else {
+            " ORDER BY seq LIMIT $L"
+        });
         for i in 1..=texts.len() {
             sql = sql.replacen(&format!("$T{i}"), &format!("${i}"), 1);
         }

@@ -1399,6 +1399,46 @@ impl Store {
         Ok(stats)
     }
 
+    /// Each finding's open interval and due date, for the burn-down from `since`: every
+    /// finding first seen by `now` and not closed before `since` (open and in triage ones
+    /// have no close; fixed ones close when fixed, accepted and false positives when decided).
+    pub async fn vuln_spans(
+        &self,
+        asset: Option<&str>,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<warden_vuln::burndown::Span>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let sql = format!(
+            "SELECT first_seen, due_at, CASE state WHEN 'fixed' THEN fixed_at \
+             WHEN 'accepted' THEN decided_at WHEN 'false_positive' THEN decided_at END AS closed \
+             FROM vuln_findings WHERE first_seen <= $1 \
+             AND (state IN ('open', 'triage') OR COALESCE(fixed_at, decided_at, first_seen) >= $2){}",
+            if asset.is_some() {
+                " AND asset = $3"
+            } else {
+                ""
+            }
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(now.as_millis())
+            .bind(since.as_millis());
+        if let Some(a) = asset {
+            q = q.bind(a);
+        }
+        q.fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(warden_vuln::burndown::Span {
+                    opened: row.try_get("first_seen")?,
+                    closed: row.try_get("closed")?,
+                    due: row.try_get("due_at")?,
+                })
+            })
+            .collect()
+    }
+
     /// Sends the SLA alerts that are due (an audit event each, which webhooks carry:
     /// `vuln.sla.half` at 50 %, `vuln.sla.breach` at 100 %) and reopens findings whose
     /// acceptance expired (`vuln.accept.expire`). At most 100 of each per call.

@@ -55,14 +55,19 @@ try {
   await signOut();
   report('signed-out', (await page.content()).includes('Signed out'));
   await signIn();
-  report('signed-in', await signedIn());
+  // A passkey sign-in opens the console.
+  report('signed-in', await page
+    .waitForURL(`${base}/console`, { timeout: 10000 })
+    .then(() => page.locator('h1').textContent())
+    .then((h) => h === 'My access')
+    .catch(() => false));
   await signOut();
 
   // Without user verification the browser refuses to assert at all.
   await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: false });
   await signIn();
   await page.waitForFunction(() => document.getElementById('passkey-status')?.dataset.state === 'error', null, { timeout: 15000 });
-  report('no-user-verification', !page.url().endsWith('/account'), await status());
+  report('no-user-verification', !page.url().endsWith('/account') && !page.url().endsWith('/console'), await status());
   await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: true });
 
   // A cloned authenticator: the same key with an older sign count.
@@ -72,13 +77,13 @@ try {
   await cdp.send('WebAuthn.addCredential', { authenticatorId, credential: { ...original, signCount: 0 } });
   await signIn();
   await page.waitForFunction(() => document.getElementById('passkey-status')?.dataset.state === 'error', null, { timeout: 15000 });
-  report('clone-refused', !page.url().endsWith('/account'), await status());
+  report('clone-refused', !page.url().endsWith('/account') && !page.url().endsWith('/console'), await status());
   await page.screenshot({ path: join(shots, 'clone-refused.png') });
 
   // Locked now: even the genuine count is refused.
   await signIn();
   await page.waitForFunction(() => document.getElementById('passkey-status')?.dataset.state === 'error', null, { timeout: 15000 });
-  report('locked', !page.url().endsWith('/account'), await status());
+  report('locked', !page.url().endsWith('/account') && !page.url().endsWith('/console'), await status());
 } catch (error) {
   report('error', false, String(error && error.stack || error));
 } finally {

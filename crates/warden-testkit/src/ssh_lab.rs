@@ -32,6 +32,10 @@ pub struct LabOptions<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// sshd settings before the agent's `Include` (sshd keeps the first value it reads).
     pub sshd_first: &'a str,
+    /// Server settings before any table (`public_url = …`), and tables of their own.
+    pub top: &'a str,
+    /// The HTTP port (0: any free one).
+    pub port: u16,
 }
 
 impl Default for LabOptions<'_> {
@@ -41,6 +45,8 @@ impl Default for LabOptions<'_> {
             ssh: "",
             env: &[],
             sshd_first: "",
+            top: "",
+            port: 0,
         }
     }
 }
@@ -71,15 +77,17 @@ impl SshLab {
             ssh,
             env,
             sshd_first,
+            top,
+            port: http_port,
         } = *options;
         let server = TestServer::start_env(
             bin,
             backend,
             // The bastion in the proxy benchmark needs port forwarding on the certificate.
             &format!(
-                "[limits]\nper_source_rps = 0\n[ssh]\nport_forwarding_groups = [\"ops\"]\n{ssh}"
+                "{top}[limits]\nper_source_rps = 0\n[ssh]\nport_forwarding_groups = [\"ops\"]\n{ssh}"
             ),
-            0,
+            http_port,
             env,
         )
         .await;

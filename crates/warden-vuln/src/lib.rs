@@ -8,6 +8,7 @@
 //! Threat model: parsers read files a scanner (or an attacker controlling a scanned artifact)
 //! produced. They never panic, bound what they keep, and report the position of what is wrong.
 
+pub mod burndown;
 pub mod cargo_audit;
 pub mod cvss;
 mod format;

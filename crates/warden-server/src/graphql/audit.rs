@@ -97,7 +97,8 @@ pub struct AuditQuery;
 
 #[Object]
 impl AuditQuery {
-    /// Events in sequence order, filtered; page with `afterSeq`.
+    /// Events in sequence order (or newest first), filtered; page with `afterSeq` (or
+    /// `beforeSeq`).
     #[expect(
         clippy::too_many_arguments,
         reason = "one argument per filter, as GraphQL callers see them"
@@ -111,6 +112,10 @@ impl AuditQuery {
         since: Option<String>,
         until: Option<String>,
         after_seq: Option<u64>,
+        before_seq: Option<u64>,
+        #[graphql(desc = "`success`, `failure` or `denied`.")] outcome: Option<String>,
+        #[graphql(default = false, desc = "The newest matching events, newest first.")]
+        newest_first: bool,
         #[graphql(default = 100)] first: i32,
     ) -> async_graphql::Result<Vec<AuditEventObject>> {
         let caller = authorize(ctx, Capability::ReadAudit, "audit").await?;
@@ -124,6 +129,17 @@ impl AuditQuery {
             since: time("since", since)?,
             until: time("until", until)?,
             after_seq,
+            before_seq,
+            outcome: match outcome.as_deref() {
+                None | Some("") => None,
+                Some(o @ ("success" | "failure" | "denied")) => Some(o.to_owned()),
+                Some(other) => {
+                    return Err(bad_input(format!(
+                        "unknown outcome `{other}`: success, failure or denied"
+                    )));
+                }
+            },
+            newest_first,
         };
         let store = ctx.data::<Arc<Store>>()?;
         let limit = u32::try_from(first).unwrap_or(1);

@@ -27,6 +27,7 @@ pub struct Query(
     super::reviews::ReviewQuery,
     super::vulns::VulnQuery,
     super::mesh::MeshQuery,
+    super::ssh::SshQuery,
 );
 
 /// Who is calling, users, groups and tokens.

@@ -25,6 +25,31 @@ pub struct SshCertificate {
     pub valid_before: String,
 }
 
+/// The logins a person may ask for (their own name and their groups' `ssh.group_logins`),
+/// and whether their groups allow port forwarding; `None` for an unknown user.
+pub(crate) async fn person_logins(
+    store: &Store,
+    config: &crate::config::SshConfig,
+    name: &warden_model::UserName,
+    now: warden_model::Timestamp,
+) -> Result<Option<(Vec<String>, bool)>, warden_store::StoreError> {
+    let Some(user) = store.user(name).await? else {
+        return Ok(None);
+    };
+    let mut candidates = vec![name.to_string()];
+    let mut port_forwarding = false;
+    for group in store.user_groups(&user.id, now).await? {
+        if let Some(logins) = config.group_logins.get(group.as_str()) {
+            candidates.extend(logins.iter().cloned());
+        }
+        port_forwarding |= config
+            .port_forwarding_groups
+            .iter()
+            .any(|g| g == group.as_str());
+    }
+    Ok(Some((candidates, port_forwarding)))
+}
+
 /// The principals asked for, sorted and without repeats; `None` when none were named.
 fn principals_asked(asked: Option<Vec<String>>) -> Option<Vec<String>> {
     let mut asked = asked?;
@@ -69,25 +94,11 @@ impl SshMutation {
         // The key id names the holder and the token, for the proxy and for revocation.
         let (who, key_id) = match &caller.audit.actor {
             Actor::User { name, token_id, .. } => {
-                let user = store
-                    .user(name)
-                    .await
-                    .map_err(|e| api_error(e, caller))?
-                    .ok_or_else(|| bad_input(format!("user `{name}` not found")))?;
-                candidates.push(name.to_string());
-                for group in store
-                    .user_groups(&user.id, caller.audit.now)
-                    .await
-                    .map_err(|e| api_error(e, caller))?
-                {
-                    if let Some(logins) = config.group_logins.get(group.as_str()) {
-                        candidates.extend(logins.iter().cloned());
-                    }
-                    port_forwarding |= config
-                        .port_forwarding_groups
-                        .iter()
-                        .any(|g| g == group.as_str());
-                }
+                (candidates, port_forwarding) =
+                    person_logins(store, config, name, caller.audit.now)
+                        .await
+                        .map_err(|e| api_error(e, caller))?
+                        .ok_or_else(|| bad_input(format!("user `{name}` not found")))?;
                 (
                     format!("user `{name}`"),
                     format!("user:{name} token:{token_id}"),
@@ -270,5 +281,90 @@ impl SshMutation {
             .await
             .map_err(|e| api_error(e, caller))?;
         Ok(true)
+    }
+}
+
+/// A host the caller may log in to, and as whom.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct ReachableHost {
+    /// The host.
+    pub name: String,
+    /// Its labels, `key=value`.
+    pub labels: Vec<String>,
+    /// The logins the `ssh` action allows the caller there, sorted.
+    pub logins: Vec<String>,
+}
+
+/// SSH reads.
+#[derive(Debug, Default)]
+pub struct SshQuery;
+
+#[Object]
+impl SshQuery {
+    /// The hosts the calling person may log in to and the logins each allows, as the policy
+    /// in force decides for them now (their own name and their groups' `ssh.group_logins`).
+    async fn reachable_hosts(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<ReachableHost>> {
+        let caller = authorize(ctx, Capability::Viewer, "reachable-hosts").await?;
+        let Actor::User { name, .. } = &caller.audit.actor else {
+            return Err(bad_input(format!(
+                "only a person has hosts to reach; {} is not one",
+                caller.audit.actor
+            )));
+        };
+        let store = ctx.data::<Arc<Store>>()?;
+        let config = ctx.data::<SshConfig>()?;
+        let engine = ctx.data::<Arc<crate::policy::Engine>>()?;
+        let Some((mut logins, _)) = person_logins(store, config, name, caller.audit.now)
+            .await
+            .map_err(|e| api_error(e, caller))?
+        else {
+            return Ok(Vec::new());
+        };
+        logins.sort();
+        logins.dedup();
+        let Some(subject) = crate::policy::subject(store, &caller.audit.actor)
+            .await
+            .map_err(|e| api_error(e, caller))?
+        else {
+            return Ok(Vec::new());
+        };
+        let hosts = store.hosts().await.map_err(|e| api_error(e, caller))?;
+        let mut reachable = Vec::new();
+        for host in hosts {
+            let object = warden_policy::Object::Host {
+                name: host.name.clone(),
+                labels: host.labels.clone(),
+            };
+            let allowed: Vec<String> = logins
+                .iter()
+                .filter(|login| {
+                    engine
+                        .decide(
+                            &subject,
+                            "ssh",
+                            &object,
+                            &serde_json::json!({ "login": login }),
+                        )
+                        .decided
+                        .allow
+                })
+                .cloned()
+                .collect();
+            if !allowed.is_empty() {
+                reachable.push(ReachableHost {
+                    labels: host
+                        .labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect(),
+                    name: host.name,
+                    logins: allowed,
+                });
+            }
+        }
+        Ok(reachable)
     }
 }

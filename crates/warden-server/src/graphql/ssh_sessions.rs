@@ -142,6 +142,21 @@ impl SshSessionQuery {
         Ok(sessions.into_iter().map(info).collect())
     }
 
+    /// One session by id.
+    async fn ssh_session(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<Option<SshSessionInfo>> {
+        let caller = authorize(ctx, Capability::ReadAudit, &format!("ssh-session:{id}")).await?;
+        let store = ctx.data::<Arc<Store>>()?;
+        let session = store
+            .ssh_session(&id)
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        Ok(session.map(info))
+    }
+
     /// Sessions whose transcripts (what the terminal showed) contain `text`, ignoring case,
     /// newest first, among the latest `within` sessions.
     async fn ssh_session_search(

@@ -172,6 +172,17 @@ pub struct VulnAssetInfo {
     pub overdue: i64,
 }
 
+/// Findings open and overdue at one moment of the burn-down.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct BurndownPoint {
+    /// RFC 3339.
+    pub at: String,
+    /// Findings open then (in triage included).
+    pub open: i64,
+    /// Of those, past their due date then.
+    pub overdue: i64,
+}
+
 /// A count per severity.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct SeverityCount {
@@ -466,6 +477,39 @@ impl VulnQuery {
             due_missed_open: s.due_missed_open,
             compliance: s.compliance(),
         })
+    }
+
+    /// The SLA burn-down over the period from `since` (as in `vulnStats`): findings open, and
+    /// of those overdue, at `points` evenly spaced moments (2 to 366) ending now.
+    async fn vuln_burndown(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "\"30d\".to_owned()")] since: String,
+        asset: Option<String>,
+        #[graphql(default = 31)] points: i32,
+    ) -> async_graphql::Result<Vec<BurndownPoint>> {
+        let caller = authorize(ctx, Capability::ReadVulns, "vulns").await?;
+        let now = caller.audit.now;
+        let from = self::since(&since, now)?;
+        let asset = asset.as_deref().map(self::asset).transpose()?;
+        let points = usize::try_from(points)
+            .ok()
+            .filter(|p| (2..=366).contains(p))
+            .ok_or_else(|| bad_input("points must be between 2 and 366"))?;
+        let spans = store(ctx)?
+            .vuln_spans(asset.as_deref(), from, now)
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        Ok(
+            warden_vuln::burndown::burndown(&spans, from.as_millis(), now.as_millis(), points)
+                .into_iter()
+                .map(|p| BurndownPoint {
+                    at: Timestamp::from_millis(p.at).rfc3339_millis(),
+                    open: p.open,
+                    overdue: p.overdue,
+                })
+                .collect(),
+        )
     }
 
     /// A CI gate over an asset's live findings: `failOn` holds `overdue`, `unrated` and

@@ -1,0 +1,123 @@
+//! The frame every console page shares, the security headers of every HTML response, and the
+//! console's static files (compiled into the binary: no build step, nothing fetched).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, Markup, html};
+
+use super::{Section, Visitor};
+
+/// Scripts, styles and fetches from this origin only, no inline script or style, no framing,
+/// forms posting only here, nothing else loaded.
+pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// An HTML page with the console's security headers.
+pub(crate) fn html_response(status: StatusCode, page: Markup) -> Response {
+    let mut response = (status, page.into_string()).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// The page around `body`: a skip link, the navigation the visitor may use, who is signed in
+/// and the sign-out form.
+pub(crate) fn frame(
+    visitor: Option<&Visitor>,
+    current: Section,
+    title: &str,
+    body: Markup,
+) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Warden" }
+                link rel="stylesheet" href="/static/console.css";
+                script src="/static/console.js" defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                @if let Some(v) = visitor {
+                    header.top {
+                        a.brand href="/console" { "Warden" }
+                        nav aria-label="Console" {
+                            ul {
+                                @for s in &v.sections {
+                                    li {
+                                        @if *s == current {
+                                            a href=(s.path()) aria-current="page" { (s.title()) }
+                                        } @else {
+                                            a href=(s.path()) { (s.title()) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        form.signout method="post" action="/auth/logout" {
+                            span.who { (v.name()) }
+                            input type="hidden" name="csrf" value=(v.csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main #main {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// A page outside the console (sign-in, account), in the same frame without navigation.
+pub(crate) fn plain(title: &str, body: Markup) -> Markup {
+    frame(None, Section::Account, title, body)
+}
+
+/// A static file compiled into the binary.
+pub(crate) fn static_asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// `GET /static/console.css`.
+pub(crate) async fn css() -> Response {
+    static_asset(
+        "text/css; charset=utf-8",
+        include_str!("../../static/console.css"),
+    )
+}
+
+/// `GET /static/console.js`.
+pub(crate) async fn js() -> Response {
+    static_asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/console.js"),
+    )
+}
+
+/// `GET /static/player.js`.
+pub(crate) async fn player_js() -> Response {
+    static_asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/player.js"),
+    )
+}

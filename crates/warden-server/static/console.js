@@ -1,0 +1,30 @@
+// Small conveniences for Warden's console; every page works without them.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  // "Select all" for bulk decisions.
+  for (const all of document.querySelectorAll("input[data-select-all]")) {
+    all.addEventListener("change", () => {
+      for (const box of document.querySelectorAll(`input[name="${all.dataset.selectAll}"]`)) {
+        box.checked = all.checked;
+      }
+    });
+  }
+  // Live updates: a region marked data-refresh is fetched again every few seconds and
+  // replaced when it changed (the approvals inbox, live sessions).
+  for (const region of document.querySelectorAll("[data-refresh]")) {
+    const seconds = Number(region.dataset.refresh) || 10;
+    setInterval(async () => {
+      if (document.hidden) return;
+      try {
+        const response = await fetch(window.location.href, { credentials: "same-origin" });
+        if (!response.ok) return;
+        const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+        const fresh = doc.getElementById(region.id);
+        if (fresh && fresh.innerHTML !== region.innerHTML) region.innerHTML = fresh.innerHTML;
+      } catch (_) {
+        // Offline for a moment: the next tick tries again.
+      }
+    }, seconds * 1000);
+  }
+});

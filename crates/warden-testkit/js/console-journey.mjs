@@ -1,0 +1,197 @@
+// Drives Debian's Chromium (through playwright-core) through Warden's console as two people,
+// each with a CDP virtual authenticator: passkey sign-in, a request approved by another
+// person, a recorded session played, a review item decided, an overdue finding found, the
+// audit log verified, and every page photographed. Any Content-Security-Policy violation fails.
+// Usage: node console-journey.mjs BASE ALICE_ENROLL_URL BOB_ENROLL_URL SHOTS_DIR
+// Prints one JSON line per step: {"step": ..., "ok": true|false, "detail": ...}.
+import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+
+const [base, aliceLink, bobLink, shots] = process.argv.slice(2);
+const report = (step, ok, detail) => console.log(JSON.stringify({ step, ok, detail }));
+const violations = [];
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1'],
+});
+
+// A person with a browser context and authenticator of their own, enrolled through their
+// link, signed out, and signed in again with the passkey: they land on the console.
+async function person(name, link) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.on('console', (m) => {
+    if (/Content Security Policy|Refused to (load|execute|apply|frame|connect)/.test(m.text())) violations.push(`${name}: ${m.text()}`);
+  });
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable', { enableUI: false });
+  await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true,
+      isUserVerified: true, automaticPresenceSimulation: true },
+  });
+  await page.goto(link);
+  await page.waitForURL(`${base}/account`);
+  await page.click('#passkey-register');
+  await page.waitForSelector('text=You are signed in.', { timeout: 15000 });
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForLoadState();
+  await page.goto(`${base}/`);
+  await page.fill('#passkey-user', name);
+  await page.click('#passkey-signin');
+  await page.waitForURL(`${base}/console`, { timeout: 15000 });
+  return page;
+}
+
+const shot = (page, file) => page.screenshot({ path: join(shots, file), fullPage: true });
+const heading = (page) => page.locator('h1').textContent();
+const cellTexts = (page, selector) => page.locator(selector).allTextContents();
+
+try {
+  // Sign in with a passkey.
+  const alice = await person('alice', aliceLink);
+  report('alice-signed-in', (await heading(alice)) === 'My access', alice.url());
+  const hosts = await cellTexts(alice, '#my-hosts tbody tr td:first-child');
+  report('my-hosts', hosts.includes('db-1') && !hosts.includes('web-1'), hosts);
+  await shot(alice, 'my-access.png');
+
+  // Keyboard: the first Tab reaches the skip link.
+  await alice.keyboard.press('Tab');
+  report('skip-link', (await alice.evaluate(() => document.activeElement?.textContent)) === 'Skip to content');
+
+  // Request access.
+  await alice.fill('#group', 'web');
+  await alice.selectOption('#duration', '1h');
+  await alice.fill('#reason', 'INC-42: the web tier is down');
+  await alice.click('button:has-text("Request")');
+  await alice.waitForURL(`${base}/console?done=requested`);
+  const mine = await alice.locator('.requests tbody tr').first().textContent();
+  report('requested', mine.includes('web') && mine.includes('pending'), mine);
+  await shot(alice, 'requested.png');
+
+  // Pages alice may not open are refused, and a forged form is refused.
+  const denied = await alice.goto(`${base}/console/audit`);
+  report('audit-denied', denied.status() === 403, (await alice.locator('.notice').textContent()).trim());
+  await shot(alice, 'denied.png');
+  const forged = await alice.evaluate(async () => (await fetch('/console/access/request', {
+    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'csrf=forged&group=web&duration=1h&reason=x',
+  })).status);
+  report('csrf-refused', forged === 403, forged);
+
+  // Approve it as another person.
+  const bob = await person('bob', bobLink);
+  await bob.click('nav a:has-text("Approvals")');
+  await bob.waitForURL(`${base}/console/approvals`);
+  await shot(bob, 'approvals.png');
+  const row = bob.locator('#inbox tr', { hasText: 'INC-42' });
+  await row.locator('input[name=reason]').fill('on call this week');
+  await row.locator('button:has-text("Approve")').click();
+  await bob.waitForURL(`${base}/console/approvals?done=approved`);
+  const decided = await bob.locator('main').textContent();
+  report('approved', decided.includes('Approved.') && decided.includes('user:bob: approved — on call this week'), null);
+
+  // alice now reaches web-1 through the temporary membership.
+  await alice.goto(`${base}/console`);
+  const groups = await cellTexts(alice, '#my-groups li');
+  const after = await cellTexts(alice, '#my-hosts tbody tr td:first-child');
+  report('granted', groups.includes('web') && after.includes('web-1'), { groups, after });
+  await shot(alice, 'my-access-granted.png');
+
+  // A phone-sized screen.
+  await alice.setViewportSize({ width: 390, height: 844 });
+  await alice.reload();
+  const overflow = await alice.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  report('phone', overflow <= 0, overflow);
+  await shot(alice, 'my-access-phone.png');
+
+  // Play a recorded session.
+  await bob.click('nav a:has-text("Sessions")');
+  await shot(bob, 'sessions.png');
+  await bob.locator('#past-sessions tbody tr a').first().click();
+  await bob.waitForSelector('[data-frames][data-state]', { timeout: 15000 });
+  const state = await bob.locator('[data-frames]').getAttribute('data-state');
+  if (state !== 'ready') throw new Error(`player ${state}: ${await bob.locator('#player-status').textContent()}`);
+  await bob.selectOption('#speed', '16');
+  await bob.click('#play');
+  await bob.waitForSelector('[data-frames][data-state=ended]', { timeout: 30000 });
+  const screen = await bob.locator('#screen').textContent();
+  report('played', screen.includes('hello-console-42'), screen);
+  await shot(bob, 'playback.png');
+  // Seeking back to the start clears the screen; forward again shows it.
+  await bob.locator('#seek').fill('0');
+  const cleared = !(await bob.locator('#screen').textContent()).includes('hello-console-42');
+  await bob.locator('#seek').fill('1000');
+  report('seek', cleared && (await bob.locator('#screen').textContent()).includes('hello-console-42'));
+
+  // Transcript search.
+  await bob.goto(`${base}/console/sessions`);
+  await bob.fill('#q', 'hello-console-42');
+  await bob.click('button:has-text("Search")');
+  await bob.waitForSelector('article.match', { timeout: 10000 });
+  report('search', (await bob.locator('article.match').count()) >= 1);
+  await shot(bob, 'search.png');
+
+  // Decide a review item.
+  await bob.click('nav a:has-text("Reviews")');
+  await shot(bob, 'reviews.png');
+  await bob.locator('#reviews tbody a').first().click();
+  const item = bob.locator('#review-items tbody tr', { hasText: 'alice' }).filter({ hasText: 'ops' });
+  await item.locator('input[type=checkbox]').check();
+  await bob.fill('#reason', 'alice is on the ops rota');
+  await bob.click('button:has-text("Keep access")');
+  await bob.waitForURL(/done=decided/);
+  const decision = await bob.locator('#review-items tbody tr', { hasText: 'alice' }).filter({ hasText: 'ops' }).locator('td.decision').textContent();
+  report('reviewed', decision.includes('keep') && decision.includes('alice is on the ops rota'), decision);
+  await shot(bob, 'review.png');
+
+  // Find an overdue vulnerability.
+  await bob.click('nav a:has-text("Vulnerabilities")');
+  const overdue = Number(await bob.locator('#overdue-count').textContent());
+  const rows = await bob.locator('#overdue tbody tr').count();
+  report('overdue', overdue > 0 && rows > 0, { overdue, rows });
+  await shot(bob, 'vulns.png');
+  await bob.locator('#overdue tbody tr a').first().click();
+  await bob.waitForSelector('#finding');
+  report('finding', (await bob.locator('#finding').textContent()).includes('overdue'));
+  await shot(bob, 'finding.png');
+
+  // The audit log: filtered to the approval, and one event proven in the signed log.
+  await bob.goto(`${base}/console/audit`);
+  await bob.fill('#action', 'access.approve');
+  await bob.click('button:has-text("Show")');
+  const approvals = await cellTexts(bob, '#audit-events tbody tr td:nth-child(3)');
+  report('audit-filter', approvals.length === 1 && approvals[0] === 'user:bob', approvals);
+  await bob.locator('#audit-events tbody a:has-text("verify")').first().click();
+  const proof = await bob.locator('#proof').textContent();
+  report('audit-proof', proof.includes('is in the signed log'), proof);
+  report('checkpoint', (await bob.locator('#checkpoint-status').textContent()) === 'valid');
+  await shot(bob, 'audit.png');
+
+  // The policy explained.
+  await bob.click('nav a:has-text("Policy")');
+  await bob.fill('#principal', 'user:alice');
+  await bob.fill('#action', 'ssh');
+  await bob.fill('#resource', 'host:db-1');
+  await bob.fill('#context', '{"login": "root"}');
+  await bob.click('button:has-text("Explain")');
+  const explained = await bob.locator('#explanation').textContent();
+  report('explain', explained.startsWith('allow'), explained);
+  await shot(bob, 'policy.png');
+
+  // The inventory and settings.
+  for (const [link, file, table] of [['People', 'people.png', '#people'], ['Groups', 'groups.png', '#groups'],
+    ['Hosts', 'hosts.png', '#hosts'], ['Settings', 'settings.png', '#sla']]) {
+    await bob.click(`nav a:has-text("${link}")`);
+    await bob.waitForSelector(table);
+    await shot(bob, file);
+  }
+  report('inventory', (await cellTexts(bob, '#sla tbody td:first-child')).includes('default'));
+  report('csp', violations.length === 0, violations);
+} catch (error) {
+  report('error', false, String(error && error.stack || error));
+} finally {
+  await browser.close();
+}

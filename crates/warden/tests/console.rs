@@ -1,0 +1,496 @@
+//! The web console: its security (headers, CSRF, authorization by the policy engine,
+//! escaping) and the exact errors of bad input on both backends through a real HTTP client
+//! signed in with a passkey; and the main journeys end to end in Debian's Chromium with
+//! virtual authenticators, with a screenshot of every page.
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers fail the test"
+)]
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+use warden_testkit::{Backend, LabOptions, SshLab, TestServer, free_port, through_proxy};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_warden"))
+}
+
+fn admin_ok(server: &TestServer, args: &[&str]) {
+    let out = server.admin(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// GET `path` with browser `b`: status, headers, body.
+async fn get(
+    b: &reqwest::Client,
+    base: &str,
+    path: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let r = b.get(format!("{base}{path}")).send().await.unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    (status, headers, r.text().await.unwrap())
+}
+
+async fn post(b: &reqwest::Client, base: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let r = b
+        .post(format!("{base}{path}"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The one-line message of a refusal page.
+fn notice(body: &str) -> String {
+    let after = body
+        .split("role=\"alert\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no alert: {body}"));
+    after
+        .split('<')
+        .next()
+        .unwrap()
+        .replace("&#39;", "'")
+        .replace("&quot;", "\"")
+}
+
+async fn security_and_bad_input(backend: Backend) {
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let config = format!("public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n");
+    let server = TestServer::start_on(bin(), backend, &config, port).await;
+    admin_ok(&server, &["group", "add", "admins"]);
+    admin_ok(&server, &["group", "add", "web"]);
+    admin_ok(
+        &server,
+        &[
+            "user",
+            "add",
+            "mallory",
+            "--display-name",
+            "<img src=x onerror=alert(1)>",
+        ],
+    );
+
+    // Without a session, the console sends the browser to sign in.
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (status, headers, _) = get(&anonymous, &base, "/console/audit").await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "/");
+
+    // A member: their own page, with the console's headers and no inline script.
+    let (carol, _, csrf) = server.enroll_soft_passkey(&base, "carol").await;
+    let (status, headers, body) = get(&carol, &base, "/console").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-security-policy"], CSP);
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(
+        body.split("<script")
+            .skip(1)
+            .all(|s| s.starts_with(" src=\"/static/")),
+        "only scripts from /static: {body}"
+    );
+    assert!(!body.contains(" style=\""), "no inline style: {body}");
+    assert!(
+        !body.contains("href=\"/console/audit\""),
+        "no audit link for a member"
+    );
+
+    // Pages a member may not open: 403, and the denial recorded by the policy engine.
+    for (path, action) in [
+        ("/console/audit", "api.read_audit"),
+        ("/console/people", "api.read_directory"),
+        ("/console/settings", "policy.manage"),
+    ] {
+        let (status, _, body) = get(&carol, &base, path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(
+            notice(&body).starts_with("permission denied: "),
+            "{path}: {body}"
+        );
+        let denials = server.audit(action);
+        assert!(
+            denials
+                .iter()
+                .any(|e| e["target"] == format!("console:{path}")
+                    && e["outcome"] == "denied"
+                    && e["actor"] == "user:carol"),
+            "{path}: {denials:?}"
+        );
+    }
+
+    // A form without the session's token is refused and recorded; nothing is requested.
+    let form = [
+        ("csrf", "forged"),
+        ("group", "web"),
+        ("duration", "1h"),
+        ("reason", "x"),
+    ];
+    let (status, body) = post(&carol, &base, "/console/access/request", &form).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        notice(&body),
+        "the form is stale or forged (CSRF token mismatch): reload the page and try again"
+    );
+    let refused = server.audit("access.request");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["outcome"], "denied");
+    assert_eq!(refused[0]["reason"], "CSRF token mismatch");
+
+    // Bad input: the API's one-line message, nothing changed.
+    for (group, duration, reason, expected) in [
+        ("nope", "1h", "fix", "group `nope` not found"),
+        ("web", "1h", "  ", "give a reason"),
+        (
+            "web",
+            "forever",
+            "fix",
+            "invalid duration `forever`: expected number at 0 (like 30m, 2h or 1d)",
+        ),
+        ("web", "60d", "fix", "a grant lasts from 1s to 30d"),
+    ] {
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("group", group),
+            ("duration", duration),
+            ("reason", reason),
+        ];
+        let (status, body) = post(&carol, &base, "/console/access/request", &form).await;
+        assert_eq!(
+            (status, notice(&body).as_str()),
+            (400, expected),
+            "{group} {duration}"
+        );
+    }
+    let (status, body) = post(
+        &carol,
+        &base,
+        "/console/approvals/0190",
+        &[("csrf", csrf.as_str()), ("decision", "maybe")],
+    )
+    .await;
+    assert_eq!(
+        (status, notice(&body).as_str()),
+        (400, "unknown decision `maybe`: approve or deny")
+    );
+    let (status, body) = post(
+        &carol,
+        &base,
+        "/console/reviews/0190",
+        &[
+            ("csrf", csrf.as_str()),
+            ("decision", "keep"),
+            ("reason", "x"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, notice(&body).as_str()),
+        (400, "select at least one item to decide")
+    );
+    let (status, body) = post(
+        &carol,
+        &base,
+        "/console/reviews/0190",
+        &[
+            ("csrf", csrf.as_str()),
+            ("item", "one"),
+            ("decision", "keep"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, notice(&body).as_str()),
+        (400, "item `one` is not an item number")
+    );
+    let admin = server.token("ops", "admin", None);
+    let (_, requests) = server
+        .graphql(Some(&admin), "{ accessRequests { id } }", json!({}))
+        .await;
+    assert_eq!(requests["data"]["accessRequests"], json!([]), "{requests}");
+
+    // An admin sees every page; what people wrote is escaped.
+    let (dave, _, _) = server.enroll_soft_passkey(&base, "dave").await;
+    admin_ok(&server, &["group", "add-member", "admins", "dave"]);
+    for path in [
+        "/console",
+        "/console/approvals",
+        "/console/reviews",
+        "/console/sessions",
+        "/console/sessions?q=hello",
+        "/console/audit",
+        "/console/audit?outcome=denied",
+        "/console/people",
+        "/console/groups",
+        "/console/hosts",
+        "/console/policy",
+        "/console/policy?principal=user%3Acarol&action=ssh&resource=api%3Ausers",
+        "/console/vulns",
+        "/console/settings",
+    ] {
+        let (status, headers, body) = get(&dave, &base, path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(headers["content-security-policy"], CSP, "{path}");
+    }
+    let (_, _, people) = get(&dave, &base, "/console/people").await;
+    assert!(
+        people.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{people}"
+    );
+    assert!(!people.contains("<img src=x"), "{people}");
+    let (_, _, nav) = get(&dave, &base, "/console").await;
+    assert!(nav.contains("href=\"/console/audit\""));
+
+    // Bad input to an admin's pages.
+    let (status, _, body) = get(&dave, &base, "/console/audit?outcome=bogus").await;
+    assert_eq!(
+        (status, notice(&body).as_str()),
+        (400, "unknown outcome `bogus`: success, failure or denied")
+    );
+    let (status, _, body) = get(&dave, &base, "/console/audit?before=x").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _, body) = get(
+        &dave,
+        &base,
+        "/console/policy?principal=user%3Acarol&action=ssh&resource=host%3Adb-1&context=%7B",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(notice(&body).starts_with("invalid context: "), "{body}");
+    let (status, _, body) = get(&dave, &base, "/console/recordings/nonsense").await;
+    assert_eq!(status, 400);
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        error["error"],
+        "invalid recording name `nonsense`: `warden sessions list` shows them"
+    );
+    let (status, _, body) = get(&dave, &base, "/console/sessions/nope").await;
+    assert_eq!((status, notice(&body).as_str()), (404, "no session `nope`"));
+    let (status, _, body) = get(&dave, &base, "/console/reviews/nope").await;
+    assert_eq!(status, 404, "{body}");
+
+    // The static files the pages use are served as what they are.
+    for (path, kind) in [
+        ("/static/console.css", "text/css; charset=utf-8"),
+        ("/static/console.js", "text/javascript; charset=utf-8"),
+        ("/static/player.js", "text/javascript; charset=utf-8"),
+    ] {
+        let (status, headers, _) = get(&anonymous, &base, path).await;
+        assert_eq!(
+            (status, headers["content-type"].to_str().unwrap()),
+            (200, kind)
+        );
+    }
+}
+
+#[tokio::test]
+async fn console_security_and_bad_input_sqlite() {
+    security_and_bad_input(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn console_security_and_bad_input_postgres() {
+    security_and_bad_input(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn console_journeys_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    // Every SLA a second, so what is imported is overdue by the time the browser looks.
+    let top = format!(
+        "public_url = \"{base}\"\n[vuln.sla.default]\ncritical = \"1s\"\nhigh = \"1s\"\nmedium = \"1s\"\nlow = \"1s\"\ninformational = \"1s\"\n"
+    );
+    let lab = SshLab::start_opts(
+        bin(),
+        d,
+        &LabOptions {
+            top: &top,
+            port,
+            ..LabOptions::default()
+        },
+    )
+    .await;
+    let server = &lab.server;
+    for args in [
+        &["group", "add", "admins"][..],
+        &["group", "add", "web"],
+        &["user", "add", "bob"],
+        &["group", "add-member", "admins", "bob"],
+    ] {
+        admin_ok(server, args);
+    }
+
+    // A session on a pty through the recording proxy.
+    let out = through_proxy("ssh", server, d)
+        .args([
+            "-tt",
+            "-l",
+            "root",
+            "db-1",
+            "echo hello-console-$((6 * 7)); sleep 0.2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("hello-console-42"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for _ in 0..100 {
+        if !server.audit("ssh.session.end").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // A review of ops for bob, and findings from a real Trivy report.
+    let admin = server.token("ci", "admin", None);
+    let (_, review) = server
+        .graphql(
+            Some(&admin),
+            "mutation { createAccessReview(groups: [\"ops\"], reviewer: \"bob\", due: \"7d\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(review["errors"].is_null(), "{review}");
+    let report = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../warden-vuln/tests/fixtures/trivy/scheme_2_many_vulns.json");
+    let out = server.remote(
+        &admin,
+        &["vuln", "import", "--asset", "api", report.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let link = |user: &str| {
+        let out = server.admin(&["user", "enroll-link", user]);
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let (alice_link, bob_link) = (link("alice"), link("bob"));
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots/console");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden-testkit/js/console-journey.mjs");
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Chromium is needed: ./scripts/test.sh installs Debian's chromium"
+    );
+    let out = Command::new("node")
+        .arg(script)
+        .args([&base, &alice_link, &bob_link, shots.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let steps: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        steps.iter().all(|s| s["step"] != "error"),
+        "{steps:#?}\n{stderr}"
+    );
+    for name in [
+        "alice-signed-in",
+        "my-hosts",
+        "skip-link",
+        "requested",
+        "audit-denied",
+        "csrf-refused",
+        "approved",
+        "granted",
+        "phone",
+        "played",
+        "seek",
+        "search",
+        "reviewed",
+        "overdue",
+        "finding",
+        "audit-filter",
+        "audit-proof",
+        "checkpoint",
+        "explain",
+        "inventory",
+        "csp",
+    ] {
+        let step = steps
+            .iter()
+            .find(|s| s["step"] == name)
+            .unwrap_or_else(|| panic!("no step {name}: {steps:#?}\n{stderr}"));
+        assert_eq!(step["ok"], true, "{name}: {step}");
+    }
+    for file in [
+        "my-access.png",
+        "requested.png",
+        "denied.png",
+        "approvals.png",
+        "my-access-granted.png",
+        "my-access-phone.png",
+        "sessions.png",
+        "playback.png",
+        "search.png",
+        "reviews.png",
+        "review.png",
+        "vulns.png",
+        "finding.png",
+        "audit.png",
+        "policy.png",
+        "people.png",
+        "groups.png",
+        "hosts.png",
+        "settings.png",
+    ] {
+        assert!(shots.join(file).exists(), "{file}");
+    }
+
+    // The trail: the request by alice, the approval by bob, the review decision, the
+    // forged form and the denied page.
+    let requested = server.audit("access.request");
+    assert!(
+        requested
+            .iter()
+            .any(|e| e["outcome"] == "success" && e["actor"] == "user:alice")
+    );
+    assert!(
+        requested
+            .iter()
+            .any(|e| e["outcome"] == "denied" && e["reason"] == "CSRF token mismatch")
+    );
+    let approved = server.audit("access.approve");
+    assert_eq!(approved.len(), 1, "{approved:?}");
+    assert_eq!(approved[0]["actor"], "user:bob");
+    let decided = server.audit("review.keep");
+    assert!(
+        decided
+            .iter()
+            .any(|e| e["outcome"] == "success" && e["actor"] == "user:bob"),
+        "{decided:?}"
+    );
+    assert!(
+        server
+            .audit("api.read_audit")
+            .iter()
+            .any(|e| e["outcome"] == "denied" && e["actor"] == "user:alice")
+    );
+}
