@@ -12,6 +12,8 @@ use crate::{Role, TokenName, UserName};
 pub enum AuthMethod {
     /// A bearer API token.
     ApiToken,
+    /// A browser session, opened by signing in with a passkey (the console).
+    WebSession,
     /// A client certificate from Warden's X.509 CA, over the mutual-TLS listener.
     MutualTls,
     /// A one-time host join token.
@@ -63,6 +65,9 @@ impl Actor {
     /// How this actor authenticated.
     pub fn auth_method(&self) -> AuthMethod {
         match self {
+            Actor::User { token_id, .. } if token_id.starts_with("session:") => {
+                AuthMethod::WebSession
+            }
             Actor::User { .. } | Actor::Token { .. } => AuthMethod::ApiToken,
             Actor::Operator => AuthMethod::UnixSocket,
             Actor::Host { method, .. } => *method,

@@ -15,7 +15,8 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const region of document.querySelectorAll("[data-refresh]")) {
     const seconds = Number(region.dataset.refresh) || 10;
     setInterval(async () => {
-      if (document.hidden) return;
+      // Not while the page is hidden, nor while someone is typing or choosing in it.
+      if (document.hidden || region.contains(document.activeElement)) return;
       try {
         const response = await fetch(window.location.href, { credentials: "same-origin" });
         if (!response.ok) return;

@@ -260,10 +260,16 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
+        // Only the groups of people who own a device: the directory may be far larger than
+        // the mesh, and this runs every second on every server.
         let groups = sqlx::query(
             "SELECT m.user_id, g.name FROM group_members m JOIN groups g ON g.id = m.group_id \
+             WHERE m.user_id IN (SELECT u.id FROM mesh_nodes n JOIN users u ON u.name = n.owner \
+               WHERE n.kind = 'device') \
              UNION SELECT gr.user_id, g.name FROM grants gr JOIN groups g ON g.id = gr.group_id \
-             WHERE gr.ended_at IS NULL AND gr.expires_at > $1",
+             WHERE gr.ended_at IS NULL AND gr.expires_at > $1 \
+             AND gr.user_id IN (SELECT u.id FROM mesh_nodes n JOIN users u ON u.name = n.owner \
+               WHERE n.kind = 'device')",
         )
         .bind(now.as_millis())
         .fetch_all(&self.pool)

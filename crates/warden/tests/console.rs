@@ -5,6 +5,7 @@
 #![expect(
     clippy::unwrap_used,
     clippy::indexing_slicing,
+    clippy::panic,
     reason = "test helpers fail the test"
 )]
 
@@ -223,6 +224,24 @@ async fn security_and_bad_input(backend: Backend) {
         .graphql(Some(&admin), "{ accessRequests { id } }", json!({}))
         .await;
     assert_eq!(requests["data"]["accessRequests"], json!([]), "{requests}");
+    let (_, reach) = server
+        .graphql(Some(&admin), "{ reachableHosts { name } }", json!({}))
+        .await;
+    assert_eq!(
+        reach["errors"][0]["message"],
+        "only a person has hosts to reach; token:ops is not one"
+    );
+    let (_, burndown) = server
+        .graphql(
+            Some(&admin),
+            "{ vulnBurndown(points: 1) { at } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        burndown["errors"][0]["message"],
+        "points must be between 2 and 366"
+    );
 
     // An admin sees every page; what people wrote is escaped.
     let (dave, _, _) = server.enroll_soft_passkey(&base, "dave").await;
@@ -480,6 +499,10 @@ async fn console_journeys_in_chromium() {
     let approved = server.audit("access.approve");
     assert_eq!(approved.len(), 1, "{approved:?}");
     assert_eq!(approved[0]["actor"], "user:bob");
+    assert_eq!(
+        approved[0]["auth"], "web_session",
+        "a console change names its sign-in"
+    );
     let decided = server.audit("review.keep");
     assert!(
         decided

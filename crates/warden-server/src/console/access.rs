@@ -1,4 +1,8 @@
 //! "My access" (groups, hosts and logins the policy allows, requests) and the approvals inbox.
+#![expect(
+    clippy::indexing_slicing,
+    reason = "reading serde_json::Value by key or position gives Null when absent; it never panics"
+)]
 
 use axum::extract::{Form, Path, Query, State};
 use axum::response::Response;
@@ -6,7 +10,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Done, Parts, Section, flash, redirect, text, visitor, when};
+use super::{Done, Parts, Section, flash, open, redirect, submitted, text, when};
 use crate::http::App;
 
 const MY_ACCESS: &str = "query {
@@ -23,16 +27,9 @@ pub(crate) async fn my_access(
     Query(done): Query<Done>,
     parts: Parts,
 ) -> Response {
-    let v = match visitor(&app, parts).await {
-        Ok(v) => v,
+    let (v, data) = match open(&app, parts, Section::Access, MY_ACCESS, json!({})).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    if let Err(r) = v.require(&app, Section::Access).await {
-        return r;
-    }
-    let data = match v.graphql(&app, MY_ACCESS, json!({})).await {
-        Ok(d) => d,
-        Err(f) => return v.failed(Section::Access, f),
     };
     let me = v.name().to_owned();
     let empty = Vec::new();
@@ -126,16 +123,10 @@ pub(crate) async fn request(
     parts: Parts,
     Form(form): Form<RequestForm>,
 ) -> Response {
-    let v = match visitor(&app, parts).await {
+    let v = match submitted(&app, parts, Section::Access, "access.request", &form.csrf).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    if let Err(r) = v
-        .check_form(&app, Section::Access, "access.request", &form.csrf)
-        .await
-    {
-        return r;
-    }
     let q = "mutation($g: String!, $r: String!, $d: String!) { requestAccess(group: $g, reason: $r, duration: $d) { id } }";
     let vars = json!({ "g": form.group.trim(), "r": form.reason, "d": form.duration });
     match v.graphql(&app, q, vars).await {
@@ -155,16 +146,9 @@ pub(crate) async fn approvals(
     Query(done): Query<Done>,
     parts: Parts,
 ) -> Response {
-    let v = match visitor(&app, parts).await {
-        Ok(v) => v,
+    let (v, data) = match open(&app, parts, Section::Approvals, INBOX, json!({})).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    if let Err(r) = v.require(&app, Section::Approvals).await {
-        return r;
-    }
-    let data = match v.graphql(&app, INBOX, json!({})).await {
-        Ok(d) => d,
-        Err(f) => return v.failed(Section::Approvals, f),
     };
     let me = v.name();
     let empty = Vec::new();
@@ -258,16 +242,10 @@ pub(crate) async fn decide(
     parts: Parts,
     Form(form): Form<DecideForm>,
 ) -> Response {
-    let v = match visitor(&app, parts).await {
+    let v = match submitted(&app, parts, Section::Approvals, "access.decide", &form.csrf).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    if let Err(r) = v
-        .check_form(&app, Section::Approvals, "access.decide", &form.csrf)
-        .await
-    {
-        return r;
-    }
     let (q, done) = match form.decision.as_str() {
         "approve" => (
             "mutation($id: String!, $r: String!) { approveAccessRequest(id: $id, reason: $r) { id } }",

@@ -1,5 +1,9 @@
 //! The audit log: filtered, newest first, with the latest signed checkpoint and, on asking,
 //! proof that one event is in the signed log.
+#![expect(
+    clippy::indexing_slicing,
+    reason = "reading serde_json::Value by key or position gives Null when absent; it never panics"
+)]
 
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -7,7 +11,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Parts, Section, Visitor, text, visitor, when};
+use super::{Parts, Section, Visitor, open, text, when};
 use crate::http::App;
 
 /// Events on a page.
@@ -35,13 +39,6 @@ pub(crate) async fn log(
     Query(filter): Query<Filter>,
     parts: Parts,
 ) -> Response {
-    let v = match visitor(&app, parts).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if let Err(r) = v.require(&app, Section::Audit).await {
-        return r;
-    }
     let q = "query($actor: String, $action: String, $target: String, $outcome: String, $before: Int, $first: Int!) {
       auditCheckpoint { size time note }
       auditEvents(actor: $actor, action: $action, target: $target, outcome: $outcome, beforeSeq: $before,
@@ -51,9 +48,9 @@ pub(crate) async fn log(
         "actor": some(&filter.actor), "action": some(&filter.action), "target": some(&filter.target),
         "outcome": some(&filter.outcome), "before": filter.before, "first": PAGE,
     });
-    let data = match v.graphql(&app, q, vars).await {
-        Ok(d) => d,
-        Err(f) => return v.failed(Section::Audit, f),
+    let (v, data) = match open(&app, parts, Section::Audit, q, vars).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let checkpoint = &data["auditCheckpoint"];
     let signed = checkpoint["note"]

@@ -1,4 +1,8 @@
 //! The inventory: people, groups and hosts (with their mesh nodes).
+#![expect(
+    clippy::indexing_slicing,
+    reason = "reading serde_json::Value by key or position gives Null when absent; it never panics"
+)]
 
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -6,7 +10,7 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Parts, Section, text, visitor, when};
+use super::{Parts, Section, open, text, when};
 use crate::http::App;
 
 /// Rows on a page.
@@ -23,21 +27,19 @@ pub(crate) async fn people(
     Query(cursor): Query<Cursor>,
     parts: Parts,
 ) -> Response {
-    let v = match visitor(&app, parts).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if let Err(r) = v.require(&app, Section::People).await {
-        return r;
-    }
     let q = "query($after: String, $first: Int!) { users(first: $first, after: $after) {
       pageInfo { hasNextPage endCursor } nodes { name displayName email createdAt disabled disabledAt groups } } }";
-    let data = match v
-        .graphql(&app, q, json!({ "after": cursor.after, "first": PAGE }))
-        .await
+    let (v, data) = match open(
+        &app,
+        parts,
+        Section::People,
+        q,
+        json!({ "after": cursor.after, "first": PAGE }),
+    )
+    .await
     {
-        Ok(d) => d,
-        Err(f) => return v.failed(Section::People, f),
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let empty = Vec::new();
     let users = data["users"]["nodes"].as_array().unwrap_or(&empty);
@@ -73,22 +75,20 @@ pub(crate) async fn groups(
     Query(cursor): Query<Cursor>,
     parts: Parts,
 ) -> Response {
-    let v = match visitor(&app, parts).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if let Err(r) = v.require(&app, Section::Groups).await {
-        return r;
-    }
     let q = "query($after: String, $first: Int!) {
       groups(first: $first, after: $after) { pageInfo { hasNextPage endCursor } nodes { name description owner createdAt members } }
       grants(active: true) { user group expiresAt grantedBy } }";
-    let data = match v
-        .graphql(&app, q, json!({ "after": cursor.after, "first": PAGE }))
-        .await
+    let (v, data) = match open(
+        &app,
+        parts,
+        Section::Groups,
+        q,
+        json!({ "after": cursor.after, "first": PAGE }),
+    )
+    .await
     {
-        Ok(d) => d,
-        Err(f) => return v.failed(Section::Groups, f),
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let empty = Vec::new();
     let groups = data["groups"]["nodes"].as_array().unwrap_or(&empty);
@@ -124,18 +124,11 @@ pub(crate) async fn groups(
 
 /// `GET /console/hosts`: joined hosts and the WireGuard mesh's nodes.
 pub(crate) async fn hosts(State(app): State<App>, parts: Parts) -> Response {
-    let v = match visitor(&app, parts).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if let Err(r) = v.require(&app, Section::Hosts).await {
-        return r;
-    }
     let q = "query { hosts { name labels addresses sshdAddr joinedAt }
       meshNodes { name kind owner ipv4 endpoint live } }";
-    let data = match v.graphql(&app, q, json!({})).await {
-        Ok(d) => d,
-        Err(f) => return v.failed(Section::Hosts, f),
+    let (v, data) = match open(&app, parts, Section::Hosts, q, json!({})).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let empty = Vec::new();
     let hosts = data["hosts"].as_array().unwrap_or(&empty);

@@ -385,6 +385,43 @@ fn unavailable() -> Response {
     )
 }
 
+/// The visitor, once the policy lets them open `section`, and the answer to `query` run as
+/// them; or what to answer instead (the sign-in page, a 403, the failure).
+pub(crate) async fn open(
+    app: &App,
+    parts: Parts,
+    section: Section,
+    query: &str,
+    variables: serde_json::Value,
+) -> Result<(Visitor, serde_json::Value), Response> {
+    let v = allowed(app, parts, section).await?;
+    match v.graphql(app, query, variables).await {
+        Ok(data) => Ok((v, data)),
+        Err(f) => Err(v.failed(section, f)),
+    }
+}
+
+/// The visitor, once the policy lets them open `section`.
+async fn allowed(app: &App, parts: Parts, section: Section) -> Result<Visitor, Response> {
+    let v = visitor(app, parts).await?;
+    v.require(app, section).await?;
+    Ok(v)
+}
+
+/// The visitor of a form posted from `section`, once its CSRF token matches (a mismatch is
+/// recorded as a denial of `action`).
+pub(crate) async fn submitted(
+    app: &App,
+    parts: Parts,
+    section: Section,
+    action: &'static str,
+    csrf: &str,
+) -> Result<Visitor, Response> {
+    let v = visitor(app, parts).await?;
+    v.check_form(app, section, action, csrf).await?;
+    Ok(v)
+}
+
 /// The request's parts every console handler takes.
 pub(crate) type Parts = (
     Extension<RequestId>,

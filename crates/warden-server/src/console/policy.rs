@@ -1,4 +1,8 @@
 //! The policy in force, its history, and the explain tool.
+#![expect(
+    clippy::indexing_slicing,
+    reason = "reading serde_json::Value by key or position gives Null when absent; it never panics"
+)]
 
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -6,7 +10,7 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Failure, Parts, Section, text, visitor, when};
+use super::{Failure, Parts, Section, open, text, when};
 use crate::http::App;
 
 #[derive(Debug, Default, Deserialize)]
@@ -23,18 +27,11 @@ pub(crate) async fn show(
     Query(explain): Query<Explain>,
     parts: Parts,
 ) -> Response {
-    let v = match visitor(&app, parts).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if let Err(r) = v.require(&app, Section::Policy).await {
-        return r;
-    }
     let q = "query { policy { version hash appliedBy appliedAt policies tests files { name text } }
       policyHistory { version hash appliedBy appliedAt policies active } }";
-    let data = match v.graphql(&app, q, json!({})).await {
-        Ok(d) => d,
-        Err(f) => return v.failed(Section::Policy, f),
+    let (v, data) = match open(&app, parts, Section::Policy, q, json!({})).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let field = |s: &Option<String>| s.as_deref().map(str::trim).unwrap_or("").to_owned();
     let (principal, action, resource, context) = (

@@ -1,5 +1,9 @@
 //! Access reviews: the campaigns with items for me (all, with `review`), and deciding items in
 //! bulk with a justification.
+#![expect(
+    clippy::indexing_slicing,
+    reason = "reading serde_json::Value by key or position gives Null when absent; it never panics"
+)]
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
@@ -7,7 +11,7 @@ use axum::response::Response;
 use maud::html;
 use serde_json::json;
 
-use super::{Done, Parts, Section, flash, redirect, text, visitor, when};
+use super::{Done, Parts, Section, flash, open, redirect, text, visitor, when};
 use crate::http::App;
 
 const LIST: &str =
@@ -16,16 +20,9 @@ const LIST: &str =
 
 /// `GET /console/reviews`.
 pub(crate) async fn list(State(app): State<App>, parts: Parts) -> Response {
-    let v = match visitor(&app, parts).await {
-        Ok(v) => v,
+    let (v, data) = match open(&app, parts, Section::Reviews, LIST, json!({})).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    if let Err(r) = v.require(&app, Section::Reviews).await {
-        return r;
-    }
-    let data = match v.graphql(&app, LIST, json!({})).await {
-        Ok(d) => d,
-        Err(f) => return v.failed(Section::Reviews, f),
     };
     let empty = Vec::new();
     let reviews = data["accessReviews"].as_array().unwrap_or(&empty);
@@ -67,16 +64,9 @@ pub(crate) async fn show(
     Query(done): Query<Done>,
     parts: Parts,
 ) -> Response {
-    let v = match visitor(&app, parts).await {
-        Ok(v) => v,
+    let (v, data) = match open(&app, parts, Section::Reviews, ONE, json!({ "id": id })).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    if let Err(r) = v.require(&app, Section::Reviews).await {
-        return r;
-    }
-    let data = match v.graphql(&app, ONE, json!({ "id": id })).await {
-        Ok(d) => d,
-        Err(f) => return v.failed(Section::Reviews, f),
     };
     let r = &data["accessReview"];
     if r.is_null() {

@@ -1,5 +1,9 @@
 //! SSH sessions through the proxy: live and past, transcript search, and playback of a
 //! recording in the terminal player (`/static/player.js`).
+#![expect(
+    clippy::indexing_slicing,
+    reason = "reading serde_json::Value by key or position gives Null when absent; it never panics"
+)]
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -8,7 +12,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Parts, Section, text, visitor, when};
+use super::{Parts, Section, open, text, visitor, when};
 use crate::http::App;
 
 const SESSION_FIELDS: &str = "id principal login host source startedAt endedAt endReason
@@ -26,13 +30,6 @@ pub(crate) async fn list(
     Query(query): Query<SessionQuery>,
     parts: Parts,
 ) -> Response {
-    let v = match visitor(&app, parts).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if let Err(r) = v.require(&app, Section::Sessions).await {
-        return r;
-    }
     let search = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     let q = format!(
         "query($q: String!, $search: Boolean!) {{
@@ -42,9 +39,9 @@ pub(crate) async fn list(
         }}"
     );
     let vars = json!({ "q": search.unwrap_or("-"), "search": search.is_some() });
-    let data = match v.graphql(&app, &q, vars).await {
-        Ok(d) => d,
-        Err(f) => return v.failed(Section::Sessions, f),
+    let (v, data) = match open(&app, parts, Section::Sessions, &q, vars).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let empty = Vec::new();
     let live = data["live"].as_array().unwrap_or(&empty);
@@ -121,17 +118,10 @@ pub(crate) async fn show(
     Query(query): Query<ShowQuery>,
     parts: Parts,
 ) -> Response {
-    let v = match visitor(&app, parts).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if let Err(r) = v.require(&app, Section::Sessions).await {
-        return r;
-    }
     let q = format!("query($id: String!) {{ sshSession(id: $id) {{ {SESSION_FIELDS} }} }}");
-    let data = match v.graphql(&app, &q, json!({ "id": id })).await {
-        Ok(d) => d,
-        Err(f) => return v.failed(Section::Sessions, f),
+    let (v, data) = match open(&app, parts, Section::Sessions, &q, json!({ "id": id })).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let s = &data["sshSession"];
     if s.is_null() {

@@ -3,6 +3,10 @@
 //! configuration file, which is where they are changed. No secret is kept here: client
 //! secrets are left out and a webhook's URL is shown as its scheme and host only (chat
 //! webhooks carry a secret in the path).
+#![expect(
+    clippy::indexing_slicing,
+    reason = "reading serde_json::Value by key or position gives Null when absent; it never panics"
+)]
 
 use std::time::Duration;
 
@@ -11,7 +15,7 @@ use axum::response::Response;
 use maud::html;
 use serde_json::json;
 
-use super::{Parts, Section, text, visitor};
+use super::{Parts, Section, open, text};
 use crate::config::{Config, SinkConfig};
 use crate::http::App;
 
@@ -125,17 +129,10 @@ fn span(d: Duration) -> String {
 
 /// `GET /console/settings`.
 pub(crate) async fn show(State(app): State<App>, parts: Parts) -> Response {
-    let v = match visitor(&app, parts).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if let Err(r) = v.require(&app, Section::Settings).await {
-        return r;
-    }
     let q = "query { vulnSlaPolicy { restartClockOnRerate tiers { tier limits { severity seconds } } } }";
-    let data = match v.graphql(&app, q, json!({})).await {
-        Ok(d) => d,
-        Err(f) => return v.failed(Section::Settings, f),
+    let (v, data) = match open(&app, parts, Section::Settings, q, json!({})).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let s = &app.settings;
     let empty = Vec::new();

@@ -150,7 +150,8 @@ fn flush(parser: &vt100::Parser, shown: &mut Vec<String>, playback: &mut Playbac
     for row in 0..rows.get() {
         let html = row_html(screen, row, cols.get());
         let index = usize::from(row);
-        if shown.get(index) != Some(&html) {
+        // The player starts with blank rows.
+        if shown.get(index).map_or("", String::as_str) != html {
             if shown.len() <= index {
                 shown.resize(index + 1, String::new());
             }
@@ -220,16 +221,8 @@ fn close(out: &mut String, class: &str, run: &str) {
 }
 
 fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c if c.is_control() => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
+    // A cell holds one printable grapheme; maud escapes the HTML-special ones.
+    let _ = maud::Escaper::new(out).write_str(s);
 }
 
 /// The cell's look as CSS classes of `console.css` (colours folded to the 16-colour palette).
@@ -276,4 +269,143 @@ fn palette(color: vt100::Color) -> Option<u8> {
     let bit = |v: u8| u8::from(v >= 128);
     let base = bit(r) | bit(g) << 1 | bit(b) << 2;
     Some(if bright { base + 8 } else { base })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{CastError, playback};
+
+    fn cast(events: &[(f64, &str, &str)]) -> String {
+        let mut out = String::from("{\"version\": 2, \"width\": 20, \"height\": 3}\n");
+        for (t, kind, data) in events {
+            out.push_str(&serde_json::json!([t, kind, data]).to_string());
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn output_becomes_rows_of_escaped_html_with_colour_classes() {
+        let p = playback(&cast(&[
+            (0.5, "o", "hello\r\n"),
+            (0.505, "i", "typed"),
+            (0.51, "o", "\u{1b}[31mred\u{1b}[0m <b>&\r\n"),
+            (2.0, "o", "\u{1b}[1;44mbold\u{1b}[0m"),
+        ]))
+        .unwrap();
+        assert_eq!((p.cols, p.rows, p.duration_ms), (20, 3, 2000));
+        // Output within 16 ms is one frame; input shows nothing.
+        assert_eq!(p.frames.len(), 2);
+        assert_eq!(
+            p.frames[0],
+            (
+                500,
+                vec![
+                    (0, "hello".to_owned()),
+                    (1, "<span class=\"f1\">red</span> &lt;b&gt;&amp;".to_owned())
+                ]
+            )
+        );
+        assert_eq!(
+            p.frames[1],
+            (
+                2000,
+                vec![(2, "<span class=\"g4 t-b\">bold</span>".to_owned())]
+            )
+        );
+    }
+
+    #[test]
+    fn resizes_and_sizeless_headers_are_played() {
+        let text = "{\"version\": 2, \"width\": 0, \"height\": 0}\n[0.1, \"o\", \"a\"]\n[0.2, \"r\", \"100x30\"]\n";
+        let p = playback(text).unwrap();
+        assert_eq!((p.cols, p.rows), (100, 30));
+        assert_eq!(p.frames[0], (100, vec![(0, "a".to_owned())]));
+    }
+
+    #[test]
+    fn bad_recordings_get_exact_errors() {
+        let cases = [
+            (
+                "",
+                "line 1: not an asciicast v2 header: EOF while parsing a value at line 1 column 0",
+            ),
+            (
+                "{\"version\": 1, \"width\": 80, \"height\": 24}",
+                "line 1: not an asciicast v2 header: version 1 (expected 2)",
+            ),
+            (
+                "{\"version\": 2, \"width\": 5000, \"height\": 24}",
+                "line 1: not an asciicast v2 header: width 5000 is not between 1 and 1000",
+            ),
+            (
+                "{\"version\": 2, \"width\": 80, \"height\": 24}\n[1, \"o\"]",
+                "line 2: not [time, kind, data]: invalid length 2, expected a tuple of size 3 at line 1 column 8",
+            ),
+            (
+                "{\"version\": 2, \"width\": 80, \"height\": 24}\n\n[-1, \"o\", \"x\"]",
+                "line 3: time -1 is not a non-negative number",
+            ),
+            (
+                "{\"version\": 2, \"width\": 80, \"height\": 24}\n[1, \"r\", \"wide\"]",
+                "line 2: resize `wide` is not COLSxROWS",
+            ),
+            (
+                "{\"version\": 2, \"width\": 80, \"height\": 24}\n[1, \"r\", \"80x0\"]",
+                "line 2: height 0 is not between 1 and 1000",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err: CastError = playback(text).unwrap_err();
+            assert_eq!(err.to_string(), expected, "{text}");
+        }
+    }
+
+    /// What is left of a row once the spans the player may receive are taken out.
+    fn bare(row: &str) -> String {
+        let mut out = row.replace("</span>", "");
+        while let Some(start) = out.find("<span class=\"") {
+            let end = out[start..].find("\">").unwrap() + start + 2;
+            let class = &out[start + 13..end - 2];
+            assert!(
+                class
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-'),
+                "{class}"
+            );
+            out.replace_range(start..end, "");
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn any_output_plays_and_only_escaped_text_reaches_the_page(
+            chunks in proptest::collection::vec((0u32..5000, any::<Vec<u8>>()), 0..20)
+        ) {
+            let mut t = 0.0;
+            let mut text = String::from("{\"version\": 2, \"width\": 30, \"height\": 5}\n");
+            for (step, bytes) in &chunks {
+                t += f64::from(*step) / 1000.0;
+                let data = String::from_utf8_lossy(bytes);
+                text.push_str(&serde_json::json!([t, "o", data]).to_string());
+                text.push('\n');
+            }
+            let p = playback(&text).unwrap();
+            for (_, rows) in &p.frames {
+                for (row, html) in rows {
+                    prop_assert!(*row < p.rows);
+                    let left = bare(html);
+                    prop_assert!(!left.contains(['<', '>', '"']), "{html}");
+                }
+            }
+        }
+
+        #[test]
+        fn any_text_is_refused_or_played_without_panic(text in "\\PC{0,400}") {
+            let _ = playback(&text);
+        }
+    }
 }

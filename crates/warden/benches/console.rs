@@ -1,0 +1,301 @@
+//! Console benchmark (issue 11): every page of the web console, rendered by the real server
+//! (release build) for a signed-in admin over HTTP on loopback, with 10,000 users, 100,000
+//! audit events, 20 groups of 500, a review of 500 items, 20 pending access requests and
+//! 2,000 findings. Prints p50/p99/max per page on each backend.
+//!
+//! Run: `cargo bench -p warden --bench console -- [sqlite|postgres|both] [requests per page]`
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark"
+)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Value, json};
+use warden_model::{Actor, GroupName, Timestamp, UserName};
+use warden_store::{AuditContext, DatabaseLocation, NewUser, Outcome, Store};
+use warden_testkit::{Backend, TestServer, free_port};
+
+const USERS: usize = 10_000;
+const GROUPS: usize = 20;
+const PER_GROUP: usize = 500;
+const EVENTS: usize = 100_000;
+const FINDINGS: usize = 2_000;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn ctx(n: usize) -> AuditContext {
+    AuditContext {
+        actor: Actor::Operator,
+        request_id: format!("seed-{n}"),
+        source: None,
+        now: Timestamp::from_system(SystemTime::now()),
+    }
+}
+
+/// Runs `work(i)` for `0..n` on 64 tasks at once (the store's group commit batches them).
+async fn spread<F, Fut>(n: usize, work: F)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let work = Arc::new(work);
+    let tasks: Vec<_> = (0..64)
+        .map(|t| {
+            let work = work.clone();
+            tokio::spawn(async move {
+                let mut i = t;
+                while i < n {
+                    work(i).await;
+                    i += 64;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Users, groups and memberships through the store's audited path, then denials up to
+/// `EVENTS` events in all.
+async fn seed(url: &str) -> Duration {
+    let store = Arc::new(
+        Store::open(&DatabaseLocation::parse(url).unwrap())
+            .await
+            .unwrap(),
+    );
+    let started = Instant::now();
+    let s = store.clone();
+    spread(USERS, move |i| {
+        let s = s.clone();
+        async move {
+            let new = NewUser {
+                name: UserName::new(format!("user{i:05}")).unwrap(),
+                display_name: Some(format!("User {i}")),
+                email: Some(format!("user{i:05}@example.com")),
+            };
+            s.create_user(&ctx(i), new).await.unwrap();
+        }
+    })
+    .await;
+    for g in 0..GROUPS {
+        store
+            .create_group(
+                &ctx(g),
+                GroupName::new(format!("team-{g:02}")).unwrap(),
+                format!("Team {g}"),
+            )
+            .await
+            .unwrap();
+    }
+    let s = store.clone();
+    spread(GROUPS * PER_GROUP, move |i| {
+        let s = s.clone();
+        async move {
+            let group = GroupName::new(format!("team-{:02}", i / PER_GROUP)).unwrap();
+            let user = UserName::new(format!("user{:05}", i % USERS)).unwrap();
+            s.add_group_member(&ctx(i), &group, &user).await.unwrap();
+        }
+    })
+    .await;
+    let done = store.audit_size().await.unwrap() as usize;
+    let s = store.clone();
+    spread(EVENTS.saturating_sub(done + 200), move |i| {
+        let s = s.clone();
+        async move {
+            s.record(
+                &ctx(i),
+                "api.read_audit",
+                "audit",
+                json!({ "policy_version": 1 }),
+                Outcome::Denied,
+                Some("policy v1: no policy permits `read_audit` (default deny)"),
+            )
+            .await
+            .unwrap();
+        }
+    })
+    .await;
+    started.elapsed()
+}
+
+fn trivy_report(n: usize) -> String {
+    const SEVERITIES: [&str; 5] = ["CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"];
+    let vulns: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({
+                "VulnerabilityID": format!("CVE-2025-{i:06}"),
+                "PkgName": format!("lib{}", i % 500),
+                "PkgIdentifier": { "PURL": format!("pkg:deb/debian/lib{}@1.{}", i % 500, i % 7) },
+                "InstalledVersion": format!("1.{}", i % 7),
+                "Title": format!("lib{}: heap overflow in parser {i}", i % 500),
+                "Severity": SEVERITIES[i % 5],
+            })
+        })
+        .collect();
+    json!({ "SchemaVersion": 2, "ArtifactName": "app", "ArtifactType": "container_image",
+        "Results": [{ "Target": "app (debian 12)", "Class": "os-pkgs", "Type": "debian", "Vulnerabilities": vulns }] })
+    .to_string()
+}
+
+async fn measure(backend: Backend, requests: usize) {
+    let bin = Path::new(env!("CARGO_BIN_EXE_warden"));
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    // SLAs of a second: every imported finding is overdue when the dashboard is read.
+    let config = format!(
+        "public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n[vuln.sla.default]\ncritical = \"1s\"\nhigh = \"1s\"\nmedium = \"1s\"\n"
+    );
+    let server = TestServer::start_on(bin, backend, &config, port).await;
+    let seeded = seed(&server.database_url()).await;
+    let admin = server.token("ci", "admin", None);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("trivy.json");
+    std::fs::write(&report, trivy_report(FINDINGS)).unwrap();
+    let out = server.remote(
+        &admin,
+        &["vuln", "import", report.to_str().unwrap(), "--asset", "app"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The person reading: an admin signed in with a passkey.
+    let (browser, _, _) = server.enroll_soft_passkey(&base, "boss").await;
+    assert!(server.admin(&["group", "add", "admins"]).status.success());
+    assert!(
+        server
+            .admin(&["group", "add-member", "admins", "boss"])
+            .status
+            .success()
+    );
+    let (_, review) = server
+        .graphql(
+            Some(&admin),
+            "mutation { createAccessReview(groups: [\"team-00\"], reviewer: \"boss\", due: \"7d\") { id } }",
+            json!({}),
+        )
+        .await;
+    let review = review["data"]["createAccessReview"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in 0..20 {
+        let name = format!("user{i:05}");
+        let token = server.token(&format!("t{i}"), "member", Some(&name));
+        let (_, r) = server
+            .graphql(
+                Some(&token),
+                "mutation { requestAccess(group: \"team-19\", reason: \"INC-7: on call\", duration: \"4h\") { id } }",
+                json!({}),
+            )
+            .await;
+        assert!(r["errors"].is_null(), "{r}");
+    }
+    let (_, size) = server
+        .graphql(Some(&admin), "{ auditCheckpoint { size } }", json!({}))
+        .await;
+    let (_, page) = server
+        .graphql(
+            Some(&admin),
+            "{ users(first: 50, after: null) { pageInfo { endCursor } } }",
+            json!({}),
+        )
+        .await;
+    let cursor = page["data"]["users"]["pageInfo"]["endCursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    println!(
+        "{backend:?}: seeded {USERS} users, {GROUPS} groups of {PER_GROUP} and denials in {:.1} s; \
+         the audit log holds {} events",
+        seeded.as_secs_f64(),
+        size["data"]["auditCheckpoint"]["size"]
+    );
+    let pages = [
+        "/console".to_owned(),
+        "/console/approvals".to_owned(),
+        "/console/reviews".to_owned(),
+        format!("/console/reviews/{review}"),
+        "/console/sessions".to_owned(),
+        "/console/sessions?q=deploy".to_owned(),
+        "/console/audit".to_owned(),
+        "/console/audit?outcome=success".to_owned(),
+        "/console/audit?action=group.add_member&actor=operator".to_owned(),
+        "/console/audit?before=50000".to_owned(),
+        "/console/audit?verify=12345".to_owned(),
+        "/console/people".to_owned(),
+        format!("/console/people?after={cursor}"),
+        "/console/groups".to_owned(),
+        "/console/hosts".to_owned(),
+        "/console/policy".to_owned(),
+        "/console/policy?principal=user%3Auser00001&action=ssh&resource=api%3Ausers".to_owned(),
+        "/console/vulns".to_owned(),
+        "/console/vulns?severity=high".to_owned(),
+        "/console/settings".to_owned(),
+    ];
+    println!(
+        "{:<58} {:>8} {:>8} {:>8} {:>9}",
+        "page", "p50 ms", "p99 ms", "max ms", "KiB"
+    );
+    for path in &pages {
+        let url = format!("{base}{path}");
+        let mut times = Vec::with_capacity(requests);
+        let mut bytes = 0;
+        for i in 0..requests + 10 {
+            let started = Instant::now();
+            let response = browser.get(&url).send().await.unwrap();
+            let status = response.status();
+            let body = response.bytes().await.unwrap();
+            let took = started.elapsed();
+            assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+            bytes = body.len();
+            if i >= 10 {
+                times.push(took);
+            }
+        }
+        times.sort();
+        println!(
+            "{:<58} {:>8.2} {:>8.2} {:>8.2} {:>9.1}",
+            path.get(..58).unwrap_or(path),
+            ms(percentile(&times, 0.5)),
+            ms(percentile(&times, 0.99)),
+            ms(*times.last().unwrap()),
+            bytes as f64 / 1024.0
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let which = args.first().map_or("both", String::as_str);
+    let requests = args
+        .get(1)
+        .map_or(200, |n| n.parse().expect("requests per page"));
+    let backends: &[Backend] = match which {
+        "sqlite" => &[Backend::Sqlite],
+        "postgres" => &[Backend::Postgres],
+        _ => &[Backend::Sqlite, Backend::Postgres],
+    };
+    for backend in backends {
+        measure(*backend, requests).await;
+    }
+}
