@@ -175,7 +175,12 @@ pub(crate) struct LoginQuery {
 fn safe_return(to: Option<String>) -> String {
     match to {
         Some(p)
-            if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && p.len() < 512 =>
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                // Browsers drop tabs and newlines from URLs: `/\t/evil` would become `//evil`.
+                && !p.chars().any(|c| c.is_control() || c.is_whitespace())
+                && p.len() < 512 =>
         {
             p
         }
@@ -482,7 +487,10 @@ pub(crate) async fn current_session(
         let _ = detached(async move { store.end_session(&ctx2, &id, reason).await }).await;
         return None;
     }
-    let _ = app.store.touch_session(&session.id, ctx.now).await;
+    // The console's own refresh of a page left open is not activity: the idle timeout holds.
+    if !headers.contains_key("x-warden-refresh") {
+        let _ = app.store.touch_session(&session.id, ctx.now).await;
+    }
     Some((session, presented))
 }
 
@@ -506,7 +514,7 @@ pub(crate) async fn account(
         ),
         SessionStage::Passkey => format!(
             "<p>Confirm with your passkey to continue.</p>\
-             <p><button id=\"passkey-confirm\" type=\"button\" data-csrf=\"{csrf}\">Confirm with your passkey</button></p>"
+             <p><button id=\"passkey-confirm\" type=\"button\" data-csrf=\"{csrf}\" data-next=\"/console\">Confirm with your passkey</button></p>"
         ),
         SessionStage::Active => {
             let keys = app
@@ -1290,7 +1298,7 @@ pub(crate) async fn cli_consent(
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; connect-src 'self'; \
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
              form-action 'self' http://127.0.0.1:* http://[::1]:*; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
@@ -1604,6 +1612,18 @@ pub(crate) async fn remove_finish(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn returns_stay_on_this_server() {
+        for ok in ["/console", "/console/audit?actor=user%3Aalice"] {
+            assert_eq!(super::safe_return(Some(ok.to_owned())), ok);
+        }
+        // Browsers drop tabs and newlines from URLs, so these would leave for evil.example.
+        for bad in ["//evil.example", "/\\evil.example", "/\t/evil.example", "/\n/evil.example", "https://evil.example", "/ /x"] {
+            assert_eq!(super::safe_return(Some(bad.to_owned())), "/account", "{bad:?}");
+        }
+        assert_eq!(super::safe_return(None), "/account");
+    }
 
     #[test]
     fn loopback_redirects_only() {

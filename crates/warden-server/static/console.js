@@ -18,7 +18,10 @@ document.addEventListener("DOMContentLoaded", () => {
       // Not while the page is hidden, nor while someone is typing or choosing in it.
       if (document.hidden || region.contains(document.activeElement)) return;
       try {
-        const response = await fetch(window.location.href, { credentials: "same-origin" });
+        const response = await fetch(window.location.href, {
+          credentials: "same-origin",
+          headers: { "x-warden-refresh": "1" },
+        });
         if (!response.ok) return;
         const doc = new DOMParser().parseFromString(await response.text(), "text/html");
         const fresh = doc.getElementById(region.id);

@@ -298,7 +298,10 @@ impl Store {
                     .transpose()
                     .map_err(corrupt)?
                     .unwrap_or_default(),
-                groups: user_id.and_then(|u| by_user.remove(&u)).unwrap_or_default(),
+                // A person's every device carries their groups.
+                groups: user_id
+                    .and_then(|u| by_user.get(&u).cloned())
+                    .unwrap_or_default(),
                 live,
                 node,
             });

@@ -1409,11 +1409,14 @@ impl Store {
         now: Timestamp,
     ) -> Result<Vec<warden_vuln::burndown::Span>, StoreError> {
         let mut conn = self.pool.acquire().await?;
+        // A finding's state is its latest: one accepted and later fixed counts as open until
+        // fixed (its history holds the acceptance; the chart reads states, not histories).
         let sql = format!(
-            "SELECT first_seen, due_at, CASE state WHEN 'fixed' THEN fixed_at \
-             WHEN 'accepted' THEN decided_at WHEN 'false_positive' THEN decided_at END AS closed \
-             FROM vuln_findings WHERE first_seen <= $1 \
-             AND (state IN ('open', 'triage') OR COALESCE(fixed_at, decided_at, first_seen) >= $2){}",
+            "SELECT first_seen, due_at, closed FROM (SELECT asset, first_seen, due_at, \
+             CASE state WHEN 'fixed' THEN fixed_at WHEN 'accepted' THEN decided_at \
+             WHEN 'false_positive' THEN decided_at END AS closed \
+             FROM vuln_findings WHERE first_seen <= $1) spans \
+             WHERE (closed IS NULL OR closed >= $2){}",
             if asset.is_some() {
                 " AND asset = $3"
             } else {

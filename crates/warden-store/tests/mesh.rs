@@ -169,6 +169,11 @@ async fn enrollment_allocation_and_refusals() {
         );
         assert!(by_name("web-1").live);
         assert_eq!(by_name("laptop").groups, BTreeSet::from(["eng".to_owned()]));
+        assert_eq!(
+            by_name("phone").groups,
+            BTreeSet::from(["eng".to_owned()]),
+            "every device of a person carries their groups"
+        );
         assert!(by_name("laptop").live);
         assert!(!by_name("phone").live);
 

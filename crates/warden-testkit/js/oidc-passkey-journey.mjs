@@ -43,7 +43,7 @@ try {
   await page.click('text=Sign in with corp');
   report('idp-again', await text('Confirm with your passkey to continue.'));
   await page.click('#passkey-confirm');
-  report('confirmed', await text('You are signed in.'));
+  report('confirmed', await text('My access'));
   await page.screenshot({ path: join(shots, 'signed-in-after-idp.png') });
 
   if (cliUrl) {

@@ -16,7 +16,7 @@ use crate::http::App;
 const MY_ACCESS: &str = "query {
   viewer { name user { groups } }
   reachableHosts { name labels logins }
-  accessRequests(first: 50) { id requester group reason durationSeconds state createdAt
+  accessRequests(mine: true, first: 50) { id requester group reason durationSeconds state createdAt
     decisions { approver approve reason }
     grant { expiresAt endedAt endReason } }
 }";
@@ -135,10 +135,14 @@ pub(crate) async fn request(
     }
 }
 
+// Pending requests are few; the decided ones shown are among the latest hundred.
 const INBOX: &str = "query {
-  accessRequests(first: 100) { id requester group reason durationSeconds approvals state createdAt
-    decisions { approver approve reason } grant { expiresAt } }
-}";
+  pending: accessRequests(state: \"pending\", first: 1000) { ...request }
+  approved: accessRequests(state: \"approved\", first: 50) { ...request }
+  denied: accessRequests(state: \"denied\", first: 50) { ...request }
+}
+fragment request on AccessRequestInfo { id requester group reason durationSeconds approvals state
+  createdAt decisions { approver approve reason } grant { expiresAt } }";
 
 /// `GET /console/approvals`: requests waiting for me, and those I decided.
 pub(crate) async fn approvals(
@@ -150,16 +154,27 @@ pub(crate) async fn approvals(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let me = v.name();
+    let me = format!("user:{}", v.name());
     let empty = Vec::new();
-    let others: Vec<&Value> = data["accessRequests"]
-        .as_array()
-        .unwrap_or(&empty)
-        .iter()
-        .filter(|r| r["requester"] != me)
-        .collect();
-    let (waiting, decided): (Vec<&Value>, Vec<&Value>) =
-        others.into_iter().partition(|r| r["state"] == "pending");
+    let list = |key: &str| -> Vec<&Value> {
+        data[key]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .filter(|r| r["requester"] != v.name())
+            .collect()
+    };
+    let voted = |r: &Value| {
+        r["decisions"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["approver"] == me.as_str()))
+    };
+    // Waiting for me: pending and not yet decided by me; the rest, newest first.
+    let (mut decided, waiting): (Vec<&Value>, Vec<&Value>) =
+        list("pending").into_iter().partition(|r| voted(r));
+    decided.extend(list("approved"));
+    decided.extend(list("denied"));
+    decided.sort_by(|a, b| text(&b["createdAt"]).cmp(&text(&a["createdAt"])));
     let body = html! {
         (flash(&done))
         section #inbox data-refresh="10" aria-labelledby="waiting-h" aria-live="polite" {

@@ -402,7 +402,11 @@ pub(crate) async fn open(
 }
 
 /// The visitor, once the policy lets them open `section`.
-async fn allowed(app: &App, parts: Parts, section: Section) -> Result<Visitor, Response> {
+pub(crate) async fn allowed(
+    app: &App,
+    parts: Parts,
+    section: Section,
+) -> Result<Visitor, Response> {
     let v = visitor(app, parts).await?;
     v.require(app, section).await?;
     Ok(v)

@@ -15,7 +15,7 @@ use axum::response::Response;
 use maud::html;
 use serde_json::json;
 
-use super::{Parts, Section, open, text};
+use super::{Parts, Section, allowed, text};
 use crate::config::{Config, SinkConfig};
 use crate::http::App;
 
@@ -129,10 +129,17 @@ fn span(d: Duration) -> String {
 
 /// `GET /console/settings`.
 pub(crate) async fn show(State(app): State<App>, parts: Parts) -> Response {
-    let q = "query { vulnSlaPolicy { restartClockOnRerate tiers { tier limits { severity seconds } } } }";
-    let (v, data) = match open(&app, parts, Section::Settings, q, json!({})).await {
-        Ok(x) => x,
+    // The SLA policy is shown to those who may read findings.
+    let q = "query($vulns: Boolean!) { vulnSlaPolicy @include(if: $vulns) {
+      restartClockOnRerate tiers { tier limits { severity seconds } } } }";
+    let v = match allowed(&app, parts, Section::Settings).await {
+        Ok(v) => v,
         Err(r) => return r,
+    };
+    let vulns = v.sections.contains(&Section::Vulns);
+    let data = match v.graphql(&app, q, json!({ "vulns": vulns })).await {
+        Ok(d) => d,
+        Err(f) => return v.failed(Section::Settings, f),
     };
     let s = &app.settings;
     let empty = Vec::new();
@@ -160,6 +167,7 @@ pub(crate) async fn show(State(app): State<App>, parts: Parts) -> Response {
                 tbody { @for (name, kind, dest) in &s.sinks { tr { td { (name) } td { (kind) } td { (dest) } } } }
             } }
         }
+        @if vulns {
         h2 { "Vulnerability SLAs" }
         @let policy = &data["vulnSlaPolicy"];
         div.scroll { table #sla {
@@ -172,6 +180,7 @@ pub(crate) async fn show(State(app): State<App>, parts: Parts) -> Response {
             } }
         } }
         p { "Re-rating a finding " @if policy["restartClockOnRerate"] == true { "restarts" } @else { "does not restart" } " its SLA clock." }
+        }
         h2 { "WireGuard mesh" }
         p { "Addresses from " code { (s.mesh.0) } " and " code { (s.mesh.1) } "." }
     };

@@ -14,6 +14,8 @@ const FRAME_MS: u64 = 16;
 pub(crate) const MAX_FRAMES: usize = 50_000;
 /// Terminal sizes accepted from a recording's header or resize events.
 const MAX_SIDE: u16 = 1000;
+/// The most row HTML a playback sends: a host can print far more than a browser can take.
+pub(crate) const MAX_HTML_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why a recording cannot be played.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -24,6 +26,9 @@ pub(crate) enum CastError {
     /// An event line is malformed.
     #[error("line {line}: {reason}")]
     Event { line: usize, reason: String },
+    /// The screens it shows would be too much to send.
+    #[error("it shows more than {} MiB of screen changes", MAX_HTML_BYTES / (1024 * 1024))]
+    TooLarge,
 }
 
 /// What the player shows.
@@ -56,6 +61,11 @@ fn side(n: u32, what: &str) -> Result<NonZeroU16, String> {
 
 /// Plays `cast` (asciicast v2 text) through a terminal emulator.
 pub(crate) fn playback(cast: &str) -> Result<Playback, CastError> {
+    playback_within(cast, MAX_HTML_BYTES)
+}
+
+/// As [`playback`], refusing a recording whose rows come to more than `budget` bytes.
+fn playback_within(cast: &str, budget: usize) -> Result<Playback, CastError> {
     let mut lines = cast.lines();
     let header: Header = serde_json::from_str(lines.next().unwrap_or(""))
         .map_err(|e| CastError::Header(e.to_string()))?;
@@ -79,6 +89,7 @@ pub(crate) fn playback(cast: &str) -> Result<Playback, CastError> {
         frames: Vec::new(),
     };
     let mut pending: Option<u64> = None;
+    let mut sent = 0usize;
     for (i, line) in lines.enumerate() {
         let line_no = i + 2;
         if line.trim().is_empty() {
@@ -102,9 +113,9 @@ pub(crate) fn playback(cast: &str) -> Result<Playback, CastError> {
         match kind.as_str() {
             "o" => {
                 if let Some(at) = pending
-                    && ms >= at + FRAME_MS
+                    && ms >= at.saturating_add(FRAME_MS)
                 {
-                    flush(&parser, &mut shown, &mut playback, at);
+                    sent += flush(&parser, &mut shown, &mut playback, at);
                     pending = None;
                 }
                 parser.process(data.as_bytes());
@@ -124,7 +135,7 @@ pub(crate) fn playback(cast: &str) -> Result<Playback, CastError> {
                     parse(r, "height").map_err(bad)?,
                 );
                 if let Some(at) = pending.take() {
-                    flush(&parser, &mut shown, &mut playback, at);
+                    sent += flush(&parser, &mut shown, &mut playback, at);
                 }
                 parser.screen_mut().set_size(r, c);
                 playback.cols = playback.cols.max(c.get());
@@ -135,15 +146,27 @@ pub(crate) fn playback(cast: &str) -> Result<Playback, CastError> {
             _ => {}
         }
         playback.duration_ms = playback.duration_ms.max(ms);
+        if sent > budget {
+            return Err(CastError::TooLarge);
+        }
     }
     if let Some(at) = pending {
-        flush(&parser, &mut shown, &mut playback, at);
+        sent += flush(&parser, &mut shown, &mut playback, at);
+    }
+    if sent > budget {
+        return Err(CastError::TooLarge);
     }
     Ok(playback)
 }
 
-/// Adds a frame at `at` with the rows that differ from what is shown.
-fn flush(parser: &vt100::Parser, shown: &mut Vec<String>, playback: &mut Playback, at: u64) {
+/// Adds a frame at `at` with the rows that differ from what is shown; returns the bytes of
+/// HTML it added.
+fn flush(
+    parser: &vt100::Parser,
+    shown: &mut Vec<String>,
+    playback: &mut Playback,
+    at: u64,
+) -> usize {
     let screen = parser.screen();
     let (rows, cols) = screen.size();
     let mut changed = Vec::new();
@@ -161,16 +184,25 @@ fn flush(parser: &vt100::Parser, shown: &mut Vec<String>, playback: &mut Playbac
             changed.push((row, html));
         }
     }
+    // Rows below a terminal that shrank are cleared.
+    for (index, old) in shown.iter_mut().enumerate().skip(usize::from(rows.get())) {
+        if !old.is_empty() {
+            old.clear();
+            changed.push((u16::try_from(index).unwrap_or(u16::MAX), String::new()));
+        }
+    }
+    let bytes = changed.iter().map(|(_, html)| html.len() + 8).sum();
     if changed.is_empty() {
-        return;
+        return 0;
     }
     if playback.frames.len() >= MAX_FRAMES {
         if let Some(last) = playback.frames.last_mut() {
             last.1.extend(changed);
         }
-        return;
+        return bytes;
     }
     playback.frames.push((at, changed));
+    bytes
 }
 
 /// One row as HTML: runs of equal attributes in one `<span>`, trailing blanks dropped.
@@ -192,9 +224,12 @@ fn row_html(screen: &vt100::Screen, row: u16, cols: u16) -> String {
             blanks += 1;
             continue;
         }
-        if this != class {
+        if this != class || (blanks > 0 && !this.is_empty()) {
             close(&mut out, &class, &run);
             run.clear();
+            // Blank cells before a styled one take no style of either side.
+            out.extend(std::iter::repeat_n(' ', blanks));
+            blanks = 0;
             class = this;
         }
         run.extend(std::iter::repeat_n(' ', blanks));
@@ -275,7 +310,7 @@ fn palette(color: vt100::Color) -> Option<u8> {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{CastError, playback};
+    use super::{CastError, playback, playback_within};
 
     fn cast(events: &[(f64, &str, &str)]) -> String {
         let mut out = String::from("{\"version\": 2, \"width\": 20, \"height\": 3}\n");
@@ -323,6 +358,31 @@ mod tests {
         let p = playback(text).unwrap();
         assert_eq!((p.cols, p.rows), (100, 30));
         assert_eq!(p.frames[0], (100, vec![(0, "a".to_owned())]));
+    }
+
+    #[test]
+    fn blanks_take_no_style_and_a_shrunk_screen_is_cleared() {
+        let p = playback(&cast(&[
+            (0.1, "o", "a   \u{1b}[41mb\u{1b}[0m\r\nrow two\r\nrow three"),
+            (0.5, "r", "20x1"),
+        ]))
+        .unwrap();
+        assert_eq!(p.frames[0].1[0], (0, "a   <span class=\"g1\">b</span>".to_owned()));
+        assert_eq!(
+            p.frames[1],
+            (500, vec![(0, "row three".to_owned()), (1, String::new()), (2, String::new())])
+        );
+    }
+
+    #[test]
+    fn a_recording_showing_too_much_is_refused() {
+        let text = cast(&[(0.1, "o", "0123456789"), (0.2, "o", "\r\nabcdefghij")]);
+        assert_eq!(playback_within(&text, 12).unwrap_err(), CastError::TooLarge);
+        assert_eq!(
+            CastError::TooLarge.to_string(),
+            "it shows more than 64 MiB of screen changes"
+        );
+        assert!(playback_within(&text, 100).is_ok());
     }
 
     #[test]

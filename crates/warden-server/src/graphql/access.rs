@@ -230,11 +230,12 @@ pub struct AccessQuery;
 #[Object]
 impl AccessQuery {
     /// Requests the caller made or may decide (the operator sees all), newest first;
-    /// `state` narrows to `pending`, `approved` or `denied`.
+    /// `state` narrows to `pending`, `approved` or `denied`; `mine` to the caller's own.
     async fn access_requests(
         &self,
         ctx: &Context<'_>,
         state: Option<String>,
+        #[graphql(default = false)] mine: bool,
         #[graphql(default = 100)] first: u32,
     ) -> async_graphql::Result<Vec<AccessRequestInfo>> {
         let caller = authorize(ctx, Capability::Viewer, "access_requests").await?;
@@ -250,8 +251,17 @@ impl AccessQuery {
             }
         };
         let store = ctx.data::<Arc<Store>>()?;
+        let requester = match (&caller.audit.actor, mine) {
+            (_, false) => None,
+            (Actor::User { name, .. }, true) => Some(name.clone()),
+            (other, true) => {
+                return Err(bad_input(format!(
+                    "only a person makes requests; {other} is not one"
+                )));
+            }
+        };
         let all = store
-            .access_requests(state, None, first.min(1000))
+            .access_requests(state, requester.as_ref(), first.min(1000))
             .await
             .map_err(|e| api_error(e, caller))?;
         let me = caller.audit.actor.to_string();
