@@ -1619,8 +1619,19 @@ mod tests {
             assert_eq!(super::safe_return(Some(ok.to_owned())), ok);
         }
         // Browsers drop tabs and newlines from URLs, so these would leave for evil.example.
-        for bad in ["//evil.example", "/\\evil.example", "/\t/evil.example", "/\n/evil.example", "https://evil.example", "/ /x"] {
-            assert_eq!(super::safe_return(Some(bad.to_owned())), "/account", "{bad:?}");
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "https://evil.example",
+            "/ /x",
+        ] {
+            assert_eq!(
+                super::safe_return(Some(bad.to_owned())),
+                "/account",
+                "{bad:?}"
+            );
         }
         assert_eq!(super::safe_return(None), "/account");
     }

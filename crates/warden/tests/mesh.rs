@@ -161,6 +161,20 @@ impl Lab {
             .spawn()
             .unwrap();
         self.children.push(child);
+        // Ready when the listener inside the namespace takes a connection.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let probe = Command::new("ip")
+                .args(["netns", "exec", ns, "socat", "-u", "/dev/null"])
+                .arg(format!("TCP:127.0.0.1:{port},connect-timeout=1"))
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            if probe.success() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn spawn(&mut self, ns: &str, args: &[&str], env: &[(&str, &str)], log: &str) {

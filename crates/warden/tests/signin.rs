@@ -122,7 +122,7 @@ async fn a_person_signs_in_through_the_identity_provider() {
         let resp = b.get(format!("{}/account", s.base)).send().await.unwrap();
         assert_eq!(
             resp.headers()["content-security-policy"],
-            "default-src 'none'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         );
         assert_eq!(resp.headers()["x-frame-options"], "DENY");
         let account = resp.text().await.unwrap();
@@ -252,7 +252,7 @@ async fn refused_sign_ins_change_nothing_and_are_audited() {
     .await;
     assert_eq!(status, 400);
     assert!(
-        page.contains("the callback names issuer `https://evil.example`, not this provider&#39;s"),
+        page.contains("the callback names issuer `https://evil.example`, not this provider's"),
         "{page}"
     );
 

@@ -367,10 +367,20 @@ mod tests {
             (0.5, "r", "20x1"),
         ]))
         .unwrap();
-        assert_eq!(p.frames[0].1[0], (0, "a   <span class=\"g1\">b</span>".to_owned()));
+        assert_eq!(
+            p.frames[0].1[0],
+            (0, "a   <span class=\"g1\">b</span>".to_owned())
+        );
         assert_eq!(
             p.frames[1],
-            (500, vec![(0, "row three".to_owned()), (1, String::new()), (2, String::new())])
+            (
+                500,
+                vec![
+                    (0, "row three".to_owned()),
+                    (1, String::new()),
+                    (2, String::new())
+                ]
+            )
         );
     }
 
