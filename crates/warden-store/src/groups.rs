@@ -219,13 +219,18 @@ impl Store {
         Ok(page.finish(groups))
     }
 
-    /// The members of a group, in name order.
-    pub async fn group_members(&self, group_id: &str) -> Result<Vec<UserName>, StoreError> {
+    /// The first `limit` members of a group (all with `None`), in name order.
+    pub async fn group_members(
+        &self,
+        group_id: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<UserName>, StoreError> {
         let rows = sqlx::query(
             "SELECT u.name FROM group_members m JOIN users u ON u.id = m.user_id \
-             WHERE m.group_id = $1 ORDER BY u.name",
+             WHERE m.group_id = $1 ORDER BY u.name LIMIT $2",
         )
         .bind(group_id)
+        .bind(limit.map_or(i64::MAX, i64::from))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -234,5 +239,16 @@ impl Store {
                 UserName::new(name).map_err(|e| StoreError::Corrupt(e.to_string()))
             })
             .collect()
+    }
+
+    /// How many members a group has.
+    pub async fn group_member_count(&self, group_id: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM group_members WHERE group_id = $1",
+        )
+        .bind(group_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
     }
 }

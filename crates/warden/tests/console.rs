@@ -266,6 +266,31 @@ async fn security_and_bad_input(backend: Backend) {
         assert_eq!(status, 200, "{path}: {body}");
         assert_eq!(headers["content-security-policy"], CSP, "{path}");
     }
+    let (_, groups) = server
+        .graphql(
+            Some(&admin),
+            "{ groups(first: 10) { nodes { name memberCount members(first: 1) } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        groups["data"]["groups"]["nodes"][0],
+        json!({ "name": "admins", "memberCount": 1, "members": ["dave"] }),
+        "{groups}"
+    );
+    let (_, bad) = server
+        .graphql(
+            Some(&admin),
+            "{ groups(first: 1) { nodes { members(first: 0) } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        bad["errors"][0]["message"],
+        "first must be between 1 and 10000"
+    );
+    let (_, _, listed) = get(&dave, &base, "/console/groups").await;
+    assert!(listed.contains("<td>1: dave </td>"), "{listed}");
     let (_, _, people) = get(&dave, &base, "/console/people").await;
     assert!(
         people.contains("&lt;img src=x onerror=alert(1)&gt;"),

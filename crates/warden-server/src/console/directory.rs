@@ -76,7 +76,7 @@ pub(crate) async fn groups(
     parts: Parts,
 ) -> Response {
     let q = "query($after: String, $first: Int!) {
-      groups(first: $first, after: $after) { pageInfo { hasNextPage endCursor } nodes { name description owner createdAt members } }
+      groups(first: $first, after: $after) { pageInfo { hasNextPage endCursor } nodes { name description owner createdAt memberCount members(first: 10) } }
       grants(active: true) { user group expiresAt grantedBy } }";
     let (v, data) = match open(
         &app,
@@ -107,9 +107,11 @@ pub(crate) async fn groups(
                     td { (text(&g["name"])) }
                     td { (text(&g["description"])) }
                     td { (text(&g["owner"])) }
-                    td { (members.len()) @if !members.is_empty() { ": " }
-                        @for m in members.iter().take(10) { (text(m)) " " }
-                        @if members.len() > 10 { span.muted { "and " (members.len() - 10) " more" } } }
+                    @let count = g["memberCount"].as_i64().unwrap_or(0);
+                    @let more = count - i64::try_from(members.len()).unwrap_or(0);
+                    td { (count) @if !members.is_empty() { ": " }
+                        @for m in members { (text(m)) " " }
+                        @if more > 0 { span.muted { "and " (more) " more" } } }
                     td { @for x in temporary { div { (text(&x["user"])) " until " (when(&x["expiresAt"])) } } }
                 }
             } }

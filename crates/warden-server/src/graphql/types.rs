@@ -111,15 +111,32 @@ pub struct Group {
 
 #[ComplexObject]
 impl Group {
-    /// The members, by user name.
-    async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
+    /// The members, by user name: the first `first` (1 to 10000), or all.
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<u32>,
+    ) -> async_graphql::Result<Vec<String>> {
         let store = ctx.data::<Arc<Store>>()?;
         let caller = ctx.data::<Caller>()?;
+        if first.is_some_and(|n| !(1..=10_000).contains(&n)) {
+            return Err(super::bad_input("first must be between 1 and 10000"));
+        }
         let members = store
-            .group_members(&self.id)
+            .group_members(&self.id, first)
             .await
             .map_err(|e| api_error(e, caller))?;
         Ok(members.into_iter().map(String::from).collect())
+    }
+
+    /// How many members it has (temporary grants not counted).
+    async fn member_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let store = ctx.data::<Arc<Store>>()?;
+        let caller = ctx.data::<Caller>()?;
+        store
+            .group_member_count(&self.id)
+            .await
+            .map_err(|e| api_error(e, caller))
     }
 
     /// Who reviews its members in an `owner` access review.
