@@ -11,6 +11,7 @@
     reason = "test support: a failure here is a failed test, and should say why"
 )]
 
+mod browser;
 mod oidc;
 mod otlp;
 mod postgres;
@@ -23,6 +24,7 @@ mod sshd;
 mod tls_proxy;
 mod webhook;
 
+pub use browser::Journey;
 pub use oidc::OidcProvider;
 pub use otlp::OtlpReceiver;
 pub use postgres::TestDatabase;

@@ -10,10 +10,9 @@
 )]
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{Value, json};
-use warden_testkit::{Backend, LabOptions, SshLab, TestServer, free_port, through_proxy};
+use warden_testkit::{Backend, Journey, LabOptions, SshLab, TestServer, free_port, through_proxy};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
@@ -435,26 +434,11 @@ async fn console_journeys_in_chromium() {
     let (alice_link, bob_link) = (link("alice"), link("bob"));
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots/console");
     std::fs::create_dir_all(&shots).unwrap();
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden-testkit/js/console-journey.mjs");
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "Chromium is needed: ./scripts/test.sh installs Debian's chromium"
+    let journey = Journey::run(
+        "console-journey.mjs",
+        &[&base, &alice_link, &bob_link, shots.to_str().unwrap()],
     );
-    let out = Command::new("node")
-        .arg(script)
-        .args([&base, &alice_link, &bob_link, shots.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let steps: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        steps.iter().all(|s| s["step"] != "error"),
-        "{steps:#?}\n{stderr}"
-    );
+    journey.assert_no_error();
     for name in [
         "alice-signed-in",
         "my-hosts",
@@ -478,10 +462,7 @@ async fn console_journeys_in_chromium() {
         "inventory",
         "csp",
     ] {
-        let step = steps
-            .iter()
-            .find(|s| s["step"] == name)
-            .unwrap_or_else(|| panic!("no step {name}: {steps:#?}\n{stderr}"));
+        let step = journey.step(name);
         assert_eq!(step["ok"], true, "{name}: {step}");
     }
     for file in [

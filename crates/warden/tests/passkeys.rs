@@ -5,10 +5,8 @@
 #![expect(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
 
 use std::path::Path;
-use std::process::Command;
 
-use serde_json::Value;
-use warden_testkit::{Backend, TestServer};
+use warden_testkit::{Backend, Journey, TestServer};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
@@ -40,34 +38,13 @@ async fn a_local_account_enrolls_a_passkey_and_signs_in_with_it_in_chromium() {
 
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots/passkeys");
     std::fs::create_dir_all(&shots).unwrap();
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden-testkit/js/passkey-journey.mjs");
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "Chromium is needed: ./scripts/test.sh installs Debian's chromium"
+    let journey = Journey::run(
+        "passkey-journey.mjs",
+        &[&base, &link, "carol", shots.to_str().unwrap()],
     );
-    let out = Command::new("node")
-        .arg(script)
-        .args([&base, &link, "carol", shots.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let steps: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let step = |name: &str| {
-        steps
-            .iter()
-            .find(|s| s["step"] == name)
-            .cloned()
-            .unwrap_or_else(|| {
-                panic!(
-                    "no step {name}: {steps:?}\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            })
-    };
-    assert!(steps.iter().all(|s| s["step"] != "error"), "{steps:?}");
+    journey.assert_no_error();
+    let step = |name: &str| journey.step(name).clone();
+    let steps = &journey.steps;
     assert_eq!(step("registered")["ok"], true, "{steps:?}");
     assert_eq!(step("signed-out")["ok"], true);
     assert_eq!(step("signed-in")["ok"], true);

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
-use warden_testkit::{Backend, OidcProvider, TestServer, free_port, run_cli};
+use warden_testkit::{Backend, Journey, OidcProvider, TestServer, free_port, run_cli};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
@@ -370,8 +370,6 @@ async fn after_the_identity_provider_a_passkey_is_mandatory_in_chromium() {
     let s = setup(Backend::Sqlite, "").await;
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots/oidc");
     std::fs::create_dir_all(&shots).unwrap();
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden-testkit/js/oidc-passkey-journey.mjs");
     // `warden login` waits on its loopback for the browser's answer.
     let home = tempfile::tempdir().unwrap();
     // alice's IdP group `ops` is what the starter policy matches against this host's label.
@@ -390,15 +388,11 @@ async fn after_the_identity_provider_a_passkey_is_mandatory_in_chromium() {
         .map_while(Result::ok)
         .find(|l| l.starts_with(&format!("{}/auth/cli?", s.base)))
         .unwrap();
-    let out = std::process::Command::new("node")
-        .arg(script)
-        .args([&s.base, "alice", shots.to_str().unwrap(), &cli_url])
-        .output()
-        .unwrap();
-    let steps: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let journey = Journey::run(
+        "oidc-passkey-journey.mjs",
+        &[&s.base, "alice", shots.to_str().unwrap(), &cli_url],
+    );
+    let steps = &journey.steps;
     let names: Vec<(&str, bool)> = steps
         .iter()
         .map(|s| (s["step"].as_str().unwrap(), s["ok"] == true))
@@ -413,7 +407,7 @@ async fn after_the_identity_provider_a_passkey_is_mandatory_in_chromium() {
             ("cli", true)
         ],
         "{steps:?} {}",
-        String::from_utf8_lossy(&out.stderr)
+        journey.stderr
     );
     assert!(login.wait().unwrap().success());
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
