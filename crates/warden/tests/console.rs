@@ -147,10 +147,21 @@ async fn security_and_bad_input(backend: Backend) {
         notice(&body),
         "the form is stale or forged (CSRF token mismatch): reload the page and try again"
     );
+    let (status, _) = post(
+        &carol,
+        &base,
+        "/console/access/request",
+        &[("group", "web"), ("duration", "1h"), ("reason", "x")],
+    )
+    .await;
+    assert_eq!(status, 403, "a form without the token");
     let refused = server.audit("access.request");
-    assert_eq!(refused.len(), 1);
-    assert_eq!(refused[0]["outcome"], "denied");
-    assert_eq!(refused[0]["reason"], "CSRF token mismatch");
+    assert_eq!(refused.len(), 2);
+    assert!(
+        refused
+            .iter()
+            .all(|e| e["outcome"] == "denied" && e["reason"] == "CSRF token mismatch")
+    );
 
     // Bad input: the API's one-line message, nothing changed.
     for (group, duration, reason, expected) in [

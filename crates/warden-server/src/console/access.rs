@@ -111,6 +111,8 @@ pub(crate) async fn my_access(
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct RequestForm {
+    /// Missing counts as a mismatch, which is recorded.
+    #[serde(default)]
     csrf: String,
     group: String,
     duration: String,
@@ -244,6 +246,8 @@ fn request_table(requests: &[&Value], decide: bool, csrf: &str) -> Markup {
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct DecideForm {
+    /// Missing counts as a mismatch, which is recorded.
+    #[serde(default)]
     csrf: String,
     decision: String,
     #[serde(default)]
