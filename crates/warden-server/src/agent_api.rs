@@ -214,12 +214,8 @@ pub(crate) async fn renew(
     body: Bytes,
 ) -> Response {
     let source = connect.map(|Extension(ConnectInfo(p))| p);
-    let ctx = context(request_id, source, Actor::Anonymous);
-    let Some(Extension(certificate)) = certificate else {
-        deny(&app, &ctx, "host.renew", "agent", "no client certificate").await;
-        return fail(StatusCode::UNAUTHORIZED, "a client certificate is required");
-    };
-    let (ctx, host) = match verified_host(&app, &ctx, &certificate, "host.renew").await {
+    let (ctx, host) = match verified_host(&app, request_id, source, certificate, "host.renew").await
+    {
         Ok(verified) => verified,
         Err(response) => return response,
     };
@@ -233,16 +229,26 @@ pub(crate) async fn renew(
     credentials(&app, ctx, host, request.ssh_host_key, request.csr).await
 }
 
-/// The joined host a mutual-TLS client certificate proves, with `ctx` acting as it, or the
-/// response refusing it (recorded as a denial of `action`): the certificate must name a host
-/// of this trust domain, be unrevoked, and the host must still be joined.
+/// The joined host a mutual-TLS client certificate proves, with the request's audit context
+/// acting as it, or the response refusing it (recorded as a denial of `action`): there must
+/// be a certificate, naming a host of this trust domain, unrevoked, and the host must still
+/// be joined.
 pub(crate) async fn verified_host(
     app: &App,
-    ctx: &AuditContext,
-    certificate: &PeerCertificate,
+    request_id: String,
+    source: Option<SocketAddr>,
+    certificate: Option<Extension<PeerCertificate>>,
     action: &'static str,
 ) -> Result<(AuditContext, Host), Response> {
-    let (name, serial) = match peer_host(app, certificate) {
+    let ctx = &context(request_id, source, Actor::Anonymous);
+    let Some(Extension(certificate)) = certificate else {
+        deny(app, ctx, action, "agent", "no client certificate").await;
+        return Err(fail(
+            StatusCode::UNAUTHORIZED,
+            "a client certificate is required",
+        ));
+    };
+    let (name, serial) = match peer_host(app, &certificate) {
         Ok(pair) => pair,
         Err(reason) => {
             deny(app, ctx, action, "agent", &reason).await;

@@ -24,7 +24,7 @@ use warden_store::{
     AuditContext, MeshMember, MeshNodeKind, NewMeshNode, Outcome, Store, StoreError,
 };
 
-use crate::agent_api::fail;
+use crate::agent_api::{fail, verified_host};
 use crate::config::MeshConfig;
 use crate::edge::{PeerCertificate, RequestId};
 use crate::http::App;
@@ -340,27 +340,6 @@ async fn refuse(app: &App, ctx: &AuditContext, target: &str, reason: &str) -> Re
     fail(StatusCode::BAD_REQUEST, reason)
 }
 
-/// The host a mutual-TLS caller is (with the audit context acting as it), or the response
-/// refusing it.
-async fn host_of(
-    app: &App,
-    request_id: String,
-    source: Option<SocketAddr>,
-    certificate: Option<Extension<PeerCertificate>>,
-    action: &'static str,
-) -> Result<(AuditContext, String), Response> {
-    let ctx = crate::agent_api::context(request_id, source, Actor::Anonymous);
-    let Some(Extension(certificate)) = certificate else {
-        crate::http::deny(app, &ctx, action, "agent", "no client certificate").await;
-        return Err(fail(
-            StatusCode::UNAUTHORIZED,
-            "a client certificate is required",
-        ));
-    };
-    let (ctx, host) = crate::agent_api::verified_host(app, &ctx, &certificate, action).await?;
-    Ok((ctx, host.name))
-}
-
 /// `POST /v1/mesh/enroll` over mutual TLS: a host's agent enrolls its key.
 pub(crate) async fn enroll_host(
     State(app): State<App>,
@@ -370,11 +349,11 @@ pub(crate) async fn enroll_host(
     body: Bytes,
 ) -> Response {
     let source = connect.map(|Extension(ConnectInfo(p))| p);
-    let (ctx, name) = match host_of(&app, request_id, source, certificate, "mesh.node.enroll").await
-    {
-        Ok(host) => host,
-        Err(response) => return response,
-    };
+    let (ctx, name) =
+        match verified_host(&app, request_id, source, certificate, "mesh.node.enroll").await {
+            Ok((ctx, host)) => (ctx, host.name),
+            Err(response) => return response,
+        };
     let (_, key, endpoint) = match parse_enroll(&body) {
         Ok(parsed) => parsed,
         Err(reason) => return refuse(&app, &ctx, &format!("mesh-node:{name}"), &reason).await,
@@ -420,8 +399,8 @@ pub(crate) async fn host_map(
     Query(params): Query<MapParams>,
 ) -> Response {
     let source = connect.map(|Extension(ConnectInfo(p))| p);
-    match host_of(&app, request_id, source, certificate, "mesh.map").await {
-        Ok((_, name)) => answer_map(&app, &name, params.after).await,
+    match verified_host(&app, request_id, source, certificate, "mesh.map").await {
+        Ok((_, host)) => answer_map(&app, &host.name, params.after).await,
         Err(response) => response,
     }
 }
@@ -596,7 +575,7 @@ pub(crate) async fn host_ranges(
     certificate: Option<Extension<PeerCertificate>>,
 ) -> Response {
     let source = connect.map(|Extension(ConnectInfo(p))| p);
-    match host_of(&app, request_id, source, certificate, "mesh.map").await {
+    match verified_host(&app, request_id, source, certificate, "mesh.map").await {
         Ok(_) => ranges_of(&app),
         Err(response) => response,
     }

@@ -513,6 +513,16 @@ impl Drop for Replica {
     }
 }
 
+/// Runs a peer program the tests drive (`wg`, `openssl`, `ssh-keygen`) with no input and
+/// collects its output; a missing program fails the test, naming who installs it.
+pub fn tool(name: &str, args: &[&str]) -> Output {
+    Command::new(name)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{name} is needed (./scripts/test.sh installs it): {e}"))
+}
+
 /// Runs the CLI and collects its output.
 pub fn run_cli(bin: &Path, args: &[&str]) -> Output {
     Command::new(bin)

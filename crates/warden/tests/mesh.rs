@@ -9,7 +9,6 @@
 
 #![expect(
     clippy::unwrap_used,
-    clippy::panic,
     clippy::indexing_slicing,
     reason = "test helpers fail the test"
 )]
@@ -20,22 +19,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use warden_testkit::{Backend, TestServer, run_cli};
+use warden_testkit::{Backend, TestServer, run_cli, tool};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
 }
 
-fn sh(cmd: &str, args: &[&str]) -> Output {
-    Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
-}
-
 fn ok(cmd: &str, args: &[&str]) -> String {
-    let out = sh(cmd, args);
+    let out = tool(cmd, args);
     assert!(
         out.status.success(),
         "{cmd} {args:?}: {}",
@@ -76,7 +67,7 @@ impl Drop for Lab {
             let _ = child.wait();
         }
         for ns in &self.namespaces {
-            let _ = sh("ip", &["netns", "del", ns]);
+            let _ = tool("ip", &["netns", "del", ns]);
         }
     }
 }
@@ -98,7 +89,7 @@ impl Lab {
 
     fn ns(&mut self, name: &str) -> String {
         let ns = format!("{}{name}", self.prefix);
-        let _ = sh("ip", &["netns", "del", &ns]);
+        let _ = tool("ip", &["netns", "del", &ns]);
         ok("ip", &["netns", "add", &ns]);
         ok("ip", &["-n", &ns, "link", "set", "lo", "up"]);
         self.namespaces.push(ns.clone());
@@ -266,7 +257,7 @@ fn status(dir: &Path) -> Option<Value> {
 
 /// `wg show IF peers`, or `None` while the interface is not up yet.
 fn wg_peers_if_up(interface: &str) -> Option<Vec<String>> {
-    let out = sh("wg", &["show", interface, "peers"]);
+    let out = tool("wg", &["show", interface, "peers"]);
     out.status.success().then(|| {
         String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -295,7 +286,23 @@ fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> D
 fn in_ns(ns: &str, args: &[&str]) -> Output {
     let mut full = vec!["netns", "exec", ns];
     full.extend_from_slice(args);
-    sh("ip", &full)
+    tool("ip", &full)
+}
+
+/// Whether `url` answers 200 from inside `ns` within two seconds.
+fn http_ok(ns: &str, url: &str) -> bool {
+    let args = [
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "2",
+        url,
+    ];
+    in_ns(ns, &args).stdout == b"200"
 }
 
 fn mesh_ip(dir: &Path) -> String {
@@ -503,24 +510,7 @@ async fn mesh_on(run: usize, backend: Backend) {
     wait_for(
         "an HTTP answer from web-1 through the mesh",
         Duration::from_secs(20),
-        || {
-            in_ns(
-                &d,
-                &[
-                    "curl",
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    "--max-time",
-                    "2",
-                    &url,
-                ],
-            )
-            .stdout
-                == b"200"
-        },
+        || http_ok(&d, &url),
     );
     // Allowed: the web host's TCP connection to the database.
     let echo = |ns: &str, ip: &str, port: u16| {
@@ -762,24 +752,7 @@ async fn host_keys_renew_and_device_keys_expire() {
         "http.log",
     );
     let url = format!("http://{}:8080/", mesh_ip(&data));
-    let http = |d: &str| {
-        in_ns(
-            d,
-            &[
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "2",
-                &url,
-            ],
-        )
-        .stdout
-            == b"200"
-    };
+    let http = |d: &str| http_ok(d, &url);
     wait_for("HTTP through the mesh", Duration::from_secs(15), || {
         http(&d)
     });
@@ -787,7 +760,7 @@ async fn host_keys_renew_and_device_keys_expire() {
     // The host's key (6 s) is renewed at two thirds of its life, without restarting the
     // interface; the device's map follows and traffic flows with the new key.
     wait_for("web-1's key to be renewed", Duration::from_secs(15), || {
-        let out = sh("wg", &["show", &if_a, "public-key"]);
+        let out = tool("wg", &["show", &if_a, "public-key"]);
         out.status.success() && String::from_utf8_lossy(&out.stdout) != first
     });
     let second = ok("wg", &["show", &if_a, "public-key"]);

@@ -16,18 +16,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use warden_testkit::{Backend, Sshd, TestServer, run_cli, ssh_keygen_ed25519};
+use warden_testkit::{Backend, Sshd, TestServer, run_cli, ssh_keygen_ed25519, tool};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
-}
-
-fn tool(name: &str, args: &[&str]) -> Output {
-    Command::new(name)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{name} is needed (./scripts/test.sh installs it): {e}"))
 }
 
 fn text(out: &Output) -> String {
