@@ -1297,10 +1297,7 @@ pub(crate) async fn cli_consent(
     // The form's answer redirects to the CLI's loopback listener: let it.
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
-             form-action 'self' http://127.0.0.1:* http://[::1]:*; frame-ancestors 'none'; base-uri 'none'",
-        ),
+        HeaderValue::from_static(crate::console::CSP_CLI_CONSENT),
     );
     response
 }

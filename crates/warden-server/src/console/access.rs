@@ -14,7 +14,7 @@ use super::{Done, Parts, Section, flash, open, redirect, submitted, text, when};
 use crate::http::App;
 
 const MY_ACCESS: &str = "query {
-  viewer { name user { groups } }
+  viewer { user { groups } }
   reachableHosts { name labels logins }
   accessRequests(mine: true, first: 50) { id requester group reason durationSeconds state createdAt
     decisions { approver approve reason }
@@ -31,7 +31,6 @@ pub(crate) async fn my_access(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let me = v.name().to_owned();
     let empty = Vec::new();
     let groups = data["viewer"]["user"]["groups"]
         .as_array()
@@ -41,7 +40,6 @@ pub(crate) async fn my_access(
         .as_array()
         .unwrap_or(&empty)
         .iter()
-        .filter(|r| r["requester"] == me.as_str())
         .collect();
     let body = html! {
         (flash(&done))
@@ -137,7 +135,7 @@ pub(crate) async fn request(
     }
 }
 
-// Pending requests are few; the decided ones shown are among the latest hundred.
+// Pending requests are few; the decided ones shown are the latest fifty approved and denied.
 const INBOX: &str = "query {
   pending: accessRequests(state: \"pending\", first: 1000) { ...request }
   approved: accessRequests(state: \"approved\", first: 50) { ...request }

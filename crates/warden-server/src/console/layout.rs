@@ -11,6 +11,10 @@ use super::{Section, Visitor};
 /// forms posting only here, nothing else loaded.
 pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// [`CSP`] for the page authorizing `warden login`, whose form answers the CLI's loopback
+/// listener.
+pub(crate) const CSP_CLI_CONSENT: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self' http://127.0.0.1:* http://[::1]:*; frame-ancestors 'none'; base-uri 'none'";
+
 /// An HTML page with the console's security headers.
 pub(crate) fn html_response(status: StatusCode, page: Markup) -> Response {
     let mut response = (status, page.into_string()).into_response();

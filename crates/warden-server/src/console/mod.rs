@@ -38,7 +38,7 @@ use warden_store::{AuditContext, Session, SessionStage};
 use crate::edge::RequestId;
 use crate::graphql::{Caller, Capability, Refused, check};
 use crate::http::{App, deny};
-pub(crate) use layout::{html_response, plain};
+pub(crate) use layout::{CSP_CLI_CONSENT, html_response, plain};
 pub(crate) use settings::Settings;
 
 /// The console's routes (merged into the public listener's).
@@ -225,9 +225,13 @@ impl Visitor {
         self.session.user.name.as_str()
     }
 
-    /// Asks the policy engine whether the visitor may open `section`; a denial is recorded and
-    /// answered with a 403 page.
+    /// Whether the visitor may open `section`: the navigation's decision, made for this
+    /// request; otherwise the policy engine is asked again so the denial is recorded with its
+    /// policies, and it is answered with a 403 page.
     pub(crate) async fn require(&self, app: &App, section: Section) -> Result<(), Response> {
+        if self.sections.contains(&section) {
+            return Ok(());
+        }
         let target = format!("console:{}", section.path());
         match check(
             &app.policy,
@@ -292,14 +296,13 @@ impl Visitor {
                 Failure::Internal
             })?;
         if let Some(first) = response.errors.first() {
-            let code = first
-                .extensions
-                .as_ref()
-                .and_then(|e| e.get("code"))
-                .map(|c| c.to_string());
-            return Err(match code.as_deref() {
-                Some("\"FORBIDDEN\"") => Failure::Forbidden(first.message.clone()),
-                Some("\"INTERNAL\"") => Failure::Internal,
+            let code = match first.extensions.as_ref().and_then(|e| e.get("code")) {
+                Some(async_graphql::Value::String(code)) => Some(code.as_str()),
+                _ => None,
+            };
+            return Err(match code {
+                Some("FORBIDDEN") => Failure::Forbidden(first.message.clone()),
+                Some("INTERNAL") => Failure::Internal,
                 Some(_) => Failure::Refused(first.message.clone()),
                 // Our own query failed to parse or validate.
                 None if first.path.is_empty() => {

@@ -191,10 +191,10 @@ fn flush(
             changed.push((u16::try_from(index).unwrap_or(u16::MAX), String::new()));
         }
     }
-    let bytes = changed.iter().map(|(_, html)| html.len() + 8).sum();
     if changed.is_empty() {
         return 0;
     }
+    let bytes = changed.iter().map(|(_, html)| html.len() + 8).sum();
     if playback.frames.len() >= MAX_FRAMES {
         if let Some(last) = playback.frames.last_mut() {
             last.1.extend(changed);

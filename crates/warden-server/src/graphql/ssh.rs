@@ -26,28 +26,21 @@ pub struct SshCertificate {
 }
 
 /// The logins a person may ask for (their own name and their groups' `ssh.group_logins`),
-/// and whether their groups allow port forwarding; `None` for an unknown user.
-pub(crate) async fn person_logins(
-    store: &Store,
-    config: &crate::config::SshConfig,
-    name: &warden_model::UserName,
-    now: warden_model::Timestamp,
-) -> Result<Option<(Vec<String>, bool)>, warden_store::StoreError> {
-    let Some(user) = store.user(name).await? else {
-        return Ok(None);
-    };
-    let mut candidates = vec![name.to_string()];
+/// and whether their groups allow port forwarding.
+fn person_logins<'a>(
+    config: &SshConfig,
+    name: &str,
+    groups: impl IntoIterator<Item = &'a str>,
+) -> (Vec<String>, bool) {
+    let mut candidates = vec![name.to_owned()];
     let mut port_forwarding = false;
-    for group in store.user_groups(&user.id, now).await? {
-        if let Some(logins) = config.group_logins.get(group.as_str()) {
+    for group in groups {
+        if let Some(logins) = config.group_logins.get(group) {
             candidates.extend(logins.iter().cloned());
         }
-        port_forwarding |= config
-            .port_forwarding_groups
-            .iter()
-            .any(|g| g == group.as_str());
+        port_forwarding |= config.port_forwarding_groups.iter().any(|g| g == group);
     }
-    Ok(Some((candidates, port_forwarding)))
+    (candidates, port_forwarding)
 }
 
 /// The principals asked for, sorted and without repeats; `None` when none were named.
@@ -94,11 +87,17 @@ impl SshMutation {
         // The key id names the holder and the token, for the proxy and for revocation.
         let (who, key_id) = match &caller.audit.actor {
             Actor::User { name, token_id, .. } => {
+                let user = store
+                    .user(name)
+                    .await
+                    .map_err(|e| api_error(e, caller))?
+                    .ok_or_else(|| bad_input(format!("user `{name}` not found")))?;
+                let groups = store
+                    .user_groups(&user.id, caller.audit.now)
+                    .await
+                    .map_err(|e| api_error(e, caller))?;
                 (candidates, port_forwarding) =
-                    person_logins(store, config, name, caller.audit.now)
-                        .await
-                        .map_err(|e| api_error(e, caller))?
-                        .ok_or_else(|| bad_input(format!("user `{name}` not found")))?;
+                    person_logins(config, name.as_str(), groups.iter().map(|g| g.as_str()));
                 (
                     format!("user `{name}`"),
                     format!("user:{name} token:{token_id}"),
@@ -317,20 +316,21 @@ impl SshQuery {
         let store = ctx.data::<Arc<Store>>()?;
         let config = ctx.data::<SshConfig>()?;
         let engine = ctx.data::<Arc<crate::policy::Engine>>()?;
-        let Some((mut logins, _)) = person_logins(store, config, name, caller.audit.now)
-            .await
-            .map_err(|e| api_error(e, caller))?
-        else {
-            return Ok(Vec::new());
-        };
-        logins.sort();
-        logins.dedup();
+        // One read of the person and their groups: the policy's subject, whose groups also
+        // name the candidate logins. An unknown or disabled person reaches nothing.
         let Some(subject) = crate::policy::subject(store, &caller.audit.actor)
             .await
             .map_err(|e| api_error(e, caller))?
         else {
             return Ok(Vec::new());
         };
+        let warden_policy::Subject::User { groups, .. } = &subject else {
+            return Ok(Vec::new());
+        };
+        let (mut logins, _) =
+            person_logins(config, name.as_str(), groups.iter().map(String::as_str));
+        logins.sort();
+        logins.dedup();
         let hosts = store.hosts().await.map_err(|e| api_error(e, caller))?;
         let mut reachable = Vec::new();
         for host in hosts {
