@@ -184,7 +184,7 @@ pub async fn authenticate(
         Some(name) => Actor::User {
             name,
             token_id: token.id,
-            role: token.role,
+            role: (!token.passkey).then_some(token.role),
         },
         None => Actor::Token {
             token_id: token.id,

@@ -32,10 +32,13 @@ pub enum Actor {
     User {
         /// The user the token acts as.
         name: UserName,
-        /// The token's id.
+        /// The token's id (`session:ID` for a console session).
         token_id: String,
-        /// The token's role.
-        role: Role,
+        /// The token's role, which caps what it may do whatever the person's groups allow.
+        /// `None` for a credential the person got by signing in with their passkey (a console
+        /// session, `warden login`): it acts with the person's own rights.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<Role>,
     },
     /// An API token not tied to a user: it acts as itself.
     Token {
@@ -78,7 +81,8 @@ impl Actor {
     /// The role in force, if the actor acts through a role. The operator is an admin.
     pub fn role(&self) -> Option<Role> {
         match self {
-            Actor::User { role, .. } | Actor::Token { role, .. } => Some(*role),
+            Actor::User { role, .. } => *role,
+            Actor::Token { role, .. } => Some(*role),
             Actor::Operator => Some(Role::Admin),
             Actor::Host { .. } | Actor::Anonymous | Actor::System => None,
         }

@@ -6,6 +6,7 @@
 //! a [`Timestamp`] from the caller.
 
 mod actor;
+pub mod forwarded;
 mod names;
 mod role;
 mod secret;

@@ -34,6 +34,29 @@ impl Role {
     }
 }
 
+impl Role {
+    /// Whether a token of this role may ever be allowed the Cedar action `action`: the role is
+    /// a ceiling, asked before the policy, so a `member` token acting for an admin cannot do
+    /// what only the admin's groups allow. A person's full rights need their own passkey-backed
+    /// session (the console, `warden login`) or a token with a role that reaches that far.
+    pub fn permits(self, action: &str) -> bool {
+        match self {
+            Role::Admin => true,
+            Role::Auditor => READS.contains(&action),
+            Role::Member => OWN.contains(&action),
+            Role::Scim => false,
+        }
+    }
+}
+
+/// What an auditor token may do: read, never change.
+const READS: [&str; 4] = ["read_directory", "read_audit", "read_policy", "read_vulns"];
+
+/// What a member token may do: act as its person at hosts and the mesh, and decide access
+/// requests the policy lets the person decide. Requests, certificates for oneself and one's own
+/// review items need no Cedar action at all.
+const OWN: [&str; 3] = ["ssh", "connect", "approve"];
+
 /// An unknown role name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown role `{0}`: expected admin, auditor, member or scim")]
@@ -58,6 +81,19 @@ impl fmt::Display for Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_are_ceilings() {
+        assert!(Role::Admin.permits("manage_tokens"));
+        assert!(Role::Auditor.permits("read_audit"));
+        assert!(!Role::Auditor.permits("manage_users"));
+        assert!(!Role::Auditor.permits("ssh"));
+        assert!(Role::Member.permits("ssh"));
+        assert!(!Role::Member.permits("manage_tokens"));
+        assert!(!Role::Member.permits("read_directory"));
+        assert!(!Role::Scim.permits("ssh"));
+        assert!(!Role::Member.permits("no_such_action"));
+    }
 
     #[test]
     fn round_trips_and_refuses_unknown() {

@@ -59,7 +59,7 @@ async fn main() {
                         actor: Actor::User {
                             name: name.clone(),
                             token_id: "bench".into(),
-                            role: Role::Member,
+                            role: Some(Role::Member),
                         },
                         request_id: format!("r{i}"),
                         source: Some("127.0.0.1".into()),

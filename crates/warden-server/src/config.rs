@@ -53,6 +53,35 @@ pub struct Config {
     pub vuln: VulnConfig,
     /// `[security_txt]`: what `/.well-known/security.txt` says; `None` serves no such file.
     pub security_txt: Option<SecurityTxt>,
+    /// `trusted_proxies`: the peers whose `Forwarded`/`X-Forwarded-For` headers name the client.
+    pub trusted_proxies: warden_model::forwarded::TrustedProxies,
+    /// `[scim]`: what SCIM clients may take over.
+    pub scim: ScimConfig,
+}
+
+/// `[scim]` settings.
+#[derive(Debug, Clone)]
+pub struct ScimConfig {
+    /// Existing Warden groups a SCIM client may adopt, and the only groups it may provision
+    /// that the policy grants management rights to (`scim.adopt_groups`). Empty by default: a
+    /// SCIM token can never take over `admins`.
+    pub adopt_groups: std::collections::BTreeSet<warden_model::GroupName>,
+    /// Sustained requests per second per SCIM token (an identity provider's full sync is one
+    /// client sending hundreds a second); 0 turns it off. Unauthenticated SCIM traffic is held to
+    /// the per-source budget.
+    pub per_token_rps: u32,
+    /// Requests a SCIM token may make at once before the sustained rate applies.
+    pub per_token_burst: u32,
+}
+
+impl Default for ScimConfig {
+    fn default() -> Self {
+        ScimConfig {
+            adopt_groups: std::collections::BTreeSet::new(),
+            per_token_rps: 500,
+            per_token_burst: 1000,
+        }
+    }
 }
 
 /// Vulnerability SLAs and imports.
@@ -299,6 +328,14 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Time a request (body included) may take.
     pub request_timeout: Duration,
+    /// Most connections one source may hold open at once per listener (IPv6 by /64).
+    pub per_source_connections: usize,
+    /// Sustained requests per second per API token (SCIM tokens included); 0 turns it off.
+    pub per_token_rps: u32,
+    /// Requests a token may make at once before the sustained rate applies.
+    pub per_token_burst: u32,
+    /// Scan uploads one source may have in progress at once.
+    pub imports_per_source: usize,
 }
 
 impl Default for Limits {
@@ -310,6 +347,10 @@ impl Default for Limits {
             max_connections: 10_000,
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            per_source_connections: 256,
+            per_token_rps: 50,
+            per_token_burst: 100,
+            imports_per_source: 2,
         }
     }
 }
@@ -372,6 +413,16 @@ struct FileConfig {
     policy: PolicyFile,
     vuln: VulnFile,
     security_txt: Option<SecurityTxtFile>,
+    trusted_proxies: Vec<String>,
+    scim: ScimFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ScimFile {
+    adopt_groups: Vec<String>,
+    per_token_rps: Option<u32>,
+    per_token_burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -501,6 +552,10 @@ struct LimitsFile {
     max_connections: Option<u32>,
     header_timeout: Option<String>,
     request_timeout: Option<String>,
+    per_source_connections: Option<u32>,
+    per_token_rps: Option<u32>,
+    per_token_burst: Option<u32>,
+    imports_per_source: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -512,7 +567,7 @@ struct LogFile {
 
 /// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
 /// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
-pub const KEYS: [&str; 29] = [
+pub const KEYS: [&str; 34] = [
     "data_dir",
     "database_url",
     "public_url",
@@ -524,6 +579,11 @@ pub const KEYS: [&str; 29] = [
     "limits.max_connections",
     "limits.header_timeout",
     "limits.request_timeout",
+    "limits.per_source_connections",
+    "limits.per_token_rps",
+    "limits.per_token_burst",
+    "limits.imports_per_source",
+    "trusted_proxies",
     "log.level",
     "log.format",
     "audit.origin",
@@ -659,6 +719,20 @@ impl FileConfig {
             "limits.max_connections" => self.limits.max_connections = Some(small(value)?),
             "limits.header_timeout" => self.limits.header_timeout = Some(value.to_owned()),
             "limits.request_timeout" => self.limits.request_timeout = Some(value.to_owned()),
+            "limits.per_source_connections" => {
+                self.limits.per_source_connections = Some(small(value)?);
+            }
+            "limits.per_token_rps" => self.limits.per_token_rps = Some(small(value)?),
+            "limits.per_token_burst" => self.limits.per_token_burst = Some(small(value)?),
+            "limits.imports_per_source" => self.limits.imports_per_source = Some(small(value)?),
+            "trusted_proxies" => {
+                self.trusted_proxies = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
             "log.level" => self.log.level = Some(value.to_owned()),
             "log.format" => self.log.format = Some(value.to_owned()),
             "audit.origin" => self.audit.origin = Some(value.to_owned()),
@@ -763,7 +837,28 @@ impl FileConfig {
                 l.request_timeout,
                 defaults.request_timeout,
             )?,
+            per_source_connections: at_least_one(
+                "limits.per_source_connections",
+                l.per_source_connections,
+                defaults.per_source_connections,
+            )?,
+            per_token_rps: l.per_token_rps.unwrap_or(defaults.per_token_rps),
+            per_token_burst: l.per_token_burst.unwrap_or(defaults.per_token_burst),
+            imports_per_source: at_least_one(
+                "limits.imports_per_source",
+                l.imports_per_source,
+                defaults.imports_per_source,
+            )?,
         };
+        if limits.per_token_rps > 0 && limits.per_token_burst == 0 {
+            return Err(ConfigError(
+                "`limits.per_token_burst` must be at least 1 when per-token limits are on"
+                    .to_owned(),
+            ));
+        }
+        let trusted_proxies = warden_model::forwarded::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        let scim = resolve_scim(self.scim)?;
         if limits.per_source_rps > 0 && limits.per_source_burst == 0 {
             return Err(ConfigError(
                 "`limits.per_source_burst` must be at least 1 when rate limiting is on".to_owned(),
@@ -1013,6 +1108,8 @@ impl FileConfig {
             .map(|f| resolve_security_txt(f, Timestamp::from_system(std::time::SystemTime::now())))
             .transpose()?;
         Ok(Config {
+            trusted_proxies,
+            scim,
             mesh,
             vuln,
             security_txt,
@@ -1034,6 +1131,34 @@ impl FileConfig {
             log,
         })
     }
+}
+
+fn at_least_one(key: &str, value: Option<u32>, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        Some(0) => Err(ConfigError(format!("`{key}` must be at least 1"))),
+        Some(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        None => Ok(default),
+    }
+}
+
+fn resolve_scim(file: ScimFile) -> Result<ScimConfig, ConfigError> {
+    let adopt_groups = file
+        .adopt_groups
+        .into_iter()
+        .map(|name| {
+            warden_model::GroupName::new(name.clone()).map_err(|e| {
+                ConfigError(format!(
+                    "invalid group `{name}` in `scim.adopt_groups`: {e}"
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let defaults = ScimConfig::default();
+    Ok(ScimConfig {
+        adopt_groups,
+        per_token_rps: file.per_token_rps.unwrap_or(defaults.per_token_rps),
+        per_token_burst: file.per_token_burst.unwrap_or(defaults.per_token_burst),
+    })
 }
 
 fn resolve_vuln(file: VulnFile) -> Result<VulnConfig, ConfigError> {

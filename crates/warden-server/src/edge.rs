@@ -2,16 +2,17 @@
 //! per-source rate limits with `429` and `Retry-After`, and the request id, log line and
 //! metrics every request gets. Request timeouts and body limits are tower layers in `http.rs`.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -25,6 +26,8 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 use tracing::Instrument;
+
+use warden_model::forwarded::TrustedProxies;
 
 use crate::config::Limits;
 use crate::metrics::{ListenerLabels, Metrics, RequestLabels, RouteLabels};
@@ -90,16 +93,19 @@ impl Accept for UnixListener {
 }
 
 /// Serves `router` on `listener` until `shutdown` flips, then drains open connections.
+/// Requests from a `trusted` proxy carry the client it names as their `ConnectInfo`.
 pub(crate) async fn serve<L: Accept>(
     listener: L,
     name: &'static str,
     router: Router,
     limits: Limits,
+    trusted: Arc<TrustedProxies>,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let sources = Arc::new(SourceSlots::new(limits.per_source_connections));
     let open = metrics
         .connections
         .get_or_create(&ListenerLabels { listener: name })
@@ -118,6 +124,18 @@ pub(crate) async fn serve<L: Accept>(
                 continue;
             }
         };
+        // A trusted proxy speaks for many clients: only the global cap holds it.
+        let source_slot = match peer.map(|p| p.ip()).filter(|ip| !trusted.trusts(*ip)) {
+            Some(ip) => match sources.take(ip) {
+                Some(slot) => Some(slot),
+                None => {
+                    metrics.reject(name, "per_source_connections");
+                    drop(io);
+                    continue;
+                }
+            },
+            None => None,
+        };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             metrics.reject(name, "max_connections");
             drop(io);
@@ -129,7 +147,9 @@ pub(crate) async fn serve<L: Accept>(
         let header_timeout = limits.header_timeout;
         let metrics = metrics.clone();
         let open = open.clone();
+        let trusted = trusted.clone();
         tokio::spawn(async move {
+            let _source_slot = source_slot;
             let (io, certificate) = match establish.await {
                 Ok(pair) => pair,
                 Err(err) => {
@@ -141,7 +161,8 @@ pub(crate) async fn serve<L: Accept>(
             };
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 if let Some(peer) = peer {
-                    req.extensions_mut().insert(ConnectInfo(peer));
+                    let client = client_of(&trusted, peer, req.headers());
+                    req.extensions_mut().insert(ConnectInfo(client));
                 }
                 if let Some(certificate) = &certificate {
                     req.extensions_mut().insert(certificate.clone());
@@ -174,7 +195,125 @@ pub(crate) async fn serve<L: Accept>(
     }
 }
 
+/// The address a request is from: the peer, or the client a trusted proxy names (port 0:
+/// the proxy does not say it reliably).
+fn client_of(trusted: &TrustedProxies, peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
+    if !trusted.trusts(peer.ip()) {
+        return peer;
+    }
+    let values = |name: header::HeaderName| -> Option<Vec<&str>> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().ok())
+            .collect()
+    };
+    // A value that is not text makes the whole header unbelievable: the proxy stands.
+    let (Some(forwarded), Some(xff)) = (
+        values(header::FORWARDED),
+        values(header::HeaderName::from_static("x-forwarded-for")),
+    ) else {
+        return peer;
+    };
+    let client = trusted.client(peer.ip(), &forwarded, &xff);
+    if client == peer.ip() {
+        peer
+    } else {
+        SocketAddr::new(client, 0)
+    }
+}
+
+/// Connections (or uploads) open per source (IPv6 by /64), so one source cannot hold every
+/// slot.
+#[derive(Debug)]
+pub(crate) struct SourceSlots {
+    per_source: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One source's connection; gives its slot back when dropped.
+#[derive(Debug)]
+pub(crate) struct SourceSlot {
+    slots: Arc<SourceSlots>,
+    key: IpAddr,
+}
+
+impl SourceSlots {
+    pub(crate) fn new(per_source: usize) -> SourceSlots {
+        SourceSlots {
+            per_source,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A slot for `ip`, or `None` when its sources already hold `per_source` connections.
+    pub(crate) fn take(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
+        let key = source_key(ip);
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(key).or_insert(0);
+        if *count >= self.per_source {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot {
+            slots: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .slots
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 type KeyedLimiter = RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>;
+type TokenKeyedLimiter = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
+
+/// Per-token request budget, asked once the token is known: many sources sharing one token (or
+/// one proxy in front of many tokens) are held to what the token may do.
+#[derive(Debug)]
+pub(crate) struct TokenLimiter {
+    limiter: TokenKeyedLimiter,
+}
+
+impl TokenLimiter {
+    /// `None` when `rps` is 0 (off).
+    pub(crate) fn new(rps: u32, burst: u32) -> Option<Arc<TokenLimiter>> {
+        let rps = NonZeroU32::new(rps)?;
+        let burst = NonZeroU32::new(burst).unwrap_or(rps);
+        Some(Arc::new(TokenLimiter {
+            limiter: RateLimiter::keyed(Quota::per_second(rps).allow_burst(burst)),
+        }))
+    }
+
+    /// `Err(seconds to wait)` when the token with this id is over its budget.
+    pub(crate) fn check(&self, token_id: &str) -> Result<(), u64> {
+        self.limiter
+            .check_key(&token_id.to_owned())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+            })
+    }
+
+    /// Forgets tokens that have been quiet.
+    pub(crate) fn sweep(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
 
 /// Per-source request budget. IPv6 sources are grouped by /64, the block one host gets.
 #[derive(Debug)]
@@ -194,7 +333,7 @@ impl SourceLimiter {
     }
 
     /// `Err(seconds to wait)` when `source` is over its budget.
-    fn check(&self, source: IpAddr) -> Result<(), u64> {
+    pub(crate) fn check(&self, source: IpAddr) -> Result<(), u64> {
         self.limiter
             .check_key(&source_key(source))
             .map_err(|not_until| {
@@ -243,8 +382,20 @@ pub(crate) async fn rate_limit(
     ) else {
         return next.run(req).await;
     };
+    let scim = req.uri().path().starts_with("/scim/v2/");
+    if scim && bearer_shaped(req.headers()) {
+        // Charged after authentication: to the token if it is one, to the source if not.
+        return next.run(req).await;
+    }
     match limiter.check(peer.ip()) {
         Ok(()) => next.run(req).await,
+        Err(wait) if scim => {
+            edge.metrics.reject(edge.listener, "rate_limit");
+            crate::scim::too_many(
+                format!("too many requests from {}: retry after {wait}s", peer.ip()),
+                wait,
+            )
+        }
         Err(wait) => {
             edge.metrics.reject(edge.listener, "rate_limit");
             let body = axum::Json(serde_json::json!({
@@ -256,6 +407,20 @@ pub(crate) async fn rate_limit(
             resp
         }
     }
+}
+
+/// Whether the request carries `Authorization: Bearer` with something shaped like an API
+/// token (shape only: it is checked later, against the store).
+fn bearer_shaped(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.get(..7)
+                .filter(|p| p.eq_ignore_ascii_case("bearer "))
+                .and(v.get(7..))
+        })
+        .is_some_and(|t| warden_identity::PresentedToken::parse(t.trim()).is_ok())
 }
 
 /// Gives the request an id, runs it inside a span carrying that id (so every log line of the
@@ -276,7 +441,7 @@ pub(crate) async fn observe(
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let source = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -321,6 +486,21 @@ pub(crate) async fn observe(
     resp
 }
 
+/// The metrics label of a method: the standard ones by name, anything else folded into one,
+/// so a client cannot grow `/metrics` by making methods up.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Accepts caller-chosen ids only if they cannot forge log structure.
 fn valid_request_id(v: &str) -> bool {
     !v.is_empty()
@@ -360,6 +540,24 @@ mod tests {
             ..Limits::default()
         };
         assert!(SourceLimiter::new(&off).is_none());
+    }
+
+    #[test]
+    fn one_source_cannot_take_every_connection() {
+        let slots = Arc::new(SourceSlots::new(2));
+        let a = slots.take("127.0.0.1".parse().unwrap()).unwrap();
+        let _b = slots.take("127.0.0.1".parse().unwrap()).unwrap();
+        assert!(slots.take("127.0.0.1".parse().unwrap()).is_none());
+        assert!(slots.take("127.0.0.2".parse().unwrap()).is_some());
+        drop(a);
+        assert!(slots.take("127.0.0.1".parse().unwrap()).is_some());
+    }
+
+    #[test]
+    fn methods_fold_into_bounded_labels() {
+        assert_eq!(method_label(&axum::http::Method::GET), "GET");
+        let made_up = axum::http::Method::from_bytes(b"FROB123").unwrap();
+        assert_eq!(method_label(&made_up), "other");
     }
 
     #[test]

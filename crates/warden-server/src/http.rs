@@ -46,6 +46,17 @@ pub(crate) struct App {
     pub mesh: Arc<crate::mesh::Mesh>,
     /// The settings the console shows.
     pub settings: Arc<crate::console::Settings>,
+    /// The per-source budget (`None`: off), for checks made after the edge.
+    pub source_budget: Option<Arc<crate::edge::SourceLimiter>>,
+    /// Per-token budgets for API tokens, and for SCIM tokens (`None`: off).
+    pub token_budget: Option<Arc<crate::edge::TokenLimiter>>,
+    pub scim_budget: Option<Arc<crate::edge::TokenLimiter>>,
+    /// Samples unauthenticated refusals into the audit log.
+    pub anonymous: Arc<AnonymousSampler>,
+    /// What SCIM clients may take over.
+    pub scim: Arc<crate::config::ScimConfig>,
+    /// Scan uploads in progress per source.
+    pub imports: Arc<crate::edge::SourceSlots>,
 }
 
 impl std::fmt::Debug for App {
@@ -289,6 +300,18 @@ pub(crate) async fn bearer_context(
         }
         Err(err) => return Err(unauthorized(app, &audit, target, &err.to_string()).await),
     }
+    if let (Some(budget), Some(token_id)) = (&app.token_budget, token_id(&audit.actor)) {
+        if let Err(wait) = budget.check(token_id) {
+            app.metrics.reject("http", "per_token_rate_limit");
+            let mut resp = graphql_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("too many requests with this token: retry after {wait}s"),
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+            return Err(resp);
+        }
+    }
     if audit.actor.role() == Some(warden_model::Role::Scim) {
         let reason = "a scim token may only use /scim/v2";
         deny(app, &audit, "api.access", target, reason).await;
@@ -298,6 +321,14 @@ pub(crate) async fn bearer_context(
         ));
     }
     Ok(audit)
+}
+
+/// The id of the token an actor acts through.
+pub(crate) fn token_id(actor: &Actor) -> Option<&str> {
+    match actor {
+        Actor::User { token_id, .. } | Actor::Token { token_id, .. } => Some(token_id),
+        _ => None,
+    }
 }
 
 /// `/graphql` on the public listener: the caller proves itself with a bearer token.
@@ -349,7 +380,49 @@ pub(crate) async fn detached<T: Send + 'static>(
     })
 }
 
-/// Records a denial (logging, not failing, if it cannot be recorded).
+/// How many unauthenticated refusals the audit log takes per second, and at once. Beyond
+/// that they are counted (`warden_audit_unrecorded_refusals_total`) and the next one recorded
+/// says how many were left out: anyone can send requests, and they must not grow the log
+/// without bound.
+pub(crate) const ANONYMOUS_RECORDS_PER_SECOND: u32 = 10;
+const ANONYMOUS_RECORDS_BURST: u32 = 20;
+
+/// Samples unauthenticated refusals into the audit log.
+#[derive(Debug)]
+pub(crate) struct AnonymousSampler {
+    budget: governor::DefaultDirectRateLimiter,
+    left_out: std::sync::atomic::AtomicU64,
+}
+
+impl Default for AnonymousSampler {
+    fn default() -> Self {
+        let rate = std::num::NonZeroU32::new(ANONYMOUS_RECORDS_PER_SECOND)
+            .unwrap_or(std::num::NonZeroU32::MIN);
+        let burst = std::num::NonZeroU32::new(ANONYMOUS_RECORDS_BURST).unwrap_or(rate);
+        AnonymousSampler {
+            budget: governor::RateLimiter::direct(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ),
+            left_out: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl AnonymousSampler {
+    /// `Some(how many were left out since the last one recorded)` when this one is recorded.
+    pub(crate) fn sample(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        if self.budget.check().is_ok() {
+            Some(self.left_out.swap(0, Ordering::Relaxed))
+        } else {
+            self.left_out.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// Records a denial (logging, not failing, if it cannot be recorded). Unauthenticated
+/// callers' denials are sampled ([`AnonymousSampler`]).
 pub(crate) async fn deny(
     app: &App,
     audit: &AuditContext,
@@ -357,14 +430,31 @@ pub(crate) async fn deny(
     target: &str,
     reason: &str,
 ) {
+    let mut details = serde_json::Value::Null;
+    if audit.actor == Actor::Anonymous {
+        app.metrics.anonymous_refusals.inc();
+        match app.anonymous.sample() {
+            None => {
+                app.metrics.unrecorded_refusals.inc();
+                return;
+            }
+            Some(0) => {}
+            Some(left_out) => details = json!({ "unrecorded_since_last": left_out }),
+        }
+    }
     let (store, ctx, target, reason) = (
         app.store.clone(),
         audit.clone(),
         target.to_owned(),
         reason.to_owned(),
     );
-    let recorded =
-        detached(async move { store.record_denial(&ctx, action, &target, &reason).await }).await;
+    let denied = warden_store::Outcome::Denied;
+    let recorded = detached(async move {
+        store
+            .record(&ctx, action, &target, details, denied, Some(&reason))
+            .await
+    })
+    .await;
     if let Err(err) = recorded {
         tracing::error!(error = %err, "cannot record denial");
     }
@@ -441,14 +531,27 @@ async fn execute(app: &App, audit: AuditContext, headers: &HeaderMap, body: &[u8
             return graphql_error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}"));
         }
     };
+    if let Err(message) =
+        crate::graphql::fields::check(&request.query, crate::graphql::fields::MAX_FIELDS)
+    {
+        return graphql_error(StatusCode::BAD_REQUEST, &message);
+    }
     let schema = app.schema.clone();
-    let request = request.data(Caller { audit });
+    let caller = Caller::new(audit);
+    let request = request.data(caller.clone());
     let Ok(mut response) = tokio::spawn(async move { schema.execute(request).await }).await else {
         return graphql_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal error; see the server log",
         );
     };
+    if let Err(e) = caller.refusals.record(&app.store, &caller.audit).await {
+        tracing::error!(error = %e, "cannot record the request's refusals");
+        return graphql_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the server log",
+        );
+    }
     // Errors without a path come from parsing or validation (syntax, unknown fields, depth
     // and complexity limits): nothing ran, and the request itself is at fault.
     let rejected = response.data == async_graphql::Value::Null

@@ -332,9 +332,24 @@ impl Server {
             security_txt: self.config.security_txt.clone().map(Arc::new),
             settings: Arc::new(crate::console::Settings::new(&self.config)),
             mesh: mesh.clone(),
+            scim: Arc::new(self.config.scim.clone()),
+            anonymous: Arc::default(),
+            source_budget: SourceLimiter::new(&self.config.limits),
+            token_budget: edge::TokenLimiter::new(
+                self.config.limits.per_token_rps,
+                self.config.limits.per_token_burst,
+            ),
+            scim_budget: edge::TokenLimiter::new(
+                self.config.scim.per_token_rps,
+                self.config.scim.per_token_burst,
+            ),
+            imports: Arc::new(edge::SourceSlots::new(
+                self.config.limits.imports_per_source,
+            )),
         };
         let limits = self.config.limits.clone();
-        let limiter = SourceLimiter::new(&limits);
+        let limiter = app.source_budget.clone();
+        let app_budgets = (app.token_budget.clone(), app.scim_budget.clone());
         let http_edge = EdgeState {
             listener: "http",
             limiter: limiter.clone(),
@@ -346,11 +361,13 @@ impl Server {
             metrics: metrics.clone(),
         };
         let (stop, stopped) = watch::channel(false);
+        let trusted = Arc::new(self.config.trusted_proxies.clone());
         let http = tokio::spawn(edge::serve(
             self.http,
             "http",
             http::public_router(app.clone(), http_edge, &limits),
             limits.clone(),
+            trusted.clone(),
             metrics.clone(),
             stopped.clone(),
         ));
@@ -376,6 +393,7 @@ impl Server {
             "agent_mtls",
             http::mtls_router(app.clone(), mtls_edge, &limits),
             limits.clone(),
+            trusted,
             metrics.clone(),
             stopped.clone(),
         ));
@@ -384,18 +402,23 @@ impl Server {
             "admin",
             http::admin_router(app, admin_edge, &limits),
             limits,
+            Arc::default(),
             metrics,
             stopped,
         ));
-        let sweeper = limiter.map(|limiter| {
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_secs(60));
-                loop {
-                    every.tick().await;
+        let budgets = (app_budgets.0, app_budgets.1);
+        let sweeper = Some(tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                if let Some(limiter) = &limiter {
                     limiter.sweep();
                 }
-            })
-        });
+                for budget in [&budgets.0, &budgets.1].into_iter().flatten() {
+                    budget.sweep();
+                }
+            }
+        }));
         let signer = tokio::spawn(
             self.audit
                 .clone()

@@ -12,7 +12,8 @@ use warden_store::PoolStats;
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
     pub route: String,
-    pub method: String,
+    /// A standard method's name, or `other`: a label never holds what a client made up.
+    pub method: &'static str,
     pub status: u16,
 }
 
@@ -58,6 +59,10 @@ pub struct Metrics {
     pool: Family<PoolLabels, Gauge>,
     sink_cursors: Family<SinkLabels, Gauge>,
     sink_errors: Family<SinkLabels, Counter>,
+    /// Unauthenticated refusals the audit log's sampling left out.
+    pub(crate) unrecorded_refusals: Counter,
+    /// Unauthenticated refusals, recorded or not.
+    pub(crate) anonymous_refusals: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -124,7 +129,21 @@ impl Metrics {
             "Failed audit deliveries, by sink",
             sink_errors.clone(),
         );
+        let unrecorded_refusals = Counter::default();
+        registry.register(
+            "audit_unrecorded_refusals",
+            "Unauthenticated refusals counted here but left out of the audit log by sampling",
+            unrecorded_refusals.clone(),
+        );
+        let anonymous_refusals = Counter::default();
+        registry.register(
+            "anonymous_refusals",
+            "Unauthenticated requests refused (missing, malformed or unknown credentials)",
+            anonymous_refusals.clone(),
+        );
         Metrics {
+            unrecorded_refusals,
+            anonymous_refusals,
             registry,
             requests,
             latency,

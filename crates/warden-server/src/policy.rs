@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use warden_model::{Actor, Timestamp};
+use warden_model::{Actor, Role, Timestamp};
 use warden_policy::{Checked, Decided, Object, Policies, PolicyError, Subject};
 use warden_store::{AuditContext, NewPolicyVersion, Outcome, PolicyVersion, Store, StoreError};
 
@@ -36,11 +36,24 @@ pub struct Decision {
     pub version: Option<i64>,
     /// The decision and why.
     pub decided: Decided,
+    /// The token role that refused the action before the policy was asked (a role is a
+    /// ceiling: see [`Role::permits`]).
+    pub capped: Option<Role>,
 }
 
 impl Decision {
     /// One line saying why it was denied (or allowed).
     pub fn reason(&self, action: &str) -> String {
+        if let Some(role) = self.capped {
+            let article = if role == Role::Auditor || role == Role::Admin {
+                "an"
+            } else {
+                "a"
+            };
+            return format!(
+                "{article} {role} token may not `{action}`, whatever its person's groups allow: sign in with a passkey or use a token whose role permits it"
+            );
+        }
         let version = self.version.map_or_else(
             || "no policy is active".to_owned(),
             |v| format!("policy v{v}"),
@@ -66,11 +79,17 @@ impl Decision {
 
     /// The audit details: version, determining policies, errors.
     pub fn details(&self) -> serde_json::Value {
-        serde_json::json!({
-            "policy_version": self.version,
-            "determining_policies": self.decided.reasons,
-            "errors": self.decided.errors,
-        })
+        match self.capped {
+            Some(role) => serde_json::json!({
+                "policy_version": self.version,
+                "role_ceiling": role.as_str(),
+            }),
+            None => serde_json::json!({
+                "policy_version": self.version,
+                "determining_policies": self.decided.reasons,
+                "errors": self.decided.errors,
+            }),
+        }
     }
 }
 
@@ -265,7 +284,8 @@ impl Engine {
         }
     }
 
-    /// Decides a request; anything that goes wrong is a deny, with the error given.
+    /// Decides a request; anything that goes wrong is a deny, with the error given. A subject
+    /// acting through a token role is first held to the role's ceiling.
     pub fn decide(
         &self,
         subject: &Subject,
@@ -274,6 +294,17 @@ impl Engine {
         context: &serde_json::Value,
     ) -> Decision {
         let active = self.active();
+        if let Some(role) = ceiling(subject).filter(|role| !role.permits(action)) {
+            return Decision {
+                version: active.version,
+                decided: Decided {
+                    allow: false,
+                    reasons: Vec::new(),
+                    errors: Vec::new(),
+                },
+                capped: Some(role),
+            };
+        }
         let decided = active
             .policies
             .decide_as(subject, action, object, context)
@@ -285,6 +316,7 @@ impl Engine {
         Decision {
             version: active.version,
             decided,
+            capped: None,
         }
     }
 
@@ -417,6 +449,16 @@ impl Engine {
     }
 }
 
+/// The role a subject acts through, if any. A role the model does not know is held to the
+/// narrowest ceiling (fail closed).
+fn ceiling(subject: &Subject) -> Option<Role> {
+    let role = match subject {
+        Subject::User { role, .. } => role.as_deref()?,
+        Subject::Service { role, .. } => role.as_str(),
+    };
+    Some(role.parse().unwrap_or(Role::Scim))
+}
+
 /// Who `actor` is to the policy engine: a person with their groups now, or a service token.
 /// `None` for whoever has no place in policy (anonymous callers, hosts, Warden itself).
 pub async fn subject(store: &Store, actor: &Actor) -> Result<Option<Subject>, StoreError> {
@@ -433,7 +475,7 @@ pub async fn subject(store: &Store, actor: &Actor) -> Result<Option<Subject>, St
             Ok(Some(Subject::User {
                 name: name.to_string(),
                 groups: groups.iter().map(|g| g.as_str().to_owned()).collect(),
-                role: Some(role.as_str().to_owned()),
+                role: role.map(|r| r.as_str().to_owned()),
             }))
         }
         Actor::Token { name, role, .. } => Ok(Some(Subject::Service {

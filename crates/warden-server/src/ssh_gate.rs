@@ -80,7 +80,7 @@ fn holder_of(key_id: &str, role: Role) -> Option<Actor> {
         return Some(Actor::User {
             name: UserName::new(name).ok()?,
             token_id: token_id.to_owned(),
-            role,
+            role: Some(role),
         });
     }
     let rest = key_id.strip_prefix("service:")?;
@@ -179,10 +179,12 @@ impl ServerGate {
         // The person first: a leaver's tokens and certificates are revoked with them, and
         // "disabled" is the reason worth reading. The policy sees the token's role.
         let mut actor = holder.clone();
-        if let (Actor::User { role, .. } | Actor::Token { role, .. }, Some(t)) =
-            (&mut actor, &token)
-        {
-            *role = t.token.role;
+        match (&mut actor, &token) {
+            (Actor::User { role, .. }, Some(t)) => {
+                *role = (!t.token.passkey).then_some(t.token.role);
+            }
+            (Actor::Token { role, .. }, Some(t)) => *role = t.token.role,
+            _ => {}
         }
         let Some(who) = subject(&self.store, &actor).await.map_err(internal)? else {
             return Err(plain(format!("{kind} `{name}` is unknown or disabled")));

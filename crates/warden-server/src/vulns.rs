@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -220,21 +220,27 @@ async fn run_import(
     }
 }
 
-/// `POST /v1/vuln/import` with a bearer token that may `import_vulns`.
+/// `POST /v1/vuln/import` with a bearer token that may `import_vulns`. Nothing of the body is
+/// read until the caller is known and allowed: then it is streamed in, bounded by
+/// `vuln.max_import_bytes`, [`UPLOAD_DEADLINE`] and `limits.imports_per_source` uploads at once
+/// from one source.
 pub(crate) async fn import_bearer(
     State(app): State<App>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     params: Result<Query<ImportParams>, axum::extract::rejection::QueryRejection>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let source = connect
+        .as_ref()
+        .map(|Extension(ConnectInfo(peer))| peer.ip());
     let audit =
         match crate::http::bearer_context(&app, request_id, connect, &headers, "vulns").await {
             Ok(audit) => audit,
             Err(response) => return response,
         };
-    match crate::http::require(
+    if let Err(refused) = crate::http::require(
         &app,
         &audit,
         crate::graphql::Capability::ImportVulns,
@@ -242,7 +248,28 @@ pub(crate) async fn import_bearer(
     )
     .await
     {
-        Ok(()) => run_import(app, audit, params, body).await,
+        return refused;
+    }
+    let _slot = match source {
+        Some(ip) => match app.imports.take(ip) {
+            Some(slot) => Some(slot),
+            None => {
+                app.metrics.reject("http", "imports_per_source");
+                let mut resp = graphql_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!(
+                        "too many scan uploads in progress from {ip}: wait for one to finish (limits.imports_per_source)"
+                    ),
+                );
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+                return resp;
+            }
+        },
+        None => None,
+    };
+    match upload(body, app.vuln.max_import_bytes).await {
+        Ok(bytes) => run_import(app, audit, params, bytes).await,
         Err(refused) => refused,
     }
 }
@@ -252,10 +279,52 @@ pub(crate) async fn import_operator(
     State(app): State<App>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     params: Result<Query<ImportParams>, axum::extract::rejection::QueryRejection>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let audit = crate::http::operator_context(request_id);
-    run_import(app, audit, params, body).await
+    match upload(body, app.vuln.max_import_bytes).await {
+        Ok(bytes) => run_import(app, audit, params, bytes).await,
+        Err(refused) => refused,
+    }
+}
+
+/// How long an allowed caller has to send a scan file.
+pub(crate) const UPLOAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Reads an upload's body, at most `max_bytes` and within [`UPLOAD_DEADLINE`].
+async fn upload(body: Body, max_bytes: usize) -> Result<Bytes, Response> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(body, max_bytes);
+    let too_large = || {
+        graphql_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the file is more than the {} MiB an import may be (vuln.max_import_bytes)",
+                max_bytes / (1024 * 1024)
+            ),
+        )
+    };
+    match tokio::time::timeout(UPLOAD_DEADLINE, limited.collect()).await {
+        Err(_) => Err(graphql_error(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!("the upload took longer than {}s", UPLOAD_DEADLINE.as_secs()),
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => {
+            // The RequestBodyLimitLayer refuses a declared length over the limit this way.
+            let over = std::error::Error::source(e.as_ref())
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            if over {
+                return Err(too_large());
+            }
+            Err(graphql_error(
+                StatusCode::BAD_REQUEST,
+                &format!("the upload was cut short: {e}"),
+            ))
+        }
+    }
 }
 
 /// The body of `/.well-known/security.txt`, RFC 9116.

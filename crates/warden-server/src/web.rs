@@ -588,7 +588,7 @@ pub(crate) async fn logout(
         actor: Actor::User {
             name: session.user.name.clone(),
             token_id: format!("session:{}", session.id),
-            role: warden_model::Role::Member,
+            role: None,
         },
         ..ctx
     };
@@ -731,7 +731,7 @@ pub(crate) fn session_actor(session: &Session) -> Actor {
     Actor::User {
         name: session.user.name.clone(),
         token_id: format!("session:{}", session.id),
-        role: warden_model::Role::Member,
+        role: None,
     }
 }
 

@@ -60,6 +60,7 @@ pub use vulns::{
     NewReport, VulnAsset, VulnStats,
 };
 pub use warden_audit::{AuditEvent, Outcome};
+pub use writer::{MAX_REASON_BYTES, MAX_TARGET_BYTES};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

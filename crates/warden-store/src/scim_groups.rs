@@ -1,8 +1,11 @@
 //! SCIM groups: each is a Warden group (named from its displayName) plus the SCIM resource.
 //! Membership is Warden's `group_members`, so a PATCH that adds or removes members changes
 //! access at once, and the change feed tells every proxy. A group pushed under the name of an
-//! existing Warden group that no SCIM client manages is adopted: that is how an identity
-//! provider takes over the membership of groups the policy already names.
+//! existing Warden group that no SCIM client manages is adopted only when the caller says it
+//! may be (the operator lists it in `scim.adopt_groups`): that is how an identity provider
+//! takes over the membership of groups the policy already names, and why a SCIM token cannot
+//! take over `admins` by pushing a group of that name. Deleting an adopted group releases it:
+//! the group and its members from outside SCIM stay.
 
 use serde_json::json;
 use sqlx::any::AnyRow;
@@ -156,13 +159,14 @@ async fn set_members(
 }
 
 impl Store {
-    /// Provisions a group named `name`, adopting an existing Warden group of that name that no
-    /// SCIM client manages yet.
+    /// Provisions a group named `name`; when `adoptable`, an existing Warden group of that name
+    /// that no SCIM client manages yet is adopted, otherwise such a group refuses the create.
     pub async fn scim_create_group(
         &self,
         ctx: &AuditContext,
         name: GroupName,
         change: ScimGroupChange,
+        adoptable: bool,
     ) -> Result<ScimGroup, StoreError> {
         let action = Action {
             name: "group.create",
@@ -187,6 +191,11 @@ impl Store {
                         "group `{name}` is already provisioned"
                     ))));
                 }
+                Some(_) if !adoptable => {
+                    return Err(StoreError::Scim(ScimError::uniqueness(format!(
+                        "group `{name}` already exists in Warden and is not adoptable: an operator may list it in scim.adopt_groups"
+                    ))));
+                }
                 Some(row) => (row.try_get::<String, _>("id")?, true),
                 None => {
                     let id = new_id();
@@ -203,14 +212,15 @@ impl Store {
                 }
             };
             sqlx::query(
-                "INSERT INTO scim_groups (group_id, display_name, display_key, external_id, version, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, 1, $5, $5)",
+                "INSERT INTO scim_groups (group_id, display_name, display_key, external_id, version, created_at, updated_at, adopted) \
+                 VALUES ($1, $2, $3, $4, 1, $5, $5, $6)",
             )
             .bind(&id)
             .bind(&change.display_name)
             .bind(change.display_name.to_lowercase())
             .bind(change.external_id.as_deref())
             .bind(ctx.now.as_millis())
+            .bind(i64::from(adopted))
             .execute(&mut *conn)
             .await
             .map_err(|e| taken(e, &change.display_name))?;
@@ -422,12 +432,41 @@ impl Store {
             return self.scim_refused(ctx, "group.delete", target, e).await;
         }
         let members: Vec<String> = current.members.iter().map(|m| m.display.clone()).collect();
+        let adopted: i64 =
+            sqlx::query_scalar("SELECT adopted FROM scim_groups WHERE group_id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or(0);
         let action = Action {
-            name: "group.delete",
+            name: if adopted != 0 {
+                "group.release"
+            } else {
+                "group.delete"
+            },
             target,
             details: json!({ "via": "scim", "display_name": current.display_name, "members": members.len() }),
         };
         self.audited(ctx, action, async |conn| {
+            if adopted != 0 {
+                // The group was Warden's before SCIM took it over: SCIM lets go of it and of the
+                // people it provisioned into it; the group and everyone else stay.
+                sqlx::query(
+                    "DELETE FROM group_members WHERE group_id = $1 \
+                     AND user_id IN (SELECT user_id FROM scim_users)",
+                )
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+                let gone = sqlx::query("DELETE FROM scim_groups WHERE group_id = $1")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                if gone.rows_affected() == 0 {
+                    return Err(not_found("group", id));
+                }
+                return Ok(());
+            }
             let gone = sqlx::query("DELETE FROM groups WHERE id = $1")
                 .bind(id)
                 .execute(&mut *conn)

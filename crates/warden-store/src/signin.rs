@@ -484,8 +484,8 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
             sqlx::query(
-                "INSERT INTO api_tokens (id, name, role, user_id, secret_hash, created_by, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO api_tokens (id, name, role, user_id, secret_hash, created_by, created_at, expires_at, passkey) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)",
             )
             .bind(&token.id)
             .bind(token.name.as_str())

@@ -26,6 +26,9 @@ pub struct ApiToken {
     pub expires_at: Timestamp,
     /// When it was revoked.
     pub revoked_at: Option<Timestamp>,
+    /// Issued to a person by a passkey sign-in (`warden login`): it acts with the person's own
+    /// rights, and its role caps nothing.
+    pub passkey: bool,
 }
 
 /// Who a token acts for, as needed to authenticate it.
@@ -69,7 +72,7 @@ pub struct NewToken {
 }
 
 const TOKEN_SELECT: &str = "SELECT t.id, t.name, t.role, u.name AS user_name, u.disabled_at AS user_disabled_at, \
-     t.created_by, t.created_at, t.expires_at, t.revoked_at, t.secret_hash \
+     t.created_by, t.created_at, t.expires_at, t.revoked_at, t.secret_hash, t.passkey \
      FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id";
 
 fn token_from_row(row: &AnyRow) -> Result<TokenCredential, StoreError> {
@@ -99,6 +102,7 @@ fn token_from_row(row: &AnyRow) -> Result<TokenCredential, StoreError> {
             revoked_at: row
                 .try_get::<Option<i64>, _>("revoked_at")?
                 .map(Timestamp::from_millis),
+            passkey: row.try_get::<i64, _>("passkey")? != 0,
         },
         secret_hash: row.try_get("secret_hash")?,
         owner,
@@ -136,6 +140,7 @@ impl Store {
                 created_at: ctx.now,
                 expires_at: new.expires_at,
                 revoked_at: None,
+                passkey: false,
             };
             sqlx::query(
                 "INSERT INTO api_tokens (id, name, role, user_id, secret_hash, created_by, created_at, expires_at) \

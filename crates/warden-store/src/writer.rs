@@ -64,12 +64,38 @@ pub(crate) struct Entry<'a> {
     pub learned: Option<std::sync::Arc<std::sync::Mutex<serde_json::Value>>>,
 }
 
+/// The longest target an event keeps, in bytes: targets can carry what a caller sent.
+pub const MAX_TARGET_BYTES: usize = 256;
+/// The longest reason an event keeps, in bytes.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// `text` cut to at most `max` bytes on a character boundary, marked with `…` when cut.
+pub(crate) fn bounded(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+    text
+}
+
+fn bounded_action(action: Action) -> Action {
+    Action {
+        target: bounded(action.target, MAX_TARGET_BYTES),
+        ..action
+    }
+}
+
 impl<'a> Entry<'a> {
     /// A change to Warden's state, run in a savepoint of its own.
     pub(crate) fn change(ctx: &'a AuditContext, action: Action) -> Self {
         Entry {
             ctx,
-            action,
+            action: bounded_action(action),
             isolate: true,
             outcome: Outcome::Success,
             reason: None,
@@ -87,10 +113,10 @@ impl<'a> Entry<'a> {
     ) -> Self {
         Entry {
             ctx,
-            action,
+            action: bounded_action(action),
             isolate: false,
             outcome,
-            reason,
+            reason: reason.map(|r| bounded(r, MAX_REASON_BYTES)),
             certificate: None,
             learned: None,
         }
@@ -457,3 +483,23 @@ const POSTGRES_CERTIFICATES: &str = "INSERT INTO ssh_certificates \
     (serial, ca_key_id, kind, key_id, principals, valid_after, valid_before, issued_at) \
     SELECT (c->>0)::bigint, c->>1, c->>2, c->>3, c->>4, (c->>5)::bigint, (c->>6)::bigint, (c->>7)::bigint \
     FROM jsonb_array_elements($1::jsonb) AS c";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a caller sends, what is kept fits the bound and starts as the text did.
+        #[test]
+        fn bounded_text_fits_and_keeps_its_start(text in "\\PC{0,400}", max in 4usize..300) {
+            let out = bounded(text.clone(), max);
+            prop_assert!(out.len() <= max);
+            let kept = out.strip_suffix('…').unwrap_or(&out);
+            prop_assert!(text.starts_with(kept));
+            if text.len() <= max {
+                prop_assert_eq!(out, text);
+            }
+        }
+    }
+}

@@ -111,3 +111,18 @@ pub(crate) fn one_line(text: &str) -> String {
     }
     out
 }
+
+/// A short, stable key for a finding the scanner gave no id, from its text: the 64-bit FNV-1a
+/// hash of the text's UTF-8 bytes, as 16 lowercase hex digits (`""` is `cbf29ce484222325`).
+/// The same text gives the same key in every release, so re-imports keep their identity.
+///
+/// Not collision-resistant, and it need not be: the key sits beside the finding's location in
+/// its identity, so a crafted collision could only merge two findings of one tool at one place.
+pub(crate) fn text_key(text: &str) -> String {
+    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = text
+        .bytes()
+        .fold(OFFSET_BASIS, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    format!("{hash:016x}")
+}

@@ -1,7 +1,20 @@
 //! Trivy's JSON report (`trivy image|fs|repo --format json`): schema 2 (an object with
-//! `Results`), the older top-level list of results, and `trivy k8s` reports (results per
-//! workload). Vulnerabilities become findings on their package; failed misconfiguration checks
-//! and secrets become findings on their target.
+//! `Results`), the older top-level list of results (Trivy before 0.20), and `trivy k8s` reports
+//! (results per workload, under `Vulnerabilities` and `Misconfigurations`, or `Resources`).
+//! Vulnerabilities become findings on their package; failed misconfiguration checks and
+//! secrets become findings on their target. License findings are not vulnerabilities and are
+//! left out.
+//!
+//! Every shape Trivy has written reads, in any mix: results without `Class` or `Type`, `null`
+//! where Go wrote an empty list or map (`Results`, `Vulnerabilities`, `CVSS`, …), the package's
+//! purl as `PkgIdentifier.PURL` or as the older `Ref` (taken only when it is a purl: for an
+//! SBOM it may be a BOM ref), and `Misconfigurations`, `Secrets` and `Licenses` beside
+//! `Vulnerabilities`. What is absent stays absent: no purl type is guessed for a result
+//! without `Type` (the purl is `pkg:generic/…`), no rating for an unknown `Severity` without a
+//! vector. A vulnerability without a `VulnerabilityID` (legacy reports hold such entries) is
+//! the finding `trivy:<key>` on its package, the key being the 64-bit FNV-1a hash of its title
+//! and description joined by a newline, as 16 lowercase hex digits. Anything else of the wrong
+//! type is refused with its position and JSON path.
 //!
 //! The disclosed rating is Trivy's `Severity` (the rating of its `SeveritySource`); where that
 //! is `UNKNOWN`, the CVSS vector of the severity source (else NVD's) is scored; else unrated.
@@ -12,19 +25,19 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::format::read;
-use crate::{ImportedFinding, ParseError, Severity, one_line, rate};
+use crate::{ImportedFinding, ParseError, Severity, one_line, rate, text_key};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Current {
     schema_version: Option<u32>,
-    #[serde(default)]
-    results: Vec<TrivyResult>,
-    /// `trivy k8s`: workloads with their results.
-    #[serde(default)]
-    vulnerabilities: Vec<Workload>,
-    #[serde(default)]
-    misconfigurations: Vec<Workload>,
+    results: Option<Vec<TrivyResult>>,
+    /// `trivy k8s`: workloads with their vulnerabilities.
+    vulnerabilities: Option<Vec<Workload>>,
+    /// `trivy k8s`: workloads with their misconfigurations.
+    misconfigurations: Option<Vec<Workload>>,
+    /// Later `trivy k8s`: every resource with all its results.
+    resources: Option<Vec<Workload>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,8 +49,7 @@ struct Workload {
     kind: String,
     #[serde(default)]
     name: String,
-    #[serde(default)]
-    results: Vec<TrivyResult>,
+    results: Option<Vec<TrivyResult>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,11 +59,8 @@ struct TrivyResult {
     target: String,
     #[serde(default, rename = "Type")]
     kind: String,
-    #[serde(default)]
     vulnerabilities: Option<Vec<Vulnerability>>,
-    #[serde(default)]
     misconfigurations: Option<Vec<Misconfiguration>>,
-    #[serde(default)]
     secrets: Option<Vec<Secret>>,
 }
 
@@ -59,17 +68,21 @@ struct TrivyResult {
 #[serde(rename_all = "PascalCase")]
 struct Vulnerability {
     #[serde(rename = "VulnerabilityID")]
-    vulnerability_id: String,
+    vulnerability_id: Option<String>,
+    #[serde(default)]
     pkg_name: String,
     #[serde(default)]
     installed_version: String,
     fixed_version: Option<String>,
     pkg_identifier: Option<PkgIdentifier>,
+    /// Before `PkgIdentifier`: the package's reference in a scanned SBOM, a purl or a BOM ref.
+    #[serde(rename = "Ref")]
+    reference: Option<String>,
     #[serde(default)]
     severity: String,
     severity_source: Option<String>,
-    #[serde(rename = "CVSS", default)]
-    cvss: BTreeMap<String, CvssEntry>,
+    #[serde(rename = "CVSS")]
+    cvss: Option<BTreeMap<String, CvssEntry>>,
     title: Option<String>,
     description: Option<String>,
 }
@@ -113,9 +126,15 @@ struct Secret {
     start_line: Option<u64>,
 }
 
-/// The purl of a package Trivy names by its result type, when Trivy gave none.
-fn purl(kind: &str, name: &str, version: &str) -> String {
+/// The purl of a package Trivy names by its result type, when Trivy gave none: `pkg:generic`
+/// for a result without a type (legacy reports), no `@` without a version, and none without a
+/// name.
+fn purl(kind: &str, name: &str, version: &str) -> Option<String> {
+    if name.is_empty() {
+        return None;
+    }
     let (ty, namespace) = match kind {
+        "" => ("generic", None),
         "debian" | "ubuntu" => ("deb", Some(kind)),
         "alpine" | "wolfi" | "chainguard" => ("apk", Some(kind)),
         "redhat" | "centos" | "rocky" | "alma" | "amazon" | "oracle" | "fedora" | "photon"
@@ -127,7 +146,7 @@ fn purl(kind: &str, name: &str, version: &str) -> String {
         "gomod" | "gobinary" => ("golang", None),
         "cargo" | "rustbinary" => ("cargo", None),
         "jar" | "pom" | "gradle" | "sbt" => ("maven", None),
-        "bundler" | "gemspec" => ("gem", None),
+        "bundler" | "gemspec" | "rubygems" => ("gem", None),
         "composer" | "composer-vendor" => ("composer", None),
         "nuget" | "dotnet-core" | "packages-props" => ("nuget", None),
         other => (other, None),
@@ -137,10 +156,15 @@ fn purl(kind: &str, name: &str, version: &str) -> String {
     } else {
         name.to_owned()
     };
-    match namespace {
-        Some(ns) => format!("pkg:{ty}/{ns}/{name}@{version}"),
-        None => format!("pkg:{ty}/{name}@{version}"),
-    }
+    let path = match namespace {
+        Some(ns) => format!("pkg:{ty}/{ns}/{name}"),
+        None => format!("pkg:{ty}/{name}"),
+    };
+    Some(if version.is_empty() {
+        path
+    } else {
+        format!("{path}@{version}")
+    })
 }
 
 /// The findings in a Trivy report.
@@ -151,32 +175,41 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<ImportedFinding>, ParseError>
         results.extend(list.into_iter().map(|r| (String::new(), r)));
     } else {
         let current: Current = read(file, "a Trivy report", text)?;
+        if let Some(v) = current.schema_version
+            && v != 2
         {
-            if let Some(v) = current.schema_version
-                && v != 2
-            {
-                return Err(ParseError(format!(
-                    "{file}: Trivy schema version {v} is not supported: only 2 (and the older top-level list)"
-                )));
-            }
-            results.extend(current.results.into_iter().map(|r| (String::new(), r)));
-            for w in current
-                .vulnerabilities
+            return Err(ParseError(format!(
+                "{file}: Trivy schema version {v} is not supported: only 2 (and the older top-level list)"
+            )));
+        }
+        results.extend(
+            current
+                .results
                 .into_iter()
-                .chain(current.misconfigurations)
-            {
-                let prefix = format!("{}/{}/{}: ", w.namespace, w.kind, w.name);
-                results.extend(w.results.into_iter().map(|r| (prefix.clone(), r)));
-            }
+                .flatten()
+                .map(|r| (String::new(), r)),
+        );
+        let workloads = [
+            current.vulnerabilities,
+            current.misconfigurations,
+            current.resources,
+        ];
+        for w in workloads.into_iter().flatten().flatten() {
+            let prefix = if w.namespace.is_empty() {
+                format!("{}/{}: ", w.kind, w.name)
+            } else {
+                format!("{}/{}/{}: ", w.namespace, w.kind, w.name)
+            };
+            results.extend(w.results.into_iter().flatten().map(|r| (prefix.clone(), r)));
         }
     }
     let mut out = Vec::new();
     for (prefix, result) in results {
         let target = format!("{prefix}{}", result.target);
-        for v in result.vulnerabilities.unwrap_or_default() {
+        for v in result.vulnerabilities.into_iter().flatten() {
             out.push(vulnerability(file, &result.kind, &target, v)?);
         }
-        for m in result.misconfigurations.unwrap_or_default() {
+        for m in result.misconfigurations.into_iter().flatten() {
             if !m.status.eq_ignore_ascii_case("FAIL") {
                 continue;
             }
@@ -192,7 +225,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<ImportedFinding>, ParseError>
                 cvss: None,
             });
         }
-        for s in result.secrets.unwrap_or_default() {
+        for s in result.secrets.into_iter().flatten() {
             let location = match s.start_line {
                 Some(line) => format!("{target}:{line}"),
                 None => target.clone(),
@@ -219,43 +252,70 @@ fn vulnerability(
     target: &str,
     v: Vulnerability,
 ) -> Result<ImportedFinding, ParseError> {
-    // The severity source's vector, else NVD's, else any.
+    let title = v.title.as_deref().filter(|t| !t.trim().is_empty());
+    let description = v.description.as_deref().filter(|d| !d.trim().is_empty());
+    let id = v
+        .vulnerability_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|id| !id.is_empty());
+    let advisory = match id {
+        Some(id) => id.to_owned(),
+        None => format!(
+            "trivy:{}",
+            text_key(&format!(
+                "{}\n{}",
+                title.unwrap_or_default(),
+                description.unwrap_or_default()
+            ))
+        ),
+    };
+    // The severity source's vector, else NVD's, else any; an empty vector is none.
+    let cvss = v.cvss.unwrap_or_default();
     let source = v.severity_source.as_deref().unwrap_or("nvd");
     let vector = [source, "nvd"]
         .iter()
-        .filter_map(|s| v.cvss.get(*s))
-        .chain(v.cvss.values())
-        .find_map(|c| c.v40.clone().or_else(|| c.v3.clone()));
+        .filter_map(|s| cvss.get(*s))
+        .chain(cvss.values())
+        .find_map(|c| {
+            [&c.v40, &c.v3]
+                .into_iter()
+                .find_map(|x| x.as_deref().map(str::trim).filter(|x| !x.is_empty()))
+        })
+        .map(str::to_owned);
     let disclosed = match Severity::from_scanner(&v.severity) {
         Some(s) => Some(s),
         None => match &vector {
             Some(vector) => Some(
                 rate(vector)
-                    .map_err(|e| {
-                        ParseError(format!("{file}: {} in {target}: {e}", v.vulnerability_id))
-                    })?
+                    .map_err(|e| ParseError(format!("{file}: {advisory} in {target}: {e}")))?
                     .severity,
             ),
             None => None,
         },
     };
-    let package = v
+    let trivy_purl = v
         .pkg_identifier
         .and_then(|p| p.purl)
-        .unwrap_or_else(|| purl(kind, &v.pkg_name, &v.installed_version));
+        .or(v.reference.filter(|r| r.starts_with("pkg:")))
+        .filter(|p| !p.trim().is_empty());
+    let package = trivy_purl.or_else(|| purl(kind, &v.pkg_name, &v.installed_version));
+    let title = match title.or(description) {
+        Some(text) => one_line(text),
+        None if id.is_some() => String::new(),
+        None => one_line(&format!(
+            "vulnerability without an id in {} {}",
+            v.pkg_name, v.installed_version
+        )),
+    };
     Ok(ImportedFinding {
-        advisory: v.vulnerability_id,
+        advisory,
         aliases: Vec::new(),
-        package: Some(package),
+        package,
         location: (!target.is_empty()).then(|| target.to_owned()),
         fingerprint: None,
         fixed_in: v.fixed_version.filter(|f| !f.is_empty()),
-        title: one_line(
-            v.title
-                .as_deref()
-                .or(v.description.as_deref())
-                .unwrap_or_default(),
-        ),
+        title,
         disclosed,
         cvss: vector,
     })

@@ -109,8 +109,20 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     println!("  admin socket   {}", server.admin_socket().display());
     println!("  database       {}", config.database);
     if let Some(link) = server.dev_first_admin().await? {
-        println!("First admin: open this one-time link to register your passkey (24 h):");
-        println!("  {link}");
+        // The link makes an admin: printed only to a person at a terminal, never into a log
+        // that stdout was redirected to.
+        use std::io::IsTerminal;
+        if std::io::stdout().is_terminal() {
+            println!("First admin: open this one-time link to register your passkey (24 h):");
+            println!("  {link}");
+        } else {
+            let path = config.data_dir.join("first-admin-link");
+            write_private(&path, &format!("{link}\n"))?;
+            println!(
+                "First admin: the one-time link to register your passkey (24 h) is in {} (mode 0600)",
+                path.display()
+            );
+        }
     }
     println!("First admin token:");
     println!(
@@ -124,6 +136,21 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     );
     server.run(shutdown).await;
     Ok(())
+}
+
+/// Writes `text` to a new file only its owner can read.
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 async fn proxy(args: ServerArgs) -> anyhow::Result<()> {

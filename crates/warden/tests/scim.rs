@@ -817,7 +817,12 @@ async fn bad_requests_get_scim_errors_and_change_nothing() {
 async fn a_scim_deactivation_cuts_a_live_ssh_session() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let lab = SshLab::start(bin(), d).await;
+    // The operator lets the identity provider take over the lab's `ops` group.
+    let options = warden_testkit::LabOptions {
+        top: "[scim]\nadopt_groups = [\"ops\"]\n",
+        ..warden_testkit::LabOptions::default()
+    };
+    let lab = SshLab::start_opts(bin(), d, &options).await;
     let server = &lab.server;
     let okta = server.token("okta", "scim", None);
     // dave is provisioned, and pushed into the lab's `ops` group (adopted from Warden).

@@ -269,16 +269,23 @@ fn dev_start(data: &Path) -> (std::process::Child, Vec<String>) {
 
 #[tokio::test]
 async fn a_dev_server_prints_the_first_admins_enrollment_link_once() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (mut child, lines) = dev_start(&data);
-    let link = lines
-        .iter()
-        .skip_while(|l| !l.starts_with("First admin: open this one-time link"))
-        .nth(1)
-        .unwrap_or_else(|| panic!("{lines:?}"))
-        .trim()
-        .to_owned();
+    // stdout is a pipe, not a terminal: the link goes to a file only its owner reads.
+    let file = data.canonicalize().unwrap().join("first-admin-link");
+    assert!(
+        lines.contains(&format!(
+            "First admin: the one-time link to register your passkey (24 h) is in {} (mode 0600)",
+            file.display()
+        )),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("/enroll/")), "{lines:?}");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let link = std::fs::read_to_string(&file).unwrap().trim().to_owned();
     let listen = lines
         .iter()
         .find_map(|l| l.trim().strip_prefix("listening on "))
@@ -295,7 +302,7 @@ async fn a_dev_server_prints_the_first_admins_enrollment_link_once() {
     let _ = child.wait();
     let (mut child, lines) = dev_start(&data);
     assert!(
-        !lines.iter().any(|l| l.starts_with("First admin: open")),
+        !lines.iter().any(|l| l.starts_with("First admin:")),
         "only on the first start: {lines:?}"
     );
     let _ = child.kill();

@@ -282,17 +282,24 @@ impl Visitor {
         query: &str,
         variables: serde_json::Value,
     ) -> Result<serde_json::Value, Failure> {
+        let caller = Caller::new(self.audit.clone());
         let request = async_graphql::Request::new(query)
             .variables(async_graphql::Variables::from_json(variables))
-            .data(Caller {
-                audit: self.audit.clone(),
-            });
+            .data(caller.clone());
         let schema = app.schema.clone();
         // A change must run to completion even if the browser goes away.
         let response = tokio::spawn(async move { schema.execute(request).await })
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "console: the query task failed");
+                Failure::Internal
+            })?;
+        caller
+            .refusals
+            .record(&app.store, &caller.audit)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "console: cannot record the refusals");
                 Failure::Internal
             })?;
         if let Some(first) = response.errors.first() {

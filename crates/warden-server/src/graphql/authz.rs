@@ -4,7 +4,8 @@
 //! denial is recorded with the policies that determined it. The admin socket's operator is
 //! never asked, so a bad policy cannot lock the operator out.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::{Context, ErrorExtensions};
 use warden_model::Actor;
@@ -57,6 +58,28 @@ pub enum Capability {
 }
 
 impl Capability {
+    /// Every capability.
+    pub const ALL: [Capability; 18] = [
+        Capability::Viewer,
+        Capability::ReadDirectory,
+        Capability::ReadTokens,
+        Capability::ManageUsers,
+        Capability::ManageGroups,
+        Capability::ManageTokens,
+        Capability::ReadAudit,
+        Capability::OwnSshCertificate,
+        Capability::RevokeCertificates,
+        Capability::IssueWorkloadCertificates,
+        Capability::ManageCertificateAuthorities,
+        Capability::ManageHosts,
+        Capability::ReadPolicy,
+        Capability::ManagePolicy,
+        Capability::Review,
+        Capability::ReadVulns,
+        Capability::ManageVulns,
+        Capability::ImportVulns,
+    ];
+
     /// The audit action recorded when this capability is denied.
     pub(crate) fn action(self) -> &'static str {
         match self {
@@ -115,25 +138,31 @@ pub(crate) enum Refused {
     Store(StoreError),
 }
 
-/// Decides whether the caller behind `audit` may use `cap` (on `target`, for the record);
-/// records a denial with the policy version and the determining policies.
-pub(crate) async fn check(
+/// A refusal decided but not yet recorded.
+#[derive(Debug)]
+pub(crate) struct Denial {
+    reason: String,
+    details: serde_json::Value,
+}
+
+/// Decides whether the caller behind `audit` may use `cap`; `Ok(Some(_))` when not.
+async fn decide(
     engine: &Engine,
     store: &Store,
     audit: &AuditContext,
     cap: Capability,
-    target: &str,
-) -> Result<(), Refused> {
+) -> Result<Option<Denial>, StoreError> {
     let actor = &audit.actor;
-    let (reason, details) = match (actor, cap.cedar()) {
-        (Actor::Operator, _) => return Ok(()),
-        (Actor::Anonymous | Actor::Host { .. } | Actor::System, _) => (
+    let denial = |reason: String, details| Ok(Some(Denial { reason, details }));
+    match (actor, cap.cedar()) {
+        (Actor::Operator, _) => Ok(None),
+        (Actor::Anonymous | Actor::Host { .. } | Actor::System, _) => denial(
             format!("{actor} may not use {}", cap.action()),
             serde_json::Value::Null,
         ),
-        (_, None) => return Ok(()),
-        (_, Some((action, api))) => match subject(store, actor).await.map_err(Refused::Store)? {
-            None => (
+        (_, None) => Ok(None),
+        (_, Some((action, api))) => match subject(store, actor).await? {
+            None => denial(
                 format!("{actor} is not a known, enabled principal"),
                 serde_json::Value::Null,
             ),
@@ -145,29 +174,116 @@ pub(crate) async fn check(
                     &serde_json::json!({}),
                 );
                 if decision.decided.allow {
-                    return Ok(());
+                    return Ok(None);
                 }
-                (decision.reason(action), decision.details())
+                denial(decision.reason(action), decision.details())
             }
         },
+    }
+}
+
+/// Decides whether the caller behind `audit` may use `cap` (on `target`, for the record);
+/// records a denial with the policy version and the determining policies.
+pub(crate) async fn check(
+    engine: &Engine,
+    store: &Store,
+    audit: &AuditContext,
+    cap: Capability,
+    target: &str,
+) -> Result<(), Refused> {
+    let Some(denial) = decide(engine, store, audit, cap)
+        .await
+        .map_err(Refused::Store)?
+    else {
+        return Ok(());
     };
     store
         .record(
             audit,
             cap.action(),
             target,
-            details,
+            denial.details,
             Outcome::Denied,
-            Some(&reason),
+            Some(&denial.reason),
         )
         .await
         .map_err(Refused::Store)?;
-    tracing::info!(actor = %actor, action = cap.action(), target, %reason, "denied");
-    Err(Refused::Denied(reason))
+    tracing::info!(actor = %audit.actor, action = cap.action(), target, reason = %denial.reason, "denied");
+    Err(Refused::Denied(denial.reason))
 }
 
-/// Returns the caller if it may use `cap` on `target`; otherwise records the denial and
-/// returns a FORBIDDEN error.
+/// The refusals of one GraphQL request, recorded as one event when the request ends
+/// ([`Refusals::record`]): a query of five hundred refused fields writes one event that counts
+/// them, not five hundred.
+#[derive(Debug, Default)]
+pub struct Refusals(Mutex<Option<Coalesced>>);
+
+/// The first refusal of a request, and how many there were of each action.
+#[derive(Debug)]
+struct Coalesced {
+    action: &'static str,
+    target: String,
+    denial: Denial,
+    count: u64,
+    by_action: BTreeMap<&'static str, u64>,
+}
+
+impl Refusals {
+    fn add(&self, action: &'static str, target: &str, denial: Denial) {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = slot.get_or_insert_with(|| Coalesced {
+            action,
+            target: target.to_owned(),
+            denial,
+            count: 0,
+            by_action: BTreeMap::new(),
+        });
+        first.count += 1;
+        *first.by_action.entry(action).or_insert(0) += 1;
+    }
+
+    /// Records the request's refusals, if any, as one denial: the first one's action, target
+    /// and reason, with the count of every refused field by action when there was more than
+    /// one. Fails when the record cannot be written: no audit record, no answer.
+    pub(crate) async fn record(
+        &self,
+        store: &Arc<Store>,
+        audit: &AuditContext,
+    ) -> Result<(), StoreError> {
+        let Some(c) = self.0.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+            return Ok(());
+        };
+        let mut details = c.denial.details;
+        if c.count > 1 {
+            let counts =
+                serde_json::json!({ "refused": c.count, "refused_by_action": c.by_action });
+            details = match (details, counts) {
+                (serde_json::Value::Object(mut d), serde_json::Value::Object(more)) => {
+                    d.extend(more);
+                    serde_json::Value::Object(d)
+                }
+                (_, counts) => counts,
+            };
+        }
+        let (store, audit) = (store.clone(), audit.clone());
+        crate::http::detached(async move {
+            store
+                .record(
+                    &audit,
+                    c.action,
+                    &c.target,
+                    details,
+                    Outcome::Denied,
+                    Some(&c.denial.reason),
+                )
+                .await
+        })
+        .await
+    }
+}
+
+/// Returns the caller if it may use `cap` on `target`; otherwise notes the refusal (recorded
+/// with the request's others when it ends) and returns a FORBIDDEN error.
 pub(crate) async fn authorize<'a>(
     ctx: &Context<'a>,
     cap: Capability,
@@ -176,13 +292,15 @@ pub(crate) async fn authorize<'a>(
     let caller = ctx.data::<Caller>()?;
     let store = ctx.data::<Arc<Store>>()?;
     let engine = ctx.data::<Arc<Engine>>()?;
-    match check(engine, store, &caller.audit, cap, target).await {
-        Ok(()) => Ok(caller),
+    match decide(engine, store, &caller.audit, cap).await {
+        Ok(None) => Ok(caller),
         // No audit record, no answer: fail closed with an opaque error.
-        Err(Refused::Store(err)) => Err(super::api_error(err, caller)),
-        Err(Refused::Denied(reason)) => Err(async_graphql::Error::new(format!(
-            "permission denied: {reason}"
-        ))
-        .extend_with(|_, e| e.set("code", "FORBIDDEN"))),
+        Err(err) => Err(super::api_error(err, caller)),
+        Ok(Some(denial)) => {
+            let message = format!("permission denied: {}", denial.reason);
+            tracing::info!(actor = %caller.audit.actor, action = cap.action(), target, reason = %denial.reason, "denied");
+            caller.refusals.add(cap.action(), target, denial);
+            Err(async_graphql::Error::new(message).extend_with(|_, e| e.set("code", "FORBIDDEN")))
+        }
     }
 }

@@ -6,6 +6,7 @@
 mod access;
 mod audit;
 mod authz;
+pub(crate) mod fields;
 mod mesh;
 mod mutation;
 mod pki;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use async_graphql::{EmptySubscription, Schema};
 use warden_store::{AuditContext, Store, StoreError};
 
-pub use authz::Capability;
+pub use authz::{Capability, Refusals};
 pub(crate) use authz::{Refused, check};
 pub use mutation::Mutation;
 pub use query::Query;
@@ -90,6 +91,18 @@ pub fn sdl() -> String {
 pub struct Caller {
     /// The audit context every change and denial of this request is recorded under.
     pub audit: AuditContext,
+    /// The request's refusals, recorded as one event when it ends.
+    pub refusals: Arc<Refusals>,
+}
+
+impl Caller {
+    /// A caller with no refusals yet.
+    pub fn new(audit: AuditContext) -> Caller {
+        Caller {
+            audit,
+            refusals: Arc::default(),
+        }
+    }
 }
 
 /// Turns a store error into what the caller may see: their own mistakes in full, ours as an

@@ -228,6 +228,7 @@ impl PolicyQuery {
         let decision = crate::policy::Decision {
             version: active.version,
             decided,
+            capped: None,
         };
         let explained = |id: &String| ExplainedPolicy {
             id: id.clone(),

@@ -78,6 +78,18 @@ fn scim_json(status: StatusCode, body: &Value) -> Response {
     resp
 }
 
+/// 429 as a SCIM error document with `Retry-After`: SCIM clients read these, not bare 429s.
+pub(crate) fn too_many(detail: String, wait: u64) -> Response {
+    let mut resp = error(&ScimError {
+        status: 429,
+        scim_type: None,
+        detail,
+    });
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
+    resp
+}
+
 fn error(e: &ScimError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
     scim_json(status, &e.to_json())
@@ -118,10 +130,13 @@ async fn caller(
     headers: &HeaderMap,
 ) -> Result<AuditContext, Response> {
     let now = Timestamp::from_system(SystemTime::now());
+    let source = connect
+        .as_ref()
+        .map(|Extension(ConnectInfo(peer))| peer.ip());
     let mut ctx = AuditContext {
         actor: Actor::Anonymous,
         request_id,
-        source: connect.map(|Extension(ConnectInfo(peer))| peer.ip().to_string()),
+        source: source.map(|ip| ip.to_string()),
         now,
     };
     let bearer = headers
@@ -144,13 +159,41 @@ async fn caller(
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         resp
     };
+    // A request with something shaped like a token skipped the per-source budget at the edge
+    // (an identity provider's sync is one source sending hundreds a second): a failure is
+    // charged to the source here, a success to the token.
+    let over_source_budget = || -> Option<Response> {
+        let (limiter, source) = (app.source_budget.as_ref()?, source?);
+        let wait = limiter.check(source).err()?;
+        app.metrics.reject("http", "rate_limit");
+        Some(too_many(
+            format!("too many requests from {source}: retry after {wait}s"),
+            wait,
+        ))
+    };
     let Some(bearer) = bearer else {
         return Err(refuse(&ctx, "no bearer token").await);
     };
     match warden_identity::authenticate(&app.store, bearer.trim(), now).await {
         Ok(actor) => ctx.actor = actor,
         Err(AuthError::Store(e)) => return Err(store_error(e, &ctx)),
-        Err(e) => return Err(refuse(&ctx, &e.to_string()).await),
+        Err(e) => {
+            if let Some(refused) = over_source_budget() {
+                return Err(refused);
+            }
+            return Err(refuse(&ctx, &e.to_string()).await);
+        }
+    }
+    if let (Some(budget), Some(token_id)) = (&app.scim_budget, crate::http::token_id(&ctx.actor)) {
+        if let Err(wait) = budget.check(token_id) {
+            app.metrics.reject("http", "per_token_rate_limit");
+            return Err(too_many(
+                format!(
+                    "too many requests with this SCIM token: retry after {wait}s (scim.per_token_rps)"
+                ),
+                wait,
+            ));
+        }
     }
     if ctx.actor.role() != Some(Role::Scim) {
         let reason = "only a token with the scim role may use /scim/v2";
@@ -765,9 +808,22 @@ async fn create_group(
         Ok(p) => p,
         Err(e) => return refused(&app, &ctx, "group.create", "scim:group", e).await,
     };
+    let adoptable = app.scim.adopt_groups.contains(&name);
+    if !adoptable && grants_management(&app.policy, &name) {
+        let e = ScimError {
+            status: 403,
+            scim_type: None,
+            detail: format!(
+                "group `{name}` is given management rights by the policy in force: a SCIM client may provision it only if an operator lists it in scim.adopt_groups"
+            ),
+        };
+        return refused(&app, &ctx, "group.create", &format!("group:{name}"), e).await;
+    }
     let (store, ctx2) = (app.store.clone(), ctx.clone());
     let done = detached(async move {
-        let g = store.scim_create_group(&ctx2, name, change).await?;
+        let g = store
+            .scim_create_group(&ctx2, name, change, adoptable)
+            .await?;
         store
             .scim_group(&g.id, true)
             .await
@@ -782,6 +838,31 @@ async fn create_group(
         ),
         Err(e) => store_error(e, &ctx),
     }
+}
+
+/// Whether the policy in force gives the members of `group` a right over Warden's API that
+/// someone outside every group lacks: such a group is not a SCIM client's to make.
+fn grants_management(engine: &crate::policy::Engine, group: &GroupName) -> bool {
+    // Not a valid user name, so no policy naming a real person matches it.
+    let probe = |groups: Vec<String>| warden_policy::Subject::User {
+        name: "scim:probe".to_owned(),
+        groups,
+        role: None,
+    };
+    let (member, outsider) = (probe(vec![group.as_str().to_owned()]), probe(Vec::new()));
+    crate::graphql::Capability::ALL
+        .iter()
+        .filter_map(|cap| cap.cedar())
+        .any(|(action, api)| {
+            let object = warden_policy::Object::Api(api.to_owned());
+            let allowed = |who: &warden_policy::Subject| {
+                engine
+                    .decide(who, action, &object, &serde_json::json!({}))
+                    .decided
+                    .allow
+            };
+            allowed(&member) && !allowed(&outsider)
+        })
 }
 
 async fn replace_group(

@@ -1,0 +1,121 @@
+//! The size of a request, counted before it runs: every field it selects, `__typename` and
+//! introspection fields included, with fragments expanded where they are spread. The schema's
+//! complexity limit skips `__typename`, so fifty thousand aliases of it passed; this does not.
+
+use async_graphql::Name;
+use async_graphql::parser::types::{
+    ExecutableDocument, FragmentDefinition, Selection, SelectionSet,
+};
+use async_graphql::parser::{Positioned, parse_query};
+use std::collections::HashMap;
+
+/// Most fields one request may select, counted as [`check`] counts them.
+pub const MAX_FIELDS: usize = 1000;
+
+/// Deepest nesting of selections and fragment spreads followed.
+const MAX_NESTING: usize = 64;
+
+/// `Err` with the message for the caller when `query` selects more than `max` fields. A query
+/// that does not parse passes: the schema reports its syntax error.
+pub(crate) fn check(query: &str, max: usize) -> Result<(), String> {
+    let Ok(document) = parse_query(query) else {
+        return Ok(());
+    };
+    let mut budget = max;
+    if spend_document(&document, &mut budget).is_err() {
+        return Err(format!(
+            "the query selects more than {max} fields (each alias, `__typename` and fragment use counted): split it"
+        ));
+    }
+    Ok(())
+}
+
+struct Over;
+
+fn spend_document(document: &ExecutableDocument, budget: &mut usize) -> Result<(), Over> {
+    for (_, operation) in document.operations.iter() {
+        spend(
+            &operation.node.selection_set.node,
+            &document.fragments,
+            0,
+            budget,
+        )?;
+    }
+    Ok(())
+}
+
+fn spend(
+    set: &SelectionSet,
+    fragments: &HashMap<Name, Positioned<FragmentDefinition>>,
+    nesting: usize,
+    budget: &mut usize,
+) -> Result<(), Over> {
+    if nesting > MAX_NESTING {
+        return Err(Over);
+    }
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(field) => {
+                *budget = budget.checked_sub(1).ok_or(Over)?;
+                spend(
+                    &field.node.selection_set.node,
+                    fragments,
+                    nesting + 1,
+                    budget,
+                )?;
+            }
+            Selection::InlineFragment(inline) => {
+                spend(
+                    &inline.node.selection_set.node,
+                    fragments,
+                    nesting + 1,
+                    budget,
+                )?;
+            }
+            Selection::FragmentSpread(spread) => {
+                // An unknown fragment is the schema's error to report.
+                if let Some(fragment) = fragments.get(&spread.node.fragment_name.node) {
+                    spend(
+                        &fragment.node.selection_set.node,
+                        fragments,
+                        nesting + 1,
+                        budget,
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typename_aliases_count() {
+        let many: String = (0..1001).map(|i| format!("a{i}: __typename ")).collect();
+        let err = check(&format!("{{ {many} }}"), MAX_FIELDS).unwrap_err();
+        assert_eq!(
+            err,
+            "the query selects more than 1000 fields (each alias, `__typename` and fragment use counted): split it"
+        );
+        let some: String = (0..1000).map(|i| format!("a{i}: __typename ")).collect();
+        assert!(check(&format!("{{ {some} }}"), MAX_FIELDS).is_ok());
+    }
+
+    #[test]
+    fn fragments_count_where_they_are_spread() {
+        let fields: String = (0..10).map(|i| format!("f{i}: __typename ")).collect();
+        let spreads = "...F ".repeat(101);
+        let q = format!("query {{ {spreads} }} fragment F on Query {{ {fields} }}");
+        assert!(check(&q, MAX_FIELDS).is_err());
+        let q = "query { ...A } fragment A on Query { ...A }";
+        assert!(
+            check(q, MAX_FIELDS).is_err(),
+            "a cycle is over, never a hang"
+        );
+        assert!(check("{ viewer { name } }", MAX_FIELDS).is_ok());
+        assert!(check("{ not graphql", MAX_FIELDS).is_ok());
+    }
+}
