@@ -166,7 +166,7 @@ pub fn derive_name(text: &str) -> String {
     out
 }
 
-/// The one principal a host's sshd accepts (its `AuthorizedPrincipalsFile`): the certificates
+/// The one principal a host's sshd accepts (what its `AuthorizedPrincipalsCommand` prints): the certificates
 /// Warden's proxy mints for a session on `host`. It cannot be a [`Login`] (it holds a `:`), so
 /// no person's certificate carries it, and a person's own certificate cannot bypass the proxy.
 pub fn proxy_principal(host: &str) -> String {

@@ -94,7 +94,7 @@ async fn main() {
         bin,
         d,
         &LabOptions {
-            sshd_first: "AuthorizedPrincipalsFile none\n",
+            sshd_first: "AuthorizedPrincipalsCommand none\n",
             ..LabOptions::default()
         },
     )

@@ -34,6 +34,10 @@ struct Saved {
     credentials: AgentCredentials,
 }
 
+/// The program that prints a host's one principal for sshd: it must be owned by root and not
+/// writable by anyone else, as sshd checks.
+const ECHO: &str = "/usr/bin/echo";
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -283,19 +287,25 @@ impl Agent {
             write_file(&self.path("revoked.krl"), b"", 0o644)?;
         }
         // Only the proxy's certificates for this host: a person's own certificate is refused,
-        // so every session goes through the recording proxy.
-        write_file(
-            &self.path("authorized_principals"),
-            format!("{}\n", warden_model::proxy_principal(&creds.host)).as_bytes(),
-            0o644,
-        )?;
+        // so every session goes through the recording proxy. sshd reads an
+        // `AuthorizedPrincipalsFile` with the rights of the user logging in, who cannot open
+        // the agent's private directory; the principal comes from a command instead, run as
+        // `nobody`, with no file for anyone to read or write.
+        let principal = warden_model::proxy_principal(&creds.host);
+        if principal.contains('%') || principal.chars().any(char::is_whitespace) {
+            bail!(
+                "host name `{}` cannot be written into sshd's configuration",
+                creds.host
+            );
+        }
         let dir = std::path::absolute(&self.args.data_dir)?;
         let conf = format!(
             "# Written by warden agent for host {host}; do not edit.\n\
              HostKey {dir}/{HOST_KEY}\n\
              HostCertificate {dir}/{HOST_KEY}-cert.pub\n\
              TrustedUserCAKeys {dir}/user_ca.pub\n\
-             AuthorizedPrincipalsFile {dir}/authorized_principals\n\
+             AuthorizedPrincipalsCommand {ECHO} {principal}\n\
+             AuthorizedPrincipalsCommandUser nobody\n\
              RevokedKeys {dir}/revoked.krl\n",
             host = creds.host,
             dir = dir.display(),

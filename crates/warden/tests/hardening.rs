@@ -555,3 +555,51 @@ async fn scim_clients_get_their_own_budget_and_scim_errors() {
         "urn:ietf:params:scim:api:messages:2.0:Error"
     );
 }
+
+/// Makes a local account `name` that can log in with keys (no password, not locked).
+fn unix_user(name: &str) {
+    let exists = std::process::Command::new("id").arg(name).output().unwrap();
+    if !exists.status.success() {
+        let made = std::process::Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/bin/sh", name])
+            .output()
+            .unwrap();
+        // Another test may have made it meanwhile.
+        assert!(
+            made.status.success()
+                || String::from_utf8_lossy(&made.stderr).contains("already exists"),
+            "useradd: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    let unlocked = std::process::Command::new("usermod")
+        .args(["-p", "*", name])
+        .output()
+        .unwrap();
+    assert!(unlocked.status.success());
+}
+
+#[tokio::test]
+async fn a_person_logs_in_as_themselves_not_only_as_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lab = warden_testkit::SshLab::start(bin(), d).await;
+    unix_user("alice");
+    // alice (in ops) as alice on db-1 (team=ops): sshd reads the host's principal as her.
+    let out = warden_testkit::through_proxy("ssh", &lab.server, d)
+        .args(["alice@db-1", "id", "-un"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\nsshd: {}",
+        String::from_utf8_lossy(&out.stderr),
+        lab.sshd.log()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "alice");
+    assert!(
+        !lab.sshd.log().contains("Permission denied"),
+        "{}",
+        lab.sshd.log()
+    );
+}

@@ -202,8 +202,11 @@ async fn an_agent_joins_and_stock_ssh_verifies_its_host_certificate() {
         "{}",
         sshd.log()
     );
-    let principals = std::fs::read_to_string(data.join("authorized_principals")).unwrap();
-    assert_eq!(principals, "warden-proxy:web-1\n");
+    let conf = std::fs::read_to_string(dir.path().join("sshd.d/warden.conf")).unwrap();
+    assert!(
+        conf.contains("AuthorizedPrincipalsCommand /usr/bin/echo warden-proxy:web-1\nAuthorizedPrincipalsCommandUser nobody\n"),
+        "{conf}"
+    );
     let other_ca = ssh_keygen_ed25519(&dir.path().join("other_ca"));
     let wrong = dir.path().join("known_hosts_wrong");
     std::fs::write(&wrong, format!("@cert-authority * {other_ca}")).unwrap();
