@@ -18,12 +18,14 @@
 mod checkpoint;
 mod event;
 mod export;
+mod mac;
 mod tree;
 mod verify;
 
 pub use checkpoint::{Checkpoint, NoteError, SigningKey, VerifierKey};
 pub use event::{AuditEvent, Outcome, canonical_json};
 pub use export::{ExportLine, FORMAT, HexHash, event_line};
+pub use mac::MacKey;
 pub use tree::{
     Frontier, Hash, NodeId, ProofError, consistency_proof, frontier_ids, inclusion_proof,
     leaf_hash, node_hash, root_from_nodes, verify_consistency, verify_inclusion,

@@ -2,6 +2,11 @@
 //! `path` with a value object (whose keys may themselves be paths, `name.givenName` or
 //! `emails[type eq "work"].value`), value filters that create the element they describe when
 //! none matches, `remove` of `members` with a value list, and booleans sent as text.
+//!
+//! A `path` may also be an extension's URN itself, as Entra ID sends for the enterprise
+//! extension: `add` and `replace` then take an object of the extension's attributes and apply
+//! each one as if it were named by its full path (attributes not named are left as they are,
+//! RFC 7644 §3.5.2.3), and `remove` removes the whole extension.
 
 use serde_json::{Map, Value};
 
@@ -35,11 +40,21 @@ struct Target {
     sub: Option<&'static Attr>,
 }
 
+/// What an operation's `path` names.
+#[derive(Debug, Clone)]
+enum Path {
+    /// No `path`: the value is an object of attributes (or paths) to apply.
+    Values,
+    /// An attribute, a sub-attribute or a value filter.
+    Attr(Target),
+    /// An extension's URN: its attributes as a whole.
+    Extension(&'static str),
+}
+
 #[derive(Debug, Clone)]
 struct Operation {
     op: Op,
-    /// `None`: the value is an object of attributes (or paths) to apply.
-    target: Option<Target>,
+    path: Path,
     value: Option<Value>,
 }
 
@@ -92,17 +107,26 @@ impl Patch {
             *doc = Value::Object(Map::new());
         }
         for operation in &self.operations {
-            match (&operation.target, &operation.value) {
-                (Some(target), value) => apply(doc, operation.op, target, value.as_ref())?,
-                (None, Some(Value::Object(values))) => {
+            match (&operation.path, &operation.value) {
+                (Path::Attr(target), value) => apply(doc, operation.op, target, value.as_ref())?,
+                (Path::Extension(urn), _) if operation.op == Op::Remove => {
+                    if let Some(root) = doc.as_object_mut() {
+                        root.retain(|k, _| !k.eq_ignore_ascii_case(urn));
+                    }
+                }
+                (Path::Extension(urn), Some(value)) => {
+                    for (target, value) in targets(schema, urn, value)? {
+                        apply(doc, operation.op, &target, Some(&value))?;
+                    }
+                }
+                (Path::Values, Some(Value::Object(values))) => {
                     for (key, value) in values {
-                        for target in targets(schema, key, value)? {
-                            let (target, value) = target;
+                        for (target, value) in targets(schema, key, value)? {
                             apply(doc, operation.op, &target, Some(&value))?;
                         }
                     }
                 }
-                (None, _) => {
+                (Path::Values, _) | (Path::Extension(_), None) => {
                     return Err(ScimError::bad(
                         crate::ScimType::NoTarget,
                         "an operation without `path` needs an object `value`",
@@ -132,9 +156,12 @@ fn operation(schema: &ResourceSchema, body: &Value) -> Result<Operation, ScimErr
         }
         None => return Err(ScimError::syntax("each PATCH operation needs an `op`")),
     };
-    let target = match field("path") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(path)) => Some(target(schema, path)?),
+    let path = match field("path") {
+        None | Some(Value::Null) => Path::Values,
+        Some(Value::String(path)) => match schema.extension(path.trim()) {
+            Some((urn, _)) => Path::Extension(urn),
+            None => Path::Attr(target(schema, path)?),
+        },
         Some(_) => return Err(ScimError::path("`path` must be text")),
     };
     let value = field("value").filter(|v| !v.is_null()).cloned();
@@ -144,13 +171,19 @@ fn operation(schema: &ResourceSchema, body: &Value) -> Result<Operation, ScimErr
             op_name(op)
         )));
     }
-    if op == Op::Remove && target.is_none() {
-        return Err(ScimError::bad(
-            crate::ScimType::NoTarget,
-            "`remove` needs a `path`",
-        ));
+    match (&path, &value) {
+        (Path::Values, _) if op == Op::Remove => {
+            return Err(ScimError::bad(
+                crate::ScimType::NoTarget,
+                "`remove` needs a `path`",
+            ));
+        }
+        (Path::Extension(urn), Some(value)) if op != Op::Remove && !value.is_object() => {
+            return Err(ScimError::value(format!("`{urn}` must be an object")));
+        }
+        _ => {}
     }
-    Ok(Operation { op, target, value })
+    Ok(Operation { op, path, value })
 }
 
 fn op_name(op: Op) -> &'static str {
@@ -220,7 +253,8 @@ fn target(schema: &ResourceSchema, path: &str) -> Result<Target, ScimError> {
     })
 }
 
-/// The targets of one key of a path-less operation's value object.
+/// The targets of one key of a path-less operation's value object (or of an extension named
+/// by `path`, whose value is an object of its attributes).
 fn targets(
     schema: &ResourceSchema,
     key: &str,

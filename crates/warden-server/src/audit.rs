@@ -29,8 +29,13 @@ struct KeyFile {
     seed: HexHash,
 }
 
-/// Loads the log's signing key from `DATA_DIR/audit-signing.key`, creating it on first start.
-pub(crate) fn load_or_create_key(data_dir: &Path, origin: &str) -> Result<SigningKey, StartError> {
+/// Loads the log's signing key from `DATA_DIR/audit-signing.key`, creating it on first start;
+/// when it `must_exist` (the log was signed with it), a missing key stops the server.
+pub(crate) fn load_or_create_key(
+    data_dir: &Path,
+    origin: &str,
+    must_exist: bool,
+) -> Result<SigningKey, StartError> {
     let path = data_dir.join("audit-signing.key");
     let shown = path.display();
     match std::fs::read_to_string(&path) {
@@ -42,6 +47,11 @@ pub(crate) fn load_or_create_key(data_dir: &Path, origin: &str) -> Result<Signin
             }
             SigningKey::from_seed(&file.name, &file.seed.0)
                 .map_err(|e| StartError(format!("audit signing key {shown}: {e}")))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && must_exist => {
+            Err(StartError(format!(
+                "the audit signing key {shown} is missing, but this log was signed with it: restore it from a backup (Warden will not sign the log with a new key)"
+            )))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut seed = [0u8; 32];
@@ -86,6 +96,8 @@ pub(crate) fn load_or_create_key(data_dir: &Path, origin: &str) -> Result<Signin
 pub struct AuditLog {
     store: Arc<Store>,
     key: Arc<SigningKey>,
+    /// Where the newest checkpoint this server signed is kept (`None`: nowhere).
+    head_dir: Option<Arc<Path>>,
 }
 
 /// Why an audit read failed.
@@ -103,10 +115,11 @@ pub enum AuditError {
 }
 
 impl AuditLog {
-    pub(crate) fn new(store: Arc<Store>, key: SigningKey) -> Self {
+    pub(crate) fn new(store: Arc<Store>, key: SigningKey, head_dir: Option<&Path>) -> Self {
         AuditLog {
             store,
             key: Arc::new(key),
+            head_dir: head_dir.map(Arc::from),
         }
     }
 
@@ -131,6 +144,11 @@ impl AuditLog {
         let note = self.key.sign(&checkpoint);
         let time = Timestamp::from_system(SystemTime::now());
         self.store.insert_checkpoint(size, time, &note).await?;
+        if let Some(dir) = &self.head_dir
+            && let Err(e) = crate::integrity::keep_head(dir, &note)
+        {
+            tracing::error!(error = %e, "cannot keep the newest audit checkpoint in the data directory");
+        }
         Ok(Some(StoredCheckpoint { size, time, note }))
     }
 

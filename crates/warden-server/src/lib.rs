@@ -9,6 +9,7 @@ mod console;
 mod edge;
 pub mod graphql;
 mod http;
+mod integrity;
 pub mod logging;
 mod mesh;
 mod metrics;
@@ -84,9 +85,10 @@ impl Server {
     pub async fn start(mut config: Config) -> Result<Server, StartError> {
         let lock = lock_data_dir(&config.data_dir)?;
         let sinks = sink::prepare(&config.audit.sinks)?;
-        let key = audit::load_or_create_key(&config.data_dir, &config.audit.origin)?;
-        let (store, authorities, policy) = open_core(&config).await?;
-        let audit = audit::AuditLog::new(store.clone(), key);
+        let (store, authorities, policy, key) = open_core(&config, true).await?;
+        let key =
+            key.ok_or_else(|| StartError("the audit signing key was not loaded".to_owned()))?;
+        let audit = audit::AuditLog::new(store.clone(), key, Some(&config.data_dir));
         let recordings = recordings::Recordings::open(&config.ssh.recordings)?;
         // Fail closed: no proxy listener when what it records could not be kept.
         let recordings_ready = recordings.check().await;
@@ -460,11 +462,29 @@ impl Server {
 
 /// What every process that decides access needs: the migrated store, the CAs (opened under
 /// the KEK) and the policy engine.
-async fn open_core(
-    config: &Config,
-) -> Result<(Arc<Store>, ca::Authorities, Arc<policy::Engine>), StartError> {
+/// What `open_core` opens: the store, the CAs, the policy engine and, for a server that signs
+/// the log, its signing key.
+type Core = (
+    Arc<Store>,
+    ca::Authorities,
+    Arc<policy::Engine>,
+    Option<warden_audit::SigningKey>,
+);
+
+async fn open_core(config: &Config, signs: bool) -> Result<Core, StartError> {
     let store = Arc::new(open_store(config).await?);
     let kek = ca::load_kek(config)?;
+    // Before anything is written: every event from now on is MACed, and a server that signs
+    // the log checks it first (integrity.rs).
+    let (mac, from_seq) = integrity::use_mac_key(&store, &kek).await?;
+    let key = if signs {
+        let must_exist = integrity::key_must_exist(&store, &config.data_dir).await?;
+        let key = audit::load_or_create_key(&config.data_dir, &config.audit.origin, must_exist)?;
+        integrity::verify_at_start(&store, &key, &mac, from_seq, &config.data_dir).await?;
+        Some(key)
+    } else {
+        None
+    };
     let authorities = ca::Authorities::start(
         store.clone(),
         kek,
@@ -482,7 +502,7 @@ async fn open_core(
         Ok(false) => {}
         Err(e) => return Err(StartError(format!("cannot apply the SLA policy: {e}"))),
     }
-    Ok((store, authorities, policy))
+    Ok((store, authorities, policy, key))
 }
 
 /// Binds `listen.ssh_proxy`.

@@ -36,7 +36,7 @@ impl ProxyServer {
     /// and the policy, and binds `listen.ssh_proxy`.
     pub async fn start(config: Config) -> Result<ProxyServer, StartError> {
         let lock = lock_data_dir(&config.data_dir)?;
-        let (store, authorities, policy) = open_core(&config).await?;
+        let (store, authorities, policy, _) = open_core(&config, false).await?;
         let recordings = Recordings::open(&config.ssh.recordings)?;
         recordings.check().await?;
         recordings.publish_leftovers().await;

@@ -67,6 +67,17 @@ pub struct StoredCheckpoint {
     pub note: String,
 }
 
+/// A stored event as the start-up check reads it.
+#[derive(Debug, Clone)]
+pub struct TailEvent {
+    /// The event as stored.
+    pub event: AuditEvent,
+    /// The leaf hash stored beside it.
+    pub leaf: Hash,
+    /// Its MAC, if it has one.
+    pub mac: Option<Hash>,
+}
+
 const EVENT_COLUMNS: &str = "seq, time, actor, actor_json, auth, action, target, outcome, reason, request_id, source, details, leaf_hash";
 
 fn unhex(s: String) -> Result<Hash, StoreError> {
@@ -396,6 +407,71 @@ impl Store {
     pub async fn audit_frontier(&self, size: u64) -> Result<Frontier, StoreError> {
         let mut conn = self.pool.acquire().await?;
         load_frontier(&mut conn, size).await
+    }
+
+    /// Makes the writer MAC every event it appends from now on with `key`.
+    pub async fn use_audit_mac(&self, key: warden_audit::MacKey) {
+        self.writer.lock().await.mac = Some(key);
+    }
+
+    /// The sealed audit MAC key and the first event it covers, if one was made.
+    pub async fn audit_mac_key(&self) -> Result<Option<(String, u64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT sealed_key, from_seq FROM audit_mac_keys ORDER BY created_at, id LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("sealed_key")?,
+                to_u64(r.try_get("from_seq")?, "from_seq")?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Keeps the sealed audit MAC key, covering events from `from_seq` on, unless another
+    /// server kept one first; returns the one kept. Not an audited change: the key is the
+    /// audit log's own machinery, made before anything may be written to it (the MACs of every
+    /// event after it are its record).
+    pub async fn insert_audit_mac_key(
+        &self,
+        sealed: &str,
+        from_seq: u64,
+    ) -> Result<(String, u64), StoreError> {
+        let now = Timestamp::from_system(std::time::SystemTime::now());
+        sqlx::query(
+            "INSERT INTO audit_mac_keys (id, sealed_key, from_seq, created_at) VALUES ('audit-mac', $1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(sealed)
+        .bind(to_i64(from_seq))
+        .bind(now.as_millis())
+        .execute(&self.pool)
+        .await?;
+        self.audit_mac_key()
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("the audit MAC key vanished".to_owned()))
+    }
+
+    /// Every stored event after `after`, in order, with its stored leaf hash and MAC: what a
+    /// server checks at start before it signs over them.
+    pub async fn audit_tail(&self, after: u64) -> Result<Vec<TailEvent>, StoreError> {
+        let sql = format!("SELECT {EVENT_COLUMNS}, mac FROM audit_log WHERE seq > $1 ORDER BY seq");
+        let rows = sqlx::query(&sql)
+            .bind(to_i64(after))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let (event, leaf) = event_from_row(row)?;
+                let mac = row
+                    .try_get::<Option<String>, _>("mac")?
+                    .map(unhex)
+                    .transpose()?;
+                Ok(TailEvent { event, leaf, mac })
+            })
+            .collect()
     }
 
     /// Stores a signed checkpoint; a second one for the same size is ignored.

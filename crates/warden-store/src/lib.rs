@@ -38,7 +38,7 @@ use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use tokio::sync::Mutex;
 
 pub use access::{AccessRequest, Decision, Grant, Leaver, NewAccessRequest, RequestState};
-pub use audit::{AuditContext, EventFilter, StoredCheckpoint};
+pub use audit::{AuditContext, EventFilter, StoredCheckpoint, TailEvent};
 pub use ca::{CaKey, NewSshCertificate, NewX509Certificate};
 pub use error::StoreError;
 pub use groups::Group;

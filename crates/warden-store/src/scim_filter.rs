@@ -102,6 +102,10 @@ fn column(resource: Resource, path: &AttrPath) -> Option<Column> {
         (Resource::Group, "displayName", None) => Column::Folded("sg.display_key"),
         (Resource::Group, "meta", Some("created")) => Column::Time("sg.created_at"),
         (Resource::Group, "meta", Some("lastModified")) => Column::Time("sg.updated_at"),
+        // A constant per type (lowercased: resourceType is not caseExact), so a search at the
+        // root can pick a type.
+        (Resource::User, "meta", Some("resourceType")) => Column::Folded("'user'"),
+        (Resource::Group, "meta", Some("resourceType")) => Column::Folded("'group'"),
         _ => return None,
     })
 }

@@ -6,6 +6,22 @@
 //! takes over the membership of groups the policy already names, and why a SCIM token cannot
 //! take over `admins` by pushing a group of that name. Deleting an adopted group releases it:
 //! the group and its members from outside SCIM stay.
+//!
+//! A member is named by the SCIM `id` Warden gave the user (RFC 7643 §4.2 `members.value`;
+//! never `externalId` or `userName`). A value shaped like the ids Warden issues (32 lowercase
+//! hex digits) that names no provisioned user yet — a user deleted and not yet created again,
+//! groups pushed before their users, or from an earlier Warden — is held in
+//! `scim_pending_members` rather than refusing the change: identity providers push groups and
+//! users in any order. A held member is no member: it grants nothing, and no response, filter
+//! or listing shows it (`GET /Groups/{id}` lists real members only). When a user with that id
+//! is provisioned, the transaction that provisions them makes them a member of every group
+//! that held them, bumps those groups' versions, and names the groups in the `user.create`
+//! event (`joined_groups`). A held value leaves like a member: removed by a PATCH, left out
+//! of a replacement, or with the group. At most [`MAX_PENDING_MEMBERS`] are held per group.
+//! A value of any other shape, the id of a Warden user no SCIM client manages, or a group's
+//! id is still refused.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 use sqlx::any::AnyRow;
@@ -32,6 +48,10 @@ pub struct ScimGroup {
     pub external_id: Option<String>,
     /// Its members, when asked for.
     pub members: Vec<ScimRef>,
+    /// Member ids held until a user with that id is provisioned: filled only for the
+    /// `change` of [`Store::scim_update_group`] (a PATCH applies to them too), and never
+    /// shown as members.
+    pub pending: Vec<String>,
     /// Bumped by every change: the ETag.
     pub version: i64,
     /// When it was provisioned.
@@ -62,6 +82,7 @@ fn from_row(row: &AnyRow) -> Result<ScimGroup, StoreError> {
         display_name: row.try_get("display_name")?,
         external_id: row.try_get("external_id")?,
         members: Vec::new(),
+        pending: Vec::new(),
         version: row.try_get("version")?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
         updated_at: Timestamp::from_millis(row.try_get("updated_at")?),
@@ -79,42 +100,147 @@ fn taken(e: sqlx::Error, display: &str) -> StoreError {
     }
 }
 
-/// The names of `ids`, checking each is a provisioned, undeleted user.
-async fn member_names(
-    conn: &mut AnyConnection,
-    ids: &[String],
-) -> Result<Vec<(String, String)>, StoreError> {
-    let mut out = Vec::with_capacity(ids.len());
+/// The most member ids one group may hold for users not provisioned yet.
+pub const MAX_PENDING_MEMBERS: usize = 10_000;
+
+/// How many ids one `IN (…)` list or multi-row insert binds.
+const CHUNK: usize = 500;
+
+/// Whether `id` has the shape of the ids Warden issues (a UUID as 32 lowercase hex digits):
+/// only such a value can name a user who is not provisioned yet.
+fn id_shaped(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn marks(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn shown(id: &str) -> String {
+    id.chars()
+        .take(80)
+        .flat_map(char::escape_debug)
+        .collect::<String>()
+}
+
+/// What a group's member ids name: provisioned users (id and Warden name), and ids held for
+/// users not provisioned yet.
+#[derive(Debug, Default)]
+struct Wanted {
+    users: Vec<(String, String)>,
+    pending: BTreeSet<String>,
+}
+
+/// Sorts `ids` into provisioned users and ids to hold, refusing the first that can name
+/// neither (see the module docs).
+async fn wanted(conn: &mut AnyConnection, ids: &[String]) -> Result<Wanted, StoreError> {
+    // id → (name, provisioned, deleted by a SCIM client)
+    let mut users: BTreeMap<String, (String, bool, bool)> = BTreeMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT u.id, u.name, s.user_id AS provisioned, d.user_id AS deleted FROM users u \
+             LEFT JOIN scim_users s ON s.user_id = u.id \
+             LEFT JOIN scim_deleted_users d ON d.user_id = u.id WHERE u.id IN ({})",
+            marks(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let provisioned = row.try_get::<Option<String>, _>("provisioned")?.is_some();
+            let deleted = row.try_get::<Option<String>, _>("deleted")?.is_some();
+            users.insert(
+                row.try_get("id")?,
+                (row.try_get("name")?, provisioned, deleted),
+            );
+        }
+    }
+    let unknown: Vec<&String> = ids
+        .iter()
+        .filter(|id| id_shaped(id) && !users.contains_key(*id))
+        .collect();
+    let mut groups = BTreeSet::new();
+    for chunk in unknown.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT id FROM groups WHERE id IN ({})",
+            marks(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            groups.insert(row.try_get::<String, _>("id")?);
+        }
+    }
+    let mut out = Wanted::default();
     for id in ids {
-        let row = sqlx::query(
-            "SELECT u.name FROM users u JOIN scim_users s ON s.user_id = u.id \
-             WHERE u.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(row) = row else {
-            return Err(StoreError::Scim(ScimError::value(format!(
-                "member `{}` is not a provisioned user",
-                id.chars()
-                    .take(80)
-                    .flat_map(char::escape_debug)
-                    .collect::<String>()
-            ))));
-        };
-        out.push((id.clone(), row.try_get("name")?));
+        match users.get(id) {
+            Some((name, true, _)) => out.users.push((id.clone(), name.clone())),
+            // Deleted by a SCIM client: held until the client creates the person again.
+            Some((_, false, true)) => {
+                out.pending.insert(id.clone());
+            }
+            None if groups.contains(id) => {
+                return Err(StoreError::Scim(ScimError::value(format!(
+                    "member `{}` is a group: nested groups are not supported",
+                    shown(id)
+                ))));
+            }
+            None if id_shaped(id) => {
+                out.pending.insert(id.clone());
+            }
+            Some(_) | None => {
+                return Err(StoreError::Scim(ScimError::value(format!(
+                    "member `{}` is not a provisioned user",
+                    shown(id)
+                ))));
+            }
+        }
+    }
+    if out.pending.len() > MAX_PENDING_MEMBERS {
+        return Err(StoreError::Scim(ScimError::value(format!(
+            "a group may hold at most {MAX_PENDING_MEMBERS} members that are not provisioned users yet, not {}",
+            out.pending.len()
+        ))));
     }
     Ok(out)
 }
 
-/// Sets the group's members to `ids`; returns the names added and removed.
+/// What setting a group's members changed, for its event: Warden names of the members added
+/// and removed, and the held ids added and dropped.
+#[derive(Debug, Default)]
+struct Membership {
+    added: Vec<String>,
+    removed: Vec<String>,
+    pending_added: Vec<String>,
+    pending_removed: Vec<String>,
+}
+
+impl Membership {
+    fn details(&self) -> serde_json::Value {
+        json!({
+            "added": self.added,
+            "removed": self.removed,
+            "pending_added": self.pending_added,
+            "pending_removed": self.pending_removed,
+        })
+    }
+}
+
+/// Sets the group's members to `ids`: provisioned users become members, ids of users not
+/// provisioned yet are held.
 async fn set_members(
     conn: &mut AnyConnection,
     group_id: &str,
     ids: &[String],
     now: Timestamp,
-) -> Result<(Vec<String>, Vec<String>), StoreError> {
-    let wanted = member_names(conn, ids).await?;
+) -> Result<Membership, StoreError> {
+    let wanted = wanted(conn, ids).await?;
     let rows = sqlx::query(
         "SELECT m.user_id, u.name FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = $1",
     )
@@ -128,8 +254,8 @@ async fn set_members(
             row.try_get::<String, _>("name")?,
         ));
     }
-    let mut added = Vec::new();
-    for (id, name) in &wanted {
+    let mut out = Membership::default();
+    for (id, name) in &wanted.users {
         if !have.iter().any(|(h, _)| h == id) {
             sqlx::query(
                 "INSERT INTO group_members (group_id, user_id, added_at) VALUES ($1, $2, $3)",
@@ -139,23 +265,112 @@ async fn set_members(
             .bind(now.as_millis())
             .execute(&mut *conn)
             .await?;
-            added.push(name.clone());
+            out.added.push(name.clone());
         }
     }
-    let mut removed = Vec::new();
     for (id, name) in &have {
-        if !wanted.iter().any(|(w, _)| w == id) {
+        if !wanted.users.iter().any(|(w, _)| w == id) {
             sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
                 .bind(group_id)
                 .bind(id)
                 .execute(&mut *conn)
                 .await?;
-            removed.push(name.clone());
+            out.removed.push(name.clone());
         }
     }
-    added.sort();
-    removed.sort();
-    Ok((added, removed))
+    out.added.sort();
+    out.removed.sort();
+    let held: BTreeSet<String> =
+        sqlx::query_scalar("SELECT member_id FROM scim_pending_members WHERE group_id = $1")
+            .bind(group_id)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+    out.pending_added = wanted.pending.difference(&held).cloned().collect();
+    out.pending_removed = held.difference(&wanted.pending).cloned().collect();
+    for chunk in out.pending_added.chunks(CHUNK) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, ${}, $2)", i + 3))
+            .collect();
+        let sql = format!(
+            "INSERT INTO scim_pending_members (group_id, member_id, held_at) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(group_id).bind(now.as_millis());
+        for id in chunk {
+            query = query.bind(id);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    for chunk in out.pending_removed.chunks(CHUNK) {
+        let sql = format!(
+            "DELETE FROM scim_pending_members WHERE group_id = $1 AND member_id IN ({})",
+            marks(2, chunk.len())
+        );
+        let mut query = sqlx::query(&sql).bind(group_id);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(out)
+}
+
+/// Makes the user `user_id`, just provisioned, a member of every group that held their id,
+/// bumping those groups' versions (their members changed). Returns the groups' Warden names,
+/// sorted, for the provisioning's event, and the groups as the user's `groups` show them.
+pub(crate) async fn resolve_pending(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    now: Timestamp,
+) -> Result<(Vec<String>, Vec<ScimRef>), StoreError> {
+    let rows = sqlx::query(
+        "SELECT p.group_id, g.name, sg.display_name, sg.display_key FROM scim_pending_members p \
+         JOIN groups g ON g.id = p.group_id JOIN scim_groups sg ON sg.group_id = p.group_id \
+         WHERE p.member_id = $1",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut names = Vec::with_capacity(rows.len());
+    let mut groups = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let group_id: String = row.try_get("group_id")?;
+        sqlx::query(
+            "INSERT INTO group_members (group_id, user_id, added_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&group_id)
+        .bind(user_id)
+        .bind(now.as_millis())
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE scim_groups SET version = version + 1, updated_at = $1 WHERE group_id = $2",
+        )
+        .bind(now.as_millis())
+        .bind(&group_id)
+        .execute(&mut *conn)
+        .await?;
+        names.push(row.try_get::<String, _>("name")?);
+        let key: String = row.try_get("display_key")?;
+        let group = ScimRef {
+            id: group_id,
+            display: row.try_get("display_name")?,
+        };
+        groups.push((key, group));
+    }
+    if !rows.is_empty() {
+        sqlx::query("DELETE FROM scim_pending_members WHERE member_id = $1")
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    names.sort();
+    // As `groups` is read back: by display name, lowercased.
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((names, groups.into_iter().map(|(_, g)| g).collect()))
 }
 
 impl Store {
@@ -224,18 +439,22 @@ impl Store {
             .execute(&mut *conn)
             .await
             .map_err(|e| taken(e, &change.display_name))?;
-            let (added, removed) = set_members(conn, &id, &members, ctx.now).await?;
+            let membership = set_members(conn, &id, &members, ctx.now).await?;
             let group = ScimGroup {
                 id,
                 name,
                 display_name: change.display_name,
                 external_id: change.external_id,
                 members: Vec::new(),
+                pending: Vec::new(),
                 version: 1,
                 created_at: ctx.now,
                 updated_at: ctx.now,
             };
-            let details = json!({ "adopted": adopted, "added": added, "removed": removed });
+            let mut details = membership.details();
+            if let Some(map) = details.as_object_mut() {
+                map.insert("adopted".into(), adopted.into());
+            }
             Ok((group, details))
         })
         .await
@@ -323,8 +542,8 @@ impl Store {
     }
 
     /// Replaces or patches a provisioned group: `change` computes the new state from the
-    /// current one (members included). Audited as `group.update` with the members added and
-    /// removed.
+    /// current one (members and held members included). Audited as `group.update` with the
+    /// members added and removed and the held ids added and removed.
     pub async fn scim_update_group(
         &self,
         ctx: &AuditContext,
@@ -333,7 +552,7 @@ impl Store {
         change: impl Fn(&ScimGroup) -> Result<ScimGroupChange, ScimError>,
     ) -> Result<ScimGroup, StoreError> {
         for _ in 0..5 {
-            let Some(current) = self.scim_group(id, true).await? else {
+            let Some(mut current) = self.scim_group(id, true).await? else {
                 return self
                     .scim_refused(
                         ctx,
@@ -343,6 +562,12 @@ impl Store {
                     )
                     .await;
             };
+            current.pending = sqlx::query_scalar(
+                "SELECT member_id FROM scim_pending_members WHERE group_id = $1 ORDER BY member_id",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
             let target = format!("group:{}", current.name);
             if let Err(e) = check_version("group", id, current.version, if_match) {
                 return self.scim_refused(ctx, "group.update", target, e).await;
@@ -383,11 +608,11 @@ impl Store {
                     if swapped.rows_affected() == 0 {
                         return Err(StoreError::Raced);
                     }
-                    let (added, removed) = match &next.members {
+                    let membership = match &next.members {
                         Some(ids) => set_members(conn, id, ids, ctx.now).await?,
-                        None => (Vec::new(), Vec::new()),
+                        None => Membership::default(),
                     };
-                    Ok(((), json!({ "added": added, "removed": removed })))
+                    Ok(((), membership.details()))
                 })
                 .await;
             match written {
@@ -410,7 +635,8 @@ impl Store {
         )))
     }
 
-    /// Deletes a provisioned group and its memberships. Its history stays in the audit log.
+    /// Deletes a provisioned group, its memberships and its held members (their count is
+    /// `pending_removed` in the event). Its history stays in the audit log.
     pub async fn scim_delete_group(
         &self,
         ctx: &AuditContext,
@@ -447,7 +673,14 @@ impl Store {
             target,
             details: json!({ "via": "scim", "display_name": current.display_name, "members": members.len() }),
         };
-        self.audited(ctx, action, async |conn| {
+        self.audited_detailed(ctx, action, async |conn| {
+            // Held members go with the group (the foreign key would take them too).
+            let held = sqlx::query("DELETE FROM scim_pending_members WHERE group_id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            let details = json!({ "pending_removed": held });
             if adopted != 0 {
                 // The group was Warden's before SCIM took it over: SCIM lets go of it and of the
                 // people it provisioned into it; the group and everyone else stay.
@@ -465,7 +698,7 @@ impl Store {
                 if gone.rows_affected() == 0 {
                     return Err(not_found("group", id));
                 }
-                return Ok(());
+                return Ok(((), details));
             }
             let gone = sqlx::query("DELETE FROM groups WHERE id = $1")
                 .bind(id)
@@ -474,7 +707,7 @@ impl Store {
             if gone.rows_affected() == 0 {
                 return Err(not_found("group", id));
             }
-            Ok(())
+            Ok(((), details))
         })
         .await
     }

@@ -251,7 +251,9 @@ pub(crate) fn check_version(
 }
 
 impl Store {
-    /// Provisions a person: a Warden user named `name` and its SCIM resource.
+    /// Provisions a person: a Warden user named `name` and its SCIM resource. Groups that held
+    /// the user's id as a pending member (see `scim_groups`) take them in, in the same
+    /// transaction; the event names them as `joined_groups`.
     pub async fn scim_create_user(
         &self,
         ctx: &AuditContext,
@@ -352,17 +354,23 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
             cols.write(conn, &id).await?;
+            // Groups pushed naming this id before the user existed take them in now.
+            let (joined, groups) = crate::scim_groups::resolve_pending(conn, &id, ctx.now).await?;
+            let mut details = json!({ "reprovisioned": reprovisioned });
+            if let (false, Some(map)) = (joined.is_empty(), details.as_object_mut()) {
+                map.insert("joined_groups".into(), joined.into());
+            }
             let user = ScimUser {
                 id,
                 name,
                 document: change.document,
                 active,
-                groups: Vec::new(),
+                groups,
                 version: 1,
                 created_at: ctx.now,
                 updated_at: ctx.now,
             };
-            Ok((user, json!({ "reprovisioned": reprovisioned })))
+            Ok((user, details))
         })
         .await
     }

@@ -47,6 +47,8 @@ pub(crate) struct Writer {
     in_line: usize,
     /// The actions of the batch's events, told to subscribers once it commits.
     actions: Vec<&'static str>,
+    /// The key each event's MAC is made with, once the server has opened it.
+    pub(crate) mac: Option<warden_audit::MacKey>,
 }
 
 /// What a write does besides its change.
@@ -378,7 +380,15 @@ fn push_event(
     text(row, &details_json);
     row.push('"');
     row.push_str(&String::from(HexHash(leaf)));
-    row.push_str("\"]");
+    row.push('"');
+    match &w.mac {
+        Some(key) => {
+            row.push_str(",\"");
+            row.push_str(&String::from(HexHash(key.mac(&leaf))));
+            row.push_str("\"]");
+        }
+        None => row.push_str(",null]"),
+    }
     w.pending += 1;
     Ok(())
 }
@@ -455,20 +465,20 @@ fn change_payload(actions: &[&str]) -> String {
 }
 
 const SQLITE_EVENTS: &str = "INSERT INTO audit_log \
-    (seq, time, actor, actor_json, auth, action, target, outcome, reason, request_id, source, details, leaf_hash) \
+    (seq, time, actor, actor_json, auth, action, target, outcome, reason, request_id, source, details, leaf_hash, mac) \
     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
     json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
     json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), \
     json_extract(value, '$[9]'), json_extract(value, '$[10]'), json_extract(value, '$[11]'), \
-    json_extract(value, '$[12]') FROM json_each($1)";
+    json_extract(value, '$[12]'), json_extract(value, '$[13]') FROM json_each($1)";
 
 const SQLITE_NODES: &str = "INSERT INTO audit_nodes (level, idx, hash) \
     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each($1)";
 
 const POSTGRES_EVENTS: &str = "INSERT INTO audit_log \
-    (seq, time, actor, actor_json, auth, action, target, outcome, reason, request_id, source, details, leaf_hash) \
+    (seq, time, actor, actor_json, auth, action, target, outcome, reason, request_id, source, details, leaf_hash, mac) \
     SELECT (e->>0)::bigint, (e->>1)::bigint, e->>2, e->>3, e->>4, e->>5, e->>6, e->>7, e->>8, e->>9, e->>10, \
-    e->>11, e->>12 FROM jsonb_array_elements($1::jsonb) AS e";
+    e->>11, e->>12, e->>13 FROM jsonb_array_elements($1::jsonb) AS e";
 
 const POSTGRES_NODES: &str = "INSERT INTO audit_nodes (level, idx, hash) \
     SELECT (n->>0)::bigint, (n->>1)::bigint, n->>2 FROM jsonb_array_elements($1::jsonb) AS n";

@@ -130,6 +130,56 @@ impl TestServer {
         self.ssh_proxy_addr = started.proxy;
     }
 
+    /// Starts the server again on the same data directory and database (after [`stop`]),
+    /// expecting it to refuse: returns what it printed on standard error. Panics if it is
+    /// still running after 30 s.
+    ///
+    /// [`stop`]: TestServer::stop
+    pub fn start_refused(&self) -> String {
+        let config_path = self._dir.path().join("warden.toml");
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("server")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .env("WARDEN_LISTEN_AGENT_MTLS", "127.0.0.1:0")
+            .env("WARDEN_LISTEN_SSH_PROXY", "127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(db) = &self.database {
+            cmd.arg("--database-url").arg(db.url());
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let mut child = cmd.spawn().expect("spawn warden server");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for server") {
+                assert!(!status.success(), "the server exited cleanly");
+                let mut err = String::new();
+                if let Some(mut stderr) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = stderr.read_to_string(&mut err);
+                }
+                return err;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server started, and was expected to refuse");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the server again after [`TestServer::stop`], on the same data and database.
+    pub fn restart(&mut self) {
+        self.crash_and_restart();
+    }
+
     /// The database URL a second process may use to reach the same data.
     pub fn database_url(&self) -> String {
         match &self.database {

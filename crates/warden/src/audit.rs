@@ -20,6 +20,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
     if let AuditCommand::Verify {
         file: Some(file),
         key,
+        ..
     } = &args.command
     {
         let key = key
@@ -135,7 +136,18 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        AuditCommand::Verify { file: _, key } => {
+        AuditCommand::Verify {
+            file: _,
+            key,
+            checkpoint: Some(note),
+        } => {
+            let served = String::from_utf8_lossy(&client.get("/v1/audit/public_key").await?)
+                .trim()
+                .to_owned();
+            let key = parse_key(&key.unwrap_or(served))?;
+            extends(&client, &key, &note, args.json).await
+        }
+        AuditCommand::Verify { file: _, key, .. } => {
             let served = String::from_utf8_lossy(&client.get("/v1/audit/public_key").await?)
                 .trim()
                 .to_owned();
@@ -147,6 +159,81 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
             )
         }
     }
+}
+
+/// Proves the server's log still extends the checkpoint in `note`: the newest checkpoint is
+/// signed by `key` and a consistency proof leads from the old tree to it.
+async fn extends(
+    client: &AdminClient,
+    key: &VerifierKey,
+    note: &Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(note)
+        .with_context(|| format!("cannot read checkpoint {}", note.display()))?;
+    // A JSONL sink keeps `{"size": N, "note": "…"}` lines; the last one is the newest.
+    let text = match text.lines().rev().find(|l| !l.trim().is_empty()) {
+        Some(line) if line.trim_start().starts_with('{') => serde_json::from_str::<Value>(line)
+            .ok()
+            .and_then(|v| v["note"].as_str().map(str::to_owned))
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: not a checkpoint line: expected {{\"size\", \"note\"}}",
+                    note.display()
+                )
+            })?,
+        _ => text,
+    };
+    let old = key
+        .open(&text)
+        .with_context(|| format!("checkpoint {}", note.display()))?;
+    let data = client
+        .graphql("{ auditCheckpoint { size note } }", Value::Null)
+        .await?;
+    let latest = data["auditCheckpoint"]["note"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the server has no signed checkpoint"))?;
+    let new = key.open(latest).context("the server's newest checkpoint")?;
+    if old.size > new.size {
+        anyhow::bail!(
+            "the log was truncated: it holds {} events, but the checkpoint kept outside holds {}",
+            new.size,
+            old.size
+        );
+    }
+    let proof = client
+        .graphql(
+            "query($a: Int!, $b: Int!) { auditConsistencyProof(fromSize: $a, toSize: $b) }",
+            json!({ "a": old.size, "b": new.size }),
+        )
+        .await?;
+    let hashes = proof["auditConsistencyProof"]
+        .as_array()
+        .ok_or_else(|| anyhow!("the server sent no consistency proof"))?
+        .iter()
+        .map(|h| {
+            h.as_str()
+                .and_then(|h| warden_audit::HexHash::try_from(h.to_owned()).ok())
+                .map(|h| h.0)
+                .ok_or_else(|| anyhow!("the consistency proof holds a malformed hash"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if !warden_audit::verify_consistency(old.size, new.size, &old.root, &new.root, &hashes) {
+        anyhow::bail!(
+            "the log was rewritten: its checkpoint of {} events is not an extension of the one of {} events kept outside",
+            new.size,
+            old.size
+        );
+    }
+    if json {
+        print_json(&json!({ "extends": true, "from_size": old.size, "to_size": new.size }));
+    } else {
+        println!(
+            "ok: the log of {} events extends the checkpoint of {} events",
+            new.size, old.size
+        );
+    }
+    Ok(())
 }
 
 /// Times go to the server as RFC 3339; checking here gives the error before any request.

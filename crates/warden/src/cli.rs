@@ -847,5 +847,9 @@ pub enum AuditCommand {
         /// The log's public key (from `warden audit key`); required with FILE.
         #[arg(long, value_name = "PUBKEY")]
         key: Option<String>,
+        /// A checkpoint kept outside the database (a signed note, or a line of a JSONL sink's
+        /// checkpoints.jsonl): proves the running server's log still extends it.
+        #[arg(long, value_name = "NOTE", conflicts_with = "file")]
+        checkpoint: Option<PathBuf>,
     },
 }

@@ -9,7 +9,11 @@
 //! not get FORBIDDEN naming the Cedar action the row expects, which pins the capability each
 //! resolver asks for. One server, SQLite: authorization does not depend on the backend.
 
-#![expect(clippy::unwrap_used, reason = "test helpers fail the test")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers fail the test; they read introspection JSON by key"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -115,128 +119,6 @@ const MUTATIONS: &[(&str, Access)] = &[
     ("removeMeshNode", Cap("manage_hosts")),
 ];
 
-// What each caller may do, derived by hand from the starter policy
-// (crates/warden-policy/starter/admins.cedar) and the role ceilings (`Role::permits`): a
-// token's role is a ceiling asked before the policy, so the effective rights are what the
-// policy grants the principal (by group or by role) cut down to what the role permits.
-//
-// caller                    groups    role     policy grants          ceiling              effective
-// member token, carol       -         member   nothing                ssh connect approve  nothing
-// member token, alice       admins    member   ADMIN_ACTIONS          ssh connect approve  approve
-// member token, erin        auditors  member   AUDITOR_ACTIONS        ssh connect approve  nothing
-// member token, service     -         member   nothing                ssh connect approve  nothing
-// auditor token, service    -         auditor  AUDITOR_ACTIONS        AUDITOR_ACTIONS      AUDITOR_ACTIONS
-// auditor token, dave       admins    auditor  ADMIN_ACTIONS (⊇ reads) AUDITOR_ACTIONS     AUDITOR_ACTIONS
-// admin token, service      -         admin    ADMIN_ACTIONS          everything           ADMIN_ACTIONS
-// admin token, bob          -         admin    ADMIN_ACTIONS          everything           ADMIN_ACTIONS
-// operator (admin socket)   never asked                                                    everything
-//
-// `approve` is no API capability (it decides access requests, an `Own` row here), so every
-// member token has no API right at all: a member token acting for an admin is not an admin.
-// No token, a malformed one or a wrong secret: 401. A scim token: 403 for any /graphql use.
-
-/// `admins-manage-warden`: members of `admins`, and tokens with the admin role.
-const ADMIN_ACTIONS: [&str; 15] = [
-    "read_directory",
-    "manage_users",
-    "manage_groups",
-    "manage_tokens",
-    "read_audit",
-    "manage_hosts",
-    "manage_cas",
-    "issue_certificates",
-    "read_policy",
-    "manage_policy",
-    "approve",
-    "review",
-    "read_vulns",
-    "manage_vulns",
-    "import_vulns",
-];
-
-/// `auditors-read`: members of `auditors`, and tokens with the auditor role.
-const AUDITOR_ACTIONS: [&str; 4] = ["read_directory", "read_audit", "read_policy", "read_vulns"];
-
-/// What a member token's role permits at most.
-const MEMBER_CEILING: [&str; 3] = ["ssh", "connect", "approve"];
-
-/// What the starter policy grants a principal in `groups` acting through a `role` token.
-fn starter_grants(groups: &[&str], role: &str) -> BTreeSet<&'static str> {
-    let mut granted = BTreeSet::new();
-    if groups.contains(&"admins") || role == "admin" {
-        granted.extend(ADMIN_ACTIONS);
-    }
-    if groups.contains(&"auditors") || role == "auditor" {
-        granted.extend(AUDITOR_ACTIONS);
-    }
-    granted
-}
-
-/// Whether a `role` token may ever be allowed `action`, whatever the policy says.
-fn ceiling_permits(role: &str, action: &str) -> bool {
-    match role {
-        "admin" => true,
-        "auditor" => AUDITOR_ACTIONS.contains(&action),
-        "member" => MEMBER_CEILING.contains(&action),
-        _ => false,
-    }
-}
-
-/// What a token of `role` for a principal in `groups` may do.
-fn effective(groups: &[&str], role: &str) -> Rights {
-    let granted = starter_grants(groups, role)
-        .into_iter()
-        .filter(|a| ceiling_permits(role, a))
-        .collect();
-    Rights::Only(granted)
-}
-
-/// The Cedar actions a caller is allowed.
-#[derive(Debug, Clone)]
-enum Rights {
-    /// The operator: never asked.
-    All,
-    Only(BTreeSet<&'static str>),
-}
-
-/// How a caller reaches `/graphql`.
-#[derive(Debug, Clone)]
-enum Via {
-    Bearer(Option<String>),
-    AdminSocket,
-}
-
-/// Who calls, and what they should get.
-#[derive(Debug, Clone)]
-struct Caller {
-    name: &'static str,
-    via: Via,
-    expect: Expect,
-}
-
-#[derive(Debug, Clone)]
-enum Expect {
-    /// 401 for every operation.
-    Unauthenticated,
-    /// 403 for every operation: a scim token may only use /scim/v2.
-    ScimOnly,
-    /// The operation runs; FORBIDDEN exactly when the rights lack its capability.
-    Runs(Rights),
-}
-
-/// What a caller got for one operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
-    /// 401.
-    Unauthenticated,
-    /// 403, a scim token refused.
-    ScimRefused,
-    /// 200 with a FORBIDDEN error naming the action.
-    Forbidden(&'static str),
-    /// 200 and no FORBIDDEN error (other errors from placeholder arguments are fine).
-    NotForbidden,
-}
-
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
 }
@@ -253,7 +135,7 @@ async fn every_operation_answers_every_caller_as_the_starter_policy_says() {
     let schema = introspect(&server, &admin).await;
 
     let mut problems = Vec::new();
-    let mut checked = 0;
+    let mut tally: BTreeMap<&str, usize> = BTreeMap::new();
     for (root, keyword, table) in [
         ("Query", "query", QUERIES),
         ("Mutation", "mutation", MUTATIONS),
@@ -277,9 +159,8 @@ async fn every_operation_answers_every_caller_as_the_starter_policy_says() {
             for caller in &callers {
                 let (status, body) = send(&server, &caller.via, &query, variables.clone()).await;
                 let want = expected(&caller.expect, access);
-                checked += 1;
                 match observe(status, &body, access) {
-                    Ok(got) if got == want => {}
+                    Ok(got) if got == want => *tally.entry(got.label()).or_default() += 1,
                     Ok(got) => problems.push(format!(
                         "`{root}.{name}` as {}: expected {want:?}, got {got:?}: {body}",
                         caller.name
@@ -292,8 +173,11 @@ async fn every_operation_answers_every_caller_as_the_starter_policy_says() {
             }
         }
     }
+    let checked: usize = tally.values().sum();
     eprintln!(
-        "authorization matrix: {checked} operation × caller pairs checked in {:.1?}",
+        "authorization matrix: {} operations × {} callers, {checked} pairs as expected ({tally:?}) in {:.1?}",
+        QUERIES.len() + MUTATIONS.len(),
+        callers.len(),
         started.elapsed()
     );
     assert!(
@@ -302,8 +186,31 @@ async fn every_operation_answers_every_caller_as_the_starter_policy_says() {
         problems.len(),
         problems.join("\n")
     );
-    assert!(checked > 500, "only {checked} pairs checked");
+    assert_eq!(tally.len(), 4, "every outcome occurs somewhere: {tally:?}");
 }
+
+// What each caller may do, derived by hand from the starter policy
+// (crates/warden-policy/starter/admins.cedar) and the role ceilings (`Role::permits`): a
+// token's role is a ceiling asked before the policy, so the effective rights are what the
+// policy grants the principal (by group or by role) cut down to what the role permits.
+//
+// caller                    groups    role     policy grants          ceiling              effective
+// member token, carol       -         member   nothing                ssh connect approve  nothing
+// member token, alice       admins    member   ADMIN_ACTIONS          ssh connect approve  approve
+// member token, erin        auditors  member   AUDITOR_ACTIONS        ssh connect approve  nothing
+// member token, service     -         member   nothing                ssh connect approve  nothing
+// auditor token, service    -         auditor  AUDITOR_ACTIONS        AUDITOR_ACTIONS      AUDITOR_ACTIONS
+// auditor token, dave       admins    auditor  ADMIN_ACTIONS          AUDITOR_ACTIONS      AUDITOR_ACTIONS
+// admin token, service      -         admin    ADMIN_ACTIONS          everything           ADMIN_ACTIONS
+// admin token, bob          -         admin    ADMIN_ACTIONS          everything           ADMIN_ACTIONS
+// operator (admin socket)   never asked                                                    everything
+//
+// `approve` is no API capability (it decides access requests, an `Own` row here), so every
+// member token has no API right at all: a member token acting for an admin is not an admin.
+// Every bearer caller holds a token with a role, and the starter policy grants each role all
+// its ceiling allows, so every FORBIDDEN here comes from a ceiling, none from the policy.
+// No token, a malformed one, a wrong secret or a revoked token: 401. A scim token, for a
+// person or not: 403 for any /graphql use.
 
 /// Every kind of caller, with the people, groups and tokens it needs.
 fn callers(server: &TestServer) -> Vec<Caller> {
@@ -325,6 +232,8 @@ fn callers(server: &TestServer) -> Vec<Caller> {
     };
     let auditor = server.token("matrix-auditor", "auditor", None);
     let wrong_secret = format!("{}x", &auditor[..auditor.len() - 1]);
+    let revoked = server.token("matrix-revoked", "admin", None);
+    admin_ok(server, &["token", "revoke", "matrix-revoked"]);
     let runs = |groups: &[&str], role: &str| Expect::Runs(effective(groups, role));
     vec![
         Caller {
@@ -343,8 +252,18 @@ fn callers(server: &TestServer) -> Vec<Caller> {
             expect: Expect::Unauthenticated,
         },
         Caller {
-            name: "scim token",
+            name: "a revoked admin token",
+            via: Via::Bearer(Some(revoked)),
+            expect: Expect::Unauthenticated,
+        },
+        Caller {
+            name: "scim token, service",
             via: token("matrix-scim", "scim", None),
+            expect: Expect::ScimOnly,
+        },
+        Caller {
+            name: "scim token, alice (admins)",
+            via: token("matrix-scim-alice", "scim", Some("alice")),
             expect: Expect::ScimOnly,
         },
         Caller {
@@ -412,6 +331,123 @@ fn bearer_of(callers: &[Caller], name: &str) -> String {
             _ => None,
         })
         .unwrap()
+}
+
+/// `admins-manage-warden`: members of `admins`, and tokens with the admin role.
+const ADMIN_ACTIONS: [&str; 15] = [
+    "read_directory",
+    "manage_users",
+    "manage_groups",
+    "manage_tokens",
+    "read_audit",
+    "manage_hosts",
+    "manage_cas",
+    "issue_certificates",
+    "read_policy",
+    "manage_policy",
+    "approve",
+    "review",
+    "read_vulns",
+    "manage_vulns",
+    "import_vulns",
+];
+
+/// `auditors-read`: members of `auditors`, and tokens with the auditor role.
+const AUDITOR_ACTIONS: [&str; 4] = ["read_directory", "read_audit", "read_policy", "read_vulns"];
+
+/// What a member token's role permits at most.
+const MEMBER_CEILING: [&str; 3] = ["ssh", "connect", "approve"];
+
+/// What the starter policy grants a principal in `groups` acting through a `role` token.
+fn starter_grants(groups: &[&str], role: &str) -> BTreeSet<&'static str> {
+    let mut granted = BTreeSet::new();
+    if groups.contains(&"admins") || role == "admin" {
+        granted.extend(ADMIN_ACTIONS);
+    }
+    if groups.contains(&"auditors") || role == "auditor" {
+        granted.extend(AUDITOR_ACTIONS);
+    }
+    granted
+}
+
+/// Whether a `role` token may ever be allowed `action`, whatever the policy says.
+fn ceiling_permits(role: &str, action: &str) -> bool {
+    match role {
+        "admin" => true,
+        "auditor" => AUDITOR_ACTIONS.contains(&action),
+        "member" => MEMBER_CEILING.contains(&action),
+        _ => false,
+    }
+}
+
+/// What a token of `role` for a principal in `groups` may do.
+fn effective(groups: &[&str], role: &str) -> Rights {
+    let granted = starter_grants(groups, role)
+        .into_iter()
+        .filter(|a| ceiling_permits(role, a))
+        .collect();
+    Rights::Only(granted)
+}
+
+/// The Cedar actions a caller is allowed.
+#[derive(Debug, Clone)]
+enum Rights {
+    /// The operator: never asked.
+    All,
+    /// Exactly these.
+    Only(BTreeSet<&'static str>),
+}
+
+/// How a caller reaches `/graphql`.
+#[derive(Debug, Clone)]
+enum Via {
+    /// `Authorization: Bearer` with this token, or none.
+    Bearer(Option<String>),
+    /// The admin socket: the operator.
+    AdminSocket,
+}
+
+/// Who calls, and what they should get.
+#[derive(Debug, Clone)]
+struct Caller {
+    name: &'static str,
+    via: Via,
+    expect: Expect,
+}
+
+/// What a caller should get for every operation.
+#[derive(Debug, Clone)]
+enum Expect {
+    /// 401 for every operation.
+    Unauthenticated,
+    /// 403 for every operation: a scim token may only use /scim/v2.
+    ScimOnly,
+    /// The operation runs; FORBIDDEN exactly when the rights lack its capability.
+    Runs(Rights),
+}
+
+/// What a caller got for one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// 401.
+    Unauthenticated,
+    /// 403, a scim token refused.
+    ScimRefused,
+    /// 200 with a FORBIDDEN error naming the action.
+    Forbidden(&'static str),
+    /// 200 and no FORBIDDEN error (other errors from placeholder arguments are fine).
+    NotForbidden,
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Unauthenticated => "401",
+            Outcome::ScimRefused => "403",
+            Outcome::Forbidden(_) => "FORBIDDEN",
+            Outcome::NotForbidden => "ran",
+        }
+    }
 }
 
 /// What `expect` says a caller gets for an operation needing `access`.

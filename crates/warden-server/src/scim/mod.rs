@@ -5,8 +5,25 @@
 //! The protocol logic is in `warden-scim` (no I/O); the state in `warden-store`. Here are the
 //! HTTP details: content types, `If-Match`/`If-None-Match`, `Location`, paging parameters,
 //! `attributes`/`excludedAttributes`, and errors in the RFC's format.
+//!
+//! Decisions a client may need to know:
+//! - Group members are named by the SCIM `id` Warden gave the user. A member whose id is
+//!   shaped like Warden's ids but names no provisioned user yet is held, not refused (see
+//!   `warden_store`'s `scim_groups`): the change succeeds, the member is made a member when the
+//!   user with that id is provisioned, and until then it is a member nowhere: `GET
+//!   /Groups/{id}`, every response and every filter show real members only. At most 10,000
+//!   are held per group; beyond that the change is refused (400 `invalidValue`).
+//! - `POST /.search` at the root searches Users, then Groups, paged as one list in that
+//!   order, each resource with its own `schemas`. The filter is resolved against each type:
+//!   a type whose schema lacks an attribute the filter names is left out (none of its
+//!   resources match), so `userName eq "x"` searches Users only and `members[value eq "x"]`
+//!   Groups only; `meta.resourceType eq "Group"` picks a type. A filter that fits neither type
+//!   is refused as `/Users` refuses it.
+//! - Removing `active` (PATCH `remove` with `path: "active"`) leaves the user as they are,
+//!   enabled or disabled: see [`user_change`].
 
 mod render;
+mod search;
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -46,6 +63,7 @@ pub(crate) fn routes() -> Router<App> {
         .route("/scim/v2/ResourceTypes/{id}", get(resource_type))
         .route("/scim/v2/Schemas", get(schemas))
         .route("/scim/v2/Schemas/{id}", get(schema))
+        .route("/scim/v2/.search", axum::routing::post(search::search_all))
         .route("/scim/v2/Users", get(list_users).post(create_user))
         .route("/scim/v2/Users/.search", axum::routing::post(search_users))
         .route(
@@ -323,6 +341,13 @@ impl ListQuery {
         pairs: &[(String, String)],
         schema: &warden_scim::schema::ResourceSchema,
     ) -> Result<ListQuery, ScimError> {
+        let mut q = ListQuery::unresolved(pairs)?;
+        q.filter = q.filter.map(|f| f.resolve(schema)).transpose()?;
+        Ok(q)
+    }
+
+    /// The parameters with the filter parsed but not yet resolved against a schema.
+    fn unresolved(pairs: &[(String, String)]) -> Result<ListQuery, ScimError> {
         let number = |name: &str, default: i64| -> Result<i64, ScimError> {
             match param(pairs, name) {
                 None => Ok(default),
@@ -335,7 +360,7 @@ impl ListQuery {
             }
         };
         let filter = match param(pairs, "filter") {
-            Some(text) if !text.trim().is_empty() => Some(Filter::parse(text)?.resolve(schema)?),
+            Some(text) if !text.trim().is_empty() => Some(Filter::parse(text)?),
             _ => None,
         };
         let start = u64::try_from(number("startIndex", 1)?.max(1)).unwrap_or(1);
@@ -555,6 +580,13 @@ async fn read_user(
 }
 
 /// A user body's canonical document and `active`, which Warden keeps as the user's state.
+///
+/// A body without `active` (a PUT that leaves it out, a PATCH that removes it) leaves the
+/// user enabled or disabled as they are: RFC 7643 §4.1.1 leaves the meaning of `active` to
+/// the service provider, and an attribute being unassigned must not change access. Enabling
+/// a disabled person, or cutting off an enabled one, takes an explicit `active` value, so a
+/// client tidying attributes never re-enables someone it deactivated. A new user without
+/// `active` is enabled, as RFC 7643's examples assume.
 fn user_change(body: &Value) -> Result<ScimUserChange, ScimError> {
     let mut document = canonical(&USERS, body)?;
     let active = document.remove("active").and_then(|v| v.as_bool());
@@ -912,10 +944,19 @@ async fn patch_group(
     let done = detached(async move {
         store
             .scim_update_group(&ctx2, &id2, version, |current| {
+                // Held members are members to a PATCH: it can remove them, and a change that
+                // does not name them keeps them.
+                let members: Vec<Value> = current
+                    .members
+                    .iter()
+                    .map(|m| m.id.as_str())
+                    .chain(current.pending.iter().map(String::as_str))
+                    .map(|id| json!({ "value": id }))
+                    .collect();
                 let mut doc = json!({
                     "displayName": current.display_name,
                     "externalId": current.external_id,
-                    "members": current.members.iter().map(|m| json!({ "value": m.id })).collect::<Vec<_>>(),
+                    "members": members,
                 });
                 patch.apply(&GROUPS, &mut doc)?;
                 group_change(&doc)

@@ -49,7 +49,25 @@ impl JsonlSink {
     }
 }
 
+/// The file beside the event files that holds every checkpoint delivered, one JSON object
+/// per line: `{"size": N, "note": "…"}`.
+pub(crate) const CHECKPOINTS_FILE: &str = "checkpoints.jsonl";
+
 impl Sink for JsonlSink {
+    async fn deliver_checkpoint(&mut self, size: u64, note: &str) -> Result<(), SinkError> {
+        let io = |e: std::io::Error| SinkError(format!("audit checkpoint write failed: {e}"));
+        let mut line = serde_json::json!({ "size": size, "note": note }).to_string();
+        line.push('\n');
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(CHECKPOINTS_FILE))
+            .await
+            .map_err(io)?;
+        file.write_all(line.as_bytes()).await.map_err(io)?;
+        file.sync_data().await.map_err(io)
+    }
+
     async fn resume_after(&mut self) -> Result<u64, SinkError> {
         let Some(last_file) = self.files()?.pop() else {
             return Ok(0);

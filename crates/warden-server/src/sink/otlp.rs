@@ -113,9 +113,37 @@ impl OtlpSink {
     }
 }
 
-impl Sink for OtlpSink {
-    async fn deliver(&mut self, events: &[AuditEvent]) -> Result<(), SinkError> {
-        let body = self.request(events).encode_to_vec();
+impl OtlpSink {
+    /// A checkpoint as one log record: event name `audit.checkpoint`, the note in JSON.
+    fn checkpoint_request(&self, size: u64, note: &str) -> ExportLogsServiceRequest {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let mut request = self.request(&[]);
+        let record = LogRecord {
+            time_unix_nano: now,
+            observed_time_unix_nano: now,
+            severity_number: SeverityNumber::Info as i32,
+            severity_text: "INFO".to_owned(),
+            body: Some(AnyValue {
+                value: Some(Value::StringValue(
+                    serde_json::json!({ "size": size, "note": note }).to_string(),
+                )),
+            }),
+            event_name: "audit.checkpoint".to_owned(),
+            ..Default::default()
+        };
+        if let Some(scope) = request
+            .resource_logs
+            .first_mut()
+            .and_then(|r| r.scope_logs.first_mut())
+        {
+            scope.log_records.push(record);
+        }
+        request
+    }
+
+    async fn send(&self, body: Vec<u8>) -> Result<(), SinkError> {
         let fail = |what: &str, e: &dyn std::fmt::Display| {
             SinkError(format!("OTLP {what} to {} failed: {e}", self.authority))
         };
@@ -147,5 +175,16 @@ impl Sink for OtlpSink {
         tokio::time::timeout(Duration::from_secs(30), exchange)
             .await
             .map_err(|_| SinkError(format!("OTLP export to {} timed out", self.authority)))?
+    }
+}
+
+impl Sink for OtlpSink {
+    async fn deliver(&mut self, events: &[AuditEvent]) -> Result<(), SinkError> {
+        self.send(self.request(events).encode_to_vec()).await
+    }
+
+    async fn deliver_checkpoint(&mut self, size: u64, note: &str) -> Result<(), SinkError> {
+        self.send(self.checkpoint_request(size, note).encode_to_vec())
+            .await
     }
 }

@@ -183,8 +183,20 @@ impl SyslogSink {
     }
 }
 
-impl Sink for SyslogSink {
-    async fn deliver(&mut self, events: &[AuditEvent]) -> Result<(), SinkError> {
+impl SyslogSink {
+    /// A checkpoint as one message: MSGID `audit.checkpoint`, the note in JSON.
+    fn checkpoint_message(&self, size: u64, note: &str) -> String {
+        let pri = u16::from(FACILITY) * 8 + 6;
+        let time = Timestamp::from_system(std::time::SystemTime::now()).rfc3339_millis();
+        format!(
+            "<{pri}>1 {time} {} {} - audit.checkpoint [{SD_ID} size=\"{size}\"] {}",
+            self.hostname,
+            self.app_name,
+            serde_json::json!({ "size": size, "note": note })
+        )
+    }
+
+    async fn send(&mut self, frames: Vec<u8>) -> Result<(), SinkError> {
         let reusable = match self.conn.take() {
             Some(mut conn) => conn.alive().await.then_some(conn),
             None => None,
@@ -193,11 +205,6 @@ impl Sink for SyslogSink {
             Some(conn) => conn,
             None => self.connect().await?,
         };
-        let mut frames = Vec::new();
-        for event in events {
-            let message = self.message(event);
-            frames.extend_from_slice(format!("{} {message}", message.len()).as_bytes());
-        }
         match tokio::time::timeout(Duration::from_secs(30), conn.send(&frames)).await {
             Ok(Ok(())) => {
                 self.conn = Some(conn);
@@ -209,5 +216,22 @@ impl Sink for SyslogSink {
             ))),
             Err(_) => Err(SinkError(format!("sending to {} timed out", self.address))),
         }
+    }
+}
+
+impl Sink for SyslogSink {
+    async fn deliver_checkpoint(&mut self, size: u64, note: &str) -> Result<(), SinkError> {
+        let message = self.checkpoint_message(size, note);
+        self.send(format!("{} {message}", message.len()).into_bytes())
+            .await
+    }
+
+    async fn deliver(&mut self, events: &[AuditEvent]) -> Result<(), SinkError> {
+        let mut frames = Vec::new();
+        for event in events {
+            let message = self.message(event);
+            frames.extend_from_slice(format!("{} {message}", message.len()).as_bytes());
+        }
+        self.send(frames).await
     }
 }
