@@ -2,7 +2,7 @@
 //! per-source rate limits with `429` and `Retry-After`, and the request id, log line and
 //! metrics every request gets. Request timeouts and body limits are tower layers in `http.rs`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -228,7 +228,7 @@ fn client_of(trusted: &TrustedProxies, peer: SocketAddr, headers: &HeaderMap) ->
 #[derive(Debug)]
 pub(crate) struct SourceSlots {
     per_source: usize,
-    open: Mutex<HashMap<IpAddr, usize>>,
+    open: Mutex<BTreeMap<IpAddr, usize>>,
 }
 
 /// One source's connection; gives its slot back when dropped.
@@ -242,7 +242,7 @@ impl SourceSlots {
     pub(crate) fn new(per_source: usize) -> SourceSlots {
         SourceSlots {
             per_source,
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(BTreeMap::new()),
         }
     }
 

@@ -300,8 +300,10 @@ pub(crate) async fn bearer_context(
         }
         Err(err) => return Err(unauthorized(app, &audit, target, &err.to_string()).await),
     }
-    if let (Some(budget), Some(token_id)) = (&app.token_budget, token_id(&audit.actor)) {
-        if let Err(wait) = budget.check(token_id) {
+    if let (Some(budget), Some(token_id)) = (&app.token_budget, token_id(&audit.actor))
+        && let Err(wait) = budget.check(token_id)
+    {
+        {
             app.metrics.reject("http", "per_token_rate_limit");
             let mut resp = graphql_error(
                 StatusCode::TOO_MANY_REQUESTS,

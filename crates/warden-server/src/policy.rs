@@ -284,8 +284,8 @@ impl Engine {
         }
     }
 
-    /// Decides a request; anything that goes wrong is a deny, with the error given. A subject
-    /// acting through a token role is first held to the role's ceiling.
+    /// Decides a request; anything that goes wrong is a deny, with the error given. What the
+    /// policy allows a subject acting through a token role is then held to the role's ceiling.
     pub fn decide(
         &self,
         subject: &Subject,
@@ -294,7 +294,19 @@ impl Engine {
         context: &serde_json::Value,
     ) -> Decision {
         let active = self.active();
-        if let Some(role) = ceiling(subject).filter(|role| !role.permits(action)) {
+        let decided = active
+            .policies
+            .decide_as(subject, action, object, context)
+            .unwrap_or_else(|e| Decided {
+                allow: false,
+                reasons: Vec::new(),
+                errors: e.0,
+            });
+        // The role's ceiling decides only what the policy would allow: a refusal the policy
+        // makes anyway keeps the policy's reason.
+        if decided.allow
+            && let Some(role) = ceiling(subject).filter(|role| !role.permits(action))
+        {
             return Decision {
                 version: active.version,
                 decided: Decided {
@@ -305,14 +317,6 @@ impl Engine {
                 capped: Some(role),
             };
         }
-        let decided = active
-            .policies
-            .decide_as(subject, action, object, context)
-            .unwrap_or_else(|e| Decided {
-                allow: false,
-                reasons: Vec::new(),
-                errors: e.0,
-            });
         Decision {
             version: active.version,
             decided,

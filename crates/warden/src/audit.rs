@@ -175,7 +175,7 @@ async fn extends(
     let text = match text.lines().rev().find(|l| !l.trim().is_empty()) {
         Some(line) if line.trim_start().starts_with('{') => serde_json::from_str::<Value>(line)
             .ok()
-            .and_then(|v| v["note"].as_str().map(str::to_owned))
+            .and_then(|v| v.get("note")?.as_str().map(str::to_owned))
             .ok_or_else(|| {
                 anyhow!(
                     "{}: not a checkpoint line: expected {{\"size\", \"note\"}}",
@@ -190,8 +190,9 @@ async fn extends(
     let data = client
         .graphql("{ auditCheckpoint { size note } }", Value::Null)
         .await?;
-    let latest = data["auditCheckpoint"]["note"]
-        .as_str()
+    let latest = data
+        .pointer("/auditCheckpoint/note")
+        .and_then(Value::as_str)
         .ok_or_else(|| anyhow!("the server has no signed checkpoint"))?;
     let new = key.open(latest).context("the server's newest checkpoint")?;
     if old.size > new.size {
@@ -207,8 +208,9 @@ async fn extends(
             json!({ "a": old.size, "b": new.size }),
         )
         .await?;
-    let hashes = proof["auditConsistencyProof"]
-        .as_array()
+    let hashes = proof
+        .get("auditConsistencyProof")
+        .and_then(Value::as_array)
         .ok_or_else(|| anyhow!("the server sent no consistency proof"))?
         .iter()
         .map(|h| {

@@ -322,7 +322,13 @@ async fn bad_requests_get_400_with_positions() {
         .graphql(Some(&admin), &format!("{{ {wide} }}"), Value::Null)
         .await;
     assert_eq!(status, 400);
-    assert_eq!(body["errors"][0]["message"], "Query is too complex.");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Query is too complex"),
+        "{body}"
+    );
 
     let (status, body) = server
         .post_json("/graphql", Some(&admin), "{not json")

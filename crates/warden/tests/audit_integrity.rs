@@ -1,6 +1,12 @@
 //! The audit log knows its own end: what someone with the database (and, for some, the data
 //! directory) but not the KEK can do to it while the server is stopped, and the one line the
 //! server answers with at its next start. On SQLite and PostgreSQL.
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test helpers fail the test"
+)]
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};

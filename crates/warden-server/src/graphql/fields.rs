@@ -2,12 +2,8 @@
 //! introspection fields included, with fragments expanded where they are spread. The schema's
 //! complexity limit skips `__typename`, so fifty thousand aliases of it passed; this does not.
 
-use async_graphql::Name;
-use async_graphql::parser::types::{
-    ExecutableDocument, FragmentDefinition, Selection, SelectionSet,
-};
-use async_graphql::parser::{Positioned, parse_query};
-use std::collections::HashMap;
+use async_graphql::parser::parse_query;
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 
 /// Most fields one request may select, counted as [`check`] counts them.
 pub const MAX_FIELDS: usize = 1000;
@@ -24,7 +20,7 @@ pub(crate) fn check(query: &str, max: usize) -> Result<(), String> {
     let mut budget = max;
     if spend_document(&document, &mut budget).is_err() {
         return Err(format!(
-            "the query selects more than {max} fields (each alias, `__typename` and fragment use counted): split it"
+            "Query is too complex: it selects more than {max} fields (each alias, `__typename` and fragment use counted)"
         ));
     }
     Ok(())
@@ -34,19 +30,14 @@ struct Over;
 
 fn spend_document(document: &ExecutableDocument, budget: &mut usize) -> Result<(), Over> {
     for (_, operation) in document.operations.iter() {
-        spend(
-            &operation.node.selection_set.node,
-            &document.fragments,
-            0,
-            budget,
-        )?;
+        spend(&operation.node.selection_set.node, document, 0, budget)?;
     }
     Ok(())
 }
 
 fn spend(
     set: &SelectionSet,
-    fragments: &HashMap<Name, Positioned<FragmentDefinition>>,
+    document: &ExecutableDocument,
     nesting: usize,
     budget: &mut usize,
 ) -> Result<(), Over> {
@@ -59,7 +50,7 @@ fn spend(
                 *budget = budget.checked_sub(1).ok_or(Over)?;
                 spend(
                     &field.node.selection_set.node,
-                    fragments,
+                    document,
                     nesting + 1,
                     budget,
                 )?;
@@ -67,17 +58,17 @@ fn spend(
             Selection::InlineFragment(inline) => {
                 spend(
                     &inline.node.selection_set.node,
-                    fragments,
+                    document,
                     nesting + 1,
                     budget,
                 )?;
             }
             Selection::FragmentSpread(spread) => {
                 // An unknown fragment is the schema's error to report.
-                if let Some(fragment) = fragments.get(&spread.node.fragment_name.node) {
+                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
                     spend(
                         &fragment.node.selection_set.node,
-                        fragments,
+                        document,
                         nesting + 1,
                         budget,
                     )?;
@@ -98,7 +89,7 @@ mod tests {
         let err = check(&format!("{{ {many} }}"), MAX_FIELDS).unwrap_err();
         assert_eq!(
             err,
-            "the query selects more than 1000 fields (each alias, `__typename` and fragment use counted): split it"
+            "Query is too complex: it selects more than 1000 fields (each alias, `__typename` and fragment use counted)"
         );
         let some: String = (0..1000).map(|i| format!("a{i}: __typename ")).collect();
         assert!(check(&format!("{{ {some} }}"), MAX_FIELDS).is_ok());
