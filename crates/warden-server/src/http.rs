@@ -471,6 +471,19 @@ pub(crate) async fn record_failure(
     target: &str,
     reason: &str,
 ) -> Result<(), warden_store::StoreError> {
+    // Anyone can make unauthenticated requests fail: their record is sampled as denials are.
+    let mut details = serde_json::Value::Null;
+    if audit.actor == Actor::Anonymous {
+        app.metrics.anonymous_refusals.inc();
+        match app.anonymous.sample() {
+            None => {
+                app.metrics.unrecorded_refusals.inc();
+                return Ok(());
+            }
+            Some(0) => {}
+            Some(left_out) => details = json!({ "unrecorded_since_last": left_out }),
+        }
+    }
     let (store, ctx, target, reason) = (
         app.store.clone(),
         audit.clone(),
@@ -480,14 +493,7 @@ pub(crate) async fn record_failure(
     let failure = warden_store::Outcome::Failure;
     let recorded = detached(async move {
         store
-            .record(
-                &ctx,
-                action,
-                &target,
-                serde_json::Value::Null,
-                failure,
-                Some(&reason),
-            )
+            .record(&ctx, action, &target, details, failure, Some(&reason))
             .await
     })
     .await;

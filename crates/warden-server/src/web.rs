@@ -999,24 +999,69 @@ pub(crate) async fn signin_start(
         return json_error(StatusCode::BAD_REQUEST, "invalid user name");
     };
     let user = match app.store.user(&name).await {
-        Ok(Some(u)) if u.disabled_at.is_none() => u,
-        Ok(_) => return refuse_json(&app, &ctx, &format!("user:{name}"), refused).await,
+        Ok(user) => user.filter(|u| u.disabled_at.is_none()),
         Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
     };
-    let keys = match app.store.passkeys(&user.id).await {
-        Ok(k) => usable(&k),
-        Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    let keys = match &user {
+        Some(user) => match app.store.passkeys(&user.id).await {
+            Ok(k) => usable(&k),
+            Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+        },
+        None => Vec::new(),
     };
-    if keys.is_empty() {
-        return refuse_json(&app, &ctx, &format!("user:{name}"), refused).await;
+    let target = format!("user:{name}");
+    match (user, keys.is_empty()) {
+        (Some(user), false) => {
+            let started = app.web.passkeys.start_authentication(&keys);
+            start_ceremony(&app, "signin", user.id.clone(), ctx.now, started)
+        }
+        // An unknown name, a disabled account and one without a passkey answer as a real one
+        // does: a challenge for a stand-in credential that no authenticator holds, the same
+        // for the same name every time. Which names exist is not the sign-in page's to tell.
+        _ => {
+            let _ = record_failure(&app, &ctx, "auth.login", &target, refused).await;
+            match decoy_credential(&app, &name).await {
+                Some(decoy) => {
+                    let started = app.web.passkeys.start_authentication(&[decoy]);
+                    start_ceremony(&app, "signin", format!("decoy:{name}"), ctx.now, started)
+                }
+                // Nobody has a passkey yet: everyone gets the same refusal.
+                None => json_error(StatusCode::FORBIDDEN, refused),
+            }
+        }
     }
-    let started = app.web.passkeys.start_authentication(&keys);
-    start_ceremony(&app, "signin", user.id.clone(), ctx.now, started)
 }
 
-async fn refuse_json(app: &App, ctx: &AuditContext, target: &str, reason: &str) -> Response {
-    let _ = record_failure(app, ctx, "auth.login", target, reason).await;
-    json_error(StatusCode::FORBIDDEN, reason)
+/// A stored credential's shape with a credential id derived from `name` under the KEK: what a
+/// sign-in for a name without a usable passkey is challenged with.
+async fn decoy_credential(app: &App, name: &warden_model::UserName) -> Option<String> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+    use sha2::Digest;
+    let template = app.store.passkey_template().await.ok()??;
+    let mut value: serde_json::Value = serde_json::from_str(&template).ok()?;
+    let id = value.pointer_mut("/cred/cred_id")?;
+    let text = id.as_str()?;
+    let len = URL_SAFE_NO_PAD
+        .decode(text)
+        .or_else(|_| URL_SAFE.decode(text))
+        .ok()?
+        .len();
+    let secret = app.authorities.kek().to_file_text();
+    let mut bytes = Vec::with_capacity(len + 32);
+    let mut block = 0u32;
+    while bytes.len() < len {
+        let mut sha = sha2::Sha256::new();
+        sha.update(b"warden sign-in stand-in\n");
+        sha.update(secret.as_bytes());
+        sha.update(name.as_str().as_bytes());
+        sha.update(block.to_be_bytes());
+        bytes.extend_from_slice(&sha.finalize());
+        block += 1;
+    }
+    bytes.truncate(len);
+    *id = serde_json::Value::String(URL_SAFE_NO_PAD.encode(&bytes));
+    Some(value.to_string())
 }
 
 /// `POST /auth/passkey/finish`: a fully signed-in session for the local account.

@@ -169,6 +169,16 @@ impl Store {
         rows.iter().map(passkey_from_row).collect()
     }
 
+    /// One stored credential, any person's (the oldest), as the shape sign-in's stand-ins for
+    /// unknown names copy; `None` when nobody has a passkey.
+    pub async fn passkey_template(&self) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT credential FROM passkeys ORDER BY created_at, id LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// The passkey with WebAuthn credential id `credential_id`.
     pub async fn passkey_by_credential(
         &self,

@@ -609,3 +609,63 @@ async fn a_person_logs_in_as_themselves_not_only_as_root() {
         lab.sshd.log()
     );
 }
+
+#[tokio::test]
+async fn the_sign_in_page_does_not_tell_who_exists() {
+    let port = warden_testkit::free_port();
+    let base = format!("http://localhost:{port}");
+    let config = format!("public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n");
+    let server = TestServer::start_on(bin(), Backend::Sqlite, &config, port).await;
+    ok(&server, &["user", "add", "bob"]);
+    server.enroll_soft_passkey(&base, "alice").await;
+    server.enroll_soft_passkey(&base, "carol").await;
+    ok(&server, &["user", "disable", "carol"]);
+    let client = reqwest::Client::new();
+    let start = async |user: &str| {
+        let resp = client
+            .post(format!("{base}/auth/passkey/start"))
+            .json(&json!({ "user": user }))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let cookie = resp.headers().contains_key("set-cookie");
+        (status, cookie, resp.json::<Value>().await.unwrap())
+    };
+    let shape = |v: &Value| {
+        let options = &v["publicKey"];
+        let mut keys: Vec<String> = options.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        let ids: Vec<usize> = options["allowCredentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().len())
+            .collect();
+        (
+            keys,
+            ids,
+            options["rpId"].clone(),
+            options["userVerification"].clone(),
+        )
+    };
+    let (status, cookie, real) = start("alice").await;
+    assert_eq!((status, cookie), (200, true), "{real}");
+    // No passkey, disabled, unknown: answered exactly as alice is, bar the values.
+    for user in ["bob", "carol", "nobody"] {
+        let (status, cookie, answer) = start(user).await;
+        assert_eq!((status, cookie), (200, true), "{user}: {answer}");
+        assert_eq!(shape(&answer), shape(&real), "{user}: {answer}");
+    }
+    // A name's stand-in is the same every time, as a real credential is.
+    let id = |v: &Value| v["publicKey"]["allowCredentials"][0]["id"].clone();
+    let (_, _, once) = start("nobody").await;
+    let (_, _, twice) = start("nobody").await;
+    assert_eq!(id(&once), id(&twice));
+    let (_, _, other) = start("nobody-else").await;
+    assert_ne!(id(&once), id(&other));
+    assert_ne!(
+        once["publicKey"]["challenge"],
+        twice["publicKey"]["challenge"]
+    );
+}
