@@ -32,6 +32,9 @@ pub struct Recorded {
     pub transcript: Option<(PathBuf, String)>,
 }
 
+/// What a recording holds in place of a secret typed at a prompt.
+pub const REDACTED: &str = "[redacted]";
+
 /// Lines of scrollback a pty transcript keeps (older lines are dropped).
 const TRANSCRIPT_LINES: usize = 10_000;
 
@@ -123,6 +126,44 @@ pub struct Recorder {
     transcript: Option<Transcript>,
     output_text: Utf8Stream,
     input_text: Utf8Stream,
+    /// The line the terminal shows now (its last characters), to tell a secret prompt.
+    line_tail: String,
+    /// Inside a secret's entry: what is typed is not recorded until Enter.
+    secret: Secret,
+}
+
+/// Where the user is with a secret prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Secret {
+    /// No secret prompt on screen.
+    None,
+    /// A prompt for a password or passphrase is the last thing the terminal showed; what is
+    /// typed next is not echoed, and not recorded.
+    Prompted,
+    /// Typing a secret: some input was kept out of the recording.
+    Typing,
+}
+
+/// The most characters of the current line kept to recognise a prompt.
+const PROMPT_TAIL: usize = 96;
+
+/// Whether the line the terminal shows ends in a prompt for a secret, as sudo, su, ssh,
+/// ssh-keygen, mysql and most others print them: `[sudo] password for alice: `,
+/// `Enter passphrase for key '…': `, `Password:`.
+fn secret_prompt(line: &str) -> bool {
+    let line = line.trim_end().to_lowercase();
+    line.ends_with(':')
+        && [
+            "password",
+            "passphrase",
+            "passcode",
+            "pin",
+            "one-time code",
+            "otp",
+            "token",
+        ]
+        .iter()
+        .any(|word| line.contains(word))
 }
 
 impl std::fmt::Debug for Recorder {
@@ -256,6 +297,8 @@ impl Recorder {
             output_bytes: 0,
             output_text: Utf8Stream::default(),
             input_text: Utf8Stream::default(),
+            line_tail: String::new(),
+            secret: Secret::None,
         };
         recorder.line(&header.to_string()).map_err(fail)?;
         Ok(recorder)
@@ -290,7 +333,28 @@ impl Recorder {
         }
         let text = self.output_text.decode(data);
         self.transcribe(data, &text)?;
+        self.follow_prompt(&text);
         self.event("o", &text)
+    }
+
+    /// Keeps the current line's tail and whether it asks for a secret.
+    fn follow_prompt(&mut self, text: &str) {
+        let after_break = text.rfind(['\n', '\r']).map_or(text, |i| {
+            self.line_tail.clear();
+            text.get(i + 1..).unwrap_or_default()
+        });
+        self.line_tail.push_str(after_break);
+        let excess = self.line_tail.chars().count().saturating_sub(PROMPT_TAIL);
+        if excess > 0 {
+            self.line_tail = self.line_tail.chars().skip(excess).collect();
+        }
+        if self.secret != Secret::Typing {
+            self.secret = if secret_prompt(&self.line_tail) {
+                Secret::Prompted
+            } else {
+                Secret::None
+            };
+        }
     }
 
     /// Adds output to the transcript: raw bytes to the terminal emulator, decoded text to a
@@ -326,14 +390,31 @@ impl Recorder {
         self.event("r", &format!("{width}x{height}"))
     }
 
-    /// Input from the user.
+    /// Input from the user. What is typed after a secret prompt, up to Enter, is recorded as
+    /// one `[redacted]` (not its length); the rest as typed.
     pub fn input(&mut self, data: &[u8]) -> Result<(), RecordError> {
         self.input_bytes += data.len() as u64;
         if !self.terminal {
             return Ok(());
         }
         let text = self.input_text.decode(data);
-        self.event("i", &text)
+        if self.secret == Secret::None {
+            return self.event("i", &text);
+        }
+        match text.find(['\r', '\n']) {
+            None => {
+                if !text.is_empty() {
+                    self.secret = Secret::Typing;
+                }
+                Ok(())
+            }
+            Some(end) => {
+                self.secret = Secret::None;
+                self.line_tail.clear();
+                self.event("i", REDACTED)?;
+                self.event("i", text.get(end..).unwrap_or_default())
+            }
+        }
     }
 
     /// Flushes and syncs the file, and says what it holds.

@@ -165,3 +165,60 @@ proptest! {
         }
     }
 }
+
+/// The `i` events' texts of a recording, in order.
+fn inputs(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e[1] == "i")
+        .map(|e| e[2].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn secrets_typed_at_a_prompt_are_not_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = Start::Shell {
+        width: 80,
+        height: 24,
+        term: Some("xterm".into()),
+    };
+    let mut r = Recorder::create(dir.path(), "s", &start, &serde_json::json!({})).unwrap();
+    r.output(b"$ ").unwrap();
+    r.input(b"sudo -v\r").unwrap();
+    r.output(b"sudo -v\r\n[sudo] password for alice: ").unwrap();
+    // Typed a key at a time, as people do, then Enter.
+    for b in b"hunter2" {
+        r.input(&[*b]).unwrap();
+    }
+    r.input(b"\r").unwrap();
+    r.output(b"\r\n$ ").unwrap();
+    r.input(b"ssh db\r").unwrap();
+    r.output(b"alice@db's password:").unwrap();
+    r.input(b"s3cr3t-pass\rls\r").unwrap();
+    r.output(b"\r\nfile\r\n$ ").unwrap();
+    r.input(b"echo password: done\r").unwrap();
+    let recorded = r.finish().unwrap();
+    let cast = std::fs::read_to_string(&recorded.path).unwrap();
+    assert!(
+        !cast.contains("hunter2") && !cast.contains("s3cr3t"),
+        "{cast}"
+    );
+    assert_eq!(
+        inputs(&recorded.path),
+        [
+            "sudo -v\r",
+            "[redacted]",
+            "\r",
+            "ssh db\r",
+            "[redacted]",
+            "\rls\r",
+            "echo password: done\r"
+        ]
+    );
+    // The byte counts still say what crossed.
+    assert_eq!(recorded.input_bytes, 8 + 7 + 1 + 7 + 15 + 20);
+}

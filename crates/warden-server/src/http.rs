@@ -73,22 +73,10 @@ pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Route
         .route("/v1/vuln/import", post(crate::vulns::import_bearer))
         .with_state(app.clone());
     let max_import = app.vuln.max_import_bytes;
-    let routes = Router::new()
-        .route("/graphql", post(graphql_bearer))
-        .route("/v1/audit/public_key", get(audit_public_key))
-        .route("/v1/ssh/user_ca.pub", get(ssh_user_ca))
-        .route("/v1/ssh/host_ca.pub", get(ssh_host_ca))
-        .route("/v1/ssh/krl", get(ssh_krl))
-        .route("/v1/x509/bundle.pem", get(x509_bundle))
-        .route("/v1/agent/join", post(crate::agent_api::join))
-        .route("/v1/mesh/device", post(crate::mesh::enroll_device))
-        .route("/v1/mesh/device/map", get(crate::mesh::device_map))
-        .route("/v1/mesh/ranges", get(crate::mesh::device_ranges))
-        .route("/", get(crate::web::sign_in_page))
-        .route("/account", get(crate::web::account))
+    // What anyone may send before they are known: passkey ceremonies and sign-in steps, whose
+    // bodies are a few kilobytes.
+    let sign_in = Router::new()
         .route("/auth/logout", post(crate::web::logout))
-        .route("/enroll/{token}", get(crate::web::enroll))
-        .route("/static/passkey.js", get(crate::web::passkey_js))
         .route("/webauthn/register/start", post(crate::web::register_start))
         .route(
             "/webauthn/register/finish",
@@ -105,6 +93,25 @@ pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Route
             get(crate::web::cli_consent).post(crate::web::cli_authorize),
         )
         .route("/auth/cli/token", post(crate::web::cli_token))
+        .layer(RequestBodyLimitLayer::new(
+            SIGN_IN_MAX_BODY.min(limits.max_body_bytes),
+        ));
+    let routes = Router::new()
+        .route("/graphql", post(graphql_bearer))
+        .route("/v1/audit/public_key", get(audit_public_key))
+        .route("/v1/ssh/user_ca.pub", get(ssh_user_ca))
+        .route("/v1/ssh/host_ca.pub", get(ssh_host_ca))
+        .route("/v1/ssh/krl", get(ssh_krl))
+        .route("/v1/x509/bundle.pem", get(x509_bundle))
+        .route("/v1/agent/join", post(crate::agent_api::join))
+        .route("/v1/mesh/device", post(crate::mesh::enroll_device))
+        .route("/v1/mesh/device/map", get(crate::mesh::device_map))
+        .route("/v1/mesh/ranges", get(crate::mesh::device_ranges))
+        .route("/", get(crate::web::sign_in_page))
+        .route("/account", get(crate::web::account))
+        .route("/enroll/{token}", get(crate::web::enroll))
+        .route("/static/passkey.js", get(crate::web::passkey_js))
+        .merge(sign_in)
         .route("/auth/oidc/{name}/login", get(crate::web::oidc_login))
         .route("/auth/oidc/{name}/callback", get(crate::web::oidc_callback))
         .route("/v1/audit/export", get(audit_export_bearer))
@@ -156,6 +163,10 @@ pub(crate) fn mtls_router(app: App, edge: EdgeState, limits: &Limits) -> Router 
         .with_state(app);
     with_edge(routes, None, edge, limits)
 }
+
+/// The largest body the sign-in and passkey steps accept: they come before the caller is
+/// known, and a ceremony's JSON is a few kilobytes.
+pub(crate) const SIGN_IN_MAX_BODY: usize = 64 * 1024;
 
 /// How long a scan import (upload, parse and write) may take.
 const IMPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
@@ -333,17 +344,43 @@ pub(crate) fn token_id(actor: &Actor) -> Option<&str> {
     }
 }
 
-/// `/graphql` on the public listener: the caller proves itself with a bearer token.
+/// `/graphql` on the public listener: the caller proves itself with a bearer token before a
+/// byte of the body is read.
 async fn graphql_bearer(
     State(app): State<App>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
-    match bearer_context(&app, request_id, connect, &headers, "graphql").await {
-        Ok(audit) => execute(&app, audit, &headers, &body).await,
+    let audit = match bearer_context(&app, request_id, connect, &headers, "graphql").await {
+        Ok(audit) => audit,
+        Err(response) => return response,
+    };
+    match read_body(body).await {
+        Ok(bytes) => execute(&app, audit, &headers, &bytes).await,
         Err(response) => response,
+    }
+}
+
+/// Reads a body the edge's limit layer already bounds (`limits.max_body_bytes`).
+pub(crate) async fn read_body(body: axum::body::Body) -> Result<Bytes, Response> {
+    use http_body_util::BodyExt;
+    match body.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            Err(if too_large {
+                graphql_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the request body is too large (limits.max_body_bytes)",
+                )
+            } else {
+                graphql_error(StatusCode::BAD_REQUEST, "the request body was cut short")
+            })
+        }
     }
 }
 

@@ -669,3 +669,54 @@ async fn the_sign_in_page_does_not_tell_who_exists() {
         twice["publicKey"]["challenge"]
     );
 }
+
+#[tokio::test]
+async fn a_password_typed_through_the_proxy_is_not_recorded() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lab = warden_testkit::SshLab::start(bin(), d).await;
+    let mut child = warden_testkit::through_proxy("ssh", &lab.server, d)
+        .args([
+            "-tt",
+            "root@db-1",
+            "stty -echo; printf 'Password: '; read p; stty echo; echo; echo got-${#p}",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Typed once the prompt is on the screen, as a person would.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"hunter2\r")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("got-7"),
+        "{shown}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut casts = String::new();
+    for _ in 0..100 {
+        casts.clear();
+        let dir = lab.server.data_dir.join("recordings");
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.path().extension().is_some_and(|e| e == "cast") {
+                casts.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        if casts.contains("got-7") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(casts.contains("got-7"), "the session was recorded: {casts}");
+    assert!(casts.contains("[redacted]"), "{casts}");
+    assert!(!casts.contains("hunter2"), "{casts}");
+}
