@@ -108,9 +108,11 @@ pub(crate) fn typed(attr: &Attr, value: &Value, name: &str) -> Result<Option<Val
         other => vec![other],
     };
     let mut out = Vec::with_capacity(items.len());
+    // Duplicates found by key, not by comparing each pair: a group may list 10,000 members.
+    let mut seen = std::collections::BTreeSet::new();
     for item in items {
         if let Some(v) = single(attr, item, name)?
-            && !out.contains(&v)
+            && seen.insert(key(&v))
         {
             out.push(v);
         }
@@ -125,6 +127,28 @@ pub(crate) fn typed(attr: &Attr, value: &Value, name: &str) -> Result<Option<Val
         )));
     }
     Ok((!out.is_empty()).then_some(Value::Array(out)))
+}
+
+/// `value` as text with every object's members in name order: equal values give equal
+/// text, in whatever order their members came.
+fn key(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut members: Vec<(&String, String)> =
+                map.iter().map(|(k, v)| (k, key(v))).collect();
+            members.sort();
+            let members: Vec<String> = members
+                .into_iter()
+                .map(|(k, v)| format!("{}:{v}", Value::from(k.as_str())))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(key).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
+    }
 }
 
 fn single(attr: &Attr, value: &Value, name: &str) -> Result<Option<Value>, ScimError> {

@@ -89,6 +89,36 @@ fn remove_by_filter_by_attribute_and_by_sub_attribute() {
 }
 
 #[test]
+fn entra_names_the_enterprise_extension_itself_as_the_path() {
+    let mut doc = alice();
+    doc[ENTERPRISE] = json!({"employeeNumber": "7", "department": "R&D"});
+    let out = patched(
+        doc.clone(),
+        json!([
+            {"op": "replace", "path": ENTERPRISE, "value": {"department": "Ops", "manager": {"value": "m-1"}}},
+            {"op": "Add", "path": ENTERPRISE.to_uppercase(), "value": {"manager": {"displayName": "Dana"}, "costCenter": "42"}},
+        ]),
+    );
+    assert_eq!(
+        out[ENTERPRISE],
+        json!({
+            "employeeNumber": "7",
+            "department": "Ops",
+            "costCenter": "42",
+            "manager": {"value": "m-1", "displayName": "Dana"},
+        })
+    );
+    let out = patched(doc.clone(), json!([{"op": "remove", "path": ENTERPRISE}]));
+    assert!(out.get(ENTERPRISE).is_none(), "{out}");
+    assert_eq!(out["userName"], "alice@example.com");
+    let out = patched(alice(), json!([{"op": "remove", "path": ENTERPRISE}]));
+    assert_eq!(out, Value::Object(canonical(&USERS, &alice()).unwrap()));
+    // Removing `active` unassigns it; the server keeps the user's state.
+    let out = patched(alice(), json!([{"op": "remove", "path": "active"}]));
+    assert!(out.get("active").is_none(), "{out}");
+}
+
+#[test]
 fn group_members_added_and_removed_the_okta_and_the_entra_way() {
     let group = json!({"displayName": "Ops", "members": [{"value": "a"}, {"value": "b"}]});
     let run = |ops: Value| {
@@ -106,6 +136,14 @@ fn group_members_added_and_removed_the_okta_and_the_entra_way() {
     assert_eq!(out["members"], json!([{"value": "b"}]));
     let out = run(json!([{"op": "replace", "path": "members", "value": [{"value": "z"}]}]));
     assert_eq!(out["members"], json!([{"value": "z"}]));
+    // The same element twice, its members in another order, is one element.
+    let twice = json!({"displayName": "Ops", "members": [
+        {"value": "a", "display": "A"}, {"display": "A", "value": "a"}, {"value": "b"},
+    ]});
+    assert_eq!(
+        canonical(&GROUPS, &twice).unwrap()["members"],
+        json!([{"value": "a", "display": "A"}, {"value": "b"}])
+    );
     // Okta's rename sends the read-only id alongside: it is ignored.
     let out = run(json!([{"op": "replace", "value": {"id": "x", "displayName": "Ops Team"}}]));
     assert_eq!(out["displayName"], "Ops Team");
@@ -189,6 +227,31 @@ fn known_bad_patches_have_exact_errors() {
             (
                 InvalidSyntax,
                 "`schemas` must list `urn:ietf:params:scim:api:messages:2.0:PatchOp`",
+            ),
+        ),
+        (
+            json!({"Operations": [{"op": "replace", "path": ENTERPRISE, "value": "Ops"}]}),
+            (
+                InvalidValue,
+                "`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User` must be an object",
+            ),
+        ),
+        (
+            json!({"Operations": [{"op": "add", "path": ENTERPRISE}]}),
+            (InvalidValue, "`add` needs a `value`"),
+        ),
+        (
+            json!({"Operations": [{"op": "add", "path": ENTERPRISE, "value": {"shoeSize": 1}}]}),
+            (
+                InvalidSyntax,
+                "unknown attribute `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:shoeSize`",
+            ),
+        ),
+        (
+            json!({"Operations": [{"op": "remove", "path": "active[value eq true]"}]}),
+            (
+                InvalidPath,
+                "invalid path `active[value eq true]`: a value filter needs a multi-valued attribute",
             ),
         ),
         (

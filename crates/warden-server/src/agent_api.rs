@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Extension, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -113,11 +113,7 @@ pub(crate) async fn join(
 ) -> Response {
     let source = connect.map(|Extension(ConnectInfo(p))| p);
     let ctx = context(request_id, source, Actor::Anonymous);
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let presented = crate::http::bearer(&headers);
     let token = match presented.map(warden_identity::parse_join_token) {
         Some(Ok(token)) => token,
         Some(Err(e)) => {

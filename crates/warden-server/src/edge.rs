@@ -412,15 +412,7 @@ pub(crate) async fn rate_limit(
 /// Whether the request carries `Authorization: Bearer` with something shaped like an API
 /// token (shape only: it is checked later, against the store).
 fn bearer_shaped(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.get(..7)
-                .filter(|p| p.eq_ignore_ascii_case("bearer "))
-                .and(v.get(7..))
-        })
-        .is_some_and(|t| warden_identity::PresentedToken::parse(t.trim()).is_ok())
+    crate::http::bearer(headers).is_some_and(|t| warden_identity::PresentedToken::parse(t).is_ok())
 }
 
 /// Gives the request an id, runs it inside a span carrying that id (so every log line of the

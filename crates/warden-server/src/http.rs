@@ -290,14 +290,7 @@ pub(crate) async fn bearer_context(
         source: connect.map(|Extension(ConnectInfo(peer))| peer.ip().to_string()),
         now,
     };
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
-    let Some(bearer) = bearer else {
+    let Some(bearer) = bearer(headers) else {
         return Err(unauthorized(app, &audit, target, "no bearer token").await);
     };
     match warden_identity::authenticate(&app.store, bearer.trim(), now).await {
@@ -334,6 +327,17 @@ pub(crate) async fn bearer_context(
         ));
     }
     Ok(audit)
+}
+
+/// The credential of `Authorization: Bearer …` (the scheme in any case, as RFC 7235 has it),
+/// trimmed; the one reading of the header for every route.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+        .and(value.get(7..))
+        .map(str::trim)
 }
 
 /// The id of the token an actor acts through.

@@ -101,7 +101,7 @@ fn taken(e: sqlx::Error, display: &str) -> StoreError {
 }
 
 /// The most member ids one group may hold for users not provisioned yet.
-pub const MAX_PENDING_MEMBERS: usize = 10_000;
+pub(crate) const MAX_PENDING_MEMBERS: usize = 10_000;
 
 /// How many ids one `IN (…)` list or multi-row insert binds.
 const CHUNK: usize = 500;
@@ -178,7 +178,8 @@ async fn wanted(conn: &mut AnyConnection, ids: &[String]) -> Result<Wanted, Stor
         }
     }
     let mut out = Wanted::default();
-    for id in ids {
+    let mut seen = BTreeSet::new();
+    for id in ids.iter().filter(|id| seen.insert(id.as_str())) {
         match users.get(id) {
             Some((name, true, _)) => out.users.push((id.clone(), name.clone())),
             // Deleted by a SCIM client: held until the client creates the person again.
@@ -254,9 +255,11 @@ async fn set_members(
             row.try_get::<String, _>("name")?,
         ));
     }
+    let members: BTreeSet<&str> = have.iter().map(|(id, _)| id.as_str()).collect();
+    let keep: BTreeSet<&str> = wanted.users.iter().map(|(id, _)| id.as_str()).collect();
     let mut out = Membership::default();
     for (id, name) in &wanted.users {
-        if !have.iter().any(|(h, _)| h == id) {
+        if !members.contains(id.as_str()) {
             sqlx::query(
                 "INSERT INTO group_members (group_id, user_id, added_at) VALUES ($1, $2, $3)",
             )
@@ -269,7 +272,7 @@ async fn set_members(
         }
     }
     for (id, name) in &have {
-        if !wanted.users.iter().any(|(w, _)| w == id) {
+        if !keep.contains(id.as_str()) {
             sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
                 .bind(group_id)
                 .bind(id)

@@ -8,7 +8,6 @@
 //! Run: `cargo bench -p warden --bench flood -- [uploads] [sources] [in flight per source]`
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::indexing_slicing,
     reason = "a benchmark"
 )]

@@ -157,14 +157,7 @@ async fn caller(
         source: source.map(|ip| ip.to_string()),
         now,
     };
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.get(..7)
-                .filter(|p| p.eq_ignore_ascii_case("bearer "))
-                .and(v.get(7..))
-        });
+    let bearer = crate::http::bearer(headers);
     let refuse = async |ctx: &AuditContext, reason: &str| {
         deny(app, ctx, "auth.token", "scim", reason).await;
         let mut resp = error(&ScimError {
@@ -202,16 +195,16 @@ async fn caller(
             return Err(refuse(&ctx, &e.to_string()).await);
         }
     }
-    if let (Some(budget), Some(token_id)) = (&app.scim_budget, crate::http::token_id(&ctx.actor)) {
-        if let Err(wait) = budget.check(token_id) {
-            app.metrics.reject("http", "per_token_rate_limit");
-            return Err(too_many(
-                format!(
-                    "too many requests with this SCIM token: retry after {wait}s (scim.per_token_rps)"
-                ),
-                wait,
-            ));
-        }
+    if let (Some(budget), Some(token_id)) = (&app.scim_budget, crate::http::token_id(&ctx.actor))
+        && let Err(wait) = budget.check(token_id)
+    {
+        app.metrics.reject("http", "per_token_rate_limit");
+        return Err(too_many(
+            format!(
+                "too many requests with this SCIM token: retry after {wait}s (scim.per_token_rps)"
+            ),
+            wait,
+        ));
     }
     if ctx.actor.role() != Some(Role::Scim) {
         let reason = "only a token with the scim role may use /scim/v2";
@@ -790,6 +783,7 @@ fn group_change(body: &Value) -> Result<ScimGroupChange, ScimError> {
         .and_then(Value::as_str)
         .map(str::to_owned);
     let mut members = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for m in doc
         .get("members")
         .and_then(Value::as_array)
@@ -809,7 +803,7 @@ fn group_change(body: &Value) -> Result<ScimGroupChange, ScimError> {
                 "each member needs a `value`: the user's id",
             ));
         };
-        if !members.iter().any(|have: &String| have == id) {
+        if seen.insert(id) {
             members.push(id.to_owned());
         }
     }
