@@ -26,7 +26,7 @@ trap cleanup EXIT
 
 port=$((20000 + RANDOM % 20000))
 printf '%s\n' "$(openssl rand -hex 32)" > "$work/kek"
-printf 'kek_file = "%s"\n[limits]\nper_source_rps = 0\n' "$work/kek" > "$work/warden.toml"
+printf 'kek_file = "%s"\n[limits]\nper_source_rps = 0\nper_token_rps = 0\n' "$work/kek" > "$work/warden.toml"
 db_args=()
 if [ "$backend" = postgres ]; then
   pg_db="warden_bench_$$"

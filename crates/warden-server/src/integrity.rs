@@ -155,12 +155,12 @@ pub(crate) async fn verify_at_start(
         }
     };
     let mut tree = store.audit_frontier(checked).await.map_err(failed)?;
-    let tail = store.audit_tail(checked).await.map_err(failed)?;
+    let tail = store.audit_tail(checked, size).await.map_err(failed)?;
     for (expected, stored) in (checked + 1..).zip(&tail) {
         let seq = stored.event.seq;
-        if seq != expected || seq > size {
+        if seq != expected {
             return Err(StartError(format!(
-                "audit event {seq} is not where the log's head says it ends ({size}): it was not written by Warden"
+                "audit event {expected} is missing (the next stored is {seq}): events were deleted; restore the database from a backup"
             )));
         }
         if stored.event.leaf_hash() != stored.leaf {

@@ -474,9 +474,17 @@ type Core = (
 async fn open_core(config: &Config, signs: bool) -> Result<Core, StartError> {
     let store = Arc::new(open_store(config).await?);
     let kek = ca::load_kek(config)?;
-    // Before anything is written: every event from now on is MACed, and a server that signs
-    // the log checks it first (integrity.rs).
-    let (mac, from_seq) = integrity::use_mac_key(&store, &kek).await?;
+    let authorities = ca::Authorities::start(
+        store.clone(),
+        kek,
+        &ca::kek_path(config),
+        &config.x509.trust_domain,
+    )
+    .await?;
+    // Before anything else is written (the CAs write only on a first start, before there is a
+    // log to check, and their KEK check comes first): every event from now on is MACed, and a
+    // server that signs the log checks it first (integrity.rs).
+    let (mac, from_seq) = integrity::use_mac_key(&store, authorities.kek()).await?;
     let key = if signs {
         let must_exist = integrity::key_must_exist(&store, &config.data_dir).await?;
         let key = audit::load_or_create_key(&config.data_dir, &config.audit.origin, must_exist)?;
@@ -485,13 +493,6 @@ async fn open_core(config: &Config, signs: bool) -> Result<Core, StartError> {
     } else {
         None
     };
-    let authorities = ca::Authorities::start(
-        store.clone(),
-        kek,
-        &ca::kek_path(config),
-        &config.x509.trust_domain,
-    )
-    .await?;
     let policy = policy::Engine::start(&store, config.policy.starter).await?;
     // A changed SLA configuration is recorded and applied to open findings' due dates.
     match store

@@ -454,12 +454,16 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt("the audit MAC key vanished".to_owned()))
     }
 
-    /// Every stored event after `after`, in order, with its stored leaf hash and MAC: what a
-    /// server checks at start before it signs over them.
-    pub async fn audit_tail(&self, after: u64) -> Result<Vec<TailEvent>, StoreError> {
-        let sql = format!("SELECT {EVENT_COLUMNS}, mac FROM audit_log WHERE seq > $1 ORDER BY seq");
+    /// The stored events after `after` up to `through`, in order, with their stored leaf hashes
+    /// and MACs: what a server checks at start before it signs over them (rows other servers
+    /// append meanwhile are theirs to check).
+    pub async fn audit_tail(&self, after: u64, through: u64) -> Result<Vec<TailEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS}, mac FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq"
+        );
         let rows = sqlx::query(&sql)
             .bind(to_i64(after))
+            .bind(to_i64(through))
             .fetch_all(&self.pool)
             .await?;
         rows.iter()

@@ -156,7 +156,7 @@ async fn measure(backend: Backend, requests: usize) {
     let base = format!("http://localhost:{port}");
     // SLAs of a second: every imported finding is overdue when the dashboard is read.
     let config = format!(
-        "public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n[vuln.sla.default]\ncritical = \"1s\"\nhigh = \"1s\"\nmedium = \"1s\"\n"
+        "public_url = \"{base}\"\n[limits]\nper_source_rps = 0\nper_token_rps = 0\n[vuln.sla.default]\ncritical = \"1s\"\nhigh = \"1s\"\nmedium = \"1s\"\n"
     );
     let server = TestServer::start_on(bin, backend, &config, port).await;
     let seeded = seed(&server.database_url()).await;

@@ -6,11 +6,7 @@
 //! for a member's request of 200 refused fields.
 //!
 //! Run: `cargo bench -p warden --bench flood -- [uploads] [sources] [in flight per source]`
-#![expect(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "a benchmark"
-)]
+#![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "a benchmark")]
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};

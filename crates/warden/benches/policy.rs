@@ -93,7 +93,7 @@ async fn main() {
         let server = TestServer::start(
             bin,
             backend,
-            "[limits]\nper_source_rps = 0\nmax_body_bytes = 16777216\n",
+            "[limits]\nper_source_rps = 0\nper_token_rps = 0\nmax_body_bytes = 16777216\n",
         )
         .await;
         let admin = server.token("bench", "admin", None);

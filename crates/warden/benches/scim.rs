@@ -70,7 +70,12 @@ async fn seed(url: &str, n: usize) -> Duration {
 
 async fn measure(backend: Backend, users: usize) {
     let bin = Path::new(env!("CARGO_BIN_EXE_warden"));
-    let server = TestServer::start(bin, backend, "[limits]\nper_source_rps = 0\n").await;
+    let server = TestServer::start(
+        bin,
+        backend,
+        "[limits]\nper_source_rps = 0\nper_token_rps = 0\n[scim]\nper_token_rps = 0\n",
+    )
+    .await;
     let seeded = seed(&server.database_url(), users).await;
     println!(
         "{backend:?}: provisioned {users} users in {:.1} s ({:.0}/s)",

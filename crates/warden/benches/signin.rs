@@ -201,7 +201,7 @@ async fn oidc_bench(count: usize) {
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "s3cret").unwrap();
     let config = format!(
-        "public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n[log]\nlevel = \"warn\"\n\
+        "public_url = \"{base}\"\n[limits]\nper_source_rps = 0\nper_token_rps = 0\n[log]\nlevel = \"warn\"\n\
          [[identity.oidc]]\nname = \"corp\"\nissuer = \"{}\"\nclient_id = \"warden\"\nclient_secret_file = \"{}\"\n",
         idp.issuer,
         secret.display()
@@ -244,8 +244,9 @@ async fn main() {
 
     let port = warden_testkit::free_port();
     let base = format!("http://localhost:{port}");
-    let config =
-        format!("public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n[log]\nlevel = \"warn\"\n");
+    let config = format!(
+        "public_url = \"{base}\"\n[limits]\nper_source_rps = 0\nper_token_rps = 0\n[log]\nlevel = \"warn\"\n"
+    );
     let server = TestServer::start_on(
         Path::new(env!("CARGO_BIN_EXE_warden")),
         Backend::Sqlite,

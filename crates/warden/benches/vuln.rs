@@ -147,7 +147,12 @@ async fn timed_graphql(
 
 async fn measure(backend: Backend, n: usize, total: usize) {
     let bin = Path::new(env!("CARGO_BIN_EXE_warden"));
-    let server = TestServer::start(bin, backend, "[limits]\nper_source_rps = 0\n").await;
+    let server = TestServer::start(
+        bin,
+        backend,
+        "[limits]\nper_source_rps = 0\nper_token_rps = 0\n",
+    )
+    .await;
     let token = server.token("ci", "admin", None);
     let dir = tempfile::tempdir().unwrap();
     let full = dir.path().join("trivy-full.json");
