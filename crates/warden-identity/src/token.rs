@@ -168,6 +168,21 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
+impl AuthError {
+    /// Whether the refusal names a token that exists (a wrong secret, a revoked or expired
+    /// token, a disabled owner): someone holds or guesses a real token's id, which is always
+    /// worth a record, unlike made-up or malformed tokens.
+    pub fn names_a_token(&self) -> bool {
+        matches!(
+            self,
+            AuthError::WrongSecret(_)
+                | AuthError::Revoked(_)
+                | AuthError::Expired(_)
+                | AuthError::UserDisabled(_)
+        )
+    }
+}
+
 /// Checks a presented token against the store at time `now` and says who it acts as.
 pub async fn authenticate(
     store: &Store,

@@ -30,6 +30,9 @@ pub struct Recorded {
     /// The plain-text transcript (what the terminal showed, by terminal emulation) and its
     /// SHA-256, for terminal channels.
     pub transcript: Option<(PathBuf, String)>,
+    /// Entries typed at a secret prompt and kept out of the recording: many of them in one
+    /// session is worth a look (a prompt made to look like one hides what is typed at it).
+    pub redactions: u64,
 }
 
 /// What a recording holds in place of a secret typed at a prompt.
@@ -130,6 +133,8 @@ pub struct Recorder {
     line_tail: String,
     /// Inside a secret's entry: what is typed is not recorded until Enter.
     secret: Secret,
+    /// Entries redacted so far.
+    redactions: u64,
 }
 
 /// Where the user is with a secret prompt.
@@ -142,6 +147,37 @@ enum Secret {
     Prompted,
     /// Typing a secret: some input was kept out of the recording.
     Typing,
+}
+
+/// `text` without terminal escape sequences (`ESC [ … final`, `ESC ] … BEL`, other `ESC x`),
+/// so a coloured prompt reads as its words.
+fn without_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' || (c == '\u{1b}' && chars.peek() == Some(&'\\')) {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The most characters of the current line kept to recognise a prompt.
@@ -299,6 +335,7 @@ impl Recorder {
             input_text: Utf8Stream::default(),
             line_tail: String::new(),
             secret: Secret::None,
+            redactions: 0,
         };
         recorder.line(&header.to_string()).map_err(fail)?;
         Ok(recorder)
@@ -337,8 +374,10 @@ impl Recorder {
         self.event("o", &text)
     }
 
-    /// Keeps the current line's tail and whether it asks for a secret.
+    /// Keeps the current line's tail and whether it asks for a secret. A prompt stays a prompt
+    /// until a line ends (a status line redrawn beside it does not end it).
     fn follow_prompt(&mut self, text: &str) {
+        let broke = text.contains(['\n', '\r']);
         let after_break = text.rfind(['\n', '\r']).map_or(text, |i| {
             self.line_tail.clear();
             text.get(i + 1..).unwrap_or_default()
@@ -348,8 +387,9 @@ impl Recorder {
         if excess > 0 {
             self.line_tail = self.line_tail.chars().skip(excess).collect();
         }
-        if self.secret != Secret::Typing {
-            self.secret = if secret_prompt(&self.line_tail) {
+        let keep = self.secret == Secret::Typing || (self.secret == Secret::Prompted && !broke);
+        if !keep {
+            self.secret = if secret_prompt(&without_escapes(&self.line_tail)) {
                 Secret::Prompted
             } else {
                 Secret::None
@@ -411,6 +451,7 @@ impl Recorder {
             Some(end) => {
                 self.secret = Secret::None;
                 self.line_tail.clear();
+                self.redactions += 1;
                 self.event("i", REDACTED)?;
                 self.event("i", text.get(end..).unwrap_or_default())
             }
@@ -459,6 +500,7 @@ impl Recorder {
             input_bytes: self.input_bytes,
             output_bytes: self.output_bytes,
             transcript,
+            redactions: self.redactions,
         })
     }
 }

@@ -222,3 +222,26 @@ fn secrets_typed_at_a_prompt_are_not_recorded() {
     // The byte counts still say what crossed.
     assert_eq!(recorded.input_bytes, 8 + 7 + 1 + 7 + 15 + 20);
 }
+
+#[test]
+fn a_coloured_prompt_redraws_and_all_still_redact() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = Start::Shell {
+        width: 80,
+        height: 24,
+        term: Some("xterm".into()),
+    };
+    let mut r = Recorder::create(dir.path(), "c", &start, &serde_json::json!({})).unwrap();
+    // A coloured prompt, then a status line redrawn on the same line before the user types.
+    r.output(b"\x1b[1;31mEnter passphrase for key '/k':\x1b[0m ")
+        .unwrap();
+    r.output(b"\x1b]0;title\x07\x1b[s\x1b[u").unwrap();
+    r.input(b"correct horse\r").unwrap();
+    r.output(b"\r\n$ ").unwrap();
+    r.input(b"id\r").unwrap();
+    let recorded = r.finish().unwrap();
+    let cast = std::fs::read_to_string(&recorded.path).unwrap();
+    assert!(!cast.contains("correct horse"), "{cast}");
+    assert_eq!(inputs(&recorded.path), ["[redacted]", "\r", "id\r"]);
+    assert_eq!(recorded.redactions, 1);
+}

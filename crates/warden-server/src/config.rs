@@ -414,6 +414,7 @@ struct FileConfig {
     vuln: VulnFile,
     security_txt: Option<SecurityTxtFile>,
     trusted_proxies: Vec<String>,
+    forwarded_header: Option<String>,
     scim: ScimFile,
 }
 
@@ -567,7 +568,7 @@ struct LogFile {
 
 /// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
 /// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
-pub const KEYS: [&str; 34] = [
+pub const KEYS: [&str; 35] = [
     "data_dir",
     "database_url",
     "public_url",
@@ -584,6 +585,7 @@ pub const KEYS: [&str; 34] = [
     "limits.per_token_burst",
     "limits.imports_per_source",
     "trusted_proxies",
+    "forwarded_header",
     "log.level",
     "log.format",
     "audit.origin",
@@ -725,6 +727,7 @@ impl FileConfig {
             "limits.per_token_rps" => self.limits.per_token_rps = Some(small(value)?),
             "limits.per_token_burst" => self.limits.per_token_burst = Some(small(value)?),
             "limits.imports_per_source" => self.limits.imports_per_source = Some(small(value)?),
+            "forwarded_header" => self.forwarded_header = Some(value.to_owned()),
             "trusted_proxies" => {
                 self.trusted_proxies = value
                     .split(',')
@@ -856,8 +859,14 @@ impl FileConfig {
                     .to_owned(),
             ));
         }
-        let trusted_proxies = warden_model::forwarded::TrustedProxies::parse(&self.trusted_proxies)
-            .map_err(|e| ConfigError(e.to_string()))?;
+        let header = match &self.forwarded_header {
+            Some(h) => warden_model::forwarded::ForwardedHeader::parse(h)
+                .map_err(|e| ConfigError(e.to_string()))?,
+            None => warden_model::forwarded::ForwardedHeader::default(),
+        };
+        let trusted_proxies =
+            warden_model::forwarded::TrustedProxies::parse(&self.trusted_proxies, header)
+                .map_err(|e| ConfigError(e.to_string()))?;
         let scim = resolve_scim(self.scim)?;
         if limits.per_source_rps > 0 && limits.per_source_burst == 0 {
             return Err(ConfigError(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -201,21 +201,16 @@ fn client_of(trusted: &TrustedProxies, peer: SocketAddr, headers: &HeaderMap) ->
     if !trusted.trusts(peer.ip()) {
         return peer;
     }
-    let values = |name: header::HeaderName| -> Option<Vec<&str>> {
-        headers
-            .get_all(name)
-            .iter()
-            .map(|v| v.to_str().ok())
-            .collect()
-    };
     // A value that is not text makes the whole header unbelievable: the proxy stands.
-    let (Some(forwarded), Some(xff)) = (
-        values(header::FORWARDED),
-        values(header::HeaderName::from_static("x-forwarded-for")),
-    ) else {
+    let values: Option<Vec<&str>> = headers
+        .get_all(trusted.header().name())
+        .iter()
+        .map(|v| v.to_str().ok())
+        .collect();
+    let Some(values) = values else {
         return peer;
     };
-    let client = trusted.client(peer.ip(), &forwarded, &xff);
+    let client = trusted.client(peer.ip(), &values);
     if client == peer.ip() {
         peer
     } else {
@@ -382,8 +377,17 @@ pub(crate) async fn rate_limit(
     ) else {
         return next.run(req).await;
     };
-    let scim = req.uri().path().starts_with("/scim/v2/");
-    if scim && bearer_shaped(req.headers()) {
+    let path = req.uri().path();
+    let scim = path.starts_with("/scim/v2/");
+    // Only the resources authenticate their caller and charge it a budget; the discovery
+    // documents and unknown paths stay on the source's.
+    let resource = ["/scim/v2/Users", "/scim/v2/Groups", "/scim/v2/.search"]
+        .iter()
+        .any(|p| {
+            path.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        });
+    if resource && bearer_shaped(req.headers()) {
         // Charged after authentication: to the token if it is one, to the source if not.
         return next.run(req).await;
     }

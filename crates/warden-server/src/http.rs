@@ -291,7 +291,7 @@ pub(crate) async fn bearer_context(
         now,
     };
     let Some(bearer) = bearer(headers) else {
-        return Err(unauthorized(app, &audit, target, "no bearer token").await);
+        return Err(unauthorized(app, &audit, target, "no bearer token", false).await);
     };
     match warden_identity::authenticate(&app.store, bearer.trim(), now).await {
         Ok(actor) => audit.actor = actor,
@@ -302,7 +302,10 @@ pub(crate) async fn bearer_context(
                 "service unavailable; try again",
             ));
         }
-        Err(err) => return Err(unauthorized(app, &audit, target, &err.to_string()).await),
+        Err(err) => {
+            let reason = err.to_string();
+            return Err(unauthorized(app, &audit, target, &reason, err.names_a_token()).await);
+        }
     }
     if let (Some(budget), Some(token_id)) = (&app.token_budget, token_id(&audit.actor))
         && let Err(wait) = budget.check(token_id)
@@ -473,8 +476,31 @@ pub(crate) async fn deny(
     target: &str,
     reason: &str,
 ) {
+    record_denial(app, audit, action, target, reason, true).await;
+}
+
+/// Records a denial whatever the caller: one that names a real token (a wrong secret, a
+/// revoked token) is worth a record even from nobody, and a flood must not hide it.
+pub(crate) async fn deny_unsampled(
+    app: &App,
+    audit: &AuditContext,
+    action: &'static str,
+    target: &str,
+    reason: &str,
+) {
+    record_denial(app, audit, action, target, reason, false).await;
+}
+
+async fn record_denial(
+    app: &App,
+    audit: &AuditContext,
+    action: &'static str,
+    target: &str,
+    reason: &str,
+    sampled: bool,
+) {
     let mut details = serde_json::Value::Null;
-    if audit.actor == Actor::Anonymous {
+    if sampled && audit.actor == Actor::Anonymous {
         app.metrics.anonymous_refusals.inc();
         match app.anonymous.sample() {
             None => {
@@ -544,10 +570,21 @@ pub(crate) async fn record_failure(
     recorded
 }
 
-/// Refuses with one generic message whatever the reason, and records the real reason.
-async fn unauthorized(app: &App, audit: &AuditContext, target: &str, reason: &str) -> Response {
+/// Refuses with one generic message whatever the reason, and records the real reason (always
+/// when it names a real token, sampled otherwise).
+async fn unauthorized(
+    app: &App,
+    audit: &AuditContext,
+    target: &str,
+    reason: &str,
+    names_a_token: bool,
+) -> Response {
     tracing::info!(reason, "authentication failed");
-    deny(app, audit, "auth.token", target, reason).await;
+    if names_a_token {
+        deny_unsampled(app, audit, "auth.token", target, reason).await;
+    } else {
+        deny(app, audit, "auth.token", target, reason).await;
+    }
     let mut resp = graphql_error(
         StatusCode::UNAUTHORIZED,
         "authentication required: send a valid API token as `Authorization: Bearer <token>`",
@@ -585,22 +622,33 @@ async fn execute(app: &App, audit: AuditContext, headers: &HeaderMap, body: &[u8
     {
         return graphql_error(StatusCode::BAD_REQUEST, &message);
     }
-    let schema = app.schema.clone();
+    let (schema, store) = (app.schema.clone(), app.store.clone());
     let caller = Caller::new(audit);
     let request = request.data(caller.clone());
-    let Ok(mut response) = tokio::spawn(async move { schema.execute(request).await }).await else {
-        return graphql_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error; see the server log",
-        );
+    // The query and the record of its refusals run to completion in a task of their own: a
+    // client that goes away or times out cannot leave a refusal unrecorded.
+    let ran = tokio::spawn(async move {
+        let response = schema.execute(request).await;
+        let recorded = caller.refusals.record(&store, &caller.audit).await;
+        (response, recorded)
+    })
+    .await;
+    let mut response = match ran {
+        Ok((response, Ok(()))) => response,
+        Ok((_, Err(e))) => {
+            tracing::error!(error = %e, "cannot record the request's refusals");
+            return graphql_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; see the server log",
+            );
+        }
+        Err(_) => {
+            return graphql_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; see the server log",
+            );
+        }
     };
-    if let Err(e) = caller.refusals.record(&app.store, &caller.audit).await {
-        tracing::error!(error = %e, "cannot record the request's refusals");
-        return graphql_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error; see the server log",
-        );
-    }
     // Errors without a path come from parsing or validation (syntax, unknown fields, depth
     // and complexity limits): nothing ran, and the request itself is at fault.
     let rejected = response.data == async_graphql::Value::Null

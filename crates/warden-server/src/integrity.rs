@@ -48,9 +48,21 @@ fn purpose(from_seq: u64) -> String {
 /// Opens the log's MAC key (making it on the first start, covering events from the next one
 /// on) and has the store MAC every event it writes from now on. Returns the key and the first
 /// event it covers.
-pub(crate) async fn use_mac_key(store: &Store, kek: &Kek) -> Result<(MacKey, u64), StartError> {
+pub(crate) async fn use_mac_key(
+    store: &Store,
+    kek: &Kek,
+    data_dir: &Path,
+) -> Result<(MacKey, u64), StartError> {
     let stored = match store.audit_mac_key().await.map_err(failed)? {
         Some(stored) => stored,
+        // Deleting the key's row must not turn the MACs off for what is stored.
+        None if store.audit_has_macs().await.map_err(failed)?
+            || data_dir.join(HEAD_FILE).exists() =>
+        {
+            return Err(StartError(
+                "the audit MAC key is missing from the database, but the log was written with one: restore the database from a backup".to_owned(),
+            ));
+        }
         None => {
             let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
             rand::rngs::OsRng.fill_bytes(bytes.as_mut());
@@ -104,7 +116,7 @@ pub(crate) async fn verify_at_start(
 ) -> Result<(), StartError> {
     let size = store.audit_size().await.map_err(failed)?;
     let head_path = data_dir.join(HEAD_FILE);
-    match std::fs::read_to_string(&head_path) {
+    let head_size = match std::fs::read_to_string(&head_path) {
         Ok(note) => {
             let signed = key.verifier().open(&note).map_err(|e| {
                 StartError(format!(
@@ -113,8 +125,9 @@ pub(crate) async fn verify_at_start(
                 ))
             })?;
             check_extends(store, size, &signed, &head_path.display().to_string()).await?;
+            signed.size
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
         Err(e) => {
             return Err(StartError(format!(
                 "cannot read the audit head {}: {}",
@@ -122,38 +135,43 @@ pub(crate) async fn verify_at_start(
                 io_cause(&e)
             )));
         }
-    }
-    let latest = store.latest_checkpoint().await.map_err(failed)?;
-    let checked = match &latest {
-        None => 0,
-        Some(stored) => {
-            let checkpoint = match key.verifier().open(&stored.note) {
-                Ok(c) => c,
-                // Signed by another replica's key: its root is still checked below.
-                Err(warden_audit::NoteError::NotSignedByKey(_)) => parse_unverified(&stored.note)
-                    .ok_or_else(|| {
+    };
+    // Only a checkpoint this server signed (kept beside its key, or stored and verifying with
+    // it) vouches for the events before it; after it, every event's MAC is checked. Another
+    // key's checkpoint is checked against the tree but vouches for nothing: anyone with the
+    // database could have written it.
+    let mut vouched = head_size;
+    if let Some(stored) = store.latest_checkpoint().await.map_err(failed)? {
+        let (checkpoint, ours) = match key.verifier().open(&stored.note) {
+            Ok(c) => (c, true),
+            Err(warden_audit::NoteError::NotSignedByKey(_)) => {
+                let c = parse_unverified(&stored.note).ok_or_else(|| {
                     StartError(format!(
                         "the audit checkpoint of {} events is malformed",
                         stored.size
                     ))
-                })?,
-                Err(e) => {
-                    return Err(StartError(format!(
-                        "the audit checkpoint of {} events does not verify: {e}",
-                        stored.size
-                    )));
-                }
-            };
-            if checkpoint.size != stored.size || checkpoint.size > size {
+                })?;
+                (c, false)
+            }
+            Err(e) => {
                 return Err(StartError(format!(
-                    "the audit log has {size} events but a checkpoint of {} events: events were deleted; restore the database from a backup",
-                    checkpoint.size
+                    "the audit checkpoint of {} events does not verify: {e}",
+                    stored.size
                 )));
             }
-            check_extends(store, size, &checkpoint, "the newest stored checkpoint").await?;
-            checkpoint.size
+        };
+        if checkpoint.size != stored.size {
+            return Err(StartError(format!(
+                "the audit checkpoint stored for {} events says {}: it was changed",
+                stored.size, checkpoint.size
+            )));
         }
-    };
+        check_extends(store, size, &checkpoint, "the newest stored checkpoint").await?;
+        if ours {
+            vouched = vouched.max(checkpoint.size);
+        }
+    }
+    let checked = vouched;
     let mut tree = store.audit_frontier(checked).await.map_err(failed)?;
     let tail = store.audit_tail(checked, size).await.map_err(failed)?;
     for (expected, stored) in (checked + 1..).zip(&tail) {

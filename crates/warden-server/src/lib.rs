@@ -484,7 +484,8 @@ async fn open_core(config: &Config, signs: bool) -> Result<Core, StartError> {
     // Before anything else is written (the CAs write only on a first start, before there is a
     // log to check, and their KEK check comes first): every event from now on is MACed, and a
     // server that signs the log checks it first (integrity.rs).
-    let (mac, from_seq) = integrity::use_mac_key(&store, authorities.kek()).await?;
+    let (mac, from_seq) =
+        integrity::use_mac_key(&store, authorities.kek(), &config.data_dir).await?;
     let key = if signs {
         let must_exist = integrity::key_must_exist(&store, &config.data_dir).await?;
         let key = audit::load_or_create_key(&config.data_dir, &config.audit.origin, must_exist)?;

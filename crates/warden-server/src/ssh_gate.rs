@@ -475,6 +475,7 @@ impl Gate for ServerGate {
                     "kind": r.kind,
                     "command": r.command,
                     "input_bytes": r.input_bytes,
+                    "redacted_entries": r.redactions,
                     "output_bytes": r.output_bytes,
                     "transcript": r.transcript.as_ref().map(|(path, sha256)| json!({
                         "file": path.file_name().map(|n| n.to_string_lossy().into_owned()),

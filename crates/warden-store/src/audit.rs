@@ -414,6 +414,16 @@ impl Store {
         self.writer.lock().await.mac = Some(key);
     }
 
+    /// Whether any stored event carries a MAC (a MAC key was in use).
+    pub async fn audit_has_macs(&self) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("SELECT 1 FROM audit_log WHERE mac IS NOT NULL LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+
     /// The sealed audit MAC key and the first event it covers, if one was made.
     pub async fn audit_mac_key(&self) -> Result<Option<(String, u64)>, StoreError> {
         let row = sqlx::query(

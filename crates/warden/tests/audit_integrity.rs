@@ -113,12 +113,36 @@ async fn a_forged_event_appended_while_stopped_is_named_and_refused() {
             .await
             .unwrap();
         let size = store.audit_size().await.unwrap();
+        // And a checkpoint over it, signed by a key of the forger's own.
+        let root = store.audit_frontier(size).await.unwrap().root();
+        let forger = warden_audit::SigningKey::from_seed("localhost/audit", &[9; 32]).unwrap();
+        let note = forger.sign(&warden_audit::Checkpoint {
+            origin: "localhost/audit".to_owned(),
+            size,
+            root,
+        });
+        store
+            .insert_checkpoint(size, Timestamp::from_system(SystemTime::now()), &note)
+            .await
+            .unwrap();
         store.close().await;
         let err = server.start_refused();
         assert!(
             err.contains(&format!(
                 "audit event {size} (`user.disable` by operator) carries no valid MAC: it was not written by a Warden server; restore the database from a backup"
             )),
+            "{backend:?}: {err}"
+        );
+        // Deleting the MAC key's row does not turn the MACs off.
+        let pool = raw(&server).await;
+        sqlx::query("DELETE FROM audit_mac_keys")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let err = server.start_refused();
+        assert!(
+            err.contains("the audit MAC key is missing from the database, but the log was written with one: restore the database from a backup"),
             "{backend:?}: {err}"
         );
     }

@@ -286,22 +286,23 @@ impl Visitor {
         let request = async_graphql::Request::new(query)
             .variables(async_graphql::Variables::from_json(variables))
             .data(caller.clone());
-        let schema = app.schema.clone();
-        // A change must run to completion even if the browser goes away.
-        let response = tokio::spawn(async move { schema.execute(request).await })
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "console: the query task failed");
-                Failure::Internal
-            })?;
-        caller
-            .refusals
-            .record(&app.store, &caller.audit)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "console: cannot record the refusals");
-                Failure::Internal
-            })?;
+        let (schema, store) = (app.schema.clone(), app.store.clone());
+        // A change, and the record of the refusals, must run to completion even if the
+        // browser goes away.
+        let (response, recorded) = tokio::spawn(async move {
+            let response = schema.execute(request).await;
+            let recorded = caller.refusals.record(&store, &caller.audit).await;
+            (response, recorded)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "console: the query task failed");
+            Failure::Internal
+        })?;
+        recorded.map_err(|e| {
+            tracing::error!(error = %e, "console: cannot record the refusals");
+            Failure::Internal
+        })?;
         if let Some(first) = response.errors.first() {
             let code = match first.extensions.as_ref().and_then(|e| e.get("code")) {
                 Some(async_graphql::Value::String(code)) => Some(code.as_str()),

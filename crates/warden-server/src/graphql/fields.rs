@@ -45,9 +45,11 @@ fn spend(
         return Err(Over);
     }
     for item in &set.items {
+        // Every selection costs one, spreads and inline fragments too: the walk can never take
+        // more steps than the budget, however fragments nest (an unknown one included).
+        *budget = budget.checked_sub(1).ok_or(Over)?;
         match &item.node {
             Selection::Field(field) => {
-                *budget = budget.checked_sub(1).ok_or(Over)?;
                 spend(
                     &field.node.selection_set.node,
                     document,
@@ -93,6 +95,22 @@ mod tests {
         );
         let some: String = (0..1000).map(|i| format!("a{i}: __typename ")).collect();
         assert!(check(&format!("{{ {some} }}"), MAX_FIELDS).is_ok());
+    }
+
+    #[test]
+    fn spreads_of_spreads_end_within_the_budget() {
+        // F0 spreads F1 twice, F1 spreads F2 twice, …: 2^63 visits if spreads were free.
+        let mut q = "query { ...F0 } ".to_owned();
+        for i in 0..63 {
+            q.push_str(&format!(
+                "fragment F{i} on Query {{ ...F{n} ...F{n} }} ",
+                n = i + 1
+            ));
+        }
+        q.push_str("fragment F63 on Query { ...Nope }");
+        let started = std::time::Instant::now();
+        assert!(check(&q, MAX_FIELDS).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

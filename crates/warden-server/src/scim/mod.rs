@@ -158,8 +158,7 @@ async fn caller(
         now,
     };
     let bearer = crate::http::bearer(headers);
-    let refuse = async |ctx: &AuditContext, reason: &str| {
-        deny(app, ctx, "auth.token", "scim", reason).await;
+    let refuse_unrecorded = || {
         let mut resp = error(&ScimError {
             status: 401,
             scim_type: None,
@@ -169,6 +168,10 @@ async fn caller(
         resp.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         resp
+    };
+    let refuse = async |ctx: &AuditContext, reason: &str| {
+        deny(app, ctx, "auth.token", "scim", reason).await;
+        refuse_unrecorded()
     };
     // A request with something shaped like a token skipped the per-source budget at the edge
     // (an identity provider's sync is one source sending hundreds a second): a failure is
@@ -191,6 +194,10 @@ async fn caller(
         Err(e) => {
             if let Some(refused) = over_source_budget() {
                 return Err(refused);
+            }
+            if e.names_a_token() {
+                crate::http::deny_unsampled(app, &ctx, "auth.token", "scim", &e.to_string()).await;
+                return Err(refuse_unrecorded());
             }
             return Err(refuse(&ctx, &e.to_string()).await);
         }
