@@ -8,6 +8,7 @@
 mod actor;
 pub mod forwarded;
 mod names;
+pub mod proxy_protocol;
 mod role;
 mod secret;
 mod time;

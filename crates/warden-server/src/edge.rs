@@ -51,12 +51,50 @@ pub(crate) trait Accept: Send + 'static {
     /// What HTTP runs over.
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     fn accept(&self) -> impl Future<Output = io::Result<(Self::Raw, Option<SocketAddr>)>> + Send;
-    /// Finishes setting the connection up (a TLS handshake), in the connection's own task so
-    /// a slow client holds up no one else.
+    /// Finishes setting the connection up (a PROXY protocol header when the peer is a
+    /// trusted proxy, then a TLS handshake), in the connection's own task so a slow client
+    /// holds up no one else. Returns the client a PROXY header named.
     fn establish(
         &self,
         raw: Self::Raw,
-    ) -> impl Future<Output = io::Result<(Self::Io, Option<PeerCertificate>)>> + Send + 'static;
+        proxied: bool,
+    ) -> impl Future<Output = io::Result<Established<Self::Io>>> + Send + 'static;
+}
+
+/// A connection ready for HTTP: its stream, the client certificate it presented, and the
+/// client a trusted proxy's PROXY header named.
+pub(crate) type Established<Io> = (Io, Option<PeerCertificate>, Option<IpAddr>);
+
+/// Reads the PROXY protocol header (v1 or v2) a trusted proxy may send first, consuming it;
+/// `None` when the connection's own bytes begin at once, or the header names no client.
+pub(crate) async fn proxy_header(stream: &mut tokio::net::TcpStream) -> io::Result<Option<IpAddr>> {
+    use tokio::io::AsyncReadExt;
+    use warden_model::proxy_protocol::{Header, V2_MAX, parse};
+    let mut buf = vec![0u8; V2_MAX];
+    let read = async {
+        loop {
+            let n = stream.peek(&mut buf).await?;
+            match parse(buf.get(..n).unwrap_or_default()) {
+                Header::Absent => return Ok(None),
+                Header::Invalid => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "invalid PROXY protocol header",
+                    ));
+                }
+                Header::Present { len, client } => {
+                    let mut header = vec![0u8; len];
+                    stream.read_exact(&mut header).await?;
+                    return Ok(client);
+                }
+                Header::Incomplete if n == 0 => return Ok(None),
+                Header::Incomplete => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no PROXY protocol header in 10 s"))?
 }
 
 impl Accept for TcpListener {
@@ -67,12 +105,23 @@ impl Accept for TcpListener {
         stream.set_nodelay(true)?;
         Ok((stream, Some(peer)))
     }
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "the future must not borrow the listener: it runs in the connection's own task"
+    )]
     fn establish(
         &self,
-        raw: Self::Raw,
-    ) -> impl Future<Output = io::Result<(Self::Io, Option<PeerCertificate>)>> + Send + 'static
-    {
-        std::future::ready(Ok((raw, None)))
+        mut raw: Self::Raw,
+        proxied: bool,
+    ) -> impl Future<Output = io::Result<Established<Self::Io>>> + Send + 'static {
+        async move {
+            let client = if proxied {
+                proxy_header(&mut raw).await?
+            } else {
+                None
+            };
+            Ok((raw, None, client))
+        }
     }
 }
 
@@ -86,9 +135,9 @@ impl Accept for UnixListener {
     fn establish(
         &self,
         raw: Self::Raw,
-    ) -> impl Future<Output = io::Result<(Self::Io, Option<PeerCertificate>)>> + Send + 'static
-    {
-        std::future::ready(Ok((raw, None)))
+        _proxied: bool,
+    ) -> impl Future<Output = io::Result<Established<Self::Io>>> + Send + 'static {
+        std::future::ready(Ok((raw, None, None)))
     }
 }
 
@@ -142,7 +191,8 @@ pub(crate) async fn serve<L: Accept>(
             continue;
         };
         let router = router.clone();
-        let establish = listener.establish(io);
+        let proxied = peer.is_some_and(|p| trusted.trusts(p.ip()));
+        let establish = listener.establish(io, proxied);
         let watcher = graceful.watcher();
         let header_timeout = limits.header_timeout;
         let metrics = metrics.clone();
@@ -150,15 +200,17 @@ pub(crate) async fn serve<L: Accept>(
         let trusted = trusted.clone();
         tokio::spawn(async move {
             let _source_slot = source_slot;
-            let (io, certificate) = match establish.await {
-                Ok(pair) => pair,
+            let (io, certificate, named) = match establish.await {
+                Ok(established) => established,
                 Err(err) => {
-                    metrics.reject(name, "tls_handshake");
+                    metrics.reject(name, "connection_setup");
                     tracing::info!(listener = name, peer = ?peer, error = %err, "connection setup failed");
                     drop(slot);
                     return;
                 }
             };
+            // A client named by a PROXY header stands where the proxy's address stood.
+            let peer = named.map(|ip| SocketAddr::new(ip, 0)).or(peer);
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 if let Some(peer) = peer {
                     let client = client_of(&trusted, peer, req.headers());

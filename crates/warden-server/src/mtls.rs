@@ -221,9 +221,9 @@ impl Accept for MtlsListener {
 
     fn establish(
         &self,
-        raw: Self::Raw,
-    ) -> impl Future<Output = io::Result<(Self::Io, Option<PeerCertificate>)>> + Send + 'static
-    {
+        mut raw: Self::Raw,
+        proxied: bool,
+    ) -> impl Future<Output = io::Result<crate::edge::Established<Self::Io>>> + Send + 'static {
         let acceptor = self
             .tls
             .acceptor
@@ -232,6 +232,11 @@ impl Accept for MtlsListener {
             .0
             .clone();
         async move {
+            let named = if proxied {
+                crate::edge::proxy_header(&mut raw).await?
+            } else {
+                None
+            };
             let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(raw))
                 .await
                 .map_err(|_| {
@@ -243,7 +248,7 @@ impl Accept for MtlsListener {
                 .peer_certificates()
                 .and_then(|chain| chain.first())
                 .map(|leaf| PeerCertificate(Arc::new(leaf.clone().into_owned())));
-            Ok((stream, certificate))
+            Ok((stream, certificate, named))
         }
     }
 }

@@ -509,12 +509,52 @@ async fn only_trusted_proxies_name_the_client() {
     let stranger = from([127, 0, 0, 9]);
     assert_eq!(send(&stranger, "192.0.2.1").await, 401);
     assert_eq!(send(&stranger, "192.0.2.2").await, 429);
+    // A TCP proxy's PROXY protocol header, version 1 and 2, from the trusted peer only.
+    let request = "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    let raw = async |source: [u8; 4], head: Vec<u8>| {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(std::net::SocketAddr::new(IpAddr::from(source), 0))
+            .unwrap();
+        let mut stream = socket
+            .connect(format!("127.0.0.1:{port}").parse().unwrap())
+            .await
+            .unwrap();
+        stream.write_all(&head).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer)
+            .split(' ')
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let v1 = b"PROXY TCP4 203.0.113.77 127.0.0.1 5555 80\r\n".to_vec();
+    assert_eq!(raw([127, 0, 0, 1], v1.clone()).await, "401");
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend([
+        0x21, 0x11, 0, 12, 198, 51, 100, 99, 127, 0, 0, 1, 0x15, 0xb3, 0, 80,
+    ]);
+    assert_eq!(raw([127, 0, 0, 1], v2).await, "401");
+    // From anyone else it is not a header but a malformed request.
+    assert_eq!(raw([127, 0, 0, 10], v1).await, "400");
     let sources: Vec<String> = server
         .audit("auth.token")
         .iter()
         .map(|e| e["source"].as_str().unwrap_or_default().to_owned())
         .collect();
-    assert_eq!(sources, ["203.0.113.5", "198.51.100.7", "127.0.0.9"]);
+    assert_eq!(
+        sources,
+        [
+            "203.0.113.5",
+            "198.51.100.7",
+            "127.0.0.9",
+            "203.0.113.77",
+            "198.51.100.99"
+        ]
+    );
 }
 
 #[tokio::test]
