@@ -326,6 +326,12 @@ impl Drop for SourceSlot {
 }
 
 type KeyedLimiter = RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>;
+
+/// Whole seconds until a refused budget allows again, rounded up.
+fn seconds_until(not_until: &governor::NotUntil<<DefaultClock as Clock>::Instant>) -> u64 {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
 type TokenKeyedLimiter = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
 
 /// Per-token request budget, asked once the token is known: many sources sharing one token (or
@@ -349,10 +355,7 @@ impl TokenLimiter {
     pub(crate) fn check(&self, token_id: &str) -> Result<(), u64> {
         self.limiter
             .check_key(&token_id.to_owned())
-            .map_err(|not_until| {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
-            })
+            .map_err(|not_until| seconds_until(&not_until).max(1))
     }
 
     /// Forgets tokens that have been quiet.
@@ -383,10 +386,7 @@ impl SourceLimiter {
     pub(crate) fn check(&self, source: IpAddr) -> Result<(), u64> {
         self.limiter
             .check_key(&source_key(source))
-            .map_err(|not_until| {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-            })
+            .map_err(|not_until| seconds_until(&not_until))
     }
 
     /// Forgets sources that have been quiet, so the table does not grow without bound.

@@ -370,24 +370,32 @@ async fn graphql_bearer(
     }
 }
 
+/// Whether a body failed for passing a length limit: its own (`http_body_util::Limited`) or
+/// the edge's `RequestBodyLimitLayer`, which reports it as the source of its error.
+pub(crate) fn over_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    e.to_string().contains("length limit")
+}
+
 /// Reads a body the edge's limit layer already bounds (`limits.max_body_bytes`).
 pub(crate) async fn read_body(body: axum::body::Body) -> Result<Bytes, Response> {
     use http_body_util::BodyExt;
     match body.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.to_string().contains("length limit");
-            Err(if too_large {
-                graphql_error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "the request body is too large (limits.max_body_bytes)",
-                )
-            } else {
-                graphql_error(StatusCode::BAD_REQUEST, "the request body was cut short")
-            })
-        }
+        Err(e) => Err(if over_length_limit(&e) {
+            graphql_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large (limits.max_body_bytes)",
+            )
+        } else {
+            graphql_error(StatusCode::BAD_REQUEST, "the request body was cut short")
+        }),
     }
 }
 
@@ -467,6 +475,23 @@ impl AnonymousSampler {
     }
 }
 
+/// The details of a refusal's record, or `None` when an unauthenticated refusal is left out
+/// by sampling (it is counted either way). An authenticated caller's is always recorded.
+fn anonymous_details(app: &App, audit: &AuditContext) -> Option<serde_json::Value> {
+    if audit.actor != Actor::Anonymous {
+        return Some(serde_json::Value::Null);
+    }
+    app.metrics.anonymous_refusals.inc();
+    match app.anonymous.sample() {
+        None => {
+            app.metrics.unrecorded_refusals.inc();
+            None
+        }
+        Some(0) => Some(serde_json::Value::Null),
+        Some(left_out) => Some(json!({ "unrecorded_since_last": left_out })),
+    }
+}
+
 /// Records a denial (logging, not failing, if it cannot be recorded). Unauthenticated
 /// callers' denials are sampled ([`AnonymousSampler`]).
 pub(crate) async fn deny(
@@ -499,18 +524,14 @@ async fn record_denial(
     reason: &str,
     sampled: bool,
 ) {
-    let mut details = serde_json::Value::Null;
-    if sampled && audit.actor == Actor::Anonymous {
-        app.metrics.anonymous_refusals.inc();
-        match app.anonymous.sample() {
-            None => {
-                app.metrics.unrecorded_refusals.inc();
-                return;
-            }
-            Some(0) => {}
-            Some(left_out) => details = json!({ "unrecorded_since_last": left_out }),
+    let details = if sampled {
+        match anonymous_details(app, audit) {
+            Some(details) => details,
+            None => return,
         }
-    }
+    } else {
+        serde_json::Value::Null
+    };
     let (store, ctx, target, reason) = (
         app.store.clone(),
         audit.clone(),
@@ -539,18 +560,9 @@ pub(crate) async fn record_failure(
     reason: &str,
 ) -> Result<(), warden_store::StoreError> {
     // Anyone can make unauthenticated requests fail: their record is sampled as denials are.
-    let mut details = serde_json::Value::Null;
-    if audit.actor == Actor::Anonymous {
-        app.metrics.anonymous_refusals.inc();
-        match app.anonymous.sample() {
-            None => {
-                app.metrics.unrecorded_refusals.inc();
-                return Ok(());
-            }
-            Some(0) => {}
-            Some(left_out) => details = json!({ "unrecorded_since_last": left_out }),
-        }
-    }
+    let Some(details) = anonymous_details(app, audit) else {
+        return Ok(());
+    };
     let (store, ctx, target, reason) = (
         app.store.clone(),
         audit.clone(),

@@ -310,20 +310,11 @@ async fn upload(body: Body, max_bytes: usize) -> Result<Bytes, Response> {
             &format!("the upload took longer than {}s", UPLOAD_DEADLINE.as_secs()),
         )),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(e)) => {
-            // The RequestBodyLimitLayer refuses a declared length over the limit this way.
-            let over = std::error::Error::source(e.as_ref())
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.to_string().contains("length limit");
-            if over {
-                return Err(too_large());
-            }
-            Err(graphql_error(
-                StatusCode::BAD_REQUEST,
-                &format!("the upload was cut short: {e}"),
-            ))
-        }
+        Ok(Err(e)) if crate::http::over_length_limit(e.as_ref()) => Err(too_large()),
+        Ok(Err(e)) => Err(graphql_error(
+            StatusCode::BAD_REQUEST,
+            &format!("the upload was cut short: {e}"),
+        )),
     }
 }
 

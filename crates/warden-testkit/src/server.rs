@@ -355,6 +355,54 @@ impl TestServer {
         (status, headers, value)
     }
 
+    /// A SCIM call with `token` to `/scim/v2{path}`: status, headers, JSON body.
+    pub async fn scim(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let body = body.map(|b| b.to_string());
+        self.request(
+            method,
+            &format!("/scim/v2{path}"),
+            Some(token),
+            body.as_deref(),
+            &[],
+        )
+        .await
+    }
+
+    /// `warden admin user list --json`.
+    pub fn users_json(&self) -> Value {
+        self.admin_json(&["user", "list", "--json"])
+    }
+
+    /// `warden admin group list --json`.
+    pub fn groups_json(&self) -> Value {
+        self.admin_json(&["group", "list", "--json"])
+    }
+
+    /// The members of `group` as the group list shows them; null when there is no such group.
+    pub fn members_json(&self, group: &str) -> Value {
+        self.groups_json()
+            .as_array()
+            .and_then(|groups| groups.iter().find(|g| g["name"] == group))
+            .map(|g| g["members"].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    fn admin_json(&self, args: &[&str]) -> Value {
+        let out = self.admin(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON from warden admin")
+    }
+
     /// GETs a path; returns status, headers and body text.
     pub async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
         let resp = self

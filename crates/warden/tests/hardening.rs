@@ -118,36 +118,16 @@ async fn scim(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let body = body.map(|b| b.to_string());
-    let (status, _, value) = server
-        .request(
-            method,
-            &format!("/scim/v2{path}"),
-            Some(token),
-            body.as_deref(),
-            &[],
-        )
-        .await;
+    let (status, _, value) = server.scim(token, method, path, body).await;
     (status, value)
 }
 
-fn groups(server: &TestServer) -> Value {
-    let out = server.admin(&["group", "list", "--json"]);
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
+/// The members of `group`, sorted.
 fn members(server: &TestServer, group: &str) -> Vec<String> {
-    let groups = groups(server);
-    let found = groups
+    let listed = server.members_json(group);
+    let mut names: Vec<String> = listed
         .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["name"] == group)
-        .unwrap_or_else(|| panic!("no group {group}: {groups}"));
-    let mut names: Vec<String> = found["members"]
-        .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no group {group}"))
         .iter()
         .map(|m| m.as_str().unwrap().to_owned())
         .collect();

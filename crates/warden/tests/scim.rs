@@ -3,7 +3,6 @@
 //! filters, and the exact error for each known bad input, with nothing changed; and a live SSH
 //! session cut by a SCIM deactivation.
 
-#![expect(clippy::unwrap_used, reason = "test helpers fail the test")]
 
 use std::path::Path;
 
@@ -24,38 +23,19 @@ async fn scim(
     path: &str,
     body: Option<Value>,
 ) -> (u16, reqwest::header::HeaderMap, Value) {
-    let body = body.map(|b| b.to_string());
-    server
-        .request(
-            method,
-            &format!("/scim/v2{path}"),
-            Some(token),
-            body.as_deref(),
-            &[],
-        )
-        .await
+    server.scim(token, method, path, body).await
 }
 
 fn users(server: &TestServer) -> Value {
-    let out = server.admin(&["user", "list", "--json"]);
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
+    server.users_json()
 }
 
 fn groups(server: &TestServer) -> Value {
-    let out = server.admin(&["group", "list", "--json"]);
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
+    server.groups_json()
 }
 
 fn members(server: &TestServer, group: &str) -> Value {
-    groups(server)
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["name"] == group)
-        .map(|g| g["members"].clone())
-        .unwrap_or(Value::Null)
+    server.members_json(group)
 }
 
 fn okta_user(user_name: &str, given: &str, family: &str) -> Value {

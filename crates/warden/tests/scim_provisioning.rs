@@ -27,16 +27,19 @@ async fn scim(
     path: &str,
     body: Option<Value>,
 ) -> (u16, reqwest::header::HeaderMap, Value) {
-    let body = body.map(|b| b.to_string());
-    server
-        .request(
-            method,
-            &format!("/scim/v2{path}"),
-            Some(token),
-            body.as_deref(),
-            &[],
-        )
-        .await
+    server.scim(token, method, path, body).await
+}
+
+fn users(server: &TestServer) -> Value {
+    server.users_json()
+}
+
+fn groups(server: &TestServer) -> Value {
+    server.groups_json()
+}
+
+fn members(server: &TestServer, group: &str) -> Value {
+    server.members_json(group)
 }
 
 /// A PATCH of `path` with these operations: status and body.
@@ -44,28 +47,6 @@ async fn patch(server: &TestServer, token: &str, path: &str, ops: Value) -> (u16
     let body = json!({ "schemas": [PATCH_OP], "Operations": ops });
     let (status, _, body) = scim(server, token, "PATCH", path, Some(body)).await;
     (status, body)
-}
-
-fn users(server: &TestServer) -> Value {
-    let out = server.admin(&["user", "list", "--json"]);
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn groups(server: &TestServer) -> Value {
-    let out = server.admin(&["group", "list", "--json"]);
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn members(server: &TestServer, group: &str) -> Value {
-    groups(server)
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["name"] == group)
-        .map(|g| g["members"].clone())
-        .unwrap_or(Value::Null)
 }
 
 fn okta_user(user_name: &str, given: &str, family: &str) -> Value {
