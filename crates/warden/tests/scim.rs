@@ -3,7 +3,6 @@
 //! filters, and the exact error for each known bad input, with nothing changed; and a live SSH
 //! session cut by a SCIM deactivation.
 
-
 use std::path::Path;
 
 use serde_json::{Value, json};
