@@ -124,6 +124,8 @@ pub trait Gate: Send + Sync + 'static {
 pub struct ProxyConfig {
     /// The recordings directory (created 0700 if missing).
     pub recordings: PathBuf,
+    /// Seals each recording's data key.
+    pub kek: Arc<warden_pki::seal::Kek>,
     /// A session with no input or output for this long ends.
     pub idle_timeout: Option<Duration>,
     /// A session ends after this long.
@@ -825,7 +827,13 @@ impl Downstream {
             "channel": state.number,
         });
         let name = format!("{}-{}", self.session, state.number);
-        match Recorder::create(&self.shared.config.recordings, &name, start, &meta) {
+        match Recorder::create(
+            &self.shared.config.recordings,
+            &name,
+            start,
+            &meta,
+            &self.shared.config.kek,
+        ) {
             Ok(recorder) => {
                 if let Ok(mut slot) = state.recorder.lock() {
                     *slot = Some(recorder);

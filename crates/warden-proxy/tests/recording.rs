@@ -1,12 +1,33 @@
 //! The recorder takes whatever a host sends and a user types. For any channel start and any
 //! bytes, cut anywhere (a character split between two packets included): the file's hash is
-//! the one reported, every line is JSON, the text of the `o` and `i` events is exactly the
-//! stream decoded as a whole, resizes are `r` events, and a plain transcript is the output
-//! decoded as a whole. A terminal of any claimed size is emulated without exhausting memory.
+//! the one reported, it opens under the KEK, its output and input frames hold exactly the
+//! bytes that crossed, the asciicast made from it is JSON whose `o` and `i` texts are the
+//! streams decoded as a whole, resizes are `r` events, and a channel without a pty has the
+//! output as its transcript. A terminal of any claimed size is emulated without exhausting
+//! memory.
 
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
-use warden_proxy::recording::{Recorder, Start};
+use warden_pki::seal::Kek;
+use warden_proxy::recording::frames::{self, INPUT, OUTPUT};
+use warden_proxy::recording::{Recorder, Start, open};
+
+fn kek() -> Kek {
+    Kek::parse(&"42".repeat(32)).unwrap()
+}
+
+/// A recording's plaintext, opened as the server opens it.
+fn plaintext(path: &std::path::Path) -> Vec<u8> {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let opened = open(&std::fs::read(path).unwrap(), name, &kek()).unwrap();
+    assert!(opened.complete);
+    opened.plaintext.to_vec()
+}
+
+/// A recording as asciicast text.
+fn cast(path: &std::path::Path) -> String {
+    frames::asciicast(&plaintext(path)).unwrap()
+}
 
 fn sha(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -104,7 +125,7 @@ proptest! {
     #[test]
     fn any_session_records_faithfully(start in starts(), ops in ops()) {
         let dir = tempfile::tempdir().unwrap();
-        let mut recorder = Recorder::create(dir.path(), "s", &start, &serde_json::json!({})).unwrap();
+        let mut recorder = Recorder::create(dir.path(), "s", &start, &serde_json::json!({}), &kek()).unwrap();
         let (mut typed, mut shown, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
         for op in &ops {
             match op {
@@ -129,7 +150,17 @@ proptest! {
         let file = std::fs::read(&recorded.path).unwrap();
         prop_assert_eq!(sha(&file), recorded.sha256.clone());
         prop_assert_eq!(file.len() as u64, recorded.bytes);
-        let text = String::from_utf8(file).unwrap();
+        let plain = plaintext(&recorded.path);
+        let (mut raw_out, mut raw_in) = (Vec::new(), Vec::new());
+        for frame in frames::frames(&plain) {
+            let frame = frame.unwrap();
+            match frame.kind {
+                OUTPUT => raw_out.extend_from_slice(frame.data),
+                INPUT => raw_in.extend_from_slice(frame.data),
+                _ => {}
+            }
+        }
+        let text = frames::asciicast(&plain).unwrap();
         let mut lines = text.lines();
         let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
         prop_assert_eq!(&header["version"], 2);
@@ -143,24 +174,29 @@ proptest! {
                 other => prop_assert!(false, "event code {other}"),
             }
         }
+        let pty = match &start {
+            Start::Shell { term, .. } => term.is_some(),
+            Start::Exec { pty, .. } => pty.is_some(),
+            Start::Subsystem(_) | Start::Forward(_) => false,
+        };
         if matches!(start, Start::Subsystem(_) | Start::Forward(_)) {
             // A subsystem's or a forward's bytes are counted, not recorded.
             prop_assert!(o.is_empty() && i.is_empty() && r.is_empty());
             prop_assert!(recorded.transcript.is_none());
         } else {
+            // Binary-safe: the frames hold the very bytes.
+            prop_assert_eq!(&raw_out, &shown);
+            prop_assert_eq!(&raw_in, &typed);
             prop_assert_eq!(&o, &String::from_utf8_lossy(&shown));
             prop_assert_eq!(&i, &String::from_utf8_lossy(&typed));
             prop_assert_eq!(&r, &sizes);
-            let (path, hash) = recorded.transcript.clone().unwrap();
-            let transcript = std::fs::read(&path).unwrap();
-            prop_assert_eq!(sha(&transcript), hash);
-            let pty = match &start {
-                Start::Shell { term, .. } => term.is_some(),
-                Start::Exec { pty, .. } => pty.is_some(),
-                Start::Subsystem(_) | Start::Forward(_) => false,
-            };
-            if !pty {
-                prop_assert_eq!(String::from_utf8(transcript).unwrap(), o);
+            if pty {
+                let (path, hash) = recorded.transcript.clone().unwrap();
+                prop_assert_eq!(sha(&std::fs::read(&path).unwrap()), hash);
+                prop_assert!(String::from_utf8(plaintext(&path)).is_ok());
+            } else {
+                prop_assert!(recorded.transcript.is_none());
+                prop_assert_eq!(frames::output_text(&plain).unwrap(), o);
             }
         }
     }
@@ -168,8 +204,7 @@ proptest! {
 
 /// The `i` events' texts of a recording, in order.
 fn inputs(path: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    cast(path)
         .lines()
         .skip(1)
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -186,7 +221,7 @@ fn secrets_typed_at_a_prompt_are_not_recorded() {
         height: 24,
         term: Some("xterm".into()),
     };
-    let mut r = Recorder::create(dir.path(), "s", &start, &serde_json::json!({})).unwrap();
+    let mut r = Recorder::create(dir.path(), "s", &start, &serde_json::json!({}), &kek()).unwrap();
     r.output(b"$ ").unwrap();
     r.input(b"sudo -v\r").unwrap();
     r.output(b"sudo -v\r\n[sudo] password for alice: ").unwrap();
@@ -202,7 +237,7 @@ fn secrets_typed_at_a_prompt_are_not_recorded() {
     r.output(b"\r\nfile\r\n$ ").unwrap();
     r.input(b"echo password: done\r").unwrap();
     let recorded = r.finish().unwrap();
-    let cast = std::fs::read_to_string(&recorded.path).unwrap();
+    let cast = cast(&recorded.path);
     assert!(
         !cast.contains("hunter2") && !cast.contains("s3cr3t"),
         "{cast}"
@@ -231,7 +266,7 @@ fn a_coloured_prompt_redraws_and_all_still_redact() {
         height: 24,
         term: Some("xterm".into()),
     };
-    let mut r = Recorder::create(dir.path(), "c", &start, &serde_json::json!({})).unwrap();
+    let mut r = Recorder::create(dir.path(), "c", &start, &serde_json::json!({}), &kek()).unwrap();
     // A coloured prompt, then a status line redrawn on the same line before the user types.
     r.output(b"\x1b[1;31mEnter passphrase for key '/k':\x1b[0m ")
         .unwrap();
@@ -240,7 +275,7 @@ fn a_coloured_prompt_redraws_and_all_still_redact() {
     r.output(b"\r\n$ ").unwrap();
     r.input(b"id\r").unwrap();
     let recorded = r.finish().unwrap();
-    let cast = std::fs::read_to_string(&recorded.path).unwrap();
+    let cast = cast(&recorded.path);
     assert!(!cast.contains("correct horse"), "{cast}");
     assert_eq!(inputs(&recorded.path), ["[redacted]", "\r", "id\r"]);
     assert_eq!(recorded.redactions, 1);

@@ -370,6 +370,12 @@ impl Authorities {
         &self.kek
     }
 
+    /// The key-encryption key, for a holder that outlives this borrow (the SSH proxy seals
+    /// each recording's data key).
+    pub fn shared_kek(&self) -> Arc<Kek> {
+        self.kek.clone()
+    }
+
     /// The SPIFFE trust domain.
     pub fn trust_domain(&self) -> &str {
         &self.trust_domain

@@ -41,6 +41,7 @@ pub(crate) fn proxy(
         gate,
         warden_proxy::ProxyConfig {
             recordings: recordings.local_dir().to_path_buf(),
+            kek: authorities.shared_kek(),
             idle_timeout: ssh.idle_timeout,
             max_session: ssh.max_session,
         },

@@ -1,12 +1,14 @@
 //! SSH proxy benchmark (issue 7), side by side in one run with a stock OpenSSH bastion
 //! (`ssh -J`, written out as its ProxyCommand `ssh -W`) in front of the same sshd:
-//! - bulk transfer: `cat` of a 64 MiB text file, MB/s (Warden records all of it);
+//! - bulk output of both kinds users move: `cat` of a 300 MB text log and `tar` of 100 MB of
+//!   incompressible files, MB/s (Warden records and seals all of it);
 //! - session setup: `ssh HOST true`, p50 and p99 of N runs each;
 //! - concurrency: N sessions at once through the proxy, each recorded; every recording must be
 //!   present with the SHA-256 the audit log holds. Reports the server process's (the proxy
 //!   runs inside it) CPU time and peak memory.
 //!
-//! Run: `cargo bench -p warden --bench proxy -- [setups] [concurrent]`
+//! Run: `cargo bench -p warden --bench proxy -- [setups] [concurrent]`; sizes and rounds from
+//! `WARDEN_BENCH_TEXT_MB` (300), `WARDEN_BENCH_BINARY_MB` (100), `WARDEN_BENCH_ROUNDS` (5).
 #![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "a benchmark")]
 
 use std::path::Path;
@@ -64,6 +66,14 @@ fn via_bastion(d: &Path, bastion: u16, port: u16) -> Command {
     command
 }
 
+/// A whole number from the environment, or `default`.
+fn mb_arg(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn timed(mut command: Command) -> Duration {
     let t = Instant::now();
     let out = command.stdout(Stdio::null()).output().unwrap();
@@ -114,14 +124,6 @@ async fn main() {
         ),
     );
 
-    // Bulk transfer: a 64 MiB text file on the host, read through each path.
-    let payload = d.join("payload.txt");
-    let text: String = (0..(64 * 1024 * 1024 / 64))
-        .map(|i| format!("{i:063}\n"))
-        .collect();
-    std::fs::write(&payload, text).unwrap();
-    let cat = format!("cat {}", payload.display());
-    let mb = 64.0 * 1.048_576;
     let check = via_bastion(d, bastion.port, lab.port)
         .arg("true")
         .output()
@@ -132,32 +134,84 @@ async fn main() {
         String::from_utf8_lossy(&check.stderr),
         bastion.log()
     );
-    // Five rounds, alternating; the medians are compared.
-    let (mut proxy_runs, mut bastion_runs) = (Vec::new(), Vec::new());
-    let mut proxy_cpu = 0.0;
-    for _ in 0..5 {
-        let mut proxy_cmd = through_proxy("ssh", server, d);
-        proxy_cmd.args(["-l", "root", "db-1", &cat]);
-        let (before, _) = usage(server.pid().unwrap());
-        proxy_runs.push(timed(proxy_cmd));
-        proxy_cpu += usage(server.pid().unwrap()).0 - before;
-        let mut bastion_cmd = via_bastion(d, bastion.port, lab.port);
-        bastion_cmd.arg(&cat);
-        bastion_runs.push(timed(bastion_cmd));
+    // Bulk output, the two kinds users move: text (`cat` of a 300 MB log) and binary (`tar`
+    // of 100 MB of incompressible files), each read through both paths, alternating.
+    let text_mb = mb_arg("WARDEN_BENCH_TEXT_MB", 300);
+    let binary_mb = mb_arg("WARDEN_BENCH_BINARY_MB", 100);
+    let payload = d.join("payload.txt");
+    let mut text = Vec::with_capacity(text_mb * 1_000_000);
+    let mut line = 0u64;
+    while text.len() < text_mb * 1_000_000 {
+        text.extend_from_slice(
+            format!("2026-12-06T10:00:00Z host=db-1 level=info request={line:012} status=200 bytes=4096\n")
+                .as_bytes(),
+        );
+        line += 1;
     }
-    proxy_runs.sort();
-    bastion_runs.sort();
-    let (proxy_bulk, bastion_bulk) = (proxy_runs[2], bastion_runs[2]);
-    println!(
-        "bulk transfer of 64 MiB (median of 5): Warden proxy (recorded) {:.1} MB/s, stock bastion {:.1} MB/s: {:.2}x (target at least 0.9x)",
-        mb / proxy_bulk.as_secs_f64(),
-        mb / bastion_bulk.as_secs_f64(),
-        bastion_bulk.as_secs_f64() / proxy_bulk.as_secs_f64()
-    );
-    println!(
-        "  the proxy (server process) used {:.2} CPU s per 64 MiB transfer",
-        proxy_cpu / 5.0
-    );
+    text.truncate(text_mb * 1_000_000);
+    std::fs::write(&payload, &text).unwrap();
+    drop(text);
+    let tree = d.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for f in 0..10 {
+        let mut bytes = Vec::with_capacity(binary_mb * 100_000);
+        while bytes.len() < binary_mb * 100_000 {
+            // xorshift64: incompressible enough that nothing on the way shrinks it.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            bytes.extend_from_slice(&state.to_le_bytes());
+        }
+        std::fs::write(tree.join(format!("blob-{f}.bin")), bytes).unwrap();
+    }
+    let rounds = mb_arg("WARDEN_BENCH_ROUNDS", 5);
+    for (label, command, mb) in [
+        (
+            format!("text: `cat` of a {text_mb} MB log"),
+            format!("cat {}", payload.display()),
+            text_mb as f64,
+        ),
+        (
+            format!("binary: `tar c` of {binary_mb} MB of incompressible files"),
+            format!("tar -C {} -cf - .", tree.display()),
+            binary_mb as f64,
+        ),
+    ] {
+        let (mut proxy_runs, mut bastion_runs) = (Vec::new(), Vec::new());
+        let mut proxy_cpu = 0.0;
+        for _ in 0..rounds {
+            let mut proxy_cmd = through_proxy("ssh", server, d);
+            proxy_cmd.args(["-l", "root", "db-1", &command]);
+            let (before, _) = usage(server.pid().unwrap());
+            proxy_runs.push(timed(proxy_cmd));
+            proxy_cpu += usage(server.pid().unwrap()).0 - before;
+            let mut bastion_cmd = via_bastion(d, bastion.port, lab.port);
+            bastion_cmd.arg(&command);
+            bastion_runs.push(timed(bastion_cmd));
+        }
+        proxy_runs.sort();
+        bastion_runs.sort();
+        let (proxy_bulk, bastion_bulk) = (proxy_runs[rounds / 2], bastion_runs[rounds / 2]);
+        println!(
+            "bulk {label} (median of {rounds}): Warden proxy (recorded, sealed) {:.1} MB/s, stock bastion {:.1} MB/s: {:.2}x (target at least 0.9x)",
+            mb / proxy_bulk.as_secs_f64(),
+            mb / bastion_bulk.as_secs_f64(),
+            bastion_bulk.as_secs_f64() / proxy_bulk.as_secs_f64()
+        );
+        println!(
+            "  every run: Warden {:?} s, bastion {:?} s; the proxy (server process) used {:.2} CPU s per transfer",
+            proxy_runs
+                .iter()
+                .map(|d| (d.as_secs_f64() * 100.0).round() / 100.0)
+                .collect::<Vec<_>>(),
+            bastion_runs
+                .iter()
+                .map(|d| (d.as_secs_f64() * 100.0).round() / 100.0)
+                .collect::<Vec<_>>(),
+            proxy_cpu / rounds as f64
+        );
+    }
 
     // Session setup: `true`, one after another, alternating the two paths.
     let (mut proxy_setup, mut bastion_setup) = (Vec::new(), Vec::new());

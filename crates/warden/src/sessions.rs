@@ -105,7 +105,7 @@ pub async fn play(args: PlayArgs) -> anyhow::Result<()> {
         bail!("--speed must be a positive number, like 2 for twice as fast");
     }
     let client = connect(&args.connection)?;
-    let file = if args.recording.ends_with(".cast") {
+    let file = if args.recording.ends_with(".rec") || args.recording.ends_with(".cast") {
         args.recording.clone()
     } else {
         let data = client.graphql(LIST, json!({ "active": false })).await?;

@@ -70,6 +70,31 @@ fn apply_policy(server: &TestServer, dir: &Path) {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+/// A recording as an auditor reads it: through the API, which checks its hash against the
+/// audit log and opens it under the KEK. Its file on disk holds none of `clear` in the clear.
+async fn recording_text(server: &TestServer, file: &str, clear: &str) -> String {
+    let raw = std::fs::read(server.data_dir.join("recordings").join(file)).expect("recording");
+    assert!(raw.starts_with(b"warden-recording v1\n"), "{file}");
+    assert!(
+        !raw.windows(clear.len()).any(|w| w == clear.as_bytes()),
+        "`{clear}` is in the clear in {file}"
+    );
+    let name = format!("auditor-{}", file.replace('.', "-"));
+    let token = server.token(&name, "auditor", None);
+    let (status, body) = server
+        .graphql(
+            Some(&token),
+            "query($f: String!) { sshRecording(file: $f) }",
+            json!({ "f": file }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["sshRecording"]
+        .as_str()
+        .expect("the recording")
+        .to_owned()
+}
+
 /// A server; alice in ops; db-1 (team=ops, env=prod) with a stock sshd set up by the agent;
 /// web-1 (team=web) in the inventory only; alice's key with a Warden certificate for `alice`
 /// and `root`, and Warden's host CA as the only trust for hosts, all in `d`.
@@ -120,7 +145,7 @@ async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
         recording["sha256"],
         format!("{:x}", sha2::Sha256::digest(&bytes))
     );
-    let cast = text(&bytes);
+    let cast = recording_text(&server, recording["file"].as_str().unwrap(), "hello from").await;
     let header: Value = serde_json::from_str(cast.lines().next().unwrap()).unwrap();
     assert_eq!(header["version"], 2);
     assert!(
@@ -193,15 +218,7 @@ async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
     assert_eq!(ends.len(), 3, "{ends:?}");
     let shell = &ends[1]["details"]["recordings"][0];
     assert_eq!(shell["kind"], "shell");
-    let cast = text(
-        &std::fs::read(
-            server
-                .data_dir
-                .join("recordings")
-                .join(shell["file"].as_str().unwrap()),
-        )
-        .unwrap(),
-    );
+    let cast = recording_text(&server, shell["file"].as_str().unwrap(), "typed-42").await;
     assert!(
         cast.contains(",\"i\",\"") && cast.contains("typed-$((6 * 7))"),
         "the typed input is recorded: {cast}"
@@ -303,11 +320,22 @@ async fn stock_ssh_through_the_recording_proxy_to_stock_sshd() {
         found[0]["lines"][0].as_str().unwrap().contains("typed-42"),
         "{found}"
     );
-    let transcript = found[0]["file"].as_str().unwrap().replace(".cast", ".txt");
-    let shown = text(&std::fs::read(server.data_dir.join("recordings").join(transcript)).unwrap());
+    // The transcript is sealed too; search read it, with the escapes rendered away.
+    let transcript = shell["transcript"]["file"].as_str().unwrap();
+    assert_eq!(
+        transcript,
+        shell["file"].as_str().unwrap().replace(".rec", ".text.rec")
+    );
+    let sealed = std::fs::read(server.data_dir.join("recordings").join(transcript)).unwrap();
+    assert!(sealed.starts_with(b"warden-recording v1\n"));
+    assert!(!sealed.windows(8).any(|w| w == b"typed-42"));
     assert!(
-        shown.contains("typed-42") && !shown.contains('\u{1b}'),
-        "{shown}"
+        found[0]["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| !l.as_str().unwrap().contains('\u{1b}')),
+        "{found}"
     );
     let out = run_cli(
         bin(),
@@ -871,6 +899,11 @@ async fn recordings_go_to_an_s3_bucket() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(recording["sha256"], sha.as_str());
+    assert!(object.starts_with(b"warden-recording v1\n"));
+    assert!(
+        !object.windows(13).any(|w| w == b"to-the-bucket"),
+        "the bucket holds the recording sealed"
+    );
     // Uploaded files leave the local spool.
     let spool = server.data_dir.join("recordings-spool");
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);

@@ -106,15 +106,51 @@ fn info(s: warden_store::SshSession) -> SshSessionInfo {
     }
 }
 
-/// A recording file name as the proxy makes them: `<16 hex>-<channel>.cast`.
+/// A recording file name as the proxy makes them: `<16 hex>-<channel>.rec` (`.cast` before
+/// recordings were sealed).
 fn session_of(file: &str) -> Option<&str> {
-    let stem = file.strip_suffix(".cast")?;
+    let stem = file
+        .strip_suffix(warden_proxy::recording::RECORDING_SUFFIX)
+        .or_else(|| file.strip_suffix(LEGACY_SUFFIX))?;
     let (session, channel) = stem.split_once('-')?;
     let ok = session.len() == 16
         && session.chars().all(|c| c.is_ascii_hexdigit())
         && !channel.is_empty()
         && channel.chars().all(|c| c.is_ascii_digit());
     ok.then_some(session)
+}
+
+/// What recordings were named when they were plain asciicast files.
+const LEGACY_SUFFIX: &str = ".cast";
+
+/// A recording's or transcript's file, opened under the KEK: its plaintext, or, for a file
+/// written before recordings were sealed, its bytes as they are. A file cut short (its
+/// session or the process stopped before it closed) is refused.
+fn opened(bytes: Vec<u8>, file: &str, kek: &warden_pki::seal::Kek) -> Result<Vec<u8>, String> {
+    use warden_proxy::recording::{OpenError, open};
+    match open(&bytes, file, kek) {
+        Ok(o) if o.complete => Ok(o.plaintext.to_vec()),
+        Ok(_) => Err("it was cut short before its session ended".to_owned()),
+        Err(OpenError::NotARecording) if !file.ends_with(".rec") => Ok(bytes),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// What a recording's terminal showed, for search: its transcript when it has one (a pty),
+/// else its output.
+async fn shown(
+    recordings: &Recordings,
+    kek: &warden_pki::seal::Kek,
+    recording: &SshRecording,
+) -> Option<String> {
+    let file = recording.transcript.as_ref().unwrap_or(&recording.file);
+    let bytes = recordings.read(file).await.ok()?;
+    let plain = opened(bytes, file, kek).ok()?;
+    if recording.transcript.is_some() || file.ends_with(LEGACY_SUFFIX) {
+        Some(String::from_utf8_lossy(&plain).into_owned())
+    } else {
+        warden_proxy::recording::frames::output_text(&plain).ok()
+    }
 }
 
 /// Session reads.
@@ -180,15 +216,15 @@ impl SshSessionQuery {
             .await
             .map_err(|e| api_error(e, caller))?;
         let mut found = Vec::new();
+        let kek = ctx.data::<crate::ca::Authorities>()?.shared_kek();
         for session in sessions.into_iter().map(info) {
             for r in &session.recordings {
-                let Some(transcript) = &r.transcript else {
+                if !matches!(r.kind.as_str(), "shell" | "exec") {
+                    continue;
+                }
+                let Some(body) = shown(recordings, &kek, r).await else {
                     continue;
                 };
-                let Ok(body) = recordings.read(transcript).await else {
-                    continue;
-                };
-                let body = String::from_utf8_lossy(&body);
                 let lines: Vec<String> = body
                     .lines()
                     .filter(|l| l.to_lowercase().contains(&needle))
@@ -207,8 +243,8 @@ impl SshSessionQuery {
         Ok(found)
     }
 
-    /// A recording's asciicast text, after checking it against the SHA-256 the audit log
-    /// recorded when its session ended.
+    /// A recording's asciicast text, after checking its file against the SHA-256 the audit
+    /// log recorded when its session ended, and opening it under the KEK.
     async fn ssh_recording(
         &self,
         ctx: &Context<'_>,
@@ -249,8 +285,18 @@ impl SshSessionQuery {
                 expected.sha256
             )));
         }
-        String::from_utf8(bytes)
-            .map_err(|_| bad_input(format!("recording `{file}` is damaged: not UTF-8")))
+        let kek = ctx.data::<crate::ca::Authorities>()?.shared_kek();
+        let named = file.clone();
+        let cast = tokio::task::spawn_blocking(move || {
+            let plain = opened(bytes, &named, &kek)?;
+            if named.ends_with(LEGACY_SUFFIX) {
+                return String::from_utf8(plain).map_err(|_| "not UTF-8".to_owned());
+            }
+            warden_proxy::recording::frames::asciicast(&plain).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|_| async_graphql::Error::new("internal error"))?;
+        cast.map_err(|e| bad_input(format!("recording `{file}` is damaged: {e}")))
     }
 }
 

@@ -1,0 +1,289 @@
+//! A recording file at rest: a data key of its own, sealed by the key-encryption key, then the
+//! recorded bytes in AES-256-GCM segments.
+//!
+//! ```text
+//! warden-recording v1\n
+//! <the data key, sealed for `recording:FILE` (warden_pki::seal)>\n
+//! segment*   u32 big-endian length, then AES-256-GCM of up to 64 KiB with its 16-byte tag
+//! ```
+//!
+//! Segment n's nonce is `[last, 0, 0, 0] ‖ n` (u64 big-endian), `last` being 1 for the final
+//! segment only (the STREAM construction): segments cannot be reordered, dropped or added, and
+//! a file cut short (the process stopped mid-session) is told from a finished one. The sealing
+//! names the file, so a recording renamed to another's name does not open. A copy of the file
+//! without the KEK is noise.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use sha2::{Digest, Sha256};
+use warden_pki::seal::{self, Kek};
+use zeroize::Zeroizing;
+
+/// The first line of every recording file.
+pub const MAGIC: &[u8] = b"warden-recording v1\n";
+
+/// Most plaintext in one segment.
+pub const SEGMENT: usize = 64 * 1024;
+
+/// A segment's tag.
+const TAG: usize = 16;
+
+/// Buffered plaintext older than this is sealed at the next write, so a process stopped
+/// mid-session loses at most about this much of what it recorded.
+const SEAL_AFTER: Duration = Duration::from_secs(1);
+
+/// What the data key is sealed for: the file's name.
+fn purpose(file: &str) -> String {
+    format!("recording:{file}")
+}
+
+fn nonce(counter: u64, last: bool) -> Nonce {
+    let mut bytes = [0u8; 12];
+    if let Some(flag) = bytes.first_mut() {
+        *flag = u8::from(last);
+    }
+    if let Some(tail) = bytes.get_mut(4..) {
+        tail.copy_from_slice(&counter.to_be_bytes());
+    }
+    Nonce::assume_unique_for_key(bytes)
+}
+
+fn aead_key(key: &[u8]) -> Option<LessSafeKey> {
+    UnboundKey::new(&AES_256_GCM, key)
+        .ok()
+        .map(LessSafeKey::new)
+}
+
+/// Writes a recording file: plaintext in, sealed segments out, hashed as written.
+pub struct SealedWriter {
+    path: PathBuf,
+    file: File,
+    key: LessSafeKey,
+    counter: u64,
+    /// The segment being filled: four bytes for its length, then plaintext.
+    segment: Vec<u8>,
+    since: Instant,
+    sha: Sha256,
+    bytes: u64,
+}
+
+impl std::fmt::Debug for SealedWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedWriter")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SealedWriter {
+    /// Creates `path` (mode 0600, never over an existing file) with a new data key sealed
+    /// under `kek` for the file's name.
+    pub fn create(path: &Path, kek: &Kek) -> std::io::Result<SealedWriter> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| std::io::Error::other("the recording's name is not text"))?;
+        let mut rng = rand::rngs::OsRng;
+        let mut data_key = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(data_key.as_mut());
+        let sealed = seal::seal(kek, &purpose(name), data_key.as_ref(), &mut rng);
+        let key = aead_key(data_key.as_ref())
+            .ok_or_else(|| std::io::Error::other("cannot make a data key"))?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        let mut preamble = MAGIC.to_vec();
+        preamble.extend_from_slice(sealed.as_bytes());
+        preamble.push(b'\n');
+        file.write_all(&preamble)?;
+        let mut sha = Sha256::new();
+        sha.update(&preamble);
+        let mut segment = Vec::with_capacity(4 + SEGMENT + TAG);
+        segment.extend_from_slice(&[0; 4]);
+        Ok(SealedWriter {
+            path: path.to_path_buf(),
+            file,
+            key,
+            counter: 0,
+            segment,
+            since: Instant::now(),
+            sha,
+            bytes: preamble.len() as u64,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends plaintext; full segments (and any older than a second) are sealed and written.
+    pub fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        while !data.is_empty() {
+            let room = SEGMENT.saturating_sub(self.buffered());
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.segment.extend_from_slice(now);
+            data = rest;
+            if self.buffered() >= SEGMENT {
+                self.seal(false)?;
+            }
+        }
+        if self.buffered() > 0 && self.since.elapsed() >= SEAL_AFTER {
+            self.seal(false)?;
+        }
+        Ok(())
+    }
+
+    fn buffered(&self) -> usize {
+        self.segment.len().saturating_sub(4)
+    }
+
+    fn seal(&mut self, last: bool) -> std::io::Result<()> {
+        let fail = || std::io::Error::other("cannot encrypt the recording");
+        let plaintext = self.segment.get_mut(4..).ok_or_else(fail)?;
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(nonce(self.counter, last), Aad::from(MAGIC), plaintext)
+            .map_err(|_| fail())?;
+        self.segment.extend_from_slice(tag.as_ref());
+        let len = u32::try_from(self.segment.len() - 4).map_err(|_| fail())?;
+        if let Some(head) = self.segment.get_mut(..4) {
+            head.copy_from_slice(&len.to_be_bytes());
+        }
+        self.file.write_all(&self.segment)?;
+        self.sha.update(&self.segment);
+        self.bytes += self.segment.len() as u64;
+        self.counter += 1;
+        self.segment.clear();
+        self.segment.extend_from_slice(&[0; 4]);
+        self.since = Instant::now();
+        Ok(())
+    }
+
+    /// Seals what is left as the final segment, syncs the file, and returns its size and
+    /// SHA-256 (hex).
+    pub fn finish(mut self) -> std::io::Result<(PathBuf, u64, String)> {
+        self.seal(true)?;
+        self.file.sync_all()?;
+        let sha = self
+            .sha
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok((self.path, self.bytes, sha))
+    }
+}
+
+/// Why a recording file does not open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// The first line is not [`MAGIC`].
+    #[error("not a Warden recording")]
+    NotARecording,
+    /// The sealed data key is missing, malformed, or opens under another KEK or name.
+    #[error(
+        "its data key does not open: another key-encryption key, or the file was renamed or altered"
+    )]
+    Key,
+    /// A segment's length runs past the end or past [`SEGMENT`].
+    #[error("damaged at byte {0}: a segment's length is out of range")]
+    Framing(u64),
+    /// A segment fails authentication.
+    #[error("damaged at byte {0}: a segment does not authenticate")]
+    Segment(u64),
+    /// Bytes follow the final segment.
+    #[error("damaged at byte {0}: bytes follow the final segment")]
+    Trailing(u64),
+}
+
+/// A recording's plaintext, and whether the file was finished.
+#[derive(Debug)]
+pub struct Opened {
+    /// The recorded bytes.
+    pub plaintext: Zeroizing<Vec<u8>>,
+    /// False when the file stops before its final segment: its session or the process
+    /// stopped before it was closed; `plaintext` holds what was sealed until then.
+    pub complete: bool,
+}
+
+/// Opens a recording file's bytes, named `file`, under `kek`.
+pub fn open(bytes: &[u8], file: &str, kek: &Kek) -> Result<Opened, OpenError> {
+    let rest = bytes.strip_prefix(MAGIC).ok_or(OpenError::NotARecording)?;
+    let end = rest
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or(OpenError::Key)?;
+    let (sealed, rest) = rest.split_at(end);
+    let rest = rest.get(1..).unwrap_or_default();
+    let sealed = std::str::from_utf8(sealed).map_err(|_| OpenError::Key)?;
+    let data_key = seal::open(kek, &purpose(file), sealed).map_err(|_| OpenError::Key)?;
+    let key = aead_key(&data_key).ok_or(OpenError::Key)?;
+    let mut offset = (bytes.len() - rest.len()) as u64;
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(rest.len()));
+    let mut rest = rest;
+    let mut counter = 0u64;
+    while !rest.is_empty() {
+        let (head, body) = rest.split_at_checked(4).ok_or(OpenError::Framing(offset))?;
+        let len = head
+            .try_into()
+            .map(u32::from_be_bytes)
+            .map_err(|_| OpenError::Framing(offset))? as usize;
+        if !(TAG..=SEGMENT + TAG).contains(&len) {
+            return Err(OpenError::Framing(offset));
+        }
+        let (segment, after) = body
+            .split_at_checked(len)
+            .ok_or(OpenError::Framing(offset))?;
+        let last = after.is_empty();
+        let opens = |plaintext: &mut Vec<u8>, last: bool| {
+            let start = plaintext.len();
+            plaintext.extend_from_slice(segment);
+            let opened = plaintext.get_mut(start..).and_then(|tail| {
+                key.open_in_place(nonce(counter, last), Aad::from(MAGIC), tail)
+                    .ok()
+                    .map(|p| p.len())
+            });
+            plaintext.truncate(start + opened.unwrap_or(0));
+            opened.is_some()
+        };
+        if opens(&mut plaintext, last) {
+            if last {
+                return Ok(Opened {
+                    plaintext,
+                    complete: true,
+                });
+            }
+        } else if last {
+            // The file ends without its final segment: cut short (or the final one altered).
+            return if opens(&mut plaintext, false) {
+                Ok(Opened {
+                    plaintext,
+                    complete: false,
+                })
+            } else {
+                Err(OpenError::Segment(offset))
+            };
+        } else if opens(&mut Vec::new(), true) {
+            return Err(OpenError::Trailing(offset + 4 + len as u64));
+        } else {
+            return Err(OpenError::Segment(offset));
+        }
+        counter += 1;
+        offset += 4 + len as u64;
+        rest = after;
+    }
+    // No segment at all: cut short before anything was sealed.
+    Ok(Opened {
+        plaintext,
+        complete: false,
+    })
+}
