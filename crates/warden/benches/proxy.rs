@@ -100,11 +100,19 @@ async fn main() {
     // The bastion path logs in to db-1 with alice's own certificate, which the agent's sshd
     // configuration refuses (only the proxy's session certificates get in): turn that off
     // for this comparison.
+    // A principals file naming the login itself (what a bastion user's own certificate
+    // carries) beside the agent's command (the proxy's principal for db-1): sshd accepts a
+    // principal from either.
+    std::fs::write(d.join("principals"), "root\n").unwrap();
+    let principals = format!(
+        "AuthorizedPrincipalsFile {}\n",
+        d.join("principals").display()
+    );
     let lab = SshLab::start_opts(
         bin,
         d,
         &LabOptions {
-            sshd_first: "AuthorizedPrincipalsCommand none\n",
+            sshd_first: &principals,
             ..LabOptions::default()
         },
     )
@@ -130,9 +138,10 @@ async fn main() {
         .unwrap();
     assert!(
         check.status.success(),
-        "{} / bastion: {}",
+        "{} / bastion: {} / host: {}",
         String::from_utf8_lossy(&check.stderr),
-        bastion.log()
+        bastion.log(),
+        lab.sshd.log()
     );
     // Bulk output, the two kinds users move: text (`cat` of a 300 MB log) and binary (`tar`
     // of 100 MB of incompressible files), each read through both paths, alternating.

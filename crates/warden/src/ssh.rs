@@ -9,7 +9,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::cli::SshArgs;
 use crate::login::{Saved, config_dir};
@@ -135,18 +134,36 @@ async fn write_known_hosts(
     crate::pki::write_file(path, lines.as_bytes(), 0o644)
 }
 
-/// ProxyCommand: name HOST to the proxy, then relay stdin/stdout.
+/// ProxyCommand: name HOST to the proxy, then relay stdin/stdout. Two plain threads with
+/// blocking reads and writes of up to 256 KiB: bulk output runs at the speed of the pipes,
+/// not of an async runtime's hand-offs to its blocking pool.
 async fn stdio(proxy: &str, host: &str) -> anyhow::Result<()> {
-    let socket = tokio::net::TcpStream::connect(proxy)
+    let (proxy, host) = (proxy.to_owned(), host.to_owned());
+    tokio::task::spawn_blocking(move || relay(&proxy, &host))
         .await
+        .context("the relay stopped")?
+}
+
+fn relay(proxy: &str, host: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    let mut socket = std::net::TcpStream::connect(proxy)
         .with_context(|| format!("cannot reach the Warden SSH proxy at {proxy}"))?;
-    let (read, mut write) = socket.into_split();
-    write
-        .write_all(format!("{}{host}\n", warden_proxy::PREAMBLE).as_bytes())
-        .await?;
-    let mut read = BufReader::new(read);
-    let mut answer = String::new();
-    read.read_line(&mut answer).await?;
+    let _ = socket.set_nodelay(true);
+    socket.write_all(format!("{}{host}\n", warden_proxy::PREAMBLE).as_bytes())?;
+    // The answer, a byte at a time: what follows it is the SSH stream, for ssh to read.
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while answer.len() < 1024 {
+        if socket.read(&mut byte)? == 0 {
+            break;
+        }
+        if byte == *b"\n" {
+            break;
+        }
+        answer.extend_from_slice(&byte);
+    }
+    let answer = String::from_utf8_lossy(&answer);
     let answer = answer.trim_end();
     if let Some(error) = answer.strip_prefix("ERR ") {
         bail!("{error}");
@@ -154,18 +171,32 @@ async fn stdio(proxy: &str, host: &str) -> anyhow::Result<()> {
     if answer != "OK" {
         bail!("{proxy} is not a Warden SSH proxy");
     }
-    let up = async {
-        let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut write).await;
-        let _ = write.shutdown().await;
-    };
-    let down = async {
-        let _ = tokio::io::copy(&mut read, &mut tokio::io::stdout()).await;
-    };
-    tokio::select! {
-        () = down => {}
-        () = async { up.await; std::future::pending::<()>().await } => {}
-    }
+    let up = socket.try_clone()?;
+    let stdin = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    let stdout = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    // The user's side: when ssh closes its end, the proxy is told no more is coming.
+    std::thread::spawn(move || {
+        let _ = pump(stdin, &up);
+        let _ = up.shutdown(std::net::Shutdown::Write);
+    });
+    // The host's side: when the proxy closes, ssh has everything.
+    let _ = pump(&socket, stdout);
     Ok(())
+}
+
+/// Copies until `from` ends, each read written whole at once (no buffering in between: the
+/// SSH stream must not wait in a buffer for more to come).
+fn pump(mut from: impl std::io::Read, mut to: impl std::io::Write) -> std::io::Result<()> {
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let n = match from.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(buffer.get(..n).unwrap_or_default())?;
+    }
 }
 
 pub async fn run(args: SshArgs) -> anyhow::Result<()> {

@@ -28,7 +28,8 @@ pub struct SshRecording {
     pub kind: String,
     /// The command or subsystem.
     pub command: Option<String>,
-    /// The plain-text transcript's file name (terminal channels).
+    /// The transcript's file name (channels with a pty; sealed like the recording). Without a
+    /// pty the recording's output is the transcript.
     pub transcript: Option<String>,
 }
 
