@@ -1,14 +1,16 @@
 //! SSH proxy benchmark (issue 7), side by side in one run with a stock OpenSSH bastion
 //! (`ssh -J`, written out as its ProxyCommand `ssh -W`) in front of the same sshd:
-//! - bulk output of both kinds users move: `cat` of a 300 MB text log and `tar` of 100 MB of
-//!   incompressible files, MB/s (Warden records and seals all of it);
+//! - bulk output of the kinds users move: `cat` of a 300 MB text log and `tar` of 100 MB of
+//!   incompressible files, MB/s (Warden records and seals all of it), and `cat` of 100 MB on a
+//!   terminal (`ssh -tt`: Warden also renders it for the transcript);
 //! - session setup: `ssh HOST true`, p50 and p99 of N runs each;
 //! - concurrency: N sessions at once through the proxy, each recorded; every recording must be
 //!   present with the SHA-256 the audit log holds. Reports the server process's (the proxy
 //!   runs inside it) CPU time and peak memory.
 //!
 //! Run: `cargo bench -p warden --bench proxy -- [setups] [concurrent]`; sizes and rounds from
-//! `WARDEN_BENCH_TEXT_MB` (300), `WARDEN_BENCH_BINARY_MB` (100), `WARDEN_BENCH_ROUNDS` (5).
+//! `WARDEN_BENCH_TEXT_MB` (300), `WARDEN_BENCH_BINARY_MB` (100), `WARDEN_BENCH_PTY_MB` (100),
+//! `WARDEN_BENCH_ROUNDS` (5).
 #![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "a benchmark")]
 
 use std::path::Path;
@@ -175,28 +177,44 @@ async fn main() {
         std::fs::write(tree.join(format!("blob-{f}.bin")), bytes).unwrap();
     }
     let rounds = mb_arg("WARDEN_BENCH_ROUNDS", 5);
-    for (label, command, mb) in [
+    let pty_mb = mb_arg("WARDEN_BENCH_PTY_MB", 100);
+    let pty_payload = d.join("pty.txt");
+    std::fs::write(
+        &pty_payload,
+        &std::fs::read(&payload).unwrap()[..pty_mb * 1_000_000],
+    )
+    .unwrap();
+    for (label, command, mb, pty) in [
         (
             format!("text: `cat` of a {text_mb} MB log"),
             format!("cat {}", payload.display()),
             text_mb as f64,
+            false,
         ),
         (
             format!("binary: `tar c` of {binary_mb} MB of incompressible files"),
             format!("tar -C {} -cf - .", tree.display()),
             binary_mb as f64,
+            false,
+        ),
+        (
+            format!("text on a terminal: `ssh -tt` and `cat` of a {pty_mb} MB log"),
+            format!("cat {}", pty_payload.display()),
+            pty_mb as f64,
+            true,
         ),
     ] {
+        let tty: &[&str] = if pty { &["-tt"] } else { &[] };
         let (mut proxy_runs, mut bastion_runs) = (Vec::new(), Vec::new());
         let mut proxy_cpu = 0.0;
         for _ in 0..rounds {
             let mut proxy_cmd = through_proxy("ssh", server, d);
-            proxy_cmd.args(["-l", "root", "db-1", &command]);
+            proxy_cmd.args(tty).args(["-l", "root", "db-1", &command]);
             let (before, _) = usage(server.pid().unwrap());
             proxy_runs.push(timed(proxy_cmd));
             proxy_cpu += usage(server.pid().unwrap()).0 - before;
             let mut bastion_cmd = via_bastion(d, bastion.port, lab.port);
-            bastion_cmd.arg(&command);
+            bastion_cmd.args(tty).arg(&command);
             bastion_runs.push(timed(bastion_cmd));
         }
         proxy_runs.sort();
