@@ -6,6 +6,7 @@
 //! a [`Timestamp`] from the caller.
 
 mod actor;
+pub mod changes;
 pub mod forwarded;
 mod names;
 pub mod proxy_protocol;

@@ -5,6 +5,7 @@
 //! streams decoded as a whole, resizes are `r` events, and a channel without a pty has the
 //! output as its transcript. A terminal of any claimed size is emulated without exhausting
 //! memory.
+#![expect(clippy::unwrap_used, reason = "test helpers fail the test")]
 
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};

@@ -119,7 +119,7 @@ impl Mesh {
         loop {
             tokio::select! {
                 changed = changes.recv() => match changed {
-                    Ok(actions) if !actions.iter().any(|a| affects_mesh(a)) => continue,
+                    Ok(actions) if !actions.iter().any(|a| warden_model::changes::changes_mesh(a)) => continue,
                     _ => {}
                 },
                 _ = tick.tick() => {}
@@ -228,18 +228,6 @@ impl Mesh {
             }
         }
     }
-}
-
-/// Whether a committed action can change a node's map: the nodes themselves, who people
-/// are and their groups (members, grants, reviews), the hosts and their labels, the policy.
-fn affects_mesh(action: &str) -> bool {
-    action == "*"
-        || [
-            "mesh.", "user.", "group.", "host.", "policy.", "grant.", "scim.",
-        ]
-        .iter()
-        .any(|prefix| action.starts_with(prefix))
-        || matches!(action, "access.approve" | "review.revoke")
 }
 
 /// Checks that the `connect` policies of `policies` compile, and that every tag key they

@@ -58,16 +58,6 @@ pub struct ServerGate {
     pub changes: tokio::sync::Mutex<tokio::sync::broadcast::Receiver<warden_store::Changes>>,
 }
 
-/// Whether an action can end someone's access: who they are, their groups, tokens and
-/// certificates, the policy, the CAs, the hosts, or an end request.
-fn affects_access(action: &str) -> bool {
-    action == "*"
-        || ["user.", "group.", "token.", "policy.", "ca.", "ssh.revoke"]
-            .iter()
-            .any(|prefix| action.starts_with(prefix))
-        || matches!(action, "host.remove" | "ssh.session.kill")
-}
-
 fn now() -> Timestamp {
     Timestamp::from_system(SystemTime::now())
 }
@@ -430,7 +420,13 @@ impl Gate for ServerGate {
         let mut changes = self.changes.lock().await;
         loop {
             match changes.recv().await {
-                Ok(actions) if actions.iter().any(|a| affects_access(a)) => return,
+                Ok(actions)
+                    if actions
+                        .iter()
+                        .any(|a| warden_model::changes::ends_access(a)) =>
+                {
+                    return;
+                }
                 Ok(_) => {}
                 // Some were missed: any of them may have mattered.
                 Err(RecvError::Lagged(_)) => return,
