@@ -287,6 +287,26 @@ impl TestServer {
             .to_owned()
     }
 
+    /// A session recording as an auditor reads it: through `sshRecording` with a new
+    /// `auditor` token (the narrowest that may), which checks the file's hash against the
+    /// audit log and opens it under the KEK. Returns the asciicast text.
+    pub async fn recording_as_auditor(&self, file: &str) -> String {
+        let name = format!("auditor-{}", file.replace('.', "-"));
+        let token = self.token(&name, "auditor", None);
+        let (status, body) = self
+            .graphql(
+                Some(&token),
+                "query($f: String!) { sshRecording(file: $f) }",
+                json!({ "f": file }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body.pointer("/data/sshRecording")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no recording `{file}`: {body}"))
+            .to_owned()
+    }
+
     /// POSTs a GraphQL query with an optional bearer token; returns status and JSON body.
     pub async fn graphql(
         &self,

@@ -736,17 +736,7 @@ async fn a_password_typed_through_the_proxy_is_not_recorded() {
     let raw = std::fs::read(lab.server.data_dir.join("recordings").join(file)).unwrap();
     assert!(!raw.windows(7).any(|w| w == b"hunter2"));
     // Read back as an auditor reads it.
-    let token = lab.server.token("auditor", "auditor", None);
-    let (status, body) = lab
-        .server
-        .graphql(
-            Some(&token),
-            "query($f: String!) { sshRecording(file: $f) }",
-            json!({ "f": file }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let casts = body["data"]["sshRecording"].as_str().unwrap().to_owned();
+    let casts = lab.server.recording_as_auditor(file).await;
     assert!(casts.contains("got-7"), "the session was recorded: {casts}");
     assert!(casts.contains("[redacted]"), "{casts}");
     assert!(!casts.contains("hunter2"), "{casts}");

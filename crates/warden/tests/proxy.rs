@@ -79,20 +79,7 @@ async fn recording_text(server: &TestServer, file: &str, clear: &str) -> String 
         !raw.windows(clear.len()).any(|w| w == clear.as_bytes()),
         "`{clear}` is in the clear in {file}"
     );
-    let name = format!("auditor-{}", file.replace('.', "-"));
-    let token = server.token(&name, "auditor", None);
-    let (status, body) = server
-        .graphql(
-            Some(&token),
-            "query($f: String!) { sshRecording(file: $f) }",
-            json!({ "f": file }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body.pointer("/data/sshRecording")
-        .and_then(Value::as_str)
-        .expect("the recording")
-        .to_owned()
+    server.recording_as_auditor(file).await
 }
 
 /// A server; alice in ops; db-1 (team=ops, env=prod) with a stock sshd set up by the agent;
