@@ -68,6 +68,21 @@ fn via_bastion(d: &Path, bastion: u16, port: u16) -> Command {
     command
 }
 
+/// `size` bytes of a web server's log, one request a line.
+fn log_lines(size: usize) -> Vec<u8> {
+    let mut text = Vec::with_capacity(size + 100);
+    let mut line = 0u64;
+    while text.len() < size {
+        text.extend_from_slice(
+            format!("2026-12-06T10:00:00Z host=db-1 level=info request={line:012} status=200 bytes=4096\n")
+                .as_bytes(),
+        );
+        line += 1;
+    }
+    text.truncate(size);
+    text
+}
+
 /// A whole number from the environment, or `default`.
 fn mb_arg(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -150,16 +165,7 @@ async fn main() {
     let text_mb = mb_arg("WARDEN_BENCH_TEXT_MB", 300);
     let binary_mb = mb_arg("WARDEN_BENCH_BINARY_MB", 100);
     let payload = d.join("payload.txt");
-    let mut text = Vec::with_capacity(text_mb * 1_000_000);
-    let mut line = 0u64;
-    while text.len() < text_mb * 1_000_000 {
-        text.extend_from_slice(
-            format!("2026-12-06T10:00:00Z host=db-1 level=info request={line:012} status=200 bytes=4096\n")
-                .as_bytes(),
-        );
-        line += 1;
-    }
-    text.truncate(text_mb * 1_000_000);
+    let text = log_lines(text_mb * 1_000_000);
     std::fs::write(&payload, &text).unwrap();
     drop(text);
     let tree = d.join("tree");
@@ -179,11 +185,7 @@ async fn main() {
     let rounds = mb_arg("WARDEN_BENCH_ROUNDS", 5);
     let pty_mb = mb_arg("WARDEN_BENCH_PTY_MB", 100);
     let pty_payload = d.join("pty.txt");
-    std::fs::write(
-        &pty_payload,
-        &std::fs::read(&payload).unwrap()[..pty_mb * 1_000_000],
-    )
-    .unwrap();
+    std::fs::write(&pty_payload, log_lines(pty_mb * 1_000_000)).unwrap();
     for (label, command, mb, pty) in [
         (
             format!("text: `cat` of a {text_mb} MB log"),
