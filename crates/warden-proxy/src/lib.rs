@@ -5,6 +5,46 @@
 //! with a certificate minted for this session alone, verifying the host by its Warden host
 //! certificate. Every session channel is relayed and recorded ([`recording`]); a recording that
 //! cannot be written stops the session.
+//!
+//! # Threat model
+//!
+//! **What the crate trusts.** The [`Gate`] (the server: policy, revocation, audit) decides
+//! every session and recheck; a gate that errs refuses. The user CAs the gate lists, and the
+//! host CA that signs the target's host certificate. The key-encryption key in
+//! [`ProxyConfig::kek`], held in this process's memory. The recordings directory is private to
+//! the process (0700, files 0600).
+//!
+//! **What an attacker controls.**
+//! - Anyone who can reach the listener: the target line (at most one line, parsed by
+//!   [`parse_target`]), every SSH message, the certificate offered, pty sizes (the emulator
+//!   clamps them to 400), and how fast input arrives (more than 64 MiB queued for a host ends
+//!   the session).
+//! - A certificate holder: which channels, commands, subsystems and forwards are asked for.
+//!   Each is recorded or refused, and forwards pass the gate's `connect` check.
+//! - A compromised host: every byte of output, escape sequences included (recorded raw), and
+//!   its flow control (a stalled host ends at the idle timeout). It can print a fake password
+//!   prompt so that the next line typed is kept out of the recording; each such entry is
+//!   counted in the session's redactions.
+//! - Someone who can read or write the recordings directory or bucket but does not hold the
+//!   KEK: every file is sealed, so they read nothing. Altering, truncating, reordering,
+//!   renaming or replacing a file is caught by its AEAD segments and by the SHA-256 the audit
+//!   log holds. Deleting a file is caught the same way: it is missing when read.
+//!
+//! **What it promises.**
+//! - No session opens without the gate's allow, made for this login on this host.
+//! - Nothing on a terminal channel moves before its recording exists; a write that fails ends
+//!   the channel.
+//! - Open sessions are checked again on every committed change that can end access, and every
+//!   second; they end at `idle_timeout` and `max_session`.
+//! - A person's own certificate never reaches the host: the host sees a certificate minted for
+//!   this one session.
+//!
+//! **What it does not promise.**
+//! - The contents of a subsystem (sftp) or a forwarded port are not recorded, only their byte
+//!   counts.
+//! - Redaction follows what the host prints, not the remote terminal's echo state, which SSH
+//!   does not carry. Inferring it from missing echo would let a fast typist hide commands.
+//! - Whoever holds the KEK (the server, `warden proxy`) can read every recording.
 
 pub mod recording;
 
