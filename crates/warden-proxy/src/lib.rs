@@ -634,7 +634,7 @@ async fn connection(
         )),
         upstream: None,
         channels: BTreeMap::new(),
-        recorded: Arc::new(Mutex::new((Vec::new(), Vec::new()))),
+        recorded: Arc::new(Mutex::new((Vec::new(), Vec::new(), 0))),
     };
     let running = server::run_stream(Arc::new(config), socket, handler)
         .await
@@ -764,8 +764,9 @@ enum Up {
 /// A channel's recorder, shared by its two directions.
 type SharedRecorder = Arc<Mutex<Option<Recorder>>>;
 
-/// Recordings finished, and recording failures, of one session.
-type Outcomes = Arc<Mutex<(Vec<Recorded>, Vec<String>)>>;
+/// Recordings finished, recording failures, and recordings still being finished (their
+/// transcripts rendered), of one session.
+type Outcomes = Arc<Mutex<(Vec<Recorded>, Vec<String>, usize)>>;
 
 struct ChannelState {
     queue: mpsc::UnboundedSender<Up>,
@@ -1287,8 +1288,19 @@ impl Drop for Downstream {
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            for state in channels.values() {
-                finish_recording(&state.recorder, &recorded);
+            let slots: Vec<SharedRecorder> =
+                channels.values().map(|s| s.recorder.clone()).collect();
+            let outcomes = recorded.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for slot in &slots {
+                    finish_recording(slot, &outcomes);
+                }
+            })
+            .await;
+            // Transcripts still rendering (their relay tasks took them): the end is audited
+            // with them.
+            while recorded.lock().map(|r| r.2 > 0).unwrap_or(false) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let (recordings, failures) = recorded
                 .lock()
@@ -1306,9 +1318,20 @@ impl Drop for Downstream {
     }
 }
 
-/// Closes a channel's recording (once) and keeps what it holds.
+/// Closes a channel's recording (once) and keeps what it holds. Blocks while a pty channel's
+/// transcript is rendered: call it on a blocking thread.
 fn finish_recording(recorder: &SharedRecorder, outcomes: &Outcomes) {
-    let taken = recorder.lock().ok().and_then(|mut r| r.take());
+    // Taken and counted as finishing under the slot's lock, so whoever finds the slot empty
+    // also finds it counted.
+    let taken = recorder.lock().ok().and_then(|mut slot| {
+        let taken = slot.take();
+        if taken.is_some()
+            && let Ok(mut outcomes) = outcomes.lock()
+        {
+            outcomes.2 += 1;
+        }
+        taken
+    });
     if let Some(recorder) = taken {
         let result = recorder.finish();
         if let Ok(mut outcomes) = outcomes.lock() {
@@ -1316,6 +1339,7 @@ fn finish_recording(recorder: &SharedRecorder, outcomes: &Outcomes) {
                 Ok(recorded) => outcomes.0.push(recorded),
                 Err(e) => outcomes.1.push(e.to_string()),
             }
+            outcomes.2 = outcomes.2.saturating_sub(1);
         }
     }
 }
@@ -1468,6 +1492,6 @@ async fn downlink(
             break;
         }
     }
-    finish_recording(&recorder, &outcomes);
     let _ = down.close().await;
+    let _ = tokio::task::spawn_blocking(move || finish_recording(&recorder, &outcomes)).await;
 }

@@ -126,7 +126,7 @@ proptest! {
     #[test]
     fn any_session_records_faithfully(start in starts(), ops in ops()) {
         let dir = tempfile::tempdir().unwrap();
-        let mut recorder = Recorder::create(dir.path(), "s", &start, &serde_json::json!({}), &kek()).unwrap();
+        let mut recorder = Recorder::create(dir.path(), "s", &start, &serde_json::json!({}), &std::sync::Arc::new(kek())).unwrap();
         let (mut typed, mut shown, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
         for op in &ops {
             match op {
@@ -222,7 +222,14 @@ fn secrets_typed_at_a_prompt_are_not_recorded() {
         height: 24,
         term: Some("xterm".into()),
     };
-    let mut r = Recorder::create(dir.path(), "s", &start, &serde_json::json!({}), &kek()).unwrap();
+    let mut r = Recorder::create(
+        dir.path(),
+        "s",
+        &start,
+        &serde_json::json!({}),
+        &std::sync::Arc::new(kek()),
+    )
+    .unwrap();
     r.output(b"$ ").unwrap();
     r.input(b"sudo -v\r").unwrap();
     r.output(b"sudo -v\r\n[sudo] password for alice: ").unwrap();
@@ -267,7 +274,14 @@ fn a_coloured_prompt_redraws_and_all_still_redact() {
         height: 24,
         term: Some("xterm".into()),
     };
-    let mut r = Recorder::create(dir.path(), "c", &start, &serde_json::json!({}), &kek()).unwrap();
+    let mut r = Recorder::create(
+        dir.path(),
+        "c",
+        &start,
+        &serde_json::json!({}),
+        &std::sync::Arc::new(kek()),
+    )
+    .unwrap();
     // A coloured prompt, then a status line redrawn on the same line before the user types.
     r.output(b"\x1b[1;31mEnter passphrase for key '/k':\x1b[0m ")
         .unwrap();

@@ -153,7 +153,7 @@ fn every_alteration_is_named() {
 #[test]
 fn binary_output_survives_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
-    let k = kek("33");
+    let k = std::sync::Arc::new(kek("33"));
     let mut r = Recorder::create(
         dir.path(),
         "bin",
@@ -256,4 +256,55 @@ proptest! {
             i
         );
     }
+}
+
+#[test]
+fn a_terminal_transcript_is_rendered_from_the_sealed_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = std::sync::Arc::new(kek("44"));
+    let start = Start::Shell {
+        width: 20,
+        height: 5,
+        term: Some("xterm".into()),
+    };
+    let mut r = Recorder::create(dir.path(), "t", &start, &serde_json::json!({}), &k).unwrap();
+    // Enough output to cross several segments, a resize, and a line drawn over.
+    for n in 0..20_000 {
+        r.output(format!("line {n}\r\n").as_bytes()).unwrap();
+    }
+    r.resize(40, 10).unwrap();
+    r.output(b"a line longer than twenty columns, after the resize\r\n")
+        .unwrap();
+    r.output(b"draft\rfinal\r\n").unwrap();
+    let recorded = r.finish().unwrap();
+    let (path, sha) = recorded.transcript.unwrap();
+    let file = std::fs::read(&path).unwrap();
+    assert_eq!(
+        format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&file)),
+        sha
+    );
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let text = String::from_utf8(open(&file, name, &k).unwrap().plaintext.to_vec()).unwrap();
+    assert!(
+        text.contains("line 19999\n"),
+        "{}",
+        &text[text.len() - 300..]
+    );
+    assert!(
+        text.contains("a line longer than twenty columns, afte"),
+        "{}",
+        &text[text.len() - 300..]
+    );
+    assert!(text.ends_with("final\n"), "{}", &text[text.len() - 100..]);
+    // Ten thousand lines of scrollback are kept, older ones dropped.
+    assert!(!text.contains("line 100\n"));
+    // The streaming reader and the whole-file reader agree.
+    let mut streamed = Vec::new();
+    let complete = warden_proxy::recording::sealed::read_segments(&recorded.path, &k, |s| {
+        streamed.extend_from_slice(s)
+    })
+    .unwrap();
+    assert!(complete);
+    let whole = open(&std::fs::read(&recorded.path).unwrap(), "t.rec", &k).unwrap();
+    assert_eq!(streamed, whole.plaintext.to_vec());
 }

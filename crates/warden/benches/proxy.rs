@@ -209,11 +209,21 @@ async fn main() {
         let tty: &[&str] = if pty { &["-tt"] } else { &[] };
         let (mut proxy_runs, mut bastion_runs) = (Vec::new(), Vec::new());
         let mut proxy_cpu = 0.0;
+        let mut audited = Vec::new();
         for _ in 0..rounds {
             let mut proxy_cmd = through_proxy("ssh", server, d);
             proxy_cmd.args(tty).args(["-l", "root", "db-1", &command]);
             let (before, _) = usage(server.pid().unwrap());
+            let ended = server.audit("ssh.session.end").len();
             proxy_runs.push(timed(proxy_cmd));
+            // The session's end is audited once its recording is sealed and, on a terminal,
+            // its transcript rendered: wait for it, so the bastion's run does not share the
+            // cores with that work.
+            let t = Instant::now();
+            while server.audit("ssh.session.end").len() <= ended {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            audited.push(t.elapsed());
             proxy_cpu += usage(server.pid().unwrap()).0 - before;
             let mut bastion_cmd = via_bastion(d, bastion.port, lab.port);
             bastion_cmd.args(tty).arg(&command);
@@ -239,6 +249,11 @@ async fn main() {
                 .map(|d| (d.as_secs_f64() * 100.0).round() / 100.0)
                 .collect::<Vec<_>>(),
             proxy_cpu / rounds as f64
+        );
+        audited.sort();
+        println!(
+            "  the session's end (recording sealed, transcript rendered) audited {:.2} s after the client finished (median)",
+            audited[rounds / 2].as_secs_f64()
         );
     }
 

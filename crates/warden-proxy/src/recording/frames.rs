@@ -100,6 +100,22 @@ pub fn frames(plaintext: &[u8]) -> impl Iterator<Item = Result<Frame<'_>, FrameE
     })
 }
 
+/// How many bytes at the start of `buffer` are whole frames (the rest waits for more).
+pub fn complete(buffer: &[u8]) -> usize {
+    let mut at = 0usize;
+    while let Some(head) = buffer.get(at..at + FRAME_HEAD) {
+        let len = head
+            .get(9..13)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_le_bytes) as usize;
+        if buffer.len() < at + FRAME_HEAD + len {
+            break;
+        }
+        at += FRAME_HEAD + len;
+    }
+    at
+}
+
 /// A resize frame's columns and rows.
 pub fn resize_data(width: u32, height: u32) -> [u8; 8] {
     let [a, b, c, d] = width.to_le_bytes();
@@ -107,7 +123,8 @@ pub fn resize_data(width: u32, height: u32) -> [u8; 8] {
     [a, b, c, d, e, f, g, h]
 }
 
-fn size_of(data: &[u8]) -> Option<(u32, u32)> {
+/// A resize frame's columns and rows.
+pub fn resize_size(data: &[u8]) -> Option<(u32, u32)> {
     let w = data.get(..4)?.try_into().ok().map(u32::from_le_bytes)?;
     let h = data.get(4..8)?.try_into().ok().map(u32::from_le_bytes)?;
     Some((w, h))
@@ -200,7 +217,7 @@ pub fn asciicast(plaintext: &[u8]) -> Result<String, FrameError> {
             INPUT => event(&mut out, frame.at, "i", &input.decode(frame.data)),
             REDACTED => event(&mut out, frame.at, "i", REDACTION_MARK),
             RESIZE => {
-                let (w, h) = size_of(frame.data).ok_or(FrameError::Resize(n + 2))?;
+                let (w, h) = resize_size(frame.data).ok_or(FrameError::Resize(n + 2))?;
                 event(&mut out, frame.at, "r", &format!("{w}x{h}"));
             }
             _ => return Err(FrameError::Header),

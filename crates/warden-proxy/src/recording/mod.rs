@@ -10,6 +10,7 @@ pub mod frames;
 pub mod sealed;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use warden_pki::seal::Kek;
@@ -62,8 +63,10 @@ pub struct Recorder {
     terminal: bool,
     input_bytes: u64,
     output_bytes: u64,
-    /// With a pty: the emulated screen, and the file its text goes to at the end.
-    screen: Option<(Box<vt100::Parser>, SealedWriter)>,
+    /// With a pty: the screen the transcript is rendered on when the channel closes (from the
+    /// sealed frames, off the relay's path), the file its text goes to, and the KEK that
+    /// opens the recording again.
+    screen: Option<(Box<vt100::Parser>, SealedWriter, Arc<Kek>)>,
     /// The line the terminal shows now (its last bytes), to tell a secret prompt.
     line_tail: Vec<u8>,
     /// Inside a secret's entry: what is typed is not recorded until Enter.
@@ -187,7 +190,7 @@ impl Recorder {
         name: &str,
         start: &Start,
         meta: &serde_json::Value,
-        kek: &Kek,
+        kek: &Arc<Kek>,
     ) -> Result<Recorder, RecordError> {
         let path = dir.join(format!("{name}{RECORDING_SUFFIX}"));
         let fail = |path: &Path| {
@@ -237,7 +240,7 @@ impl Recorder {
             };
             let text = dir.join(format!("{name}{TRANSCRIPT_SUFFIX}"));
             let writer = SealedWriter::create(&text, kek).map_err(fail(&text))?;
-            Some((Box::new(parser), writer))
+            Some((Box::new(parser), writer, kek.clone()))
         } else {
             None
         };
@@ -288,9 +291,6 @@ impl Recorder {
         if !self.terminal || data.is_empty() {
             return Ok(());
         }
-        if let Some((screen, _)) = &mut self.screen {
-            screen.process(data);
-        }
         self.follow_prompt(data);
         self.frame(OUTPUT, data, false)
     }
@@ -326,17 +326,11 @@ impl Recorder {
         }
     }
 
-    /// The user's terminal changed size: a resize frame, and the screen behind the
-    /// transcript takes the new size.
+    /// The user's terminal changed size: a resize frame (the transcript's screen takes the new
+    /// size there when it is rendered).
     pub fn resize(&mut self, width: u32, height: u32) -> Result<(), RecordError> {
         if !self.terminal {
             return Ok(());
-        }
-        if let Some((screen, _)) = &mut self.screen {
-            let (rows, cols) = screen.screen().size();
-            let rows = clamp_size(height).unwrap_or(rows);
-            let cols = clamp_size(width).unwrap_or(cols);
-            screen.screen_mut().set_size(rows, cols);
         }
         self.frame(RESIZE, &frames::resize_data(width, height), false)
     }
@@ -366,24 +360,16 @@ impl Recorder {
         }
     }
 
-    /// Seals and syncs the file (and the transcript), and says what it holds.
+    /// Seals and syncs the file, renders and seals the transcript (a pty channel: the whole
+    /// output through the terminal emulator, which takes seconds for hundreds of megabytes,
+    /// so call it where blocking is fine), and says what it holds.
     pub fn finish(self) -> Result<Recorded, RecordError> {
         let fail = self.fail();
+        let (path, bytes, sha256) = self.file.finish().map_err(&fail)?;
         let transcript = match self.screen {
-            Some((mut screen, mut writer)) => {
-                let text = render(&mut screen);
-                let path = writer.path().display().to_string();
-                let fail = |cause| RecordError {
-                    path: path.clone(),
-                    cause,
-                };
-                writer.write(text.as_bytes()).map_err(fail)?;
-                let (path, _, sha) = writer.finish().map_err(fail)?;
-                Some((path, sha))
-            }
+            Some((mut screen, writer, kek)) => Some(transcript(&path, &mut screen, writer, &kek)?),
             None => None,
         };
-        let (path, bytes, sha256) = self.file.finish().map_err(fail)?;
         Ok(Recorded {
             path,
             sha256,
@@ -396,6 +382,57 @@ impl Recorder {
             redactions: self.redactions,
         })
     }
+}
+
+/// Plays a finished recording's output and resizes through `screen` and seals what it shows
+/// into `writer`; returns the transcript's path and SHA-256.
+fn transcript(
+    recording: &Path,
+    screen: &mut vt100::Parser,
+    mut writer: SealedWriter,
+    kek: &Kek,
+) -> Result<(PathBuf, String), RecordError> {
+    let failed = |path: &Path, cause: std::io::Error| RecordError {
+        path: path.display().to_string(),
+        cause,
+    };
+    // Frames cross segments: what is left of one waits for the next.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut bad = None;
+    let play = |screen: &mut vt100::Parser, frame: frames::Frame<'_>| match frame.kind {
+        OUTPUT => screen.process(frame.data),
+        RESIZE => {
+            if let Some((width, height)) = frames::resize_size(frame.data) {
+                let (rows, cols) = screen.screen().size();
+                let rows = clamp_size(height).unwrap_or(rows);
+                let cols = clamp_size(width).unwrap_or(cols);
+                screen.screen_mut().set_size(rows, cols);
+            }
+        }
+        _ => {}
+    };
+    sealed::read_segments(recording, kek, |segment| {
+        pending.extend_from_slice(segment);
+        let whole = frames::complete(&pending);
+        for frame in frames::frames(pending.get(..whole).unwrap_or_default()) {
+            match frame {
+                Ok(frame) => play(screen, frame),
+                Err(e) => bad = Some(e),
+            }
+        }
+        pending.drain(..whole);
+    })
+    .map_err(|e| failed(recording, e))?;
+    if let Some(e) = bad {
+        return Err(failed(recording, std::io::Error::other(e.to_string())));
+    }
+    let text = render(screen);
+    let path = writer.path().to_path_buf();
+    writer
+        .write(text.as_bytes())
+        .map_err(|e| failed(&path, e))?;
+    let (path, _, sha) = writer.finish().map_err(|e| failed(&path, e))?;
+    Ok((path, sha))
 }
 
 /// A terminal dimension the emulator takes: 1 to 400 (a client may claim anything, and the

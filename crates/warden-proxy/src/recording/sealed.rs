@@ -287,3 +287,68 @@ pub fn open(bytes: &[u8], file: &str, kek: &Kek) -> Result<Opened, OpenError> {
         complete: false,
     })
 }
+
+/// Opens the recording file at `path` (named as its file is) a segment at a time, handing
+/// each segment's plaintext to `each`, so a large recording is read in bounded memory.
+/// Returns whether the file was finished.
+pub fn read_segments(path: &Path, kek: &Kek, mut each: impl FnMut(&[u8])) -> std::io::Result<bool> {
+    use std::io::{BufRead, Read};
+    let damaged = |e: OpenError| std::io::Error::other(e.to_string());
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| std::io::Error::other("the recording's name is not text"))?;
+    let mut file = std::io::BufReader::with_capacity(SEGMENT + 64, File::open(path)?);
+    let mut magic = vec![0u8; MAGIC.len()];
+    file.read_exact(&mut magic)
+        .map_err(|_| damaged(OpenError::NotARecording))?;
+    if magic != MAGIC {
+        return Err(damaged(OpenError::NotARecording));
+    }
+    let mut sealed = Vec::new();
+    (&mut file).take(4096).read_until(b'\n', &mut sealed)?;
+    let sealed = std::str::from_utf8(sealed.strip_suffix(b"\n").unwrap_or_default())
+        .map_err(|_| damaged(OpenError::Key))?;
+    let data_key = seal::open(kek, &purpose(name), sealed).map_err(|_| damaged(OpenError::Key))?;
+    let key = aead_key(&data_key).ok_or_else(|| damaged(OpenError::Key))?;
+    let mut offset = (MAGIC.len() + sealed.len() + 1) as u64;
+    let read_len = |file: &mut std::io::BufReader<File>| -> std::io::Result<Option<usize>> {
+        let mut head = [0u8; 4];
+        match file.read_exact(&mut head) {
+            Ok(()) => Ok(Some(u32::from_be_bytes(head) as usize)),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    let mut next = read_len(&mut file)?;
+    let mut counter = 0u64;
+    let mut segment = Vec::with_capacity(SEGMENT + TAG);
+    while let Some(len) = next {
+        if !(TAG..=SEGMENT + TAG).contains(&len) {
+            return Err(damaged(OpenError::Framing(offset)));
+        }
+        segment.resize(len, 0);
+        file.read_exact(&mut segment)
+            .map_err(|_| damaged(OpenError::Framing(offset)))?;
+        next = read_len(&mut file)?;
+        let last = next.is_none();
+        let mut attempt = segment.clone();
+        if let Ok(plain) = key.open_in_place(nonce(counter, last), Aad::from(MAGIC), &mut attempt) {
+            each(plain);
+            if last {
+                return Ok(true);
+            }
+        } else if last
+            && let Ok(plain) =
+                key.open_in_place(nonce(counter, false), Aad::from(MAGIC), &mut segment)
+        {
+            each(plain);
+            return Ok(false);
+        } else {
+            return Err(damaged(OpenError::Segment(offset)));
+        }
+        counter += 1;
+        offset += 4 + len as u64;
+    }
+    Ok(false)
+}
