@@ -2,6 +2,40 @@
 //! flows and API calls. This crate holds the schema (`Warden` namespace, labels as entity
 //! tags), loads a directory's policy files with errors at `file:line:col`, runs a policy
 //! directory's tests, and explains decisions. It does no I/O: callers pass file contents.
+//!
+//! # Threat model
+//!
+//! **What the crate trusts.** The cedar-policy crate's parser, validator and evaluator. The
+//! caller's [`Directory`]: who is in which group, which role a token carries, which labels a
+//! host has. A decision is only as current as the directory it is given; keeping it current is
+//! the server's job.
+//!
+//! **What an attacker controls.**
+//! - A policy author (an administrator, or whoever can write the policy directory in CI): the
+//!   policy text. It is parsed and validated strictly against the built-in schema before
+//!   anything is in force. A policy naming an unknown action, entity type or attribute is
+//!   refused with its `file:line:col`, and so are two policies with one id. [`load`] returns
+//!   the whole set or only errors, never part of a set.
+//! - Anyone whose names reach the directory (user names from an identity provider or SCIM,
+//!   host names and labels from agents): the entity ids, attributes and tags. They travel as
+//!   JSON values into Cedar's entity parser, never as policy text, so a name cannot add a rule.
+//!   They are checked against the schema as well.
+//! - API callers: the request's principal, action, resource and context. Each is parsed by
+//!   Cedar, and a malformed one is an error, not a decision.
+//!
+//! **What it promises.**
+//! - Default deny: no policy that permits, or any `forbid` that applies, means deny.
+//! - Every decision names the policies that determined it, for the audit log.
+//! - The index that narrows which policies are evaluated never changes a decision. A policy
+//!   whose scope does not match cannot be satisfied, and its conditions are not evaluated.
+//! - The same inputs give the same decision (no clock, no I/O, no randomness).
+//!
+//! **What it does not promise.**
+//! - A policy whose condition fails to evaluate counts as not applying: Cedar's semantics,
+//!   for a `forbid` as for a `permit`. Strict validation makes such errors rare. They are
+//!   returned in [`Decided::errors`] for the caller to record.
+//! - The role ceiling (what a token of a role may ever do, whatever the policy allows) is
+//!   applied by the server on top of the decision, not here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
