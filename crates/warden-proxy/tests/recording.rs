@@ -214,22 +214,27 @@ fn inputs(path: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn secrets_typed_at_a_prompt_are_not_recorded() {
-    let dir = tempfile::tempdir().unwrap();
+/// A recorder for an interactive shell on an 80x24 xterm.
+fn xterm(dir: &std::path::Path, name: &str) -> Recorder {
     let start = Start::Shell {
         width: 80,
         height: 24,
         term: Some("xterm".into()),
     };
-    let mut r = Recorder::create(
-        dir.path(),
-        "s",
+    Recorder::create(
+        dir,
+        name,
         &start,
         &serde_json::json!({}),
         &std::sync::Arc::new(kek()),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn secrets_typed_at_a_prompt_are_not_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = xterm(dir.path(), "s");
     r.output(b"$ ").unwrap();
     r.input(b"sudo -v\r").unwrap();
     r.output(b"sudo -v\r\n[sudo] password for alice: ").unwrap();
@@ -269,19 +274,7 @@ fn secrets_typed_at_a_prompt_are_not_recorded() {
 #[test]
 fn a_coloured_prompt_redraws_and_all_still_redact() {
     let dir = tempfile::tempdir().unwrap();
-    let start = Start::Shell {
-        width: 80,
-        height: 24,
-        term: Some("xterm".into()),
-    };
-    let mut r = Recorder::create(
-        dir.path(),
-        "c",
-        &start,
-        &serde_json::json!({}),
-        &std::sync::Arc::new(kek()),
-    )
-    .unwrap();
+    let mut r = xterm(dir.path(), "c");
     // A coloured prompt, then a status line redrawn on the same line before the user types.
     r.output(b"\x1b[1;31mEnter passphrase for key '/k':\x1b[0m ")
         .unwrap();

@@ -217,138 +217,114 @@ pub struct Opened {
 
 /// Opens a recording file's bytes, named `file`, under `kek`.
 pub fn open(bytes: &[u8], file: &str, kek: &Kek) -> Result<Opened, OpenError> {
-    let rest = bytes.strip_prefix(MAGIC).ok_or(OpenError::NotARecording)?;
-    let end = rest
-        .iter()
-        .position(|b| *b == b'\n')
-        .ok_or(OpenError::Key)?;
-    let (sealed, rest) = rest.split_at(end);
-    let rest = rest.get(1..).unwrap_or_default();
-    let sealed = std::str::from_utf8(sealed).map_err(|_| OpenError::Key)?;
-    let data_key = seal::open(kek, &purpose(file), sealed).map_err(|_| OpenError::Key)?;
-    let key = aead_key(&data_key).ok_or(OpenError::Key)?;
-    let mut offset = (bytes.len() - rest.len()) as u64;
-    let mut plaintext = Zeroizing::new(Vec::with_capacity(rest.len()));
-    let mut rest = rest;
-    let mut counter = 0u64;
-    while !rest.is_empty() {
-        let (head, body) = rest.split_at_checked(4).ok_or(OpenError::Framing(offset))?;
-        let len = head
-            .try_into()
-            .map(u32::from_be_bytes)
-            .map_err(|_| OpenError::Framing(offset))? as usize;
-        if !(TAG..=SEGMENT + TAG).contains(&len) {
-            return Err(OpenError::Framing(offset));
-        }
-        let (segment, after) = body
-            .split_at_checked(len)
-            .ok_or(OpenError::Framing(offset))?;
-        let last = after.is_empty();
-        let opens = |plaintext: &mut Vec<u8>, last: bool| {
-            let start = plaintext.len();
-            plaintext.extend_from_slice(segment);
-            let opened = plaintext.get_mut(start..).and_then(|tail| {
-                key.open_in_place(nonce(counter, last), Aad::from(MAGIC), tail)
-                    .ok()
-                    .map(|p| p.len())
-            });
-            plaintext.truncate(start + opened.unwrap_or(0));
-            opened.is_some()
-        };
-        if opens(&mut plaintext, last) {
-            if last {
-                return Ok(Opened {
-                    plaintext,
-                    complete: true,
-                });
-            }
-        } else if last {
-            // The file ends without its final segment: cut short (or the final one altered).
-            return if opens(&mut plaintext, false) {
-                Ok(Opened {
-                    plaintext,
-                    complete: false,
-                })
-            } else {
-                Err(OpenError::Segment(offset))
-            };
-        } else if opens(&mut Vec::new(), true) {
-            return Err(OpenError::Trailing(offset + 4 + len as u64));
-        } else {
-            return Err(OpenError::Segment(offset));
-        }
-        counter += 1;
-        offset += 4 + len as u64;
-        rest = after;
-    }
-    // No segment at all: cut short before anything was sealed.
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(bytes.len()));
+    let complete = segments(bytes, file, kek, |segment| {
+        plaintext.extend_from_slice(segment);
+    })?;
     Ok(Opened {
         plaintext,
-        complete: false,
+        complete,
     })
 }
 
 /// Opens the recording file at `path` (named as its file is) a segment at a time, handing
 /// each segment's plaintext to `each`, so a large recording is read in bounded memory.
 /// Returns whether the file was finished.
-pub fn read_segments(path: &Path, kek: &Kek, mut each: impl FnMut(&[u8])) -> std::io::Result<bool> {
-    use std::io::{BufRead, Read};
-    let damaged = |e: OpenError| std::io::Error::other(e.to_string());
+pub fn read_segments(path: &Path, kek: &Kek, each: impl FnMut(&[u8])) -> std::io::Result<bool> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| std::io::Error::other("the recording's name is not text"))?;
-    let mut file = std::io::BufReader::with_capacity(SEGMENT + 64, File::open(path)?);
+    let file = std::io::BufReader::with_capacity(SEGMENT + 64, File::open(path)?);
+    segments(file, name, kek, each).map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// Reads a recording named `file` from `reader`, handing each segment's plaintext to `each`
+/// in order; returns whether the final segment was there (false: cut short, and `each` has
+/// had what was sealed until then).
+fn segments(
+    mut reader: impl std::io::BufRead,
+    file: &str,
+    kek: &Kek,
+    mut each: impl FnMut(&[u8]),
+) -> Result<bool, OpenError> {
+    use std::io::{BufRead, Read};
     let mut magic = vec![0u8; MAGIC.len()];
-    file.read_exact(&mut magic)
-        .map_err(|_| damaged(OpenError::NotARecording))?;
+    reader
+        .read_exact(&mut magic)
+        .map_err(|_| OpenError::NotARecording)?;
     if magic != MAGIC {
-        return Err(damaged(OpenError::NotARecording));
+        return Err(OpenError::NotARecording);
     }
-    let mut sealed = Vec::new();
-    (&mut file).take(4096).read_until(b'\n', &mut sealed)?;
-    let sealed = std::str::from_utf8(sealed.strip_suffix(b"\n").unwrap_or_default())
-        .map_err(|_| damaged(OpenError::Key))?;
-    let data_key = seal::open(kek, &purpose(name), sealed).map_err(|_| damaged(OpenError::Key))?;
-    let key = aead_key(&data_key).ok_or_else(|| damaged(OpenError::Key))?;
-    let mut offset = (MAGIC.len() + sealed.len() + 1) as u64;
-    let read_len = |file: &mut std::io::BufReader<File>| -> std::io::Result<Option<usize>> {
+    let mut line = Vec::new();
+    (&mut reader)
+        .take(4096)
+        .read_until(b'\n', &mut line)
+        .map_err(|_| OpenError::Key)?;
+    let sealed = line
+        .strip_suffix(b"\n")
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .ok_or(OpenError::Key)?;
+    let data_key = seal::open(kek, &purpose(file), sealed).map_err(|_| OpenError::Key)?;
+    let key = aead_key(&data_key).ok_or(OpenError::Key)?;
+    let mut offset = (MAGIC.len() + line.len()) as u64;
+    // A segment's length, or None at the end of the file.
+    let length = |reader: &mut dyn Read, offset: u64| {
         let mut head = [0u8; 4];
-        match file.read_exact(&mut head) {
-            Ok(()) => Ok(Some(u32::from_be_bytes(head) as usize)),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-            Err(e) => Err(e),
+        match reader.read(&mut head) {
+            Ok(0) => Ok(None),
+            Ok(n) => {
+                let rest = head.get_mut(n..).unwrap_or_default();
+                reader
+                    .read_exact(rest)
+                    .map_err(|_| OpenError::Framing(offset))?;
+                Ok(Some(u32::from_be_bytes(head) as usize))
+            }
+            Err(_) => Err(OpenError::Framing(offset)),
         }
     };
-    let mut next = read_len(&mut file)?;
-    let mut counter = 0u64;
-    let mut segment = Vec::with_capacity(SEGMENT + TAG);
+    let opens = |segment: &[u8], counter: u64, last: bool, into: &mut Vec<u8>| {
+        into.clear();
+        into.extend_from_slice(segment);
+        match key.open_in_place(nonce(counter, last), Aad::from(MAGIC), into) {
+            Ok(plain) => {
+                let n = plain.len();
+                into.truncate(n);
+                true
+            }
+            Err(_) => false,
+        }
+    };
+    let mut next = length(&mut reader, offset)?;
+    let (mut counter, mut segment, mut plain) = (0u64, Vec::new(), Vec::new());
     while let Some(len) = next {
         if !(TAG..=SEGMENT + TAG).contains(&len) {
-            return Err(damaged(OpenError::Framing(offset)));
+            return Err(OpenError::Framing(offset));
         }
         segment.resize(len, 0);
-        file.read_exact(&mut segment)
-            .map_err(|_| damaged(OpenError::Framing(offset)))?;
-        next = read_len(&mut file)?;
+        reader
+            .read_exact(&mut segment)
+            .map_err(|_| OpenError::Framing(offset))?;
+        let end = offset + 4 + len as u64;
+        next = length(&mut reader, end)?;
         let last = next.is_none();
-        let mut attempt = segment.clone();
-        if let Ok(plain) = key.open_in_place(nonce(counter, last), Aad::from(MAGIC), &mut attempt) {
-            each(plain);
+        if opens(&segment, counter, last, &mut plain) {
+            each(&plain);
             if last {
                 return Ok(true);
             }
-        } else if last
-            && let Ok(plain) =
-                key.open_in_place(nonce(counter, false), Aad::from(MAGIC), &mut segment)
-        {
-            each(plain);
+        } else if last && opens(&segment, counter, false, &mut plain) {
+            // The file ends without its final segment: cut short.
+            each(&plain);
             return Ok(false);
+        } else if !last && opens(&segment, counter, true, &mut plain) {
+            return Err(OpenError::Trailing(end));
         } else {
-            return Err(damaged(OpenError::Segment(offset)));
+            return Err(OpenError::Segment(offset));
         }
         counter += 1;
-        offset += 4 + len as u64;
+        offset = end;
     }
+    // No segment at all: cut short before anything was sealed.
     Ok(false)
 }

@@ -141,17 +141,28 @@ fn opened(bytes: Vec<u8>, file: &str, kek: &warden_pki::seal::Kek) -> Result<Vec
 /// else its output.
 async fn shown(
     recordings: &Recordings,
-    kek: &warden_pki::seal::Kek,
+    kek: &Arc<warden_pki::seal::Kek>,
     recording: &SshRecording,
 ) -> Option<String> {
-    let file = recording.transcript.as_ref().unwrap_or(&recording.file);
-    let bytes = recordings.read(file).await.ok()?;
-    let plain = opened(bytes, file, kek).ok()?;
-    if recording.transcript.is_some() || file.ends_with(LEGACY_SUFFIX) {
-        Some(String::from_utf8_lossy(&plain).into_owned())
-    } else {
-        warden_proxy::recording::frames::output_text(&plain).ok()
-    }
+    let file = recording
+        .transcript
+        .clone()
+        .unwrap_or(recording.file.clone());
+    let bytes = recordings.read(&file).await.ok()?;
+    let transcript = recording.transcript.is_some();
+    let kek = kek.clone();
+    // Opening and decoding a large recording is CPU work: off the async workers.
+    tokio::task::spawn_blocking(move || {
+        let plain = opened(bytes, &file, &kek).ok()?;
+        if transcript || file.ends_with(LEGACY_SUFFIX) {
+            Some(String::from_utf8_lossy(&plain).into_owned())
+        } else {
+            warden_proxy::recording::frames::output_text(&plain).ok()
+        }
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Session reads.
