@@ -8,6 +8,7 @@
 mod actor;
 pub mod changes;
 pub mod forwarded;
+mod key_id;
 mod names;
 pub mod proxy_protocol;
 mod role;
@@ -15,6 +16,7 @@ mod secret;
 mod time;
 
 pub use actor::{Actor, AuthMethod};
+pub use key_id::{Holder, KeyId, KeyIdError};
 pub use names::{
     GroupName, HostName, Login, MAX_NAME_LEN, NameError, TokenName, UserName, derive_name,
     proxy_principal,

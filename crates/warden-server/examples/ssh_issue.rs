@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::OsRng;
-use warden_model::{Actor, Role, Timestamp, UserName};
+use warden_model::{Actor, Holder, KeyId, Role, Timestamp, UserName};
 use warden_pki::seal::Kek;
 use warden_pki::ssh::{Kind, SshCa};
 use warden_server::ca::{Authorities, SshIssue};
@@ -66,7 +66,7 @@ async fn main() {
                         now: Timestamp::from_system(SystemTime::now()),
                     };
                     let key = keys.get(i % keys.len()).unwrap();
-                    let key_id = format!("user:{name} token:bench");
+                    let key_id = KeyId::token(Holder::User(name.clone()), "bench").expect("key id");
                     let ttl = Duration::from_secs(8 * 3600);
                     authorities
                         .issue(
@@ -75,6 +75,7 @@ async fn main() {
                                 kind: Kind::User,
                                 public_key: key,
                                 key_id,
+                                holder_user_id: None,
                                 principals: vec![name.to_string()],
                                 ttl,
                                 port_forwarding: false,

@@ -2,8 +2,6 @@
 //! `/graphql` alone on the admin socket, where the caller is the operator.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -14,85 +12,65 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
-use warden_identity::AuthError;
-use warden_model::{Actor, Timestamp};
-use warden_store::{AuditContext, Store};
+use warden_model::Timestamp;
+use warden_store::AuditContext;
 
-use crate::audit::AuditLog;
+use warden_runtime::request::{
+    App, bearer_context, detached, graphql_error, operator_context, read_body, require,
+};
+use warden_web::Web;
+
 use crate::config::Limits;
 use crate::edge::{EdgeState, RequestId, observe, rate_limit};
-use crate::graphql::{Caller, WardenSchema};
-use crate::metrics::Metrics;
-
-/// What handlers share.
-#[derive(Clone)]
-pub(crate) struct App {
-    pub store: Arc<Store>,
-    pub audit: AuditLog,
-    pub authorities: crate::ca::Authorities,
-    pub schema: WardenSchema,
-    pub metrics: Arc<Metrics>,
-    pub agent: crate::config::AgentConfig,
-    pub web: Arc<crate::web::Web>,
-    pub mtls_address: Arc<str>,
-    pub policy: Arc<crate::policy::Engine>,
-    /// The public URL without a trailing `/`, for links in responses.
-    pub public_url: Arc<str>,
-    /// Vulnerability SLAs and import limits.
-    pub vuln: crate::config::VulnConfig,
-    /// What `/.well-known/security.txt` says.
-    pub security_txt: Option<Arc<crate::config::SecurityTxt>>,
-    /// The compiled WireGuard mesh.
-    pub mesh: Arc<crate::mesh::Mesh>,
-    /// The settings the console shows.
-    pub settings: Arc<crate::console::Settings>,
-    /// The per-source budget (`None`: off), for checks made after the edge.
-    pub source_budget: Option<Arc<crate::edge::SourceLimiter>>,
-    /// Per-token budgets for API tokens, and for SCIM tokens (`None`: off).
-    pub token_budget: Option<Arc<crate::edge::TokenLimiter>>,
-    pub scim_budget: Option<Arc<crate::edge::TokenLimiter>>,
-    /// Samples unauthenticated refusals into the audit log.
-    pub anonymous: Arc<AnonymousSampler>,
-    /// What SCIM clients may take over.
-    pub scim: Arc<crate::config::ScimConfig>,
-    /// Scan uploads in progress per source.
-    pub imports: Arc<crate::edge::SourceSlots>,
-}
-
-impl std::fmt::Debug for App {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App")
-            .field("store", &self.store)
-            .finish_non_exhaustive()
-    }
-}
+use crate::graphql::Caller;
 
 /// The public HTTP listener's routes.
-pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Router {
+pub(crate) fn public_router(web: Web, edge: EdgeState, limits: &Limits) -> Router {
     let imports = Router::new()
-        .route("/v1/vuln/import", post(crate::vulns::import_bearer))
-        .with_state(app.clone());
-    let max_import = app.vuln.max_import_bytes;
+        .route("/v1/vuln/import", post(warden_api::vulns::import_bearer))
+        .with_state(web.app.clone());
+    let max_import = web.vuln.max_import_bytes;
     // What anyone may send before they are known: passkey ceremonies and sign-in steps, whose
     // bodies are a few kilobytes.
     let sign_in = Router::new()
-        .route("/auth/logout", post(crate::web::logout))
-        .route("/webauthn/register/start", post(crate::web::register_start))
+        .route("/auth/logout", post(warden_web::sign_in::logout))
+        .route(
+            "/webauthn/register/start",
+            post(warden_web::sign_in::register_start),
+        )
         .route(
             "/webauthn/register/finish",
-            post(crate::web::register_finish),
+            post(warden_web::sign_in::register_finish),
         )
-        .route("/webauthn/assert/start", post(crate::web::assert_start))
-        .route("/webauthn/assert/finish", post(crate::web::assert_finish))
-        .route("/webauthn/remove/start", post(crate::web::remove_start))
-        .route("/webauthn/remove/finish", post(crate::web::remove_finish))
-        .route("/auth/passkey/start", post(crate::web::signin_start))
-        .route("/auth/passkey/finish", post(crate::web::signin_finish))
+        .route(
+            "/webauthn/assert/start",
+            post(warden_web::sign_in::assert_start),
+        )
+        .route(
+            "/webauthn/assert/finish",
+            post(warden_web::sign_in::assert_finish),
+        )
+        .route(
+            "/webauthn/remove/start",
+            post(warden_web::sign_in::remove_start),
+        )
+        .route(
+            "/webauthn/remove/finish",
+            post(warden_web::sign_in::remove_finish),
+        )
+        .route(
+            "/auth/passkey/start",
+            post(warden_web::sign_in::signin_start),
+        )
+        .route(
+            "/auth/passkey/finish",
+            post(warden_web::sign_in::signin_finish),
+        )
         .route(
             "/auth/cli",
-            get(crate::web::cli_consent).post(crate::web::cli_authorize),
+            get(warden_web::sign_in::cli_consent).post(warden_web::sign_in::cli_authorize),
         )
-        .route("/auth/cli/token", post(crate::web::cli_token))
+        .route("/auth/cli/token", post(warden_web::sign_in::cli_token))
         .layer(RequestBodyLimitLayer::new(
             SIGN_IN_MAX_BODY.min(limits.max_body_bytes),
         ));
@@ -103,31 +81,40 @@ pub(crate) fn public_router(app: App, edge: EdgeState, limits: &Limits) -> Route
         .route("/v1/ssh/host_ca.pub", get(ssh_host_ca))
         .route("/v1/ssh/krl", get(ssh_krl))
         .route("/v1/x509/bundle.pem", get(x509_bundle))
-        .route("/v1/agent/join", post(crate::agent_api::join))
-        .route("/v1/mesh/device", post(crate::mesh::enroll_device))
-        .route("/v1/mesh/device/map", get(crate::mesh::device_map))
-        .route("/v1/mesh/ranges", get(crate::mesh::device_ranges))
-        .route("/", get(crate::web::sign_in_page))
-        .route("/account", get(crate::web::account))
-        .route("/enroll/{token}", get(crate::web::enroll))
-        .route("/static/passkey.js", get(crate::web::passkey_js))
+        .route("/v1/agent/join", post(warden_api::agent::join))
+        .route("/v1/mesh/device", post(warden_api::mesh::enroll_device))
+        .route("/v1/mesh/device/map", get(warden_api::mesh::device_map))
+        .route("/v1/mesh/ranges", get(warden_api::mesh::device_ranges))
+        .route("/", get(warden_web::sign_in::sign_in_page))
+        .route("/account", get(warden_web::sign_in::account))
+        .route("/enroll/{token}", get(warden_web::sign_in::enroll))
+        .route("/static/passkey.js", get(warden_web::sign_in::passkey_js))
         .merge(sign_in)
-        .route("/auth/oidc/{name}/login", get(crate::web::oidc_login))
-        .route("/auth/oidc/{name}/callback", get(crate::web::oidc_callback))
+        .route(
+            "/auth/oidc/{name}/login",
+            get(warden_web::sign_in::oidc_login),
+        )
+        .route(
+            "/auth/oidc/{name}/callback",
+            get(warden_web::sign_in::oidc_callback),
+        )
         .route("/v1/audit/export", get(audit_export_bearer))
-        .route("/.well-known/security.txt", get(crate::vulns::security_txt))
+        .route(
+            "/.well-known/security.txt",
+            get(warden_api::vulns::security_txt),
+        )
         .route("/healthz", get(ready))
         .route("/healthz/live", get(live))
         .route("/metrics", get(metrics))
-        .merge(crate::scim::routes())
-        .merge(crate::console::routes())
+        .merge(warden_web::console::routes())
         .fallback(not_found)
-        .with_state(app);
+        .with_state(web.clone())
+        .merge(warden_api::scim::routes().with_state(web.app));
     with_edge(routes, Some((imports, max_import)), edge, limits)
 }
 
 /// The admin socket's routes. Whoever can open the socket is the operator.
-pub(crate) fn admin_router(app: App, edge: EdgeState, limits: &Limits) -> Router {
+pub(crate) fn admin_router(web: Web, edge: EdgeState, limits: &Limits) -> Router {
     let routes = Router::new()
         .route("/graphql", post(graphql_operator))
         .route("/v1/audit/public_key", get(audit_public_key))
@@ -138,21 +125,21 @@ pub(crate) fn admin_router(app: App, edge: EdgeState, limits: &Limits) -> Router
         .route("/v1/audit/export", get(audit_export_operator))
         .route("/healthz", get(ready))
         .fallback(not_found)
-        .with_state(app.clone());
-    let max_import = app.vuln.max_import_bytes;
+        .with_state(web.clone());
+    let max_import = web.vuln.max_import_bytes;
     let imports = Router::new()
-        .route("/v1/vuln/import", post(crate::vulns::import_operator))
-        .with_state(app);
+        .route("/v1/vuln/import", post(warden_api::vulns::import_operator))
+        .with_state(web.app);
     with_edge(routes, Some((imports, max_import)), edge, limits)
 }
 
 /// The mutual-TLS listener's routes: every caller holds a certificate from Warden's CA.
 pub(crate) fn mtls_router(app: App, edge: EdgeState, limits: &Limits) -> Router {
     let routes = Router::new()
-        .route("/v1/agent/renew", post(crate::agent_api::renew))
-        .route("/v1/mesh/enroll", post(crate::mesh::enroll_host))
-        .route("/v1/mesh/map", get(crate::mesh::host_map))
-        .route("/v1/mesh/ranges", get(crate::mesh::host_ranges))
+        .route("/v1/agent/renew", post(warden_api::agent::renew))
+        .route("/v1/mesh/enroll", post(warden_api::mesh::enroll_host))
+        .route("/v1/mesh/map", get(warden_api::mesh::host_map))
+        .route("/v1/mesh/ranges", get(warden_api::mesh::host_ranges))
         .route("/v1/ssh/user_ca.pub", get(ssh_user_ca))
         .route("/v1/ssh/host_ca.pub", get(ssh_host_ca))
         .route("/v1/ssh/krl", get(ssh_krl))
@@ -241,374 +228,37 @@ async fn metrics(State(app): State<App>) -> Response {
         .into_response()
 }
 
-/// Decides whether a bearer caller of a plain HTTP route may use `cap`; when not, the
-/// response to send (403 with the reason, the denial recorded; 500 when the decision or its
-/// record could not be made).
-pub(crate) async fn require(
-    app: &App,
-    audit: &AuditContext,
-    cap: crate::graphql::Capability,
-    target: &str,
-) -> Result<(), Response> {
-    match crate::graphql::check(&app.policy, &app.store, audit, cap, target).await {
-        Ok(()) => Ok(()),
-        Err(crate::graphql::Refused::Denied(reason)) => Err(graphql_error(
-            StatusCode::FORBIDDEN,
-            &format!("permission denied: {reason}"),
-        )),
-        Err(crate::graphql::Refused::Store(e)) => {
-            tracing::error!(error = %e, "cannot decide or record a denial");
-            Err(graphql_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-            ))
-        }
-    }
-}
-
-pub(crate) fn graphql_error(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({ "errors": [{ "message": message }] })),
-    )
-        .into_response()
-}
-
-/// Authenticates a bearer token; on failure, the response to send (401, or 503 when the
-/// store fails), with the denial recorded.
-pub(crate) async fn bearer_context(
-    app: &App,
-    request_id: String,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: &HeaderMap,
-    target: &str,
-) -> Result<AuditContext, Response> {
-    let now = Timestamp::from_system(SystemTime::now());
-    let mut audit = AuditContext {
-        actor: Actor::Anonymous,
-        request_id,
-        source: connect.map(|Extension(ConnectInfo(peer))| peer.ip().to_string()),
-        now,
-    };
-    let Some(bearer) = bearer(headers) else {
-        return Err(unauthorized(app, &audit, target, "no bearer token", false).await);
-    };
-    match warden_identity::authenticate(&app.store, bearer.trim(), now).await {
-        Ok(actor) => audit.actor = actor,
-        Err(AuthError::Store(err)) => {
-            tracing::error!(error = %err, "token lookup failed");
-            return Err(graphql_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "service unavailable; try again",
-            ));
-        }
-        Err(err) => {
-            let reason = err.to_string();
-            return Err(unauthorized(app, &audit, target, &reason, err.names_a_token()).await);
-        }
-    }
-    if let (Some(budget), Some(token_id)) = (&app.token_budget, token_id(&audit.actor))
-        && let Err(wait) = budget.check(token_id)
-    {
-        {
-            app.metrics.reject("http", "per_token_rate_limit");
-            let mut resp = graphql_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!("too many requests with this token: retry after {wait}s"),
-            );
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
-            return Err(resp);
-        }
-    }
-    if audit.actor.role() == Some(warden_model::Role::Scim) {
-        let reason = "a scim token may only use /scim/v2";
-        deny(app, &audit, "api.access", target, reason).await;
-        return Err(graphql_error(
-            StatusCode::FORBIDDEN,
-            "permission denied: a scim token may only use /scim/v2",
-        ));
-    }
-    Ok(audit)
-}
-
-/// The credential of `Authorization: Bearer …` (the scheme in any case, as RFC 7235 has it),
-/// trimmed; the one reading of the header for every route.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    value
-        .get(..7)
-        .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
-        .and(value.get(7..))
-        .map(str::trim)
-}
-
-/// The id of the token an actor acts through.
-pub(crate) fn token_id(actor: &Actor) -> Option<&str> {
-    match actor {
-        Actor::User { token_id, .. } | Actor::Token { token_id, .. } => Some(token_id),
-        _ => None,
-    }
-}
-
 /// `/graphql` on the public listener: the caller proves itself with a bearer token before a
 /// byte of the body is read.
 async fn graphql_bearer(
-    State(app): State<App>,
+    State(web): State<Web>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let audit = match bearer_context(&app, request_id, connect, &headers, "graphql").await {
+    let audit = match bearer_context(&web, request_id, connect, &headers, "graphql").await {
         Ok(audit) => audit,
         Err(response) => return response,
     };
     match read_body(body).await {
-        Ok(bytes) => execute(&app, audit, &headers, &bytes).await,
+        Ok(bytes) => execute(&web, audit, &headers, &bytes).await,
         Err(response) => response,
-    }
-}
-
-/// Whether a body failed for passing a length limit: its own (`http_body_util::Limited`) or
-/// the edge's `RequestBodyLimitLayer`, which reports it as the source of its error.
-pub(crate) fn over_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(e);
-    while let Some(e) = cause {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        cause = e.source();
-    }
-    e.to_string().contains("length limit")
-}
-
-/// Reads a body the edge's limit layer already bounds (`limits.max_body_bytes`).
-pub(crate) async fn read_body(body: axum::body::Body) -> Result<Bytes, Response> {
-    use http_body_util::BodyExt;
-    match body.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) => Err(if over_length_limit(&e) {
-            graphql_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the request body is too large (limits.max_body_bytes)",
-            )
-        } else {
-            graphql_error(StatusCode::BAD_REQUEST, "the request body was cut short")
-        }),
     }
 }
 
 /// `/graphql` on the admin socket: the caller is the operator.
 async fn graphql_operator(
-    State(app): State<App>,
+    State(web): State<Web>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let audit = operator_context(request_id);
-    execute(&app, audit, &headers, &body).await
+    execute(&web, audit, &headers, &body).await
 }
 
-/// The context of a request on the admin socket: whoever opened it is the operator.
-pub(crate) fn operator_context(request_id: String) -> AuditContext {
-    let now = Timestamp::from_system(SystemTime::now());
-    AuditContext {
-        actor: Actor::Operator,
-        request_id,
-        source: None,
-        now,
-    }
-}
-
-/// Runs a write to completion even if the client goes away. The write path holds the batch
-/// while a change runs, so it must never be cancelled halfway; handlers hand their writes to a
-/// task of their own.
-pub(crate) async fn detached<T: Send + 'static>(
-    work: impl Future<Output = Result<T, warden_store::StoreError>> + Send + 'static,
-) -> Result<T, warden_store::StoreError> {
-    tokio::spawn(work).await.unwrap_or_else(|e| {
-        Err(warden_store::StoreError::Commit(format!(
-            "the write task failed: {e}"
-        )))
-    })
-}
-
-/// How many unauthenticated refusals the audit log takes per second, and at once. Beyond
-/// that they are counted (`warden_audit_unrecorded_refusals_total`) and the next one recorded
-/// says how many were left out: anyone can send requests, and they must not grow the log
-/// without bound.
-pub(crate) const ANONYMOUS_RECORDS_PER_SECOND: u32 = 10;
-const ANONYMOUS_RECORDS_BURST: u32 = 20;
-
-/// Samples unauthenticated refusals into the audit log.
-#[derive(Debug)]
-pub(crate) struct AnonymousSampler {
-    budget: governor::DefaultDirectRateLimiter,
-    left_out: std::sync::atomic::AtomicU64,
-}
-
-impl Default for AnonymousSampler {
-    fn default() -> Self {
-        let rate = std::num::NonZeroU32::new(ANONYMOUS_RECORDS_PER_SECOND)
-            .unwrap_or(std::num::NonZeroU32::MIN);
-        let burst = std::num::NonZeroU32::new(ANONYMOUS_RECORDS_BURST).unwrap_or(rate);
-        AnonymousSampler {
-            budget: governor::RateLimiter::direct(
-                governor::Quota::per_second(rate).allow_burst(burst),
-            ),
-            left_out: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
-}
-
-impl AnonymousSampler {
-    /// `Some(how many were left out since the last one recorded)` when this one is recorded.
-    pub(crate) fn sample(&self) -> Option<u64> {
-        use std::sync::atomic::Ordering;
-        if self.budget.check().is_ok() {
-            Some(self.left_out.swap(0, Ordering::Relaxed))
-        } else {
-            self.left_out.fetch_add(1, Ordering::Relaxed);
-            None
-        }
-    }
-}
-
-/// The details of a refusal's record, or `None` when an unauthenticated refusal is left out
-/// by sampling (it is counted either way). An authenticated caller's is always recorded.
-fn anonymous_details(app: &App, audit: &AuditContext) -> Option<serde_json::Value> {
-    if audit.actor != Actor::Anonymous {
-        return Some(serde_json::Value::Null);
-    }
-    app.metrics.anonymous_refusals.inc();
-    match app.anonymous.sample() {
-        None => {
-            app.metrics.unrecorded_refusals.inc();
-            None
-        }
-        Some(0) => Some(serde_json::Value::Null),
-        Some(left_out) => Some(json!({ "unrecorded_since_last": left_out })),
-    }
-}
-
-/// Records a denial (logging, not failing, if it cannot be recorded). Unauthenticated
-/// callers' denials are sampled ([`AnonymousSampler`]).
-pub(crate) async fn deny(
-    app: &App,
-    audit: &AuditContext,
-    action: &'static str,
-    target: &str,
-    reason: &str,
-) {
-    record_denial(app, audit, action, target, reason, true).await;
-}
-
-/// Records a denial whatever the caller: one that names a real token (a wrong secret, a
-/// revoked token) is worth a record even from nobody, and a flood must not hide it.
-pub(crate) async fn deny_unsampled(
-    app: &App,
-    audit: &AuditContext,
-    action: &'static str,
-    target: &str,
-    reason: &str,
-) {
-    record_denial(app, audit, action, target, reason, false).await;
-}
-
-async fn record_denial(
-    app: &App,
-    audit: &AuditContext,
-    action: &'static str,
-    target: &str,
-    reason: &str,
-    sampled: bool,
-) {
-    let details = if sampled {
-        match anonymous_details(app, audit) {
-            Some(details) => details,
-            None => return,
-        }
-    } else {
-        serde_json::Value::Null
-    };
-    let (store, ctx, target, reason) = (
-        app.store.clone(),
-        audit.clone(),
-        target.to_owned(),
-        reason.to_owned(),
-    );
-    let denied = warden_store::Outcome::Denied;
-    let recorded = detached(async move {
-        store
-            .record(&ctx, action, &target, details, denied, Some(&reason))
-            .await
-    })
-    .await;
-    if let Err(err) = recorded {
-        tracing::error!(error = %err, "cannot record denial");
-    }
-}
-
-/// Records a refused attempt as a failure of `action` (not a denial: the request itself was
-/// wrong). Logs when it cannot be recorded; the caller decides whether to fail closed.
-pub(crate) async fn record_failure(
-    app: &App,
-    audit: &AuditContext,
-    action: &'static str,
-    target: &str,
-    reason: &str,
-) -> Result<(), warden_store::StoreError> {
-    // Anyone can make unauthenticated requests fail: their record is sampled as denials are.
-    let Some(details) = anonymous_details(app, audit) else {
-        return Ok(());
-    };
-    let (store, ctx, target, reason) = (
-        app.store.clone(),
-        audit.clone(),
-        target.to_owned(),
-        reason.to_owned(),
-    );
-    let failure = warden_store::Outcome::Failure;
-    let recorded = detached(async move {
-        store
-            .record(&ctx, action, &target, details, failure, Some(&reason))
-            .await
-    })
-    .await;
-    if let Err(err) = &recorded {
-        tracing::error!(error = %err, "cannot record a refused attempt");
-    }
-    recorded
-}
-
-/// Refuses with one generic message whatever the reason, and records the real reason (always
-/// when it names a real token, sampled otherwise).
-async fn unauthorized(
-    app: &App,
-    audit: &AuditContext,
-    target: &str,
-    reason: &str,
-    names_a_token: bool,
-) -> Response {
-    tracing::info!(reason, "authentication failed");
-    if names_a_token {
-        deny_unsampled(app, audit, "auth.token", target, reason).await;
-    } else {
-        deny(app, audit, "auth.token", target, reason).await;
-    }
-    let mut resp = graphql_error(
-        StatusCode::UNAUTHORIZED,
-        "authentication required: send a valid API token as `Authorization: Bearer <token>`",
-    );
-    resp.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer"),
-    );
-    resp
-}
-
-async fn execute(app: &App, audit: AuditContext, headers: &HeaderMap, body: &[u8]) -> Response {
+async fn execute(app: &Web, audit: AuditContext, headers: &HeaderMap, body: &[u8]) -> Response {
     let json_body = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -1,28 +1,14 @@
-//! Warden's control plane: configuration, the HTTP edge, the GraphQL API, the admin socket
-//! and metrics. `warden server` is [`Server::start`] then [`Server::run`].
+//! Warden's control plane, as its composition root: [`Server::start`] reads nothing but the
+//! configuration, takes the data directory's lock, opens the store and the services of
+//! `warden-runtime`, and binds the listeners; [`Server::run`] wires the services to the
+//! routes (`http.rs`: the public listener, the admin socket and the mutual-TLS listener, with
+//! the APIs of `warden-api` and the pages of `warden-web`), runs the background tasks, and shuts
+//! down in order. `warden server` is the one then the other; `warden proxy` is
+//! [`ProxyServer`].
 
-mod agent_api;
-pub mod audit;
-pub mod ca;
-pub mod config;
-mod console;
-mod edge;
-pub mod graphql;
 mod http;
-mod integrity;
-pub mod logging;
-mod mesh;
-mod metrics;
 mod mtls;
-pub mod policy;
-mod recordings;
-mod scim;
-mod sink;
-mod ssh_gate;
 mod standalone;
-mod timers;
-mod vulns;
-mod web;
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::future::Future;
@@ -34,23 +20,24 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
+use warden_api::agent as agent_api;
+use warden_runtime::request::App;
+use warden_runtime::{edge, integrity, mesh, metrics, recordings, sink, ssh_gate, timers};
 use warden_store::Store;
+use warden_web::sign_in;
 
 pub use agent_api::{AgentCredentials, JoinRequest, RenewRequest};
 pub use config::{Config, ConfigError, Overrides};
 pub use edge::RequestId;
-pub use mesh::{EnrollRequest, Enrolled, MeshMap, Ranges};
 pub use standalone::ProxyServer;
+pub use warden_api::graphql;
+pub use warden_api::mesh::{EnrollRequest, Enrolled, Ranges};
+pub use warden_runtime::mesh::MeshMap;
+pub use warden_runtime::{StartError, audit, ca, config, logging, policy};
 
 use crate::config::io_cause;
 use crate::edge::{EdgeState, SourceLimiter};
-use crate::http::App;
 use crate::metrics::Metrics;
-
-/// Why the server could not start, in one line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(String);
 
 /// The admin socket of the server whose data directory is `data_dir`.
 pub fn admin_socket_path(data_dir: &Path) -> PathBuf {
@@ -65,7 +52,7 @@ pub struct Server {
     http: TcpListener,
     mtls: mtls::MtlsListener,
     mtls_address: Arc<str>,
-    web: Arc<web::Web>,
+    sign_in: Arc<sign_in::SignIn>,
     admin: UnixListener,
     admin_path: PathBuf,
     audit: audit::AuditLog,
@@ -134,8 +121,9 @@ impl Server {
         )
         .await?;
         let mtls_address = agent_api::mtls_address(mtls_bound, public_host);
-        let web =
-            Arc::new(web::Web::new(&config.identity, &config.public_url).map_err(StartError)?);
+        let sign_in = Arc::new(
+            sign_in::SignIn::new(&config.identity, &config.public_url).map_err(StartError)?,
+        );
         let admin_path = admin_socket_path(&config.data_dir);
         // The lock is ours, so any socket file left here belongs to a server that is gone.
         match std::fs::remove_file(&admin_path) {
@@ -174,7 +162,7 @@ impl Server {
                 tls,
             },
             mtls_address,
-            web,
+            sign_in,
             admin,
             admin_path,
             audit,
@@ -315,24 +303,13 @@ impl Server {
             store: self.store.clone(),
             audit: self.audit.clone(),
             authorities: self.authorities.clone(),
-            schema: graphql::schema(
-                self.store.clone(),
-                self.audit.clone(),
-                self.authorities.clone(),
-                self.policy.clone(),
-                ssh_proxy.clone(),
-                self.recordings.clone(),
-                &self.config,
-            ),
             policy: self.policy.clone(),
             metrics: metrics.clone(),
             agent: self.config.agent.clone(),
-            web: self.web.clone(),
             mtls_address: self.mtls_address.clone(),
             public_url: self.config.public_url.as_str().trim_end_matches('/').into(),
             vuln: self.config.vuln.clone(),
             security_txt: self.config.security_txt.clone().map(Arc::new),
-            settings: Arc::new(crate::console::Settings::new(&self.config)),
             mesh: mesh.clone(),
             scim: Arc::new(self.config.scim.clone()),
             anonymous: Arc::default(),
@@ -348,6 +325,20 @@ impl Server {
             imports: Arc::new(edge::SourceSlots::new(
                 self.config.limits.imports_per_source,
             )),
+        };
+        let web = warden_web::Web {
+            app: app.clone(),
+            schema: graphql::schema(
+                self.store.clone(),
+                self.audit.clone(),
+                self.authorities.clone(),
+                self.policy.clone(),
+                ssh_proxy.clone(),
+                self.recordings.clone(),
+                &self.config,
+            ),
+            sign_in: self.sign_in.clone(),
+            settings: Arc::new(warden_web::console::Settings::new(&self.config)),
         };
         let limits = self.config.limits.clone();
         let limiter = app.source_budget.clone();
@@ -367,7 +358,7 @@ impl Server {
         let http = tokio::spawn(edge::serve(
             self.http,
             "http",
-            http::public_router(app.clone(), http_edge, &limits),
+            http::public_router(web.clone(), http_edge, &limits),
             limits.clone(),
             trusted.clone(),
             metrics.clone(),
@@ -402,7 +393,7 @@ impl Server {
         let admin = tokio::spawn(edge::serve(
             self.admin,
             "admin",
-            http::admin_router(app, admin_edge, &limits),
+            http::admin_router(web, admin_edge, &limits),
             limits,
             Arc::default(),
             metrics,

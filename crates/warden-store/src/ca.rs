@@ -35,6 +35,8 @@ pub struct NewSshCertificate {
     pub kind: &'static str,
     /// The certificate's key id.
     pub key_id: String,
+    /// The person it was issued for, by user id (`None` for hosts and services).
+    pub holder_user_id: Option<String>,
     /// Its principals.
     pub principals: Vec<String>,
     /// Not before, seconds since the epoch.
@@ -230,6 +232,7 @@ impl Store {
             to_i64(cert.valid_after, "valid_after")?,
             to_i64(cert.valid_before, "valid_before")?,
             ctx.now.as_millis(),
+            cert.holder_user_id,
         ])
         .to_string();
         self.audited_certificate(ctx, action, row, async |_| sign())

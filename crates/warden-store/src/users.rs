@@ -247,20 +247,25 @@ pub(crate) async fn offboard(
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    // Prefix and suffix compared as text: user names may hold `_`, a LIKE wildcard.
+    // By the holder's id. Certificates issued before the id was stored (migration 0018) are
+    // matched by their key id's text until they expire: prefix and suffix compared as text,
+    // since user names may hold `_`, a LIKE wildcard.
     let own = format!("user:{} token:", user.name);
     let proxied = format!(" user:{}", user.name);
     let certificates = sqlx::query(
         "UPDATE ssh_certificates SET revoked_at = $1 \
          WHERE kind = 'user' AND revoked_at IS NULL AND valid_before > $2 \
-         AND (substr(key_id, 1, length($3)) = $3 \
-              OR (substr(key_id, 1, 8) = 'session:' \
-                  AND substr(key_id, length(key_id) - length($4) + 1) = $4))",
+         AND (holder_user_id = $5 \
+              OR (holder_user_id IS NULL \
+                  AND (substr(key_id, 1, length($3)) = $3 \
+                       OR (substr(key_id, 1, 8) = 'session:' \
+                           AND substr(key_id, length(key_id) - length($4) + 1) = $4))))",
     )
     .bind(now.as_millis())
     .bind(now.as_millis() / 1000)
     .bind(&own)
     .bind(&proxied)
+    .bind(&user.id)
     .execute(&mut *conn)
     .await?
     .rows_affected();

@@ -484,14 +484,18 @@ const POSTGRES_NODES: &str = "INSERT INTO audit_nodes (level, idx, hash) \
     SELECT (n->>0)::bigint, (n->>1)::bigint, n->>2 FROM jsonb_array_elements($1::jsonb) AS n";
 
 const SQLITE_CERTIFICATES: &str = "INSERT INTO ssh_certificates \
-    (serial, ca_key_id, kind, key_id, principals, valid_after, valid_before, issued_at) \
+    (serial, ca_key_id, kind, key_id, principals, valid_after, valid_before, issued_at, \
+    holder_user_id) \
     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
     json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
-    json_extract(value, '$[6]'), json_extract(value, '$[7]') FROM json_each($1)";
+    json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]') \
+    FROM json_each($1)";
 
 const POSTGRES_CERTIFICATES: &str = "INSERT INTO ssh_certificates \
-    (serial, ca_key_id, kind, key_id, principals, valid_after, valid_before, issued_at) \
-    SELECT (c->>0)::bigint, c->>1, c->>2, c->>3, c->>4, (c->>5)::bigint, (c->>6)::bigint, (c->>7)::bigint \
+    (serial, ca_key_id, kind, key_id, principals, valid_after, valid_before, issued_at, \
+    holder_user_id) \
+    SELECT (c->>0)::bigint, c->>1, c->>2, c->>3, c->>4, (c->>5)::bigint, (c->>6)::bigint, \
+    (c->>7)::bigint, c->>8 \
     FROM jsonb_array_elements($1::jsonb) AS c";
 
 #[cfg(test)]

@@ -349,3 +349,78 @@ async fn committed_changes_reach_every_process_listening() {
         }
     }
 }
+
+/// Disabling a person revokes the certificates stored with their id, their own and the
+/// proxy's session certificates for them, and nobody else's: not a look-alike name's (`_` is a
+/// LIKE wildcard), and not a certificate whose key id names them but that was issued to
+/// someone else. Certificates stored before the id was (no holder) are matched by key id.
+#[tokio::test]
+async fn offboarding_revokes_certificates_by_their_holder_id() {
+    for (store, _db, _dir) in stores().await {
+        let backend = store.location().backend();
+        let alice = store.create_user(&ctx(1), user("a_ice")).await.unwrap();
+        let other = store.create_user(&ctx(2), user("abice")).await.unwrap();
+        let ca = store
+            .add_ca_keys(
+                &ctx(3),
+                "ca.init",
+                "ssh-user",
+                &[("ssh-user", "ssh-ed25519 AAAA test".into(), "sealed".into())],
+                None,
+            )
+            .await
+            .unwrap();
+        let ca_key_id = ca[0].id.clone();
+        let far = 4_000_000_000;
+        let certs = [
+            // Hers, by id: her own and a session's for her.
+            (1, "user:a_ice token:t1", Some(alice.id.clone()), true),
+            (2, "session:s1 user:a_ice", Some(alice.id.clone()), true),
+            // Hers from before the id was stored: matched by key id.
+            (3, "user:a_ice token:t0", None, true),
+            // A look-alike's, which `_` as a wildcard would match.
+            (4, "user:abice token:t2", Some(other.id.clone()), false),
+            (5, "session:s2 user:abice", None, false),
+            // Held by the other person, whatever its text says.
+            (6, "user:a_ice token:t3", Some(other.id.clone()), false),
+        ];
+        for (serial, key_id, holder, _) in &certs {
+            let cert = warden_store::NewSshCertificate {
+                serial: *serial,
+                ca_key_id: ca_key_id.clone(),
+                kind: "user",
+                key_id: (*key_id).to_owned(),
+                holder_user_id: holder.clone(),
+                principals: vec!["ops".into()],
+                valid_after: 0,
+                valid_before: far,
+                policy: serde_json::Value::Null,
+            };
+            store
+                .issue_ssh_certificate(&ctx(4), &cert, || Ok(()))
+                .await
+                .unwrap();
+        }
+        store
+            .set_user_disabled(&ctx(5), &alice.name, true)
+            .await
+            .unwrap();
+        for (serial, key_id, _, revoked) in &certs {
+            let live = store
+                .ssh_user_certificate_live(*serial, key_id)
+                .await
+                .unwrap();
+            assert_eq!(
+                live, !revoked,
+                "{backend:?}: certificate {serial} ({key_id})"
+            );
+        }
+        let events = store.recent_events(20).await.unwrap();
+        let disable = events.iter().find(|e| e.action == "user.disable").unwrap();
+        assert_eq!(
+            disable.details["ssh_certificates_revoked"], 3,
+            "{backend:?}: {:?}",
+            disable.details
+        );
+    }
+}

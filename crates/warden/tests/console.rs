@@ -362,6 +362,165 @@ async fn console_security_and_bad_input_postgres() {
     security_and_bad_input(Backend::Postgres).await;
 }
 
+/// What a signed-in member of no group gets from a console route: the page (their own data,
+/// or nothing), or a refusal decided by the policy engine and recorded under `action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Member {
+    /// The page, with the member's own data.
+    Page,
+    /// 403, and a denial of `action` recorded.
+    Denied(&'static str),
+    /// A form without the session's CSRF token: refused before anything is read.
+    StaleForm,
+    /// An id that names nothing the member may see.
+    NotFound,
+}
+
+/// Every console route, with what a member of no group gets. A route of
+/// `warden_web::console::ROUTES` missing here fails the walk, so a new page cannot ship
+/// without its row.
+const CONSOLE_ROUTES: &[(&str, &str, Member)] = &[
+    ("get", "/console", Member::Page),
+    ("post", "/console/access/request", Member::StaleForm),
+    ("get", "/console/approvals", Member::Page),
+    ("post", "/console/approvals/{id}", Member::StaleForm),
+    ("get", "/console/reviews", Member::Page),
+    ("get", "/console/reviews/{id}", Member::NotFound),
+    ("post", "/console/reviews/{id}", Member::StaleForm),
+    ("get", "/console/sessions", Member::Denied("api.read_audit")),
+    (
+        "get",
+        "/console/sessions/{id}",
+        Member::Denied("api.read_audit"),
+    ),
+    (
+        "get",
+        "/console/recordings/{file}",
+        Member::Denied("api.read_audit"),
+    ),
+    ("get", "/console/audit", Member::Denied("api.read_audit")),
+    (
+        "get",
+        "/console/people",
+        Member::Denied("api.read_directory"),
+    ),
+    (
+        "get",
+        "/console/groups",
+        Member::Denied("api.read_directory"),
+    ),
+    (
+        "get",
+        "/console/hosts",
+        Member::Denied("api.read_directory"),
+    ),
+    ("get", "/console/policy", Member::Denied("policy.read")),
+    ("get", "/console/vulns", Member::Denied("vuln.read")),
+    ("get", "/console/settings", Member::Denied("policy.manage")),
+];
+
+/// Walks every route the console declares: without a session each one sends the browser to
+/// sign in and shows nothing; with a member's session each answers as its row says, and each
+/// refusal is the policy engine's, recorded.
+#[tokio::test]
+async fn every_console_route_needs_a_session_and_the_policy() {
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let config = format!("public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n");
+    let server = TestServer::start_on(bin(), Backend::Sqlite, &config, port).await;
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (member, _, _) = server.enroll_soft_passkey(&base, "carol").await;
+    let mut seen = Vec::new();
+    for &(method, route) in warden_web::console::ROUTES {
+        if route.starts_with("/static/") {
+            continue;
+        }
+        let expected = CONSOLE_ROUTES
+            .iter()
+            .find(|(m, r, _)| *m == method && *r == route)
+            .map(|(_, _, e)| *e)
+            .unwrap_or_else(|| panic!("{method} {route} has no row in CONSOLE_ROUTES"));
+        seen.push((method, route));
+        let path = route
+            .replace("{id}", "00000000-0000-0000-0000-000000000000")
+            .replace("{file}", "SESSION-1.rec");
+        let send = |client: &reqwest::Client| {
+            let url = format!("{base}{path}");
+            match method {
+                "get" => client.get(url),
+                // Every field a console form has, so the form parses and the handler decides.
+                _ => client.post(url).form(&[
+                    ("csrf", "forged"),
+                    ("group", "admins"),
+                    ("duration", "1h"),
+                    ("reason", "walk"),
+                    ("decision", "approve"),
+                    ("item", "00000000-0000-0000-0000-000000000000"),
+                ]),
+            }
+            .send()
+        };
+        let r = send(&anonymous).await.unwrap();
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        assert_eq!(
+            (status, location.as_deref()),
+            (303, Some("/")),
+            "{method} {route} without a session"
+        );
+        let denials = |action: &str| {
+            server
+                .audit(action)
+                .iter()
+                .filter(|e| e["outcome"] == "denied" && e["actor"] == "user:carol")
+                .count()
+        };
+        let denied_before = match expected {
+            Member::Denied(action) => denials(action),
+            _ => 0,
+        };
+        let r = send(&member).await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        match expected {
+            Member::Page => assert_eq!(status, 200, "{method} {route}: {body}"),
+            Member::NotFound => assert_eq!(status, 404, "{method} {route}: {body}"),
+            Member::StaleForm => {
+                assert_eq!(status, 403, "{method} {route}: {body}");
+                assert!(body.contains("stale"), "{method} {route}: {body}");
+            }
+            Member::Denied(action) => {
+                assert_eq!(status, 403, "{method} {route}: {body}");
+                // A page shows the refusal; the player's fetch gets it as JSON.
+                let message = match serde_json::from_str::<Value>(&body) {
+                    Ok(json) => json["error"].as_str().unwrap_or_default().to_owned(),
+                    Err(_) => notice(&body),
+                };
+                assert!(
+                    message.starts_with("permission denied: "),
+                    "{method} {route}: {body}"
+                );
+                assert!(
+                    denials(action) > denied_before,
+                    "{method} {route}: no denial of {action} recorded"
+                );
+            }
+        }
+    }
+    for (method, route, _) in CONSOLE_ROUTES {
+        assert!(
+            seen.contains(&(*method, *route)),
+            "{method} {route} is in CONSOLE_ROUTES but the console has no such route"
+        );
+    }
+}
+
 #[tokio::test]
 async fn console_journeys_in_chromium() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,394 @@
+//! The host agent's API. `POST /v1/agent/join` on the public listener spends a one-time join
+//! token; everything after that goes over the mutual-TLS listener, where the agent proves
+//! itself with the client certificate it got at join (`spiffe://TRUST_DOMAIN/host/NAME`):
+//! `POST /v1/agent/renew` and the CA and KRL downloads.
+//!
+//! The agent makes its keys itself and sends only public halves (an SSH public key and a
+//! PKCS#10 CSR), so private keys never leave the host.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Extension, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use warden_model::{Actor, AuthMethod, HostName, KeyId, Timestamp};
+use warden_pki::ssh::{Kind, parse_public_key};
+use warden_pki::x509::{SpiffeId, SubjectKey, parse_csr};
+use warden_store::{AuditContext, Host};
+
+use crate::ca::SshIssue;
+use crate::edge::{PeerCertificate, RequestId};
+use crate::request::{App, deny, detached};
+
+/// What an agent sends to join.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The host's SSH public key (`ssh-ed25519 AAAA…`), to certify.
+    pub ssh_host_key: String,
+    /// A PKCS#10 CSR (PEM) for the agent's mutual-TLS key.
+    pub csr: String,
+    /// Where the host's sshd listens (`HOST:PORT`), for the proxy.
+    pub sshd_addr: String,
+}
+
+/// What an agent sends to renew.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    /// The host's SSH public key.
+    pub ssh_host_key: String,
+    /// A CSR for the agent's mutual-TLS key.
+    pub csr: String,
+}
+
+/// Everything an agent keeps: its certificates and what to trust.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentCredentials {
+    /// The host's name.
+    pub host: String,
+    /// The agent's SPIFFE id.
+    pub spiffe_id: String,
+    /// The SSH host certificate (OpenSSH line).
+    pub host_certificate: String,
+    /// When it expires, seconds since the epoch.
+    pub host_certificate_valid_before: u64,
+    /// The mutual-TLS client certificate, PEM.
+    pub client_certificate: String,
+    /// When it expires, seconds since the epoch.
+    pub client_certificate_not_after: u64,
+    /// The issuing CA certificate, PEM.
+    pub chain: String,
+    /// The trusted X.509 roots, PEM.
+    pub bundle: String,
+    /// Trusted SSH user CA keys, one per line (for `TrustedUserCAKeys`).
+    pub user_ca: String,
+    /// Trusted SSH host CA keys, one per line, the signing key first.
+    pub host_ca: String,
+    /// Where the mutual-TLS listener is, `HOST:PORT`.
+    pub mtls_address: String,
+}
+
+pub fn fail(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+pub fn context(request_id: String, source: Option<SocketAddr>, actor: Actor) -> AuditContext {
+    AuditContext {
+        actor,
+        request_id,
+        source: source.map(|p| p.ip().to_string()),
+        now: Timestamp::from_system(SystemTime::now()),
+    }
+}
+
+/// Checks the public halves before anything is spent: a bad key or CSR is the caller's
+/// mistake (400) and must not burn a join token.
+fn check_keys(ssh_host_key: &str, csr: &str) -> Result<(), String> {
+    parse_public_key(ssh_host_key).map_err(|e| e.to_string())?;
+    parse_csr(csr).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
+}
+
+/// `POST /v1/agent/join` with `Authorization: Bearer wjt_…`.
+pub async fn join(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let source = connect.map(|Extension(ConnectInfo(p))| p);
+    let ctx = context(request_id, source, Actor::Anonymous);
+    let presented = crate::request::bearer(&headers);
+    let token = match presented.map(warden_identity::parse_join_token) {
+        Some(Ok(token)) => token,
+        Some(Err(e)) => {
+            deny(&app, &ctx, "host.join", "join-token", &e.to_string()).await;
+            return fail(StatusCode::UNAUTHORIZED, &e.to_string());
+        }
+        None => {
+            deny(&app, &ctx, "host.join", "join-token", "no join token").await;
+            return fail(
+                StatusCode::UNAUTHORIZED,
+                "send the join token as `Authorization: Bearer wjt_…`",
+            );
+        }
+    };
+    let request: JoinRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, &message),
+    };
+    if let Err(message) = check_keys(&request.ssh_host_key, &request.csr) {
+        return fail(StatusCode::BAD_REQUEST, &message);
+    }
+    if request.sshd_addr.parse::<SocketAddr>().is_err() {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "invalid sshd_addr `{}`: use IP:PORT",
+                request.sshd_addr.chars().take(64).collect::<String>()
+            ),
+        );
+    }
+    let (store, join_ctx, id, sshd_addr) = (
+        app.store.clone(),
+        ctx.clone(),
+        token.id().to_owned(),
+        request.sshd_addr.clone(),
+    );
+    let joined = detached(async move {
+        store
+            .join_host(&join_ctx, &id, &sshd_addr, |cred| {
+                token.matches(&cred.secret_hash)
+            })
+            .await
+    })
+    .await;
+    let host = match joined {
+        Ok(host) => host,
+        Err(e) if e.is_user_error() => return fail(StatusCode::FORBIDDEN, &e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "join failed");
+            return fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable; try again",
+            );
+        }
+    };
+    credentials(&app, ctx, host, request.ssh_host_key, request.csr).await
+}
+
+/// The host a mutual-TLS client certificate names, if it is an agent's.
+fn peer_host(app: &App, certificate: &PeerCertificate) -> Result<(HostName, u64), String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(certificate.0.as_ref())
+        .map_err(|_| "unreadable client certificate".to_owned())?;
+    let serial = u64::try_from(cert.tbs_certificate.serial.clone())
+        .map_err(|_| "client certificate serial out of range".to_owned())?;
+    let san = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .ok_or_else(|| "the client certificate names no SPIFFE id".to_owned())?;
+    for name in &san.value.general_names {
+        if let x509_parser::extensions::GeneralName::URI(uri) = name {
+            let id: SpiffeId = uri
+                .parse()
+                .map_err(|e: warden_pki::x509::X509Error| e.to_string())?;
+            if id.trust_domain() != app.authorities.trust_domain() {
+                return Err(format!("`{id}` is outside this trust domain"));
+            }
+            let Some(host) = id.path().strip_prefix("/host/") else {
+                return Err(format!("`{id}` is not a host agent's id"));
+            };
+            let host = HostName::new(host).map_err(|e| e.to_string())?;
+            return Ok((host, serial));
+        }
+    }
+    Err("the client certificate names no SPIFFE id".to_owned())
+}
+
+/// `POST /v1/agent/renew` over mutual TLS: fresh certificates for the same keys (or new ones).
+pub async fn renew(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    certificate: Option<Extension<PeerCertificate>>,
+    body: Bytes,
+) -> Response {
+    let source = connect.map(|Extension(ConnectInfo(p))| p);
+    let (ctx, host) = match verified_host(&app, request_id, source, certificate, "host.renew").await
+    {
+        Ok(verified) => verified,
+        Err(response) => return response,
+    };
+    let request: RenewRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, &message),
+    };
+    if let Err(message) = check_keys(&request.ssh_host_key, &request.csr) {
+        return fail(StatusCode::BAD_REQUEST, &message);
+    }
+    credentials(&app, ctx, host, request.ssh_host_key, request.csr).await
+}
+
+/// The joined host a mutual-TLS client certificate proves, with the request's audit context
+/// acting as it, or the response refusing it (recorded as a denial of `action`): there must
+/// be a certificate, naming a host of this trust domain, unrevoked, and the host must still
+/// be joined.
+pub async fn verified_host(
+    app: &App,
+    request_id: String,
+    source: Option<SocketAddr>,
+    certificate: Option<Extension<PeerCertificate>>,
+    action: &'static str,
+) -> Result<(AuditContext, Host), Response> {
+    let ctx = &context(request_id, source, Actor::Anonymous);
+    let Some(Extension(certificate)) = certificate else {
+        deny(app, ctx, action, "agent", "no client certificate").await;
+        return Err(fail(
+            StatusCode::UNAUTHORIZED,
+            "a client certificate is required",
+        ));
+    };
+    let (name, serial) = match peer_host(app, &certificate) {
+        Ok(pair) => pair,
+        Err(reason) => {
+            deny(app, ctx, action, "agent", &reason).await;
+            return Err(fail(
+                StatusCode::FORBIDDEN,
+                &format!("permission denied: {reason}"),
+            ));
+        }
+    };
+    let target = format!("host:{name}");
+    let ctx = AuditContext {
+        actor: Actor::Host {
+            name: name.clone(),
+            method: AuthMethod::MutualTls,
+        },
+        ..ctx.clone()
+    };
+    match (
+        app.store.x509_certificate_valid(serial).await,
+        app.store.host(name.as_str()).await,
+    ) {
+        (Ok(true), Ok(Some(host))) => Ok((ctx, host)),
+        (Ok(false), _) => {
+            let reason = format!("client certificate {serial} is revoked or unknown");
+            deny(app, &ctx, action, &target, &reason).await;
+            Err(fail(
+                StatusCode::FORBIDDEN,
+                &format!("permission denied: {reason}"),
+            ))
+        }
+        (_, Ok(None)) => {
+            let reason = format!("host `{name}` has not joined");
+            deny(app, &ctx, action, &target, &reason).await;
+            Err(fail(
+                StatusCode::FORBIDDEN,
+                &format!("permission denied: {reason}"),
+            ))
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "agent lookup failed");
+            Err(fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable; try again",
+            ))
+        }
+    }
+}
+
+/// Issues the host certificate and the client certificate (each audited) and packs them with
+/// what the agent must trust.
+async fn credentials(
+    app: &App,
+    ctx: AuditContext,
+    host: Host,
+    ssh_host_key: String,
+    csr: String,
+) -> Response {
+    let Ok(name) = HostName::new(host.name.clone()) else {
+        return fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stored host name is invalid",
+        );
+    };
+    let ctx = AuditContext {
+        actor: Actor::Host {
+            name: name.clone(),
+            method: match ctx.actor {
+                Actor::Host { method, .. } => method,
+                _ => AuthMethod::JoinToken,
+            },
+        },
+        ..ctx
+    };
+    let agent = app.agent.clone();
+    let authorities = app.authorities.clone();
+    let mtls_address = app.mtls_address.clone();
+    let work = async move {
+        let mut principals = vec![host.name.clone()];
+        principals.extend(host.addresses.iter().cloned());
+        let (_, host_certificate) = authorities
+            .issue(
+                &ctx,
+                SshIssue {
+                    kind: Kind::Host,
+                    public_key: &ssh_host_key,
+                    key_id: KeyId::Host(name.clone()),
+                    holder_user_id: None,
+                    principals,
+                    ttl: agent.host_cert_ttl,
+                    port_forwarding: false,
+                    policy: serde_json::Value::Null,
+                },
+            )
+            .await?;
+        let key = parse_csr(&csr)?;
+        let id = SpiffeId::new(authorities.trust_domain(), &format!("/host/{}", host.name))?;
+        let (_, client_certificate) = authorities
+            .issue_x509(
+                &ctx,
+                SubjectKey::Request(&key),
+                id.clone(),
+                (Vec::new(), Vec::new()),
+                agent.client_cert_ttl,
+            )
+            .await?;
+        let now = u64::try_from(ctx.now.as_millis() / 1000).unwrap_or(0);
+        let x509 = authorities.x509();
+        Ok::<_, crate::ca::IssueError>(AgentCredentials {
+            host: host.name,
+            spiffe_id: id.to_string(),
+            host_certificate,
+            host_certificate_valid_before: now + agent.host_cert_ttl.as_secs(),
+            client_certificate,
+            client_certificate_not_after: now + agent.client_cert_ttl.as_secs(),
+            chain: x509.ca.chain_pem().to_owned(),
+            bundle: x509.bundle_pem.clone(),
+            user_ca: authorities.user_ca_public(),
+            host_ca: authorities.host_ca_public(),
+            mtls_address: mtls_address.to_string(),
+        })
+    };
+    match tokio::spawn(work).await {
+        Ok(Ok(creds)) => axum::Json(creds).into_response(),
+        Ok(Err(crate::ca::IssueError::Store(e))) if !e.is_user_error() => {
+            tracing::error!(error = %e, "agent credentials failed");
+            fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable; try again",
+            )
+        }
+        Ok(Err(e)) => fail(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "agent credentials task failed");
+            fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; see the server log",
+            )
+        }
+    }
+}
+
+/// Where agents reach the mutual-TLS listener: its bound address, or the public URL's host
+/// with its port when it listens on every interface.
+pub fn mtls_address(bound: SocketAddr, public_host: Option<&str>) -> Arc<str> {
+    if bound.ip().is_unspecified()
+        && let Some(host) = public_host
+    {
+        return format!("{host}:{}", bound.port()).into();
+    }
+    bound.to_string().into()
+}

@@ -1,0 +1,370 @@
+//! The running audit log: the signing key, the checkpoint signer, proofs and exports.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Bytes;
+use serde::{Deserialize, Serialize};
+use warden_audit::{
+    Checkpoint, ExportLine, FORMAT, Hash, HexHash, NodeId, ProofError, SigningKey, VerifierKey,
+    consistency_proof, inclusion_proof,
+};
+use warden_model::Timestamp;
+use warden_store::{AuditContext, Store, StoreError, StoredCheckpoint};
+
+use crate::StartError;
+use crate::config::io_cause;
+
+/// Events per chunk of an export stream.
+const EXPORT_BATCH: u64 = 5_000;
+
+/// The key file in the data directory: the log's name and the Ed25519 seed, mode 0600.
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    name: String,
+    seed: HexHash,
+}
+
+/// Loads the log's signing key from `DATA_DIR/audit-signing.key`, creating it on first start;
+/// when it `must_exist` (the log was signed with it), a missing key stops the server.
+pub fn load_or_create_key(
+    data_dir: &Path,
+    origin: &str,
+    must_exist: bool,
+) -> Result<SigningKey, StartError> {
+    let path = data_dir.join("audit-signing.key");
+    let shown = path.display();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let file: KeyFile = serde_json::from_str(&text)
+                .map_err(|e| StartError(format!("audit signing key {shown} is unreadable: {e}")))?;
+            if file.name != origin {
+                tracing::warn!(key = %file.name, configured = origin, "audit.origin differs from the signing key's name; the key's name is kept");
+            }
+            SigningKey::from_seed(&file.name, &file.seed.0)
+                .map_err(|e| StartError(format!("audit signing key {shown}: {e}")))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && must_exist => {
+            Err(StartError(format!(
+                "the audit signing key {shown} is missing, but this log was signed with it: restore it from a backup (Warden will not sign the log with a new key)"
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+            let key =
+                SigningKey::from_seed(origin, &seed).map_err(|e| StartError(e.to_string()))?;
+            let text = serde_json::to_string(&KeyFile {
+                name: origin.to_owned(),
+                seed: HexHash(seed),
+            })
+            .map_err(|e| StartError(e.to_string()))?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| {
+                    StartError(format!(
+                        "cannot create audit signing key {shown}: {}",
+                        io_cause(&e)
+                    ))
+                })?;
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| {
+                    StartError(format!(
+                        "cannot write audit signing key {shown}: {}",
+                        io_cause(&e)
+                    ))
+                })?;
+            Ok(key)
+        }
+        Err(e) => Err(StartError(format!(
+            "cannot read audit signing key {shown}: {}",
+            io_cause(&e)
+        ))),
+    }
+}
+
+/// The audit log as the server runs it.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    store: Arc<Store>,
+    key: Arc<SigningKey>,
+    /// Where the newest checkpoint this server signed is kept (`None`: nowhere).
+    head_dir: Option<Arc<Path>>,
+}
+
+/// Why an audit read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A proof was asked for outside the tree.
+    #[error("{0}")]
+    Proof(#[from] ProofError),
+    /// An archive file could not be written.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl AuditLog {
+    pub fn new(store: Arc<Store>, key: SigningKey, head_dir: Option<&Path>) -> Self {
+        AuditLog {
+            store,
+            key: Arc::new(key),
+            head_dir: head_dir.map(Arc::from),
+        }
+    }
+
+    /// The public key, in signed-note verifier form.
+    pub fn verifier(&self) -> VerifierKey {
+        self.key.verifier()
+    }
+
+    /// Signs the current tree if no checkpoint covers it yet; returns the newest checkpoint.
+    pub async fn sign_now(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let size = self.store.audit_size().await?;
+        let latest = self.store.latest_checkpoint().await?;
+        if latest.as_ref().is_some_and(|c| c.size >= size) || size == 0 {
+            return Ok(latest);
+        }
+        let root = self.store.audit_frontier(size).await?.root();
+        let checkpoint = Checkpoint {
+            origin: self.key.name().to_owned(),
+            size,
+            root,
+        };
+        let note = self.key.sign(&checkpoint);
+        let time = Timestamp::from_system(SystemTime::now());
+        self.store.insert_checkpoint(size, time, &note).await?;
+        if let Some(dir) = &self.head_dir
+            && let Err(e) = crate::integrity::keep_head(dir, &note)
+        {
+            tracing::error!(error = %e, "cannot keep the newest audit checkpoint in the data directory");
+        }
+        Ok(Some(StoredCheckpoint { size, time, note }))
+    }
+
+    /// Signs a checkpoint every `interval` while events arrive, until the task is dropped.
+    pub async fn run_signer(self, interval: Duration) {
+        let mut every = tokio::time::interval(interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(err) = self.sign_now().await {
+                tracing::error!(error = %err, "cannot sign an audit checkpoint");
+            }
+        }
+    }
+
+    /// Runs a proof builder twice: once to learn which stored nodes it needs, then with them.
+    async fn prove(
+        &self,
+        build: impl Fn(&mut dyn FnMut(NodeId) -> Option<Hash>) -> Result<Vec<Hash>, ProofError>,
+    ) -> Result<Vec<Hash>, AuditError> {
+        let mut wanted = Vec::new();
+        build(&mut |id| {
+            wanted.push(id);
+            Some([0u8; 32])
+        })?;
+        let nodes: BTreeMap<NodeId, Hash> =
+            self.store.audit_nodes(&wanted).await?.into_iter().collect();
+        Ok(build(&mut |id| nodes.get(&id).copied())?)
+    }
+
+    /// The audit path of event `seq` (1-based) in the tree of `size` events.
+    pub async fn inclusion(&self, seq: u64, size: u64) -> Result<Vec<Hash>, AuditError> {
+        self.check_size(size).await?;
+        let index = seq
+            .checked_sub(1)
+            .ok_or_else(|| ProofError::OutOfRange("sequence numbers start at 1".into()))?;
+        self.prove(|node| inclusion_proof(index, size, node)).await
+    }
+
+    /// The consistency proof from the tree of `old` events to the tree of `new` events.
+    pub async fn consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, AuditError> {
+        self.check_size(new).await?;
+        self.prove(|node| consistency_proof(old, new, node)).await
+    }
+
+    async fn check_size(&self, size: u64) -> Result<(), AuditError> {
+        let current = self.store.audit_size().await?;
+        if size > current {
+            return Err(ProofError::OutOfRange(format!(
+                "the log has {current} events, not {size}"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The head of an export of events `first..=last`: header, prefix and checkpoints. Signs
+    /// the current tree first, so a checkpoint covers the last event.
+    pub async fn export_head(&self, first: u64, last: u64) -> Result<Vec<ExportLine>, AuditError> {
+        self.sign_now().await?;
+        let prefix = self.store.audit_frontier(first - 1).await?;
+        let mut lines = vec![
+            ExportLine::Header {
+                format: FORMAT.to_owned(),
+                origin: self.key.name().to_owned(),
+                first_seq: first,
+                last_seq: last,
+            },
+            ExportLine::Prefix {
+                size: first - 1,
+                frontier: prefix.nodes().iter().map(|h| HexHash(*h)).collect(),
+            },
+        ];
+        let inside = self.store.checkpoints_between(first - 1, last).await?;
+        let covers_end = inside.last().is_some_and(|c| c.size == last);
+        lines.extend(inside.into_iter().map(|c| ExportLine::Checkpoint {
+            note: c.note,
+            consistency: Vec::new(),
+        }));
+        let after = match covers_end {
+            true => None,
+            false => self.store.checkpoint_at_or_after(last + 1).await?,
+        };
+        if let Some(after) = after {
+            let proof = self.consistency(last, after.size).await?;
+            lines.push(ExportLine::Checkpoint {
+                note: after.note,
+                consistency: proof.into_iter().map(HexHash).collect(),
+            });
+        }
+        Ok(lines)
+    }
+
+    /// Events `from..=to` as export lines, one JSON object per line.
+    pub async fn export_events(&self, from: u64, to: u64) -> Result<Bytes, AuditError> {
+        let mut out = Vec::new();
+        for (event, leaf) in self.store.event_range(from, to).await? {
+            out.extend_from_slice(warden_audit::event_line(&event, &leaf).as_bytes());
+            out.push(b'\n');
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// Moves events older than `retention` into an archive file in `dir`, then removes them
+    /// from the database in an audited transaction. The file is a complete export (verifiable
+    /// offline with the public key) and is on disk, synced, before anything is removed.
+    pub async fn archive_once(
+        &self,
+        retention: Duration,
+        dir: &Path,
+    ) -> Result<Option<(u64, u64)>, AuditError> {
+        let cutoff = SystemTime::now()
+            .checked_sub(retention)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let (Some(first), Some(last)) = (
+            self.store.audit_first_seq().await?,
+            self.store
+                .last_seq_before(Timestamp::from_system(cutoff))
+                .await?,
+        ) else {
+            return Ok(None);
+        };
+        if last < first {
+            return Ok(None);
+        }
+        let head = self.export_head(first, last).await?;
+        let name = format!("archive-{first:012}-{last:012}.jsonl");
+        let io = |e: std::io::Error| {
+            AuditError::Io(format!(
+                "cannot write audit archive {}: {e}",
+                dir.join(&name).display()
+            ))
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let partial = dir.join(format!("{name}.partial"));
+        let mut file = std::fs::File::create(&partial).map_err(io)?;
+        let mut digest = <sha2::Sha256 as sha2::Digest>::new();
+        let mut write = |bytes: &[u8]| -> std::io::Result<()> {
+            sha2::Digest::update(&mut digest, bytes);
+            file.write_all(bytes)
+        };
+        for line in &head {
+            let mut text = serde_json::to_vec(line).unwrap_or_default();
+            text.push(b'\n');
+            write(&text).map_err(io)?;
+        }
+        let mut next = first;
+        while next <= last {
+            let to = last.min(next.saturating_add(EXPORT_BATCH - 1));
+            write(&self.export_events(next, to).await?).map_err(io)?;
+            next = to + 1;
+        }
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&partial, dir.join(&name)).map_err(io)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+        let sha = String::from(HexHash(sha2::Digest::finalize(digest).into()));
+        let ctx = AuditContext {
+            actor: warden_model::Actor::System,
+            request_id: format!("retention-{first}-{last}"),
+            source: None,
+            now: Timestamp::from_system(SystemTime::now()),
+        };
+        self.store
+            .archive_range(&ctx, first, last, &name, &sha)
+            .await?;
+        tracing::info!(first, last, file = %name, "archived audit events");
+        Ok(Some((first, last)))
+    }
+
+    /// Archives old events every `every`, until the task is dropped.
+    pub async fn run_retention(
+        self,
+        retention: Duration,
+        dir: std::path::PathBuf,
+        every: Duration,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(err) = self.archive_once(retention, &dir).await {
+                tracing::error!(error = %err, "audit archiving failed; nothing was removed");
+            }
+        }
+    }
+
+    /// A stream of a whole export of `first..=last`.
+    pub fn export_stream(
+        self,
+        head: Vec<ExportLine>,
+        first: u64,
+        last: u64,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+        let mut text = Vec::new();
+        for line in &head {
+            let _ = serde_json::to_writer(&mut text, line);
+            text.push(b'\n');
+        }
+        let head = futures_util::stream::once(async move { Ok(Bytes::from(text)) });
+        let body = futures_util::stream::unfold(first, move |next| {
+            let log = self.clone();
+            async move {
+                if next > last {
+                    return None;
+                }
+                let to = last.min(next.saturating_add(EXPORT_BATCH - 1));
+                let chunk = log
+                    .export_events(next, to)
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()));
+                Some((chunk, to + 1))
+            }
+        });
+        futures_util::StreamExt::chain(head, body)
+    }
+}

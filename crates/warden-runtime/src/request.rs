@@ -1,0 +1,404 @@
+//! What every HTTP handler shares: the server's state ([`App`]) and the request's context,
+//! from the bearer token to the audit context, with the one way each refusal is answered and
+//! recorded.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Extension};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use warden_identity::AuthError;
+use warden_model::{Actor, Timestamp};
+use warden_store::{AuditContext, Store};
+
+use crate::audit::AuditLog;
+use crate::metrics::Metrics;
+
+/// What handlers share: the services, as one value each handler clones cheaply.
+#[derive(Clone)]
+pub struct App {
+    /// The database.
+    pub store: Arc<Store>,
+    /// The running audit log.
+    pub audit: AuditLog,
+    /// The certificate authorities.
+    pub authorities: crate::ca::Authorities,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// What agents are told and allowed.
+    pub agent: crate::config::AgentConfig,
+    /// The mutual-TLS listener's address, as agents reach it.
+    pub mtls_address: Arc<str>,
+    /// The policy in force.
+    pub policy: Arc<crate::policy::Engine>,
+    /// The public URL without a trailing `/`, for links in responses.
+    pub public_url: Arc<str>,
+    /// Vulnerability SLAs and import limits.
+    pub vuln: crate::config::VulnConfig,
+    /// What `/.well-known/security.txt` says.
+    pub security_txt: Option<Arc<crate::config::SecurityTxt>>,
+    /// The compiled WireGuard mesh.
+    pub mesh: Arc<crate::mesh::Mesh>,
+    /// The per-source budget (`None`: off), for checks made after the edge.
+    pub source_budget: Option<Arc<crate::edge::SourceLimiter>>,
+    /// Per-token budgets for API tokens (`None`: off).
+    pub token_budget: Option<Arc<crate::edge::TokenLimiter>>,
+    /// Per-token budgets for SCIM tokens (`None`: off).
+    pub scim_budget: Option<Arc<crate::edge::TokenLimiter>>,
+    /// Samples unauthenticated refusals into the audit log.
+    pub anonymous: Arc<AnonymousSampler>,
+    /// What SCIM clients may take over.
+    pub scim: Arc<crate::config::ScimConfig>,
+    /// Scan uploads in progress per source.
+    pub imports: Arc<crate::edge::SourceSlots>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decides whether a bearer caller of a plain HTTP route may use `cap`; when not, the
+/// response to send (403 with the reason, the denial recorded; 500 when the decision or its
+/// record could not be made).
+pub async fn require(
+    app: &App,
+    audit: &AuditContext,
+    cap: crate::authz::Capability,
+    target: &str,
+) -> Result<(), Response> {
+    match crate::authz::check(&app.policy, &app.store, audit, cap, target).await {
+        Ok(()) => Ok(()),
+        Err(crate::authz::Refused::Denied(reason)) => Err(graphql_error(
+            StatusCode::FORBIDDEN,
+            &format!("permission denied: {reason}"),
+        )),
+        Err(crate::authz::Refused::Store(e)) => {
+            tracing::error!(error = %e, "cannot decide or record a denial");
+            Err(graphql_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            ))
+        }
+    }
+}
+
+pub fn graphql_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({ "errors": [{ "message": message }] })),
+    )
+        .into_response()
+}
+
+/// Authenticates a bearer token; on failure, the response to send (401, or 503 when the
+/// store fails), with the denial recorded.
+pub async fn bearer_context(
+    app: &App,
+    request_id: String,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+    target: &str,
+) -> Result<AuditContext, Response> {
+    let now = Timestamp::from_system(SystemTime::now());
+    let mut audit = AuditContext {
+        actor: Actor::Anonymous,
+        request_id,
+        source: connect.map(|Extension(ConnectInfo(peer))| peer.ip().to_string()),
+        now,
+    };
+    let Some(bearer) = bearer(headers) else {
+        return Err(unauthorized(app, &audit, target, "no bearer token", false).await);
+    };
+    match warden_identity::authenticate(&app.store, bearer.trim(), now).await {
+        Ok(actor) => audit.actor = actor,
+        Err(AuthError::Store(err)) => {
+            tracing::error!(error = %err, "token lookup failed");
+            return Err(graphql_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable; try again",
+            ));
+        }
+        Err(err) => {
+            let reason = err.to_string();
+            return Err(unauthorized(app, &audit, target, &reason, err.names_a_token()).await);
+        }
+    }
+    if let (Some(budget), Some(token_id)) = (&app.token_budget, token_id(&audit.actor))
+        && let Err(wait) = budget.check(token_id)
+    {
+        {
+            app.metrics.reject("http", "per_token_rate_limit");
+            let mut resp = graphql_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("too many requests with this token: retry after {wait}s"),
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+            return Err(resp);
+        }
+    }
+    if audit.actor.role() == Some(warden_model::Role::Scim) {
+        let reason = "a scim token may only use /scim/v2";
+        deny(app, &audit, "api.access", target, reason).await;
+        return Err(graphql_error(
+            StatusCode::FORBIDDEN,
+            "permission denied: a scim token may only use /scim/v2",
+        ));
+    }
+    Ok(audit)
+}
+
+/// The credential of `Authorization: Bearer …` (the scheme in any case, as RFC 7235 has it),
+/// trimmed; the one reading of the header for every route.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+        .and(value.get(7..))
+        .map(str::trim)
+}
+
+/// The id of the token an actor acts through.
+pub fn token_id(actor: &Actor) -> Option<&str> {
+    match actor {
+        Actor::User { token_id, .. } | Actor::Token { token_id, .. } => Some(token_id),
+        _ => None,
+    }
+}
+
+/// Whether a body failed for passing a length limit: its own (`http_body_util::Limited`) or
+/// the edge's `RequestBodyLimitLayer`, which reports it as the source of its error.
+pub fn over_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    e.to_string().contains("length limit")
+}
+
+/// Reads a body the edge's limit layer already bounds (`limits.max_body_bytes`).
+pub async fn read_body(body: axum::body::Body) -> Result<Bytes, Response> {
+    use http_body_util::BodyExt;
+    match body.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => Err(if over_length_limit(&e) {
+            graphql_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large (limits.max_body_bytes)",
+            )
+        } else {
+            graphql_error(StatusCode::BAD_REQUEST, "the request body was cut short")
+        }),
+    }
+}
+
+/// The context of a request on the admin socket: whoever opened it is the operator.
+pub fn operator_context(request_id: String) -> AuditContext {
+    let now = Timestamp::from_system(SystemTime::now());
+    AuditContext {
+        actor: Actor::Operator,
+        request_id,
+        source: None,
+        now,
+    }
+}
+
+/// Runs a write to completion even if the client goes away. The write path holds the batch
+/// while a change runs, so it must never be cancelled halfway; handlers hand their writes to a
+/// task of their own.
+pub async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, warden_store::StoreError>> + Send + 'static,
+) -> Result<T, warden_store::StoreError> {
+    tokio::spawn(work).await.unwrap_or_else(|e| {
+        Err(warden_store::StoreError::Commit(format!(
+            "the write task failed: {e}"
+        )))
+    })
+}
+
+/// How many unauthenticated refusals the audit log takes per second, and at once. Beyond
+/// that they are counted (`warden_audit_unrecorded_refusals_total`) and the next one recorded
+/// says how many were left out: anyone can send requests, and they must not grow the log
+/// without bound.
+pub const ANONYMOUS_RECORDS_PER_SECOND: u32 = 10;
+const ANONYMOUS_RECORDS_BURST: u32 = 20;
+
+/// Samples unauthenticated refusals into the audit log.
+#[derive(Debug)]
+pub struct AnonymousSampler {
+    budget: governor::DefaultDirectRateLimiter,
+    left_out: std::sync::atomic::AtomicU64,
+}
+
+impl Default for AnonymousSampler {
+    fn default() -> Self {
+        let rate = std::num::NonZeroU32::new(ANONYMOUS_RECORDS_PER_SECOND)
+            .unwrap_or(std::num::NonZeroU32::MIN);
+        let burst = std::num::NonZeroU32::new(ANONYMOUS_RECORDS_BURST).unwrap_or(rate);
+        AnonymousSampler {
+            budget: governor::RateLimiter::direct(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ),
+            left_out: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl AnonymousSampler {
+    /// `Some(how many were left out since the last one recorded)` when this one is recorded.
+    pub fn sample(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        if self.budget.check().is_ok() {
+            Some(self.left_out.swap(0, Ordering::Relaxed))
+        } else {
+            self.left_out.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// The details of a refusal's record, or `None` when an unauthenticated refusal is left out
+/// by sampling (it is counted either way). An authenticated caller's is always recorded.
+fn anonymous_details(app: &App, audit: &AuditContext) -> Option<serde_json::Value> {
+    if audit.actor != Actor::Anonymous {
+        return Some(serde_json::Value::Null);
+    }
+    app.metrics.anonymous_refusals.inc();
+    match app.anonymous.sample() {
+        None => {
+            app.metrics.unrecorded_refusals.inc();
+            None
+        }
+        Some(0) => Some(serde_json::Value::Null),
+        Some(left_out) => Some(json!({ "unrecorded_since_last": left_out })),
+    }
+}
+
+/// Records a denial (logging, not failing, if it cannot be recorded). Unauthenticated
+/// callers' denials are sampled ([`AnonymousSampler`]).
+pub async fn deny(
+    app: &App,
+    audit: &AuditContext,
+    action: &'static str,
+    target: &str,
+    reason: &str,
+) {
+    record_denial(app, audit, action, target, reason, true).await;
+}
+
+/// Records a denial whatever the caller: one that names a real token (a wrong secret, a
+/// revoked token) is worth a record even from nobody, and a flood must not hide it.
+pub async fn deny_unsampled(
+    app: &App,
+    audit: &AuditContext,
+    action: &'static str,
+    target: &str,
+    reason: &str,
+) {
+    record_denial(app, audit, action, target, reason, false).await;
+}
+
+async fn record_denial(
+    app: &App,
+    audit: &AuditContext,
+    action: &'static str,
+    target: &str,
+    reason: &str,
+    sampled: bool,
+) {
+    let details = if sampled {
+        match anonymous_details(app, audit) {
+            Some(details) => details,
+            None => return,
+        }
+    } else {
+        serde_json::Value::Null
+    };
+    let (store, ctx, target, reason) = (
+        app.store.clone(),
+        audit.clone(),
+        target.to_owned(),
+        reason.to_owned(),
+    );
+    let denied = warden_store::Outcome::Denied;
+    let recorded = detached(async move {
+        store
+            .record(&ctx, action, &target, details, denied, Some(&reason))
+            .await
+    })
+    .await;
+    if let Err(err) = recorded {
+        tracing::error!(error = %err, "cannot record denial");
+    }
+}
+
+/// Records a refused attempt as a failure of `action` (not a denial: the request itself was
+/// wrong). Logs when it cannot be recorded; the caller decides whether to fail closed.
+pub async fn record_failure(
+    app: &App,
+    audit: &AuditContext,
+    action: &'static str,
+    target: &str,
+    reason: &str,
+) -> Result<(), warden_store::StoreError> {
+    // Anyone can make unauthenticated requests fail: their record is sampled as denials are.
+    let Some(details) = anonymous_details(app, audit) else {
+        return Ok(());
+    };
+    let (store, ctx, target, reason) = (
+        app.store.clone(),
+        audit.clone(),
+        target.to_owned(),
+        reason.to_owned(),
+    );
+    let failure = warden_store::Outcome::Failure;
+    let recorded = detached(async move {
+        store
+            .record(&ctx, action, &target, details, failure, Some(&reason))
+            .await
+    })
+    .await;
+    if let Err(err) = &recorded {
+        tracing::error!(error = %err, "cannot record a refused attempt");
+    }
+    recorded
+}
+
+/// Refuses with one generic message whatever the reason, and records the real reason (always
+/// when it names a real token, sampled otherwise).
+async fn unauthorized(
+    app: &App,
+    audit: &AuditContext,
+    target: &str,
+    reason: &str,
+    names_a_token: bool,
+) -> Response {
+    tracing::info!(reason, "authentication failed");
+    if names_a_token {
+        deny_unsampled(app, audit, "auth.token", target, reason).await;
+    } else {
+        deny(app, audit, "auth.token", target, reason).await;
+    }
+    let mut resp = graphql_error(
+        StatusCode::UNAUTHORIZED,
+        "authentication required: send a valid API token as `Authorization: Bearer <token>`",
+    );
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    resp
+}

@@ -1,0 +1,88 @@
+//! What happens by the clock, every second on every replica: temporary grants that expired
+//! are ended (each audited as `grant.expire`, and the change feed tells every proxy to
+//! recheck the sessions they allowed); access reviews past their due date with automatic
+//! revocation have their undecided items revoked, verified and the campaign closed; open
+//! reviews due within a day are reminded once a day (`review.remind`, for webhooks); findings
+//! passing 50 % and 100 % of their SLA are announced (`vuln.sla.half`, `vuln.sla.breach`) and
+//! risk acceptances that expired reopen their findings (`vuln.accept.expire`). Work
+//! another replica did first is skipped without a record (`StoreError::Raced`).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use warden_model::{Actor, Timestamp};
+use warden_store::{AuditContext, Store};
+
+pub fn system() -> AuditContext {
+    AuditContext {
+        actor: Actor::System,
+        request_id: format!("timer-{}", uuid::Uuid::now_v7().simple()),
+        source: None,
+        now: Timestamp::from_system(SystemTime::now()),
+    }
+}
+
+/// Runs until the task is dropped.
+pub async fn run(store: Arc<Store>, sla: warden_vuln::SlaTiers) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match store.end_expired_grants(&system()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(ended = n, "temporary grants expired"),
+            Err(e) => tracing::error!(error = %e, "cannot end expired grants"),
+        }
+        if let Err(e) = reviews(&store).await {
+            tracing::error!(error = %e, "cannot run access review timers");
+        }
+        match store.vuln_timers(&system(), &sla).await {
+            Ok(0) | Err(warden_store::StoreError::Raced) => {}
+            Ok(n) => tracing::info!(
+                alerts = n,
+                "vulnerability SLA alerts and expired acceptances"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot run vulnerability timers"),
+        }
+    }
+}
+
+async fn reviews(store: &Store) -> Result<(), warden_store::StoreError> {
+    let ctx = system();
+    let (due, remind) = store.reviews_needing_attention(ctx.now).await?;
+    for id in due {
+        let Some(review) = store.access_review(&id).await? else {
+            continue;
+        };
+        let undecided: Vec<u32> = review
+            .items
+            .iter()
+            .filter(|i| i.decision.is_none())
+            .map(|i| i.n)
+            .collect();
+        if undecided.is_empty() {
+            match store.close_access_review(&ctx, &id).await {
+                Ok(_) | Err(warden_store::StoreError::Raced) => {}
+                Err(e) => return Err(e),
+            }
+            continue;
+        }
+        let reason = "not reviewed by the due date";
+        match store
+            .decide_review_items(&ctx, &id, &undecided, true, reason)
+            .await
+        {
+            Ok(_) => {
+                store.verify_review(&ctx, &id).await?;
+                tracing::info!(review = %id, revoked = undecided.len(), "access review due: undecided items revoked");
+            }
+            // Another replica got there first.
+            Err(warden_store::StoreError::Raced) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for id in remind {
+        store.remind_review(&ctx, &id).await?;
+    }
+    Ok(())
+}

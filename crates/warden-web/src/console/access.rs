@@ -1,0 +1,290 @@
+//! "My access" (groups, hosts and logins the policy allows, requests) and the approvals inbox.
+#![expect(
+    clippy::indexing_slicing,
+    reason = "reading serde_json::Value by key or position gives Null when absent; it never panics"
+)]
+
+use axum::extract::{Form, Path, Query, State};
+use axum::response::Response;
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Done, Parts, Section, flash, open, redirect, submitted, text, when};
+use crate::Web;
+
+const MY_ACCESS: &str = "query {
+  viewer { user { groups } }
+  reachableHosts { name labels logins }
+  accessRequests(mine: true, first: 50) { id requester group reason durationSeconds state createdAt
+    decisions { approver approve reason }
+    grant { expiresAt endedAt endReason } }
+}";
+
+/// `GET /console`: what I can reach and how, and asking for more.
+pub(crate) async fn my_access(
+    State(app): State<Web>,
+    Query(done): Query<Done>,
+    parts: Parts,
+) -> Response {
+    let (v, data) = match open(&app, parts, Section::Access, MY_ACCESS, json!({})).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let empty = Vec::new();
+    let groups = data["viewer"]["user"]["groups"]
+        .as_array()
+        .unwrap_or(&empty);
+    let hosts = data["reachableHosts"].as_array().unwrap_or(&empty);
+    let requests: Vec<&Value> = data["accessRequests"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .collect();
+    let body = html! {
+        (flash(&done))
+        section aria-labelledby="groups-h" {
+            h2 #groups-h { "Your groups" }
+            @if groups.is_empty() {
+                p.muted { "You belong to no group." }
+            } @else {
+                ul #my-groups { @for g in groups { li { (text(g)) } } }
+            }
+        }
+        section aria-labelledby="hosts-h" {
+            h2 #hosts-h { "Hosts you can reach" }
+            @if hosts.is_empty() {
+                p.muted { "The policy allows you no SSH login on any host yet. Request access below." }
+            } @else {
+                div.scroll { table #my-hosts {
+                    thead { tr { th scope="col" { "Host" } th scope="col" { "Labels" } th scope="col" { "Log in as" } th scope="col" { "How" } } }
+                    tbody { @for h in hosts {
+                        @let logins = h["logins"].as_array().unwrap_or(&empty);
+                        tr {
+                            td { (text(&h["name"])) }
+                            td { @for l in h["labels"].as_array().unwrap_or(&empty) { code { (text(l)) } " " } }
+                            td { @for l in logins { code { (text(l)) } " " } }
+                            td { @if let Some(l) = logins.first() { code { "warden ssh " (text(l)) "@" (text(&h["name"])) } } }
+                        }
+                    } }
+                } }
+            }
+        }
+        section aria-labelledby="request-h" {
+            h2 #request-h { "Request access" }
+            form method="post" action="/console/access/request" {
+                input type="hidden" name="csrf" value=(v.csrf);
+                div.field {
+                    label for="group" { "Group" }
+                    input #group name="group" required autocomplete="off" placeholder="ops";
+                }
+                div.field {
+                    label for="duration" { "For" }
+                    select #duration name="duration" {
+                        option value="1h" { "1 hour" }
+                        option value="4h" selected { "4 hours" }
+                        option value="8h" { "8 hours" }
+                        option value="1d" { "1 day" }
+                        option value="7d" { "7 days" }
+                    }
+                }
+                div.field {
+                    label for="reason" { "Reason" }
+                    input #reason name="reason" required size="50" maxlength="500" placeholder="INC-123: fix the failing backup";
+                }
+                button.primary type="submit" { "Request" }
+            }
+        }
+        section aria-labelledby="requests-h" {
+            h2 #requests-h { "Your requests" }
+            @if requests.is_empty() {
+                p.muted { "None yet." }
+            } @else {
+                (request_table(&requests, false, &v.csrf))
+            }
+        }
+    };
+    v.ok(Section::Access, "My access", body)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RequestForm {
+    /// Missing counts as a mismatch, which is recorded.
+    #[serde(default)]
+    csrf: String,
+    group: String,
+    duration: String,
+    reason: String,
+}
+
+/// `POST /console/access/request`.
+pub(crate) async fn request(
+    State(app): State<Web>,
+    parts: Parts,
+    Form(form): Form<RequestForm>,
+) -> Response {
+    let v = match submitted(&app, parts, Section::Access, "access.request", &form.csrf).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let q = "mutation($g: String!, $r: String!, $d: String!) { requestAccess(group: $g, reason: $r, duration: $d) { id } }";
+    let vars = json!({ "g": form.group.trim(), "r": form.reason, "d": form.duration });
+    match v.graphql(&app, q, vars).await {
+        Ok(_) => redirect("/console?done=requested"),
+        Err(f) => v.failed(Section::Access, f),
+    }
+}
+
+// Pending requests are few; the decided ones shown are the latest fifty approved and denied.
+const INBOX: &str = "query {
+  pending: accessRequests(state: \"pending\", first: 1000) { ...request }
+  approved: accessRequests(state: \"approved\", first: 50) { ...request }
+  denied: accessRequests(state: \"denied\", first: 50) { ...request }
+}
+fragment request on AccessRequestInfo { id requester group reason durationSeconds approvals state
+  createdAt decisions { approver approve reason } grant { expiresAt } }";
+
+/// `GET /console/approvals`: requests waiting for me, and those I decided.
+pub(crate) async fn approvals(
+    State(app): State<Web>,
+    Query(done): Query<Done>,
+    parts: Parts,
+) -> Response {
+    let (v, data) = match open(&app, parts, Section::Approvals, INBOX, json!({})).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let me = format!("user:{}", v.name());
+    let empty = Vec::new();
+    let list = |key: &str| -> Vec<&Value> {
+        data[key]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .filter(|r| r["requester"] != v.name())
+            .collect()
+    };
+    let voted = |r: &Value| {
+        r["decisions"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["approver"] == me.as_str()))
+    };
+    // Waiting for me: pending and not yet decided by me; the rest, newest first.
+    let (mut decided, waiting): (Vec<&Value>, Vec<&Value>) =
+        list("pending").into_iter().partition(|r| voted(r));
+    decided.extend(list("approved"));
+    decided.extend(list("denied"));
+    decided.sort_by(|a, b| text(&b["createdAt"]).cmp(&text(&a["createdAt"])));
+    let body = html! {
+        (flash(&done))
+        section #inbox data-refresh="10" aria-labelledby="waiting-h" aria-live="polite" {
+            h2 #waiting-h { "Waiting for a decision (" (waiting.len()) ")" }
+            @if waiting.is_empty() {
+                p.muted { "Nothing is waiting for you." }
+            } @else {
+                (request_table(&waiting, true, &v.csrf))
+            }
+        }
+        section aria-labelledby="decided-h" {
+            h2 #decided-h { "Decided" }
+            @if decided.is_empty() { p.muted { "None yet." } } @else { (request_table(&decided, false, &v.csrf)) }
+        }
+    };
+    v.ok(Section::Approvals, "Approvals", body)
+}
+
+fn duration(seconds: &Value) -> String {
+    let s = seconds.as_u64().unwrap_or(0);
+    humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
+}
+
+fn request_table(requests: &[&Value], decide: bool, csrf: &str) -> Markup {
+    let empty = Vec::new();
+    html! {
+        div.scroll { table.requests {
+            thead { tr {
+                th scope="col" { "Requested" } th scope="col" { "By" } th scope="col" { "Group" }
+                th scope="col" { "For" } th scope="col" { "Reason" } th scope="col" { "State" }
+                th scope="col" { @if decide { "Decide" } @else { "Decisions" } }
+            } }
+            tbody { @for r in requests {
+                @let id = text(&r["id"]);
+                @let state = text(&r["state"]);
+                tr data-request=(id) {
+                    td { (when(&r["createdAt"])) }
+                    td { (text(&r["requester"])) }
+                    td { (text(&r["group"])) }
+                    td { (duration(&r["durationSeconds"])) }
+                    td { (text(&r["reason"])) }
+                    td { span class={ "badge state-" (state) } { (state) }
+                        @if let Some(exp) = r["grant"]["expiresAt"].as_str() { br; span.muted { "until " (when(&json!(exp))) } } }
+                    td {
+                        @if decide {
+                            form.decide method="post" action={ "/console/approvals/" (id) } {
+                                input type="hidden" name="csrf" value=(csrf);
+                                label for={ "why-" (id) } { "Note" }
+                                input id={ "why-" (id) } name="reason" size="20" maxlength="500";
+                                " "
+                                button.primary type="submit" name="decision" value="approve" { "Approve" }
+                                " "
+                                button.danger type="submit" name="decision" value="deny" { "Deny" }
+                            }
+                        } @else {
+                            @for d in r["decisions"].as_array().unwrap_or(&empty) {
+                                div { (text(&d["approver"])) ": " @if d["approve"] == true { "approved" } @else { "denied" }
+                                    @if d["reason"].as_str().is_some_and(|s| !s.is_empty()) { " — " (text(&d["reason"])) } }
+                            }
+                        }
+                    }
+                }
+            } }
+        } }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DecideForm {
+    /// Missing counts as a mismatch, which is recorded.
+    #[serde(default)]
+    csrf: String,
+    decision: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /console/approvals/{id}`: approve or deny.
+pub(crate) async fn decide(
+    State(app): State<Web>,
+    Path(id): Path<String>,
+    parts: Parts,
+    Form(form): Form<DecideForm>,
+) -> Response {
+    let v = match submitted(&app, parts, Section::Approvals, "access.decide", &form.csrf).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (q, done) = match form.decision.as_str() {
+        "approve" => (
+            "mutation($id: String!, $r: String!) { approveAccessRequest(id: $id, reason: $r) { id } }",
+            "approved",
+        ),
+        "deny" => (
+            "mutation($id: String!, $r: String!) { denyAccessRequest(id: $id, reason: $r) { id } }",
+            "denied",
+        ),
+        other => {
+            return v.refusal(
+                axum::http::StatusCode::BAD_REQUEST,
+                Section::Approvals,
+                &format!("unknown decision `{other}`: approve or deny"),
+            );
+        }
+    };
+    match v
+        .graphql(&app, q, json!({ "id": id, "r": form.reason }))
+        .await
+    {
+        Ok(_) => redirect(&format!("/console/approvals?done={done}")),
+        Err(f) => v.failed(Section::Approvals, f),
+    }
+}

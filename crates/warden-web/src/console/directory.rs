@@ -1,0 +1,169 @@
+//! The inventory: people, groups and hosts (with their mesh nodes).
+#![expect(
+    clippy::indexing_slicing,
+    reason = "reading serde_json::Value by key or position gives Null when absent; it never panics"
+)]
+
+use axum::extract::{Query, State};
+use axum::response::Response;
+use maud::html;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Parts, Section, open, text, when};
+use crate::Web;
+
+/// Rows on a page.
+const PAGE: i64 = 50;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Cursor {
+    after: Option<String>,
+}
+
+/// `GET /console/people[?after=CURSOR]`: people by name, a page at a time.
+pub(crate) async fn people(
+    State(app): State<Web>,
+    Query(cursor): Query<Cursor>,
+    parts: Parts,
+) -> Response {
+    let q = "query($after: String, $first: Int!) { users(first: $first, after: $after) {
+      pageInfo { hasNextPage endCursor } nodes { name displayName email createdAt disabled disabledAt groups } } }";
+    let (v, data) = match open(
+        &app,
+        parts,
+        Section::People,
+        q,
+        json!({ "after": cursor.after, "first": PAGE }),
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let empty = Vec::new();
+    let users = data["users"]["nodes"].as_array().unwrap_or(&empty);
+    let next = data["users"]["pageInfo"]["endCursor"]
+        .as_str()
+        .filter(|_| data["users"]["pageInfo"]["hasNextPage"] == true);
+    let body = html! {
+        div.scroll { table #people {
+            thead { tr { th scope="col" { "Name" } th scope="col" { "Display name" } th scope="col" { "Email" }
+                th scope="col" { "Groups" } th scope="col" { "Since" } th scope="col" { "State" } } }
+            tbody { @for u in users {
+                tr {
+                    td { (text(&u["name"])) }
+                    td { (text(&u["displayName"])) }
+                    td { (text(&u["email"])) }
+                    td { @for g in u["groups"].as_array().unwrap_or(&empty) { code { (text(g)) } " " } }
+                    td { (when(&u["createdAt"])) }
+                    td { @if u["disabled"] == true { span.state-denied { "disabled " (when(&u["disabledAt"])) } } @else { "active" } }
+                }
+            } }
+        } }
+        nav.pager aria-label="Pages" {
+            @if cursor.after.is_some() { a href="/console/people" { "First page" } }
+            @if let Some(n) = next { a href={ "/console/people?after=" (n) } rel="next" { "Next page" } }
+        }
+    };
+    v.ok(Section::People, "People", body)
+}
+
+/// `GET /console/groups[?after=CURSOR]`.
+pub(crate) async fn groups(
+    State(app): State<Web>,
+    Query(cursor): Query<Cursor>,
+    parts: Parts,
+) -> Response {
+    let q = "query($after: String, $first: Int!) {
+      groups(first: $first, after: $after) { pageInfo { hasNextPage endCursor } nodes { name description owner createdAt memberCount members(first: 10) } }
+      grants(active: true) { user group expiresAt grantedBy } }";
+    let (v, data) = match open(
+        &app,
+        parts,
+        Section::Groups,
+        q,
+        json!({ "after": cursor.after, "first": PAGE }),
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let empty = Vec::new();
+    let groups = data["groups"]["nodes"].as_array().unwrap_or(&empty);
+    let grants = data["grants"].as_array().unwrap_or(&empty);
+    let next = data["groups"]["pageInfo"]["endCursor"]
+        .as_str()
+        .filter(|_| data["groups"]["pageInfo"]["hasNextPage"] == true);
+    let body = html! {
+        div.scroll { table #groups {
+            thead { tr { th scope="col" { "Group" } th scope="col" { "Description" } th scope="col" { "Owner" }
+                th scope="col" { "Members" } th scope="col" { "Temporary grants" } } }
+            tbody { @for g in groups {
+                @let members = g["members"].as_array().unwrap_or(&empty);
+                @let temporary: Vec<_> = grants.iter().filter(|x| x["group"] == g["name"]).collect();
+                tr {
+                    td { (text(&g["name"])) }
+                    td { (text(&g["description"])) }
+                    td { (text(&g["owner"])) }
+                    @let count = g["memberCount"].as_i64().unwrap_or(0);
+                    @let more = count - i64::try_from(members.len()).unwrap_or(0);
+                    td { (count) @if !members.is_empty() { ": " }
+                        @for m in members { (text(m)) " " }
+                        @if more > 0 { span.muted { "and " (more) " more" } } }
+                    td { @for x in temporary { div { (text(&x["user"])) " until " (when(&x["expiresAt"])) } } }
+                }
+            } }
+        } }
+        nav.pager aria-label="Pages" {
+            @if cursor.after.is_some() { a href="/console/groups" { "First page" } }
+            @if let Some(n) = next { a href={ "/console/groups?after=" (n) } rel="next" { "Next page" } }
+        }
+    };
+    v.ok(Section::Groups, "Groups", body)
+}
+
+/// `GET /console/hosts`: joined hosts and the WireGuard mesh's nodes.
+pub(crate) async fn hosts(State(app): State<Web>, parts: Parts) -> Response {
+    let q = "query { hosts { name labels addresses sshdAddr joinedAt }
+      meshNodes { name kind owner ipv4 endpoint live } }";
+    let (v, data) = match open(&app, parts, Section::Hosts, q, json!({})).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let empty = Vec::new();
+    let hosts = data["hosts"].as_array().unwrap_or(&empty);
+    let nodes = data["meshNodes"].as_array().unwrap_or(&empty);
+    let body = html! {
+        h2 { "Hosts (" (hosts.len()) ")" }
+        @if hosts.is_empty() { p.muted { "No host has joined. Make a join token with " code { "warden admin host join-token" } "." } } @else {
+            div.scroll { table #hosts {
+                thead { tr { th scope="col" { "Host" } th scope="col" { "Labels" } th scope="col" { "Addresses" } th scope="col" { "sshd" } th scope="col" { "Joined" } } }
+                tbody { @for h in hosts {
+                    tr {
+                        td { (text(&h["name"])) }
+                        td { @for l in h["labels"].as_array().unwrap_or(&empty) { code { (text(l)) } " " } }
+                        td { @for a in h["addresses"].as_array().unwrap_or(&empty) { (text(a)) " " } }
+                        td { (text(&h["sshdAddr"])) }
+                        td { (when(&h["joinedAt"])) }
+                    }
+                } }
+            } }
+        }
+        h2 { "Mesh nodes (" (nodes.len()) ")" }
+        @if nodes.is_empty() { p.muted { "No node has enrolled in the WireGuard mesh." } } @else {
+            div.scroll { table #mesh-nodes {
+                thead { tr { th scope="col" { "Node" } th scope="col" { "Kind" } th scope="col" { "Owner" } th scope="col" { "Address" } th scope="col" { "Endpoint" } th scope="col" { "In the mesh" } } }
+                tbody { @for n in nodes {
+                    tr {
+                        td { (text(&n["name"])) } td { (text(&n["kind"])) } td { (text(&n["owner"])) }
+                        td { code { (text(&n["ipv4"])) } } td { (text(&n["endpoint"])) }
+                        td { @if n["live"] == true { "yes" } @else { span.muted { "no (key expired)" } } }
+                    }
+                } }
+            } }
+        }
+    };
+    v.ok(Section::Hosts, "Hosts", body)
+}

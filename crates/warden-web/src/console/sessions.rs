@@ -1,0 +1,222 @@
+//! SSH sessions through the proxy: live and past, transcript search, and playback of a
+//! recording in the terminal player (`/static/player.js`).
+#![expect(
+    clippy::indexing_slicing,
+    reason = "reading serde_json::Value by key or position gives Null when absent; it never panics"
+)]
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Parts, Section, open, text, visitor, when};
+use crate::Web;
+
+const SESSION_FIELDS: &str = "id principal login host source startedAt endedAt endReason
+  recordings { file kind command bytes sha256 }";
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SessionQuery {
+    /// Transcript search text.
+    q: Option<String>,
+}
+
+/// `GET /console/sessions[?q=TEXT]`.
+pub(crate) async fn list(
+    State(app): State<Web>,
+    Query(query): Query<SessionQuery>,
+    parts: Parts,
+) -> Response {
+    let search = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    let q = format!(
+        "query($q: String!, $search: Boolean!) {{
+          live: sshSessions(active: true, first: 100) {{ {SESSION_FIELDS} }}
+          past: sshSessions(first: 50) @skip(if: $search) {{ {SESSION_FIELDS} }}
+          found: sshSessionSearch(text: $q) @include(if: $search) {{ file lines session {{ {SESSION_FIELDS} }} }}
+        }}"
+    );
+    let vars = json!({ "q": search.unwrap_or("-"), "search": search.is_some() });
+    let (v, data) = match open(&app, parts, Section::Sessions, &q, vars).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let empty = Vec::new();
+    let live = data["live"].as_array().unwrap_or(&empty);
+    let body = html! {
+        section #live data-refresh="5" aria-labelledby="live-h" aria-live="polite" {
+            h2 #live-h { "Live (" (live.len()) ")" }
+            @if live.is_empty() { p.muted { "No session is open." } } @else { (table(live, "live-sessions")) }
+        }
+        section aria-labelledby="search-h" {
+            h2 #search-h { "Search transcripts" }
+            form method="get" action="/console/sessions" role="search" {
+                label for="q" { "Text the terminal showed" }
+                input #q type="search" name="q" value=(search.unwrap_or("")) maxlength="200";
+                " "
+                button type="submit" { "Search" }
+            }
+        }
+        @if let Some(text_) = search {
+            section aria-labelledby="found-h" {
+                h2 #found-h { "Sessions showing “" (text_) "”" }
+                @let found = data["found"].as_array().unwrap_or(&empty);
+                @if found.is_empty() { p.muted { "No transcript among the latest 1000 sessions shows it." } }
+                @for m in found {
+                    article.match {
+                        h3 { a href={ "/console/sessions/" (text(&m["session"]["id"])) "?file=" (text(&m["file"])) } {
+                            (text(&m["session"]["principal"])) " as " (text(&m["session"]["login"])) "@" (text(&m["session"]["host"]))
+                            ", " (when(&m["session"]["startedAt"])) } }
+                        pre.policy { @for l in m["lines"].as_array().unwrap_or(&empty) { (text(l)) "\n" } }
+                    }
+                }
+            }
+        } @else {
+            section aria-labelledby="past-h" {
+                h2 #past-h { "Recent sessions" }
+                @let past = data["past"].as_array().unwrap_or(&empty);
+                @if past.is_empty() { p.muted { "No session yet." } } @else { (table(past, "past-sessions")) }
+            }
+        }
+    };
+    v.ok(Section::Sessions, "Sessions", body)
+}
+
+fn table(sessions: &[Value], id: &str) -> Markup {
+    html! {
+        div.scroll { table id=(id) {
+            thead { tr { th scope="col" { "Started" } th scope="col" { "Who" } th scope="col" { "Login" }
+                th scope="col" { "Host" } th scope="col" { "From" } th scope="col" { "Ended" } th scope="col" { "Recordings" } } }
+            tbody { @for s in sessions {
+                tr {
+                    td { a href={ "/console/sessions/" (text(&s["id"])) } { (when(&s["startedAt"])) } }
+                    td { (text(&s["principal"])) }
+                    td { (text(&s["login"])) }
+                    td { (text(&s["host"])) }
+                    td { (text(&s["source"])) }
+                    td { @if s["endedAt"].is_null() { span.badge.state-approved { "open" } }
+                         @else { (when(&s["endedAt"])) br; span.muted { (text(&s["endReason"])) } } }
+                    td { (s["recordings"].as_array().map_or(0, Vec::len)) }
+                }
+            } }
+        } }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ShowQuery {
+    /// The recording to play first.
+    file: Option<String>,
+}
+
+/// `GET /console/sessions/{id}`: the session, its recordings, and the player.
+pub(crate) async fn show(
+    State(app): State<Web>,
+    Path(id): Path<String>,
+    Query(query): Query<ShowQuery>,
+    parts: Parts,
+) -> Response {
+    let q = format!("query($id: String!) {{ sshSession(id: $id) {{ {SESSION_FIELDS} }} }}");
+    let (v, data) = match open(&app, parts, Section::Sessions, &q, json!({ "id": id })).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let s = &data["sshSession"];
+    if s.is_null() {
+        return v.refusal(
+            StatusCode::NOT_FOUND,
+            Section::Sessions,
+            &format!("no session `{id}`"),
+        );
+    }
+    let empty = Vec::new();
+    let recordings = s["recordings"].as_array().unwrap_or(&empty);
+    let playable: Vec<&Value> = recordings
+        .iter()
+        .filter(|r| r["kind"] != "subsystem")
+        .collect();
+    let chosen = query
+        .file
+        .as_deref()
+        .and_then(|f| playable.iter().find(|r| r["file"] == f))
+        .or(playable.first());
+    let body = html! {
+        dl {
+            dt { "Who" } dd { (text(&s["principal"])) " as " code { (text(&s["login"])) } " on " (text(&s["host"])) }
+            dt { "From" } dd { (text(&s["source"])) }
+            dt { "Started" } dd { (when(&s["startedAt"])) }
+            dt { "Ended" } dd { @if s["endedAt"].is_null() { "still open" } @else { (when(&s["endedAt"])) @if let Some(why) = s["endReason"].as_str() { " (" (why) ")" } } }
+        }
+        h2 { "Recordings" }
+        @if recordings.is_empty() { p.muted { "Nothing recorded yet: recordings are kept when a channel closes." } }
+        ul { @for r in recordings {
+            li {
+                @if r["kind"] == "subsystem" {
+                    (text(&r["kind"])) " " code { (text(&r["command"])) } " (" (text(&r["bytes"])) " bytes, not a terminal)"
+                } @else {
+                    a href={ "/console/sessions/" (text(&s["id"])) "?file=" (text(&r["file"])) } { (text(&r["kind"])) @if let Some(c) = r["command"].as_str() { " " code { (c) } } }
+                    " (" (text(&r["bytes"])) " bytes, SHA-256 " code.mono { (text(&r["sha256"]).get(..16).unwrap_or("")) "…" } ")"
+                }
+            }
+        } }
+        @if let Some(r) = chosen {
+            section.player aria-label="Terminal playback" data-frames={ "/console/recordings/" (text(&r["file"])) } {
+                div.controls {
+                    button #play type="button" { "Play" }
+                    label for="speed" { "Speed" }
+                    select #speed { option value="1" { "1×" } option value="2" selected { "2×" } option value="4" { "4×" } option value="16" { "16×" } }
+                    label for="seek" { "Position" }
+                    input #seek type="range" min="0" max="1000" value="0";
+                    output #clock for="seek" { "0:00" }
+                }
+                pre #screen.term aria-live="off" {}
+                p #player-status role="status" {}
+            }
+            script src="/static/player.js" defer {}
+        }
+    };
+    v.ok(Section::Sessions, "Session", body)
+}
+
+/// `GET /console/recordings/{file}`: the recording as the player's frames (JSON). Its
+/// SHA-256 is checked against the audit log by the API before it is played.
+pub(crate) async fn frames(
+    State(app): State<Web>,
+    Path(file): Path<String>,
+    parts: Parts,
+) -> Response {
+    let v = match visitor(&app, parts).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let json_error = |status: StatusCode, message: &str| {
+        (status, axum::Json(json!({ "error": message }))).into_response()
+    };
+    let q = "query($f: String!) { sshRecording(file: $f) }";
+    let cast = match v.graphql(&app, q, json!({ "f": file })).await {
+        Ok(d) => text(&d["sshRecording"]),
+        Err(super::Failure::Forbidden(m)) => return json_error(StatusCode::FORBIDDEN, &m),
+        Err(super::Failure::Refused(m)) => return json_error(StatusCode::BAD_REQUEST, &m),
+        Err(super::Failure::Internal) => {
+            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+    };
+    let playback = match tokio::task::spawn_blocking(move || super::terminal::playback(&cast)).await
+    {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            return json_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("recording `{file}` cannot be played: {e}"),
+            );
+        }
+        Err(_) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    };
+    let mut response = axum::Json(playback).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,52 @@
+//! Warden in the browser: the sign-in pages (OIDC, passkeys, enrollment, the CLI's consent)
+//! and the console under `/console`. Pages are maud templates; what they show they read
+//! through the GraphQL schema ([`warden_api::graphql`]) as the caller, so the browser sees
+//! what the API would let the same person see.
+
+pub mod console;
+pub mod sign_in;
+
+use warden_api::graphql;
+use warden_runtime::{config, edge, policy, request};
+
+use std::sync::Arc;
+
+use warden_api::graphql::WardenSchema;
+use warden_runtime::request::App;
+
+/// What the browser pages share: the services ([`App`], which this dereferences to), the
+/// GraphQL schema the console reads through, the sign-in state and the settings page's view
+/// of the configuration. The server keeps one and hands it to these routes as their state.
+#[derive(Clone)]
+pub struct Web {
+    /// The services.
+    pub app: App,
+    /// The API the console's pages query as their viewer.
+    pub schema: WardenSchema,
+    /// Identity providers and passkey ceremonies.
+    pub sign_in: Arc<sign_in::SignIn>,
+    /// What the settings page shows.
+    pub settings: Arc<console::Settings>,
+}
+
+impl std::fmt::Debug for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Web")
+            .field("app", &self.app)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for Web {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+impl axum::extract::FromRef<Web> for App {
+    fn from_ref(web: &Web) -> App {
+        web.app.clone()
+    }
+}
