@@ -47,6 +47,7 @@
 //! - Whoever holds the KEK (the server, `warden proxy`) can read every recording.
 
 pub mod recording;
+mod relay;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -62,14 +63,17 @@ use russh::keys::ssh_key::{Fingerprint, HashAlg, PublicKey};
 use russh::keys::{Algorithm, Certificate, PrivateKey, PublicKeyOrCertificate};
 use russh::server::{Auth, ChannelOpenHandle, Msg as ServerMsg, Session};
 use russh::{
-    Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, ChannelWriteHalf,
-    Disconnect, MethodKind, MethodSet, Pty, Sig, client, server,
+    Channel, ChannelId, ChannelOpenFailure, Disconnect, MethodKind, MethodSet, Pty, Sig, client,
+    server,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::recording::{Recorded, Recorder, Start};
+use crate::relay::{
+    Moved, Outcomes, Request, SharedRecorder, Up, downlink, finish_recording, uplink,
+};
 
 /// The line `warden ssh --stdio` sends before SSH starts: `WARDEN-TARGET <host>\n`. The proxy
 /// answers `OK\n`, or `ERR <message>\n` and closes.
@@ -488,101 +492,6 @@ pub fn parse_target(line: &[u8]) -> Result<String, String> {
     Ok(host)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use russh::keys::ssh_key::certificate::Builder;
-
-    /// A user certificate from `ca` for alice and root, valid over [after, before).
-    fn user_cert(ca: &PrivateKey, after: u64, before: u64) -> Certificate {
-        let mut b = Builder::new(
-            [7u8; 16],
-            ed25519().public_key().key_data().clone(),
-            after,
-            before,
-        )
-        .unwrap();
-        b.serial(42).unwrap();
-        b.cert_type(CertType::User).unwrap();
-        b.key_id("user:alice token:t1").unwrap();
-        b.valid_principal("alice").unwrap();
-        b.valid_principal("root").unwrap();
-        b.sign(ca).unwrap()
-    }
-
-    #[test]
-    fn certificate_problems_are_named() {
-        let ca = ed25519();
-        let cas = [ca.public_key().fingerprint(HashAlg::Sha256)];
-        let cert = user_cert(&ca, 1_000, 2_000);
-        assert!(signed_by(&cert, &cas, CertType::User));
-        assert!(!signed_by(&cert, &cas, CertType::Host));
-        assert_eq!(certificate_problem(&cert, "root", 1_500), None);
-        assert_eq!(
-            certificate_problem(&cert, "root", 2_000).as_deref(),
-            Some("certificate 42 expired at 1970-01-01T00:33:20Z: run `warden login` again")
-        );
-        assert_eq!(
-            certificate_problem(&cert, "root", 999).as_deref(),
-            Some("certificate 42 is not valid before 1970-01-01T00:16:40Z")
-        );
-        assert_eq!(
-            certificate_problem(&cert, "bob", 1_500).as_deref(),
-            Some("certificate 42 does not allow login `bob`; it allows: alice, root")
-        );
-        // Another CA's certificate is not Warden's at all: no reason is given away.
-        let stranger = user_cert(&ed25519(), 1_000, 2_000);
-        assert!(!signed_by(&stranger, &cas, CertType::User));
-    }
-
-    #[test]
-    fn targets() {
-        assert_eq!(parse_target(b"WARDEN-TARGET db-1"), Ok("db-1".into()));
-        assert_eq!(
-            parse_target(b"WARDEN-TARGET db-1.example.com\r"),
-            Ok("db-1.example.com".into())
-        );
-        assert_eq!(
-            parse_target(b"SSH-2.0-OpenSSH_9.2"),
-            Err("connect through `warden ssh` (or its ssh config from `warden ssh config`)".into())
-        );
-        assert_eq!(
-            parse_target(b"WARDEN-TARGET a b"),
-            Err("invalid host name \"a b\"".into())
-        );
-        assert_eq!(
-            parse_target(b"WARDEN-TARGET "),
-            Err("invalid host name \"\"".into())
-        );
-        assert_eq!(
-            parse_target(&[0xff, 0xfe]),
-            Err("the target line is not UTF-8".into())
-        );
-        assert_eq!(
-            parse_target(&[b'x'; 400]),
-            Err("the target line is too long".into())
-        );
-    }
-
-    proptest! {
-        /// Whatever a client sends first, the proxy names a plain host or refuses in one line.
-        #[test]
-        fn any_preamble_is_a_host_or_one_line(line in prop::collection::vec(any::<u8>(), 0..400)) {
-            match parse_target(&line) {
-                Ok(host) => prop_assert!(valid_host(&host)),
-                Err(reason) => prop_assert!(!reason.contains('\n') && !reason.contains('\r')),
-            }
-        }
-
-        #[test]
-        fn every_plain_host_name_round_trips(host in "[a-zA-Z0-9][a-zA-Z0-9._-]{0,60}") {
-            let line = format!("{PREAMBLE}{host}");
-            prop_assert_eq!(parse_target(line.as_bytes()), Ok(host));
-        }
-    }
-}
-
 async fn connection(
     shared: Arc<Shared>,
     mut socket: TcpStream,
@@ -735,38 +644,6 @@ async fn connect_upstream(
     }
     Ok(handle)
 }
-
-/// A request that needs the host's answer.
-enum Request {
-    Pty {
-        term: String,
-        width: u32,
-        height: u32,
-        pix_width: u32,
-        pix_height: u32,
-        modes: Vec<(Pty, u32)>,
-    },
-    Shell,
-    Exec(Vec<u8>),
-    Subsystem(String),
-}
-
-/// What the user's side sends to the host, in order.
-enum Up {
-    Data(Bytes),
-    Eof,
-    Window(u32, u32, u32, u32),
-    Signal(Sig),
-    Request(Request, oneshot::Sender<bool>),
-    Close,
-}
-
-/// A channel's recorder, shared by its two directions.
-type SharedRecorder = Arc<Mutex<Option<Recorder>>>;
-
-/// Recordings finished, recording failures, and recordings still being finished (their
-/// transcripts rendered), of one session.
-type Outcomes = Arc<Mutex<(Vec<Recorded>, Vec<String>, usize)>>;
 
 struct ChannelState {
     queue: mpsc::UnboundedSender<Up>,
@@ -1318,180 +1195,97 @@ impl Drop for Downstream {
     }
 }
 
-/// Closes a channel's recording (once) and keeps what it holds. Blocks while a pty channel's
-/// transcript is rendered: call it on a blocking thread.
-fn finish_recording(recorder: &SharedRecorder, outcomes: &Outcomes) {
-    // Taken and counted as finishing under the slot's lock, so whoever finds the slot empty
-    // also finds it counted.
-    let taken = recorder.lock().ok().and_then(|mut slot| {
-        let taken = slot.take();
-        if taken.is_some()
-            && let Ok(mut outcomes) = outcomes.lock()
-        {
-            outcomes.2 += 1;
-        }
-        taken
-    });
-    if let Some(recorder) = taken {
-        let result = recorder.finish();
-        if let Ok(mut outcomes) = outcomes.lock() {
-            match result {
-                Ok(recorded) => outcomes.0.push(recorded),
-                Err(e) => outcomes.1.push(e.to_string()),
-            }
-            outcomes.2 = outcomes.2.saturating_sub(1);
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use russh::keys::ssh_key::certificate::Builder;
+
+    /// A user certificate from `ca` for alice and root, valid over [after, before).
+    fn user_cert(ca: &PrivateKey, after: u64, before: u64) -> Certificate {
+        let mut b = Builder::new(
+            [7u8; 16],
+            ed25519().public_key().key_data().clone(),
+            after,
+            before,
+        )
+        .unwrap();
+        b.serial(42).unwrap();
+        b.cert_type(CertType::User).unwrap();
+        b.key_id("user:alice token:t1").unwrap();
+        b.valid_principal("alice").unwrap();
+        b.valid_principal("root").unwrap();
+        b.sign(ca).unwrap()
     }
-}
 
-/// Marks its session as active.
-#[derive(Clone)]
-struct Moved {
-    activity: Activity,
-    epoch: std::time::Instant,
-}
-
-impl Moved {
-    fn now(&self) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.activity
-            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    #[test]
+    fn certificate_problems_are_named() {
+        let ca = ed25519();
+        let cas = [ca.public_key().fingerprint(HashAlg::Sha256)];
+        let cert = user_cert(&ca, 1_000, 2_000);
+        assert!(signed_by(&cert, &cas, CertType::User));
+        assert!(!signed_by(&cert, &cas, CertType::Host));
+        assert_eq!(certificate_problem(&cert, "root", 1_500), None);
+        assert_eq!(
+            certificate_problem(&cert, "root", 2_000).as_deref(),
+            Some("certificate 42 expired at 1970-01-01T00:33:20Z: run `warden login` again")
+        );
+        assert_eq!(
+            certificate_problem(&cert, "root", 999).as_deref(),
+            Some("certificate 42 is not valid before 1970-01-01T00:16:40Z")
+        );
+        assert_eq!(
+            certificate_problem(&cert, "bob", 1_500).as_deref(),
+            Some("certificate 42 does not allow login `bob`; it allows: alice, root")
+        );
+        // Another CA's certificate is not Warden's at all: no reason is given away.
+        let stranger = user_cert(&ed25519(), 1_000, 2_000);
+        assert!(!signed_by(&stranger, &cas, CertType::User));
     }
-}
 
-/// Records `data` as input or output; false when the recording failed (the channel stops).
-fn tee(recorder: &SharedRecorder, input: bool, data: &[u8]) -> bool {
-    let Ok(mut slot) = recorder.lock() else {
-        return false;
-    };
-    match slot.as_mut() {
-        None => true,
-        Some(r) => {
-            let written = if input { r.input(data) } else { r.output(data) };
-            match written {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::error!(error = %e, "recording failed: the channel stops");
-                    false
-                }
+    #[test]
+    fn targets() {
+        assert_eq!(parse_target(b"WARDEN-TARGET db-1"), Ok("db-1".into()));
+        assert_eq!(
+            parse_target(b"WARDEN-TARGET db-1.example.com\r"),
+            Ok("db-1.example.com".into())
+        );
+        assert_eq!(
+            parse_target(b"SSH-2.0-OpenSSH_9.2"),
+            Err("connect through `warden ssh` (or its ssh config from `warden ssh config`)".into())
+        );
+        assert_eq!(
+            parse_target(b"WARDEN-TARGET a b"),
+            Err("invalid host name \"a b\"".into())
+        );
+        assert_eq!(
+            parse_target(b"WARDEN-TARGET "),
+            Err("invalid host name \"\"".into())
+        );
+        assert_eq!(
+            parse_target(&[0xff, 0xfe]),
+            Err("the target line is not UTF-8".into())
+        );
+        assert_eq!(
+            parse_target(&[b'x'; 400]),
+            Err("the target line is too long".into())
+        );
+    }
+
+    proptest! {
+        /// Whatever a client sends first, the proxy names a plain host or refuses in one line.
+        #[test]
+        fn any_preamble_is_a_host_or_one_line(line in prop::collection::vec(any::<u8>(), 0..400)) {
+            match parse_target(&line) {
+                Ok(host) => prop_assert!(valid_host(&host)),
+                Err(reason) => prop_assert!(!reason.contains('\n') && !reason.contains('\r')),
             }
         }
-    }
-}
 
-/// The user's side to the host's, in order. Never blocks the user's session loop on the
-/// host's flow control (the queue is unbounded; the host's window paces the writes).
-async fn uplink(
-    mut queue: mpsc::UnboundedReceiver<Up>,
-    up: ChannelWriteHalf<client::Msg>,
-    mut replies: mpsc::UnboundedReceiver<bool>,
-    (recorder, queued): (SharedRecorder, Arc<AtomicUsize>),
-    moved: Moved,
-) {
-    while let Some(op) = queue.recv().await {
-        let sent = match op {
-            Up::Data(data) => {
-                moved.now();
-                if !tee(&recorder, true, &data) {
-                    break;
-                }
-                let len = data.len();
-                let sent = up.data_bytes(data).await;
-                queued.fetch_sub(len, Ordering::Relaxed);
-                sent
-            }
-            Up::Eof => up.eof().await,
-            Up::Window(w, h, pw, ph) => up.window_change(w, h, pw, ph).await,
-            Up::Signal(sig) => up.signal(sig).await,
-            Up::Close => break,
-            Up::Request(request, done) => {
-                let sent = match request {
-                    Request::Pty {
-                        term,
-                        width,
-                        height,
-                        pix_width,
-                        pix_height,
-                        modes,
-                    } => {
-                        up.request_pty(true, &term, width, height, pix_width, pix_height, &modes)
-                            .await
-                    }
-                    Request::Shell => up.request_shell(true).await,
-                    Request::Exec(command) => up.exec(true, command).await,
-                    Request::Subsystem(name) => up.request_subsystem(true, name).await,
-                };
-                let ok = sent.is_ok()
-                    && tokio::time::timeout(HANDSHAKE_TIMEOUT, replies.recv())
-                        .await
-                        .ok()
-                        .flatten()
-                        .unwrap_or(false);
-                let _ = done.send(ok);
-                Ok(())
-            }
-        };
-        if sent.is_err() {
-            break;
+        #[test]
+        fn every_plain_host_name_round_trips(host in "[a-zA-Z0-9][a-zA-Z0-9._-]{0,60}") {
+            let line = format!("{PREAMBLE}{host}");
+            prop_assert_eq!(parse_target(line.as_bytes()), Ok(host));
         }
     }
-    let _ = up.close().await;
-}
-
-/// The host's side to the user's.
-async fn downlink(
-    mut up: ChannelReadHalf,
-    down: ChannelWriteHalf<ServerMsg>,
-    handle: server::Handle,
-    id: ChannelId,
-    replies: mpsc::UnboundedSender<bool>,
-    (recorder, outcomes): (SharedRecorder, Outcomes),
-    moved: Moved,
-) {
-    while let Some(message) = up.wait().await {
-        let sent = match message {
-            ChannelMsg::Data { data } => {
-                moved.now();
-                if !tee(&recorder, false, &data) {
-                    break;
-                }
-                down.data_bytes(data).await
-            }
-            ChannelMsg::ExtendedData { data, ext } => {
-                moved.now();
-                if !tee(&recorder, false, &data) {
-                    break;
-                }
-                down.extended_data_bytes(ext, data).await
-            }
-            ChannelMsg::Success => {
-                let _ = replies.send(true);
-                Ok(())
-            }
-            ChannelMsg::Failure => {
-                let _ = replies.send(false);
-                Ok(())
-            }
-            ChannelMsg::ExitStatus { exit_status } => down.exit_status(exit_status).await,
-            ChannelMsg::ExitSignal {
-                signal_name,
-                core_dumped,
-                error_message,
-                lang_tag,
-            } => {
-                let _ = handle
-                    .exit_signal_request(id, signal_name, core_dumped, error_message, lang_tag)
-                    .await;
-                Ok(())
-            }
-            ChannelMsg::Eof => down.eof().await,
-            ChannelMsg::Close => break,
-            _ => Ok(()),
-        };
-        if sent.is_err() {
-            break;
-        }
-    }
-    let _ = down.close().await;
-    let _ = tokio::task::spawn_blocking(move || finish_recording(&recorder, &outcomes)).await;
 }

@@ -5,6 +5,44 @@
 //! the APIs of `warden-api` and the pages of `warden-web`), runs the background tasks, and shuts
 //! down in order. `warden server` is the one then the other; `warden proxy` is
 //! [`ProxyServer`].
+//!
+//! # Threat model: the server's edge
+//!
+//! **What the server trusts.**
+//! - Whoever can open the admin socket (mode 0600 in a 0700 data directory) is the operator,
+//!   and the policy is never asked for them.
+//! - The peers listed in `trusted_proxies`, for the client address they report (the one
+//!   configured header, or the PROXY protocol). From any other peer those are ignored, or
+//!   refused.
+//! - A client certificate on the mutual-TLS listener that chains to Warden's own CA, names a
+//!   joined host by its SPIFFE id, and has an unrevoked serial.
+//! - The configuration file and environment, and the KEK file.
+//!
+//! **What an attacker controls.**
+//! - Anyone who can reach the public listener: how many connections they open and how slowly
+//!   they send headers (global and per-source caps, a header timeout), how many requests
+//!   (per-source and per-token budgets, `429` with `Retry-After`), every header and body
+//!   (bodies bounded, and read only after the bearer token on `/graphql` and imports), and
+//!   every GraphQL document (depth, complexity and a count of every selection checked before
+//!   it runs).
+//! - The sign-in steps before anyone is known: 64 KiB bodies, and answers that do not tell
+//!   whether a name exists.
+//! - A holder of a token of a narrow role: what the policy would let its person do is cut to
+//!   the role's ceiling.
+//! - Metrics labels: unknown methods and unmatched routes are folded into one label each.
+//!
+//! **What it promises.**
+//! - Every route that touches data authenticates first and asks the policy engine; every
+//!   refusal is recorded, unauthenticated ones sampled at 10 a second (the rest counted) so a
+//!   flood cannot grow the audit log without bound.
+//! - A caller learns the same generic 401 whatever was wrong with their credential.
+//! - Every listener's work per connection and per request is bounded in time and bytes.
+//!
+//! **What it does not promise.**
+//! - TLS on the public listener: put a TLS-terminating proxy in front of it (and list it in
+//!   `trusted_proxies`), or keep it on a private network.
+//! - Availability against a flood larger than the machine: the caps keep one source from
+//!   starving others, not a botnet from filling the link.
 
 mod http;
 mod mtls;

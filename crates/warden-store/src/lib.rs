@@ -8,6 +8,44 @@
 //! Every mutation goes through [`Store::audited`]: the change and its audit event are written
 //! in one transaction, and a change whose event cannot be written does not happen. Refused
 //! requests are recorded with [`Store::record_denial`].
+//!
+//! # Threat model
+//!
+//! **What the crate trusts.**
+//! - The database server and whoever holds its credentials: they can read and change any row.
+//! - Its callers for who acts and when: the [`AuditContext`] (actor, request id, source, time)
+//!   is written as given.
+//! - The audit MAC key its caller hands the writer (opened under the KEK at start).
+//!
+//! **What an attacker controls.**
+//! - Every value a caller passes on from outside. Names arrive as `warden-model` types; free
+//!   text is bound as a parameter, never spliced into SQL; an audit event's target and reason
+//!   are cut to 256 and 1,024 bytes.
+//! - SCIM filters, parsed (by `warden-scim`) into a typed tree and compiled to SQL with bound
+//!   parameters over a fixed table of filterable attributes.
+//! - Page bounds (`after`, `before`), which are names bound as parameters; a page's size is
+//!   capped by its caller.
+//! - A reader of a backup or a replica, who finds token and session secrets only as SHA-256
+//!   hashes, CA keys and the MAC key only sealed under the KEK, and the rest in the clear.
+//!
+//! **What it promises.**
+//! - Only this crate speaks SQL, and only with bound parameters.
+//! - A change and its audit event commit together or not at all, on SQLite and PostgreSQL
+//!   alike; a writer is answered only after the commit that holds its change.
+//! - The audit log is append-only and gapless: sequence numbers come from `audit_head` inside
+//!   the writing transaction, each event carries a MAC from the MAC key's first sequence number,
+//!   and the Merkle nodes are written with the leaf. Nothing updates the log's tables; the only
+//!   delete is retention's, itself audited.
+//! - Committed changes are announced after commit ([`Store::listen`]; LISTEN/NOTIFY on
+//!   PostgreSQL), so every process sees what ended access.
+//!
+//! **What it does not promise.**
+//! - Someone with write access to the database can change any table. Changes to the audit log
+//!   are caught (MACs, signed checkpoints, the server's check at start and `warden audit
+//!   verify`); changes to other tables are not, except where the audit log records what they
+//!   should hold.
+//! - Activity timestamps (a session's last use) are written without an audit event: they
+//!   change no access.
 
 mod access;
 mod audit;
