@@ -1,103 +1,107 @@
-//! What a committed audit action can change, for the processes that follow commits: the SSH
-//! proxy (open sessions are checked again) and the mesh (node maps are recomputed). One list
-//! of who-may-do-what actions serves both, so a new way to end access reaches every consumer.
+//! What committed changes wake, for the processes that follow commits: the SSH proxy (open
+//! sessions are checked again) and the mesh (node maps are recomputed). Commits arrive as
+//! names (in-process, and across processes through PostgreSQL's NOTIFY); each is read as a
+//! [`Change`], which knows its effect. A name this version does not know (a newer replica's,
+//! or `*`, "anything may have changed") wakes everything: a consumer never misses a change by
+//! failing to read it.
 
-/// Actions that change who may do what: people, groups and their members, grants (approved,
-/// expired, revoked), reviews that revoke, SCIM provisioning, the policy.
-const WHO_MAY: &[&str] = &[
-    "user.",
-    "group.",
-    "grant.",
-    "scim.",
-    "policy.",
-    "access.approve",
-    "review.revoke",
-];
+use crate::Change;
 
-/// Actions that end a credential or a session: tokens, certificates, CAs, hosts, a kill.
-const CREDENTIALS: &[&str] = &[
-    "token.",
-    "ca.",
-    "ssh.revoke",
-    "ssh.session.kill",
-    "host.remove",
-];
-
-/// Actions that change the mesh itself: its nodes, and the hosts and their labels.
-const MESH: &[&str] = &["mesh.", "host."];
-
-fn any_of(action: &str, lists: &[&[&str]]) -> bool {
-    action == "*"
-        || lists
-            .iter()
-            .flat_map(|list| list.iter())
-            .any(|prefix| action.starts_with(prefix))
-}
-
-/// Whether `action` can end someone's access (`*` stands for "anything may have changed").
+/// Whether the committed change `action` can end someone's access.
 pub fn ends_access(action: &str) -> bool {
-    any_of(action, &[WHO_MAY, CREDENTIALS])
+    action.parse::<Change>().map_or(true, Change::ends_access)
 }
 
-/// Whether `action` can change a mesh node's map.
+/// Whether the committed change `action` can change a mesh node's map.
 pub fn changes_mesh(action: &str) -> bool {
-    any_of(action, &[WHO_MAY, MESH])
+    action.parse::<Change>().map_or(true, Change::changes_mesh)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every action that takes access away from a person, as the store names them.
-    const TAKE_ACCESS_AWAY: &[&str] = &[
-        "user.disable",
-        "user.delete",
-        "user.update",
-        "group.remove_member",
-        "group.delete",
-        "group.release",
-        "grant.expire",
-        "review.revoke",
-        "policy.apply",
+    /// Every change that takes access away from a person.
+    const TAKE_ACCESS_AWAY: &[Change] = &[
+        Change::UserDisable,
+        Change::UserDelete,
+        Change::UserUpdate,
+        Change::GroupRemoveMember,
+        Change::GroupDelete,
+        Change::GroupRelease,
+        Change::GrantExpire,
+        Change::ReviewRevoke,
+        Change::PolicyApply,
     ];
 
     #[test]
-    fn every_access_ending_action_wakes_every_consumer() {
-        for action in TAKE_ACCESS_AWAY {
-            assert!(ends_access(action), "{action} does not wake the proxy");
-            assert!(changes_mesh(action), "{action} does not refresh the mesh");
+    fn every_access_ending_change_wakes_every_consumer() {
+        for change in TAKE_ACCESS_AWAY {
+            let name = change.as_str();
+            assert!(ends_access(name), "{name} does not wake the proxy");
+            assert!(changes_mesh(name), "{name} does not refresh the mesh");
         }
-        for action in [
-            "token.revoke",
-            "ssh.revoke",
-            "ca.rotate",
-            "ssh.session.kill",
-            "host.remove",
+        for change in [
+            Change::TokenRevoke,
+            Change::SshRevoke,
+            Change::SshRevokeKeyId,
+            Change::CaRotate,
+            Change::SshSessionKill,
+            Change::HostRemove,
         ] {
-            assert!(ends_access(action), "{action} does not wake the proxy");
+            assert!(
+                ends_access(change.as_str()),
+                "{change} does not wake the proxy"
+            );
         }
-        for action in [
-            "mesh.node.remove",
-            "host.join",
-            "host.remove",
-            "access.approve",
-            "*",
+        for change in [
+            Change::MeshNodeRemove,
+            Change::HostJoin,
+            Change::HostRemove,
+            Change::AccessApprove,
         ] {
-            assert!(changes_mesh(action), "{action} does not refresh the mesh");
+            assert!(
+                changes_mesh(change.as_str()),
+                "{change} does not refresh the mesh"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_names_wake_everything() {
+        for name in ["*", "user.rename", "a change from a newer replica"] {
+            assert!(ends_access(name), "{name}");
+            assert!(changes_mesh(name), "{name}");
         }
     }
 
     #[test]
     fn reads_and_unrelated_changes_wake_nothing() {
-        for action in [
-            "vuln.import",
-            "ssh.session.start",
-            "ssh.issue",
-            "audit.archive",
-            "auth.login",
+        for change in [
+            Change::VulnImport,
+            Change::SshSessionStart,
+            Change::SshIssue,
+            Change::AuditArchive,
+            Change::AuthLogin,
+            Change::ReviewCreate,
         ] {
-            assert!(!ends_access(action), "{action}");
-            assert!(!changes_mesh(action), "{action}");
+            assert!(!ends_access(change.as_str()), "{change}");
+            assert!(!changes_mesh(change.as_str()), "{change}");
         }
+    }
+
+    #[test]
+    fn every_change_reads_back_by_its_name() {
+        let mut names: Vec<&str> = Change::ALL.iter().map(|c| c.as_str()).collect();
+        let listed = names.clone();
+        names.sort_unstable();
+        assert_eq!(names, listed, "Change::ALL must stay in name order");
+        for change in Change::ALL {
+            assert_eq!(change.as_str().parse::<Change>(), Ok(*change));
+        }
+        assert_eq!(
+            "user.rename".parse::<Change>().unwrap_err().to_string(),
+            "`user.rename` is not an audit change this version of Warden knows"
+        );
     }
 }

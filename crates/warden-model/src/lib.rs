@@ -5,6 +5,7 @@
 //! name, role or duration. This crate does no I/O and never reads the clock: time comes in as
 //! a [`Timestamp`] from the caller.
 
+mod action;
 mod actor;
 pub mod changes;
 pub mod forwarded;
@@ -15,6 +16,7 @@ mod role;
 mod secret;
 mod time;
 
+pub use action::{Change, UnknownChange};
 pub use actor::{Actor, AuthMethod};
 pub use key_id::{Holder, KeyId, KeyIdError};
 pub use names::{

@@ -11,7 +11,7 @@ use rand::rngs::OsRng;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use ssh_key::PublicKey;
-use warden_model::{Actor, KeyId, Timestamp};
+use warden_model::{Actor, Change, KeyId, Timestamp};
 use warden_pki::krl::{Revocations, build_many};
 use warden_pki::seal::{Kek, open, seal};
 use warden_pki::ssh::{CertRequest, Kind, SshCa, SshError, parse_public_key};
@@ -274,7 +274,7 @@ impl Authorities {
                 let made = new_keys(&kek, trust_domain, &serials, kind, at)
                     .map_err(|e| StartError(e.to_string()))?;
                 store
-                    .add_ca_keys(&system(at), "ca.create", kind.as_str(), &made, None)
+                    .add_ca_keys(&system(at), Change::CaCreate, kind.as_str(), &made, None)
                     .await
                     .map_err(|e| StartError(e.to_string()))?;
                 tracing::info!(kind = kind.as_str(), "created certificate authority");
@@ -333,7 +333,7 @@ impl Authorities {
         self.store
             .add_ca_keys(
                 ctx,
-                "ca.rotate",
+                Change::CaRotate,
                 kind.as_str(),
                 &made,
                 Some(ctx.now.plus(overlap)),

@@ -6,9 +6,11 @@
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use warden_model::Change;
 use warden_model::{GroupName, Timestamp, UserName};
 
 use crate::audit::Action;
+use crate::audit::Name;
 use crate::users::{new_id, user_id};
 use crate::{AuditContext, Store, StoreError};
 
@@ -248,7 +250,7 @@ impl Store {
     ) -> Result<AccessRequest, StoreError> {
         let id = new_id();
         let action = Action {
-            name: "access.request",
+            name: Change::AccessRequest.into(),
             target: format!("group:{}", new.group),
             details: json!({
                 "request": id,
@@ -318,11 +320,11 @@ impl Store {
     ) -> Result<AccessRequest, StoreError> {
         let approver = ctx.actor.to_string();
         let action = Action {
-            name: if approve {
-                "access.approve"
+            name: Name::Change(if approve {
+                Change::AccessApprove
             } else {
-                "access.deny"
-            },
+                Change::AccessDeny
+            }),
             target: format!("request:{}", id.chars().take(80).collect::<String>()),
             details: json!({ "reason": reason }),
         };
@@ -464,7 +466,7 @@ impl Store {
         for row in &rows {
             let grant = grant_from_row(row)?;
             let action = Action {
-                name: "grant.expire",
+                name: Change::GrantExpire.into(),
                 target: format!("user:{}", grant.user),
                 details: json!({
                     "grant": grant.id,

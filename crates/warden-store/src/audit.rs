@@ -7,7 +7,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use warden_audit::{AuditEvent, Frontier, Hash, HexHash, NodeId, Outcome, frontier_ids};
-use warden_model::{Actor, Timestamp};
+use warden_model::{Actor, Change, Timestamp};
 
 use crate::writer::Entry;
 use crate::{Store, StoreError};
@@ -25,10 +25,34 @@ pub struct AuditContext {
     pub now: Timestamp,
 }
 
+/// What an event is named: a change to Warden's state, which the processes that follow
+/// commits may need to see, or a record of something that changed nothing (a denial, a
+/// sensitive read), which they never do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Name {
+    Change(Change),
+    Record(&'static str),
+}
+
+impl Name {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Name::Change(change) => change.as_str(),
+            Name::Record(name) => name,
+        }
+    }
+}
+
+impl From<Change> for Name {
+    fn from(change: Change) -> Name {
+        Name::Change(change)
+    }
+}
+
 /// What a mutation is, for its audit event.
 #[derive(Debug, Clone)]
 pub(crate) struct Action {
-    pub name: &'static str,
+    pub name: Name,
     pub target: String,
     pub details: Value,
 }
@@ -201,7 +225,7 @@ impl Store {
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: action,
+            name: Name::Record(action),
             target: target.to_owned(),
             details,
         };
@@ -347,7 +371,7 @@ impl Store {
         sha256: &str,
     ) -> Result<u64, StoreError> {
         let action = Action {
-            name: "audit.archive",
+            name: Change::AuditArchive.into(),
             target: "audit".to_owned(),
             details: serde_json::json!({ "first_seq": first, "last_seq": last, "file": file, "sha256": sha256 }),
         };

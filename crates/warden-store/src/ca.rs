@@ -3,6 +3,7 @@
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use warden_model::Change;
 use warden_model::Timestamp;
 
 use crate::audit::Action;
@@ -97,13 +98,13 @@ impl Store {
     pub async fn add_ca_keys(
         &self,
         ctx: &AuditContext,
-        action: &'static str,
+        action: Change,
         label: &str,
         new_keys: &[(&str, String, String)],
         retire_at: Option<Timestamp>,
     ) -> Result<Vec<CaKey>, StoreError> {
         let action = Action {
-            name: action,
+            name: action.into(),
             target: format!("ca:{label}"),
             details: json!({
                 "new_public_keys": new_keys.iter().map(|(kind, public, _)| json!({"kind": kind, "public_key": public})).collect::<Vec<_>>(),
@@ -155,7 +156,7 @@ impl Store {
         sign: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let action = Action {
-            name: "x509.issue",
+            name: Change::X509Issue.into(),
             target: format!("x509-cert:{}", cert.serial),
             details: json!({
                 "spiffe_id": cert.spiffe_id,
@@ -208,7 +209,7 @@ impl Store {
         sign: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let action = Action {
-            name: "ssh.issue",
+            name: Change::SshIssue.into(),
             target: format!("ssh-cert:{}", cert.serial),
             details: json!({
                 "kind": cert.kind,
@@ -246,7 +247,7 @@ impl Store {
         serial: u64,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: "ssh.revoke",
+            name: Change::SshRevoke.into(),
             target: format!("ssh-cert:{serial}"),
             details: serde_json::Value::Null,
         };
@@ -285,7 +286,7 @@ impl Store {
         key_id: &str,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: "ssh.revoke_key_id",
+            name: Change::SshRevokeKeyId.into(),
             target: format!("ssh-key-id:{key_id}"),
             details: serde_json::Value::Null,
         };

@@ -1,6 +1,7 @@
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use warden_model::Change;
 use warden_model::{GroupName, Timestamp, UserName};
 
 use crate::audit::Action;
@@ -56,7 +57,7 @@ impl Store {
         description: String,
     ) -> Result<Group, StoreError> {
         let action = Action {
-            name: "group.create",
+            name: Change::GroupCreate.into(),
             target: format!("group:{name}"),
             details: json!({ "description": description }),
         };
@@ -90,7 +91,7 @@ impl Store {
         user: &UserName,
     ) -> Result<Group, StoreError> {
         let action = Action {
-            name: "group.add_member",
+            name: Change::GroupAddMember.into(),
             target: format!("group:{group}"),
             details: json!({ "user": user }),
         };
@@ -124,7 +125,7 @@ impl Store {
         user: &UserName,
     ) -> Result<Group, StoreError> {
         let action = Action {
-            name: "group.remove_member",
+            name: Change::GroupRemoveMember.into(),
             target: format!("group:{group}"),
             details: json!({ "user": user }),
         };
@@ -156,7 +157,7 @@ impl Store {
         owner: Option<&UserName>,
     ) -> Result<Group, StoreError> {
         let action = Action {
-            name: "group.set_owner",
+            name: Change::GroupSetOwner.into(),
             target: format!("group:{group}"),
             details: json!({ "owner": owner }),
         };

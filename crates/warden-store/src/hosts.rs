@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use warden_model::Change;
 use warden_model::Timestamp;
 
 use crate::audit::Action;
@@ -73,7 +74,7 @@ impl Store {
         token: &NewJoinToken,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: "host.join_token.create",
+            name: Change::HostJoinTokenCreate.into(),
             target: format!("host:{}", token.host),
             details: json!({
                 "token_id": token.id,
@@ -114,7 +115,7 @@ impl Store {
         check: impl FnOnce(&JoinTokenCredential) -> bool,
     ) -> Result<Host, StoreError> {
         let action = Action {
-            name: "host.join",
+            name: Change::HostJoin.into(),
             target: format!("join-token:{token_id}"),
             details: json!({ "sshd_addr": sshd_addr }),
         };
@@ -186,7 +187,7 @@ impl Store {
         spiffe_id: &str,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: "host.remove",
+            name: Change::HostRemove.into(),
             target: format!("host:{name}"),
             details: serde_json::Value::Null,
         };

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use warden_model::Change;
 use warden_model::Timestamp;
 
 use crate::audit::Action;
@@ -124,7 +125,7 @@ impl Store {
         allocate: impl FnOnce(&BTreeSet<u32>) -> Result<u32, String>,
     ) -> Result<MeshNode, StoreError> {
         let action = Action {
-            name: "mesh.node.enroll",
+            name: Change::MeshNodeEnroll.into(),
             target: format!("mesh-node:{}", node.name),
             details: json!({
                 "kind": node.kind.as_str(),
@@ -220,7 +221,7 @@ impl Store {
     /// Removes a node, audited as `mesh.node.remove`.
     pub async fn mesh_remove(&self, ctx: &AuditContext, name: &str) -> Result<(), StoreError> {
         let action = Action {
-            name: "mesh.node.remove",
+            name: Change::MeshNodeRemove.into(),
             target: format!("mesh-node:{name}"),
             details: serde_json::Value::Null,
         };

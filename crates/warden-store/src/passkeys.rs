@@ -3,9 +3,11 @@
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use warden_model::Change;
 use warden_model::{Timestamp, UserName};
 
 use crate::audit::Action;
+use crate::audit::Name;
 use crate::signin::{OpenedSession, insert_session};
 use crate::users::{new_id, user_id};
 use crate::{AuditContext, NewSession, SessionStage, Store, StoreError, User};
@@ -66,7 +68,7 @@ impl Store {
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: "user.enroll_link.create",
+            name: Change::UserEnrollLinkCreate.into(),
             target: format!("user:{user}"),
             details: json!({ "link_id": id, "expires_at": expires_at.to_string() }),
         };
@@ -98,7 +100,7 @@ impl Store {
         session: &NewSession,
     ) -> Result<User, StoreError> {
         let action = Action {
-            name: "auth.enroll",
+            name: Change::AuthEnroll.into(),
             target: format!("enroll-link:{id}"),
             details: json!({ "session": session.id }),
         };
@@ -205,7 +207,7 @@ impl Store {
         credential: &str,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: "passkey.register",
+            name: Change::PasskeyRegister.into(),
             target: format!("passkey:{credential_id}"),
             details: json!({ "name": name, "session": session_id }),
         };
@@ -239,11 +241,11 @@ impl Store {
         new_session: Option<(&str, &NewSession)>,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: if new_session.is_some() {
-                "auth.login"
+            name: Name::Change(if new_session.is_some() {
+                Change::AuthLogin
             } else {
-                "auth.passkey"
-            },
+                Change::AuthPasskey
+            }),
             target: format!("passkey:{credential_id}"),
             details: json!({
                 "session": session_id.or(new_session.map(|(_, s)| s.id.as_str())),
@@ -291,7 +293,7 @@ impl Store {
         passkey_id: &str,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: "passkey.remove",
+            name: Change::PasskeyRemove.into(),
             target: format!("passkey-id:{passkey_id}"),
             details: serde_json::Value::Null,
         };
@@ -324,7 +326,7 @@ impl Store {
         reason: &str,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: "passkey.lock",
+            name: Change::PasskeyLock.into(),
             target: format!("passkey:{credential_id}"),
             details: json!({ "reason": reason }),
         };

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use warden_model::Change;
 use warden_model::Timestamp;
 
 use crate::audit::Action;
@@ -78,7 +79,7 @@ impl Store {
         new: &NewPolicyVersion,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: "policy.apply",
+            name: Change::PolicyApply.into(),
             target: format!("policy:v{}", new.version),
             details: json!({
                 "version": new.version,

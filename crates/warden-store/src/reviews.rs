@@ -10,9 +10,11 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use warden_model::Change;
 use warden_model::{Timestamp, UserName};
 
 use crate::audit::Action;
+use crate::audit::Name;
 use crate::users::new_id;
 use crate::{AuditContext, Store, StoreError};
 
@@ -389,7 +391,7 @@ impl Store {
     ) -> Result<AccessReview, StoreError> {
         let id = new_id();
         let action = Action {
-            name: "review.create",
+            name: Change::ReviewCreate.into(),
             target: format!("review:{id}"),
             details: json!({
                 "scope": new.scope.as_text(),
@@ -524,11 +526,11 @@ impl Store {
     ) -> Result<AccessReview, StoreError> {
         let me = ctx.actor.to_string();
         let action = Action {
-            name: if revoke {
-                "review.revoke"
+            name: Name::Change(if revoke {
+                Change::ReviewRevoke
             } else {
-                "review.keep"
-            },
+                Change::ReviewKeep
+            }),
             target: format!("review:{}", id.chars().take(80).collect::<String>()),
             details: json!({ "items": items, "reason": reason }),
         };
@@ -604,7 +606,7 @@ impl Store {
         id: &str,
     ) -> Result<AccessReview, StoreError> {
         let action = Action {
-            name: "review.verify",
+            name: Change::ReviewVerify.into(),
             target: format!("review:{}", id.chars().take(80).collect::<String>()),
             details: json!({}),
         };
@@ -648,7 +650,7 @@ impl Store {
         id: &str,
     ) -> Result<AccessReview, StoreError> {
         let action = Action {
-            name: "review.close",
+            name: Change::ReviewClose.into(),
             target: format!("review:{}", id.chars().take(80).collect::<String>()),
             details: json!({}),
         };
@@ -704,7 +706,7 @@ impl Store {
     /// which webhooks can carry).
     pub async fn remind_review(&self, ctx: &AuditContext, id: &str) -> Result<(), StoreError> {
         let action = Action {
-            name: "review.remind",
+            name: Change::ReviewRemind.into(),
             target: format!("review:{id}"),
             details: json!({}),
         };

@@ -26,10 +26,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use warden_model::Change;
 use warden_model::{GroupName, Timestamp};
 use warden_scim::{Filter, ScimError};
 
 use crate::audit::Action;
+use crate::audit::Name;
 use crate::scim_filter::{Resource, Where};
 use crate::scim_users::{Listing, check_version, not_found, page};
 use crate::users::new_id;
@@ -387,7 +389,7 @@ impl Store {
         adoptable: bool,
     ) -> Result<ScimGroup, StoreError> {
         let action = Action {
-            name: "group.create",
+            name: Change::GroupCreate.into(),
             target: format!("group:{name}"),
             details: json!({
                 "via": "scim",
@@ -559,7 +561,7 @@ impl Store {
                 return self
                     .scim_refused(
                         ctx,
-                        "group.update",
+                        Change::GroupUpdate,
                         format!("scim:group:{id}"),
                         not_found("group", id),
                     )
@@ -573,18 +575,18 @@ impl Store {
             .await?;
             let target = format!("group:{}", current.name);
             if let Err(e) = check_version("group", id, current.version, if_match) {
-                return self.scim_refused(ctx, "group.update", target, e).await;
+                return self.scim_refused(ctx, Change::GroupUpdate, target, e).await;
             }
             let next = match change(&current) {
                 Ok(next) => next,
                 Err(e) => {
                     return self
-                        .scim_refused(ctx, "group.update", target, e.into())
+                        .scim_refused(ctx, Change::GroupUpdate, target, e.into())
                         .await;
                 }
             };
             let action = Action {
-                name: "group.update",
+                name: Change::GroupUpdate.into(),
                 target,
                 details: json!({
                     "via": "scim",
@@ -650,7 +652,7 @@ impl Store {
             return self
                 .scim_refused(
                     ctx,
-                    "group.delete",
+                    Change::GroupDelete,
                     format!("scim:group:{id}"),
                     not_found("group", id),
                 )
@@ -658,7 +660,7 @@ impl Store {
         };
         let target = format!("group:{}", current.name);
         if let Err(e) = check_version("group", id, current.version, if_match) {
-            return self.scim_refused(ctx, "group.delete", target, e).await;
+            return self.scim_refused(ctx, Change::GroupDelete, target, e).await;
         }
         let members: Vec<String> = current.members.iter().map(|m| m.display.clone()).collect();
         let adopted: i64 =
@@ -668,11 +670,11 @@ impl Store {
                 .await?
                 .unwrap_or(0);
         let action = Action {
-            name: if adopted != 0 {
-                "group.release"
+            name: Name::Change(if adopted != 0 {
+                Change::GroupRelease
             } else {
-                "group.delete"
-            },
+                Change::GroupDelete
+            }),
             target,
             details: json!({ "via": "scim", "display_name": current.display_name, "members": members.len() }),
         };

@@ -9,6 +9,7 @@
 use serde_json::{Map, Value, json};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use warden_model::Change;
 use warden_model::{Timestamp, UserName};
 use warden_scim::{Filter, ScimError};
 
@@ -263,7 +264,7 @@ impl Store {
         let cols = Columns::of(&change.document)?;
         let active = change.active.unwrap_or(true);
         let action = Action {
-            name: "user.create",
+            name: Change::UserCreate.into(),
             target: format!("user:{name}"),
             details: json!({
                 "via": "scim",
@@ -466,7 +467,7 @@ impl Store {
                 return self
                     .scim_refused(
                         ctx,
-                        "user.update",
+                        Change::UserUpdate,
                         format!("scim:user:{id}"),
                         not_found("user", id),
                     )
@@ -474,15 +475,19 @@ impl Store {
             };
             let target = format!("user:{}", current.name);
             if let Err(e) = check_version("user", id, current.version, if_match) {
-                return self.scim_refused(ctx, "user.update", target, e).await;
+                return self.scim_refused(ctx, Change::UserUpdate, target, e).await;
             }
             let next = match change(&current) {
                 Ok(next) => next,
-                Err(e) => return self.scim_refused(ctx, "user.update", target, scim(e)).await,
+                Err(e) => {
+                    return self
+                        .scim_refused(ctx, Change::UserUpdate, target, scim(e))
+                        .await;
+                }
             };
             let cols = match Columns::of(&next.document) {
                 Ok(cols) => cols,
-                Err(e) => return self.scim_refused(ctx, "user.update", target, e).await,
+                Err(e) => return self.scim_refused(ctx, Change::UserUpdate, target, e).await,
             };
             let active = next.active.unwrap_or(current.active);
             let changed: Vec<&String> = next
@@ -498,12 +503,12 @@ impl Store {
                 )
                 .collect();
             let name = match (current.active, active) {
-                (true, false) => "user.disable",
-                (false, true) => "user.enable",
-                _ => "user.update",
+                (true, false) => Change::UserDisable,
+                (false, true) => Change::UserEnable,
+                _ => Change::UserUpdate,
             };
             let action = Action {
-                name,
+                name: name.into(),
                 target,
                 details: json!({ "via": "scim", "changed": changed, "version": current.version + 1 }),
             };
@@ -573,7 +578,7 @@ impl Store {
             return self
                 .scim_refused(
                     ctx,
-                    "user.delete",
+                    Change::UserDelete,
                     format!("scim:user:{id}"),
                     not_found("user", id),
                 )
@@ -581,10 +586,10 @@ impl Store {
         };
         let target = format!("user:{}", current.name);
         if let Err(e) = check_version("user", id, current.version, if_match) {
-            return self.scim_refused(ctx, "user.delete", target, e).await;
+            return self.scim_refused(ctx, Change::UserDelete, target, e).await;
         }
         let action = Action {
-            name: "user.delete",
+            name: Change::UserDelete.into(),
             target,
             details: json!({ "via": "scim" }),
         };
@@ -635,12 +640,12 @@ impl Store {
     pub(crate) async fn scim_refused<T>(
         &self,
         ctx: &AuditContext,
-        name: &'static str,
+        name: Change,
         target: String,
         err: StoreError,
     ) -> Result<T, StoreError> {
         let action = Action {
-            name,
+            name: name.into(),
             target,
             details: json!({ "via": "scim" }),
         };

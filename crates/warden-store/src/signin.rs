@@ -3,6 +3,7 @@
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use warden_model::Change;
 use warden_model::{Timestamp, UserName};
 
 use crate::audit::Action;
@@ -209,7 +210,7 @@ impl Store {
         sign_in: &IdpSignIn,
     ) -> Result<(User, SessionStage), StoreError> {
         let action = Action {
-            name: "auth.login",
+            name: Change::AuthLogin.into(),
             target: format!("idp:{}:{}", sign_in.provider, sign_in.subject),
             details: json!({
                 "method": format!("oidc:{}", sign_in.provider),
@@ -380,7 +381,7 @@ impl Store {
         user: &UserName,
     ) -> Result<u64, StoreError> {
         let action = Action {
-            name: "passkey.reset",
+            name: Change::PasskeyReset.into(),
             target: format!("user:{user}"),
             details: serde_json::Value::Null,
         };
@@ -416,7 +417,7 @@ impl Store {
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: "auth.cli.authorize",
+            name: Change::AuthCliAuthorize.into(),
             target: format!("user:{}", user.name),
             details: json!({ "redirect_uri": redirect_uri }),
         };
@@ -449,7 +450,7 @@ impl Store {
         token: &crate::NewToken,
     ) -> Result<UserName, StoreError> {
         let action = Action {
-            name: "auth.cli.token",
+            name: Change::AuthCliToken.into(),
             target: format!("token:{}", token.name),
             details: json!({ "id": token.id, "expires_at": token.expires_at.to_string() }),
         };
@@ -520,7 +521,7 @@ impl Store {
         reason: &str,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: "session.end",
+            name: Change::SessionEnd.into(),
             target: format!("session:{id}"),
             details: json!({ "reason": reason }),
         };

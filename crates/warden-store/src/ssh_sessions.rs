@@ -4,6 +4,7 @@ use serde_json::json;
 use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use warden_model::Change;
 use warden_model::Timestamp;
 
 use crate::audit::Action;
@@ -64,7 +65,7 @@ impl Store {
         details: serde_json::Value,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: "ssh.session.start",
+            name: Change::SshSessionStart.into(),
             target: format!("host:{}", session.host),
             details,
         };
@@ -98,7 +99,7 @@ impl Store {
         let session = session_by_id(&mut conn, id).await?;
         drop(conn);
         let action = Action {
-            name: "ssh.session.end",
+            name: Change::SshSessionEnd.into(),
             target: format!("host:{}", session.host),
             details: json!({
                 "session": id,
@@ -154,7 +155,7 @@ impl Store {
         reason: &str,
     ) -> Result<(), StoreError> {
         let action = Action {
-            name: "ssh.session.kill",
+            name: Change::SshSessionKill.into(),
             target: format!("ssh-session:{id}"),
             details: json!({ "reason": reason }),
         };

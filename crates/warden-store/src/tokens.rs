@@ -1,6 +1,7 @@
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use warden_model::Change;
 use warden_model::{Role, Timestamp, TokenName, UserName};
 
 use crate::audit::Action;
@@ -117,7 +118,7 @@ impl Store {
         new: NewToken,
     ) -> Result<ApiToken, StoreError> {
         let action = Action {
-            name: "token.create",
+            name: Change::TokenCreate.into(),
             target: format!("token:{}", new.name),
             details: json!({
                 "id": new.id,
@@ -169,7 +170,7 @@ impl Store {
         id_or_name: &str,
     ) -> Result<ApiToken, StoreError> {
         let action = Action {
-            name: "token.revoke",
+            name: Change::TokenRevoke.into(),
             target: format!("token:{id_or_name}"),
             details: serde_json::Value::Null,
         };

@@ -2,9 +2,11 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
+use warden_model::Change;
 use warden_model::{GroupName, Timestamp, UserName};
 
 use crate::audit::Action;
+use crate::audit::Name;
 use crate::{AuditContext, Page, PageRequest, Store, StoreError};
 
 /// A person or service account.
@@ -91,7 +93,7 @@ impl Store {
     pub async fn create_user(&self, ctx: &AuditContext, new: NewUser) -> Result<User, StoreError> {
         let display_name = new.display_name.unwrap_or_else(|| new.name.to_string());
         let action = Action {
-            name: "user.create",
+            name: Change::UserCreate.into(),
             target: format!("user:{}", new.name),
             details: json!({ "display_name": display_name, "email": new.email }),
         };
@@ -134,11 +136,11 @@ impl Store {
         disabled: bool,
     ) -> Result<User, StoreError> {
         let action = Action {
-            name: if disabled {
-                "user.disable"
+            name: Name::Change(if disabled {
+                Change::UserDisable
             } else {
-                "user.enable"
-            },
+                Change::UserEnable
+            }),
             target: format!("user:{name}"),
             details: serde_json::Value::Null,
         };

@@ -14,10 +14,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use warden_model::Change;
 use warden_model::Timestamp;
 use warden_vuln::{DEFAULT_TIER, ImportedFinding, Severity, SlaPolicy, SlaTiers};
 
 use crate::audit::Action;
+use crate::audit::Name;
 use crate::{AuditContext, Backend, Store, StoreError};
 
 /// Where a finding stands.
@@ -654,7 +656,7 @@ impl Store {
         let id = crate::users::new_id();
         let backend = self.location().backend();
         let action = Action {
-            name: "vuln.import",
+            name: Change::VulnImport.into(),
             target: format!("asset:{}", new.asset),
             details: json!({
                 "import": id,
@@ -825,7 +827,7 @@ impl Store {
     ) -> Result<Finding, StoreError> {
         let backend = self.location().backend();
         let action = Action {
-            name: "vuln.report",
+            name: Change::VulnReport.into(),
             target: format!("asset:{}", report.asset),
             details: json!({
                 "title": report.title,
@@ -881,7 +883,7 @@ impl Store {
     ) -> Result<Finding, StoreError> {
         let restart = tiers.restart_clock_on_rerate;
         let action = Action {
-            name: "vuln.rate",
+            name: Change::VulnRate.into(),
             target: format!("finding:{id}"),
             details: json!({ "severity": to.as_str(), "reason": reason, "restart_clock": restart }),
         };
@@ -940,7 +942,7 @@ impl Store {
         reason: &str,
     ) -> Result<Finding, StoreError> {
         let action = Action {
-            name: "vuln.accept",
+            name: Change::VulnAccept.into(),
             target: format!("finding:{id}"),
             details: json!({ "until": until.rfc3339_millis(), "reason": reason }),
         };
@@ -989,7 +991,7 @@ impl Store {
         reason: &str,
     ) -> Result<Finding, StoreError> {
         let action = Action {
-            name: "vuln.false_positive",
+            name: Change::VulnFalsePositive.into(),
             target: format!("finding:{id}"),
             details: json!({ "reason": reason }),
         };
@@ -1028,7 +1030,7 @@ impl Store {
         reason: &str,
     ) -> Result<Finding, StoreError> {
         let action = Action {
-            name: "vuln.reopen",
+            name: Change::VulnReopen.into(),
             target: format!("finding:{id}"),
             details: json!({ "reason": reason }),
         };
@@ -1064,7 +1066,7 @@ impl Store {
         tier: &str,
     ) -> Result<VulnAsset, StoreError> {
         let action = Action {
-            name: "vuln.asset.tier",
+            name: Change::VulnAssetTier.into(),
             target: format!("asset:{asset}"),
             details: json!({ "tier": tier }),
         };
@@ -1122,7 +1124,7 @@ impl Store {
             return Ok(false);
         }
         let action = Action {
-            name: "vuln.sla.policy",
+            name: Change::VulnSlaPolicy.into(),
             target: "vuln:sla".to_owned(),
             details: json!({
                 "policy": tiers.describe(),
@@ -1465,11 +1467,11 @@ impl Store {
             let Some(due_at) = f.due_at else { continue };
             let level = if due_at.as_millis() <= now { 2 } else { 1 };
             let action = Action {
-                name: if level == 2 {
-                    "vuln.sla.breach"
+                name: Name::Change(if level == 2 {
+                    Change::VulnSlaBreach
                 } else {
-                    "vuln.sla.half"
-                },
+                    Change::VulnSlaHalf
+                }),
                 target: format!("finding:{id}"),
                 details: json!({
                     "asset": f.asset,
@@ -1505,7 +1507,7 @@ impl Store {
         for row in expired {
             let id: i64 = row.try_get("id")?;
             let action = Action {
-                name: "vuln.accept.expire",
+                name: Change::VulnAcceptExpire.into(),
                 target: format!("finding:{id}"),
                 details: Value::Null,
             };

@@ -328,7 +328,10 @@ fn push_event(
         .tree
         .as_mut()
         .ok_or_else(|| StoreError::Commit("the audit tree is not loaded".to_owned()))?;
-    w.actions.push(action.name);
+    // Only changes reach the processes that follow commits: a record changed nothing.
+    if let crate::audit::Name::Change(change) = action.name {
+        w.actions.push(change.as_str());
+    }
     let event = AuditEvent {
         seq: tree.size() + 1,
         time: ctx.now.as_millis(),
@@ -339,7 +342,7 @@ fn push_event(
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default(),
-        action: action.name.to_owned(),
+        action: action.name.as_str().to_owned(),
         target: action.target.clone(),
         outcome,
         reason,

@@ -363,7 +363,7 @@ async fn offboarding_revokes_certificates_by_their_holder_id() {
         let ca = store
             .add_ca_keys(
                 &ctx(3),
-                "ca.init",
+                warden_model::Change::CaCreate,
                 "ssh-user",
                 &[("ssh-user", "ssh-ed25519 AAAA test".into(), "sealed".into())],
                 None,
@@ -422,5 +422,23 @@ async fn offboarding_revokes_certificates_by_their_holder_id() {
             "{backend:?}: {:?}",
             disable.details
         );
+    }
+}
+
+/// Processes that follow commits hear of changes, by name, and never of records that changed
+/// nothing: a denial does not wake the proxy.
+#[tokio::test]
+async fn only_changes_reach_the_processes_that_follow_commits() {
+    for (store, _db, _dir) in stores().await {
+        let backend = store.location().backend();
+        let mut changes = store.subscribe();
+        store
+            .record_denial(&ctx(1), "api.read_audit", "audit", "no policy permits it")
+            .await
+            .unwrap();
+        store.create_user(&ctx(2), user("carol")).await.unwrap();
+        let heard = changes.recv().await.unwrap();
+        assert_eq!(heard.as_slice(), ["user.create"], "{backend:?}");
+        assert!(changes.try_recv().is_err(), "{backend:?}: nothing else was heard");
     }
 }
