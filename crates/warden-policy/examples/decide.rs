@@ -8,6 +8,10 @@
 //!
 //! Run: `cargo run --release -p warden-policy --example decide`
 #![expect(
+    clippy::too_many_lines,
+    reason = "a benchmark reads top to bottom: setup, then each measurement"
+)]
+#![expect(
     clippy::unwrap_used,
     clippy::indexing_slicing,
     reason = "a benchmark binary"

@@ -439,6 +439,9 @@ async fn only_changes_reach_the_processes_that_follow_commits() {
         store.create_user(&ctx(2), user("carol")).await.unwrap();
         let heard = changes.recv().await.unwrap();
         assert_eq!(heard.as_slice(), ["user.create"], "{backend:?}");
-        assert!(changes.try_recv().is_err(), "{backend:?}: nothing else was heard");
+        assert!(
+            changes.try_recv().is_err(),
+            "{backend:?}: nothing else was heard"
+        );
     }
 }

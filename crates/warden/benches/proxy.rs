@@ -11,6 +11,10 @@
 //! Run: `cargo bench -p warden --bench proxy -- [setups] [concurrent]`; sizes and rounds from
 //! `WARDEN_BENCH_TEXT_MB` (300), `WARDEN_BENCH_BINARY_MB` (100), `WARDEN_BENCH_PTY_MB` (100),
 //! `WARDEN_BENCH_ROUNDS` (5).
+#![expect(
+    clippy::too_many_lines,
+    reason = "a benchmark reads top to bottom: setup, then each measurement"
+)]
 #![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "a benchmark")]
 
 use std::path::Path;

@@ -8,7 +8,7 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 use warden_policy::{PolicyFile, TESTS_FILE, check_set, load};
 
-use crate::cli::{PolicyArgs, PolicyCommand};
+use crate::cli::{PolicyArgs, PolicyCommand, ServerConnection};
 use crate::output::{cell, table};
 use crate::pki::connect;
 
@@ -98,31 +98,7 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        PolicyCommand::Test { dir } => {
-            let files = read_dir(&dir)?;
-            if !files.contains_key(TESTS_FILE) {
-                bail!("no {TESTS_FILE} in {}", dir.display());
-            }
-            let checked = check_set(&files).map_err(|e| anyhow!("{e}"))?;
-            let rows: Vec<_> = checked
-                .results
-                .iter()
-                .map(|r| {
-                    (
-                        r.passed,
-                        r.name.clone(),
-                        word(r.expected).to_owned(),
-                        word(r.decided.allow).to_owned(),
-                        r.decided.reasons.clone(),
-                    )
-                })
-                .collect();
-            let failed = print_tests(&rows);
-            if failed > 0 {
-                bail!("{failed} of {} tests failed", rows.len());
-            }
-            Ok(())
-        }
+        PolicyCommand::Test { dir } => test(&dir),
         PolicyCommand::Apply { dir, dry_run } => {
             let files = read_dir(&dir)?;
             let list: Vec<Value> = files
@@ -186,86 +162,8 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        PolicyCommand::Show { version } => {
-            let client = connect(&args.connection)?;
-            let q = "query($v: Int) { policy(version: $v) { version hash active policies tests appliedBy appliedAt files { name text } } }";
-            let data = client.graphql(q, json!({ "v": version })).await?;
-            let set = data.get("policy").cloned().unwrap_or(Value::Null);
-            if args.json {
-                crate::output::json(&set);
-                return Ok(());
-            }
-            if set.is_null() {
-                bail!(
-                    "no policy is active: everything is denied (apply one with `warden policy apply DIR`)"
-                );
-            }
-            println!(
-                "# policy version {}{} (sha256 {}), applied by {} at {}",
-                cell(&set, "version"),
-                if at(&set, "active").as_bool() == Some(true) {
-                    ", active"
-                } else {
-                    ""
-                },
-                cell(&set, "hash"),
-                cell(&set, "appliedBy"),
-                cell(&set, "appliedAt")
-            );
-            for file in at(&set, "files")
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-            {
-                println!("\n# ==> {} <==", cell(file, "name"));
-                print!("{}", at(file, "text").as_str().unwrap_or_default());
-            }
-            Ok(())
-        }
-        PolicyCommand::History => {
-            let client = connect(&args.connection)?;
-            let q = "{ policyHistory { version hash active policies tests appliedBy appliedAt } }";
-            let data = client.graphql(q, json!({})).await?;
-            let history = data.get("policyHistory").cloned().unwrap_or(Value::Null);
-            if args.json {
-                crate::output::json(&history);
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = history
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-                .iter()
-                .map(|v| {
-                    vec![
-                        cell(v, "version"),
-                        if at(v, "active").as_bool() == Some(true) {
-                            "active".to_owned()
-                        } else {
-                            String::new()
-                        },
-                        cell(v, "hash").chars().take(16).collect(),
-                        cell(v, "policies"),
-                        cell(v, "tests"),
-                        cell(v, "appliedBy"),
-                        cell(v, "appliedAt"),
-                    ]
-                })
-                .collect();
-            table(
-                &[
-                    "VERSION",
-                    "STATE",
-                    "SHA256",
-                    "POLICIES",
-                    "TESTS",
-                    "APPLIED BY",
-                    "APPLIED AT",
-                ],
-                &rows,
-            );
-            Ok(())
-        }
+        PolicyCommand::Show { version } => show(&args.connection, args.json, version).await,
+        PolicyCommand::History => history(&args.connection, args.json).await,
         PolicyCommand::Explain {
             principal,
             action,
@@ -293,6 +191,121 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `warden policy test DIR`: the tests in `DIR` run against its policies, offline.
+fn test(dir: &Path) -> anyhow::Result<()> {
+    let files = read_dir(dir)?;
+    if !files.contains_key(TESTS_FILE) {
+        bail!("no {TESTS_FILE} in {}", dir.display());
+    }
+    let checked = check_set(&files).map_err(|e| anyhow!("{e}"))?;
+    let rows: Vec<_> = checked
+        .results
+        .iter()
+        .map(|r| {
+            (
+                r.passed,
+                r.name.clone(),
+                word(r.expected).to_owned(),
+                word(r.decided.allow).to_owned(),
+                r.decided.reasons.clone(),
+            )
+        })
+        .collect();
+    let failed = print_tests(&rows);
+    if failed > 0 {
+        bail!("{failed} of {} tests failed", rows.len());
+    }
+    Ok(())
+}
+
+/// `warden policy show [VERSION]`.
+async fn show(
+    connection: &ServerConnection,
+    json_out: bool,
+    version: Option<i64>,
+) -> anyhow::Result<()> {
+    let client = connect(connection)?;
+    let q = "query($v: Int) { policy(version: $v) { version hash active policies tests appliedBy appliedAt files { name text } } }";
+    let data = client.graphql(q, json!({ "v": version })).await?;
+    let set = data.get("policy").cloned().unwrap_or(Value::Null);
+    if json_out {
+        crate::output::json(&set);
+        return Ok(());
+    }
+    if set.is_null() {
+        bail!(
+            "no policy is active: everything is denied (apply one with `warden policy apply DIR`)"
+        );
+    }
+    println!(
+        "# policy version {}{} (sha256 {}), applied by {} at {}",
+        cell(&set, "version"),
+        if at(&set, "active").as_bool() == Some(true) {
+            ", active"
+        } else {
+            ""
+        },
+        cell(&set, "hash"),
+        cell(&set, "appliedBy"),
+        cell(&set, "appliedAt")
+    );
+    for file in at(&set, "files")
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        println!("\n# ==> {} <==", cell(file, "name"));
+        print!("{}", at(file, "text").as_str().unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// `warden policy history`.
+async fn history(connection: &ServerConnection, json_out: bool) -> anyhow::Result<()> {
+    let client = connect(connection)?;
+    let q = "{ policyHistory { version hash active policies tests appliedBy appliedAt } }";
+    let data = client.graphql(q, json!({})).await?;
+    let history = data.get("policyHistory").cloned().unwrap_or(Value::Null);
+    if json_out {
+        crate::output::json(&history);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = history
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            vec![
+                cell(v, "version"),
+                if at(v, "active").as_bool() == Some(true) {
+                    "active".to_owned()
+                } else {
+                    String::new()
+                },
+                cell(v, "hash").chars().take(16).collect(),
+                cell(v, "policies"),
+                cell(v, "tests"),
+                cell(v, "appliedBy"),
+                cell(v, "appliedAt"),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "VERSION",
+            "STATE",
+            "SHA256",
+            "POLICIES",
+            "TESTS",
+            "APPLIED BY",
+            "APPLIED AT",
+        ],
+        &rows,
+    );
+    Ok(())
 }
 
 fn init(dir: &Path) -> anyhow::Result<()> {

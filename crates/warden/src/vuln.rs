@@ -46,33 +46,7 @@ pub async fn run(args: VulnArgs) -> anyhow::Result<()> {
             asset,
             state,
             limit,
-        } => {
-            let query = format!(
-                "query($a: String, $s: String, $st: [String!], $o: Boolean, $f: Int) {{ vulnFindings(asset: $a, severity: $s, states: $st, overdue: $o, first: $f) {{ total next findings {{ {FIELDS} }} }} }}"
-            );
-            let data = client
-                .graphql(
-                    &query,
-                    json!({ "a": asset, "s": severity, "st": state, "o": overdue, "f": limit }),
-                )
-                .await?;
-            let page = data.get("vulnFindings").cloned().unwrap_or(Value::Null);
-            if json_out {
-                crate::output::json(&page);
-                return Ok(());
-            }
-            let list = page
-                .get("findings")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            print_findings(&list);
-            let total = page.get("total").and_then(Value::as_i64).unwrap_or(0);
-            if total > list.len() as i64 {
-                println!("({} of {total} shown; raise --limit)", list.len());
-            }
-            Ok(())
-        }
+        } => list(&client, json_out, overdue, severity, asset, state, limit).await,
         VulnCommand::Show { id } => {
             let query = format!(
                 "query($i: Int!) {{ vulnFinding(id: $i) {{ {FIELDS} details scanners history {{ at actor change detail }} }} }}"
@@ -134,75 +108,8 @@ pub async fn run(args: VulnArgs) -> anyhow::Result<()> {
             .await
         }
         VulnCommand::Stats { since, asset } => stats(&client, json_out, &since, asset).await,
-        VulnCommand::Gate { asset, fail_on } => {
-            let query = format!(
-                "query($a: String!, $f: [String!]!) {{ vulnGate(asset: $a, failOn: $f) {{ pass reasons findings {{ {FIELDS} }} }} }}"
-            );
-            let data = client
-                .graphql(&query, json!({ "a": asset, "f": fail_on }))
-                .await?;
-            let gate = data.get("vulnGate").cloned().unwrap_or(Value::Null);
-            let pass = gate.get("pass").and_then(Value::as_bool).unwrap_or(false);
-            if json_out {
-                crate::output::json(&gate);
-            } else if pass {
-                println!(
-                    "gate passed for `{asset}`: nothing open on {}",
-                    fail_on.join(", ")
-                );
-            } else if let Some(list) = gate.get("findings").and_then(Value::as_array) {
-                print_findings(list);
-            }
-            if pass {
-                return Ok(());
-            }
-            let reasons: Vec<String> = gate
-                .get("reasons")
-                .and_then(Value::as_array)
-                .map(|r| {
-                    r.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
-            bail!("gate failed for `{asset}`: {}", reasons.join("; "))
-        }
-        VulnCommand::Asset { name, tier } => {
-            let (query, vars, field) = match (name, tier) {
-                (Some(asset), Some(tier)) => (
-                    "mutation($a: String!, $t: String!) { setAssetTier(asset: $a, tier: $t) { name tier open overdue } }",
-                    json!({ "a": asset, "t": tier }),
-                    "setAssetTier",
-                ),
-                _ => (
-                    "query { vulnAssets { name tier open overdue } }",
-                    json!({}),
-                    "vulnAssets",
-                ),
-            };
-            let data = client.graphql(query, vars).await?;
-            let found = data.get(field).cloned().unwrap_or(Value::Null);
-            if json_out {
-                crate::output::json(&found);
-                return Ok(());
-            }
-            let list = match found {
-                Value::Array(list) => list,
-                one => vec![one],
-            };
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|a| {
-                    ["name", "tier", "open", "overdue"]
-                        .iter()
-                        .map(|f| cell(a, f))
-                        .collect()
-                })
-                .collect();
-            table(&["ASSET", "TIER", "OPEN", "OVERDUE"], &rows);
-            Ok(())
-        }
+        VulnCommand::Gate { asset, fail_on } => gate(&client, json_out, &asset, &fail_on).await,
+        VulnCommand::Asset { name, tier } => assets(&client, json_out, name, tier).await,
         VulnCommand::Report {
             asset,
             title,
@@ -229,6 +136,126 @@ pub async fn run(args: VulnArgs) -> anyhow::Result<()> {
             .await
         }
     }
+}
+
+/// `warden vuln list`.
+async fn list(
+    client: &AdminClient,
+    json_out: bool,
+    overdue: bool,
+    severity: Option<String>,
+    asset: Option<String>,
+    state: Vec<String>,
+    limit: u32,
+) -> anyhow::Result<()> {
+    let query = format!(
+        "query($a: String, $s: String, $st: [String!], $o: Boolean, $f: Int) {{ vulnFindings(asset: $a, severity: $s, states: $st, overdue: $o, first: $f) {{ total next findings {{ {FIELDS} }} }} }}"
+    );
+    let data = client
+        .graphql(
+            &query,
+            json!({ "a": asset, "s": severity, "st": state, "o": overdue, "f": limit }),
+        )
+        .await?;
+    let page = data.get("vulnFindings").cloned().unwrap_or(Value::Null);
+    if json_out {
+        crate::output::json(&page);
+        return Ok(());
+    }
+    let list = page
+        .get("findings")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    print_findings(&list);
+    let total = page.get("total").and_then(Value::as_i64).unwrap_or(0);
+    if total > list.len() as i64 {
+        println!("({} of {total} shown; raise --limit)", list.len());
+    }
+    Ok(())
+}
+
+/// `warden vuln gate`: exits non-zero when the asset has open findings at the given severities.
+async fn gate(
+    client: &AdminClient,
+    json_out: bool,
+    asset: &str,
+    fail_on: &[String],
+) -> anyhow::Result<()> {
+    let query = format!(
+        "query($a: String!, $f: [String!]!) {{ vulnGate(asset: $a, failOn: $f) {{ pass reasons findings {{ {FIELDS} }} }} }}"
+    );
+    let data = client
+        .graphql(&query, json!({ "a": asset, "f": fail_on }))
+        .await?;
+    let gate = data.get("vulnGate").cloned().unwrap_or(Value::Null);
+    let pass = gate.get("pass").and_then(Value::as_bool).unwrap_or(false);
+    if json_out {
+        crate::output::json(&gate);
+    } else if pass {
+        println!(
+            "gate passed for `{asset}`: nothing open on {}",
+            fail_on.join(", ")
+        );
+    } else if let Some(list) = gate.get("findings").and_then(Value::as_array) {
+        print_findings(list);
+    }
+    if pass {
+        return Ok(());
+    }
+    let reasons: Vec<String> = gate
+        .get("reasons")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    bail!("gate failed for `{asset}`: {}", reasons.join("; "))
+}
+
+/// `warden vuln asset [NAME TIER]`: lists assets, or sets one's tier.
+async fn assets(
+    client: &AdminClient,
+    json_out: bool,
+    name: Option<String>,
+    tier: Option<String>,
+) -> anyhow::Result<()> {
+    let (query, vars, field) = match (name, tier) {
+        (Some(asset), Some(tier)) => (
+            "mutation($a: String!, $t: String!) { setAssetTier(asset: $a, tier: $t) { name tier open overdue } }",
+            json!({ "a": asset, "t": tier }),
+            "setAssetTier",
+        ),
+        _ => (
+            "query { vulnAssets { name tier open overdue } }",
+            json!({}),
+            "vulnAssets",
+        ),
+    };
+    let data = client.graphql(query, vars).await?;
+    let found = data.get(field).cloned().unwrap_or(Value::Null);
+    if json_out {
+        crate::output::json(&found);
+        return Ok(());
+    }
+    let list = match found {
+        Value::Array(list) => list,
+        one => vec![one],
+    };
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|a| {
+            ["name", "tier", "open", "overdue"]
+                .iter()
+                .map(|f| cell(a, f))
+                .collect()
+        })
+        .collect();
+    table(&["ASSET", "TIER", "OPEN", "OVERDUE"], &rows);
+    Ok(())
 }
 
 /// Reads the file (with a progress bar when it is large and stderr is a terminal), sends it,

@@ -3,6 +3,10 @@
 //! signed in with a passkey; and the main journeys end to end in Debian's Chromium with
 //! virtual authenticators, with a screenshot of every page.
 #![expect(
+    clippy::too_many_lines,
+    reason = "an end-to-end journey reads in order, one step after another"
+)]
+#![expect(
     clippy::unwrap_used,
     clippy::indexing_slicing,
     clippy::panic,

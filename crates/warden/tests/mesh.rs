@@ -6,7 +6,10 @@
 //!
 //! Needs root, /dev/net/tun, iproute2, wireguard-tools, socat, curl and python3 (installed by
 //! scripts/test.sh); it fails when they are missing.
-
+#![expect(
+    clippy::too_many_lines,
+    reason = "an end-to-end journey reads in order, one step after another"
+)]
 #![expect(
     clippy::unwrap_used,
     clippy::indexing_slicing,

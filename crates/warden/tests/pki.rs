@@ -4,6 +4,10 @@
 //! `curl` reaches the mutual-TLS listener only with a valid client certificate; rotation keeps
 //! old keys trusted for the overlap; bad input is refused and audited.
 #![expect(
+    clippy::too_many_lines,
+    reason = "an end-to-end journey reads in order, one step after another"
+)]
+#![expect(
     clippy::expect_used,
     clippy::unwrap_used,
     clippy::panic,

@@ -3,6 +3,10 @@
 //! Warden agent. Exec with its exit status, the recording and its hash in the audit log, a
 //! login the policy refuses shown to the ssh user and audited, an unknown host, and a host
 //! whose certificate is not Warden's refused.
+#![expect(
+    clippy::too_many_lines,
+    reason = "an end-to-end journey reads in order, one step after another"
+)]
 #![expect(clippy::expect_used, reason = "test helpers outside #[test] functions")]
 
 use std::path::Path;

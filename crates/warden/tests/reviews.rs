@@ -2,7 +2,10 @@
 //! with a justification; revocations are applied and verified; nobody reviews their own
 //! access; undecided items are revoked at the due date when asked; the report lists before
 //! and after. On SQLite and PostgreSQL.
-
+#![expect(
+    clippy::too_many_lines,
+    reason = "an end-to-end journey reads in order, one step after another"
+)]
 #![expect(clippy::unwrap_used, reason = "test helpers fail the test")]
 
 use std::path::Path;

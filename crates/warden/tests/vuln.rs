@@ -3,7 +3,10 @@
 //! (re-rating, acceptance, false positives) with its history and audit events, reports,
 //! figures, security.txt, SLA alerts reaching a webhook, and the exact error for each known
 //! bad input with nothing imported.
-
+#![expect(
+    clippy::too_many_lines,
+    reason = "an end-to-end journey reads in order, one step after another"
+)]
 #![expect(
     clippy::unwrap_used,
     clippy::indexing_slicing,
