@@ -30,7 +30,7 @@ fn main() {
     for seq in 1..=n {
         let e = AuditEvent {
             seq,
-            time: 1_796_000_000_000 + seq as i64,
+            time: 1_796_000_000_000 + i64::try_from(seq).unwrap_or(0),
             actor: json!({ "kind": "user", "name": "alice", "role": "admin", "token_id": "0123456789abcdef0123456789abcdef" }),
             actor_label: "user:alice".into(),
             auth: "api_token".into(),
@@ -103,7 +103,7 @@ fn main() {
         let leaf = *nodes.get(&NodeId { level: 0, index }).unwrap();
         assert!(verify_inclusion(index, n, &leaf, &path, &root));
     }
-    let per = t.elapsed() / samples as u32;
+    let per = t.elapsed() / u32::try_from(samples).unwrap_or(u32::MAX);
     println!(
         "inclusion proof at {n} events (build from stored nodes + verify): {:.1} µs each",
         per.as_secs_f64() * 1e6

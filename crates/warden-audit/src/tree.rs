@@ -322,7 +322,7 @@ mod tests {
             0 => empty_root(),
             1 => leaves[0],
             n => {
-                let k = split(n as u64) as usize;
+                let k = usize::try_from(split(n as u64)).unwrap();
                 node_hash(&mth(&leaves[..k]), &mth(&leaves[k..]))
             }
         }
@@ -362,7 +362,7 @@ mod tests {
         #[test]
         fn frontier_root_matches_the_definition(n in 0u64..300) {
             let (leaves, _, roots) = build(n);
-            for size in 0..=n as usize {
+            for size in 0..=usize::try_from(n).unwrap() {
                 prop_assert_eq!(roots[size], mth(&leaves[..size]));
             }
         }
@@ -373,7 +373,7 @@ mod tests {
             let size = 1 + seed % n;
             let index = (seed / 7) % size;
             let path = inclusion_proof(index, size, |id| nodes.get(&id).copied()).unwrap();
-            let root = roots[size as usize];
+            let root = roots[usize::try_from(size).unwrap()];
             prop_assert!(verify_inclusion(index, size, &leaves[index as usize], &path, &root));
             let wrong = leaf_hash(b"not the leaf");
             prop_assert!(!verify_inclusion(index, size, &wrong, &path, &root));
@@ -391,7 +391,10 @@ mod tests {
             let new = 1 + b % n;
             let old = a % (new + 1);
             let proof = consistency_proof(old, new, |id| nodes.get(&id).copied()).unwrap();
-            let (or, nr) = (roots[old as usize], roots[new as usize]);
+            let (or, nr) = (
+                roots[usize::try_from(old).unwrap()],
+                roots[usize::try_from(new).unwrap()],
+            );
             prop_assert!(verify_consistency(old, new, &or, &nr, &proof));
             if old > 0 && old < new {
                 let wrong = leaf_hash(b"x");

@@ -25,7 +25,7 @@ fn key() -> SigningKey {
 fn event(seq: u64) -> AuditEvent {
     AuditEvent {
         seq,
-        time: 1_700_000_000_000 + seq as i64,
+        time: 1_700_000_000_000 + i64::try_from(seq).unwrap(),
         actor: json!({ "kind": "operator" }),
         actor_label: "operator".into(),
         auth: "unix_socket".into(),
@@ -70,7 +70,7 @@ fn export(total: u64, first: u64, last: u64, signed: &[u64]) -> Vec<String> {
         let note = k.sign(&Checkpoint {
             origin: ORIGIN.into(),
             size,
-            root: roots[size as usize],
+            root: roots[usize::try_from(size).unwrap()],
         });
         let consistency = if size > last {
             consistency_proof(last, size, |id: NodeId| nodes.get(&id).copied())
@@ -236,7 +236,7 @@ proptest! {
     #[test]
     fn any_single_line_change_is_detected(seed in any::<u64>()) {
         let mut lines = export(12, 1, 12, &[6, 12]);
-        let index = (seed % lines.len() as u64) as usize;
+        let index = usize::try_from(seed % lines.len() as u64).unwrap();
         let mut changed = lines[index].clone();
         // Flip one character that matters: a digit, or a letter in a value.
         let pos = (seed / 13) as usize % changed.len();

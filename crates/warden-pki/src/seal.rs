@@ -197,7 +197,7 @@ mod tests {
             let mut rng = StdRng::seed_from_u64(seed);
             let kek = Kek::generate(&mut rng);
             let sealed = seal(&kek, "p", b"hello", &mut rng);
-            let pos = (seed as usize) % sealed.len();
+            let pos = usize::try_from(seed % sealed.len() as u64).unwrap();
             let mut bytes = sealed.clone().into_bytes();
             bytes[pos] = if bytes[pos] == b'A' { b'B' } else { b'A' };
             let tampered = String::from_utf8(bytes).unwrap();

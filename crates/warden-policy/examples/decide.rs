@@ -26,6 +26,11 @@ use warden_policy::{
     Directory, GroupEntry, HostEntry, Object, PolicyFile, Subject, UserEntry, load,
 };
 
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a rank within the sample, p in 0..=1"
+)]
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1e6

@@ -76,7 +76,9 @@ fn a_copy_without_the_kek_is_noise() {
 #[test]
 fn every_alteration_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let data: Vec<u8> = (0..(SEGMENT * 3 + 100)).map(|i| (i % 251) as u8).collect();
+    let data: Vec<u8> = (0..(SEGMENT * 3 + 100))
+        .map(|i| u8::try_from(i % 251).unwrap())
+        .collect();
     let file = sealed(dir.path(), "s.rec", &data, 10_000);
     let segs = segments(&file);
     assert_eq!(segs.len(), 4);
@@ -166,7 +168,7 @@ fn binary_output_survives_byte_for_byte() {
     )
     .unwrap();
     let tar: Vec<u8> = (0..200_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .map(|i| u8::try_from((i.wrapping_mul(2_654_435_761) >> 13) & 0xff).unwrap())
         .collect();
     for chunk in tar.chunks(32_768) {
         r.output(chunk).unwrap();

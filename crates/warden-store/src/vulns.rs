@@ -1264,7 +1264,7 @@ impl Store {
             .iter()
             .map(finding_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if findings.len() as i64 > limit {
+        let next = if i64::try_from(findings.len()).unwrap_or(i64::MAX) > limit {
             findings.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
             findings.last().map(|f| match (filter.overdue, f.due_at) {
                 (true, Some(due)) => format!("{}.{}", due.as_millis(), f.id),

@@ -21,6 +21,7 @@ mod server;
 mod soft_passkey;
 mod ssh_lab;
 mod sshd;
+mod stats;
 mod tls_proxy;
 mod webhook;
 
@@ -37,5 +38,6 @@ pub use server::{
 pub use soft_passkey::{AttestationVendor, SoftPasskey};
 pub use ssh_lab::{LabOptions, SshLab, through_proxy, through_proxy_at};
 pub use sshd::{Sshd, ssh_keygen_ed25519};
+pub use stats::{ms, percentile};
 pub use tls_proxy::TlsProxy;
 pub use webhook::{Received, webhook_receiver};

@@ -71,24 +71,24 @@ fn b64(bytes: &[u8]) -> String {
 fn cbor_head(out: &mut Vec<u8>, major: u8, len: u64) {
     let m = major << 5;
     match len {
-        0..=23 => out.push(m | len as u8),
-        24..=0xff => out.extend([m | 24, len as u8]),
+        0..=23 => out.push(m | u8::try_from(len).unwrap_or_default()),
+        24..=0xff => out.extend([m | 24, u8::try_from(len).unwrap_or_default()]),
         0x100..=0xffff => {
             out.push(m | 25);
-            out.extend((len as u16).to_be_bytes());
+            out.extend(u16::try_from(len).unwrap_or_default().to_be_bytes());
         }
         _ => {
             out.push(m | 26);
-            out.extend((len as u32).to_be_bytes());
+            out.extend(u32::try_from(len).unwrap_or_default().to_be_bytes());
         }
     }
 }
 
 fn cbor_int(out: &mut Vec<u8>, v: i64) {
     if v >= 0 {
-        cbor_head(out, 0, v as u64);
+        cbor_head(out, 0, v.unsigned_abs());
     } else {
-        cbor_head(out, 1, (-1 - v) as u64);
+        cbor_head(out, 1, (-1 - v).unsigned_abs());
     }
 }
 
@@ -192,7 +192,11 @@ impl SoftPasskey {
         data.extend(self.counter.to_be_bytes());
         if attested {
             data.extend(self.attestation.as_ref().map_or([0u8; 16], |a| a.aaguid));
-            data.extend((self.credential_id.len() as u16).to_be_bytes());
+            data.extend(
+                u16::try_from(self.credential_id.len())
+                    .unwrap_or(u16::MAX)
+                    .to_be_bytes(),
+            );
             data.extend(&self.credential_id);
             let point = self.key.public_key().as_ref();
             let (x, y) = (

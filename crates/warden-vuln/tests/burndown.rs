@@ -92,8 +92,8 @@ proptest! {
                 .filter(|s| s.opened <= p.at && s.closed.is_none_or(|c| c > p.at))
                 .collect();
             let overdue = open.iter().filter(|s| s.due.is_some_and(|d| d <= p.at)).count();
-            prop_assert_eq!(p.open, open.len() as i64);
-            prop_assert_eq!(p.overdue, overdue as i64, "{:?}", p);
+            prop_assert_eq!(p.open, i64::try_from(open.len()).unwrap());
+            prop_assert_eq!(p.overdue, i64::try_from(overdue).unwrap(), "{:?}", p);
         }
     }
 }

@@ -18,22 +18,13 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 use warden_model::{Actor, GroupName, Timestamp, UserName};
 use warden_store::{AuditContext, DatabaseLocation, NewUser, Outcome, Store};
-use warden_testkit::{Backend, TestServer, free_port};
+use warden_testkit::{Backend, TestServer, free_port, ms, percentile};
 
 const USERS: usize = 10_000;
 const GROUPS: usize = 20;
 const PER_GROUP: usize = 500;
 const EVENTS: usize = 100_000;
 const FINDINGS: usize = 2_000;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 fn ctx(n: usize) -> AuditContext {
     AuditContext {
@@ -110,7 +101,7 @@ async fn seed(url: &str) -> Duration {
         }
     })
     .await;
-    let done = store.audit_size().await.unwrap() as usize;
+    let done = usize::try_from(store.audit_size().await.unwrap()).unwrap();
     let s = store.clone();
     spread(EVENTS.saturating_sub(done + 200), move |i| {
         let s = s.clone();

@@ -67,11 +67,7 @@ async fn upload(server: SocketAddr, source: IpAddr, route: &str, chunk: &[u8]) -
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1e3
+    warden_testkit::ms(warden_testkit::percentile(sorted, p))
 }
 
 /// The audit events with `action` and the bytes of their JSON as `warden audit query` prints it.

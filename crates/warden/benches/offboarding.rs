@@ -15,18 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use warden_testkit::{
-    Backend, LabOptions, SshLab, StandaloneProxy, TestServer, run_cli, ssh_keygen_ed25519,
-    through_proxy_at,
+    Backend, LabOptions, SshLab, StandaloneProxy, TestServer, ms, percentile, run_cli,
+    ssh_keygen_ed25519, through_proxy_at,
 };
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 /// Whether `krl` revokes the certificate at `cert`.
 fn revoked(krl: &[u8], dir: &Path, cert: &Path) -> bool {

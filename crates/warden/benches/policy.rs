@@ -8,10 +8,10 @@
 
 use std::fmt::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
-use warden_testkit::{Backend, TestServer};
+use warden_testkit::{Backend, TestServer, ms};
 
 /// 100 teams × (four `ssh` permits + one forbid) = 500 policies; `variant` changes one login.
 fn files(variant: usize) -> Value {
@@ -74,10 +74,6 @@ fn files(variant: usize) -> Value {
         { "name": "teams.cedar", "text": policies },
         { "name": "tests.toml", "text": tests },
     ])
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 #[tokio::main]

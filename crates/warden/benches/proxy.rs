@@ -22,16 +22,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::Digest;
-use warden_testkit::{LabOptions, SshLab, Sshd, ssh_keygen_ed25519, through_proxy};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
+use warden_testkit::{LabOptions, SshLab, Sshd, ms, percentile, ssh_keygen_ed25519, through_proxy};
 
 /// CPU seconds (user + system) and peak RSS in MiB of a process.
 fn usage(pid: u32) -> (f64, f64) {

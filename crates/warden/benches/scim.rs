@@ -13,16 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use warden_model::{Actor, Timestamp, UserName};
 use warden_store::{AuditContext, DatabaseLocation, ScimUserChange, Store};
-use warden_testkit::{Backend, TestServer};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
+use warden_testkit::{Backend, TestServer, ms, percentile};
 
 /// Provisions `n` users with 64 writers at once (the store batches them).
 async fn seed(url: &str, n: usize) -> Duration {

@@ -6,24 +6,14 @@
 //!   ceremony cookie sealed and opened, verification, the audited session write), p50/p99.
 //!
 //! Run: `cargo bench -p warden --bench signin -- [sign-ins] [concurrency]`
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    reason = "a benchmark"
-)]
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark")]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use warden_identity::passkey::Passkeys;
-use warden_testkit::{Backend, SoftPasskey, TestServer};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
+use warden_testkit::{Backend, SoftPasskey, TestServer, percentile};
 
 fn verification_rate(total: usize) -> f64 {
     let url = url::Url::parse("http://localhost:8080").unwrap();

@@ -15,17 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 use warden_model::{Actor, Timestamp};
 use warden_store::{AuditContext, DatabaseLocation, NewImport, Store};
-use warden_testkit::{Backend, TestServer};
+use warden_testkit::{Backend, TestServer, ms, percentile};
 use warden_vuln::{ImportedFinding, Severity, SlaTiers};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 const SEVERITIES: [&str; 5] = ["CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"];
 
@@ -92,7 +83,7 @@ async fn seed(url: &str, total: usize) -> Duration {
     let per = 100_000;
     let now = Timestamp::from_system(SystemTime::now()).as_millis();
     for a in 0..total.div_ceil(per) {
-        let days_ago = (a as i64 * 13) % 120;
+        let days_ago = (i64::try_from(a).unwrap() * 13) % 120;
         let ctx = AuditContext {
             actor: Actor::Operator,
             request_id: format!("seed-{a}"),
@@ -108,7 +99,7 @@ async fn seed(url: &str, total: usize) -> Duration {
                 fingerprint: None,
                 fixed_in: None,
                 title: format!("mod{}: prototype pollution {i}", i % 3000),
-                disclosed: Severity::from_rank((i % 5) as i64),
+                disclosed: Severity::from_rank(i64::try_from(i % 5).unwrap()),
                 cvss: None,
             })
             .collect();

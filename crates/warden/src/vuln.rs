@@ -169,7 +169,7 @@ async fn list(
         .unwrap_or_default();
     print_findings(&list);
     let total = page.get("total").and_then(Value::as_i64).unwrap_or(0);
-    if total > list.len() as i64 {
+    if total > i64::try_from(list.len()).unwrap_or(i64::MAX) {
         println!("({} of {total} shown; raise --limit)", list.len());
     }
     Ok(())
@@ -396,7 +396,7 @@ async fn stats(
                 cell(o, "count"),
                 done.map_or_else(|| "0".to_owned(), |f| cell(f, "fixed")),
                 done.and_then(|f| f.get("meanSeconds").and_then(Value::as_f64))
-                    .map_or_else(|| "-".to_owned(), |secs| span(secs as i64)),
+                    .map_or_else(|| "-".to_owned(), |secs| span(whole_seconds(secs))),
             ]
         })
         .collect();
@@ -550,4 +550,13 @@ fn print_finding(f: &Value) {
             );
         }
     }
+}
+
+/// A mean in seconds as the server sends it, to whole seconds for display.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "a mean time to fix, in seconds, is far inside i64; `as` saturates beyond"
+)]
+fn whole_seconds(secs: f64) -> i64 {
+    secs.round() as i64
 }

@@ -344,7 +344,7 @@ async fn otlp_logs_reach_a_receiver_that_decodes_them_with_the_official_schema()
     let body: AuditEvent = serde_json::from_str(first["body"].as_str().unwrap()).unwrap();
     assert_eq!(body.seq, 5);
     assert_eq!(
-        body.time as u64 * 1_000_000,
+        u64::try_from(body.time).unwrap() * 1_000_000,
         first["time"].as_u64().unwrap()
     );
     assert_eq!(records[3]["attributes"]["warden.audit.outcome"], "failure");

@@ -156,7 +156,8 @@ async fn paginate<T: async_graphql::OutputType>(
     last: Option<i32>,
     fetch: impl AsyncFnOnce(PageRequest) -> async_graphql::Result<Page<(String, T)>>,
 ) -> async_graphql::Result<Connection<NameCursor, T>> {
-    if first.is_some_and(|n| n > MAX_PAGE as i32) || last.is_some_and(|n| n > MAX_PAGE as i32) {
+    let over = |n: i32| usize::try_from(n).is_ok_and(|n| n > MAX_PAGE);
+    if first.is_some_and(over) || last.is_some_and(over) {
         return Err(bad_input(format!(
             "`first` and `last` may be at most {MAX_PAGE}"
         )));

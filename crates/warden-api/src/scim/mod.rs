@@ -352,9 +352,11 @@ impl ListQuery {
             _ => None,
         };
         let start = u64::try_from(number("startIndex", 1)?.max(1)).unwrap_or(1);
-        let count = u64::try_from(number("count", DEFAULT_COUNT as i64)?.max(0))
-            .unwrap_or(0)
-            .min(MAX_COUNT);
+        let count = u64::try_from(
+            number("count", i64::try_from(DEFAULT_COUNT).unwrap_or(i64::MAX))?.max(0),
+        )
+        .unwrap_or(0)
+        .min(MAX_COUNT);
         Ok(ListQuery {
             filter,
             start,
