@@ -74,10 +74,12 @@ pub struct AgentCredentials {
     pub mtls_address: String,
 }
 
+/// A refusal the agent reads: `{"error": message}` with `status`.
 pub fn fail(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
+/// The audit context of an agent's request, now.
 pub fn context(request_id: String, source: Option<SocketAddr>, actor: Actor) -> AuditContext {
     AuditContext {
         actor,

@@ -115,6 +115,8 @@ pub enum AuditError {
 }
 
 impl AuditLog {
+    /// The log over `store`, signing checkpoints with `key`; a signing server keeps the last
+    /// signed head in `head_dir` (`DATA_DIR/audit-head`).
     pub fn new(store: Arc<Store>, key: SigningKey, head_dir: Option<&Path>) -> Self {
         AuditLog {
             store,

@@ -51,6 +51,7 @@ pub trait Accept: Send + 'static {
     type Raw: Send + 'static;
     /// What HTTP runs over.
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// The next connection, with the peer's address when it has one (not on a unix socket).
     fn accept(&self) -> impl Future<Output = io::Result<(Self::Raw, Option<SocketAddr>)>> + Send;
     /// Finishes setting the connection up (a PROXY protocol header when the peer is a
     /// trusted proxy, then a TLS handshake), in the connection's own task so a slow client
@@ -287,6 +288,7 @@ pub struct SourceSlot {
 }
 
 impl SourceSlots {
+    /// Slots for `per_source` uploads at once from each source.
     pub fn new(per_source: usize) -> SourceSlots {
         SourceSlots {
             per_source,
@@ -413,8 +415,11 @@ fn source_key(ip: IpAddr) -> IpAddr {
 /// State for the edge middleware of one listener.
 #[derive(Debug, Clone)]
 pub struct EdgeState {
+    /// The listener's name in logs and metrics: `http`, `admin` or `agent_mtls`.
     pub listener: &'static str,
+    /// The per-source rate limiter (`None`: off).
     pub limiter: Option<Arc<SourceLimiter>>,
+    /// Where requests and refusals are counted.
     pub metrics: Arc<Metrics>,
 }
 

@@ -54,6 +54,7 @@ pub struct MeshMap {
 }
 
 impl Mesh {
+    /// An empty mesh, compiled by [`Mesh::run`].
     pub fn new(config: MeshConfig) -> Arc<Mesh> {
         Arc::new(Mesh {
             config,

@@ -10,37 +10,37 @@ use prometheus_client::registry::Registry;
 use warden_store::PoolStats;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub route: String,
+pub(crate) struct RequestLabels {
+    pub(crate) route: String,
     /// A standard method's name, or `other`: a label never holds what a client made up.
-    pub method: &'static str,
-    pub status: u16,
+    pub(crate) method: &'static str,
+    pub(crate) status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    pub route: String,
+pub(crate) struct RouteLabels {
+    pub(crate) route: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    pub listener: &'static str,
-    pub reason: &'static str,
+pub(crate) struct ReasonLabels {
+    pub(crate) listener: &'static str,
+    pub(crate) reason: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ListenerLabels {
-    pub listener: &'static str,
+pub(crate) struct ListenerLabels {
+    pub(crate) listener: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PoolLabels {
-    pub state: &'static str,
+pub(crate) struct PoolLabels {
+    pub(crate) state: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SinkLabels {
-    pub sink: String,
+pub(crate) struct SinkLabels {
+    pub(crate) sink: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,10 +52,10 @@ struct BuildLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    pub requests: Family<RequestLabels, Counter>,
-    pub latency: Family<RouteLabels, Histogram>,
-    pub rejections: Family<ReasonLabels, Counter>,
-    pub connections: Family<ListenerLabels, Gauge>,
+    pub(crate) requests: Family<RequestLabels, Counter>,
+    pub(crate) latency: Family<RouteLabels, Histogram>,
+    pub(crate) rejections: Family<ReasonLabels, Counter>,
+    pub(crate) connections: Family<ListenerLabels, Gauge>,
     pool: Family<PoolLabels, Gauge>,
     sink_cursors: Family<SinkLabels, Gauge>,
     sink_errors: Family<SinkLabels, Counter>,
@@ -78,6 +78,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// A registry with every metric at zero.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("warden");
         let requests = Family::<RequestLabels, Counter>::default();
@@ -161,13 +162,15 @@ impl Metrics {
         }
     }
 
+    /// Counts a request or connection refused at the edge, by listener and reason.
     pub fn reject(&self, listener: &'static str, reason: &'static str) {
         self.rejections
             .get_or_create(&ReasonLabels { listener, reason })
             .inc();
     }
 
-    pub fn sink_cursor(&self, sink: &str, seq: u64) {
+    /// Sets how far an export sink has delivered.
+    pub(crate) fn sink_cursor(&self, sink: &str, seq: u64) {
         let value = i64::try_from(seq).unwrap_or(i64::MAX);
         self.sink_cursors
             .get_or_create(&SinkLabels {
@@ -176,7 +179,7 @@ impl Metrics {
             .set(value);
     }
 
-    pub fn sink_error(&self, sink: &str) {
+    pub(crate) fn sink_error(&self, sink: &str) {
         self.sink_errors
             .get_or_create(&SinkLabels {
                 sink: sink.to_owned(),

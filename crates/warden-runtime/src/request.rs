@@ -91,6 +91,7 @@ pub async fn require(
     }
 }
 
+/// A refusal as a GraphQL-shaped JSON body: `{"errors": [{"message": …}]}`.
 pub fn graphql_error(status: StatusCode, message: &str) -> Response {
     (
         status,

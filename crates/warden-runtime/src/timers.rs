@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use warden_model::{Actor, Timestamp};
 use warden_store::{AuditContext, Store};
 
+/// The audit context of work the server does on its own (timers), at the current time.
 pub fn system() -> AuditContext {
     AuditContext {
         actor: Actor::System,

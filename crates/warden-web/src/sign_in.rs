@@ -26,6 +26,7 @@ use crate::request::{deny, detached, record_failure};
 
 const SESSION_COOKIE: &str = "warden_session";
 const LOGIN_COOKIE: &str = "warden_oidc";
+/// The refusal of a form or ceremony step without the session's CSRF token.
 pub const CSRF_MISMATCH: &str = "CSRF token mismatch";
 
 /// Whether `sent` is the session's CSRF token (compared in constant time).
@@ -47,6 +48,8 @@ pub struct SignIn {
 }
 
 impl SignIn {
+    /// The providers of `identity`, with redirect URLs under `public_url`, and the passkey
+    /// ceremonies for its origin.
     pub fn new(identity: &IdentityConfig, public_url: &url::Url) -> Result<SignIn, String> {
         let base = public_url.as_str().trim_end_matches('/');
         let mut providers = BTreeMap::new();
@@ -102,6 +105,7 @@ fn set_cookie(response: &mut Response, value: String) {
     }
 }
 
+/// The audit context of a sign-in step: nobody yet, from the peer's address.
 pub fn context(
     request_id: String,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -167,6 +171,7 @@ pub async fn sign_in_page(State(app): State<Web>) -> Response {
     )
 }
 
+/// `GET /auth/oidc/{name}/login`'s query: where to go after signing in.
 #[derive(Debug, Deserialize)]
 pub struct LoginQuery {
     return_to: Option<String>,
@@ -245,6 +250,7 @@ pub async fn oidc_login(
     response
 }
 
+/// The identity provider's answer at `/auth/oidc/{name}/callback`.
 #[derive(Debug, Deserialize)]
 pub struct CallbackQuery {
     code: Option<String>,
@@ -559,6 +565,7 @@ pub async fn account(
     page(StatusCode::OK, "Your account", &body)
 }
 
+/// `POST /auth/logout`'s form.
 #[derive(Debug, Deserialize)]
 pub struct LogoutForm {
     csrf: String,
@@ -728,6 +735,7 @@ async fn session_ceremony(
     }
 }
 
+/// Who acts through a web session: its person, with the session as the credential.
 pub fn session_actor(session: &Session) -> Actor {
     Actor::User {
         name: session.user.name.clone(),
@@ -788,6 +796,7 @@ pub async fn register_start(
     start_ceremony(&app, "register", session.id.clone(), ctx.now, started)
 }
 
+/// The browser's answer to a passkey registration.
 #[derive(Debug, Deserialize)]
 pub struct RegisterFinish {
     name: String,
@@ -931,6 +940,7 @@ pub async fn assert_start(
     start_ceremony(&app, "assert", session.id.clone(), ctx.now, started)
 }
 
+/// The browser's answer to a passkey assertion.
 #[derive(Debug, Deserialize)]
 pub struct AssertFinish {
     credential: serde_json::Value,
@@ -975,6 +985,7 @@ pub async fn assert_finish(
     ceremony_done(&app, done, StatusCode::FORBIDDEN)
 }
 
+/// The name a person signs in as with a passkey.
 #[derive(Debug, Deserialize)]
 pub struct SigninStart {
     user: String,
@@ -1231,6 +1242,7 @@ const CLI_CODE_TTL_MS: i64 = 60_000;
 /// How long a CLI credential works.
 const CLI_TOKEN_TTL_MS: i64 = 12 * 3600 * 1000;
 
+/// The consent form that lets `warden login` have a token.
 #[derive(Debug, Deserialize)]
 pub struct CliAuthorize {
     redirect_uri: String,
@@ -1358,6 +1370,7 @@ pub async fn cli_consent(
     response
 }
 
+/// `warden login`'s request, as the consent page receives it.
 #[derive(Debug, Deserialize)]
 pub struct CliConsent {
     csrf: String,
@@ -1449,6 +1462,7 @@ pub async fn cli_authorize(
         .into_response()
 }
 
+/// `warden login` trading its one-time code for a token.
 #[derive(Debug, Deserialize)]
 pub struct CliTokenRequest {
     code: String,
@@ -1544,6 +1558,7 @@ pub async fn cli_token(
     }
 }
 
+/// Which passkey to remove.
 #[derive(Debug, Deserialize)]
 pub struct RemoveStart {
     passkey: String,

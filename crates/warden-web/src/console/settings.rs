@@ -49,6 +49,7 @@ fn origin_of(url: &str) -> String {
 }
 
 impl Settings {
+    /// What the settings page shows of `config`, without its secrets.
     pub fn new(config: &Config) -> Settings {
         let providers = config
             .identity
