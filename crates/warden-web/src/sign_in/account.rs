@@ -1,0 +1,161 @@
+//! The signed-in person's session: reading it from the cookie, the account page, signing out.
+
+use super::*;
+
+/// The session this browser presents, if it is open: right secret, not ended, not past its
+/// lifetime or idle timeout, user not disabled. An idle or expired session is ended (audited).
+pub async fn current_session(
+    app: &Web,
+    headers: &HeaderMap,
+    ctx: &AuditContext,
+) -> Option<(Session, warden_identity::PresentedToken)> {
+    let cookie = cookies(headers).remove(SESSION_COOKIE)?;
+    let presented = warden_identity::parse_session_token(&cookie)?;
+    let session = app.store.session(presented.id()).await.ok()??;
+    if !presented.matches(&session.secret_hash) || session.ended_at.is_some() {
+        return None;
+    }
+    let idle = session.last_seen_at.plus(app.sign_in.identity.idle_timeout);
+    let reason = if ctx.now >= session.expires_at {
+        Some("expired")
+    } else if ctx.now >= idle {
+        Some("idle")
+    } else if session.user.disabled_at.is_some() {
+        Some("user disabled")
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        let (store, ctx2, id) = (
+            app.store.clone(),
+            AuditContext {
+                actor: Actor::System,
+                ..ctx.clone()
+            },
+            session.id.clone(),
+        );
+        let _ = detached(async move { store.end_session(&ctx2, &id, reason).await }).await;
+        return None;
+    }
+    // The console's own refresh of a page left open is not activity: the idle timeout holds.
+    if !headers.contains_key("x-warden-refresh") {
+        let _ = app.store.touch_session(&session.id, ctx.now).await;
+    }
+    Some((session, presented))
+}
+
+/// `GET /account`: who is signed in, and what is left to do.
+pub async fn account(
+    State(app): State<Web>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = context(request_id, connect);
+    let Some((session, presented)) = current_session(&app, &headers, &ctx).await else {
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    };
+    let csrf = presented.derive("csrf");
+    let next = match session.stage {
+        SessionStage::PasskeyEnrollment => format!(
+            "<p>Register a passkey or security key to continue: Warden accepts only phishing-resistant sign-in.</p>\
+             <p><label for=\"passkey-name\">Name it</label> <input id=\"passkey-name\" value=\"passkey\"> \
+             <button id=\"passkey-register\" type=\"button\" data-csrf=\"{csrf}\">Register a passkey</button></p>"
+        ),
+        SessionStage::Passkey => format!(
+            "<p>Confirm with your passkey to continue.</p>\
+             <p><button id=\"passkey-confirm\" type=\"button\" data-csrf=\"{csrf}\" data-next=\"/console\">Confirm with your passkey</button></p>"
+        ),
+        SessionStage::Active => {
+            let keys = app
+                .store
+                .passkeys(&session.user.id)
+                .await
+                .unwrap_or_default();
+            let items: String = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "<li>{}{} <button type=\"button\" class=\"passkey-remove\" data-passkey=\"{}\" data-csrf=\"{csrf}\">Remove</button></li>",
+                        escape(&k.name),
+                        if k.locked.is_some() {
+                            " (locked: possible clone)"
+                        } else {
+                            ""
+                        },
+                        escape(&k.id),
+                    )
+                })
+                .collect();
+            format!(
+                "<p>You are signed in. <a href=\"/console\">Open the console</a></p><h2>Your passkeys</h2><ul id=\"passkeys\">{items}</ul>\
+                 <p><label for=\"passkey-name\">Name</label> <input id=\"passkey-name\" value=\"another passkey\"> \
+                 <button id=\"passkey-register\" type=\"button\" data-csrf=\"{csrf}\">Add a passkey</button></p>"
+            )
+        }
+    };
+    let next = format!(
+        "{next}<p id=\"passkey-status\" role=\"status\"></p><script src=\"/static/passkey.js\" defer></script>"
+    );
+    let body = format!(
+        "<p>Signed in as <strong>{}</strong> ({}) through {}.</p>{next}\
+         <form method=\"post\" action=\"/auth/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\">Sign out</button></form>",
+        escape(session.user.name.as_str()),
+        escape(&session.user.display_name),
+        escape(&session.method),
+    );
+    page(StatusCode::OK, "Your account", &body)
+}
+
+/// `POST /auth/logout`'s form.
+#[derive(Debug, Deserialize)]
+pub struct LogoutForm {
+    csrf: String,
+}
+
+/// `POST /auth/logout` with the form's CSRF token.
+pub async fn logout(
+    State(app): State<Web>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<LogoutForm>,
+) -> Response {
+    let ctx = context(request_id, connect);
+    let Some((session, presented)) = current_session(&app, &headers, &ctx).await else {
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    };
+    if !csrf_ok(&presented, &form.csrf) {
+        let target = format!("session:{}", session.id);
+        deny(&app, &ctx, "session.end", &target, CSRF_MISMATCH).await;
+        return page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "<p>The form is stale or forged (CSRF token mismatch).</p>",
+        );
+    }
+    let ctx = AuditContext {
+        actor: Actor::User {
+            name: session.user.name.clone(),
+            token_id: format!("session:{}", session.id),
+            role: None,
+        },
+        ..ctx
+    };
+    let (store, id) = (app.store.clone(), session.id.clone());
+    let _ = detached(async move { store.end_session(&ctx, &id, "logout").await }).await;
+    let mut response = page(
+        StatusCode::OK,
+        "Signed out",
+        "<p><a href=\"/\">Sign in again</a></p>",
+    );
+    set_cookie(
+        &mut response,
+        format!(
+            "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+            if app.sign_in.secure { "; Secure" } else { "" }
+        ),
+    );
+    response
+}

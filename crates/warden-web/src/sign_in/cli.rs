@@ -1,0 +1,325 @@
+//! `warden login`: the consent page, the one-time code handed to the CLI's loopback
+//! listener, and the exchange of that code for an API token.
+
+use super::*;
+
+/// How long a `warden login` code works.
+pub(super) const CLI_CODE_TTL_MS: i64 = 60_000;
+/// How long a CLI credential works.
+pub(super) const CLI_TOKEN_TTL_MS: i64 = 12 * 3600 * 1000;
+
+/// The consent form that lets `warden login` have a token.
+#[derive(Debug, Deserialize)]
+pub struct CliAuthorize {
+    redirect_uri: String,
+    state: String,
+    code_challenge: String,
+    code_challenge_method: Option<String>,
+}
+
+/// A loopback redirect (RFC 8252 §7.3): `http://127.0.0.1:PORT/…` or `http://[::1]:PORT/…`.
+pub(super) fn loopback(uri: &str) -> Result<url::Url, String> {
+    let url =
+        url::Url::parse(uri).map_err(|_| format!("invalid redirect_uri `{}`", shorten(uri)))?;
+    let ok = url.scheme() == "http"
+        && matches!(url.host_str(), Some("127.0.0.1" | "[::1]"))
+        && url.port().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.fragment().is_none();
+    if ok {
+        Ok(url)
+    } else {
+        Err(format!(
+            "redirect_uri `{}` is not a loopback address: use http://127.0.0.1:PORT/…",
+            shorten(uri)
+        ))
+    }
+}
+
+pub(super) fn check_cli_request(q: &CliAuthorize) -> Result<url::Url, String> {
+    let url = loopback(&q.redirect_uri)?;
+    if q.code_challenge_method.as_deref().unwrap_or("S256") != "S256" {
+        return Err("code_challenge_method must be S256".to_owned());
+    }
+    let b64url = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if q.code_challenge.len() != 43 || !b64url(&q.code_challenge) {
+        return Err("code_challenge must be 43 base64url characters (S256)".to_owned());
+    }
+    if q.state.is_empty() || q.state.len() > 128 || !b64url(&q.state) {
+        return Err("state must be 1-128 base64url characters".to_owned());
+    }
+    Ok(url)
+}
+
+/// `GET /auth/cli`: asks a signed-in person whether to hand the CLI a credential.
+pub async fn cli_consent(
+    State(app): State<Web>,
+    Query(q): Query<CliAuthorize>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = context(request_id, connect);
+    if let Err(reason) = check_cli_request(&q) {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Cannot sign in the CLI",
+            &format!("<p>{}</p>", escape(&reason)),
+        );
+    }
+    // Not fully signed in yet: every step comes back here when done.
+    let here = escape(&uri.to_string());
+    let session = current_session(&app, &headers, &ctx).await;
+    let (session, presented) = match session {
+        Some((s, p)) if s.stage == SessionStage::Active => (s, p),
+        Some((s, p)) => {
+            let csrf = p.derive("csrf");
+            let (id, label) = if s.stage == SessionStage::Passkey {
+                ("passkey-confirm", "Confirm with your passkey")
+            } else {
+                ("passkey-register", "Register a passkey")
+            };
+            let body = format!(
+                "<p>Before the command line can act as <strong>{}</strong>, finish signing in.</p>\
+                 <p><button id=\"{id}\" type=\"button\" data-csrf=\"{csrf}\" data-next=\"{here}\">{label}</button></p>\
+                 <p id=\"passkey-status\" role=\"status\"></p><script src=\"/static/passkey.js\" defer></script>",
+                escape(s.user.name.as_str())
+            );
+            return page(StatusCode::UNAUTHORIZED, "Sign in first", &body);
+        }
+        None => {
+            let mut links = String::new();
+            for name in app.sign_in.providers.keys() {
+                let query = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("return_to", &uri.to_string())
+                    .finish();
+                links.push_str(&format!(
+                    "<li><a href=\"{}\">Sign in with {}</a></li>",
+                    escape(&format!("/auth/oidc/{name}/login?{query}")),
+                    escape(name)
+                ));
+            }
+            let body = format!(
+                "<p>Sign in in this browser to authorize the command line.</p><ul>{links}</ul>\
+                 <p><label for=\"passkey-user\">User name</label> <input id=\"passkey-user\" autocomplete=\"username webauthn\"> \
+                 <button id=\"passkey-signin\" type=\"button\" data-next=\"{here}\">Sign in with a passkey</button></p>\
+                 <p id=\"passkey-status\" role=\"status\"></p><script src=\"/static/passkey.js\" defer></script>"
+            );
+            return page(StatusCode::UNAUTHORIZED, "Sign in first", &body);
+        }
+    };
+    let csrf = presented.derive("csrf");
+    let body = format!(
+        "<p>The Warden command line on this computer asks to act as <strong>{}</strong> for 12 hours.</p>\
+         <form method=\"post\" action=\"/auth/cli\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"redirect_uri\" value=\"{}\">\
+         <input type=\"hidden\" name=\"state\" value=\"{}\">\
+         <input type=\"hidden\" name=\"code_challenge\" value=\"{}\">\
+         <button type=\"submit\">Authorize the CLI</button></form>",
+        escape(session.user.name.as_str()),
+        escape(&q.redirect_uri),
+        escape(&q.state),
+        escape(&q.code_challenge),
+    );
+    let mut response = page(StatusCode::OK, "Authorize the CLI", &body);
+    // The form's answer redirects to the CLI's loopback listener: let it.
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::console::CSP_CLI_CONSENT),
+    );
+    response
+}
+
+/// `warden login`'s request, as the consent page receives it.
+#[derive(Debug, Deserialize)]
+pub struct CliConsent {
+    csrf: String,
+    redirect_uri: String,
+    state: String,
+    code_challenge: String,
+}
+
+/// `POST /auth/cli`: the person said yes; a one-time code goes back to the CLI's loopback.
+pub async fn cli_authorize(
+    State(app): State<Web>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CliConsent>,
+) -> Response {
+    let ctx = context(request_id, connect);
+    let request = CliAuthorize {
+        redirect_uri: form.redirect_uri,
+        state: form.state,
+        code_challenge: form.code_challenge,
+        code_challenge_method: None,
+    };
+    let mut redirect = match check_cli_request(&request) {
+        Ok(url) => url,
+        Err(reason) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Cannot sign in the CLI",
+                &format!("<p>{}</p>", escape(&reason)),
+            );
+        }
+    };
+    let session = current_session(&app, &headers, &ctx).await;
+    let Some((session, presented)) = session.filter(|(s, _)| s.stage == SessionStage::Active)
+    else {
+        return page(
+            StatusCode::UNAUTHORIZED,
+            "Sign in first",
+            "<p><a href=\"/\">Sign in</a></p>",
+        );
+    };
+    if !csrf_ok(&presented, &form.csrf) {
+        let target = format!("user:{}", session.user.name);
+        deny(&app, &ctx, "auth.cli.authorize", &target, CSRF_MISMATCH).await;
+        return page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "<p>The form is stale or forged (CSRF token mismatch).</p>",
+        );
+    }
+    let code = warden_identity::issue_session_token(&mut OsRng);
+    let code_text = code.token.expose().to_owned();
+    let ctx = AuditContext {
+        actor: session_actor(&session),
+        ..ctx
+    };
+    let (store, user, hash, challenge, uri) = (
+        app.store.clone(),
+        session.user.clone(),
+        warden_identity::sha256_hex(&code_text),
+        request.code_challenge.clone(),
+        request.redirect_uri.clone(),
+    );
+    let expires = ctx.now.plus(std::time::Duration::from_millis(
+        CLI_CODE_TTL_MS.unsigned_abs(),
+    ));
+    let stored = detached(async move {
+        store
+            .create_cli_code(&ctx, &user, &hash, &challenge, &uri, expires)
+            .await
+    })
+    .await;
+    if stored.is_err() {
+        return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Cannot sign in the CLI",
+            "<p>Try again.</p>",
+        );
+    }
+    redirect
+        .query_pairs_mut()
+        .append_pair("code", &code_text)
+        .append_pair("state", &request.state);
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, redirect.to_string())],
+    )
+        .into_response()
+}
+
+/// `warden login` trading its one-time code for a token.
+#[derive(Debug, Deserialize)]
+pub struct CliTokenRequest {
+    code: String,
+    code_verifier: String,
+    redirect_uri: String,
+}
+
+/// `POST /auth/cli/token`: the CLI trades its code and PKCE verifier for a credential.
+pub async fn cli_token(
+    State(app): State<Web>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let ctx = context(request_id, connect);
+    if !json_body(&headers) {
+        return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
+    }
+    let Ok(req) = serde_json::from_slice::<CliTokenRequest>(&body) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"code\", \"code_verifier\", \"redirect_uri\"}",
+        );
+    };
+    let verifier_ok = (43..=128).contains(&req.code_verifier.len())
+        && req
+            .code_verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    if !verifier_ok {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "code_verifier must be 43-128 unreserved characters",
+        );
+    }
+    let issued = warden_identity::issue(&mut OsRng);
+    let Ok(name) =
+        warden_model::TokenName::new(format!("cli-{}", issued.id.get(..12).unwrap_or_default()))
+    else {
+        return json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    };
+    let expires_at = ctx.now.plus(std::time::Duration::from_millis(
+        CLI_TOKEN_TTL_MS.unsigned_abs(),
+    ));
+    let token = warden_store::NewToken {
+        id: issued.id.clone(),
+        name,
+        role: warden_model::Role::Member,
+        user: None,
+        secret_hash: issued.secret_hash.clone(),
+        expires_at,
+    };
+    let (store, ctx2, hash) = (
+        app.store.clone(),
+        ctx.clone(),
+        warden_identity::sha256_hex(&req.code),
+    );
+    let (verifier, redirect) = (req.code_verifier.clone(), req.redirect_uri.clone());
+    let redeemed = detached(async move {
+        store
+            .redeem_cli_code(
+                &ctx2,
+                &hash,
+                move |challenge, stored_redirect| {
+                    use base64::Engine;
+                    use sha2::Digest;
+                    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+                    use subtle::ConstantTimeEq;
+                    if !bool::from(computed.as_bytes().ct_eq(challenge.as_bytes())) {
+                        return Err("the PKCE verifier does not match the challenge".to_owned());
+                    }
+                    if stored_redirect != redirect {
+                        return Err("redirect_uri does not match the one authorized".to_owned());
+                    }
+                    Ok(())
+                },
+                &token,
+            )
+            .await
+    })
+    .await;
+    match redeemed {
+        Ok(user) => axum::Json(serde_json::json!({
+            "token": issued.token.expose(),
+            "user": user.as_str(),
+            "expires_at": expires_at.to_string(),
+        }))
+        .into_response(),
+        Err(e) if e.is_user_error() => json_error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    }
+}

@@ -1,0 +1,247 @@
+//! Sign-in for people in a browser: the OIDC flow (`/auth/oidc/{name}/login` and
+//! `/callback`), server-side sessions in an HttpOnly, SameSite=Strict cookie, and plain
+//! server-rendered pages (`/`, `/account`) with CSRF-protected forms.
+//!
+//! Every sign-in attempt, success or failure, is audited as `auth.login` with the reason.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{ConnectInfo, Extension, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rand::rngs::OsRng;
+use serde::Deserialize;
+use warden_identity::oidc::{OidcError, OidcProvider, PendingLogin, Provisioning, login_name};
+use warden_model::{Actor, Timestamp};
+use warden_pki::seal::{open, seal};
+use warden_store::{AuditContext, IdpSignIn, NewSession, Session, SessionStage};
+
+use crate::Web;
+use crate::config::IdentityConfig;
+use crate::edge::RequestId;
+use crate::request::{deny, detached, record_failure};
+
+mod account;
+mod cli;
+mod oidc;
+mod passkeys;
+
+pub use account::*;
+pub use cli::*;
+pub use oidc::*;
+pub use passkeys::*;
+
+const SESSION_COOKIE: &str = "warden_session";
+const LOGIN_COOKIE: &str = "warden_oidc";
+/// The refusal of a form or ceremony step without the session's CSRF token.
+pub const CSRF_MISMATCH: &str = "CSRF token mismatch";
+
+/// Whether `sent` is the session's CSRF token (compared in constant time).
+pub fn csrf_ok(presented: &warden_identity::PresentedToken, sent: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(sent.as_bytes().ct_eq(presented.derive("csrf").as_bytes()))
+}
+
+/// How long a browser has to come back from the identity provider.
+const LOGIN_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// The sign-in side of the server: providers and session settings.
+#[derive(Debug)]
+pub struct SignIn {
+    providers: BTreeMap<String, Arc<OidcProvider>>,
+    passkeys: warden_identity::passkey::Passkeys,
+    identity: IdentityConfig,
+    secure: bool,
+}
+
+impl SignIn {
+    /// The providers of `identity`, with redirect URLs under `public_url`, and the passkey
+    /// ceremonies for its origin.
+    pub fn new(identity: &IdentityConfig, public_url: &url::Url) -> Result<SignIn, String> {
+        let base = public_url.as_str().trim_end_matches('/');
+        let mut providers = BTreeMap::new();
+        for config in &identity.oidc {
+            let redirect = format!("{base}/auth/oidc/{}/callback", config.name);
+            providers.insert(
+                config.name.clone(),
+                Arc::new(OidcProvider::new(config.clone(), &redirect)?),
+            );
+        }
+        Ok(SignIn {
+            passkeys: warden_identity::passkey::Passkeys::new(
+                public_url,
+                identity.authenticators.clone(),
+            )?,
+            providers,
+            identity: identity.clone(),
+            secure: public_url.scheme() == "https",
+        })
+    }
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let _ = std::fmt::Write::write_str(&mut maud::Escaper::new(&mut out), s);
+    out
+}
+
+/// A page outside the console (sign-in, account), with the console's look and headers: no
+/// inline script, no framing, no referrer, nothing from elsewhere. `body` is HTML made here
+/// with every outside value escaped.
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    crate::console::html_response(
+        status,
+        crate::console::plain(title, maud::PreEscaped(body.to_owned())),
+    )
+}
+
+fn cookies(headers: &HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn set_cookie(response: &mut Response, value: String) {
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// The audit context of a sign-in step: nobody yet, from the peer's address.
+pub fn context(
+    request_id: String,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> AuditContext {
+    AuditContext {
+        actor: Actor::Anonymous,
+        request_id,
+        source: connect.map(|Extension(ConnectInfo(p))| p.ip().to_string()),
+        now: Timestamp::from_system(SystemTime::now()),
+    }
+}
+
+/// Records a refused sign-in and shows its reason.
+async fn refuse(
+    app: &Web,
+    ctx: &AuditContext,
+    target: &str,
+    status: StatusCode,
+    reason: &str,
+) -> Response {
+    // No record, no answer but "try later": fail closed.
+    if record_failure(app, ctx, "auth.login", target, reason)
+        .await
+        .is_err()
+    {
+        return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in failed",
+            "<p>Try again later.</p>",
+        );
+    }
+    tracing::info!(reason, "sign-in refused");
+    page(
+        status,
+        "Sign-in failed",
+        &format!(
+            "<p>{}</p><p><a href=\"/\">Start again</a></p>",
+            escape(reason)
+        ),
+    )
+}
+
+/// `GET /`: the sign-in page.
+pub async fn sign_in_page(State(app): State<Web>) -> Response {
+    let mut list = String::new();
+    for name in app.sign_in.providers.keys() {
+        list.push_str(&format!(
+            "<li><a href=\"/auth/oidc/{0}/login\">Sign in with {0}</a></li>",
+            escape(name)
+        ));
+    }
+    let local = "<h2>Local account</h2>\
+        <p><label for=\"passkey-user\">User name</label> <input id=\"passkey-user\" autocomplete=\"username webauthn\"> \
+        <button id=\"passkey-signin\" type=\"button\" data-next=\"/console\">Sign in with a passkey</button></p>\
+        <p id=\"passkey-status\" role=\"status\"></p><script src=\"/static/passkey.js\" defer></script>";
+    if list.is_empty() {
+        return page(StatusCode::OK, "Sign in", local);
+    }
+    page(
+        StatusCode::OK,
+        "Sign in",
+        &format!("<ul>{list}</ul>{local}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn returns_stay_on_this_server() {
+        for ok in ["/console", "/console/audit?actor=user%3Aalice"] {
+            assert_eq!(super::safe_return(Some(ok.to_owned())), ok);
+        }
+        // Browsers drop tabs and newlines from URLs, so these would leave for evil.example.
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "https://evil.example",
+            "/ /x",
+        ] {
+            assert_eq!(
+                super::safe_return(Some(bad.to_owned())),
+                "/account",
+                "{bad:?}"
+            );
+        }
+        assert_eq!(super::safe_return(None), "/account");
+    }
+
+    #[test]
+    fn loopback_redirects_only() {
+        assert!(loopback("http://127.0.0.1:4711/callback").is_ok());
+        assert!(loopback("http://[::1]:4711/cb").is_ok());
+        for bad in [
+            "https://127.0.0.1:4711/cb",
+            "http://127.0.0.1/cb",
+            "http://localhost:4711/cb",
+            "http://evil.example:4711/cb",
+            "http://user@127.0.0.1:4711/cb",
+            "http://127.0.0.1:4711/cb#x",
+            "not a url",
+        ] {
+            assert!(loopback(bad).is_err(), "{bad}");
+        }
+        assert_eq!(safe_return(Some("//evil.example".into())), "/account");
+        assert_eq!(safe_return(Some("https://evil.example".into())), "/account");
+        assert_eq!(safe_return(Some("/account?x=1".into())), "/account?x=1");
+    }
+
+    proptest! {
+        #[test]
+        fn outside_text_parsers_never_panic(s in "\\PC{0,120}") {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&s) {
+                headers.insert(header::COOKIE, v);
+            }
+            let _ = cookies(&headers);
+            let _ = loopback(&s);
+            let back = safe_return(Some(s.clone()));
+            prop_assert!(back.starts_with('/') && !back.starts_with("//"));
+            let _ = warden_identity::parse_session_token(&s);
+            let _ = warden_identity::parse_enrollment_token(&s);
+        }
+    }
+}
