@@ -243,7 +243,7 @@ pub async fn import_bearer(
     if let Err(refused) = crate::request::require(
         &app,
         &audit,
-        crate::graphql::Capability::ImportVulns,
+        warden_runtime::authz::Capability::ImportVulns,
         "vulns",
     )
     .await

@@ -873,7 +873,7 @@ fn grants_management(engine: &crate::policy::Engine, group: &GroupName) -> bool 
         role: None,
     };
     let (member, outsider) = (probe(vec![group.as_str().to_owned()]), probe(Vec::new()));
-    crate::graphql::Capability::ALL
+    warden_runtime::authz::Capability::ALL
         .iter()
         .filter_map(|cap| cap.cedar())
         .any(|(action, api)| {
