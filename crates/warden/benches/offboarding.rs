@@ -184,8 +184,19 @@ async fn main() {
         .unwrap_or(50);
     let bin = Path::new(env!("CARGO_BIN_EXE_warden"));
 
+    // The lab's `ops` group exists before the identity provider pushes it: the operator lets
+    // SCIM adopt it.
+    let adopt = "[scim]\nadopt_groups = [\"ops\"]\n";
     let dir = tempfile::tempdir().unwrap();
-    let lab = SshLab::start(bin, dir.path()).await;
+    let lab = SshLab::start_opts(
+        bin,
+        dir.path(),
+        &LabOptions {
+            top: adopt,
+            ..LabOptions::default()
+        },
+    )
+    .await;
     measure(
         "SQLite, proxy in the server",
         &lab.server,
@@ -202,6 +213,7 @@ async fn main() {
         dir.path(),
         &LabOptions {
             backend: Backend::Postgres,
+            top: adopt,
             ..LabOptions::default()
         },
     )
