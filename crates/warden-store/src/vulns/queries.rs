@@ -1,0 +1,372 @@
+//! Reading findings: one, a filtered page, assets, the figures and the remediation spans.
+
+use std::collections::BTreeMap;
+
+use sqlx::{AnyConnection, Row};
+use warden_model::Timestamp;
+
+use crate::{Store, StoreError};
+
+use super::*;
+
+impl Store {
+    /// One finding with the scanners reporting it and its history.
+    pub async fn vuln_finding(&self, id: i64) -> Result<Option<Finding>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut f = match fetch_finding(&mut conn, id).await {
+            Ok(f) => f,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let rows = sqlx::query(
+            "SELECT scanner FROM vuln_sightings WHERE finding_id = $1 ORDER BY scanner",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            f.scanners.push(row.try_get("scanner")?);
+        }
+        let rows = sqlx::query(
+            "SELECT at, actor, change, detail FROM vuln_history WHERE finding_id = $1 ORDER BY at, change",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            let detail: String = row.try_get("detail")?;
+            f.history.push(FindingChange {
+                at: Timestamp::from_millis(row.try_get("at")?),
+                actor: row.try_get("actor")?,
+                change: row.try_get("change")?,
+                detail: serde_json::from_str(&detail).map_err(corrupt)?,
+            });
+        }
+        Ok(Some(f))
+    }
+
+    /// Findings matching `filter`, a page at a time: by number, or, for overdue ones, most
+    /// overdue first.
+    pub async fn vuln_findings(&self, filter: &FindingFilter) -> Result<FindingPage, StoreError> {
+        let mut conds: Vec<String> = Vec::new();
+        let mut binds: Vec<Bind> = Vec::new();
+        let bind = |v: Bind, binds: &mut Vec<Bind>| {
+            binds.push(v);
+            format!("${}", binds.len())
+        };
+        if filter.overdue {
+            conds.push("state = 'open'".to_owned());
+            let p = bind(Bind::Int(filter.now.as_millis()), &mut binds);
+            conds.push(format!("due_at <= {p}"));
+        } else {
+            let states = if filter.states.is_empty() {
+                vec![FindingState::Open, FindingState::Triage]
+            } else {
+                filter.states.clone()
+            };
+            // One state as an equality, so the partial indexes on `state = 'open'` apply.
+            match states.as_slice() {
+                [one] => conds.push(format!("state = '{}'", one.as_str())),
+                _ => {
+                    let list: Vec<String> =
+                        states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+                    conds.push(format!("state IN ({})", list.join(", ")));
+                }
+            }
+        }
+        if let Some(asset) = &filter.asset {
+            let p = bind(Bind::Text(asset.clone()), &mut binds);
+            conds.push(format!("asset = {p}"));
+        }
+        if let Some(s) = filter.severity {
+            let p = bind(Bind::Int(s.rank()), &mut binds);
+            conds.push(format!("effective <= {p}"));
+        }
+        let filter_binds = binds.len();
+        let count_sql = format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM vuln_findings WHERE {}",
+            conds.join(" AND ")
+        );
+        let cursor = filter.after.as_deref().map(parse_cursor).transpose()?;
+        let order = if filter.overdue {
+            if let Some((due, id)) = cursor {
+                let a = bind(Bind::Int(due), &mut binds);
+                let b = bind(Bind::Int(id), &mut binds);
+                conds.push(format!("(due_at > {a} OR (due_at = {a} AND id > {b}))"));
+            }
+            "due_at, id"
+        } else {
+            if let Some((_, id)) = cursor {
+                let b = bind(Bind::Int(id), &mut binds);
+                conds.push(format!("id > {b}"));
+            }
+            "id"
+        };
+        let limit = i64::from(filter.limit.clamp(1, 1000));
+        let sql = format!(
+            "SELECT {FINDING_COLUMNS} FROM vuln_findings WHERE {} ORDER BY {order} LIMIT {}",
+            conds.join(" AND "),
+            limit + 1
+        );
+        let mut conn = self.pool.acquire().await?;
+        let mut q = sqlx::query(&count_sql);
+        for b in binds.iter().take(filter_binds) {
+            q = b.bind(q);
+        }
+        let total: i64 = q.fetch_one(&mut *conn).await?.try_get("n")?;
+        let mut q = sqlx::query(&sql);
+        for b in &binds {
+            q = b.bind(q);
+        }
+        let rows = q.fetch_all(&mut *conn).await?;
+        let mut findings = rows
+            .iter()
+            .map(finding_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if i64::try_from(findings.len()).unwrap_or(i64::MAX) > limit {
+            findings.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            findings.last().map(|f| match (filter.overdue, f.due_at) {
+                (true, Some(due)) => format!("{}.{}", due.as_millis(), f.id),
+                _ => format!("0.{}", f.id),
+            })
+        } else {
+            None
+        };
+        Ok(FindingPage {
+            findings,
+            total,
+            next,
+        })
+    }
+
+    /// The assets with their tiers and open and overdue counts.
+    pub async fn vuln_assets(&self, now: Timestamp) -> Result<Vec<VulnAsset>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        assets(&mut conn, None, now).await
+    }
+
+    /// Remediation figures at `now` for the period from `since`.
+    pub async fn vuln_stats(
+        &self,
+        asset: Option<&str>,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<VulnStats, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let scope = if asset.is_some() {
+            " AND asset = $3"
+        } else {
+            ""
+        };
+        fn with<'q>(
+            sql: &'q str,
+            since: Timestamp,
+            now: Timestamp,
+            asset: Option<&'q str>,
+        ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+            let q = sqlx::query(sql)
+                .bind(since.as_millis())
+                .bind(now.as_millis());
+            match asset {
+                Some(a) => q.bind(a),
+                None => q,
+            }
+        }
+        let mut stats = VulnStats {
+            open: BTreeMap::new(),
+            triage: 0,
+            overdue: 0,
+            accepted: 0,
+            fixed: BTreeMap::new(),
+            due_fixed: 0,
+            due_fixed_on_time: 0,
+            due_missed_open: 0,
+        };
+        // Each count reads one partial index: open by severity, overdue and missed by due
+        // date, triage and accepted by state.
+        let only = |n: usize| match asset {
+            Some(_) => format!(" AND asset = ${n}"),
+            None => String::new(),
+        };
+        let count = async |conn: &mut AnyConnection, sql: String, times: &[i64]| {
+            let mut q = sqlx::query(&sql);
+            for t in times {
+                q = q.bind(*t);
+            }
+            if let Some(a) = asset {
+                q = q.bind(a);
+            }
+            q.fetch_all(&mut *conn).await
+        };
+        let sql = format!(
+            "SELECT effective, CAST(COUNT(*) AS BIGINT) AS n FROM vuln_findings \
+             WHERE state = 'open'{} GROUP BY effective",
+            only(1)
+        );
+        for row in count(&mut conn, sql, &[]).await? {
+            if let Some(s) = severity(row.try_get("effective")?)? {
+                stats.open.insert(s, row.try_get("n")?);
+            }
+        }
+        let sql = format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM vuln_findings \
+             WHERE state = 'open' AND due_at <= $1{}",
+            only(2)
+        );
+        for row in count(&mut conn, sql, &[now.as_millis()]).await? {
+            stats.overdue = row.try_get("n")?;
+        }
+        let sql = format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM vuln_findings \
+             WHERE state = 'open' AND due_at >= $1 AND due_at <= $2{}",
+            only(3)
+        );
+        for row in count(&mut conn, sql, &[since.as_millis(), now.as_millis()]).await? {
+            stats.due_missed_open = row.try_get("n")?;
+        }
+        for (state, slot) in [
+            ("triage", &mut stats.triage),
+            ("accepted", &mut stats.accepted),
+        ] {
+            let sql = format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM vuln_findings WHERE state = '{state}'{}",
+                only(1)
+            );
+            for row in count(&mut conn, sql, &[]).await? {
+                *slot = row.try_get("n")?;
+            }
+        }
+        let sql = format!(
+            "SELECT effective, CAST(COUNT(*) AS BIGINT) AS n, \
+             CAST(SUM(fixed_at - first_seen) AS BIGINT) AS took, \
+             CAST(SUM(CASE WHEN due_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS due, \
+             CAST(SUM(CASE WHEN due_at IS NOT NULL AND fixed_at <= due_at THEN 1 ELSE 0 END) AS BIGINT) AS on_time \
+             FROM vuln_findings WHERE state = 'fixed' AND fixed_at >= $1 AND fixed_at <= $2{scope} GROUP BY effective"
+        );
+        for row in with(&sql, since, now, asset).fetch_all(&mut *conn).await? {
+            let n: i64 = row.try_get("n")?;
+            let took: Option<i64> = row.try_get("took")?;
+            stats.due_fixed += row.try_get::<Option<i64>, _>("due")?.unwrap_or(0);
+            stats.due_fixed_on_time += row.try_get::<Option<i64>, _>("on_time")?.unwrap_or(0);
+            if let Some(s) = severity(row.try_get("effective")?)? {
+                let mean = if n > 0 {
+                    took.unwrap_or(0) as f64 / n as f64 / 1000.0
+                } else {
+                    0.0
+                };
+                stats.fixed.insert(s, (n, mean));
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Each finding's open interval and due date, for the burn-down from `since`: every
+    /// finding first seen by `now` and not closed before `since` (open and in triage ones
+    /// have no close; fixed ones close when fixed, accepted and false positives when decided).
+    pub async fn vuln_spans(
+        &self,
+        asset: Option<&str>,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<warden_vuln::burndown::Span>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        // A finding's state is its latest: one accepted and later fixed counts as open until
+        // fixed (its history holds the acceptance; the chart reads states, not histories).
+        let sql = format!(
+            "SELECT first_seen, due_at, closed FROM (SELECT asset, first_seen, due_at, \
+             CASE state WHEN 'fixed' THEN fixed_at WHEN 'accepted' THEN decided_at \
+             WHEN 'false_positive' THEN decided_at END AS closed \
+             FROM vuln_findings WHERE first_seen <= $1) spans \
+             WHERE (closed IS NULL OR closed >= $2){}",
+            if asset.is_some() {
+                " AND asset = $3"
+            } else {
+                ""
+            }
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(now.as_millis())
+            .bind(since.as_millis());
+        if let Some(a) = asset {
+            q = q.bind(a);
+        }
+        q.fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(warden_vuln::burndown::Span {
+                    opened: row.try_get("first_seen")?,
+                    closed: row.try_get("closed")?,
+                    due: row.try_get("due_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+pub(super) async fn assets(
+    conn: &mut AnyConnection,
+    only: Option<&str>,
+    now: Timestamp,
+) -> Result<Vec<VulnAsset>, StoreError> {
+    let scope = if only.is_some() {
+        "WHERE a.name = $2"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT a.name, a.tier, \
+         CAST((SELECT COUNT(*) FROM vuln_findings f WHERE f.asset = a.name AND f.state IN ('open', 'triage')) AS BIGINT) AS open, \
+         CAST((SELECT COUNT(*) FROM vuln_findings f WHERE f.asset = a.name AND f.state = 'open' AND f.due_at <= $1) AS BIGINT) AS overdue \
+         FROM vuln_assets a {scope} ORDER BY a.name"
+    );
+    let mut q = sqlx::query(&sql).bind(now.as_millis());
+    if let Some(a) = only {
+        q = q.bind(a.to_owned());
+    }
+    q.fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(VulnAsset {
+                name: row.try_get("name")?,
+                tier: row.try_get("tier")?,
+                open: row.try_get("open")?,
+                overdue: row.try_get("overdue")?,
+            })
+        })
+        .collect()
+}
+
+/// A value bound to a built query.
+pub(super) enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+impl Bind {
+    fn bind<'q>(
+        &'q self,
+        q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        match self {
+            Bind::Int(v) => q.bind(*v),
+            Bind::Text(v) => q.bind(v.as_str()),
+        }
+    }
+}
+
+/// A page cursor: `DUE.ID`.
+pub(super) fn parse_cursor(cursor: &str) -> Result<(i64, i64), StoreError> {
+    let bad = || {
+        StoreError::Conflict(format!(
+            "invalid cursor `{}`",
+            cursor.chars().take(40).collect::<String>()
+        ))
+    };
+    let (due, id) = cursor.split_once('.').ok_or_else(bad)?;
+    Ok((
+        due.parse().map_err(|_| bad())?,
+        id.parse().map_err(|_| bad())?,
+    ))
+}
