@@ -57,55 +57,64 @@ pub async fn account(
     };
     let csrf = presented.derive("csrf");
     let next = match session.stage {
-        SessionStage::PasskeyEnrollment => format!(
-            "<p>Register a passkey or security key to continue: Warden accepts only phishing-resistant sign-in.</p>\
-             <p><label for=\"passkey-name\">Name it</label> <input id=\"passkey-name\" value=\"passkey\"> \
-             <button id=\"passkey-register\" type=\"button\" data-csrf=\"{csrf}\">Register a passkey</button></p>"
-        ),
-        SessionStage::Passkey => format!(
-            "<p>Confirm with your passkey to continue.</p>\
-             <p><button id=\"passkey-confirm\" type=\"button\" data-csrf=\"{csrf}\" data-next=\"/console\">Confirm with your passkey</button></p>"
-        ),
+        SessionStage::PasskeyEnrollment => html! {
+            p { "Register a passkey or security key to continue: Warden accepts only phishing-resistant sign-in." }
+            p {
+                label for="passkey-name" { "Name it" } " "
+                input id="passkey-name" value="passkey";
+                " "
+                button id="passkey-register" type="button" data-csrf=(csrf) { "Register a passkey" }
+            }
+        },
+        SessionStage::Passkey => html! {
+            p { "Confirm with your passkey to continue." }
+            p {
+                button id="passkey-confirm" type="button" data-csrf=(csrf) data-next="/console" {
+                    "Confirm with your passkey"
+                }
+            }
+        },
         SessionStage::Active => {
             let keys = app
                 .store
                 .passkeys(&session.user.id)
                 .await
                 .unwrap_or_default();
-            let items: String = keys
-                .iter()
-                .map(|k| {
-                    format!(
-                        "<li>{}{} <button type=\"button\" class=\"passkey-remove\" data-passkey=\"{}\" data-csrf=\"{csrf}\">Remove</button></li>",
-                        escape(&k.name),
-                        if k.locked.is_some() {
-                            " (locked: possible clone)"
-                        } else {
-                            ""
-                        },
-                        escape(&k.id),
-                    )
-                })
-                .collect();
-            format!(
-                "<p>You are signed in. <a href=\"/console\">Open the console</a></p><h2>Your passkeys</h2><ul id=\"passkeys\">{items}</ul>\
-                 <p><label for=\"passkey-name\">Name</label> <input id=\"passkey-name\" value=\"another passkey\"> \
-                 <button id=\"passkey-register\" type=\"button\" data-csrf=\"{csrf}\">Add a passkey</button></p>"
-            )
+            html! {
+                p { "You are signed in. " a href="/console" { "Open the console" } }
+                h2 { "Your passkeys" }
+                ul id="passkeys" {
+                    @for k in &keys {
+                        li {
+                            (k.name)
+                            @if k.locked.is_some() { " (locked: possible clone)" }
+                            " "
+                            button type="button" class="passkey-remove" data-passkey=(k.id) data-csrf=(csrf) { "Remove" }
+                        }
+                    }
+                }
+                p {
+                    label for="passkey-name" { "Name" } " "
+                    input id="passkey-name" value="another passkey";
+                    " "
+                    button id="passkey-register" type="button" data-csrf=(csrf) { "Add a passkey" }
+                }
+            }
         }
     };
-    let next = format!(
-        "{next}<p id=\"passkey-status\" role=\"status\"></p><script src=\"/static/passkey.js\" defer></script>"
-    );
-    let body = format!(
-        "<p>Signed in as <strong>{}</strong> ({}) through {}.</p>{next}\
-         <form method=\"post\" action=\"/auth/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <button type=\"submit\">Sign out</button></form>",
-        escape(session.user.name.as_str()),
-        escape(&session.user.display_name),
-        escape(&session.method),
-    );
-    page(StatusCode::OK, "Your account", &body)
+    let body = html! {
+        p {
+            "Signed in as " strong { (session.user.name.as_str()) }
+            " (" (session.user.display_name) ") through " (session.method) "."
+        }
+        (next)
+        (passkey_status())
+        form method="post" action="/auth/logout" {
+            input type="hidden" name="csrf" value=(csrf);
+            button type="submit" { "Sign out" }
+        }
+    };
+    page(StatusCode::OK, "Your account", body)
 }
 
 /// `POST /auth/logout`'s form.
@@ -129,10 +138,10 @@ pub async fn logout(
     if !csrf_ok(&presented, &form.csrf) {
         let target = format!("session:{}", session.id);
         deny(&app, &ctx, "session.end", &target, CSRF_MISMATCH).await;
-        return page(
+        return notice(
             StatusCode::FORBIDDEN,
             "Refused",
-            "<p>The form is stale or forged (CSRF token mismatch).</p>",
+            "The form is stale or forged (CSRF token mismatch).",
         );
     }
     let ctx = AuditContext {
@@ -148,7 +157,7 @@ pub async fn logout(
     let mut response = page(
         StatusCode::OK,
         "Signed out",
-        "<p><a href=\"/\">Sign in again</a></p>",
+        html! { p { a href="/" { "Sign in again" } } },
     );
     set_cookie(
         &mut response,

@@ -66,14 +66,10 @@ pub async fn cli_consent(
 ) -> Response {
     let ctx = context(request_id, connect);
     if let Err(reason) = check_cli_request(&q) {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Cannot sign in the CLI",
-            &format!("<p>{}</p>", escape(&reason)),
-        );
+        return notice(StatusCode::BAD_REQUEST, "Cannot sign in the CLI", &reason);
     }
     // Not fully signed in yet: every step comes back here when done.
-    let here = escape(&uri.to_string());
+    let here = uri.to_string();
     let session = current_session(&app, &headers, &ctx).await;
     let (session, presented) = match session {
         Some((s, p)) if s.stage == SessionStage::Active => (s, p),
@@ -84,50 +80,51 @@ pub async fn cli_consent(
             } else {
                 ("passkey-register", "Register a passkey")
             };
-            let body = format!(
-                "<p>Before the command line can act as <strong>{}</strong>, finish signing in.</p>\
-                 <p><button id=\"{id}\" type=\"button\" data-csrf=\"{csrf}\" data-next=\"{here}\">{label}</button></p>\
-                 <p id=\"passkey-status\" role=\"status\"></p><script src=\"/static/passkey.js\" defer></script>",
-                escape(s.user.name.as_str())
-            );
-            return page(StatusCode::UNAUTHORIZED, "Sign in first", &body);
+            let body = html! {
+                p {
+                    "Before the command line can act as " strong { (s.user.name.as_str()) }
+                    ", finish signing in."
+                }
+                p {
+                    button id=(id) type="button" data-csrf=(csrf) data-next=(here) { (label) }
+                }
+                (passkey_status())
+            };
+            return page(StatusCode::UNAUTHORIZED, "Sign in first", body);
         }
         None => {
-            let mut links = String::new();
-            for name in app.sign_in.providers.keys() {
-                let query = url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("return_to", &uri.to_string())
-                    .finish();
-                links.push_str(&format!(
-                    "<li><a href=\"{}\">Sign in with {}</a></li>",
-                    escape(&format!("/auth/oidc/{name}/login?{query}")),
-                    escape(name)
-                ));
-            }
-            let body = format!(
-                "<p>Sign in in this browser to authorize the command line.</p><ul>{links}</ul>\
-                 <p><label for=\"passkey-user\">User name</label> <input id=\"passkey-user\" autocomplete=\"username webauthn\"> \
-                 <button id=\"passkey-signin\" type=\"button\" data-next=\"{here}\">Sign in with a passkey</button></p>\
-                 <p id=\"passkey-status\" role=\"status\"></p><script src=\"/static/passkey.js\" defer></script>"
-            );
-            return page(StatusCode::UNAUTHORIZED, "Sign in first", &body);
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", &here)
+                .finish();
+            let body = html! {
+                p { "Sign in in this browser to authorize the command line." }
+                ul {
+                    @for name in app.sign_in.providers.keys() {
+                        li {
+                            a href={ "/auth/oidc/" (name) "/login?" (query) } { "Sign in with " (name) }
+                        }
+                    }
+                }
+                (passkey_sign_in(&here))
+            };
+            return page(StatusCode::UNAUTHORIZED, "Sign in first", body);
         }
     };
     let csrf = presented.derive("csrf");
-    let body = format!(
-        "<p>The Warden command line on this computer asks to act as <strong>{}</strong> for 12 hours.</p>\
-         <form method=\"post\" action=\"/auth/cli\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <input type=\"hidden\" name=\"redirect_uri\" value=\"{}\">\
-         <input type=\"hidden\" name=\"state\" value=\"{}\">\
-         <input type=\"hidden\" name=\"code_challenge\" value=\"{}\">\
-         <button type=\"submit\">Authorize the CLI</button></form>",
-        escape(session.user.name.as_str()),
-        escape(&q.redirect_uri),
-        escape(&q.state),
-        escape(&q.code_challenge),
-    );
-    let mut response = page(StatusCode::OK, "Authorize the CLI", &body);
+    let body = html! {
+        p {
+            "The Warden command line on this computer asks to act as "
+            strong { (session.user.name.as_str()) } " for 12 hours."
+        }
+        form method="post" action="/auth/cli" {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="redirect_uri" value=(q.redirect_uri);
+            input type="hidden" name="state" value=(q.state);
+            input type="hidden" name="code_challenge" value=(q.code_challenge);
+            button type="submit" { "Authorize the CLI" }
+        }
+    };
+    let mut response = page(StatusCode::OK, "Authorize the CLI", body);
     // The form's answer redirects to the CLI's loopback listener: let it.
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
@@ -163,11 +160,7 @@ pub async fn cli_authorize(
     let mut redirect = match check_cli_request(&request) {
         Ok(url) => url,
         Err(reason) => {
-            return page(
-                StatusCode::BAD_REQUEST,
-                "Cannot sign in the CLI",
-                &format!("<p>{}</p>", escape(&reason)),
-            );
+            return notice(StatusCode::BAD_REQUEST, "Cannot sign in the CLI", &reason);
         }
     };
     let session = current_session(&app, &headers, &ctx).await;
@@ -176,16 +169,16 @@ pub async fn cli_authorize(
         return page(
             StatusCode::UNAUTHORIZED,
             "Sign in first",
-            "<p><a href=\"/\">Sign in</a></p>",
+            html! { p { a href="/" { "Sign in" } } },
         );
     };
     if !csrf_ok(&presented, &form.csrf) {
         let target = format!("user:{}", session.user.name);
         deny(&app, &ctx, "auth.cli.authorize", &target, CSRF_MISMATCH).await;
-        return page(
+        return notice(
             StatusCode::FORBIDDEN,
             "Refused",
-            "<p>The form is stale or forged (CSRF token mismatch).</p>",
+            "The form is stale or forged (CSRF token mismatch).",
         );
     }
     let code = warden_identity::issue_session_token(&mut OsRng);
@@ -211,10 +204,10 @@ pub async fn cli_authorize(
     })
     .await;
     if stored.is_err() {
-        return page(
+        return notice(
             StatusCode::SERVICE_UNAVAILABLE,
             "Cannot sign in the CLI",
-            "<p>Try again.</p>",
+            "Try again.",
         );
     }
     redirect

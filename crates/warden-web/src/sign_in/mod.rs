@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
 use rand::rngs::OsRng;
 use serde::Deserialize;
 use warden_identity::oidc::{OidcError, OidcProvider, PendingLogin, Provisioning, login_name};
@@ -82,20 +83,15 @@ impl SignIn {
     }
 }
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let _ = std::fmt::Write::write_str(&mut maud::Escaper::new(&mut out), s);
-    out
+/// A page outside the console (sign-in, account), with the console's look and headers: no
+/// inline script, no framing, no referrer, nothing from elsewhere.
+fn page(status: StatusCode, title: &str, body: Markup) -> Response {
+    crate::console::html_response(status, crate::console::plain(title, body))
 }
 
-/// A page outside the console (sign-in, account), with the console's look and headers: no
-/// inline script, no framing, no referrer, nothing from elsewhere. `body` is HTML made here
-/// with every outside value escaped.
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    crate::console::html_response(
-        status,
-        crate::console::plain(title, maud::PreEscaped(body.to_owned())),
-    )
+/// A page that says one thing: a refusal, or where to go next.
+fn notice(status: StatusCode, title: &str, text: &str) -> Response {
+    page(status, title, html! { p { (text) } })
 }
 
 fn cookies(headers: &HeaderMap) -> BTreeMap<String, String> {
@@ -141,43 +137,62 @@ async fn refuse(
         .await
         .is_err()
     {
-        return page(
+        return notice(
             StatusCode::SERVICE_UNAVAILABLE,
             "Sign-in failed",
-            "<p>Try again later.</p>",
+            "Try again later.",
         );
     }
     tracing::info!(reason, "sign-in refused");
-    page(
-        status,
-        "Sign-in failed",
-        &format!(
-            "<p>{}</p><p><a href=\"/\">Start again</a></p>",
-            escape(reason)
-        ),
-    )
+    page(status, "Sign-in failed", start_again(reason))
+}
+
+/// A refusal's reason, and the way back to the start.
+fn start_again(reason: &str) -> Markup {
+    html! {
+        p { (reason) }
+        p { a href="/" { "Start again" } }
+    }
+}
+
+/// The passkey sign-in form, continuing to `next`.
+fn passkey_sign_in(next: &str) -> Markup {
+    html! {
+        p {
+            label for="passkey-user" { "User name" } " "
+            input id="passkey-user" autocomplete="username webauthn";
+            " "
+            button id="passkey-signin" type="button" data-next=(next) { "Sign in with a passkey" }
+        }
+        (passkey_status())
+    }
+}
+
+/// Where the passkey script reports, and the script.
+fn passkey_status() -> Markup {
+    html! {
+        p id="passkey-status" role="status" {}
+        script src="/static/passkey.js" defer {}
+    }
 }
 
 /// `GET /`: the sign-in page.
 pub async fn sign_in_page(State(app): State<Web>) -> Response {
-    let mut list = String::new();
-    for name in app.sign_in.providers.keys() {
-        list.push_str(&format!(
-            "<li><a href=\"/auth/oidc/{0}/login\">Sign in with {0}</a></li>",
-            escape(name)
-        ));
-    }
-    let local = "<h2>Local account</h2>\
-        <p><label for=\"passkey-user\">User name</label> <input id=\"passkey-user\" autocomplete=\"username webauthn\"> \
-        <button id=\"passkey-signin\" type=\"button\" data-next=\"/console\">Sign in with a passkey</button></p>\
-        <p id=\"passkey-status\" role=\"status\"></p><script src=\"/static/passkey.js\" defer></script>";
-    if list.is_empty() {
-        return page(StatusCode::OK, "Sign in", local);
-    }
+    let providers = &app.sign_in.providers;
     page(
         StatusCode::OK,
         "Sign in",
-        &format!("<ul>{list}</ul>{local}"),
+        html! {
+            @if !providers.is_empty() {
+                ul {
+                    @for name in providers.keys() {
+                        li { a href={ "/auth/oidc/" (name) "/login" } { "Sign in with " (name) } }
+                    }
+                }
+            }
+            h2 { "Local account" }
+            (passkey_sign_in("/console"))
+        },
     )
 }
 

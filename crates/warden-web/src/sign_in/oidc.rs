@@ -40,7 +40,7 @@ pub async fn oidc_login(
         return page(
             StatusCode::NOT_FOUND,
             "Unknown identity provider",
-            "<p><a href=\"/\">Back</a></p>",
+            html! { p { a href="/" { "Back" } } },
         );
     };
     let expires = ctx.now.as_millis() + LOGIN_TTL_MS;
@@ -58,10 +58,10 @@ pub async fn oidc_login(
         }
     };
     let Ok(plain) = serde_json::to_vec(&pending) else {
-        return page(
+        return notice(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Sign-in failed",
-            "<p>Internal error.</p>",
+            "Internal error.",
         );
     };
     let sealed = seal(
@@ -107,7 +107,7 @@ pub async fn oidc_callback(
         return page(
             StatusCode::NOT_FOUND,
             "Unknown identity provider",
-            "<p><a href=\"/\">Back</a></p>",
+            html! { p { a href="/" { "Back" } } },
         );
     };
     let bad = StatusCode::BAD_REQUEST;
@@ -240,30 +240,28 @@ pub async fn oidc_callback(
             return page(
                 StatusCode::FORBIDDEN,
                 "Sign-in failed",
-                &format!(
-                    "<p>{}</p><p><a href=\"/\">Start again</a></p>",
-                    escape(&e.to_string())
-                ),
+                start_again(&e.to_string()),
             );
         }
         Err(e) => {
             tracing::error!(error = %e, "sign-in failed");
-            return page(
+            return notice(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in failed",
-                "<p>Try again later.</p>",
+                "Try again later.",
             );
         }
     }
     // A page of our own moves on, so the next request is same-site and carries the Strict
     // session cookie (a redirect chain that began at the provider would not).
-    let to = escape(&pending.return_to);
+    let to = &pending.return_to;
     let mut response = page(
         StatusCode::OK,
         "Signed in",
-        &format!(
-            "<meta http-equiv=\"refresh\" content=\"0;url={to}\"><p><a href=\"{to}\">Continue</a></p>"
-        ),
+        html! {
+            meta http-equiv="refresh" content={ "0;url=" (to) };
+            p { a href=(to) { "Continue" } }
+        },
     );
     let secure = if app.sign_in.secure { "; Secure" } else { "" };
     set_cookie(

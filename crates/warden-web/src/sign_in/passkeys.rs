@@ -559,10 +559,10 @@ pub async fn enroll(
             "malformed enrollment link",
         )
         .await;
-        return page(
+        return notice(
             StatusCode::BAD_REQUEST,
             "Enrollment failed",
-            "<p>This is not an enrollment link.</p>",
+            "This is not an enrollment link.",
         );
     };
     let session_token = warden_identity::issue_session_token(&mut OsRng);
@@ -581,24 +581,23 @@ pub async fn enroll(
     match used {
         Ok(_) => {}
         Err(e) if e.is_user_error() => {
-            return page(
-                StatusCode::FORBIDDEN,
-                "Enrollment failed",
-                &format!("<p>{}</p>", escape(&e.to_string())),
-            );
+            return notice(StatusCode::FORBIDDEN, "Enrollment failed", &e.to_string());
         }
         Err(_) => {
-            return page(
+            return notice(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Enrollment failed",
-                "<p>Try again later.</p>",
+                "Try again later.",
             );
         }
     }
     let mut response = page(
         StatusCode::OK,
         "Welcome",
-        "<meta http-equiv=\"refresh\" content=\"0;url=/account\"><p><a href=\"/account\">Continue to register your passkey</a></p>",
+        html! {
+            meta http-equiv="refresh" content="0;url=/account";
+            p { a href="/account" { "Continue to register your passkey" } }
+        },
     );
     set_cookie(
         &mut response,
