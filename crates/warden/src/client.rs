@@ -19,6 +19,48 @@ pub struct AdminClient {
     http: Option<(crate::http::Target, String)>,
 }
 
+/// A GraphQL error as the server sent it: its message (what the user reads) and its code
+/// (`FORBIDDEN`, `NOT_FOUND`, `BAD_USER_INPUT`, …), which callers branch on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// `extensions.code`, when the server gave one.
+    pub code: Option<String>,
+    /// The message.
+    pub message: String,
+}
+
+/// The first error of a GraphQL answer, if it has one.
+fn first_error(reply: &Value) -> Option<ApiError> {
+    let first = reply.get("errors")?.as_array()?.first()?;
+    let message = first
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown error");
+    let code = first
+        .pointer("/extensions/code")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Some(ApiError {
+        code,
+        message: message.to_owned(),
+    })
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// Whether the server refused the caller (`FORBIDDEN`).
+    pub fn is_forbidden(&self) -> bool {
+        self.code.as_deref() == Some("FORBIDDEN")
+    }
+}
+
 impl AdminClient {
     pub fn new(data_dir: &Path) -> Self {
         let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
@@ -46,16 +88,8 @@ impl AdminClient {
         let reply: Value = serde_json::from_slice(&bytes).with_context(|| {
             format!("the server answered {status} with a body that is not JSON")
         })?;
-        if let Some(first) = reply
-            .get("errors")
-            .and_then(Value::as_array)
-            .and_then(|e| e.first())
-        {
-            let message = first
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown error");
-            return Err(anyhow!("{message}"));
+        if let Some(error) = first_error(&reply) {
+            return Err(error.into());
         }
         reply
             .get("data")
@@ -177,4 +211,31 @@ where
         .context("reading the server's answer failed")?
         .to_bytes();
     Ok((status, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_told_by_its_code_not_its_words() {
+        let reply = json!({ "errors": [{
+            "message": "permission denied: policy v1: no policy permits `ssh` (default deny)",
+            "extensions": { "code": "FORBIDDEN" },
+        }], "data": null });
+        let error = first_error(&reply).unwrap();
+        assert!(error.is_forbidden());
+        assert_eq!(
+            error.to_string(),
+            "permission denied: policy v1: no policy permits `ssh` (default deny)"
+        );
+        let not_found = json!({ "errors": [{
+            "message": "user `bob` not found",
+            "extensions": { "code": "NOT_FOUND" },
+        }] });
+        assert!(!first_error(&not_found).unwrap().is_forbidden());
+        let bare = json!({ "errors": [{ "message": "permission denied: but no code" }] });
+        assert!(!first_error(&bare).unwrap().is_forbidden());
+        assert_eq!(first_error(&json!({ "data": {} })), None);
+    }
 }

@@ -18,7 +18,7 @@ use sha2::Digest;
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
 use crate::cli::LoginArgs;
-use crate::client::AdminClient;
+use crate::client::{AdminClient, ApiError};
 use crate::pki::{private_dir, write_file};
 
 /// What `warden login` saves.
@@ -202,7 +202,10 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         Ok(data) => data,
         // Signed in, but the policy gives this person no SSH login: say so, and leave no
         // certificate from an earlier sign-in beside the new key.
-        Err(e) if e.to_string().starts_with("permission denied") => {
+        Err(e)
+            if e.downcast_ref::<ApiError>()
+                .is_some_and(ApiError::is_forbidden) =>
+        {
             let _ = std::fs::remove_file(&cert_path);
             println!("no SSH certificate: {e}");
             return Ok(());
