@@ -6,7 +6,7 @@ use std::net::{SocketAddr, SocketAddr as Endpoint};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Extension, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use warden_mesh::PublicKey;
@@ -15,7 +15,7 @@ use warden_store::{AuditContext, MeshNodeKind, NewMeshNode, Outcome, StoreError}
 
 use crate::agent::{fail, verified_host};
 use crate::edge::{PeerCertificate, RequestId};
-use crate::request::App;
+use crate::request::{App, Bearer, BearerTarget};
 
 /// What a node sends to enroll (or renew its key).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -192,14 +192,19 @@ pub async fn host_map(
     }
 }
 
+/// Bearer refusals on the mesh's device routes, recorded against `mesh`.
+#[derive(Debug)]
+pub enum MeshCalls {}
+
+impl BearerTarget for MeshCalls {
+    const TARGET: &'static str = "mesh";
+}
+
 /// The person behind a bearer token, with how recently they signed in with a passkey.
 async fn person_of(
     app: &App,
-    request_id: String,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: &HeaderMap,
+    ctx: AuditContext,
 ) -> Result<(AuditContext, String, Timestamp), Response> {
-    let ctx = crate::request::bearer_context(app, request_id, connect, headers, "mesh").await?;
     let Actor::User { name, token_id, .. } = &ctx.actor else {
         crate::request::deny(
             app,
@@ -229,12 +234,10 @@ async fn person_of(
 /// must come from a passkey sign-in (`warden login`) no older than `mesh.signin_max_age`.
 pub async fn enroll_device(
     State(app): State<App>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
+    Bearer(ctx, _): Bearer<MeshCalls>,
     body: Bytes,
 ) -> Response {
-    let (ctx, owner, signed_in) = match person_of(&app, request_id, connect, &headers).await {
+    let (ctx, owner, signed_in) = match person_of(&app, ctx).await {
         Ok(p) => p,
         Err(response) => return response,
     };
@@ -287,16 +290,9 @@ pub async fn enroll_device(
 /// `GET /v1/mesh/device/map?node=NAME&after=N` with the owner's token.
 pub async fn device_map(
     State(app): State<App>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
     Query(params): Query<MapParams>,
+    Bearer(ctx, _): Bearer<MeshCalls>,
 ) -> Response {
-    let ctx =
-        match crate::request::bearer_context(&app, request_id, connect, &headers, "mesh").await {
-            Ok(ctx) => ctx,
-            Err(response) => return response,
-        };
     let Some(name) = params.node else {
         return fail(StatusCode::BAD_REQUEST, "name the device: ?node=NAME");
     };
@@ -343,16 +339,8 @@ fn ranges_of(app: &App) -> Response {
 }
 
 /// `GET /v1/mesh/ranges` with a bearer token.
-pub async fn device_ranges(
-    State(app): State<App>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-) -> Response {
-    match crate::request::bearer_context(&app, request_id, connect, &headers, "mesh").await {
-        Ok(_) => ranges_of(&app),
-        Err(response) => response,
-    }
+pub async fn device_ranges(State(app): State<App>, _: Bearer<MeshCalls>) -> Response {
+    ranges_of(&app)
 }
 
 /// `GET /v1/mesh/ranges` over mutual TLS.

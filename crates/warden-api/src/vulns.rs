@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Extension, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -19,7 +19,7 @@ use warden_vuln::{Format, SlaTiers};
 
 use crate::config::SecurityTxt;
 use crate::edge::RequestId;
-use crate::request::{App, detached, graphql_error};
+use crate::request::{App, Bearer, BearerTarget, detached, graphql_error};
 
 /// What to import, besides the file.
 #[derive(Debug, Clone, Deserialize)]
@@ -220,26 +220,28 @@ async fn run_import(
     }
 }
 
+/// Bearer refusals on `POST /v1/vuln/import`, recorded against `vulns`.
+#[derive(Debug)]
+pub enum VulnImports {}
+
+impl BearerTarget for VulnImports {
+    const TARGET: &'static str = "vulns";
+}
+
 /// `POST /v1/vuln/import` with a bearer token that may `import_vulns`. Nothing of the body is
 /// read until the caller is known and allowed: then it is streamed in, bounded by
 /// `vuln.max_import_bytes`, [`UPLOAD_DEADLINE`] and `limits.imports_per_source` uploads at once
 /// from one source.
 pub async fn import_bearer(
     State(app): State<App>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
     params: Result<Query<ImportParams>, axum::extract::rejection::QueryRejection>,
+    Bearer(audit, _): Bearer<VulnImports>,
     body: Body,
 ) -> Response {
     let source = connect
         .as_ref()
         .map(|Extension(ConnectInfo(peer))| peer.ip());
-    let audit =
-        match crate::request::bearer_context(&app, request_id, connect, &headers, "vulns").await {
-            Ok(audit) => audit,
-            Err(response) => return response,
-        };
     if let Err(refused) = crate::request::require(
         &app,
         &audit,

@@ -100,6 +100,47 @@ pub fn graphql_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
+/// Names the audit target under which a route's bearer refusals are recorded, for [`Bearer`].
+pub trait BearerTarget {
+    /// The target (`graphql`, `mesh`, …).
+    const TARGET: &'static str;
+}
+
+/// Who calls a plain HTTP route, proven by a bearer token: the request's audit context. As an
+/// extractor it is the one way such a route learns its caller; a refusal is answered and
+/// recorded as [`bearer_context`] does, under `T::TARGET`.
+#[derive(Debug)]
+pub struct Bearer<T>(pub AuditContext, pub std::marker::PhantomData<fn() -> T>);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Bearer<T>
+where
+    App: axum::extract::FromRef<S>,
+    S: Send + Sync,
+    T: BearerTarget,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        let app = <App as axum::extract::FromRef<S>>::from_ref(state);
+        let request_id = parts
+            .extensions
+            .get::<crate::edge::RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        let connect = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .cloned()
+            .map(Extension);
+        bearer_context(&app, request_id, connect, &parts.headers, T::TARGET)
+            .await
+            .map(|ctx| Bearer(ctx, std::marker::PhantomData))
+    }
+}
+
 /// Authenticates a bearer token; on failure, the response to send (401, or 503 when the
 /// store fails), with the denial recorded.
 pub async fn bearer_context(

@@ -1,11 +1,9 @@
 //! Routes: `/graphql`, `/healthz`, `/healthz/live`, `/metrics` on the HTTP listener, and
 //! `/graphql` alone on the admin socket, where the caller is the operator.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,7 +14,7 @@ use warden_model::Timestamp;
 use warden_store::AuditContext;
 
 use warden_runtime::request::{
-    App, bearer_context, detached, graphql_error, operator_context, read_body, require,
+    App, Bearer, BearerTarget, detached, graphql_error, operator_context, read_body, require,
 };
 use warden_web::Web;
 
@@ -228,19 +226,30 @@ async fn metrics(State(app): State<App>) -> Response {
         .into_response()
 }
 
+/// Bearer refusals on `/graphql`, recorded against `graphql`.
+#[derive(Debug)]
+enum GraphqlCalls {}
+
+impl BearerTarget for GraphqlCalls {
+    const TARGET: &'static str = "graphql";
+}
+
+/// Bearer refusals on `/v1/audit/export`, recorded against `audit`.
+#[derive(Debug)]
+enum AuditExports {}
+
+impl BearerTarget for AuditExports {
+    const TARGET: &'static str = "audit";
+}
+
 /// `/graphql` on the public listener: the caller proves itself with a bearer token before a
 /// byte of the body is read.
 async fn graphql_bearer(
     State(web): State<Web>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Bearer(audit, _): Bearer<GraphqlCalls>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let audit = match bearer_context(&web, request_id, connect, &headers, "graphql").await {
-        Ok(audit) => audit,
-        Err(response) => return response,
-    };
     match read_body(body).await {
         Ok(bytes) => execute(&web, audit, &headers, &bytes).await,
         Err(response) => response,
@@ -361,15 +370,9 @@ pub(crate) struct ExportQuery {
 
 async fn audit_export_bearer(
     State(app): State<App>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
     query: Result<axum::extract::Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+    Bearer(audit, _): Bearer<AuditExports>,
 ) -> Response {
-    let audit = match bearer_context(&app, request_id, connect, &headers, "audit").await {
-        Ok(audit) => audit,
-        Err(response) => return response,
-    };
     if let Err(refused) =
         require(&app, &audit, crate::graphql::Capability::ReadAudit, "audit").await
     {
