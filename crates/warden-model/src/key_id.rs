@@ -94,14 +94,6 @@ impl KeyId {
             id(session).ok_or_else(|| KeyIdError(format!("session:{session} {holder}")))?;
         Ok(KeyId::Session { session, holder })
     }
-
-    /// The person or service the certificate is for, if any.
-    pub fn holder(&self) -> Option<&Holder> {
-        match self {
-            KeyId::Token { holder, .. } | KeyId::Session { holder, .. } => Some(holder),
-            KeyId::Host(_) | KeyId::Proxy(_) => None,
-        }
-    }
 }
 
 impl fmt::Display for KeyId {

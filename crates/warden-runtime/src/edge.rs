@@ -559,21 +559,30 @@ fn valid_request_id(v: &str) -> bool {
 /// The media type of SCIM 2.0 documents (RFC 7644, section 8.1).
 pub const SCIM_JSON: &str = "application/scim+json; charset=utf-8";
 
-/// 429 as a SCIM error document with `Retry-After`: SCIM clients read these, not bare 429s.
-pub fn scim_too_many(detail: String, wait: u64) -> Response {
-    let body = warden_scim::ScimError {
-        status: 429,
-        scim_type: None,
-        detail,
-    }
-    .to_json();
-    let mut resp = (StatusCode::TOO_MANY_REQUESTS, body.to_string()).into_response();
-    let headers = resp.headers_mut();
-    headers.insert(
+/// A SCIM document (`application/scim+json`) with `status`.
+pub fn scim_json(status: StatusCode, body: &serde_json::Value) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         HeaderValue::from_static(SCIM_JSON),
     );
-    headers.insert(
+    resp
+}
+
+/// A SCIM error document, with the status it names.
+pub fn scim_error(e: &warden_scim::ScimError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    scim_json(status, &e.to_json())
+}
+
+/// 429 as a SCIM error document with `Retry-After`: SCIM clients read these, not bare 429s.
+pub fn scim_too_many(detail: String, wait: u64) -> Response {
+    let mut resp = scim_error(&warden_scim::ScimError {
+        status: 429,
+        scim_type: None,
+        detail,
+    });
+    resp.headers_mut().insert(
         axum::http::header::RETRY_AFTER,
         HeaderValue::from(wait.max(1)),
     );

@@ -108,7 +108,7 @@ pub trait BearerTarget {
 
 /// Who calls a plain HTTP route, proven by a bearer token: the request's audit context. As an
 /// extractor it is the one way such a route learns its caller; a refusal is answered and
-/// recorded as [`bearer_context`] does, under `T::TARGET`.
+/// recorded as `bearer_context` does, under `T::TARGET`.
 #[derive(Debug)]
 pub struct Bearer<T>(pub AuditContext, pub std::marker::PhantomData<fn() -> T>);
 
@@ -143,7 +143,7 @@ where
 
 /// Authenticates a bearer token; on failure, the response to send (401, or 503 when the
 /// store fails), with the denial recorded.
-pub async fn bearer_context(
+async fn bearer_context(
     app: &App,
     request_id: String,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,

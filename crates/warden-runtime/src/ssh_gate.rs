@@ -113,8 +113,10 @@ impl ServerGate {
 
 /// What a login attempt passed.
 struct Checked {
-    /// `user:NAME` or `service:NAME`.
-    principal: String,
+    /// The person or service behind the certificate.
+    holder: Holder,
+    /// The person's user id, as their certificate was stored with it.
+    holder_user_id: Option<String>,
     upstream: String,
     decision: crate::policy::Decision,
     /// The person or service as the policy sees them now, and the host.
@@ -157,12 +159,18 @@ impl ServerGate {
                 a.key_id
             )));
         };
-        let (token_id, kind, name) = match &holder {
-            Actor::User { name, token_id, .. } => (token_id, "user", name.as_str()),
-            Actor::Token { name, token_id, .. } => (token_id, "service", name.as_str()),
+        let (token_id, kind, name, typed) = match &holder {
+            Actor::User { name, token_id, .. } => {
+                (token_id, "user", name.as_str(), Holder::User(name.clone()))
+            }
+            Actor::Token { name, token_id, .. } => (
+                token_id,
+                "service",
+                name.as_str(),
+                Holder::Service(name.clone()),
+            ),
             _ => return Err(plain("certificate holder unknown".to_owned())),
         };
-        let principal = format!("{kind}:{name}");
         let token = self
             .store
             .token_credential(token_id)
@@ -189,17 +197,17 @@ impl ServerGate {
                 a.serial
             )));
         }
-        if !self
+        let Some(live) = self
             .store
             .ssh_user_certificate_live(a.serial, &a.key_id)
             .await
             .map_err(internal)?
-        {
+        else {
             return Err(plain(format!(
                 "certificate {} is revoked or unknown: run `warden login` again",
                 a.serial
             )));
-        }
+        };
         let Some(host) = self.store.host(&a.host).await.map_err(internal)? else {
             return Err(plain(format!("unknown host `{}`", a.host)));
         };
@@ -226,7 +234,8 @@ impl ServerGate {
             return Err((reason, decision.details()));
         }
         Ok(Checked {
-            principal,
+            holder: typed,
+            holder_user_id: live.holder_user_id,
             upstream,
             decision,
             subject: who,
@@ -312,18 +321,10 @@ impl Gate for ServerGate {
                 a.session
             )
         };
-        // The session certificate names whom it acts for, and a person's is stored with their
-        // id, so disabling them revokes it by id.
-        let holder: Holder = checked
-            .principal
-            .parse()
+        // The session certificate names whom it acts for, and is stored with the id its
+        // holder's own certificate carries, so disabling them revokes both by id.
+        let key_id = KeyId::session(&a.session, checked.holder.clone())
             .map_err(|e| format!("internal error: {e}"))?;
-        let holder_user_id = match &holder {
-            Holder::User(name) => self.store.user(name).await.map_err(internal)?.map(|u| u.id),
-            Holder::Service(_) => None,
-        };
-        let key_id =
-            KeyId::session(&a.session, holder).map_err(|e| format!("internal error: {e}"))?;
         let (_, certificate) = self
             .authorities
             .issue(
@@ -332,7 +333,7 @@ impl Gate for ServerGate {
                     kind: Kind::User,
                     public_key: &a.session_key,
                     key_id,
-                    holder_user_id,
+                    holder_user_id: checked.holder_user_id.clone(),
                     // The host's sshd lets in only its proxy principal; the login is the
                     // policy's decision above.
                     principals: vec![a.login.clone(), warden_model::proxy_principal(&a.host)],
@@ -352,7 +353,7 @@ impl Gate for ServerGate {
             d.extend(p.clone());
             d.insert("upstream".into(), json!(checked.upstream));
         }
-        let principal = checked.principal.clone();
+        let principal = checked.holder.to_string();
         let session = SshSession {
             id: a.session.clone(),
             principal: principal.clone(),

@@ -48,6 +48,14 @@ pub struct NewSshCertificate {
     pub policy: serde_json::Value,
 }
 
+/// A user certificate that still works, as [`Store::ssh_user_certificate_live`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSshCertificate {
+    /// The person it was issued for (`None` for services, and for rows from before the
+    /// holder was stored).
+    pub holder_user_id: Option<String>,
+}
+
 /// An X.509 certificate to record.
 #[derive(Debug, Clone)]
 pub struct NewX509Certificate {
@@ -358,25 +366,30 @@ impl Store {
 }
 
 impl Store {
-    /// Whether Warden issued the user certificate `serial` with `key_id` and revoked neither it
-    /// nor its key id.
+    /// The user certificate `serial` with `key_id`, if Warden issued it and revoked neither it
+    /// nor its key id; `None` otherwise.
     pub async fn ssh_user_certificate_live(
         &self,
         serial: u64,
         key_id: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<LiveSshCertificate>, StoreError> {
         let Ok(serial) = i64::try_from(serial) else {
-            return Ok(false);
+            return Ok(None);
         };
         let row = sqlx::query(
-            "SELECT 1 AS ok FROM ssh_certificates c WHERE c.serial = $1 AND c.kind = 'user' \
-             AND c.key_id = $2 AND c.revoked_at IS NULL \
+            "SELECT c.holder_user_id FROM ssh_certificates c WHERE c.serial = $1 \
+             AND c.kind = 'user' AND c.key_id = $2 AND c.revoked_at IS NULL \
              AND NOT EXISTS (SELECT 1 FROM ssh_revoked_key_ids r WHERE r.key_id = c.key_id)",
         )
         .bind(serial)
         .bind(key_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.is_some())
+        row.map(|row| {
+            Ok(LiveSshCertificate {
+                holder_user_id: row.try_get("holder_user_id")?,
+            })
+        })
+        .transpose()
     }
 }

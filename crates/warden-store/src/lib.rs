@@ -77,7 +77,7 @@ use tokio::sync::Mutex;
 
 pub use access::{AccessRequest, Decision, Grant, Leaver, NewAccessRequest, RequestState};
 pub use audit::{AuditContext, EventFilter, StoredCheckpoint, TailEvent};
-pub use ca::{CaKey, NewSshCertificate, NewX509Certificate};
+pub use ca::{CaKey, LiveSshCertificate, NewSshCertificate, NewX509Certificate};
 pub use error::StoreError;
 pub use groups::Group;
 pub use hosts::{Host, JoinTokenCredential, NewJoinToken};

@@ -41,7 +41,7 @@ use warden_scim::schema::{GROUPS, USERS};
 use warden_scim::{Filter, Patch, ScimError, canonical};
 use warden_store::{AuditContext, ScimGroupChange, ScimUserChange, StoreError};
 
-use crate::edge::{RequestId, SCIM_JSON, scim_too_many as too_many};
+use crate::edge::{RequestId, scim_error as error, scim_json, scim_too_many as too_many};
 use crate::request::{App, deny, detached};
 use render::{Projection, group_json, user_json};
 
@@ -88,18 +88,6 @@ pub fn routes() -> Router<App> {
 }
 
 /// A SCIM response: JSON with the SCIM media type.
-fn scim_json(status: StatusCode, body: &Value) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
-    resp
-}
-
-fn error(e: &ScimError) -> Response {
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-    scim_json(status, &e.to_json())
-}
-
 /// A store error as the client sees it: theirs in full, ours opaque (the cause is logged).
 fn store_error(e: StoreError, ctx: &AuditContext) -> Response {
     let scim = match e {
