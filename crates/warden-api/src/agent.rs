@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,11 +18,11 @@ use serde_json::json;
 use warden_model::{Actor, AuthMethod, HostName, KeyId, Timestamp};
 use warden_pki::ssh::{Kind, parse_public_key};
 use warden_pki::x509::{SpiffeId, SubjectKey, parse_csr};
-use warden_store::{AuditContext, Host};
+use warden_store::{AuditContext, HoldsStore, Host};
 
 use crate::ca::SshIssue;
 use crate::edge::{PeerCertificate, RequestId};
-use crate::request::{App, deny, detached};
+use crate::request::{App, BodyRejected, JsonBody, deny, detached};
 
 /// What an agent sends to join.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,17 +96,13 @@ fn check_keys(ssh_host_key: &str, csr: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
-}
-
 /// `POST /v1/agent/join` with `Authorization: Bearer wjt_…`.
 pub async fn join(
     State(app): State<App>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<JsonBody<JoinRequest>, BodyRejected>,
 ) -> Response {
     let source = connect.map(|Extension(ConnectInfo(p))| p);
     let ctx = context(request_id, source, Actor::Anonymous);
@@ -126,9 +121,9 @@ pub async fn join(
             );
         }
     };
-    let request: JoinRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(message) => return fail(StatusCode::BAD_REQUEST, &message),
+    let request = match body {
+        Ok(JsonBody(request)) => request,
+        Err(rejected) => return rejected.into_response(),
     };
     if let Err(message) = check_keys(&request.ssh_host_key, &request.csr) {
         return fail(StatusCode::BAD_REQUEST, &message);
@@ -143,7 +138,7 @@ pub async fn join(
         );
     }
     let (store, join_ctx, id, sshd_addr) = (
-        app.store.clone(),
+        app.store().clone(),
         ctx.clone(),
         token.id().to_owned(),
         request.sshd_addr.clone(),
@@ -205,7 +200,7 @@ pub async fn renew(
     Extension(RequestId(request_id)): Extension<RequestId>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     certificate: Option<Extension<PeerCertificate>>,
-    body: Bytes,
+    body: Result<JsonBody<RenewRequest>, BodyRejected>,
 ) -> Response {
     let source = connect.map(|Extension(ConnectInfo(p))| p);
     let (ctx, host) = match verified_host(&app, request_id, source, certificate, "host.renew").await
@@ -213,9 +208,9 @@ pub async fn renew(
         Ok(verified) => verified,
         Err(response) => return response,
     };
-    let request: RenewRequest = match parse_body(&body) {
-        Ok(r) => r,
-        Err(message) => return fail(StatusCode::BAD_REQUEST, &message),
+    let request = match body {
+        Ok(JsonBody(request)) => request,
+        Err(rejected) => return rejected.into_response(),
     };
     if let Err(message) = check_keys(&request.ssh_host_key, &request.csr) {
         return fail(StatusCode::BAD_REQUEST, &message);
@@ -261,8 +256,8 @@ pub async fn verified_host(
         ..ctx.clone()
     };
     match (
-        app.store.x509_certificate_valid(serial).await,
-        app.store.host(name.as_str()).await,
+        app.store().x509_certificate_valid(serial).await,
+        app.store().host(name.as_str()).await,
     ) {
         (Ok(true), Ok(Some(host))) => Ok((ctx, host)),
         (Ok(false), _) => {

@@ -4,18 +4,17 @@
 use std::net::{SocketAddr, SocketAddr as Endpoint};
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Extension, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use warden_mesh::PublicKey;
 use warden_model::{Actor, Timestamp};
-use warden_store::{AuditContext, MeshNodeKind, NewMeshNode, Outcome, StoreError};
+use warden_store::{AuditContext, HoldsStore, MeshNodeKind, NewMeshNode, Outcome, StoreError};
 
 use crate::agent::{fail, verified_host};
 use crate::edge::{PeerCertificate, RequestId};
-use crate::request::{App, Bearer, BearerTarget};
+use crate::request::{App, Bearer, BearerTarget, BodyRejected, JsonBody};
 
 /// What a node sends to enroll (or renew its key).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,10 +59,12 @@ fn secs(t: Timestamp) -> u64 {
     u64::try_from(t.as_millis() / 1000).unwrap_or(0)
 }
 
+/// An enrollment's body, or why it was refused.
+type EnrollBody = Result<JsonBody<EnrollRequest>, BodyRejected>;
+
 /// Checks an enrollment's key and endpoint.
-fn parse_enroll(body: &[u8]) -> Result<(EnrollRequest, PublicKey, Option<Endpoint>), String> {
-    let request: EnrollRequest =
-        serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
+fn parse_enroll(body: EnrollBody) -> Result<(EnrollRequest, PublicKey, Option<Endpoint>), String> {
+    let JsonBody(request) = body.map_err(|rejected| rejected.message)?;
     let key: PublicKey = request
         .public_key
         .parse()
@@ -80,7 +81,7 @@ fn parse_enroll(body: &[u8]) -> Result<(EnrollRequest, PublicKey, Option<Endpoin
 async fn enroll(app: &App, ctx: &AuditContext, node: NewMeshNode) -> Response {
     let ranges = *app.mesh.ranges();
     match app
-        .store
+        .store()
         .mesh_enroll(ctx, &node, |used| {
             ranges.allocate(used).map_err(|e| e.to_string())
         })
@@ -91,7 +92,7 @@ async fn enroll(app: &App, ctx: &AuditContext, node: NewMeshNode) -> Response {
                 return unavailable(&"the node's offset is outside the mesh range");
             };
             // Compile at once so the node's first map request finds it.
-            if let Err(e) = app.mesh.refresh(&app.store, &app.policy).await {
+            if let Err(e) = app.mesh.refresh(app.store(), &app.policy).await {
                 return unavailable(&e);
             }
             Json(Enrolled {
@@ -111,7 +112,7 @@ async fn enroll(app: &App, ctx: &AuditContext, node: NewMeshNode) -> Response {
 
 async fn refuse(app: &App, ctx: &AuditContext, target: &str, reason: &str) -> Response {
     if let Err(e) = app
-        .store
+        .store()
         .record(
             ctx,
             "mesh.node.enroll",
@@ -133,7 +134,7 @@ pub async fn enroll_host(
     Extension(RequestId(request_id)): Extension<RequestId>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     certificate: Option<Extension<PeerCertificate>>,
-    body: Bytes,
+    body: EnrollBody,
 ) -> Response {
     let source = connect.map(|Extension(ConnectInfo(p))| p);
     let (ctx, name) =
@@ -141,7 +142,7 @@ pub async fn enroll_host(
             Ok((ctx, host)) => (ctx, host.name),
             Err(response) => return response,
         };
-    let (_, key, endpoint) = match parse_enroll(&body) {
+    let (_, key, endpoint) = match parse_enroll(body) {
         Ok(parsed) => parsed,
         Err(reason) => return refuse(&app, &ctx, &format!("mesh-node:{name}"), &reason).await,
     };
@@ -220,7 +221,7 @@ async fn person_of(
         ));
     };
     let Some(credential) = app
-        .store
+        .store()
         .token_credential(token_id)
         .await
         .map_err(|e| unavailable(&e))?
@@ -235,13 +236,13 @@ async fn person_of(
 pub async fn enroll_device(
     State(app): State<App>,
     Bearer(ctx, _): Bearer<MeshCalls>,
-    body: Bytes,
+    body: EnrollBody,
 ) -> Response {
     let (ctx, owner, signed_in) = match person_of(&app, ctx).await {
         Ok(p) => p,
         Err(response) => return response,
     };
-    let (request, key, endpoint) = match parse_enroll(&body) {
+    let (request, key, endpoint) = match parse_enroll(body) {
         Ok(parsed) => parsed,
         Err(reason) => return refuse(&app, &ctx, "mesh", &reason).await,
     };
@@ -296,7 +297,7 @@ pub async fn device_map(
     let Some(name) = params.node else {
         return fail(StatusCode::BAD_REQUEST, "name the device: ?node=NAME");
     };
-    let owner = match app.store.mesh_node(&name).await {
+    let owner = match app.store().mesh_node(&name).await {
         Ok(node) => node
             .filter(|n| n.kind == MeshNodeKind::Device)
             .map(|n| n.owner),

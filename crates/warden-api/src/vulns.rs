@@ -14,8 +14,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use warden_store::{AuditContext, ImportSummary, NewImport, Outcome, Store, StoreError};
+use warden_store::{AuditContext, HoldsStore, Outcome, Store, StoreError};
 use warden_vuln::{Format, SlaTiers};
+use warden_vuln_store::{ImportSummary, NewImport, VulnStore};
 
 use crate::config::SecurityTxt;
 use crate::edge::RequestId;
@@ -158,7 +159,7 @@ pub async fn import(
         findings,
     };
     let (store, ctx, sla) = (store.clone(), audit.clone(), sla.clone());
-    let summary = detached(async move { store.vuln_import(&ctx, &sla, new).await })
+    let summary = detached(async move { store.vulns().import(&ctx, &sla, new).await })
         .await
         .map_err(|e| {
             if e.is_user_error() {
@@ -199,7 +200,7 @@ async fn run_import(
         }
     };
     match import(
-        &app.store,
+        app.store(),
         &app.vuln.sla,
         app.vuln.max_import_bytes,
         &audit,

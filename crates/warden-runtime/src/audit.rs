@@ -181,6 +181,19 @@ impl AuditLog {
         Ok(build(&mut |id| nodes.get(&id).copied())?)
     }
 
+    /// Event `seq` (1-based) as stored, if the log holds it.
+    pub async fn event(&self, seq: u64) -> Result<Option<warden_audit::AuditEvent>, AuditError> {
+        let Some(after) = seq.checked_sub(1) else {
+            return Ok(None);
+        };
+        let filter = warden_store::EventFilter {
+            after_seq: Some(after),
+            ..Default::default()
+        };
+        let events = self.store.events(&filter, 1).await?;
+        Ok(events.into_iter().find(|e| e.seq == seq))
+    }
+
     /// The audit path of event `seq` (1-based) in the tree of `size` events.
     pub async fn inclusion(&self, seq: u64, size: u64) -> Result<Vec<Hash>, AuditError> {
         self.check_size(size).await?;

@@ -14,16 +14,70 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use warden_identity::AuthError;
 use warden_model::{Actor, Timestamp};
-use warden_store::{AuditContext, Store};
+pub use warden_store::AuditContext;
+use warden_store::{HoldsStore, Store};
 
 use crate::audit::AuditLog;
 use crate::metrics::Metrics;
 
-/// What handlers share: the services, as one value each handler clones cheaply.
+/// What handlers share: the database and the services, as one value each handler clones
+/// cheaply.
+///
+/// The services are reached through [`Deref`](std::ops::Deref) (`app.policy`, `app.audit`, …).
+/// The database is not a public field: it is lent through [`HoldsStore`], which only crates
+/// that depend on `warden-store` can name. The web pages hold an `App` but go through the API.
 #[derive(Clone)]
 pub struct App {
-    /// The database.
-    pub store: Arc<Store>,
+    store: Arc<Store>,
+    services: Arc<Services>,
+}
+
+impl App {
+    /// The state over `store`, with `services`.
+    pub fn new(store: Arc<Store>, services: Services) -> App {
+        App {
+            store,
+            services: Arc::new(services),
+        }
+    }
+}
+
+impl App {
+    /// Decides whether `audit`'s actor may use `cap` on `target`; a refusal is recorded.
+    pub async fn check(
+        &self,
+        audit: &AuditContext,
+        cap: crate::authz::Capability,
+        target: &str,
+    ) -> Result<(), crate::authz::Refused> {
+        crate::authz::check(&self.policy, &self.store, audit, cap, target).await
+    }
+
+    /// The policy subject `actor` stands for (`None`: unknown or disabled).
+    pub async fn subject(
+        &self,
+        actor: &Actor,
+    ) -> Result<Option<warden_policy::Subject>, warden_store::StoreError> {
+        crate::policy::subject(&self.store, actor).await
+    }
+}
+
+impl HoldsStore for App {
+    fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+}
+
+impl std::ops::Deref for App {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
+/// The services every handler may use, beside the database.
+pub struct Services {
     /// The running audit log.
     pub audit: AuditLog,
     /// The certificate authorities.
@@ -66,6 +120,14 @@ impl std::fmt::Debug for App {
     }
 }
 
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Decides whether a bearer caller of a plain HTTP route may use `cap`; when not, the
 /// response to send (403 with the reason, the denial recorded; 500 when the decision or its
 /// record could not be made).
@@ -75,7 +137,7 @@ pub async fn require(
     cap: crate::authz::Capability,
     target: &str,
 ) -> Result<(), Response> {
-    match crate::authz::check(&app.policy, &app.store, audit, cap, target).await {
+    match app.check(audit, cap, target).await {
         Ok(()) => Ok(()),
         Err(crate::authz::Refused::Denied(reason)) => Err(graphql_error(
             StatusCode::FORBIDDEN,
@@ -231,18 +293,73 @@ pub fn over_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
     e.to_string().contains("length limit")
 }
 
+/// Whether the request says its body is JSON (`Content-Type: application/json`, with or
+/// without parameters). The routes a browser's cookie reaches require it: another site's HTML
+/// form cannot send this type, so it cannot drive them.
+pub fn declares_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A request body read within the edge's size limit (`limits.max_body_bytes`) and parsed as
+/// JSON into `T`: the one way Warden's JSON routes take a body.
+///
+/// As a handler's last argument, after its authentication extractor, the body is read only
+/// once the caller is known. A refusal is one line: 413 for a body over the limit, 400 for one
+/// cut short or not the JSON `T` expects (``invalid JSON body: missing field `csr` at line 1
+/// column 2``). A route that records bad bodies, or answers in another shape, takes
+/// `Result<JsonBody<T>, BodyRejected>`.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+/// Why a request body was refused, and the status to answer with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyRejected {
+    /// 413 or 400.
+    pub status: StatusCode,
+    /// One line, for the caller.
+    pub message: String,
+}
+
+impl IntoResponse for BodyRejected {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = BodyRejected;
+
+    async fn from_request(request: axum::extract::Request, _: &S) -> Result<Self, BodyRejected> {
+        let bytes = read_body(request.into_body()).await?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| BodyRejected {
+                status: StatusCode::BAD_REQUEST,
+                message: format!("invalid JSON body: {e}"),
+            })
+    }
+}
+
 /// Reads a body the edge's limit layer already bounds (`limits.max_body_bytes`).
-pub async fn read_body(body: axum::body::Body) -> Result<Bytes, Response> {
+async fn read_body(body: axum::body::Body) -> Result<Bytes, BodyRejected> {
     use http_body_util::BodyExt;
     match body.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) => Err(if over_length_limit(&e) {
-            graphql_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the request body is too large (limits.max_body_bytes)",
-            )
-        } else {
-            graphql_error(StatusCode::BAD_REQUEST, "the request body was cut short")
+        Err(e) if over_length_limit(&e) => Err(BodyRejected {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: "the request body is too large (limits.max_body_bytes)".to_owned(),
+        }),
+        Err(_) => Err(BodyRejected {
+            status: StatusCode::BAD_REQUEST,
+            message: "the request body was cut short".to_owned(),
         }),
     }
 }
@@ -443,4 +560,115 @@ async fn unauthorized(
         header::HeaderValue::from_static("Bearer"),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::FromRequest;
+
+    use super::*;
+
+    fn typed(content_type: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = content_type {
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn only_a_json_media_type_declares_json() {
+        for yes in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            " application/json ;charset=UTF-8",
+        ] {
+            assert!(declares_json(&typed(Some(yes))), "{yes}");
+        }
+        for no in [
+            "application/jsonx",
+            "application/x-www-form-urlencoded",
+            "text/plain",
+            "multipart/form-data; boundary=x",
+            "application/scim+json",
+            "",
+        ] {
+            assert!(!declares_json(&typed(Some(no))), "{no}");
+        }
+        assert!(!declares_json(&typed(None)));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Join {
+        csr: String,
+    }
+
+    async fn body(text: &'static str) -> Result<JsonBody<Join>, BodyRejected> {
+        let request = axum::extract::Request::new(axum::body::Body::from(text));
+        JsonBody::<Join>::from_request(request, &()).await
+    }
+
+    #[tokio::test]
+    async fn a_json_body_is_parsed_or_refused_in_one_line() {
+        let JsonBody(join) = body(r#"{"csr": "x"}"#).await.unwrap();
+        assert_eq!(join.csr, "x");
+        for (text, message) in [
+            (
+                "{}",
+                "invalid JSON body: missing field `csr` at line 1 column 2",
+            ),
+            (
+                "{not json",
+                "invalid JSON body: key must be a string at line 1 column 2",
+            ),
+            (
+                "",
+                "invalid JSON body: EOF while parsing a value at line 1 column 0",
+            ),
+            (
+                r#"{"csr": 7}"#,
+                "invalid JSON body: invalid type: integer `7`, expected a string at line 1 column 9",
+            ),
+        ] {
+            let rejected = body(text).await.unwrap_err();
+            assert_eq!(rejected.status, StatusCode::BAD_REQUEST, "{text}");
+            assert_eq!(rejected.message, message, "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_with_413() {
+        use http_body_util::BodyExt;
+        let limited = http_body_util::Limited::new(axum::body::Body::from(vec![b' '; 64]), 16)
+            .map_err(axum::Error::new);
+        let request = axum::extract::Request::new(axum::body::Body::new(limited));
+        let rejected = JsonBody::<Join>::from_request(request, &())
+            .await
+            .unwrap_err();
+        assert_eq!(rejected.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            rejected.message,
+            "the request body is too large (limits.max_body_bytes)"
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever arrives, the answer is the parsed body or one line that says what is
+        /// wrong with it, never a panic.
+        #[test]
+        fn any_body_is_parsed_or_refused_in_one_line(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let request = axum::extract::Request::new(axum::body::Body::from(bytes));
+            let parsed =
+                runtime.block_on(JsonBody::<serde_json::Value>::from_request(request, &()));
+            if let Err(rejected) = parsed {
+                proptest::prop_assert_eq!(rejected.status, StatusCode::BAD_REQUEST);
+                proptest::prop_assert!(rejected.message.starts_with("invalid JSON body: "));
+                proptest::prop_assert!(!rejected.message.contains('\n'));
+            }
+        }
+    }
 }

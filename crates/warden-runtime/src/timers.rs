@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use warden_model::{Actor, Timestamp};
 use warden_store::{AuditContext, Store};
+use warden_vuln_store::VulnStore;
 
 /// The audit context of work the server does on its own (timers), at the current time.
 pub fn system() -> AuditContext {
@@ -37,7 +38,7 @@ pub async fn run(store: Arc<Store>, sla: warden_vuln::SlaTiers) {
         if let Err(e) = reviews(&store).await {
             tracing::error!(error = %e, "cannot run access review timers");
         }
-        match store.vuln_timers(&system(), &sla).await {
+        match store.vulns().timers(&system(), &sla).await {
             Ok(0) | Err(warden_store::StoreError::Raced) => {}
             Ok(n) => tracing::info!(
                 alerts = n,

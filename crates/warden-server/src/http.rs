@@ -2,7 +2,6 @@
 //! `/graphql` alone on the admin socket, where the caller is the operator.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,10 +10,11 @@ use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use warden_model::Timestamp;
-use warden_store::AuditContext;
+use warden_store::{AuditContext, HoldsStore};
 
 use warden_runtime::request::{
-    App, Bearer, BearerTarget, detached, graphql_error, operator_context, read_body, require,
+    App, Bearer, BearerTarget, BodyRejected, JsonBody, declares_json, detached, graphql_error,
+    operator_context, require,
 };
 use warden_web::Web;
 
@@ -204,7 +204,7 @@ async fn live() -> Response {
 }
 
 async fn ready(State(app): State<App>) -> Response {
-    match app.store.ping().await {
+    match app.store().ping().await {
         Ok(()) => axum::Json(json!({ "status": "ok", "database": "ok" })).into_response(),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");
@@ -215,7 +215,7 @@ async fn ready(State(app): State<App>) -> Response {
 }
 
 async fn metrics(State(app): State<App>) -> Response {
-    let text = app.metrics.render(app.store.pool_stats());
+    let text = app.metrics.render(app.store().pool_stats());
     (
         [(
             header::CONTENT_TYPE,
@@ -248,12 +248,9 @@ async fn graphql_bearer(
     State(web): State<Web>,
     Bearer(audit, _): Bearer<GraphqlCalls>,
     headers: HeaderMap,
-    body: axum::body::Body,
+    body: Result<JsonBody<async_graphql::Request>, BodyRejected>,
 ) -> Response {
-    match read_body(body).await {
-        Ok(bytes) => execute(&web, audit, &headers, &bytes).await,
-        Err(response) => response,
-    }
+    execute(&web, audit, &headers, body).await
 }
 
 /// `/graphql` on the admin socket: the caller is the operator.
@@ -261,59 +258,39 @@ async fn graphql_operator(
     State(web): State<Web>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<JsonBody<async_graphql::Request>, BodyRejected>,
 ) -> Response {
     let audit = operator_context(request_id);
-    execute(&web, audit, &headers, &body).await
+    execute(&web, audit, &headers, body).await
 }
 
-async fn execute(app: &Web, audit: AuditContext, headers: &HeaderMap, body: &[u8]) -> Response {
-    let json_body = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim() == "application/json")
-        });
-    if !json_body {
+async fn execute(
+    app: &Web,
+    audit: AuditContext,
+    headers: &HeaderMap,
+    body: Result<JsonBody<async_graphql::Request>, BodyRejected>,
+) -> Response {
+    if !declares_json(headers) {
         return graphql_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send the query as application/json",
         );
     }
-    let request: async_graphql::Request = match serde_json::from_slice(body) {
-        Ok(r) => r,
-        Err(e) => {
-            return graphql_error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}"));
-        }
+    let request = match body {
+        Ok(JsonBody(request)) => request,
+        Err(rejected) => return graphql_error(rejected.status, &rejected.message),
     };
     if let Err(message) =
         crate::graphql::fields::check(&request.query, crate::graphql::fields::MAX_FIELDS)
     {
         return graphql_error(StatusCode::BAD_REQUEST, &message);
     }
-    let (schema, store) = (app.schema.clone(), app.store.clone());
-    let caller = Caller::new(audit);
-    let request = request.data(caller.clone());
     // The query and the record of its refusals run to completion in a task of their own: a
     // client that goes away or times out cannot leave a refusal unrecorded.
-    let ran = tokio::spawn(async move {
-        let response = schema.execute(request).await;
-        let recorded = caller.refusals.record(&store, &caller.audit).await;
-        (response, recorded)
-    })
-    .await;
-    let mut response = match ran {
-        Ok((response, Ok(()))) => response,
-        Ok((_, Err(e))) => {
-            tracing::error!(error = %e, "cannot record the request's refusals");
-            return graphql_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error; see the server log",
-            );
-        }
-        Err(_) => {
+    let mut response = match app.api.execute(Caller::new(audit), request).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "the GraphQL request has no answer");
             return graphql_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error; see the server log",
@@ -415,11 +392,11 @@ async fn export(
             "internal error; see the server log",
         )
     };
-    let size = match app.store.audit_size().await {
+    let size = match app.store().audit_size().await {
         Ok(size) => size,
         Err(e) => return failed(&e),
     };
-    let oldest = match app.store.audit_first_seq().await {
+    let oldest = match app.store().audit_first_seq().await {
         Ok(oldest) => oldest.unwrap_or(size + 1),
         Err(e) => return failed(&e),
     };
@@ -436,7 +413,7 @@ async fn export(
             Ok(at) => at,
             Err(m) => return bad(m),
         };
-        match app.store.first_seq_at_or_after(at).await {
+        match app.store().first_seq_at_or_after(at).await {
             Ok(seq) if is_since => first = first.max(seq.unwrap_or(size + 1)),
             Ok(seq) => last = last.min(seq.map_or(size, |s| s - 1)),
             Err(e) => return failed(&e),
@@ -445,7 +422,7 @@ async fn export(
     let last = last.max(first - 1);
     let details = serde_json::json!({ "first_seq": first, "last_seq": last });
     // Reading the log is itself recorded, before anything is sent.
-    let (store, ctx) = (app.store.clone(), audit.clone());
+    let (store, ctx) = (app.store().clone(), audit.clone());
     let recorded = detached(async move {
         let success = warden_store::Outcome::Success;
         store

@@ -59,9 +59,10 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use warden_api::agent as agent_api;
-use warden_runtime::request::App;
+use warden_runtime::request::{App, Services};
 use warden_runtime::{edge, integrity, mesh, metrics, recordings, sink, ssh_gate, timers};
 use warden_store::Store;
+use warden_vuln_store::VulnStore;
 use warden_web::sign_in;
 
 pub use agent_api::{AgentCredentials, JoinRequest, RenewRequest};
@@ -337,8 +338,7 @@ impl Server {
             },
         };
         let mesh = mesh::Mesh::new(self.config.mesh.clone());
-        let app = App {
-            store: self.store.clone(),
+        let services = Services {
             audit: self.audit.clone(),
             authorities: self.authorities.clone(),
             policy: self.policy.clone(),
@@ -364,17 +364,22 @@ impl Server {
                 self.config.limits.imports_per_source,
             )),
         };
+        let app = App::new(self.store.clone(), services);
         let web = warden_web::Web {
             app: app.clone(),
-            schema: graphql::schema(
+            api: graphql::Api::new(
+                graphql::schema(
+                    self.store.clone(),
+                    self.audit.clone(),
+                    self.authorities.clone(),
+                    self.policy.clone(),
+                    ssh_proxy.clone(),
+                    self.recordings.clone(),
+                    &self.config,
+                ),
                 self.store.clone(),
-                self.audit.clone(),
-                self.authorities.clone(),
-                self.policy.clone(),
-                ssh_proxy.clone(),
-                self.recordings.clone(),
-                &self.config,
             ),
+            accounts: warden_api::accounts::Accounts::new(self.store.clone()),
             sign_in: self.sign_in.clone(),
             settings: Arc::new(warden_web::console::Settings::new(&self.config)),
         };
@@ -526,7 +531,8 @@ async fn open_core(config: &Config, signs: bool) -> Result<Core, StartError> {
     let policy = policy::Engine::start(&store, config.policy.starter).await?;
     // A changed SLA configuration is recorded and applied to open findings' due dates.
     match store
-        .vuln_apply_sla(&timers::system(), &config.vuln.sla)
+        .vulns()
+        .apply_sla(&timers::system(), &config.vuln.sla)
         .await
     {
         Ok(true) => tracing::info!("the vulnerability SLA policy changed: due dates recomputed"),

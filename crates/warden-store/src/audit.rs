@@ -29,13 +29,16 @@ pub struct AuditContext {
 /// commits may need to see, or a record of something that changed nothing (a denial, a
 /// sensitive read), which they never do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Name {
+pub enum Name {
+    /// A change: told to the processes that follow commits.
     Change(Change),
+    /// A record of something that changed nothing.
     Record(&'static str),
 }
 
 impl Name {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The event's action name.
+    pub fn as_str(self) -> &'static str {
         match self {
             Name::Change(change) => change.as_str(),
             Name::Record(name) => name,
@@ -51,9 +54,12 @@ impl From<Change> for Name {
 
 /// What a mutation is, for its audit event.
 #[derive(Debug, Clone)]
-pub(crate) struct Action {
+pub struct Action {
+    /// The event's name.
     pub name: Name,
+    /// What it acts on (`user:alice`, `finding:12`).
     pub target: String,
+    /// What the event records beside.
     pub details: Value,
 }
 
@@ -145,7 +151,7 @@ impl Store {
     /// The one path for every mutation: runs `change` in a transaction, appends its audit event
     /// in the same transaction, and commits both or neither. A change refused for the caller's
     /// mistake is rolled back and recorded as a failure in a transaction of its own.
-    pub(crate) async fn audited<T>(
+    pub async fn audited<T>(
         &self,
         ctx: &AuditContext,
         action: Action,
@@ -156,7 +162,7 @@ impl Store {
 
     /// As [`Store::audited`], for a change that learns details of its own (what it counted
     /// as it went): they are merged into the event's details.
-    pub(crate) async fn audited_detailed<T>(
+    pub async fn audited_detailed<T>(
         &self,
         ctx: &AuditContext,
         action: Action,

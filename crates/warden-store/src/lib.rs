@@ -1,4 +1,5 @@
-//! Warden's storage. The only crate that speaks SQL.
+//! Warden's storage. With `warden-vuln-store`, which builds on it, the only crates that speak
+//! SQL.
 //!
 //! One [`Store`] over SQLite (the embedded default, in WAL mode) or PostgreSQL (for many
 //! replicas). Both run the same SQL through sqlx's `Any` driver, with one migration set per
@@ -29,7 +30,8 @@
 //!   hashes, CA keys and the MAC key only sealed under the KEK, and the rest in the clear.
 //!
 //! **What it promises.**
-//! - Only this crate speaks SQL, and only with bound parameters.
+//! - Only this crate and `warden-vuln-store` speak SQL, and only with bound parameters; the
+//!   other one writes only through [`Store::audited`].
 //! - A change and its audit event commit together or not at all, on SQLite and PostgreSQL
 //!   alike; a writer is answered only after the commit that holds its change.
 //! - The audit log is append-only and gapless: sequence numbers come from `audit_head` inside
@@ -66,7 +68,6 @@ mod signin;
 mod ssh_sessions;
 mod tokens;
 mod users;
-mod vulns;
 mod writer;
 
 use std::time::Duration;
@@ -93,12 +94,16 @@ pub use signin::{IdpSignIn, NewSession, Session, SessionStage};
 pub use ssh_sessions::SshSession;
 pub use tokens::{ApiToken, NewToken, TokenCredential, TokenOwner};
 pub use users::{NewUser, User};
-pub use vulns::{
-    Finding, FindingChange, FindingFilter, FindingPage, FindingState, ImportSummary, NewImport,
-    NewReport, VulnAsset, VulnStats,
-};
 pub use warden_audit::{AuditEvent, Outcome};
 pub use writer::{MAX_REASON_BYTES, MAX_TARGET_BYTES};
+
+/// The audited write path's parts, for the store crates built on this one
+/// (`warden-vuln-store`): what a change is named and records, and new row ids. A change made
+/// with them goes through [`Store::audited`] like every change here.
+pub mod write {
+    pub use crate::audit::{Action, Name};
+    pub use crate::users::new_id;
+}
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -122,6 +127,18 @@ pub type Changes = std::sync::Arc<Vec<String>>;
 
 /// The PostgreSQL NOTIFY channel committed changes are told on.
 const CHANGES_CHANNEL: &str = "warden_changes";
+
+/// A value that holds the store, and lends it only to code that may speak to it.
+///
+/// Only a crate that depends on `warden-store` can name this trait, and so call
+/// [`HoldsStore::store`]. The web pages hold the control plane's state (`App`) but do not
+/// depend on this crate, so they cannot reach the database through it: they go through the
+/// API. The layering test keeps `warden-store` out of their dependencies; the compiler does
+/// the rest.
+pub trait HoldsStore {
+    /// The store.
+    fn store(&self) -> &std::sync::Arc<Store>;
+}
 
 /// Connection pool occupancy, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +252,12 @@ impl Store {
     /// Where this store lives, with any password removed.
     pub fn location(&self) -> &DatabaseLocation {
         &self.location
+    }
+
+    /// The connection pool, for the store crates' reads. Changes go through
+    /// [`Store::audited`].
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Pool occupancy.

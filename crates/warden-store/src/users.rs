@@ -53,7 +53,8 @@ fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
     })
 }
 
-pub(crate) fn new_id() -> String {
+/// A new row id: a UUIDv7 (time-ordered) in simple form.
+pub fn new_id() -> String {
     Uuid::now_v7().simple().to_string()
 }
 

@@ -7,22 +7,29 @@ pub mod console;
 pub mod sign_in;
 
 use warden_api::graphql;
-use warden_runtime::{config, edge, policy, request};
+use warden_runtime::{config, edge, request};
 
 use std::sync::Arc;
 
-use warden_api::graphql::WardenSchema;
+use warden_api::accounts::Accounts;
+use warden_api::graphql::Api;
 use warden_runtime::request::App;
 
 /// What the browser pages share: the services ([`App`], which this dereferences to), the
-/// GraphQL schema the console reads through, the sign-in state and the settings page's view
-/// of the configuration. The server keeps one and hands it to these routes as their state.
+/// GraphQL API the console reads and writes through, the accounts the sign-in pages act on,
+/// the sign-in state and the settings page's view of the configuration. The server keeps one
+/// and hands it to these routes as their state.
+///
+/// None of it reaches the database: `App` lends the store only to crates that depend on
+/// `warden-store`, and this crate does not.
 #[derive(Clone)]
 pub struct Web {
     /// The services.
     pub app: App,
     /// The API the console's pages query as their viewer.
-    pub schema: WardenSchema,
+    pub api: Api,
+    /// The accounts the sign-in pages act on.
+    pub accounts: Accounts,
     /// Identity providers and passkey ceremonies.
     pub sign_in: Arc<sign_in::SignIn>,
     /// What the settings page shows.

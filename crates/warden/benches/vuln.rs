@@ -14,9 +14,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 use warden_model::{Actor, Timestamp};
-use warden_store::{AuditContext, DatabaseLocation, NewImport, Store};
+use warden_store::{AuditContext, DatabaseLocation, Store};
 use warden_testkit::{Backend, TestServer, ms, percentile};
 use warden_vuln::{ImportedFinding, Severity, SlaTiers};
+use warden_vuln_store::{NewImport, VulnStore};
 
 const SEVERITIES: [&str; 5] = ["CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"];
 
@@ -111,7 +112,7 @@ async fn seed(url: &str, total: usize) -> Duration {
             sha256: "00".repeat(32),
             findings,
         };
-        store.vuln_import(&ctx, &sla, new).await.unwrap();
+        store.vulns().import(&ctx, &sla, new).await.unwrap();
     }
     started.elapsed()
 }

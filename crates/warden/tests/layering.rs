@@ -1,6 +1,7 @@
 //! The crate layering, checked from `cargo metadata`: each crate stands on a floor, and its
 //! dependencies come from the floors below it, never from its own or one above. ARCHITECTURE.md
-//! ("Layering") gives the same table; a new crate must be added to both.
+//! ("Layering") gives the same table; a new crate must be added to both. Two lines are drawn
+//! through it: only the store crates speak SQL, and the browser pages cannot reach the store.
 
 #![expect(clippy::expect_used, reason = "test helpers fail the test")]
 
@@ -21,8 +22,9 @@ const FLOORS: &[(&str, u8)] = &[
     // I/O over one resource each: the database, SSH connections.
     ("warden-store", 2),
     ("warden-proxy", 2),
-    // Identity: sign-in, tokens and passkeys over the store.
+    // Over the store: identity (sign-in, tokens, passkeys) and the findings' tables.
     ("warden-identity", 3),
+    ("warden-vuln-store", 3),
     // The capability services as the server runs them, and the request context.
     ("warden-runtime", 4),
     // The APIs (GraphQL, agent, mesh, SCIM, imports).
@@ -73,7 +75,7 @@ fn workspace() -> BTreeMap<String, Vec<(String, bool)>> {
                 .filter_map(|d| {
                     let dep = d.get("name")?.as_str()?;
                     let dev = d.get("kind").and_then(|k| k.as_str()) == Some("dev");
-                    dep.starts_with("warden").then(|| (dep.to_owned(), dev))
+                    Some((dep.to_owned(), dev))
                 })
                 .collect();
             (name.to_owned(), deps)
@@ -99,7 +101,7 @@ fn every_crate_depends_only_on_floors_below_it() {
             ));
             continue;
         };
-        for (dep, dev) in deps {
+        for (dep, dev) in deps.iter().filter(|(d, _)| d.starts_with("warden")) {
             if dep == TEST_ONLY {
                 if !dev {
                     wrong.push(format!("{name} depends on {TEST_ONLY} outside its tests"));
@@ -130,4 +132,37 @@ fn the_floor_table_names_only_crates_that_exist() {
             "{name} is in FLOORS but not in the workspace"
         );
     }
+}
+
+#[test]
+fn only_the_store_crates_speak_sql() {
+    let crates = workspace();
+    let speakers: Vec<&String> = crates
+        .iter()
+        // The test kit makes and drops the tests' PostgreSQL databases.
+        .filter(|(name, _)| name.as_str() != TEST_ONLY)
+        .filter(|(_, deps)| deps.iter().any(|(d, dev)| d == "sqlx" && !dev))
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        speakers,
+        ["warden-store", "warden-vuln-store"],
+        "crates that depend on sqlx"
+    );
+}
+
+/// `App` lends the store through `warden_store::HoldsStore`, which a crate can name only if it
+/// depends on `warden-store`: without that dependency the pages cannot reach the database,
+/// and read and write through the API instead.
+#[test]
+fn the_browser_pages_cannot_reach_the_store() {
+    let crates = workspace();
+    let web = crates
+        .get("warden-web")
+        .expect("warden-web is in the workspace");
+    let store: Vec<_> = web.iter().filter(|(d, _)| d == "warden-store").collect();
+    assert!(
+        store.is_empty(),
+        "warden-web depends on warden-store: {store:?}"
+    );
 }

@@ -36,6 +36,59 @@ pub struct PublicUrl(pub url::Url);
 /// The whole API.
 pub type WardenSchema = Schema<Query, Mutation, EmptySubscription>;
 
+/// The API as its callers run it: the schema, and the store each request's refusals are
+/// recorded in. The HTTP endpoint and the console's pages run every operation through
+/// [`Api::execute`].
+#[derive(Clone)]
+pub struct Api {
+    schema: WardenSchema,
+    store: Arc<Store>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").finish_non_exhaustive()
+    }
+}
+
+/// Why an operation has no answer to send.
+#[derive(Debug, thiserror::Error)]
+pub enum Unanswered {
+    /// The task running it failed.
+    #[error("the operation's task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// Its refusals could not be recorded: no audit record, no answer.
+    #[error("cannot record the operation's refusals: {0}")]
+    Unrecorded(#[from] StoreError),
+}
+
+impl Api {
+    /// `schema`, with `store` to record refusals in.
+    pub fn new(schema: WardenSchema, store: Arc<Store>) -> Api {
+        Api { schema, store }
+    }
+
+    /// Runs `request` as `caller`, then records its refusals as one event. Both run to
+    /// completion in a task of their own: a client that goes away or times out cannot cut a
+    /// change short or leave a refusal unrecorded.
+    pub async fn execute(
+        &self,
+        caller: Caller,
+        request: async_graphql::Request,
+    ) -> Result<async_graphql::Response, Unanswered> {
+        let (schema, store) = (self.schema.clone(), self.store.clone());
+        let request = request.data(caller.clone());
+        let (response, recorded) = tokio::spawn(async move {
+            let response = schema.execute(request).await;
+            let recorded = caller.refusals.record(&store, &caller.audit).await;
+            (response, recorded)
+        })
+        .await?;
+        recorded?;
+        Ok(response)
+    }
+}
+
 /// Deepest selection accepted.
 pub const MAX_DEPTH: usize = 10;
 /// Most fields (each counted once) one request may select.

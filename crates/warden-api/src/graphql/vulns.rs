@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Object, SimpleObject};
 use warden_model::Timestamp;
-use warden_store::{Finding, FindingFilter, FindingState, NewReport, Store};
+use warden_store::Store;
 use warden_vuln::Severity;
+use warden_vuln_store::{Finding, FindingFilter, FindingState, NewReport, VulnStore};
 
 use super::Capability;
 use super::authz::authorize;
@@ -340,7 +341,8 @@ async fn changed(
         .await
         .map_err(|e| api_error(e, caller))?;
     let full = store(ctx)?
-        .vuln_finding(finding.id)
+        .vulns()
+        .finding(finding.id)
         .await
         .map_err(|e| api_error(e, caller))?
         .unwrap_or(finding);
@@ -389,7 +391,8 @@ impl VulnQuery {
             limit: first.clamp(1, 1000),
         };
         let page = store(ctx)?
-            .vuln_findings(&filter)
+            .vulns()
+            .findings(&filter)
             .await
             .map_err(|e| api_error(e, caller))?;
         Ok(VulnFindingPage {
@@ -411,7 +414,8 @@ impl VulnQuery {
     ) -> async_graphql::Result<Option<VulnFinding>> {
         let caller = authorize(ctx, Capability::ReadVulns, &format!("finding:{id}")).await?;
         let f = store(ctx)?
-            .vuln_finding(id)
+            .vulns()
+            .finding(id)
             .await
             .map_err(|e| api_error(e, caller))?;
         Ok(f.map(|f| finding_info(f, caller.audit.now)))
@@ -421,7 +425,8 @@ impl VulnQuery {
     async fn vuln_assets(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<VulnAssetInfo>> {
         let caller = authorize(ctx, Capability::ReadVulns, "vulns").await?;
         let assets = store(ctx)?
-            .vuln_assets(caller.audit.now)
+            .vulns()
+            .assets(caller.audit.now)
             .await
             .map_err(|e| api_error(e, caller))?;
         Ok(assets
@@ -448,7 +453,8 @@ impl VulnQuery {
         let from = self::since(&since, now)?;
         let asset = asset.as_deref().map(self::asset).transpose()?;
         let s = store(ctx)?
-            .vuln_stats(asset.as_deref(), from, now)
+            .vulns()
+            .stats(asset.as_deref(), from, now)
             .await
             .map_err(|e| api_error(e, caller))?;
         Ok(VulnStatsInfo {
@@ -498,7 +504,8 @@ impl VulnQuery {
             .filter(|p| (2..=366).contains(p))
             .ok_or_else(|| bad_input("points must be between 2 and 366"))?;
         let spans = store(ctx)?
-            .vuln_spans(asset.as_deref(), from, now)
+            .vulns()
+            .spans(asset.as_deref(), from, now)
             .await
             .map_err(|e| api_error(e, caller))?;
         Ok(
@@ -550,7 +557,8 @@ impl VulnQuery {
         let mut failing: Vec<Finding> = Vec::new();
         let mut check = async |what: String, filter: FindingFilter| -> async_graphql::Result<()> {
             let page = store
-                .vuln_findings(&filter)
+                .vulns()
+                .findings(&filter)
                 .await
                 .map_err(|e| api_error(e, caller))?;
             if page.total > 0 {
@@ -701,7 +709,7 @@ impl VulnMutation {
         let sla = ctx.data::<VulnConfig>()?.sla.clone();
         let (store, audit) = (store(ctx)?, caller.audit.clone());
         changed(ctx, caller, async move {
-            store.vuln_rate(&audit, &sla, id, to, &reason).await
+            store.vulns().rate(&audit, &sla, id, to, &reason).await
         })
         .await
     }
@@ -721,7 +729,7 @@ impl VulnMutation {
         let reason = self::reason(&reason)?;
         let (store, audit) = (store(ctx)?, caller.audit.clone());
         changed(ctx, caller, async move {
-            store.vuln_accept(&audit, id, until, &reason).await
+            store.vulns().accept(&audit, id, until, &reason).await
         })
         .await
     }
@@ -737,7 +745,7 @@ impl VulnMutation {
         let reason = self::reason(&reason)?;
         let (store, audit) = (store(ctx)?, caller.audit.clone());
         changed(ctx, caller, async move {
-            store.vuln_false_positive(&audit, id, &reason).await
+            store.vulns().false_positive(&audit, id, &reason).await
         })
         .await
     }
@@ -754,7 +762,7 @@ impl VulnMutation {
         let sla = ctx.data::<VulnConfig>()?.sla.clone();
         let (store, audit) = (store(ctx)?, caller.audit.clone());
         changed(ctx, caller, async move {
-            store.vuln_reopen(&audit, &sla, id, &reason).await
+            store.vulns().reopen(&audit, &sla, id, &reason).await
         })
         .await
     }
@@ -771,7 +779,7 @@ impl VulnMutation {
         let sla = ctx.data::<VulnConfig>()?.sla.clone();
         let (store, audit) = (store(ctx)?, caller.audit.clone());
         let a = crate::request::detached(async move {
-            store.vuln_set_tier(&audit, &sla, &asset, &tier).await
+            store.vulns().set_tier(&audit, &sla, &asset, &tier).await
         })
         .await
         .map_err(|e| api_error(e, caller))?;
@@ -817,7 +825,7 @@ impl VulnMutation {
             severity,
         };
         changed(ctx, caller, async move {
-            store.vuln_report(&audit, &sla, report).await
+            store.vulns().report(&audit, &sla, report).await
         })
         .await
     }

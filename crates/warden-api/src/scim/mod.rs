@@ -39,7 +39,7 @@ use warden_identity::AuthError;
 use warden_model::{Actor, GroupName, Role, Timestamp, UserName, derive_name};
 use warden_scim::schema::{GROUPS, USERS};
 use warden_scim::{Filter, Patch, ScimError, canonical};
-use warden_store::{AuditContext, ScimGroupChange, ScimUserChange, StoreError};
+use warden_store::{AuditContext, HoldsStore, ScimGroupChange, ScimUserChange, StoreError};
 
 use crate::edge::{RequestId, scim_error as error, scim_json, scim_too_many as too_many};
 use crate::request::{App, deny, detached};
@@ -163,7 +163,7 @@ async fn caller(
     let Some(bearer) = bearer else {
         return Err(refuse(&ctx, "no bearer token").await);
     };
-    match warden_identity::authenticate(&app.store, bearer.trim(), now).await {
+    match warden_identity::authenticate(app.store(), bearer.trim(), now).await {
         Ok(actor) => ctx.actor = actor,
         Err(AuthError::Store(e)) => return Err(store_error(e, &ctx)),
         Err(e) => {
@@ -517,7 +517,7 @@ async fn users_page(app: &App, ctx: &AuditContext, pairs: &[(String, String)]) -
         Err(e) => return error(&e),
     };
     match app
-        .store
+        .store()
         .scim_users(q.filter.as_ref(), q.start, q.count)
         .await
     {
@@ -542,7 +542,7 @@ async fn read_user(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let projection = projection(&query_pairs(raw));
-    match app.store.scim_user(&id).await {
+    match app.store().scim_user(&id).await {
         Ok(Some(u)) if not_modified(&headers, u.version) => unchanged(u.version),
         Ok(Some(u)) => resource(
             StatusCode::OK,
@@ -596,7 +596,7 @@ async fn create_user(
         Ok(p) => p,
         Err(e) => return refused(&app, &ctx, "user.create", "scim:user", e).await,
     };
-    let (store, ctx2) = (app.store.clone(), ctx.clone());
+    let (store, ctx2) = (app.store().clone(), ctx.clone());
     match detached(async move { store.scim_create_user(&ctx2, name, change).await }).await {
         Ok(u) => resource(StatusCode::CREATED, &user_json(&base(&app), &u), u.version),
         Err(e) => store_error(e, &ctx),
@@ -628,7 +628,7 @@ async fn replace_user(
         Ok(p) => p,
         Err(e) => return refused(&app, &ctx, "user.update", &format!("scim:user:{id}"), e).await,
     };
-    let (store, ctx2, id2) = (app.store.clone(), ctx.clone(), id.clone());
+    let (store, ctx2, id2) = (app.store().clone(), ctx.clone(), id.clone());
     let done = detached(async move {
         store
             .scim_update_user(&ctx2, &id2, version, |_| Ok(change.clone()))
@@ -654,7 +654,7 @@ async fn patch_user(
         Ok(p) => p,
         Err(e) => return refused(&app, &ctx, "user.update", &format!("scim:user:{id}"), e).await,
     };
-    let (store, ctx2, id2) = (app.store.clone(), ctx.clone(), id.clone());
+    let (store, ctx2, id2) = (app.store().clone(), ctx.clone(), id.clone());
     let done = detached(async move {
         store
             .scim_update_user(&ctx2, &id2, version, |current| {
@@ -684,7 +684,7 @@ async fn delete_user(
         Ok(v) => v,
         Err(e) => return refused(&app, &ctx, "user.delete", &format!("scim:user:{id}"), e).await,
     };
-    let (store, ctx2) = (app.store.clone(), ctx.clone());
+    let (store, ctx2) = (app.store().clone(), ctx.clone());
     match detached(async move { store.scim_delete_user(&ctx2, &id, version).await }).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => store_error(e, &ctx),
@@ -714,7 +714,7 @@ async fn groups_page(app: &App, ctx: &AuditContext, pairs: &[(String, String)]) 
     };
     let members = q.projection.wants("members");
     match app
-        .store
+        .store()
         .scim_groups(q.filter.as_ref(), q.start, q.count, members)
         .await
     {
@@ -740,7 +740,7 @@ async fn read_group(
 ) -> Response {
     let projection = projection(&query_pairs(raw));
     let members = projection.wants("members");
-    match app.store.scim_group(&id, members).await {
+    match app.store().scim_group(&id, members).await {
         Ok(Some(g)) if not_modified(&headers, g.version) => unchanged(g.version),
         Ok(Some(g)) => resource(
             StatusCode::OK,
@@ -830,7 +830,7 @@ async fn create_group(
         };
         return refused(&app, &ctx, "group.create", &format!("group:{name}"), e).await;
     }
-    let (store, ctx2) = (app.store.clone(), ctx.clone());
+    let (store, ctx2) = (app.store().clone(), ctx.clone());
     let done = detached(async move {
         let g = store
             .scim_create_group(&ctx2, name, change, adoptable)
@@ -889,7 +889,7 @@ async fn replace_group(
         Ok(p) => p,
         Err(e) => return refused(&app, &ctx, "group.update", &format!("scim:group:{id}"), e).await,
     };
-    let (store, ctx2, id2) = (app.store.clone(), ctx.clone(), id.clone());
+    let (store, ctx2, id2) = (app.store().clone(), ctx.clone(), id.clone());
     let done = detached(async move {
         store
             .scim_update_group(&ctx2, &id2, version, |_| Ok(change.clone()))
@@ -919,7 +919,7 @@ async fn patch_group(
         Ok(p) => p,
         Err(e) => return refused(&app, &ctx, "group.update", &format!("scim:group:{id}"), e).await,
     };
-    let (store, ctx2, id2) = (app.store.clone(), ctx.clone(), id.clone());
+    let (store, ctx2, id2) = (app.store().clone(), ctx.clone(), id.clone());
     let done = detached(async move {
         store
             .scim_update_group(&ctx2, &id2, version, |current| {
@@ -963,7 +963,7 @@ async fn delete_group(
         Ok(v) => v,
         Err(e) => return refused(&app, &ctx, "group.delete", &format!("scim:group:{id}"), e).await,
     };
-    let (store, ctx2) = (app.store.clone(), ctx.clone());
+    let (store, ctx2) = (app.store().clone(), ctx.clone());
     match detached(async move { store.scim_delete_group(&ctx2, &id, version).await }).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => store_error(e, &ctx),

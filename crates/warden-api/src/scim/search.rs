@@ -21,6 +21,7 @@ use warden_scim::schema::{GROUPS, USERS};
 use super::render::{group_json, user_json};
 use super::{ListQuery, Scim, base, body_json, error, list_response, store_error};
 use crate::request::App;
+use warden_store::HoldsStore;
 
 pub(super) async fn search_all(
     State(app): State<App>,
@@ -46,7 +47,7 @@ pub(super) async fn search_all(
     let mut users_total = 0;
     if let Ok(filter) = &users {
         match app
-            .store
+            .store()
             .scim_users(filter.as_ref(), q.start, q.count)
             .await
         {
@@ -69,7 +70,7 @@ pub(super) async fn search_all(
             .saturating_sub(u64::try_from(items.len()).unwrap_or(u64::MAX));
         let members = q.projection.wants("members");
         match app
-            .store
+            .store()
             .scim_groups(filter.as_ref(), start, count, members)
             .await
         {

@@ -170,20 +170,14 @@ async fn prove(
                 checkpoint.size
             ));
         }
-        let filter = warden_store::EventFilter {
-            after_seq: Some(seq - 1),
-            ..Default::default()
-        };
         let event = app
-            .store
-            .events(&filter, 1)
+            .audit
+            .event(seq)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "console: event read failed");
                 format!("internal error; quote request id {}", v.audit.request_id)
             })?
-            .into_iter()
-            .find(|e| e.seq == seq)
             .ok_or_else(|| format!("event #{seq} is missing from the store"))?;
         let path = app
             .audit

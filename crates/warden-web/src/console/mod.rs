@@ -32,12 +32,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
+use warden_api::accounts::{Session, SessionStage};
 use warden_policy::Object;
-use warden_store::{AuditContext, Session, SessionStage};
+use warden_runtime::request::AuditContext;
 
 use crate::Web;
 use crate::edge::RequestId;
-use crate::graphql::{Caller, Capability, Refused, check};
+use crate::graphql::{Caller, Capability, Refused};
 use crate::request::deny;
 pub(crate) use layout::{CSP_CLI_CONSENT, html_response, plain};
 pub use settings::Settings;
@@ -198,7 +199,7 @@ impl Visitor {
             actor: crate::sign_in::session_actor(&session),
             ..ctx
         };
-        let sections = match crate::policy::subject(&app.store, &audit.actor).await {
+        let sections = match app.subject(&audit.actor).await {
             Ok(Some(subject)) => Section::ALL
                 .into_iter()
                 .filter(|s| match s.capability().cedar() {
@@ -244,15 +245,7 @@ impl Visitor {
             return Ok(());
         }
         let target = format!("console:{}", section.path());
-        match check(
-            &app.policy,
-            &app.store,
-            &self.audit,
-            section.capability(),
-            &target,
-        )
-        .await
-        {
+        match app.check(&self.audit, section.capability(), &target).await {
             Ok(()) => Ok(()),
             Err(Refused::Denied(reason)) => Err(self.refusal(
                 StatusCode::FORBIDDEN,
@@ -300,27 +293,16 @@ impl Visitor {
         query: &str,
         variables: serde_json::Value,
     ) -> Result<serde_json::Value, Failure> {
-        let caller = Caller::new(self.audit.clone());
         let request = async_graphql::Request::new(query)
-            .variables(async_graphql::Variables::from_json(variables))
-            .data(caller.clone());
-        let (schema, store) = (app.schema.clone(), app.store.clone());
-        // A change, and the record of the refusals, must run to completion even if the
-        // browser goes away.
-        let (response, recorded) = tokio::spawn(async move {
-            let response = schema.execute(request).await;
-            let recorded = caller.refusals.record(&store, &caller.audit).await;
-            (response, recorded)
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "console: the query task failed");
-            Failure::Internal
-        })?;
-        recorded.map_err(|e| {
-            tracing::error!(error = %e, "console: cannot record the refusals");
-            Failure::Internal
-        })?;
+            .variables(async_graphql::Variables::from_json(variables));
+        let response = app
+            .api
+            .execute(Caller::new(self.audit.clone()), request)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "console: the query has no answer");
+                Failure::Internal
+            })?;
         if let Some(first) = response.errors.first() {
             let code = match first.extensions.as_ref().and_then(|e| e.get("code")) {
                 Some(async_graphql::Value::String(code)) => Some(code.as_str()),

@@ -11,7 +11,7 @@ pub async fn current_session(
 ) -> Option<(Session, warden_identity::PresentedToken)> {
     let cookie = cookies(headers).remove(SESSION_COOKIE)?;
     let presented = warden_identity::parse_session_token(&cookie)?;
-    let session = app.store.session(presented.id()).await.ok()??;
+    let session = app.accounts.session(presented.id()).await.ok()??;
     if !presented.matches(&session.secret_hash) || session.ended_at.is_some() {
         return None;
     }
@@ -26,20 +26,16 @@ pub async fn current_session(
         None
     };
     if let Some(reason) = reason {
-        let (store, ctx2, id) = (
-            app.store.clone(),
-            AuditContext {
-                actor: Actor::System,
-                ..ctx.clone()
-            },
-            session.id.clone(),
-        );
-        let _ = detached(async move { store.end_session(&ctx2, &id, reason).await }).await;
+        let system = AuditContext {
+            actor: Actor::System,
+            ..ctx.clone()
+        };
+        let _ = app.accounts.end_session(&system, &session.id, reason).await;
         return None;
     }
     // The console's own refresh of a page left open is not activity: the idle timeout holds.
     if !headers.contains_key("x-warden-refresh") {
-        let _ = app.store.touch_session(&session.id, ctx.now).await;
+        let _ = app.accounts.touch_session(&session.id, ctx.now).await;
     }
     Some((session, presented))
 }
@@ -76,7 +72,7 @@ pub async fn account(
         },
         SessionStage::Active => {
             let keys = app
-                .store
+                .accounts
                 .passkeys(&session.user.id)
                 .await
                 .unwrap_or_default();
@@ -152,8 +148,7 @@ pub async fn logout(
         },
         ..ctx
     };
-    let (store, id) = (app.store.clone(), session.id.clone());
-    let _ = detached(async move { store.end_session(&ctx, &id, "logout").await }).await;
+    let _ = app.accounts.end_session(&ctx, &session.id, "logout").await;
     let mut response = page(
         StatusCode::OK,
         "Signed out",

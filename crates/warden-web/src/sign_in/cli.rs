@@ -187,22 +187,19 @@ pub async fn cli_authorize(
         actor: session_actor(&session),
         ..ctx
     };
-    let (store, user, hash, challenge, uri) = (
-        app.store.clone(),
-        session.user.clone(),
-        warden_identity::sha256_hex(&code_text),
-        request.code_challenge.clone(),
-        request.redirect_uri.clone(),
-    );
     let expires = ctx.now.plus(std::time::Duration::from_millis(
         CLI_CODE_TTL_MS.unsigned_abs(),
     ));
-    let stored = detached(async move {
-        store
-            .create_cli_code(&ctx, &user, &hash, &challenge, &uri, expires)
-            .await
-    })
-    .await;
+    let stored = app
+        .accounts
+        .create_cli_code(
+            &ctx,
+            &session.user,
+            &warden_identity::sha256_hex(&code_text),
+            (&request.code_challenge, &request.redirect_uri),
+            expires,
+        )
+        .await;
     if stored.is_err() {
         return notice(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -235,17 +232,15 @@ pub async fn cli_token(
     Extension(RequestId(request_id)): Extension<RequestId>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<JsonBody<CliTokenRequest>, BodyRejected>,
 ) -> Response {
     let ctx = context(request_id, connect);
-    if !json_body(&headers) {
+    if !declares_json(&headers) {
         return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
     }
-    let Ok(req) = serde_json::from_slice::<CliTokenRequest>(&body) else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"code\", \"code_verifier\", \"redirect_uri\"}",
-        );
+    let req = match body {
+        Ok(JsonBody(req)) => req,
+        Err(rejected) => return rejected.into_response(),
     };
     let verifier_ok = (43..=128).contains(&req.code_verifier.len())
         && req
@@ -267,7 +262,7 @@ pub async fn cli_token(
     let expires_at = ctx.now.plus(std::time::Duration::from_millis(
         CLI_TOKEN_TTL_MS.unsigned_abs(),
     ));
-    let token = warden_store::NewToken {
+    let token = warden_api::accounts::NewToken {
         id: issued.id.clone(),
         name,
         role: warden_model::Role::Member,
@@ -275,36 +270,29 @@ pub async fn cli_token(
         secret_hash: issued.secret_hash.clone(),
         expires_at,
     };
-    let (store, ctx2, hash) = (
-        app.store.clone(),
-        ctx.clone(),
-        warden_identity::sha256_hex(&req.code),
-    );
     let (verifier, redirect) = (req.code_verifier.clone(), req.redirect_uri.clone());
-    let redeemed = detached(async move {
-        store
-            .redeem_cli_code(
-                &ctx2,
-                &hash,
-                move |challenge, stored_redirect| {
-                    use base64::Engine;
-                    use sha2::Digest;
-                    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                        .encode(sha2::Sha256::digest(verifier.as_bytes()));
-                    use subtle::ConstantTimeEq;
-                    if !bool::from(computed.as_bytes().ct_eq(challenge.as_bytes())) {
-                        return Err("the PKCE verifier does not match the challenge".to_owned());
-                    }
-                    if stored_redirect != redirect {
-                        return Err("redirect_uri does not match the one authorized".to_owned());
-                    }
-                    Ok(())
-                },
-                &token,
-            )
-            .await
-    })
-    .await;
+    let redeemed = app
+        .accounts
+        .redeem_cli_code(
+            &ctx,
+            &warden_identity::sha256_hex(&req.code),
+            move |challenge, stored_redirect| {
+                use base64::Engine;
+                use sha2::Digest;
+                let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(sha2::Sha256::digest(verifier.as_bytes()));
+                use subtle::ConstantTimeEq;
+                if !bool::from(computed.as_bytes().ct_eq(challenge.as_bytes())) {
+                    return Err("the PKCE verifier does not match the challenge".to_owned());
+                }
+                if stored_redirect != redirect {
+                    return Err("redirect_uri does not match the one authorized".to_owned());
+                }
+                Ok(())
+            },
+            token,
+        )
+        .await;
     match redeemed {
         Ok(user) => axum::Json(serde_json::json!({
             "token": issued.token.expose(),

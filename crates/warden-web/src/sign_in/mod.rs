@@ -15,15 +15,16 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use rand::rngs::OsRng;
 use serde::Deserialize;
+use warden_api::accounts::{IdpSignIn, NewSession, Session, SessionStage};
 use warden_identity::oidc::{OidcError, OidcProvider, PendingLogin, Provisioning, login_name};
 use warden_model::{Actor, Timestamp};
 use warden_pki::seal::{open, seal};
-use warden_store::{AuditContext, IdpSignIn, NewSession, Session, SessionStage};
+use warden_runtime::request::AuditContext;
 
 use crate::Web;
 use crate::config::IdentityConfig;
 use crate::edge::RequestId;
-use crate::request::{deny, detached, record_failure};
+use crate::request::{BodyRejected, JsonBody, declares_json, deny, record_failure};
 
 mod account;
 mod cli;

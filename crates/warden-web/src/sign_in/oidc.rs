@@ -231,8 +231,7 @@ pub async fn oidc_callback(
             expires_at: ctx.now.plus(app.sign_in.identity.session_lifetime),
         },
     };
-    let (store, ctx2) = (app.store.clone(), ctx.clone());
-    let signed = detached(async move { store.sign_in_with_idp(&ctx2, &sign_in).await }).await;
+    let signed = app.accounts.sign_in_with_idp(&ctx, sign_in).await;
     match signed {
         Ok(_) => {}
         Err(e) if e.is_user_error() => {

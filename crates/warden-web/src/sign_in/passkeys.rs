@@ -3,6 +3,7 @@
 //! state rides in a cookie sealed under the KEK, so any replica can finish what another began.
 
 use super::*;
+use warden_api::accounts::{StoreError, StoredPasskey};
 
 pub(super) const CEREMONY_COOKIE: &str = "warden_webauthn";
 
@@ -21,13 +22,6 @@ pub(super) struct Ceremony {
 
 pub(super) fn json_error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
-}
-
-pub(super) fn json_body(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 pub(super) fn seal_ceremony(app: &Web, ceremony: &Ceremony) -> Option<String> {
@@ -79,7 +73,7 @@ pub(super) async fn json_session(
     headers: &HeaderMap,
     ctx: &AuditContext,
 ) -> Result<(Session, warden_identity::PresentedToken), Response> {
-    if !json_body(headers) {
+    if !declares_json(headers) {
         return Err(json_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send application/json",
@@ -142,8 +136,7 @@ pub(super) async fn passkey_failed(
     use warden_identity::passkey::PasskeyError;
     let reason = err.to_string();
     if let PasskeyError::PossibleClone(id) = err {
-        let (store, ctx2, id, why) = (app.store.clone(), ctx.clone(), id.clone(), reason.clone());
-        let locked = detached(async move { store.lock_passkey(&ctx2, &id, &why).await }).await;
+        let locked = app.accounts.lock_passkey(ctx, id, &reason).await;
         if let Err(e) = locked {
             tracing::error!(error = %e, "cannot lock a passkey");
         }
@@ -170,7 +163,7 @@ pub async fn register_start(
             "confirm with an existing passkey before adding another",
         );
     }
-    let existing: Vec<String> = match app.store.passkeys(&session.user.id).await {
+    let existing: Vec<String> = match app.accounts.passkeys(&session.user.id).await {
         Ok(keys) => keys.into_iter().map(|k| k.credential).collect(),
         Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
     };
@@ -196,18 +189,16 @@ pub async fn register_finish(
     Extension(RequestId(request_id)): Extension<RequestId>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<JsonBody<RegisterFinish>, BodyRejected>,
 ) -> Response {
     let ctx = context(request_id, connect);
     let (session, ctx, ceremony) = match session_ceremony(&app, &headers, ctx, "register").await {
         Ok(parts) => parts,
         Err(r) => return r,
     };
-    let Ok(form) = serde_json::from_slice::<RegisterFinish>(&body) else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"name\": …, \"credential\": …}",
-        );
+    let form = match body {
+        Ok(JsonBody(form)) => form,
+        Err(rejected) => return rejected.into_response(),
     };
     let name: String = form
         .name
@@ -231,18 +222,17 @@ pub async fn register_finish(
         Ok(c) => c,
         Err(e) => return passkey_failed(&app, &ctx, "passkey.register", &target, &e).await,
     };
-    let (store, ctx2, sid, uid) = (
-        app.store.clone(),
-        ctx.clone(),
-        session.id.clone(),
-        session.user.id.clone(),
-    );
-    let stored = detached(async move {
-        store
-            .register_passkey(&ctx2, &sid, &uid, &credential.id, &name, &credential.json)
-            .await
-    })
-    .await;
+    let stored = app
+        .accounts
+        .register_passkey(
+            &ctx,
+            &session.id,
+            &session.user.id,
+            &credential.id,
+            &name,
+            &credential.json,
+        )
+        .await;
     ceremony_done(&app, stored, StatusCode::CONFLICT)
 }
 
@@ -274,7 +264,7 @@ pub(super) fn start_ceremony(
 /// Answers a ceremony's end: done (its cookie cleared), refused with `refused`, or try again.
 pub(super) fn ceremony_done(
     app: &Web,
-    result: Result<(), warden_store::StoreError>,
+    result: Result<(), StoreError>,
     refused: StatusCode,
 ) -> Response {
     match result {
@@ -294,7 +284,7 @@ pub(super) fn clear_ceremony(app: &Web) -> String {
     )
 }
 
-pub(super) fn usable(keys: &[warden_store::StoredPasskey]) -> Vec<String> {
+pub(super) fn usable(keys: &[StoredPasskey]) -> Vec<String> {
     keys.iter()
         .filter(|k| k.locked.is_none())
         .map(|k| k.credential.clone())
@@ -313,7 +303,7 @@ pub async fn assert_start(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let keys = match app.store.passkeys(&session.user.id).await {
+    let keys = match app.accounts.passkeys(&session.user.id).await {
         Ok(k) => usable(&k),
         Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
     };
@@ -339,17 +329,18 @@ pub async fn assert_finish(
     Extension(RequestId(request_id)): Extension<RequestId>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<JsonBody<AssertFinish>, BodyRejected>,
 ) -> Response {
     let ctx = context(request_id, connect);
     let (session, ctx, ceremony) = match session_ceremony(&app, &headers, ctx, "assert").await {
         Ok(parts) => parts,
         Err(r) => return r,
     };
-    let Ok(form) = serde_json::from_slice::<AssertFinish>(&body) else {
-        return json_error(StatusCode::BAD_REQUEST, "expected {\"credential\": …}");
+    let form = match body {
+        Ok(JsonBody(form)) => form,
+        Err(rejected) => return rejected.into_response(),
     };
-    let keys = match app.store.passkeys(&session.user.id).await {
+    let keys = match app.accounts.passkeys(&session.user.id).await {
         Ok(k) => usable(&k),
         Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
     };
@@ -362,13 +353,16 @@ pub async fn assert_finish(
         Ok(c) => c,
         Err(e) => return passkey_failed(&app, &ctx, "auth.passkey", &target, &e).await,
     };
-    let (store, ctx2, sid) = (app.store.clone(), ctx.clone(), session.id.clone());
-    let done = detached(async move {
-        store
-            .passkey_asserted(&ctx2, &credential.id, &credential.json, Some(&sid), None)
-            .await
-    })
-    .await;
+    let done = app
+        .accounts
+        .passkey_asserted(
+            &ctx,
+            &credential.id,
+            &credential.json,
+            Some(&session.id),
+            None,
+        )
+        .await;
     ceremony_done(&app, done, StatusCode::FORBIDDEN)
 }
 
@@ -384,25 +378,26 @@ pub async fn signin_start(
     Extension(RequestId(request_id)): Extension<RequestId>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<JsonBody<SigninStart>, BodyRejected>,
 ) -> Response {
     let ctx = context(request_id, connect);
-    if !json_body(&headers) {
+    if !declares_json(&headers) {
         return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
     }
-    let Ok(form) = serde_json::from_slice::<SigninStart>(&body) else {
-        return json_error(StatusCode::BAD_REQUEST, "expected {\"user\": …}");
+    let form = match body {
+        Ok(JsonBody(form)) => form,
+        Err(rejected) => return rejected.into_response(),
     };
     let refused = "no passkey sign-in for this user";
     let Ok(name) = warden_model::UserName::new(form.user.trim()) else {
         return json_error(StatusCode::BAD_REQUEST, "invalid user name");
     };
-    let user = match app.store.user(&name).await {
+    let user = match app.accounts.user(&name).await {
         Ok(user) => user.filter(|u| u.disabled_at.is_none()),
         Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
     };
     let keys = match &user {
-        Some(user) => match app.store.passkeys(&user.id).await {
+        Some(user) => match app.accounts.passkeys(&user.id).await {
             Ok(k) => usable(&k),
             Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
         },
@@ -447,7 +442,7 @@ pub(super) async fn decoy_credential(app: &Web, name: &warden_model::UserName) -
     use base64::Engine;
     use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
     use sha2::Digest;
-    let template = app.store.passkey_template().await.ok()??;
+    let template = app.accounts.passkey_template().await.ok()??;
     let mut value: serde_json::Value = serde_json::from_str(&template).ok()?;
     let id = value.pointer_mut("/cred/cred_id")?;
     let text = id.as_str()?;
@@ -479,20 +474,21 @@ pub async fn signin_finish(
     Extension(RequestId(request_id)): Extension<RequestId>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<JsonBody<AssertFinish>, BodyRejected>,
 ) -> Response {
     let ctx = context(request_id, connect);
-    if !json_body(&headers) {
+    if !declares_json(&headers) {
         return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
     }
     let ceremony = match open_ceremony(&app, &headers, "signin", ctx.now) {
         Ok(c) => c,
         Err(m) => return json_error(StatusCode::BAD_REQUEST, m),
     };
-    let Ok(form) = serde_json::from_slice::<AssertFinish>(&body) else {
-        return json_error(StatusCode::BAD_REQUEST, "expected {\"credential\": …}");
+    let form = match body {
+        Ok(JsonBody(form)) => form,
+        Err(rejected) => return rejected.into_response(),
     };
-    let keys = match app.store.passkeys(&ceremony.subject).await {
+    let keys = match app.accounts.passkeys(&ceremony.subject).await {
         Ok(k) => k,
         Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
     };
@@ -511,19 +507,16 @@ pub async fn signin_finish(
         secret_hash: token.secret_hash.clone(),
         expires_at: ctx.now.plus(app.sign_in.identity.session_lifetime),
     };
-    let (store, ctx2, uid) = (app.store.clone(), ctx.clone(), ceremony.subject.clone());
-    let done = detached(async move {
-        store
-            .passkey_asserted(
-                &ctx2,
-                &credential.id,
-                &credential.json,
-                None,
-                Some((&uid, &session)),
-            )
-            .await
-    })
-    .await;
+    let done = app
+        .accounts
+        .passkey_asserted(
+            &ctx,
+            &credential.id,
+            &credential.json,
+            None,
+            Some((&ceremony.subject, &session)),
+        )
+        .await;
     match done {
         Ok(()) => {
             let response = axum::Json(serde_json::json!({ "ok": true })).into_response();
@@ -571,13 +564,11 @@ pub async fn enroll(
         secret_hash: session_token.secret_hash.clone(),
         expires_at: ctx.now.plus(app.sign_in.identity.session_lifetime),
     };
-    let (store, ctx2, id) = (app.store.clone(), ctx.clone(), presented.id().to_owned());
-    let used = detached(async move {
-        store
-            .use_enrollment_link(&ctx2, &id, |hash| presented.matches(hash), &session)
-            .await
-    })
-    .await;
+    let id = presented.id().to_owned();
+    let used = app
+        .accounts
+        .use_enrollment_link(&ctx, &id, move |hash| presented.matches(hash), &session)
+        .await;
     match used {
         Ok(_) => {}
         Err(e) if e.is_user_error() => {
@@ -635,7 +626,7 @@ pub async fn remove_start(
     Extension(RequestId(request_id)): Extension<RequestId>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<JsonBody<RemoveStart>, BodyRejected>,
 ) -> Response {
     let ctx = context(request_id, connect);
     let (session, _) = match json_session(&app, &headers, &ctx).await {
@@ -645,18 +636,18 @@ pub async fn remove_start(
     if session.stage != SessionStage::Active {
         return json_error(StatusCode::FORBIDDEN, "finish signing in first");
     }
-    let Ok(form) = serde_json::from_slice::<RemoveStart>(&body) else {
-        return json_error(StatusCode::BAD_REQUEST, "expected {\"passkey\": id}");
+    let form = match body {
+        Ok(JsonBody(form)) => form,
+        Err(rejected) => return rejected.into_response(),
     };
-    let keys = match app.store.passkeys(&session.user.id).await {
+    let keys = match app.accounts.passkeys(&session.user.id).await {
         Ok(k) => k,
         Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
     };
     if !keys.iter().any(|k| k.id == form.passkey) {
         return json_error(StatusCode::NOT_FOUND, "no such passkey of yours");
     }
-    let others: Vec<warden_store::StoredPasskey> =
-        keys.into_iter().filter(|k| k.id != form.passkey).collect();
+    let others: Vec<StoredPasskey> = keys.into_iter().filter(|k| k.id != form.passkey).collect();
     let others = usable(&others);
     if others.is_empty() {
         return json_error(
@@ -680,7 +671,7 @@ pub async fn remove_finish(
     Extension(RequestId(request_id)): Extension<RequestId>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<JsonBody<AssertFinish>, BodyRejected>,
 ) -> Response {
     let ctx = context(request_id, connect);
     let (session, _) = match json_session(&app, &headers, &ctx).await {
@@ -707,15 +698,15 @@ pub async fn remove_finish(
             "the passkey ceremony belongs to another session",
         );
     }
-    let Ok(form) = serde_json::from_slice::<AssertFinish>(&body) else {
-        return json_error(StatusCode::BAD_REQUEST, "expected {\"credential\": …}");
+    let form = match body {
+        Ok(JsonBody(form)) => form,
+        Err(rejected) => return rejected.into_response(),
     };
-    let keys = match app.store.passkeys(&session.user.id).await {
+    let keys = match app.accounts.passkeys(&session.user.id).await {
         Ok(k) => k,
         Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
     };
-    let others: Vec<warden_store::StoredPasskey> =
-        keys.into_iter().filter(|k| k.id != passkey_id).collect();
+    let others: Vec<StoredPasskey> = keys.into_iter().filter(|k| k.id != passkey_id).collect();
     let target = format!("passkey-id:{passkey_id}");
     let credential = match app.sign_in.passkeys.finish_authentication(
         form.credential.to_string().as_bytes(),
@@ -725,18 +716,14 @@ pub async fn remove_finish(
         Ok(c) => c,
         Err(e) => return passkey_failed(&app, &ctx, "passkey.remove", &target, &e).await,
     };
-    let (store, ctx2, uid, pid) = (
-        app.store.clone(),
-        ctx.clone(),
-        session.user.id.clone(),
-        passkey_id.to_owned(),
-    );
-    let done = detached(async move {
-        store
-            .passkey_asserted(&ctx2, &credential.id, &credential.json, None, None)
-            .await?;
-        store.remove_passkey(&ctx2, &uid, &pid).await
-    })
-    .await;
+    let done = app
+        .accounts
+        .remove_passkey(
+            &ctx,
+            &session.user.id,
+            passkey_id,
+            (&credential.id, &credential.json),
+        )
+        .await;
     ceremony_done(&app, done, StatusCode::CONFLICT)
 }

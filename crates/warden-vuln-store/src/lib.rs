@@ -1,6 +1,11 @@
-//! Vulnerability findings with severity SLAs: imports that open, reopen and fix findings,
-//! judgement (re-rating, risk acceptance, false positives), disclosure reports, SLA alerts and
-//! the figures that prove remediation times.
+//! Vulnerability findings with severity SLAs, in Warden's database: imports that open, reopen
+//! and fix findings, judgement (re-rating, risk acceptance, false positives), disclosure
+//! reports, SLA alerts and the figures that prove remediation times.
+//!
+//! A store crate: with `warden-store`, the only crates that speak SQL. Its tables are created
+//! by `warden-store`'s migrations (one database, one migration set), and every change goes
+//! through `warden-store`'s audited write path ([`Store::audited`]), so a change and its audit
+//! event commit together here exactly as there. Reach it as `store.vulns()` ([`VulnStore`]).
 //!
 //! Identity: a finding is its asset, its subject (a package purl without qualifiers, a code
 //! fingerprint or location) and any id of its advisory; `vuln_keys` indexes every (asset,
@@ -8,6 +13,14 @@
 //! is never part of it. Clocks are timestamps: `due_at` is the clock's start plus the limit of
 //! the asset tier's policy for the effective severity; an unrated finding is in triage and has
 //! no due date, while its clock runs from when it was found.
+//!
+//! # Threat model
+//!
+//! As `warden-store`'s: it trusts the database and its callers' [`AuditContext`]. An attacker
+//! controls scan files (parsed by `warden-vuln` before they arrive here, as typed findings),
+//! filters and cursors (bound as parameters; a cursor that is not ours is refused) and free
+//! text (bound, never spliced). It promises all-or-nothing imports, one audit event per change
+//! in the change's transaction, and acceptances no longer than 366 days.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +30,7 @@ use sqlx::{AnyConnection, Row};
 use warden_model::Timestamp;
 use warden_vuln::{DEFAULT_TIER, ImportedFinding, Severity, SlaPolicy};
 
-use crate::{AuditContext, Backend, StoreError};
+use warden_store::{AuditContext, Backend, Store, StoreError};
 
 mod import;
 mod judgement;
@@ -25,6 +38,24 @@ mod queries;
 
 use self::import::{recompute_clocks, record_policy};
 use self::queries::assets;
+
+/// The findings in one store.
+#[derive(Debug, Clone, Copy)]
+pub struct Vulns<'s> {
+    store: &'s Store,
+}
+
+/// Reaches a store's findings: `store.vulns()`.
+pub trait VulnStore {
+    /// The findings in this store.
+    fn vulns(&self) -> Vulns<'_>;
+}
+
+impl VulnStore for Store {
+    fn vulns(&self) -> Vulns<'_> {
+        Vulns { store: self }
+    }
+}
 
 /// Where a finding stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -125,9 +156,9 @@ pub struct Finding {
     pub rated_at: Option<Timestamp>,
     /// Why.
     pub rating_reason: Option<String>,
-    /// The scanners that report it now (filled by [`Store::vuln_finding`]).
+    /// The scanners that report it now (filled by [`Vulns::finding`]).
     pub scanners: Vec<String>,
-    /// Its changes, oldest first (filled by [`Store::vuln_finding`]).
+    /// Its changes, oldest first (filled by [`Vulns::finding`]).
     pub history: Vec<FindingChange>,
 }
 

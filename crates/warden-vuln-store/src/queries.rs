@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use sqlx::{AnyConnection, Row};
 use warden_model::Timestamp;
 
-use crate::{Store, StoreError};
+use warden_store::StoreError;
 
 use super::*;
 
-impl Store {
+impl Vulns<'_> {
     /// One finding with the scanners reporting it and its history.
-    pub async fn vuln_finding(&self, id: i64) -> Result<Option<Finding>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+    pub async fn finding(&self, id: i64) -> Result<Option<Finding>, StoreError> {
+        let mut conn = self.store.pool().acquire().await?;
         let mut f = match fetch_finding(&mut conn, id).await {
             Ok(f) => f,
             Err(StoreError::NotFound { .. }) => return Ok(None),
@@ -47,7 +47,7 @@ impl Store {
 
     /// Findings matching `filter`, a page at a time: by number, or, for overdue ones, most
     /// overdue first.
-    pub async fn vuln_findings(&self, filter: &FindingFilter) -> Result<FindingPage, StoreError> {
+    pub async fn findings(&self, filter: &FindingFilter) -> Result<FindingPage, StoreError> {
         let mut conds: Vec<String> = Vec::new();
         let mut binds: Vec<Bind> = Vec::new();
         let bind = |v: Bind, binds: &mut Vec<Bind>| {
@@ -108,7 +108,7 @@ impl Store {
             conds.join(" AND "),
             limit + 1
         );
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.store.pool().acquire().await?;
         let mut q = sqlx::query(&count_sql);
         for b in binds.iter().take(filter_binds) {
             q = b.bind(q);
@@ -140,19 +140,19 @@ impl Store {
     }
 
     /// The assets with their tiers and open and overdue counts.
-    pub async fn vuln_assets(&self, now: Timestamp) -> Result<Vec<VulnAsset>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+    pub async fn assets(&self, now: Timestamp) -> Result<Vec<VulnAsset>, StoreError> {
+        let mut conn = self.store.pool().acquire().await?;
         assets(&mut conn, None, now).await
     }
 
     /// Remediation figures at `now` for the period from `since`.
-    pub async fn vuln_stats(
+    pub async fn stats(
         &self,
         asset: Option<&str>,
         since: Timestamp,
         now: Timestamp,
     ) -> Result<VulnStats, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.store.pool().acquire().await?;
         let scope = if asset.is_some() {
             " AND asset = $3"
         } else {
@@ -263,13 +263,13 @@ impl Store {
     /// Each finding's open interval and due date, for the burn-down from `since`: every
     /// finding first seen by `now` and not closed before `since` (open and in triage ones
     /// have no close; fixed ones close when fixed, accepted and false positives when decided).
-    pub async fn vuln_spans(
+    pub async fn spans(
         &self,
         asset: Option<&str>,
         since: Timestamp,
         now: Timestamp,
     ) -> Result<Vec<warden_vuln::burndown::Span>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.store.pool().acquire().await?;
         // A finding's state is its latest: one accepted and later fixed counts as open until
         // fixed (its history holds the acceptance; the chart reads states, not histories).
         let sql = format!(

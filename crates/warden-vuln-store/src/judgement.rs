@@ -7,16 +7,16 @@ use warden_model::Change;
 use warden_model::Timestamp;
 use warden_vuln::{Severity, SlaTiers};
 
-use crate::audit::Action;
-use crate::audit::Name;
-use crate::{AuditContext, Store, StoreError};
+use warden_store::write::Action;
+use warden_store::write::Name;
+use warden_store::{AuditContext, StoreError};
 
 use super::*;
 
-impl Store {
+impl Vulns<'_> {
     /// Re-rates a finding, with a justification. Whether the clock restarts from now is the
     /// configured policy choice (`restart_clock_on_rerate`), recorded with the change.
-    pub async fn vuln_rate(
+    pub async fn rate(
         &self,
         ctx: &AuditContext,
         tiers: &SlaTiers,
@@ -31,7 +31,7 @@ impl Store {
             details: json!({ "severity": to.as_str(), "reason": reason, "restart_clock": restart }),
         };
         let now = ctx.now;
-        self.audited_detailed(ctx, action, async |conn| {
+        self.store.audited_detailed(ctx, action, async |conn| {
             let f = fetch_finding(conn, id).await?;
             if matches!(f.state, FindingState::Fixed | FindingState::FalsePositive) {
                 return Err(StoreError::Conflict(format!(
@@ -77,7 +77,7 @@ impl Store {
 
     /// Accepts a live finding's risk until `until` (at most a year ahead), with a
     /// justification; the actor is the approver. It reopens by itself at `until`.
-    pub async fn vuln_accept(
+    pub async fn accept(
         &self,
         ctx: &AuditContext,
         id: i64,
@@ -90,7 +90,7 @@ impl Store {
             details: json!({ "until": until.rfc3339_millis(), "reason": reason }),
         };
         let now = ctx.now;
-        self.audited(ctx, action, async |conn| {
+        self.store.audited(ctx, action, async |conn| {
             if until <= now {
                 return Err(StoreError::Conflict(format!(
                     "the acceptance must end in the future, not {}",
@@ -127,7 +127,7 @@ impl Store {
     }
 
     /// Marks a live finding a false positive, with a justification.
-    pub async fn vuln_false_positive(
+    pub async fn false_positive(
         &self,
         ctx: &AuditContext,
         id: i64,
@@ -139,7 +139,7 @@ impl Store {
             details: json!({ "reason": reason }),
         };
         let now = ctx.now;
-        self.audited(ctx, action, async |conn| {
+        self.store.audited(ctx, action, async |conn| {
             let f = fetch_finding(conn, id).await?;
             if !matches!(f.state, FindingState::Open | FindingState::Triage | FindingState::Accepted) {
                 return Err(StoreError::Conflict(format!(
@@ -165,7 +165,7 @@ impl Store {
 
     /// Reopens an accepted, false-positive or fixed finding by hand, with a justification. Its
     /// clock is the one it had: time spent accepted counts.
-    pub async fn vuln_reopen(
+    pub async fn reopen(
         &self,
         ctx: &AuditContext,
         tiers: &SlaTiers,
@@ -177,31 +177,32 @@ impl Store {
             target: format!("finding:{id}"),
             details: json!({ "reason": reason }),
         };
-        self.audited(ctx, action, async |conn| {
-            let f = fetch_finding(conn, id).await?;
-            if matches!(f.state, FindingState::Open | FindingState::Triage) {
-                return Err(StoreError::Conflict(format!(
-                    "finding {id} is already {}",
-                    f.state.as_str()
-                )));
-            }
-            reopen(
-                conn,
-                ctx,
-                tiers,
-                &f,
-                "reopened",
-                &json!({ "reason": reason, "from": f.state.as_str() }),
-            )
-            .await?;
-            fetch_finding(conn, id).await
-        })
-        .await
+        self.store
+            .audited(ctx, action, async |conn| {
+                let f = fetch_finding(conn, id).await?;
+                if matches!(f.state, FindingState::Open | FindingState::Triage) {
+                    return Err(StoreError::Conflict(format!(
+                        "finding {id} is already {}",
+                        f.state.as_str()
+                    )));
+                }
+                reopen(
+                    conn,
+                    ctx,
+                    tiers,
+                    &f,
+                    "reopened",
+                    &json!({ "reason": reason, "from": f.state.as_str() }),
+                )
+                .await?;
+                fetch_finding(conn, id).await
+            })
+            .await
     }
 
     /// Puts an asset in an SLA tier (which must be configured) and re-computes its live
     /// findings' due dates.
-    pub async fn vuln_set_tier(
+    pub async fn set_tier(
         &self,
         ctx: &AuditContext,
         tiers: &SlaTiers,
@@ -214,7 +215,7 @@ impl Store {
             details: json!({ "tier": tier }),
         };
         let now = ctx.now;
-        self.audited_detailed(ctx, action, async |conn| {
+        self.store.audited_detailed(ctx, action, async |conn| {
             if !tiers.has(tier) {
                 let names: Vec<&str> = tiers.names().collect();
                 return Err(StoreError::Conflict(format!(
@@ -248,14 +249,14 @@ impl Store {
 
     /// Records the SLA configuration and, when it differs from the one recorded, applies it
     /// to every live finding's due date. Returns whether it changed.
-    pub async fn vuln_apply_sla(
+    pub async fn apply_sla(
         &self,
         ctx: &AuditContext,
         tiers: &SlaTiers,
     ) -> Result<bool, StoreError> {
         let policy = tiers.describe().to_string();
         let row = sqlx::query("SELECT policy FROM vuln_sla_policy WHERE id = 1")
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.store.pool())
             .await?;
         let previous: Option<String> = row.map(|r| r.try_get("policy")).transpose()?;
         // Nothing recorded yet: the first vulnerability write records the policy in force
@@ -275,45 +276,44 @@ impl Store {
             }),
         };
         let now = ctx.now;
-        self.audited_detailed(ctx, action, async |conn| {
-            let mut changed = 0;
-            for tier in tiers.names() {
-                changed += recompute_clocks(conn, tiers, tier, None).await?;
-            }
-            sqlx::query("DELETE FROM vuln_sla_policy WHERE id = 1")
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("INSERT INTO vuln_sla_policy (id, policy, applied_at) VALUES (1, $1, $2)")
+        self.store
+            .audited_detailed(ctx, action, async |conn| {
+                let mut changed = 0;
+                for tier in tiers.names() {
+                    changed += recompute_clocks(conn, tiers, tier, None).await?;
+                }
+                sqlx::query("DELETE FROM vuln_sla_policy WHERE id = 1")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO vuln_sla_policy (id, policy, applied_at) VALUES (1, $1, $2)",
+                )
                 .bind(&policy)
                 .bind(now.as_millis())
                 .execute(&mut *conn)
                 .await?;
-            Ok(((), json!({ "findings_recomputed": changed })))
-        })
-        .await?;
+                Ok(((), json!({ "findings_recomputed": changed })))
+            })
+            .await?;
         Ok(true)
     }
 
     /// Sends the SLA alerts that are due (an audit event each, which webhooks carry:
     /// `vuln.sla.half` at 50 %, `vuln.sla.breach` at 100 %) and reopens findings whose
     /// acceptance expired (`vuln.accept.expire`). At most 100 of each per call.
-    pub async fn vuln_timers(
-        &self,
-        ctx: &AuditContext,
-        tiers: &SlaTiers,
-    ) -> Result<usize, StoreError> {
+    pub async fn timers(&self, ctx: &AuditContext, tiers: &SlaTiers) -> Result<usize, StoreError> {
         let now = ctx.now.as_millis();
         let due = sqlx::query(
             "SELECT id FROM vuln_findings WHERE state = 'open' AND next_alert_at <= $1 ORDER BY next_alert_at LIMIT 100",
         )
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(self.store.pool())
         .await?;
         let mut done = 0;
         for row in due {
             let id: i64 = row.try_get("id")?;
             // The row alone: an alert needs neither the history nor the scanners.
-            let f = fetch_finding(&mut *self.pool.acquire().await?, id).await?;
+            let f = fetch_finding(&mut *self.store.pool().acquire().await?, id).await?;
             let Some(due_at) = f.due_at else { continue };
             let level = if due_at.as_millis() <= now { 2 } else { 1 };
             let action = Action {
@@ -336,7 +336,7 @@ impl Store {
             } else {
                 None
             };
-            self.audited(ctx, action, async |conn| {
+            self.store.audited(ctx, action, async |conn| {
                 sqlx::query("UPDATE vuln_findings SET alerted = $1, next_alert_at = $2 WHERE id = $3 AND state = 'open'")
                     .bind(level)
                     .bind(next)
@@ -352,7 +352,7 @@ impl Store {
             "SELECT id FROM vuln_findings WHERE state = 'accepted' AND accepted_until <= $1 ORDER BY accepted_until LIMIT 100",
         )
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(self.store.pool())
         .await?;
         for row in expired {
             let id: i64 = row.try_get("id")?;
@@ -361,7 +361,7 @@ impl Store {
                 target: format!("finding:{id}"),
                 details: Value::Null,
             };
-            self.audited(ctx, action, async |conn| {
+            self.store.audited(ctx, action, async |conn| {
                 let f = fetch_finding(conn, id).await?;
                 if f.state != FindingState::Accepted {
                     return Ok(());

@@ -8,8 +8,8 @@ use warden_model::Change;
 use warden_model::Timestamp;
 use warden_vuln::{DEFAULT_TIER, ImportedFinding, Severity, SlaTiers};
 
-use crate::audit::Action;
-use crate::{AuditContext, Store, StoreError};
+use warden_store::write::Action;
+use warden_store::{AuditContext, StoreError};
 
 use super::*;
 
@@ -226,19 +226,19 @@ pub(super) async fn recompute_clocks(
     Ok(changed)
 }
 
-impl Store {
+impl Vulns<'_> {
     /// Imports a scan, all or nothing: new findings open (or go to triage, unrated) with their
     /// clocks starting now; fixed ones that came back reopen (their first clock kept); the
     /// findings this scanner reported for the asset before and not now, which no other
     /// scanner reports either, are fixed now. One audit event records the import.
-    pub async fn vuln_import(
+    pub async fn import(
         &self,
         ctx: &AuditContext,
         tiers: &SlaTiers,
         new: NewImport,
     ) -> Result<ImportSummary, StoreError> {
-        let id = crate::users::new_id();
-        let backend = self.location().backend();
+        let id = warden_store::write::new_id();
+        let backend = self.store.location().backend();
         let action = Action {
             name: Change::VulnImport.into(),
             target: format!("asset:{}", new.asset),
@@ -251,7 +251,7 @@ impl Store {
             }),
         };
         let now = ctx.now;
-        self.audited_detailed(ctx, action, async |conn| {
+        self.store.audited_detailed(ctx, action, async |conn| {
             let recorded = record_policy(conn, tiers, now).await?;
             let tier = ensure_asset(conn, &new.asset, now).await?;
             let policy = tiers.policy(&tier);
@@ -403,13 +403,13 @@ impl Store {
 
     /// Records a disclosure report as a finding of its own on the asset: in triage, or open
     /// with the reporter's rating.
-    pub async fn vuln_report(
+    pub async fn report(
         &self,
         ctx: &AuditContext,
         tiers: &SlaTiers,
         report: NewReport,
     ) -> Result<Finding, StoreError> {
-        let backend = self.location().backend();
+        let backend = self.store.location().backend();
         let action = Action {
             name: Change::VulnReport.into(),
             target: format!("asset:{}", report.asset),
@@ -419,7 +419,7 @@ impl Store {
             }),
         };
         let now = ctx.now;
-        self.audited_detailed(ctx, action, async |conn| {
+        self.store.audited_detailed(ctx, action, async |conn| {
             let recorded = record_policy(conn, tiers, now).await?;
             let tier = ensure_asset(conn, &report.asset, now).await?;
             let fid = next_finding_id(conn, backend).await?;

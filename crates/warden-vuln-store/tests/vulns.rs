@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use common::{ctx, stores};
 use warden_model::Timestamp;
-use warden_store::{FindingFilter, FindingState, NewImport, NewReport, Store};
+use warden_store::Store;
 use warden_vuln::{ImportedFinding, Severity, SlaPolicy, SlaTiers};
+use warden_vuln_store::{FindingFilter, FindingState, NewImport, NewReport, VulnStore};
 
 const T0: i64 = 1_800_000_000_000;
 const HOUR: i64 = 3_600_000;
@@ -45,9 +46,10 @@ fn at(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms)
 }
 
-async fn find(store: &Store, advisory: &str) -> warden_store::Finding {
+async fn find(store: &Store, advisory: &str) -> warden_vuln_store::Finding {
     let page = store
-        .vuln_findings(&FindingFilter {
+        .vulns()
+        .findings(&FindingFilter {
             asset: None,
             severity: None,
             states: FindingState::ALL.to_vec(),
@@ -63,12 +65,13 @@ async fn find(store: &Store, advisory: &str) -> warden_store::Finding {
         .into_iter()
         .find(|f| f.advisory == advisory)
         .unwrap();
-    store.vuln_finding(f.id).await.unwrap().unwrap()
+    store.vulns().finding(f.id).await.unwrap().unwrap()
 }
 
 async fn overdue(store: &Store, now: i64) -> Vec<String> {
     store
-        .vuln_findings(&FindingFilter {
+        .vulns()
+        .findings(&FindingFilter {
             asset: None,
             severity: None,
             states: Vec::new(),
@@ -108,7 +111,8 @@ async fn reimports_fix_and_reopen_findings_identified_across_scanners() {
             ),
         ];
         let s = store
-            .vuln_import(&ctx(T0), &sla, import("trivy", first.clone()))
+            .vulns()
+            .import(&ctx(T0), &sla, import("trivy", first.clone()))
             .await
             .unwrap();
         assert_eq!(
@@ -135,7 +139,8 @@ async fn reimports_fix_and_reopen_findings_identified_across_scanners() {
             Some(Severity::High),
         )];
         let s = store
-            .vuln_import(&ctx(T0 + 1), &sla, import("grype", grype.clone()))
+            .vulns()
+            .import(&ctx(T0 + 1), &sla, import("grype", grype.clone()))
             .await
             .unwrap();
         assert_eq!((s.findings, s.opened, s.unchanged), (1, 0, 1));
@@ -145,12 +150,14 @@ async fn reimports_fix_and_reopen_findings_identified_across_scanners() {
 
         // Trivy no longer sees tokio, Grype still does: not fixed. Then the npm package goes.
         let s = store
-            .vuln_import(&ctx(T0 + 2), &sla, import("trivy", first[..3].to_vec()))
+            .vulns()
+            .import(&ctx(T0 + 2), &sla, import("trivy", first[..3].to_vec()))
             .await
             .unwrap();
         assert_eq!((s.fixed, s.unchanged), (0, 2));
         let s = store
-            .vuln_import(&ctx(T0 + 3), &sla, import("trivy", first[..1].to_vec()))
+            .vulns()
+            .import(&ctx(T0 + 3), &sla, import("trivy", first[..1].to_vec()))
             .await
             .unwrap();
         assert_eq!((s.findings, s.fixed, s.unchanged), (1, 1, 1));
@@ -160,7 +167,8 @@ async fn reimports_fix_and_reopen_findings_identified_across_scanners() {
             (FindingState::Fixed, Some(at(T0 + 3)))
         );
         let s = store
-            .vuln_import(&ctx(T0 + 4), &sla, import("grype", Vec::new()))
+            .vulns()
+            .import(&ctx(T0 + 4), &sla, import("grype", Vec::new()))
             .await
             .unwrap();
         assert_eq!((s.findings, s.fixed), (0, 1));
@@ -174,7 +182,8 @@ async fn reimports_fix_and_reopen_findings_identified_across_scanners() {
         let mut again = first[..3].to_vec();
         again[0].disclosed = Some(Severity::Low);
         let s = store
-            .vuln_import(&ctx(T0 + 5), &sla, import("trivy", again))
+            .vulns()
+            .import(&ctx(T0 + 5), &sla, import("trivy", again))
             .await
             .unwrap();
         assert_eq!(
@@ -204,6 +213,10 @@ async fn reimports_fix_and_reopen_findings_identified_across_scanners() {
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one clock's story, told in order as time passes"
+)]
 #[tokio::test]
 async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
     let sla = SlaTiers::default();
@@ -215,24 +228,31 @@ async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
             finding("CVE-3", &[], "pkg:cargo/c@1", Some(Severity::Low)),
         ];
         store
-            .vuln_import(&ctx(T0), &sla, import("cargo-audit", findings))
+            .vulns()
+            .import(&ctx(T0), &sla, import("cargo-audit", findings))
             .await
             .unwrap();
         // Critical is due exactly 24 hours later; half-way is 12 hours.
         assert_eq!(
             store
-                .vuln_timers(&ctx(T0 + 12 * HOUR - 1), &sla)
+                .vulns()
+                .timers(&ctx(T0 + 12 * HOUR - 1), &sla)
                 .await
                 .unwrap(),
             0
         );
         assert_eq!(
-            store.vuln_timers(&ctx(T0 + 12 * HOUR), &sla).await.unwrap(),
+            store
+                .vulns()
+                .timers(&ctx(T0 + 12 * HOUR), &sla)
+                .await
+                .unwrap(),
             1
         );
         assert_eq!(
             store
-                .vuln_timers(&ctx(T0 + 12 * HOUR + 1), &sla)
+                .vulns()
+                .timers(&ctx(T0 + 12 * HOUR + 1), &sla)
                 .await
                 .unwrap(),
             0
@@ -240,13 +260,18 @@ async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
         assert!(overdue(&store, T0 + 24 * HOUR - 1).await.is_empty());
         assert_eq!(
             store
-                .vuln_timers(&ctx(T0 + 24 * HOUR - 1), &sla)
+                .vulns()
+                .timers(&ctx(T0 + 24 * HOUR - 1), &sla)
                 .await
                 .unwrap(),
             0
         );
         assert_eq!(
-            store.vuln_timers(&ctx(T0 + 24 * HOUR), &sla).await.unwrap(),
+            store
+                .vulns()
+                .timers(&ctx(T0 + 24 * HOUR), &sla)
+                .await
+                .unwrap(),
             1
         );
         assert_eq!(overdue(&store, T0 + 24 * HOUR).await, vec!["CVE-1"]);
@@ -268,7 +293,8 @@ async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
         let high = find(&store, "CVE-2").await;
         assert_eq!(high.due_at, Some(at(T0 + 7 * 24 * HOUR)));
         let rated = store
-            .vuln_rate(
+            .vulns()
+            .rate(
                 &ctx(T0 + HOUR),
                 &sla,
                 high.id,
@@ -285,7 +311,8 @@ async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
         assert_eq!(rated.rated_by.as_deref(), Some("operator"));
         let low = find(&store, "CVE-3").await;
         let rated = store
-            .vuln_rate(
+            .vulns()
+            .rate(
                 &ctx(T0 + HOUR),
                 &restarting,
                 low.id,
@@ -298,7 +325,13 @@ async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
             (rated.clock_start, rated.due_at),
             (at(T0 + HOUR), Some(at(T0 + HOUR + 30 * 24 * HOUR)))
         );
-        let h = &store.vuln_finding(low.id).await.unwrap().unwrap().history[0];
+        let h = &store
+            .vulns()
+            .finding(low.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .history[0];
         assert_eq!(
             (h.change.as_str(), &h.detail["restart_clock"]),
             ("rated", &serde_json::json!(true))
@@ -306,7 +339,8 @@ async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
 
         // Acceptance: excluded from overdue, reopens by itself at its end, audited.
         let err = store
-            .vuln_accept(&ctx(T0 + HOUR), high.id, at(T0), "later")
+            .vulns()
+            .accept(&ctx(T0 + HOUR), high.id, at(T0), "later")
             .await
             .unwrap_err();
         assert_eq!(
@@ -314,7 +348,8 @@ async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
             "the acceptance must end in the future, not 2027-01-15T08:00:00.000Z"
         );
         let err = store
-            .vuln_accept(&ctx(T0 + HOUR), high.id, at(T0 + 400 * 24 * HOUR), "later")
+            .vulns()
+            .accept(&ctx(T0 + HOUR), high.id, at(T0 + 400 * 24 * HOUR), "later")
             .await
             .unwrap_err();
         assert_eq!(
@@ -322,7 +357,8 @@ async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
             "a risk is accepted for at most 366 days at a time"
         );
         let accepted = store
-            .vuln_accept(
+            .vulns()
+            .accept(
                 &ctx(T0 + HOUR),
                 high.id,
                 at(T0 + 48 * HOUR),
@@ -337,17 +373,22 @@ async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
         assert_eq!(overdue(&store, T0 + 30 * HOUR).await, vec!["CVE-1"]);
         assert_eq!(
             store
-                .vuln_timers(&ctx(T0 + 48 * HOUR - 1), &sla)
+                .vulns()
+                .timers(&ctx(T0 + 48 * HOUR - 1), &sla)
                 .await
                 .unwrap(),
             0
         );
         // At its end it reopens, already overdue (its clock never stopped): expiry and breach.
         assert_eq!(
-            store.vuln_timers(&ctx(T0 + 48 * HOUR), &sla).await.unwrap(),
+            store
+                .vulns()
+                .timers(&ctx(T0 + 48 * HOUR), &sla)
+                .await
+                .unwrap(),
             1
         );
-        let back = store.vuln_finding(high.id).await.unwrap().unwrap();
+        let back = store.vulns().finding(high.id).await.unwrap().unwrap();
         assert_eq!(back.state, FindingState::Open);
         assert_eq!(back.history.last().unwrap().change, "accept_expired");
         assert_eq!(
@@ -357,12 +398,14 @@ async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
 
         // False positive, then a live-only change refused, then reopened by hand.
         let fp = store
-            .vuln_false_positive(&ctx(T0 + 49 * HOUR), back.id, "not reachable: feature off")
+            .vulns()
+            .false_positive(&ctx(T0 + 49 * HOUR), back.id, "not reachable: feature off")
             .await
             .unwrap();
         assert_eq!(fp.state, FindingState::FalsePositive);
         let err = store
-            .vuln_rate(&ctx(T0 + 49 * HOUR), &sla, back.id, Severity::Low, "x")
+            .vulns()
+            .rate(&ctx(T0 + 49 * HOUR), &sla, back.id, Severity::Low, "x")
             .await
             .unwrap_err();
         assert_eq!(
@@ -373,7 +416,8 @@ async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
             )
         );
         let err = store
-            .vuln_accept(&ctx(T0 + 49 * HOUR), back.id, at(T0 + 50 * HOUR), "x")
+            .vulns()
+            .accept(&ctx(T0 + 49 * HOUR), back.id, at(T0 + 50 * HOUR), "x")
             .await
             .unwrap_err();
         assert_eq!(
@@ -384,22 +428,25 @@ async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
             )
         );
         let reopened = store
-            .vuln_reopen(&ctx(T0 + 50 * HOUR), &sla, back.id, "feature turned on")
+            .vulns()
+            .reopen(&ctx(T0 + 50 * HOUR), &sla, back.id, "feature turned on")
             .await
             .unwrap();
         assert_eq!(reopened.state, FindingState::Open);
         let err = store
-            .vuln_reopen(&ctx(T0 + 50 * HOUR), &sla, back.id, "again")
+            .vulns()
+            .reopen(&ctx(T0 + 50 * HOUR), &sla, back.id, "again")
             .await
             .unwrap_err();
         assert_eq!(
             err.to_string(),
             format!("finding {} is already open", back.id)
         );
-        let err = store.vuln_finding(999_999).await.unwrap();
+        let err = store.vulns().finding(999_999).await.unwrap();
         assert!(err.is_none());
         let err = store
-            .vuln_rate(&ctx(T0), &sla, 999_999, Severity::Low, "x")
+            .vulns()
+            .rate(&ctx(T0), &sla, 999_999, Severity::Low, "x")
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), "finding `999999` not found");
@@ -411,18 +458,19 @@ async fn tiers_policy_changes_reports_and_figures() {
     for (store, _db, _dir) in stores().await {
         let sla = SlaTiers::default();
         // Nothing is recorded before the first finding; the first import records the policy.
-        assert!(!store.vuln_apply_sla(&ctx(T0), &sla).await.unwrap());
+        assert!(!store.vulns().apply_sla(&ctx(T0), &sla).await.unwrap());
         let findings = vec![
             finding("CVE-1", &[], "pkg:cargo/a@1", Some(Severity::Critical)),
             finding("CVE-2", &[], "pkg:cargo/b@1", Some(Severity::High)),
             finding("CVE-3", &[], "pkg:cargo/c@1", Some(Severity::Informational)),
         ];
         store
-            .vuln_import(&ctx(T0), &sla, import("trivy", findings.clone()))
+            .vulns()
+            .import(&ctx(T0), &sla, import("trivy", findings.clone()))
             .await
             .unwrap();
         assert_eq!(find(&store, "CVE-3").await.due_at, None);
-        assert!(!store.vuln_apply_sla(&ctx(T0), &sla).await.unwrap());
+        assert!(!store.vulns().apply_sla(&ctx(T0), &sla).await.unwrap());
         let events = store.recent_events(10).await.unwrap();
         let first = events.iter().find(|e| e.action == "vuln.import").unwrap();
         assert_eq!(
@@ -442,7 +490,8 @@ async fn tiers_policy_changes_reports_and_figures() {
             false,
         );
         let err = store
-            .vuln_set_tier(&ctx(T0), &tiers, "api", "dmz")
+            .vulns()
+            .set_tier(&ctx(T0), &tiers, "api", "dmz")
             .await
             .unwrap_err();
         assert_eq!(
@@ -450,7 +499,8 @@ async fn tiers_policy_changes_reports_and_figures() {
             "unknown SLA tier `dmz`: configured tiers are default, internet"
         );
         let a = store
-            .vuln_set_tier(&ctx(T0), &tiers, "api", "internet")
+            .vulns()
+            .set_tier(&ctx(T0), &tiers, "api", "internet")
             .await
             .unwrap();
         assert_eq!((a.tier.as_str(), a.open), ("internet", 3));
@@ -465,7 +515,13 @@ async fn tiers_policy_changes_reports_and_figures() {
             )],
             false,
         );
-        assert!(store.vuln_apply_sla(&ctx(T0 + 1), &longer).await.unwrap());
+        assert!(
+            store
+                .vulns()
+                .apply_sla(&ctx(T0 + 1), &longer)
+                .await
+                .unwrap()
+        );
         assert_eq!(find(&store, "CVE-1").await.due_at, Some(at(T0 + 48 * HOUR)));
         assert_eq!(find(&store, "CVE-2").await.due_at, None);
         let events = store.recent_events(100).await.unwrap();
@@ -478,15 +534,17 @@ async fn tiers_policy_changes_reports_and_figures() {
             policy.details["policy"]["tiers"]["default"]["critical"],
             172_800
         );
-        store.vuln_apply_sla(&ctx(T0 + 1), &sla).await.unwrap();
+        store.vulns().apply_sla(&ctx(T0 + 1), &sla).await.unwrap();
         store
-            .vuln_set_tier(&ctx(T0 + 1), &sla, "api", "default")
+            .vulns()
+            .set_tier(&ctx(T0 + 1), &sla, "api", "default")
             .await
             .unwrap();
 
         // A report is a finding of its own, in triage unless rated.
         let report = store
-            .vuln_report(
+            .vulns()
+            .report(
                 &ctx(T0),
                 &sla,
                 NewReport {
@@ -506,7 +564,8 @@ async fn tiers_policy_changes_reports_and_figures() {
 
         // Figures: the critical fixed in 10 h (on time), the high fixed in 9 days (late).
         store
-            .vuln_import(
+            .vulns()
+            .import(
                 &ctx(T0 + 10 * HOUR),
                 &sla,
                 import("trivy", findings[1..].to_vec()),
@@ -514,7 +573,8 @@ async fn tiers_policy_changes_reports_and_figures() {
             .await
             .unwrap();
         store
-            .vuln_import(
+            .vulns()
+            .import(
                 &ctx(T0 + 9 * 24 * HOUR),
                 &sla,
                 import("trivy", findings[2..].to_vec()),
@@ -522,7 +582,8 @@ async fn tiers_policy_changes_reports_and_figures() {
             .await
             .unwrap();
         let stats = store
-            .vuln_stats(None, at(T0), at(T0 + 10 * 24 * HOUR))
+            .vulns()
+            .stats(None, at(T0), at(T0 + 10 * 24 * HOUR))
             .await
             .unwrap();
         assert_eq!(stats.fixed[&Severity::Critical], (1, 36_000.0));
