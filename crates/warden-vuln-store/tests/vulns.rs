@@ -4,6 +4,8 @@
 //! expiry, tiers, and the remediation figures.
 #![expect(clippy::unwrap_used, reason = "test helpers fail the test")]
 
+// The store's own helper: a fresh, migrated store of each backend.
+#[path = "../../warden-store/tests/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use crate::format::read;
+use crate::document::read;
 use crate::{ImportedFinding, ParseError, Severity, one_line, rate};
 
 #[derive(Debug, Deserialize)]

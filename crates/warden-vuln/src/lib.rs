@@ -11,6 +11,7 @@
 pub mod burndown;
 pub mod cargo_audit;
 pub mod cvss;
+mod document;
 mod format;
 pub mod grype;
 pub mod osv;

@@ -22,7 +22,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::format::read;
+use crate::document::read;
 use crate::{ImportedFinding, ParseError, Severity, one_line, text_key};
 
 #[derive(Debug, Deserialize)]

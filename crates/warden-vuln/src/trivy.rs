@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::format::read;
+use crate::document::read;
 use crate::{ImportedFinding, ParseError, Severity, one_line, rate, text_key};
 
 #[derive(Debug, Deserialize)]

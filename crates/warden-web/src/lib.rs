@@ -2,6 +2,28 @@
 //! and the console under `/console`. Pages are maud templates; what they show they read
 //! through the GraphQL schema ([`warden_api::graphql`]) as the caller, so the browser sees
 //! what the API would let the same person see.
+//!
+//! The pages cannot reach the database. `App`'s store is a private field, lent only through
+//! `warden_store::HoldsStore`, and this crate cannot name that trait: it does not depend on
+//! `warden-store` (the layering test keeps it so). The services are there; the store is not:
+//!
+//! ```
+//! fn services(app: &warden_runtime::request::App) {
+//!     let _ = (&app.policy, &app.audit, &app.authorities);
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! fn field(app: &warden_runtime::request::App) {
+//!     let _ = &app.store;
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! fn lent(app: &warden_runtime::request::App) {
+//!     let _ = app.store();
+//! }
+//! ```
 
 pub mod console;
 pub mod sign_in;

@@ -123,35 +123,54 @@ fn resolve_public_url(value: Option<&str>, listen_http: SocketAddr) -> Result<Ur
     Ok(public_url)
 }
 
+/// `v` as a duration for `key` that `fits`; otherwise the one-line refusal, which says what
+/// to write (`hint`). Every duration setting is read through here.
+fn duration(
+    key: &str,
+    v: &str,
+    fits: impl Fn(Duration) -> bool,
+    hint: &str,
+) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(v.trim())
+        .ok()
+        .filter(|d| fits(*d))
+        .ok_or_else(|| ConfigError(format!("invalid duration `{v}` for `{key}`: {hint}")))
+}
+
+/// `value` as a duration for `key` of at least `min` (`default` when unset).
+fn at_least(
+    key: &str,
+    value: Option<String>,
+    (min, hint): (Duration, &str),
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => duration(key, &v, |d| d >= min, hint),
+    }
+}
+
+/// The shortest duration that is not zero.
+const NOT_ZERO: Duration = Duration::from_nanos(1);
+
 /// A duration that is not zero, for `limits.KEY`.
 fn limit_duration(
     key: &str,
     value: Option<String>,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(v) => humantime::parse_duration(v.trim())
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                ConfigError(format!(
-                    "invalid duration `{v}` for `limits.{key}`: use a number and a unit, like 10s or 1m"
-                ))
-            }),
-    }
+    let hint = "use a number and a unit, like 10s or 1m";
+    at_least(&format!("limits.{key}"), value, (NOT_ZERO, hint), default)
 }
 
 /// A duration that is not zero.
 fn positive(key: &str, v: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(v.trim())
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            ConfigError(format!(
-                "invalid duration `{v}` for `{key}`: use a number and a unit, like 1s or 365d"
-            ))
-        })
+    duration(
+        key,
+        v,
+        |d| d >= NOT_ZERO,
+        "use a number and a unit, like 1s or 365d",
+    )
 }
 
 /// A session limit: `0s` turns it off (`None`).
@@ -160,16 +179,11 @@ fn session_limit(
     value: Option<String>,
     default: u64,
 ) -> Result<Option<Duration>, ConfigError> {
-    match value {
-        None => Ok(Some(Duration::from_secs(default))),
-        Some(v) => match humantime::parse_duration(v.trim()) {
-            Ok(d) if d.is_zero() => Ok(None),
-            Ok(d) => Ok(Some(d)),
-            Err(_) => Err(ConfigError(format!(
-                "invalid duration `{v}` for `{key}`: like 30m or 12h, or 0s for no limit"
-            ))),
-        },
-    }
+    let Some(v) = value else {
+        return Ok(Some(Duration::from_secs(default)));
+    };
+    let limit = duration(key, &v, |_| true, "like 30m or 12h, or 0s for no limit")?;
+    Ok((!limit.is_zero()).then_some(limit))
 }
 
 /// A lifetime of at least a second.
@@ -178,17 +192,8 @@ fn at_least_a_second(
     value: Option<String>,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(v) => humantime::parse_duration(v.trim())
-            .ok()
-            .filter(|d| *d >= Duration::from_secs(1))
-            .ok_or_else(|| {
-                ConfigError(format!(
-                    "invalid duration `{v}` for `{key}`: at least 1s, like 24h or 30d"
-                ))
-            }),
-    }
+    let hint = "at least 1s, like 24h or 30d";
+    at_least(key, value, (Duration::from_secs(1), hint), default)
 }
 
 fn resolve_limits(l: LimitsFile) -> Result<Limits, ConfigError> {
@@ -282,14 +287,12 @@ fn resolve_audit(
     }
     let interval = match file.checkpoint_interval {
         None => Duration::from_secs(10),
-        Some(v) => humantime::parse_duration(v.trim())
-            .ok()
-            .filter(|d| !d.is_zero() && *d <= Duration::from_secs(10))
-            .ok_or_else(|| {
-                ConfigError(format!(
-                    "invalid duration `{v}` for `audit.checkpoint_interval`: use 100ms to 10s"
-                ))
-            })?,
+        Some(v) => duration(
+            "audit.checkpoint_interval",
+            &v,
+            |d| !d.is_zero() && d <= Duration::from_secs(10),
+            "use 100ms to 10s",
+        )?,
     };
     check_sinks(&file.sink)?;
     let retention = file
@@ -360,17 +363,12 @@ fn check_sinks(sinks: &[SinkConfig]) -> Result<(), ConfigError> {
 }
 
 fn resolve_ssh(file: SshFile, data_dir: &Path) -> Result<SshConfig, ConfigError> {
-    let max_ttl = match file.max_ttl.as_deref() {
-        None => Duration::from_secs(8 * 3600),
-        Some(v) => humantime::parse_duration(v.trim())
-            .ok()
-            .filter(|d| *d >= Duration::from_secs(60))
-            .ok_or_else(|| {
-                ConfigError(format!(
-                    "invalid duration `{v}` for `ssh.max_ttl`: at least 1m, like 8h"
-                ))
-            })?,
-    };
+    let max_ttl = at_least(
+        "ssh.max_ttl",
+        file.max_ttl,
+        (Duration::from_secs(60), "at least 1m, like 8h"),
+        Duration::from_secs(8 * 3600),
+    )?;
     Ok(SshConfig {
         idle_timeout: session_limit("ssh.idle_timeout", file.idle_timeout, 3600)?,
         max_session: session_limit("ssh.max_session", file.max_session, 24 * 3600)?,
@@ -506,16 +504,12 @@ fn resolve_vuln(file: VulnFile) -> Result<VulnConfig, ConfigError> {
             let limit = if value.trim() == "none" {
                 None
             } else {
-                Some(
-                    humantime::parse_duration(value.trim())
-                        .ok()
-                        .filter(|d| *d >= Duration::from_secs(1))
-                        .ok_or_else(|| {
-                            ConfigError(format!(
-                                "invalid duration `{value}` for `vuln.sla.{tier}.{name}`: at least 1s, like 24h or 30d, or `none`"
-                            ))
-                        })?,
-                )
+                Some(duration(
+                    &format!("vuln.sla.{tier}.{name}"),
+                    value,
+                    |d| d >= Duration::from_secs(1),
+                    "at least 1s, like 24h or 30d, or `none`",
+                )?)
             };
             out.insert(severity, limit);
         }
@@ -618,16 +612,9 @@ fn resolve_security_txt(file: SecurityTxtFile, now: Timestamp) -> Result<Securit
 
 fn resolve_identity(file: IdentityFile) -> Result<IdentityConfig, ConfigError> {
     use warden_identity::oidc::{OidcConfig, Provisioning, parse_algorithm};
-    let duration = |key: &str, v: Option<String>, default: Duration| match v {
-        None => Ok(default),
-        Some(v) => humantime::parse_duration(v.trim())
-            .ok()
-            .filter(|d| *d >= Duration::from_secs(1))
-            .ok_or_else(|| {
-                ConfigError(format!(
-                    "invalid duration `{v}` for `{key}`: at least 1s, like 30m or 12h"
-                ))
-            }),
+    let duration = |key: &str, v: Option<String>, default: Duration| {
+        let hint = "at least 1s, like 30m or 12h";
+        at_least(key, v, (Duration::from_secs(1), hint), default)
     };
     let mut oidc = Vec::with_capacity(file.oidc.len());
     for p in file.oidc {
