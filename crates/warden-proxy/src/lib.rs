@@ -154,6 +154,9 @@ pub trait Gate: Send + Sync + 'static {
     /// or certificate revoked, the policy applied, an end requested), so open sessions are
     /// checked at once instead of at the next second.
     async fn changed(&self);
+    /// Called at least every second while the proxy serves: a gate whose sessions other
+    /// processes can see renews this proxy's lease here, so they end on the record if it dies.
+    async fn alive(&self) {}
 }
 
 /// Where the proxy keeps recordings, and how long sessions may last.
@@ -364,6 +367,7 @@ impl Proxy {
                 _ = every.tick() => {}
                 () = self.shared.gate.changed() => {}
             }
+            self.shared.gate.alive().await;
             let now = self.shared.epoch.elapsed();
             let config = &self.shared.config;
             let open: Vec<(String, Attempt, Duration, Duration)> = self

@@ -225,7 +225,21 @@ impl server::Handler for Downstream {
                         self.upstream = Some(handle);
                         self.admitted = Some(attempt);
                     }
-                    Err(reason) => self.refused = Some(reason),
+                    Err(reason) => {
+                        // Admitted, so recorded as started, but it never reached the host: it
+                        // ends on the record now, with why, rather than staying open forever.
+                        let finished = Finished {
+                            session: self.session.clone(),
+                            principal: admitted.principal.clone(),
+                            login: user.to_owned(),
+                            host: self.host.clone(),
+                            recordings: Vec::new(),
+                            failures: Vec::new(),
+                            reason: Some(format!("the session never reached its host: {reason}")),
+                        };
+                        self.shared.gate.finished(&finished).await;
+                        self.refused = Some(reason);
+                    }
                 }
             }
         }

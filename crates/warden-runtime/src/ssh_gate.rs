@@ -22,20 +22,29 @@ const SESSION_CERT_TTL: Duration = Duration::from_secs(300);
 /// How long the proxy's host certificate for a target lasts (the proxy renews it hourly).
 const PROXY_HOST_CERT_TTL: Duration = Duration::from_secs(2 * 3600);
 
-/// The recording proxy, asking `store`, `authorities` and `engine`.
+/// The recording proxy, asking `store`, `authorities` and `engine`. `kind` says which
+/// process runs it (`server`, `warden proxy`), for the name its lease is shown under.
 pub fn proxy(
     store: &Arc<Store>,
     authorities: &Authorities,
     engine: &Arc<Engine>,
     recordings: &Recordings,
     ssh: &crate::config::SshConfig,
+    kind: &str,
 ) -> Result<warden_proxy::Proxy, warden_proxy::ProxyError> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let gate = Arc::new(ServerGate {
         store: store.clone(),
         authorities: authorities.clone(),
         engine: engine.clone(),
         recordings: recordings.clone(),
         changes: tokio::sync::Mutex::new(store.subscribe()),
+        lease: Lease {
+            id: warden_store::write::new_id(),
+            name: format!("{kind} on {} (pid {})", host.trim(), std::process::id()),
+            length: ssh.proxy_lease,
+            renewed: std::sync::Mutex::new(None),
+        },
     });
     warden_proxy::Proxy::new(
         gate,
@@ -56,6 +65,31 @@ pub(crate) struct ServerGate {
     pub recordings: Recordings,
     /// Committed changes, from every process on the database (see `Store::listen`).
     pub changes: tokio::sync::Mutex<tokio::sync::broadcast::Receiver<warden_store::Changes>>,
+    /// This proxy's lease, which its sessions are stored under.
+    pub lease: Lease,
+}
+
+/// A proxy's lease: renewed while it serves; when it runs out, the timers of any replica end
+/// the sessions it held on the record (`Store::end_ssh_sessions_of_lost_proxies`).
+pub(crate) struct Lease {
+    /// The proxy's id for this run.
+    pub id: String,
+    /// What it is shown as: the process kind, the machine and the pid.
+    pub name: String,
+    /// How long a renewal lasts (`ssh.proxy_lease`).
+    pub length: Duration,
+    /// When it was last renewed; it is renewed when a third of it has gone.
+    pub renewed: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Lease {
+    /// Whether a third of the lease has gone since it was last renewed (or it never was).
+    fn due(&self) -> bool {
+        self.renewed
+            .lock()
+            .map(|r| r.is_none_or(|at| at.elapsed() >= self.length / 3))
+            .unwrap_or(true)
+    }
 }
 
 fn now() -> Timestamp {
@@ -364,7 +398,10 @@ impl Gate for ServerGate {
             ended_at: None,
             end_reason: None,
             recordings: json!([]),
+            proxy: Some(self.lease.id.clone()),
         };
+        // Stored under this proxy's lease: make sure it exists before the session does.
+        self.alive().await;
         self.store
             .start_ssh_session(&ctx, &session, started)
             .await
@@ -431,6 +468,26 @@ impl Gate for ServerGate {
             return Err("internal error: the forward could not be recorded".to_owned());
         }
         decided
+    }
+
+    async fn alive(&self) {
+        if !self.lease.due() {
+            return;
+        }
+        let at = now();
+        let until = at.plus(self.lease.length);
+        match self
+            .store
+            .renew_ssh_proxy_lease(&self.lease.id, &self.lease.name, at, until)
+            .await
+        {
+            Ok(()) => {
+                if let Ok(mut renewed) = self.lease.renewed.lock() {
+                    *renewed = Some(std::time::Instant::now());
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot renew the ssh proxy's lease"),
+        }
     }
 
     async fn changed(&self) {

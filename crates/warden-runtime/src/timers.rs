@@ -4,7 +4,8 @@
 //! revocation have their undecided items revoked, verified and the campaign closed; open
 //! reviews due within a day are reminded once a day (`review.remind`, for webhooks); findings
 //! passing 50 % and 100 % of their SLA are announced (`vuln.sla.half`, `vuln.sla.breach`) and
-//! risk acceptances that expired reopen their findings (`vuln.accept.expire`). Work
+//! risk acceptances that expired reopen their findings (`vuln.accept.expire`); SSH sessions
+//! whose proxy stopped without ending them (its lease ran out) end on the record. Work
 //! another replica did first is skipped without a record (`StoreError::Raced`).
 
 use std::sync::Arc;
@@ -34,6 +35,11 @@ pub async fn run(store: Arc<Store>, sla: warden_vuln::SlaTiers) {
             Ok(0) => {}
             Ok(n) => tracing::info!(ended = n, "temporary grants expired"),
             Err(e) => tracing::error!(error = %e, "cannot end expired grants"),
+        }
+        match store.end_ssh_sessions_of_lost_proxies(&system()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(ended = n, "ssh sessions ended: their proxy stopped"),
+            Err(e) => tracing::error!(error = %e, "cannot end the sessions of stopped proxies"),
         }
         if let Err(e) = reviews(&store).await {
             tracing::error!(error = %e, "cannot run access review timers");

@@ -329,6 +329,7 @@ impl Server {
                 &self.policy,
                 &self.recordings,
                 &self.config.ssh,
+                "server",
             ) {
                 Ok(proxy) => Some(proxy),
                 Err(e) => {

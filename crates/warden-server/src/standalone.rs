@@ -40,8 +40,15 @@ impl ProxyServer {
         let recordings = Recordings::open(&config.ssh.recordings)?;
         recordings.check().await?;
         recordings.publish_leftovers().await;
-        let proxy = ssh_gate::proxy(&store, &authorities, &policy, &recordings, &config.ssh)
-            .map_err(|e| StartError(e.to_string()))?;
+        let proxy = ssh_gate::proxy(
+            &store,
+            &authorities,
+            &policy,
+            &recordings,
+            &config.ssh,
+            "warden proxy",
+        )
+        .map_err(|e| StartError(e.to_string()))?;
         let listener = bind_ssh_proxy(&config).await?;
         Ok(ProxyServer {
             store,

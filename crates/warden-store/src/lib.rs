@@ -46,8 +46,8 @@
 //!   are caught (MACs, signed checkpoints, the server's check at start and `warden audit
 //!   verify`); changes to other tables are not, except where the audit log records what they
 //!   should hold.
-//! - Activity timestamps (a session's last use) are written without an audit event: they
-//!   change no access.
+//! - Activity timestamps (a session's last use) and SSH proxies' leases are written without
+//!   an audit event: they change no access.
 
 mod access;
 mod audit;

@@ -31,6 +31,8 @@ pub struct SshSession {
     pub end_reason: Option<String>,
     /// Its recordings: file, sha256, bytes, kind, command, byte counts.
     pub recordings: serde_json::Value,
+    /// The proxy that holds it (its lease id), when it was recorded with one.
+    pub proxy: Option<String>,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -50,11 +52,12 @@ fn from_row(row: &AnyRow) -> Result<SshSession, StoreError> {
         ended_at: ended.map(Timestamp::from_millis),
         end_reason: row.try_get("end_reason")?,
         recordings: serde_json::from_str(&recordings).map_err(corrupt)?,
+        proxy: row.try_get("proxy_id")?,
     })
 }
 
 const COLUMNS: &str =
-    "id, principal, login, host, source, started_at, ended_at, end_reason, recordings";
+    "id, principal, login, host, source, started_at, ended_at, end_reason, recordings, proxy_id";
 
 impl Store {
     /// Records an admitted session, audited as `ssh.session.start` with `details`.
@@ -71,8 +74,8 @@ impl Store {
         };
         self.audited(ctx, action, async |conn| {
             sqlx::query(
-                "INSERT INTO ssh_sessions (id, principal, login, host, source, started_at, recordings) \
-                 VALUES ($1, $2, $3, $4, $5, $6, '[]')",
+                "INSERT INTO ssh_sessions (id, principal, login, host, source, started_at, recordings, proxy_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, '[]', $7)",
             )
             .bind(&session.id)
             .bind(&session.principal)
@@ -80,6 +83,7 @@ impl Store {
             .bind(&session.host)
             .bind(&session.source)
             .bind(ctx.now.as_millis())
+            .bind(&session.proxy)
             .execute(&mut *conn)
             .await?;
             Ok(())
@@ -123,6 +127,93 @@ impl Store {
             Ok(())
         })
         .await
+    }
+
+    /// Renews the lease of proxy `id` (called `name`) until `until`, registering it the first
+    /// time. Not audited: it changes no access, and a proxy renews every few seconds.
+    pub async fn renew_ssh_proxy_lease(
+        &self,
+        id: &str,
+        name: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ssh_proxies (id, name, started_at, lease_until) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(now.as_millis())
+        .bind(until.as_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends, on the record, every open session whose proxy's lease ran out before `ctx.now`:
+    /// the proxy died without ending them. Each is audited as `ssh.session.end` with the
+    /// reason, and its end is also requested, so a proxy that was only cut off from the
+    /// database disconnects the user when it is back. A session another replica ended first
+    /// is skipped. Returns how many it ended.
+    pub async fn end_ssh_sessions_of_lost_proxies(
+        &self,
+        ctx: &AuditContext,
+    ) -> Result<u64, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.principal, s.login, s.host, p.name, p.lease_until FROM ssh_sessions s \
+             JOIN ssh_proxies p ON p.id = s.proxy_id \
+             WHERE s.ended_at IS NULL AND p.lease_until < $1 ORDER BY s.started_at, s.id",
+        )
+        .bind(ctx.now.as_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut ended = 0;
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let host: String = row.try_get("host")?;
+            let proxy: String = row.try_get("name")?;
+            let lease = Timestamp::from_millis(row.try_get("lease_until")?);
+            let reason = format!(
+                "its proxy ({proxy}) stopped: its lease ran out at {}",
+                lease.rfc3339_millis()
+            );
+            let action = Action {
+                name: Change::SshSessionEnd.into(),
+                target: format!("host:{host}"),
+                details: json!({
+                    "session": id,
+                    "principal": row.try_get::<String, _>("principal")?,
+                    "login": row.try_get::<String, _>("login")?,
+                    "reason": reason,
+                    "recordings": [],
+                }),
+            };
+            let done = self
+                .audited(ctx, action, async |conn| {
+                    let done = sqlx::query(
+                        "UPDATE ssh_sessions SET ended_at = $1, end_reason = $2, end_requested = $2 \
+                         WHERE id = $3 AND ended_at IS NULL",
+                    )
+                    .bind(ctx.now.as_millis())
+                    .bind(&reason)
+                    .bind(&id)
+                    .execute(&mut *conn)
+                    .await?;
+                    // Another replica ended it first: nothing to record.
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Raced);
+                    }
+                    Ok(())
+                })
+                .await;
+            match done {
+                Ok(()) => ended += 1,
+                Err(StoreError::Raced) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ended)
     }
 
     /// Sessions, newest first: all, or only those not ended.

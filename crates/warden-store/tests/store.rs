@@ -446,3 +446,106 @@ async fn only_changes_reach_the_processes_that_follow_commits() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_dead_proxys_sessions_end_when_its_lease_runs_out() {
+    let session = |id: &str, proxy: Option<&str>| warden_store::SshSession {
+        id: id.to_owned(),
+        principal: "user:alice".to_owned(),
+        login: "alice".to_owned(),
+        host: "web-1".to_owned(),
+        source: None,
+        started_at: Timestamp::from_millis(1_000),
+        ended_at: None,
+        end_reason: None,
+        recordings: serde_json::json!([]),
+        proxy: proxy.map(str::to_owned),
+    };
+    for (store, _db, _dir) in stores().await {
+        let backend = store.location().backend();
+        let at = Timestamp::from_millis;
+        store
+            .renew_ssh_proxy_lease("p-dead", "warden proxy on a (pid 1)", at(1_000), at(2_000))
+            .await
+            .unwrap();
+        store
+            .renew_ssh_proxy_lease("p-live", "server on b (pid 2)", at(1_000), at(2_000))
+            .await
+            .unwrap();
+        for (id, proxy) in [
+            ("s-dead", Some("p-dead")),
+            ("s-live", Some("p-live")),
+            ("s-old", None),
+        ] {
+            let details = serde_json::json!({});
+            store
+                .start_ssh_session(&ctx(1_000), &session(id, proxy), details)
+                .await
+                .unwrap();
+        }
+        // Within the lease nothing ends; the live proxy renews, the dead one does not.
+        assert_eq!(
+            store
+                .end_ssh_sessions_of_lost_proxies(&ctx(1_500))
+                .await
+                .unwrap(),
+            0
+        );
+        store
+            .renew_ssh_proxy_lease("p-live", "server on b (pid 2)", at(1_900), at(2_900))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .end_ssh_sessions_of_lost_proxies(&ctx(2_500))
+                .await
+                .unwrap(),
+            1,
+            "{backend:?}"
+        );
+        // Once only, however many replicas' timers run.
+        assert_eq!(
+            store
+                .end_ssh_sessions_of_lost_proxies(&ctx(2_600))
+                .await
+                .unwrap(),
+            0
+        );
+        let all = store.ssh_sessions(false, 10).await.unwrap();
+        let dead = all.iter().find(|s| s.id == "s-dead").unwrap();
+        assert_eq!(dead.ended_at, Some(at(2_500)), "{backend:?}");
+        assert_eq!(
+            dead.end_reason.as_deref(),
+            Some(
+                "its proxy (warden proxy on a (pid 1)) stopped: its lease ran out at 1970-01-01T00:00:02.000Z"
+            ),
+            "{backend:?}"
+        );
+        // A proxy that was only cut off from the database sees the end requested.
+        assert_eq!(
+            store.ssh_session_end_requested("s-dead").await.unwrap(),
+            dead.end_reason
+        );
+        let mut open: Vec<String> = store
+            .ssh_sessions(true, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        open.sort();
+        assert_eq!(open, ["s-live", "s-old"], "{backend:?}");
+        let events = store.recent_events(10).await.unwrap();
+        let end = events
+            .iter()
+            .find(|e| e.action == "ssh.session.end")
+            .unwrap();
+        assert_eq!(
+            end.details["reason"].as_str(),
+            dead.end_reason.as_deref(),
+            "{backend:?}"
+        );
+        assert_eq!(end.actor_label, "operator", "{backend:?}");
+        assert_eq!(end.target, "host:web-1");
+    }
+}

@@ -93,8 +93,16 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<()> {
         }
         SessionsCommand::Kill { id } => {
             let q = "mutation($id: String!) { endSshSession(id: $id) }";
-            client.graphql(q, json!({ "id": id })).await?;
-            eprintln!("ended session {id}");
+            let data = client.graphql(q, json!({ "id": id })).await?;
+            if data.get("endSshSession").and_then(Value::as_bool) == Some(true) {
+                eprintln!("ended session {id}");
+            } else {
+                eprintln!(
+                    "asked for session {id} to end: the proxy holding it ends it within a second, \
+                     or, if that proxy has stopped, it ends on the record when the proxy's lease \
+                     runs out (ssh.proxy_lease)"
+                );
+            }
             Ok(())
         }
     }

@@ -319,8 +319,11 @@ pub struct SshSessionMutation;
 
 #[Object]
 impl SshSessionMutation {
-    /// Ends an open session: at once when this process's proxy holds it, else as soon as the
-    /// proxy that does (`warden proxy` elsewhere) is told of the request. The user sees why.
+    /// Ends an open session. True when this process's proxy held it and ended it at once;
+    /// false when the end is requested of the proxy that holds it (`warden proxy` or another
+    /// server), which ends it at its next check, within a second, or, when that proxy has
+    /// stopped, of the timers, which end it on the record when the proxy's lease runs out.
+    /// The user sees why.
     async fn end_ssh_session(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<bool> {
         let caller = authorize(ctx, Capability::ManageHosts, &format!("ssh-session:{id}")).await?;
         let proxy = ctx.data::<Proxy>()?;
@@ -332,9 +335,9 @@ impl SshSessionMutation {
             .map_err(|e| api_error(e, caller))?;
         // At once when this process's proxy holds it; otherwise the proxy that does (or this
         // one, a moment later, when the session is still being admitted) sees the request.
-        if let Some(proxy) = &proxy.0 {
-            proxy.end_session(&id, &reason).await;
-        }
-        Ok(true)
+        Ok(match &proxy.0 {
+            Some(proxy) => proxy.end_session(&id, &reason).await,
+            None => false,
+        })
     }
 }

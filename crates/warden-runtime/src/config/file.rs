@@ -137,6 +137,7 @@ pub(super) struct SshFile {
     pub(super) idle_timeout: Option<String>,
     pub(super) max_session: Option<String>,
     pub(super) recordings: Option<String>,
+    pub(super) proxy_lease: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -274,6 +275,7 @@ impl FileConfig {
             "ssh.max_ttl" => self.ssh.max_ttl = Some(value.to_owned()),
             "ssh.idle_timeout" => self.ssh.idle_timeout = Some(value.to_owned()),
             "ssh.max_session" => self.ssh.max_session = Some(value.to_owned()),
+            "ssh.proxy_lease" => self.ssh.proxy_lease = Some(value.to_owned()),
             "ssh.recordings" => self.ssh.recordings = Some(value.to_owned()),
             "x509.trust_domain" => self.x509.trust_domain = Some(value.to_owned()),
             "x509.max_ttl" => self.x509.max_ttl = Some(value.to_owned()),

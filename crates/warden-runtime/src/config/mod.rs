@@ -198,6 +198,9 @@ pub struct SshConfig {
     /// A proxied session with no input or output for this long ends (`ssh.idle_timeout`,
     /// default 1h; `0s` for never).
     pub idle_timeout: Option<Duration>,
+    /// How long a proxy's lease lasts (`ssh.proxy_lease`, default 30s): a proxy renews it
+    /// while it serves, and when it runs out the sessions that proxy held end on the record.
+    pub proxy_lease: Duration,
     /// A proxied session ends after this long whatever it does (`ssh.max_session`, default
     /// 24h; `0s` for never).
     pub max_session: Option<Duration>,
@@ -402,7 +405,7 @@ pub struct Overrides {
 
 /// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
 /// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
-pub const KEYS: [&str; 35] = [
+pub const KEYS: [&str; 36] = [
     "data_dir",
     "database_url",
     "public_url",
@@ -432,6 +435,7 @@ pub const KEYS: [&str; 35] = [
     "ssh.max_ttl",
     "ssh.idle_timeout",
     "ssh.max_session",
+    "ssh.proxy_lease",
     "ssh.recordings",
     "x509.trust_domain",
     "x509.max_ttl",

@@ -372,6 +372,12 @@ fn resolve_ssh(file: SshFile, data_dir: &Path) -> Result<SshConfig, ConfigError>
     Ok(SshConfig {
         idle_timeout: session_limit("ssh.idle_timeout", file.idle_timeout, 3600)?,
         max_session: session_limit("ssh.max_session", file.max_session, 24 * 3600)?,
+        proxy_lease: at_least(
+            "ssh.proxy_lease",
+            file.proxy_lease,
+            (Duration::from_secs(1), "at least 1s, like 30s or 1m"),
+            Duration::from_secs(30),
+        )?,
         recordings: match file.recordings {
             Some(url) if url.contains("://") => {
                 if !url.starts_with("s3://") || url.len() <= "s3://".len() {

@@ -265,6 +265,8 @@ async fn a_standalone_proxy_shares_the_servers_database_and_their_kills() {
         d,
         &LabOptions {
             backend: Backend::Postgres,
+            // Short, so a dead proxy's sessions end within the test.
+            ssh: "proxy_lease = \"2s\"\n",
             ..LabOptions::default()
         },
     )
@@ -354,4 +356,57 @@ async fn a_standalone_proxy_shares_the_servers_database_and_their_kills() {
     let kills = server.audit("ssh.session.kill");
     let outcomes: Vec<&str> = kills.iter().filter_map(|e| e["outcome"].as_str()).collect();
     assert_eq!(outcomes, ["success", "failure", "failure"], "{kills:?}");
+
+    // A proxy killed with its session open cannot end it: the session ends on the record when
+    // the proxy's lease runs out, saying why, instead of staying open forever.
+    let doomed = server.standalone_proxy();
+    let mut client = through_proxy_at("ssh", &server, &doomed.addr, d)
+        .args(["-l", "root", "db-1", "sleep 60"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut orphan = None;
+    for _ in 0..200 {
+        orphan = listed_sessions(&server, true)
+            .first()
+            .and_then(|s| s["id"].as_str().map(str::to_owned));
+        if orphan.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let orphan = orphan.expect("the session opens");
+    drop(doomed);
+    let _ = client.kill();
+    let _ = client.wait();
+    let died = std::time::Instant::now();
+    let mut record = None;
+    for _ in 0..200 {
+        record = listed_sessions(&server, false)
+            .into_iter()
+            .find(|s| s["id"] == orphan.as_str() && !s["endedAt"].is_null());
+        if record.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let record = record.expect("the dead proxy's session ends on the record");
+    println!(
+        "a dead proxy's session ended on the record {:?} after the proxy died",
+        died.elapsed()
+    );
+    let reason = record["endReason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("its proxy (warden proxy on ")
+            && reason.contains(") stopped: its lease ran out at "),
+        "{reason}"
+    );
+    let ends = server.audit("ssh.session.end");
+    let end = ends
+        .iter()
+        .find(|e| e["details"]["session"] == orphan.as_str())
+        .expect("the end is audited");
+    assert_eq!(end["actor"], "system", "{end}");
+    assert_eq!(end["details"]["reason"], reason, "{end}");
 }

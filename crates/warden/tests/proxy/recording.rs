@@ -375,7 +375,7 @@ async fn a_host_without_a_warden_host_certificate_is_refused() {
     assert!(signed.status.success(), "{}", text(&signed.stderr));
     let sshd_dir = d.join("sshd-rogue");
     std::fs::create_dir_all(&sshd_dir).unwrap();
-    let _sshd = Sshd::start_on(
+    let sshd = Sshd::start_on(
         &sshd_dir,
         port,
         &format!(
@@ -413,6 +413,43 @@ async fn a_host_without_a_warden_host_certificate_is_refused() {
         )),
         "{}",
         text(&out.stderr)
+    );
+
+    // Admitted, so on the record as started, but it never reached the host: it is on the
+    // record as ended, with why, not left open; and killing it says it already ended.
+    let open = listed_sessions(&server, true);
+    assert!(open.is_empty(), "{open:?}");
+    let all = listed_sessions(&server, false);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(all[0]["endedAt"].is_string(), "{all:?}");
+    assert_eq!(
+        all[0]["endReason"].as_str().unwrap_or_default(),
+        format!(
+            "the session never reached its host: host `db-2` at 127.0.0.1:{port} did not present a valid Warden host certificate"
+        )
+    );
+    let id = all[0]["id"].as_str().unwrap();
+    let data = server.data_dir.to_str().unwrap();
+    let out = run_cli(bin(), &["sessions", "--data-dir", data, "kill", id]);
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!("error: ssh session `{id}` has already ended")
+    );
+
+    // The same when nothing listens at the host's address any more.
+    drop(sshd);
+    let out = ssh(&server, d, "root", "db-2", "echo should-not-run");
+    assert_ne!(out.status.code(), Some(0));
+    let open = listed_sessions(&server, true);
+    assert!(open.is_empty(), "{open:?}");
+    let all = listed_sessions(&server, false);
+    let reasons: Vec<&str> = all.iter().filter_map(|s| s["endReason"].as_str()).collect();
+    assert_eq!(reasons.len(), 2, "{all:?}");
+    assert!(
+        reasons.iter().any(|r| r.starts_with(&format!(
+            "the session never reached its host: cannot reach host `db-2` at 127.0.0.1:{port}: "
+        ))),
+        "{reasons:?}"
     );
 }
 
