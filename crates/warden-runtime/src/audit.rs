@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -29,61 +28,102 @@ struct KeyFile {
     seed: HexHash,
 }
 
-/// Loads the log's signing key from `DATA_DIR/audit-signing.key`, creating it on first start;
-/// when it `must_exist` (the log was signed with it), a missing key stops the server.
-pub fn load_or_create_key(
+/// What the signing key's seal is bound to.
+const SIGNING_PURPOSE: &str = "audit-signing-key";
+
+/// The log's signing key: kept once in the database, sealed under the KEK, so every replica
+/// signs as the same log and `warden audit key` is the same whichever answers. The first start
+/// makes it, or keeps the one this data directory holds from before (`audit-signing.key`);
+/// when two servers start at once, the first to keep one wins and the other uses it. When it
+/// `must_exist` (the log was signed) and neither the database nor this directory holds it, the
+/// server stops: Warden will not sign the log with a new key.
+pub async fn open_or_create_key(
+    store: &Store,
+    kek: &warden_pki::seal::Kek,
     data_dir: &Path,
     origin: &str,
     must_exist: bool,
 ) -> Result<SigningKey, StartError> {
+    let stored = match store.audit_signing_key().await.map_err(key_error)? {
+        Some(stored) => stored,
+        None => {
+            let (name, seed) = match read_key_file(data_dir)? {
+                Some((name, seed)) => {
+                    check_signed_the_log(store, &name, &seed).await?;
+                    (name, seed)
+                }
+                None if must_exist => {
+                    return Err(StartError(
+                        "the audit signing key is missing from the database, but this log was signed with it: restore the database from a backup, or start once a server whose data directory still holds audit-signing.key (Warden will not sign the log with a new key)".to_owned(),
+                    ));
+                }
+                None => {
+                    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+                    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, seed.as_mut());
+                    (origin.to_owned(), seed)
+                }
+            };
+            let sealed =
+                warden_pki::seal::seal(kek, SIGNING_PURPOSE, seed.as_ref(), &mut rand::rngs::OsRng);
+            store
+                .insert_audit_signing_key(&name, &sealed)
+                .await
+                .map_err(key_error)?
+        }
+    };
+    let (name, sealed) = stored;
+    let opened = warden_pki::seal::open(kek, SIGNING_PURPOSE, &sealed).map_err(|_| {
+        StartError(
+            "the audit signing key in the database cannot be opened with this KEK: start with the KEK the log was made with".to_owned(),
+        )
+    })?;
+    let seed: [u8; 32] = opened.as_slice().try_into().map_err(|_| {
+        StartError("the audit signing key in the database is not 32 bytes".to_owned())
+    })?;
+    if name != origin {
+        tracing::warn!(key = %name, configured = origin, "audit.origin differs from the signing key's name; the key's name is kept");
+    }
+    SigningKey::from_seed(&name, &seed).map_err(|e| StartError(format!("audit signing key: {e}")))
+}
+
+/// A key file from before is kept only if it signed the log's newest checkpoint: a key that
+/// did not would sign a second log under the same name.
+async fn check_signed_the_log(
+    store: &Store,
+    name: &str,
+    seed: &[u8; 32],
+) -> Result<(), StartError> {
+    let Some(latest) = store.latest_checkpoint().await.map_err(key_error)? else {
+        return Ok(());
+    };
+    let key = SigningKey::from_seed(name, seed)
+        .map_err(|e| StartError(format!("audit signing key: {e}")))?;
+    key.verifier().open(&latest.note).map(|_| ()).map_err(|_| {
+        StartError(format!(
+            "audit-signing.key in the data directory did not sign this log (checkpoint {} does not verify with it): start first the server whose key signed the newest checkpoint",
+            latest.size
+        ))
+    })
+}
+
+fn key_error(e: StoreError) -> StartError {
+    StartError(format!("cannot read the audit signing key: {e}"))
+}
+
+/// A signing key's name and seed.
+type NamedSeed = (String, zeroize::Zeroizing<[u8; 32]>);
+
+/// The signing key an earlier version kept in `DATA_DIR/audit-signing.key`, if it is there.
+fn read_key_file(data_dir: &Path) -> Result<Option<NamedSeed>, StartError> {
     let path = data_dir.join("audit-signing.key");
     let shown = path.display();
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let file: KeyFile = serde_json::from_str(&text)
                 .map_err(|e| StartError(format!("audit signing key {shown} is unreadable: {e}")))?;
-            if file.name != origin {
-                tracing::warn!(key = %file.name, configured = origin, "audit.origin differs from the signing key's name; the key's name is kept");
-            }
-            SigningKey::from_seed(&file.name, &file.seed.0)
-                .map_err(|e| StartError(format!("audit signing key {shown}: {e}")))
+            Ok(Some((file.name, zeroize::Zeroizing::new(file.seed.0))))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && must_exist => {
-            Err(StartError(format!(
-                "the audit signing key {shown} is missing, but this log was signed with it: restore it from a backup (Warden will not sign the log with a new key)"
-            )))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut seed = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
-            let key =
-                SigningKey::from_seed(origin, &seed).map_err(|e| StartError(e.to_string()))?;
-            let text = serde_json::to_string(&KeyFile {
-                name: origin.to_owned(),
-                seed: HexHash(seed),
-            })
-            .map_err(|e| StartError(e.to_string()))?;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| {
-                    StartError(format!(
-                        "cannot create audit signing key {shown}: {}",
-                        io_cause(&e)
-                    ))
-                })?;
-            file.write_all(text.as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|e| {
-                    StartError(format!(
-                        "cannot write audit signing key {shown}: {}",
-                        io_cause(&e)
-                    ))
-                })?;
-            Ok(key)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(StartError(format!(
             "cannot read audit signing key {shown}: {}",
             io_cause(&e)
@@ -154,12 +194,30 @@ impl AuditLog {
         Ok(Some(StoredCheckpoint { size, time, note }))
     }
 
-    /// Signs a checkpoint every `interval` while events arrive, until the task is dropped.
+    /// Signs a checkpoint every `interval` while events arrive and this replica holds the
+    /// signer's lease, until the task is dropped. The lease lasts three intervals (at least
+    /// 3 s) and is renewed at each one: one replica signs at a time, and when it dies another
+    /// takes over once its lease has run out.
     pub async fn run_signer(self, interval: Duration) {
+        let me = warden_store::write::new_id();
+        let lease = (interval * 3).max(Duration::from_secs(3));
         let mut every = tokio::time::interval(interval);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
+            let now = Timestamp::from_system(SystemTime::now());
+            match self
+                .store
+                .take_audit_signer(&me, now, now.plus(lease))
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot take the audit signer's lease");
+                    continue;
+                }
+            }
             if let Err(err) = self.sign_now().await {
                 tracing::error!(error = %err, "cannot sign an audit checkpoint");
             }

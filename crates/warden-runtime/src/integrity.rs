@@ -12,9 +12,9 @@
 //!   (`DATA_DIR/audit-head`) and refuses to start when the log no longer extends it; export
 //!   sinks receive every checkpoint too, and `warden audit verify --checkpoint NOTE` proves the
 //!   log still extends a checkpoint kept anywhere else.
-//! - **Delete the signing key** to have the server make a new one and re-sign a rewritten log:
-//!   a data directory that has signed before, or a SQLite log with checkpoints, stops the
-//!   server with one line instead.
+//! - **Delete the signing key** (kept in the database, sealed under the KEK) to have the server
+//!   make a new one and re-sign a rewritten log: a log with checkpoints, or a data directory
+//!   that has signed before, stops the server with one line instead.
 //!
 //! What it does not stop: someone holding the KEK and the database can write valid MACs; the
 //! checkpoint copies outside (sinks, `audit-head`, an auditor's notes) are what proves a
@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use rand::RngCore;
 use warden_audit::{Checkpoint, MacKey, SigningKey};
 use warden_pki::seal::{Kek, open, seal};
-use warden_store::{Backend, Store};
+use warden_store::Store;
 
 use crate::StartError;
 use crate::config::io_cause;
@@ -93,15 +93,13 @@ pub async fn use_mac_key(
     Ok((MacKey::from_bytes(bytes), from_seq))
 }
 
-/// Whether a missing signing key means it was deleted: this data directory has signed a
-/// checkpoint before, or the log is SQLite in this directory and holds checkpoints (no other
-/// server can have signed them).
+/// Whether a missing signing key means it was deleted: the log holds signed checkpoints, or
+/// this data directory has signed one before.
 pub async fn key_must_exist(store: &Store, data_dir: &Path) -> Result<bool, StartError> {
     if data_dir.join(HEAD_FILE).exists() {
         return Ok(true);
     }
-    Ok(store.location().backend() == Backend::Sqlite
-        && store.latest_checkpoint().await.map_err(failed)?.is_some())
+    Ok(store.latest_checkpoint().await.map_err(failed)?.is_some())
 }
 
 /// Checks the log before anything is written to it: the newest checkpoint this directory

@@ -40,9 +40,7 @@ impl App {
             services: Arc::new(services),
         }
     }
-}
 
-impl App {
     /// Decides whether `audit`'s actor may use `cap` on `target`; a refusal is recorded.
     pub async fn check(
         &self,

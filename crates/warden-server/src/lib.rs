@@ -523,7 +523,14 @@ async fn open_core(config: &Config, signs: bool) -> Result<Core, StartError> {
         integrity::use_mac_key(&store, authorities.kek(), &config.data_dir).await?;
     let key = if signs {
         let must_exist = integrity::key_must_exist(&store, &config.data_dir).await?;
-        let key = audit::load_or_create_key(&config.data_dir, &config.audit.origin, must_exist)?;
+        let key = audit::open_or_create_key(
+            &store,
+            authorities.kek(),
+            &config.data_dir,
+            &config.audit.origin,
+            must_exist,
+        )
+        .await?;
         integrity::verify_at_start(&store, &key, &mac, from_seq, &config.data_dir).await?;
         Some(key)
     } else {

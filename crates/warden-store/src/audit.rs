@@ -494,6 +494,65 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt("the audit MAC key vanished".to_owned()))
     }
 
+    /// The log's checkpoint signing key: its name and its seed sealed under the KEK, if one
+    /// was kept.
+    pub async fn audit_signing_key(&self) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query("SELECT name, sealed FROM audit_signing_key WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("name")?, r.try_get("sealed")?)))
+            .transpose()
+    }
+
+    /// Keeps the log's signing key (`name`, its sealed seed), unless another server kept one
+    /// first; returns the one kept. Not an audited change, like the MAC key: it is the log's
+    /// own machinery, and every checkpoint it signs is its record.
+    pub async fn insert_audit_signing_key(
+        &self,
+        name: &str,
+        sealed: &str,
+    ) -> Result<(String, String), StoreError> {
+        let now = Timestamp::from_system(std::time::SystemTime::now());
+        sqlx::query(
+            "INSERT INTO audit_signing_key (id, name, sealed, created_at) VALUES (1, $1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(name)
+        .bind(sealed)
+        .bind(now.as_millis())
+        .execute(&self.pool)
+        .await?;
+        self.audit_signing_key()
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("the audit signing key vanished".to_owned()))
+    }
+
+    /// Takes or renews the signer's lease for `holder` until `until`, when nobody holds it,
+    /// `holder` does, or its holder's lease ran out before `now`; whether `holder` holds it.
+    /// One replica signs at a time; when it dies, another takes over once its lease runs out.
+    pub async fn take_audit_signer(
+        &self,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_signer (id, holder, lease_until) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until \
+             WHERE audit_signer.holder = excluded.holder OR audit_signer.lease_until < $3",
+        )
+        .bind(holder)
+        .bind(until.as_millis())
+        .bind(now.as_millis())
+        .execute(&self.pool)
+        .await?;
+        let held: Option<String> =
+            sqlx::query_scalar("SELECT holder FROM audit_signer WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(held.as_deref() == Some(holder))
+    }
+
     /// The stored events after `after` up to `through`, in order, with their stored leaf hashes
     /// and MACs: what a server checks at start before it signs over them (rows other servers
     /// append meanwhile are theirs to check).

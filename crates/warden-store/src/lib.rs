@@ -27,7 +27,8 @@
 //! - Page bounds (`after`, `before`), which are names bound as parameters; a page's size is
 //!   capped by its caller.
 //! - A reader of a backup or a replica, who finds token and session secrets only as SHA-256
-//!   hashes, CA keys and the MAC key only sealed under the KEK, and the rest in the clear.
+//!   hashes, CA keys and the audit log's MAC and signing keys only sealed under the KEK, and
+//!   the rest in the clear.
 //!
 //! **What it promises.**
 //! - Only this crate and `warden-vuln-store` speak SQL, and only with bound parameters; the

@@ -549,3 +549,66 @@ async fn a_dead_proxys_sessions_end_when_its_lease_runs_out() {
         assert_eq!(end.target, "host:web-1");
     }
 }
+
+#[tokio::test]
+async fn one_replica_at_a_time_holds_the_audit_signers_lease() {
+    for (store, _db, _dir) in stores().await {
+        let backend = store.location().backend();
+        let at = Timestamp::from_millis;
+        assert!(
+            store
+                .take_audit_signer("a", at(1_000), at(4_000))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .take_audit_signer("b", at(2_000), at(5_000))
+                .await
+                .unwrap(),
+            "{backend:?}: a's lease is live"
+        );
+        assert!(
+            store
+                .take_audit_signer("a", at(3_000), at(6_000))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .take_audit_signer("b", at(5_999), at(9_000))
+                .await
+                .unwrap()
+        );
+        // a stopped renewing: once its lease has run out, b takes over, and a is refused.
+        assert!(
+            store
+                .take_audit_signer("b", at(6_001), at(9_000))
+                .await
+                .unwrap(),
+            "{backend:?}"
+        );
+        assert!(
+            !store
+                .take_audit_signer("a", at(6_500), at(9_500))
+                .await
+                .unwrap()
+        );
+
+        // The signing key is kept once: the second server to keep one gets the first's.
+        assert_eq!(store.audit_signing_key().await.unwrap(), None);
+        let first = store
+            .insert_audit_signing_key("example.com/audit", "v1.first")
+            .await
+            .unwrap();
+        let second = store
+            .insert_audit_signing_key("example.com/audit", "v1.second")
+            .await
+            .unwrap();
+        assert_eq!(
+            first,
+            ("example.com/audit".to_owned(), "v1.first".to_owned())
+        );
+        assert_eq!(second, first, "{backend:?}");
+    }
+}

@@ -367,3 +367,96 @@ async fn retention_archives_old_events_into_verifiable_files_and_the_chain_stays
         );
     }
 }
+
+/// One audit identity for a deployment: replicas on one PostgreSQL database publish the same
+/// key, and an export made on the survivor after the other stopped, holding checkpoints both
+/// signed, verifies offline with the one published key. (When each replica made its own key,
+/// such an export could not verify with either.)
+#[tokio::test]
+async fn replicas_sign_as_one_log() {
+    let config = "[audit]\ncheckpoint_interval = \"200ms\"\n[limits]\nper_source_rps = 0\n";
+    let mut server = TestServer::start(bin(), Backend::Postgres, config).await;
+    let admin = server.token("admin", "admin", None);
+    let replica = server.replica();
+    let http = reqwest::Client::new();
+    let get = async |url: &str, path: &str| {
+        let resp = http
+            .get(format!("{url}{path}"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.text().await.unwrap()
+    };
+    let add_user = async |url: &str, name: &str| {
+        let body: Value = http
+            .post(format!("{url}/graphql"))
+            .bearer_auth(&admin)
+            .json(&json!({
+                "query": "mutation($n: String!) { createUser(input: { name: $n }) { name } }",
+                "variables": { "n": name },
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["data"]["createUser"]["name"], name, "{body}");
+    };
+    let key = get(&server.url, "/v1/audit/public_key").await;
+    assert_eq!(
+        get(&replica.url, "/v1/audit/public_key").await,
+        key,
+        "every replica publishes the one key"
+    );
+    add_user(&server.url, "alice").await;
+    add_user(&replica.url, "bob").await;
+    // The server signs alice's and bob's events (every 200 ms), then stops; the replica
+    // goes on.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    server.stop();
+    add_user(&replica.url, "carol").await;
+    let mut covered = false;
+    for _ in 0..100 {
+        let body: Value = http
+            .post(format!("{}/graphql", replica.url))
+            .bearer_auth(&admin)
+            .json(&json!({ "query": "{ auditCheckpoint { size } auditEvents(first: 1, newestFirst: true) { seq } }" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let signed = body["data"]["auditCheckpoint"]["size"]
+            .as_u64()
+            .unwrap_or(0);
+        let newest = body["data"]["auditEvents"][0]["seq"]
+            .as_u64()
+            .unwrap_or(u64::MAX);
+        if signed >= newest {
+            covered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(covered, "the replica signs what came after");
+
+    let export = get(&replica.url, "/v1/audit/export").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    std::fs::write(&file, &export).unwrap();
+    let offline = stdout(run_cli(
+        bin(),
+        &[
+            "audit",
+            "verify",
+            file.to_str().unwrap(),
+            "--key",
+            key.trim(),
+        ],
+    ));
+    assert!(offline.starts_with("ok: events 1 to "), "{offline}");
+}

@@ -188,7 +188,7 @@ async fn deleting_the_last_events_and_their_checkpoints_is_noticed() {
         );
         // With the data directory's copy gone too, the server starts; the sink's copy still
         // proves the truncation, and an older checkpoint is still extended.
-        std::fs::remove_file(server.data_dir.join("audit-head")).unwrap();
+        let _ = std::fs::remove_file(server.data_dir.join("audit-head"));
         server.restart();
         let verify = |note: &Path| {
             run_cli(
@@ -231,16 +231,72 @@ async fn a_deleted_signing_key_stops_the_server() {
         let admin = server.token("admin", "admin", None);
         some_history(&server, &admin, 1).await;
         server.stop();
-        let key = server.data_dir.join("audit-signing.key");
-        std::fs::remove_file(&key).unwrap();
+        // The key lives in the database, sealed under the KEK; its row deleted, the server
+        // will not sign the log with a new one.
+        let pool = raw(&server).await;
+        sqlx::query("DELETE FROM audit_signing_key")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
         let err = server.start_refused();
         assert!(
-            err.contains(&format!(
-                "the audit signing key {} is missing, but this log was signed with it: restore it from a backup (Warden will not sign the log with a new key)",
-                server.data_dir.canonicalize().unwrap().join("audit-signing.key").display()
-            )),
+            err.contains(
+                "the audit signing key is missing from the database, but this log was signed with it: restore the database from a backup, or start once a server whose data directory still holds audit-signing.key (Warden will not sign the log with a new key)"
+            ),
             "{backend:?}: {err}"
         );
+    }
+}
+
+/// A data directory from before the key moved to the database: its `audit-signing.key` is
+/// kept as the log's key, but only if it signed the log.
+#[tokio::test]
+async fn a_signing_key_file_from_before_is_kept_only_if_it_signed_the_log() {
+    for backend in Backend::ALL {
+        let mut server = TestServer::start(bin(), backend, "").await;
+        let admin = server.token("admin", "admin", None);
+        some_history(&server, &admin, 1).await;
+        let (_, _, published) = server.get("/v1/audit/public_key").await;
+        let origin = published.split('+').next().unwrap().to_owned();
+        server.stop();
+        let seed = [0x7f_u8; 32];
+        let file = format!(r#"{{"name":"{origin}","seed":"{}"}}"#, "7f".repeat(32));
+        std::fs::write(server.data_dir.join("audit-signing.key"), &file).unwrap();
+        let pool = raw(&server).await;
+        sqlx::query("DELETE FROM audit_signing_key")
+            .execute(&pool)
+            .await
+            .unwrap();
+
+        // That key did not sign this log: refused, and nothing kept.
+        let err = server.start_refused();
+        assert!(
+            err.contains(
+                "audit-signing.key in the data directory did not sign this log (checkpoint "
+            ),
+            "{backend:?}: {err}"
+        );
+        let kept: Option<String> = sqlx::query_scalar("SELECT name FROM audit_signing_key")
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+        assert_eq!(kept, None, "{backend:?}");
+
+        // A log it could have signed (no checkpoint yet): kept, and published.
+        sqlx::query("DELETE FROM audit_checkpoints")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let _ = std::fs::remove_file(server.data_dir.join("audit-head"));
+        server.crash_and_restart();
+        let (_, _, now_published) = server.get("/v1/audit/public_key").await;
+        let expected = warden_audit::SigningKey::from_seed(&origin, &seed)
+            .unwrap()
+            .verifier()
+            .to_string();
+        assert_eq!(now_published.trim(), expected, "{backend:?}");
     }
 }
 
