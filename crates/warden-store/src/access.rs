@@ -475,8 +475,8 @@ impl Store {
                     "expires_at": grant.expires_at.rfc3339_millis(),
                 }),
             };
-            let done = self
-                .audited(ctx, action, async |conn| {
+            let first = self
+                .audited_first(ctx, action, async |conn| {
                     let done = sqlx::query(
                         "UPDATE grants SET ended_at = $1, end_reason = 'expired' WHERE id = $2 AND ended_at IS NULL",
                     )
@@ -484,18 +484,10 @@ impl Store {
                     .bind(&grant.id)
                     .execute(&mut *conn)
                     .await?;
-                    // Another replica ended it first: nothing to record.
-                    if done.rows_affected() == 0 {
-                        return Err(StoreError::Raced);
-                    }
-                    Ok(())
+                    Ok(done.rows_affected())
                 })
-                .await;
-            match done {
-                Ok(()) => ended += 1,
-                Err(StoreError::Raced) => {}
-                Err(e) => return Err(e),
-            }
+                .await?;
+            ended += usize::from(first);
         }
         Ok(ended)
     }

@@ -183,6 +183,30 @@ impl Store {
         .await
     }
 
+    /// As [`Store::audited`], for a change every replica's timers try and one makes first:
+    /// `change` returns how many rows it touched, and none means another made it already, so
+    /// nothing is written or recorded. Whether this call made it.
+    pub(crate) async fn audited_first(
+        &self,
+        ctx: &AuditContext,
+        action: Action,
+        change: impl AsyncFnOnce(&mut AnyConnection) -> Result<u64, StoreError>,
+    ) -> Result<bool, StoreError> {
+        let made = self
+            .audited(ctx, action, async move |conn| {
+                if change(conn).await? == 0 {
+                    return Err(StoreError::Raced);
+                }
+                Ok(())
+            })
+            .await;
+        match made {
+            Ok(()) => Ok(true),
+            Err(StoreError::Raced) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Writes an `ssh_certificates` row (a JSON array in column order) and its audit event in
     /// the current batch, after `change` (which must not touch the database) succeeds. The row
     /// joins the batch's bulk insert: no statement per certificate.

@@ -189,8 +189,8 @@ impl Store {
                     "recordings": [],
                 }),
             };
-            let done = self
-                .audited(ctx, action, async |conn| {
+            let first = self
+                .audited_first(ctx, action, async |conn| {
                     let done = sqlx::query(
                         "UPDATE ssh_sessions SET ended_at = $1, end_reason = $2, end_requested = $2 \
                          WHERE id = $3 AND ended_at IS NULL",
@@ -200,18 +200,10 @@ impl Store {
                     .bind(&id)
                     .execute(&mut *conn)
                     .await?;
-                    // Another replica ended it first: nothing to record.
-                    if done.rows_affected() == 0 {
-                        return Err(StoreError::Raced);
-                    }
-                    Ok(())
+                    Ok(done.rows_affected())
                 })
-                .await;
-            match done {
-                Ok(()) => ended += 1,
-                Err(StoreError::Raced) => {}
-                Err(e) => return Err(e),
-            }
+                .await?;
+            ended += u64::from(first);
         }
         Ok(ended)
     }

@@ -9,7 +9,9 @@ use warden_testkit::{
     Backend, LabOptions, SshLab, run_cli, through_proxy as proxied, through_proxy_at,
 };
 
-use crate::{apply_policy, bin, listed_sessions, setup, ssh, starter_policy, text};
+use crate::{
+    apply_policy, bin, first_open_session, listed_sessions, setup, ssh, starter_policy, text,
+};
 
 /// Access ends while a session is open: an admin ends it, or the person is disabled. Either
 /// way the session closes within about a second and the user is told why.
@@ -313,17 +315,7 @@ async fn a_standalone_proxy_shares_the_servers_database_and_their_kills() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut open = None;
-    for _ in 0..200 {
-        open = listed_sessions(&server, true)
-            .first()
-            .and_then(|s| s["id"].as_str().map(str::to_owned));
-        if open.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let open = open.expect("the session opens");
+    let open = first_open_session(&server).await;
     let asked = std::time::Instant::now();
     let out = run_cli(bin(), &["sessions", "--data-dir", &data, "kill", &open]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -366,17 +358,7 @@ async fn a_standalone_proxy_shares_the_servers_database_and_their_kills() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut orphan = None;
-    for _ in 0..200 {
-        orphan = listed_sessions(&server, true)
-            .first()
-            .and_then(|s| s["id"].as_str().map(str::to_owned));
-        if orphan.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let orphan = orphan.expect("the session opens");
+    let orphan = first_open_session(&server).await;
     drop(doomed);
     let _ = client.kill();
     let _ = client.wait();

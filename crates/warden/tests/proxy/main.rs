@@ -56,6 +56,21 @@ pub(crate) fn listed_sessions(server: &TestServer, active: bool) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// The id of the newest open session, once one opens (within 10 s).
+pub(crate) async fn first_open_session(server: &TestServer) -> String {
+    let mut open = None;
+    for _ in 0..200 {
+        open = listed_sessions(server, true)
+            .first()
+            .and_then(|s| s["id"].as_str().map(str::to_owned));
+        if open.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    open.expect("a session opens within 10 s")
+}
+
 /// The starter policy in `d/policy` without its tests, for a test to change.
 pub(crate) fn starter_policy(d: &Path) -> std::path::PathBuf {
     let policy = d.join("policy");
