@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use warden_audit::{
     Checkpoint, ExportLine, FORMAT, Hash, HexHash, NodeId, ProofError, SigningKey, VerifierKey,
     consistency_proof, inclusion_proof,
@@ -21,8 +21,9 @@ use crate::config::io_cause;
 /// Events per chunk of an export stream.
 const EXPORT_BATCH: u64 = 5_000;
 
-/// The key file in the data directory: the log's name and the Ed25519 seed, mode 0600.
-#[derive(Serialize, Deserialize)]
+/// The key file an earlier version kept in the data directory: the log's name and the Ed25519
+/// seed.
+#[derive(Deserialize)]
 struct KeyFile {
     name: String,
     seed: HexHash,

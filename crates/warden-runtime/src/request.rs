@@ -185,20 +185,51 @@ where
         state: &S,
     ) -> Result<Self, Response> {
         let app = <App as axum::extract::FromRef<S>>::from_ref(state);
-        let request_id = parts
-            .extensions
-            .get::<crate::edge::RequestId>()
-            .map(|r| r.0.clone())
-            .unwrap_or_default();
-        let connect = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .cloned()
-            .map(Extension);
+        let (request_id, connect) = origin(parts);
         bearer_context(&app, request_id, connect, &parts.headers, T::TARGET)
             .await
             .map(|ctx| Bearer(ctx, std::marker::PhantomData))
     }
+}
+
+/// The audit context of a request whose caller is not known yet: nobody
+/// (`Actor::Anonymous`), with the request's id and the peer's address, now. The sign-in steps
+/// and the console start from it, as [`Bearer`] routes start from the token.
+#[derive(Debug)]
+pub struct Anonymous(pub AuditContext);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Anonymous {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let (request_id, connect) = origin(parts);
+        Ok(Anonymous(AuditContext {
+            actor: Actor::Anonymous,
+            request_id,
+            source: connect.map(|Extension(ConnectInfo(p))| p.ip().to_string()),
+            now: Timestamp::from_system(SystemTime::now()),
+        }))
+    }
+}
+
+/// A request's id (set by the edge) and the peer's address.
+fn origin(
+    parts: &axum::http::request::Parts,
+) -> (String, Option<Extension<ConnectInfo<SocketAddr>>>) {
+    let request_id = parts
+        .extensions
+        .get::<crate::edge::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let connect = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .cloned()
+        .map(Extension);
+    (request_id, connect)
 }
 
 /// Authenticates a bearer token; on failure, the response to send (401, or 503 when the

@@ -29,7 +29,7 @@ pub mod console;
 pub mod sign_in;
 
 use warden_api::graphql;
-use warden_runtime::{config, edge, request};
+use warden_runtime::{config, request};
 
 use std::sync::Arc;
 

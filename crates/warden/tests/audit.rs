@@ -376,13 +376,15 @@ async fn retention_archives_old_events_into_verifiable_files_and_the_chain_stays
 async fn replicas_sign_as_one_log() {
     let config = "[audit]\ncheckpoint_interval = \"200ms\"\n[limits]\nper_source_rps = 0\n";
     let mut server = TestServer::start(bin(), Backend::Postgres, config).await;
+    // Creating people takes an admin token, reading the log an auditor one (the key is public).
     let admin = server.token("admin", "admin", None);
+    let auditor = server.token("aud", "auditor", None);
     let replica = server.replica();
     let http = reqwest::Client::new();
     let get = async |url: &str, path: &str| {
         let resp = http
             .get(format!("{url}{path}"))
-            .bearer_auth(&admin)
+            .bearer_auth(&auditor)
             .send()
             .await
             .unwrap();
@@ -422,7 +424,7 @@ async fn replicas_sign_as_one_log() {
     for _ in 0..100 {
         let body: Value = http
             .post(format!("{}/graphql", replica.url))
-            .bearer_auth(&admin)
+            .bearer_auth(&auditor)
             .json(&json!({ "query": "{ auditCheckpoint { size } auditEvents(first: 1, newestFirst: true) { seq } }" }))
             .send()
             .await

@@ -24,10 +24,7 @@ mod settings;
 pub(crate) mod terminal;
 mod vulns;
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, Extension};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,9 +34,8 @@ use warden_policy::Object;
 use warden_runtime::request::AuditContext;
 
 use crate::Web;
-use crate::edge::RequestId;
 use crate::graphql::{Caller, Capability, Refused};
-use crate::request::deny;
+use crate::request::{Anonymous, deny};
 pub(crate) use layout::{CSP_CLI_CONSENT, html_response, plain};
 pub use settings::Settings;
 
@@ -183,11 +179,9 @@ impl Visitor {
     /// without a session, the account page until a passkey is registered and confirmed.
     pub(crate) async fn of(
         app: &Web,
-        request_id: String,
-        connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+        ctx: AuditContext,
         headers: &HeaderMap,
     ) -> Result<Visitor, Response> {
-        let ctx = crate::sign_in::context(request_id, connect);
         let Some((session, presented)) = crate::sign_in::current_session(app, headers, &ctx).await
         else {
             return Err(redirect("/"));
@@ -438,16 +432,12 @@ pub(crate) async fn submitted(
 }
 
 /// The request's parts every console handler takes.
-pub(crate) type Parts = (
-    Extension<RequestId>,
-    Option<Extension<ConnectInfo<SocketAddr>>>,
-    HeaderMap,
-);
+pub(crate) type Parts = (Anonymous, HeaderMap);
 
 /// The visitor of a request whose extractors are `parts`.
 pub(crate) async fn visitor(app: &Web, parts: Parts) -> Result<Visitor, Response> {
-    let (Extension(RequestId(request_id)), connect, headers) = parts;
-    Visitor::of(app, request_id, connect, &headers).await
+    let (Anonymous(ctx), headers) = parts;
+    Visitor::of(app, ctx, &headers).await
 }
 
 /// A JSON value as text: strings without quotes, null as empty.

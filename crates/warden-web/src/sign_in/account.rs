@@ -43,11 +43,9 @@ pub async fn current_session(
 /// `GET /account`: who is signed in, and what is left to do.
 pub async fn account(
     State(app): State<Web>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
     headers: HeaderMap,
 ) -> Response {
-    let ctx = context(request_id, connect);
     let Some((session, presented)) = current_session(&app, &headers, &ctx).await else {
         return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
     };
@@ -122,12 +120,10 @@ pub struct LogoutForm {
 /// `POST /auth/logout` with the form's CSRF token.
 pub async fn logout(
     State(app): State<Web>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
     headers: HeaderMap,
     axum::Form(form): axum::Form<LogoutForm>,
 ) -> Response {
-    let ctx = context(request_id, connect);
     let Some((session, presented)) = current_session(&app, &headers, &ctx).await else {
         return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
     };

@@ -59,12 +59,10 @@ pub(super) fn check_cli_request(q: &CliAuthorize) -> Result<url::Url, String> {
 pub async fn cli_consent(
     State(app): State<Web>,
     Query(q): Query<CliAuthorize>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    let ctx = context(request_id, connect);
     if let Err(reason) = check_cli_request(&q) {
         return notice(StatusCode::BAD_REQUEST, "Cannot sign in the CLI", &reason);
     }
@@ -145,12 +143,10 @@ pub struct CliConsent {
 /// `POST /auth/cli`: the person said yes; a one-time code goes back to the CLI's loopback.
 pub async fn cli_authorize(
     State(app): State<Web>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
     headers: HeaderMap,
     axum::Form(form): axum::Form<CliConsent>,
 ) -> Response {
-    let ctx = context(request_id, connect);
     let request = CliAuthorize {
         redirect_uri: form.redirect_uri,
         state: form.state,
@@ -229,12 +225,10 @@ pub struct CliTokenRequest {
 /// `POST /auth/cli/token`: the CLI trades its code and PKCE verifier for a credential.
 pub async fn cli_token(
     State(app): State<Web>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
     headers: HeaderMap,
     body: Result<JsonBody<CliTokenRequest>, BodyRejected>,
 ) -> Response {
-    let ctx = context(request_id, connect);
     if !declares_json(&headers) {
         return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
     }

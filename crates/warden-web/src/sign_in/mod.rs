@@ -5,11 +5,9 @@
 //! Every sign-in attempt, success or failure, is audited as `auth.login` with the reason.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use axum::extract::{ConnectInfo, Extension, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
@@ -23,8 +21,7 @@ use warden_runtime::request::AuditContext;
 
 use crate::Web;
 use crate::config::IdentityConfig;
-use crate::edge::RequestId;
-use crate::request::{BodyRejected, JsonBody, declares_json, deny, record_failure};
+use crate::request::{Anonymous, BodyRejected, JsonBody, declares_json, deny, record_failure};
 
 mod account;
 mod cli;
@@ -109,19 +106,6 @@ fn cookies(headers: &HeaderMap) -> BTreeMap<String, String> {
 fn set_cookie(response: &mut Response, value: String) {
     if let Ok(v) = HeaderValue::from_str(&value) {
         response.headers_mut().append(header::SET_COOKIE, v);
-    }
-}
-
-/// The audit context of a sign-in step: nobody yet, from the peer's address.
-pub fn context(
-    request_id: String,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-) -> AuditContext {
-    AuditContext {
-        actor: Actor::Anonymous,
-        request_id,
-        source: connect.map(|Extension(ConnectInfo(p))| p.ip().to_string()),
-        now: Timestamp::from_system(SystemTime::now()),
     }
 }
 

@@ -32,10 +32,8 @@ pub async fn oidc_login(
     State(app): State<Web>,
     Path(name): Path<String>,
     Query(query): Query<LoginQuery>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
 ) -> Response {
-    let ctx = context(request_id, connect);
     let Some(provider) = app.sign_in.providers.get(&name) else {
         return page(
             StatusCode::NOT_FOUND,
@@ -97,11 +95,9 @@ pub async fn oidc_callback(
     State(app): State<Web>,
     Path(name): Path<String>,
     Query(query): Query<CallbackQuery>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
     headers: HeaderMap,
 ) -> Response {
-    let ctx = context(request_id, connect);
     let target = format!("idp:{name}");
     let Some(provider) = app.sign_in.providers.get(&name).cloned() else {
         return page(

@@ -148,11 +148,9 @@ pub(super) async fn passkey_failed(
 /// `POST /webauthn/register/start`: options to create a passkey for the signed-in user.
 pub async fn register_start(
     State(app): State<Web>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
     headers: HeaderMap,
 ) -> Response {
-    let ctx = context(request_id, connect);
     let (session, _) = match json_session(&app, &headers, &ctx).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -186,12 +184,10 @@ pub struct RegisterFinish {
 /// `POST /webauthn/register/finish`: store the new passkey; the session is complete.
 pub async fn register_finish(
     State(app): State<Web>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
     headers: HeaderMap,
     body: Result<JsonBody<RegisterFinish>, BodyRejected>,
 ) -> Response {
-    let ctx = context(request_id, connect);
     let (session, ctx, ceremony) = match session_ceremony(&app, &headers, ctx, "register").await {
         Ok(parts) => parts,
         Err(r) => return r,
@@ -294,11 +290,9 @@ pub(super) fn usable(keys: &[StoredPasskey]) -> Vec<String> {
 /// `POST /webauthn/assert/start`: after the identity provider, prove a registered passkey.
 pub async fn assert_start(
     State(app): State<Web>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
     headers: HeaderMap,
 ) -> Response {
-    let ctx = context(request_id, connect);
     let (session, _) = match json_session(&app, &headers, &ctx).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -326,12 +320,10 @@ pub struct AssertFinish {
 /// `POST /webauthn/assert/finish`: the session is complete.
 pub async fn assert_finish(
     State(app): State<Web>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
     headers: HeaderMap,
     body: Result<JsonBody<AssertFinish>, BodyRejected>,
 ) -> Response {
-    let ctx = context(request_id, connect);
     let (session, ctx, ceremony) = match session_ceremony(&app, &headers, ctx, "assert").await {
         Ok(parts) => parts,
         Err(r) => return r,
@@ -375,12 +367,10 @@ pub struct SigninStart {
 /// `POST /auth/passkey/start`: a local account signs in with a passkey.
 pub async fn signin_start(
     State(app): State<Web>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
     headers: HeaderMap,
     body: Result<JsonBody<SigninStart>, BodyRejected>,
 ) -> Response {
-    let ctx = context(request_id, connect);
     if !declares_json(&headers) {
         return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
     }
@@ -471,12 +461,10 @@ pub(super) async fn decoy_credential(app: &Web, name: &warden_model::UserName) -
 /// `POST /auth/passkey/finish`: a fully signed-in session for the local account.
 pub async fn signin_finish(
     State(app): State<Web>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
     headers: HeaderMap,
     body: Result<JsonBody<AssertFinish>, BodyRejected>,
 ) -> Response {
-    let ctx = context(request_id, connect);
     if !declares_json(&headers) {
         return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
     }
@@ -539,10 +527,8 @@ pub async fn signin_finish(
 pub async fn enroll(
     State(app): State<Web>,
     Path(token): Path<String>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
 ) -> Response {
-    let ctx = context(request_id, connect);
     let Some(presented) = warden_identity::parse_enrollment_token(&token) else {
         let _ = record_failure(
             &app,
@@ -623,12 +609,10 @@ pub struct RemoveStart {
 /// `POST /webauthn/remove/start`: removing a passkey takes an assertion with another one.
 pub async fn remove_start(
     State(app): State<Web>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
     headers: HeaderMap,
     body: Result<JsonBody<RemoveStart>, BodyRejected>,
 ) -> Response {
-    let ctx = context(request_id, connect);
     let (session, _) = match json_session(&app, &headers, &ctx).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -668,12 +652,10 @@ pub async fn remove_start(
 /// `POST /webauthn/remove/finish`: with another passkey's assertion, the passkey is removed.
 pub async fn remove_finish(
     State(app): State<Web>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Anonymous(ctx): Anonymous,
     headers: HeaderMap,
     body: Result<JsonBody<AssertFinish>, BodyRejected>,
 ) -> Response {
-    let ctx = context(request_id, connect);
     let (session, _) = match json_session(&app, &headers, &ctx).await {
         Ok(s) => s,
         Err(r) => return r,
