@@ -379,6 +379,7 @@ async fn replicas_sign_as_one_log() {
     // Creating people takes an admin token, reading the log an auditor one (the key is public).
     let admin = server.token("admin", "admin", None);
     let auditor = server.token("aud", "auditor", None);
+    let member = server.token("plain", "member", None);
     let replica = server.replica();
     let http = reqwest::Client::new();
     let get = async |url: &str, path: &str| {
@@ -445,6 +446,15 @@ async fn replicas_sign_as_one_log() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(covered, "the replica signs what came after");
+
+    // A member may not read the log, on the replica either.
+    let refused = http
+        .get(format!("{}/v1/audit/export", replica.url))
+        .bearer_auth(&member)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
 
     let export = get(&replica.url, "/v1/audit/export").await;
     let dir = tempfile::tempdir().unwrap();
