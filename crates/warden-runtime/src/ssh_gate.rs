@@ -556,8 +556,7 @@ impl Gate for ServerGate {
                 })
             })
             .collect();
-        let mut reasons: Vec<String> = f.reason.iter().cloned().collect();
-        reasons.extend(f.failures.iter().cloned());
+        let mut failures: Vec<String> = f.failures.clone();
         // Into the bucket, when recordings go to one; what fails stays local and is said.
         for r in &f.recordings {
             let files = std::iter::once(&r.path).chain(r.transcript.as_ref().map(|(p, _)| p));
@@ -567,14 +566,26 @@ impl Gate for ServerGate {
                 };
                 if let Err(e) = self.recordings.publish(name).await {
                     tracing::error!(error = %e, "a recording was not uploaded");
-                    reasons.push(e);
+                    failures.push(e);
                 }
             }
         }
+        let reasons: Vec<&str> = f
+            .reason
+            .iter()
+            .chain(&failures)
+            .map(String::as_str)
+            .collect();
         let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
         if let Err(e) = self
             .store
-            .end_ssh_session(&ctx, &f.session, json!(recordings), reason.as_deref())
+            .end_ssh_session(
+                &ctx,
+                &f.session,
+                json!(recordings),
+                reason.as_deref(),
+                &failures,
+            )
             .await
         {
             tracing::error!(error = %e, session = %f.session, "cannot record the end of an ssh session");

@@ -92,12 +92,15 @@ impl Store {
     }
 
     /// Records a session's end with its recordings, audited as `ssh.session.end`.
+    /// `recording_failures` are what went wrong recording or uploading (also in `reason`),
+    /// kept apart so that evidence can count them without reading prose.
     pub async fn end_ssh_session(
         &self,
         ctx: &AuditContext,
         id: &str,
         recordings: serde_json::Value,
         reason: Option<&str>,
+        recording_failures: &[String],
     ) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
         let session = session_by_id(&mut conn, id).await?;
@@ -111,6 +114,7 @@ impl Store {
                 "login": session.login,
                 "reason": reason,
                 "recordings": recordings,
+                "recording_failures": recording_failures,
             }),
         };
         let text = recordings.to_string();

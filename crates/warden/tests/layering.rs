@@ -19,22 +19,24 @@ const FLOORS: &[(&str, u8)] = &[
     ("warden-scim", 1),
     ("warden-vuln", 1),
     ("warden-mesh", 1),
+    // Sans-I/O over the audit core: compliance tests computed from the log's events.
+    ("warden-compliance", 2),
     // I/O over one resource each: the database, SSH connections.
-    ("warden-store", 2),
-    ("warden-proxy", 2),
+    ("warden-store", 3),
+    ("warden-proxy", 3),
     // Over the store: identity (sign-in, tokens, passkeys) and the findings' tables.
-    ("warden-identity", 3),
-    ("warden-vuln-store", 3),
+    ("warden-identity", 4),
+    ("warden-vuln-store", 4),
     // The capability services as the server runs them, and the request context.
-    ("warden-runtime", 4),
+    ("warden-runtime", 5),
     // The APIs (GraphQL, agent, mesh, SCIM, imports).
-    ("warden-api", 5),
+    ("warden-api", 6),
     // The browser pages, reading through the API.
-    ("warden-web", 6),
+    ("warden-web", 7),
     // The composition root.
-    ("warden-server", 7),
+    ("warden-server", 8),
     // The binary.
-    ("warden", 8),
+    ("warden", 9),
 ];
 
 /// Used only by tests: any crate may take it as a dev-dependency, none as a dependency.

@@ -1,0 +1,97 @@
+//! Running the tests over a stream of events.
+
+use warden_audit::AuditEvent;
+
+use crate::checks::{Check, End, check};
+use crate::report::Tally;
+use crate::{Observations, Parameters, Period, TestId, TestResult};
+
+/// Runs tests over events pushed in sequence order, from the log's first event to the end of
+/// the period; results count only what falls in the period.
+pub struct Evaluator {
+    period: Period,
+    observations: Observations,
+    checks: Vec<(Box<dyn Check>, Tally)>,
+    last_seq: u64,
+}
+
+impl std::fmt::Debug for Evaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluator")
+            .field("period", &self.period)
+            .field("tests", &self.checks.len())
+            .field("last_seq", &self.last_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Evaluator {
+    /// An evaluator of `tests`; with `keep_items`, each result lists its whole population.
+    pub fn new(
+        tests: &[TestId],
+        period: Period,
+        params: Parameters,
+        observations: Observations,
+        keep_items: bool,
+    ) -> Evaluator {
+        let checks = tests
+            .iter()
+            .map(|id| {
+                (
+                    check(*id, params, &observations),
+                    Tally::new(*id, period, keep_items),
+                )
+            })
+            .collect();
+        Evaluator {
+            period,
+            observations,
+            checks,
+            last_seq: 0,
+        }
+    }
+
+    /// Sees the next event. Events at or after the period's end are not evidence for it and
+    /// are ignored.
+    pub fn push(&mut self, e: &AuditEvent) {
+        if e.time >= self.period.end() {
+            return;
+        }
+        self.last_seq = e.seq;
+        for (check, tally) in &mut self.checks {
+            check.see(e, tally);
+        }
+    }
+
+    /// Closes the period and gives each test's result, in the order asked.
+    pub fn finish(self) -> Vec<TestResult> {
+        let end = End {
+            time: self.period.end(),
+            observations: &self.observations,
+            last_seq: self.last_seq,
+        };
+        self.checks
+            .into_iter()
+            .map(|(mut check, mut tally)| {
+                check.finish(&end, &mut tally);
+                tally.finish()
+            })
+            .collect()
+    }
+}
+
+/// Runs `tests` over `events` (in sequence order, from the log's first) for a period.
+pub fn evaluate<'e>(
+    tests: &[TestId],
+    events: impl IntoIterator<Item = &'e AuditEvent>,
+    period: Period,
+    params: Parameters,
+    observations: Observations,
+    keep_items: bool,
+) -> Vec<TestResult> {
+    let mut evaluator = Evaluator::new(tests, period, params, observations, keep_items);
+    for e in events {
+        evaluator.push(e);
+    }
+    evaluator.finish()
+}
