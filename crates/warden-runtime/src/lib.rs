@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod authz;
 pub mod ca;
+pub mod compliance;
 pub mod config;
 pub mod edge;
 pub mod integrity;

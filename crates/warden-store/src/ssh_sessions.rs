@@ -232,6 +232,22 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// Sessions that ended at or after `from` and before `to`, oldest end first.
+    pub async fn ssh_sessions_ended_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<SshSession>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM ssh_sessions WHERE ended_at >= $1 AND ended_at < $2 ORDER BY ended_at, id"
+        ))
+        .bind(from.as_millis())
+        .bind(to.as_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// Asks for an open session to end, audited as `ssh.session.kill`: the proxy holding it
     /// sees the request at its next check ([`Store::ssh_session_end_requested`]). A session
     /// unknown or already ended is an error, and nothing is recorded but the refusal.

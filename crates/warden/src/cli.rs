@@ -29,6 +29,8 @@ pub enum Command {
     Admin(AdminArgs),
     /// The tamper-evident audit log: key, tail, query, export, verify.
     Audit(AuditArgs),
+    /// SOC 2 and HIPAA controls, tested continuously from what Warden enforces.
+    Compliance(ComplianceArgs),
     /// Sign the command line in: authorize it in the browser where you are signed in, get a
     /// 12-hour credential and an SSH certificate.
     Login(LoginArgs),
@@ -763,6 +765,42 @@ pub enum TokenCommand {
 pub enum ApiCommand {
     /// Print the GraphQL schema (SDL).
     Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct ComplianceArgs {
+    /// Talk to the server owning this data directory, over its admin socket
+    /// [default: ./.warden if it exists, else /var/lib/warden].
+    #[arg(long, env = "WARDEN_DATA_DIR", value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Talk to the server at this URL (http://HOST:PORT) with the API token in WARDEN_TOKEN.
+    #[arg(long, env = "WARDEN_SERVER", value_name = "URL", global = true)]
+    pub server: Option<String>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: ComplianceCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ComplianceCommand {
+    /// Each control, its tests, pass or fail, exception counts and the trend over the period;
+    /// with --test, one test's exceptions.
+    Status {
+        /// soc2 or hipaa [default: both].
+        #[arg(long)]
+        framework: Option<String>,
+        /// The period's start, RFC 3339 [default: 90 days before --to, or when the log began].
+        #[arg(long)]
+        from: Option<String>,
+        /// The period's end, RFC 3339 [default: now].
+        #[arg(long)]
+        to: Option<String>,
+        /// Show one test's exceptions, like leaver-deprovision.
+        #[arg(long, value_name = "TEST")]
+        test: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

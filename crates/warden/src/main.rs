@@ -4,6 +4,7 @@
 mod admin;
 mod agent;
 mod audit;
+mod compliance;
 mod cli;
 mod client;
 mod http;
@@ -56,6 +57,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Proxy(args) => proxy(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Compliance(args) => compliance::run(args).await,
         Command::Login(args) => login::run(args).await,
         Command::Ssh(args) => ssh::run(args).await,
         Command::Sessions(args) => sessions::run(args).await,

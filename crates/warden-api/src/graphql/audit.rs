@@ -78,7 +78,7 @@ fn hashes(v: Vec<warden_audit::Hash>) -> Vec<String> {
     v.into_iter().map(|h| String::from(HexHash(h))).collect()
 }
 
-fn time(field: &str, value: Option<String>) -> async_graphql::Result<Option<Timestamp>> {
+pub(super) fn time(field: &str, value: Option<String>) -> async_graphql::Result<Option<Timestamp>> {
     value
         .map(|v| {
             humantime::parse_rfc3339_weak(&v)

@@ -6,6 +6,7 @@
 mod access;
 mod audit;
 mod authz;
+mod compliance;
 pub mod fields;
 mod mesh;
 mod mutation;
@@ -117,6 +118,7 @@ pub fn schema(
         .data(config.identity.clone())
         .data(config.vuln.clone())
         .data(config.mesh.clone())
+        .data(warden_runtime::compliance::Limits::of(config))
         .data(PublicUrl(config.public_url.clone()))
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)

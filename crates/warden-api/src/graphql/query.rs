@@ -20,6 +20,7 @@ pub const DEFAULT_PAGE: usize = 50;
 pub struct Query(
     DirectoryQuery,
     super::audit::AuditQuery,
+    super::compliance::ComplianceQuery,
     super::pki::HostQuery,
     super::sessions::SessionQuery,
     super::policy::PolicyQuery,

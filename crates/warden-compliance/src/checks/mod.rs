@@ -16,7 +16,7 @@ use crate::report::Tally;
 use crate::{Observations, Parameters, TestId};
 
 /// One test's reading of the log.
-pub(crate) trait Check {
+pub(crate) trait Check: Send {
     /// Sees one event (in sequence order, before the end of the period).
     fn see(&mut self, e: &AuditEvent, tally: &mut Tally);
     /// Closes the period: decides what can be decided as of its end.

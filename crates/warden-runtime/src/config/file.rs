@@ -30,6 +30,18 @@ pub(super) struct FileConfig {
     pub(super) trusted_proxies: Vec<String>,
     pub(super) forwarded_header: Option<String>,
     pub(super) scim: ScimFile,
+    pub(super) compliance: ComplianceFile,
+}
+
+/// `[compliance]`: the limits the compliance tests hold the evidence to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct ComplianceFile {
+    pub(super) enrollment_window: Option<String>,
+    pub(super) deprovision_within: Option<String>,
+    pub(super) grant_grace: Option<String>,
+    pub(super) review_every: Option<String>,
+    pub(super) checkpoint_gap: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -272,6 +284,17 @@ impl FileConfig {
             "audit.retention_check" => self.audit.retention_check = Some(value.to_owned()),
             "listen.agent_mtls" => self.listen.agent_mtls = Some(value.to_owned()),
             "listen.ssh_proxy" => self.listen.ssh_proxy = Some(value.to_owned()),
+            "compliance.enrollment_window" => {
+                self.compliance.enrollment_window = Some(value.to_owned());
+            }
+            "compliance.deprovision_within" => {
+                self.compliance.deprovision_within = Some(value.to_owned());
+            }
+            "compliance.grant_grace" => self.compliance.grant_grace = Some(value.to_owned()),
+            "compliance.review_every" => self.compliance.review_every = Some(value.to_owned()),
+            "compliance.checkpoint_gap" => {
+                self.compliance.checkpoint_gap = Some(value.to_owned());
+            }
             "ssh.max_ttl" => self.ssh.max_ttl = Some(value.to_owned()),
             "ssh.idle_timeout" => self.ssh.idle_timeout = Some(value.to_owned()),
             "ssh.max_session" => self.ssh.max_session = Some(value.to_owned()),

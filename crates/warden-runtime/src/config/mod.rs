@@ -64,6 +64,8 @@ pub struct Config {
     pub trusted_proxies: warden_model::forwarded::TrustedProxies,
     /// `[scim]`: what SCIM clients may take over.
     pub scim: ScimConfig,
+    /// `[compliance]`: the limits the compliance tests hold the evidence to.
+    pub compliance: warden_compliance::Parameters,
 }
 
 /// `[scim]` settings.
@@ -405,7 +407,7 @@ pub struct Overrides {
 
 /// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
 /// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
-pub const KEYS: [&str; 36] = [
+pub const KEYS: [&str; 41] = [
     "data_dir",
     "database_url",
     "public_url",
@@ -432,6 +434,11 @@ pub const KEYS: [&str; 36] = [
     "audit.retention_check",
     "listen.agent_mtls",
     "listen.ssh_proxy",
+    "compliance.enrollment_window",
+    "compliance.deprovision_within",
+    "compliance.grant_grace",
+    "compliance.review_every",
+    "compliance.checkpoint_gap",
     "ssh.max_ttl",
     "ssh.idle_timeout",
     "ssh.max_session",

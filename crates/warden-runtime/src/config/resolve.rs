@@ -10,7 +10,7 @@ use warden_model::Timestamp;
 use warden_store::DatabaseLocation;
 
 use super::file::{
-    AgentFile, AuditFile, FileConfig, IdentityFile, LimitsFile, LogFile, MeshFile, ScimFile,
+    AgentFile, AuditFile, ComplianceFile, FileConfig, IdentityFile, LimitsFile, LogFile, MeshFile, ScimFile,
     SecurityTxtFile, SshFile, VulnFile, X509File,
 };
 use super::*;
@@ -38,6 +38,7 @@ impl FileConfig {
             warden_model::forwarded::TrustedProxies::parse(&self.trusted_proxies, header)
                 .map_err(|e| ConfigError(e.to_string()))?;
         let scim = resolve_scim(self.scim)?;
+        let compliance = resolve_compliance(self.compliance)?;
         let log = resolve_log(self.log)?;
         let audit = resolve_audit(self.audit, &public_url, &data_dir)?;
         let kek_file = self.kek_file.map(|file| absolute(&file)).transpose()?;
@@ -67,6 +68,7 @@ impl FileConfig {
         Ok(Config {
             trusted_proxies,
             scim,
+            compliance,
             mesh,
             vuln,
             security_txt,
@@ -474,6 +476,33 @@ fn at_least_one(key: &str, value: Option<u32>, default: usize) -> Result<usize, 
         Some(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
         None => Ok(default),
     }
+}
+
+fn resolve_compliance(
+    file: ComplianceFile,
+) -> Result<warden_compliance::Parameters, ConfigError> {
+    let defaults = warden_compliance::Parameters::default();
+    let millis = |key: &str, value: Option<String>, default: i64| match value {
+        None => Ok(default),
+        Some(v) => positive(&format!("compliance.{key}"), &v)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+    };
+    Ok(warden_compliance::Parameters {
+        enrollment_window: millis(
+            "enrollment_window",
+            file.enrollment_window,
+            defaults.enrollment_window,
+        )?,
+        deprovision_within: millis(
+            "deprovision_within",
+            file.deprovision_within,
+            defaults.deprovision_within,
+        )?,
+        grant_grace: millis("grant_grace", file.grant_grace, defaults.grant_grace)?,
+        review_every: millis("review_every", file.review_every, defaults.review_every)?,
+        checkpoint_gap: millis("checkpoint_gap", file.checkpoint_gap, defaults.checkpoint_gap)?,
+        ..defaults
+    })
 }
 
 fn resolve_scim(file: ScimFile) -> Result<ScimConfig, ConfigError> {

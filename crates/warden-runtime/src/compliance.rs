@@ -1,0 +1,201 @@
+//! Compliance results as the server computes them: the log's events, from its first to the
+//! end of the period, streamed through `warden-compliance`'s tests beside what the server
+//! observes (the settings in force, the signed checkpoints, the session recordings' hashes).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+use warden_compliance::{
+    CheckpointSeen, Evaluator, Observations, Parameters, Period, PeriodError, RecordingState,
+    Settings, TestId, TestResult,
+};
+use warden_model::Timestamp;
+use warden_store::{EventFilter, Store, StoreError};
+
+use crate::audit::AuditLog;
+use crate::config::Config;
+use crate::recordings::Recordings;
+
+/// Events read from the store at a time.
+const PAGE: u32 = 5000;
+
+/// The default period: the last 90 days, or since the log began if that is later.
+const DEFAULT_SPAN: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// What a caller asks for.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    /// The tests to run.
+    pub tests: Vec<TestId>,
+    /// The period's start; `None` for 90 days before its end, or the log's beginning.
+    pub from: Option<Timestamp>,
+    /// The period's end; `None` for now.
+    pub to: Option<Timestamp>,
+    /// Whether each result lists its whole population.
+    pub keep_items: bool,
+}
+
+/// Why results could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum ComplianceError {
+    /// The period cannot be reported on.
+    #[error(transparent)]
+    Period(#[from] PeriodError),
+    /// The log has no event yet.
+    #[error("the audit log is empty: there is no evidence yet")]
+    Empty,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the tests need from the server's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `[compliance]`.
+    pub params: Parameters,
+    /// The session settings in force.
+    pub settings: Settings,
+}
+
+impl Limits {
+    /// The limits of a configuration.
+    pub fn of(config: &Config) -> Limits {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Limits {
+            params: config.compliance,
+            settings: Settings {
+                web_idle: ms(config.identity.idle_timeout),
+                web_lifetime: ms(config.identity.session_lifetime),
+                ssh_idle: config.ssh.idle_timeout.map(ms),
+                ssh_session: config.ssh.max_session.map(ms),
+            },
+        }
+    }
+}
+
+/// Computes the results of `asked` over the log.
+pub async fn results(
+    store: &Store,
+    audit: &AuditLog,
+    recordings: &Recordings,
+    limits: Limits,
+    asked: &Asked,
+) -> Result<(Period, Vec<TestResult>), ComplianceError> {
+    let now = Timestamp::from_system(SystemTime::now());
+    let first_seq = store.audit_first_seq().await?.ok_or(ComplianceError::Empty)?;
+    let began = audit
+        .event(first_seq)
+        .await
+        .ok()
+        .flatten()
+        .map(|e| Timestamp::from_millis(e.time))
+        .ok_or(ComplianceError::Empty)?;
+    let to = asked.to.unwrap_or(now);
+    let from = asked.from.unwrap_or_else(|| {
+        let span = to.as_millis() - i64::try_from(DEFAULT_SPAN.as_millis()).unwrap_or(0);
+        Timestamp::from_millis(span.max(began.as_millis() - began.as_millis().rem_euclid(1000)))
+    });
+    let period = Period::new(from, to, now, Some(began))?;
+    let observations = observe(store, audit, recordings, limits.settings, period).await?;
+    let mut evaluator = Evaluator::new(
+        &asked.tests,
+        period,
+        limits.params,
+        observations,
+        asked.keep_items,
+    );
+    let mut after = first_seq.saturating_sub(1);
+    loop {
+        let filter = EventFilter {
+            after_seq: Some(after),
+            until: Some(period.to()),
+            ..EventFilter::default()
+        };
+        let page = store.events(&filter, PAGE).await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.seq;
+        let full = page.len() == PAGE as usize;
+        for e in &page {
+            evaluator.push(e);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok((period, evaluator.finish()))
+}
+
+/// What the server observes beside the log for a period.
+async fn observe(
+    store: &Store,
+    audit: &AuditLog,
+    recordings: &Recordings,
+    settings: Settings,
+    period: Period,
+) -> Result<Observations, StoreError> {
+    let verifier = audit.verifier();
+    let through = store.last_seq_before(period.to()).await?.unwrap_or(0);
+    let mut stored = store.checkpoints_between(0, through).await?;
+    if let Some(next) = store.checkpoint_at_or_after(through + 1).await? {
+        stored.push(next);
+    }
+    let checkpoints = stored
+        .into_iter()
+        .map(|c| CheckpointSeen {
+            size: c.size,
+            time: c.time.as_millis(),
+            consistent: verifier
+                .open(&c.note)
+                .is_ok_and(|opened| opened.size == c.size),
+        })
+        .collect();
+    let mut files = BTreeMap::new();
+    for session in store
+        .ssh_sessions_ended_between(period.from(), period.to())
+        .await?
+    {
+        for (file, recorded) in recorded_files(&session.recordings) {
+            let state = match recordings.read(&file).await {
+                Err(reason) => RecordingState::Missing { reason },
+                Ok(bytes) => {
+                    let sha256 = hex(&Sha256::digest(&bytes));
+                    if sha256 == recorded {
+                        RecordingState::Intact
+                    } else {
+                        RecordingState::Damaged { sha256 }
+                    }
+                }
+            };
+            files.insert(file, state);
+        }
+    }
+    Ok(Observations {
+        settings: Some(settings),
+        checkpoints,
+        recordings: files,
+    })
+}
+
+/// Each recording file a session's record names, with the SHA-256 the log recorded.
+fn recorded_files(recordings: &serde_json::Value) -> Vec<(String, String)> {
+    let pair = |v: &serde_json::Value| {
+        Some((
+            v.get("file")?.as_str()?.to_owned(),
+            v.get("sha256")?.as_str()?.to_owned(),
+        ))
+    };
+    recordings
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| pair(r).into_iter().chain(r.get("transcript").and_then(pair)))
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
