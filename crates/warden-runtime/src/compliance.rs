@@ -84,7 +84,10 @@ pub async fn results(
     asked: &Asked,
 ) -> Result<(Period, Vec<TestResult>), ComplianceError> {
     let now = Timestamp::from_system(SystemTime::now());
-    let first_seq = store.audit_first_seq().await?.ok_or(ComplianceError::Empty)?;
+    let first_seq = store
+        .audit_first_seq()
+        .await?
+        .ok_or(ComplianceError::Empty)?;
     let began = audit
         .event(first_seq)
         .await
@@ -192,7 +195,11 @@ fn recorded_files(recordings: &serde_json::Value) -> Vec<(String, String)> {
         .as_array()
         .into_iter()
         .flatten()
-        .flat_map(|r| pair(r).into_iter().chain(r.get("transcript").and_then(pair)))
+        .flat_map(|r| {
+            pair(r)
+                .into_iter()
+                .chain(r.get("transcript").and_then(pair))
+        })
         .collect()
 }
 

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 use crate::cli::{ComplianceArgs, ComplianceCommand};
 use crate::output::{cell, json as print_json, table};
 
-const TEST_FIELDS: &str = "id title passed population exceptionCount pending days { day population exceptions }";
+const TEST_FIELDS: &str =
+    "id title passed population exceptionCount pending days { day population exceptions }";
 const ITEM_FIELDS: &str = "subject time events measureMs exception";
 
 pub async fn run(args: ComplianceArgs) -> anyhow::Result<()> {
@@ -18,7 +19,7 @@ pub async fn run(args: ComplianceArgs) -> anyhow::Result<()> {
     } = args.command;
     if let Some(test) = test {
         let q = format!(
-            "query($id: String!, $f: String, $t: String) {{ complianceTest(id: $id, from: $f, to: $t) {{ {TEST_FIELDS} exceptions {{ {ITEM_FIELDS} }} }} }}"
+            "query($id: String!, $f: String, $t: String) {{ complianceTest(id: $id, from: $f, to: $t) {{ {TEST_FIELDS} exceptions {{ {ITEM_FIELDS} }} items {{ {ITEM_FIELDS} }} }} }}"
         );
         let data = client
             .graphql(&q, json!({ "id": test, "f": from, "t": to }))
@@ -53,7 +54,10 @@ pub async fn run(args: ComplianceArgs) -> anyhow::Result<()> {
     let data = client
         .graphql(&q, json!({ "fw": framework, "f": from, "t": to }))
         .await?;
-    let reports = data.get("complianceControls").cloned().unwrap_or(Value::Null);
+    let reports = data
+        .get("complianceControls")
+        .cloned()
+        .unwrap_or(Value::Null);
     if args.json {
         print_json(&reports);
         return Ok(());
@@ -128,7 +132,9 @@ fn trend(test: &Value) -> String {
             } else {
                 // One exception among many still shows as a bar.
                 let step = (c * 7).div_ceil(most).clamp(1, 7);
-                BARS.get(usize::try_from(step).unwrap_or(7)).copied().unwrap_or('█')
+                BARS.get(usize::try_from(step).unwrap_or(7))
+                    .copied()
+                    .unwrap_or('█')
             }
         })
         .collect()

@@ -4,9 +4,9 @@
 mod admin;
 mod agent;
 mod audit;
-mod compliance;
 mod cli;
 mod client;
+mod compliance;
 mod http;
 mod login;
 mod mesh;

@@ -178,7 +178,10 @@ impl ComplianceQuery {
             None | Some("") => Framework::ALL.to_vec(),
             Some(f) => vec![f.parse().map_err(bad_input)?],
         };
-        let mut tests: Vec<TestId> = frameworks.iter().flat_map(|f| f.catalog().tests()).collect();
+        let mut tests: Vec<TestId> = frameworks
+            .iter()
+            .flat_map(|f| f.catalog().tests())
+            .collect();
         tests.sort_unstable();
         tests.dedup();
         let asked = Asked {

@@ -10,8 +10,8 @@ use warden_model::Timestamp;
 use warden_store::DatabaseLocation;
 
 use super::file::{
-    AgentFile, AuditFile, ComplianceFile, FileConfig, IdentityFile, LimitsFile, LogFile, MeshFile, ScimFile,
-    SecurityTxtFile, SshFile, VulnFile, X509File,
+    AgentFile, AuditFile, ComplianceFile, FileConfig, IdentityFile, LimitsFile, LogFile, MeshFile,
+    ScimFile, SecurityTxtFile, SshFile, VulnFile, X509File,
 };
 use super::*;
 
@@ -478,9 +478,7 @@ fn at_least_one(key: &str, value: Option<u32>, default: usize) -> Result<usize, 
     }
 }
 
-fn resolve_compliance(
-    file: ComplianceFile,
-) -> Result<warden_compliance::Parameters, ConfigError> {
+fn resolve_compliance(file: ComplianceFile) -> Result<warden_compliance::Parameters, ConfigError> {
     let defaults = warden_compliance::Parameters::default();
     let millis = |key: &str, value: Option<String>, default: i64| match value {
         None => Ok(default),
@@ -500,7 +498,11 @@ fn resolve_compliance(
         )?,
         grant_grace: millis("grant_grace", file.grant_grace, defaults.grant_grace)?,
         review_every: millis("review_every", file.review_every, defaults.review_every)?,
-        checkpoint_gap: millis("checkpoint_gap", file.checkpoint_gap, defaults.checkpoint_gap)?,
+        checkpoint_gap: millis(
+            "checkpoint_gap",
+            file.checkpoint_gap,
+            defaults.checkpoint_gap,
+        )?,
         ..defaults
     })
 }

@@ -1,0 +1,306 @@
+//! Compliance status from a real server's own log: a journey (a grant asked, approved by
+//! another person and expired; a group reviewed; a leaver disabled), then the controls read as
+//! an auditor, with the planted exception (groups never reviewed) found by name. A member is
+//! refused; bad periods, frameworks and tests get one line each. On SQLite and PostgreSQL.
+#![expect(
+    clippy::too_many_lines,
+    reason = "an end-to-end journey reads in order, one step after another"
+)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers fail the test"
+)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use warden_testkit::{Backend, TestServer};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_warden"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn run(server: &TestServer, token: &str, args: &[&str]) -> std::process::Output {
+    server.remote(token, args)
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn error_of(out: &std::process::Output) -> String {
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    text(&out.stderr).trim().to_owned()
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// A test's result within a status report, by id.
+fn test_in(reports: &Value, id: &str) -> Value {
+    reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["controls"].as_array().unwrap())
+        .flat_map(|c| c["tests"].as_array().unwrap())
+        .find(|t| t["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no test {id} in {reports}"))
+}
+
+fn control_in(reports: &Value, id: &str) -> Value {
+    reports[0]["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .cloned()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
+    for backend in Backend::ALL {
+        let server = TestServer::start(
+            bin(),
+            backend,
+            "[limits]\nper_source_rps = 0\n[compliance]\nreview_every = \"4s\"\n",
+        )
+        .await;
+        let groups_made = Instant::now();
+        for args in [
+            &["user", "add", "alice"][..],
+            &["user", "add", "bob"],
+            &["user", "add", "carol"],
+            &["user", "add", "dora"],
+            &["user", "add", "audrey"],
+            &["group", "add", "admins"],
+            &["group", "add", "ops"],
+            &["group", "add", "web"],
+            &["group", "add-member", "admins", "bob"],
+            &["group", "add-member", "ops", "alice"],
+        ] {
+            assert!(server.admin(args).status.success(), "{args:?}");
+        }
+        let admin = server.token("ci", "admin", None);
+        let bob = server.token("bob-cli", "member", Some("bob"));
+        let carol = server.token("carol-cli", "member", Some("carol"));
+        let dora = server.token("dora-cli", "member", Some("dora"));
+        let auditor = server.token("audrey-cli", "auditor", Some("audrey"));
+
+        // A grant: dora asks, bob (another person, in admins) approves, it expires.
+        let out = run(
+            &server,
+            &dora,
+            &[
+                "request",
+                "create",
+                "--group",
+                "web",
+                "--reason",
+                "deploy",
+                "--duration",
+                "1s",
+            ],
+        );
+        let request = ok(&out).trim().to_owned();
+        ok(&run(
+            &server,
+            &bob,
+            &["request", "approve", &request, "--reason", "ok"],
+        ));
+
+        // ops is reviewed (after a pause, so that its review is the newest thing on its clock).
+        std::thread::sleep(Duration::from_millis(1500));
+        let out = run(
+            &server,
+            &admin,
+            &[
+                "review",
+                "--json",
+                "create",
+                "--scope",
+                "groups:ops",
+                "--reviewer",
+                "carol",
+                "--due",
+                "14d",
+            ],
+        );
+        let review = json_of(&out)["id"].as_str().unwrap().to_owned();
+        ok(&run(
+            &server,
+            &carol,
+            &[
+                "review", "decide", &review, "--items", "1", "--keep", "--reason", "on call",
+            ],
+        ));
+
+        // A leaver.
+        assert!(server.admin(&["user", "disable", "alice"]).status.success());
+
+        // admins and web were never reviewed: past the 4 s interval they are the exceptions;
+        // ops, reviewed later, is not yet due.
+        let wait = Duration::from_millis(4500).saturating_sub(groups_made.elapsed());
+        std::thread::sleep(wait);
+        let out = run(
+            &server,
+            &auditor,
+            &["compliance", "status", "--json", "--framework", "soc2"],
+        );
+        let reports = json_of(&out);
+        assert_eq!(reports.as_array().unwrap().len(), 1);
+        assert_eq!(reports[0]["framework"], "soc2");
+
+        let reviews = test_in(&reports, "access-review");
+        assert_eq!(reviews["passed"], false, "{backend:?}: {reviews}");
+        assert_eq!(reviews["exceptionCount"], 2, "{backend:?}: {reviews}");
+        for id in [
+            "grant-approval",
+            "grant-expiry",
+            "leaver-deprovision",
+            "policy-change",
+        ] {
+            let t = test_in(&reports, id);
+            assert_eq!(t["passed"], true, "{backend:?}: {t}");
+            assert_eq!(t["population"], 1, "{backend:?}: {t}");
+        }
+        assert_eq!(control_in(&reports, "CC6.2")["status"], "fail");
+        assert_eq!(control_in(&reports, "CC8.1")["status"], "pass");
+
+        // Drilling down names the groups and why.
+        let out = run(
+            &server,
+            &auditor,
+            &["compliance", "status", "--json", "--test", "access-review"],
+        );
+        let drill = json_of(&out);
+        let mut found: Vec<(String, String)> = drill["exceptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["subject"].as_str().unwrap().to_owned(),
+                    e["exception"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        found.sort();
+        assert_eq!(found.len(), 2, "{drill}");
+        assert_eq!(found[0].0, "group:admins");
+        assert_eq!(found[1].0, "group:web");
+        for (_, why) in &found {
+            assert!(
+                why.starts_with("no completed review for ") && why.ends_with(" (interval 4 s)"),
+                "{why}"
+            );
+        }
+        assert!(
+            drill["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["subject"] == "group:ops" && i["exception"].is_null()),
+            "{drill}"
+        );
+        let out = run(
+            &server,
+            &auditor,
+            &[
+                "compliance",
+                "status",
+                "--json",
+                "--test",
+                "leaver-deprovision",
+            ],
+        );
+        let leavers = json_of(&out);
+        assert_eq!(leavers["items"][0]["subject"], "user:alice");
+        assert_eq!(leavers["items"][0]["measureMs"], 0);
+
+        // The people's view: controls and tests, HIPAA's not-evidenced safeguards said so.
+        let out = ok(&run(
+            &server,
+            &auditor,
+            &["compliance", "status", "--framework", "hipaa"],
+        ));
+        assert!(out.contains("HIPAA Security Rule"), "{out}");
+        assert!(out.contains("164.312(a)(2)(ii)"), "{out}");
+        assert!(out.contains("not evidenced"), "{out}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("access-review ") && l.contains(" FAIL ")),
+            "{out}"
+        );
+
+        // A member may not read the evidence; the refusal is recorded.
+        let out = run(&server, &bob, &["compliance", "status"]);
+        assert_eq!(
+            error_of(&out),
+            "error: permission denied: a member token may not `read_audit`, whatever its person's groups allow: sign in with a passkey or use a token whose role permits it"
+        );
+        let denied = server.audit("api.read_audit");
+        assert_eq!(denied[0]["target"], "compliance", "{denied:?}");
+
+        // Bad input: one line each.
+        for (args, want) in [
+            (
+                &["compliance", "status", "--framework", "pci"][..],
+                "error: unknown framework `pci`: soc2 or hipaa",
+            ),
+            (
+                &["compliance", "status", "--test", "nope"],
+                "error: unknown compliance test `nope`: `warden compliance status` lists them",
+            ),
+            (
+                &["compliance", "status", "--from", "someday"],
+                "error: invalid `from` time `someday`: use RFC 3339, like 2026-11-29T10:00:00Z",
+            ),
+            (
+                &["compliance", "status", "--from", "2001-01-01T00:00:00Z"],
+                "error: the period starts before the audit log began (",
+            ),
+            (
+                &["compliance", "status", "--to", "2099-01-01T00:00:00Z"],
+                "error: the period ends in the future: `--to` 2099-01-01T00:00:00Z is after now (",
+            ),
+        ] {
+            let got = error_of(&run(&server, &auditor, args));
+            assert!(got.starts_with(want), "{args:?}: {got}");
+        }
+        let now = text(
+            &std::process::Command::new("date")
+                .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+                .output()
+                .unwrap()
+                .stdout,
+        );
+        let got = error_of(&run(
+            &server,
+            &auditor,
+            &[
+                "compliance",
+                "status",
+                "--from",
+                now.trim(),
+                "--to",
+                now.trim(),
+            ],
+        ));
+        assert!(
+            got.starts_with("error: the period is reversed or empty: `--from` "),
+            "{got}"
+        );
+    }
+}
