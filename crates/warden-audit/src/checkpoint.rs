@@ -116,7 +116,12 @@ impl SigningKey {
 
     /// The signed note for `checkpoint`.
     pub fn sign(&self, checkpoint: &Checkpoint) -> String {
-        let body = checkpoint.body();
+        self.sign_note(&checkpoint.body())
+    }
+
+    /// A signed note of any body (lines, each ending in a newline). Bodies of other kinds
+    /// must start with a line naming their kind, so that none reads as a checkpoint.
+    pub fn sign_note(&self, body: &str) -> String {
         let signature = self.key.sign(body.as_bytes());
         let mut blob = Vec::with_capacity(68);
         blob.extend_from_slice(&self.verifier().id);
@@ -159,6 +164,37 @@ impl VerifierKey {
     /// Checks a signed note and returns the checkpoint it carries.
     pub fn open(&self, note: &str) -> Result<Checkpoint, NoteError> {
         let malformed = |why: &str| NoteError::Malformed(why.to_owned());
+        let body = self.open_note(note)?;
+        let mut lines = body.lines();
+        let origin = lines
+            .next()
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| malformed("no origin line"))?;
+        let size = lines
+            .next()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| malformed("tree size is not a number"))?;
+        let root = lines
+            .next()
+            .and_then(|r| STANDARD.decode(r).ok())
+            .and_then(|r| <Hash>::try_from(r.as_slice()).ok())
+            .ok_or_else(|| malformed("root hash is not 32 bytes of base64"))?;
+        if origin != self.name {
+            return Err(malformed(&format!(
+                "origin `{origin}` is not the key's log `{}`",
+                self.name
+            )));
+        }
+        Ok(Checkpoint {
+            origin: origin.to_owned(),
+            size,
+            root,
+        })
+    }
+
+    /// Checks a signed note of any body and returns the body (with its final newline).
+    pub fn open_note(&self, note: &str) -> Result<String, NoteError> {
+        let malformed = |why: &str| NoteError::Malformed(why.to_owned());
         let (body, signatures) = note
             .split_once("\n\n")
             .ok_or_else(|| malformed("no blank line before the signatures"))?;
@@ -186,31 +222,7 @@ impl VerifierKey {
         self.key
             .verify(body.as_bytes(), &sig)
             .map_err(|_| NoteError::BadSignature(self.name.clone()))?;
-        let mut lines = body.lines();
-        let origin = lines
-            .next()
-            .filter(|o| !o.is_empty())
-            .ok_or_else(|| malformed("no origin line"))?;
-        let size = lines
-            .next()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| malformed("tree size is not a number"))?;
-        let root = lines
-            .next()
-            .and_then(|r| STANDARD.decode(r).ok())
-            .and_then(|r| <Hash>::try_from(r.as_slice()).ok())
-            .ok_or_else(|| malformed("root hash is not 32 bytes of base64"))?;
-        if origin != self.name {
-            return Err(malformed(&format!(
-                "origin `{origin}` is not the key's log `{}`",
-                self.name
-            )));
-        }
-        Ok(Checkpoint {
-            origin: origin.to_owned(),
-            size,
-            root,
-        })
+        Ok(body)
     }
 }
 

@@ -19,6 +19,7 @@
 //! shown. What the tests cannot see (systems that do not sign in through Warden) each control
 //! states plainly.
 
+pub mod bundle;
 mod catalog;
 mod checks;
 mod evaluate;
@@ -30,7 +31,7 @@ pub use catalog::{Catalog, CatalogError, Control, Framework, UnknownControl, Unk
 pub use evaluate::{Evaluator, evaluate};
 pub use period::{Period, PeriodError};
 pub use report::{
-    CheckpointSeen, Item, Observations, Parameters, RecordingState, Settings, TestResult,
+    human, CheckpointSeen, Item, Observations, Parameters, RecordingState, Settings, TestResult,
 };
 
 use std::fmt;

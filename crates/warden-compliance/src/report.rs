@@ -176,6 +176,11 @@ impl Tally {
         }
     }
 
+    /// Whether a time falls within the period.
+    pub(crate) fn in_period(&self, time: i64) -> bool {
+        self.period.holds(time)
+    }
+
     /// Counts an item whose time is in the period; ignores one outside it.
     pub(crate) fn item(&mut self, item: Item) {
         if !self.period.holds(item.time) {

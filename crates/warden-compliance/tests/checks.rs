@@ -340,7 +340,7 @@ fn a_session_recording_damaged_lost_or_unchecked_is_an_exception() {
     let recording =
         |file: &str| json!([{"file": file, "sha256": "00", "kind": "shell", "transcript": null}]);
     for (i, s) in ["ok", "bad", "lost", "unchecked"].iter().enumerate() {
-        let at = T0 + i as i64 * MIN;
+        let at = T0 + i64::try_from(i).unwrap() * MIN;
         log.add(
             at,
             person("alice"),

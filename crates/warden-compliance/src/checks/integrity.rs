@@ -49,6 +49,10 @@ impl AuditIntegrity {
 
 impl Check for AuditIntegrity {
     fn see(&mut self, e: &AuditEvent, tally: &mut Tally) {
+        // Only the period's own events are judged; earlier ones are context for other tests.
+        if !tally.in_period(e.time) {
+            return;
+        }
         if let Some(last) = self.last_seq
             && e.seq != last + 1
         {

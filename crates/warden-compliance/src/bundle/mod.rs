@@ -1,0 +1,347 @@
+//! The evidence bundle: a zip an auditor checks offline with the audit log's public key.
+//!
+//! ```text
+//! manifest.json                  what the bundle covers, the limits and observations the
+//!                                results were computed with, and every other file's SHA-256
+//! manifest.sig                   a signed note over manifest.json's SHA-256, by the log's key
+//! events/period.jsonl            the period's events as an audit export: complete, each
+//!                                under a signed checkpoint (`warden audit export` format)
+//! events/context.jsonl           earlier events the tests read (a grant approved before the
+//!                                period, a group's last review), each with its inclusion
+//!                                proof to the export's last checkpoint
+//! results.json                   each test's result with its whole population
+//! population/TEST.csv            each test's population, for the auditor's own sampling
+//! report.html                    the report for people, printable, with charts
+//! oscal/assessment-results.json  the same results as NIST OSCAL 1.1 assessment results
+//! ```
+//!
+//! `verify` recomputes every result from the events inside and checks every proof; an edited,
+//! removed or added record names the first bad item.
+//!
+//! What the bundle proves and what it states: the period's events are complete and
+//! authentic (the signed checkpoints cover them, in order, with no gap); context events are
+//! authentic but a server could leave one out; the observations (settings in force, the
+//! checkpoints' signing times, recordings' hashes as found) are the server's statement, signed
+//! with the rest.
+
+mod oscal;
+mod report;
+mod verify;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use warden_audit::{AuditEvent, HexHash, SigningKey};
+
+pub use verify::{BundleError, Verified, verify};
+
+use crate::{Framework, Observations, Parameters, Period, TestResult, evaluate};
+
+/// The format name written in the manifest.
+pub const FORMAT: &str = "warden-compliance-evidence/1";
+
+/// What a bundle covers and how its results were computed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// [`FORMAT`].
+    pub format: String,
+    /// The audit log's origin (its key's name).
+    pub origin: String,
+    /// The framework.
+    pub framework: Framework,
+    /// The shipped catalog's version the results were computed under.
+    pub catalog_version: String,
+    /// The period, milliseconds.
+    pub period: Period,
+    /// When the bundle was made, milliseconds.
+    pub generated_at: i64,
+    /// The limits.
+    pub parameters: Parameters,
+    /// The server's observations.
+    pub observations: Observations,
+    /// Every other file (but the signature) and its SHA-256, hex.
+    pub files: BTreeMap<String, String>,
+}
+
+/// An event from before the period, with its inclusion proof.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextEvent {
+    /// The event.
+    pub event: AuditEvent,
+    /// The tree size the proof is to: the period export's last checkpoint.
+    pub size: u64,
+    /// The audit path, leaf to root.
+    pub proof: Vec<HexHash>,
+}
+
+/// What the server puts in a bundle.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    /// The framework.
+    pub framework: Framework,
+    /// The period.
+    pub period: Period,
+    /// When, milliseconds.
+    pub generated_at: i64,
+    /// The limits.
+    pub parameters: Parameters,
+    /// The observations.
+    pub observations: Observations,
+    /// The period's events as an audit export.
+    pub period_export: Vec<u8>,
+    /// Earlier events the tests read ([`context_needed`]), with their proofs.
+    pub context: Vec<ContextEvent>,
+}
+
+const DAY: i64 = 24 * 60 * 60 * 1000;
+
+/// Whether an event from before the period belongs in a bundle's context: the tests read
+/// it to judge something in the period. Rare kinds (accounts, groups, reviews, policy,
+/// findings' clocks) are taken from the whole log; frequent ones only as far back as they
+/// can matter (a browser session's sign-in a day, an SSH session two days, a grant 31 days,
+/// an account's enrollment its window).
+pub fn context_needed(e: &AuditEvent, period: Period, params: &Parameters) -> bool {
+    let from = period.from().as_millis();
+    let within = |span: i64| e.time >= from - span;
+    match e.action.as_str() {
+        "user.create" | "user.disable" | "user.delete" | "user.enable" | "passkey.reset"
+        | "group.create" | "group.delete" | "policy.apply" => true,
+        a if a.starts_with("review.") => true,
+        "vuln.sla.half" | "vuln.sla.breach" | "vuln.accept" | "vuln.false_positive"
+        | "vuln.rate" => true,
+        "auth.login" | "auth.enroll" | "auth.passkey" => within(DAY),
+        "passkey.register" => within(params.enrollment_window.max(DAY)),
+        "ssh.session.start" | "ssh.session.end" => within(params.ssh_session_max + DAY),
+        "access.approve" => within(31 * DAY),
+        _ => false,
+    }
+}
+
+/// The SHA-256 of bytes, hex.
+pub(crate) fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The events of an audit export, in order. Lines that are not events are skipped; an event
+/// line that does not read is an error naming its line.
+pub(crate) fn export_events(export: &[u8]) -> Result<Vec<AuditEvent>, String> {
+    #[derive(Deserialize)]
+    struct Line {
+        #[serde(rename = "type")]
+        kind: String,
+        event: Option<AuditEvent>,
+    }
+    let mut events = Vec::new();
+    for (n, line) in export.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let parsed: Line =
+            serde_json::from_slice(line).map_err(|e| format!("line {}: {e}", n + 1))?;
+        if parsed.kind == "event" {
+            events.push(
+                parsed
+                    .event
+                    .ok_or_else(|| format!("line {}: an event line without its event", n + 1))?,
+            );
+        }
+    }
+    Ok(events)
+}
+
+/// Each test of the framework over the context and the period's events.
+pub(crate) fn compute(
+    framework: Framework,
+    period: Period,
+    parameters: Parameters,
+    observations: &Observations,
+    context: &[AuditEvent],
+    events: &[AuditEvent],
+) -> Vec<TestResult> {
+    evaluate(
+        &framework.catalog().tests(),
+        context.iter().chain(events),
+        period,
+        parameters,
+        observations.clone(),
+        true,
+    )
+}
+
+/// A population as CSV: `subject,time,events,measure_ms,exception`.
+pub(crate) fn population_csv(result: &TestResult) -> String {
+    fn field(s: &str) -> String {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_owned()
+        }
+    }
+    let mut out = String::from("subject,time,events,measure_ms,exception\n");
+    for i in &result.items {
+        let events: Vec<String> = i.events.iter().map(u64::to_string).collect();
+        out.push_str(&format!(
+            "{},{},{},{},{}\n",
+            field(&i.subject),
+            warden_model::Timestamp::from_millis(i.time).rfc3339_millis(),
+            events.join(" "),
+            i.measure.map(|m| m.to_string()).unwrap_or_default(),
+            field(i.exception.as_deref().unwrap_or(""))
+        ));
+    }
+    out
+}
+
+/// The files a bundle holds beside the manifest and its signature, all derived from the
+/// evidence: the same inputs give the same bytes.
+pub(crate) fn derived_files(
+    manifest_head: &Manifest,
+    period_export: &[u8],
+    context_jsonl: &[u8],
+    results: &[TestResult],
+) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    files.insert("events/period.jsonl".to_owned(), period_export.to_vec());
+    files.insert("events/context.jsonl".to_owned(), context_jsonl.to_vec());
+    files.insert(
+        "results.json".to_owned(),
+        serde_json::to_vec_pretty(results).unwrap_or_default(),
+    );
+    for r in results {
+        files.insert(
+            format!("population/{}.csv", r.id),
+            population_csv(r).into_bytes(),
+        );
+    }
+    files.insert(
+        "report.html".to_owned(),
+        report::html(manifest_head, results).into_bytes(),
+    );
+    let hashes: BTreeMap<String, String> =
+        files.iter().map(|(k, v)| (k.clone(), sha256(v))).collect();
+    files.insert(
+        "oscal/assessment-results.json".to_owned(),
+        oscal::assessment_results(manifest_head, results, &hashes).into_bytes(),
+    );
+    files
+}
+
+/// The context events as JSON lines.
+pub(crate) fn context_jsonl(context: &[ContextEvent]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in context {
+        if serde_json::to_writer(&mut out, c).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// The body of the manifest's signed note.
+pub(crate) fn signed_body(origin: &str, manifest: &[u8]) -> String {
+    format!("{FORMAT}\n{origin}\nsha256 {}\n", sha256(manifest))
+}
+
+/// Makes a bundle's files (name → bytes), signed with the log's key. Fails only if the
+/// period export's events do not read.
+pub fn build(evidence: &Evidence, key: &SigningKey) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let events = export_events(&evidence.period_export)?;
+    let context: Vec<AuditEvent> = evidence.context.iter().map(|c| c.event.clone()).collect();
+    let results = compute(
+        evidence.framework,
+        evidence.period,
+        evidence.parameters,
+        &evidence.observations,
+        &context,
+        &events,
+    );
+    let mut manifest = Manifest {
+        format: FORMAT.to_owned(),
+        origin: key.name().to_owned(),
+        framework: evidence.framework,
+        catalog_version: evidence.framework.catalog().version.clone(),
+        period: evidence.period,
+        generated_at: evidence.generated_at,
+        parameters: evidence.parameters,
+        observations: evidence.observations.clone(),
+        files: BTreeMap::new(),
+    };
+    let mut files = derived_files(
+        &manifest,
+        &evidence.period_export,
+        &context_jsonl(&evidence.context),
+        &results,
+    );
+    manifest.files = files.iter().map(|(k, v)| (k.clone(), sha256(v))).collect();
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
+    files.insert(
+        "manifest.sig".to_owned(),
+        key.sign_note(&signed_body(key.name(), &manifest_bytes))
+            .into_bytes(),
+    );
+    files.insert("manifest.json".to_owned(), manifest_bytes);
+    Ok(files)
+}
+
+/// The most a bundle may hold, uncompressed: what a zip claims is checked against it before
+/// anything is inflated.
+pub const MAX_BUNDLE_BYTES: u64 = 8 << 30;
+
+/// Writes files into a zip (deflated, in name order, with fixed times: the same files give
+/// the same bytes).
+pub fn to_zip(files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, String> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default())
+        .large_file(true);
+    for (name, bytes) in files {
+        zip.start_file(name.as_str(), options)
+            .map_err(|e| e.to_string())?;
+        zip.write_all(bytes).map_err(|e| e.to_string())?;
+    }
+    let cursor = zip.finish().map_err(|e| e.to_string())?;
+    Ok(cursor.into_inner())
+}
+
+/// Reads a zip's files, refusing one that is not a zip, is truncated, holds a directory or
+/// a name twice, or claims more than [`MAX_BUNDLE_BYTES`].
+pub fn from_zip(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
+    use std::io::Read;
+    let not = |why: String| BundleError::NotABundle(why);
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| not(e.to_string()))?;
+    let mut total: u64 = 0;
+    let mut files = BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).map_err(|e| not(e.to_string()))?;
+        let name = file.name().to_owned();
+        if file.is_dir() {
+            return Err(BundleError::Unexpected(name));
+        }
+        let size = file.size();
+        total = total.saturating_add(size);
+        if total > MAX_BUNDLE_BYTES {
+            return Err(not(format!(
+                "it claims more than {} GiB uncompressed",
+                MAX_BUNDLE_BYTES >> 30
+            )));
+        }
+        let mut content = Vec::new();
+        (&mut file)
+            .take(size)
+            .read_to_end(&mut content)
+            .map_err(|e| not(format!("`{name}`: {e}")))?;
+        if files.insert(name.clone(), content).is_some() {
+            return Err(not(format!("`{name}` is in it twice")));
+        }
+    }
+    Ok(files)
+}
