@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod agent;
+pub mod compliance;
 pub mod graphql;
 pub mod mesh;
 pub mod scim;

@@ -171,6 +171,14 @@ impl AuditLog {
         self.key.verifier()
     }
 
+    /// A compliance evidence bundle's files, signed with the log's key.
+    pub fn sign_evidence(
+        &self,
+        evidence: &warden_compliance::bundle::Evidence,
+    ) -> Result<std::collections::BTreeMap<String, Vec<u8>>, String> {
+        warden_compliance::bundle::build(evidence, &self.key)
+    }
+
     /// Signs the current tree if no checkpoint covers it yet; returns the newest checkpoint.
     pub async fn sign_now(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
         let size = self.store.audit_size().await?;

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
+use warden_audit::{ExportLine, HexHash};
+use warden_compliance::bundle::{self, ContextEvent, Evidence};
 use warden_compliance::{
-    CheckpointSeen, Evaluator, Observations, Parameters, Period, PeriodError, RecordingState,
+    CheckpointSeen, Evaluator, Framework, Observations, Parameters, Period, PeriodError, RecordingState,
     Settings, TestId, TestResult,
 };
 use warden_model::Timestamp;
@@ -48,6 +50,9 @@ pub enum ComplianceError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The bundle could not be made (a proof or the archive failed).
+    #[error("cannot make the evidence bundle: {0}")]
+    Bundle(String),
 }
 
 /// What the tests need from the server's settings.
@@ -83,24 +88,8 @@ pub async fn results(
     limits: Limits,
     asked: &Asked,
 ) -> Result<(Period, Vec<TestResult>), ComplianceError> {
-    let now = Timestamp::from_system(SystemTime::now());
-    let first_seq = store
-        .audit_first_seq()
-        .await?
-        .ok_or(ComplianceError::Empty)?;
-    let began = audit
-        .event(first_seq)
-        .await
-        .ok()
-        .flatten()
-        .map(|e| Timestamp::from_millis(e.time))
-        .ok_or(ComplianceError::Empty)?;
-    let to = asked.to.unwrap_or(now);
-    let from = asked.from.unwrap_or_else(|| {
-        let span = to.as_millis() - i64::try_from(DEFAULT_SPAN.as_millis()).unwrap_or(0);
-        Timestamp::from_millis(span.max(began.as_millis() - began.as_millis().rem_euclid(1000)))
-    });
-    let period = Period::new(from, to, now, Some(began))?;
+    let period = period_of(store, audit, asked).await?;
+    let first_seq = store.audit_first_seq().await?.ok_or(ComplianceError::Empty)?;
     let observations = observe(store, audit, recordings, limits.settings, period).await?;
     let mut evaluator = Evaluator::new(
         &asked.tests,
@@ -130,6 +119,116 @@ pub async fn results(
         }
     }
     Ok((period, evaluator.finish()))
+}
+
+/// A signed evidence bundle (zip bytes) for `framework` over the period asked, and the
+/// sequence numbers of the period's first and last events.
+pub async fn evidence(
+    store: &Store,
+    audit: &AuditLog,
+    recordings: &Recordings,
+    limits: Limits,
+    framework: Framework,
+    asked: &Asked,
+) -> Result<(Vec<u8>, Period, u64, u64), ComplianceError> {
+    let period = period_of(store, audit, asked).await?;
+    let size = store.audit_size().await?;
+    let first = store
+        .first_seq_at_or_after(period.from())
+        .await?
+        .unwrap_or(size + 1);
+    let last = store
+        .first_seq_at_or_after(period.to())
+        .await?
+        .map_or(size, |s| s - 1)
+        .max(first - 1);
+    let head = audit.export_head(first, last).await.map_err(bundle_failed)?;
+    let mut export = Vec::new();
+    for line in &head {
+        serde_json::to_writer(&mut export, line).map_err(|e| bundle_failed(e.to_string()))?;
+        export.push(b'\n');
+    }
+    let mut next = first;
+    while next <= last {
+        let to = last.min(next + u64::from(PAGE) - 1);
+        export.extend_from_slice(&audit.export_events(next, to).await.map_err(bundle_failed)?);
+        next = to + 1;
+    }
+    let verifier = audit.verifier();
+    let signed: Vec<u64> = head
+        .iter()
+        .filter_map(|l| match l {
+            ExportLine::Checkpoint { note, .. } => verifier.open(note).ok().map(|c| c.size),
+            _ => None,
+        })
+        .collect();
+    let proof_size = signed.last().copied().unwrap_or(size);
+    let mut context = Vec::new();
+    let mut after = store.audit_first_seq().await?.unwrap_or(1).saturating_sub(1);
+    while after + 1 < first {
+        let filter = EventFilter {
+            after_seq: Some(after),
+            before_seq: Some(first),
+            ..EventFilter::default()
+        };
+        let page = store.events(&filter, PAGE).await?;
+        let Some(end) = page.last().map(|e| e.seq) else {
+            break;
+        };
+        for e in page {
+            if bundle::context_needed(&e, period, &limits.params) {
+                let proof = audit.inclusion(e.seq, proof_size).await.map_err(bundle_failed)?;
+                context.push(ContextEvent {
+                    event: e,
+                    size: proof_size,
+                    proof: proof.into_iter().map(HexHash).collect(),
+                });
+            }
+        }
+        after = end;
+    }
+    let mut observations = observe(store, audit, recordings, limits.settings, period).await?;
+    observations.checkpoints.retain(|c| signed.contains(&c.size));
+    let files = audit
+        .sign_evidence(&Evidence {
+            framework,
+            period,
+            generated_at: Timestamp::from_system(SystemTime::now()).as_millis(),
+            parameters: limits.params,
+            observations,
+            period_export: export,
+            context,
+        })
+        .map_err(bundle_failed)?;
+    let zip = bundle::to_zip(&files).map_err(bundle_failed)?;
+    Ok((zip, period, first, last))
+}
+
+fn bundle_failed(e: impl std::fmt::Display) -> ComplianceError {
+    ComplianceError::Bundle(e.to_string())
+}
+
+/// The period asked, checked against now and the log's beginning.
+async fn period_of(
+    store: &Store,
+    audit: &AuditLog,
+    asked: &Asked,
+) -> Result<Period, ComplianceError> {
+    let now = Timestamp::from_system(SystemTime::now());
+    let first_seq = store.audit_first_seq().await?.ok_or(ComplianceError::Empty)?;
+    let began = audit
+        .event(first_seq)
+        .await
+        .ok()
+        .flatten()
+        .map(|e| Timestamp::from_millis(e.time))
+        .ok_or(ComplianceError::Empty)?;
+    let to = asked.to.unwrap_or(now);
+    let from = asked.from.unwrap_or_else(|| {
+        let span = to.as_millis() - i64::try_from(DEFAULT_SPAN.as_millis()).unwrap_or(0);
+        Timestamp::from_millis(span.max(began.as_millis() - began.as_millis().rem_euclid(1000)))
+    });
+    Ok(Period::new(from, to, now, Some(began))?)
 }
 
 /// What the server observes beside the log for a period.

@@ -108,6 +108,10 @@ pub struct Services {
     pub scim: Arc<crate::config::ScimConfig>,
     /// Scan uploads in progress per source.
     pub imports: Arc<crate::edge::SourceSlots>,
+    /// Where session recordings are kept, for checking their hashes.
+    pub recordings: crate::recordings::Recordings,
+    /// The limits compliance tests hold the evidence to, and the session settings in force.
+    pub compliance: crate::compliance::Limits,
 }
 
 impl std::fmt::Debug for App {

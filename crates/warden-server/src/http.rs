@@ -98,6 +98,10 @@ pub(crate) fn public_router(web: Web, edge: EdgeState, limits: &Limits) -> Route
         )
         .route("/v1/audit/export", get(audit_export_bearer))
         .route(
+            "/v1/compliance/evidence",
+            get(warden_api::compliance::evidence_bearer),
+        )
+        .route(
             "/.well-known/security.txt",
             get(warden_api::vulns::security_txt),
         )
@@ -121,6 +125,10 @@ pub(crate) fn admin_router(web: Web, edge: EdgeState, limits: &Limits) -> Router
         .route("/v1/ssh/krl", get(ssh_krl))
         .route("/v1/x509/bundle.pem", get(x509_bundle))
         .route("/v1/audit/export", get(audit_export_operator))
+        .route(
+            "/v1/compliance/evidence",
+            get(warden_api::compliance::evidence_operator),
+        )
         .route("/healthz", get(ready))
         .fallback(not_found)
         .with_state(web.clone());

@@ -364,6 +364,8 @@ impl Server {
             imports: Arc::new(edge::SourceSlots::new(
                 self.config.limits.imports_per_source,
             )),
+            recordings: self.recordings.clone(),
+            compliance: warden_runtime::compliance::Limits::of(&self.config),
         };
         let app = App::new(self.store.clone(), services);
         let web = warden_web::Web {

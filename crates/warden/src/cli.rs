@@ -801,6 +801,31 @@ pub enum ComplianceCommand {
         #[arg(long, value_name = "TEST")]
         test: Option<String>,
     },
+    /// Write a signed evidence bundle for an auditor: per control the results, the whole
+    /// population as CSV, the events with their proofs, a printable report and OSCAL.
+    Evidence {
+        /// soc2 or hipaa.
+        #[arg(long)]
+        framework: String,
+        /// The period's start, RFC 3339 [default: 90 days before --to, or when the log began].
+        #[arg(long)]
+        from: Option<String>,
+        /// The period's end, RFC 3339 [default: now].
+        #[arg(long)]
+        to: Option<String>,
+        /// The zip file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Check a bundle offline with the log's public key: every proof, and every result
+    /// recomputed from the events inside.
+    Verify {
+        /// The bundle.
+        file: PathBuf,
+        /// The log's public key (from `warden audit key`).
+        #[arg(long, value_name = "PUBKEY")]
+        key: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,11 @@
 //! `warden compliance`: SOC 2 and HIPAA controls and their tests over a period.
 
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
 use serde_json::{Value, json};
+use warden_audit::VerifierKey;
+use warden_compliance::bundle;
 
 use crate::cli::{ComplianceArgs, ComplianceCommand};
 use crate::output::{cell, json as print_json, table};
@@ -10,13 +15,108 @@ const TEST_FIELDS: &str =
 const ITEM_FIELDS: &str = "subject time events measureMs exception";
 
 pub async fn run(args: ComplianceArgs) -> anyhow::Result<()> {
-    let client = crate::pki::client_for(args.server.as_deref(), args.data_dir.as_deref())?;
-    let ComplianceCommand::Status {
-        framework,
-        from,
-        to,
-        test,
-    } = args.command;
+    match args.command {
+        ComplianceCommand::Verify { file, key } => verify(&file, &key, args.json),
+        ComplianceCommand::Evidence {
+            framework,
+            from,
+            to,
+            output,
+        } => {
+            let client =
+                crate::pki::client_for(args.server.as_deref(), args.data_dir.as_deref())?;
+            let mut query = vec![format!("framework={}", encode(&framework))];
+            for (name, value) in [("from", from), ("to", to)] {
+                if let Some(v) = value {
+                    query.push(format!("{name}={}", encode(&v)));
+                }
+            }
+            let body = client
+                .get(&format!("/v1/compliance/evidence?{}", query.join("&")))
+                .await?;
+            std::fs::write(&output, &body)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            eprintln!(
+                "wrote the {framework} evidence bundle ({} bytes) to {}",
+                body.len(),
+                output.display()
+            );
+            Ok(())
+        }
+        ComplianceCommand::Status {
+            framework,
+            from,
+            to,
+            test,
+        } => {
+            let client =
+                crate::pki::client_for(args.server.as_deref(), args.data_dir.as_deref())?;
+            status(&client, framework, from, to, test, args.json).await
+        }
+    }
+}
+
+/// A query-string value, percent-encoded.
+fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+fn verify(file: &Path, key: &str, json_out: bool) -> anyhow::Result<()> {
+    let key: VerifierKey = key.parse()?;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let verified = bundle::from_zip(&bytes)
+        .and_then(|files| bundle::verify(&files, &key))
+        .map_err(|e| anyhow!("verification failed: {e}"))?;
+    let m = &verified.manifest;
+    let failing: Vec<String> = verified
+        .results
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| format!("{} ({})", r.id, r.exception_count))
+        .collect();
+    if json_out {
+        print_json(&json!({
+            "ok": true,
+            "framework": m.framework.as_str(),
+            "catalog_version": m.catalog_version,
+            "from": m.period.from().rfc3339_millis(),
+            "to": m.period.to().rfc3339_millis(),
+            "events": verified.events,
+            "context_events": verified.context,
+            "checkpoints": verified.checkpoints,
+            "tests": verified.results.iter().map(|r| json!({
+                "id": r.id.as_str(), "passed": r.passed(), "population": r.population,
+                "exceptions": r.exception_count, "pending": r.pending,
+            })).collect::<Vec<_>>(),
+        }));
+    } else {
+        println!(
+            "ok: {} evidence from {} to {}: {} events under {} signed checkpoint(s) and {} earlier event(s) proven; {} tests recomputed, {}",
+            m.framework,
+            m.period.from().rfc3339_millis(),
+            m.period.to().rfc3339_millis(),
+            verified.events,
+            verified.checkpoints,
+            verified.context,
+            verified.results.len(),
+            if failing.is_empty() {
+                "all pass".to_owned()
+            } else {
+                format!("failing: {}", failing.join(", "))
+            }
+        );
+    }
+    Ok(())
+}
+
+async fn status(
+    client: &crate::client::AdminClient,
+    framework: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    test: Option<String>,
+    json_out: bool,
+) -> anyhow::Result<()> {
     if let Some(test) = test {
         let q = format!(
             "query($id: String!, $f: String, $t: String) {{ complianceTest(id: $id, from: $f, to: $t) {{ {TEST_FIELDS} exceptions {{ {ITEM_FIELDS} }} items {{ {ITEM_FIELDS} }} }} }}"
@@ -25,7 +125,7 @@ pub async fn run(args: ComplianceArgs) -> anyhow::Result<()> {
             .graphql(&q, json!({ "id": test, "f": from, "t": to }))
             .await?;
         let result = data.get("complianceTest").cloned().unwrap_or(Value::Null);
-        if args.json {
+        if json_out {
             print_json(&result);
             return Ok(());
         }
@@ -58,7 +158,7 @@ pub async fn run(args: ComplianceArgs) -> anyhow::Result<()> {
         .get("complianceControls")
         .cloned()
         .unwrap_or(Value::Null);
-    if args.json {
+    if json_out {
         print_json(&reports);
         return Ok(());
     }
