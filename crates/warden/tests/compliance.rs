@@ -253,6 +253,57 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
         let denied = server.audit("api.read_audit");
         assert_eq!(denied[0]["target"], "compliance", "{denied:?}");
 
+        // The evidence bundle, made as the auditor, verified offline with the published key.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("soc2.zip");
+        let file = path.to_str().unwrap();
+        let out = run(&server, &auditor, &["compliance", "evidence", "--framework", "soc2", "-o", file]);
+        assert!(text(&out.stderr).starts_with("wrote the soc2 evidence bundle ("), "{}", text(&out.stderr));
+        let key = ok(&run(&server, &auditor, &["audit", "key"])).trim().to_owned();
+        let verify = |file: &str, key: &str| {
+            std::process::Command::new(bin())
+                .args(["compliance", "verify", file, "--key", key])
+                .output()
+                .unwrap()
+        };
+        let line = ok(&verify(file, &key));
+        assert!(line.starts_with("ok: soc2 evidence from "), "{line}");
+        assert!(line.trim_end().ends_with("failing: access-review (2)"), "{line}");
+        let made = server.audit("compliance.evidence");
+        assert_eq!(made[0]["target"], "compliance:soc2", "{made:?}");
+        assert_eq!(made[0]["actor"], "user:audrey", "{made:?}");
+
+        // What the auditor reads beside it, and every kind of damage named.
+        let files = warden_compliance::bundle::from_zip(&std::fs::read(&path).unwrap()).unwrap();
+        for name in ["report.html", "oscal/assessment-results.json", "population/access-review.csv", "events/period.jsonl"] {
+            assert!(files.contains_key(name), "{name}: {:?}", files.keys());
+        }
+        let mut edited = files.clone();
+        edited.get_mut("population/access-review.csv").unwrap().extend_from_slice(b"group:x,,,,\n");
+        let edited_path = dir.path().join("edited.zip");
+        std::fs::write(&edited_path, warden_compliance::bundle::to_zip(&edited).unwrap()).unwrap();
+        let got = error_of(&verify(edited_path.to_str().unwrap(), &key));
+        assert!(
+            got.starts_with("error: verification failed: `population/access-review.csv` was changed: its SHA-256 is "),
+            "{got}"
+        );
+        let truncated = dir.path().join("truncated.zip");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+        let got = error_of(&verify(truncated.to_str().unwrap(), &key));
+        assert!(got.starts_with("error: verification failed: not a Warden evidence bundle: "), "{got}");
+        let other = warden_audit::SigningKey::from_seed(key.split('+').next().unwrap(), &[9u8; 32])
+            .unwrap()
+            .verifier()
+            .to_string();
+        let got = error_of(&verify(file, &other));
+        assert!(got.starts_with("error: verification failed: the manifest's signature does not verify with key "), "{got}");
+        let got = error_of(&run(&server, &bob, &["compliance", "evidence", "--framework", "soc2", "-o", file]));
+        assert!(got.starts_with("error: permission denied: "), "{got}");
+        let got = error_of(&run(&server, &auditor, &["compliance", "evidence", "--framework", "pci", "-o", file]));
+        assert_eq!(got, "error: unknown framework `pci`: soc2 or hipaa");
+        assert_eq!(ok(&verify(file, &key)), line, "a refused request wrote nothing over the bundle");
+
         // Bad input: one line each.
         for (args, want) in [
             (
