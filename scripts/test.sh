@@ -20,6 +20,10 @@ fi
 # what the OTLP sink sends.
 python3 -c "import opentelemetry.proto.collector.logs.v1.logs_service_pb2" 2> /dev/null \
   || python3 -m pip install -q --root-user-action=ignore opentelemetry-proto
+# compliance-trestle's OSCAL models, generated from NIST's published OSCAL JSON schema, check
+# the OSCAL assessment results the evidence bundle holds.
+python3 -c "import trestle.oscal.assessment_results" 2> /dev/null \
+  || python3 -m pip install -q --root-user-action=ignore 'compliance-trestle==5.2.0'
 # moto's server is the S3-compatible bucket recordings go to in the tests; boto3 (which comes
 # with it) reads the bucket back independently of Warden.
 command -v moto_server > /dev/null \

@@ -329,3 +329,31 @@ proptest! {
         prop_assert_eq!(&verified.results, &stated);
     }
 }
+
+/// The OSCAL document, checked by compliance-trestle, whose models are generated from NIST's
+/// published OSCAL JSON schema (unknown fields refused, required ones, types, UUID and token
+/// patterns enforced).
+#[test]
+fn the_oscal_document_is_valid_against_nists_schema() {
+    let files = bundle::build(&evidence(&journey(), period(), params()), &key()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("assessment-results.json");
+    std::fs::write(&path, &files["oscal/assessment-results.json"]).unwrap();
+    let script = "import json, sys\n\
+        from trestle.oscal.assessment_results import AssessmentResults\n\
+        doc = json.load(open(sys.argv[1]))\n\
+        assert list(doc) == ['assessment-results'], list(doc)\n\
+        AssessmentResults.parse_obj(doc['assessment-results'])\n\
+        print('valid')\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, path.to_str().unwrap()])
+        .output()
+        .expect("python3 with compliance-trestle (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "valid");
+}
