@@ -128,7 +128,14 @@ async fn bundle(
     let target = format!("compliance:{framework}");
     let recorded = detached(async move {
         store
-            .record(&ctx, "compliance.evidence", &target, details, Outcome::Success, None)
+            .record(
+                &ctx,
+                "compliance.evidence",
+                &target,
+                details,
+                Outcome::Success,
+                None,
+            )
             .await
     })
     .await;

@@ -31,7 +31,7 @@ pub use catalog::{Catalog, CatalogError, Control, Framework, UnknownControl, Unk
 pub use evaluate::{Evaluator, evaluate};
 pub use period::{Period, PeriodError};
 pub use report::{
-    human, CheckpointSeen, Item, Observations, Parameters, RecordingState, Settings, TestResult,
+    CheckpointSeen, Item, Observations, Parameters, RecordingState, Settings, TestResult, human,
 };
 
 use std::fmt;

@@ -36,27 +36,84 @@ fn journey() -> Vec<AuditEvent> {
     let person = |n: &str| json!({"kind": "user", "name": n, "token_id": "t", "role": "admin"});
     let system = json!({"kind": "system"});
     let rows: Vec<(i64, Value, &str, &str, Value)> = vec![
-        (0, system.clone(), "policy.apply", "policy:v1", json!({"version": 1, "tests": 4})),
+        (
+            0,
+            system.clone(),
+            "policy.apply",
+            "policy:v1",
+            json!({"version": 1, "tests": 4}),
+        ),
         (1, person("root"), "group.create", "group:ops", json!({})),
         (1, person("root"), "group.create", "group:web", json!({})),
         (2, person("root"), "user.create", "user:alice", json!({})),
-        (3, person("bob"), "access.approve", "request:1", json!({"requester": "alice", "group": "ops", "grant": "g1", "expires_at": "2026-09-21T14:23:20.000Z"})),
+        (
+            3,
+            person("bob"),
+            "access.approve",
+            "request:1",
+            json!({"requester": "alice", "group": "ops", "grant": "g1", "expires_at": "2026-09-21T14:23:20.000Z"}),
+        ),
         // The period starts at minute 5.
-        (6, person("alice"), "ssh.session.start", "host:db", json!({"session": "s1"})),
-        (8, system.clone(), "ssh.session.end", "host:db", json!({"session": "s1", "principal": "user:alice", "recordings": []})),
-        (10, system.clone(), "grant.expire", "user:alice", json!({"grant": "g1"})),
-        (11, person("root"), "review.create", "review:r1", json!({"scope": "groups:ops", "items": 1})),
-        (12, person("carol"), "review.keep", "review:r1", json!({"items": [1]})),
+        (
+            6,
+            person("alice"),
+            "ssh.session.start",
+            "host:db",
+            json!({"session": "s1"}),
+        ),
+        (
+            8,
+            system.clone(),
+            "ssh.session.end",
+            "host:db",
+            json!({"session": "s1", "principal": "user:alice", "recordings": []}),
+        ),
+        (
+            10,
+            system.clone(),
+            "grant.expire",
+            "user:alice",
+            json!({"grant": "g1"}),
+        ),
+        (
+            11,
+            person("root"),
+            "review.create",
+            "review:r1",
+            json!({"scope": "groups:ops", "items": 1}),
+        ),
+        (
+            12,
+            person("carol"),
+            "review.keep",
+            "review:r1",
+            json!({"items": [1]}),
+        ),
         (13, person("root"), "user.disable", "user:alice", json!({})),
-        (14, person("root"), "policy.apply", "policy:v3", json!({"version": 3, "tests": 0})),
+        (
+            14,
+            person("root"),
+            "policy.apply",
+            "policy:v3",
+            json!({"version": 3, "tests": 0}),
+        ),
     ];
     rows.into_iter()
         .enumerate()
-        .map(|(i, (minute, actor, action, target, details))| event(i, T0 + minute * MIN, actor, action, target, details))
+        .map(|(i, (minute, actor, action, target, details))| {
+            event(i, T0 + minute * MIN, actor, action, target, details)
+        })
         .collect()
 }
 
-fn event(i: usize, time: i64, actor: Value, action: &str, target: &str, details: Value) -> AuditEvent {
+fn event(
+    i: usize,
+    time: i64,
+    actor: Value,
+    action: &str,
+    target: &str,
+    details: Value,
+) -> AuditEvent {
     let label = actor
         .get("name")
         .and_then(Value::as_str)
@@ -104,7 +161,11 @@ fn evidence(log: &[AuditEvent], period: Period, params: Parameters) -> Evidence 
     }
     let size = log.len() as u64;
     let k = key();
-    let note = k.sign(&Checkpoint { origin: ORIGIN.into(), size, root: tree.root() });
+    let note = k.sign(&Checkpoint {
+        origin: ORIGIN.into(),
+        size,
+        root: tree.root(),
+    });
     let consistency = if size > last {
         warden_audit::consistency_proof(last, size, |id: NodeId| nodes.get(&id).copied())
             .unwrap()
@@ -115,8 +176,18 @@ fn evidence(log: &[AuditEvent], period: Period, params: Parameters) -> Evidence 
         Vec::new()
     };
     let mut lines = vec![
-        serde_json::to_string(&ExportLine::Header { format: FORMAT.into(), origin: ORIGIN.into(), first_seq: first, last_seq: last }).unwrap(),
-        serde_json::to_string(&ExportLine::Prefix { size: first - 1, frontier: prefix.nodes().iter().map(|h| HexHash(*h)).collect() }).unwrap(),
+        serde_json::to_string(&ExportLine::Header {
+            format: FORMAT.into(),
+            origin: ORIGIN.into(),
+            first_seq: first,
+            last_seq: last,
+        })
+        .unwrap(),
+        serde_json::to_string(&ExportLine::Prefix {
+            size: first - 1,
+            frontier: prefix.nodes().iter().map(|h| HexHash(*h)).collect(),
+        })
+        .unwrap(),
         serde_json::to_string(&ExportLine::Checkpoint { note, consistency }).unwrap(),
     ];
     for e in log.iter().filter(|e| (first..=last).contains(&e.seq)) {
@@ -141,8 +212,17 @@ fn evidence(log: &[AuditEvent], period: Period, params: Parameters) -> Evidence 
         generated_at: period.to().as_millis() + 1,
         parameters: params,
         observations: Observations {
-            settings: Some(Settings { web_idle: 30 * MIN, web_lifetime: 720 * MIN, ssh_idle: Some(60 * MIN), ssh_session: Some(1440 * MIN) }),
-            checkpoints: vec![CheckpointSeen { size, time: period.to().as_millis() - 1, consistent: true }],
+            settings: Some(Settings {
+                web_idle: 30 * MIN,
+                web_lifetime: 720 * MIN,
+                ssh_idle: Some(60 * MIN),
+                ssh_session: Some(1440 * MIN),
+            }),
+            checkpoints: vec![CheckpointSeen {
+                size,
+                time: period.to().as_millis() - 1,
+                consistent: true,
+            }],
             recordings: BTreeMap::new(),
         },
         period_export: (lines.join("\n") + "\n").into_bytes(),
@@ -155,7 +235,10 @@ fn period() -> Period {
 }
 
 fn params() -> Parameters {
-    Parameters { review_every: 12 * MIN, ..Parameters::default() }
+    Parameters {
+        review_every: 12 * MIN,
+        ..Parameters::default()
+    }
 }
 
 /// Re-signs a tampered bundle's manifest, as a server holding the key could: what is left is
@@ -168,14 +251,21 @@ fn resign(files: &mut BTreeMap<String, Vec<u8>>) {
         }
     }
     let bytes = serde_json::to_vec_pretty(&manifest).unwrap();
-    let body = format!("{}\n{ORIGIN}\nsha256 {}\n", bundle::FORMAT, bundle_sha(&bytes));
+    let body = format!(
+        "{}\n{ORIGIN}\nsha256 {}\n",
+        bundle::FORMAT,
+        bundle_sha(&bytes)
+    );
     files.insert("manifest.sig".into(), key().sign_note(&body).into_bytes());
     files.insert("manifest.json".into(), bytes);
 }
 
 fn bundle_sha(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn check(files: &BTreeMap<String, Vec<u8>>) -> Result<bundle::Verified, BundleError> {
@@ -188,7 +278,11 @@ fn a_bundle_verifies_offline_and_gives_the_servers_results() {
     let ev = evidence(&log, period(), params());
     let files = bundle::build(&ev, &key()).unwrap();
     let zipped = to_zip(&files).unwrap();
-    assert_eq!(to_zip(&files).unwrap(), zipped, "the same files give the same zip");
+    assert_eq!(
+        to_zip(&files).unwrap(),
+        zipped,
+        "the same files give the same zip"
+    );
     let back = from_zip(&zipped).unwrap();
     assert_eq!(back, files);
     let verified = check(&back).unwrap();
@@ -196,32 +290,70 @@ fn a_bundle_verifies_offline_and_gives_the_servers_results() {
     assert_eq!(verified.context, 5);
 
     // The server's own view over the whole log gives the same results.
-    let whole = evaluate(&Framework::Soc2.catalog().tests(), &log, period(), params(), ev.observations.clone(), true);
+    let whole = evaluate(
+        &Framework::Soc2.catalog().tests(),
+        &log,
+        period(),
+        params(),
+        ev.observations.clone(),
+        true,
+    );
     assert_eq!(verified.results, whole);
-    let by = |id: TestId| verified.results.iter().find(|r| r.id == id).unwrap().clone();
+    let by = |id: TestId| {
+        verified
+            .results
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap()
+            .clone()
+    };
     assert!(by(TestId::GrantExpiry).passed() && by(TestId::GrantExpiry).population == 1);
     assert!(by(TestId::LeaverDeprovision).passed());
     let policy = by(TestId::PolicyChange);
     assert_eq!(policy.exception_count, 1);
-    assert_eq!(policy.exceptions[0].exception.as_deref(), Some("follows v1: the versions between are missing from the log"));
+    assert_eq!(
+        policy.exceptions[0].exception.as_deref(),
+        Some("follows v1: the versions between are missing from the log")
+    );
     let reviews = by(TestId::AccessReview);
-    assert_eq!(reviews.exceptions.iter().map(|e| e.subject.as_str()).collect::<Vec<_>>(), ["group:web"]);
+    assert_eq!(
+        reviews
+            .exceptions
+            .iter()
+            .map(|e| e.subject.as_str())
+            .collect::<Vec<_>>(),
+        ["group:web"]
+    );
 
     // What the auditor reads: the CSV, the report, the OSCAL document.
     let csv = String::from_utf8(files["population/policy-change.csv"].clone()).unwrap();
-    assert!(csv.starts_with("subject,time,events,measure_ms,exception\n"), "{csv}");
+    assert!(
+        csv.starts_with("subject,time,events,measure_ms,exception\n"),
+        "{csv}"
+    );
     assert!(csv.contains("policy:v3,2026-09-21T14:27:20.000Z,12,,follows v1: the versions between are missing from the log"), "{csv}");
     let html = String::from_utf8(files["report.html"].clone()).unwrap();
     assert!(html.contains("CC6.1") && html.contains("<svg"), "{html}");
     let oscal: Value = serde_json::from_slice(&files["oscal/assessment-results.json"]).unwrap();
-    assert_eq!(oscal["assessment-results"]["metadata"]["oscal-version"], "1.1.2");
-    let findings = oscal["assessment-results"]["results"][0]["findings"].as_array().unwrap();
+    assert_eq!(
+        oscal["assessment-results"]["metadata"]["oscal-version"],
+        "1.1.2"
+    );
+    let findings = oscal["assessment-results"]["results"][0]["findings"]
+        .as_array()
+        .unwrap();
     assert_eq!(findings.len(), Framework::Soc2.catalog().controls.len());
-    let cc81 = findings.iter().find(|f| f["title"].as_str().unwrap().starts_with("CC8.1 ")).unwrap();
+    let cc81 = findings
+        .iter()
+        .find(|f| f["title"].as_str().unwrap().starts_with("CC8.1 "))
+        .unwrap();
     assert_eq!(cc81["target"]["status"]["state"], "not-satisfied");
     // Made again for the same period, the OSCAL document is the same bytes.
     let again = bundle::build(&evidence(&log, period(), params()), &key()).unwrap();
-    assert_eq!(again["oscal/assessment-results.json"], files["oscal/assessment-results.json"]);
+    assert_eq!(
+        again["oscal/assessment-results.json"],
+        files["oscal/assessment-results.json"]
+    );
 }
 
 #[test]
@@ -232,56 +364,109 @@ fn every_kind_of_tampering_is_named() {
 
     // An edited file, without re-signing: its hash.
     let mut edited = files.clone();
-    edited.get_mut("results.json").unwrap().extend_from_slice(b" ");
-    assert!(fails(&edited).starts_with("`results.json` was changed: its SHA-256 is "), "{}", fails(&edited));
+    edited
+        .get_mut("results.json")
+        .unwrap()
+        .extend_from_slice(b" ");
+    assert!(
+        fails(&edited).starts_with("`results.json` was changed: its SHA-256 is "),
+        "{}",
+        fails(&edited)
+    );
 
     // A file removed, a file added.
     let mut removed = files.clone();
     removed.remove("population/grant-expiry.csv");
-    assert_eq!(fails(&removed), "`population/grant-expiry.csv` is missing from the bundle");
+    assert_eq!(
+        fails(&removed),
+        "`population/grant-expiry.csv` is missing from the bundle"
+    );
     let mut added = files.clone();
     added.insert("extra.txt".into(), b"hi".to_vec());
-    assert_eq!(fails(&added), "`extra.txt` is in the bundle but not in its manifest");
+    assert_eq!(
+        fails(&added),
+        "`extra.txt` is in the bundle but not in its manifest"
+    );
 
     // A wrong key, a foreign or truncated file.
     let other = SigningKey::from_seed(ORIGIN, &[8u8; 32]).unwrap();
-    let err = bundle::verify(&files, &other.verifier()).unwrap_err().to_string();
-    assert!(err.starts_with("the manifest's signature does not verify with key `test.example/audit`: "), "{err}");
+    let err = bundle::verify(&files, &other.verifier())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("the manifest's signature does not verify with key `test.example/audit`: "),
+        "{err}"
+    );
     let zipped = to_zip(&files).unwrap();
-    let err = from_zip(&zipped[..zipped.len() / 2]).unwrap_err().to_string();
+    let err = from_zip(&zipped[..zipped.len() / 2])
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("not a Warden evidence bundle: "), "{err}");
     let err = from_zip(b"PK\x03\x04 not really").unwrap_err().to_string();
     assert!(err.starts_with("not a Warden evidence bundle: "), "{err}");
 
     // Re-signed by a server holding the key, a lie is still caught by recomputation.
     let mut lied = files.clone();
-    let text = String::from_utf8(lied["results.json"].clone()).unwrap().replacen("\"exception_count\": 1", "\"exception_count\": 0", 1);
+    let text = String::from_utf8(lied["results.json"].clone())
+        .unwrap()
+        .replacen("\"exception_count\": 1", "\"exception_count\": 0", 1);
     lied.insert("results.json".into(), text.into_bytes());
     resign(&mut lied);
-    assert!(fails(&lied).starts_with("`results.json` does not match the events: results.json line "), "{}", fails(&lied));
+    assert!(
+        fails(&lied).starts_with("`results.json` does not match the events: results.json line "),
+        "{}",
+        fails(&lied)
+    );
 
     // An event edited in the period, re-signed: the log's own checks name it.
     let mut event_edited = files.clone();
-    let text = String::from_utf8(event_edited["events/period.jsonl"].clone()).unwrap().replace("\"user:alice\",\"time\"", "\"user:mallory\",\"time\"");
-    assert_ne!(text.as_bytes(), event_edited["events/period.jsonl"].as_slice());
+    let text = String::from_utf8(event_edited["events/period.jsonl"].clone())
+        .unwrap()
+        .replace("\"user:alice\",\"time\"", "\"user:mallory\",\"time\"");
+    assert_ne!(
+        text.as_bytes(),
+        event_edited["events/period.jsonl"].as_slice()
+    );
     event_edited.insert("events/period.jsonl".into(), text.into_bytes());
     resign(&mut event_edited);
-    assert!(fails(&event_edited).starts_with("events/period.jsonl: event "), "{}", fails(&event_edited));
+    assert!(
+        fails(&event_edited).starts_with("events/period.jsonl: event "),
+        "{}",
+        fails(&event_edited)
+    );
 
     // An event removed from the period, re-signed.
     let mut dropped = files.clone();
     let text = String::from_utf8(dropped["events/period.jsonl"].clone()).unwrap();
-    let kept: Vec<&str> = text.lines().filter(|l| !l.contains("\"grant.expire\"")).collect();
-    dropped.insert("events/period.jsonl".into(), (kept.join("\n") + "\n").into_bytes());
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("\"grant.expire\""))
+        .collect();
+    dropped.insert(
+        "events/period.jsonl".into(),
+        (kept.join("\n") + "\n").into_bytes(),
+    );
     resign(&mut dropped);
-    assert!(fails(&dropped).starts_with("events/period.jsonl: "), "{}", fails(&dropped));
+    assert!(
+        fails(&dropped).starts_with("events/period.jsonl: "),
+        "{}",
+        fails(&dropped)
+    );
 
     // A context event edited, re-signed: its inclusion proof fails.
     let mut context = files.clone();
-    let text = String::from_utf8(context["events/context.jsonl"].clone()).unwrap().replacen("\"group:web\"", "\"group:www\"", 1);
+    let text = String::from_utf8(context["events/context.jsonl"].clone())
+        .unwrap()
+        .replacen("\"group:web\"", "\"group:www\"", 1);
     context.insert("events/context.jsonl".into(), text.into_bytes());
     resign(&mut context);
-    assert!(fails(&context).starts_with("events/context.jsonl: event 3: not included in the signed tree of size 12"), "{}", fails(&context));
+    assert!(
+        fails(&context).starts_with(
+            "events/context.jsonl: event 3: not included in the signed tree of size 12"
+        ),
+        "{}",
+        fails(&context)
+    );
 
     // A context event added that the log never held, re-signed.
     let mut forged = files.clone();
@@ -292,7 +477,11 @@ fn every_kind_of_tampering_is_named() {
     text = format!("{}\n{text}", serde_json::to_string(&line).unwrap());
     forged.insert("events/context.jsonl".into(), text.into_bytes());
     resign(&mut forged);
-    assert!(fails(&forged).starts_with("events/context.jsonl: event 4: not included"), "{}", fails(&forged));
+    assert!(
+        fails(&forged).starts_with("events/context.jsonl: event 4: not included"),
+        "{}",
+        fails(&forged)
+    );
 }
 
 fn arb_log() -> impl Strategy<Value = Vec<(i64, u8, u8, u8)>> {
@@ -300,9 +489,18 @@ fn arb_log() -> impl Strategy<Value = Vec<(i64, u8, u8, u8)>> {
 }
 
 const ACTIONS: [&str; 12] = [
-    "user.create", "user.disable", "group.create", "review.create", "review.keep",
-    "access.approve", "grant.expire", "ssh.session.start", "ssh.session.end", "policy.apply",
-    "auth.login", "passkey.register",
+    "user.create",
+    "user.disable",
+    "group.create",
+    "review.create",
+    "review.keep",
+    "access.approve",
+    "grant.expire",
+    "ssh.session.start",
+    "ssh.session.end",
+    "policy.apply",
+    "auth.login",
+    "passkey.register",
 ];
 
 proptest! {

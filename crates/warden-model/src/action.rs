@@ -69,6 +69,8 @@ changes! {
     AuthPasskey = "auth.passkey", Nothing;
     CaCreate = "ca.create", Credential;
     CaRotate = "ca.rotate", Credential;
+    ComplianceTestFail = "compliance.test.fail", Nothing;
+    ComplianceTestPass = "compliance.test.pass", Nothing;
     GrantExpire = "grant.expire", WhoMay;
     GroupAddMember = "group.add_member", WhoMay;
     GroupCreate = "group.create", WhoMay;

@@ -3,14 +3,15 @@
 //! observes (the settings in force, the signed checkpoints, the session recordings' hashes).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 use warden_audit::{ExportLine, HexHash};
 use warden_compliance::bundle::{self, ContextEvent, Evidence};
 use warden_compliance::{
-    CheckpointSeen, Evaluator, Framework, Observations, Parameters, Period, PeriodError, RecordingState,
-    Settings, TestId, TestResult,
+    CheckpointSeen, Evaluator, Framework, Observations, Parameters, Period, PeriodError,
+    RecordingState, Settings, TestId, TestResult,
 };
 use warden_model::Timestamp;
 use warden_store::{EventFilter, Store, StoreError};
@@ -89,7 +90,10 @@ pub async fn results(
     asked: &Asked,
 ) -> Result<(Period, Vec<TestResult>), ComplianceError> {
     let period = period_of(store, audit, asked).await?;
-    let first_seq = store.audit_first_seq().await?.ok_or(ComplianceError::Empty)?;
+    let first_seq = store
+        .audit_first_seq()
+        .await?
+        .ok_or(ComplianceError::Empty)?;
     let observations = observe(store, audit, recordings, limits.settings, period).await?;
     let mut evaluator = Evaluator::new(
         &asked.tests,
@@ -142,7 +146,10 @@ pub async fn evidence(
         .await?
         .map_or(size, |s| s - 1)
         .max(first - 1);
-    let head = audit.export_head(first, last).await.map_err(bundle_failed)?;
+    let head = audit
+        .export_head(first, last)
+        .await
+        .map_err(bundle_failed)?;
     let mut export = Vec::new();
     for line in &head {
         serde_json::to_writer(&mut export, line).map_err(|e| bundle_failed(e.to_string()))?;
@@ -164,7 +171,11 @@ pub async fn evidence(
         .collect();
     let proof_size = signed.last().copied().unwrap_or(size);
     let mut context = Vec::new();
-    let mut after = store.audit_first_seq().await?.unwrap_or(1).saturating_sub(1);
+    let mut after = store
+        .audit_first_seq()
+        .await?
+        .unwrap_or(1)
+        .saturating_sub(1);
     while after + 1 < first {
         let filter = EventFilter {
             after_seq: Some(after),
@@ -177,7 +188,10 @@ pub async fn evidence(
         };
         for e in page {
             if bundle::context_needed(&e, period, &limits.params) {
-                let proof = audit.inclusion(e.seq, proof_size).await.map_err(bundle_failed)?;
+                let proof = audit
+                    .inclusion(e.seq, proof_size)
+                    .await
+                    .map_err(bundle_failed)?;
                 context.push(ContextEvent {
                     event: e,
                     size: proof_size,
@@ -188,7 +202,9 @@ pub async fn evidence(
         after = end;
     }
     let mut observations = observe(store, audit, recordings, limits.settings, period).await?;
-    observations.checkpoints.retain(|c| signed.contains(&c.size));
+    observations
+        .checkpoints
+        .retain(|c| signed.contains(&c.size));
     let files = audit
         .sign_evidence(&Evidence {
             framework,
@@ -215,7 +231,10 @@ async fn period_of(
     asked: &Asked,
 ) -> Result<Period, ComplianceError> {
     let now = Timestamp::from_system(SystemTime::now());
-    let first_seq = store.audit_first_seq().await?.ok_or(ComplianceError::Empty)?;
+    let first_seq = store
+        .audit_first_seq()
+        .await?
+        .ok_or(ComplianceError::Empty)?;
     let began = audit
         .event(first_seq)
         .await
@@ -229,6 +248,75 @@ async fn period_of(
         Timestamp::from_millis(span.max(began.as_millis() - began.as_millis().rem_euclid(1000)))
     });
     Ok(Period::new(from, to, now, Some(began))?)
+}
+
+/// Continuous monitoring: every `every`, runs every test over the default period (the last
+/// 90 days) and records each test that starts failing (`compliance.test.fail`) or recovers
+/// (`compliance.test.pass`), so webhooks and log sinks alert on it. Runs until dropped.
+pub async fn monitor(
+    store: Arc<Store>,
+    audit: AuditLog,
+    recordings: Recordings,
+    limits: Limits,
+    every: Duration,
+) {
+    // The first run waits one interval: a server just started has little to say.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let asked = Asked {
+        tests: TestId::ALL.to_vec(),
+        from: None,
+        to: None,
+        keep_items: false,
+    };
+    loop {
+        tick.tick().await;
+        let (period, results) = match results(&store, &audit, &recordings, limits, &asked).await {
+            Ok(done) => done,
+            Err(ComplianceError::Empty) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "the compliance monitor cannot compute its tests");
+                continue;
+            }
+        };
+        for r in results {
+            let first = r.exceptions.first();
+            let details = serde_json::json!({
+                "test": r.id.as_str(),
+                "title": r.id.title(),
+                "population": r.population,
+                "exceptions": r.exception_count,
+                "pending": r.pending,
+                "from": period.from().rfc3339_millis(),
+                "to": period.to().rfc3339_millis(),
+                "first_exception": first.map(|i| serde_json::json!({
+                    "subject": i.subject,
+                    "time": Timestamp::from_millis(i.time).rfc3339_millis(),
+                    "exception": i.exception,
+                    "events": i.events,
+                })),
+            });
+            let recorded = store
+                .record_compliance_state(
+                    &crate::timers::system(),
+                    r.id.as_str(),
+                    r.passed(),
+                    r.exception_count,
+                    details,
+                )
+                .await;
+            match recorded {
+                Ok(true) if r.passed() => tracing::info!(test = %r.id, "compliance test passes"),
+                Ok(true) => {
+                    tracing::warn!(test = %r.id, exceptions = r.exception_count, "compliance test fails");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, test = %r.id, "cannot record a compliance test's state")
+                }
+            }
+        }
+    }
 }
 
 /// What the server observes beside the log for a period.

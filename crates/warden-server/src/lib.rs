@@ -423,6 +423,13 @@ impl Server {
             self.store.clone(),
             self.config.vuln.sla.clone(),
         ));
+        let monitor = tokio::spawn(warden_runtime::compliance::monitor(
+            self.store.clone(),
+            self.audit.clone(),
+            self.recordings.clone(),
+            warden_runtime::compliance::Limits::of(&self.config),
+            self.config.compliance_monitor_every,
+        ));
         let proxy = match (ssh_proxy, self.ssh_proxy) {
             (Some(p), Ok(listener)) => Some(tokio::spawn(p.serve(listener, stopped.clone()))),
             _ => None,
@@ -471,6 +478,7 @@ impl Server {
         policy_refresh.abort();
         listen.abort();
         timers.abort();
+        monitor.abort();
         mesh_task.abort();
         if let Some(proxy) = proxy {
             proxy.abort();

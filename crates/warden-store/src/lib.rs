@@ -53,6 +53,7 @@
 mod access;
 mod audit;
 mod ca;
+mod compliance;
 mod error;
 mod groups;
 mod hosts;

@@ -612,3 +612,53 @@ async fn one_replica_at_a_time_holds_the_audit_signers_lease() {
         assert_eq!(second, first, "{backend:?}");
     }
 }
+
+#[tokio::test]
+async fn a_compliance_test_is_recorded_when_its_state_changes_and_only_then() {
+    for (store, _db, _dir) in stores().await {
+        let backend = store.location().backend();
+        let details = |n: u64| serde_json::json!({ "exceptions": n });
+        let steps = [
+            (true, 0, true, "the first state seen is recorded"),
+            (true, 0, false, "still passing: nothing new"),
+            (false, 2, true, "it starts failing"),
+            (
+                false,
+                3,
+                false,
+                "still failing, with one more exception: nothing new",
+            ),
+            (true, 0, true, "it recovers"),
+        ];
+        for (i, (passing, exceptions, news, why)) in steps.into_iter().enumerate() {
+            let recorded = store
+                .record_compliance_state(
+                    &ctx(i64::try_from(i).unwrap() + 1),
+                    "access-review",
+                    passing,
+                    exceptions,
+                    details(exceptions),
+                )
+                .await
+                .unwrap();
+            assert_eq!(recorded, news, "{backend:?}: step {i}: {why}");
+        }
+        let mut recorded = store.recent_events(10).await.unwrap();
+        recorded.sort_by_key(|e| e.seq);
+        let events: Vec<(String, String)> = recorded
+            .into_iter()
+            .filter(|e| e.action.starts_with("compliance.test."))
+            .map(|e| (e.action, e.target))
+            .collect();
+        let target = "compliance:access-review".to_owned();
+        assert_eq!(
+            events,
+            [
+                ("compliance.test.pass".to_owned(), target.clone()),
+                ("compliance.test.fail".to_owned(), target.clone()),
+                ("compliance.test.pass".to_owned(), target),
+            ],
+            "{backend:?}"
+        );
+    }
+}

@@ -23,8 +23,7 @@ pub async fn run(args: ComplianceArgs) -> anyhow::Result<()> {
             to,
             output,
         } => {
-            let client =
-                crate::pki::client_for(args.server.as_deref(), args.data_dir.as_deref())?;
+            let client = crate::pki::client_for(args.server.as_deref(), args.data_dir.as_deref())?;
             let mut query = vec![format!("framework={}", encode(&framework))];
             for (name, value) in [("from", from), ("to", to)] {
                 if let Some(v) = value {
@@ -49,8 +48,7 @@ pub async fn run(args: ComplianceArgs) -> anyhow::Result<()> {
             to,
             test,
         } => {
-            let client =
-                crate::pki::client_for(args.server.as_deref(), args.data_dir.as_deref())?;
+            let client = crate::pki::client_for(args.server.as_deref(), args.data_dir.as_deref())?;
             status(&client, framework, from, to, test, args.json).await
         }
     }

@@ -74,7 +74,7 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
         let server = TestServer::start(
             bin(),
             backend,
-            "[limits]\nper_source_rps = 0\n[compliance]\nreview_every = \"4s\"\n",
+            "[limits]\nper_source_rps = 0\n[compliance]\nreview_every = \"4s\"\nmonitor_every = \"1s\"\n",
         )
         .await;
         let groups_made = Instant::now();
@@ -178,6 +178,28 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
         assert_eq!(control_in(&reports, "CC6.2")["status"], "fail");
         assert_eq!(control_in(&reports, "CC8.1")["status"], "pass");
 
+        // The monitor saw it start failing, and said so in the log (and so to webhooks).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let failed = loop {
+            let found = server
+                .audit("compliance.test.fail")
+                .into_iter()
+                .find(|e| e["target"] == "compliance:access-review");
+            match found {
+                Some(e) => break e,
+                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+                None => panic!("{backend:?}: no compliance.test.fail for access-review"),
+            }
+        };
+        assert_eq!(failed["actor"], "system", "{failed}");
+        assert!(
+            failed["details"]["first_exception"]["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with("group:"),
+            "{failed}"
+        );
+
         // Drilling down names the groups and why.
         let out = run(
             &server,
@@ -257,9 +279,19 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("soc2.zip");
         let file = path.to_str().unwrap();
-        let out = run(&server, &auditor, &["compliance", "evidence", "--framework", "soc2", "-o", file]);
-        assert!(text(&out.stderr).starts_with("wrote the soc2 evidence bundle ("), "{}", text(&out.stderr));
-        let key = ok(&run(&server, &auditor, &["audit", "key"])).trim().to_owned();
+        let out = run(
+            &server,
+            &auditor,
+            &["compliance", "evidence", "--framework", "soc2", "-o", file],
+        );
+        assert!(
+            text(&out.stderr).starts_with("wrote the soc2 evidence bundle ("),
+            "{}",
+            text(&out.stderr)
+        );
+        let key = ok(&run(&server, &auditor, &["audit", "key"]))
+            .trim()
+            .to_owned();
         let verify = |file: &str, key: &str| {
             std::process::Command::new(bin())
                 .args(["compliance", "verify", file, "--key", key])
@@ -268,20 +300,35 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
         };
         let line = ok(&verify(file, &key));
         assert!(line.starts_with("ok: soc2 evidence from "), "{line}");
-        assert!(line.trim_end().ends_with("failing: access-review (2)"), "{line}");
+        assert!(
+            line.trim_end().ends_with("failing: access-review (2)"),
+            "{line}"
+        );
         let made = server.audit("compliance.evidence");
         assert_eq!(made[0]["target"], "compliance:soc2", "{made:?}");
         assert_eq!(made[0]["actor"], "user:audrey", "{made:?}");
 
         // What the auditor reads beside it, and every kind of damage named.
         let files = warden_compliance::bundle::from_zip(&std::fs::read(&path).unwrap()).unwrap();
-        for name in ["report.html", "oscal/assessment-results.json", "population/access-review.csv", "events/period.jsonl"] {
+        for name in [
+            "report.html",
+            "oscal/assessment-results.json",
+            "population/access-review.csv",
+            "events/period.jsonl",
+        ] {
             assert!(files.contains_key(name), "{name}: {:?}", files.keys());
         }
         let mut edited = files.clone();
-        edited.get_mut("population/access-review.csv").unwrap().extend_from_slice(b"group:x,,,,\n");
+        edited
+            .get_mut("population/access-review.csv")
+            .unwrap()
+            .extend_from_slice(b"group:x,,,,\n");
         let edited_path = dir.path().join("edited.zip");
-        std::fs::write(&edited_path, warden_compliance::bundle::to_zip(&edited).unwrap()).unwrap();
+        std::fs::write(
+            &edited_path,
+            warden_compliance::bundle::to_zip(&edited).unwrap(),
+        )
+        .unwrap();
         let got = error_of(&verify(edited_path.to_str().unwrap(), &key));
         assert!(
             got.starts_with("error: verification failed: `population/access-review.csv` was changed: its SHA-256 is "),
@@ -291,18 +338,38 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
         let got = error_of(&verify(truncated.to_str().unwrap(), &key));
-        assert!(got.starts_with("error: verification failed: not a Warden evidence bundle: "), "{got}");
+        assert!(
+            got.starts_with("error: verification failed: not a Warden evidence bundle: "),
+            "{got}"
+        );
         let other = warden_audit::SigningKey::from_seed(key.split('+').next().unwrap(), &[9u8; 32])
             .unwrap()
             .verifier()
             .to_string();
         let got = error_of(&verify(file, &other));
-        assert!(got.starts_with("error: verification failed: the manifest's signature does not verify with key "), "{got}");
-        let got = error_of(&run(&server, &bob, &["compliance", "evidence", "--framework", "soc2", "-o", file]));
+        assert!(
+            got.starts_with(
+                "error: verification failed: the manifest's signature does not verify with key "
+            ),
+            "{got}"
+        );
+        let got = error_of(&run(
+            &server,
+            &bob,
+            &["compliance", "evidence", "--framework", "soc2", "-o", file],
+        ));
         assert!(got.starts_with("error: permission denied: "), "{got}");
-        let got = error_of(&run(&server, &auditor, &["compliance", "evidence", "--framework", "pci", "-o", file]));
+        let got = error_of(&run(
+            &server,
+            &auditor,
+            &["compliance", "evidence", "--framework", "pci", "-o", file],
+        ));
         assert_eq!(got, "error: unknown framework `pci`: soc2 or hipaa");
-        assert_eq!(ok(&verify(file, &key)), line, "a refused request wrote nothing over the bundle");
+        assert_eq!(
+            ok(&verify(file, &key)),
+            line,
+            "a refused request wrote nothing over the bundle"
+        );
 
         // Bad input: one line each.
         for (args, want) in [

@@ -110,7 +110,10 @@ pub fn context_needed(e: &AuditEvent, period: Period, params: &Parameters) -> bo
         "user.create" | "user.disable" | "user.delete" | "user.enable" | "passkey.reset"
         | "group.create" | "group.delete" | "policy.apply" => true,
         a if a.starts_with("review.") => true,
-        "vuln.sla.half" | "vuln.sla.breach" | "vuln.accept" | "vuln.false_positive"
+        "vuln.sla.half"
+        | "vuln.sla.breach"
+        | "vuln.accept"
+        | "vuln.false_positive"
         | "vuln.rate" => true,
         "auth.login" | "auth.enroll" | "auth.passkey" => within(DAY),
         "passkey.register" => within(params.enrollment_window.max(DAY)),

@@ -43,10 +43,7 @@ fn uuid(name: &str) -> String {
 /// A control reference as an OSCAL token (`CC6.1` → `cc6.1`, `164.312(a)(1)` →
 /// `hipaa-164.312.a.1`).
 fn control_token(framework: Framework, id: &str) -> String {
-    let dotted: String = id
-        .to_ascii_lowercase()
-        .replace('(', ".")
-        .replace(')', "");
+    let dotted: String = id.to_ascii_lowercase().replace('(', ".").replace(')', "");
     match framework {
         Framework::Soc2 => dotted,
         Framework::Hipaa => format!("hipaa-{dotted}"),

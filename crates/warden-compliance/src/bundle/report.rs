@@ -36,7 +36,13 @@ fn chart(result: &TestResult) -> Markup {
         .collect();
     let most = bars.iter().map(|b| b.0).max().unwrap_or(1).max(1);
     let (height, width) = (60u64, 10u64);
-    let scale = |v: u64, floor: u64| if v == 0 { 0 } else { (v * height / most).max(floor) };
+    let scale = |v: u64, floor: u64| {
+        if v == 0 {
+            0
+        } else {
+            (v * height / most).max(floor)
+        }
+    };
     let mut svg = String::new();
     for (i, (population, exceptions)) in bars.iter().enumerate() {
         let x = i as u64 * (width + 2);

@@ -102,8 +102,8 @@ pub fn verify(
             "it signs another manifest or another log".to_owned(),
         ));
     }
-    let manifest: Manifest = serde_json::from_slice(manifest_bytes)
-        .map_err(|e| BundleError::Manifest(e.to_string()))?;
+    let manifest: Manifest =
+        serde_json::from_slice(manifest_bytes).map_err(|e| BundleError::Manifest(e.to_string()))?;
     if manifest.format != FORMAT {
         return Err(BundleError::Manifest(format!(
             "format `{}`, this version reads `{FORMAT}`",
@@ -114,7 +114,8 @@ pub fn verify(
 
     // The period's events: complete and under signed checkpoints.
     let export = file(files, "events/period.jsonl")?;
-    let report = warden_audit::verify(export, key).map_err(|e| BundleError::Events(e.to_string()))?;
+    let report =
+        warden_audit::verify(export, key).map_err(|e| BundleError::Events(e.to_string()))?;
     let signed = signed_checkpoints(export, key)?;
     let events = export_events(export).map_err(BundleError::Events)?;
 
@@ -122,7 +123,9 @@ pub fn verify(
     let context_bytes = file(files, "events/context.jsonl")?;
     let context = read_context(context_bytes, &signed)?;
     if context_jsonl(&context) != context_bytes {
-        return Err(BundleError::Context("it is not in its canonical form".to_owned()));
+        return Err(BundleError::Context(
+            "it is not in its canonical form".to_owned(),
+        ));
     }
     let context_events: Vec<AuditEvent> = context.into_iter().map(|c| c.event).collect();
 
@@ -145,12 +148,7 @@ pub fn verify(
         &context_events,
         &events,
     );
-    let expected = derived_files(
-        &manifest,
-        export,
-        context_bytes,
-        &results,
-    );
+    let expected = derived_files(&manifest, export, context_bytes, &results);
     for (name, bytes) in &expected {
         if file(files, name)? != bytes.as_slice() {
             return Err(BundleError::Derived {
@@ -182,10 +180,9 @@ fn check_hashes(files: &BTreeMap<String, Vec<u8>>, manifest: &Manifest) -> Resul
         }
     }
     let named: BTreeSet<&str> = manifest.files.keys().map(String::as_str).collect();
-    if let Some(extra) = files
-        .keys()
-        .find(|f| !named.contains(f.as_str()) && !matches!(f.as_str(), "manifest.json" | "manifest.sig"))
-    {
+    if let Some(extra) = files.keys().find(|f| {
+        !named.contains(f.as_str()) && !matches!(f.as_str(), "manifest.json" | "manifest.sig")
+    }) {
         return Err(BundleError::Unexpected(extra.clone()));
     }
     Ok(())
@@ -202,7 +199,9 @@ fn signed_checkpoints(
             continue;
         }
         let Ok(ExportLine::Checkpoint { note, .. }) = serde_json::from_slice(line) else {
-            return Err(BundleError::Events("a checkpoint line does not read".to_owned()));
+            return Err(BundleError::Events(
+                "a checkpoint line does not read".to_owned(),
+            ));
         };
         let c = key
             .open(&note)
@@ -237,7 +236,10 @@ fn read_context(
                 c.size
             )));
         }
-        if out.last().is_some_and(|p: &ContextEvent| p.event.seq >= seq) {
+        if out
+            .last()
+            .is_some_and(|p: &ContextEvent| p.event.seq >= seq)
+        {
             return Err(BundleError::Context(format!("event {seq}: out of order")));
         }
         out.push(c);
@@ -256,7 +258,13 @@ fn first_difference(name: &str, got: &[u8], want: &[u8]) -> String {
         .unwrap_or(got_lines.len().min(want_lines.len()));
     let shown = want_lines
         .get(line)
-        .map(|l| String::from_utf8_lossy(l).trim().chars().take(120).collect::<String>())
+        .map(|l| {
+            String::from_utf8_lossy(l)
+                .trim()
+                .chars()
+                .take(120)
+                .collect::<String>()
+        })
         .unwrap_or_default();
     format!("{name} line {} differs (recomputed: `{shown}`)", line + 1)
 }

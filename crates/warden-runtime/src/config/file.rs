@@ -42,6 +42,7 @@ pub(super) struct ComplianceFile {
     pub(super) grant_grace: Option<String>,
     pub(super) review_every: Option<String>,
     pub(super) checkpoint_gap: Option<String>,
+    pub(super) monitor_every: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -294,6 +295,9 @@ impl FileConfig {
             "compliance.review_every" => self.compliance.review_every = Some(value.to_owned()),
             "compliance.checkpoint_gap" => {
                 self.compliance.checkpoint_gap = Some(value.to_owned());
+            }
+            "compliance.monitor_every" => {
+                self.compliance.monitor_every = Some(value.to_owned());
             }
             "ssh.max_ttl" => self.ssh.max_ttl = Some(value.to_owned()),
             "ssh.idle_timeout" => self.ssh.idle_timeout = Some(value.to_owned()),

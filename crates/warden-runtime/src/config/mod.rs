@@ -66,6 +66,9 @@ pub struct Config {
     pub scim: ScimConfig,
     /// `[compliance]`: the limits the compliance tests hold the evidence to.
     pub compliance: warden_compliance::Parameters,
+    /// How often the compliance monitor reruns every test (`compliance.monitor_every`,
+    /// default 1h, at least 1s).
+    pub compliance_monitor_every: Duration,
 }
 
 /// `[scim]` settings.
@@ -407,7 +410,7 @@ pub struct Overrides {
 
 /// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
 /// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
-pub const KEYS: [&str; 41] = [
+pub const KEYS: [&str; 42] = [
     "data_dir",
     "database_url",
     "public_url",
@@ -439,6 +442,7 @@ pub const KEYS: [&str; 41] = [
     "compliance.grant_grace",
     "compliance.review_every",
     "compliance.checkpoint_gap",
+    "compliance.monitor_every",
     "ssh.max_ttl",
     "ssh.idle_timeout",
     "ssh.max_session",

@@ -38,6 +38,11 @@ impl FileConfig {
             warden_model::forwarded::TrustedProxies::parse(&self.trusted_proxies, header)
                 .map_err(|e| ConfigError(e.to_string()))?;
         let scim = resolve_scim(self.scim)?;
+        let compliance_monitor_every = at_least_a_second(
+            "compliance.monitor_every",
+            self.compliance.monitor_every.clone(),
+            Duration::from_secs(3600),
+        )?;
         let compliance = resolve_compliance(self.compliance)?;
         let log = resolve_log(self.log)?;
         let audit = resolve_audit(self.audit, &public_url, &data_dir)?;
@@ -69,6 +74,7 @@ impl FileConfig {
             trusted_proxies,
             scim,
             compliance,
+            compliance_monitor_every,
             mesh,
             vuln,
             security_txt,
