@@ -146,7 +146,7 @@ fn evidence(log: &[AuditEvent], period: Period, params: Parameters) -> Evidence 
         .iter()
         .filter(|e| e.time < period.to().as_millis())
         .map(|e| e.seq)
-        .last()
+        .next_back()
         .unwrap_or(0)
         .max(first - 1);
     let mut prefix = tree.clone();

@@ -190,7 +190,7 @@ impl ComplianceQuery {
             to: time("to", to)?,
             keep_items: false,
         };
-        let (period, results) = run(ctx, &caller, &asked).await?;
+        let (period, results) = run(ctx, caller, &asked).await?;
         let shown = |id: &TestId| {
             results
                 .iter()
@@ -256,7 +256,7 @@ impl ComplianceQuery {
             to: time("to", to)?,
             keep_items: true,
         };
-        let (_, mut results) = run(ctx, &caller, &asked).await?;
+        let (_, mut results) = run(ctx, caller, &asked).await?;
         let r = results
             .pop()
             .ok_or_else(|| bad_input(format!("no result for `{test}`")))?;

@@ -1,0 +1,443 @@
+//! Compliance benchmark (issue 23), the computation without the database: a year of a
+//! 1,000-person company (about 5,000,000 audit events of the kinds Warden writes: sign-ins
+//! with passkeys, SSH sessions, certificates, grants, reviews, joiners and leavers, policy
+//! applies, findings' clocks, and the reads and refusals no test looks at) run through every
+//! test of both frameworks; then the evidence bundle for the last quarter of it made, zipped,
+//! and verified offline, beside SHA-256 over the same events (the issue's yardstick).
+//!
+//! Run: `cargo bench -p warden-compliance --bench compliance -- [events per year]`
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_precision_loss,
+    reason = "a benchmark"
+)]
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use sha2::Digest;
+use warden_audit::{
+    AuditEvent, Checkpoint, ExportLine, FORMAT, Frontier, HexHash, NodeId, Outcome, SigningKey,
+    event_line, inclusion_proof,
+};
+use warden_compliance::bundle::{self, ContextEvent, Evidence, context_needed};
+use warden_compliance::{
+    CheckpointSeen, Framework, Observations, Parameters, Period, Settings, TestId, evaluate,
+};
+
+const PEOPLE: u64 = 1_000;
+const GROUPS: u64 = 50;
+const DAY: i64 = 86_400_000;
+const START: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+const ORIGIN: &str = "bench.example/audit";
+
+/// A deterministic generator (xorshift), so every run sees the same year.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+struct Year {
+    events: Vec<AuditEvent>,
+}
+
+impl Year {
+    fn push(&mut self, time: i64, actor: Value, action: &str, target: String, details: Value) {
+        let label = match actor.get("name").and_then(Value::as_str) {
+            Some(n) => format!("user:{n}"),
+            None => actor["kind"].as_str().unwrap_or("system").to_owned(),
+        };
+        let seq = self.events.len() as u64 + 1;
+        self.events.push(AuditEvent {
+            seq,
+            time,
+            actor,
+            actor_label: label,
+            auth: "web_session".into(),
+            action: action.into(),
+            target,
+            outcome: Outcome::Success,
+            reason: None,
+            request_id: format!("r{seq}"),
+            source: Some(format!("10.0.{}.{}", seq % 200, seq % 250)),
+            details,
+        });
+    }
+}
+
+fn person(n: u64, session: &str) -> Value {
+    json!({"kind": "user", "name": format!("p{n}"), "token_id": format!("session:{session}")})
+}
+
+/// About `target` events over a year.
+fn year(target: u64) -> Vec<AuditEvent> {
+    let mut y = Year {
+        events: Vec::with_capacity(usize::try_from(target).unwrap() + 100_000),
+    };
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let system = json!({"kind": "system"});
+    y.push(
+        START,
+        system.clone(),
+        "policy.apply",
+        "policy:v1".into(),
+        json!({"version": 1, "tests": 40}),
+    );
+    for g in 0..GROUPS {
+        y.push(
+            START + 1,
+            json!({"kind": "operator"}),
+            "group.create",
+            format!("group:g{g}"),
+            json!({}),
+        );
+    }
+    for p in 0..PEOPLE {
+        y.push(
+            START + 2,
+            json!({"kind": "operator"}),
+            "user.create",
+            format!("user:p{p}"),
+            json!({}),
+        );
+        y.push(
+            START + 3 + i64::try_from(p).unwrap(),
+            person(p, &format!("e{p}")),
+            "passkey.register",
+            format!("passkey:c{p}"),
+            json!({"session": format!("e{p}")}),
+        );
+    }
+    // Per event a person makes in a day: the per-day budget that gives `target` a year.
+    let per_day = target / 365;
+    let mut policy = 1;
+    for day in 0..365i64 {
+        let base = START + day * DAY;
+        let mut made = 0;
+        let mut n = 0u64;
+        while made < per_day {
+            n += 1;
+            let t = base + i64::try_from(rng.below(u64::try_from(DAY).unwrap() - 60_000)).unwrap();
+            let p = rng.below(PEOPLE);
+            let sid = format!("d{day}n{n}");
+            match rng.below(10) {
+                // A sign-in: the IdP, then the passkey.
+                0 | 1 => {
+                    y.push(
+                        t,
+                        json!({"kind": "anonymous"}),
+                        "auth.login",
+                        format!("idp:okta:{p}"),
+                        json!({"method": "oidc:okta", "session": sid}),
+                    );
+                    y.push(
+                        t + 900,
+                        person(p, &sid),
+                        "auth.passkey",
+                        format!("passkey:c{p}"),
+                        json!({"session": sid}),
+                    );
+                    made += 2;
+                }
+                // An SSH session through the proxy, with its certificate and recording.
+                2..=4 => {
+                    let actor = json!({"kind": "user", "name": format!("p{p}"), "token_id": "t", "role": "member"});
+                    y.push(
+                        t,
+                        actor.clone(),
+                        "ssh.issue",
+                        format!("ssh-cert:{n}"),
+                        json!({"kind": "user", "key_id": format!("session:{sid} user:p{p}")}),
+                    );
+                    y.push(
+                        t + 10,
+                        actor,
+                        "ssh.session.start",
+                        format!("host:h{}", p % 300),
+                        json!({"session": sid, "login": "deploy"}),
+                    );
+                    y.push(t + 600_000, system.clone(), "ssh.session.end", format!("host:h{}", p % 300), json!({"session": sid, "principal": format!("user:p{p}"), "recordings": [], "recording_failures": []}));
+                    made += 3;
+                }
+                // What no test reads: API reads, certificates for hosts, refusals.
+                _ => {
+                    y.push(
+                        t,
+                        json!({"kind": "host", "name": format!("h{}", p % 300)}),
+                        "x509.issue",
+                        format!("x509:{n}"),
+                        json!({}),
+                    );
+                    made += 1;
+                }
+            }
+        }
+        // A few grants a day, approved by someone else, expiring on time.
+        for g in 0..3u64 {
+            let t = base + 3_600_000 * i64::try_from(g + 9).unwrap();
+            let (who, by) = (rng.below(PEOPLE), rng.below(PEOPLE));
+            let grant = format!("d{day}g{g}");
+            let expires = t + 3_600_000;
+            let at = warden_model::Timestamp::from_millis(expires).rfc3339_millis();
+            y.push(t, person(by, "a"), "access.approve", format!("request:{grant}"), json!({"requester": format!("p{who}"), "group": format!("g{}", who % GROUPS), "grant": grant, "expires_at": at}));
+            y.push(
+                expires + 400,
+                system.clone(),
+                "grant.expire",
+                format!("user:p{who}"),
+                json!({"grant": grant}),
+            );
+        }
+        // Quarterly reviews of every group; policy changes weekly; joiners and leavers.
+        if day % 91 == 30 {
+            for g in 0..GROUPS {
+                let id = format!("q{day}g{g}");
+                y.push(
+                    base + 1000,
+                    json!({"kind": "operator"}),
+                    "review.create",
+                    format!("review:{id}"),
+                    json!({"scope": format!("groups:g{g}"), "items": 1}),
+                );
+                y.push(
+                    base + 2000,
+                    person(g, "r"),
+                    "review.keep",
+                    format!("review:{id}"),
+                    json!({"items": [1]}),
+                );
+            }
+        }
+        if day % 7 == 3 {
+            policy += 1;
+            y.push(
+                base + 5000,
+                person(1, "pol"),
+                "policy.apply",
+                format!("policy:v{policy}"),
+                json!({"version": policy, "tests": 40}),
+            );
+        }
+        if day % 3 == 0 {
+            let p = PEOPLE + u64::try_from(day).unwrap();
+            y.push(
+                base + 6000,
+                json!({"kind": "token", "name": "okta", "role": "scim"}),
+                "user.create",
+                format!("user:p{p}"),
+                json!({"via": "scim"}),
+            );
+            y.push(
+                base + 7000,
+                person(p, "j"),
+                "passkey.register",
+                format!("passkey:j{p}"),
+                json!({"session": "j"}),
+            );
+            y.push(
+                base + 8000,
+                json!({"kind": "token", "name": "okta", "role": "scim"}),
+                "user.disable",
+                format!("user:p{}", rng.below(PEOPLE)),
+                json!({"via": "scim"}),
+            );
+        }
+        for f in 0..20u64 {
+            y.push(
+                base + 9000,
+                system.clone(),
+                "vuln.sla.half",
+                format!("finding:{day}-{f}"),
+                json!({"severity": "high"}),
+            );
+        }
+    }
+    y.events.sort_by_key(|e| e.time);
+    for (i, e) in y.events.iter_mut().enumerate() {
+        e.seq = i as u64 + 1;
+    }
+    y.events
+}
+
+fn main() {
+    let target: u64 = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5_000_000);
+    let made = Instant::now();
+    let events = year(target);
+    println!(
+        "workload: {} audit events over 2026 for {PEOPLE} people (generated in {:.1} s)",
+        events.len(),
+        made.elapsed().as_secs_f64()
+    );
+    let observations = Observations {
+        settings: Some(Settings {
+            web_idle: 1_800_000,
+            web_lifetime: 43_200_000,
+            ssh_idle: Some(3_600_000),
+            ssh_session: Some(DAY),
+        }),
+        checkpoints: Vec::new(),
+        recordings: BTreeMap::new(),
+    };
+    let end = START + 365 * DAY;
+    let whole = Period::recorded(START, end).unwrap();
+    for _ in 0..2 {
+        let began = Instant::now();
+        let results = evaluate(
+            &TestId::ALL,
+            &events,
+            whole,
+            Parameters::default(),
+            observations.clone(),
+            false,
+        );
+        let took = began.elapsed().as_secs_f64();
+        let summary: Vec<String> = results
+            .iter()
+            .map(|r| format!("{} {}/{}", r.id, r.exception_count, r.population))
+            .collect();
+        println!(
+            "status, every test of both frameworks over the year: {took:.2} s ({:.2} M events/s); exceptions/population: {}",
+            events.len() as f64 / took / 1e6,
+            summary.join(", ")
+        );
+    }
+    quarter(&events, observations, end);
+}
+
+/// The bundle for the year's last quarter: made, zipped, unzipped, verified.
+fn quarter(events: &[AuditEvent], mut observations: Observations, end: i64) {
+    let key = SigningKey::from_seed(ORIGIN, &[5u8; 32]).unwrap();
+    let period = Period::recorded(end - 92 * DAY, end).unwrap();
+    let params = Parameters::default();
+    let began = Instant::now();
+    let mut tree = Frontier::new();
+    let mut nodes = BTreeMap::new();
+    let first = events
+        .iter()
+        .find(|e| e.time >= period.from().as_millis())
+        .unwrap()
+        .seq;
+    let mut prefix = tree.clone();
+    for e in events {
+        if e.seq == first {
+            prefix = tree.clone();
+        }
+        nodes.extend(tree.push(e.leaf_hash()));
+    }
+    let size = events.len() as u64;
+    let note = key.sign(&Checkpoint {
+        origin: ORIGIN.into(),
+        size,
+        root: tree.root(),
+    });
+    println!(
+        "log tree of {size} events built in {:.1} s (the server has it already)",
+        began.elapsed().as_secs_f64()
+    );
+
+    let began = Instant::now();
+    let mut export = Vec::new();
+    for line in [
+        ExportLine::Header {
+            format: FORMAT.into(),
+            origin: ORIGIN.into(),
+            first_seq: first,
+            last_seq: size,
+        },
+        ExportLine::Prefix {
+            size: first - 1,
+            frontier: prefix.nodes().iter().map(|h| HexHash(*h)).collect(),
+        },
+        ExportLine::Checkpoint {
+            note,
+            consistency: Vec::new(),
+        },
+    ] {
+        serde_json::to_writer(&mut export, &line).unwrap();
+        export.push(b'\n');
+    }
+    let mut event_bytes = 0usize;
+    for e in &events[usize::try_from(first - 1).unwrap()..] {
+        let line = event_line(e, &e.leaf_hash());
+        event_bytes += line.len();
+        export.extend_from_slice(line.as_bytes());
+        export.push(b'\n');
+    }
+    let context: Vec<ContextEvent> = events[..usize::try_from(first - 1).unwrap()]
+        .iter()
+        .filter(|e| context_needed(e, period, &params))
+        .map(|e| ContextEvent {
+            event: e.clone(),
+            size,
+            proof: inclusion_proof(e.seq - 1, size, |id: NodeId| nodes.get(&id).copied())
+                .unwrap()
+                .into_iter()
+                .map(HexHash)
+                .collect(),
+        })
+        .collect();
+    observations.checkpoints = vec![CheckpointSeen {
+        size,
+        time: end - 1,
+        consistent: true,
+    }];
+    let gathered = began.elapsed().as_secs_f64();
+    let began = Instant::now();
+    let evidence = Evidence {
+        framework: Framework::Soc2,
+        period,
+        generated_at: end,
+        parameters: params,
+        observations,
+        period_export: export,
+        context,
+    };
+    let files = bundle::build(&evidence, &key).unwrap();
+    let built = began.elapsed().as_secs_f64();
+    let began = Instant::now();
+    let zip = bundle::to_zip(&files).unwrap();
+    let zipped = began.elapsed().as_secs_f64();
+    println!(
+        "bundle for Q4 ({} events in the period, {} context events, {:.0} MB of events): gathered {gathered:.1} s, results and files {built:.1} s, zipped {zipped:.1} s to {:.0} MB: {:.1} s in all",
+        size - first + 1,
+        evidence.context.len(),
+        event_bytes as f64 / 1e6,
+        zip.len() as f64 / 1e6,
+        gathered + built + zipped
+    );
+
+    let began = Instant::now();
+    let back = bundle::from_zip(&zip).unwrap();
+    let unzipped = began.elapsed().as_secs_f64();
+    let began = Instant::now();
+    let verified = bundle::verify(&back, &key.verifier()).unwrap();
+    let checked = began.elapsed().as_secs_f64();
+    let began = Instant::now();
+    let digest = sha2::Sha256::digest(&back["events/period.jsonl"]);
+    let sha = began.elapsed().as_secs_f64();
+    println!(
+        "offline verification: unzip {unzipped:.1} s, verify and recompute {checked:.1} s ({} events, {} tests); SHA-256 over the same events {sha:.2} s ({:.0} MB/s, {:02x}…): verification runs at {:.2}x SHA-256's speed (target at least 0.5x)",
+        verified.events,
+        verified.results.len(),
+        event_bytes as f64 / sha / 1e6,
+        digest[0],
+        sha / (unzipped + checked)
+    );
+}
