@@ -72,7 +72,7 @@ impl Year {
             outcome: Outcome::Success,
             reason: None,
             request_id: format!("r{seq}"),
-            source: Some(format!("10.0.{}.{}", seq % 200, seq % 250)),
+            source: None,
             details,
         });
     }
@@ -188,7 +188,8 @@ fn year(target: u64) -> Vec<AuditEvent> {
         // A few grants a day, approved by someone else, expiring on time.
         for g in 0..3u64 {
             let t = base + 3_600_000 * i64::try_from(g + 9).unwrap();
-            let (who, by) = (rng.below(PEOPLE), rng.below(PEOPLE));
+            let who = rng.below(PEOPLE);
+            let by = (who + 1 + rng.below(PEOPLE - 1)) % PEOPLE;
             let grant = format!("d{day}g{g}");
             let expires = t + 3_600_000;
             let at = warden_model::Timestamp::from_millis(expires).rfc3339_millis();
@@ -247,13 +248,16 @@ fn year(target: u64) -> Vec<AuditEvent> {
                 format!("passkey:j{p}"),
                 json!({"session": "j"}),
             );
-            y.push(
-                base + 8000,
-                json!({"kind": "token", "name": "okta", "role": "scim"}),
-                "user.disable",
-                format!("user:p{}", rng.below(PEOPLE)),
-                json!({"via": "scim"}),
-            );
+            // A leaver: the person who joined 30 days before (and only enrolled).
+            if day >= 30 {
+                y.push(
+                    base + 8000,
+                    json!({"kind": "token", "name": "okta", "role": "scim"}),
+                    "user.disable",
+                    format!("user:p{}", p - 30),
+                    json!({"via": "scim"}),
+                );
+            }
         }
         for f in 0..20u64 {
             y.push(
@@ -263,6 +267,13 @@ fn year(target: u64) -> Vec<AuditEvent> {
                 format!("finding:{day}-{f}"),
                 json!({"severity": "high"}),
             );
+        }
+    }
+    // Each person works from one address.
+    for e in &mut y.events {
+        if let Some(name) = e.actor.get("name").and_then(Value::as_str) {
+            let n: u64 = name.trim_start_matches('p').parse().unwrap_or(0);
+            e.source = Some(format!("10.{}.{}.{}", n / 65_536, (n / 256) % 256, n % 256));
         }
     }
     y.events.sort_by_key(|e| e.time);

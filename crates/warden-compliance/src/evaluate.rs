@@ -1,5 +1,7 @@
 //! Running the tests over a stream of events.
 
+use std::collections::BTreeMap;
+
 use warden_audit::AuditEvent;
 
 use crate::checks::{Check, End, check};
@@ -12,6 +14,8 @@ pub struct Evaluator {
     period: Period,
     observations: Observations,
     checks: Vec<(Box<dyn Check>, Tally)>,
+    /// Action → the checks that read it, learned as actions appear.
+    routes: BTreeMap<String, Vec<usize>>,
     last_seq: u64,
 }
 
@@ -47,6 +51,7 @@ impl Evaluator {
             period,
             observations,
             checks,
+            routes: BTreeMap::new(),
             last_seq: 0,
         }
     }
@@ -58,8 +63,23 @@ impl Evaluator {
             return;
         }
         self.last_seq = e.seq;
-        for (check, tally) in &mut self.checks {
-            check.see(e, tally);
+        if !self.routes.contains_key(&e.action) {
+            let wanting = self
+                .checks
+                .iter()
+                .enumerate()
+                .filter(|(_, (check, _))| check.wants(&e.action))
+                .map(|(i, _)| i)
+                .collect();
+            self.routes.insert(e.action.clone(), wanting);
+        }
+        let Some(route) = self.routes.get(&e.action) else {
+            return;
+        };
+        for &i in route {
+            if let Some((check, tally)) = self.checks.get_mut(i) {
+                check.see(e, tally);
+            }
         }
     }
 

@@ -16,6 +16,10 @@ pub(crate) struct PolicyChange {
 }
 
 impl Check for PolicyChange {
+    fn wants(&self, action: &str) -> bool {
+        action == "policy.apply"
+    }
+
     fn see(&mut self, e: &AuditEvent, tally: &mut Tally) {
         if !succeeded(e) || e.action != "policy.apply" {
             return;
@@ -61,6 +65,10 @@ pub(crate) struct VulnSla {
 }
 
 impl Check for VulnSla {
+    fn wants(&self, action: &str) -> bool {
+        action.starts_with("vuln.")
+    }
+
     fn see(&mut self, e: &AuditEvent, _tally: &mut Tally) {
         if !succeeded(e) {
             return;

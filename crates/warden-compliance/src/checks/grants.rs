@@ -30,6 +30,10 @@ pub(crate) struct GrantApproval {
 }
 
 impl Check for GrantApproval {
+    fn wants(&self, action: &str) -> bool {
+        action == "access.approve"
+    }
+
     fn see(&mut self, e: &AuditEvent, tally: &mut Tally) {
         if !succeeded(e) || e.action != "access.approve" {
             return;
@@ -104,6 +108,13 @@ impl GrantExpiry {
 }
 
 impl Check for GrantExpiry {
+    fn wants(&self, action: &str) -> bool {
+        matches!(
+            action,
+            "access.approve" | "grant.expire" | "user.disable" | "user.delete" | "review.revoke"
+        )
+    }
+
     fn see(&mut self, e: &AuditEvent, tally: &mut Tally) {
         if !succeeded(e) {
             return;

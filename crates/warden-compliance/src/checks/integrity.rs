@@ -48,6 +48,10 @@ impl AuditIntegrity {
 }
 
 impl Check for AuditIntegrity {
+    fn wants(&self, _action: &str) -> bool {
+        true
+    }
+
     fn see(&mut self, e: &AuditEvent, tally: &mut Tally) {
         // Only the period's own events are judged; earlier ones are context for other tests.
         if !tally.in_period(e.time) {

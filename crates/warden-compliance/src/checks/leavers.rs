@@ -82,6 +82,11 @@ impl LeaverDeprovision {
 }
 
 impl Check for LeaverDeprovision {
+    fn wants(&self, _action: &str) -> bool {
+        // Any success of a leaver's is a use after the disable.
+        true
+    }
+
     fn see(&mut self, e: &AuditEvent, tally: &mut Tally) {
         if !succeeded(e) {
             return;

@@ -17,6 +17,9 @@ use crate::{Observations, Parameters, TestId};
 
 /// One test's reading of the log.
 pub(crate) trait Check: Send {
+    /// Whether the check reads events of this action at all; the evaluator asks once per
+    /// action and then passes each check only the events it reads.
+    fn wants(&self, action: &str) -> bool;
     /// Sees one event (in sequence order, before the end of the period).
     fn see(&mut self, e: &AuditEvent, tally: &mut Tally);
     /// Closes the period: decides what can be decided as of its end.

@@ -91,6 +91,10 @@ impl AccessReview {
 }
 
 impl Check for AccessReview {
+    fn wants(&self, action: &str) -> bool {
+        matches!(action, "group.create" | "group.delete") || action.starts_with("review.")
+    }
+
     fn see(&mut self, e: &AuditEvent, tally: &mut Tally) {
         if !succeeded(e) {
             return;

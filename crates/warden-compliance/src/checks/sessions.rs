@@ -76,6 +76,10 @@ impl SshRecorded {
 }
 
 impl Check for SshRecorded {
+    fn wants(&self, action: &str) -> bool {
+        matches!(action, "ssh.session.start" | "ssh.session.end")
+    }
+
     fn see(&mut self, e: &AuditEvent, tally: &mut Tally) {
         if !succeeded(e) {
             return;
@@ -185,6 +189,10 @@ impl SessionLimits {
 }
 
 impl Check for SessionLimits {
+    fn wants(&self, action: &str) -> bool {
+        matches!(action, "ssh.session.start" | "ssh.session.end")
+    }
+
     fn see(&mut self, e: &AuditEvent, tally: &mut Tally) {
         if !succeeded(e) {
             return;

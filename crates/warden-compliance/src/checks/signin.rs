@@ -10,11 +10,10 @@ use crate::Parameters;
 use crate::event::{acting_session, person, succeeded, target, text};
 use crate::report::{Item, Tally, exception, human, ok};
 
-/// A browser session from its opening to the passkey that proved it.
+/// A browser session from its opening until a passkey proves it (then it is forgotten).
 #[derive(Debug)]
 struct Opened {
     seq: u64,
-    proven: bool,
     /// Whether it was already counted as an exception.
     flagged: bool,
 }
@@ -29,6 +28,11 @@ pub(crate) struct SigninPasskey {
 }
 
 impl Check for SigninPasskey {
+    fn wants(&self, _action: &str) -> bool {
+        // Any action a browser session takes may be one taken before its passkey.
+        true
+    }
+
     fn see(&mut self, e: &AuditEvent, tally: &mut Tally) {
         if !succeeded(e) {
             return;
@@ -45,20 +49,11 @@ impl Check for SigninPasskey {
                         |user| format!("user:{user}"),
                     );
                     tally.item(ok(holder, e.time, vec![e.seq]));
-                    self.sessions.insert(
-                        session.to_owned(),
-                        Opened {
-                            seq: e.seq,
-                            proven: true,
-                            flagged: false,
-                        },
-                    );
                 } else {
                     self.sessions.insert(
                         session.to_owned(),
                         Opened {
                             seq: e.seq,
-                            proven: false,
                             flagged: false,
                         },
                     );
@@ -77,12 +72,10 @@ impl Check for SigninPasskey {
                 let Some(opened) = self.sessions.get_mut(session) else {
                     return;
                 };
-                if !opened.proven {
-                    opened.proven = true;
-                    let who =
-                        person(e).map_or_else(|| e.actor_label.clone(), |u| format!("user:{u}"));
-                    tally.item(ok(who, e.time, vec![opened.seq, e.seq]));
-                }
+                let who = person(e).map_or_else(|| e.actor_label.clone(), |u| format!("user:{u}"));
+                tally.item(ok(who, e.time, vec![opened.seq, e.seq]));
+                // A proven session may act as it likes: it is forgotten.
+                self.sessions.remove(session);
             }
             // Ending a session (logging out) needs no proof.
             "session.end" | "passkey.lock" => {}
@@ -93,7 +86,7 @@ impl Check for SigninPasskey {
                 let Some(opened) = self.sessions.get_mut(session) else {
                     return;
                 };
-                if !opened.proven && !opened.flagged {
+                if !opened.flagged {
                     opened.flagged = true;
                     let who = person(e).unwrap_or("?");
                     tally.item(exception(
@@ -145,6 +138,13 @@ impl PasskeyEnrollment {
 }
 
 impl Check for PasskeyEnrollment {
+    fn wants(&self, action: &str) -> bool {
+        matches!(
+            action,
+            "user.create" | "passkey.reset" | "passkey.register" | "user.disable" | "user.delete"
+        )
+    }
+
     fn see(&mut self, e: &AuditEvent, tally: &mut Tally) {
         if !succeeded(e) {
             return;
@@ -240,6 +240,10 @@ pub(crate) struct UniqueIdentity {
 }
 
 impl Check for UniqueIdentity {
+    fn wants(&self, action: &str) -> bool {
+        matches!(action, "ssh.session.start" | "ssh.session.end")
+    }
+
     fn see(&mut self, e: &AuditEvent, tally: &mut Tally) {
         if !succeeded(e) {
             return;

@@ -15,6 +15,7 @@
 
 mod access;
 mod audit;
+mod compliance;
 mod directory;
 mod layout;
 mod policy;
@@ -65,6 +66,7 @@ console_routes! {
     get "/console/sessions/{id}" => sessions::show;
     get "/console/recordings/{file}" => sessions::frames;
     get "/console/audit" => audit::log;
+    get "/console/compliance" => compliance::status;
     get "/console/people" => directory::people;
     get "/console/groups" => directory::groups;
     get "/console/hosts" => directory::hosts;
@@ -85,6 +87,7 @@ pub(crate) enum Section {
     Reviews,
     Sessions,
     Audit,
+    Compliance,
     People,
     Groups,
     Hosts,
@@ -95,12 +98,13 @@ pub(crate) enum Section {
 }
 
 impl Section {
-    const ALL: [Section; 12] = [
+    const ALL: [Section; 13] = [
         Section::Access,
         Section::Approvals,
         Section::Reviews,
         Section::Sessions,
         Section::Audit,
+        Section::Compliance,
         Section::People,
         Section::Groups,
         Section::Hosts,
@@ -117,6 +121,7 @@ impl Section {
             Section::Reviews => "Reviews",
             Section::Sessions => "Sessions",
             Section::Audit => "Audit log",
+            Section::Compliance => "Compliance",
             Section::People => "People",
             Section::Groups => "Groups",
             Section::Hosts => "Hosts",
@@ -134,6 +139,7 @@ impl Section {
             Section::Reviews => "/console/reviews",
             Section::Sessions => "/console/sessions",
             Section::Audit => "/console/audit",
+            Section::Compliance => "/console/compliance",
             Section::People => "/console/people",
             Section::Groups => "/console/groups",
             Section::Hosts => "/console/hosts",
@@ -151,7 +157,7 @@ impl Section {
             Section::Access | Section::Approvals | Section::Reviews | Section::Account => {
                 Capability::Viewer
             }
-            Section::Sessions | Section::Audit => Capability::ReadAudit,
+            Section::Sessions | Section::Audit | Section::Compliance => Capability::ReadAudit,
             Section::People | Section::Groups => Capability::ReadDirectory,
             Section::Hosts => Capability::ReadDirectory,
             Section::Settings => Capability::ManagePolicy,

@@ -1,0 +1,225 @@
+//! Compliance benchmark over the real server (issue 23): a log of N events shaped like a
+//! company's (sign-ins with their passkey step, SSH sessions with certificates, host
+//! certificates) recorded through the store's write path, then `warden compliance status`
+//! (every test of both frameworks) and `warden compliance evidence` for the whole log, timed
+//! end to end over HTTP against a release server, and the bundle's offline `verify`.
+//!
+//! Run: `cargo bench -p warden --bench compliance -- [sqlite|postgres|both] [events]`
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_precision_loss,
+    reason = "a benchmark"
+)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use serde_json::{Value, json};
+use warden_model::{Actor, Timestamp};
+use warden_store::{AuditContext, DatabaseLocation, Outcome, Store};
+use warden_testkit::{Backend, TestServer};
+
+fn ctx(actor: Actor, n: usize) -> AuditContext {
+    AuditContext {
+        actor,
+        request_id: format!("seed-{n}"),
+        source: Some(format!("10.0.{}.{}", n % 200, n % 250)),
+        now: Timestamp::from_system(SystemTime::now()),
+    }
+}
+
+/// One unit of the mix (7 events): a sign-in and its passkey step, an SSH session with its
+/// certificate, a host certificate.
+async fn unit(store: &Store, n: usize) {
+    let person = || Actor::User {
+        name: warden_model::UserName::new(format!("p{}", n % 1000)).unwrap(),
+        token_id: format!("session:s{n}"),
+        role: None,
+    };
+    let sid = format!("s{n}");
+    let rows: [(Actor, &str, String, Value); 7] = [
+        (
+            Actor::Anonymous,
+            "auth.login",
+            format!("idp:okta:{}", n % 1000),
+            json!({"method": "oidc:okta", "session": sid}),
+        ),
+        (
+            person(),
+            "auth.passkey",
+            format!("passkey:c{}", n % 1000),
+            json!({"session": sid}),
+        ),
+        (
+            person(),
+            "ssh.issue",
+            format!("ssh-cert:{n}"),
+            json!({"kind": "user", "key_id": format!("session:{sid}")}),
+        ),
+        (
+            person(),
+            "ssh.session.start",
+            "host:db".into(),
+            json!({"session": sid, "login": "deploy"}),
+        ),
+        (
+            Actor::System,
+            "ssh.session.end",
+            "host:db".into(),
+            json!({"session": sid, "principal": format!("user:p{}", n % 1000), "recordings": [], "recording_failures": []}),
+        ),
+        (Actor::System, "x509.issue", format!("x509:{n}"), json!({})),
+        (
+            person(),
+            "api.read_audit",
+            "audit".into(),
+            json!({"policy_version": 1}),
+        ),
+    ];
+    for (i, (actor, action, target, details)) in rows.into_iter().enumerate() {
+        store
+            .record(
+                &ctx(actor, n * 7 + i),
+                action,
+                &target,
+                details,
+                Outcome::Success,
+                None,
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn seed(url: &str, events: usize) -> f64 {
+    let store = Arc::new(
+        Store::open(&DatabaseLocation::parse(url).unwrap())
+            .await
+            .unwrap(),
+    );
+    let started = Instant::now();
+    let units = events / 7;
+    let tasks: Vec<_> = (0..64)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut n = t;
+                while n < units {
+                    unit(&store, n).await;
+                    n += 64;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    started.elapsed().as_secs_f64()
+}
+
+async fn measure(backend: Backend, events: usize) {
+    let bin = Path::new(env!("CARGO_BIN_EXE_warden"));
+    let server = TestServer::start(
+        bin,
+        backend,
+        "[limits]\nper_source_rps = 0\nper_token_rps = 0\n[audit]\ncheckpoint_interval = \"1s\"\n",
+    )
+    .await;
+    let seeded = seed(&server.database_url(), events).await;
+    // Let the signer cover the log.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let auditor = server.token("audrey", "auditor", None);
+    let size = server.audit("ssh.session.start").len();
+    println!(
+        "{backend:?}: {events} events seeded in {seeded:.1} s ({size} sessions shown by the first page of a query)"
+    );
+    for round in 0..2 {
+        let began = Instant::now();
+        let out = server.remote(&auditor, &["compliance", "status", "--json"]);
+        let took = began.elapsed().as_secs_f64();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reports: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let sessions = reports[0]["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["tests"].as_array().unwrap())
+            .find(|t| t["id"] == "ssh-recorded")
+            .map(|t| t["population"].clone())
+            .unwrap_or(Value::Null);
+        println!(
+            "{backend:?} round {round}: `warden compliance status` (both frameworks, every test) over {events} events: {took:.2} s ({:.0} events/s; ssh-recorded population {sessions})",
+            events as f64 / took
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("soc2.zip");
+    let began = Instant::now();
+    let out = server.remote(
+        &auditor,
+        &[
+            "compliance",
+            "evidence",
+            "--framework",
+            "soc2",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    let took = began.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::metadata(&file).unwrap().len();
+    println!(
+        "{backend:?}: `warden compliance evidence` over the whole log: {took:.2} s, {:.1} MB",
+        bytes as f64 / 1e6
+    );
+    let key = String::from_utf8(server.remote(&auditor, &["audit", "key"]).stdout).unwrap();
+    let began = Instant::now();
+    let out = std::process::Command::new(bin)
+        .args([
+            "compliance",
+            "verify",
+            file.to_str().unwrap(),
+            "--key",
+            key.trim(),
+        ])
+        .output()
+        .expect("warden runs");
+    let took = began.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{backend:?}: `warden compliance verify` offline: {took:.2} s");
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let which = args.first().map_or("sqlite", String::as_str);
+    let events = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(350_000);
+    for backend in Backend::ALL {
+        let wanted = match which {
+            "both" => true,
+            "postgres" => matches!(backend, Backend::Postgres),
+            _ => matches!(backend, Backend::Sqlite),
+        };
+        if wanted {
+            measure(backend, events).await;
+        }
+    }
+}
