@@ -405,6 +405,14 @@ fn every_kind_of_tampering_is_named() {
     let err = from_zip(b"PK\x03\x04 not really").unwrap_err().to_string();
     assert!(err.starts_with("not a Warden evidence bundle: "), "{err}");
 
+    // A zip of something else.
+    let foreign = BTreeMap::from([("notes.txt".to_owned(), b"hello".to_vec())]);
+    let back = from_zip(&to_zip(&foreign).unwrap()).unwrap();
+    assert_eq!(
+        fails(&back),
+        "not a Warden evidence bundle: it has no manifest.json"
+    );
+
     // Re-signed by a server holding the key, a lie is still caught by recomputation.
     let mut lied = files.clone();
     let text = String::from_utf8(lied["results.json"].clone())
@@ -524,7 +532,13 @@ proptest! {
         let files = bundle::build(&ev, &key()).unwrap();
         let verified = check(&files).unwrap();
         let stated: Vec<TestResult> = serde_json::from_slice(&files["results.json"]).unwrap();
-        prop_assert_eq!(&verified.results, &stated);
+        let recomputed: Vec<TestResult> = verified.results.iter().map(|r| TestResult { items: Vec::new(), ..r.clone() }).collect();
+        prop_assert_eq!(&recomputed, &stated);
+        // And the populations in the CSVs are the recomputed ones.
+        for r in &verified.results {
+            let csv = String::from_utf8(files[&format!("population/{}.csv", r.id)].clone()).unwrap();
+            prop_assert_eq!(csv.lines().count() as u64, r.population + 1);
+        }
     }
 }
 

@@ -170,6 +170,15 @@ try {
   report('checkpoint', (await bob.locator('#checkpoint-status').textContent()) === 'valid');
   await shot(bob, 'audit.png');
 
+  // Compliance: the controls, then one test's population (the SSH session above, recorded).
+  await bob.click('nav a:has-text("Compliance")');
+  await bob.waitForSelector('#controls');
+  await bob.locator('#tests a:has-text("ssh-recorded")').first().click();
+  await bob.waitForSelector('#test');
+  const sessions = await cellTexts(bob, '#population tbody tr td:nth-child(3)');
+  report('compliance', sessions.length >= 1 && sessions.every((r) => r === 'pass'), sessions);
+  await shot(bob, 'compliance.png');
+
   // The policy explained.
   await bob.click('nav a:has-text("Policy")');
   await bob.fill('#principal', 'user:alice');

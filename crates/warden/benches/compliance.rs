@@ -9,6 +9,7 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::cast_precision_loss,
+    clippy::indexing_slicing,
     reason = "a benchmark"
 )]
 

@@ -75,7 +75,7 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
         let server = TestServer::start(
             bin(),
             backend,
-            "[limits]\nper_source_rps = 0\n[compliance]\nreview_every = \"4s\"\nmonitor_every = \"1s\"\n",
+            "[limits]\nper_source_rps = 0\n[compliance]\nreview_every = \"4s\"\nmonitor_every = \"1s\"\n[vuln.sla.default]\ncritical = \"1s\"\n",
         )
         .await;
         let groups_made = Instant::now();
@@ -147,6 +147,15 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
             ],
         ));
 
+        // An overdue Critical: a real Trivy report's one Critical, with a one-second SLA.
+        let report = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../warden-vuln/tests/fixtures/trivy/scheme_2_many_vulns.json");
+        ok(&run(
+            &server,
+            &admin,
+            &["vuln", "import", "--asset", "api", report.to_str().unwrap()],
+        ));
+
         // A leaver.
         assert!(server.admin(&["user", "disable", "alice"]).status.success());
 
@@ -163,6 +172,9 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
         assert_eq!(reports.as_array().unwrap().len(), 1);
         assert_eq!(reports[0]["framework"], "soc2");
 
+        let vulns = test_in(&reports, "vuln-sla");
+        assert_eq!(vulns["passed"], false, "{backend:?}: {vulns}");
+        assert_eq!(vulns["exceptionCount"], 1, "{backend:?}: {vulns}");
         let reviews = test_in(&reports, "access-review");
         assert_eq!(reviews["passed"], false, "{backend:?}: {reviews}");
         assert_eq!(reviews["exceptionCount"], 2, "{backend:?}: {reviews}");
@@ -178,6 +190,18 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
         }
         assert_eq!(control_in(&reports, "CC6.2")["status"], "fail");
         assert_eq!(control_in(&reports, "CC8.1")["status"], "pass");
+        assert_eq!(control_in(&reports, "CC6.8")["status"], "fail");
+        let out = run(
+            &server,
+            &auditor,
+            &["compliance", "status", "--json", "--test", "vuln-sla"],
+        );
+        let overdue = json_of(&out);
+        let why = overdue["exceptions"][0]["exception"].as_str().unwrap();
+        assert!(
+            why.starts_with("critical `") && why.contains("` on `api` passed its due date "),
+            "{why}"
+        );
 
         // The monitor saw it start failing, and said so in the log (and so to webhooks).
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -302,7 +326,8 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
         let line = ok(&verify(file, &key));
         assert!(line.starts_with("ok: soc2 evidence from "), "{line}");
         assert!(
-            line.trim_end().ends_with("failing: access-review (2)"),
+            line.trim_end()
+                .ends_with("failing: access-review (2), vuln-sla (1)"),
             "{line}"
         );
         let made = server.audit("compliance.evidence");

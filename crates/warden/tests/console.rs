@@ -275,6 +275,8 @@ async fn security_and_bad_input(backend: Backend) {
         "/console/policy?principal=user%3Acarol&action=ssh&resource=api%3Ausers",
         "/console/vulns",
         "/console/settings",
+        "/console/compliance",
+        "/console/compliance?framework=hipaa&test=access-review",
     ] {
         let (status, headers, body) = get(&dave, &base, path).await;
         assert_eq!(status, 200, "{path}: {body}");
@@ -322,6 +324,24 @@ async fn security_and_bad_input(backend: Backend) {
     );
     let (status, _, body) = get(&dave, &base, "/console/audit?before=x").await;
     assert_eq!(status, 400, "{body}");
+    for (path, message) in [
+        (
+            "/console/compliance?framework=pci",
+            "unknown framework `pci`: soc2 or hipaa",
+        ),
+        (
+            "/console/compliance?test=nope",
+            "unknown compliance test `nope`: `warden compliance status` lists them",
+        ),
+        (
+            "/console/compliance?from=2001-01-01T00:00:00Z",
+            "the period starts before the audit log began (",
+        ),
+    ] {
+        let (status, _, body) = get(&dave, &base, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(notice(&body).starts_with(message), "{path}: {body}");
+    }
     let (status, _, body) = get(
         &dave,
         &base,
@@ -403,6 +423,11 @@ const CONSOLE_ROUTES: &[(&str, &str, Member)] = &[
         Member::Denied("api.read_audit"),
     ),
     ("get", "/console/audit", Member::Denied("api.read_audit")),
+    (
+        "get",
+        "/console/compliance",
+        Member::Denied("api.read_audit"),
+    ),
     (
         "get",
         "/console/people",
@@ -632,6 +657,7 @@ async fn console_journeys_in_chromium() {
         "audit-filter",
         "audit-proof",
         "checkpoint",
+        "compliance",
         "explain",
         "inventory",
         "csp",

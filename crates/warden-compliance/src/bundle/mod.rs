@@ -9,7 +9,7 @@
 //! events/context.jsonl           earlier events the tests read (a grant approved before the
 //!                                period, a group's last review), each with its inclusion
 //!                                proof to the export's last checkpoint
-//! results.json                   each test's result with its whole population
+//! results.json                   each test's result with its exceptions
 //! population/TEST.csv            each test's population, for the auditor's own sampling
 //! report.html                    the report for people, printable, with charts
 //! oscal/assessment-results.json  the same results as NIST OSCAL 1.1 assessment results
@@ -212,9 +212,17 @@ pub(crate) fn derived_files(
     let mut files = BTreeMap::new();
     files.insert("events/period.jsonl".to_owned(), period_export.to_vec());
     files.insert("events/context.jsonl".to_owned(), context_jsonl.to_vec());
+    // The populations are in the CSVs; results.json holds each result with its exceptions.
+    let summaries: Vec<TestResult> = results
+        .iter()
+        .map(|r| TestResult {
+            items: Vec::new(),
+            ..r.clone()
+        })
+        .collect();
     files.insert(
         "results.json".to_owned(),
-        serde_json::to_vec_pretty(results).unwrap_or_default(),
+        serde_json::to_vec_pretty(&summaries).unwrap_or_default(),
     );
     for r in results {
         files.insert(

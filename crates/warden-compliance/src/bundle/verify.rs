@@ -88,7 +88,9 @@ pub fn verify(
     files: &BTreeMap<String, Vec<u8>>,
     key: &VerifierKey,
 ) -> Result<Verified, BundleError> {
-    let manifest_bytes = file(files, "manifest.json")?;
+    let manifest_bytes = files
+        .get("manifest.json")
+        .ok_or_else(|| BundleError::NotABundle("it has no manifest.json".to_owned()))?;
     let signature = String::from_utf8_lossy(file(files, "manifest.sig")?).into_owned();
     let bad_signature = |why: String| BundleError::Signature {
         key: key.name().to_owned(),
