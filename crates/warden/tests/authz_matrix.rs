@@ -51,6 +51,8 @@ const QUERIES: &[(&str, Access)] = &[
     ("tokens", Cap("read_directory")),
     ("auditEvents", Cap("read_audit")),
     ("auditCheckpoint", Cap("read_audit")),
+    ("complianceControls", Cap("read_audit")),
+    ("complianceTest", Cap("read_audit")),
     ("auditInclusionProof", Cap("read_audit")),
     ("auditConsistencyProof", Cap("read_audit")),
     ("hosts", Cap("read_directory")),
