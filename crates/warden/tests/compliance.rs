@@ -448,3 +448,86 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
         );
     }
 }
+
+/// Real `ssh` through the recording proxy to a real `sshd`, on both backends: the sessions
+/// pass `ssh-recorded`; a recording altered on disk afterwards is found by name, and the
+/// evidence bundle made then carries the finding and still verifies offline.
+#[tokio::test]
+async fn a_session_recording_altered_on_disk_is_an_exception() {
+    for backend in Backend::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let lab = warden_testkit::SshLab::start_opts(
+            bin(),
+            d,
+            &warden_testkit::LabOptions {
+                backend,
+                ..warden_testkit::LabOptions::default()
+            },
+        )
+        .await;
+        let server = &lab.server;
+        for command in ["echo first", "echo second"] {
+            let out = warden_testkit::through_proxy("ssh", server, d)
+                .args(["-l", "root", "db-1", command])
+                .output()
+                .expect("ssh (./scripts/test.sh installs openssh-client)");
+            assert!(out.status.success(), "{}", text(&out.stderr));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let ends = loop {
+            let ends = server.audit("ssh.session.end");
+            if ends.len() == 2 || Instant::now() > deadline {
+                break ends;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(ends.len(), 2, "{backend:?}: {ends:?}");
+        let auditor = server.token("audrey-cli", "auditor", None);
+        let drill = |server: &TestServer| {
+            json_of(&run(
+                server,
+                &auditor,
+                &["compliance", "status", "--json", "--test", "ssh-recorded"],
+            ))
+        };
+        let before = drill(server);
+        assert_eq!(before["passed"], true, "{backend:?}: {before}");
+        assert_eq!(before["population"], 2, "{backend:?}: {before}");
+
+        // Someone alters the second session's recording on disk.
+        let file = ends[1]["details"]["recordings"][0]["file"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = server.data_dir.join("recordings").join(&file);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+
+        let after = drill(server);
+        assert_eq!(after["passed"], false, "{backend:?}: {after}");
+        assert_eq!(after["exceptionCount"], 1, "{backend:?}: {after}");
+        let why = after["exceptions"][0]["exception"].as_str().unwrap();
+        assert!(
+            why.starts_with(&format!("recording `{file}` is damaged: its SHA-256 is now ")),
+            "{backend:?}: {why}"
+        );
+
+        // The bundle carries the finding, and verifies.
+        let bundle = d.join("soc2.zip");
+        ok(&run(
+            server,
+            &auditor,
+            &["compliance", "evidence", "--framework", "soc2", "-o", bundle.to_str().unwrap()],
+        ));
+        let key = ok(&run(server, &auditor, &["audit", "key"])).trim().to_owned();
+        let out = std::process::Command::new(bin())
+            .args(["compliance", "verify", bundle.to_str().unwrap(), "--key", &key])
+            .output()
+            .unwrap();
+        let line = ok(&out);
+        assert!(line.contains("ssh-recorded (1)"), "{backend:?}: {line}");
+    }
+}
