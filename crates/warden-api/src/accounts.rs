@@ -101,8 +101,7 @@ impl Accounts {
     pub async fn passkey_asserted(
         &self,
         ctx: &AuditContext,
-        credential_id: &str,
-        credential: &str,
+        (credential_id, credential, user_verified): (&str, &str, bool),
         session_id: Option<&str>,
         new_session: Option<(&str, &NewSession)>,
     ) -> Result<(), StoreError> {
@@ -113,7 +112,12 @@ impl Accounts {
         detached(async move {
             let new = new.as_ref().map(|(uid, s)| (uid.as_str(), s));
             store
-                .passkey_asserted(&ctx, &cid, &credential, sid.as_deref(), new)
+                .passkey_asserted(
+                    &ctx,
+                    (&cid, &credential, user_verified),
+                    sid.as_deref(),
+                    new,
+                )
                 .await
         })
         .await
@@ -126,14 +130,14 @@ impl Accounts {
         ctx: &AuditContext,
         user_id: &str,
         passkey_id: &str,
-        (credential_id, credential): (&str, &str),
+        (credential_id, credential, user_verified): (&str, &str, bool),
     ) -> Result<(), StoreError> {
         let store = self.store.clone();
         let (ctx, uid, pid) = (ctx.clone(), user_id.to_owned(), passkey_id.to_owned());
         let (cid, credential) = (credential_id.to_owned(), credential.to_owned());
         detached(async move {
             store
-                .passkey_asserted(&ctx, &cid, &credential, None, None)
+                .passkey_asserted(&ctx, (&cid, &credential, user_verified), None, None)
                 .await?;
             store.remove_passkey(&ctx, &uid, &pid).await
         })

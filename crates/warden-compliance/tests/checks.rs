@@ -125,14 +125,27 @@ fn signin_passkey_finds_a_session_that_acted_before_its_passkey() {
         "group:ops",
         json!({}),
     );
+    log.add(
+        T0 + 6,
+        anonymous(),
+        "auth.login",
+        "passkey:c9",
+        json!({"session": "s4", "user_verified": false}),
+    );
     let r = log.run(TestId::SigninPasskey, T0 + HOUR, Observations::default());
-    assert_eq!(r.population, 3);
+    assert_eq!(r.population, 4);
     assert_eq!(
         reasons(&r),
-        [(
-            "user:bob".to_owned(),
-            "a browser session acted (`access.request`) before a passkey proved it".to_owned()
-        )]
+        [
+            (
+                "user:bob".to_owned(),
+                "a browser session acted (`access.request`) before a passkey proved it".to_owned()
+            ),
+            (
+                "passkey:c9".to_owned(),
+                "the passkey was used without user verification".to_owned()
+            ),
+        ]
     );
 }
 

@@ -51,6 +51,10 @@ pub struct Credential {
     pub id: String,
     /// The credential (public key, counter), JSON.
     pub json: String,
+    /// Whether the authenticator verified the user (PIN, biometrics) in this ceremony.
+    /// Warden's ceremonies require it, so a credential returned here always has it; it is
+    /// carried so that the audit log records it.
+    pub user_verified: bool,
 }
 
 fn passkey_of(json: &str) -> Result<Passkey, PasskeyError> {
@@ -61,6 +65,8 @@ fn to_credential(passkey: &Passkey) -> Result<Credential, PasskeyError> {
     Ok(Credential {
         id: credential_id(passkey.cred_id().as_ref()),
         json: serde_json::to_string(passkey).map_err(state_err)?,
+        // Registration and authentication both require user verification.
+        user_verified: true,
     })
 }
 
@@ -242,6 +248,8 @@ impl Passkeys {
             .find(|p| credential_id(p.cred_id().as_ref()) == used)
             .ok_or(PasskeyError::UnknownCredential)?;
         passkey.update_credential(&result);
-        to_credential(&passkey)
+        let mut credential = to_credential(&passkey)?;
+        credential.user_verified = result.user_verified();
+        Ok(credential)
     }
 }

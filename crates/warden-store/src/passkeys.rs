@@ -231,12 +231,12 @@ impl Store {
 
     /// Records a sign-in assertion with a passkey (its new counter in `credential`) and
     /// completes the session `session_id`, audited as `auth.passkey`, or opens `new_session`
-    /// (a passkey-only sign-in), audited as `auth.login`.
+    /// (a passkey-only sign-in), audited as `auth.login`, with whether the authenticator
+    /// verified the user.
     pub async fn passkey_asserted(
         &self,
         ctx: &AuditContext,
-        credential_id: &str,
-        credential: &str,
+        (credential_id, credential, user_verified): (&str, &str, bool),
         session_id: Option<&str>,
         new_session: Option<(&str, &NewSession)>,
     ) -> Result<(), StoreError> {
@@ -249,6 +249,7 @@ impl Store {
             target: format!("passkey:{credential_id}"),
             details: json!({
                 "session": session_id.or(new_session.map(|(_, s)| s.id.as_str())),
+                "user_verified": user_verified,
             }),
         };
         self.audited(ctx, action, async |conn| {

@@ -511,7 +511,9 @@ async fn a_session_recording_altered_on_disk_is_an_exception() {
         assert_eq!(after["exceptionCount"], 1, "{backend:?}: {after}");
         let why = after["exceptions"][0]["exception"].as_str().unwrap();
         assert!(
-            why.starts_with(&format!("recording `{file}` is damaged: its SHA-256 is now ")),
+            why.starts_with(&format!(
+                "recording `{file}` is damaged: its SHA-256 is now "
+            )),
             "{backend:?}: {why}"
         );
 
@@ -520,11 +522,26 @@ async fn a_session_recording_altered_on_disk_is_an_exception() {
         ok(&run(
             server,
             &auditor,
-            &["compliance", "evidence", "--framework", "soc2", "-o", bundle.to_str().unwrap()],
+            &[
+                "compliance",
+                "evidence",
+                "--framework",
+                "soc2",
+                "-o",
+                bundle.to_str().unwrap(),
+            ],
         ));
-        let key = ok(&run(server, &auditor, &["audit", "key"])).trim().to_owned();
+        let key = ok(&run(server, &auditor, &["audit", "key"]))
+            .trim()
+            .to_owned();
         let out = std::process::Command::new(bin())
-            .args(["compliance", "verify", bundle.to_str().unwrap(), "--key", &key])
+            .args([
+                "compliance",
+                "verify",
+                bundle.to_str().unwrap(),
+                "--key",
+                &key,
+            ])
             .output()
             .unwrap();
         let line = ok(&out);

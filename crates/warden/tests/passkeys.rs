@@ -71,6 +71,10 @@ async fn a_local_account_enrolls_a_passkey_and_signs_in_with_it_in_chromium() {
     assert_eq!(outcomes(&server, "passkey.lock"), ["success"]);
     let logins = server.audit("auth.login");
     assert_eq!(logins[0]["outcome"], "success", "the passkey sign-in");
+    assert_eq!(
+        logins[0]["details"]["user_verified"], true,
+        "Chromium's virtual authenticator verified the user: {logins:?}"
+    );
     let reasons: Vec<&str> = logins.iter().filter_map(|e| e["reason"].as_str()).collect();
     assert!(
         reasons.contains(&"the sign count went backwards: the authenticator may have been cloned"),

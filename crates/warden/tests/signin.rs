@@ -423,6 +423,10 @@ async fn after_the_identity_provider_a_passkey_is_mandatory_in_chromium() {
     let passkey = s.server.audit("auth.passkey");
     assert_eq!(passkey.len(), 2);
     assert_eq!(passkey[0]["actor"], "user:alice");
+    assert_eq!(
+        passkey[0]["details"]["user_verified"], true,
+        "the log says the authenticator verified the user: {passkey:?}"
+    );
     assert_eq!(s.server.audit("auth.cli.token")[0]["outcome"], "success");
 }
 

@@ -10,6 +10,25 @@ use crate::Parameters;
 use crate::event::{acting_session, person, succeeded, target, text};
 use crate::report::{Item, Tally, exception, human, ok};
 
+/// A passkey's proof, unless its event says the authenticator did not verify the user (events
+/// from before the flag was recorded rest on the ceremonies, which require it).
+fn verified(who: String, e: &AuditEvent, events: Vec<u64>) -> Item {
+    if e.details
+        .get("user_verified")
+        .and_then(serde_json::Value::as_bool)
+        == Some(false)
+    {
+        exception(
+            who,
+            e.time,
+            events,
+            "the passkey was used without user verification",
+        )
+    } else {
+        ok(who, e.time, events)
+    }
+}
+
 /// A browser session from its opening until a passkey proves it (then it is forgotten).
 #[derive(Debug)]
 struct Opened {
@@ -48,7 +67,7 @@ impl Check for SigninPasskey {
                         || format!("passkey:{credential}"),
                         |user| format!("user:{user}"),
                     );
-                    tally.item(ok(holder, e.time, vec![e.seq]));
+                    tally.item(verified(holder, e, vec![e.seq]));
                 } else {
                     self.sessions.insert(
                         session.to_owned(),
@@ -73,7 +92,7 @@ impl Check for SigninPasskey {
                     return;
                 };
                 let who = person(e).map_or_else(|| e.actor_label.clone(), |u| format!("user:{u}"));
-                tally.item(ok(who, e.time, vec![opened.seq, e.seq]));
+                tally.item(verified(who, e, vec![opened.seq, e.seq]));
                 // A proven session may act as it likes: it is forgotten.
                 self.sessions.remove(session);
             }

@@ -349,8 +349,7 @@ pub async fn assert_finish(
         .accounts
         .passkey_asserted(
             &ctx,
-            &credential.id,
-            &credential.json,
+            (&credential.id, &credential.json, credential.user_verified),
             Some(&session.id),
             None,
         )
@@ -499,8 +498,7 @@ pub async fn signin_finish(
         .accounts
         .passkey_asserted(
             &ctx,
-            &credential.id,
-            &credential.json,
+            (&credential.id, &credential.json, credential.user_verified),
             None,
             Some((&ceremony.subject, &session)),
         )
@@ -704,7 +702,7 @@ pub async fn remove_finish(
             &ctx,
             &session.user.id,
             passkey_id,
-            (&credential.id, &credential.json),
+            (&credential.id, &credential.json, credential.user_verified),
         )
         .await;
     ceremony_done(&app, done, StatusCode::CONFLICT)
