@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
-use warden_audit::{ExportLine, HexHash};
+use warden_audit::{AuditEvent, ExportLine, HexHash};
 use warden_compliance::bundle::{self, ContextEvent, Evidence};
 use warden_compliance::{
     CheckpointSeen, Evaluator, Framework, Observations, Parameters, Period, PeriodError,
@@ -51,6 +51,9 @@ pub enum ComplianceError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The thread running the tests failed.
+    #[error("the compliance tests stopped: {0}")]
+    Stopped(String),
     /// The bundle could not be made (a proof or the archive failed).
     #[error("cannot make the evidence bundle: {0}")]
     Bundle(String),
@@ -95,13 +98,25 @@ pub async fn results(
         .await?
         .ok_or(ComplianceError::Empty)?;
     let observations = observe(store, audit, recordings, limits.settings, period).await?;
-    let mut evaluator = Evaluator::new(
+    let evaluator = Evaluator::new(
         &asked.tests,
         period,
         limits.params,
         observations,
         asked.keep_items,
     );
+    // The tests run on a blocking thread, fed page by page while the next page is read: the
+    // runtime's workers stay free, and reading and testing overlap.
+    let (pages, mut received) = tokio::sync::mpsc::channel::<Vec<AuditEvent>>(4);
+    let tested = tokio::task::spawn_blocking(move || {
+        let mut evaluator = evaluator;
+        while let Some(page) = received.blocking_recv() {
+            for e in &page {
+                evaluator.push(e);
+            }
+        }
+        evaluator.finish()
+    });
     let mut after = first_seq.saturating_sub(1);
     loop {
         let filter = EventFilter {
@@ -115,14 +130,15 @@ pub async fn results(
         };
         after = last.seq;
         let full = page.len() == PAGE as usize;
-        for e in &page {
-            evaluator.push(e);
-        }
-        if !full {
+        if pages.send(page).await.is_err() || !full {
             break;
         }
     }
-    Ok((period, evaluator.finish()))
+    drop(pages);
+    let results = tested
+        .await
+        .map_err(|e| ComplianceError::Stopped(e.to_string()))?;
+    Ok((period, results))
 }
 
 /// A signed evidence bundle (zip bytes) for `framework` over the period asked, and the
@@ -202,21 +218,28 @@ pub async fn evidence(
         after = end;
     }
     let mut observations = observe(store, audit, recordings, limits.settings, period).await?;
+    let signed: std::collections::BTreeSet<u64> = signed.into_iter().collect();
     observations
         .checkpoints
         .retain(|c| signed.contains(&c.size));
-    let files = audit
-        .sign_evidence(&Evidence {
-            framework,
-            period,
-            generated_at: Timestamp::from_system(SystemTime::now()).as_millis(),
-            parameters: limits.params,
-            observations,
-            period_export: export,
-            context,
-        })
-        .map_err(bundle_failed)?;
-    let zip = bundle::to_zip(&files).map_err(bundle_failed)?;
+    let evidence = Evidence {
+        framework,
+        period,
+        generated_at: Timestamp::from_system(SystemTime::now()).as_millis(),
+        parameters: limits.params,
+        observations,
+        period_export: export,
+        context,
+    };
+    // Computing, rendering and zipping take seconds of CPU: off the runtime's workers.
+    let log = audit.clone();
+    let zip = tokio::task::spawn_blocking(move || {
+        let files = log.sign_evidence(&evidence)?;
+        bundle::to_zip(&files)
+    })
+    .await
+    .map_err(bundle_failed)?
+    .map_err(bundle_failed)?;
     Ok((zip, period, first, last))
 }
 
@@ -329,7 +352,14 @@ async fn observe(
 ) -> Result<Observations, StoreError> {
     let verifier = audit.verifier();
     let through = store.last_seq_before(period.to()).await?.unwrap_or(0);
-    let mut stored = store.checkpoints_between(0, through).await?;
+    // The checkpoints that can cover the period's events: from the one just before its first.
+    let first = store
+        .first_seq_at_or_after(period.from())
+        .await?
+        .unwrap_or(through + 1);
+    let mut stored = store
+        .checkpoints_between(first.saturating_sub(1), through)
+        .await?;
     if let Some(next) = store.checkpoint_at_or_after(through + 1).await? {
         stored.push(next);
     }

@@ -153,7 +153,16 @@ async fn run(
         .await
         .map_err(|e| match e {
             ComplianceError::Store(e) => api_error(e, caller),
-            other => bad_input(other),
+            user @ (ComplianceError::Period(_) | ComplianceError::Empty) => bad_input(user),
+            ours => {
+                use async_graphql::ErrorExtensions;
+                tracing::error!(error = %ours, "compliance results failed");
+                async_graphql::Error::new(format!(
+                    "internal error; quote request id {} to your operator",
+                    caller.audit.request_id
+                ))
+                .extend_with(|_, e| e.set("code", "INTERNAL"))
+            }
         })
 }
 
