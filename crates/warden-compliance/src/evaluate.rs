@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use warden_audit::AuditEvent;
 
 use crate::checks::{Check, End, check};
+use crate::period::Period;
 use crate::report::Tally;
-use crate::{Observations, Parameters, Period, TestId, TestResult};
+use crate::report::{Observations, Parameters, TestResult};
+use crate::test_id::TestId;
 
 /// Runs tests over events pushed in sequence order, from the log's first event to the end of
 /// the period; results count only what falls in the period.

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Period, TestId};
+use crate::period::Period;
+use crate::test_id::TestId;
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;

@@ -36,7 +36,10 @@ use warden_audit::{AuditEvent, HexHash, SigningKey};
 
 pub use verify::{BundleError, Verified, verify};
 
-use crate::{Framework, Observations, Parameters, Period, TestResult, evaluate};
+use crate::catalog::Framework;
+use crate::evaluate::evaluate;
+use crate::period::Period;
+use crate::report::{Observations, Parameters, TestResult};
 
 /// The format name written in the manifest.
 pub const FORMAT: &str = "warden-compliance-evidence/1";

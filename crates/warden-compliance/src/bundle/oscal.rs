@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::Manifest;
-use crate::{Framework, TestId, TestResult};
+use crate::catalog::Framework;
+use crate::report::TestResult;
+use crate::test_id::TestId;
 
 /// The OSCAL version the document declares.
 pub const OSCAL_VERSION: &str = "1.1.2";

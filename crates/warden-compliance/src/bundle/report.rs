@@ -5,8 +5,9 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use warden_model::Timestamp;
 
 use super::Manifest;
+use crate::report::TestResult;
 use crate::report::human;
-use crate::{TestId, TestResult};
+use crate::test_id::TestId;
 
 /// Exceptions listed per test in the page; the CSV holds them all.
 const SHOWN: usize = 200;

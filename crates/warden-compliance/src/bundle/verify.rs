@@ -8,7 +8,7 @@ use super::{
     ContextEvent, FORMAT, Manifest, compute, context_jsonl, derived_files, export_events, sha256,
     signed_body,
 };
-use crate::TestResult;
+use crate::report::TestResult;
 
 /// What a verified bundle holds.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use warden_audit::AuditEvent;
 
 use super::{Check, End};
-use crate::Parameters;
 use crate::event::{list, person, succeeded, target, text, time};
+use crate::report::Parameters;
 use crate::report::{Tally, exception, human, ok};
 
 /// Why an approval does not separate duties, if it does not.

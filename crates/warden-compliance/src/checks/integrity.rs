@@ -4,8 +4,8 @@
 use warden_audit::AuditEvent;
 
 use super::{Check, End};
+use crate::report::{CheckpointSeen, Parameters};
 use crate::report::{Tally, exception, human, ok};
-use crate::{CheckpointSeen, Parameters};
 
 /// A checkpoint and the oldest event it was the first to cover.
 #[derive(Debug)]
@@ -29,7 +29,7 @@ pub(crate) struct AuditIntegrity {
 }
 
 impl AuditIntegrity {
-    pub(crate) fn new(params: Parameters, observations: &crate::Observations) -> Self {
+    pub(crate) fn new(params: Parameters, observations: &crate::report::Observations) -> Self {
         AuditIntegrity {
             gap: params.checkpoint_gap,
             checkpoints: observations

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use warden_audit::AuditEvent;
 
 use super::{Check, End};
-use crate::Parameters;
 use crate::event::{person, succeeded, target, text};
+use crate::report::Parameters;
 use crate::report::{Item, Tally, human};
 
 /// A person disabled, and what of theirs was still open.

@@ -13,7 +13,8 @@ mod signin;
 use warden_audit::AuditEvent;
 
 use crate::report::Tally;
-use crate::{Observations, Parameters, TestId};
+use crate::report::{Observations, Parameters};
+use crate::test_id::TestId;
 
 /// One test's reading of the log.
 pub(crate) trait Check: Send {

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use warden_audit::AuditEvent;
 
 use super::{Check, End};
-use crate::Parameters;
 use crate::event::{list, number, succeeded, target, text};
+use crate::report::Parameters;
 use crate::report::{Tally, exception, human, ok};
 
 /// A campaign until it completes.

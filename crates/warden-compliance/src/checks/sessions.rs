@@ -8,7 +8,7 @@ use warden_audit::AuditEvent;
 use super::{Check, End};
 use crate::event::{list, succeeded, text};
 use crate::report::{Item, Tally, exception, human, ok};
-use crate::{Parameters, RecordingState};
+use crate::report::{Parameters, RecordingState};
 
 /// A session from its start.
 #[derive(Debug)]

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use warden_audit::AuditEvent;
 
 use super::{Check, End};
-use crate::Parameters;
 use crate::event::{acting_session, person, succeeded, target, text};
+use crate::report::Parameters;
 use crate::report::{Item, Tally, exception, human, ok};
 
 /// A passkey's proof, unless its event says the authenticator did not verify the user (events
