@@ -348,6 +348,43 @@ fn an_unreviewed_group_and_an_unverified_revocation_are_exceptions() {
 }
 
 #[test]
+fn a_review_campaign_past_its_due_date_is_an_exception() {
+    let mut log = Log::default();
+    log.add(T0, person("admin"), "group.create", "group:ops", json!({}));
+    log.add(
+        T0 + DAY,
+        person("admin"),
+        "review.create",
+        "review:late",
+        json!({"scope": "groups:ops", "items": 3, "due_at": "2026-09-23T14:13:20.000Z"}),
+    );
+    log.add(
+        T0 + DAY,
+        person("admin"),
+        "review.create",
+        "review:open",
+        json!({"scope": "groups:ops", "items": 2, "due_at": "2026-09-30T00:00:00.000Z"}),
+    );
+    log.add(
+        T0 + 2 * DAY,
+        person("rita"),
+        "review.keep",
+        "review:late",
+        json!({"items": [1]}),
+    );
+    let r = log.run(TestId::AccessReview, T0 + 3 * DAY, Observations::default());
+    assert_eq!(
+        reasons(&r),
+        [(
+            "review:late".to_owned(),
+            "missed its due date: 2 of 3 item(s) undecided".to_owned()
+        )]
+    );
+    // The campaign still open before its due date is pending, as is the group's next review.
+    assert_eq!(r.pending, 2);
+}
+
+#[test]
 fn a_session_recording_damaged_lost_or_unchecked_is_an_exception() {
     let mut log = Log::default();
     let recording =

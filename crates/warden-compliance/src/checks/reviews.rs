@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use warden_audit::AuditEvent;
 
 use super::{Check, End};
-use crate::event::{list, number, succeeded, target, text};
+use crate::event::{list, number, succeeded, target, text, time};
 use crate::report::Parameters;
 use crate::report::{Tally, exception, human, ok};
 
@@ -17,6 +17,8 @@ struct Campaign {
     items: u64,
     decided: BTreeSet<u64>,
     seq: u64,
+    /// When its decisions were due.
+    due_at: Option<i64>,
     completed: bool,
 }
 
@@ -63,6 +65,17 @@ impl AccessReview {
             return;
         }
         c.completed = true;
+        let subject = format!("review:{id}");
+        let events = vec![c.seq, e.seq];
+        tally.item(match c.due_at {
+            Some(due) if e.time > due => exception(
+                subject,
+                e.time,
+                events,
+                format!("completed {} after its due date", human(e.time - due)),
+            ),
+            _ => ok(subject, e.time, events),
+        });
         for group in &c.groups {
             let Some((since, seq)) = self.groups.get_mut(group) else {
                 continue;
@@ -138,6 +151,7 @@ impl Check for AccessReview {
                         items,
                         decided: BTreeSet::new(),
                         seq: e.seq,
+                        due_at: time(e, "due_at"),
                         completed: false,
                     },
                 );
@@ -189,6 +203,22 @@ impl Check for AccessReview {
     }
 
     fn finish(&mut self, end: &End<'_>, tally: &mut Tally) {
+        for (id, c) in &self.campaigns {
+            match c.due_at {
+                _ if c.completed => {}
+                Some(due) if due < end.time => tally.item(exception(
+                    format!("review:{id}"),
+                    due,
+                    vec![c.seq],
+                    format!(
+                        "missed its due date: {} of {} item(s) undecided",
+                        c.items.saturating_sub(c.decided.len() as u64),
+                        c.items
+                    ),
+                )),
+                _ => tally.pending(),
+            }
+        }
         for (group, (since, seq)) in &self.groups {
             if since + self.every < end.time {
                 tally.item(exception(
