@@ -5,7 +5,8 @@
 //! reviews due within a day are reminded once a day (`review.remind`, for webhooks); findings
 //! passing 50 % and 100 % of their SLA are announced (`vuln.sla.half`, `vuln.sla.breach`) and
 //! risk acceptances that expired reopen their findings (`vuln.accept.expire`); SSH sessions
-//! whose proxy stopped without ending them (its lease ran out) end on the record. Work
+//! whose proxy stopped without ending them (its lease ran out) end on the record; scheduled
+//! access reviews open their campaign when its turn comes. Work
 //! another replica did first is skipped without a record (`StoreError::Raced`).
 
 use std::sync::Arc;
@@ -26,7 +27,11 @@ pub fn system() -> AuditContext {
 }
 
 /// Runs until the task is dropped.
-pub async fn run(store: Arc<Store>, sla: warden_vuln::SlaTiers) {
+pub async fn run(
+    store: Arc<Store>,
+    sla: warden_vuln::SlaTiers,
+    schedules: Vec<crate::config::ReviewSchedule>,
+) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -41,6 +46,9 @@ pub async fn run(store: Arc<Store>, sla: warden_vuln::SlaTiers) {
             Ok(n) => tracing::warn!(ended = n, "ssh sessions ended: their proxy stopped"),
             Err(e) => tracing::error!(error = %e, "cannot end the sessions of stopped proxies"),
         }
+        for schedule in &schedules {
+            scheduled_review(&store, schedule).await;
+        }
         if let Err(e) = reviews(&store).await {
             tracing::error!(error = %e, "cannot run access review timers");
         }
@@ -51,6 +59,27 @@ pub async fn run(store: Arc<Store>, sla: warden_vuln::SlaTiers) {
                 "vulnerability SLA alerts and expired acceptances"
             ),
             Err(e) => tracing::error!(error = %e, "cannot run vulnerability timers"),
+        }
+    }
+}
+
+/// Opens a schedule's campaign when its turn has come (one replica does).
+async fn scheduled_review(store: &Store, schedule: &crate::config::ReviewSchedule) {
+    let ctx = system();
+    let new = warden_store::NewAccessReview {
+        scope: schedule.scope.clone(),
+        reviewer: schedule.reviewer.clone(),
+        due_at: ctx.now.plus(schedule.due),
+        auto_revoke: schedule.auto_revoke,
+    };
+    let every = i64::try_from(schedule.every.as_millis()).unwrap_or(i64::MAX);
+    match store.open_scheduled_review(&ctx, new, every).await {
+        Ok(Some(review)) => {
+            tracing::info!(review = %review.id, scope = %review.scope, "scheduled access review opened");
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %e, scope = %schedule.scope.as_text(), "cannot open a scheduled access review")
         }
     }
 }

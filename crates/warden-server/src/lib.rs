@@ -422,6 +422,7 @@ impl Server {
         let timers = tokio::spawn(timers::run(
             self.store.clone(),
             self.config.vuln.sla.clone(),
+            self.config.review_schedules.clone(),
         ));
         let monitor = tokio::spawn(warden_runtime::compliance::monitor(
             self.store.clone(),

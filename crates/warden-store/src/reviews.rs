@@ -28,6 +28,25 @@ pub enum ReviewScope {
 }
 
 impl ReviewScope {
+    /// Reads `groups:*` or `groups:ops,web` (group names checked, sorted, each once).
+    pub fn parse(text: &str) -> Result<ReviewScope, String> {
+        let groups = text.trim().strip_prefix("groups:").ok_or_else(|| {
+            format!("invalid review scope `{text}`: use groups:* or groups:NAME,NAME")
+        })?;
+        if groups == "*" {
+            return Ok(ReviewScope::AllGroups);
+        }
+        let mut names = Vec::new();
+        for name in groups.split(',') {
+            let name = warden_model::GroupName::new(name.trim())
+                .map_err(|e| format!("invalid review scope `{text}`: {e}"))?;
+            names.push(name.to_string());
+        }
+        names.sort();
+        names.dedup();
+        Ok(ReviewScope::Groups(names))
+    }
+
     /// As stored and shown: `groups:*` or `groups:ops,web`.
     pub fn as_text(&self) -> String {
         match self {
@@ -49,6 +68,17 @@ pub enum ReviewerRule {
 }
 
 impl ReviewerRule {
+    /// Reads `owner`, `manager` or a person's name.
+    pub fn parse(text: &str) -> Result<ReviewerRule, String> {
+        match text.trim() {
+            "manager" => Ok(ReviewerRule::Manager),
+            "owner" => Ok(ReviewerRule::Owner),
+            name => UserName::new(name).map(ReviewerRule::User).map_err(|e| {
+                format!("invalid reviewer `{text}`: {e}: use owner, manager or a user name")
+            }),
+        }
+    }
+
     fn as_text(&self) -> String {
         match self {
             ReviewerRule::User(u) => format!("user:{u}"),
@@ -382,6 +412,43 @@ async fn reviewer_of(
 }
 
 impl Store {
+    /// Opens the campaign of a schedule if its last one was opened `every` ago or more (or
+    /// never): every replica's timer may call it, and one claims each turn (the claim is the
+    /// schedule's bookkeeping; the campaign is audited as `review.create` as ever). `None` when
+    /// it is not yet due, or another replica took the turn.
+    pub async fn open_scheduled_review(
+        &self,
+        ctx: &AuditContext,
+        new: NewAccessReview,
+        every_ms: i64,
+    ) -> Result<Option<AccessReview>, StoreError> {
+        let scope = new.scope.as_text();
+        // A read first: most calls find the turn not yet due and write nothing.
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT opened_at FROM review_schedules WHERE scope = $1")
+                .bind(&scope)
+                .fetch_optional(&self.pool)
+                .await?;
+        if last.is_some_and(|t| t > ctx.now.as_millis().saturating_sub(every_ms)) {
+            return Ok(None);
+        }
+        let claimed = sqlx::query(
+            "INSERT INTO review_schedules (scope, opened_at) VALUES ($1, $2) \
+             ON CONFLICT (scope) DO UPDATE SET opened_at = excluded.opened_at \
+             WHERE review_schedules.opened_at <= $3",
+        )
+        .bind(&scope)
+        .bind(ctx.now.as_millis())
+        .bind(ctx.now.as_millis().saturating_sub(every_ms))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(None);
+        }
+        self.create_access_review(ctx, new).await.map(Some)
+    }
+
     /// Starts a campaign: freezes and hashes the population, assigns each item's reviewer.
     /// Refused when a reviewer cannot be found for an item, or would review their own access.
     pub async fn create_access_review(

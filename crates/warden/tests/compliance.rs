@@ -548,3 +548,53 @@ async fn a_session_recording_altered_on_disk_is_an_exception() {
         assert!(line.contains("ssh-recorded (1)"), "{backend:?}: {line}");
     }
 }
+
+/// A recurring access review, on both backends: a schedule opens a campaign of its scope by
+/// itself, recorded as `review.create` by the server, and again when its turn comes back; one
+/// campaign a turn.
+#[tokio::test]
+async fn a_review_schedule_opens_campaigns_by_itself() {
+    for backend in Backend::ALL {
+        let server = TestServer::start(
+            bin(),
+            backend,
+            "[limits]\nper_source_rps = 0\n\
+             [[compliance.review_schedule]]\nscope = \"groups:ops\"\nevery = \"2s\"\nreviewer = \"carol\"\ndue = \"1d\"\n",
+        )
+        .await;
+        for args in [
+            &["user", "add", "alice"][..],
+            &["user", "add", "carol"],
+            &["group", "add", "ops"],
+            &["group", "add-member", "ops", "alice"],
+        ] {
+            assert!(server.admin(args).status.success(), "{args:?}");
+        }
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(15);
+        let opened = loop {
+            let opened: Vec<Value> = server
+                .audit("review.create")
+                .into_iter()
+                .filter(|e| e["outcome"] == "success")
+                .collect();
+            if opened.len() >= 2 || Instant::now() > deadline {
+                break opened;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let waited = started.elapsed().as_secs_f64();
+        assert!(opened.len() >= 2, "{backend:?}: {opened:?}");
+        // At most one a turn (the first may have come before the group had a member).
+        assert!(
+            opened.len() as f64 <= waited / 2.0 + 2.0,
+            "{backend:?}: {} campaigns in {waited:.1} s",
+            opened.len()
+        );
+        for e in &opened {
+            assert_eq!(e["actor"], "system", "{e}");
+            assert_eq!(e["details"]["scope"], "groups:ops", "{e}");
+            assert_eq!(e["details"]["reviewer"], "user:carol", "{e}");
+        }
+    }
+}

@@ -43,6 +43,18 @@ pub(super) struct ComplianceFile {
     pub(super) review_every: Option<String>,
     pub(super) checkpoint_gap: Option<String>,
     pub(super) monitor_every: Option<String>,
+    pub(super) review_schedule: Vec<ReviewScheduleFile>,
+}
+
+/// `[[compliance.review_schedule]]`: a campaign opened by itself every so often.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReviewScheduleFile {
+    pub(super) scope: String,
+    pub(super) every: String,
+    pub(super) reviewer: String,
+    pub(super) due: Option<String>,
+    pub(super) auto_revoke: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -69,6 +69,23 @@ pub struct Config {
     /// How often the compliance monitor reruns every test (`compliance.monitor_every`,
     /// default 1h, at least 1s).
     pub compliance_monitor_every: Duration,
+    /// `[[compliance.review_schedule]]`: access reviews opened by themselves.
+    pub review_schedules: Vec<ReviewSchedule>,
+}
+
+/// A recurring access review: a campaign of `scope` opened every `every`, due `due` later.
+#[derive(Debug, Clone)]
+pub struct ReviewSchedule {
+    /// What each campaign covers.
+    pub scope: warden_store::ReviewScope,
+    /// How often one opens.
+    pub every: Duration,
+    /// Who reviews.
+    pub reviewer: warden_store::ReviewerRule,
+    /// How long reviewers have (default 14 days).
+    pub due: Duration,
+    /// Whether undecided items are revoked at the due date (default no).
+    pub auto_revoke: bool,
 }
 
 /// `[scim]` settings.

@@ -43,6 +43,7 @@ impl FileConfig {
             self.compliance.monitor_every.clone(),
             Duration::from_secs(3600),
         )?;
+        let review_schedules = resolve_review_schedules(&self.compliance.review_schedule)?;
         let compliance = resolve_compliance(self.compliance)?;
         let log = resolve_log(self.log)?;
         let audit = resolve_audit(self.audit, &public_url, &data_dir)?;
@@ -75,6 +76,7 @@ impl FileConfig {
             scim,
             compliance,
             compliance_monitor_every,
+            review_schedules,
             mesh,
             vuln,
             security_txt,
@@ -482,6 +484,29 @@ fn at_least_one(key: &str, value: Option<u32>, default: usize) -> Result<usize, 
         Some(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
         None => Ok(default),
     }
+}
+
+fn resolve_review_schedules(
+    files: &[super::file::ReviewScheduleFile],
+) -> Result<Vec<ReviewSchedule>, ConfigError> {
+    files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let at =
+                |m: String| ConfigError(format!("`compliance.review_schedule` {}: {m}", i + 1));
+            Ok(ReviewSchedule {
+                scope: warden_store::ReviewScope::parse(&f.scope).map_err(at)?,
+                every: positive("compliance.review_schedule.every", &f.every)?,
+                reviewer: warden_store::ReviewerRule::parse(&f.reviewer).map_err(at)?,
+                due: match &f.due {
+                    Some(d) => positive("compliance.review_schedule.due", d)?,
+                    None => Duration::from_secs(14 * 24 * 3600),
+                },
+                auto_revoke: f.auto_revoke.unwrap_or(false),
+            })
+        })
+        .collect()
 }
 
 fn resolve_compliance(file: ComplianceFile) -> Result<warden_compliance::Parameters, ConfigError> {

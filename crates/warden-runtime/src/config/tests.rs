@@ -283,3 +283,44 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn compliance_limits_and_review_schedules_are_read_and_bad_ones_refused() {
+    let dev = Overrides {
+        dev: true,
+        ..Default::default()
+    };
+    let c = load(
+        Some(
+            "[compliance]\ndeprovision_within = \"15m\"\nreview_every = \"30d\"\n\
+             [[compliance.review_schedule]]\nscope = \"groups:web,ops\"\nevery = \"92d\"\nreviewer = \"owner\"\n",
+        ),
+        &[],
+        dev.clone(),
+    )
+    .unwrap();
+    assert_eq!(c.compliance.deprovision_within, 15 * 60 * 1000);
+    assert_eq!(c.compliance.review_every, 30 * 24 * 3600 * 1000);
+    assert_eq!(c.compliance_monitor_every, Duration::from_secs(3600));
+    let s = &c.review_schedules[0];
+    assert_eq!(s.scope.as_text(), "groups:ops,web");
+    assert_eq!(s.due, Duration::from_secs(14 * 24 * 3600));
+    assert!(!s.auto_revoke);
+    for (text, want) in [
+        (
+            "[compliance]\ngrant_grace = \"soon\"\n",
+            "invalid duration `soon` for `compliance.grant_grace`: use a number and a unit, like 1s or 365d",
+        ),
+        (
+            "[[compliance.review_schedule]]\nscope = \"teams:x\"\nevery = \"1d\"\nreviewer = \"owner\"\n",
+            "`compliance.review_schedule` 1: invalid review scope `teams:x`: use groups:* or groups:NAME,NAME",
+        ),
+        (
+            "[[compliance.review_schedule]]\nscope = \"groups:*\"\nevery = \"0s\"\nreviewer = \"owner\"\n",
+            "invalid duration `0s` for `compliance.review_schedule.every`: use a number and a unit, like 1s or 365d",
+        ),
+    ] {
+        let err = load(Some(text), &[], dev.clone()).unwrap_err().to_string();
+        assert_eq!(err, want, "{text}");
+    }
+}
