@@ -280,10 +280,13 @@ fn print_report(report: &Value) {
         .map(|t| {
             vec![
                 cell(t, "id"),
-                if count(t, "exceptionCount") == 0 {
-                    "pass".to_owned()
-                } else {
+                if count(t, "exceptionCount") > 0 {
                     "FAIL".to_owned()
+                } else if count(t, "population") == 0 {
+                    // Nothing to test in the period: no exception, and no evidence either.
+                    "n/a".to_owned()
+                } else {
+                    "pass".to_owned()
                 },
                 count(t, "population").to_string(),
                 count(t, "exceptionCount").to_string(),
