@@ -77,7 +77,8 @@ pub struct ComplianceControl {
     pub title: String,
     /// The framework's text.
     pub text: String,
-    /// `pass`, `fail`, or `not evidenced` (no test: left to the organisation).
+    /// `pass`, `fail`, `nothing tested` (its tests found nothing to test in the period), or
+    /// `not evidenced` (no test: left to the organisation).
     pub status: String,
     /// What Warden cannot evidence.
     pub not_evidenced: String,
@@ -224,10 +225,13 @@ impl ComplianceQuery {
                                 c.tests.iter().filter_map(shown).collect();
                             let status = if tests.is_empty() {
                                 "not evidenced"
-                            } else if tests.iter().all(|t| t.passed) {
-                                "pass"
-                            } else {
+                            } else if !tests.iter().all(|t| t.passed) {
                                 "fail"
+                            } else if tests.iter().all(|t| t.population == 0) {
+                                // No exception, and no evidence either.
+                                "nothing tested"
+                            } else {
+                                "pass"
                             };
                             ComplianceControl {
                                 id: c.id.clone(),
