@@ -61,15 +61,7 @@ pub async fn evidence_operator(
 }
 
 fn time(field: &str, value: Option<String>) -> Result<Option<warden_model::Timestamp>, String> {
-    value
-        .map(|v| {
-            humantime::parse_rfc3339_weak(&v)
-                .map(warden_model::Timestamp::from_system)
-                .map_err(|_| {
-                    format!("invalid `{field}` time `{v}`: use RFC 3339, like 2026-11-29T10:00:00Z")
-                })
-        })
-        .transpose()
+    value.map(|v| crate::rfc3339(field, &v)).transpose()
 }
 
 async fn bundle(

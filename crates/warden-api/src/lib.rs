@@ -15,3 +15,13 @@ pub mod vulns;
 
 // The services, under the names the modules use.
 use warden_runtime::{audit, ca, config, edge, policy, recordings, request};
+
+/// A time given as an argument (`since`, `from`, …), in RFC 3339; the refusal names the
+/// argument and shows the form. Every API and endpoint argument of a time is read here.
+pub fn rfc3339(field: &str, value: &str) -> Result<warden_model::Timestamp, String> {
+    humantime::parse_rfc3339_weak(value)
+        .map(warden_model::Timestamp::from_system)
+        .map_err(|_| {
+            format!("invalid `{field}` time `{value}`: use RFC 3339, like 2026-11-29T10:00:00Z")
+        })
+}

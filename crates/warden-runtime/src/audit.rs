@@ -334,6 +334,28 @@ impl AuditLog {
         Ok(Bytes::from(out))
     }
 
+    /// Writes a whole export of `first..=last` (its `head`, then the events batch by batch)
+    /// through `write`.
+    pub async fn write_export(
+        &self,
+        head: &[ExportLine],
+        (first, last): (u64, u64),
+        mut write: impl FnMut(&[u8]) -> Result<(), AuditError>,
+    ) -> Result<(), AuditError> {
+        for line in head {
+            let mut text = serde_json::to_vec(line).unwrap_or_default();
+            text.push(b'\n');
+            write(&text)?;
+        }
+        let mut next = first;
+        while next <= last {
+            let to = last.min(next.saturating_add(EXPORT_BATCH - 1));
+            write(&self.export_events(next, to).await?)?;
+            next = to + 1;
+        }
+        Ok(())
+    }
+
     /// Moves events older than `retention` into an archive file in `dir`, then removes them
     /// from the database in an audited transaction. The file is a complete export (verifiable
     /// offline with the public key) and is on disk, synced, before anything is removed.
@@ -372,17 +394,8 @@ impl AuditLog {
             sha2::Digest::update(&mut digest, bytes);
             file.write_all(bytes)
         };
-        for line in &head {
-            let mut text = serde_json::to_vec(line).unwrap_or_default();
-            text.push(b'\n');
-            write(&text).map_err(io)?;
-        }
-        let mut next = first;
-        while next <= last {
-            let to = last.min(next.saturating_add(EXPORT_BATCH - 1));
-            write(&self.export_events(next, to).await?).map_err(io)?;
-            next = to + 1;
-        }
+        self.write_export(&head, (first, last), |bytes| write(bytes).map_err(io))
+            .await?;
         file.sync_all().map_err(io)?;
         drop(file);
         std::fs::rename(&partial, dir.join(&name)).map_err(io)?;

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use sha2::{Digest, Sha256};
 use warden_audit::{AuditEvent, ExportLine, HexHash};
 use warden_compliance::bundle::{self, ContextEvent, Evidence};
 use warden_compliance::{
@@ -18,7 +17,7 @@ use warden_store::{EventFilter, Store, StoreError};
 
 use crate::audit::AuditLog;
 use crate::config::Config;
-use crate::recordings::Recordings;
+use crate::recordings::{Checked, Recordings};
 
 /// Events read from the store at a time.
 const PAGE: u32 = 5000;
@@ -92,11 +91,7 @@ pub async fn results(
     limits: Limits,
     asked: &Asked,
 ) -> Result<(Period, Vec<TestResult>), ComplianceError> {
-    let period = period_of(store, audit, asked).await?;
-    let first_seq = store
-        .audit_first_seq()
-        .await?
-        .ok_or(ComplianceError::Empty)?;
+    let (period, first_seq) = period_of(store, audit, asked).await?;
     let observations = observe(store, audit, recordings, limits.settings, period).await?;
     let evaluator = Evaluator::new(
         &asked.tests,
@@ -151,7 +146,7 @@ pub async fn evidence(
     framework: Framework,
     asked: &Asked,
 ) -> Result<(Vec<u8>, Period, u64, u64), ComplianceError> {
-    let period = period_of(store, audit, asked).await?;
+    let (period, log_first) = period_of(store, audit, asked).await?;
     let size = store.audit_size().await?;
     let first = store
         .first_seq_at_or_after(period.from())
@@ -167,16 +162,13 @@ pub async fn evidence(
         .await
         .map_err(bundle_failed)?;
     let mut export = Vec::new();
-    for line in &head {
-        serde_json::to_writer(&mut export, line).map_err(|e| bundle_failed(e.to_string()))?;
-        export.push(b'\n');
-    }
-    let mut next = first;
-    while next <= last {
-        let to = last.min(next + u64::from(PAGE) - 1);
-        export.extend_from_slice(&audit.export_events(next, to).await.map_err(bundle_failed)?);
-        next = to + 1;
-    }
+    audit
+        .write_export(&head, (first, last), |bytes| {
+            export.extend_from_slice(bytes);
+            Ok(())
+        })
+        .await
+        .map_err(bundle_failed)?;
     let verifier = audit.verifier();
     let signed: Vec<u64> = head
         .iter()
@@ -187,11 +179,7 @@ pub async fn evidence(
         .collect();
     let proof_size = signed.last().copied().unwrap_or(size);
     let mut context = Vec::new();
-    let mut after = store
-        .audit_first_seq()
-        .await?
-        .unwrap_or(1)
-        .saturating_sub(1);
+    let mut after = log_first.saturating_sub(1);
     while after + 1 < first {
         let filter = EventFilter {
             after_seq: Some(after),
@@ -247,12 +235,13 @@ fn bundle_failed(e: impl std::fmt::Display) -> ComplianceError {
     ComplianceError::Bundle(e.to_string())
 }
 
-/// The period asked, checked against now and the log's beginning.
+/// The period asked, checked against now and the log's beginning, and the sequence number of
+/// the log's first event (older ones may have been archived).
 async fn period_of(
     store: &Store,
     audit: &AuditLog,
     asked: &Asked,
-) -> Result<Period, ComplianceError> {
+) -> Result<(Period, u64), ComplianceError> {
     let now = Timestamp::from_system(SystemTime::now());
     let first_seq = store
         .audit_first_seq()
@@ -270,7 +259,7 @@ async fn period_of(
         let span = to.as_millis() - i64::try_from(DEFAULT_SPAN.as_millis()).unwrap_or(0);
         Timestamp::from_millis(span.max(began.as_millis() - began.as_millis().rem_euclid(1000)))
     });
-    Ok(Period::new(from, to, now, Some(began))?)
+    Ok((Period::new(from, to, now, Some(began))?, first_seq))
 }
 
 /// Continuous monitoring: every `every`, runs every test over the default period (the last
@@ -379,16 +368,10 @@ async fn observe(
         .await?
     {
         for (file, recorded) in recorded_files(&session.recordings) {
-            let state = match recordings.read(&file).await {
-                Err(reason) => RecordingState::Missing { reason },
-                Ok(bytes) => {
-                    let sha256 = hex(&Sha256::digest(&bytes));
-                    if sha256 == recorded {
-                        RecordingState::Intact
-                    } else {
-                        RecordingState::Damaged { sha256 }
-                    }
-                }
+            let state = match recordings.read_checked(&file, &recorded).await {
+                Checked::Intact(_) => RecordingState::Intact,
+                Checked::Damaged { sha256 } => RecordingState::Damaged { sha256 },
+                Checked::Unreadable(reason) => RecordingState::Missing { reason },
             };
             files.insert(file, state);
         }
@@ -418,8 +401,4 @@ fn recorded_files(recordings: &serde_json::Value) -> Vec<(String, String)> {
                 .chain(r.get("transcript").and_then(pair))
         })
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

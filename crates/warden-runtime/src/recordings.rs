@@ -12,6 +12,20 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::StartError;
+
+/// A recording read back and checked against the hash the audit log holds.
+#[derive(Debug)]
+pub enum Checked {
+    /// Its bytes, which hash to what the log recorded.
+    Intact(Vec<u8>),
+    /// Its bytes hash to something else.
+    Damaged {
+        /// What they hash to.
+        sha256: String,
+    },
+    /// It could not be read.
+    Unreadable(String),
+}
 use crate::config::RecordingsLocation;
 
 /// The recordings store.
@@ -117,6 +131,25 @@ impl Recordings {
 
     fn object(prefix: &ObjectPath, file: &str) -> ObjectPath {
         prefix.clone().join(file)
+    }
+
+    /// A finished recording's bytes, checked against the SHA-256 the audit log recorded for
+    /// it when its session ended.
+    pub async fn read_checked(&self, file: &str, recorded_sha256: &str) -> Checked {
+        match self.read(file).await {
+            Err(reason) => Checked::Unreadable(reason),
+            Ok(bytes) => {
+                let sha256: String = <sha2::Sha256 as sha2::Digest>::digest(&bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                if sha256 == recorded_sha256 {
+                    Checked::Intact(bytes)
+                } else {
+                    Checked::Damaged { sha256 }
+                }
+            }
+        }
     }
 
     /// A finished recording's bytes.

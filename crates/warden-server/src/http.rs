@@ -9,7 +9,6 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
-use warden_model::Timestamp;
 use warden_store::{AuditContext, HoldsStore};
 
 use warden_runtime::request::{
@@ -375,14 +374,6 @@ async fn audit_export_operator(
     export(app, audit, query).await
 }
 
-fn parse_time(field: &str, value: &str) -> Result<Timestamp, String> {
-    humantime::parse_rfc3339_weak(value)
-        .map(Timestamp::from_system)
-        .map_err(|_| {
-            format!("invalid `{field}` time `{value}`: use RFC 3339, like 2026-11-29T10:00:00Z")
-        })
-}
-
 async fn export(
     app: App,
     audit: AuditContext,
@@ -417,7 +408,7 @@ async fn export(
     let mut last = q.until_seq.unwrap_or(size).min(size);
     for (field, value, is_since) in [("since", &q.since, true), ("until", &q.until, false)] {
         let Some(value) = value else { continue };
-        let at = match parse_time(field, value) {
+        let at = match warden_api::rfc3339(field, value) {
             Ok(at) => at,
             Err(m) => return bad(m),
         };

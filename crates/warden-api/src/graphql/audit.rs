@@ -80,15 +80,7 @@ fn hashes(v: Vec<warden_audit::Hash>) -> Vec<String> {
 
 pub(super) fn time(field: &str, value: Option<String>) -> async_graphql::Result<Option<Timestamp>> {
     value
-        .map(|v| {
-            humantime::parse_rfc3339_weak(&v)
-                .map(Timestamp::from_system)
-                .map_err(|_| {
-                    bad_input(format!(
-                        "invalid `{field}` time `{v}`: use RFC 3339, like 2026-11-29T10:00:00Z"
-                    ))
-                })
-        })
+        .map(|v| crate::rfc3339(field, &v).map_err(bad_input))
         .transpose()
 }
 

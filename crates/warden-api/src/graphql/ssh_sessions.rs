@@ -4,13 +4,12 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Object, SimpleObject};
-use sha2::{Digest, Sha256};
 use warden_store::Store;
 
 use super::Capability;
 use super::authz::authorize;
 use super::{api_error, bad_input};
-use crate::recordings::Recordings;
+use crate::recordings::{Checked, Recordings};
 
 /// The proxy running in this server, if it started.
 #[derive(Debug, Clone)]
@@ -283,21 +282,22 @@ impl SshSessionQuery {
                     "recording `{file}` is not finished: its session is still open or ended without it"
                 ))
             })?;
-        let bytes = ctx
+        let bytes = match ctx
             .data::<Recordings>()?
-            .read(&file)
+            .read_checked(&file, &expected.sha256)
             .await
-            .map_err(|e| bad_input(format!("recording `{file}` cannot be read: {e}")))?;
-        let actual: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        if actual != expected.sha256 {
-            return Err(bad_input(format!(
-                "recording `{file}` is damaged: its SHA-256 is {actual}, the audit log recorded {}",
-                expected.sha256
-            )));
-        }
+        {
+            Checked::Intact(bytes) => bytes,
+            Checked::Unreadable(e) => {
+                return Err(bad_input(format!("recording `{file}` cannot be read: {e}")));
+            }
+            Checked::Damaged { sha256 } => {
+                return Err(bad_input(format!(
+                    "recording `{file}` is damaged: its SHA-256 is {sha256}, the audit log recorded {}",
+                    expected.sha256
+                )));
+            }
+        };
         let kek = ctx.data::<crate::ca::Authorities>()?.shared_kek();
         let named = file.clone();
         let cast = tokio::task::spawn_blocking(move || {
