@@ -181,6 +181,7 @@ pub fn summary_json(format: Format, s: &ImportSummary) -> serde_json::Value {
         "reopened": s.reopened,
         "fixed": s.fixed,
         "unchanged": s.unchanged,
+        "fix_available": s.fix_available,
     })
 }
 

@@ -513,6 +513,15 @@ fn a_breached_finding_is_an_exception_and_an_accepted_one_is_not() {
         "finding:2",
         json!({"until": "2026-12-01T00:00:00.000Z", "reason": "no fix yet"}),
     );
+    // A finding found without a fix: its clock starts when the fix is published, and it is
+    // in the population from then, met so far.
+    log.add(
+        T0 + 2 * HOUR,
+        system(),
+        "vuln.fix.available",
+        "finding:3",
+        json!({"severity": "high", "fixed_in": "1.3", "due_at": "2026-09-29T00:00:00.000Z"}),
+    );
     let r = log.run(TestId::VulnSla, T0 + DAY, Observations::default());
     assert_eq!(
         reasons(&r),
@@ -521,7 +530,7 @@ fn a_breached_finding_is_an_exception_and_an_accepted_one_is_not() {
             "critical `CVE-1` on `web` passed its due date 2026-09-22T00:00:00.000Z without a fix or an acceptance".to_owned()
         )]
     );
-    assert_eq!(r.population, 2);
+    assert_eq!(r.population, 3);
 }
 
 #[test]

@@ -114,6 +114,7 @@ changes! {
     VulnAcceptExpire = "vuln.accept.expire", Nothing;
     VulnAssetTier = "vuln.asset.tier", Nothing;
     VulnFalsePositive = "vuln.false_positive", Nothing;
+    VulnFixAvailable = "vuln.fix.available", Nothing;
     VulnImport = "vuln.import", Nothing;
     VulnRate = "vuln.rate", Nothing;
     VulnReopen = "vuln.reopen", Nothing;

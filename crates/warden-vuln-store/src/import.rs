@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use sqlx::{AnyConnection, Row};
 use warden_model::Change;
 use warden_model::Timestamp;
-use warden_vuln::{DEFAULT_TIER, ImportedFinding, Severity, SlaTiers};
+use warden_vuln::{DEFAULT_TIER, ImportedFinding, Severity, SlaPolicy, SlaTiers};
 
 use warden_store::write::Action;
 use warden_store::{AuditContext, StoreError};
@@ -50,6 +50,30 @@ pub(super) struct NewRow {
     next_alert_at: Option<i64>,
 }
 
+impl NewRow {
+    /// A duplicate in the same file showed a fix: the new finding does not wait, and its clock
+    /// runs from now like any new finding's.
+    fn show_fix(&mut self, policy: &SlaPolicy, now: Timestamp, fixed_in: Option<String>) {
+        if !self.finding.no_fix {
+            return;
+        }
+        self.finding.no_fix = false;
+        if self.finding.fixed_in.is_none() {
+            self.finding.fixed_in = fixed_in;
+        }
+        self.state = live_state(self.finding.disclosed, false);
+        (self.due_at, self.next_alert_at) = clocks(policy, now, self.finding.disclosed, 0, false);
+    }
+}
+
+/// What an import needs to know of a finding it has seen before.
+struct Known {
+    state: String,
+    effective: Option<i64>,
+    /// Waiting for a fix, none seen yet.
+    waiting: bool,
+}
+
 pub(super) async fn insert_findings(
     conn: &mut AnyConnection,
     asset: &str,
@@ -60,8 +84,8 @@ pub(super) async fn insert_findings(
         let sql = format!(
             "INSERT INTO vuln_findings (id, asset, subject, advisory, aliases, package, location, \
              fixed_in, title, source, disclosed, cvss, effective, state, first_seen, clock_start, \
-             due_at, next_alert_at, alerted) VALUES {}",
-            placeholders(conn, chunk.len(), 19)
+             due_at, next_alert_at, alerted, no_fix) VALUES {}",
+            placeholders(conn, chunk.len(), 20)
         );
         let mut q = sqlx::query(&sql);
         for r in chunk {
@@ -86,7 +110,8 @@ pub(super) async fn insert_findings(
                 .bind(now.as_millis())
                 .bind(r.due_at)
                 .bind(r.next_alert_at)
-                .bind(0_i64);
+                .bind(0_i64)
+                .bind(i64::from(f.no_fix));
         }
         q.execute(&mut *conn).await?;
     }
@@ -209,7 +234,8 @@ pub(super) async fn recompute_clocks(
         };
         let sql = format!(
             "UPDATE vuln_findings SET due_at = {due}, next_alert_at = {next} \
-             WHERE effective = $1 AND state IN ('open', 'triage', 'accepted') AND {scope}"
+             WHERE effective = $1 AND state IN ('open', 'triage', 'accepted') AND no_fix = 0 \
+             AND {scope}"
         );
         let mut q = sqlx::query(&sql).bind(s.rank());
         match asset {
@@ -228,9 +254,11 @@ pub(super) async fn recompute_clocks(
 
 impl Vulns<'_> {
     /// Imports a scan, all or nothing: new findings open (or go to triage, unrated) with their
-    /// clocks starting now; fixed ones that came back reopen (their first clock kept); the
-    /// findings this scanner reported for the asset before and not now, which no other
-    /// scanner reports either, are fixed now. One audit event records the import.
+    /// clocks starting now, or wait for a fix when their advisory has none; fixed ones that
+    /// came back reopen (their first clock kept); the findings this scanner reported for the
+    /// asset before and not now, which no other scanner reports either, are fixed now. One
+    /// audit event records the import. Findings that waited for a fix and now show one have
+    /// their clocks started from now once it commits, one `vuln.fix.available` event each.
     pub async fn import(
         &self,
         ctx: &AuditContext,
@@ -251,7 +279,7 @@ impl Vulns<'_> {
             }),
         };
         let now = ctx.now;
-        self.store.audited_detailed(ctx, action, async |conn| {
+        let summary = self.store.audited_detailed(ctx, action, async |conn| {
             let recorded = record_policy(conn, tiers, now).await?;
             let tier = ensure_asset(conn, &new.asset, now).await?;
             let policy = tiers.policy(&tier);
@@ -266,16 +294,30 @@ impl Vulns<'_> {
                     row.try_get("finding_id")?,
                 );
             }
-            let mut states: BTreeMap<i64, (String, Option<i64>)> = BTreeMap::new();
+            let mut states: BTreeMap<i64, Known> = BTreeMap::new();
             if !keys.is_empty() {
-                let rows = sqlx::query("SELECT id, state, effective FROM vuln_findings WHERE asset = $1")
-                    .bind(&new.asset)
-                    .fetch_all(&mut *conn)
-                    .await?;
+                let rows = sqlx::query(
+                    "SELECT id, state, effective, no_fix, fix_seen_at FROM vuln_findings WHERE asset = $1",
+                )
+                .bind(&new.asset)
+                .fetch_all(&mut *conn)
+                .await?;
                 for row in rows {
-                    states.insert(row.try_get("id")?, (row.try_get("state")?, row.try_get("effective")?));
+                    states.insert(
+                        row.try_get("id")?,
+                        Known {
+                            state: row.try_get("state")?,
+                            effective: row.try_get("effective")?,
+                            waiting: row.try_get::<i64, _>("no_fix")? != 0
+                                && row.try_get::<Option<i64>, _>("fix_seen_at")?.is_none(),
+                        },
+                    );
                 }
             }
+            // Findings that waited for a fix and show one in this file, with its version.
+            let mut fix_shown: BTreeMap<i64, Option<String>> = BTreeMap::new();
+            // This file's new findings by number, to merge a duplicate's fix into.
+            let mut fresh: BTreeMap<i64, usize> = BTreeMap::new();
             let mut next = next_finding_id(conn, backend).await?;
             let mut seen: BTreeSet<i64> = BTreeSet::new();
             let mut new_rows: Vec<NewRow> = Vec::new();
@@ -287,12 +329,28 @@ impl Vulns<'_> {
                     .iter()
                     .find_map(|i| keys.get(&(subject.clone(), i.clone())).copied());
                 let fid = match found {
-                    Some(fid) => fid,
+                    Some(fid) => {
+                        if !f.no_fix {
+                            if let Some(&i) = fresh.get(&fid) {
+                                // A duplicate in this file shows the fix the first one lacked.
+                                if let Some(row) = new_rows.get_mut(i) {
+                                    row.show_fix(policy, now, f.fixed_in.clone());
+                                }
+                            } else if states.get(&fid).is_some_and(|k| k.waiting) {
+                                let slot = fix_shown.entry(fid).or_default();
+                                if slot.is_none() {
+                                    *slot = f.fixed_in.clone();
+                                }
+                            }
+                        }
+                        fid
+                    }
                     None => {
                         let fid = next;
                         next += 1;
-                        let state = live_state(f.disclosed);
-                        let (due_at, next_alert_at) = clocks(policy, now, f.disclosed, 0);
+                        let state = live_state(f.disclosed, f.no_fix);
+                        let (due_at, next_alert_at) = clocks(policy, now, f.disclosed, 0, f.no_fix);
+                        fresh.insert(fid, new_rows.len());
                         new_rows.push(NewRow {
                             id: fid,
                             subject: subject.clone(),
@@ -315,16 +373,28 @@ impl Vulns<'_> {
             }
             insert_findings(conn, &new.asset, now, &new_rows).await?;
             insert_keys(conn, &new.asset, &new_keys).await?;
+            // Mark when the fix was first seen; the clocks start once this commits.
+            for (fid, fixed_in) in &fix_shown {
+                sqlx::query(
+                    "UPDATE vuln_findings SET fix_seen_at = $1, fixed_in = COALESCE($2, fixed_in) \
+                     WHERE id = $3 AND no_fix = 1 AND fix_seen_at IS NULL",
+                )
+                .bind(now.as_millis())
+                .bind(fixed_in.as_deref())
+                .bind(*fid)
+                .execute(&mut *conn)
+                .await?;
+            }
             // Reopen the fixed ones that came back.
-            let back: Vec<(i64, Option<i64>)> = seen
+            let back: Vec<(i64, Option<i64>, bool)> = seen
                 .iter()
                 .filter_map(|fid| match states.get(fid) {
-                    Some((state, effective)) if state == "fixed" => Some((*fid, *effective)),
+                    Some(k) if k.state == "fixed" => Some((*fid, k.effective, k.waiting)),
                     _ => None,
                 })
                 .collect();
-            for (fid, effective) in &back {
-                let state = live_state(severity(*effective)?);
+            for (fid, effective, waiting) in &back {
+                let state = live_state(severity(*effective)?, *waiting);
                 sqlx::query("UPDATE vuln_findings SET state = $1, fixed_at = NULL WHERE id = $2")
                     .bind(state.as_str())
                     .bind(*fid)
@@ -339,7 +409,7 @@ impl Vulns<'_> {
                 .await?;
             insert_sightings(conn, &new.asset, &new.scanner, &id, &seen).await?;
             // Fix what no scanner reports any more.
-            let gone = "asset = $1 AND source = 'scan' AND state IN ('open', 'triage', 'accepted') \
+            let gone = "asset = $1 AND source = 'scan' AND state IN ('open', 'triage', 'no_fix', 'accepted') \
                  AND NOT EXISTS (SELECT 1 FROM vuln_sightings s WHERE s.finding_id = vuln_findings.id)";
             let detail = json!({ "import": id, "scanner": new.scanner }).to_string();
             sqlx::query(&format!(
@@ -365,6 +435,7 @@ impl Vulns<'_> {
                 opened: new_rows.len() as u64,
                 reopened: back.len() as u64,
                 fixed,
+                fix_available: fix_shown.len() as u64,
                 unchanged: (seen.len() - new_rows.len() - back.len()) as u64,
                 id: id.clone(),
             };
@@ -394,11 +465,14 @@ impl Vulns<'_> {
                 "opened": summary.opened,
                 "reopened": summary.reopened,
                 "fixed": summary.fixed,
+                "fix_available": summary.fix_available,
                 "unchanged": summary.unchanged,
             });
             Ok((summary, details))
         })
-        .await
+        .await?;
+        self.start_clocks(ctx, tiers).await?;
+        Ok(summary)
     }
 
     /// Records a disclosure report as a finding of its own on the asset: in triage, or open
@@ -424,7 +498,8 @@ impl Vulns<'_> {
             let tier = ensure_asset(conn, &report.asset, now).await?;
             let fid = next_finding_id(conn, backend).await?;
             let advisory = format!("WARDEN-REPORT-{fid}");
-            let (due_at, next_alert_at) = clocks(tiers.policy(&tier), now, report.severity, 0);
+            let (due_at, next_alert_at) =
+                clocks(tiers.policy(&tier), now, report.severity, 0, false);
             let rank = report.severity.map(Severity::rank);
             sqlx::query(
                 "INSERT INTO vuln_findings (id, asset, subject, advisory, aliases, title, details, source, \
@@ -438,7 +513,7 @@ impl Vulns<'_> {
             .bind(&report.title)
             .bind(&report.details)
             .bind(rank)
-            .bind(live_state(report.severity).as_str())
+            .bind(live_state(report.severity, false).as_str())
             .bind(now.as_millis())
             .bind(due_at)
             .bind(next_alert_at)

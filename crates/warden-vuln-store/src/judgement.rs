@@ -41,9 +41,10 @@ impl Vulns<'_> {
             }
             let tier = ensure_asset(conn, &f.asset, now).await?;
             let clock_start = if restart { now } else { f.clock_start };
-            let (due_at, next_alert_at) = clocks(tiers.policy(&tier), clock_start, Some(to), 0);
+            let (due_at, next_alert_at) =
+                clocks(tiers.policy(&tier), clock_start, Some(to), 0, f.no_fix);
             let state = match f.state {
-                FindingState::Triage => FindingState::Open,
+                FindingState::Triage => live_state(Some(to), f.no_fix),
                 other => other,
             };
             sqlx::query(
@@ -103,7 +104,7 @@ impl Vulns<'_> {
                 ));
             }
             let f = fetch_finding(conn, id).await?;
-            if !matches!(f.state, FindingState::Open | FindingState::Triage | FindingState::Accepted) {
+            if !(f.state.is_live() || f.state == FindingState::Accepted) {
                 return Err(StoreError::Conflict(format!(
                     "finding {id} is {}: only a live finding's risk can be accepted",
                     f.state.as_str()
@@ -141,7 +142,7 @@ impl Vulns<'_> {
         let now = ctx.now;
         self.store.audited(ctx, action, async |conn| {
             let f = fetch_finding(conn, id).await?;
-            if !matches!(f.state, FindingState::Open | FindingState::Triage | FindingState::Accepted) {
+            if !(f.state.is_live() || f.state == FindingState::Accepted) {
                 return Err(StoreError::Conflict(format!(
                     "finding {id} is {}: only a live finding can be called a false positive",
                     f.state.as_str()
@@ -180,7 +181,7 @@ impl Vulns<'_> {
         self.store
             .audited(ctx, action, async |conn| {
                 let f = fetch_finding(conn, id).await?;
-                if matches!(f.state, FindingState::Open | FindingState::Triage) {
+                if f.state.is_live() {
                     return Err(StoreError::Conflict(format!(
                         "finding {id} is already {}",
                         f.state.as_str()
@@ -298,10 +299,97 @@ impl Vulns<'_> {
         Ok(true)
     }
 
-    /// Sends the SLA alerts that are due (an audit event each, which webhooks carry:
-    /// `vuln.sla.half` at 50 %, `vuln.sla.breach` at 100 %) and reopens findings whose
-    /// acceptance expired (`vuln.accept.expire`). At most 100 of each per call.
+    /// Starts the clocks of findings that waited for a fix and whose fix an import has shown
+    /// (`fix_seen_at`), from when it was seen: one `vuln.fix.available` event each, carrying
+    /// the new due date. An import calls it as soon as it commits; the timers call it too, so
+    /// a server stopped in between catches up. Returns how many clocks it started.
+    pub async fn start_clocks(
+        &self,
+        ctx: &AuditContext,
+        tiers: &SlaTiers,
+    ) -> Result<usize, StoreError> {
+        let mut started = 0;
+        loop {
+            let sql = format!(
+                "SELECT {FINDING_COLUMNS} FROM vuln_findings \
+                 WHERE no_fix = 1 AND fix_seen_at IS NOT NULL ORDER BY fix_seen_at, id LIMIT 500"
+            );
+            let rows = sqlx::query(&sql).fetch_all(self.store.pool()).await?;
+            if rows.is_empty() {
+                return Ok(started);
+            }
+            for row in rows {
+                let f = finding_from_row(&row)?;
+                let Some(seen) = f.fix_seen_at else { continue };
+                let action = Action {
+                    name: Change::VulnFixAvailable.into(),
+                    target: format!("finding:{}", f.id),
+                    details: json!({
+                        "asset": f.asset,
+                        "advisory": f.advisory,
+                        "title": f.title,
+                        "severity": f.effective.map(Severity::as_str),
+                        "fixed_in": f.fixed_in,
+                        "fix_seen_at": seen.rfc3339_millis(),
+                    }),
+                };
+                let made = self
+                    .store
+                    .audited_detailed(ctx, action, async |conn| {
+                        let tier = ensure_asset(conn, &f.asset, ctx.now).await?;
+                        let state = match f.state {
+                            FindingState::NoFix => FindingState::Open,
+                            other => other,
+                        };
+                        let (due_at, next_alert_at) =
+                            if state.is_live() || state == FindingState::Accepted {
+                                clocks(tiers.policy(&tier), seen, f.effective, 0, false)
+                            } else {
+                                (None, None)
+                            };
+                        // Only while it still waits: another replica's timer may have started
+                        // it already, and then nothing is written or recorded.
+                        let changed = sqlx::query(
+                            "UPDATE vuln_findings SET no_fix = 0, state = $1, clock_start = $2, \
+                             due_at = $3, next_alert_at = $4, alerted = 0 \
+                             WHERE id = $5 AND no_fix = 1",
+                        )
+                        .bind(state.as_str())
+                        .bind(seen.as_millis())
+                        .bind(due_at)
+                        .bind(next_alert_at)
+                        .bind(f.id)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                        if changed == 0 {
+                            return Err(StoreError::Raced);
+                        }
+                        let detail = json!({
+                            "fixed_in": f.fixed_in,
+                            "clock_start": seen.rfc3339_millis(),
+                            "due_at": due_at.map(|d| Timestamp::from_millis(d).rfc3339_millis()),
+                            "state": state.as_str(),
+                        });
+                        add_history(conn, f.id, ctx, "fix_available", &detail).await?;
+                        Ok(((), detail))
+                    })
+                    .await;
+                match made {
+                    Ok(()) => started += 1,
+                    Err(StoreError::Raced) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    /// Starts the clocks whose fix appeared ([`Vulns::start_clocks`]), sends the SLA alerts
+    /// that are due (an audit event each, which webhooks carry: `vuln.sla.half` at 50 %,
+    /// `vuln.sla.breach` at 100 %) and reopens findings whose acceptance expired
+    /// (`vuln.accept.expire`). At most 100 alerts and 100 expiries per call.
     pub async fn timers(&self, ctx: &AuditContext, tiers: &SlaTiers) -> Result<usize, StoreError> {
+        let started = self.start_clocks(ctx, tiers).await?;
         let now = ctx.now.as_millis();
         let due = sqlx::query(
             "SELECT id FROM vuln_findings WHERE state = 'open' AND next_alert_at <= $1 ORDER BY next_alert_at LIMIT 100",
@@ -309,7 +397,7 @@ impl Vulns<'_> {
         .bind(now)
         .fetch_all(self.store.pool())
         .await?;
-        let mut done = 0;
+        let mut done = started;
         for row in due {
             let id: i64 = row.try_get("id")?;
             // The row alone: an alert needs neither the history nor the scanners.
@@ -386,13 +474,18 @@ pub(super) async fn reopen(
     detail: &Value,
 ) -> Result<(), StoreError> {
     let tier = ensure_asset(conn, &f.asset, ctx.now).await?;
-    let (due_at, next_alert_at) =
-        clocks(tiers.policy(&tier), f.clock_start, f.effective, f.alerted);
+    let (due_at, next_alert_at) = clocks(
+        tiers.policy(&tier),
+        f.clock_start,
+        f.effective,
+        f.alerted,
+        f.no_fix,
+    );
     sqlx::query(
         "UPDATE vuln_findings SET state = $1, fixed_at = NULL, accepted_until = NULL, due_at = $2, \
          next_alert_at = $3 WHERE id = $4",
     )
-    .bind(live_state(f.effective).as_str())
+    .bind(live_state(f.effective, f.no_fix).as_str())
     .bind(due_at)
     .bind(next_alert_at)
     .bind(f.id)

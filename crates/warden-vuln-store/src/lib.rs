@@ -12,7 +12,9 @@
 //! subject, id), so a CVE from one scanner and its GHSA from another are one finding. Severity
 //! is never part of it. Clocks are timestamps: `due_at` is the clock's start plus the limit of
 //! the asset tier's policy for the effective severity; an unrated finding is in triage and has
-//! no due date, while its clock runs from when it was found.
+//! no due date, while its clock runs from when it was found. A finding whose advisory has no
+//! fixed version waits (`no_fix`): no clock runs until an import first shows a fix, which
+//! starts its clock then, with an audit event of its own (`vuln.fix.available`).
 //!
 //! # Threat model
 //!
@@ -64,6 +66,9 @@ pub enum FindingState {
     Open,
     /// Unrated: waiting for someone to rate it. Its clock runs; it has no due date yet.
     Triage,
+    /// Rated, and its advisory has no fixed version yet: no clock runs until an import shows
+    /// a fix ("subject to the public availability of a patch").
+    NoFix,
     /// No scanner reports it any more.
     Fixed,
     /// Risk accepted until a date, after which it reopens.
@@ -74,9 +79,10 @@ pub enum FindingState {
 
 impl FindingState {
     /// Every state.
-    pub const ALL: [FindingState; 5] = [
+    pub const ALL: [FindingState; 6] = [
         FindingState::Open,
         FindingState::Triage,
+        FindingState::NoFix,
         FindingState::Fixed,
         FindingState::Accepted,
         FindingState::FalsePositive,
@@ -87,6 +93,7 @@ impl FindingState {
         match self {
             FindingState::Open => "open",
             FindingState::Triage => "triage",
+            FindingState::NoFix => "no_fix",
             FindingState::Fixed => "fixed",
             FindingState::Accepted => "accepted",
             FindingState::FalsePositive => "false_positive",
@@ -96,6 +103,15 @@ impl FindingState {
     /// A state by name.
     pub fn from_name(s: &str) -> Option<FindingState> {
         FindingState::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// Whether a finding in this state is still to be remediated: open, in triage, or
+    /// waiting for a fix.
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            FindingState::Open | FindingState::Triage | FindingState::NoFix
+        )
     }
 }
 
@@ -118,6 +134,11 @@ pub struct Finding {
     pub location: Option<String>,
     /// The version that fixes it.
     pub fixed_in: Option<String>,
+    /// Whether it waits for a fix: its advisory had no fixed version when it was found, and
+    /// no import has shown one since. No clock runs while it waits.
+    pub no_fix: bool,
+    /// When an import first showed a fix for a finding found without one: its clock's start.
+    pub fix_seen_at: Option<Timestamp>,
     /// One line.
     pub title: String,
     /// A disclosure report's text.
@@ -134,7 +155,8 @@ pub struct Finding {
     pub state: FindingState,
     /// When it was first reported.
     pub first_seen: Timestamp,
-    /// When its clock started.
+    /// When its clock started: when it was found, or when a fix was first seen for one found
+    /// without a fix, or at a re-rating that restarts clocks.
     pub clock_start: Timestamp,
     /// When it is due; `None` without a deadline (unrated, informational).
     pub due_at: Option<Timestamp>,
@@ -213,6 +235,8 @@ pub struct ImportSummary {
     pub reopened: u64,
     /// Findings this scanner no longer reports and no other scanner does.
     pub fixed: u64,
+    /// Findings that waited for a fix and now show one: their clocks start now.
+    pub fix_available: u64,
     /// Findings reported before and still.
     pub unchanged: u64,
 }
@@ -237,7 +261,7 @@ pub struct FindingFilter {
     pub asset: Option<String>,
     /// At least this severity (effective).
     pub severity: Option<Severity>,
-    /// In these states; empty: open and triage.
+    /// In these states; empty: the live ones (open, triage, no_fix).
     pub states: Vec<FindingState>,
     /// Only open findings past their due date, most overdue first.
     pub overdue: bool,
@@ -267,7 +291,7 @@ pub struct VulnAsset {
     pub name: String,
     /// Its SLA tier.
     pub tier: String,
-    /// Open findings (open and triage).
+    /// Live findings (open, triage, no_fix).
     pub open: i64,
     /// Overdue findings.
     pub overdue: i64,
@@ -280,12 +304,15 @@ pub struct VulnStats {
     pub open: BTreeMap<Severity, i64>,
     /// Findings in triage (unrated).
     pub triage: i64,
+    /// Rated findings waiting for a fix to be published (no clock runs).
+    pub no_fix: i64,
     /// Open findings past their due date.
     pub overdue: i64,
     /// Findings whose risk is accepted.
     pub accepted: i64,
     /// Findings fixed in the period, per severity, with their mean time to remediate in
-    /// seconds.
+    /// seconds: from when they were found, or from when a fix was first seen for those found
+    /// without one.
     pub fixed: BTreeMap<Severity, (i64, f64)>,
     /// Findings with a deadline fixed in the period.
     pub due_fixed: i64,
@@ -305,7 +332,7 @@ impl VulnStats {
 }
 
 const FINDING_COLUMNS: &str = "id, asset, subject, advisory, aliases, package, location, fixed_in, \
-     title, details, source, disclosed, cvss, effective, state, first_seen, clock_start, due_at, \
+     no_fix, fix_seen_at, title, details, source, disclosed, cvss, effective, state, first_seen, clock_start, due_at, \
      alerted, fixed_at, accepted_until, decided_by, decided_at, decision_reason, rated_by, rated_at, \
      rating_reason";
 
@@ -340,6 +367,8 @@ fn finding_from_row(row: &AnyRow) -> Result<Finding, StoreError> {
         package: row.try_get("package")?,
         location: row.try_get("location")?,
         fixed_in: row.try_get("fixed_in")?,
+        no_fix: row.try_get::<i64, _>("no_fix")? != 0,
+        fix_seen_at: ts(row.try_get("fix_seen_at")?),
         title: row.try_get("title")?,
         details: row.try_get("details")?,
         source: row.try_get("source")?,
@@ -366,14 +395,15 @@ fn finding_from_row(row: &AnyRow) -> Result<Finding, StoreError> {
 }
 
 /// A finding's due date and next alert time: half-way until the 50 % alert went, then the due
-/// date, then none.
+/// date, then none. None while it waits for a fix.
 fn clocks(
     policy: &SlaPolicy,
     clock_start: Timestamp,
     effective: Option<Severity>,
     alerted: i64,
+    waiting: bool,
 ) -> (Option<i64>, Option<i64>) {
-    let Some(limit) = effective.and_then(|s| policy.limit(s)) else {
+    let Some(limit) = effective.and_then(|s| policy.limit(s)).filter(|_| !waiting) else {
         return (None, None);
     };
     let limit_ms = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
@@ -386,12 +416,13 @@ fn clocks(
     (Some(due), next)
 }
 
-/// The state a finding goes back to when it is live again: triage while unrated.
-fn live_state(effective: Option<Severity>) -> FindingState {
-    if effective.is_some() {
-        FindingState::Open
-    } else {
-        FindingState::Triage
+/// The state a finding goes back to when it is live again: triage while unrated, then
+/// waiting for a fix or open.
+fn live_state(effective: Option<Severity>, waiting: bool) -> FindingState {
+    match (effective, waiting) {
+        (None, _) => FindingState::Triage,
+        (Some(_), true) => FindingState::NoFix,
+        (Some(_), false) => FindingState::Open,
     }
 }
 

@@ -60,7 +60,11 @@ impl Vulns<'_> {
             conds.push(format!("due_at <= {p}"));
         } else {
             let states = if filter.states.is_empty() {
-                vec![FindingState::Open, FindingState::Triage]
+                vec![
+                    FindingState::Open,
+                    FindingState::Triage,
+                    FindingState::NoFix,
+                ]
             } else {
                 filter.states.clone()
             };
@@ -175,6 +179,7 @@ impl Vulns<'_> {
         let mut stats = VulnStats {
             open: BTreeMap::new(),
             triage: 0,
+            no_fix: 0,
             overdue: 0,
             accepted: 0,
             fixed: BTreeMap::new(),
@@ -226,6 +231,7 @@ impl Vulns<'_> {
         }
         for (state, slot) in [
             ("triage", &mut stats.triage),
+            ("no_fix", &mut stats.no_fix),
             ("accepted", &mut stats.accepted),
         ] {
             let sql = format!(
@@ -238,7 +244,7 @@ impl Vulns<'_> {
         }
         let sql = format!(
             "SELECT effective, CAST(COUNT(*) AS BIGINT) AS n, \
-             CAST(SUM(fixed_at - first_seen) AS BIGINT) AS took, \
+             CAST(SUM(fixed_at - COALESCE(fix_seen_at, first_seen)) AS BIGINT) AS took, \
              CAST(SUM(CASE WHEN due_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS due, \
              CAST(SUM(CASE WHEN due_at IS NOT NULL AND fixed_at <= due_at THEN 1 ELSE 0 END) AS BIGINT) AS on_time \
              FROM vuln_findings WHERE state = 'fixed' AND fixed_at >= $1 AND fixed_at <= $2{scope} GROUP BY effective"
@@ -316,7 +322,7 @@ pub(super) async fn assets(
     };
     let sql = format!(
         "SELECT a.name, a.tier, \
-         CAST((SELECT COUNT(*) FROM vuln_findings f WHERE f.asset = a.name AND f.state IN ('open', 'triage')) AS BIGINT) AS open, \
+         CAST((SELECT COUNT(*) FROM vuln_findings f WHERE f.asset = a.name AND f.state IN ('open', 'triage', 'no_fix')) AS BIGINT) AS open, \
          CAST((SELECT COUNT(*) FROM vuln_findings f WHERE f.asset = a.name AND f.state = 'open' AND f.due_at <= $1) AS BIGINT) AS overdue \
          FROM vuln_assets a {scope} ORDER BY a.name"
     );

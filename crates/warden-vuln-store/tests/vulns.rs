@@ -27,6 +27,7 @@ fn finding(advisory: &str, aliases: &[&str], purl: &str, s: Option<Severity>) ->
         location: None,
         fingerprint: None,
         fixed_in: None,
+        no_fix: false,
         title: format!("{advisory} in {purl}"),
         disclosed: s,
         cvss: None,
@@ -603,5 +604,160 @@ async fn tiers_policy_changes_reports_and_figures() {
             (stats.open.get(&Severity::Informational), stats.triage),
             (Some(&1), 1)
         );
+    }
+}
+
+/// A finding whose advisory has no fixed version waits: no due date, no alert, not overdue,
+/// counted apart. The re-import that first shows a fix starts its clock then, with an event of
+/// its own; a later import that loses the fix again does not stop it.
+#[tokio::test]
+async fn a_finding_without_a_fix_starts_its_clock_when_a_fix_is_published() {
+    let sla = SlaTiers::default();
+    let waiting = |advisory: &str, purl: &str, s: Option<Severity>| ImportedFinding {
+        no_fix: true,
+        ..finding(advisory, &[], purl, s)
+    };
+    let fixed = |advisory: &str, purl: &str, s: Option<Severity>, v: &str| ImportedFinding {
+        fixed_in: Some(v.to_owned()),
+        ..finding(advisory, &[], purl, s)
+    };
+    for (store, _db, _dir) in stores().await {
+        let first = vec![
+            waiting("CVE-9-1", "pkg:deb/debian/zlib@1", Some(Severity::Critical)),
+            waiting("CVE-9-2", "pkg:deb/debian/curl@7", None),
+            fixed(
+                "CVE-9-3",
+                "pkg:deb/debian/tar@1",
+                Some(Severity::High),
+                "1.1",
+            ),
+        ];
+        let s = store
+            .vulns()
+            .import(&ctx(T0), &sla, import("trivy", first))
+            .await
+            .unwrap();
+        assert_eq!((s.opened, s.fix_available), (3, 0));
+        let zlib = find(&store, "CVE-9-1").await;
+        assert_eq!(
+            (zlib.state, zlib.no_fix, zlib.due_at, zlib.fix_seen_at),
+            (FindingState::NoFix, true, None, None)
+        );
+        // Unrated, it is in triage; rated, it waits rather than opens.
+        let curl = find(&store, "CVE-9-2").await;
+        assert_eq!((curl.state, curl.no_fix), (FindingState::Triage, true));
+        let curl = store
+            .vulns()
+            .rate(&ctx(T0 + HOUR), &sla, curl.id, Severity::High, "remote")
+            .await
+            .unwrap();
+        assert_eq!((curl.state, curl.due_at), (FindingState::NoFix, None));
+        // Twenty days on, a Critical's clock would be long gone: no alert, nothing overdue, but
+        // it is live and counted. The High with a fix is overdue.
+        let year = T0 + 20 * 24 * HOUR;
+        assert_eq!(store.vulns().timers(&ctx(year), &sla).await.unwrap(), 1);
+        let alerted: Vec<String> = store
+            .recent_events(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action.starts_with("vuln.sla."))
+            .map(|e| e.target)
+            .collect();
+        let tar = find(&store, "CVE-9-3").await;
+        assert_eq!(alerted, vec![format!("finding:{}", tar.id)]);
+        assert_eq!(overdue(&store, year).await, vec!["CVE-9-3"]);
+        let stats = store.vulns().stats(None, at(T0), at(year)).await.unwrap();
+        assert_eq!((stats.no_fix, stats.triage, stats.overdue), (2, 0, 1));
+        // The fix is published: the re-import shows it, and the clock starts from that import.
+        let later = T0 + 30 * 24 * HOUR;
+        let second = vec![
+            fixed(
+                "CVE-9-1",
+                "pkg:deb/debian/zlib@1",
+                Some(Severity::Critical),
+                "1.3",
+            ),
+            waiting("CVE-9-2", "pkg:deb/debian/curl@7", None),
+            fixed(
+                "CVE-9-3",
+                "pkg:deb/debian/tar@1",
+                Some(Severity::High),
+                "1.1",
+            ),
+        ];
+        let s = store
+            .vulns()
+            .import(&ctx(later), &sla, import("trivy", second))
+            .await
+            .unwrap();
+        assert_eq!((s.unchanged, s.fix_available), (3, 1));
+        let zlib = find(&store, "CVE-9-1").await;
+        assert_eq!(
+            (
+                zlib.state,
+                zlib.no_fix,
+                zlib.clock_start,
+                zlib.due_at,
+                zlib.fixed_in.as_deref()
+            ),
+            (
+                FindingState::Open,
+                false,
+                at(later),
+                Some(at(later + 24 * HOUR)),
+                Some("1.3")
+            )
+        );
+        assert_eq!(zlib.fix_seen_at, Some(at(later)));
+        let change = zlib.history.last().unwrap();
+        assert_eq!(change.change, "fix_available");
+        assert_eq!(change.detail["clock_start"], at(later).rfc3339_millis());
+        let events = store.recent_events(5).await.unwrap();
+        let event = events
+            .iter()
+            .find(|e| e.action == "vuln.fix.available")
+            .unwrap();
+        assert_eq!(event.target, format!("finding:{}", zlib.id));
+        assert_eq!(event.details["fixed_in"], "1.3");
+        assert_eq!(
+            event.details["due_at"],
+            at(later + 24 * HOUR).rfc3339_millis()
+        );
+        // Nothing more to start: the timers find no clock waiting.
+        assert_eq!(
+            store.vulns().timers(&ctx(later + 1), &sla).await.unwrap(),
+            0
+        );
+        // An import that loses the fix again does not stop the clock.
+        let third = vec![waiting(
+            "CVE-9-1",
+            "pkg:deb/debian/zlib@1",
+            Some(Severity::Critical),
+        )];
+        store
+            .vulns()
+            .import(&ctx(later + HOUR), &sla, import("trivy", third))
+            .await
+            .unwrap();
+        let zlib = find(&store, "CVE-9-1").await;
+        assert_eq!(
+            (zlib.state, zlib.due_at),
+            (FindingState::Open, Some(at(later + 24 * HOUR)))
+        );
+        // Fixed a day after the fix appeared: its time to remediate counts from the fix (the
+        // others went with the import before, the High late).
+        store
+            .vulns()
+            .import(&ctx(later + 24 * HOUR), &sla, import("trivy", Vec::new()))
+            .await
+            .unwrap();
+        let stats = store
+            .vulns()
+            .stats(None, at(T0), at(later + 24 * HOUR))
+            .await
+            .unwrap();
+        assert_eq!(stats.fixed[&Severity::Critical], (1, 24.0 * 3600.0));
+        assert_eq!((stats.due_fixed, stats.due_fixed_on_time), (2, 1));
     }
 }

@@ -85,6 +85,13 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<ImportedFinding>, ParseError>
             )),
             location: None,
             fingerprint: None,
+            // An informational advisory (unmaintained, unsound) is answered by replacing
+            // the crate, which is always possible: only a vulnerability waits for a patch.
+            no_fix: advisory.informational.is_none()
+                && entry
+                    .versions
+                    .as_ref()
+                    .is_some_and(|v| v.patched.is_empty()),
             fixed_in: entry.versions.and_then(|v| v.patched.into_iter().next()),
             title: one_line(&advisory.title),
             disclosed,

@@ -46,6 +46,9 @@ struct Cvss {
 struct Fix {
     #[serde(default)]
     versions: Vec<String>,
+    /// `fixed`, `not-fixed`, `wont-fix` or `unknown`.
+    #[serde(default)]
+    state: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,6 +129,9 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<ImportedFinding>, ParseError>
                 .map(|l| l.path)
                 .find(|p| !p.is_empty()),
             fingerprint: None,
+            no_fix: v.fix.as_ref().is_some_and(|f| {
+                f.versions.is_empty() && matches!(f.state.as_str(), "not-fixed" | "wont-fix")
+            }),
             fixed_in: v.fix.and_then(|f| f.versions.into_iter().next()),
             disclosed,
             cvss: vector,

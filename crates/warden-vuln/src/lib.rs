@@ -41,6 +41,13 @@ pub struct ImportedFinding {
     pub fingerprint: Option<String>,
     /// The version that fixes it, when the scanner knows one.
     pub fixed_in: Option<String>,
+    /// Whether the scanner says the advisory has no fixed version yet: Trivy's `affected`,
+    /// `will_not_fix`, `fix_deferred` or `end_of_life` (or, before Trivy had a status, no
+    /// `FixedVersion`), Grype's `not-fixed` or `wont-fix`, a RustSec vulnerability with no
+    /// patched version, an OSV advisory with no `fixed` event for the package. Such a
+    /// finding's SLA clock waits for an import that shows a fix. `false` when a fix is
+    /// published or the scanner does not say: the clock runs.
+    pub no_fix: bool,
     /// A one-line title.
     pub title: String,
     /// The rating the advisory discloses; `None` is unrated, for triage.

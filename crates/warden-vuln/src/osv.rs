@@ -47,6 +47,46 @@ struct Vulnerability {
     severity: Vec<Rating>,
     #[serde(default)]
     database_specific: Option<serde_json::Value>,
+    /// What the advisory says is affected, and from which version it is fixed. `None` when
+    /// the report leaves it out: then nothing is known of a fix.
+    affected: Option<Vec<AdvisoryRange>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AdvisoryRange {
+    package: Option<AdvisoryPackage>,
+    #[serde(default)]
+    ranges: Vec<Range>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AdvisoryPackage {
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Range {
+    #[serde(default)]
+    events: Vec<RangeEvent>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RangeEvent {
+    fixed: Option<String>,
+}
+
+/// The fix an advisory gives for a package: `Some(Some(version))` a fixed version,
+/// `Some(None)` none published, `None` the report does not say.
+fn fix_for(affected: Option<&[AdvisoryRange]>, package: &str) -> Option<Option<String>> {
+    let affected = affected?;
+    let fixed = affected
+        .iter()
+        .filter(|a| a.package.as_ref().is_none_or(|p| p.name == package))
+        .flat_map(|a| &a.ranges)
+        .flat_map(|r| &r.events)
+        .find_map(|e| e.fixed.clone().filter(|v| !v.trim().is_empty()));
+    Some(fixed)
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,13 +138,15 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<ImportedFinding>, ParseError>
                     .and_then(serde_json::Value::as_str)
                     .and_then(Severity::from_scanner),
             };
+            let fix = fix_for(v.affected.as_deref(), &p.name);
             out.push(ImportedFinding {
                 advisory: v.id,
                 aliases: v.aliases,
                 package: Some(package.clone()),
                 location: None,
                 fingerprint: None,
-                fixed_in: None,
+                no_fix: matches!(fix, Some(None)),
+                fixed_in: fix.flatten(),
                 title: one_line(&v.summary),
                 disclosed,
                 cvss: vector,

@@ -253,6 +253,7 @@ fn finding(tool: &Tool, r: SarifResult) -> ImportedFinding {
         location,
         fingerprint,
         fixed_in: None,
+        no_fix: false,
         title: one_line(title),
         disclosed,
         cvss: None,

@@ -74,6 +74,9 @@ struct Vulnerability {
     #[serde(default)]
     installed_version: String,
     fixed_version: Option<String>,
+    /// Since Trivy 0.37: `fixed`, `affected`, `will_not_fix`, `fix_deferred`, `end_of_life`,
+    /// `under_investigation`, `not_affected` or `unknown`.
+    status: Option<String>,
     pkg_identifier: Option<PkgIdentifier>,
     /// Before `PkgIdentifier`: the package's reference in a scanned SBOM, a purl or a BOM ref.
     #[serde(rename = "Ref")]
@@ -220,6 +223,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<ImportedFinding>, ParseError>
                 location: Some(target.clone()),
                 fingerprint: None,
                 fixed_in: None,
+                no_fix: false,
                 title: one_line(&m.title),
                 disclosed: Severity::from_scanner(&m.severity),
                 cvss: None,
@@ -237,6 +241,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<ImportedFinding>, ParseError>
                 location: Some(location),
                 fingerprint: None,
                 fixed_in: None,
+                no_fix: false,
                 title: one_line(&s.title),
                 disclosed: Severity::from_scanner(&s.severity),
                 cvss: None,
@@ -308,13 +313,21 @@ fn vulnerability(
             v.pkg_name, v.installed_version
         )),
     };
+    let fixed_in = v.fixed_version.filter(|f| !f.trim().is_empty());
     Ok(ImportedFinding {
         advisory,
         aliases: Vec::new(),
         package,
         location: (!target.is_empty()).then(|| target.to_owned()),
         fingerprint: None,
-        fixed_in: v.fixed_version.filter(|f| !f.is_empty()),
+        no_fix: fixed_in.is_none()
+            && v.status.as_deref().is_none_or(|s| {
+                matches!(
+                    s,
+                    "affected" | "will_not_fix" | "fix_deferred" | "end_of_life"
+                )
+            }),
+        fixed_in,
         title,
         disclosed,
         cvss: vector,

@@ -154,6 +154,90 @@ fn trivy_reports_in_every_schema() {
     );
 }
 
+/// Each scanner's word that an advisory has no fixed version yet, as it writes it.
+#[test]
+fn a_missing_fix_is_read_from_every_scanner() {
+    let no_fix = |found: &[ImportedFinding]| found.iter().filter(|f| f.no_fix).count();
+    // Trivy before 0.37 had no status: no `FixedVersion` is no fix (its `--ignore-unfixed`).
+    let (_, legacy) = auto("trivy/legacy_many_vulns.json");
+    assert_eq!(no_fix(&legacy), legacy.len());
+    let (_, current) = auto("trivy/scheme_2_many_vulns.json");
+    assert_eq!(no_fix(&current), 0);
+    // Since 0.37 the status says it; `fixed` with a version, `affected` without.
+    let (_, status) = auto("trivy/cvss_severity_source.json");
+    assert_eq!(
+        (status[0].no_fix, status[0].fixed_in.is_some()),
+        (false, true)
+    );
+    let affected = fixture("trivy/cvss_severity_source.json")
+        .replacen("\"Status\": \"fixed\"", "\"Status\": \"affected\"", 1)
+        .replacen(
+            "\"FixedVersion\": \"7.81.0-1ubuntu1.15\"",
+            "\"FixedVersion\": \"\"",
+            1,
+        );
+    let found = trivy::parse("t.json", &affected).unwrap();
+    assert_eq!(
+        (found[0].no_fix, found[0].fixed_in.as_deref()),
+        (true, None)
+    );
+    // Under investigation is not "no fix": the clock runs.
+    let unknown = affected.replacen(
+        "\"Status\": \"affected\"",
+        "\"Status\": \"under_investigation\"",
+        1,
+    );
+    assert!(!trivy::parse("t.json", &unknown).unwrap()[0].no_fix);
+    // Misconfigurations are fixed by changing the configuration: never `no_fix`.
+    let (_, k8s) = auto("trivy/kubernetes.json");
+    assert!(
+        k8s.iter()
+            .filter(|f| f.package.is_none())
+            .all(|f| !f.no_fix)
+    );
+    // Grype: `fix.state`; a report older than the field says nothing.
+    let (_, fixed) = auto("grype/fix_available.json");
+    assert!(!fixed[0].no_fix);
+    let not_fixed = fixture("grype/fix_available.json")
+        .replacen("\"state\": \"fixed\"", "\"state\": \"not-fixed\"", 1)
+        .replacen("\"1.2.3\"", "", 1);
+    let found = grype::parse("g.json", &not_fixed).unwrap();
+    assert_eq!(
+        (found[0].no_fix, found[0].fixed_in.as_deref()),
+        (true, None)
+    );
+    let (_, paths) = auto("grype/same_cve_different_paths.json");
+    assert_eq!(no_fix(&paths), 2);
+    // cargo-audit: a vulnerability with no patched version; an unmaintained crate is not one.
+    let (_, rust) = auto("cargo_audit/many_findings.json");
+    assert_eq!(no_fix(&rust), 0);
+    let unpatched = fixture("cargo_audit/many_findings.json").replacen(
+        "\"patched\": [",
+        "\"patched\": [], \"was_patched\": [",
+        1,
+    );
+    let (_, found) = parse(None, "a.json", &unpatched).unwrap();
+    assert_eq!(no_fix(&found), 1);
+    // OSV-Scanner: a `fixed` event for the package, or none.
+    let (_, osv) = auto("osv_scanner/some_findings.json");
+    let malicious = osv.iter().find(|f| f.advisory.starts_with("MAL-")).unwrap();
+    assert_eq!(
+        (malicious.no_fix, malicious.fixed_in.as_deref()),
+        (true, None)
+    );
+    let patched = fixture("osv_scanner/some_findings.json").replacen(
+        "\"introduced\": \"0\"",
+        "\"introduced\": \"0\" }, { \"fixed\": \"1.0.1\"",
+        1,
+    );
+    let (_, found) = parse(None, "o.json", &patched).unwrap();
+    let f = found
+        .iter()
+        .find(|f| f.advisory == malicious.advisory)
+        .unwrap();
+    assert_eq!((f.no_fix, f.fixed_in.as_deref()), (false, Some("1.0.1")));
+}
+
 #[test]
 fn grype_matches_with_related_ids_as_aliases() {
     let (_, fix) = auto("grype/fix_available.json");

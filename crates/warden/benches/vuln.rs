@@ -99,6 +99,7 @@ async fn seed(url: &str, total: usize) -> Duration {
                 location: None,
                 fingerprint: None,
                 fixed_in: None,
+                no_fix: false,
                 title: format!("mod{}: prototype pollution {i}", i % 3000),
                 disclosed: Severity::from_rank(i64::try_from(i % 5).unwrap()),
                 cvss: None,

@@ -452,7 +452,7 @@ pub enum VulnCommand {
         #[arg(long)]
         scanner: Option<String>,
     },
-    /// Live findings (open and in triage), by number.
+    /// Live findings (open, in triage, waiting for a fix), by number.
     List {
         /// Only open findings past their due date, most overdue first.
         #[arg(long)]
@@ -463,7 +463,7 @@ pub enum VulnCommand {
         /// Only on this asset.
         #[arg(long)]
         asset: Option<String>,
-        /// In these states instead: open, triage, fixed, accepted, false_positive.
+        /// In these states instead: open, triage, no_fix, fixed, accepted, false_positive.
         #[arg(long, value_delimiter = ',')]
         state: Vec<String>,
         /// At most this many.

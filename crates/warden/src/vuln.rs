@@ -13,7 +13,7 @@ use crate::client::AdminClient;
 use crate::output::{cell, table};
 use crate::pki::connect;
 
-const FIELDS: &str = "id asset advisory aliases package location fixedIn title source \
+const FIELDS: &str = "id asset advisory aliases package location fixedIn noFix fixSeenAt title source \
      disclosedSeverity cvss severity state firstSeen clockStart dueAt secondsRemaining overdue \
      fixedAt acceptedUntil decidedBy decidedAt decisionReason ratedBy ratedAt ratingReason";
 
@@ -339,6 +339,11 @@ async fn import(
         n("unchanged"),
         cell(&answer, "import"),
     );
+    match n("fix_available") {
+        0 => {}
+        1 => println!("1 finding waited for a fix and now shows one: its SLA clock starts now"),
+        k => println!("{k} findings waited for a fix and now show one: their SLA clocks start now"),
+    }
     Ok(())
 }
 
@@ -370,7 +375,7 @@ async fn stats(
     since: &str,
     asset: Option<String>,
 ) -> anyhow::Result<()> {
-    let query = "query($s: String!, $a: String) { vulnStats(since: $s, asset: $a) { since until open { severity count } triage overdue accepted remediated { severity fixed meanSeconds } dueFixed dueFixedOnTime dueMissedOpen compliance } }";
+    let query = "query($s: String!, $a: String) { vulnStats(since: $s, asset: $a) { since until open { severity count } triage noFix overdue accepted remediated { severity fixed meanSeconds } dueFixed dueFixedOnTime dueMissedOpen compliance } }";
     let data = client
         .graphql(query, json!({ "s": since, "a": asset }))
         .await?;
@@ -405,6 +410,10 @@ async fn stats(
         &rows,
     );
     println!("triage:     {} unrated", cell(&s, "triage"));
+    println!(
+        "no fix:     {} waiting for a fix to be published (no clock runs)",
+        cell(&s, "noFix")
+    );
     println!("overdue:    {}", cell(&s, "overdue"));
     println!("accepted:   {}", cell(&s, "accepted"));
     let compliance = match s.get("compliance").and_then(Value::as_f64) {
@@ -503,6 +512,13 @@ fn print_finding(f: &Value) {
     line("package:", cell(f, "package"));
     line("location:", cell(f, "location"));
     line("fixed in:", cell(f, "fixedIn"));
+    if f.get("noFix").and_then(Value::as_bool) == Some(true) {
+        line(
+            "fix:",
+            "none published yet: no SLA clock runs until an import shows one".to_owned(),
+        );
+    }
+    line("fix seen:", cell(f, "fixSeenAt"));
     line("state:", cell(f, "state"));
     line(
         "severity:",
@@ -522,6 +538,9 @@ fn print_finding(f: &Value) {
     line(
         "due:",
         match cell(f, "dueAt").as_str() {
+            "-" if f.get("noFix").and_then(Value::as_bool) == Some(true) => {
+                "none until a fix is published".to_owned()
+            }
             "-" => "no deadline".to_owned(),
             at => format!("{at} ({})", due(f)),
         },

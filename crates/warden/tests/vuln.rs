@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use warden_testkit::{Backend, TestServer, webhook_receiver};
 
 fn bin() -> &'static Path {
@@ -98,6 +98,14 @@ async fn import_reimport_gate_judge_and_report() {
         )
         .unwrap();
         assert!(out.contains(": 1 findings: 1 new,"), "{out}");
+        // Grype says `not-fixed`: the Critical waits for a fix, with no clock.
+        let shown = vuln(
+            &server,
+            &ci,
+            &["list", "--asset", "debian", "--state", "no_fix"],
+        )
+        .unwrap();
+        assert!(shown.contains("CVE-"), "{shown}");
 
         // The gate: critical fails (exit 1, the reason, the finding); overdue passes.
         let err = vuln(
@@ -398,10 +406,11 @@ async fn import_reimport_gate_judge_and_report() {
                 )
             })
             .collect();
+        // The Grype Critical waits for a fix: not open, counted apart.
         assert_eq!(
             open,
             [
-                ("critical".to_owned(), 1),
+                ("critical".to_owned(), 0),
                 ("high".to_owned(), 0),
                 ("medium".to_owned(), 3),
                 ("low".to_owned(), 0),
@@ -411,10 +420,11 @@ async fn import_reimport_gate_judge_and_report() {
         assert_eq!(
             (
                 stats["triage"].as_i64(),
+                stats["noFix"].as_i64(),
                 stats["accepted"].as_i64(),
                 stats["overdue"].as_i64()
             ),
-            (Some(1), Some(1), Some(0))
+            (Some(1), Some(1), Some(1), Some(0))
         );
         let human = vuln(&server, &ci, &["stats"]).unwrap();
         assert!(
@@ -490,10 +500,12 @@ async fn sla_alerts_and_expiring_acceptances_reach_a_webhook() {
     let (port, got) = webhook_receiver().await;
     let config = format!(
         "[limits]\nper_source_rps = 0\n[vuln.sla.default]\nlow = \"4s\"\n\
-         [[audit.sink]]\nkind = \"webhook\"\nname = \"chat\"\nurl = \"http://127.0.0.1:{port}/slack\"\nformat = \"slack\"\nactions = [\"vuln.sla.*\", \"vuln.accept.expire\"]\n"
+         [[audit.sink]]\nkind = \"webhook\"\nname = \"chat\"\nurl = \"http://127.0.0.1:{port}/slack\"\nformat = \"slack\"\nactions = [\"vuln.sla.*\", \"vuln.accept.expire\", \"vuln.fix.available\"]\n"
     );
     let server = TestServer::start(bin(), Backend::Sqlite, &config).await;
     let ci = server.token("ci", "admin", None);
+    // Trivy before 0.37 writes no `FixedVersion` when no fix is published: every finding of
+    // the legacy file waits for one, and no clock runs.
     let legacy = fixture("trivy/legacy_many_vulns.json");
     vuln(
         &server,
@@ -501,6 +513,34 @@ async fn sla_alerts_and_expiring_acceptances_reach_a_webhook() {
         &["import", legacy.to_str().unwrap(), "--asset", "debian"],
     )
     .unwrap();
+    let waiting = findings(&server, &ci, "debian");
+    assert_eq!(waiting.len(), 93);
+    assert!(
+        waiting
+            .iter()
+            .all(|f| f["noFix"] == true && f["dueAt"].is_null()),
+        "{waiting:#?}"
+    );
+    let stats = json(&server, &ci, &["stats", "--asset", "debian"]);
+    assert_eq!((&stats["noFix"], &stats["triage"]), (&json!(92), &json!(1)));
+    // The fixes are published: the next scan shows a fixed version for each, and each clock
+    // starts then, announced on its own.
+    let mut published: Value =
+        serde_json::from_str(&std::fs::read_to_string(&legacy).unwrap()).unwrap();
+    for target in published.as_array_mut().unwrap() {
+        for v in target["Vulnerabilities"].as_array_mut().unwrap() {
+            v["FixedVersion"] = json!("99.0");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rescan = dir.path().join("rescan.json");
+    std::fs::write(&rescan, published.to_string()).unwrap();
+    let summary = json(
+        &server,
+        &ci,
+        &["import", rescan.to_str().unwrap(), "--asset", "debian"],
+    );
+    assert_eq!(summary["fix_available"], 93, "{summary}");
     let low = findings(&server, &ci, "debian")
         .into_iter()
         .filter(|f| f["severity"] == "low")
@@ -547,6 +587,16 @@ async fn sla_alerts_and_expiring_acceptances_reach_a_webhook() {
         .filter(|t| t.contains("accepted risk of"))
         .count();
     assert_eq!((halves, breaches, expired), (64, 65, 1), "{texts:#?}");
+    let fixes: Vec<&String> = texts
+        .iter()
+        .filter(|t| t.contains("is out in 99.0"))
+        .collect();
+    assert_eq!(fixes.len(), 93, "{texts:#?}");
+    assert!(
+        fixes[0].contains("its SLA clock starts (`warden vuln show "),
+        "{}",
+        fixes[0]
+    );
     let one = texts.iter().find(|t| t.contains("is overdue")).unwrap();
     assert!(
         one.starts_with("Warden: low `CVE-")

@@ -52,6 +52,11 @@ pub struct VulnFinding {
     pub location: Option<String>,
     /// The version that fixes it.
     pub fixed_in: Option<String>,
+    /// Whether it waits for a fix to be published: no SLA clock runs until an import shows
+    /// one.
+    pub no_fix: bool,
+    /// When an import first showed a fix for it, having found it without one, RFC 3339.
+    pub fix_seen_at: Option<String>,
     /// One line.
     pub title: String,
     /// A disclosure report's text.
@@ -64,7 +69,7 @@ pub struct VulnFinding {
     pub cvss: Option<String>,
     /// The rating its SLA runs on; null while unrated (in triage).
     pub severity: Option<String>,
-    /// `open`, `triage`, `fixed`, `accepted`, `false_positive`.
+    /// `open`, `triage`, `no_fix`, `fixed`, `accepted`, `false_positive`.
     pub state: String,
     /// When it was first reported, RFC 3339.
     pub first_seen: String,
@@ -118,6 +123,8 @@ pub fn finding_info(f: Finding, now: Timestamp) -> VulnFinding {
         package: f.package,
         location: f.location,
         fixed_in: f.fixed_in,
+        no_fix: f.no_fix,
+        fix_seen_at: rfc(f.fix_seen_at),
         title: f.title,
         details: f.details,
         source: f.source,
@@ -216,6 +223,8 @@ pub struct VulnStatsInfo {
     pub open: Vec<SeverityCount>,
     /// Findings in triage (unrated).
     pub triage: i64,
+    /// Rated findings waiting for a fix to be published (no clock runs).
+    pub no_fix: i64,
     /// Open findings past their due date.
     pub overdue: i64,
     /// Findings whose risk is accepted.
@@ -377,7 +386,7 @@ impl VulnQuery {
         for s in &states {
             parsed.push(FindingState::from_name(s).ok_or_else(|| {
                 bad_input(format!(
-                    "unknown state `{s}`: use open, triage, fixed, accepted or false_positive"
+                    "unknown state `{s}`: use open, triage, no_fix, fixed, accepted or false_positive"
                 ))
             })?);
         }
@@ -468,6 +477,7 @@ impl VulnQuery {
                 })
                 .collect(),
             triage: s.triage,
+            no_fix: s.no_fix,
             overdue: s.overdue,
             accepted: s.accepted,
             remediated: s

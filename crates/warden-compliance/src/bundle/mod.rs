@@ -117,6 +117,7 @@ pub fn context_needed(e: &AuditEvent, period: Period, params: &Parameters) -> bo
         | "vuln.sla.breach"
         | "vuln.accept"
         | "vuln.false_positive"
+        | "vuln.fix.available"
         | "vuln.rate" => true,
         "auth.login" | "auth.enroll" | "auth.passkey" => within(DAY),
         "passkey.register" => within(params.enrollment_window.max(DAY)),

@@ -57,8 +57,10 @@ struct Clock {
 
 /// `vuln-sla`: no finding passed its due date without a fix or an acceptance. The population
 /// is every finding whose clock the log shows running (half its time gone, a breach, a
-/// re-rating with a due date) or judged (accepted, false positive); a finding fixed before
-/// half its time leaves no clock event and is not counted.
+/// re-rating with a due date, its clock started by a fix being published) or judged
+/// (accepted, false positive); a finding fixed before half its time leaves no clock event and
+/// is not counted. A finding waiting for a fix runs no clock, so it cannot breach: its
+/// clock's start is `vuln.fix.available`.
 #[derive(Debug, Default)]
 pub(crate) struct VulnSla {
     findings: BTreeMap<String, Clock>,
@@ -75,7 +77,11 @@ impl Check for VulnSla {
         }
         let counted = matches!(
             e.action.as_str(),
-            "vuln.sla.half" | "vuln.sla.breach" | "vuln.accept" | "vuln.false_positive"
+            "vuln.sla.half"
+                | "vuln.sla.breach"
+                | "vuln.accept"
+                | "vuln.false_positive"
+                | "vuln.fix.available"
         ) || (e.action == "vuln.rate" && time(e, "due_at").is_some());
         if !counted {
             return;

@@ -130,6 +130,22 @@ fn message(event: &AuditEvent) -> String {
             event.target.trim_start_matches("user:"),
             text("group"),
         ),
+        "vuln.fix.available" => format!(
+            "A fix for {} `{}` on `{}` ({}) is out{}: its SLA clock starts (`warden vuln show {}`)",
+            text("severity"),
+            text("advisory"),
+            text("asset"),
+            text("title"),
+            match event
+                .details
+                .get("fixed_in")
+                .and_then(serde_json::Value::as_str)
+            {
+                Some(v) => format!(" in {v}"),
+                None => String::new(),
+            },
+            event.target.trim_start_matches("finding:"),
+        ),
         "vuln.sla.half" | "vuln.sla.breach" => format!(
             "{} `{}` on `{}` ({}) {}: due {} (`warden vuln show {}`)",
             text("severity"),

@@ -43,7 +43,7 @@ pub(crate) async fn dashboard(
         .filter(|s| !s.is_empty());
     let q = "query($asset: String, $severity: String, $finding: Int!, $one: Boolean!) {
       vulnAssets { name tier open overdue }
-      vulnStats(asset: $asset) { open { severity count } triage overdue accepted compliance dueFixed dueFixedOnTime }
+      vulnStats(asset: $asset) { open { severity count } triage noFix overdue accepted compliance dueFixed dueFixedOnTime }
       vulnBurndown(asset: $asset) { at open overdue }
       overdue: vulnFindings(asset: $asset, severity: $severity, overdue: true, first: 50) { total
         findings { id asset advisory title package severity dueAt secondsRemaining } }
@@ -85,6 +85,7 @@ pub(crate) async fn dashboard(
                 div.card { span class={ "sev-" (text(&s["severity"])) } { (text(&s["severity"])) } strong { (text(&s["count"])) } }
             }
             div.card { "in triage" strong { (text(&stats["triage"])) } }
+            div.card { "waiting for a fix" strong { (text(&stats["noFix"])) } }
             div.card { span.overdue { "overdue" } strong #overdue-count { (text(&stats["overdue"])) } }
             div.card { "accepted" strong { (text(&stats["accepted"])) } }
             div.card { "fixed on time (30 d)" strong { @if let Some(c) = stats["compliance"].as_f64() { (format!("{:.0} %", c * 100.0)) } @else { "—" } } }
