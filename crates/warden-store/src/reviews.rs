@@ -1,8 +1,9 @@
-//! Access reviews: who holds which group is frozen and hashed when a campaign starts; each
-//! item goes to a reviewer (a named person, or the subject's manager from SCIM); decisions
-//! keep or revoke with a justification; a revocation is applied, then verified by reading
-//! the membership again; at the due date undecided items can be revoked automatically.
-//! Nobody reviews their own access.
+//! Access reviews: who holds which group, or which API tokens are live, is frozen and hashed
+//! when a campaign starts; each item goes to a reviewer (a named person, the group's owner, or
+//! the person's manager from SCIM); decisions keep or revoke with a justification; a
+//! revocation is applied (the membership removed, the grant ended, the token revoked), then
+//! verified by reading it again; at the due date undecided items can be revoked automatically.
+//! Nobody reviews their own access, nor a token that acts as them or that they made.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use warden_model::Change;
-use warden_model::{Timestamp, UserName};
+use warden_model::{Role, Timestamp, UserName};
 
 use crate::audit::Action;
 use crate::audit::Name;
@@ -25,14 +26,39 @@ pub enum ReviewScope {
     AllGroups,
     /// These groups.
     Groups(Vec<String>),
+    /// Every live API token, with its owner and role (not the tokens `warden login` issues:
+    /// those are a person's sign-in, as short-lived as a console session).
+    AllTokens,
+    /// The live API tokens of these roles.
+    Tokens(Vec<Role>),
 }
 
 impl ReviewScope {
-    /// Reads `groups:*` or `groups:ops,web` (group names checked, sorted, each once).
+    /// Reads `groups:*`, `groups:ops,web`, `tokens:*` or `tokens:admin,scim` (names checked,
+    /// sorted, each once).
     pub fn parse(text: &str) -> Result<ReviewScope, String> {
-        let groups = text.trim().strip_prefix("groups:").ok_or_else(|| {
-            format!("invalid review scope `{text}`: use groups:* or groups:NAME,NAME")
-        })?;
+        let usage = || {
+            format!(
+                "invalid review scope `{text}`: use groups:*, groups:NAME,NAME, tokens:* or tokens:ROLE,ROLE"
+            )
+        };
+        if let Some(roles) = text.trim().strip_prefix("tokens:") {
+            if roles == "*" {
+                return Ok(ReviewScope::AllTokens);
+            }
+            let mut parsed = Vec::new();
+            for role in roles.split(',') {
+                let role: Role = role
+                    .trim()
+                    .parse()
+                    .map_err(|e| format!("invalid review scope `{text}`: {e}"))?;
+                parsed.push(role);
+            }
+            parsed.sort();
+            parsed.dedup();
+            return Ok(ReviewScope::Tokens(parsed));
+        }
+        let groups = text.trim().strip_prefix("groups:").ok_or_else(usage)?;
         if groups == "*" {
             return Ok(ReviewScope::AllGroups);
         }
@@ -47,11 +73,20 @@ impl ReviewScope {
         Ok(ReviewScope::Groups(names))
     }
 
-    /// As stored and shown: `groups:*` or `groups:ops,web`.
+    /// As stored and shown: `groups:*`, `groups:ops,web`, `tokens:*`, `tokens:admin,scim`.
     pub fn as_text(&self) -> String {
         match self {
             ReviewScope::AllGroups => "groups:*".to_owned(),
             ReviewScope::Groups(names) => format!("groups:{}", names.join(",")),
+            ReviewScope::AllTokens => "tokens:*".to_owned(),
+            ReviewScope::Tokens(roles) => format!(
+                "tokens:{}",
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
         }
     }
 }
@@ -93,7 +128,7 @@ impl ReviewerRule {
 pub struct AccessReview {
     /// Id.
     pub id: String,
-    /// `groups:*` or `groups:ops,web`.
+    /// `groups:*`, `groups:ops,web`, `tokens:*` or `tokens:admin,scim`.
     pub scope: String,
     /// `user:NAME` or `manager`.
     pub reviewer_rule: String,
@@ -120,12 +155,15 @@ pub struct AccessReview {
 pub struct ReviewItem {
     /// Its number in the campaign, from 1.
     pub n: u32,
-    /// Who holds it.
+    /// Who holds it: a person, or a token's name.
     pub subject: String,
-    /// The group.
+    /// The group, or a token's `role:ROLE`.
     pub entitlement: String,
-    /// `member` or `grant`.
+    /// `member`, `grant` or `token`.
     pub source: String,
+    /// The person whose access it is: the subject, or the person a token acts as (else who
+    /// made it); `None` for a token nobody in particular made (the operator, SCIM).
+    pub owner: Option<String>,
     /// When it was granted.
     pub granted_at: Timestamp,
     /// By whom, from the audit log (or the grant).
@@ -171,11 +209,20 @@ fn item_from_row(row: &AnyRow) -> Result<ReviewItem, StoreError> {
             .try_get::<Option<i64>, _>(c)?
             .map(Timestamp::from_millis))
     };
+    let subject: String = row.try_get("subject")?;
+    let source: String = row.try_get("source")?;
+    // Items from before tokens could be reviewed have no owner column: theirs is the subject.
+    let owner = match row.try_get::<Option<String>, _>("owner")? {
+        Some(owner) => Some(owner),
+        None if source == "token" => None,
+        None => Some(subject.clone()),
+    };
     Ok(ReviewItem {
         n: u32::try_from(row.try_get::<i64, _>("n")?).map_err(corrupt)?,
-        subject: row.try_get("subject")?,
+        subject,
         entitlement: row.try_get("entitlement")?,
-        source: row.try_get("source")?,
+        source,
+        owner,
         granted_at: Timestamp::from_millis(row.try_get("granted_at")?),
         granted_by: row.try_get("granted_by")?,
         granted_why: row.try_get("granted_why")?,
@@ -190,7 +237,7 @@ fn item_from_row(row: &AnyRow) -> Result<ReviewItem, StoreError> {
 }
 
 const ITEM_COLUMNS: &str = "n, subject, entitlement, source, grant_id, granted_at, granted_by, granted_why, \
-     last_used_at, reviewer, decision, reason, decided_by, decided_at, verified_at";
+     last_used_at, reviewer, decision, reason, decided_by, decided_at, verified_at, token_id, owner";
 
 async fn fetch_review(conn: &mut AnyConnection, id: &str) -> Result<AccessReview, StoreError> {
     let row = sqlx::query(
@@ -230,13 +277,17 @@ async fn fetch_review(conn: &mut AnyConnection, id: &str) -> Result<AccessReview
     })
 }
 
-/// One holding of a group, as the campaign freezes it.
+/// One holding of a group or one live token, as the campaign freezes it.
 struct Holding {
-    user_id: String,
+    /// The owner's user id, for their manager.
+    user_id: Option<String>,
     subject: String,
     entitlement: String,
     source: &'static str,
+    /// The person whose access it is.
+    owner: Option<String>,
     grant_id: Option<String>,
+    token_id: Option<String>,
     granted_at: i64,
     granted_by: Option<String>,
     granted_why: Option<String>,
@@ -257,8 +308,82 @@ impl Holding {
     }
 }
 
-/// Everyone holding a group in scope now: members and live grants, in group then user order.
+/// What a scope covers now: its groups' holdings, or its live tokens.
 async fn population(
+    conn: &mut AnyConnection,
+    scope: &ReviewScope,
+    now: Timestamp,
+) -> Result<Vec<Holding>, StoreError> {
+    match scope {
+        ReviewScope::AllGroups | ReviewScope::Groups(_) => group_population(conn, scope, now).await,
+        ReviewScope::AllTokens => token_population(conn, &Role::ALL, now).await,
+        ReviewScope::Tokens(roles) => token_population(conn, roles, now).await,
+    }
+}
+
+/// The live API tokens of `roles`, in role then name order: each with the person it acts as
+/// (else who made it) as its owner. Tokens `warden login` issued are a person's sign-in, not a
+/// standing credential, and are left out.
+async fn token_population(
+    conn: &mut AnyConnection,
+    roles: &[Role],
+    now: Timestamp,
+) -> Result<Vec<Holding>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT t.id, t.name, t.role, t.created_by, t.created_at, t.expires_at, u.id AS user_id, \
+         u.name AS user_name FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id \
+         WHERE t.revoked_at IS NULL AND t.expires_at > $1 AND t.passkey = 0 ORDER BY t.role, t.name",
+    )
+    .bind(now.as_millis())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let role: String = row.try_get("role")?;
+        if !roles.iter().any(|r| r.as_str() == role) {
+            continue;
+        }
+        let created_by: String = row.try_get("created_by")?;
+        let user_name: Option<String> = row.try_get("user_name")?;
+        let (owner, user_id) = match &user_name {
+            Some(name) => (Some(name.clone()), row.try_get("user_id")?),
+            None => match created_by.strip_prefix("user:") {
+                Some(maker) => {
+                    let id: Option<String> =
+                        sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
+                            .bind(maker)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                    (Some(maker.to_owned()), id)
+                }
+                None => (None, None),
+            },
+        };
+        let expires = Timestamp::from_millis(row.try_get("expires_at")?).rfc3339_millis();
+        let why = match &user_name {
+            Some(name) => format!("acts as `{name}`; expires {expires}"),
+            None => format!("acts as itself; expires {expires}"),
+        };
+        out.push(Holding {
+            user_id,
+            subject: row.try_get("name")?,
+            entitlement: format!("role:{role}"),
+            source: "token",
+            owner,
+            grant_id: None,
+            token_id: Some(row.try_get("id")?),
+            granted_at: row.try_get("created_at")?,
+            granted_by: Some(created_by),
+            granted_why: Some(why),
+            // Warden does not record each use of a token.
+            last_used_at: None,
+        });
+    }
+    Ok(out)
+}
+
+/// Everyone holding a group in scope now: members and live grants, in group then user order.
+async fn group_population(
     conn: &mut AnyConnection,
     scope: &ReviewScope,
     now: Timestamp,
@@ -339,11 +464,13 @@ async fn population(
         }
         let last = last_used.get(&subject).copied().flatten();
         out.push(Holding {
-            user_id: row.try_get("user_id")?,
+            user_id: Some(row.try_get("user_id")?),
+            owner: Some(subject.clone()),
             subject,
             entitlement,
             source,
             grant_id: row.try_get("grant_id")?,
+            token_id: None,
             granted_at: row.try_get("granted_at")?,
             granted_by,
             granted_why,
@@ -361,6 +488,10 @@ async fn reviewer_of(
 ) -> Result<Result<String, String>, StoreError> {
     match rule {
         ReviewerRule::User(u) => Ok(Ok(u.to_string())),
+        ReviewerRule::Owner if holding.source == "token" => Ok(Err(format!(
+            "token `{}` belongs to no group, so it has no group owner: name a reviewer or use manager",
+            holding.subject
+        ))),
         ReviewerRule::Owner => {
             let row = sqlx::query(
                 "SELECT u.name FROM group_owners o JOIN groups g ON g.id = o.group_id \
@@ -378,8 +509,15 @@ async fn reviewer_of(
             })
         }
         ReviewerRule::Manager => {
+            let Some(user_id) = &holding.user_id else {
+                return Ok(Err(format!(
+                    "token `{}` acts as itself and no person made it: it has no manager",
+                    holding.subject
+                )));
+            };
+            let owner = holding.owner.as_deref().unwrap_or(&holding.subject);
             let row = sqlx::query("SELECT document FROM scim_user_documents WHERE user_id = $1")
-                .bind(&holding.user_id)
+                .bind(user_id)
                 .fetch_optional(&mut *conn)
                 .await?;
             let manager_id = row
@@ -394,7 +532,7 @@ async fn reviewer_of(
                         .map(str::to_owned)
                 });
             let Some(manager_id) = manager_id else {
-                return Ok(Err(format!("`{}` has no manager", holding.subject)));
+                return Ok(Err(format!("`{owner}` has no manager")));
             };
             let name = sqlx::query("SELECT name FROM users WHERE id = $1 AND disabled_at IS NULL")
                 .bind(&manager_id)
@@ -402,10 +540,7 @@ async fn reviewer_of(
                 .await?;
             Ok(match name {
                 Some(r) => Ok(r.try_get("name")?),
-                None => Err(format!(
-                    "`{}`'s manager is not an enabled user",
-                    holding.subject
-                )),
+                None => Err(format!("`{owner}`'s manager is not an enabled user")),
             })
         }
     }
@@ -481,8 +616,12 @@ impl Store {
             }
             let holdings = population(conn, &new.scope, ctx.now).await?;
             if holdings.is_empty() {
+                let what = match new.scope {
+                    ReviewScope::AllTokens | ReviewScope::Tokens(_) => "no live token is in",
+                    ReviewScope::AllGroups | ReviewScope::Groups(_) => "nobody holds",
+                };
                 return Err(StoreError::Conflict(format!(
-                    "nobody holds {}: nothing to review",
+                    "{what} {}: nothing to review",
                     new.scope.as_text()
                 )));
             }
@@ -490,7 +629,10 @@ impl Store {
             let mut problems = Vec::new();
             for h in &holdings {
                 match reviewer_of(conn, &new.reviewer, h).await? {
-                    Ok(r) if r == h.subject => problems.push(format!(
+                    Ok(r) if h.source == "token" && h.owner.as_ref() == Some(&r) => {
+                        problems.push(format!("`{r}` would review their own token `{}`", h.subject));
+                    }
+                    Ok(r) if h.owner.as_ref() == Some(&r) => problems.push(format!(
                         "`{r}` would review their own access to `{}`",
                         h.entitlement
                     )),
@@ -530,8 +672,8 @@ impl Store {
             for (i, (h, r)) in holdings.iter().zip(&reviewers).enumerate() {
                 sqlx::query(
                     "INSERT INTO access_review_items (review_id, n, subject, entitlement, source, grant_id, \
-                     granted_at, granted_by, granted_why, last_used_at, reviewer) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     granted_at, granted_by, granted_why, last_used_at, reviewer, token_id, owner) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .bind(&id)
                 .bind(i64::try_from(i + 1).unwrap_or(i64::MAX))
@@ -544,6 +686,8 @@ impl Store {
                 .bind(h.granted_why.as_deref())
                 .bind(h.last_used_at)
                 .bind(r)
+                .bind(h.token_id.as_deref())
+                .bind(h.owner.as_deref())
                 .execute(&mut *conn)
                 .await?;
             }
@@ -620,7 +764,7 @@ impl Store {
                     .find(|i| i.n == *n)
                     .ok_or_else(|| StoreError::NotFound { kind: "review item", name: n.to_string() })?;
                 let privileged = matches!(me.as_str(), "operator" | "system");
-                if me == format!("user:{}", item.subject) {
+                if item.owner.as_ref().is_some_and(|o| me == format!("user:{o}")) {
                     return Err(StoreError::Conflict(format!(
                         "item {n}: you cannot review your own access"
                     )));
@@ -682,17 +826,29 @@ impl Store {
             let mut verified = Vec::new();
             let mut still = Vec::new();
             for item in review.items.iter().filter(|i| i.decision.as_deref() == Some("revoke") && i.verified_at.is_none()) {
-                let held = sqlx::query(
-                    "SELECT 1 FROM group_members m JOIN users u ON u.id = m.user_id JOIN groups g ON g.id = m.group_id \
-                     WHERE u.name = $1 AND g.name = $2 \
-                     UNION ALL SELECT 1 FROM grants gr JOIN users u ON u.id = gr.user_id JOIN groups g ON g.id = gr.group_id \
-                     WHERE u.name = $1 AND g.name = $2 AND gr.ended_at IS NULL AND gr.expires_at > $3",
-                )
-                .bind(&item.subject)
-                .bind(&item.entitlement)
-                .bind(ctx.now.as_millis())
-                .fetch_optional(&mut *conn)
-                .await?;
+                let held = if item.source == "token" {
+                    sqlx::query(
+                        "SELECT 1 FROM access_review_items i JOIN api_tokens t ON t.id = i.token_id \
+                         WHERE i.review_id = $1 AND i.n = $2 AND t.revoked_at IS NULL AND t.expires_at > $3",
+                    )
+                    .bind(id)
+                    .bind(i64::from(item.n))
+                    .bind(ctx.now.as_millis())
+                    .fetch_optional(&mut *conn)
+                    .await?
+                } else {
+                    sqlx::query(
+                        "SELECT 1 FROM group_members m JOIN users u ON u.id = m.user_id JOIN groups g ON g.id = m.group_id \
+                         WHERE u.name = $1 AND g.name = $2 \
+                         UNION ALL SELECT 1 FROM grants gr JOIN users u ON u.id = gr.user_id JOIN groups g ON g.id = gr.group_id \
+                         WHERE u.name = $1 AND g.name = $2 AND gr.ended_at IS NULL AND gr.expires_at > $3",
+                    )
+                    .bind(&item.subject)
+                    .bind(&item.entitlement)
+                    .bind(ctx.now.as_millis())
+                    .fetch_optional(&mut *conn)
+                    .await?
+                };
                 if held.is_some() {
                     still.push(item.n);
                     continue;
@@ -797,20 +953,26 @@ impl Store {
     }
 }
 
-/// Removes what item `n` of review `id` reviewed: the membership, or the grant.
+/// Removes what item `n` of review `id` reviewed: the membership, the grant, or the token.
 async fn revoke_item(
     conn: &mut AnyConnection,
     id: &str,
     n: u32,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let row = sqlx::query("SELECT subject, entitlement, source, grant_id FROM access_review_items WHERE review_id = $1 AND n = $2")
+    let row = sqlx::query("SELECT subject, entitlement, source, grant_id, token_id FROM access_review_items WHERE review_id = $1 AND n = $2")
         .bind(id)
         .bind(i64::from(n))
         .fetch_one(&mut *conn)
         .await?;
     let source: String = row.try_get("source")?;
-    if source == "grant" {
+    if source == "token" {
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now.as_millis())
+            .bind(row.try_get::<Option<String>, _>("token_id")?)
+            .execute(&mut *conn)
+            .await?;
+    } else if source == "grant" {
         sqlx::query("UPDATE grants SET ended_at = $1, end_reason = 'revoked by review' WHERE id = $2 AND ended_at IS NULL")
             .bind(now.as_millis())
             .bind(row.try_get::<Option<String>, _>("grant_id")?)

@@ -377,12 +377,15 @@ pub struct ReviewArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ReviewCommand {
-    /// Start a campaign: who holds the groups in scope is frozen and hashed now.
+    /// Start a campaign: who holds the groups in scope, or which API tokens are live, is
+    /// frozen and hashed now.
     Create {
-        /// `groups:*` (every group) or `groups:ops,web`.
+        /// `groups:*` (every group), `groups:ops,web`, `tokens:*` (every live API token, with
+        /// its owner and role) or `tokens:admin,scim`.
         #[arg(long, default_value = "groups:*")]
         scope: String,
-        /// Who reviews: a user name, or `manager` (each person's manager from SCIM).
+        /// Who reviews: a user name, `owner` (each group's owner) or `manager` (each person's
+        /// manager from SCIM; for a token, its owner's).
         #[arg(long)]
         reviewer: String,
         /// When decisions are due: 2026-12-31, an RFC 3339 time, or a span like 14d.

@@ -9,7 +9,7 @@ use crate::output::{cell, table};
 use crate::pki::connect;
 
 const FIELDS: &str = "id scope reviewer createdBy createdAt dueAt autoRevoke state closedAt populationSha256 \
-     items { n subject entitlement source grantedAt grantedBy grantedWhy lastUsedAt reviewer decision reason decidedBy decidedAt verifiedAt }";
+     items { n subject entitlement source owner grantedAt grantedBy grantedWhy lastUsedAt reviewer decision reason decidedBy decidedAt verifiedAt }";
 
 pub async fn run(args: ReviewArgs) -> anyhow::Result<()> {
     let client = connect(&args.connection)?;
@@ -19,22 +19,13 @@ pub async fn run(args: ReviewArgs) -> anyhow::Result<()> {
             reviewer,
             due,
             auto_revoke,
-        } => {
-            let Some(groups) = scope.strip_prefix("groups:") else {
-                bail!("invalid scope `{scope}`: use groups:* or groups:ops,web");
-            };
-            let groups: Vec<&str> = match groups {
-                "*" => Vec::new(),
-                list => list.split(',').map(str::trim).collect(),
-            };
-            (
-                format!(
-                    "mutation($g: [String!]!, $r: String!, $d: String!, $a: Boolean!) {{ createAccessReview(groups: $g, reviewer: $r, due: $d, autoRevoke: $a) {{ {FIELDS} }} }}"
-                ),
-                json!({ "g": groups, "r": reviewer, "d": due, "a": auto_revoke }),
-                "createAccessReview",
-            )
-        }
+        } => (
+            format!(
+                "mutation($s: String!, $r: String!, $d: String!, $a: Boolean!) {{ createAccessReview(scope: $s, reviewer: $r, due: $d, autoRevoke: $a) {{ {FIELDS} }} }}"
+            ),
+            json!({ "s": scope, "r": reviewer, "d": due, "a": auto_revoke }),
+            "createAccessReview",
+        ),
         ReviewCommand::List => (
             format!("{{ accessReviews {{ {FIELDS} }} }}"),
             json!({}),

@@ -127,7 +127,7 @@ async fn review_revoke_verify_and_report() {
                     "--due",
                     "1d",
                 ],
-                "error: invalid scope `hosts:*`: use groups:* or groups:ops,web",
+                "error: invalid review scope `hosts:*`: use groups:*, groups:NAME,NAME, tokens:* or tokens:ROLE,ROLE",
             ),
         ] {
             assert_eq!(
@@ -447,4 +447,219 @@ async fn managers_review_their_reports() {
         server.audit("group.set_owner")[0]["details"]["owner"],
         "olga"
     );
+}
+
+/// API tokens are access too: a campaign over `tokens:…` lists each live token with its owner
+/// and role; its reviewer (an ordinary member) revokes one and the token stops working at
+/// once; nobody reviews a token that acts as them; scopes and reviewers that cannot apply are
+/// refused in one line, changing nothing.
+#[tokio::test]
+async fn api_tokens_are_reviewed_with_their_owners_and_roles() {
+    for backend in Backend::ALL {
+        let server = TestServer::start(bin(), backend, "[limits]\nper_source_rps = 0\n").await;
+        for args in [
+            &["user", "add", "alice"][..],
+            &["user", "add", "bob"],
+            &["group", "add", "ops"],
+            &["group", "add-member", "ops", "alice"],
+        ] {
+            assert!(server.admin(args).status.success(), "{args:?}");
+        }
+        let admin = server.token("ci", "admin", None);
+        let deploy = server.token("alice-deploy", "admin", Some("alice"));
+        server.token("okta", "scim", None);
+        let bob = server.token("bob-cli", "member", Some("bob"));
+        let campaigns = || {
+            let out = review(&server, &admin, &["--json", "list"]);
+            json_of(&out).as_array().unwrap().len()
+        };
+
+        // bob holds a member token of his own: he cannot review it.
+        for (args, want) in [
+            (
+                &[
+                    "create",
+                    "--scope",
+                    "tokens:*",
+                    "--reviewer",
+                    "bob",
+                    "--due",
+                    "7d",
+                ][..],
+                "error: cannot assign reviewers: `bob` would review their own token `bob-cli`",
+            ),
+            (
+                &[
+                    "create",
+                    "--scope",
+                    "tokens:scim",
+                    "--reviewer",
+                    "owner",
+                    "--due",
+                    "7d",
+                ],
+                "error: cannot assign reviewers: token `okta` belongs to no group, so it has no group owner: name a reviewer or use manager",
+            ),
+            (
+                &[
+                    "create",
+                    "--scope",
+                    "tokens:scim",
+                    "--reviewer",
+                    "manager",
+                    "--due",
+                    "7d",
+                ],
+                "error: cannot assign reviewers: token `okta` acts as itself and no person made it: it has no manager",
+            ),
+            (
+                &[
+                    "create",
+                    "--scope",
+                    "tokens:root",
+                    "--reviewer",
+                    "bob",
+                    "--due",
+                    "7d",
+                ],
+                "error: invalid review scope `tokens:root`: unknown role `root`: expected admin, auditor, member or scim",
+            ),
+            (
+                &[
+                    "create",
+                    "--scope",
+                    "tokens:auditor",
+                    "--reviewer",
+                    "bob",
+                    "--due",
+                    "7d",
+                ],
+                "error: no live token is in tokens:auditor: nothing to review",
+            ),
+        ] {
+            assert_eq!(error_of(&review(&server, &admin, args)), want, "{args:?}");
+        }
+        assert_eq!(campaigns(), 0, "{backend:?}");
+
+        let args = [
+            "--json",
+            "create",
+            "--scope",
+            "tokens:admin,scim",
+            "--reviewer",
+            "bob",
+            "--due",
+            "7d",
+        ];
+        let campaign = json_of(&review(&server, &admin, &args));
+        let id = campaign["id"].as_str().unwrap().to_owned();
+        assert_eq!(campaign["scope"], "tokens:admin,scim");
+        let items: Vec<(String, String, String, Value)> = campaign["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                assert_eq!(i["source"], "token");
+                (
+                    i["subject"].as_str().unwrap().to_owned(),
+                    i["entitlement"].as_str().unwrap().to_owned(),
+                    i["grantedWhy"]
+                        .as_str()
+                        .unwrap()
+                        .split(';')
+                        .next()
+                        .unwrap()
+                        .to_owned(),
+                    i["owner"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            items,
+            [
+                (
+                    "alice-deploy".to_owned(),
+                    "role:admin".to_owned(),
+                    "acts as `alice`".to_owned(),
+                    json!("alice")
+                ),
+                (
+                    "ci".to_owned(),
+                    "role:admin".to_owned(),
+                    "acts as itself".to_owned(),
+                    Value::Null
+                ),
+                (
+                    "okta".to_owned(),
+                    "role:scim".to_owned(),
+                    "acts as itself".to_owned(),
+                    Value::Null
+                ),
+            ],
+            "{backend:?}"
+        );
+        assert_eq!(campaign["items"][0]["grantedBy"], "operator");
+
+        // alice's token cannot decide its own item, even as an admin.
+        let out = review(
+            &server,
+            &deploy,
+            &["decide", &id, "--items", "1", "--keep", "--reason", "mine"],
+        );
+        assert_eq!(
+            error_of(&out),
+            "error: item 1: you cannot review your own access"
+        );
+        // bob, an ordinary member, revokes it: it stops working at once, verified.
+        let out = review(
+            &server,
+            &bob,
+            &[
+                "--json",
+                "decide",
+                &id,
+                "--items",
+                "1",
+                "--revoke",
+                "--reason",
+                "deploys moved to CI",
+            ],
+        );
+        let after = json_of(&out);
+        assert_eq!(after["items"][0]["decision"], "revoke");
+        assert!(after["items"][0]["verifiedAt"].is_string(), "{after}");
+        let refused = review(&server, &deploy, &["list"]);
+        assert!(!refused.status.success());
+        let revoked = server.audit("review.revoke");
+        assert_eq!(
+            revoked[0]["details"]["revoked"],
+            json!(["alice-deploy:role:admin"])
+        );
+        let out = review(
+            &server,
+            &bob,
+            &[
+                "--json",
+                "decide",
+                &id,
+                "--items",
+                "2,3",
+                "--keep",
+                "--reason",
+                "CI and the IdP's provisioning",
+            ],
+        );
+        assert_eq!(json_of(&out)["state"], "closed");
+        // The listing of tokens agrees.
+        let out = server.admin(&["token", "list", "--json"]);
+        let tokens: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let deploy_row = tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "alice-deploy")
+            .unwrap()
+            .clone();
+        assert!(deploy_row["revokedAt"].is_string(), "{deploy_row}");
+    }
 }

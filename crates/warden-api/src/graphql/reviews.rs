@@ -20,12 +20,15 @@ use crate::policy::Engine;
 pub struct ReviewItemInfo {
     /// Its number in the campaign.
     pub n: u32,
-    /// Who holds it.
+    /// Who holds it: a person, or a token's name.
     pub subject: String,
-    /// The group.
+    /// The group, or a token's `role:ROLE`.
     pub entitlement: String,
-    /// `member` or `grant`.
+    /// `member`, `grant` or `token`.
     pub source: String,
+    /// The person whose access it is: the subject, or the person a token acts as (else who
+    /// made it).
+    pub owner: Option<String>,
     /// When it was granted, RFC 3339.
     pub granted_at: String,
     /// By whom.
@@ -53,7 +56,7 @@ pub struct ReviewItemInfo {
 pub struct AccessReviewInfo {
     /// Id.
     pub id: String,
-    /// `groups:*` or `groups:ops,web`.
+    /// `groups:*`, `groups:ops,web`, `tokens:*` or `tokens:admin,scim`.
     pub scope: String,
     /// `user:NAME` or `manager`.
     pub reviewer: String,
@@ -97,6 +100,7 @@ fn info(r: AccessReview, only: Option<&str>) -> AccessReviewInfo {
                 subject: i.subject,
                 entitlement: i.entitlement,
                 source: i.source,
+                owner: i.owner,
                 granted_at: i.granted_at.rfc3339_millis(),
                 granted_by: i.granted_by,
                 granted_why: i.granted_why,
@@ -220,12 +224,15 @@ pub struct ReviewMutation;
 
 #[Object]
 impl ReviewMutation {
-    /// Starts a campaign over `groups` (empty: every group), reviewed by `reviewer` (a user
-    /// name, or `manager`), due at `due`; `autoRevoke` revokes what is undecided then.
+    /// Starts a campaign over `groups` (empty: every group), or over `scope` (`groups:…`,
+    /// `tokens:*`, `tokens:admin,scim`: the live API tokens with their owners and roles),
+    /// reviewed by `reviewer` (a user name, `owner` or `manager`), due at `due`; `autoRevoke`
+    /// revokes what is undecided then.
     async fn create_access_review(
         &self,
         ctx: &Context<'_>,
         #[graphql(default)] groups: Vec<String>,
+        scope: Option<String>,
         reviewer: String,
         due: String,
         #[graphql(default)] auto_revoke: bool,
@@ -236,7 +243,12 @@ impl ReviewMutation {
             "owner" => ReviewerRule::Owner,
             name => ReviewerRule::User(UserName::new(name).map_err(bad_input)?),
         };
-        let scope = if groups.is_empty() {
+        let scope = if let Some(scope) = scope {
+            if !groups.is_empty() {
+                return Err(bad_input("give groups or a scope, not both"));
+            }
+            ReviewScope::parse(&scope).map_err(bad_input)?
+        } else if groups.is_empty() {
             ReviewScope::AllGroups
         } else {
             let mut names = Vec::new();

@@ -313,7 +313,7 @@ fn compliance_limits_and_review_schedules_are_read_and_bad_ones_refused() {
         ),
         (
             "[[compliance.review_schedule]]\nscope = \"teams:x\"\nevery = \"1d\"\nreviewer = \"owner\"\n",
-            "`compliance.review_schedule` 1: invalid review scope `teams:x`: use groups:* or groups:NAME,NAME",
+            "`compliance.review_schedule` 1: invalid review scope `teams:x`: use groups:*, groups:NAME,NAME, tokens:* or tokens:ROLE,ROLE",
         ),
         (
             "[[compliance.review_schedule]]\nscope = \"groups:*\"\nevery = \"0s\"\nreviewer = \"owner\"\n",

@@ -47,7 +47,7 @@ pub(crate) async fn dashboard(
       vulnBurndown(asset: $asset) { at open overdue }
       overdue: vulnFindings(asset: $asset, severity: $severity, overdue: true, first: 50) { total
         findings { id asset advisory title package severity dueAt secondsRemaining } }
-      finding: vulnFinding(id: $finding) @include(if: $one) { id asset advisory aliases package location fixedIn title details
+      finding: vulnFinding(id: $finding) @include(if: $one) { id asset advisory aliases package location fixedIn noFix fixSeenAt title details
         source severity state firstSeen dueAt overdue scanners decidedBy decisionReason }
     }";
     let vars = json!({ "asset": asset, "severity": severity,
@@ -136,7 +136,10 @@ fn finding(f: &Value) -> Markup {
                 dt { "Severity" } dd { span class={ "sev-" (text(&f["severity"])) } { (text(&f["severity"])) } }
                 dt { "State" } dd { (text(&f["state"])) @if f["overdue"] == true { " " span.overdue { "overdue" } } }
                 dt { "First seen" } dd { (when(&f["firstSeen"])) }
-                dt { "Due" } dd { (when(&f["dueAt"])) }
+                dt { "Due" } dd {
+                    @if f["noFix"] == true { "none until a fix is published" } @else { (when(&f["dueAt"])) }
+                    @if !f["fixSeenAt"].is_null() { br; span.muted { "clock from the fix, seen " (when(&f["fixSeenAt"])) } }
+                }
                 dt { "Seen by" } dd { @for s in f["scanners"].as_array().unwrap_or(&empty) { (text(s)) " " } }
             }
             @if let Some(d) = f["details"].as_str() { p { (d) } }
