@@ -389,3 +389,167 @@ pub fn mtls_address(bound: SocketAddr, public_host: Option<&str>) -> Arc<str> {
     }
     bound.to_string().into()
 }
+
+/// `GET /v1/agent/break-glass` over mutual TLS: the CA keys of live break-glass credentials,
+/// one per line. The agent keeps them and trusts them only while it cannot reach Warden.
+pub async fn break_glass_keys(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    certificate: Option<Extension<PeerCertificate>>,
+) -> Response {
+    let source = connect.map(|Extension(ConnectInfo(p))| p);
+    let (ctx, _) =
+        match verified_host(&app, request_id, source, certificate, "host.break_glass").await {
+            Ok(verified) => verified,
+            Err(response) => return response,
+        };
+    match app.store().live_break_glass_keys(ctx.now).await {
+        Ok(keys) => {
+            let mut text = keys.join("\n");
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "break-glass keys");
+            fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable; try again",
+            )
+        }
+    }
+}
+
+/// One use of a break-glass credential, as the host's agent reports it once Warden is back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassReport {
+    /// The agent's id for the use (a UUID): a use reported twice is recorded once.
+    pub id: String,
+    /// The credential (the certificate's key id without `break-glass:`).
+    pub credential: String,
+    /// The login.
+    pub login: String,
+    /// When the session started, RFC 3339, by the host's clock.
+    pub started_at: String,
+    /// When it ended.
+    pub ended_at: Option<String>,
+    /// The session as recorded on the host (asciicast v2).
+    pub recording: Option<String>,
+}
+
+fn id_like(field: &str, value: &str) -> Result<(), String> {
+    if value.is_empty()
+        || value.len() > 64
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    {
+        return Err(format!(
+            "invalid `{field}`: 1 to 64 letters, digits, `-` or `_`"
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /v1/agent/break-glass` over mutual TLS: a use of a break-glass credential on this
+/// host. The recording is kept with the others and its hash recorded in `break_glass.use`
+/// (which webhooks carry), which opens the use's after-action review.
+pub async fn break_glass_use(
+    State(app): State<App>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    certificate: Option<Extension<PeerCertificate>>,
+    body: Result<JsonBody<BreakGlassReport>, BodyRejected>,
+) -> Response {
+    let source = connect.map(|Extension(ConnectInfo(p))| p);
+    let (ctx, host) =
+        match verified_host(&app, request_id, source, certificate, "break_glass.use").await {
+            Ok(verified) => verified,
+            Err(response) => return response,
+        };
+    let report = match body {
+        Ok(JsonBody(report)) => report,
+        Err(rejected) => return rejected.into_response(),
+    };
+    let checked = (|| {
+        id_like("id", &report.id)?;
+        id_like("credential", &report.credential)?;
+        warden_model::Login::new(&report.login).map_err(|e| format!("invalid `login`: {e}"))?;
+        let started = crate::rfc3339("started_at", &report.started_at)?;
+        let ended = report
+            .ended_at
+            .as_deref()
+            .map(|t| crate::rfc3339("ended_at", t))
+            .transpose()?;
+        Ok::<_, String>((started, ended))
+    })();
+    let (started_at, ended_at) = match checked {
+        Ok(times) => times,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, &message),
+    };
+    let (mut file, mut sha256) = (None, None);
+    if let Some(recording) = &report.recording {
+        let name = format!("break-glass-{}.cast", report.id);
+        let recordings = &app.recordings;
+        let path = recordings.local_dir().join(&name);
+        if let Err(e) = tokio::fs::create_dir_all(recordings.local_dir()).await {
+            tracing::error!(error = %e, "break-glass recording directory");
+            return fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot keep the recording; try again",
+            );
+        }
+        if let Err(e) = tokio::fs::write(&path, recording.as_bytes()).await {
+            tracing::error!(error = %e, "break-glass recording");
+            return fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot keep the recording; try again",
+            );
+        }
+        if let Err(e) = recordings.publish(&name).await {
+            tracing::warn!(error = %e, "break-glass recording kept in the spool");
+        }
+        sha256 = Some(
+            <sha2::Sha256 as sha2::Digest>::digest(recording.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
+        );
+        file = Some(name);
+    }
+    let new = warden_store::NewBreakGlassUse {
+        id: report.id,
+        credential: report.credential,
+        host: host.name,
+        login: report.login,
+        started_at,
+        ended_at,
+        recording: file,
+        recording_sha256: sha256,
+    };
+    let store = app.store().clone();
+    match detached(async move { store.record_break_glass_use(&ctx, new).await }).await {
+        Ok(recorded) => axum::Json(json!({ "recorded": recorded })).into_response(),
+        Err(warden_store::StoreError::NotFound { name, .. }) => fail(
+            StatusCode::NOT_FOUND,
+            &format!("unknown break-glass credential `{name}`"),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "break-glass use");
+            fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable; try again",
+            )
+        }
+    }
+}

@@ -36,11 +36,14 @@ pub enum TestId {
     AuditIntegrity,
     /// Idle and maximum session limits were in force and no SSH session outlived them.
     SessionLimits,
+    /// An emergency access procedure was in place, and every use of it was recorded and had
+    /// its after-action review closed.
+    EmergencyAccess,
 }
 
 impl TestId {
     /// Every test, in the order they are shown.
-    pub const ALL: [TestId; 12] = [
+    pub const ALL: [TestId; 13] = [
         TestId::SigninPasskey,
         TestId::PasskeyEnrollment,
         TestId::UniqueIdentity,
@@ -53,6 +56,7 @@ impl TestId {
         TestId::VulnSla,
         TestId::AuditIntegrity,
         TestId::SessionLimits,
+        TestId::EmergencyAccess,
     ];
 
     /// The id as written in catalogs and on the command line.
@@ -70,6 +74,7 @@ impl TestId {
             TestId::VulnSla => "vuln-sla",
             TestId::AuditIntegrity => "audit-integrity",
             TestId::SessionLimits => "session-limits",
+            TestId::EmergencyAccess => "emergency-access",
         }
     }
 
@@ -109,6 +114,9 @@ impl TestId {
             }
             TestId::SessionLimits => {
                 "Idle and maximum session limits were in force, and no SSH session outlived them"
+            }
+            TestId::EmergencyAccess => {
+                "An emergency access procedure was in place, and every use was recorded and reviewed after the fact"
             }
         }
     }

@@ -76,6 +76,14 @@ fn system() -> Value {
     json!({"kind": "system"})
 }
 
+fn operator() -> Value {
+    json!({"kind": "operator"})
+}
+
+fn host(name: &str) -> Value {
+    json!({"kind": "host", "name": name, "method": "mutual_tls"})
+}
+
 fn anonymous() -> Value {
     json!({"kind": "anonymous"})
 }
@@ -681,4 +689,51 @@ proptest! {
             prop_assert!(r.items.iter().all(|i| period.holds(i.time)));
         }
     }
+}
+
+#[test]
+fn an_emergency_access_is_an_exception_until_its_review_closes() {
+    let mut log = Log::default();
+    log.add(
+        T0,
+        operator(),
+        "break_glass.create",
+        "break-glass:bg1",
+        json!({"shares": 3, "threshold": 2}),
+    );
+    for (id, recorded) in [("u1", true), ("u2", true), ("u3", false)] {
+        let mut details = json!({"use": id, "host": "db-1", "login": "root"});
+        if recorded {
+            details["recording_sha256"] = json!("ab".repeat(32));
+        }
+        log.add(
+            T0 + HOUR,
+            host("db-1"),
+            "break_glass.use",
+            "break-glass:bg1",
+            details,
+        );
+    }
+    log.add(
+        T0 + 2 * HOUR,
+        person("rita"),
+        "break_glass.review.close",
+        "break-glass-use:u1",
+        json!({"summary": "restored the database during the outage"}),
+    );
+    let r = log.run(TestId::EmergencyAccess, T0 + DAY, Observations::default());
+    assert_eq!(
+        reasons(&r),
+        [
+            (
+                "break-glass-use:u2".to_owned(),
+                "emergency access to `db-1` as `root` has no closed after-action review".to_owned()
+            ),
+            (
+                "break-glass-use:u3".to_owned(),
+                "emergency access to `db-1` as `root` has no recording".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(r.population, 4);
 }

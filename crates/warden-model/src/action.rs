@@ -67,6 +67,10 @@ changes! {
     AuthEnroll = "auth.enroll", Nothing;
     AuthLogin = "auth.login", Nothing;
     AuthPasskey = "auth.passkey", Nothing;
+    BreakGlassCreate = "break_glass.create", Nothing;
+    BreakGlassReviewClose = "break_glass.review.close", Nothing;
+    BreakGlassRevoke = "break_glass.revoke", Credential;
+    BreakGlassUse = "break_glass.use", Nothing;
     CaCreate = "ca.create", Credential;
     CaRotate = "ca.rotate", Credential;
     ComplianceTestFail = "compliance.test.fail", Nothing;

@@ -20,8 +20,8 @@ pub use action::{Change, UnknownChange};
 pub use actor::{Actor, AuthMethod};
 pub use key_id::{Holder, KeyId, KeyIdError};
 pub use names::{
-    GroupName, HostName, Login, MAX_NAME_LEN, NameError, TokenName, UserName, derive_name,
-    proxy_principal,
+    BREAK_GLASS_PRINCIPAL, GroupName, HostName, Login, MAX_NAME_LEN, NameError, TokenName,
+    UserName, derive_name, proxy_principal,
 };
 pub use role::{Role, RoleError};
 pub use secret::SecretString;

@@ -166,6 +166,11 @@ pub fn derive_name(text: &str) -> String {
     out
 }
 
+/// The principal of break-glass certificates (`warden admin break-glass create`). Like the
+/// proxy's, it holds a `:`, so no person's certificate carries it; and hosts trust the CA that
+/// signs it only while they cannot reach Warden.
+pub const BREAK_GLASS_PRINCIPAL: &str = "warden-break-glass:emergency";
+
 /// The one principal a host's sshd accepts (what its `AuthorizedPrincipalsCommand` prints): the certificates
 /// Warden's proxy mints for a session on `host`. It cannot be a [`Login`] (it holds a `:`), so
 /// no person's certificate carries it, and a person's own certificate cannot bypass the proxy.

@@ -14,6 +14,7 @@
 //! in time and randomness; nothing here reads the clock. Security warning: the caller decides
 //! which principals and lifetimes a requester may have; this crate signs what it is asked to.
 
+pub mod break_glass;
 pub mod krl;
 pub mod seal;
 pub mod ssh;

@@ -142,6 +142,10 @@ pub(crate) fn admin_router(web: Web, edge: EdgeState, limits: &Limits) -> Router
 pub(crate) fn mtls_router(app: App, edge: EdgeState, limits: &Limits) -> Router {
     let routes = Router::new()
         .route("/v1/agent/renew", post(warden_api::agent::renew))
+        .route(
+            "/v1/agent/break-glass",
+            get(warden_api::agent::break_glass_keys).post(warden_api::agent::break_glass_use),
+        )
         .route("/v1/mesh/enroll", post(warden_api::mesh::enroll_host))
         .route("/v1/mesh/map", get(warden_api::mesh::host_map))
         .route("/v1/mesh/ranges", get(warden_api::mesh::host_ranges))

@@ -52,6 +52,7 @@
 
 mod access;
 mod audit;
+mod break_glass;
 mod ca;
 mod compliance;
 mod error;
@@ -80,6 +81,7 @@ use tokio::sync::Mutex;
 
 pub use access::{AccessRequest, Decision, Grant, Leaver, NewAccessRequest, RequestState};
 pub use audit::{AuditContext, EventFilter, StoredCheckpoint, TailEvent};
+pub use break_glass::{BreakGlass, BreakGlassUse, NewBreakGlass, NewBreakGlassUse};
 pub use ca::{CaKey, LiveSshCertificate, NewSshCertificate, NewX509Certificate};
 pub use error::StoreError;
 pub use groups::Group;

@@ -180,6 +180,44 @@ impl TestServer {
         self.crash_and_restart();
     }
 
+    /// As [`TestServer::restart`], listening where it listened before: the addresses agents
+    /// learned at join keep working, as after a real restart.
+    pub fn restart_in_place(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let port = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+            .expect("the server's port");
+        let mut env = self.env.clone();
+        env.push((
+            "WARDEN_LISTEN_AGENT_MTLS".to_owned(),
+            self.mtls_addr.clone(),
+        ));
+        env.push((
+            "WARDEN_LISTEN_SSH_PROXY".to_owned(),
+            self.ssh_proxy_addr.clone(),
+        ));
+        let config_path = self._dir.path().join("warden.toml");
+        let started = spawn(
+            &self.bin,
+            &config_path,
+            &self.data_dir,
+            self.database.as_ref(),
+            &self.log_path,
+            port,
+            &env,
+        );
+        self.child = Some(started.child);
+        self.url = started.url;
+        self.mtls_addr = started.mtls;
+        self.ssh_proxy_addr = started.proxy;
+    }
+
     /// The database URL a second process may use to reach the same data.
     pub fn database_url(&self) -> String {
         match &self.database {
@@ -225,6 +263,7 @@ impl TestServer {
         let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         let data = dir.join(format!("agent-{name}"));
         let conf = dir.join(format!("sshd-{name}.d"));
+        let spool = dir.join(format!("break-glass-{name}"));
         let out = run_cli(
             &self.bin,
             &[
@@ -239,6 +278,8 @@ impl TestServer {
                 conf.to_str().expect("utf-8 path"),
                 "--sshd-addr",
                 sshd_addr,
+                "--break-glass-spool",
+                spool.to_str().expect("utf-8 path"),
                 "--once",
             ],
         );

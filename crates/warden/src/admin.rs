@@ -27,6 +27,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::JoinToken { command } => join_token(&client, command, json).await,
         AdminCommand::Host { command } => host(&client, command, json).await,
         AdminCommand::Session { command } => session(&client, command, json).await,
+        AdminCommand::BreakGlass { command } => {
+            crate::break_glass::admin(&client, command, json).await
+        }
     }
 }
 

@@ -34,9 +34,11 @@ struct Saved {
     credentials: AgentCredentials,
 }
 
-/// The program that prints a host's one principal for sshd: it must be owned by root and not
-/// writable by anyone else, as sshd checks.
-const ECHO: &str = "/usr/bin/echo";
+/// Warden's user CA as last fetched; `user_ca.pub` (what sshd reads) is it, plus the
+/// break-glass CAs while Warden is unreachable.
+const WARDEN_USER_CA: &str = "user_ca.warden.pub";
+/// The CA keys of the live break-glass credentials, as last fetched.
+const BREAK_GLASS_CA: &str = "break_glass_ca.pub";
 
 fn now_secs() -> u64 {
     SystemTime::now()
@@ -69,11 +71,19 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         tls_key,
     };
     let mut saved = agent.start().await?;
-    if agent.refresh(&saved).await? {
-        saved = agent.renew(&saved).await?;
-    }
     if agent.args.once {
+        if agent.refresh(&saved).await? {
+            agent.renew(&saved).await?;
+        }
         return Ok(());
+    }
+    // A host that starts while Warden is unreachable keeps going: break-glass may be needed.
+    let mut last_contact = now_secs();
+    let mut cut_off = false;
+    match agent.refresh(&saved).await {
+        Ok(true) => saved = agent.renew(&saved).await?,
+        Ok(false) => agent.upload_break_glass(&saved).await,
+        Err(err) => eprintln!("warning: refresh failed: {err:#}"),
     }
     let agent = Arc::new(agent);
     let (creds_tx, creds_rx) = tokio::sync::watch::channel(saved.credentials.clone());
@@ -94,9 +104,33 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
         let host_ca_rotated = match agent.refresh(&saved).await {
-            Ok(rotated) => rotated,
+            Ok(rotated) => {
+                last_contact = now_secs();
+                if cut_off {
+                    cut_off = false;
+                    eprintln!(
+                        "Warden answers again: break-glass credentials are no longer trusted"
+                    );
+                }
+                agent.upload_break_glass(&saved).await;
+                rotated
+            }
             Err(err) => {
                 eprintln!("warning: refresh failed: {err:#}");
+                let silent = now_secs().saturating_sub(last_contact);
+                if !cut_off && silent >= agent.args.break_glass_after.as_secs() {
+                    match agent.trust(true) {
+                        Ok(()) => {
+                            cut_off = true;
+                            eprintln!(
+                                "warning: Warden unreachable for {silent} s: break-glass credentials are trusted until it answers"
+                            );
+                        }
+                        Err(err) => {
+                            eprintln!("warning: cannot trust break-glass credentials: {err:#}")
+                        }
+                    }
+                }
                 false
             }
         };
@@ -281,7 +315,8 @@ impl Agent {
         if !self.path("bundle.pem").exists() {
             write_file(&self.path("bundle.pem"), creds.bundle.as_bytes(), 0o644)?;
         }
-        write_file(&self.path("user_ca.pub"), creds.user_ca.as_bytes(), 0o644)?;
+        write_file(&self.path(WARDEN_USER_CA), creds.user_ca.as_bytes(), 0o644)?;
+        self.trust(false)?;
         write_file(&self.path("host_ca.pub"), creds.host_ca.as_bytes(), 0o644)?;
         if !self.path("revoked.krl").exists() {
             write_file(&self.path("revoked.krl"), b"", 0o644)?;
@@ -299,16 +334,32 @@ impl Agent {
             );
         }
         let dir = std::path::absolute(&self.args.data_dir)?;
+        // The principals come from this program, run as `nobody` with nothing to read: the
+        // proxy's principal, and the break-glass one, whose sessions are forced through the
+        // recorder. sshd trusts the CA of break-glass certificates only while this agent
+        // cannot reach Warden (`trust`).
+        let spool = std::path::absolute(&self.args.break_glass_spool)?;
+        crate::break_glass::make_spool(&spool)?;
+        let exe = std::env::current_exe().context("cannot find this program's path")?;
+        for path in [&exe, &spool] {
+            let shown = path.display().to_string();
+            if shown.contains(['"', '%', '\\']) || shown.chars().any(char::is_whitespace) {
+                bail!("path `{shown}` cannot be written into sshd's configuration");
+            }
+        }
         let conf = format!(
             "# Written by warden agent for host {host}; do not edit.\n\
              HostKey {dir}/{HOST_KEY}\n\
              HostCertificate {dir}/{HOST_KEY}-cert.pub\n\
              TrustedUserCAKeys {dir}/user_ca.pub\n\
-             AuthorizedPrincipalsCommand {ECHO} {principal}\n\
+             AuthorizedPrincipalsCommand {exe} break-glass principals --host-principal {principal} --spool {spool}\n\
              AuthorizedPrincipalsCommandUser nobody\n\
+             ExposeAuthInfo yes\n\
              RevokedKeys {dir}/revoked.krl\n",
             host = creds.host,
             dir = dir.display(),
+            exe = exe.display(),
+            spool = spool.display(),
         );
         private_dir(&self.args.sshd_config_dir)?;
         write_file(
@@ -338,8 +389,16 @@ impl Agent {
             .mtls(creds, "GET", "/v1/ssh/user_ca.pub", Vec::new())
             .await?;
         if status.is_success() {
-            write_file(&self.path("user_ca.pub"), &user_ca, 0o644)?;
+            write_file(&self.path(WARDEN_USER_CA), &user_ca, 0o644)?;
         }
+        let (status, keys) = self
+            .mtls(creds, "GET", "/v1/agent/break-glass", Vec::new())
+            .await?;
+        if status.is_success() {
+            write_file(&self.path(BREAK_GLASS_CA), &keys, 0o644)?;
+        }
+        // Warden answered: only its own user CA is trusted.
+        self.trust(false)?;
         let (status, host_ca) = self
             .mtls(creds, "GET", "/v1/ssh/host_ca.pub", Vec::new())
             .await?;
@@ -356,6 +415,59 @@ impl Agent {
             (Some(signing), Some(cert)) => signing.key_data() != cert.signature_key(),
             _ => false,
         })
+    }
+
+    /// Writes sshd's `TrustedUserCAKeys`: Warden's user CA, and with `break_glass` the CAs of
+    /// the live break-glass credentials Warden last listed.
+    fn trust(&self, break_glass: bool) -> anyhow::Result<()> {
+        let mut keys = std::fs::read_to_string(self.path(WARDEN_USER_CA))
+            .with_context(|| format!("cannot read {}", self.path(WARDEN_USER_CA).display()))?;
+        if break_glass {
+            if !keys.ends_with('\n') {
+                keys.push('\n');
+            }
+            keys.push_str(&std::fs::read_to_string(self.path(BREAK_GLASS_CA)).unwrap_or_default());
+        }
+        write_file(&self.path("user_ca.pub"), keys.as_bytes(), 0o644)
+    }
+
+    /// Reports each finished break-glass session in the spool to Warden, with its recording;
+    /// what Warden took is removed. Failures are retried at the next contact.
+    async fn upload_break_glass(&self, saved: &Saved) {
+        let spool = &self.args.break_glass_spool;
+        let Ok(entries) = std::fs::read_dir(spool) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            // A session still running after a day is taken as abandoned (the host rebooted).
+            let Some((body, files)) = crate::break_glass::spooled(spool, &path, 24 * 3600) else {
+                continue;
+            };
+            let Ok(bytes) = serde_json::to_vec(&body) else {
+                continue;
+            };
+            match self
+                .mtls(&saved.credentials, "POST", "/v1/agent/break-glass", bytes)
+                .await
+            {
+                Ok((status, _)) if status.is_success() => {
+                    for file in files {
+                        let _ = std::fs::remove_file(file);
+                    }
+                    eprintln!("reported break-glass session {} to Warden", body["id"]);
+                }
+                Ok((status, answer)) => eprintln!(
+                    "warning: Warden refused break-glass session {} ({status}): {}",
+                    body["id"],
+                    String::from_utf8_lossy(&answer)
+                ),
+                Err(err) => eprintln!("warning: cannot report break-glass session: {err:#}"),
+            }
+        }
     }
 
     /// Enrolls the host's mesh key over mutual TLS (a new key at two thirds of its life),

@@ -61,6 +61,9 @@ pub enum Command {
     /// Run the host agent: join with a one-time token, then keep the host's SSH certificate
     /// and mutual-TLS certificate fresh and sshd pointed at Warden.
     Agent(AgentArgs),
+    /// Emergency access when Warden is down: open a break-glass credential from its shares
+    /// (no server needed). `warden admin break-glass create` makes one.
+    BreakGlass(BreakGlassArgs),
     /// The GraphQL API.
     Api {
         #[command(subcommand)]
@@ -144,6 +147,93 @@ pub enum AdminCommand {
     Host {
         #[command(subcommand)]
         command: HostCommand,
+    },
+    /// Emergency access (HIPAA's emergency access procedure): sealed, split SSH credentials
+    /// that hosts accept only while they cannot reach Warden; their uses and after-action
+    /// reviews.
+    BreakGlass {
+        #[command(subcommand)]
+        command: AdminBreakGlassCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminBreakGlassCommand {
+    /// Make a credential: an SSH key and certificate from a CA made for it alone, sealed and
+    /// split into share files of which `--threshold` open it (`warden break-glass open`).
+    Create {
+        /// How long it works, 1m to 366d.
+        #[arg(long, default_value = "90d")]
+        ttl: String,
+        /// How many share files.
+        #[arg(long, default_value_t = 1)]
+        shares: u8,
+        /// How many of them open it.
+        #[arg(long, default_value_t = 1)]
+        threshold: u8,
+        /// Why it exists (recorded).
+        #[arg(long)]
+        reason: String,
+        /// Write the share files here (made if missing; each file mode 0600).
+        #[arg(long, short = 'o', value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Credentials, newest first.
+    List,
+    /// Revoke a credential: hosts stop trusting it at their next contact.
+    Revoke { id: String },
+    /// Reported uses, newest first, with their after-action reviews.
+    Uses {
+        /// Only those whose review is open.
+        #[arg(long)]
+        open: bool,
+    },
+    /// Close a use's after-action review with what was done and why.
+    CloseReview {
+        /// The use's id.
+        id: String,
+        /// What was done and why.
+        #[arg(long)]
+        summary: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BreakGlassArgs {
+    #[command(subcommand)]
+    pub command: BreakGlassCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BreakGlassCommand {
+    /// Open a credential from its share files (at least its threshold), offline: writes
+    /// `id_ed25519` (mode 0600) and `id_ed25519-cert.pub` into `--out`.
+    Open {
+        /// The share files.
+        #[arg(required = true)]
+        shares: Vec<PathBuf>,
+        /// Where to write the key and certificate.
+        #[arg(long, short = 'o', value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// For sshd's AuthorizedPrincipalsCommand (the agent writes it): prints the principals
+    /// this host accepts, the break-glass one with its session forced through the recorder.
+    #[command(hide = true)]
+    Principals {
+        /// The proxy's principal for this host.
+        #[arg(long)]
+        host_principal: String,
+        /// Where break-glass sessions are recorded.
+        #[arg(long)]
+        spool: PathBuf,
+    },
+    /// The command sshd forces on a break-glass session: records it on the host (with
+    /// util-linux `script`) for the agent to upload when Warden is back.
+    #[command(hide = true)]
+    Record {
+        /// Where to record.
+        #[arg(long)]
+        spool: PathBuf,
     },
 }
 
@@ -620,6 +710,18 @@ pub struct AgentArgs {
     /// stateful filter; the name must be unique on the machine).
     #[arg(long, value_name = "NAME")]
     pub mesh_interface: Option<String>,
+    /// Trust break-glass credentials after this long without reaching Warden (and stop as
+    /// soon as it answers again).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub break_glass_after: std::time::Duration,
+    /// Where break-glass sessions are recorded until they are uploaded (made with mode 1733:
+    /// any login may add, none may read another's).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/spool/warden/break-glass"
+    )]
+    pub break_glass_spool: PathBuf,
     /// The UDP port the mesh interface listens on.
     #[arg(long, value_name = "PORT", default_value_t = 51820)]
     pub mesh_listen_port: u16,

@@ -4,6 +4,7 @@
 mod admin;
 mod agent;
 mod audit;
+mod break_glass;
 mod cli;
 mod client;
 mod compliance;
@@ -70,6 +71,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ca(args) => pki::ca(args).await,
         Command::Cert(args) => pki::cert(args).await,
         Command::Agent(args) => agent::run(args).await,
+        Command::BreakGlass(args) => break_glass::run(args),
         Command::Api {
             command: ApiCommand::Schema,
         } => {

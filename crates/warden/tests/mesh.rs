@@ -199,6 +199,7 @@ impl Lab {
         let data = self.dir.path().join(format!("agent-{name}"));
         let conf = self.dir.path().join(format!("sshd-{name}.d"));
         let endpoint = format!("10.77.0.{n}:51820");
+        let spool = self.dir.path().join(format!("break-glass-{name}"));
         let args = [
             bin().to_str().unwrap(),
             "agent",
@@ -212,6 +213,8 @@ impl Lab {
             interface,
             "--mesh-endpoint",
             &endpoint,
+            "--break-glass-spool",
+            spool.to_str().unwrap(),
         ];
         self.spawn(ns, &args, &[], &format!("agent-{name}.log"));
         data

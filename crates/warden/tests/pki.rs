@@ -56,6 +56,7 @@ fn join_token(server: &TestServer, host: &str) -> String {
 fn agent(server: &TestServer, dir: &Path, token: Option<&str>, extra: &[&str]) -> Output {
     let data = dir.join("agent");
     let conf = dir.join("sshd.d");
+    let spool = dir.join("break-glass");
     let mut args = vec![
         "agent",
         "--server",
@@ -66,6 +67,8 @@ fn agent(server: &TestServer, dir: &Path, token: Option<&str>, extra: &[&str]) -
         conf.to_str().unwrap(),
         "--sshd-addr",
         "127.0.0.1:22",
+        "--break-glass-spool",
+        spool.to_str().unwrap(),
     ];
     if let Some(token) = token {
         args.extend_from_slice(&["--join-token", token]);
@@ -208,7 +211,11 @@ async fn an_agent_joins_and_stock_ssh_verifies_its_host_certificate() {
     );
     let conf = std::fs::read_to_string(dir.path().join("sshd.d/warden.conf")).unwrap();
     assert!(
-        conf.contains("AuthorizedPrincipalsCommand /usr/bin/echo warden-proxy:web-1\nAuthorizedPrincipalsCommandUser nobody\n"),
+        conf.contains(&format!(
+            "AuthorizedPrincipalsCommand {} break-glass principals --host-principal warden-proxy:web-1 --spool {}\nAuthorizedPrincipalsCommandUser nobody\nExposeAuthInfo yes\n",
+            bin().display(),
+            dir.path().join("break-glass").display()
+        )),
         "{conf}"
     );
     let other_ca = ssh_keygen_ed25519(&dir.path().join("other_ca"));
@@ -287,6 +294,8 @@ async fn agents_renew_at_two_thirds_and_must_rejoin_once_expired() {
         .arg(&data)
         .arg("--sshd-config-dir")
         .arg(&conf)
+        .arg("--break-glass-spool")
+        .arg(dir.path().join("break-glass"))
         .args(["--refresh", "1s"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

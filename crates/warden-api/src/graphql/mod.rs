@@ -6,6 +6,7 @@
 mod access;
 mod audit;
 mod authz;
+mod break_glass;
 mod compliance;
 pub mod fields;
 mod mesh;

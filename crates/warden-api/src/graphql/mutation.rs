@@ -70,6 +70,7 @@ pub struct Mutation(
     super::reviews::ReviewMutation,
     super::vulns::VulnMutation,
     super::mesh::MeshMutation,
+    super::break_glass::BreakGlassMutation,
 );
 
 /// Users, groups and tokens.

@@ -30,6 +30,7 @@ pub struct Query(
     super::vulns::VulnQuery,
     super::mesh::MeshQuery,
     super::ssh::SshQuery,
+    super::break_glass::BreakGlassQuery,
 );
 
 /// Who is calling, users, groups and tokens.

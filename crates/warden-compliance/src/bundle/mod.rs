@@ -112,6 +112,7 @@ pub fn context_needed(e: &AuditEvent, period: Period, params: &Parameters) -> bo
     match e.action.as_str() {
         "user.create" | "user.disable" | "user.delete" | "user.enable" | "passkey.reset"
         | "group.create" | "group.delete" | "policy.apply" => true,
+        a if a.starts_with("break_glass.") => true,
         a if a.starts_with("review.") => true,
         "vuln.sla.half"
         | "vuln.sla.breach"

@@ -119,3 +119,82 @@ impl Check for VulnSla {
         }
     }
 }
+
+/// A break-glass use as the log saw it.
+#[derive(Debug)]
+struct Use {
+    time: i64,
+    seqs: Vec<u64>,
+    host: String,
+    login: String,
+    recorded: bool,
+    closed: bool,
+}
+
+/// `emergency-access` (HIPAA 164.312(a)(2)(ii)): a break-glass credential existed (the
+/// procedure is in place), and every use of one was reported with its recording and had its
+/// after-action review closed by the period's end. A use without a recording, or whose review
+/// is still open, is an exception.
+#[derive(Debug, Default)]
+pub(crate) struct EmergencyAccess {
+    uses: BTreeMap<String, Use>,
+}
+
+impl Check for EmergencyAccess {
+    fn wants(&self, action: &str) -> bool {
+        action.starts_with("break_glass.")
+    }
+
+    fn see(&mut self, e: &AuditEvent, tally: &mut Tally) {
+        if !succeeded(e) {
+            return;
+        }
+        match e.action.as_str() {
+            "break_glass.create" => {
+                tally.item(ok(e.target.clone(), e.time, vec![e.seq]));
+            }
+            "break_glass.use" => {
+                let Some(id) = text(e, "use") else { return };
+                self.uses.insert(
+                    id.to_owned(),
+                    Use {
+                        time: e.time,
+                        seqs: vec![e.seq],
+                        host: text(e, "host").unwrap_or("?").to_owned(),
+                        login: text(e, "login").unwrap_or("?").to_owned(),
+                        recorded: text(e, "recording_sha256").is_some(),
+                        closed: false,
+                    },
+                );
+            }
+            "break_glass.review.close" => {
+                if let Some(id) = target(e, "break-glass-use:")
+                    && let Some(u) = self.uses.get_mut(id)
+                {
+                    u.closed = true;
+                    u.seqs.push(e.seq);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, _end: &End<'_>, tally: &mut Tally) {
+        for (id, u) in std::mem::take(&mut self.uses) {
+            let subject = format!("break-glass-use:{id}");
+            let what = format!("emergency access to `{}` as `{}`", u.host, u.login);
+            tally.item(match (u.recorded, u.closed) {
+                (true, true) => ok(subject, u.time, u.seqs),
+                (false, _) => {
+                    exception(subject, u.time, u.seqs, format!("{what} has no recording"))
+                }
+                (true, false) => exception(
+                    subject,
+                    u.time,
+                    u.seqs,
+                    format!("{what} has no closed after-action review"),
+                ),
+            });
+        }
+    }
+}

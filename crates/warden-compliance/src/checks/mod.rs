@@ -55,5 +55,6 @@ pub(crate) fn check(id: TestId, params: Parameters, observations: &Observations)
         TestId::VulnSla => Box::new(changes::VulnSla::default()),
         TestId::AuditIntegrity => Box::new(integrity::AuditIntegrity::new(params, observations)),
         TestId::SessionLimits => Box::new(sessions::SessionLimits::new(params)),
+        TestId::EmergencyAccess => Box::new(changes::EmergencyAccess::default()),
     }
 }

@@ -1,0 +1,33 @@
+-- Break-glass credentials (HIPAA's emergency access procedure): the throwaway CA's public key
+-- that hosts trust only while cut off from Warden, and who made it, when, why, until when,
+-- split how. The private key is never here: it exists only in the share files.
+CREATE TABLE break_glass (
+    id         TEXT PRIMARY KEY NOT NULL,
+    ca_public  TEXT NOT NULL,
+    key_sha256 TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    shares     BIGINT NOT NULL,
+    threshold  BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+
+-- Each use a host's agent reported once Warden was back: the session recorded on the host,
+-- and its after-action review, open until someone closes it with a summary.
+CREATE TABLE break_glass_uses (
+    id               TEXT PRIMARY KEY NOT NULL,
+    credential       TEXT NOT NULL,
+    host             TEXT NOT NULL,
+    login            TEXT NOT NULL,
+    started_at       BIGINT NOT NULL,
+    ended_at         BIGINT,
+    recording        TEXT,
+    recording_sha256 TEXT,
+    reported_at      BIGINT NOT NULL,
+    closed_at        BIGINT,
+    closed_by        TEXT,
+    summary          TEXT
+);
+CREATE INDEX break_glass_uses_open ON break_glass_uses (started_at) WHERE closed_at IS NULL;
