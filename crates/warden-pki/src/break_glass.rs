@@ -315,12 +315,6 @@ pub fn open(shares: &[Share]) -> Result<Opened, BreakGlassError> {
 
 #[cfg(test)]
 mod tests {
-    #![expect(
-        clippy::unwrap_used,
-        clippy::indexing_slicing,
-        reason = "tests fail loudly"
-    )]
-
     use super::*;
     use proptest::prelude::*;
 
@@ -458,11 +452,11 @@ mod tests {
                 *l = junk;
             }
             let edited = lines.join("\n");
-            if let (Ok(a), Ok(b)) = (Share::parse(&edited), Share::parse(&m.shares[1])) {
-                if let Ok(opened) = open(&[a, b]) {
-                    // Only a change that left the credential intact (the expiry note) opens.
-                    prop_assert!(opened.certificate.contains("-cert-v01@openssh.com"));
-                }
+            if let (Ok(a), Ok(b)) = (Share::parse(&edited), Share::parse(&m.shares[1]))
+                && let Ok(opened) = open(&[a, b])
+            {
+                // Only a change that left the credential intact (the expiry note) opens.
+                prop_assert!(opened.certificate.contains("-cert-v01@openssh.com"));
             }
         }
     }

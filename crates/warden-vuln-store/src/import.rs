@@ -163,6 +163,26 @@ pub(super) async fn insert_sightings(
     Ok(())
 }
 
+/// Marks when an import first showed a fix for findings that waited for one.
+async fn mark_fix_seen(
+    conn: &mut AnyConnection,
+    shown: &BTreeMap<i64, Option<String>>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    for (fid, fixed_in) in shown {
+        sqlx::query(
+            "UPDATE vuln_findings SET fix_seen_at = $1, fixed_in = COALESCE($2, fixed_in) \
+             WHERE id = $3 AND no_fix = 1 AND fix_seen_at IS NULL",
+        )
+        .bind(now.as_millis())
+        .bind(fixed_in.as_deref())
+        .bind(*fid)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// `$first, $first+1, …` for `n` values.
 pub(super) fn list(first: usize, n: usize) -> String {
     (first..first + n)
@@ -374,17 +394,7 @@ impl Vulns<'_> {
             insert_findings(conn, &new.asset, now, &new_rows).await?;
             insert_keys(conn, &new.asset, &new_keys).await?;
             // Mark when the fix was first seen; the clocks start once this commits.
-            for (fid, fixed_in) in &fix_shown {
-                sqlx::query(
-                    "UPDATE vuln_findings SET fix_seen_at = $1, fixed_in = COALESCE($2, fixed_in) \
-                     WHERE id = $3 AND no_fix = 1 AND fix_seen_at IS NULL",
-                )
-                .bind(now.as_millis())
-                .bind(fixed_in.as_deref())
-                .bind(*fid)
-                .execute(&mut *conn)
-                .await?;
-            }
+            mark_fix_seen(conn, &fix_shown, now).await?;
             // Reopen the fixed ones that came back.
             let back: Vec<(i64, Option<i64>, bool)> = seen
                 .iter()

@@ -458,11 +458,14 @@ impl Agent {
                     for file in files {
                         let _ = std::fs::remove_file(file);
                     }
-                    eprintln!("reported break-glass session {} to Warden", body["id"]);
+                    eprintln!(
+                        "reported break-glass session {} to Warden",
+                        body.get("id").unwrap_or(&serde_json::Value::Null)
+                    );
                 }
                 Ok((status, answer)) => eprintln!(
                     "warning: Warden refused break-glass session {} ({status}): {}",
-                    body["id"],
+                    body.get("id").unwrap_or(&serde_json::Value::Null),
                     String::from_utf8_lossy(&answer)
                 ),
                 Err(err) => eprintln!("warning: cannot report break-glass session: {err:#}"),

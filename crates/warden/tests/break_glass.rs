@@ -9,11 +9,7 @@
     clippy::too_many_lines,
     reason = "an end-to-end journey reads in order, one step after another"
 )]
-#![expect(
-    clippy::unwrap_used,
-    clippy::panic,
-    reason = "test helpers fail the test"
-)]
+#![expect(clippy::unwrap_used, reason = "test helpers fail the test")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
