@@ -16,7 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use warden_testkit::{Backend, LabOptions, SshLab};
+use warden_testkit::{Backend, LabOptions, SshLab, webhook_receiver};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
@@ -126,16 +126,22 @@ fn find(dir: &Path, name: &str) -> Option<PathBuf> {
     None
 }
 
-#[tokio::test]
+// The webhook receiver runs on the runtime while the test blocks between its steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn break_glass_works_only_while_warden_is_down_and_every_use_is_reviewed() {
     for backend in Backend::ALL {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
+        let (port, chat) = webhook_receiver().await;
+        let sink = format!(
+            "[[audit.sink]]\nkind = \"webhook\"\nname = \"oncall\"\nurl = \"http://127.0.0.1:{port}/slack\"\nformat = \"slack\"\nactions = [\"break_glass.*\"]\n"
+        );
         let mut lab = SshLab::start_opts(
             bin(),
             d,
             &LabOptions {
                 backend,
+                top: &sink,
                 ..LabOptions::default()
             },
         )
@@ -299,6 +305,16 @@ async fn break_glass_works_only_while_warden_is_down_and_every_use_is_reviewed()
         assert_eq!(event[0]["actor"], "host:db-1");
         let out = ssh(d, lab.port, &key, "echo again");
         assert!(!out.status.success(), "trusted with Warden back");
+        // The on-call channel hears of it.
+        let alert = format!(
+            "EMERGENCY ACCESS: break-glass credential `{id}` was used on `db-1` as `root` from "
+        );
+        until(d, "the webhook alert", || {
+            chat.lock()
+                .unwrap()
+                .iter()
+                .any(|(_, b)| b["text"].as_str().is_some_and(|t| t.contains(&alert)))
+        });
 
         // The open review is a compliance exception until it is closed with a summary.
         let status = |server: &warden_testkit::TestServer| {

@@ -130,6 +130,26 @@ fn message(event: &AuditEvent) -> String {
             event.target.trim_start_matches("user:"),
             text("group"),
         ),
+        "break_glass.use" => format!(
+            "EMERGENCY ACCESS: break-glass credential `{}` was used on `{}` as `{}` from {} while Warden was unreachable; its after-action review is open (`warden admin break-glass uses --open`)",
+            event.target.trim_start_matches("break-glass:"),
+            text("host"),
+            text("login"),
+            text("started_at"),
+        ),
+        "break_glass.create" => format!(
+            "{} made break-glass credential `{}` ({} of {} shares open it; until {}): \"{}\"",
+            event.actor_label,
+            event.target.trim_start_matches("break-glass:"),
+            d.get("threshold")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or_default(),
+            d.get("shares")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or_default(),
+            text("expires_at"),
+            text("reason"),
+        ),
         "vuln.fix.available" => format!(
             "A fix for {} `{}` on `{}` ({}) is out{}: its SLA clock starts (`warden vuln show {}`)",
             text("severity"),
