@@ -36,9 +36,12 @@ enum Access {
     Own,
     /// The Cedar action on a part of the API (`Capability::cedar`).
     Cap(&'static str),
+    /// The Cedar action, and then the admin socket only: a token with the right is refused
+    /// for not being the operator (break-glass credentials).
+    Socket(&'static str),
 }
 
-use Access::{Any, Cap, Own};
+use Access::{Any, Cap, Own, Socket};
 
 /// Every field of `Query`, with what it needs.
 const QUERIES: &[(&str, Access)] = &[
@@ -53,6 +56,8 @@ const QUERIES: &[(&str, Access)] = &[
     ("auditCheckpoint", Cap("read_audit")),
     ("complianceControls", Cap("read_audit")),
     ("complianceTest", Cap("read_audit")),
+    ("breakGlassCredentials", Cap("read_audit")),
+    ("breakGlassUses", Cap("read_audit")),
     ("auditInclusionProof", Cap("read_audit")),
     ("auditConsistencyProof", Cap("read_audit")),
     ("hosts", Cap("read_directory")),
@@ -93,6 +98,9 @@ const MUTATIONS: &[(&str, Access)] = &[
     ("removeGroupMember", Cap("manage_groups")),
     ("createToken", Cap("manage_tokens")),
     ("revokeToken", Cap("manage_tokens")),
+    ("createBreakGlass", Socket("manage_cas")),
+    ("revokeBreakGlass", Cap("manage_cas")),
+    ("closeBreakGlassReview", Cap("review")),
     ("issueSshUserCertificate", Own),
     // `Capability::RevokeCertificates` is `manage_cas` on `Warden::Api::"certificates"`.
     ("revokeSshKeyId", Cap("manage_cas")),
@@ -188,7 +196,7 @@ async fn every_operation_answers_every_caller_as_the_starter_policy_says() {
         problems.len(),
         problems.join("\n")
     );
-    assert_eq!(tally.len(), 4, "every outcome occurs somewhere: {tally:?}");
+    assert_eq!(tally.len(), 5, "every outcome occurs somewhere: {tally:?}");
 }
 
 // What each caller may do, derived by hand from the starter policy
@@ -439,6 +447,8 @@ enum Outcome {
     Forbidden(&'static str),
     /// 200 and no FORBIDDEN error (other errors from placeholder arguments are fine).
     NotForbidden,
+    /// 200 with a FORBIDDEN error: the right is there, but only the admin socket may.
+    SocketOnly,
 }
 
 impl Outcome {
@@ -448,6 +458,7 @@ impl Outcome {
             Outcome::ScimRefused => "403",
             Outcome::Forbidden(_) => "FORBIDDEN",
             Outcome::NotForbidden => "ran",
+            Outcome::SocketOnly => "socket only",
         }
     }
 }
@@ -457,11 +468,16 @@ fn expected(expect: &Expect, access: Access) -> Outcome {
     match (expect, access) {
         (Expect::Unauthenticated, _) => Outcome::Unauthenticated,
         (Expect::ScimOnly, _) => Outcome::ScimRefused,
-        (Expect::Runs(_), Any | Own) | (Expect::Runs(Rights::All), Cap(_)) => Outcome::NotForbidden,
+        (Expect::Runs(_), Any | Own) | (Expect::Runs(Rights::All), Cap(_) | Socket(_)) => {
+            Outcome::NotForbidden
+        }
         (Expect::Runs(Rights::Only(rights)), Cap(action)) if rights.contains(&action) => {
             Outcome::NotForbidden
         }
-        (Expect::Runs(Rights::Only(_)), Cap(action)) => Outcome::Forbidden(action),
+        (Expect::Runs(Rights::Only(rights)), Socket(action)) if rights.contains(&action) => {
+            Outcome::SocketOnly
+        }
+        (Expect::Runs(Rights::Only(_)), Cap(action) | Socket(action)) => Outcome::Forbidden(action),
     }
 }
 
@@ -499,8 +515,11 @@ fn observe(status: u16, body: &Value, access: Access) -> Result<Outcome, String>
         return Err(format!("FORBIDDEN without `permission denied: `: `{text}`"));
     }
     match access {
-        Cap(action) if text.contains(&format!("`{action}`")) => Ok(Outcome::Forbidden(action)),
-        Cap(action) => Err(format!("FORBIDDEN not naming `{action}`: `{text}`")),
+        Cap(action) | Socket(action) if text.contains(&format!("`{action}`")) => {
+            Ok(Outcome::Forbidden(action))
+        }
+        Socket(_) if text.ends_with("made on the admin socket only") => Ok(Outcome::SocketOnly),
+        Cap(action) | Socket(action) => Err(format!("FORBIDDEN not naming `{action}`: `{text}`")),
         Any | Own => Err(format!("FORBIDDEN for a self-service operation: `{text}`")),
     }
 }
