@@ -65,6 +65,8 @@ pub struct Limits {
     pub params: Parameters,
     /// The session settings in force.
     pub settings: Settings,
+    /// How often the monitor reruns every test (`compliance.monitor_every`).
+    pub monitor_every: Duration,
 }
 
 impl Limits {
@@ -79,8 +81,32 @@ impl Limits {
                 ssh_idle: config.ssh.idle_timeout.map(ms),
                 ssh_session: config.ssh.max_session.map(ms),
             },
+            monitor_every: config.compliance_monitor_every,
         }
     }
+}
+
+/// The monitor's latest run, if it began within `max_age` of `now`: its period, its results
+/// (every test, no populations) and when it began.
+pub async fn latest_run(
+    store: &Store,
+    now: Timestamp,
+    max_age: Duration,
+) -> Result<Option<(Period, Vec<TestResult>, Timestamp)>, ComplianceError> {
+    let Some((at, from, to, json)) = store.compliance_run().await? else {
+        return Ok(None);
+    };
+    let max_age = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+    if now.as_millis().saturating_sub(at.as_millis()) > max_age {
+        return Ok(None);
+    }
+    let Some(period) = Period::recorded(from.as_millis(), to.as_millis()) else {
+        return Ok(None);
+    };
+    // A run kept by an older release that no longer reads is recomputed, not an error.
+    Ok(serde_json::from_str(&json)
+        .ok()
+        .map(|results| (period, results, at)))
 }
 
 /// Computes the results of `asked` over the log.
@@ -283,6 +309,7 @@ pub async fn monitor(
     };
     loop {
         tick.tick().await;
+        let began = Timestamp::from_system(SystemTime::now());
         let (period, results) = match results(&store, &audit, &recordings, limits, &asked).await {
             Ok(done) => done,
             Err(ComplianceError::Empty) => continue,
@@ -291,6 +318,19 @@ pub async fn monitor(
                 continue;
             }
         };
+        // Kept for `compliance status` and the console, which show it rather than reading the
+        // whole log again. Stamped with when the run began: nothing after is in it.
+        match serde_json::to_string(&results) {
+            Ok(json) => {
+                if let Err(e) = store
+                    .save_compliance_run(began, period.from(), period.to(), &json)
+                    .await
+                {
+                    tracing::error!(error = %e, "cannot keep the compliance monitor's run");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode the compliance monitor's run"),
+        }
         for r in results {
             let first = r.exceptions.first();
             let details = serde_json::json!({

@@ -905,6 +905,10 @@ pub enum ComplianceCommand {
         /// Show one test's exceptions, like leaver-deprovision.
         #[arg(long, value_name = "TEST")]
         test: Option<String>,
+        /// Compute now: without a period, status shows the compliance monitor's latest run
+        /// (at most two `compliance.monitor_every` old), saying when it ran.
+        #[arg(long)]
+        fresh: bool,
     },
     /// Write a signed evidence bundle for an auditor: per control the results, the whole
     /// population as CSV, the events with their proofs, a printable report and OSCAL.

@@ -47,9 +47,11 @@ pub async fn run(args: ComplianceArgs) -> anyhow::Result<()> {
             from,
             to,
             test,
+            fresh,
         } => {
             let client = crate::pki::client_for(args.server.as_deref(), args.data_dir.as_deref())?;
-            status(&client, framework, from, to, test, args.json).await
+            let period = Asked { from, to, fresh };
+            status(&client, framework, period, test, args.json).await
         }
     }
 }
@@ -107,14 +109,21 @@ fn verify(file: &Path, key: &str, json_out: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The period `status` asks for, and whether to compute it now.
+struct Asked {
+    from: Option<String>,
+    to: Option<String>,
+    fresh: bool,
+}
+
 async fn status(
     client: &crate::client::AdminClient,
     framework: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
+    period: Asked,
     test: Option<String>,
     json_out: bool,
 ) -> anyhow::Result<()> {
+    let Asked { from, to, .. } = &period;
     if let Some(test) = test {
         let q = format!(
             "query($id: String!, $f: String, $t: String) {{ complianceTest(id: $id, from: $f, to: $t) {{ {TEST_FIELDS} exceptions {{ {ITEM_FIELDS} }} items {{ {ITEM_FIELDS} }} }} }}"
@@ -147,10 +156,13 @@ async fn status(
         return Ok(());
     }
     let q = format!(
-        "query($fw: String, $f: String, $t: String) {{ complianceControls(framework: $fw, from: $f, to: $t) {{ framework title catalogVersion from to controls {{ id title status notEvidenced tests {{ {TEST_FIELDS} }} }} }} }}"
+        "query($fw: String, $f: String, $t: String, $fresh: Boolean!) {{ complianceControls(framework: $fw, from: $f, to: $t, fresh: $fresh) {{ framework title catalogVersion from to computedAt source controls {{ id title status notEvidenced tests {{ {TEST_FIELDS} }} }} }} }}"
     );
     let data = client
-        .graphql(&q, json!({ "fw": framework, "f": from, "t": to }))
+        .graphql(
+            &q,
+            json!({ "fw": framework, "f": period.from, "t": period.to, "fresh": period.fresh }),
+        )
         .await?;
     let reports = data
         .get("complianceControls")
@@ -246,6 +258,12 @@ fn print_report(report: &Value) {
         cell(report, "from"),
         cell(report, "to")
     );
+    if cell(report, "source") == "monitor" {
+        println!(
+            "as of {}: the compliance monitor's latest run (--fresh computes now)",
+            cell(report, "computedAt")
+        );
+    }
     println!();
     let controls = items(report, "controls");
     let rows: Vec<Vec<String>> = controls

@@ -163,10 +163,11 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
         // ops, reviewed later, is not yet due.
         let wait = Duration::from_millis(4500).saturating_sub(groups_made.elapsed());
         std::thread::sleep(wait);
+        // Computed now: the monitor's latest run may be from before the planting.
         let out = run(
             &server,
             &auditor,
-            &["compliance", "status", "--json", "--framework", "soc2"],
+            &["compliance", "status", "--json", "--fresh", "--framework", "soc2"],
         );
         let reports = json_of(&out);
         assert_eq!(reports.as_array().unwrap().len(), 1);
@@ -224,6 +225,46 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
                 .starts_with("group:"),
             "{failed}"
         );
+
+        // Without a period, status shows the monitor's latest run and says when it ran;
+        // --fresh computes now. Both see the failing review.
+        let reports = |args: &[&str]| {
+            let mut full = vec!["compliance", "status", "--json", "--framework", "soc2"];
+            full.extend_from_slice(args);
+            json_of(&run(&server, &auditor, &full))
+        };
+        let kept = reports(&[]);
+        assert_eq!(kept[0]["source"], "monitor", "{kept}");
+        let fresh = reports(&["--fresh"]);
+        assert_eq!(fresh[0]["source"], "live", "{fresh}");
+        assert!(
+            fresh[0]["computedAt"].as_str().unwrap() >= kept[0]["computedAt"].as_str().unwrap()
+        );
+        for report in [&kept, &fresh] {
+            let cc62 = report[0]["controls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == "CC6.2")
+                .unwrap();
+            assert_eq!(cc62["status"], "fail", "{report}");
+        }
+        let shown = text(
+            &run(
+                &server,
+                &auditor,
+                &["compliance", "status", "--framework", "soc2"],
+            )
+            .stdout,
+        );
+        assert!(
+            shown.contains(": the compliance monitor's latest run (--fresh computes now)"),
+            "{shown}"
+        );
+        // A period asked for is always computed.
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let asked = reports(&["--to", &now]);
+        assert_eq!(asked[0]["source"], "live", "{asked}");
 
         // Drilling down names the groups and why.
         let out = run(
