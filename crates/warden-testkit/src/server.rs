@@ -110,6 +110,12 @@ impl TestServer {
     /// Kills the server with SIGKILL (no chance to clean up) and starts it again on the same
     /// data directory and database; the new process may listen on another port.
     pub fn crash_and_restart(&mut self) {
+        let env = self.env.clone();
+        self.respawn(0, &env);
+    }
+
+    /// Kills the process if it runs, and starts it again on `port` with `env`.
+    fn respawn(&mut self, port: u16, env: &[(String, String)]) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -121,8 +127,8 @@ impl TestServer {
             &self.data_dir,
             self.database.as_ref(),
             &self.log_path,
-            0,
-            &self.env,
+            port,
+            env,
         );
         self.child = Some(started.child);
         self.url = started.url;
@@ -183,10 +189,6 @@ impl TestServer {
     /// As [`TestServer::restart`], listening where it listened before: the addresses agents
     /// learned at join keep working, as after a real restart.
     pub fn restart_in_place(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
         let port = self
             .url
             .rsplit(':')
@@ -194,28 +196,9 @@ impl TestServer {
             .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
             .expect("the server's port");
         let mut env = self.env.clone();
-        env.push((
-            "WARDEN_LISTEN_AGENT_MTLS".to_owned(),
-            self.mtls_addr.clone(),
-        ));
-        env.push((
-            "WARDEN_LISTEN_SSH_PROXY".to_owned(),
-            self.ssh_proxy_addr.clone(),
-        ));
-        let config_path = self._dir.path().join("warden.toml");
-        let started = spawn(
-            &self.bin,
-            &config_path,
-            &self.data_dir,
-            self.database.as_ref(),
-            &self.log_path,
-            port,
-            &env,
-        );
-        self.child = Some(started.child);
-        self.url = started.url;
-        self.mtls_addr = started.mtls;
-        self.ssh_proxy_addr = started.proxy;
+        env.push(("WARDEN_LISTEN_AGENT_MTLS".to_owned(), self.mtls_addr.clone()));
+        env.push(("WARDEN_LISTEN_SSH_PROXY".to_owned(), self.ssh_proxy_addr.clone()));
+        self.respawn(port, &env);
     }
 
     /// The database URL a second process may use to reach the same data.

@@ -167,7 +167,14 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
         let out = run(
             &server,
             &auditor,
-            &["compliance", "status", "--json", "--fresh", "--framework", "soc2"],
+            &[
+                "compliance",
+                "status",
+                "--json",
+                "--fresh",
+                "--framework",
+                "soc2",
+            ],
         );
         let reports = json_of(&out);
         assert_eq!(reports.as_array().unwrap().len(), 1);
