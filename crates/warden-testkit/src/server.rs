@@ -196,8 +196,14 @@ impl TestServer {
             .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
             .expect("the server's port");
         let mut env = self.env.clone();
-        env.push(("WARDEN_LISTEN_AGENT_MTLS".to_owned(), self.mtls_addr.clone()));
-        env.push(("WARDEN_LISTEN_SSH_PROXY".to_owned(), self.ssh_proxy_addr.clone()));
+        env.push((
+            "WARDEN_LISTEN_AGENT_MTLS".to_owned(),
+            self.mtls_addr.clone(),
+        ));
+        env.push((
+            "WARDEN_LISTEN_SSH_PROXY".to_owned(),
+            self.ssh_proxy_addr.clone(),
+        ));
         self.respawn(port, &env);
     }
 
