@@ -461,6 +461,11 @@ fn id_like(field: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The file a break-glass use's recording is kept in: asciicast, sealed under the KEK.
+pub fn break_glass_recording(use_id: &str) -> String {
+    format!("break-glass-{use_id}.cast.rec")
+}
+
 /// `POST /v1/agent/break-glass` over mutual TLS: a use of a break-glass credential on this
 /// host. The recording is kept with the others and its hash recorded in `break_glass.use`
 /// (which webhooks carry), which opens the use's after-action review.
@@ -498,33 +503,40 @@ pub async fn break_glass_use(
         Err(message) => return fail(StatusCode::BAD_REQUEST, &message),
     };
     let (mut file, mut sha256) = (None, None);
-    if let Some(recording) = &report.recording {
-        let name = format!("break-glass-{}.cast", report.id);
-        let recordings = &app.recordings;
-        let path = recordings.local_dir().join(&name);
-        if let Err(e) = tokio::fs::create_dir_all(recordings.local_dir()).await {
-            tracing::error!(error = %e, "break-glass recording directory");
-            return fail(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "cannot keep the recording; try again",
-            );
+    if let Some(recording) = report.recording.clone() {
+        // Sealed under the KEK like the proxy's recordings; the hash is the stored file's.
+        let name = break_glass_recording(&report.id);
+        let kek = app.authorities.shared_kek();
+        let path = app.recordings.local_dir().join(&name);
+        let kept = tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut writer = warden_proxy::recording::sealed::SealedWriter::create(&path, &kek)?;
+            writer.write(recording.as_bytes())?;
+            writer.finish()
+        })
+        .await;
+        match kept {
+            Ok(Ok((_, _, hash))) => sha256 = Some(hash),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "break-glass recording");
+                return fail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cannot keep the recording; try again",
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "break-glass recording");
+                return fail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cannot keep the recording; try again",
+                );
+            }
         }
-        if let Err(e) = tokio::fs::write(&path, recording.as_bytes()).await {
-            tracing::error!(error = %e, "break-glass recording");
-            return fail(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "cannot keep the recording; try again",
-            );
-        }
-        if let Err(e) = recordings.publish(&name).await {
+        if let Err(e) = app.recordings.publish(&name).await {
             tracing::warn!(error = %e, "break-glass recording kept in the spool");
         }
-        sha256 = Some(
-            <sha2::Sha256 as sha2::Digest>::digest(recording.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>(),
-        );
         file = Some(name);
     }
     let new = warden_store::NewBreakGlassUse {

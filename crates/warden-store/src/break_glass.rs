@@ -342,6 +342,19 @@ impl Store {
         .collect()
     }
 
+    /// One reported use.
+    pub async fn break_glass_use(&self, id: &str) -> Result<Option<BreakGlassUse>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {USE_COLUMNS} FROM break_glass_uses WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(use_from_row)
+        .transpose()
+    }
+
     /// Closes a use's after-action review with what it found (`breakglass.review.close`).
     pub async fn close_break_glass_review(
         &self,

@@ -165,6 +165,51 @@ async fn shown(
     .flatten()
 }
 
+/// A break-glass session's recording (asciicast, sealed under the KEK by the server when the
+/// host reported it), checked against the hash in `break_glass.use`.
+async fn break_glass_recording(
+    ctx: &Context<'_>,
+    caller: &super::Caller,
+    use_id: &str,
+    file: &str,
+) -> async_graphql::Result<String> {
+    let store = ctx.data::<Arc<Store>>()?;
+    let used = store
+        .break_glass_use(use_id)
+        .await
+        .map_err(|e| api_error(e, caller))?
+        .ok_or_else(|| bad_input(format!("no break-glass use `{use_id}`")))?;
+    let Some(expected) = used.recording_sha256 else {
+        return Err(bad_input(format!(
+            "break-glass use `{use_id}` was reported without a recording"
+        )));
+    };
+    let bytes = match ctx
+        .data::<Recordings>()?
+        .read_checked(file, &expected)
+        .await
+    {
+        Checked::Intact(bytes) => bytes,
+        Checked::Unreadable(e) => {
+            return Err(bad_input(format!("recording `{file}` cannot be read: {e}")));
+        }
+        Checked::Damaged { sha256 } => {
+            return Err(bad_input(format!(
+                "recording `{file}` is damaged: its SHA-256 is {sha256}, the audit log recorded {expected}"
+            )));
+        }
+    };
+    let kek = ctx.data::<crate::ca::Authorities>()?.shared_kek();
+    let named = file.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let plain = opened(bytes, &named, &kek)?;
+        String::from_utf8(plain).map_err(|_| "not UTF-8".to_owned())
+    })
+    .await
+    .map_err(|e| bad_input(e.to_string()))?
+    .map_err(|e| bad_input(format!("recording `{file}` does not open: {e}")))
+}
+
 /// Session reads.
 #[derive(Debug, Default)]
 pub struct SshSessionQuery;
@@ -263,6 +308,12 @@ impl SshSessionQuery {
         file: String,
     ) -> async_graphql::Result<String> {
         let caller = authorize(ctx, Capability::ReadAudit, &format!("recording:{file}")).await?;
+        if let Some(use_id) = file
+            .strip_prefix("break-glass-")
+            .and_then(|f| f.strip_suffix(".cast.rec"))
+        {
+            return break_glass_recording(ctx, caller, use_id, &file).await;
+        }
         let session = session_of(&file).ok_or_else(|| {
             bad_input(format!(
                 "invalid recording name `{file}`: `warden sessions list` shows them"
