@@ -86,6 +86,63 @@ impl Limits {
     }
 }
 
+/// The first sequence number within the longest reach of the frequent kinds before the
+/// period ([`bundle::longest_reach`]); past the log's end when nothing is that recent.
+async fn reach_cut(store: &Store, period: Period, params: &Parameters) -> Result<u64, StoreError> {
+    let at = period
+        .from()
+        .as_millis()
+        .saturating_sub(bundle::longest_reach(params));
+    Ok(
+        match store
+            .first_seq_at_or_after(Timestamp::from_millis(at))
+            .await?
+        {
+            Some(seq) => seq,
+            None => store.audit_size().await?.saturating_add(1),
+        },
+    )
+}
+
+/// The events from `first` up to `cut` (excluded) of the kinds the tests read from anywhere
+/// in the log ([`bundle::Reach::Always`]), in sequence order: each kind read through the
+/// log's index on actions, so the frequent kinds before the reach are never read.
+async fn rare_before(
+    store: &Store,
+    first: u64,
+    cut: u64,
+    params: &Parameters,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let mut rare = Vec::new();
+    for action in warden_model::Change::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|a| bundle::reach(a, params) == bundle::Reach::Always)
+    {
+        let mut after = first.saturating_sub(1);
+        loop {
+            let filter = EventFilter {
+                action: Some(action.to_owned()),
+                after_seq: Some(after),
+                before_seq: Some(cut),
+                ..EventFilter::default()
+            };
+            let page = store.events(&filter, PAGE).await?;
+            let Some(last) = page.last().map(|e| e.seq) else {
+                break;
+            };
+            let full = page.len() == PAGE as usize;
+            rare.extend(page);
+            after = last;
+            if !full {
+                break;
+            }
+        }
+    }
+    rare.sort_by_key(|e| e.seq);
+    Ok(rare)
+}
+
 /// The monitor's latest run, if it began within `max_age` of `now`: its period, its results
 /// (every test, no populations) and when it began.
 pub async fn latest_run(
@@ -138,7 +195,18 @@ pub async fn results(
         }
         evaluator.finish()
     });
-    let mut after = first_seq.saturating_sub(1);
+    // Before the reach of the frequent kinds, only the rare kinds the tests read from the
+    // whole log; from there on, every event.
+    let cut = reach_cut(store, period, &limits.params).await?;
+    if cut > first_seq {
+        let rare = rare_before(store, first_seq, cut, &limits.params).await?;
+        for chunk in rare.chunks(PAGE as usize) {
+            if pages.send(chunk.to_vec()).await.is_err() {
+                break;
+            }
+        }
+    }
+    let mut after = cut.max(first_seq).saturating_sub(1);
     loop {
         let filter = EventFilter {
             after_seq: Some(after),
@@ -205,7 +273,13 @@ pub async fn evidence(
         .collect();
     let proof_size = signed.last().copied().unwrap_or(size);
     let mut context = Vec::new();
-    let mut after = log_first.saturating_sub(1);
+    let cut = reach_cut(store, period, &limits.params).await?.min(first);
+    let mut earlier = if cut > log_first {
+        rare_before(store, log_first, cut, &limits.params).await?
+    } else {
+        Vec::new()
+    };
+    let mut after = cut.max(log_first).saturating_sub(1);
     while after + 1 < first {
         let filter = EventFilter {
             after_seq: Some(after),
@@ -216,20 +290,22 @@ pub async fn evidence(
         let Some(end) = page.last().map(|e| e.seq) else {
             break;
         };
-        for e in page {
-            if bundle::context_needed(&e, period, &limits.params) {
-                let proof = audit
-                    .inclusion(e.seq, proof_size)
-                    .await
-                    .map_err(bundle_failed)?;
-                context.push(ContextEvent {
-                    event: e,
-                    size: proof_size,
-                    proof: proof.into_iter().map(HexHash).collect(),
-                });
-            }
-        }
+        earlier.extend(
+            page.into_iter()
+                .filter(|e| bundle::context_needed(e, period, &limits.params)),
+        );
         after = end;
+    }
+    for e in earlier {
+        let proof = audit
+            .inclusion(e.seq, proof_size)
+            .await
+            .map_err(bundle_failed)?;
+        context.push(ContextEvent {
+            event: e,
+            size: proof_size,
+            proof: proof.into_iter().map(HexHash).collect(),
+        });
     }
     let mut observations = observe(store, audit, recordings, limits.settings, period).await?;
     let signed: std::collections::BTreeSet<u64> = signed.into_iter().collect();
@@ -441,4 +517,108 @@ fn recorded_files(recordings: &serde_json::Value) -> Vec<(String, String)> {
                 .chain(r.get("transcript").and_then(pair))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use warden_compliance::bundle::{Reach, reach};
+    use warden_compliance::{Parameters, Period};
+    use warden_model::{Actor, Timestamp};
+    use warden_store::{AuditContext, DatabaseLocation, Outcome, Store};
+
+    use super::{rare_before, reach_cut};
+
+    const DAY: i64 = 24 * 3600 * 1000;
+
+    /// A log spanning 200 days, read for a period starting 60 days ago: before the frequent
+    /// kinds' reach (31 days before the period) only the rare kinds are read, through the
+    /// index on actions, in sequence order; from the reach on, everything is.
+    #[tokio::test]
+    async fn before_the_reach_only_the_rare_kinds_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&DatabaseLocation::in_data_dir(dir.path()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let t0: i64 = 1_800_000_000_000;
+        for (ago, action, target) in [
+            (200, "user.create", "user:old"),
+            (199, "auth.login", "idp:x"),
+            (150, "group.create", "group:ancient"),
+            (100, "auth.login", "idp:x"),
+            (95, "review.create", "review:r1"),
+            (10, "auth.login", "idp:x"),
+            (5, "group.create", "group:new"),
+        ] {
+            let ctx = AuditContext {
+                actor: Actor::Operator,
+                request_id: format!("r{ago}"),
+                source: None,
+                now: Timestamp::from_millis(t0 - ago * DAY),
+            };
+            store
+                .record(
+                    &ctx,
+                    action,
+                    target,
+                    serde_json::json!({}),
+                    Outcome::Success,
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        let params = Parameters::default();
+        let period = Period::recorded(t0 - 60 * DAY, t0).unwrap();
+        let first = store.audit_first_seq().await.unwrap().unwrap();
+        let cut = reach_cut(&store, period, &params).await.unwrap();
+        let rare = rare_before(&store, first, cut, &params).await.unwrap();
+        let read: Vec<&str> = rare.iter().map(|e| e.target.as_str()).collect();
+        assert_eq!(read, ["user:old", "group:ancient", "review:r1"]);
+        assert!(rare.windows(2).all(|w| w[0].seq < w[1].seq));
+        // The cut is the first event within 31 days before the period: the login 10 days ago.
+        let at_cut = store
+            .events(
+                &warden_store::EventFilter {
+                    after_seq: Some(cut - 1),
+                    ..warden_store::EventFilter::default()
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        assert_eq!(at_cut[0].time, t0 - 10 * DAY);
+    }
+
+    /// The rare kinds are read by name from the log's changes: each must be one, or it would
+    /// silently be left out of status and evidence.
+    #[test]
+    fn every_kind_read_from_the_whole_log_is_a_change() {
+        let params = Parameters::default();
+        let changes: Vec<&str> = warden_model::Change::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect();
+        for action in [
+            "user.create",
+            "user.disable",
+            "user.delete",
+            "user.enable",
+            "passkey.reset",
+            "group.create",
+            "group.delete",
+            "policy.apply",
+            "vuln.sla.half",
+            "vuln.sla.breach",
+            "vuln.accept",
+            "vuln.false_positive",
+            "vuln.fix.available",
+            "vuln.rate",
+            "review.create",
+            "break_glass.use",
+        ] {
+            assert_eq!(reach(action, &params), Reach::Always, "{action}");
+            assert!(changes.contains(&action), "{action} is not a change");
+        }
+    }
 }

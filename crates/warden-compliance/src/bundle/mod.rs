@@ -101,30 +101,61 @@ pub struct Evidence {
 
 const DAY: i64 = 24 * 60 * 60 * 1000;
 
-/// Whether an event from before the period belongs in a bundle's context: the tests read
-/// it to judge something in the period. Rare kinds (accounts, groups, reviews, policy,
-/// findings' clocks) are taken from the whole log; frequent ones only as far back as they
-/// can matter (a browser session's sign-in a day, an SSH session two days, a grant 31 days,
-/// an account's enrollment its window).
-pub fn context_needed(e: &AuditEvent, period: Period, params: &Parameters) -> bool {
-    let from = period.from().as_millis();
-    let within = |span: i64| e.time >= from - span;
-    match e.action.as_str() {
+/// How far before a period an event of a kind can matter to a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// From anywhere in the log: rare kinds (accounts, groups, reviews, policy, findings'
+    /// clocks, break-glass).
+    Always,
+    /// Only this many milliseconds before the period: frequent kinds.
+    Within(i64),
+    /// Never: no test reads it from before the period.
+    Never,
+}
+
+/// The reach of events with `action`: a browser session's sign-in a day, an SSH session its
+/// maximum and a day, a grant 31 days, an account's enrollment its window; rare kinds always.
+pub fn reach(action: &str, params: &Parameters) -> Reach {
+    match action {
         "user.create" | "user.disable" | "user.delete" | "user.enable" | "passkey.reset"
-        | "group.create" | "group.delete" | "policy.apply" => true,
-        a if a.starts_with("break_glass.") => true,
-        a if a.starts_with("review.") => true,
+        | "group.create" | "group.delete" | "policy.apply" => Reach::Always,
+        a if a.starts_with("break_glass.") => Reach::Always,
+        a if a.starts_with("review.") => Reach::Always,
         "vuln.sla.half"
         | "vuln.sla.breach"
         | "vuln.accept"
         | "vuln.false_positive"
         | "vuln.fix.available"
-        | "vuln.rate" => true,
-        "auth.login" | "auth.enroll" | "auth.passkey" => within(DAY),
-        "passkey.register" => within(params.enrollment_window.max(DAY)),
-        "ssh.session.start" | "ssh.session.end" => within(params.ssh_session_max + DAY),
-        "access.approve" => within(31 * DAY),
-        _ => false,
+        | "vuln.rate" => Reach::Always,
+        "auth.login" | "auth.enroll" | "auth.passkey" => Reach::Within(DAY),
+        "passkey.register" => Reach::Within(params.enrollment_window.max(DAY)),
+        "ssh.session.start" | "ssh.session.end" => Reach::Within(params.ssh_session_max + DAY),
+        "access.approve" => Reach::Within(31 * DAY),
+        _ => Reach::Never,
+    }
+}
+
+/// The longest [`Reach::Within`]: before `period.from()` less this, only the kinds that reach
+/// [`Reach::Always`] matter.
+pub fn longest_reach(params: &Parameters) -> i64 {
+    [
+        DAY,
+        params.enrollment_window.max(DAY),
+        params.ssh_session_max + DAY,
+        31 * DAY,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(31 * DAY)
+}
+
+/// Whether an event from before the period belongs in a bundle's context: the tests read it
+/// to judge something in the period ([`reach`]).
+pub fn context_needed(e: &AuditEvent, period: Period, params: &Parameters) -> bool {
+    match reach(&e.action, params) {
+        Reach::Always => true,
+        Reach::Within(span) => e.time >= period.from().as_millis() - span,
+        Reach::Never => false,
     }
 }
 
