@@ -65,11 +65,28 @@ impl TestServer {
         port: u16,
         env: &[(&str, &str)],
     ) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, bin, backend, config, port, env).await
+    }
+
+    /// As [`TestServer::start`] on SQLite, in `dir`, whose `data/` a benchmark may have filled
+    /// first (a store migrated and written to before any server ran).
+    pub async fn start_prepared(bin: &Path, dir: tempfile::TempDir, config: &str) -> TestServer {
+        Self::start_in(dir, bin, Backend::Sqlite, config, 0, &[]).await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        bin: &Path,
+        backend: Backend,
+        config: &str,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> TestServer {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let config_path = dir.path().join("warden.toml");
         // Every test server seals its CA keys under a key-encryption key of its own.
