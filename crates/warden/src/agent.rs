@@ -428,7 +428,12 @@ impl Agent {
             }
             keys.push_str(&std::fs::read_to_string(self.path(BREAK_GLASS_CA)).unwrap_or_default());
         }
-        write_file(&self.path("user_ca.pub"), keys.as_bytes(), 0o644)
+        // Every refresh asks for the same trust again: write only what changes.
+        let path = self.path("user_ca.pub");
+        if std::fs::read(&path).is_ok_and(|now| now == keys.as_bytes()) {
+            return Ok(());
+        }
+        write_file(&path, keys.as_bytes(), 0o644)
     }
 
     /// Reports each finished break-glass session in the spool to Warden, with its recording;
