@@ -284,6 +284,11 @@ fn year(target: u64) -> Vec<AuditEvent> {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "verify") {
+        verify_only(std::path::Path::new(&args[at + 1]));
+        return;
+    }
     let target: u64 = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))
@@ -330,6 +335,31 @@ fn main() {
         );
     }
     quarter(&events, observations, end);
+}
+
+/// Verifies a bundle kept by an earlier run (`WARDEN_BENCH_KEEP=PATH`), three times, beside
+/// SHA-256 over its events: for profiling the verifier alone.
+fn verify_only(path: &std::path::Path) {
+    let key = SigningKey::from_seed(ORIGIN, &[5u8; 32]).unwrap();
+    let zip = std::fs::read(path).unwrap();
+    for _ in 0..3 {
+        let began = Instant::now();
+        let back = bundle::from_zip(&zip).unwrap();
+        let unzipped = began.elapsed().as_secs_f64();
+        let began = Instant::now();
+        let verified = bundle::verify(&back, &key.verifier()).unwrap();
+        let checked = began.elapsed().as_secs_f64();
+        let began = Instant::now();
+        let digest = sha2::Sha256::digest(&back["events/period.jsonl"]);
+        let sha = began.elapsed().as_secs_f64();
+        println!(
+            "unzip {unzipped:.2} s, verify and recompute {checked:.2} s ({} events); SHA-256 over the events {sha:.2} s ({:02x}…): {:.3}x SHA-256 (verify alone {:.3}x)",
+            verified.events,
+            digest[0],
+            sha / (unzipped + checked),
+            sha / checked
+        );
+    }
 }
 
 /// The bundle for the year's last quarter: made, zipped, unzipped, verified.
@@ -425,6 +455,9 @@ fn quarter(events: &[AuditEvent], mut observations: Observations, end: i64) {
     let began = Instant::now();
     let zip = bundle::to_zip(&files).unwrap();
     let zipped = began.elapsed().as_secs_f64();
+    if let Some(keep) = std::env::var_os("WARDEN_BENCH_KEEP") {
+        std::fs::write(keep, &zip).unwrap();
+    }
     println!(
         "bundle for Q4 ({} events in the period, {} context events, {:.0} MB of events): gathered {gathered:.1} s, results and files {built:.1} s, zipped {zipped:.1} s to {:.0} MB: {:.1} s in all",
         size - first + 1,

@@ -10,12 +10,21 @@ use crate::report::Tally;
 use crate::report::{Observations, Parameters, TestResult};
 use crate::test_id::TestId;
 
+const DAY: i64 = 24 * 60 * 60 * 1000;
+
 /// Runs tests over events pushed in sequence order, from the log's first event to the end of
 /// the period; results count only what falls in the period.
+///
+/// An evaluator of an open period ([`Period::open`]) is kept up to date: the events pushed
+/// as they come, [`Evaluator::results_at`] answers as of now without consuming it, and
+/// [`Evaluator::start_at`] moves its start to a later midnight. It gives what a fresh
+/// evaluator of the same period would.
 pub struct Evaluator {
     period: Period,
     observations: Observations,
     checks: Vec<(Box<dyn Check>, Tally)>,
+    /// Events pushed (those of the period's end or later are not).
+    pushed: u64,
     /// Action → the checks that read it, learned as actions appear.
     routes: BTreeMap<String, Vec<usize>>,
     last_seq: u64,
@@ -27,6 +36,7 @@ impl std::fmt::Debug for Evaluator {
             .field("period", &self.period)
             .field("tests", &self.checks.len())
             .field("last_seq", &self.last_seq)
+            .field("pushed", &self.pushed)
             .finish_non_exhaustive()
     }
 }
@@ -42,17 +52,13 @@ impl Evaluator {
     ) -> Evaluator {
         let checks = tests
             .iter()
-            .map(|id| {
-                (
-                    check(*id, params, &observations),
-                    Tally::new(*id, period, keep_items),
-                )
-            })
+            .map(|id| (check(*id, params), Tally::new(*id, period, keep_items)))
             .collect();
         Evaluator {
             period,
             observations,
             checks,
+            pushed: 0,
             routes: BTreeMap::new(),
             last_seq: 0,
         }
@@ -65,6 +71,7 @@ impl Evaluator {
             return;
         }
         self.last_seq = e.seq;
+        self.pushed += 1;
         if !self.routes.contains_key(&e.action) {
             let wanting = self
                 .checks
@@ -80,9 +87,60 @@ impl Evaluator {
         };
         for &i in route {
             if let Some((check, tally)) = self.checks.get_mut(i) {
+                tally.now = e.time;
                 check.see(e, tally);
             }
         }
+    }
+
+    /// The period.
+    pub fn period(&self) -> Period {
+        self.period
+    }
+
+    /// The last event's sequence number pushed, 0 before the first.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// How many events were pushed (and not ignored as past the period's end).
+    pub fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    /// Moves the period's start to `from`, a midnight (UTC) later than its start: what
+    /// was kept only for earlier items is forgotten. Refused (false, nothing changed) for
+    /// another time: results are kept per day.
+    pub fn start_at(&mut self, from: i64) -> bool {
+        if from.rem_euclid(DAY) != 0 || from <= self.period.from().as_millis() {
+            return false;
+        }
+        for (check, tally) in &mut self.checks {
+            check.start_at(from);
+            tally.start_at(from);
+        }
+        self.period = self.period.starting(from);
+        true
+    }
+
+    /// Each test's result for the period ending at `to` (no earlier than the last event
+    /// pushed), with what the server observes now, in the order asked. The evaluator stays
+    /// as it was, to take more events.
+    pub fn results_at(&self, to: i64, observations: &Observations) -> Vec<TestResult> {
+        let end = End {
+            time: to,
+            observations,
+            last_seq: self.last_seq,
+        };
+        self.checks
+            .iter()
+            .map(|(check, tally)| {
+                let mut tally = tally.clone();
+                tally.end_at(to);
+                check.finish(&end, &mut tally);
+                tally.finish()
+            })
+            .collect()
     }
 
     /// Closes the period and gives each test's result, in the order asked.
@@ -94,7 +152,8 @@ impl Evaluator {
         };
         self.checks
             .into_iter()
-            .map(|(mut check, mut tally)| {
+            .map(|(check, mut tally)| {
+                tally.end_at(end.time);
                 check.finish(&end, &mut tally);
                 tally.finish()
             })

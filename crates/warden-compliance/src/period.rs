@@ -73,6 +73,27 @@ impl Period {
         (from < to).then_some(Period { from, to })
     }
 
+    /// A period from `from` with no end yet: for an evaluator kept up to date.
+    pub fn open(from: i64) -> Period {
+        Period { from, to: i64::MAX }
+    }
+
+    /// The same period from a later start.
+    pub(crate) fn starting(self, from: i64) -> Period {
+        Period {
+            from: from.max(self.from),
+            to: self.to,
+        }
+    }
+
+    /// The same period to another end.
+    pub(crate) fn ending(self, to: i64) -> Period {
+        Period {
+            from: self.from,
+            to,
+        }
+    }
+
     /// The start, inclusive.
     pub fn from(self) -> Timestamp {
         Timestamp::from_millis(self.from)

@@ -153,10 +153,15 @@ impl TestResult {
 }
 
 /// Gathers a test's items as its check finds them, keeping only those in the period.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Tally {
     period: Period,
     keep_items: bool,
+    /// The time of the event the check is seeing: an item timed later (a grant ended early
+    /// counts at its expiry) waits in `ahead` until the period is closed, when it counts only
+    /// if it falls before the end.
+    pub(crate) now: i64,
+    ahead: Vec<Item>,
     result: TestResult,
 }
 
@@ -165,6 +170,8 @@ impl Tally {
         Tally {
             period,
             keep_items,
+            now: i64::MAX,
+            ahead: Vec::new(),
             result: TestResult {
                 id,
                 population: 0,
@@ -187,6 +194,14 @@ impl Tally {
         if !self.period.holds(item.time) {
             return;
         }
+        if item.time > self.now {
+            self.ahead.push(item);
+        } else {
+            self.count(item);
+        }
+    }
+
+    fn count(&mut self, item: Item) {
         let day = item.time.div_euclid(DAY);
         let counts = self.result.days.entry(day).or_insert((0, 0));
         counts.0 += 1;
@@ -208,7 +223,34 @@ impl Tally {
         self.result.pending += 1;
     }
 
+    /// The period now starts at `from`, a later midnight (UTC): the items before it, whole
+    /// days of them, are forgotten.
+    pub(crate) fn start_at(&mut self, from: i64) {
+        let day = from.div_euclid(DAY);
+        let kept = self.result.days.split_off(&day);
+        for (population, exceptions) in std::mem::replace(&mut self.result.days, kept).values() {
+            self.result.population -= population;
+            self.result.exception_count -= exceptions;
+        }
+        self.result.exceptions.retain(|i| i.time >= from);
+        self.result.items.retain(|i| i.time >= from);
+        self.ahead.retain(|i| i.time >= from);
+        self.period = self.period.starting(from);
+    }
+
+    /// The period now ends at `to`, no earlier than the last event seen: what the check
+    /// says from here on is said as of `to`.
+    pub(crate) fn end_at(&mut self, to: i64) {
+        self.period = self.period.ending(to);
+        self.now = i64::MAX;
+    }
+
     pub(crate) fn finish(mut self) -> TestResult {
+        for item in std::mem::take(&mut self.ahead) {
+            if self.period.holds(item.time) {
+                self.count(item);
+            }
+        }
         self.result.exceptions.sort_by_key(|i| i.time);
         self.result.items.sort_by_key(|i| i.time);
         self.result

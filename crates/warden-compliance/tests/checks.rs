@@ -657,27 +657,43 @@ const ACTIONS: [&str; 16] = [
     "vuln.sla.breach",
 ];
 
+/// A log of random events, well or badly shaped, in time order from `T0`.
+fn random_log(mut raw: Vec<(i64, u8, u8, u8, u8)>) -> Log {
+    let mut log = Log::default();
+    raw.sort_by_key(|e| e.0);
+    for (time, action, who, thing, shape) in raw {
+        let name = ["alice", "bob", "carol", "dave"][usize::from(who)];
+        let id = format!("{thing}");
+        let details = match shape {
+            0 => json!({"session": id, "grant": id, "requester": name, "group": "ops",
+                "expires_at": "2026-09-22T13:00:00.000Z", "version": thing, "tests": thing,
+                "items": [thing], "scope": "groups:*", "verified": [thing],
+                "recordings": [{"file": format!("{thing}.cast")}]}),
+            1 => json!(null),
+            _ => json!({"session": 7, "items": "x", "expires_at": "soon"}),
+        };
+        let actor = if who == 3 {
+            system()
+        } else {
+            in_session(name, &id)
+        };
+        log.add(
+            T0 + time,
+            actor,
+            ACTIONS[usize::from(action)],
+            &format!("user:{name}"),
+            details,
+        );
+    }
+    log
+}
+
 proptest! {
     /// Any sequence of events, well or badly shaped, gives each test a consistent count and
     /// the same result twice; nothing panics.
     #[test]
     fn any_events_give_consistent_results(raw in proptest::collection::vec(arb_event(), 0..80)) {
-        let mut log = Log::default();
-        let mut sorted = raw;
-        sorted.sort_by_key(|e| e.0);
-        for (time, action, who, thing, shape) in sorted {
-            let name = ["alice", "bob", "carol", "dave"][usize::from(who)];
-            let id = format!("{thing}");
-            let details = match shape {
-                0 => json!({"session": id, "grant": id, "requester": name, "group": "ops",
-                    "expires_at": "2026-09-22T13:00:00.000Z", "version": thing, "tests": thing,
-                    "items": [thing], "scope": "groups:*", "verified": [thing]}),
-                1 => json!(null),
-                _ => json!({"session": 7, "items": "x", "expires_at": "soon"}),
-            };
-            let actor = if who == 3 { system() } else { in_session(name, &id) };
-            log.add(T0 + time, actor, ACTIONS[usize::from(action)], &format!("user:{name}"), details);
-        }
+        let log = random_log(raw);
         let period = Period::recorded(T0 + DAY, T0 + 2 * DAY).unwrap();
         let run = || evaluate(&TestId::ALL, &log.0, period, Parameters::default(), Observations::default(), true);
         let results = run();
@@ -687,6 +703,61 @@ proptest! {
             prop_assert_eq!(r.items.len() as u64, r.population);
             prop_assert_eq!(r.days.values().map(|d| d.0).sum::<u64>(), r.population);
             prop_assert!(r.items.iter().all(|i| period.holds(i.time)));
+        }
+    }
+
+    /// An evaluator kept up to date (events pushed as they come, asked as of several ends,
+    /// its start moved to later midnights) answers as a fresh evaluator of the same period.
+    #[test]
+    fn a_kept_evaluator_answers_as_a_fresh_one(
+        raw in proptest::collection::vec(arb_event(), 0..80),
+        mut asks in proptest::collection::vec(1..(4 * DAY), 1..5),
+        moves in 0..3i64,
+    ) {
+        let log = random_log(raw);
+        let n = log.0.len() as u64;
+        let observations = Observations {
+            settings: None,
+            checkpoints: [(n / 3, 1), (2 * n / 3, 2)]
+                .into_iter()
+                .map(|(size, days)| CheckpointSeen {
+                    size,
+                    time: T0 + days * DAY,
+                    consistent: days == 1,
+                })
+                .collect(),
+            recordings: BTreeMap::from([
+                ("0.cast".to_owned(), RecordingState::Intact),
+                ("1.cast".to_owned(), RecordingState::Damaged { sha256: "00".into() }),
+            ]),
+        };
+        let params = Parameters::default();
+        let mut kept = warden_compliance::Evaluator::new(
+            &TestId::ALL,
+            Period::open(T0),
+            params,
+            Observations::default(),
+            false,
+        );
+        let midnight = T0 - T0.rem_euclid(DAY) + DAY;
+        let mut starts: Vec<i64> = (0..moves).map(|i| midnight + i * DAY).collect();
+        starts.reverse();
+        let mut from = T0;
+        let mut next = 0;
+        asks.sort_unstable();
+        for ask in asks {
+            let to = T0 + ask;
+            while let Some(e) = log.0.get(next).filter(|e| e.time < to) {
+                kept.push(e);
+                next += 1;
+            }
+            if starts.last().is_some_and(|s| *s < to) {
+                from = starts.pop().unwrap();
+                prop_assert!(kept.start_at(from));
+            }
+            let period = Period::recorded(from, to).unwrap();
+            let fresh = evaluate(&TestId::ALL, &log.0, period, params, observations.clone(), false);
+            prop_assert_eq!(kept.results_at(to, &observations), fresh);
         }
     }
 }

@@ -45,7 +45,7 @@ impl Check for PolicyChange {
         });
     }
 
-    fn finish(&mut self, _end: &End<'_>, _tally: &mut Tally) {}
+    fn finish(&self, _end: &End<'_>, _tally: &mut Tally) {}
 }
 
 /// A finding's SLA as the log saw it.
@@ -107,10 +107,10 @@ impl Check for VulnSla {
         }
     }
 
-    fn finish(&mut self, _end: &End<'_>, tally: &mut Tally) {
-        for (finding, clock) in std::mem::take(&mut self.findings) {
-            match (clock.breach, clock.first) {
-                (Some(item), _) => tally.item(item),
+    fn finish(&self, _end: &End<'_>, tally: &mut Tally) {
+        for (finding, clock) in &self.findings {
+            match (&clock.breach, clock.first) {
+                (Some(item), _) => tally.item(item.clone()),
                 (None, Some((time, seq))) => {
                     tally.item(ok(format!("finding:{finding}"), time, vec![seq]));
                 }
@@ -179,19 +179,22 @@ impl Check for EmergencyAccess {
         }
     }
 
-    fn finish(&mut self, _end: &End<'_>, tally: &mut Tally) {
-        for (id, u) in std::mem::take(&mut self.uses) {
+    fn finish(&self, _end: &End<'_>, tally: &mut Tally) {
+        for (id, u) in &self.uses {
             let subject = format!("break-glass-use:{id}");
             let what = format!("emergency access to `{}` as `{}`", u.host, u.login);
             tally.item(match (u.recorded, u.closed) {
-                (true, true) => ok(subject, u.time, u.seqs),
-                (false, _) => {
-                    exception(subject, u.time, u.seqs, format!("{what} has no recording"))
-                }
+                (true, true) => ok(subject, u.time, u.seqs.clone()),
+                (false, _) => exception(
+                    subject,
+                    u.time,
+                    u.seqs.clone(),
+                    format!("{what} has no recording"),
+                ),
                 (true, false) => exception(
                     subject,
                     u.time,
-                    u.seqs,
+                    u.seqs.clone(),
                     format!("{what} has no closed after-action review"),
                 ),
             });

@@ -60,7 +60,7 @@ impl Check for GrantApproval {
         });
     }
 
-    fn finish(&mut self, _end: &End<'_>, _tally: &mut Tally) {}
+    fn finish(&self, _end: &End<'_>, _tally: &mut Tally) {}
 }
 
 /// A grant in force.
@@ -187,7 +187,7 @@ impl Check for GrantExpiry {
         }
     }
 
-    fn finish(&mut self, end: &End<'_>, tally: &mut Tally) {
+    fn finish(&self, end: &End<'_>, tally: &mut Tally) {
         for (id, g) in &self.grants {
             if g.expires_at + self.grace < end.time {
                 tally.item(exception(

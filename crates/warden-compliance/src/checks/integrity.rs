@@ -4,14 +4,68 @@
 use warden_audit::AuditEvent;
 
 use super::{Check, End};
-use crate::report::{CheckpointSeen, Parameters};
+use crate::report::Parameters;
 use crate::report::{Tally, exception, human, ok};
 
-/// A checkpoint and the oldest event it was the first to cover.
-#[derive(Debug)]
-struct Covering {
-    checkpoint: CheckpointSeen,
-    oldest: Option<(i64, u64)>,
+/// The period's events, seen in sequence order, as runs of consecutive sequence numbers and
+/// their times: what is needed to say which event each checkpoint was the first to cover,
+/// whichever checkpoints the server observes when the period closes (8 bytes an event).
+#[derive(Debug, Default)]
+struct Times {
+    /// (first sequence number of a run, index of its first time in `times`).
+    runs: Vec<(u64, usize)>,
+    times: Vec<i64>,
+}
+
+impl Times {
+    fn push(&mut self, seq: u64, time: i64) {
+        let next = self
+            .runs
+            .last()
+            .map(|(first, at)| first + (self.times.len() - at) as u64);
+        if next != Some(seq) {
+            self.runs.push((seq, self.times.len()));
+        }
+        self.times.push(time);
+    }
+
+    /// The first event with a sequence number in `(after, upto]`: its time and number.
+    fn first_in(&self, after: u64, upto: u64) -> Option<(i64, u64)> {
+        // The run holding `after + 1`, or the first run after it.
+        let i = self.runs.partition_point(|(first, _)| *first <= after + 1);
+        let (seq, at) = match i.checked_sub(1).and_then(|i| self.runs.get(i)) {
+            Some(&(first, at)) => {
+                let end = self.runs.get(i).map_or(self.times.len(), |r| r.1);
+                let within = usize::try_from(after + 1 - first).unwrap_or(usize::MAX);
+                if within < end - at {
+                    (after + 1, at + within)
+                } else {
+                    *self.runs.get(i)?
+                }
+            }
+            None => *self.runs.first()?,
+        };
+        (seq <= upto).then(|| self.times.get(at).map(|t| (*t, seq)))?
+    }
+
+    /// Forgets the events before `from` (a prefix: times follow sequence numbers).
+    fn drop_before(&mut self, from: i64) {
+        let cut = self.times.partition_point(|t| *t < from);
+        if cut == 0 {
+            return;
+        }
+        self.times.drain(..cut);
+        let mut runs = Vec::with_capacity(self.runs.len());
+        for (i, &(first, at)) in self.runs.iter().enumerate() {
+            let end = self.runs.get(i + 1).map_or(usize::MAX, |r| r.1);
+            if end <= cut {
+                continue;
+            }
+            let skipped = cut.saturating_sub(at);
+            runs.push((first + skipped as u64, at.saturating_sub(cut)));
+        }
+        self.runs = runs;
+    }
 }
 
 /// `audit-integrity`: the events follow one another with no sequence number missing, every
@@ -20,29 +74,17 @@ struct Covering {
 #[derive(Debug)]
 pub(crate) struct AuditIntegrity {
     gap: i64,
-    checkpoints: Vec<Covering>,
-    /// The next checkpoint that may cover an event.
-    next: usize,
     last_seq: Option<u64>,
-    /// The oldest event not covered by any checkpoint.
-    uncovered: Option<(i64, u64)>,
+    /// The period's events.
+    seen: Times,
 }
 
 impl AuditIntegrity {
-    pub(crate) fn new(params: Parameters, observations: &crate::report::Observations) -> Self {
+    pub(crate) fn new(params: Parameters) -> Self {
         AuditIntegrity {
             gap: params.checkpoint_gap,
-            checkpoints: observations
-                .checkpoints
-                .iter()
-                .map(|c| Covering {
-                    checkpoint: c.clone(),
-                    oldest: None,
-                })
-                .collect(),
-            next: 0,
             last_seq: None,
-            uncovered: None,
+            seen: Times::default(),
         }
     }
 }
@@ -68,40 +110,34 @@ impl Check for AuditIntegrity {
             ));
         }
         self.last_seq = Some(e.seq);
-        while self
-            .checkpoints
-            .get(self.next)
-            .is_some_and(|c| c.checkpoint.size < e.seq)
-        {
-            self.next += 1;
-        }
-        match self.checkpoints.get_mut(self.next) {
-            Some(c) => {
-                c.oldest.get_or_insert((e.time, e.seq));
-            }
-            None => {
-                self.uncovered.get_or_insert((e.time, e.seq));
-            }
-        }
+        self.seen.push(e.seq, e.time);
     }
 
-    fn finish(&mut self, end: &End<'_>, tally: &mut Tally) {
-        for c in &self.checkpoints {
-            let subject = format!("checkpoint:{}", c.checkpoint.size);
-            let events = c.oldest.map(|(_, seq)| seq).into_iter().collect();
-            if !c.checkpoint.consistent {
+    fn start_at(&mut self, from: i64) {
+        self.seen.drop_before(from);
+    }
+
+    fn finish(&self, end: &End<'_>, tally: &mut Tally) {
+        // Each event is covered by the first checkpoint at or past it.
+        let mut after = 0;
+        for c in &end.observations.checkpoints {
+            let oldest = self.seen.first_in(after, c.size);
+            after = after.max(c.size);
+            let subject = format!("checkpoint:{}", c.size);
+            let events = oldest.map(|(_, seq)| seq).into_iter().collect();
+            if !c.consistent {
                 tally.item(exception(
                     subject,
-                    c.oldest.map_or(c.checkpoint.time, |(time, _)| time),
+                    oldest.map_or(c.time, |(time, _)| time),
                     events,
                     "its signature does not verify, or it does not extend the checkpoint before",
                 ));
                 continue;
             }
-            let Some((oldest, _)) = c.oldest else {
+            let Some((oldest, _)) = oldest else {
                 continue;
             };
-            let waited = c.checkpoint.time - oldest;
+            let waited = c.time - oldest;
             let mut item = if waited > self.gap {
                 exception(
                     subject,
@@ -119,7 +155,7 @@ impl Check for AuditIntegrity {
             item.measure = Some(waited.max(0));
             tally.item(item);
         }
-        if let Some((time, seq)) = self.uncovered {
+        if let Some((time, seq)) = self.seen.first_in(after, u64::MAX) {
             if time + self.gap < end.time {
                 tally.item(exception(
                     format!("events {seq}–{}", end.last_seq),

@@ -160,7 +160,7 @@ impl Check for LeaverDeprovision {
         }
     }
 
-    fn finish(&mut self, end: &End<'_>, tally: &mut Tally) {
+    fn finish(&self, end: &End<'_>, tally: &mut Tally) {
         for (user, l) in &self.leavers {
             match self.decide(user, l, end.time) {
                 Some(item) => tally.item(item),

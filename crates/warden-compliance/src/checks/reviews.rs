@@ -202,7 +202,7 @@ impl Check for AccessReview {
         }
     }
 
-    fn finish(&mut self, end: &End<'_>, tally: &mut Tally) {
+    fn finish(&self, end: &End<'_>, tally: &mut Tally) {
         for (id, c) in &self.campaigns {
             match c.due_at {
                 _ if c.completed => {}

@@ -18,26 +18,35 @@ struct Started {
     who: String,
 }
 
-/// Why an ended session's recordings are not evidence, if they are not.
-fn recording_fault(
-    e: &AuditEvent,
-    recordings: &BTreeMap<String, RecordingState>,
-) -> Option<String> {
+/// Why an ended session's record alone says its recordings are not evidence, if it does.
+fn record_fault(e: &AuditEvent) -> Option<String> {
     if let Some(failure) = list(e, "recording_failures").iter().find_map(Value::as_str) {
         return Some(format!("recording failed: {failure}"));
     }
     let reason = text(e, "reason").unwrap_or("");
-    if reason.starts_with("its proxy (") {
-        return Some(format!("no recording: {reason}"));
-    }
-    let files = list(e, "recordings").iter().flat_map(|r| {
-        let main = r.get("file").and_then(Value::as_str);
-        let transcript = r
-            .get("transcript")
-            .and_then(|t| t.get("file"))
-            .and_then(Value::as_str);
-        main.into_iter().chain(transcript)
-    });
+    reason
+        .starts_with("its proxy (")
+        .then(|| format!("no recording: {reason}"))
+}
+
+/// The recording files an ended session's record names.
+fn recording_files(e: &AuditEvent) -> Vec<String> {
+    list(e, "recordings")
+        .iter()
+        .flat_map(|r| {
+            let main = r.get("file").and_then(Value::as_str);
+            let transcript = r
+                .get("transcript")
+                .and_then(|t| t.get("file"))
+                .and_then(Value::as_str);
+            main.into_iter().chain(transcript)
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Why a session's recordings are not evidence as the server found them, if they are not.
+fn file_fault(files: &[String], recordings: &BTreeMap<String, RecordingState>) -> Option<String> {
     for file in files {
         match recordings.get(file) {
             Some(RecordingState::Intact) => {}
@@ -55,22 +64,30 @@ fn recording_fault(
     None
 }
 
+/// A session of the period that ended with recordings, judged when the period closes
+/// against what the server then finds on disk.
+#[derive(Debug)]
+struct Ended {
+    item: Item,
+    files: Vec<String>,
+}
+
 /// `ssh-recorded`: every session the proxy admitted ended on the record with its recordings,
 /// each still hashing to what the log recorded (as the server found them).
 #[derive(Debug)]
 pub(crate) struct SshRecorded {
     /// How long past its maximum a live session may stay on the record.
     longest: i64,
-    recordings: BTreeMap<String, RecordingState>,
     live: BTreeMap<String, Started>,
+    ended: Vec<Ended>,
 }
 
 impl SshRecorded {
-    pub(crate) fn new(params: Parameters, recordings: BTreeMap<String, RecordingState>) -> Self {
+    pub(crate) fn new(params: Parameters) -> Self {
         SshRecorded {
             longest: params.ssh_session_max + 60 * 60 * 1000,
-            recordings,
             live: BTreeMap::new(),
+            ended: Vec::new(),
         }
     }
 }
@@ -104,18 +121,39 @@ impl Check for SshRecorded {
                 let Some(s) = self.live.remove(session) else {
                     return;
                 };
+                if !tally.in_period(s.time) {
+                    return;
+                }
                 let subject = format!("session:{session} ({})", s.who);
                 let events = vec![s.seq, e.seq];
-                tally.item(match recording_fault(e, &self.recordings) {
-                    Some(why) => exception(subject, s.time, events, why),
-                    None => ok(subject, s.time, events),
-                });
+                if let Some(why) = record_fault(e) {
+                    tally.item(exception(subject, s.time, events, why));
+                    return;
+                }
+                let files = recording_files(e);
+                if files.is_empty() {
+                    tally.item(ok(subject, s.time, events));
+                } else {
+                    self.ended.push(Ended {
+                        item: ok(subject, s.time, events),
+                        files,
+                    });
+                }
             }
             _ => {}
         }
     }
 
-    fn finish(&mut self, end: &End<'_>, tally: &mut Tally) {
+    fn start_at(&mut self, from: i64) {
+        self.ended.retain(|e| e.item.time >= from);
+    }
+
+    fn finish(&self, end: &End<'_>, tally: &mut Tally) {
+        for e in &self.ended {
+            let mut item = e.item.clone();
+            item.exception = file_fault(&e.files, &end.observations.recordings);
+            tally.item(item);
+        }
         for (session, s) in &self.live {
             if s.time + self.longest < end.time {
                 tally.item(exception(
@@ -235,7 +273,7 @@ impl Check for SessionLimits {
         }
     }
 
-    fn finish(&mut self, end: &End<'_>, tally: &mut Tally) {
+    fn finish(&self, end: &End<'_>, tally: &mut Tally) {
         tally.item(self.settings_item(end));
     }
 }

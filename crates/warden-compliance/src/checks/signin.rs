@@ -119,7 +119,7 @@ impl Check for SigninPasskey {
         }
     }
 
-    fn finish(&mut self, _end: &End<'_>, _tally: &mut Tally) {}
+    fn finish(&self, _end: &End<'_>, _tally: &mut Tally) {}
 }
 
 /// An account waiting for its first passkey.
@@ -229,7 +229,7 @@ impl Check for PasskeyEnrollment {
         }
     }
 
-    fn finish(&mut self, end: &End<'_>, tally: &mut Tally) {
+    fn finish(&self, end: &End<'_>, tally: &mut Tally) {
         for (user, w) in &self.waiting {
             if w.since + self.window < end.time {
                 tally.item(self.overdue(user, w, vec![w.seq]));
@@ -331,5 +331,5 @@ impl Check for UniqueIdentity {
         }
     }
 
-    fn finish(&mut self, _end: &End<'_>, _tally: &mut Tally) {}
+    fn finish(&self, _end: &End<'_>, _tally: &mut Tally) {}
 }
