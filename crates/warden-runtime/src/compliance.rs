@@ -22,15 +22,21 @@ use crate::recordings::{Checked, Recordings};
 /// Events read from the store at a time.
 const PAGE: u32 = 5000;
 
-/// The default period: the last 90 days, or since the log began if that is later.
+/// The default period: from the midnight (UTC) 90 days before its end, or since the log
+/// began if that is later. Starting at a midnight, it moves a whole day at a time, which lets
+/// the kept evaluator ([`Kept`]) follow it.
 const DEFAULT_SPAN: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// A day, in milliseconds.
+const DAY: i64 = 24 * 3600 * 1000;
 
 /// What a caller asks for.
 #[derive(Debug, Clone)]
 pub struct Asked {
     /// The tests to run.
     pub tests: Vec<TestId>,
-    /// The period's start; `None` for 90 days before its end, or the log's beginning.
+    /// The period's start; `None` for the midnight (UTC) 90 days before its end, or the log's
+    /// beginning.
     pub from: Option<Timestamp>,
     /// The period's end; `None` for now.
     pub to: Option<Timestamp>,
@@ -84,6 +90,30 @@ impl Limits {
             monitor_every: config.compliance_monitor_every,
         }
     }
+}
+
+/// The evaluator of the default period up to now, kept between runs: each fresh status and
+/// each monitor run reads only the events written since the one before, and moves its start
+/// a day at a time, rather than reading the log again. One per server process; rebuilt from
+/// the log when the limits change, when the log's first event moves (an archive), or after
+/// a failed read.
+#[derive(Clone, Default)]
+pub struct Kept(Arc<tokio::sync::Mutex<Option<Warm>>>);
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kept(..)")
+    }
+}
+
+/// A kept evaluator and what it was built on.
+struct Warm {
+    evaluator: Evaluator,
+    /// The log's first sequence number when it was built.
+    log_first: u64,
+    params: Parameters,
+    /// The next event to read: every earlier one was pushed, or skipped as no test reads it.
+    next: u64,
 }
 
 /// The first sequence number within the longest reach of the frequent kinds before the
@@ -166,14 +196,19 @@ pub async fn latest_run(
         .map(|results| (period, results, at)))
 }
 
-/// Computes the results of `asked` over the log.
+/// Computes the results of `asked` over the log. The default period (no `from`, no `to`,
+/// no populations) is answered by the kept evaluator; any other by reading the log.
 pub async fn results(
     store: &Store,
     audit: &AuditLog,
     recordings: &Recordings,
     limits: Limits,
+    kept: &Kept,
     asked: &Asked,
 ) -> Result<(Period, Vec<TestResult>), ComplianceError> {
+    if asked.from.is_none() && asked.to.is_none() && !asked.keep_items {
+        return kept_results(store, audit, recordings, limits, kept, &asked.tests).await;
+    }
     let (period, first_seq) = period_of(store, audit, asked).await?;
     let observations = observe(store, audit, recordings, limits.settings, period).await?;
     let evaluator = Evaluator::new(
@@ -183,8 +218,94 @@ pub async fn results(
         observations,
         asked.keep_items,
     );
-    // The tests run on a blocking thread, fed page by page while the next page is read: the
-    // runtime's workers stay free, and reading and testing overlap.
+    // Before the reach of the frequent kinds, only the rare kinds the tests read from the
+    // whole log; from there on, every event up to the period's end.
+    let cut = reach_cut(store, period, &limits.params).await?;
+    let (evaluator, _) = feed(
+        store,
+        evaluator,
+        first_seq,
+        cut,
+        Some(period.to()),
+        &limits.params,
+    )
+    .await?;
+    let results = tokio::task::spawn_blocking(move || evaluator.finish())
+        .await
+        .map_err(|e| ComplianceError::Stopped(e.to_string()))?;
+    Ok((period, results))
+}
+
+/// The default period's results from the kept evaluator, brought up to date first (built
+/// from the log the first time).
+async fn kept_results(
+    store: &Store,
+    audit: &AuditLog,
+    recordings: &Recordings,
+    limits: Limits,
+    kept: &Kept,
+    tests: &[TestId],
+) -> Result<(Period, Vec<TestResult>), ComplianceError> {
+    let (log_first, began) = log_start(store, audit).await?;
+    let mut slot = kept.0.lock().await;
+    let from = default_from(Timestamp::from_system(SystemTime::now()), began);
+    let mut reusable = slot
+        .take()
+        .filter(|w| w.log_first == log_first && w.params == limits.params);
+    if let Some(w) = &mut reusable
+        && w.evaluator.period().from() != from
+        && !w.evaluator.start_at(from.as_millis())
+    {
+        reusable = None;
+    }
+    let mut warm = reusable.unwrap_or_else(|| Warm {
+        evaluator: Evaluator::new(
+            &TestId::ALL,
+            Period::open(from.as_millis()),
+            limits.params,
+            Observations::default(),
+            false,
+        ),
+        log_first,
+        params: limits.params,
+        next: log_first,
+    });
+    // Built now: only the rare kinds before the frequent kinds' reach. Kept: everything new.
+    let cut = if warm.next == log_first {
+        reach_cut(store, Period::open(from.as_millis()), &limits.params).await?
+    } else {
+        warm.next
+    };
+    let (evaluator, last) =
+        feed(store, warm.evaluator, warm.next, cut, None, &limits.params).await?;
+    warm.evaluator = evaluator;
+    warm.next = last.map_or(warm.next.max(cut), |seq| seq + 1);
+    let warm = slot.insert(warm);
+    let now = Timestamp::from_system(SystemTime::now());
+    let period = Period::new(from, now, now, Some(began))?;
+    let observations = observe(store, audit, recordings, limits.settings, period).await?;
+    let all = warm.evaluator.results_at(now.as_millis(), &observations);
+    Ok((
+        period,
+        tests
+            .iter()
+            .filter_map(|id| all.iter().find(|r| r.id == *id).cloned())
+            .collect(),
+    ))
+}
+
+/// Streams events into `evaluator` on a blocking thread, page by page while the next page is
+/// read: from `first`, only the kinds the tests read from the whole log until `cut`, then
+/// every event (before `until`, if given). Gives the evaluator back with the last sequence
+/// number read from `cut` on, if any.
+async fn feed(
+    store: &Store,
+    evaluator: Evaluator,
+    first: u64,
+    cut: u64,
+    until: Option<Timestamp>,
+    params: &Parameters,
+) -> Result<(Evaluator, Option<u64>), ComplianceError> {
     let (pages, mut received) = tokio::sync::mpsc::channel::<Vec<AuditEvent>>(4);
     let tested = tokio::task::spawn_blocking(move || {
         let mut evaluator = evaluator;
@@ -193,41 +314,44 @@ pub async fn results(
                 evaluator.push(e);
             }
         }
-        evaluator.finish()
+        evaluator
     });
-    // Before the reach of the frequent kinds, only the rare kinds the tests read from the
-    // whole log; from there on, every event.
-    let cut = reach_cut(store, period, &limits.params).await?;
-    if cut > first_seq {
-        let rare = rare_before(store, first_seq, cut, &limits.params).await?;
-        for chunk in rare.chunks(PAGE as usize) {
-            if pages.send(chunk.to_vec()).await.is_err() {
+    let read = async {
+        if cut > first {
+            let rare = rare_before(store, first, cut, params).await?;
+            for chunk in rare.chunks(PAGE as usize) {
+                if pages.send(chunk.to_vec()).await.is_err() {
+                    return Ok(None);
+                }
+            }
+        }
+        let mut after = cut.max(first).saturating_sub(1);
+        let mut last = None;
+        loop {
+            let filter = EventFilter {
+                after_seq: Some(after),
+                until,
+                ..EventFilter::default()
+            };
+            let page = store.events(&filter, PAGE).await?;
+            let Some(end) = page.last().map(|e| e.seq) else {
+                break;
+            };
+            after = end;
+            last = Some(end);
+            let full = page.len() == PAGE as usize;
+            if pages.send(page).await.is_err() || !full {
                 break;
             }
         }
-    }
-    let mut after = cut.max(first_seq).saturating_sub(1);
-    loop {
-        let filter = EventFilter {
-            after_seq: Some(after),
-            until: Some(period.to()),
-            ..EventFilter::default()
-        };
-        let page = store.events(&filter, PAGE).await?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        after = last.seq;
-        let full = page.len() == PAGE as usize;
-        if pages.send(page).await.is_err() || !full {
-            break;
-        }
-    }
+        Ok::<_, StoreError>(last)
+    };
+    let read = read.await;
     drop(pages);
-    let results = tested
+    let evaluator = tested
         .await
         .map_err(|e| ComplianceError::Stopped(e.to_string()))?;
-    Ok((period, results))
+    Ok((evaluator, read?))
 }
 
 /// A signed evidence bundle (zip bytes) for `framework` over the period asked, and the
@@ -337,14 +461,9 @@ fn bundle_failed(e: impl std::fmt::Display) -> ComplianceError {
     ComplianceError::Bundle(e.to_string())
 }
 
-/// The period asked, checked against now and the log's beginning, and the sequence number of
-/// the log's first event (older ones may have been archived).
-async fn period_of(
-    store: &Store,
-    audit: &AuditLog,
-    asked: &Asked,
-) -> Result<(Period, u64), ComplianceError> {
-    let now = Timestamp::from_system(SystemTime::now());
+/// The sequence number of the log's first event (older ones may have been archived) and its
+/// time.
+async fn log_start(store: &Store, audit: &AuditLog) -> Result<(u64, Timestamp), ComplianceError> {
     let first_seq = store
         .audit_first_seq()
         .await?
@@ -356,22 +475,40 @@ async fn period_of(
         .flatten()
         .map(|e| Timestamp::from_millis(e.time))
         .ok_or(ComplianceError::Empty)?;
+    Ok((first_seq, began))
+}
+
+/// The default period's start for a period ending at `to`: the midnight (UTC) 90 days
+/// before, or the second the log began if that is later.
+fn default_from(to: Timestamp, began: Timestamp) -> Timestamp {
+    let span = to.as_millis() - i64::try_from(DEFAULT_SPAN.as_millis()).unwrap_or(0);
+    let midnight = span - span.rem_euclid(DAY);
+    Timestamp::from_millis(midnight.max(began.as_millis() - began.as_millis().rem_euclid(1000)))
+}
+
+/// The period asked, checked against now and the log's beginning, and the sequence number of
+/// the log's first event.
+async fn period_of(
+    store: &Store,
+    audit: &AuditLog,
+    asked: &Asked,
+) -> Result<(Period, u64), ComplianceError> {
+    let now = Timestamp::from_system(SystemTime::now());
+    let (first_seq, began) = log_start(store, audit).await?;
     let to = asked.to.unwrap_or(now);
-    let from = asked.from.unwrap_or_else(|| {
-        let span = to.as_millis() - i64::try_from(DEFAULT_SPAN.as_millis()).unwrap_or(0);
-        Timestamp::from_millis(span.max(began.as_millis() - began.as_millis().rem_euclid(1000)))
-    });
+    let from = asked.from.unwrap_or_else(|| default_from(to, began));
     Ok((Period::new(from, to, now, Some(began))?, first_seq))
 }
 
 /// Continuous monitoring: every `every`, runs every test over the default period (the last
-/// 90 days) and records each test that starts failing (`compliance.test.fail`) or recovers
+/// 90 days, with the kept evaluator) and records each test that starts failing (`compliance.test.fail`) or recovers
 /// (`compliance.test.pass`), so webhooks and log sinks alert on it. Runs until dropped.
 pub async fn monitor(
     store: Arc<Store>,
     audit: AuditLog,
     recordings: Recordings,
     limits: Limits,
+    kept: Kept,
     every: Duration,
 ) {
     // The first run waits one interval: a server just started has little to say.
@@ -386,14 +523,15 @@ pub async fn monitor(
     loop {
         tick.tick().await;
         let began = Timestamp::from_system(SystemTime::now());
-        let (period, results) = match results(&store, &audit, &recordings, limits, &asked).await {
-            Ok(done) => done,
-            Err(ComplianceError::Empty) => continue,
-            Err(e) => {
-                tracing::error!(error = %e, "the compliance monitor cannot compute its tests");
-                continue;
-            }
-        };
+        let (period, results) =
+            match results(&store, &audit, &recordings, limits, &kept, &asked).await {
+                Ok(done) => done,
+                Err(ComplianceError::Empty) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "the compliance monitor cannot compute its tests");
+                    continue;
+                }
+            };
         // Kept for `compliance status` and the console, which show it rather than reading the
         // whole log again. Stamped with when the run began: nothing after is in it.
         match serde_json::to_string(&results) {
@@ -526,9 +664,20 @@ mod tests {
     use warden_model::{Actor, Timestamp};
     use warden_store::{AuditContext, DatabaseLocation, Outcome, Store};
 
-    use super::{rare_before, reach_cut};
+    use super::{DAY, default_from, rare_before, reach_cut};
 
-    const DAY: i64 = 24 * 3600 * 1000;
+    /// The default period starts at a midnight (UTC), so the kept evaluator can follow it a
+    /// day at a time: the one 90 days before its end, or the second the log began if later.
+    #[test]
+    fn the_default_period_starts_at_the_midnight_90_days_back() {
+        let to = Timestamp::from_millis(1_800_000_123_456);
+        let from = default_from(to, Timestamp::from_millis(1_000)).as_millis();
+        assert_eq!(from.rem_euclid(DAY), 0);
+        let span = to.as_millis() - from;
+        assert!((90 * DAY..91 * DAY).contains(&span), "{span}");
+        let began = Timestamp::from_millis(1_799_000_000_900);
+        assert_eq!(default_from(to, began).as_millis(), 1_799_000_000_000);
+    }
 
     /// A log spanning 200 days, read for a period starting 60 days ago: before the frequent
     /// kinds' reach (31 days before the period) only the rare kinds are read, through the

@@ -368,6 +368,7 @@ impl Server {
             compliance: warden_runtime::compliance::Limits::of(&self.config),
         };
         let app = App::new(self.store.clone(), services);
+        let kept = warden_runtime::compliance::Kept::default();
         let web = warden_web::Web {
             app: app.clone(),
             api: graphql::Api::new(
@@ -378,6 +379,7 @@ impl Server {
                     self.policy.clone(),
                     ssh_proxy.clone(),
                     self.recordings.clone(),
+                    kept.clone(),
                     &self.config,
                 ),
                 self.store.clone(),
@@ -429,6 +431,7 @@ impl Server {
             self.audit.clone(),
             self.recordings.clone(),
             warden_runtime::compliance::Limits::of(&self.config),
+            kept,
             self.config.compliance_monitor_every,
         ));
         let proxy = match (ssh_proxy, self.ssh_proxy) {

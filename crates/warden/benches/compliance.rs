@@ -155,7 +155,15 @@ async fn measure(backend: Backend, events: usize) {
         "{backend:?}: {events} events seeded in {seeded:.1} s ({size} sessions shown by the first page of a query)"
     );
     let seeded_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-    for round in 0..2 {
+    // The first fresh status builds the server's kept evaluator of the default period from
+    // the log; each later one reads only what was written since (here 700 events, a
+    // hundred of the mix, written between rounds as a busy company would).
+    let location = DatabaseLocation::parse(&server.database_url()).unwrap();
+    let mut rounds = Vec::new();
+    for round in 0..6 {
+        if round > 0 {
+            seed(&location, 700, false).await;
+        }
         let began = Instant::now();
         let out = server.remote(&auditor, &["compliance", "status", "--json", "--fresh"]);
         let took = began.elapsed().as_secs_f64();
@@ -174,10 +182,22 @@ async fn measure(backend: Backend, events: usize) {
             .map(|t| t["population"].clone())
             .unwrap_or(Value::Null);
         println!(
-            "{backend:?} round {round}: `warden compliance status --fresh` (both frameworks, every test, computed now) over {events} events: {took:.2} s ({:.0} events/s; ssh-recorded population {sessions})",
-            events as f64 / took
+            "{backend:?} round {round}: `warden compliance status --fresh` (both frameworks, every test, computed now) over {events} events{}: {took:.2} s (ssh-recorded population {sessions})",
+            if round == 0 {
+                ", building the kept evaluator"
+            } else {
+                ", 700 more written since the round before"
+            }
         );
+        if round > 0 {
+            rounds.push(took);
+        }
     }
+    rounds.sort_by(f64::total_cmp);
+    println!(
+        "{backend:?}: `warden compliance status --fresh` kept up to date, rounds 1-5: median {:.3} s, max {:.3} s",
+        rounds[2], rounds[4]
+    );
     // The whole log, fresh: every event read (on SQLite a year; the default period above
     // reads its last 121 days and the rare kinds before).
     if matches!(backend, Backend::Sqlite) {

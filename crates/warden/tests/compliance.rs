@@ -548,6 +548,21 @@ async fn a_session_recording_altered_on_disk_is_an_exception() {
         let before = drill(server);
         assert_eq!(before["passed"], true, "{backend:?}: {before}");
         assert_eq!(before["population"], 2, "{backend:?}: {before}");
+        // A fresh status of the default period comes from the server's kept evaluator, built
+        // here, before the alteration: it must judge the recordings as they are when asked.
+        let fresh = |server: &TestServer| {
+            test_in(
+                &json_of(&run(
+                    server,
+                    &auditor,
+                    &["compliance", "status", "--json", "--fresh"],
+                )),
+                "ssh-recorded",
+            )
+        };
+        let kept = fresh(server);
+        assert_eq!(kept["exceptionCount"], 0, "{backend:?}: {kept}");
+        assert_eq!(kept["population"], 2, "{backend:?}: {kept}");
 
         // Someone alters the second session's recording on disk.
         let file = ends[1]["details"]["recordings"][0]["file"]
@@ -560,6 +575,9 @@ async fn a_session_recording_altered_on_disk_is_an_exception() {
         bytes[last] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
 
+        let kept = fresh(server);
+        assert_eq!(kept["exceptionCount"], 1, "{backend:?}: {kept}");
+        assert_eq!(kept["population"], 2, "{backend:?}: {kept}");
         let after = drill(server);
         assert_eq!(after["passed"], false, "{backend:?}: {after}");
         assert_eq!(after["exceptionCount"], 1, "{backend:?}: {after}");

@@ -156,7 +156,8 @@ async fn run(
     let audit = ctx.data::<AuditLog>()?;
     let recordings = ctx.data::<Recordings>()?;
     let limits = *ctx.data::<Limits>()?;
-    compliance::results(store, audit, recordings, limits, asked)
+    let kept = ctx.data::<compliance::Kept>()?;
+    compliance::results(store, audit, recordings, limits, kept, asked)
         .await
         .map_err(|e| match e {
             ComplianceError::Store(e) => api_error(e, caller),
@@ -180,7 +181,8 @@ pub struct ComplianceQuery;
 #[Object]
 impl ComplianceQuery {
     /// Each framework's controls (or one framework's) with their tests' results over a
-    /// period: `from` (RFC 3339; default 90 days before `to`, or when the log began) to `to`
+    /// period: `from` (RFC 3339; default the midnight UTC 90 days before `to`, or when the log
+    /// began) to `to`
     /// (default now).
     async fn compliance_controls(
         &self,

@@ -97,6 +97,10 @@ pub const MAX_DEPTH: usize = 10;
 pub const MAX_COMPLEXITY: usize = 500;
 
 /// Builds the schema around a store.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the schema's data: each argument a handle the resolvers read"
+)]
 pub fn schema(
     store: Arc<Store>,
     audit: crate::audit::AuditLog,
@@ -104,6 +108,7 @@ pub fn schema(
     policy: Arc<crate::policy::Engine>,
     proxy: Option<warden_proxy::Proxy>,
     recordings: crate::recordings::Recordings,
+    kept: warden_runtime::compliance::Kept,
     config: &crate::config::Config,
 ) -> WardenSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
@@ -120,6 +125,7 @@ pub fn schema(
         .data(config.vuln.clone())
         .data(config.mesh.clone())
         .data(warden_runtime::compliance::Limits::of(config))
+        .data(kept)
         .data(PublicUrl(config.public_url.clone()))
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)

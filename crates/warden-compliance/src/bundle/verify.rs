@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use warden_audit::{AuditEvent, ExportLine, VerifierKey, verify_inclusion};
 
 use super::{
-    ContextEvent, FORMAT, Manifest, compute, context_jsonl, derived_files, export_events, sha256,
-    signed_body,
+    ContextEvent, EVENT_FILES, FORMAT, Manifest, compute, context_jsonl, derived_files,
+    export_events, sha256, signed_body,
 };
 use crate::report::TestResult;
 
@@ -112,20 +112,24 @@ pub fn verify(
             manifest.format
         )));
     }
-    check_hashes(files, &manifest)?;
-
-    // The period's events: complete and under signed checkpoints (checked on one core while
-    // the other reads them for the recomputation).
+    // The period's events: complete and under signed checkpoints, checked on one core while
+    // the other reads them for the recomputation (in two halves), and every file's hash.
     let export = file(files, "events/period.jsonl")?;
-    let (report, events) = std::thread::scope(|scope| {
+    let (report, events, hashed) = std::thread::scope(|scope| {
         let checked = scope.spawn(|| warden_audit::verify(export, key));
+        let hashed = scope.spawn(|| check_hashes(files, &manifest));
         let events = export_events(export);
         let report = checked
             .join()
             .map_err(|_| BundleError::Events("the verifier stopped".to_owned()))
             .and_then(|r| r.map_err(|e| BundleError::Events(e.to_string())));
-        (report, events)
+        let hashed = hashed
+            .join()
+            .map_err(|_| BundleError::NotABundle("the hashing stopped".to_owned()))
+            .and_then(|r| r);
+        (report, events, hashed)
     });
+    hashed?;
     let report = report?;
     let signed = signed_checkpoints(export, key)?;
     let events = events.map_err(BundleError::Events)?;
@@ -159,7 +163,9 @@ pub fn verify(
         &context_events,
         &events,
     );
-    let expected = derived_files(&manifest, export, context_bytes, &results);
+    let event_hashes =
+        EVENT_FILES.map(|name| manifest.files.get(name).cloned().unwrap_or_default());
+    let expected = derived_files(&manifest, event_hashes, &results);
     for (name, bytes) in &expected {
         if file(files, name)? != bytes.as_slice() {
             return Err(BundleError::Derived {
@@ -205,7 +211,11 @@ fn signed_checkpoints(
     key: &VerifierKey,
 ) -> Result<BTreeMap<u64, warden_audit::Hash>, BundleError> {
     let mut signed = BTreeMap::new();
-    for line in export.split(|b| *b == b'\n') {
+    // Checkpoints come before the first event (the export verified, so none after).
+    for line in export
+        .split(|b| *b == b'\n')
+        .take_while(|l| !l.starts_with(b"{\"type\":\"event\""))
+    {
         if !line.starts_with(b"{\"type\":\"checkpoint\"") {
             continue;
         }

@@ -560,7 +560,7 @@ pub enum ComplianceCommand {
         /// soc2 or hipaa [default: both].
         #[arg(long)]
         framework: Option<String>,
-        /// The period's start, RFC 3339 [default: 90 days before --to, or when the log began].
+        /// The period's start, RFC 3339 [default: the midnight UTC 90 days before --to, or when the log began].
         #[arg(long)]
         from: Option<String>,
         /// The period's end, RFC 3339 [default: now].
@@ -580,7 +580,7 @@ pub enum ComplianceCommand {
         /// soc2 or hipaa.
         #[arg(long)]
         framework: String,
-        /// The period's start, RFC 3339 [default: 90 days before --to, or when the log began].
+        /// The period's start, RFC 3339 [default: the midnight UTC 90 days before --to, or when the log began].
         #[arg(long)]
         from: Option<String>,
         /// The period's end, RFC 3339 [default: now].
