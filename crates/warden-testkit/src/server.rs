@@ -66,13 +66,24 @@ impl TestServer {
         env: &[(&str, &str)],
     ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        Self::start_in(dir, bin, backend, config, port, env).await
+        Self::start_in(dir, bin, backend, config, port, env, READY).await
     }
 
     /// As [`TestServer::start`] on SQLite, in `dir`, whose `data/` a benchmark may have filled
-    /// first (a store migrated and written to before any server ran).
+    /// first (a store migrated and written to before any server ran). Such a log has no
+    /// checkpoint yet, so the server checks every event of it before it listens: it may take
+    /// minutes to be ready.
     pub async fn start_prepared(bin: &Path, dir: tempfile::TempDir, config: &str) -> TestServer {
-        Self::start_in(dir, bin, Backend::Sqlite, config, 0, &[]).await
+        Self::start_in(
+            dir,
+            bin,
+            Backend::Sqlite,
+            config,
+            0,
+            &[],
+            Duration::from_secs(1800),
+        )
+        .await
     }
 
     async fn start_in(
@@ -82,6 +93,7 @@ impl TestServer {
         config: &str,
         port: u16,
         env: &[(&str, &str)],
+        ready: Duration,
     ) -> TestServer {
         let env: Vec<(String, String)> = env
             .iter()
@@ -108,6 +120,7 @@ impl TestServer {
             &log_path,
             port,
             &env,
+            ready,
         );
         TestServer {
             child: Some(started.child),
@@ -146,6 +159,7 @@ impl TestServer {
             &self.log_path,
             port,
             env,
+            READY,
         );
         self.child = Some(started.child);
         self.url = started.url;
@@ -662,6 +676,7 @@ impl TestServer {
             &log_path,
             0,
             &self.env,
+            READY,
         );
         Replica {
             child: started.child,
@@ -697,6 +712,9 @@ pub fn run_cli(bin: &Path, args: &[&str]) -> Output {
         .expect("run warden")
 }
 
+/// How long a server may take to print each of its addresses.
+const READY: Duration = Duration::from_secs(30);
+
 fn spawn(
     bin: &Path,
     config_path: &Path,
@@ -705,6 +723,7 @@ fn spawn(
     log_path: &Path,
     port: u16,
     env: &[(String, String)],
+    ready: Duration,
 ) -> Started {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -747,7 +766,7 @@ fn spawn(
     });
     let mut found: [Option<String>; 3] = [None, None, None];
     while found.iter().any(Option::is_none) {
-        match rx.recv_timeout(Duration::from_secs(30)) {
+        match rx.recv_timeout(ready) {
             Ok((n, value)) => {
                 if let Some(slot) = found.get_mut(n) {
                     *slot = Some(value);

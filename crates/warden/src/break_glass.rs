@@ -395,21 +395,41 @@ pub fn spooled(
     Some((body, vec![meta.to_path_buf(), out, timing]))
 }
 
-/// util-linux `script`'s log (a header line, then the output) and classic timing file
-/// (`DELAY BYTES` per chunk) as asciicast v2.
-fn asciicast(out: &[u8], timing: &str, started: std::time::SystemTime) -> String {
-    let body = out
+/// A `NAME="value"` field of `script`'s header line (`[TERM="xterm" TTY="/dev/pts/1"
+/// COLUMNS="120" LINES="40"]` on a terminal).
+fn header_field<'h>(header: &'h str, name: &str) -> Option<&'h str> {
+    let start = [' ', '[']
         .iter()
-        .position(|b| *b == b'\n')
-        .and_then(|i| out.get(i + 1..))
-        .unwrap_or_default();
+        .find_map(|before| header.find(&format!("{before}{name}=\"")))?
+        + name.len()
+        + 3;
+    let rest = header.get(start..)?;
+    rest.get(..rest.find('"')?)
+}
+
+/// util-linux `script`'s log (a header line, then the output) and classic timing file
+/// (`DELAY BYTES` per chunk) as asciicast v2, sized as the terminal the header names (80x24
+/// when it names none).
+fn asciicast(out: &[u8], timing: &str, started: std::time::SystemTime) -> String {
+    let split = out.iter().position(|b| *b == b'\n');
+    let header = String::from_utf8_lossy(split.and_then(|i| out.get(..i)).unwrap_or_default());
+    let body = split.and_then(|i| out.get(i + 1..)).unwrap_or_default();
+    let size = |name: &str, default: u16| {
+        header_field(&header, name)
+            .and_then(|v| v.parse::<u16>().ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(default)
+    };
+    let term = header_field(&header, "TERM")
+        .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .unwrap_or("xterm");
     let start = started
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
     let mut cast = format!(
         "{}\n",
-        json!({"version": 2, "width": 80, "height": 24, "timestamp": start, "env": {"TERM": "xterm"}})
+        json!({"version": 2, "width": size("COLUMNS", 80), "height": size("LINES", 24), "timestamp": start, "env": {"TERM": term}})
     );
     let (mut at, mut offset) = (0.0_f64, 0_usize);
     for line in timing.lines() {
@@ -444,12 +464,26 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(lines[0]["version"], 2);
+        assert_eq!(
+            (&lines[0]["width"], &lines[0]["height"]),
+            (&json!(80), &json!(24))
+        );
         assert_eq!(lines[1], json!([0.5, "o", "hello\r\n"]));
         assert_eq!(lines[2], json!([0.75, "o", "world\r\n"]));
         assert_eq!(lines.len(), 3);
         // A timing file that claims more than the log holds stops at its end.
         let short = asciicast(b"header\nab", "0.1 50\n", std::time::UNIX_EPOCH);
         assert!(short.ends_with("[0.1,\"o\",\"ab\"]\n"), "{short}");
+        // On a terminal, script names its size and type: the recording keeps them.
+        let sized = asciicast(
+            b"Script started on 2026-12-06 23:50:00+00:00 [TERM=\"xterm-256color\" TTY=\"/dev/pts/3\" COLUMNS=\"132\" LINES=\"43\"]\nx",
+            "0.1 1\n",
+            std::time::UNIX_EPOCH,
+        );
+        let head: Value = serde_json::from_str(sized.lines().next().unwrap()).unwrap();
+        assert_eq!(head["width"], 132);
+        assert_eq!(head["height"], 43);
+        assert_eq!(head["env"]["TERM"], "xterm-256color");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! another person and expired; a group reviewed; a leaver disabled), then the controls read as
 //! an auditor, with the planted exception (groups never reviewed) found by name. A member is
 //! refused; bad periods, frameworks and tests get one line each. On SQLite and PostgreSQL.
+//! Planted exceptions found by name: groups never reviewed, an overdue Critical, a recording
+//! altered on disk, a late offboarding behind a dead proxy.
 #![expect(
     clippy::too_many_lines,
     reason = "an end-to-end journey reads in order, one step after another"
@@ -669,4 +671,92 @@ async fn a_review_schedule_opens_campaigns_by_itself() {
             assert_eq!(e["details"]["reviewer"], "user:carol", "{e}");
         }
     }
+}
+
+/// A late offboarding, planted the way it happens: alice's SSH session runs through a
+/// standalone `warden proxy` that dies; she is disabled at once, but her session stays open on
+/// the record until the dead proxy's lease runs out (3 s), past `deprovision_within` (1 s). The
+/// compliance status names her, with the time it took, and the session's missing recording.
+/// PostgreSQL: a standalone proxy shares the server's database.
+#[tokio::test]
+async fn a_late_offboarding_is_an_exception_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lab = warden_testkit::SshLab::start_opts(
+        bin(),
+        d,
+        &warden_testkit::LabOptions {
+            backend: Backend::Postgres,
+            ssh: "proxy_lease = \"3s\"\n",
+            top: "[compliance]\ndeprovision_within = \"1s\"\n",
+            ..warden_testkit::LabOptions::default()
+        },
+    )
+    .await;
+    let server = &lab.server;
+    let auditor = server.token("audrey-cli", "auditor", None);
+    let proxy = server.standalone_proxy();
+    let mut client = warden_testkit::through_proxy_at("ssh", server, &proxy.addr, d)
+        .args(["-l", "root", "db-1", "sleep 60"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh (./scripts/test.sh installs openssh-client)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let session = loop {
+        if let Some(start) = server.audit("ssh.session.start").first() {
+            break start["details"]["session"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "the session never started");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    // The proxy dies with the session open; alice leaves at once.
+    drop(proxy);
+    let _ = client.kill();
+    let _ = client.wait();
+    assert!(server.admin(&["user", "disable", "alice"]).status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server
+        .audit("ssh.session.end")
+        .iter()
+        .any(|e| e["details"]["session"] == session.as_str())
+    {
+        assert!(Instant::now() < deadline, "the session never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    for args in [&["--fresh"][..], &["--test", "leaver-deprovision"]] {
+        let mut command = vec!["compliance", "status", "--json"];
+        command.extend_from_slice(args);
+        let out = run(server, &auditor, &command);
+        let shown = json_of(&out);
+        if args[0] == "--fresh" {
+            // The overview counts; the drill-down below names.
+            let leavers = test_in(&shown, "leaver-deprovision");
+            assert_eq!(leavers["population"], 1, "{leavers}");
+            assert_eq!(leavers["exceptionCount"], 1, "{leavers}");
+            continue;
+        }
+        let leavers = shown;
+        assert_eq!(leavers["population"], 1, "{leavers}");
+        assert_eq!(leavers["exceptionCount"], 1, "{leavers}");
+        let late = &leavers["exceptions"][0];
+        assert_eq!(late["subject"], "user:alice", "{late}");
+        let why = late["exception"].as_str().unwrap();
+        assert!(
+            why.starts_with("the last SSH session closed ")
+                && why.ends_with(" after the disable (limit 1 s)"),
+            "{why}"
+        );
+        assert!(late["measureMs"].as_i64().unwrap() > 1_000, "{late}");
+    }
+    let out = run(
+        server,
+        &auditor,
+        &["compliance", "status", "--json", "--test", "ssh-recorded"],
+    );
+    let recorded = json_of(&out);
+    let why = recorded["exceptions"][0]["exception"].as_str().unwrap();
+    assert!(why.starts_with("no recording: its proxy ("), "{why}");
 }
