@@ -199,7 +199,7 @@ pub async fn latest_run(
 /// Computes the results of `asked` over the log. The default period (no `from`, no `to`,
 /// no populations) is answered by the kept evaluator; any other by reading the log.
 pub async fn results(
-    store: &Store,
+    store: &Arc<Store>,
     audit: &AuditLog,
     recordings: &Recordings,
     limits: Limits,
@@ -236,22 +236,42 @@ pub async fn results(
     Ok((period, results))
 }
 
-/// The default period's results from the kept evaluator, brought up to date first (built
-/// from the log the first time).
-async fn kept_results(
+impl Kept {
+    /// Brings the kept evaluator up to date with the log: built from it the first time (or
+    /// when it cannot be kept), then fed the events written since, its start moved to the
+    /// default period's. Runs as a task of its own, so a caller that gives up waiting (a
+    /// request past its timeout) does not throw the work away: the next caller finds it done.
+    pub async fn refresh(
+        &self,
+        store: &Arc<Store>,
+        audit: &AuditLog,
+        params: Parameters,
+    ) -> Result<(), ComplianceError> {
+        let slot = self.0.clone();
+        let store = store.clone();
+        let audit = audit.clone();
+        tokio::spawn(async move {
+            let mut slot = slot.lock_owned().await;
+            let warm = bring_up_to_date(&store, &audit, params, slot.take()).await?;
+            *slot = Some(warm);
+            Ok(())
+        })
+        .await
+        .map_err(|e| ComplianceError::Stopped(e.to_string()))?
+    }
+}
+
+/// The kept evaluator `warm` (if it can be kept) or a new one, fed every event of the log it
+/// has not seen, its start moved to the default period's.
+async fn bring_up_to_date(
     store: &Store,
     audit: &AuditLog,
-    recordings: &Recordings,
-    limits: Limits,
-    kept: &Kept,
-    tests: &[TestId],
-) -> Result<(Period, Vec<TestResult>), ComplianceError> {
+    params: Parameters,
+    warm: Option<Warm>,
+) -> Result<Warm, ComplianceError> {
     let (log_first, began) = log_start(store, audit).await?;
-    let mut slot = kept.0.lock().await;
     let from = default_from(Timestamp::from_system(SystemTime::now()), began);
-    let mut reusable = slot
-        .take()
-        .filter(|w| w.log_first == log_first && w.params == limits.params);
+    let mut reusable = warm.filter(|w| w.log_first == log_first && w.params == params);
     if let Some(w) = &mut reusable
         && w.evaluator.period().from() != from
         && !w.evaluator.start_at(from.as_millis())
@@ -262,25 +282,42 @@ async fn kept_results(
         evaluator: Evaluator::new(
             &TestId::ALL,
             Period::open(from.as_millis()),
-            limits.params,
+            params,
             Observations::default(),
             false,
         ),
         log_first,
-        params: limits.params,
+        params,
         next: log_first,
     });
     // Built now: only the rare kinds before the frequent kinds' reach. Kept: everything new.
     let cut = if warm.next == log_first {
-        reach_cut(store, Period::open(from.as_millis()), &limits.params).await?
+        reach_cut(store, Period::open(from.as_millis()), &params).await?
     } else {
         warm.next
     };
-    let (evaluator, last) =
-        feed(store, warm.evaluator, warm.next, cut, None, &limits.params).await?;
+    let (evaluator, last) = feed(store, warm.evaluator, warm.next, cut, None, &params).await?;
     warm.evaluator = evaluator;
     warm.next = last.map_or(warm.next.max(cut), |seq| seq + 1);
-    let warm = slot.insert(warm);
+    Ok(warm)
+}
+
+/// The default period's results from the kept evaluator, brought up to date first.
+async fn kept_results(
+    store: &Arc<Store>,
+    audit: &AuditLog,
+    recordings: &Recordings,
+    limits: Limits,
+    kept: &Kept,
+    tests: &[TestId],
+) -> Result<(Period, Vec<TestResult>), ComplianceError> {
+    kept.refresh(store, audit, limits.params).await?;
+    let slot = kept.0.lock().await;
+    let warm = slot
+        .as_ref()
+        .ok_or_else(|| ComplianceError::Stopped("the kept evaluator is gone".to_owned()))?;
+    let (_, began) = log_start(store, audit).await?;
+    let from = warm.evaluator.period().from();
     let now = Timestamp::from_system(SystemTime::now());
     let period = Period::new(from, now, now, Some(began))?;
     let observations = observe(store, audit, recordings, limits.settings, period).await?;
@@ -520,6 +557,12 @@ pub async fn monitor(
         to: None,
         keep_items: false,
     };
+    // The kept evaluator is built now, in the background, rather than by the first status
+    // asked (on a large log that takes longer than a request may).
+    match kept.refresh(&store, &audit, limits.params).await {
+        Ok(()) | Err(ComplianceError::Empty) => {}
+        Err(e) => tracing::error!(error = %e, "the compliance monitor cannot read the log"),
+    }
     loop {
         tick.tick().await;
         let began = Timestamp::from_system(SystemTime::now());

@@ -118,9 +118,11 @@ impl TestServer {
             &data_dir,
             database.as_ref(),
             &log_path,
-            port,
-            &env,
-            ready,
+            Launch {
+                port,
+                env: &env,
+                ready,
+            },
         );
         TestServer {
             child: Some(started.child),
@@ -157,9 +159,11 @@ impl TestServer {
             &self.data_dir,
             self.database.as_ref(),
             &self.log_path,
-            port,
-            env,
-            READY,
+            Launch {
+                port,
+                env,
+                ready: READY,
+            },
         );
         self.child = Some(started.child);
         self.url = started.url;
@@ -674,9 +678,11 @@ impl TestServer {
             &data_dir,
             Some(database),
             &log_path,
-            0,
-            &self.env,
-            READY,
+            Launch {
+                port: 0,
+                env: &self.env,
+                ready: READY,
+            },
         );
         Replica {
             child: started.child,
@@ -715,16 +721,23 @@ pub fn run_cli(bin: &Path, args: &[&str]) -> Output {
 /// How long a server may take to print each of its addresses.
 const READY: Duration = Duration::from_secs(30);
 
+/// How a server process is started: on which HTTP port (0: any), with what environment, and
+/// how long it may take to say it is ready.
+struct Launch<'a> {
+    port: u16,
+    env: &'a [(String, String)],
+    ready: Duration,
+}
+
 fn spawn(
     bin: &Path,
     config_path: &Path,
     data_dir: &Path,
     database: Option<&TestDatabase>,
     log_path: &Path,
-    port: u16,
-    env: &[(String, String)],
-    ready: Duration,
+    launch: Launch<'_>,
 ) -> Started {
+    let Launch { port, env, ready } = launch;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -21,7 +21,7 @@ use crate::report::{Observations, Parameters};
 use crate::test_id::TestId;
 
 /// One test's reading of the log.
-pub(crate) trait Check: Send {
+pub(crate) trait Check: Send + Sync {
     /// Whether the check reads events of this action at all; the evaluator asks once per
     /// action and then passes each check only the events it reads.
     fn wants(&self, action: &str) -> bool;
