@@ -282,7 +282,7 @@ async fn measure(backend: Backend, events: usize) {
     );
     let bytes = std::fs::metadata(&file).unwrap().len();
     println!(
-        "{backend:?}: `warden compliance evidence` over the whole log: {took:.2} s, {:.1} MB",
+        "{backend:?}: `warden compliance evidence --framework soc2` over the default period: {took:.2} s, {:.1} MB",
         bytes as f64 / 1e6
     );
     let key = String::from_utf8(server.remote(&auditor, &["audit", "key"]).stdout).unwrap();
