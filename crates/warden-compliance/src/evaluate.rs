@@ -23,8 +23,6 @@ pub struct Evaluator {
     period: Period,
     observations: Observations,
     checks: Vec<(Box<dyn Check>, Tally)>,
-    /// Events pushed (those of the period's end or later are not).
-    pushed: u64,
     /// Action → the checks that read it, learned as actions appear.
     routes: BTreeMap<String, Vec<usize>>,
     last_seq: u64,
@@ -36,7 +34,6 @@ impl std::fmt::Debug for Evaluator {
             .field("period", &self.period)
             .field("tests", &self.checks.len())
             .field("last_seq", &self.last_seq)
-            .field("pushed", &self.pushed)
             .finish_non_exhaustive()
     }
 }
@@ -58,7 +55,6 @@ impl Evaluator {
             period,
             observations,
             checks,
-            pushed: 0,
             routes: BTreeMap::new(),
             last_seq: 0,
         }
@@ -71,7 +67,6 @@ impl Evaluator {
             return;
         }
         self.last_seq = e.seq;
-        self.pushed += 1;
         if !self.routes.contains_key(&e.action) {
             let wanting = self
                 .checks
@@ -96,16 +91,6 @@ impl Evaluator {
     /// The period.
     pub fn period(&self) -> Period {
         self.period
-    }
-
-    /// The last event's sequence number pushed, 0 before the first.
-    pub fn last_seq(&self) -> u64 {
-        self.last_seq
-    }
-
-    /// How many events were pushed (and not ignored as past the period's end).
-    pub fn pushed(&self) -> u64 {
-        self.pushed
     }
 
     /// Moves the period's start to `from`, a midnight (UTC) later than its start: what

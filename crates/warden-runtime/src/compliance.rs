@@ -109,8 +109,9 @@ impl std::fmt::Debug for Kept {
 /// A kept evaluator and what it was built on.
 struct Warm {
     evaluator: Evaluator,
-    /// The log's first sequence number when it was built.
+    /// The log's first sequence number when it was built, and that event's time.
     log_first: u64,
+    began: Timestamp,
     params: Parameters,
     /// The next event to read: every earlier one was pushed, or skipped as no test reads it.
     next: u64,
@@ -287,6 +288,7 @@ async fn bring_up_to_date(
             false,
         ),
         log_first,
+        began,
         params,
         next: log_first,
     });
@@ -316,10 +318,9 @@ async fn kept_results(
     let warm = slot
         .as_ref()
         .ok_or_else(|| ComplianceError::Stopped("the kept evaluator is gone".to_owned()))?;
-    let (_, began) = log_start(store, audit).await?;
     let from = warm.evaluator.period().from();
     let now = Timestamp::from_system(SystemTime::now());
-    let period = Period::new(from, now, now, Some(began))?;
+    let period = Period::new(from, now, now, Some(warm.began))?;
     let observations = observe(store, audit, recordings, limits.settings, period).await?;
     let all = warm.evaluator.results_at(now.as_millis(), &observations);
     Ok((

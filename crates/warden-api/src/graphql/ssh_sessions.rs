@@ -124,6 +124,17 @@ fn session_of(file: &str) -> Option<&str> {
 /// What recordings were named when they were plain asciicast files.
 const LEGACY_SUFFIX: &str = ".cast";
 
+/// A recording's bytes, refused in one line unless they hash to what the audit log recorded.
+async fn intact(ctx: &Context<'_>, file: &str, expected: &str) -> async_graphql::Result<Vec<u8>> {
+    match ctx.data::<Recordings>()?.read_checked(file, expected).await {
+        Checked::Intact(bytes) => Ok(bytes),
+        Checked::Unreadable(e) => Err(bad_input(format!("recording `{file}` cannot be read: {e}"))),
+        Checked::Damaged { sha256 } => Err(bad_input(format!(
+            "recording `{file}` is damaged: its SHA-256 is {sha256}, the audit log recorded {expected}"
+        ))),
+    }
+}
+
 /// A recording's or transcript's file, opened under the KEK: its plaintext, or, for a file
 /// written before recordings were sealed, its bytes as they are. A file cut short (its
 /// session or the process stopped before it closed) is refused.
@@ -184,21 +195,7 @@ async fn break_glass_recording(
             "break-glass use `{use_id}` was reported without a recording"
         )));
     };
-    let bytes = match ctx
-        .data::<Recordings>()?
-        .read_checked(file, &expected)
-        .await
-    {
-        Checked::Intact(bytes) => bytes,
-        Checked::Unreadable(e) => {
-            return Err(bad_input(format!("recording `{file}` cannot be read: {e}")));
-        }
-        Checked::Damaged { sha256 } => {
-            return Err(bad_input(format!(
-                "recording `{file}` is damaged: its SHA-256 is {sha256}, the audit log recorded {expected}"
-            )));
-        }
-    };
+    let bytes = intact(ctx, file, &expected).await?;
     let kek = ctx.data::<crate::ca::Authorities>()?.shared_kek();
     let named = file.to_owned();
     tokio::task::spawn_blocking(move || {
@@ -333,22 +330,7 @@ impl SshSessionQuery {
                     "recording `{file}` is not finished: its session is still open or ended without it"
                 ))
             })?;
-        let bytes = match ctx
-            .data::<Recordings>()?
-            .read_checked(&file, &expected.sha256)
-            .await
-        {
-            Checked::Intact(bytes) => bytes,
-            Checked::Unreadable(e) => {
-                return Err(bad_input(format!("recording `{file}` cannot be read: {e}")));
-            }
-            Checked::Damaged { sha256 } => {
-                return Err(bad_input(format!(
-                    "recording `{file}` is damaged: its SHA-256 is {sha256}, the audit log recorded {}",
-                    expected.sha256
-                )));
-            }
-        };
+        let bytes = intact(ctx, &file, &expected.sha256).await?;
         let kek = ctx.data::<crate::ca::Authorities>()?.shared_kek();
         let named = file.clone();
         let cast = tokio::task::spawn_blocking(move || {
