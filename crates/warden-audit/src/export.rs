@@ -53,11 +53,21 @@ pub enum ExportLine {
 
 /// One event line: the canonical event and the leaf hash the log recorded for it.
 pub fn event_line(event: &AuditEvent, recorded: &Hash) -> String {
-    format!(
-        "{{\"type\":\"event\",\"leaf_hash\":\"{}\",\"event\":{}}}",
-        String::from(HexHash(*recorded)),
-        event.canonical()
-    )
+    let mut out = Vec::with_capacity(640);
+    write_event_line(&mut out, event, recorded);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`event_line`] to `out`, without its line break.
+pub fn write_event_line(out: &mut Vec<u8>, event: &AuditEvent, recorded: &Hash) {
+    out.extend_from_slice(b"{\"type\":\"event\",\"leaf_hash\":\"");
+    for b in recorded {
+        out.push(digit(b >> 4));
+        out.push(digit(b & 0x0f));
+    }
+    out.extend_from_slice(b"\",\"event\":");
+    event.write_canonical(out);
+    out.push(b'}');
 }
 
 /// An event line as read back, borrowing the raw event bytes.
@@ -72,36 +82,134 @@ pub(crate) struct EventLine<'a> {
 }
 
 /// A hash written as 64 lowercase hex digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
 pub struct HexHash(pub Hash);
 
-impl TryFrom<String> for HexHash {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        let mut out = [0u8; 32];
+impl HexHash {
+    /// Reads 64 hex digits.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        fn nibble(c: u8) -> Option<u8> {
+            match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                b'A'..=b'F' => Some(c - b'A' + 10),
+                _ => None,
+            }
+        }
         let bytes = s.as_bytes();
         if bytes.len() != 64 {
             return Err(format!("a hash is 64 hex digits, got {}", bytes.len()));
         }
-        for (o, pair) in out.iter_mut().zip(bytes.chunks(2)) {
-            let text = std::str::from_utf8(pair).map_err(|_| "a hash is hex digits".to_owned())?;
-            *o = u8::from_str_radix(text, 16).map_err(|_| "a hash is hex digits".to_owned())?;
+        let mut out = [0u8; 32];
+        for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            let (Some(&high), Some(&low)) = (pair.first(), pair.get(1)) else {
+                return Err("a hash is hex digits".to_owned());
+            };
+            let (Some(high), Some(low)) = (nibble(high), nibble(low)) else {
+                return Err("a hash is hex digits".to_owned());
+            };
+            *o = high << 4 | low;
         }
         Ok(HexHash(out))
     }
 }
 
+impl TryFrom<String> for HexHash {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        HexHash::parse(&s)
+    }
+}
+
+impl<'de> Deserialize<'de> for HexHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Digits;
+        impl serde::de::Visitor<'_> for Digits {
+            type Value = HexHash;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a hash as 64 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<HexHash, E> {
+                HexHash::parse(s).map_err(E::custom)
+            }
+        }
+        // Read in place: no string is allocated for each of a million leaf hashes.
+        d.deserialize_str(Digits)
+    }
+}
+
+/// A hex digit's character.
+fn digit(n: u8) -> u8 {
+    if n < 10 { b'0' + n } else { b'a' + n - 10 }
+}
+
 impl From<HexHash> for String {
     fn from(h: HexHash) -> String {
-        fn digit(n: u8) -> char {
-            char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 })
-        }
         let mut out = String::with_capacity(64);
         for b in h.0 {
-            out.push(digit(b >> 4));
-            out.push(digit(b & 0x0f));
+            out.push(char::from(digit(b >> 4)));
+            out.push(char::from(digit(b & 0x0f)));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn hashes_read_only_as_64_hex_digits() {
+        let text = "00".repeat(31) + "fF";
+        assert_eq!(HexHash::parse(&text).unwrap().0[31], 0xff);
+        for (bad, why) in [
+            ("0".repeat(63), "a hash is 64 hex digits, got 63"),
+            ("+f".repeat(32), "a hash is hex digits"),
+            ("0g".repeat(32), "a hash is hex digits"),
+            ("é".repeat(32), "a hash is hex digits"),
+        ] {
+            assert_eq!(HexHash::parse(&bad).unwrap_err(), why, "{bad}");
+        }
+        let from_value: HexHash = serde_json::from_value(serde_json::json!(text)).unwrap();
+        assert_eq!(from_value, HexHash::parse(&text).unwrap());
+        let err = serde_json::from_str::<HexHash>("\"abc\"").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a hash is 64 hex digits, got 3 at line 1 column 5"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn hashes_read_back_as_written(hash in any::<[u8; 32]>(), text in "\\PC{0,70}") {
+            let written = String::from(HexHash(hash));
+            prop_assert_eq!(HexHash::parse(&written), Ok(HexHash(hash)));
+            let line = event_line(&sample(), &hash);
+            let needle = format!("\"leaf_hash\":\"{written}\"");
+            prop_assert!(line.contains(&needle));
+            // Anything else either is 64 hex digits or is refused.
+            if let Ok(h) = HexHash::parse(&text) {
+                prop_assert_eq!(String::from(h), text.to_ascii_lowercase());
+            }
+        }
+    }
+
+    fn sample() -> AuditEvent {
+        AuditEvent {
+            seq: 1,
+            time: 2,
+            actor: serde_json::json!({"kind": "system"}),
+            actor_label: "system".into(),
+            auth: "none".into(),
+            action: "user.create".into(),
+            target: "user:a".into(),
+            outcome: crate::Outcome::Success,
+            reason: None,
+            request_id: "r".into(),
+            source: None,
+            details: serde_json::json!({}),
+        }
     }
 }

@@ -24,10 +24,10 @@ mod verify;
 
 pub use checkpoint::{Checkpoint, NoteError, SigningKey, VerifierKey};
 pub use event::{AuditEvent, Outcome, canonical_json};
-pub use export::{ExportLine, FORMAT, HexHash, event_line};
+pub use export::{ExportLine, FORMAT, HexHash, event_line, write_event_line};
 pub use mac::MacKey;
 pub use tree::{
     Frontier, Hash, NodeId, ProofError, consistency_proof, frontier_ids, inclusion_proof,
     leaf_hash, node_hash, root_from_nodes, verify_consistency, verify_inclusion,
 };
-pub use verify::{Report, VerifyError, verify};
+pub use verify::{Report, VerifyError, verify, verify_events};

@@ -4,7 +4,8 @@ use std::io::BufRead;
 
 use crate::export::{EventLine, HexHash};
 use crate::{
-    Checkpoint, ExportLine, FORMAT, Frontier, NoteError, VerifierKey, leaf_hash, verify_consistency,
+    AuditEvent, Checkpoint, ExportLine, FORMAT, Frontier, NoteError, VerifierKey, leaf_hash,
+    verify_consistency,
 };
 
 /// What a successful verification covered.
@@ -120,6 +121,21 @@ impl<R: BufRead> Lines<R> {
     fn is_event(&self) -> bool {
         self.buf.starts_with(b"{\"type\":\"event\"")
     }
+
+    /// Collects the current line and those after it, up to about `bytes`, into `batch`
+    /// (separated by line breaks); false at the input's end.
+    fn batch(&mut self, batch: &mut Vec<u8>, bytes: usize) -> Result<bool, VerifyError> {
+        batch.clear();
+        batch.extend_from_slice(&self.buf);
+        while batch.len() < bytes {
+            if !self.advance()? {
+                return Ok(false);
+            }
+            batch.push(b'\n');
+            batch.extend_from_slice(&self.buf);
+        }
+        self.advance()
+    }
 }
 
 /// Just the sequence number of an event.
@@ -128,19 +144,106 @@ struct Seq {
     seq: u64,
 }
 
-/// Verifies an export read from `input` with the log's public key.
-pub fn verify(input: impl BufRead, key: &VerifierKey) -> Result<Report, VerifyError> {
-    let mut lines = Lines {
-        input,
-        buf: Vec::new(),
-        number: 0,
-    };
-    let line_err = |line: usize, why: String| VerifyError::Line { line, why };
+/// A batch of event lines holds about this many bytes when the events are not kept.
+const BATCH_BYTES: usize = 8 << 20;
 
-    if !lines.advance()? {
-        return Err(line_err(1, "the export is empty".into()));
+/// An event line as read: its number, sequence number, leaf hash as computed and as
+/// recorded, and why its event does not read when asked to parse it and it did not.
+struct Read {
+    line: usize,
+    seq: u64,
+    leaf: crate::Hash,
+    recorded: crate::Hash,
+    bad: Option<String>,
+}
+
+/// Reads one event line (number `n`), parsing its event when `parse`.
+fn read_line(
+    bytes: &[u8],
+    n: usize,
+    parse: bool,
+) -> Result<(Read, Option<AuditEvent>), VerifyError> {
+    let line_err = |why: String| VerifyError::Line { line: n, why };
+    let not_valid = |e: serde_json::Error| line_err(format!("not a valid export line: {e}"));
+    if !bytes.starts_with(b"{\"type\":\"event\"") {
+        let _: ExportLine = serde_json::from_slice(bytes).map_err(not_valid)?;
+        return Err(line_err("only events may follow the first event".into()));
     }
-    let (first_seq, last_seq) = match lines.parse()? {
+    let line: EventLine<'_> = serde_json::from_slice(bytes).map_err(not_valid)?;
+    let raw = line.event.get();
+    // The file holds the canonical bytes: hash them as they are.
+    let leaf = leaf_hash(raw.as_bytes());
+    let read = |seq, bad| Read {
+        line: n,
+        seq,
+        leaf,
+        recorded: line.leaf_hash.0,
+        bad,
+    };
+    if parse {
+        match serde_json::from_str::<AuditEvent>(raw) {
+            Ok(event) => return Ok((read(event.seq, None), Some(event))),
+            Err(e) => {
+                let bad = Some(format!("not a valid event: {e}"));
+                if let Ok(Seq { seq }) = serde_json::from_str(raw) {
+                    return Ok((read(seq, bad), None));
+                }
+            }
+        }
+    }
+    let Seq { seq } = serde_json::from_str(raw)
+        .map_err(|e| line_err(format!("the event has no valid sequence number: {e}")))?;
+    Ok((read(seq, None), None))
+}
+
+/// Reads a batch of lines (the first numbered `first`), a share of them on each core: what
+/// each line gave, in order, up to the first line that failed.
+fn read_lines(
+    batch: &[u8],
+    first: usize,
+    parse: bool,
+) -> Vec<Result<(Read, Option<AuditEvent>), VerifyError>> {
+    let lines: Vec<&[u8]> = batch.split(|b| *b == b'\n').collect();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let share = lines.len().div_ceil(cores).max(1);
+    let read_share = |at: usize, share: &[&[u8]]| {
+        let mut out = Vec::with_capacity(share.len());
+        for (i, bytes) in share.iter().enumerate() {
+            let read = read_line(bytes, first + at + i, parse);
+            let failed = read.is_err();
+            out.push(read);
+            if failed {
+                break;
+            }
+        }
+        out
+    };
+    std::thread::scope(|scope| {
+        let mut shares = lines.chunks(share).enumerate();
+        let mine = shares.next();
+        let others: Vec<_> = shares
+            .map(|(i, s)| scope.spawn(move || read_share(i * share, s)))
+            .collect();
+        let mut out = mine.map(|(_, s)| read_share(0, s)).unwrap_or_default();
+        for other in others {
+            // A share stops at its first failure; later shares are not reached.
+            if out.last().is_some_and(Result::is_err) {
+                break;
+            }
+            out.extend(
+                other
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            );
+        }
+        out
+    })
+}
+
+/// The header's first and last sequence numbers, checked against the key.
+fn header<R: BufRead>(lines: &Lines<R>, key: &VerifierKey) -> Result<(u64, u64), VerifyError> {
+    let line_err = |line: usize, why: String| VerifyError::Line { line, why };
+    match lines.parse()? {
         ExportLine::Header {
             format,
             origin,
@@ -168,10 +271,48 @@ pub fn verify(input: impl BufRead, key: &VerifierKey) -> Result<Report, VerifyEr
                     format!("invalid range {first_seq} to {last_seq}"),
                 ));
             }
-            (first_seq, last_seq)
+            Ok((first_seq, last_seq))
         }
-        _ => return Err(line_err(1, "the first line must be the header".into())),
+        _ => Err(line_err(1, "the first line must be the header".into())),
+    }
+}
+
+/// Verifies an export read from `input` with the log's public key.
+pub fn verify(input: impl BufRead, key: &VerifierKey) -> Result<Report, VerifyError> {
+    check(input, key, BATCH_BYTES, &mut None)
+}
+
+/// Verifies an export as [`verify`] does and hands each event, parsed, to `each` in order
+/// once it has checked: an event that does not read as an [`AuditEvent`] fails the export.
+/// The events are read all at once, a share on each core (they are kept anyway).
+pub fn verify_events(
+    input: impl BufRead,
+    key: &VerifierKey,
+    mut each: impl FnMut(AuditEvent),
+) -> Result<Report, VerifyError> {
+    check(input, key, usize::MAX, &mut Some(&mut each))
+}
+
+/// [`verify`], reading the events in batches of about `batch_bytes`, and parsing each for
+/// `each` when there is one.
+fn check(
+    input: impl BufRead,
+    key: &VerifierKey,
+    batch_bytes: usize,
+    each: &mut Option<&mut dyn FnMut(AuditEvent)>,
+) -> Result<Report, VerifyError> {
+    let parse = each.is_some();
+    let mut lines = Lines {
+        input,
+        buf: Vec::new(),
+        number: 0,
     };
+    let line_err = |line: usize, why: String| VerifyError::Line { line, why };
+
+    if !lines.advance()? {
+        return Err(line_err(1, "the export is empty".into()));
+    }
+    let (first_seq, last_seq) = header(&lines, key)?;
     if !lines.advance()? {
         return Err(VerifyError::Truncated {
             expected: last_seq,
@@ -248,56 +389,66 @@ pub fn verify(input: impl BufRead, key: &VerifierKey) -> Result<Report, VerifyEr
         checked += 1;
     }
 
+    // The event lines are parsed and hashed in batches on every core, then checked in order.
+    let mut batch = Vec::new();
     while more {
-        let n = lines.number;
-        if !lines.is_event() {
-            let _: ExportLine = lines.parse()?;
-            return Err(line_err(n, "only events may follow the first event".into()));
-        }
-        let line: EventLine<'_> = lines.parse()?;
-        let raw = line.event.get();
-        let Seq { seq } = serde_json::from_str(raw)
-            .map_err(|e| line_err(n, format!("the event has no valid sequence number: {e}")))?;
-        let expected = tree.size() + 1;
-        if seq > expected {
-            return Err(VerifyError::Event {
-                seq: expected,
-                why: format!("missing (the next event in the file is {seq})"),
-            });
-        }
-        if seq < expected {
-            return Err(VerifyError::Event {
-                seq,
-                why: format!("out of order or repeated (expected {expected}, line {n})"),
-            });
-        }
-        if seq > last_seq {
-            return Err(VerifyError::Event {
-                seq,
-                why: format!("beyond the header's last event {last_seq}"),
-            });
-        }
-        // The file holds the canonical bytes: hash them as they are.
-        let leaf = leaf_hash(raw.as_bytes());
-        if leaf != line.leaf_hash.0 {
-            return Err(VerifyError::Event {
-                seq,
-                why: "its content does not match the leaf hash the log recorded".into(),
-            });
-        }
-        tree.push(leaf);
-        while let Some(p) = checks.next_if(|p| p.checkpoint.size == tree.size()) {
-            if p.checkpoint.root != tree.root() {
-                return Err(VerifyError::Range {
-                    from: verified + 1,
-                    to: tree.size(),
-                    size: p.checkpoint.size,
+        let first_line = lines.number;
+        more = lines.batch(&mut batch, batch_bytes)?;
+        for read in read_lines(&batch, first_line, parse) {
+            let (
+                Read {
+                    line: n,
+                    seq,
+                    leaf,
+                    recorded,
+                    bad,
+                },
+                event,
+            ) = read?;
+            let expected = tree.size() + 1;
+            if seq > expected {
+                return Err(VerifyError::Event {
+                    seq: expected,
+                    why: format!("missing (the next event in the file is {seq})"),
                 });
             }
-            verified = tree.size();
-            checked += 1;
+            if seq < expected {
+                return Err(VerifyError::Event {
+                    seq,
+                    why: format!("out of order or repeated (expected {expected}, line {n})"),
+                });
+            }
+            if seq > last_seq {
+                return Err(VerifyError::Event {
+                    seq,
+                    why: format!("beyond the header's last event {last_seq}"),
+                });
+            }
+            if leaf != recorded {
+                return Err(VerifyError::Event {
+                    seq,
+                    why: "its content does not match the leaf hash the log recorded".into(),
+                });
+            }
+            tree.push(leaf);
+            while let Some(p) = checks.next_if(|p| p.checkpoint.size == tree.size()) {
+                if p.checkpoint.root != tree.root() {
+                    return Err(VerifyError::Range {
+                        from: verified + 1,
+                        to: tree.size(),
+                        size: p.checkpoint.size,
+                    });
+                }
+                verified = tree.size();
+                checked += 1;
+            }
+            if let Some(why) = bad {
+                return Err(line_err(n, why));
+            }
+            if let (Some(each), Some(event)) = (each.as_mut(), event) {
+                each(event);
+            }
         }
-        more = lines.advance()?;
     }
     if tree.size() < last_seq {
         return Err(VerifyError::Truncated {

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use serde_json::json;
 use warden_audit::{
     AuditEvent, Checkpoint, ExportLine, FORMAT, Frontier, HexHash, NodeId, Outcome, SigningKey,
-    VerifyError, consistency_proof, event_line, verify,
+    VerifyError, consistency_proof, event_line, leaf_hash, verify, verify_events,
 };
 
 const ORIGIN: &str = "test.example/audit";
@@ -94,8 +94,18 @@ fn export(total: u64, first: u64, last: u64, signed: &[u64]) -> Vec<String> {
     text
 }
 
+/// Verifies the export both ways, plain and reading the events, which must agree.
 fn check(lines: &[String]) -> Result<warden_audit::Report, VerifyError> {
-    verify(lines.join("\n").as_bytes(), &key().verifier())
+    let text = lines.join("\n");
+    let plain = verify(text.as_bytes(), &key().verifier());
+    let mut events = Vec::new();
+    let read = verify_events(text.as_bytes(), &key().verifier(), |e| events.push(e));
+    assert_eq!(plain, read);
+    if let Ok(report) = &read {
+        let expected: Vec<AuditEvent> = (report.first_seq..=report.last_seq).map(event).collect();
+        assert_eq!(events, expected);
+    }
+    plain
 }
 
 fn edit_event(lines: &mut [String], seq: u64, f: impl FnOnce(&mut serde_json::Value)) {
@@ -247,4 +257,59 @@ proptest! {
         lines[index] = changed;
         prop_assert!(check(&lines).is_err());
     }
+}
+
+/// An event the log recorded with a field this version does not know verifies (its bytes are
+/// what was signed), but cannot be read for the recomputation: the export fails by line.
+#[test]
+fn an_event_that_does_not_read_fails_by_line_when_read() {
+    let mut raws: Vec<String> = (1..=3).map(|seq| event(seq).canonical()).collect();
+    raws[1] = raws[1].replacen("{\"action\"", "{\"a_new_field\":1,\"action\"", 1);
+    let mut tree = Frontier::new();
+    for raw in &raws {
+        tree.push(leaf_hash(raw.as_bytes()));
+    }
+    let note = key().sign(&Checkpoint {
+        origin: ORIGIN.into(),
+        size: 3,
+        root: tree.root(),
+    });
+    let mut lines: Vec<String> = [
+        ExportLine::Header {
+            format: FORMAT.into(),
+            origin: ORIGIN.into(),
+            first_seq: 1,
+            last_seq: 3,
+        },
+        ExportLine::Prefix {
+            size: 0,
+            frontier: Vec::new(),
+        },
+        ExportLine::Checkpoint {
+            note,
+            consistency: Vec::new(),
+        },
+    ]
+    .iter()
+    .map(|l| serde_json::to_string(l).unwrap())
+    .collect();
+    for raw in &raws {
+        let leaf = String::from(HexHash(leaf_hash(raw.as_bytes())));
+        lines.push(format!(
+            "{{\"type\":\"event\",\"leaf_hash\":\"{leaf}\",\"event\":{raw}}}"
+        ));
+    }
+    let text = lines.join("\n");
+    assert_eq!(
+        verify(text.as_bytes(), &key().verifier()).unwrap().events,
+        3
+    );
+    let mut read = 0;
+    let err = verify_events(text.as_bytes(), &key().verifier(), |_| read += 1).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("line 5: not a valid event: unknown field `a_new_field`"),
+        "{err}"
+    );
+    assert_eq!(read, 1, "only the events before it were handed on");
 }

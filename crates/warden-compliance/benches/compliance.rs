@@ -20,8 +20,8 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use sha2::Digest;
 use warden_audit::{
-    AuditEvent, Checkpoint, ExportLine, FORMAT, Frontier, HexHash, NodeId, Outcome, SigningKey,
-    event_line, inclusion_proof,
+    AuditEvent, Checkpoint, ExportLine, FORMAT, Frontier, Hash, HexHash, NodeId, Outcome,
+    SigningKey, inclusion_proof,
 };
 use warden_compliance::bundle::{self, ContextEvent, Evidence, context_needed};
 use warden_compliance::{
@@ -387,6 +387,9 @@ struct Checked {
     unzipped: f64,
     checked: f64,
     sha: f64,
+    /// Only reading the events' JSON (serde_json, nothing kept), on two cores: a floor for
+    /// any verifier that reads them.
+    scanned: f64,
     events: u64,
     tests: usize,
 }
@@ -402,10 +405,26 @@ fn verify_timed(zip: &[u8], key: &SigningKey) -> Checked {
     let digest = sha2::Sha256::digest(&back["events/period.jsonl"]);
     let sha = began.elapsed().as_secs_f64();
     assert_ne!(digest.len(), 0);
+    let began = Instant::now();
+    let lines: Vec<&[u8]> = back["events/period.jsonl"].split(|b| *b == b'\n').collect();
+    let (head, tail) = lines.split_at(lines.len() / 2);
+    let scan = |lines: &[&[u8]]| {
+        lines
+            .iter()
+            .filter(|l| serde_json::from_slice::<serde::de::IgnoredAny>(l).is_ok())
+            .count()
+    };
+    let read = std::thread::scope(|scope| {
+        let other = scope.spawn(|| scan(tail));
+        scan(head) + other.join().unwrap()
+    });
+    let scanned = began.elapsed().as_secs_f64();
+    assert!(read as u64 >= verified.events);
     Checked {
         unzipped,
         checked,
         sha,
+        scanned,
         events: verified.events,
         tests: verified.results.len(),
     }
@@ -419,11 +438,12 @@ fn verify_only(path: &std::path::Path) {
     for _ in 0..3 {
         let c = verify_timed(&zip, &key);
         println!(
-            "unzip {:.2} s, verify and recompute {:.2} s ({} events); SHA-256 over the events {:.2} s: {:.3}x SHA-256 (verify alone {:.3}x)",
+            "unzip {:.2} s, verify and recompute {:.2} s ({} events); SHA-256 over the events {:.2} s, only reading their JSON on two cores {:.2} s: {:.3}x SHA-256 (verify alone {:.3}x)",
             c.unzipped,
             c.checked,
             c.events,
             c.sha,
+            c.scanned,
             c.sha / (c.unzipped + c.checked),
             c.sha / c.checked
         );
@@ -462,8 +482,7 @@ fn quarter(events: &[AuditEvent], mut observations: Observations, end: i64) {
     );
 
     let began = Instant::now();
-    let mut export = Vec::new();
-    for line in [
+    let export_head = vec![
         ExportLine::Header {
             format: FORMAT.into(),
             origin: ORIGIN.into(),
@@ -478,17 +497,12 @@ fn quarter(events: &[AuditEvent], mut observations: Observations, end: i64) {
             note,
             consistency: Vec::new(),
         },
-    ] {
-        serde_json::to_writer(&mut export, &line).unwrap();
-        export.push(b'\n');
-    }
-    let mut event_bytes = 0usize;
-    for e in &events[usize::try_from(first - 1).unwrap()..] {
-        let line = event_line(e, &e.leaf_hash());
-        event_bytes += line.len();
-        export.extend_from_slice(line.as_bytes());
-        export.push(b'\n');
-    }
+    ];
+    // The server reads each event with the leaf hash it recorded.
+    let period_events: Vec<(AuditEvent, Hash)> = events[usize::try_from(first - 1).unwrap()..]
+        .iter()
+        .map(|e| (e.clone(), e.leaf_hash()))
+        .collect();
     let context: Vec<ContextEvent> = events[..usize::try_from(first - 1).unwrap()]
         .iter()
         .filter(|e| context_needed(e, period, &params))
@@ -515,11 +529,13 @@ fn quarter(events: &[AuditEvent], mut observations: Observations, end: i64) {
         generated_at: end,
         parameters: params,
         observations,
-        period_export: export,
+        export_head,
+        events: period_events,
         context,
     };
     let files = bundle::build(&evidence, &key).unwrap();
     let built = began.elapsed().as_secs_f64();
+    let event_bytes = files["events/period.jsonl"].len();
     let began = Instant::now();
     let zip = bundle::to_zip(&files).unwrap();
     let zipped = began.elapsed().as_secs_f64();
@@ -537,13 +553,14 @@ fn quarter(events: &[AuditEvent], mut observations: Observations, end: i64) {
 
     let c = verify_timed(&zip, &key);
     println!(
-        "offline verification: unzip {:.1} s, verify and recompute {:.1} s ({} events, {} tests); SHA-256 over the same events {:.2} s ({:.0} MB/s): verification runs at {:.3}x SHA-256's speed (target at least 0.5x)",
+        "offline verification: unzip {:.1} s, verify and recompute {:.1} s ({} events, {} tests); SHA-256 over the same events {:.2} s ({:.0} MB/s), only reading their JSON on two cores {:.2} s: verification runs at {:.3}x SHA-256's speed (target at least 0.5x)",
         c.unzipped,
         c.checked,
         c.events,
         c.tests,
         c.sha,
         event_bytes as f64 / c.sha / 1e6,
+        c.scanned,
         c.sha / (c.unzipped + c.checked)
     );
 }

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use warden_audit::{
     AuditEvent, Checkpoint, ExportLine, FORMAT, Frontier, HexHash, NodeId, Outcome, SigningKey,
-    event_line, inclusion_proof,
+    inclusion_proof,
 };
 use warden_compliance::bundle::{
     self, BundleError, ContextEvent, Evidence, context_needed, from_zip, to_zip,
@@ -175,24 +175,24 @@ fn evidence(log: &[AuditEvent], period: Period, params: Parameters) -> Evidence 
     } else {
         Vec::new()
     };
-    let mut lines = vec![
-        serde_json::to_string(&ExportLine::Header {
+    let export_head = vec![
+        ExportLine::Header {
             format: FORMAT.into(),
             origin: ORIGIN.into(),
             first_seq: first,
             last_seq: last,
-        })
-        .unwrap(),
-        serde_json::to_string(&ExportLine::Prefix {
+        },
+        ExportLine::Prefix {
             size: first - 1,
             frontier: prefix.nodes().iter().map(|h| HexHash(*h)).collect(),
-        })
-        .unwrap(),
-        serde_json::to_string(&ExportLine::Checkpoint { note, consistency }).unwrap(),
+        },
+        ExportLine::Checkpoint { note, consistency },
     ];
-    for e in log.iter().filter(|e| (first..=last).contains(&e.seq)) {
-        lines.push(event_line(e, &e.leaf_hash()));
-    }
+    let events = log
+        .iter()
+        .filter(|e| (first..=last).contains(&e.seq))
+        .map(|e| (e.clone(), e.leaf_hash()))
+        .collect();
     let context = log
         .iter()
         .filter(|e| e.seq < first && context_needed(e, period, &params))
@@ -225,7 +225,8 @@ fn evidence(log: &[AuditEvent], period: Period, params: Parameters) -> Evidence 
             }],
             recordings: BTreeMap::new(),
         },
-        period_export: (lines.join("\n") + "\n").into_bytes(),
+        export_head,
+        events,
         context,
     }
 }

@@ -150,28 +150,76 @@ async fn rare_before(
         .map(|c| c.as_str())
         .filter(|a| bundle::reach(a, params) == bundle::Reach::Always)
     {
-        let mut after = first.saturating_sub(1);
-        loop {
-            let filter = EventFilter {
-                action: Some(action.to_owned()),
-                after_seq: Some(after),
-                before_seq: Some(cut),
-                ..EventFilter::default()
-            };
-            let page = store.events(&filter, PAGE).await?;
-            let Some(last) = page.last().map(|e| e.seq) else {
-                break;
-            };
-            let full = page.len() == PAGE as usize;
-            rare.extend(page);
-            after = last;
-            if !full {
-                break;
-            }
-        }
+        kind_between(store, action, first, cut, &mut rare).await?;
     }
     rare.sort_by_key(|e| e.seq);
     Ok(rare)
+}
+
+/// The events with `action` from `first` up to `before` (excluded), through the log's index
+/// on actions, appended to `out`.
+async fn kind_between(
+    store: &Store,
+    action: &str,
+    first: u64,
+    before: u64,
+    out: &mut Vec<AuditEvent>,
+) -> Result<(), StoreError> {
+    let mut after = first.saturating_sub(1);
+    loop {
+        let filter = EventFilter {
+            action: Some(action.to_owned()),
+            after_seq: Some(after),
+            before_seq: Some(before),
+            ..EventFilter::default()
+        };
+        let page = store.events(&filter, PAGE).await?;
+        let Some(last) = page.last().map(|e| e.seq) else {
+            return Ok(());
+        };
+        let full = page.len() == PAGE as usize;
+        out.extend(page);
+        after = last;
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// The events before `first` (the period's first) that the period's tests read
+/// ([`bundle::context_needed`]), in sequence order: each kind read through the log's index on
+/// actions, from the log's start for the rare kinds, from as far back as it reaches for the
+/// frequent ones; no other event is read.
+async fn context_before(
+    store: &Store,
+    log_first: u64,
+    first: u64,
+    period: Period,
+    params: &Parameters,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let mut starts: BTreeMap<i64, Option<u64>> = BTreeMap::new();
+    let mut context = Vec::new();
+    for action in warden_model::Change::ALL.iter().map(|c| c.as_str()) {
+        let from = match bundle::reach(action, params) {
+            bundle::Reach::Never => continue,
+            bundle::Reach::Always => Some(log_first),
+            bundle::Reach::Within(span) => match starts.get(&span) {
+                Some(start) => *start,
+                None => {
+                    let at = Timestamp::from_millis(period.from().as_millis().saturating_sub(span));
+                    let start = store.first_seq_at_or_after(at).await?;
+                    starts.insert(span, start);
+                    start
+                }
+            },
+        };
+        if let Some(from) = from.filter(|f| *f < first) {
+            kind_between(store, action, from.max(log_first), first, &mut context).await?;
+        }
+    }
+    context.retain(|e| bundle::context_needed(e, period, params));
+    context.sort_by_key(|e| e.seq);
+    Ok(context)
 }
 
 /// The monitor's latest run, if it began within `max_age` of `now`: its period, its results
@@ -417,14 +465,15 @@ pub async fn evidence(
         .export_head(first, last)
         .await
         .map_err(bundle_failed)?;
-    let mut export = Vec::new();
-    audit
-        .write_export(&head, (first, last), |bytes| {
-            export.extend_from_slice(bytes);
-            Ok(())
-        })
-        .await
-        .map_err(bundle_failed)?;
+    // The period's events with their recorded leaf hashes: the bundle writes them as an
+    // export and computes the results from them.
+    let mut events = Vec::new();
+    let mut next = first;
+    while next <= last {
+        let to = last.min(next.saturating_add(PAGE.into()) - 1);
+        events.extend(store.event_range(next, to).await?);
+        next = to + 1;
+    }
     let verifier = audit.verifier();
     let signed: Vec<u64> = head
         .iter()
@@ -434,41 +483,21 @@ pub async fn evidence(
         })
         .collect();
     let proof_size = signed.last().copied().unwrap_or(size);
-    let mut context = Vec::new();
-    let cut = reach_cut(store, period, &limits.params).await?.min(first);
-    let mut earlier = if cut > log_first {
-        rare_before(store, log_first, cut, &limits.params).await?
-    } else {
-        Vec::new()
-    };
-    let mut after = cut.max(log_first).saturating_sub(1);
-    while after + 1 < first {
-        let filter = EventFilter {
-            after_seq: Some(after),
-            before_seq: Some(first),
-            ..EventFilter::default()
-        };
-        let page = store.events(&filter, PAGE).await?;
-        let Some(end) = page.last().map(|e| e.seq) else {
-            break;
-        };
-        earlier.extend(
-            page.into_iter()
-                .filter(|e| bundle::context_needed(e, period, &limits.params)),
-        );
-        after = end;
-    }
-    for e in earlier {
-        let proof = audit
-            .inclusion(e.seq, proof_size)
-            .await
-            .map_err(bundle_failed)?;
-        context.push(ContextEvent {
-            event: e,
+    let earlier = context_before(store, log_first, first, period, &limits.params).await?;
+    let seqs: Vec<u64> = earlier.iter().map(|e| e.seq).collect();
+    let proofs = audit
+        .inclusions(&seqs, proof_size)
+        .await
+        .map_err(bundle_failed)?;
+    let context: Vec<ContextEvent> = earlier
+        .into_iter()
+        .zip(proofs)
+        .map(|(event, proof)| ContextEvent {
+            event,
             size: proof_size,
             proof: proof.into_iter().map(HexHash).collect(),
-        });
-    }
+        })
+        .collect();
     let mut observations = observe(store, audit, recordings, limits.settings, period).await?;
     let signed: std::collections::BTreeSet<u64> = signed.into_iter().collect();
     observations
@@ -480,7 +509,8 @@ pub async fn evidence(
         generated_at: Timestamp::from_system(SystemTime::now()).as_millis(),
         parameters: limits.params,
         observations,
-        period_export: export,
+        export_head: head,
+        events,
         context,
     };
     // Computing, rendering and zipping take seconds of CPU: off the runtime's workers.
@@ -708,7 +738,7 @@ mod tests {
     use warden_model::{Actor, Timestamp};
     use warden_store::{AuditContext, DatabaseLocation, Outcome, Store};
 
-    use super::{DAY, default_from, rare_before, reach_cut};
+    use super::{DAY, context_before, default_from, rare_before, reach_cut};
 
     /// The default period starts at a midnight (UTC), so the kept evaluator can follow it a
     /// day at a time: the one 90 days before its end, or the second the log began if later.
@@ -813,5 +843,97 @@ mod tests {
             assert_eq!(reach(action, &params), Reach::Always, "{action}");
             assert!(changes.contains(&action), "{action} is not a change");
         }
+        for action in [
+            "auth.login",
+            "auth.enroll",
+            "auth.passkey",
+            "passkey.register",
+            "ssh.session.start",
+            "ssh.session.end",
+            "access.approve",
+        ] {
+            assert!(
+                matches!(reach(action, &params), Reach::Within(_)),
+                "{action}"
+            );
+            assert!(changes.contains(&action), "{action} is not a change");
+        }
+    }
+
+    /// A bundle's context, read kind by kind through the index on actions, is exactly the
+    /// events before the period that `context_needed` keeps: each kind as far back as it
+    /// reaches, the rare kinds from the log's start, nothing else.
+    #[tokio::test]
+    async fn the_context_is_what_the_tests_read_before_the_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&DatabaseLocation::in_data_dir(dir.path()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let t0: i64 = 1_800_000_000_000;
+        let hours = |h: i64| h * DAY / 24;
+        for (n, (ago, action)) in [
+            (hours(200 * 24), "user.create"),
+            (hours(100 * 24), "access.approve"),
+            (hours(95 * 24), "ssh.session.start"),
+            (hours(80 * 24), "access.approve"),
+            (hours(62 * 24), "auth.login"),
+            (hours(61 * 24 + 12), "ssh.session.start"),
+            (hours(60 * 24 + 12), "auth.login"),
+            (hours(60 * 24 + 6), "ssh.cert.issue"),
+            (hours(60 * 24 + 1), "ssh.session.end"),
+            (hours(59 * 24), "auth.login"),
+            (hours(30 * 24), "group.create"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let ctx = AuditContext {
+                actor: Actor::Operator,
+                request_id: format!("r{n}"),
+                source: None,
+                now: Timestamp::from_millis(t0 - ago),
+            };
+            store
+                .record(
+                    &ctx,
+                    action,
+                    &format!("thing:{n}"),
+                    serde_json::json!({}),
+                    Outcome::Success,
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        let params = Parameters::default();
+        let period = Period::recorded(t0 - 60 * DAY, t0).unwrap();
+        let log_first = store.audit_first_seq().await.unwrap().unwrap();
+        let first = store
+            .first_seq_at_or_after(period.from())
+            .await
+            .unwrap()
+            .unwrap();
+        let context = context_before(&store, log_first, first, period, &params)
+            .await
+            .unwrap();
+        let all = store
+            .events(&warden_store::EventFilter::default(), 1000)
+            .await
+            .unwrap();
+        let expected: Vec<_> = all
+            .into_iter()
+            .filter(|e| {
+                e.seq < first && warden_compliance::bundle::context_needed(e, period, &params)
+            })
+            .collect();
+        assert_eq!(context, expected);
+        let read: Vec<&str> = context.iter().map(|e| e.target.as_str()).collect();
+        // The account always; the approval within 31 days; the sessions within a day and
+        // the longest session; the login within a day; not the certificate.
+        assert_eq!(
+            read,
+            ["thing:0", "thing:3", "thing:5", "thing:6", "thing:8"]
+        );
     }
 }

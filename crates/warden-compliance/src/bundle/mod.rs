@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use warden_audit::{AuditEvent, HexHash, SigningKey};
+use warden_audit::{AuditEvent, ExportLine, Hash, HexHash, SigningKey, write_event_line};
 
 pub use verify::{BundleError, Verified, verify};
 
@@ -93,8 +93,11 @@ pub struct Evidence {
     pub parameters: Parameters,
     /// The observations.
     pub observations: Observations,
-    /// The period's events as an audit export.
-    pub period_export: Vec<u8>,
+    /// The period export's header, prefix and checkpoints (`warden audit export`'s head).
+    pub export_head: Vec<ExportLine>,
+    /// The period's events in order, each with the leaf hash the log recorded: the export's
+    /// event lines and what the results are computed from.
+    pub events: Vec<(AuditEvent, Hash)>,
     /// Earlier events the tests read ([`context_needed`]), with their proofs.
     pub context: Vec<ContextEvent>,
 }
@@ -167,85 +170,41 @@ pub(crate) fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The events of an audit export, in order. Lines that are not events are skipped; an event
-/// line that does not read is an error naming its line. Large exports are read in two
-/// halves at once.
-pub(crate) fn export_events(export: &[u8]) -> Result<Vec<AuditEvent>, String> {
-    // Split at the line break nearest the middle.
-    let middle = export.len() / 2;
-    let split = export
-        .get(middle..)
-        .and_then(|rest| rest.iter().position(|b| *b == b'\n'))
-        .map_or(export.len(), |at| middle + at + 1);
-    if export.len() < 1 << 20 || split >= export.len() {
-        return events_of(export, 0);
-    }
-    let (head, tail) = export.split_at(split);
-    let (first, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| events_of(tail, 0));
-        let first = events_of(head, 0);
-        (first, second.join())
-    });
-    let mut events = first?;
-    match second {
-        Ok(Ok(more)) => events.extend(more),
-        // Its line numbers start after the first half's.
-        Ok(Err(_)) => {
-            let lines = head.iter().filter(|b| **b == b'\n').count();
-            return events_of(tail, lines).map(|_| events);
-        }
-        Err(_) => return Err("the reader stopped".to_owned()),
-    }
-    Ok(events)
-}
-
-/// The events of export lines, the first being line `before + 1`.
-fn events_of(lines: &[u8], before: usize) -> Result<Vec<AuditEvent>, String> {
-    #[derive(Deserialize)]
-    struct Line {
-        #[serde(rename = "type")]
-        kind: String,
-        event: Option<AuditEvent>,
-    }
-    let mut events = Vec::with_capacity(lines.len() / 400);
-    for (n, line) in lines.split(|b| *b == b'\n').enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        let number = before + n + 1;
-        let parsed: Line =
-            serde_json::from_slice(line).map_err(|e| format!("line {number}: {e}"))?;
-        if parsed.kind == "event" {
-            events.push(
-                parsed
-                    .event
-                    .ok_or_else(|| format!("line {number}: an event line without its event"))?,
-            );
-        }
-    }
-    Ok(events)
-}
-
 /// Each test of the framework over the context and the period's events, in the catalog's
 /// order: the tests are independent, so half of them run on another core.
-pub(crate) fn compute(
+pub(crate) fn compute<E: std::borrow::Borrow<AuditEvent> + Sync>(
     framework: Framework,
     period: Period,
     parameters: Parameters,
     observations: &Observations,
     context: &[AuditEvent],
-    events: &[AuditEvent],
+    events: &[E],
 ) -> Vec<TestResult> {
     in_halves(&framework.catalog().tests(), |tests| {
         evaluate(
             tests,
-            context.iter().chain(events),
+            context.iter().chain(events.iter().map(E::borrow)),
             period,
             parameters,
             observations.clone(),
             true,
         )
     })
+}
+
+/// An audit export: its head's lines, then each event's line.
+fn write_export(head: &[ExportLine], events: &[(AuditEvent, Hash)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(events.len() * 420 + 4096);
+    for line in head {
+        if serde_json::to_writer(&mut out, line).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    for (event, recorded) in events {
+        write_event_line(&mut out, event, recorded);
+        out.push(b'\n');
+    }
+    out
 }
 
 /// `f` over the two halves of `items` at once, on two cores: its results, in order.
@@ -366,19 +325,24 @@ pub(crate) fn signed_body(origin: &str, manifest: &[u8]) -> String {
     format!("{FORMAT}\n{origin}\nsha256 {}\n", sha256(manifest))
 }
 
-/// Makes a bundle's files (name → bytes), signed with the log's key. Fails only if the
-/// period export's events do not read.
+/// Makes a bundle's files (name → bytes), signed with the log's key: the period export is
+/// written on one core while the tests run on the others.
 pub fn build(evidence: &Evidence, key: &SigningKey) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    let events = export_events(&evidence.period_export)?;
     let context: Vec<AuditEvent> = evidence.context.iter().map(|c| c.event.clone()).collect();
-    let results = compute(
-        evidence.framework,
-        evidence.period,
-        evidence.parameters,
-        &evidence.observations,
-        &context,
-        &events,
-    );
+    let events: Vec<&AuditEvent> = evidence.events.iter().map(|(e, _)| e).collect();
+    let (period_export, results) = std::thread::scope(|scope| {
+        let written = scope.spawn(|| write_export(&evidence.export_head, &evidence.events));
+        let results = compute(
+            evidence.framework,
+            evidence.period,
+            evidence.parameters,
+            &evidence.observations,
+            &context,
+            &events,
+        );
+        (written.join(), results)
+    });
+    let period_export = period_export.map_err(|_| "the export writer stopped".to_owned())?;
     let mut manifest = Manifest {
         format: FORMAT.to_owned(),
         origin: key.name().to_owned(),
@@ -391,17 +355,14 @@ pub fn build(evidence: &Evidence, key: &SigningKey) -> Result<BTreeMap<String, V
         files: BTreeMap::new(),
     };
     let context = context_jsonl(&evidence.context);
-    let mut files = derived_files(
-        &manifest,
-        [sha256(&evidence.period_export), sha256(&context)],
-        &results,
-    );
-    files.insert(
-        "events/period.jsonl".to_owned(),
-        evidence.period_export.clone(),
-    );
-    files.insert("events/context.jsonl".to_owned(), context);
+    let event_hashes = [sha256(&period_export), sha256(&context)];
+    let mut files = derived_files(&manifest, event_hashes.clone(), &results);
     manifest.files = files.iter().map(|(k, v)| (k.clone(), sha256(v))).collect();
+    for (name, hash) in EVENT_FILES.into_iter().zip(event_hashes) {
+        manifest.files.insert(name.to_owned(), hash);
+    }
+    files.insert("events/period.jsonl".to_owned(), period_export);
+    files.insert("events/context.jsonl".to_owned(), context);
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
     files.insert(
         "manifest.sig".to_owned(),

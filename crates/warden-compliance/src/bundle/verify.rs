@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use warden_audit::{AuditEvent, ExportLine, VerifierKey, verify_inclusion};
 
 use super::{
-    ContextEvent, EVENT_FILES, FORMAT, Manifest, compute, context_jsonl, derived_files,
-    export_events, sha256, signed_body,
+    ContextEvent, EVENT_FILES, FORMAT, Manifest, compute, context_jsonl, derived_files, sha256,
+    signed_body,
 };
 use crate::report::TestResult;
 
@@ -112,27 +112,23 @@ pub fn verify(
             manifest.format
         )));
     }
-    // The period's events: complete and under signed checkpoints, checked on one core while
-    // the other reads them for the recomputation (in two halves), and every file's hash.
+    // The period's events: complete, under signed checkpoints and read for the
+    // recomputation (on every core), while another thread hashes every file.
     let export = file(files, "events/period.jsonl")?;
-    let (report, events, hashed) = std::thread::scope(|scope| {
-        let checked = scope.spawn(|| warden_audit::verify(export, key));
+    let mut events = Vec::with_capacity(export.len() / 400);
+    let (report, hashed) = std::thread::scope(|scope| {
         let hashed = scope.spawn(|| check_hashes(files, &manifest));
-        let events = export_events(export);
-        let report = checked
-            .join()
-            .map_err(|_| BundleError::Events("the verifier stopped".to_owned()))
-            .and_then(|r| r.map_err(|e| BundleError::Events(e.to_string())));
+        let report = warden_audit::verify_events(export, key, |e| events.push(e))
+            .map_err(|e| BundleError::Events(e.to_string()));
         let hashed = hashed
             .join()
             .map_err(|_| BundleError::NotABundle("the hashing stopped".to_owned()))
             .and_then(|r| r);
-        (report, events, hashed)
+        (report, hashed)
     });
     hashed?;
     let report = report?;
     let signed = signed_checkpoints(export, key)?;
-    let events = events.map_err(BundleError::Events)?;
 
     // Context: each event included in the tree of a signed checkpoint of the export.
     let context_bytes = file(files, "events/context.jsonl")?;
