@@ -740,6 +740,37 @@ mod tests {
 
     use super::{DAY, context_before, default_from, rare_before, reach_cut};
 
+    /// A SQLite log of events (time, action, target) recorded by the operator, in order.
+    async fn log_of(
+        events: impl IntoIterator<Item = (i64, &'static str, String)>,
+    ) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&DatabaseLocation::in_data_dir(dir.path()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        for (n, (time, action, target)) in events.into_iter().enumerate() {
+            let ctx = AuditContext {
+                actor: Actor::Operator,
+                request_id: format!("r{n}"),
+                source: None,
+                now: Timestamp::from_millis(time),
+            };
+            store
+                .record(
+                    &ctx,
+                    action,
+                    &target,
+                    serde_json::json!({}),
+                    Outcome::Success,
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        (dir, store)
+    }
+
     /// The default period starts at a midnight (UTC), so the kept evaluator can follow it a
     /// day at a time: the one 90 days before its end, or the second the log began if later.
     #[test]
@@ -758,39 +789,20 @@ mod tests {
     /// index on actions, in sequence order; from the reach on, everything is.
     #[tokio::test]
     async fn before_the_reach_only_the_rare_kinds_are_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&DatabaseLocation::in_data_dir(dir.path()))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
         let t0: i64 = 1_800_000_000_000;
-        for (ago, action, target) in [
-            (200, "user.create", "user:old"),
-            (199, "auth.login", "idp:x"),
-            (150, "group.create", "group:ancient"),
-            (100, "auth.login", "idp:x"),
-            (95, "review.create", "review:r1"),
-            (10, "auth.login", "idp:x"),
-            (5, "group.create", "group:new"),
-        ] {
-            let ctx = AuditContext {
-                actor: Actor::Operator,
-                request_id: format!("r{ago}"),
-                source: None,
-                now: Timestamp::from_millis(t0 - ago * DAY),
-            };
-            store
-                .record(
-                    &ctx,
-                    action,
-                    target,
-                    serde_json::json!({}),
-                    Outcome::Success,
-                    None,
-                )
-                .await
-                .unwrap();
-        }
+        let (_dir, store) = log_of(
+            [
+                (200, "user.create", "user:old"),
+                (199, "auth.login", "idp:x"),
+                (150, "group.create", "group:ancient"),
+                (100, "auth.login", "idp:x"),
+                (95, "review.create", "review:r1"),
+                (10, "auth.login", "idp:x"),
+                (5, "group.create", "group:new"),
+            ]
+            .map(|(ago, action, target)| (t0 - ago * DAY, action, target.to_owned())),
+        )
+        .await;
         let params = Parameters::default();
         let period = Period::recorded(t0 - 60 * DAY, t0).unwrap();
         let first = store.audit_first_seq().await.unwrap().unwrap();
@@ -865,47 +877,27 @@ mod tests {
     /// reaches, the rare kinds from the log's start, nothing else.
     #[tokio::test]
     async fn the_context_is_what_the_tests_read_before_the_period() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&DatabaseLocation::in_data_dir(dir.path()))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
         let t0: i64 = 1_800_000_000_000;
         let hours = |h: i64| h * DAY / 24;
-        for (n, (ago, action)) in [
-            (hours(200 * 24), "user.create"),
-            (hours(100 * 24), "access.approve"),
-            (hours(95 * 24), "ssh.session.start"),
-            (hours(80 * 24), "access.approve"),
-            (hours(62 * 24), "auth.login"),
-            (hours(61 * 24 + 12), "ssh.session.start"),
-            (hours(60 * 24 + 12), "auth.login"),
-            (hours(60 * 24 + 6), "ssh.cert.issue"),
-            (hours(60 * 24 + 1), "ssh.session.end"),
-            (hours(59 * 24), "auth.login"),
-            (hours(30 * 24), "group.create"),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let ctx = AuditContext {
-                actor: Actor::Operator,
-                request_id: format!("r{n}"),
-                source: None,
-                now: Timestamp::from_millis(t0 - ago),
-            };
-            store
-                .record(
-                    &ctx,
-                    action,
-                    &format!("thing:{n}"),
-                    serde_json::json!({}),
-                    Outcome::Success,
-                    None,
-                )
-                .await
-                .unwrap();
-        }
+        let (_dir, store) = log_of(
+            [
+                (hours(200 * 24), "user.create"),
+                (hours(100 * 24), "access.approve"),
+                (hours(95 * 24), "ssh.session.start"),
+                (hours(80 * 24), "access.approve"),
+                (hours(62 * 24), "auth.login"),
+                (hours(61 * 24 + 12), "ssh.session.start"),
+                (hours(60 * 24 + 12), "auth.login"),
+                (hours(60 * 24 + 6), "ssh.cert.issue"),
+                (hours(60 * 24 + 1), "ssh.session.end"),
+                (hours(59 * 24), "auth.login"),
+                (hours(30 * 24), "group.create"),
+            ]
+            .into_iter()
+            .enumerate()
+            .map(|(n, (ago, action))| (t0 - ago, action, format!("thing:{n}"))),
+        )
+        .await;
         let params = Parameters::default();
         let period = Period::recorded(t0 - 60 * DAY, t0).unwrap();
         let log_first = store.audit_first_seq().await.unwrap().unwrap();
