@@ -71,10 +71,14 @@ pub struct AuditEvent {
 impl AuditEvent {
     /// The canonical JSON the tree hashes: keys sorted at every depth, no white space.
     pub fn canonical(&self) -> String {
+        // Every piece written is UTF-8: JSON punctuation and serde_json's output.
+        String::from_utf8(self.canonical_bytes()).unwrap_or_default()
+    }
+
+    fn canonical_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(512);
         self.write_canonical(&mut out);
-        // Every piece written is UTF-8: JSON punctuation and serde_json's output.
-        String::from_utf8(out).unwrap_or_default()
+        out
     }
 
     /// Appends the canonical JSON to `out`: the fields in key order, written directly
@@ -109,9 +113,7 @@ impl AuditEvent {
 
     /// The event's leaf hash.
     pub fn leaf_hash(&self) -> Hash {
-        let mut out = Vec::with_capacity(512);
-        self.write_canonical(&mut out);
-        leaf_hash(&out)
+        leaf_hash(&self.canonical_bytes())
     }
 }
 

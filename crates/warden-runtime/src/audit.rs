@@ -233,18 +233,23 @@ impl AuditLog {
         }
     }
 
-    /// Runs a proof builder twice: once to learn which stored nodes it needs, then with them.
-    async fn prove(
+    /// Runs a proof builder twice: once to learn which stored nodes it needs, then with them
+    /// (each node read once, a few hundred a query).
+    async fn prove<T>(
         &self,
-        build: impl Fn(&mut dyn FnMut(NodeId) -> Option<Hash>) -> Result<Vec<Hash>, ProofError>,
-    ) -> Result<Vec<Hash>, AuditError> {
-        let mut wanted = Vec::new();
+        build: impl Fn(&mut dyn FnMut(NodeId) -> Option<Hash>) -> Result<T, ProofError>,
+    ) -> Result<T, AuditError> {
+        const NODES_A_QUERY: usize = 400;
+        let mut wanted = std::collections::BTreeSet::new();
         build(&mut |id| {
-            wanted.push(id);
+            wanted.insert(id);
             Some([0u8; 32])
         })?;
-        let nodes: BTreeMap<NodeId, Hash> =
-            self.store.audit_nodes(&wanted).await?.into_iter().collect();
+        let wanted: Vec<NodeId> = wanted.into_iter().collect();
+        let mut nodes = BTreeMap::new();
+        for chunk in wanted.chunks(NODES_A_QUERY) {
+            nodes.extend(self.store.audit_nodes(chunk).await?);
+        }
         Ok(build(&mut |id| nodes.get(&id).copied())?)
     }
 
@@ -268,33 +273,20 @@ impl AuditLog {
     }
 
     /// The audit paths of events `seqs` in the tree of `size` events, in their order: the
-    /// nodes they share are read once, a few hundred a query.
+    /// nodes they share are read once.
     pub async fn inclusions(&self, seqs: &[u64], size: u64) -> Result<Vec<Vec<Hash>>, AuditError> {
-        const NODES_A_QUERY: usize = 400;
         self.check_size(size).await?;
-        let index = |seq: u64| {
-            seq.checked_sub(1)
-                .ok_or_else(|| ProofError::OutOfRange("sequence numbers start at 1".into()))
-        };
-        let mut wanted = std::collections::BTreeSet::new();
-        for &seq in seqs {
-            inclusion_proof(index(seq)?, size, |id| {
-                wanted.insert(id);
-                Some([0u8; 32])
-            })?;
-        }
-        let wanted: Vec<NodeId> = wanted.into_iter().collect();
-        let mut nodes = BTreeMap::new();
-        for chunk in wanted.chunks(NODES_A_QUERY) {
-            nodes.extend(self.store.audit_nodes(chunk).await?);
-        }
-        let mut proofs = Vec::with_capacity(seqs.len());
-        for &seq in seqs {
-            proofs.push(inclusion_proof(index(seq)?, size, |id| {
-                nodes.get(&id).copied()
-            })?);
-        }
-        Ok(proofs)
+        self.prove(|node| {
+            seqs.iter()
+                .map(|&seq| {
+                    let index = seq.checked_sub(1).ok_or_else(|| {
+                        ProofError::OutOfRange("sequence numbers start at 1".into())
+                    })?;
+                    inclusion_proof(index, size, &mut *node)
+                })
+                .collect()
+        })
+        .await
     }
 
     /// The consistency proof from the tree of `old` events to the tree of `new` events.
