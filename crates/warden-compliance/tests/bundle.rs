@@ -277,7 +277,7 @@ fn check(files: &BTreeMap<String, Vec<u8>>) -> Result<bundle::Verified, BundleEr
 fn a_bundle_verifies_offline_and_gives_the_servers_results() {
     let log = journey();
     let ev = evidence(&log, period(), params());
-    let files = bundle::build(&ev, &key()).unwrap();
+    let files = bundle::build(ev.clone(), &key()).unwrap();
     let zipped = to_zip(&files).unwrap();
     assert_eq!(
         to_zip(&files).unwrap(),
@@ -350,17 +350,42 @@ fn a_bundle_verifies_offline_and_gives_the_servers_results() {
         .unwrap();
     assert_eq!(cc81["target"]["status"]["state"], "not-satisfied");
     // Made again for the same period, the OSCAL document is the same bytes.
-    let again = bundle::build(&evidence(&log, period(), params()), &key()).unwrap();
+    let again = bundle::build(evidence(&log, period(), params()), &key()).unwrap();
     assert_eq!(
         again["oscal/assessment-results.json"],
         files["oscal/assessment-results.json"]
     );
 }
 
+/// The server builds a bundle from pages as it reads them: however the events are cut into
+/// pages, the bundle is the same bytes, and it verifies.
+#[test]
+fn a_bundle_built_page_by_page_is_the_bundle_built_at_once() {
+    let log = journey();
+    let at_once = bundle::Builder::new(evidence(&log, period(), params()))
+        .finish(&key())
+        .unwrap();
+    check(&from_zip(&at_once).unwrap()).unwrap();
+    for size in [1, 2, 3, 100] {
+        let mut ev = evidence(&log, period(), params());
+        let events = std::mem::take(&mut ev.events);
+        let mut builder = bundle::Builder::new(ev);
+        for page in events.chunks(size) {
+            builder.push(page.to_vec()).unwrap();
+        }
+        // An empty page changes nothing.
+        builder.push(Vec::new()).unwrap();
+        assert!(
+            builder.finish(&key()).unwrap() == at_once,
+            "pages of {size} give another bundle"
+        );
+    }
+}
+
 #[test]
 fn every_kind_of_tampering_is_named() {
     let log = journey();
-    let files = bundle::build(&evidence(&log, period(), params()), &key()).unwrap();
+    let files = bundle::build(evidence(&log, period(), params()), &key()).unwrap();
     let fails = |f: &BTreeMap<String, Vec<u8>>| check(f).unwrap_err().to_string();
 
     // An edited file, without re-signing: its hash.
@@ -530,7 +555,7 @@ proptest! {
         }).collect();
         let period = Period::recorded(T0 + cut * MIN, T0 + 31 * MIN).unwrap();
         let ev = evidence(&log, period, params());
-        let files = bundle::build(&ev, &key()).unwrap();
+        let files = bundle::build(ev, &key()).unwrap();
         let verified = check(&files).unwrap();
         let stated: Vec<TestResult> = serde_json::from_slice(&files["results.json"]).unwrap();
         let recomputed: Vec<TestResult> = verified.results.iter().map(|r| TestResult { items: Vec::new(), ..r.clone() }).collect();
@@ -548,7 +573,16 @@ proptest! {
 /// patterns enforced).
 #[test]
 fn the_oscal_document_is_valid_against_nists_schema() {
-    let files = bundle::build(&evidence(&journey(), period(), params()), &key()).unwrap();
+    let files = bundle::build(evidence(&journey(), period(), params()), &key()).unwrap();
+    // Its keys are sorted at every level, so a verifier built with or without serde_json's
+    // `preserve_order` (the workspace's tests build with it) makes the same bytes.
+    let text = &files["oscal/assessment-results.json"];
+    let mut sorted: Value = serde_json::from_slice(text).unwrap();
+    sorted.sort_all_objects();
+    assert!(
+        serde_json::to_vec_pretty(&sorted).unwrap() == *text,
+        "the OSCAL document's keys are not in sorted order"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("assessment-results.json");
     std::fs::write(&path, &files["oscal/assessment-results.json"]).unwrap();

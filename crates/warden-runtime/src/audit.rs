@@ -171,12 +171,12 @@ impl AuditLog {
         self.key.verifier()
     }
 
-    /// A compliance evidence bundle's files, signed with the log's key.
+    /// Finishes a compliance evidence bundle, signed with the log's key: the zip's bytes.
     pub fn sign_evidence(
         &self,
-        evidence: &warden_compliance::bundle::Evidence,
-    ) -> Result<std::collections::BTreeMap<String, Vec<u8>>, String> {
-        warden_compliance::bundle::build(evidence, &self.key)
+        bundle: warden_compliance::bundle::Builder,
+    ) -> Result<Vec<u8>, String> {
+        bundle.finish(&self.key)
     }
 
     /// Signs the current tree if no checkpoint covers it yet; returns the newest checkpoint.

@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use warden_audit::{AuditEvent, ExportLine, HexHash};
-use warden_compliance::bundle::{self, ContextEvent, Evidence};
+use futures_util::StreamExt;
+use warden_audit::{AuditEvent, ExportLine, Hash, HexHash};
+use warden_compliance::bundle::{self, Builder, ContextEvent, Evidence};
 use warden_compliance::{
     CheckpointSeen, Evaluator, Framework, Observations, Parameters, Period, PeriodError,
     RecordingState, Settings, TestId, TestResult,
@@ -21,6 +23,9 @@ use crate::recordings::{Checked, Recordings};
 
 /// Events read from the store at a time.
 const PAGE: u32 = 5000;
+
+/// Pages of the period read at once for a bundle.
+const READERS: usize = 4;
 
 /// The default period: from the midnight (UTC) 90 days before its end, or since the log
 /// began if that is later. Starting at a midnight, it moves a whole day at a time, which lets
@@ -465,15 +470,6 @@ pub async fn evidence(
         .export_head(first, last)
         .await
         .map_err(bundle_failed)?;
-    // The period's events with their recorded leaf hashes: the bundle writes them as an
-    // export and computes the results from them.
-    let mut events = Vec::new();
-    let mut next = first;
-    while next <= last {
-        let to = last.min(next.saturating_add(PAGE.into()) - 1);
-        events.extend(store.event_range(next, to).await?);
-        next = to + 1;
-    }
     let verifier = audit.verifier();
     let signed: Vec<u64> = head
         .iter()
@@ -510,18 +506,45 @@ pub async fn evidence(
         parameters: limits.params,
         observations,
         export_head: head,
-        events,
+        events: Vec::new(),
         context,
     };
-    // Computing, rendering and zipping take seconds of CPU: off the runtime's workers.
+    // The period's events with their recorded leaf hashes, a page at a time: the bundle
+    // tests and writes each page (seconds of CPU, off the runtime's workers) while the next
+    // is read.
+    let (pages, mut received) = tokio::sync::mpsc::channel::<Vec<(AuditEvent, Hash)>>(2);
+    // Only a period read to its end is signed.
+    let complete = Arc::new(AtomicBool::new(false));
     let log = audit.clone();
-    let zip = tokio::task::spawn_blocking(move || {
-        let files = log.sign_evidence(&evidence)?;
-        bundle::to_zip(&files)
-    })
-    .await
-    .map_err(bundle_failed)?
-    .map_err(bundle_failed)?;
+    let read_all = complete.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        let mut bundle = Builder::new(evidence);
+        while let Some(page) = received.blocking_recv() {
+            bundle.push(page)?;
+        }
+        if !read_all.load(Ordering::Acquire) {
+            return Err("the period's events were not all read".to_owned());
+        }
+        log.sign_evidence(bundle)
+    });
+    // A few pages are read at once, each on its own connection, and handed on in order:
+    // one connection's reads wait on handing rows between threads more than on either core.
+    let ranges = (first..=last)
+        .step_by(PAGE as usize)
+        .map(|from| (from, last.min(from.saturating_add(PAGE.into()) - 1)));
+    let mut read = futures_util::stream::iter(ranges)
+        .map(|(from, to)| store.event_range(from, to))
+        .buffered(READERS);
+    let mut whole = true;
+    while let Some(page) = read.next().await {
+        if pages.send(page?).await.is_err() {
+            whole = false;
+            break;
+        }
+    }
+    complete.store(whole, Ordering::Release);
+    drop(pages);
+    let zip = built.await.map_err(bundle_failed)?.map_err(bundle_failed)?;
     Ok((zip, period, first, last))
 }
 

@@ -390,6 +390,46 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
         assert_eq!(made[0]["target"], "compliance:soc2", "{made:?}");
         assert_eq!(made[0]["actor"], "user:audrey", "{made:?}");
 
+        // A period that begins mid-journey, at the leaver's offboarding: what the tests read
+        // from before it (the people, the groups, the grant) comes as context, each event with
+        // its inclusion proof, and the bundle verifies with them.
+        let since = server.audit("user.disable")[0]["time"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let later = dir.path().join("later.zip");
+        let out = run(
+            &server,
+            &auditor,
+            &[
+                "compliance",
+                "evidence",
+                "--framework",
+                "soc2",
+                "--from",
+                &since,
+                "-o",
+                later.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            text(&out.stderr).starts_with("wrote the soc2 evidence bundle ("),
+            "{}",
+            text(&out.stderr)
+        );
+        let later_line = ok(&verify(later.to_str().unwrap(), &key));
+        let proven: u64 = later_line
+            .split(" signed checkpoint(s) and ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{later_line}"));
+        assert!(proven > 0, "{later_line}");
+        let files = warden_compliance::bundle::from_zip(&std::fs::read(&later).unwrap()).unwrap();
+        let context = text(&files["events/context.jsonl"]);
+        assert_eq!(context.lines().count() as u64, proven, "{context}");
+        assert!(context.contains(r#""action":"user.create""#), "{context}");
+
         // What the auditor reads beside it, and every kind of damage named.
         let files = warden_compliance::bundle::from_zip(&std::fs::read(&path).unwrap()).unwrap();
         for name in [

@@ -29,6 +29,9 @@ mod report;
 mod verify;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -37,7 +40,7 @@ use warden_audit::{AuditEvent, ExportLine, Hash, HexHash, SigningKey, write_even
 pub use verify::{BundleError, Verified, verify};
 
 use crate::catalog::Framework;
-use crate::evaluate::evaluate;
+use crate::evaluate::{Evaluator, evaluate};
 use crate::period::Period;
 use crate::report::{Observations, Parameters, TestResult};
 
@@ -164,10 +167,11 @@ pub fn context_needed(e: &AuditEvent, period: Period, params: &Parameters) -> bo
 
 /// The SHA-256 of bytes, hex.
 pub(crate) fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Each test of the framework over the context and the period's events, in the catalog's
@@ -190,21 +194,6 @@ pub(crate) fn compute<E: std::borrow::Borrow<AuditEvent> + Sync>(
             true,
         )
     })
-}
-
-/// An audit export: its head's lines, then each event's line.
-fn write_export(head: &[ExportLine], events: &[(AuditEvent, Hash)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(events.len() * 420 + 4096);
-    for line in head {
-        if serde_json::to_writer(&mut out, line).is_ok() {
-            out.push(b'\n');
-        }
-    }
-    for (event, recorded) in events {
-        write_event_line(&mut out, event, recorded);
-        out.push(b'\n');
-    }
-    out
 }
 
 /// `f` over the two halves of `items` at once, on two cores: its results, in order.
@@ -325,52 +314,196 @@ pub(crate) fn signed_body(origin: &str, manifest: &[u8]) -> String {
     format!("{FORMAT}\n{origin}\nsha256 {}\n", sha256(manifest))
 }
 
-/// Makes a bundle's files (name → bytes), signed with the log's key: the period export is
-/// written on one core while the tests run on the others.
-pub fn build(evidence: &Evidence, key: &SigningKey) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    let context: Vec<AuditEvent> = evidence.context.iter().map(|c| c.event.clone()).collect();
-    let events: Vec<&AuditEvent> = evidence.events.iter().map(|(e, _)| e).collect();
-    let (period_export, results) = std::thread::scope(|scope| {
-        let written = scope.spawn(|| write_export(&evidence.export_head, &evidence.events));
-        let results = compute(
-            evidence.framework,
-            evidence.period,
-            evidence.parameters,
-            &evidence.observations,
-            &context,
-            &events,
-        );
-        (written.join(), results)
-    });
-    let period_export = period_export.map_err(|_| "the export writer stopped".to_owned())?;
-    let mut manifest = Manifest {
-        format: FORMAT.to_owned(),
-        origin: key.name().to_owned(),
-        framework: evidence.framework,
-        catalog_version: evidence.framework.catalog().version.clone(),
-        period: evidence.period,
-        generated_at: evidence.generated_at,
-        parameters: evidence.parameters,
-        observations: evidence.observations.clone(),
-        files: BTreeMap::new(),
-    };
-    let context = context_jsonl(&evidence.context);
-    let event_hashes = [sha256(&period_export), sha256(&context)];
-    let mut files = derived_files(&manifest, event_hashes.clone(), &results);
-    manifest.files = files.iter().map(|(k, v)| (k.clone(), sha256(v))).collect();
-    for (name, hash) in EVENT_FILES.into_iter().zip(event_hashes) {
-        manifest.files.insert(name.to_owned(), hash);
+/// Makes a bundle's files (name → bytes), signed with the log's key: a [`Builder`] given all
+/// the events at once.
+pub fn build(evidence: Evidence, key: &SigningKey) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let zip = Builder::new(evidence).finish(key)?;
+    from_zip(&zip).map_err(|e| e.to_string())
+}
+
+/// A page of the period's events, shared by the threads that read it.
+type Batch = Arc<Vec<(AuditEvent, Hash)>>;
+
+/// The zip being written: the period's export first, as its events arrive.
+type Zip = zip::ZipWriter<std::io::Cursor<Vec<u8>>>;
+
+/// Builds a bundle from the period's events as they are read, a page at a time: each page
+/// goes at once to the tests (half of them on each of two threads) and to a third thread
+/// that writes it into the zip as the period export, hashing and compressing it. The pages
+/// wait in short queues, so a reader faster than the tests waits and memory stays bounded.
+/// [`Builder::finish`] closes the period and writes, signs and zips the rest.
+#[derive(Debug)]
+pub struct Builder {
+    framework: Framework,
+    period: Period,
+    generated_at: i64,
+    parameters: Parameters,
+    observations: Observations,
+    context: Vec<ContextEvent>,
+    feeds: Vec<SyncSender<Batch>>,
+    testers: Vec<JoinHandle<Vec<TestResult>>>,
+    writer: JoinHandle<Result<(Zip, String), String>>,
+}
+
+/// Pages a thread may have waiting before the reader waits for it.
+const QUEUE: usize = 4;
+
+impl Builder {
+    /// Starts a bundle of `evidence`, whose events (if any) are the first of the period's.
+    pub fn new(evidence: Evidence) -> Builder {
+        let Evidence {
+            framework,
+            period,
+            generated_at,
+            parameters,
+            observations,
+            export_head,
+            events,
+            context,
+        } = evidence;
+        let earlier: Arc<Vec<AuditEvent>> =
+            Arc::new(context.iter().map(|c| c.event.clone()).collect());
+        let tests = framework.catalog().tests();
+        let (first, second) = tests.split_at(tests.len() / 2);
+        let mut feeds = Vec::new();
+        let testers = [first.to_vec(), second.to_vec()]
+            .into_iter()
+            .map(|tests| {
+                let (feed, pages) = std::sync::mpsc::sync_channel::<Batch>(QUEUE);
+                feeds.push(feed);
+                let earlier = earlier.clone();
+                let observations = observations.clone();
+                std::thread::spawn(move || {
+                    let mut evaluator =
+                        Evaluator::new(&tests, period, parameters, observations, true);
+                    for e in earlier.iter() {
+                        evaluator.push(e);
+                    }
+                    drop(earlier);
+                    for page in pages {
+                        for (e, _) in page.iter() {
+                            evaluator.push(e);
+                        }
+                    }
+                    evaluator.finish()
+                })
+            })
+            .collect();
+        let (feed, pages) = std::sync::mpsc::sync_channel::<Batch>(QUEUE);
+        feeds.push(feed);
+        let writer = std::thread::spawn(move || write_export(&export_head, pages));
+        let mut builder = Builder {
+            framework,
+            period,
+            generated_at,
+            parameters,
+            observations,
+            context,
+            feeds,
+            testers,
+            writer,
+        };
+        if !events.is_empty() {
+            // A thread that stopped is reported by `finish`.
+            let _ = builder.push(events);
+        }
+        builder
     }
-    files.insert("events/period.jsonl".to_owned(), period_export);
-    files.insert("events/context.jsonl".to_owned(), context);
-    let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
-    files.insert(
-        "manifest.sig".to_owned(),
-        key.sign_note(&signed_body(key.name(), &manifest_bytes))
-            .into_bytes(),
-    );
-    files.insert("manifest.json".to_owned(), manifest_bytes);
-    Ok(files)
+
+    /// The period's next events, in sequence order. Waits while the threads are a few pages
+    /// behind. Fails only when one of them stopped; [`Builder::finish`] says why.
+    pub fn push(&mut self, events: Vec<(AuditEvent, Hash)>) -> Result<(), String> {
+        let page: Batch = Arc::new(events);
+        for feed in &self.feeds {
+            feed.send(page.clone())
+                .map_err(|_| "a thread building the bundle stopped".to_owned())?;
+        }
+        Ok(())
+    }
+
+    /// Closes the period: each test's result, the populations, the report, the OSCAL
+    /// document and the manifest, signed with the log's key, then the zip's bytes.
+    pub fn finish(self, key: &SigningKey) -> Result<Vec<u8>, String> {
+        let Builder {
+            framework,
+            period,
+            generated_at,
+            parameters,
+            observations,
+            context,
+            feeds,
+            testers,
+            writer,
+        } = self;
+        drop(feeds);
+        let mut results = Vec::new();
+        for tester in testers {
+            results.extend(
+                tester
+                    .join()
+                    .map_err(|_| "the tests stopped while building the bundle".to_owned())?,
+            );
+        }
+        let (mut zip, period_hash) = writer
+            .join()
+            .map_err(|_| "the export writer stopped".to_owned())??;
+        let mut manifest = Manifest {
+            format: FORMAT.to_owned(),
+            origin: key.name().to_owned(),
+            framework,
+            catalog_version: framework.catalog().version.clone(),
+            period,
+            generated_at,
+            parameters,
+            observations,
+            files: BTreeMap::new(),
+        };
+        let context = context_jsonl(&context);
+        let event_hashes = [period_hash, sha256(&context)];
+        let mut files = derived_files(&manifest, event_hashes.clone(), &results);
+        manifest.files = files.iter().map(|(k, v)| (k.clone(), sha256(v))).collect();
+        for (name, hash) in EVENT_FILES.into_iter().zip(event_hashes) {
+            manifest.files.insert(name.to_owned(), hash);
+        }
+        files.insert("events/context.jsonl".to_owned(), context);
+        let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
+        files.insert(
+            "manifest.sig".to_owned(),
+            key.sign_note(&signed_body(key.name(), &manifest_bytes))
+                .into_bytes(),
+        );
+        files.insert("manifest.json".to_owned(), manifest_bytes);
+        add_files(&mut zip, &files)?;
+        Ok(zip.finish().map_err(|e| e.to_string())?.into_inner())
+    }
+}
+
+/// The period's export, written into a new zip as its pages arrive (its head's lines, then
+/// each event's line): the zip, and the export's SHA-256.
+fn write_export(head: &[ExportLine], pages: Receiver<Batch>) -> Result<(Zip, String), String> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file(EVENT_FILES[0], zip_options())
+        .map_err(|e| e.to_string())?;
+    let mut hash = Sha256::new();
+    let mut out = Vec::with_capacity(1 << 20);
+    for line in head {
+        if serde_json::to_writer(&mut out, line).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    for page in pages {
+        for (event, recorded) in page.iter() {
+            write_event_line(&mut out, event, recorded);
+            out.push(b'\n');
+        }
+        hash.update(&out);
+        zip.write_all(&out).map_err(|e| e.to_string())?;
+        out.clear();
+    }
+    hash.update(&out);
+    zip.write_all(&out).map_err(|e| e.to_string())?;
+    Ok((zip, hex(&hash.finalize())))
 }
 
 /// The most a bundle may hold, uncompressed: what a zip claims is checked against it before
@@ -378,24 +511,35 @@ pub fn build(evidence: &Evidence, key: &SigningKey) -> Result<BTreeMap<String, V
 pub const MAX_BUNDLE_BYTES: u64 = 8 << 30;
 
 /// Writes files into a zip (deflated, in name order, with fixed times: the same files give
-/// the same bytes).
+/// the same bytes). A bundle as built has its period export first, then the rest in name
+/// order; either reads the same.
 pub fn to_zip(files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, String> {
-    use std::io::Write;
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
+    add_files(&mut zip, files)?;
+    let cursor = zip.finish().map_err(|e| e.to_string())?;
+    Ok(cursor.into_inner())
+}
+
+/// How every file is zipped.
+fn zip_options() -> zip::write::SimpleFileOptions {
+    zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         // The fastest level: event logs compress about 4:1 at it, several times faster than
         // the default's 5:1.
         .compression_level(Some(1))
         .last_modified_time(zip::DateTime::default())
-        .large_file(true);
+        .large_file(true)
+}
+
+/// Adds files to a zip, in name order.
+fn add_files(zip: &mut Zip, files: &BTreeMap<String, Vec<u8>>) -> Result<(), String> {
+    use std::io::Write;
     for (name, bytes) in files {
-        zip.start_file(name.as_str(), options)
+        zip.start_file(name.as_str(), zip_options())
             .map_err(|e| e.to_string())?;
         zip.write_all(bytes).map_err(|e| e.to_string())?;
     }
-    let cursor = zip.finish().map_err(|e| e.to_string())?;
-    Ok(cursor.into_inner())
+    Ok(())
 }
 
 /// Reads a zip's files, refusing one that is not a zip, is truncated, holds a directory or

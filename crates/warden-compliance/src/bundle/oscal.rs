@@ -151,7 +151,7 @@ pub(crate) fn assessment_results(
         })
     }));
 
-    let document = json!({
+    let mut document = json!({
         "assessment-results": {
             "uuid": uuid(&format!("{scope}:assessment-results")),
             "metadata": {
@@ -182,6 +182,9 @@ pub(crate) fn assessment_results(
             "back-matter": {"resources": resources},
         }
     });
+    // Keys in one order whatever serde_json's features in the binary that writes or checks
+    // it (`preserve_order` keeps the order written above; without it, maps are sorted).
+    document.sort_all_objects();
     serde_json::to_string_pretty(&document).unwrap_or_default()
 }
 
