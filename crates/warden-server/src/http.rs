@@ -68,6 +68,10 @@ pub(crate) fn public_router(web: Web, edge: EdgeState, limits: &Limits) -> Route
             get(warden_web::sign_in::cli_consent).post(warden_web::sign_in::cli_authorize),
         )
         .route("/auth/cli/token", post(warden_web::sign_in::cli_token))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(warden_web::sign_in::cli_metadata),
+        )
         .layer(RequestBodyLimitLayer::new(
             SIGN_IN_MAX_BODY.min(limits.max_body_bytes),
         ));

@@ -142,7 +142,7 @@ async fn join_token(
     if json {
         print_json(created);
     } else {
-        println!("{}", cell(created, "token"));
+        outln!("{}", cell(created, "token"));
         eprintln!(
             "join token for host {} (expires {}); it works once: \
              warden agent --server URL --join-token TOKEN --data-dir DIR",
@@ -194,7 +194,7 @@ fn print_one(value: &Value, json: bool, message: String) {
     if json {
         print_json(value);
     } else {
-        println!("{message}");
+        outln!("{message}");
     }
 }
 
@@ -277,7 +277,7 @@ async fn user(client: &AdminClient, command: UserCommand, json: bool) -> anyhow:
             if json {
                 print_json(link);
             } else {
-                println!("{}", cell(link, "url"));
+                outln!("{}", cell(link, "url"));
                 eprintln!(
                     "enrollment link for {name} (works once, until {}): open it in the browser where the passkey will be made",
                     cell(link, "expiresAt")
@@ -407,7 +407,7 @@ async fn token(client: &AdminClient, command: TokenCommand, json: bool) -> anyho
                 print_json(created);
             } else {
                 let meta = field(created, "apiToken")?;
-                println!("{secret}");
+                outln!("{secret}");
                 eprintln!(
                     "token {} (id {}, role {}, expires {}): store it now, it is not shown again",
                     cell(meta, "name"),

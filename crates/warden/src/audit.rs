@@ -32,7 +32,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
     match args.command {
         AuditCommand::Key => {
             let key = client.get("/v1/audit/public_key").await?;
-            print!("{}", String::from_utf8_lossy(&key));
+            out!("{}", String::from_utf8_lossy(&key));
             Ok(())
         }
         AuditCommand::Tail { follow, lines } => tail(&client, follow, lines, args.json).await,
@@ -230,9 +230,10 @@ async fn extends(
     if json {
         print_json(&json!({ "extends": true, "from_size": old.size, "to_size": new.size }));
     } else {
-        println!(
+        outln!(
             "ok: the log of {} events extends the checkpoint of {} events",
-            new.size, old.size
+            new.size,
+            old.size
         );
     }
     Ok(())
@@ -266,9 +267,13 @@ fn report(
             "checkpoints": r.checkpoints, "signed_size": r.signed_size,
         }));
     } else {
-        println!(
+        outln!(
             "ok: events {} to {} ({} events) match {} signed checkpoint(s), up to tree size {}",
-            r.first_seq, r.last_seq, r.events, r.checkpoints, r.signed_size
+            r.first_seq,
+            r.last_seq,
+            r.events,
+            r.checkpoints,
+            r.signed_size
         );
     }
     Ok(())
@@ -319,7 +324,7 @@ async fn tail(client: &AdminClient, follow: bool, lines: u32, json: bool) -> any
         }
         if json {
             for e in &events {
-                println!("{e}");
+                outln!("{e}");
             }
         } else if !events.is_empty() {
             print_rows(&events);

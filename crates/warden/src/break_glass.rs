@@ -87,16 +87,16 @@ pub async fn admin(
                 }));
                 return Ok(());
             }
-            println!(
+            outln!(
                 "break-glass credential {id}: {} of {} shares open it; it works until {}",
                 cell(credential, "threshold"),
                 cell(credential, "shares"),
                 cell(credential, "expiresAt"),
             );
             for path in &written {
-                println!("  {}", path.display());
+                outln!("  {}", path.display());
             }
-            println!(
+            outln!(
                 "Hand each share to its holder and delete it here. Hosts accept the credential only \
                  while they cannot reach Warden; open it with `warden break-glass open SHARE…`."
             );
@@ -153,7 +153,7 @@ pub async fn admin(
             if json_out {
                 print_json(at(&data, "revokeBreakGlass"));
             } else {
-                println!(
+                outln!(
                     "revoked break-glass credential {id}: hosts stop trusting it at their next contact"
                 );
             }
@@ -211,7 +211,7 @@ pub async fn admin(
             if json_out {
                 print_json(at(&data, "closeBreakGlassReview"));
             } else {
-                println!("closed the after-action review of break-glass use {id}");
+                outln!("closed the after-action review of break-glass use {id}");
             }
             Ok(())
         }
@@ -226,7 +226,7 @@ pub fn run(args: BreakGlassArgs) -> anyhow::Result<()> {
             host_principal,
             spool,
         } => {
-            print!("{}", principals(&host_principal, &spool)?);
+            out!("{}", principals(&host_principal, &spool)?);
             Ok(())
         }
         BreakGlassCommand::Record { spool } => {
@@ -249,7 +249,7 @@ fn open_shares(files: &[PathBuf], out: &Path) -> anyhow::Result<()> {
     let cert = out.join("id_ed25519-cert.pub");
     write_new(&key, opened.private_key.as_bytes(), 0o600)?;
     write_new(&cert, opened.certificate.as_bytes(), 0o644)?;
-    println!(
+    outln!(
         "opened break-glass credential {} (works until {}):\n  {}\n  {}\n\
          Hosts accept it only while they cannot reach Warden; every session is recorded on the host:\n  \
          ssh -i {} -o CertificateFile={} root@HOST",

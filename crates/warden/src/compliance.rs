@@ -90,7 +90,7 @@ fn verify(file: &Path, key: &str, json_out: bool) -> anyhow::Result<()> {
             })).collect::<Vec<_>>(),
         }));
     } else {
-        println!(
+        outln!(
             "ok: {} evidence from {} to {}: {} events under {} signed checkpoint(s) and {} earlier event(s) proven; {} tests recomputed, {}",
             m.framework,
             m.period.from().rfc3339_millis(),
@@ -136,8 +136,8 @@ async fn status(
             print_json(&result);
             return Ok(());
         }
-        println!("{}: {}", cell(&result, "id"), cell(&result, "title"));
-        println!("{}", summary(&result));
+        outln!("{}: {}", cell(&result, "id"), cell(&result, "title"));
+        outln!("{}", summary(&result));
         let rows: Vec<Vec<String>> = items(&result, "exceptions")
             .iter()
             .map(|i| {
@@ -150,7 +150,7 @@ async fn status(
             })
             .collect();
         if !rows.is_empty() {
-            println!();
+            outln!();
             table(&["TIME", "SUBJECT", "EXCEPTION", "EVENTS"], &rows);
         }
         return Ok(());
@@ -174,7 +174,7 @@ async fn status(
     }
     for (n, report) in items(&reports, "").iter().enumerate() {
         if n > 0 {
-            println!();
+            outln!();
         }
         print_report(report);
     }
@@ -251,7 +251,7 @@ fn trend(test: &Value) -> String {
 }
 
 fn print_report(report: &Value) {
-    println!(
+    outln!(
         "{} (catalog {}), {} to {}",
         cell(report, "title"),
         cell(report, "catalogVersion"),
@@ -259,12 +259,12 @@ fn print_report(report: &Value) {
         cell(report, "to")
     );
     if cell(report, "source") == "monitor" {
-        println!(
+        outln!(
             "as of {}: the compliance monitor's latest run (--fresh computes now)",
             cell(report, "computedAt")
         );
     }
-    println!();
+    outln!();
     let controls = items(report, "controls");
     let rows: Vec<Vec<String>> = controls
         .iter()
@@ -313,7 +313,7 @@ fn print_report(report: &Value) {
             ]
         })
         .collect();
-    println!();
+    outln!();
     table(
         &["TEST", "RESULT", "TESTED", "EXCEPTIONS", "PENDING", "TREND"],
         &rows,

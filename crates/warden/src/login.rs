@@ -102,6 +102,31 @@ async fn receive_code(listener: tokio::net::TcpListener) -> anyhow::Result<Vec<(
     }
 }
 
+/// Where the browser authorizes this login: the server's `authorization_endpoint` (its RFC
+/// 8414 metadata), at its public address, the one origin its passkeys work at. A server that
+/// publishes no metadata is asked at the address given.
+async fn authorization_endpoint(
+    target: &crate::http::Target,
+    server: &str,
+) -> anyhow::Result<String> {
+    let request = hyper::Request::get("/.well-known/oauth-authorization-server")
+        .header("host", &target.authority)
+        .body(Full::new(Bytes::new()))?;
+    let (status, bytes) = crate::http::send(target, request).await?;
+    if status == hyper::StatusCode::NOT_FOUND {
+        return Ok(format!("{server}/auth/cli"));
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&bytes)
+        .ok()
+        .filter(|_| status.is_success())
+        .ok_or_else(|| anyhow!("the server's login metadata is unreadable (HTTP {status})"))?;
+    metadata
+        .get("authorization_endpoint")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("the server's login metadata names no authorization endpoint"))
+}
+
 pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
     let server = args.server.trim_end_matches('/').to_owned();
     let target = crate::http::Target::parse(&server)?;
@@ -112,13 +137,24 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
     let state = random_b64(16);
     let verifier = random_b64(32);
     let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
-    let mut url = url::Url::parse(&format!("{server}/auth/cli"))?;
+    let endpoint = authorization_endpoint(&target, &server).await?;
+    let mut url = url::Url::parse(&endpoint)
+        .map_err(|_| anyhow!("the server's authorization endpoint `{endpoint}` is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("the server's authorization endpoint `{endpoint}` is not an http(s) URL");
+    }
+    if !endpoint.starts_with(&format!("{server}/")) {
+        outln!(
+            "Passkeys work at this server's public address, {}: sign in there.",
+            url.origin().ascii_serialization()
+        );
+    }
     url.query_pairs_mut()
         .append_pair("redirect_uri", &redirect)
         .append_pair("state", &state)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
-    println!("Open this address in the browser where you are signed in to Warden:\n{url}");
+    outln!("Open this address in the browser where you are signed in to Warden:\n{url}");
     if !args.no_browser {
         let _ = std::process::Command::new("xdg-open")
             .arg(url.as_str())
@@ -178,7 +214,7 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         &serde_json::to_vec_pretty(&saved)?,
         0o600,
     )?;
-    println!("signed in as {} until {}", saved.user, saved.expires_at);
+    outln!("signed in as {} until {}", saved.user, saved.expires_at);
 
     // A fresh SSH key, certified for this user.
     let ssh_dir = dir.join("ssh");
@@ -207,7 +243,7 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
                 .is_some_and(ApiError::is_forbidden) =>
         {
             let _ = std::fs::remove_file(&cert_path);
-            println!("no SSH certificate: {e}");
+            outln!("no SSH certificate: {e}");
             return Ok(());
         }
         Err(e) => return Err(e.context("cannot get an SSH certificate")),
@@ -217,6 +253,6 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         .and_then(|c| c.as_str())
         .ok_or_else(|| anyhow!("the server's answer has no certificate"))?;
     write_file(&cert_path, format!("{cert}\n").as_bytes(), 0o644)?;
-    println!("SSH certificate: {}", cert_path.display());
+    outln!("SSH certificate: {}", cert_path.display());
     Ok(())
 }

@@ -1,6 +1,23 @@
 //! `warden`: one binary for the server and every command. This crate only parses the command
 //! line and dispatches; the work is in the library crates.
 
+/// `println!` for the CLI's output: quiet once its reader has gone ([`output::write`]).
+macro_rules! outln {
+    () => {
+        $crate::output::write(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for the CLI's output: quiet once its reader has gone ([`output::write`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write(format_args!($($arg)*))
+    };
+}
+
 mod admin;
 mod agent;
 mod audit;
@@ -29,6 +46,11 @@ use warden_server::{Config, Server};
 
 use crate::cli::{ApiCommand, Cli, Command, ServerArgs};
 
+/// mimalloc: the server's threads allocate and free per database row and per event at once,
+/// where the system allocator's locks cost more than the work.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -42,7 +64,13 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => match output::failed() {
+            None => ExitCode::SUCCESS,
+            Some(why) => {
+                eprintln!("error: cannot write the output: {why}");
+                ExitCode::FAILURE
+            }
+        },
         Err(err) => {
             // One line: the context chain joined by ": ".
             eprintln!("error: {err:#}");
@@ -75,7 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Api {
             command: ApiCommand::Schema,
         } => {
-            print!("{}", warden_server::graphql::sdl());
+            out!("{}", warden_server::graphql::sdl());
             Ok(())
         }
     }
@@ -95,41 +123,41 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let addr = server.http_addr()?;
     let config = server.config();
     let data_dir = config.data_dir.display();
-    println!(
+    outln!(
         "Warden {} ready in {} ms",
         env!("CARGO_PKG_VERSION"),
         started.elapsed().as_millis()
     );
-    println!("  listening on   http://{addr}");
-    println!("  agent mTLS     https://{}", server.mtls_addr()?);
+    outln!("  listening on   http://{addr}");
+    outln!("  agent mTLS     https://{}", server.mtls_addr()?);
     match server.ssh_proxy_addr() {
-        Ok(addr) => println!("  ssh proxy      {addr}"),
-        Err(why) => println!("  ssh proxy      off: {why}"),
+        Ok(addr) => outln!("  ssh proxy      {addr}"),
+        Err(why) => outln!("  ssh proxy      off: {why}"),
     }
-    println!("  console        {}", config.public_url);
-    println!("  GraphQL API    http://{addr}/graphql");
-    println!("  health         http://{addr}/healthz");
-    println!("  metrics        http://{addr}/metrics");
-    println!("  admin socket   {}", server.admin_socket().display());
-    println!("  database       {}", config.database);
+    outln!("  console        {}", config.public_url);
+    outln!("  GraphQL API    http://{addr}/graphql");
+    outln!("  health         http://{addr}/healthz");
+    outln!("  metrics        http://{addr}/metrics");
+    outln!("  admin socket   {}", server.admin_socket().display());
+    outln!("  database       {}", config.database);
     if let Some(link) = server.dev_first_admin().await? {
         // The link makes an admin: printed only to a person at a terminal, never into a log
         // that stdout was redirected to.
         use std::io::IsTerminal;
         if std::io::stdout().is_terminal() {
-            println!("First admin: open this one-time link to register your passkey (24 h):");
-            println!("  {link}");
+            outln!("First admin: open this one-time link to register your passkey (24 h):");
+            outln!("  {link}");
         } else {
             let path = config.data_dir.join("first-admin-link");
             write_private(&path, &format!("{link}\n"))?;
-            println!(
+            outln!(
                 "First admin: the one-time link to register your passkey (24 h) is in {} (mode 0600)",
                 path.display()
             );
         }
     }
-    println!("First admin token:");
-    println!(
+    outln!("First admin token:");
+    outln!(
         "  warden admin --data-dir {data_dir} token create --name first-admin --role admin --ttl 1h"
     );
     tracing::info!(
@@ -165,13 +193,13 @@ async fn proxy(args: ServerArgs) -> anyhow::Result<()> {
     let proxy = warden_server::ProxyServer::start(config).await?;
     let shutdown = shutdown_signal();
     let addr = proxy.addr()?;
-    println!(
+    outln!(
         "Warden {} proxy ready in {} ms",
         env!("CARGO_PKG_VERSION"),
         started.elapsed().as_millis()
     );
-    println!("  ssh proxy      {addr}");
-    println!("  database       {database}");
+    outln!("  ssh proxy      {addr}");
+    outln!("  database       {database}");
     tracing::info!(listen = %addr, "ssh proxy ready");
     proxy.run(shutdown).await;
     Ok(())
@@ -182,7 +210,7 @@ async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
     let _lock = warden_server::lock_data_dir(&config.data_dir)?;
     let store = warden_server::open_store(&config).await?;
     store.close().await;
-    println!("database {} is up to date", config.database);
+    outln!("database {} is up to date", config.database);
     Ok(())
 }
 

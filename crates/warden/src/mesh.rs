@@ -209,7 +209,7 @@ pub async fn run(args: MeshArgs) -> anyhow::Result<()> {
                 .await?;
             let map = map_answer(status, &bytes)?
                 .ok_or_else(|| anyhow!("`{device}` left the mesh at once"))?;
-            print!("{}", wg_quick(&enrolled, &map, private_key));
+            out!("{}", wg_quick(&enrolled, &map, private_key));
             Ok(())
         }
         MeshCommand::Status { data_dir, json } => {
@@ -221,7 +221,7 @@ pub async fn run(args: MeshArgs) -> anyhow::Result<()> {
                 )
             })?;
             if json {
-                println!("{text}");
+                outln!("{text}");
                 return Ok(());
             }
             let status: serde_json::Value = serde_json::from_str(&text)?;
@@ -275,24 +275,26 @@ pub fn wg_quick(enrolled: &Enrolled, map: &MeshMap, private_key: [u8; 32]) -> St
 
 fn print_status(status: &serde_json::Value) {
     let s = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-    println!(
+    outln!(
         "interface {}  listening on UDP {}",
         s(&status["interface"]),
         status["listen_port"]
     );
     let filter = &status["filter"];
-    println!(
+    outln!(
         "filter: {} passed, {} dropped, {} flows cut by revocation",
-        filter["passed"], filter["dropped"], filter["revoked_flows"]
+        filter["passed"],
+        filter["dropped"],
+        filter["revoked_flows"]
     );
-    println!(
+    outln!(
         "\nPEER                                          HANDSHAKE  RX        TX        ENDPOINT"
     );
     for p in status["peers"].as_array().into_iter().flatten() {
         let handshake = p["handshake_seconds_ago"]
             .as_u64()
             .map_or_else(|| "never".to_owned(), |s| format!("{s}s ago"));
-        println!(
+        outln!(
             "{:<45} {:<10} {:<9} {:<9} {}",
             s(&p["key"]),
             handshake,
@@ -301,9 +303,9 @@ fn print_status(status: &serde_json::Value) {
             p["endpoint"].as_str().unwrap_or("-")
         );
     }
-    println!("\nFLOW                                                          STARTED BY");
+    outln!("\nFLOW                                                          STARTED BY");
     for f in status["flows"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "{} {}:{} ↔ {}:{}  {}",
             s(&f["protocol"]),
             s(&f["local"]),

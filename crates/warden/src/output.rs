@@ -1,6 +1,40 @@
 //! Printing results: aligned columns for people, JSON for programs.
+//!
+//! Everything the CLI prints to standard output goes through [`write`] (the `outln!` and
+//! `out!` macros): when whoever reads it leaves early (`warden vuln list | head`), the rest is
+//! dropped quietly and the command still ends with its own exit status, as `vuln gate`'s
+//! contract needs. `println!` would panic there, with a backtrace and exit status 101.
+
+use std::io::Write as _;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
+
+/// Set once standard output can no longer be written.
+static CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Why standard output could not be written, when its reader did not simply leave.
+static FAILED: OnceLock<String> = OnceLock::new();
+
+/// Writes to standard output, unless it has closed (see the module's documentation).
+pub fn write(args: std::fmt::Arguments<'_>) {
+    if CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let _ = FAILED.set(e.to_string());
+        }
+    }
+}
+
+/// Why writing to standard output failed, if it did for another reason than its reader
+/// leaving (a full disk, say): the command then fails.
+pub fn failed() -> Option<&'static str> {
+    FAILED.get().map(String::as_str)
+}
 
 /// Prints rows under headers, each column as wide as its widest cell.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
@@ -16,7 +50,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        outln!("{}", padded.join("  ").trim_end());
     };
     line(headers.to_vec());
     for row in rows {
@@ -26,7 +60,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
 
 /// Prints a value as pretty JSON.
 pub fn json(value: &Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
     );

@@ -50,7 +50,7 @@ pub async fn ca(args: CaArgs) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("the server's answer has no rotation"))?;
     if let Some(keys) = rotation.get("newKeys").and_then(Value::as_array) {
         for key in keys.iter().filter_map(Value::as_str) {
-            println!("{}", key.trim_end());
+            outln!("{}", key.trim_end());
         }
     }
     eprintln!(
@@ -138,7 +138,7 @@ pub async fn cert(args: CertArgs) -> anyhow::Result<()> {
         cell(issued, "bundle").as_bytes(),
         0o644,
     )?;
-    println!(
+    outln!(
         "{} serial {} until {}: wrote {}/cert.pem, chain.pem, fullchain.pem, bundle.pem{}",
         cell(issued, "spiffeId"),
         cell(issued, "serial"),

@@ -76,7 +76,7 @@ fn print_tests(rows: &[(bool, String, String, String, Vec<String>)]) -> usize {
 pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
     match args.command {
         PolicyCommand::Schema => {
-            print!("{}", warden_policy::SCHEMA);
+            out!("{}", warden_policy::SCHEMA);
             Ok(())
         }
         PolicyCommand::Init { dir } => init(&dir),
@@ -91,7 +91,7 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
                 })
                 .collect();
             let policies = load(&cedar).map_err(|e| anyhow!("{e}"))?;
-            println!(
+            outln!(
                 "ok: {} policies in {} files match the schema",
                 policies.len(),
                 cedar.len()
@@ -118,7 +118,7 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
                 crate::output::json(applied);
                 return Ok(());
             }
-            print!("{}", at(applied, "diff").as_str().unwrap_or_default());
+            out!("{}", at(applied, "diff").as_str().unwrap_or_default());
             let rows: Vec<_> = at(applied, "tests")
                 .as_array()
                 .map(Vec::as_slice)
@@ -186,7 +186,7 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
             if args.json {
                 crate::output::json(e);
             } else {
-                print!("{}", render_explanation(e));
+                out!("{}", render_explanation(e));
             }
             Ok(())
         }
@@ -239,7 +239,7 @@ async fn show(
             "no policy is active: everything is denied (apply one with `warden policy apply DIR`)"
         );
     }
-    println!(
+    outln!(
         "# policy version {}{} (sha256 {}), applied by {} at {}",
         cell(&set, "version"),
         if at(&set, "active").as_bool() == Some(true) {
@@ -256,8 +256,8 @@ async fn show(
         .map(Vec::as_slice)
         .unwrap_or_default()
     {
-        println!("\n# ==> {} <==", cell(file, "name"));
-        print!("{}", at(file, "text").as_str().unwrap_or_default());
+        outln!("\n# ==> {} <==", cell(file, "name"));
+        out!("{}", at(file, "text").as_str().unwrap_or_default());
     }
     Ok(())
 }

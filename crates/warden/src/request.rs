@@ -69,7 +69,7 @@ pub async fn run(args: RequestArgs) -> anyhow::Result<()> {
         one => {
             let state = cell(one, "state");
             match state.as_str() {
-                "approved" => println!(
+                "approved" => outln!(
                     "request {} approved: {} is in {} until {}",
                     cell(one, "id"),
                     cell(one, "requester"),
@@ -78,8 +78,8 @@ pub async fn run(args: RequestArgs) -> anyhow::Result<()> {
                         .and_then(Value::as_str)
                         .unwrap_or("-")
                 ),
-                "pending" if field == "requestAccess" => println!("{}", cell(one, "id")),
-                _ => println!("request {} {state}", cell(one, "id")),
+                "pending" if field == "requestAccess" => outln!("{}", cell(one, "id")),
+                _ => outln!("request {} {state}", cell(one, "id")),
             }
         }
     }

@@ -97,7 +97,7 @@ pub async fn run(args: ReviewArgs) -> anyhow::Result<()> {
             );
         }
         one => {
-            println!(
+            outln!(
                 "review {} ({}, {}), due {}, population sha256 {}",
                 cell(one, "id"),
                 cell(one, "scope"),
@@ -196,10 +196,10 @@ fn report(review: &Value, format: &str) -> anyhow::Result<()> {
                 "decidedAt",
                 "verifiedAt",
             ];
-            println!("{}", columns.join(","));
+            outln!("{}", columns.join(","));
             for i in &items {
                 let row: Vec<String> = columns.iter().map(|c| csv_field(&cell(i, c))).collect();
-                println!("{}", row.join(","));
+                outln!("{}", row.join(","));
             }
             Ok(())
         }

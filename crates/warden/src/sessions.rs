@@ -71,7 +71,7 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<()> {
             }
             for m in found.as_array().map(Vec::as_slice).unwrap_or_default() {
                 let s = m.get("session").unwrap_or(&Value::Null);
-                println!(
+                outln!(
                     "{} {} {}@{} {} ({})",
                     cell(s, "id"),
                     cell(s, "principal"),
@@ -86,7 +86,7 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<()> {
                     .map(Vec::as_slice)
                     .unwrap_or_default()
                 {
-                    println!("    {}", line.as_str().unwrap_or_default());
+                    outln!("    {}", line.as_str().unwrap_or_default());
                 }
             }
             Ok(())
@@ -167,8 +167,14 @@ fn replay(text: &str, speed: f64) -> anyhow::Result<()> {
         let wait = ((at - last) / speed).clamp(0.0, 60.0);
         last = at;
         std::thread::sleep(Duration::from_secs_f64(wait));
-        stdout.write_all(data.as_bytes())?;
-        stdout.flush()?;
+        let written = stdout
+            .write_all(data.as_bytes())
+            .and_then(|()| stdout.flush());
+        match written {
+            // Whoever watched has gone (`warden play … | head`): stop quietly.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            other => other?,
+        }
     }
     Ok(())
 }

@@ -244,7 +244,7 @@ pub async fn run(args: SshArgs) -> anyhow::Result<()> {
         } else {
             args.command.join(" ")
         };
-        println!(
+        outln!(
             "# Warden: these hosts go through the recording proxy at {proxy}\n\
              Host {patterns}\n\
              \x20   ProxyCommand {proxy_command}\n\

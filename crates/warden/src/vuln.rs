@@ -170,7 +170,7 @@ async fn list(
     print_findings(&list);
     let total = page.get("total").and_then(Value::as_i64).unwrap_or(0);
     if total > i64::try_from(list.len()).unwrap_or(i64::MAX) {
-        println!("({} of {total} shown; raise --limit)", list.len());
+        outln!("({} of {total} shown; raise --limit)", list.len());
     }
     Ok(())
 }
@@ -193,7 +193,7 @@ async fn gate(
     if json_out {
         crate::output::json(&gate);
     } else if pass {
-        println!(
+        outln!(
             "gate passed for `{asset}`: nothing open on {}",
             fail_on.join(", ")
         );
@@ -329,7 +329,7 @@ async fn import(
         return Ok(());
     }
     let n = |k: &str| answer.get(k).and_then(Value::as_u64).unwrap_or(0);
-    println!(
+    outln!(
         "imported {shown} ({}) into `{asset}`: {} findings: {} new, {} reopened, {} fixed, {} unchanged (import {})",
         cell(&answer, "format"),
         n("findings"),
@@ -341,8 +341,8 @@ async fn import(
     );
     match n("fix_available") {
         0 => {}
-        1 => println!("1 finding waited for a fix and now shows one: its SLA clock starts now"),
-        k => println!("{k} findings waited for a fix and now show one: their SLA clocks start now"),
+        1 => outln!("1 finding waited for a fix and now shows one: its SLA clock starts now"),
+        k => outln!("{k} findings waited for a fix and now show one: their SLA clocks start now"),
     }
     Ok(())
 }
@@ -384,7 +384,7 @@ async fn stats(
         crate::output::json(&s);
         return Ok(());
     }
-    println!("period:     {} to {}", cell(&s, "since"), cell(&s, "until"));
+    outln!("period:     {} to {}", cell(&s, "since"), cell(&s, "until"));
     let empty = Vec::new();
     let open = s.get("open").and_then(Value::as_array).unwrap_or(&empty);
     let fixed = s
@@ -409,13 +409,13 @@ async fn stats(
         &["SEVERITY", "OPEN", "FIXED", "MEAN TIME TO REMEDIATE"],
         &rows,
     );
-    println!("triage:     {} unrated", cell(&s, "triage"));
-    println!(
+    outln!("triage:     {} unrated", cell(&s, "triage"));
+    outln!(
         "no fix:     {} waiting for a fix to be published (no clock runs)",
         cell(&s, "noFix")
     );
-    println!("overdue:    {}", cell(&s, "overdue"));
-    println!("accepted:   {}", cell(&s, "accepted"));
+    outln!("overdue:    {}", cell(&s, "overdue"));
+    outln!("accepted:   {}", cell(&s, "accepted"));
     let compliance = match s.get("compliance").and_then(Value::as_f64) {
         Some(c) => format!(
             "{:.1} % ({} of {} due in the period met: {} fixed on time, {} fixed late, {} still open)",
@@ -430,7 +430,7 @@ async fn stats(
         ),
         None => "- (nothing was due in the period)".to_owned(),
     };
-    println!("compliance: {compliance}");
+    outln!("compliance: {compliance}");
     Ok(())
 }
 
@@ -501,7 +501,7 @@ fn print_findings(list: &[Value]) {
 fn print_finding(f: &Value) {
     let line = |label: &str, value: String| {
         if value != "-" {
-            println!("{label:<16}{value}");
+            outln!("{label:<16}{value}");
         }
     };
     line("finding:", cell(f, "id"));
@@ -553,14 +553,14 @@ fn print_finding(f: &Value) {
     line("rating reason:", cell(f, "ratingReason"));
     line("scanners:", cell(f, "scanners"));
     if let Some(details) = f.get("details").and_then(Value::as_str) {
-        println!("details:\n{details}");
+        outln!("details:\n{details}");
     }
     if let Some(history) = f.get("history").and_then(Value::as_array)
         && !history.is_empty()
     {
-        println!("history:");
+        outln!("history:");
         for h in history {
-            println!(
+            outln!(
                 "  {}  {}  {}  {}",
                 cell(h, "at"),
                 cell(h, "actor"),

@@ -316,6 +316,26 @@ async fn security_and_bad_input(backend: Backend) {
     let (_, _, nav) = get(&dave, &base, "/console").await;
     assert!(nav.contains("href=\"/console/audit\""));
 
+    // The empty Hosts page names a command that exists: asked for its help, the CLI knows it.
+    let (_, _, hosts) = get(&dave, &base, "/console/hosts").await;
+    let suggested = hosts
+        .split("<code>")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .unwrap_or_else(|| panic!("{hosts}"));
+    let words: Vec<&str> = suggested.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"warden"), "{suggested}");
+    let help = std::process::Command::new(bin())
+        .args(&words[1..])
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(
+        help.status.success(),
+        "`{suggested}` is not a command: {}",
+        String::from_utf8_lossy(&help.stderr)
+    );
+
     // Bad input to an admin's pages.
     let (status, _, body) = get(&dave, &base, "/console/audit?outcome=bogus").await;
     assert_eq!(

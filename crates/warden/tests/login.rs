@@ -157,19 +157,47 @@ async fn warden_login_gets_a_credential_and_an_ssh_certificate() {
     }
     server.join_host(home.path(), "web-1", &["team=web"]);
 
+    // Given the server's loopback address, as the README's first steps do: the browser is
+    // still sent to its public address, the one origin passkeys work at (RFC 8414 metadata),
+    // and the code is traded at the address given.
+    let given = format!("http://127.0.0.1:{port}");
+    let (status, metadata) = {
+        let r = reqwest::get(format!("{given}/.well-known/oauth-authorization-server"))
+            .await
+            .unwrap();
+        (r.status(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status, 200);
+    assert_eq!(metadata["issuer"], base.as_str(), "{metadata}");
+    assert_eq!(
+        metadata["authorization_endpoint"],
+        format!("{base}/auth/cli"),
+        "{metadata}"
+    );
     let mut login = Command::new(bin())
-        .args(["login", "--server", &base, "--no-browser"])
+        .args(["login", "--server", &given, "--no-browser"])
         .env("WARDEN_CONFIG_DIR", home.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(login.stdout.take().unwrap()).lines();
-    let url = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.starts_with(&format!("{base}/auth/cli?")))
-        .unwrap();
+    let mut said = Vec::new();
+    let url = loop {
+        let line = lines.next().unwrap().unwrap();
+        if line.starts_with(&format!("{base}/auth/cli?")) {
+            break line;
+        }
+        said.push(line);
+    };
+    assert_eq!(
+        said.first().map(String::as_str),
+        Some(
+            format!("Passkeys work at this server's public address, {base}: sign in there.")
+                .as_str()
+        ),
+        "{said:?}"
+    );
     let consent = b.get(&url).send().await.unwrap().text().await.unwrap();
     assert!(
         consent.contains("asks to act as <strong>dave</strong> for 12 hours"),

@@ -614,3 +614,85 @@ async fn sla_alerts_and_expiring_acceptances_reach_a_webhook() {
     .unwrap_err();
     assert_eq!(err, "error: gate failed for `debian`: 65 overdue");
 }
+
+/// `warden ARGS…` with its standard output a pipe nobody reads any more (`… | head -1` after
+/// head has gone): its exit status and standard error.
+fn into_closed_pipe(server: &TestServer, token: &str, args: &[&str]) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .args(["--server", &server.url])
+        .env("WARDEN_TOKEN", token)
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    (out.status.code(), text(&out.stderr))
+}
+
+/// Output into a pipe whose reader has gone ends quietly: no panic, no backtrace, and each
+/// command keeps its own exit status, the gate's contract included.
+#[tokio::test]
+async fn output_into_a_closed_pipe_ends_quietly_with_the_commands_own_status() {
+    let server = TestServer::start(bin(), Backend::Sqlite, CONFIG).await;
+    let ci = server.token("ci", "admin", None);
+    let trivy = fixture("trivy/scheme_2_many_vulns.json");
+    vuln(
+        &server,
+        &ci,
+        &["import", trivy.to_str().unwrap(), "--asset", "teamdojo"],
+    )
+    .unwrap();
+    let (status, stderr) = into_closed_pipe(
+        &server,
+        &ci,
+        &[
+            "vuln",
+            "gate",
+            "--asset",
+            "teamdojo",
+            "--fail-on",
+            "critical",
+        ],
+    );
+    assert_eq!(
+        (status, stderr.as_str()),
+        (
+            Some(1),
+            "error: gate failed for `teamdojo`: 1 open at critical or above\n"
+        )
+    );
+    let (status, stderr) = into_closed_pipe(
+        &server,
+        &ci,
+        &[
+            "vuln",
+            "gate",
+            "--asset",
+            "teamdojo",
+            "--fail-on",
+            "overdue",
+        ],
+    );
+    assert_eq!((status, stderr.as_str()), (Some(0), ""));
+    for args in [
+        &["vuln", "list", "--asset", "teamdojo"][..],
+        &["vuln", "list", "--asset", "teamdojo", "--json"],
+    ] {
+        let (status, stderr) = into_closed_pipe(&server, &ci, args);
+        assert_eq!((status, stderr.as_str()), (Some(0), ""), "{args:?}");
+    }
+    // A command that needs no server: the GraphQL schema, 40 kB in one write.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(bin())
+        .args(["api", "schema"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(
+        (out.status.code(), text(&out.stderr)),
+        (Some(0), String::new())
+    );
+}

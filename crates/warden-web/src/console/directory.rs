@@ -137,7 +137,7 @@ pub(crate) async fn hosts(State(app): State<Web>, parts: Parts) -> Response {
     let nodes = data["meshNodes"].as_array().unwrap_or(&empty);
     let body = html! {
         h2 { "Hosts (" (hosts.len()) ")" }
-        @if hosts.is_empty() { p.muted { "No host has joined. Make a join token with " code { "warden admin host join-token" } "." } } @else {
+        @if hosts.is_empty() { p.muted { "No host has joined. Make a join token for one with " code { "warden admin join-token create --host NAME" } " on the server, then run the " code { "warden agent" } " command it prints on that host." } } @else {
             div.scroll { table #hosts {
                 thead { tr { th scope="col" { "Host" } th scope="col" { "Labels" } th scope="col" { "Addresses" } th scope="col" { "sshd" } th scope="col" { "Joined" } } }
                 tbody { @for h in hosts {

@@ -55,6 +55,23 @@ pub(super) fn check_cli_request(q: &CliAuthorize) -> Result<url::Url, String> {
     Ok(url)
 }
 
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414): where `warden login` sends the
+/// browser and where it trades the code. The browser's address is the public URL, the one
+/// origin passkeys work at, whichever address the CLI was given for the server.
+pub async fn cli_metadata(State(app): State<Web>) -> Response {
+    let base = app.app.public_url.trim_end_matches('/');
+    axum::Json(serde_json::json!({
+        "issuer": base,
+        "authorization_endpoint": format!("{base}/auth/cli"),
+        "token_endpoint": format!("{base}/auth/cli/token"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+    }))
+    .into_response()
+}
+
 /// `GET /auth/cli`: asks a signed-in person whether to hand the CLI a credential.
 pub async fn cli_consent(
     State(app): State<Web>,
