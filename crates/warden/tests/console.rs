@@ -60,10 +60,12 @@ fn notice(body: &str) -> String {
         .split("role=\"alert\">")
         .nth(1)
         .unwrap_or_else(|| panic!("no alert: {body}"));
-    after
-        .split('<')
-        .next()
-        .unwrap()
+    let message = after.split("</p>").next().unwrap();
+    // What the message quotes is set as code; no literal backtick reaches the page.
+    assert!(!message.contains('`'), "{message}");
+    message
+        .replace("<code>", "`")
+        .replace("</code>", "`")
         .replace("&#39;", "'")
         .replace("&quot;", "\"")
 }

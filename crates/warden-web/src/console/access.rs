@@ -195,7 +195,7 @@ pub(crate) async fn approvals(
 
 fn duration(seconds: &Value) -> String {
     let s = seconds.as_u64().unwrap_or(0);
-    humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
+    super::spoken(std::time::Duration::from_secs(s))
 }
 
 fn request_table(requests: &[&Value], decide: bool, csrf: &str) -> Markup {

@@ -224,7 +224,7 @@ fn drill(t: &Value) -> Markup {
     html! {
         section #test aria-labelledby="test-h" {
             h2 #test-h { code { (text(&t["id"])) } " " (verdict(t)) }
-            p { (text(&t["title"])) ". " (text(&t["population"])) " tested, " (text(&t["exceptionCount"])) " exception(s), "
+            p { (text(&t["title"])) ". " (text(&t["population"])) " tested, " (super::count(t["exceptionCount"].as_u64().unwrap_or(0), "exception", "exceptions")) ", "
                 (text(&t["pending"])) " pending at the end of the period." }
             figure.chart { figcaption { "Tested (grey) and exceptions (red) over the period" } (chart(t, 420, 90)) }
             h3 { "Exceptions" }

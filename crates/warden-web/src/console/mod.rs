@@ -345,7 +345,7 @@ impl Visitor {
     /// A page saying why something was refused, with the way back.
     pub(crate) fn refusal(&self, status: StatusCode, section: Section, message: &str) -> Response {
         let body = html! {
-            p.notice.error role="alert" { (message) }
+            p.notice.error role="alert" { (prose(message)) }
             p { a href=(section.path()) { "Back to " (section.title()) } }
         };
         self.render(status, section, "Refused", body)
@@ -466,6 +466,40 @@ pub(crate) fn when(v: &serde_json::Value) -> String {
     }
 }
 
+/// A message as the API and CLI word it, for a page: what they quote in backticks (a name,
+/// a command) set as code, with no literal backticks left.
+pub(crate) fn prose(message: &str) -> Markup {
+    html! {
+        @for (i, part) in message.split('`').enumerate() {
+            @if i % 2 == 1 { code { (part) } } @else { (part) }
+        }
+    }
+}
+
+/// A duration as people write it: `90 days`, `36 h`, `4 h 30 min`, `45 min`, `30 s`. Rounded
+/// down to its largest unit (and minutes under ten hours), so a clock that runs out in
+/// `89 days 2 h 52 min 48 s` reads `89 days`.
+pub(crate) fn spoken(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, minutes) = (s / 86_400, s / 3600, (s % 3600) / 60);
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..36_000 if minutes > 0 => format!("{hours} h {minutes} min"),
+        3600..172_800 => format!("{hours} h"),
+        _ => format!("{days} days"),
+    }
+}
+
+/// `n` and a noun, in the plural unless `n` is one: `1 finding`, `2 findings`.
+pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// `?done=…` after a change: which confirmation to show.
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct Done {
@@ -483,4 +517,43 @@ pub(crate) fn flash(done: &Done) -> Markup {
         _ => return html! {},
     };
     html! { p.notice.ok role="status" { (message) } }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{count, prose, spoken};
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        for (secs, said) in [
+            (0, "0 s"),
+            (59, "59 s"),
+            (60, "1 min"),
+            (3599, "59 min"),
+            (3600, "1 h"),
+            (14_400, "4 h"),
+            (16_200, "4 h 30 min"),
+            (36_000 + 1800, "10 h"),
+            (129_600, "36 h"),
+            (172_800, "2 days"),
+            (90 * 86_400, "90 days"),
+            (89 * 86_400 + 10_368, "89 days"),
+        ] {
+            assert_eq!(spoken(Duration::from_secs(secs)), said, "{secs} s");
+        }
+        assert_eq!(count(1, "finding", "findings"), "1 finding");
+        assert_eq!(count(0, "finding", "findings"), "0 findings");
+        assert_eq!(count(1697, "finding", "findings"), "1697 findings");
+    }
+
+    #[test]
+    fn quoted_names_are_set_as_code_and_the_rest_escaped() {
+        assert_eq!(
+            prose("unknown outcome `bogus`: success or <b>").into_string(),
+            "unknown outcome <code>bogus</code>: success or &lt;b&gt;"
+        );
+        assert_eq!(prose("plain").into_string(), "plain");
+    }
 }

@@ -66,7 +66,7 @@ pub(crate) async fn show(
             }
             @match &answer {
                 None => {},
-                Some(Err(Failure::Refused(m) | Failure::Forbidden(m))) => p.notice.error role="alert" { (m) },
+                Some(Err(Failure::Refused(m) | Failure::Forbidden(m))) => p.notice.error role="alert" { (super::prose(m)) },
                 Some(Err(Failure::Internal)) => p.notice.error role="alert" { "internal error; quote request id " (v.audit.request_id) },
                 Some(Ok(d)) => {
                     @let e = &d["explainPolicy"];
@@ -87,7 +87,7 @@ pub(crate) async fn show(
             h2 #active-h { "In force" }
             @if policy.is_null() { p.muted { "No policy applied." } } @else {
                 p { "Version " strong { (text(&policy["version"])) } ", applied by " (text(&policy["appliedBy"])) " at " (when(&policy["appliedAt"]))
-                    ": " (text(&policy["policies"])) " policies, " (text(&policy["tests"])) " tests. SHA-256 " code { (text(&policy["hash"]).get(..16).unwrap_or("")) "…" } }
+                    ": " (super::count(policy["policies"].as_u64().unwrap_or(0), "policy", "policies")) ", " (super::count(policy["tests"].as_u64().unwrap_or(0), "test", "tests")) ". SHA-256 " code { (text(&policy["hash"]).get(..16).unwrap_or("")) "…" } }
                 @for f in policy["files"].as_array().unwrap_or(&empty) {
                     details {
                         summary { code { (text(&f["name"])) } }

@@ -125,7 +125,7 @@ impl Settings {
 }
 
 fn span(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
+    super::spoken(d)
 }
 
 /// `GET /console/settings`.

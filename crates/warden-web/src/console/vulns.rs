@@ -121,7 +121,7 @@ pub(crate) async fn dashboard(
 
 fn late(remaining: &Value) -> String {
     let s = remaining.as_i64().unwrap_or(0).unsigned_abs();
-    humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
+    super::spoken(std::time::Duration::from_secs(s))
 }
 
 fn finding(f: &Value) -> Markup {
