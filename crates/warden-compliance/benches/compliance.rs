@@ -535,10 +535,13 @@ fn quarter(events: &[AuditEvent], mut observations: Observations, end: i64) {
     let context_events = evidence.context.len();
     // The events arrive in pages of 5,000, as the server reads them.
     let mut pages: Vec<Vec<_>> = Vec::new();
-    let mut rest = evidence.events;
-    while !rest.is_empty() {
-        let tail = rest.split_off(rest.len().min(5000));
-        pages.push(std::mem::replace(&mut rest, tail));
+    let mut rest = evidence.events.into_iter();
+    loop {
+        let page: Vec<_> = rest.by_ref().take(5000).collect();
+        if page.is_empty() {
+            break;
+        }
+        pages.push(page);
     }
     let began = Instant::now();
     let mut builder = bundle::Builder::new(Evidence {

@@ -206,7 +206,15 @@ fn with_edge(
         .layer(axum::middleware::from_fn_with_state(edge, observe))
 }
 
-async fn not_found() -> Response {
+/// An address that leads nowhere: a page for a browser, JSON for anything else.
+async fn not_found(headers: axum::http::HeaderMap) -> Response {
+    let browser = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if browser {
+        return warden_web::console::not_found_page();
+    }
     (
         StatusCode::NOT_FOUND,
         axum::Json(json!({ "error": "not found" })),

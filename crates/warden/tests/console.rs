@@ -318,6 +318,38 @@ async fn security_and_bad_input(backend: Backend) {
     let (_, _, nav) = get(&dave, &base, "/console").await;
     assert!(nav.contains("href=\"/console/audit\""));
 
+    // A browser sent nowhere gets a page in the console's frame; a program gets JSON.
+    let nowhere = dave
+        .get(format!("{base}/no/such/page"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nowhere.status(), 404);
+    assert_eq!(nowhere.headers()["content-security-policy"], CSP);
+    assert!(
+        nowhere.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = nowhere.text().await.unwrap();
+    assert!(page.contains("<title>Not found · Warden</title>"), "{page}");
+    assert!(page.contains("href=\"/console\""), "{page}");
+    let (status, _, body) = get(&dave, &base, "/no/such/page").await;
+    assert_eq!((status, body.as_str()), (404, r#"{"error":"not found"}"#));
+    // The product mark, also as the favicon browsers ask for.
+    for path in ["/favicon.ico", "/static/mark.svg"] {
+        let (status, headers, body) = get(&dave, &base, path).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(headers["content-type"], "image/svg+xml", "{path}");
+        assert!(body.starts_with("<svg "), "{path}");
+    }
+    assert!(
+        nav.contains("rel=\"icon\" href=\"/static/mark.svg\""),
+        "{nav}"
+    );
+
     // The empty Hosts page names a command that exists: asked for its help, the CLI knows it.
     let (_, _, hosts) = get(&dave, &base, "/console/hosts").await;
     let suggested = hosts
@@ -389,6 +421,8 @@ async fn security_and_bad_input(backend: Backend) {
         ("/static/console.css", "text/css; charset=utf-8"),
         ("/static/console.js", "text/javascript; charset=utf-8"),
         ("/static/player.js", "text/javascript; charset=utf-8"),
+        ("/static/mark.svg", "image/svg+xml"),
+        ("/favicon.ico", "image/svg+xml"),
     ] {
         let (status, headers, _) = get(&anonymous, &base, path).await;
         assert_eq!(
@@ -486,7 +520,8 @@ async fn every_console_route_needs_a_session_and_the_policy() {
     let (member, _, _) = server.enroll_soft_passkey(&base, "carol").await;
     let mut seen = Vec::new();
     for &(method, route) in warden_web::console::ROUTES {
-        if route.starts_with("/static/") {
+        // The public files: checked by type in `security_and_bad_input`.
+        if route.starts_with("/static/") || route == "/favicon.ico" {
             continue;
         }
         let expected = CONSOLE_ROUTES

@@ -47,6 +47,7 @@ pub(crate) fn frame(
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Warden" }
+                link rel="icon" href="/static/mark.svg" type="image/svg+xml";
                 link rel="stylesheet" href="/static/console.css";
                 script src="/static/console.js" defer {}
             }
@@ -54,7 +55,7 @@ pub(crate) fn frame(
                 a.skip href="#main" { "Skip to content" }
                 @if let Some(v) = visitor {
                     header.top {
-                        a.brand href="/console" { "Warden" }
+                        a.brand href="/console" { img src="/static/mark.svg" alt="" width="20" height="20"; "Warden" }
                         nav aria-label="Console" {
                             ul {
                                 @for s in &v.sections {
@@ -116,6 +117,20 @@ pub(crate) async fn js() -> Response {
         "text/javascript; charset=utf-8",
         include_str!("../../static/console.js"),
     )
+}
+
+/// `GET /static/mark.svg` and `GET /favicon.ico`: the product mark.
+pub(crate) async fn mark() -> Response {
+    static_asset("image/svg+xml", include_str!("../../static/mark.svg"))
+}
+
+/// The page a browser gets for an address that leads nowhere (API clients get JSON).
+pub fn not_found_page() -> Response {
+    let body = html! {
+        p { "Nothing is at this address." }
+        p { a href="/console" { "Go to the console" } }
+    };
+    crate::console::html_response(StatusCode::NOT_FOUND, plain("Not found", body))
 }
 
 /// `GET /static/player.js`.

@@ -37,6 +37,7 @@ use warden_runtime::request::AuditContext;
 use crate::Web;
 use crate::graphql::{Caller, Capability, Refused};
 use crate::request::{Anonymous, deny};
+pub use layout::not_found_page;
 pub(crate) use layout::{CSP_CLI_CONSENT, html_response, plain};
 pub use settings::Settings;
 
@@ -76,6 +77,8 @@ console_routes! {
     get "/static/console.css" => layout::css;
     get "/static/console.js" => layout::js;
     get "/static/player.js" => layout::player_js;
+    get "/static/mark.svg" => layout::mark;
+    get "/favicon.ico" => layout::mark;
 }
 
 /// A page of the console and the capability it needs; the navigation shows the pages the
