@@ -524,9 +524,9 @@ pub fn to_zip(files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, String> {
 fn zip_options() -> zip::write::SimpleFileOptions {
     zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
-        // The fastest level: event logs compress about 4:1 at it, several times faster than
-        // the default's 5:1.
-        .compression_level(Some(1))
+        // zlib-rs's level 2 (its level 1 is a quicker pass that leaves a third more bytes):
+        // event logs compress about 4:1, several times faster than the default's 5:1.
+        .compression_level(Some(2))
         .last_modified_time(zip::DateTime::default())
         .large_file(true)
 }
