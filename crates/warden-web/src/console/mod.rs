@@ -458,15 +458,17 @@ pub(crate) fn text(v: &serde_json::Value) -> String {
     }
 }
 
-/// A time as the API gives it (RFC 3339, UTC) for people: `2026-12-05 23:47:16 UTC`.
-pub(crate) fn when(v: &serde_json::Value) -> String {
+/// A time as the API gives it (RFC 3339, UTC) for people: `2026-12-05 23:47:16 UTC`, in a
+/// `time` element that keeps it on one line.
+pub(crate) fn when(v: &serde_json::Value) -> Markup {
     let t = text(v);
-    match (t.get(..10), t.get(11..19)) {
+    let shown = match (t.get(..10), t.get(11..19)) {
         (Some(day), Some(time)) if t.ends_with('Z') && t.get(10..11) == Some("T") => {
             format!("{day} {time} UTC")
         }
-        _ => t,
-    }
+        _ => t.clone(),
+    };
+    html! { time datetime=(t) { (shown) } }
 }
 
 /// A message as the API and CLI word it, for a page: what they quote in backticks (a name,
