@@ -147,6 +147,16 @@ fn finding(f: &Value) -> Markup {
     }
 }
 
+/// A bar's width for `count` of `max`, in 280 units: proportional, but never thinner than
+/// 4 for a count above zero, so one Critical among hundreds of Lows still shows.
+fn bar_width(count: i64, max: i64) -> i64 {
+    if count <= 0 {
+        0
+    } else {
+        (count * 280 / max.max(1)).clamp(4, 280)
+    }
+}
+
 /// Open findings by severity as horizontal bars.
 fn bars(open: &[Value]) -> Markup {
     let max = open
@@ -166,7 +176,7 @@ fn bars(open: &[Value]) -> Markup {
                 @for (i, s) in open.iter().enumerate() {
                     @let y = 8 + i * 28;
                     @let count = s["count"].as_i64().unwrap_or(0);
-                    @let width = count * 280 / max;
+                    @let width = bar_width(count, max);
                     text x="0" y=(y + 14) { (text(&s["severity"])) }
                     rect class={ "bar-" (text(&s["severity"])) } x="100" y=(y) width=(width) height="18" {}
                     text x=(104 + width) y=(y + 14) { (count) }
@@ -218,5 +228,18 @@ fn burndown(points: &[Value]) -> Markup {
                 polyline.line-overdue points=(line("overdue")) {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bar_width;
+
+    #[test]
+    fn one_critical_among_hundreds_still_shows() {
+        assert_eq!(bar_width(1, 700), 4);
+        assert_eq!(bar_width(0, 700), 0);
+        assert_eq!(bar_width(700, 700), 280);
+        assert_eq!(bar_width(350, 700), 140);
     }
 }
