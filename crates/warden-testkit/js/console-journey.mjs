@@ -147,13 +147,26 @@ try {
   report('reviewed', decision.includes('keep') && decision.includes('alice is on the ops rota'), decision);
   await shot(bob, 'review.png');
 
-  // Find an overdue vulnerability.
+  // Find an overdue vulnerability: every unresolved finding is listed, and the server
+  // narrows the table to the overdue ones when asked.
   await bob.click('nav a:has-text("Vulnerabilities")');
   const overdue = Number(await bob.locator('#overdue-count').textContent());
-  const rows = await bob.locator('#overdue tbody tr').count();
-  report('overdue', overdue > 0 && rows > 0, { overdue, rows });
+  const all = await bob.locator('#findings tbody tr').count();
+  await bob.check('#overdue');
+  await bob.click('form.filters button[type=submit]');
+  await bob.waitForURL(/overdue=1/);
+  const rows = await bob.locator('#findings tbody tr').count();
+  const late = await bob.locator('#findings tbody td.overdue').count();
+  report('overdue', overdue > 0 && rows === overdue && late === rows && all >= rows, { overdue, rows, late, all });
+  // The severity filter narrows the table too: only Criticals, fewer than all.
+  await bob.selectOption('#severity', 'critical');
+  await bob.click('form.filters button[type=submit]');
+  await bob.waitForURL(/severity=critical/);
+  const critical = await bob.locator('#findings tbody tr').count();
+  const criticalBadges = await bob.locator('#findings tbody span.sev-critical').count();
+  report('severity', critical > 0 && critical < all && criticalBadges === critical, { critical, criticalBadges, all });
   await shot(bob, 'vulns.png');
-  await bob.locator('#overdue tbody tr a').first().click();
+  await bob.locator('#findings tbody tr a').first().click();
   await bob.waitForSelector('#finding');
   report('finding', (await bob.locator('#finding').textContent()).includes('overdue'));
   await shot(bob, 'finding.png');

@@ -710,6 +710,7 @@ async fn console_journeys_in_chromium() {
         "search",
         "reviewed",
         "overdue",
+        "severity",
         "finding",
         "audit-filter",
         "audit-proof",

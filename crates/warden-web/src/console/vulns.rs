@@ -19,38 +19,61 @@ use crate::Web;
 pub(crate) struct Filter {
     asset: Option<String>,
     severity: Option<String>,
+    /// One state, or every unresolved one (open, in triage, waiting for a fix) when absent.
+    state: Option<String>,
+    /// Only findings past their SLA.
+    overdue: Option<String>,
+    /// The page after this cursor.
+    after: Option<String>,
     /// Show this finding.
     finding: Option<i64>,
 }
 
 const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "informational"];
 
-/// `GET /console/vulns[?asset=&severity=&finding=]`.
+/// The states a finding can be in, as the API names them, with their labels.
+const STATES: [(&str, &str); 6] = [
+    ("open", "open"),
+    ("triage", "in triage"),
+    ("no_fix", "waiting for a fix"),
+    ("accepted", "accepted"),
+    ("false_positive", "false positive"),
+    ("fixed", "fixed"),
+];
+
+/// Findings a page.
+const PAGE: u32 = 50;
+
+fn given(v: Option<&String>) -> Option<&str> {
+    v.map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+/// `GET /console/vulns[?asset=&severity=&state=&overdue=1&after=&finding=]`: the figures and
+/// charts, then the findings that match, a page at a time, filtered by the server.
 pub(crate) async fn dashboard(
     State(app): State<Web>,
     Query(filter): Query<Filter>,
     parts: Parts,
 ) -> Response {
-    let asset = filter
-        .asset
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
-    let severity = filter
-        .severity
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
-    let q = "query($asset: String, $severity: String, $finding: Int!, $one: Boolean!) {
+    let asset = given(filter.asset.as_ref());
+    let severity = given(filter.severity.as_ref());
+    let state = given(filter.state.as_ref());
+    let overdue = given(filter.overdue.as_ref()).is_some();
+    let states: Vec<&str> = match state {
+        Some(s) => vec![s],
+        None => vec!["open", "triage", "no_fix"],
+    };
+    let q = "query($asset: String, $severity: String, $states: [String!]!, $overdue: Boolean!, $after: String, $first: Int!, $finding: Int!, $one: Boolean!) {
       vulnAssets { name tier open overdue }
       vulnStats(asset: $asset) { open { severity count } triage noFix overdue accepted compliance dueFixed dueFixedOnTime }
       vulnBurndown(asset: $asset) { at open overdue }
-      overdue: vulnFindings(asset: $asset, severity: $severity, overdue: true, first: 50) { total
-        findings { id asset advisory title package severity dueAt secondsRemaining } }
+      list: vulnFindings(asset: $asset, severity: $severity, states: $states, overdue: $overdue, first: $first, after: $after) { total next
+        findings { id asset advisory title package severity state dueAt secondsRemaining overdue } }
       finding: vulnFinding(id: $finding) @include(if: $one) { id asset advisory aliases package location fixedIn noFix fixSeenAt title details
         source severity state firstSeen dueAt overdue scanners decidedBy decisionReason }
     }";
-    let vars = json!({ "asset": asset, "severity": severity,
+    let vars = json!({ "asset": asset, "severity": severity, "states": states, "overdue": overdue,
+        "after": given(filter.after.as_ref()), "first": PAGE,
         "finding": filter.finding.unwrap_or(0), "one": filter.finding.is_some() });
     let (v, data) = match open(&app, parts, Section::Vulns, q, vars).await {
         Ok(x) => x,
@@ -59,7 +82,21 @@ pub(crate) async fn dashboard(
     let empty = Vec::new();
     let stats = &data["vulnStats"];
     let open = stats["open"].as_array().unwrap_or(&empty);
-    let overdue = data["overdue"]["findings"].as_array().unwrap_or(&empty);
+    let list = data["list"]["findings"].as_array().unwrap_or(&empty);
+    let total = data["list"]["total"].as_u64().unwrap_or(0);
+    let next = data["list"]["next"].as_str().map(|after| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [("asset", asset), ("severity", severity), ("state", state)] {
+            if let Some(value) = value {
+                query.append_pair(key, value);
+            }
+        }
+        if overdue {
+            query.append_pair("overdue", "1");
+        }
+        query.append_pair("after", after);
+        format!("/console/vulns?{}", query.finish())
+    });
     let body = html! {
         form.filters method="get" action="/console/vulns" {
             label for="asset" { "Asset" }
@@ -76,6 +113,14 @@ pub(crate) async fn dashboard(
                 option value="" { "any severity" }
                 @for s in SEVERITIES { option value=(s) selected[severity == Some(s)] { (s) } }
             }
+            " "
+            label for="state" { "State" }
+            select #state name="state" {
+                option value="" { "unresolved" }
+                @for (s, label) in STATES { option value=(s) selected[state == Some(s)] { (label) } }
+            }
+            " "
+            label { input #overdue type="checkbox" name="overdue" value="1" checked[overdue]; " overdue only" }
             " "
             button type="submit" { "Show" }
         }
@@ -94,29 +139,46 @@ pub(crate) async fn dashboard(
             (bars(open))
             (burndown(data["vulnBurndown"].as_array().unwrap_or(&empty)))
         }
-        section aria-labelledby="overdue-h" {
-            h2 #overdue-h { "Overdue (" (text(&data["overdue"]["total"])) "), most overdue first" }
-            @if overdue.is_empty() { p.muted { "Nothing is past its SLA." } } @else {
-                div.scroll { table #overdue {
-                    thead { tr { th scope="col" { "#" } th scope="col" { "Asset" } th scope="col" { "Severity" } th scope="col" { "Advisory" }
-                        th scope="col" { "Title" } th scope="col" { "Package" } th scope="col" { "Due" } th scope="col" { "Late by" } } }
-                    tbody { @for f in overdue {
+        section aria-labelledby="findings-h" {
+            h2 #findings-h { (super::count(total, "finding", "findings")) @if overdue { ", overdue" } ", most urgent first" }
+            @if list.is_empty() { p.muted { "No finding matches." } } @else {
+                div.scroll { table #findings {
+                    thead { tr { th scope="col" { "#" } th scope="col" { "Asset" } th scope="col" { "Severity" } th scope="col" { "State" } th scope="col" { "Advisory" }
+                        th scope="col" { "Title" } th scope="col" { "Package" } th scope="col" { "Due" } th scope="col" { "SLA" } } }
+                    tbody { @for f in list {
                         tr {
                             td { a href={ "/console/vulns?finding=" (text(&f["id"])) } { (text(&f["id"])) } }
                             td { (text(&f["asset"])) }
                             td { span class={ "sev-" (text(&f["severity"])) } { (text(&f["severity"])) } }
+                            td { (state_label(&text(&f["state"]))) }
                             td { code { (text(&f["advisory"])) } }
                             td { (text(&f["title"])) }
                             td { (text(&f["package"])) }
-                            td { (when(&f["dueAt"])) }
-                            td.overdue { (late(&f["secondsRemaining"])) }
+                            td { @if f["dueAt"].is_null() { "—" } @else { (when(&f["dueAt"])) } }
+                            @if f["overdue"].as_bool() == Some(true) {
+                                td.overdue { "late by " (late(&f["secondsRemaining"])) }
+                            } @else if f["secondsRemaining"].is_null() {
+                                td { "—" }
+                            } @else {
+                                td { (late(&f["secondsRemaining"])) " left" }
+                            }
                         }
                     } }
                 } }
+                @if let Some(next) = &next { p { a #next rel="next" href=(next) { "Next " (PAGE) " →" } } }
             }
         }
     };
     v.ok(Section::Vulns, "Vulnerabilities", body)
+}
+
+/// A state's label, as the filter names it.
+fn state_label(state: &str) -> String {
+    STATES
+        .iter()
+        .find(|(s, _)| *s == state)
+        .map_or(state, |(_, label)| label)
+        .to_owned()
 }
 
 fn late(remaining: &Value) -> String {
