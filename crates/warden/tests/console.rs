@@ -730,6 +730,7 @@ async fn console_journeys_in_chromium() {
         "approvals.png",
         "my-access-granted.png",
         "my-access-phone.png",
+        "menu-phone.png",
         "sessions.png",
         "playback.png",
         "search.png",

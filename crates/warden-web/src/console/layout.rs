@@ -56,18 +56,11 @@ pub(crate) fn frame(
                 @if let Some(v) = visitor {
                     header.top {
                         a.brand href="/console" { img src="/static/mark.svg" alt="" width="20" height="20"; "Warden" }
-                        nav aria-label="Console" {
-                            ul {
-                                @for s in &v.sections {
-                                    li {
-                                        @if *s == current {
-                                            a href=(s.path()) aria-current="page" { (s.title()) }
-                                        } @else {
-                                            a href=(s.path()) { (s.title()) }
-                                        }
-                                    }
-                                }
-                            }
+                        nav.wide aria-label="Console" { (links(v, current)) }
+                        // On a phone the navigation folds into a menu (no script needed).
+                        details.menu {
+                            summary { "Menu" }
+                            nav aria-label="Console menu" { (links(v, current)) }
                         }
                         form.signout method="post" action="/auth/logout" {
                             span.who { (v.name()) }
@@ -79,6 +72,23 @@ pub(crate) fn frame(
                 main #main {
                     h1 { (title) }
                     (body)
+                }
+            }
+        }
+    }
+}
+
+/// The pages the visitor may open, the current one marked.
+fn links(v: &Visitor, current: Section) -> Markup {
+    html! {
+        ul {
+            @for s in &v.sections {
+                li {
+                    @if *s == current {
+                        a href=(s.path()) aria-current="page" { (s.title()) }
+                    } @else {
+                        a href=(s.path()) { (s.title()) }
+                    }
                 }
             }
         }
