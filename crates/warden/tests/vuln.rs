@@ -644,44 +644,40 @@ async fn output_into_a_closed_pipe_ends_quietly_with_the_commands_own_status() {
         &["import", trivy.to_str().unwrap(), "--asset", "teamdojo"],
     )
     .unwrap();
-    let (status, stderr) = into_closed_pipe(
-        &server,
-        &ci,
-        &[
-            "vuln",
-            "gate",
-            "--asset",
-            "teamdojo",
-            "--fail-on",
-            "critical",
-        ],
-    );
-    assert_eq!(
-        (status, stderr.as_str()),
+    for (args, want) in [
         (
-            Some(1),
-            "error: gate failed for `teamdojo`: 1 open at critical or above\n"
-        )
-    );
-    let (status, stderr) = into_closed_pipe(
-        &server,
-        &ci,
-        &[
-            "vuln",
-            "gate",
-            "--asset",
-            "teamdojo",
-            "--fail-on",
-            "overdue",
-        ],
-    );
-    assert_eq!((status, stderr.as_str()), (Some(0), ""));
-    for args in [
-        &["vuln", "list", "--asset", "teamdojo"][..],
-        &["vuln", "list", "--asset", "teamdojo", "--json"],
+            &[
+                "vuln",
+                "gate",
+                "--asset",
+                "teamdojo",
+                "--fail-on",
+                "critical",
+            ][..],
+            (
+                Some(1),
+                "error: gate failed for `teamdojo`: 1 open at critical or above\n",
+            ),
+        ),
+        (
+            &[
+                "vuln",
+                "gate",
+                "--asset",
+                "teamdojo",
+                "--fail-on",
+                "overdue",
+            ],
+            (Some(0), ""),
+        ),
+        (&["vuln", "list", "--asset", "teamdojo"], (Some(0), "")),
+        (
+            &["vuln", "list", "--asset", "teamdojo", "--json"],
+            (Some(0), ""),
+        ),
     ] {
         let (status, stderr) = into_closed_pipe(&server, &ci, args);
-        assert_eq!((status, stderr.as_str()), (Some(0), ""), "{args:?}");
+        assert_eq!((status, stderr.as_str()), want, "{args:?}");
     }
     // A command that needs no server: the GraphQL schema, 40 kB in one write.
     let (reader, writer) = std::io::pipe().unwrap();
