@@ -260,7 +260,7 @@ async fn security_and_bad_input(backend: Backend) {
     );
 
     // An admin sees every page; what people wrote is escaped.
-    let (dave, _, _) = server.enroll_soft_passkey(&base, "dave").await;
+    let (dave, _, dave_csrf) = server.enroll_soft_passkey(&base, "dave").await;
     admin_ok(&server, &["group", "add-member", "admins", "dave"]);
     for path in [
         "/console",
@@ -317,6 +317,62 @@ async fn security_and_bad_input(backend: Backend) {
     assert!(!people.contains("<img src=x"), "{people}");
     let (_, _, nav) = get(&dave, &base, "/console").await;
     assert!(nav.contains("href=\"/console/audit\""));
+
+    // Tokens: listed with a revoke form for each live one; revoking goes through the API as
+    // dave and is recorded; a forged form changes nothing.
+    server.token("doomed", "member", None);
+    let (_, listed) = server
+        .graphql(Some(&admin), "{ tokens { id name status } }", json!({}))
+        .await;
+    let doomed = listed["data"]["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "doomed")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, page) = get(&dave, &base, "/console/tokens").await;
+    assert_eq!(status, 200);
+    let revoke = format!("/console/tokens/{doomed}/revoke");
+    assert!(page.contains(&format!("action=\"{revoke}\"")), "{page}");
+    let (status, body) = post(&dave, &base, &revoke, &[("csrf", "forged")]).await;
+    assert_eq!(
+        (status, notice(&body).as_str()),
+        (
+            403,
+            "the form is stale or forged (CSRF token mismatch): reload the page and try again"
+        )
+    );
+    let (status, body) = post(&dave, &base, &revoke, &[("csrf", dave_csrf.as_str())]).await;
+    assert_eq!(status, 303, "{body}");
+    let (_, _, body) = get(&dave, &base, "/console/tokens?done=revoked").await;
+    assert!(
+        body.contains("Revoked. The token no longer works."),
+        "{body}"
+    );
+    let (_, after) = server
+        .graphql(Some(&admin), "{ tokens { id name status } }", json!({}))
+        .await;
+    let state = after["data"]["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == doomed.as_str())
+        .unwrap()["status"]
+        .clone();
+    assert_eq!(state, "REVOKED");
+    let revoked = server.audit("token.revoke");
+    assert!(
+        revoked
+            .iter()
+            .any(|e| e["outcome"] == "success" && e["actor"] == "user:dave"),
+        "{revoked:?}"
+    );
+    // Revoked twice: the API's one-line refusal, on the page.
+    let (status, body) = post(&dave, &base, &revoke, &[("csrf", dave_csrf.as_str())]).await;
+    assert_eq!(status, 400, "{body}");
 
     // A browser sent nowhere gets a page in the console's frame; a program gets JSON.
     let nowhere = dave
@@ -499,6 +555,8 @@ const CONSOLE_ROUTES: &[(&str, &str, Member)] = &[
         "/console/hosts",
         Member::Denied("api.read_directory"),
     ),
+    ("get", "/console/tokens", Member::Denied("api.read_tokens")),
+    ("post", "/console/tokens/{id}/revoke", Member::StaleForm),
     ("get", "/console/policy", Member::Denied("policy.read")),
     ("get", "/console/vulns", Member::Denied("vuln.read")),
     ("get", "/console/settings", Member::Denied("policy.manage")),

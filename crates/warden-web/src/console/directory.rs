@@ -1,16 +1,16 @@
-//! The inventory: people, groups and hosts (with their mesh nodes).
+//! The inventory: people, groups, API tokens and hosts (with their mesh nodes).
 #![expect(
     clippy::indexing_slicing,
     reason = "reading serde_json::Value by key or position gives Null when absent; it never panics"
 )]
 
-use axum::extract::{Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Parts, Section, open, text, when};
+use super::{Done, Parts, Section, flash, open, redirect, submitted, text, when};
 use crate::Web;
 
 /// Rows on a page.
@@ -166,4 +166,79 @@ pub(crate) async fn hosts(State(app): State<Web>, parts: Parts) -> Response {
         }
     };
     v.ok(Section::Hosts, "Hosts", body)
+}
+
+/// `GET /console/tokens`: every API token, newest first, and a form to revoke each live one.
+pub(crate) async fn tokens(
+    State(app): State<Web>,
+    Query(done): Query<Done>,
+    parts: Parts,
+) -> Response {
+    let q = "query { tokens { id name role user createdBy createdAt expiresAt revokedAt status } }";
+    let (v, data) = match open(&app, parts, Section::Tokens, q, json!({})).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let empty = Vec::new();
+    let tokens = data["tokens"].as_array().unwrap_or(&empty);
+    let body = html! {
+        (flash(&done))
+        p.muted { "Make a token with " code { "warden admin token create --name NAME --role ROLE" } "; it is shown once." }
+        div.scroll { table #tokens {
+            thead { tr { th scope="col" { "Name" } th scope="col" { "Id" } th scope="col" { "Role" } th scope="col" { "Acts as" }
+                th scope="col" { "Made by" } th scope="col" { "Made" } th scope="col" { "Expires" } th scope="col" { "State" } th scope="col" { span.visually-hidden { "Action" } } } }
+            tbody { @for t in tokens {
+                tr {
+                    td { (text(&t["name"])) }
+                    td { code { (text(&t["id"])) } }
+                    td { (text(&t["role"])) }
+                    td { @if t["user"].is_null() { "—" } @else { (text(&t["user"])) } }
+                    td { (text(&t["createdBy"])) }
+                    td { (when(&t["createdAt"])) }
+                    td { (when(&t["expiresAt"])) }
+                    td { @match t["status"].as_str() {
+                        Some("ACTIVE") => "active",
+                        Some("REVOKED") => span.state-denied { "revoked " (when(&t["revokedAt"])) },
+                        _ => span.muted { "expired" },
+                    } }
+                    td { @if t["status"] == "ACTIVE" {
+                        form method="post" action={ "/console/tokens/" (text(&t["id"])) "/revoke" } {
+                            input type="hidden" name="csrf" value=(v.csrf);
+                            button type="submit" aria-label={ "Revoke " (text(&t["name"])) } { "Revoke" }
+                        }
+                    } }
+                }
+            } }
+        } }
+    };
+    v.ok(Section::Tokens, "Tokens", body)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RevokeForm {
+    csrf: String,
+}
+
+/// `POST /console/tokens/{id}/revoke`: revokes a token through the API, as the visitor.
+pub(crate) async fn revoke_token(
+    State(app): State<Web>,
+    Path(id): Path<String>,
+    parts: Parts,
+    Form(form): Form<RevokeForm>,
+) -> Response {
+    let v = match submitted(&app, parts, Section::Tokens, "token.revoke", &form.csrf).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match v
+        .graphql(
+            &app,
+            "mutation($t: String!) { revokeToken(token: $t) { id } }",
+            json!({ "t": id }),
+        )
+        .await
+    {
+        Ok(_) => redirect("/console/tokens?done=revoked"),
+        Err(f) => v.failed(Section::Tokens, f),
+    }
 }

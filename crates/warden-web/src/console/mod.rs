@@ -71,6 +71,8 @@ console_routes! {
     get "/console/people" => directory::people;
     get "/console/groups" => directory::groups;
     get "/console/hosts" => directory::hosts;
+    get "/console/tokens" => directory::tokens;
+    post "/console/tokens/{id}/revoke" => directory::revoke_token;
     get "/console/policy" => policy::show;
     get "/console/vulns" => vulns::dashboard;
     get "/console/settings" => settings::show;
@@ -93,6 +95,7 @@ pub(crate) enum Section {
     Compliance,
     People,
     Groups,
+    Tokens,
     Hosts,
     Policy,
     Vulns,
@@ -101,7 +104,7 @@ pub(crate) enum Section {
 }
 
 impl Section {
-    const ALL: [Section; 13] = [
+    const ALL: [Section; 14] = [
         Section::Access,
         Section::Approvals,
         Section::Reviews,
@@ -110,6 +113,7 @@ impl Section {
         Section::Compliance,
         Section::People,
         Section::Groups,
+        Section::Tokens,
         Section::Hosts,
         Section::Policy,
         Section::Vulns,
@@ -127,6 +131,7 @@ impl Section {
             Section::Compliance => "Compliance",
             Section::People => "People",
             Section::Groups => "Groups",
+            Section::Tokens => "Tokens",
             Section::Hosts => "Hosts",
             Section::Policy => "Policy",
             Section::Vulns => "Vulnerabilities",
@@ -145,6 +150,7 @@ impl Section {
             Section::Compliance => "/console/compliance",
             Section::People => "/console/people",
             Section::Groups => "/console/groups",
+            Section::Tokens => "/console/tokens",
             Section::Hosts => "/console/hosts",
             Section::Policy => "/console/policy",
             Section::Vulns => "/console/vulns",
@@ -163,6 +169,7 @@ impl Section {
             Section::Sessions | Section::Audit | Section::Compliance => Capability::ReadAudit,
             Section::People | Section::Groups => Capability::ReadDirectory,
             Section::Hosts => Capability::ReadDirectory,
+            Section::Tokens => Capability::ReadTokens,
             Section::Settings => Capability::ManagePolicy,
             Section::Policy => Capability::ReadPolicy,
             Section::Vulns => Capability::ReadVulns,
@@ -519,6 +526,7 @@ pub(crate) fn flash(done: &Done) -> Markup {
         Some("approved") => "Approved.",
         Some("denied") => "Denied.",
         Some("decided") => "Decided. Revocations are applied now and verified in a moment.",
+        Some("revoked") => "Revoked. The token no longer works.",
         _ => return html! {},
     };
     html! { p.notice.ok role="status" { (message) } }
