@@ -374,6 +374,82 @@ async fn security_and_bad_input(backend: Backend) {
     let (status, body) = post(&dave, &base, &revoke, &[("csrf", dave_csrf.as_str())]).await;
     assert_eq!(status, 400, "{body}");
 
+    // People: disabling frank from the console offboards him (through the API, as dave) and
+    // the page says what ended; enabling brings the account back but none of it.
+    admin_ok(&server, &["user", "add", "frank"]);
+    let frank_token = server.token("frank-laptop", "member", Some("frank"));
+    let (_, _, page) = get(&dave, &base, "/console/people").await;
+    assert!(
+        page.contains("action=\"/console/people/frank/disable\""),
+        "{page}"
+    );
+    let (status, _) = post(
+        &dave,
+        &base,
+        "/console/people/frank/disable",
+        &[("csrf", "forged")],
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = post(
+        &dave,
+        &base,
+        "/console/people/frank/disable",
+        &[("csrf", dave_csrf.as_str())],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, _, page) = get(&dave, &base, "/console/people?done=disabled&who=frank").await;
+    assert!(
+        page.contains("Disabled <strong>frank</strong>. Offboarding ended 1 API token, 0 web sessions, 0 SSH certificates, 0 temporary grants and 0 mesh devices."),
+        "{page}"
+    );
+    let (_, viewer) = server
+        .graphql(Some(&frank_token), "{ viewer { name } }", json!({}))
+        .await;
+    assert!(
+        viewer["data"].is_null(),
+        "a disabled person's token still works: {viewer}"
+    );
+    let disabled = server.audit("user.disable");
+    assert!(
+        disabled.iter().any(|e| e["outcome"] == "success"
+            && e["actor"] == "user:dave"
+            && e["target"] == "user:frank"),
+        "{disabled:?}"
+    );
+    // Disabled twice: the API's one-line refusal on the page; then enabled again.
+    let (status, body) = post(
+        &dave,
+        &base,
+        "/console/people/frank/disable",
+        &[("csrf", dave_csrf.as_str())],
+    )
+    .await;
+    assert_eq!(
+        (status, notice(&body).as_str()),
+        (400, "user `frank` is already disabled")
+    );
+    let (status, _) = post(
+        &dave,
+        &base,
+        "/console/people/frank/enable",
+        &[("csrf", dave_csrf.as_str())],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (status, body) = post(
+        &dave,
+        &base,
+        "/console/people/frank/archive",
+        &[("csrf", dave_csrf.as_str())],
+    )
+    .await;
+    assert_eq!(
+        (status, notice(&body).as_str()),
+        (404, "unknown change `archive`: disable or enable")
+    );
+
     // A browser sent nowhere gets a page in the console's frame; a program gets JSON.
     let nowhere = dave
         .get(format!("{base}/no/such/page"))
@@ -556,6 +632,7 @@ const CONSOLE_ROUTES: &[(&str, &str, Member)] = &[
         Member::Denied("api.read_directory"),
     ),
     ("get", "/console/tokens", Member::Denied("api.read_tokens")),
+    ("post", "/console/people/{name}/{verb}", Member::StaleForm),
     ("post", "/console/tokens/{id}/revoke", Member::StaleForm),
     ("get", "/console/policy", Member::Denied("policy.read")),
     ("get", "/console/vulns", Member::Denied("vuln.read")),

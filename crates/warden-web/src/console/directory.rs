@@ -21,52 +21,130 @@ pub(crate) struct Cursor {
     after: Option<String>,
 }
 
-/// `GET /console/people[?after=CURSOR]`: people by name, a page at a time.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PeopleQuery {
+    after: Option<String>,
+    /// `disabled` or `enabled`, after the change.
+    done: Option<String>,
+    /// Whom the change was to.
+    who: Option<String>,
+}
+
+/// `GET /console/people[?after=CURSOR]`: people by name, a page at a time, each with a form to
+/// disable (offboard) or enable them. After disabling, what the offboarding ended (from the
+/// audit event, for a visitor who may read the log).
 pub(crate) async fn people(
     State(app): State<Web>,
-    Query(cursor): Query<Cursor>,
+    Query(query): Query<PeopleQuery>,
     parts: Parts,
 ) -> Response {
-    let q = "query($after: String, $first: Int!) { users(first: $first, after: $after) {
-      pageInfo { hasNextPage endCursor } nodes { name displayName email createdAt disabled disabledAt groups } } }";
-    let (v, data) = match open(
-        &app,
-        parts,
-        Section::People,
-        q,
-        json!({ "after": cursor.after, "first": PAGE }),
-    )
-    .await
-    {
-        Ok(x) => x,
+    let disabled = query.done.as_deref() == Some("disabled");
+    let who = query.who.as_deref().unwrap_or_default();
+    let q = "query($after: String, $first: Int!, $target: String!, $ended: Boolean!) { users(first: $first, after: $after) {
+      pageInfo { hasNextPage endCursor } nodes { name displayName email createdAt disabled disabledAt groups } }
+      ended: auditEvents(action: \"user.disable\", target: $target, outcome: \"success\", newestFirst: true, first: 1) @include(if: $ended) { details } }";
+    let v = match super::allowed(&app, parts, Section::People).await {
+        Ok(v) => v,
         Err(r) => return r,
+    };
+    // Only a visitor who may read the log is shown the offboarding's event (asking otherwise
+    // would be a recorded denial).
+    let ended = disabled && !who.is_empty() && v.sections.contains(&Section::Audit);
+    let vars = json!({ "after": query.after, "first": PAGE, "target": format!("user:{who}"), "ended": ended });
+    let data = match v.graphql(&app, q, vars).await {
+        Ok(data) => data,
+        Err(f) => return v.failed(Section::People, f),
     };
     let empty = Vec::new();
     let users = data["users"]["nodes"].as_array().unwrap_or(&empty);
     let next = data["users"]["pageInfo"]["endCursor"]
         .as_str()
         .filter(|_| data["users"]["pageInfo"]["hasNextPage"] == true);
+    let details = &data["ended"][0]["details"];
     let body = html! {
+        @match query.done.as_deref() {
+            Some("disabled") => p.notice.ok role="status" {
+                "Disabled " strong { (who) } "."
+                @if details.is_object() {
+                    " Offboarding ended "
+                    (super::count(details["tokens_revoked"].as_u64().unwrap_or(0), "API token", "API tokens")) ", "
+                    (super::count(details["web_sessions_ended"].as_u64().unwrap_or(0), "web session", "web sessions")) ", "
+                    (super::count(details["ssh_certificates_revoked"].as_u64().unwrap_or(0), "SSH certificate", "SSH certificates")) ", "
+                    (super::count(details["grants_ended"].as_u64().unwrap_or(0), "temporary grant", "temporary grants")) " and "
+                    (super::count(details["mesh_devices_removed"].as_u64().unwrap_or(0), "mesh device", "mesh devices")) "."
+                }
+            },
+            Some("enabled") => p.notice.ok role="status" { "Enabled " strong { (who) } ". They sign in afresh; nothing offboarding ended comes back." },
+            _ => {},
+        }
         div.scroll { table #people {
             thead { tr { th scope="col" { "Name" } th scope="col" { "Display name" } th scope="col" { "Email" }
-                th scope="col" { "Groups" } th scope="col" { "Since" } th scope="col" { "State" } } }
+                th scope="col" { "Groups" } th scope="col" { "Since" } th scope="col" { "State" } th scope="col" { span.visually-hidden { "Action" } } } }
             tbody { @for u in users {
+                @let name = text(&u["name"]);
                 tr {
-                    td { (text(&u["name"])) }
+                    td { (name) }
                     td { (text(&u["displayName"])) }
                     td { (text(&u["email"])) }
                     td { @for g in u["groups"].as_array().unwrap_or(&empty) { code { (text(g)) } " " } }
                     td { (when(&u["createdAt"])) }
                     td { @if u["disabled"] == true { span.state-denied { "disabled " (when(&u["disabledAt"])) } } @else { "active" } }
+                    td {
+                        @let (verb, label) = if u["disabled"] == true { ("enable", "Enable") } else { ("disable", "Disable") };
+                        form method="post" action={ "/console/people/" (name) "/" (verb) } {
+                            input type="hidden" name="csrf" value=(v.csrf);
+                            button type="submit" aria-label={ (label) " " (name) } { (label) }
+                        }
+                    }
                 }
             } }
         } }
         nav.pager aria-label="Pages" {
-            @if cursor.after.is_some() { a href="/console/people" { "First page" } }
+            @if query.after.is_some() { a href="/console/people" { "First page" } }
             @if let Some(n) = next { a href={ "/console/people?after=" (n) } rel="next" { "Next page" } }
         }
     };
     v.ok(Section::People, "People", body)
+}
+
+/// `POST /console/people/{name}/disable` and `…/enable`: through the API, as the visitor.
+pub(crate) async fn set_disabled(
+    State(app): State<Web>,
+    Path((name, verb)): Path<(String, String)>,
+    parts: Parts,
+    Form(form): Form<RevokeForm>,
+) -> Response {
+    let v = match submitted(&app, parts, Section::People, "user.disable", &form.csrf).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (q, done) = match verb.as_str() {
+        "disable" => (
+            "mutation($n: String!) { disableUser(name: $n) { name } }",
+            "disabled",
+        ),
+        "enable" => (
+            "mutation($n: String!) { enableUser(name: $n) { name } }",
+            "enabled",
+        ),
+        other => {
+            return v.refusal(
+                axum::http::StatusCode::NOT_FOUND,
+                Section::People,
+                &format!("unknown change `{other}`: disable or enable"),
+            );
+        }
+    };
+    match v.graphql(&app, q, json!({ "n": name })).await {
+        Ok(_) => {
+            let back = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("done", done)
+                .append_pair("who", &name)
+                .finish();
+            redirect(&format!("/console/people?{back}"))
+        }
+        Err(f) => v.failed(Section::People, f),
+    }
 }
 
 /// `GET /console/groups[?after=CURSOR]`.

@@ -69,6 +69,7 @@ console_routes! {
     get "/console/audit" => audit::log;
     get "/console/compliance" => compliance::status;
     get "/console/people" => directory::people;
+    post "/console/people/{name}/{verb}" => directory::set_disabled;
     get "/console/groups" => directory::groups;
     get "/console/hosts" => directory::hosts;
     get "/console/tokens" => directory::tokens;
