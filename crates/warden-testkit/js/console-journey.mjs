@@ -87,6 +87,8 @@ try {
   await bob.waitForURL(`${base}/console/approvals`);
   await shot(bob, 'approvals.png');
   const row = bob.locator('#inbox tr', { hasText: 'INC-42' });
+  const progress = await row.locator('.approvals').textContent();
+  report('progress', progress === '0 of 1 approval', progress);
   await row.locator('input[name=reason]').fill('on call this week');
   await row.locator('button:has-text("Approve")').click();
   await bob.waitForURL(`${base}/console/approvals?done=approved`);

@@ -837,6 +837,7 @@ async fn console_journeys_in_chromium() {
         "requested",
         "audit-denied",
         "csrf-refused",
+        "progress",
         "approved",
         "granted",
         "phone",

@@ -217,6 +217,10 @@ fn request_table(requests: &[&Value], decide: bool, csrf: &str) -> Markup {
                     td { (duration(&r["durationSeconds"])) }
                     td { (text(&r["reason"])) }
                     td { span class={ "badge state-" (state) } { (state) }
+                        @if state == "pending" {
+                            @let approved = r["decisions"].as_array().map_or(0, |d| d.iter().filter(|d| d["approve"] == true).count());
+                            br; span.muted.approvals { (approved) " of " (super::count(r["approvals"].as_u64().unwrap_or(1), "approval", "approvals")) }
+                        }
                         @if let Some(exp) = r["grant"]["expiresAt"].as_str() { br; span.muted { "until " (when(&json!(exp))) } } }
                     td {
                         @if decide {
