@@ -97,7 +97,7 @@ async fn import_reimport_gate_judge_and_report() {
             ],
         )
         .unwrap();
-        assert!(out.contains(": 1 findings: 1 new,"), "{out}");
+        assert!(out.contains(": 1 finding: 1 new,"), "{out}");
         // Grype says `not-fixed`: the Critical waits for a fix, with no clock.
         let shown = vuln(
             &server,
@@ -473,7 +473,7 @@ async fn a_real_cargo_audit_report_fails_the_gate() {
     )
     .unwrap();
     assert!(
-        done.contains("(cargo-audit) into `pinned`: 1 findings: 1 new"),
+        done.contains("(cargo-audit) into `pinned`: 1 finding: 1 new"),
         "{done}"
     );
     let f = &findings(&server, &ci, "pinned")[0];
