@@ -286,15 +286,10 @@ pub(crate) fn exception(
 
 /// A duration as people write it: `90 days`, `4 h`, `25 min`, `1.5 s`.
 pub fn human(ms: i64) -> String {
-    let plural = |n: i64, one: &str, many: &str| {
-        if n == 1 {
-            format!("1 {one}")
-        } else {
-            format!("{n} {many}")
-        }
-    };
     match ms {
-        ms if ms >= DAY && ms % DAY == 0 => plural(ms / DAY, "day", "days"),
+        ms if ms >= DAY && ms % DAY == 0 => {
+            warden_model::count(u64::try_from(ms / DAY).unwrap_or(0), "day", "days")
+        }
         ms if ms >= HOUR && ms % HOUR == 0 => format!("{} h", ms / HOUR),
         ms if ms >= 2 * HOUR => format!("{:.1} h", ms as f64 / HOUR as f64),
         ms if ms >= MINUTE && ms % MINUTE == 0 => format!("{} min", ms / MINUTE),

@@ -15,6 +15,7 @@ pub mod proxy_protocol;
 mod role;
 mod secret;
 mod time;
+mod words;
 
 pub use action::{Change, UnknownChange};
 pub use actor::{Actor, AuthMethod};
@@ -26,3 +27,4 @@ pub use names::{
 pub use role::{Role, RoleError};
 pub use secret::SecretString;
 pub use time::{Timestamp, Ttl, TtlError};
+pub use words::count;

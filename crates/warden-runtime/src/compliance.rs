@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
@@ -513,38 +512,35 @@ pub async fn evidence(
     // tests and writes each page (seconds of CPU, off the runtime's workers) while the next
     // is read.
     let (pages, mut received) = tokio::sync::mpsc::channel::<Vec<(AuditEvent, Hash)>>(2);
-    // Only a period read to its end is signed.
-    let complete = Arc::new(AtomicBool::new(false));
-    let log = audit.clone();
-    let read_all = complete.clone();
-    let built = tokio::task::spawn_blocking(move || {
+    let fed = tokio::task::spawn_blocking(move || {
         let mut bundle = Builder::new(evidence);
         while let Some(page) = received.blocking_recv() {
             bundle.push(page)?;
         }
-        if !read_all.load(Ordering::Acquire) {
-            return Err("the period's events were not all read".to_owned());
-        }
-        log.sign_evidence(bundle)
+        Ok::<_, String>(bundle)
     });
     // A few pages are read at once, each on its own connection, and handed on in order:
     // one connection's reads wait on handing rows between threads more than on either core.
+    // A read that fails returns here, so only a period read to its end is signed below.
     let ranges = (first..=last)
         .step_by(PAGE as usize)
         .map(|from| (from, last.min(from.saturating_add(PAGE.into()) - 1)));
     let mut read = futures_util::stream::iter(ranges)
         .map(|(from, to)| store.event_range(from, to))
         .buffered(READERS);
-    let mut whole = true;
     while let Some(page) = read.next().await {
+        // A builder that stopped says why below.
         if pages.send(page?).await.is_err() {
-            whole = false;
             break;
         }
     }
-    complete.store(whole, Ordering::Release);
     drop(pages);
-    let zip = built.await.map_err(bundle_failed)?.map_err(bundle_failed)?;
+    let bundle = fed.await.map_err(bundle_failed)?.map_err(bundle_failed)?;
+    let log = audit.clone();
+    let zip = tokio::task::spawn_blocking(move || log.sign_evidence(bundle))
+        .await
+        .map_err(bundle_failed)?
+        .map_err(bundle_failed)?;
     Ok((zip, period, first, last))
 }
 

@@ -329,13 +329,10 @@ async fn import(
         return Ok(());
     }
     let n = |k: &str| answer.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let findings = match n("findings") {
-        1 => "1 finding".to_owned(),
-        k => format!("{k} findings"),
-    };
     outln!(
-        "imported {shown} ({}) into `{asset}`: {findings}: {} new, {} reopened, {} fixed, {} unchanged (import {})",
+        "imported {shown} ({}) into `{asset}`: {}: {} new, {} reopened, {} fixed, {} unchanged (import {})",
         cell(&answer, "format"),
+        warden_model::count(n("findings"), "finding", "findings"),
         n("opened"),
         n("reopened"),
         n("fixed"),

@@ -112,7 +112,7 @@ pub(crate) async fn set_disabled(
     State(app): State<Web>,
     Path((name, verb)): Path<(String, String)>,
     parts: Parts,
-    Form(form): Form<RevokeForm>,
+    Form(form): Form<CsrfForm>,
 ) -> Response {
     let v = match submitted(&app, parts, Section::People, "user.disable", &form.csrf).await {
         Ok(v) => v,
@@ -292,8 +292,9 @@ pub(crate) async fn tokens(
     v.ok(Section::Tokens, "Tokens", body)
 }
 
+/// A form that carries only the session's CSRF token.
 #[derive(Debug, Deserialize)]
-pub(crate) struct RevokeForm {
+pub(crate) struct CsrfForm {
     csrf: String,
 }
 
@@ -302,7 +303,7 @@ pub(crate) async fn revoke_token(
     State(app): State<Web>,
     Path(id): Path<String>,
     parts: Parts,
-    Form(form): Form<RevokeForm>,
+    Form(form): Form<CsrfForm>,
 ) -> Response {
     let v = match submitted(&app, parts, Section::Tokens, "token.revoke", &form.csrf).await {
         Ok(v) => v,

@@ -491,7 +491,8 @@ pub(crate) fn prose(message: &str) -> Markup {
 
 /// A duration as people write it: `90 days`, `36 h`, `4 h 30 min`, `45 min`, `30 s`. Rounded
 /// down to its largest unit (and minutes under ten hours), so a clock that runs out in
-/// `89 days 2 h 52 min 48 s` reads `89 days`.
+/// `89 days 2 h 52 min 48 s` reads `89 days`. (`warden_compliance::human` is exact instead,
+/// for limits: that clock would read `2138.9 h`.)
 pub(crate) fn spoken(d: std::time::Duration) -> String {
     let s = d.as_secs();
     let (days, hours, minutes) = (s / 86_400, s / 3600, (s % 3600) / 60);
@@ -504,14 +505,7 @@ pub(crate) fn spoken(d: std::time::Duration) -> String {
     }
 }
 
-/// `n` and a noun, in the plural unless `n` is one: `1 finding`, `2 findings`.
-pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
-}
+pub(crate) use warden_model::count;
 
 /// `?done=…` after a change: which confirmation to show.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -537,7 +531,7 @@ pub(crate) fn flash(done: &Done) -> Markup {
 mod tests {
     use std::time::Duration;
 
-    use super::{count, prose, spoken};
+    use super::{prose, spoken};
 
     #[test]
     fn durations_read_as_people_write_them() {
@@ -557,9 +551,6 @@ mod tests {
         ] {
             assert_eq!(spoken(Duration::from_secs(secs)), said, "{secs} s");
         }
-        assert_eq!(count(1, "finding", "findings"), "1 finding");
-        assert_eq!(count(0, "finding", "findings"), "0 findings");
-        assert_eq!(count(1697, "finding", "findings"), "1697 findings");
     }
 
     #[test]
