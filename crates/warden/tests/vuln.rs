@@ -644,6 +644,8 @@ async fn output_into_a_closed_pipe_ends_quietly_with_the_commands_own_status() {
         &["import", trivy.to_str().unwrap(), "--asset", "teamdojo"],
     )
     .unwrap();
+    // The gate and the list as an auditor, the narrowest role that reads findings.
+    let reader = server.token("reader", "auditor", None);
     for (args, want) in [
         (
             &[
@@ -676,9 +678,26 @@ async fn output_into_a_closed_pipe_ends_quietly_with_the_commands_own_status() {
             (Some(0), ""),
         ),
     ] {
-        let (status, stderr) = into_closed_pipe(&server, &ci, args);
+        let (status, stderr) = into_closed_pipe(&server, &reader, args);
         assert_eq!((status, stderr.as_str()), want, "{args:?}");
     }
+    // A member token may not read findings: the refusal, one line, exit 1, and no panic.
+    let member = server.token("someone", "member", None);
+    let (status, stderr) = into_closed_pipe(
+        &server,
+        &member,
+        &[
+            "vuln",
+            "gate",
+            "--asset",
+            "teamdojo",
+            "--fail-on",
+            "critical",
+        ],
+    );
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: permission denied: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
     // A command that needs no server: the GraphQL schema, 40 kB in one write.
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
