@@ -12,6 +12,7 @@
 )]
 
 mod browser;
+pub mod console;
 mod oidc;
 mod otlp;
 mod postgres;

@@ -16,6 +16,7 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
+use warden_testkit::console::{alert as notice, page as get, submit as post};
 use warden_testkit::{Backend, Journey, LabOptions, SshLab, TestServer, free_port, through_proxy};
 
 fn bin() -> &'static Path {
@@ -32,43 +33,6 @@ fn admin_ok(server: &TestServer, args: &[&str]) {
 }
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// GET `path` with browser `b`: status, headers, body.
-async fn get(
-    b: &reqwest::Client,
-    base: &str,
-    path: &str,
-) -> (u16, reqwest::header::HeaderMap, String) {
-    let r = b.get(format!("{base}{path}")).send().await.unwrap();
-    let (status, headers) = (r.status().as_u16(), r.headers().clone());
-    (status, headers, r.text().await.unwrap())
-}
-
-async fn post(b: &reqwest::Client, base: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-    let r = b
-        .post(format!("{base}{path}"))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
-/// The one-line message of a refusal page.
-fn notice(body: &str) -> String {
-    let after = body
-        .split("role=\"alert\">")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no alert: {body}"));
-    let message = after.split("</p>").next().unwrap();
-    // What the message quotes is set as code; no literal backtick reaches the page.
-    assert!(!message.contains('`'), "{message}");
-    message
-        .replace("<code>", "`")
-        .replace("</code>", "`")
-        .replace("&#39;", "'")
-        .replace("&quot;", "\"")
-}
 
 async fn security_and_bad_input(backend: Backend) {
     let port = free_port();
@@ -636,6 +600,8 @@ const CONSOLE_ROUTES: &[(&str, &str, Member)] = &[
     ("post", "/console/tokens/{id}/revoke", Member::StaleForm),
     ("get", "/console/policy", Member::Denied("policy.read")),
     ("get", "/console/vulns", Member::Denied("vuln.read")),
+    ("get", "/console/vulns/{id}", Member::Denied("vuln.read")),
+    ("post", "/console/vulns/{id}", Member::StaleForm),
     ("get", "/console/settings", Member::Denied("policy.manage")),
 ];
 
@@ -680,6 +646,7 @@ async fn every_console_route_needs_a_session_and_the_policy() {
                     ("reason", "walk"),
                     ("decision", "approve"),
                     ("item", "00000000-0000-0000-0000-000000000000"),
+                    ("seen", "0"),
                 ]),
             }
             .send()

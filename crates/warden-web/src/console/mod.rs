@@ -17,6 +17,7 @@ mod access;
 mod audit;
 mod compliance;
 mod directory;
+mod finding;
 mod layout;
 mod policy;
 mod reviews;
@@ -76,6 +77,8 @@ console_routes! {
     post "/console/tokens/{id}/revoke" => directory::revoke_token;
     get "/console/policy" => policy::show;
     get "/console/vulns" => vulns::dashboard;
+    get "/console/vulns/{id}" => finding::show;
+    post "/console/vulns/{id}" => finding::decide;
     get "/console/settings" => settings::show;
     get "/static/console.css" => layout::css;
     get "/static/console.js" => layout::js;
@@ -188,6 +191,7 @@ pub(crate) struct Visitor {
     pub audit: AuditContext,
     /// The pages they may open, for the navigation.
     pub sections: Vec<Section>,
+    may: Vec<Capability>,
     presented: warden_identity::PresentedToken,
 }
 
@@ -210,10 +214,10 @@ impl Visitor {
             actor: crate::sign_in::session_actor(&session),
             ..ctx
         };
-        let sections = match app.subject(&audit.actor).await {
-            Ok(Some(subject)) => Section::ALL
+        let may: Vec<Capability> = match app.subject(&audit.actor).await {
+            Ok(Some(subject)) => Capability::ALL
                 .into_iter()
-                .filter(|s| match s.capability().cedar() {
+                .filter(|c| match c.cedar() {
                     None => true,
                     Some((action, api)) => {
                         app.policy
@@ -234,13 +238,25 @@ impl Visitor {
                 return Err(unavailable());
             }
         };
+        let sections = Section::ALL
+            .into_iter()
+            .filter(|s| may.contains(&s.capability()))
+            .collect();
         Ok(Visitor {
             csrf: presented.derive("csrf"),
             session,
             audit,
             sections,
+            may,
             presented,
         })
+    }
+
+    /// Whether the policy lets the visitor do what `capability` names, as decided when the
+    /// request came in: for showing a form or not. The change itself is decided (and a
+    /// denial recorded) again by the resolver it goes through.
+    pub(crate) fn may(&self, capability: Capability) -> bool {
+        self.may.contains(&capability)
     }
 
     /// The person's user name.
@@ -522,6 +538,7 @@ pub(crate) fn flash(done: &Done) -> Markup {
         Some("denied") => "Denied.",
         Some("decided") => "Decided. Revocations are applied now and verified in a moment.",
         Some("revoked") => "Revoked. The token no longer works.",
+        Some("triaged") => "Decided. The finding's history records who decided and why.",
         _ => return html! {},
     };
     html! { p.notice.ok role="status" { (message) } }

@@ -25,11 +25,9 @@ pub(crate) struct Filter {
     overdue: Option<String>,
     /// The page after this cursor.
     after: Option<String>,
-    /// Show this finding.
-    finding: Option<i64>,
 }
 
-const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "informational"];
+pub(crate) const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "informational"];
 
 /// The states a finding can be in, as the API names them, with their labels.
 const STATES: [(&str, &str); 6] = [
@@ -48,7 +46,7 @@ fn given(v: Option<&String>) -> Option<&str> {
     v.map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
-/// `GET /console/vulns[?asset=&severity=&state=&overdue=1&after=&finding=]`: the figures and
+/// `GET /console/vulns[?asset=&severity=&state=&overdue=1&after=]`: the figures and
 /// charts, then the findings that match, a page at a time, filtered by the server.
 pub(crate) async fn dashboard(
     State(app): State<Web>,
@@ -63,18 +61,15 @@ pub(crate) async fn dashboard(
         Some(s) => vec![s],
         None => vec!["open", "triage", "no_fix"],
     };
-    let q = "query($asset: String, $severity: String, $states: [String!]!, $overdue: Boolean!, $after: String, $first: Int!, $finding: Int!, $one: Boolean!) {
+    let q = "query($asset: String, $severity: String, $states: [String!]!, $overdue: Boolean!, $after: String, $first: Int!) {
       vulnAssets { name tier open overdue }
       vulnStats(asset: $asset) { open { severity count } triage noFix overdue accepted compliance dueFixed dueFixedOnTime }
       vulnBurndown(asset: $asset) { at open overdue }
       list: vulnFindings(asset: $asset, severity: $severity, states: $states, overdue: $overdue, first: $first, after: $after) { total next
         findings { id asset advisory title package severity state dueAt secondsRemaining overdue } }
-      finding: vulnFinding(id: $finding) @include(if: $one) { id asset advisory aliases package location fixedIn noFix fixSeenAt title details
-        source severity state firstSeen dueAt overdue scanners decidedBy decisionReason }
     }";
     let vars = json!({ "asset": asset, "severity": severity, "states": states, "overdue": overdue,
-        "after": given(filter.after.as_ref()), "first": PAGE,
-        "finding": filter.finding.unwrap_or(0), "one": filter.finding.is_some() });
+        "after": given(filter.after.as_ref()), "first": PAGE });
     let (v, data) = match open(&app, parts, Section::Vulns, q, vars).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -124,7 +119,6 @@ pub(crate) async fn dashboard(
             " "
             button type="submit" { "Show" }
         }
-        @if let Some(f) = data.get("finding").filter(|f| !f.is_null()) { (finding(f)) }
         div.cards {
             @for s in open {
                 div.card { span class={ "sev-" (text(&s["severity"])) } { (text(&s["severity"])) } strong { (text(&s["count"])) } }
@@ -147,7 +141,7 @@ pub(crate) async fn dashboard(
                         th scope="col" { "Title" } th scope="col" { "Package" } th scope="col" { "Due" } th scope="col" { "SLA" } } }
                     tbody { @for f in list {
                         tr {
-                            td { a href={ "/console/vulns?finding=" (text(&f["id"])) } { (text(&f["id"])) } }
+                            td { a href={ "/console/vulns/" (text(&f["id"])) } { (text(&f["id"])) } }
                             td { (text(&f["asset"])) }
                             td { span class={ "sev-" (text(&f["severity"])) } { (text(&f["severity"])) } }
                             td { (state_label(&text(&f["state"]))) }
@@ -173,7 +167,7 @@ pub(crate) async fn dashboard(
 }
 
 /// A state's label, as the filter names it.
-fn state_label(state: &str) -> String {
+pub(crate) fn state_label(state: &str) -> String {
     STATES
         .iter()
         .find(|(s, _)| *s == state)
@@ -184,29 +178,6 @@ fn state_label(state: &str) -> String {
 fn late(remaining: &Value) -> String {
     let s = remaining.as_i64().unwrap_or(0).unsigned_abs();
     super::spoken(std::time::Duration::from_secs(s))
-}
-
-fn finding(f: &Value) -> Markup {
-    let empty = Vec::new();
-    html! {
-        section #finding aria-labelledby="finding-h" {
-            h2 #finding-h { "Finding " (text(&f["id"])) ": " (text(&f["title"])) }
-            dl {
-                dt { "Advisory" } dd { code { (text(&f["advisory"])) } @for a in f["aliases"].as_array().unwrap_or(&empty) { " " code { (text(a)) } } }
-                dt { "Asset" } dd { (text(&f["asset"])) }
-                dt { "Where" } dd { (text(&f["package"])) (text(&f["location"])) @if let Some(fix) = f["fixedIn"].as_str() { " (fixed in " (fix) ")" } }
-                dt { "Severity" } dd { span class={ "sev-" (text(&f["severity"])) } { (text(&f["severity"])) } }
-                dt { "State" } dd { (text(&f["state"])) @if f["overdue"] == true { " " span.overdue { "overdue" } } }
-                dt { "First seen" } dd { (when(&f["firstSeen"])) }
-                dt { "Due" } dd {
-                    @if f["noFix"] == true { "none until a fix is published" } @else { (when(&f["dueAt"])) }
-                    @if !f["fixSeenAt"].is_null() { br; span.muted { "clock from the fix, seen " (when(&f["fixSeenAt"])) } }
-                }
-                dt { "Seen by" } dd { @for s in f["scanners"].as_array().unwrap_or(&empty) { (text(s)) " " } }
-            }
-            @if let Some(d) = f["details"].as_str() { p { (d) } }
-        }
-    }
 }
 
 /// A bar's width for `count` of `max`, in 280 units: proportional, but never thinner than
