@@ -62,7 +62,7 @@ try {
   report('skip-link', (await alice.evaluate(() => document.activeElement?.textContent)) === 'Skip to content');
 
   // Request access.
-  await alice.fill('#group', 'web');
+  await alice.selectOption('#group', 'web');
   await alice.selectOption('#duration', '1h');
   await alice.fill('#reason', 'INC-42: the web tier is down');
   await alice.click('button:has-text("Request")');
@@ -178,6 +178,20 @@ try {
   await bob.waitForSelector('#finding');
   report('finding', (await bob.locator('#finding').textContent()).includes('overdue'));
   await shot(bob, 'finding.png');
+  // Triage it there: a risk accepted for too long is refused beside the form, with the
+  // CLI's words; then accepted for 30 days.
+  await bob.fill('#accept-until', '400d');
+  await bob.fill('#accept-reason', 'vendor fix due in Q3');
+  await bob.click('button:has-text("Accept the risk")');
+  const refusal = await bob.locator('#accept-error').textContent();
+  report('triage-refused', refusal.includes('366'), refusal);
+  await shot(bob, 'finding-refused.png');
+  await bob.fill('#accept-until', '30d');
+  await bob.fill('#accept-reason', 'vendor fix due in Q3');
+  await bob.click('button:has-text("Accept the risk")');
+  await bob.waitForURL(/done=triaged/);
+  const triaged = await bob.locator('#state').textContent();
+  report('triaged', triaged.includes('accepted') && triaged.includes('vendor fix due in Q3'), triaged);
 
   // The audit log: filtered to the approval, and one event proven in the signed log.
   await bob.goto(`${base}/console/audit`);

@@ -33,8 +33,8 @@ pub use postgres::TestDatabase;
 pub use rsyslog::{Rsyslog, TlsFiles};
 pub use s3::S3Server;
 pub use server::{
-    Backend, Replica, StandaloneProxy, TestServer, account_csrf, free_port, register_passkey,
-    run_cli, tool,
+    Backend, Replica, StandaloneProxy, TestServer, account_csrf, enroll_by_link, free_port,
+    register_passkey, run_cli, tool,
 };
 pub use soft_passkey::{AttestationVendor, SoftPasskey};
 pub use ssh_lab::{LabOptions, SshLab, through_proxy, through_proxy_at};

@@ -546,20 +546,12 @@ impl TestServer {
         &self,
         base: &str,
         user: &str,
-        mut soft: crate::SoftPasskey,
+        soft: crate::SoftPasskey,
     ) -> (u16, Value, (reqwest::Client, crate::SoftPasskey, String)) {
         assert!(self.admin(&["user", "add", user]).status.success());
         let link =
             String::from_utf8(self.admin(&["user", "enroll-link", user]).stdout).expect("utf-8");
-        let b = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
-        let enrolled = b.get(link.trim()).send().await.expect("enroll");
-        assert_eq!(enrolled.status(), 200);
-        let (status, body, csrf) = register_passkey(&b, base, &mut soft).await;
-        (status, body, (b, soft, csrf))
+        enroll_by_link(base, link.trim(), soft).await
     }
 
     /// The server's log so far.
@@ -875,4 +867,26 @@ fn rand_byte() -> u8 {
         &mut b,
     );
     b[0]
+}
+
+/// Follows the enrollment link `link` and registers `soft` as a browser at `base` would:
+/// how the registration's finish was answered, and that browser (with its session cookie),
+/// the passkey and the session's CSRF token.
+///
+/// # Panics
+/// When the link does not open the enrollment page.
+pub async fn enroll_by_link(
+    base: &str,
+    link: &str,
+    mut soft: crate::SoftPasskey,
+) -> (u16, Value, (reqwest::Client, crate::SoftPasskey, String)) {
+    let b = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let enrolled = b.get(link).send().await.expect("enroll");
+    assert_eq!(enrolled.status(), 200, "{link}");
+    let (status, body, csrf) = register_passkey(&b, base, &mut soft).await;
+    (status, body, (b, soft, csrf))
 }

@@ -91,9 +91,11 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        SessionsCommand::Kill { id } => {
-            let q = "mutation($id: String!) { endSshSession(id: $id) }";
-            let data = client.graphql(q, json!({ "id": id })).await?;
+        SessionsCommand::Kill { id, reason } => {
+            let q = "mutation($id: String!, $reason: String) { endSshSession(id: $id, reason: $reason) }";
+            let data = client
+                .graphql(q, json!({ "id": id, "reason": reason }))
+                .await?;
             if data.get("endSshSession").and_then(Value::as_bool) == Some(true) {
                 eprintln!("ended session {id}");
             } else {

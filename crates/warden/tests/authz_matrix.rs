@@ -84,6 +84,7 @@ const QUERIES: &[(&str, Access)] = &[
     ("vulnSlaPolicy", Cap("read_vulns")),
     ("meshNodes", Cap("read_directory")),
     ("reachableHosts", Own),
+    ("requestableGroups", Own),
 ];
 
 /// Every field of `Mutation`, with what it needs.

@@ -224,6 +224,14 @@ async fn triage(backend: Backend) {
             "the error sits beside the {decision} form"
         );
         assert!(body.contains(&format!("aria-describedby=\"{decision}-error\"")));
+        for (name, typed) in extra {
+            if !typed.trim().is_empty() && name != "severity" {
+                assert!(
+                    body.contains(&format!("value=\"{typed}\"")),
+                    "{name} {typed} is kept"
+                );
+            }
+        }
     }
     let (status, body) = submit(
         &erin,
@@ -386,4 +394,602 @@ async fn triage_a_finding_from_its_page_sqlite() {
 #[tokio::test]
 async fn triage_a_finding_from_its_page_postgres() {
     triage(Backend::Postgres).await;
+}
+
+/// The message the API gives `token` for `query`: what the CLI prints after `error: `.
+async fn api_error(server: &TestServer, token: &str, query: &str, vars: Value) -> String {
+    let (_, answer) = server.graphql(Some(token), query, vars).await;
+    answer["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error: {answer}"))
+        .to_owned()
+}
+
+/// The value of the read-only field `id` on a page (what is shown once).
+fn shown(body: &str, id: &str) -> String {
+    let rest = body
+        .split(&format!("id=\"{id}\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no #{id}: {body}"));
+    let value = rest
+        .split("value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    value.replace("&amp;", "&")
+}
+
+/// People, groups and hosts changed in the console: a `people` member (users and groups,
+/// nothing else) invites a person whose link enrolls a passkey, makes a group, adds and
+/// removes members and sets its owner; a `fleet` member (hosts only) makes a join token
+/// whose command joins a real agent, then removes the host. Each is refused to the other,
+/// recorded; each bad input is refused beside its form with the API's message, what was
+/// typed kept, and nothing changed.
+async fn directory_and_fleet(backend: Backend) {
+    let (server, base) = console_server(backend).await;
+    let root = tempfile::tempdir().unwrap();
+    let ops = server.token("ops", "admin", None);
+    for group in ["people", "fleet"] {
+        admin_ok(&server, &["group", "add", group]);
+    }
+    apply_policy(
+        &server,
+        root.path(),
+        &ops,
+        "@id(\"people-team\")\npermit (principal in Warden::Group::\"people\", \
+         action in [Warden::Action::\"read_directory\", Warden::Action::\"manage_users\", Warden::Action::\"manage_groups\"], resource);\n\
+         @id(\"fleet-team\")\npermit (principal in Warden::Group::\"fleet\", \
+         action in [Warden::Action::\"read_directory\", Warden::Action::\"manage_hosts\"], resource);\n",
+    );
+    let (pat, _, pat_csrf) = server.enroll_soft_passkey(&base, "pat").await;
+    admin_ok(&server, &["group", "add-member", "people", "pat"]);
+    let (fran, _, fran_csrf) = server.enroll_soft_passkey(&base, "fran").await;
+    admin_ok(&server, &["group", "add-member", "fleet", "fran"]);
+
+    // Invite: offered to pat, not to fran; fran's forged invitation is denied and recorded.
+    let (_, _, people) = page(&pat, &base, "/console/people").await;
+    assert!(
+        people.contains("href=\"/console/people/invite\""),
+        "{people}"
+    );
+    let (_, _, people) = page(&fran, &base, "/console/people").await;
+    assert!(!people.contains("href=\"/console/people/invite\""));
+    let (status, body) = submit(
+        &fran,
+        &base,
+        "/console/people/invite",
+        &[("csrf", fran_csrf.as_str()), ("name", "sneaky")],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(alert(&body).starts_with("permission denied: "), "{body}");
+    assert!(
+        server
+            .audit("api.manage_users")
+            .iter()
+            .any(|e| e["outcome"] == "denied" && e["actor"] == "user:fran"),
+        "fran's denial is recorded"
+    );
+    let create =
+        "mutation($n: String!, $e: String) { createUser(input: { name: $n, email: $e }) { name } }";
+    for (name, email, vars) in [
+        ("Not Valid", "", json!({ "n": "Not Valid" })),
+        (
+            "newbie",
+            "newbie.example.com",
+            json!({ "n": "newbie", "e": "newbie.example.com" }),
+        ),
+        ("pat", "", json!({ "n": "pat" })),
+    ] {
+        let (status, body) = submit(
+            &pat,
+            &base,
+            "/console/people/invite",
+            &[
+                ("csrf", pat_csrf.as_str()),
+                ("name", name),
+                ("email", email),
+            ],
+        )
+        .await;
+        let expected = api_error(&server, &ops, create, vars).await;
+        assert_eq!((status, alert(&body)), (400, expected), "{name}");
+        assert!(body.contains("id=\"invite-error\""), "{body}");
+        assert!(
+            body.contains(&format!("value=\"{email}\"")),
+            "what was typed is kept"
+        );
+    }
+    assert_eq!(
+        server.users_json().as_array().unwrap().len(),
+        2,
+        "nobody was added"
+    );
+    let (status, body) = submit(
+        &pat,
+        &base,
+        "/console/people/invite",
+        &[
+            ("csrf", pat_csrf.as_str()),
+            ("name", "newbie"),
+            ("display_name", "New Bie"),
+            ("email", "newbie@example.com"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let link = shown(&body, "enrollment-link");
+    assert!(link.starts_with(&format!("{base}/enroll/")), "{link}");
+    let (status, answer, (newbie, _, _)) = warden_testkit::enroll_by_link(
+        &base,
+        &link,
+        warden_testkit::SoftPasskey::new("localhost", &base),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, _, mine) = page(&newbie, &base, "/console").await;
+    assert_eq!(
+        status, 200,
+        "the invited person signs in with their passkey: {mine}"
+    );
+    assert!(
+        server
+            .audit("user.create")
+            .iter()
+            .any(|e| e["outcome"] == "success"
+                && e["actor"] == "user:pat"
+                && e["target"] == "user:newbie")
+    );
+
+    // Groups: made, a member added and removed, an owner set, through pat's session.
+    let (status, body) = submit(
+        &pat,
+        &base,
+        "/console/groups/new",
+        &[
+            ("csrf", pat_csrf.as_str()),
+            ("name", "Bad Group"),
+            ("description", "kept"),
+        ],
+    )
+    .await;
+    let expected = api_error(
+        &server,
+        &ops,
+        "mutation { createGroup(name: \"Bad Group\") { name } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!((status, alert(&body)), (400, expected));
+    assert!(body.contains("value=\"kept\""), "{body}");
+    let (status, _) = submit(
+        &pat,
+        &base,
+        "/console/groups/new",
+        &[
+            ("csrf", pat_csrf.as_str()),
+            ("name", "oncall"),
+            ("description", "who answers pages"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let group = "/console/groups/oncall";
+    for (change, user, expected) in [
+        (
+            "add",
+            "nobody",
+            "mutation { addGroupMember(group: \"oncall\", user: \"nobody\") { name } }",
+        ),
+        (
+            "owner",
+            "nobody",
+            "mutation { setGroupOwner(group: \"oncall\", user: \"nobody\") { name } }",
+        ),
+        (
+            "remove",
+            "newbie",
+            "mutation { removeGroupMember(group: \"oncall\", user: \"newbie\") { name } }",
+        ),
+    ] {
+        let (status, body) = submit(
+            &pat,
+            &base,
+            group,
+            &[
+                ("csrf", pat_csrf.as_str()),
+                ("change", change),
+                ("user", user),
+            ],
+        )
+        .await;
+        let expected = api_error(&server, &ops, expected, json!({})).await;
+        assert_eq!((status, alert(&body)), (400, expected), "{change} {user}");
+        assert!(body.contains(&format!("id=\"{change}-error\"")), "{body}");
+    }
+    for (change, user) in [
+        ("add", "newbie"),
+        ("add", "fran"),
+        ("owner", "newbie"),
+        ("remove", "fran"),
+    ] {
+        let (status, body) = submit(
+            &pat,
+            &base,
+            group,
+            &[
+                ("csrf", pat_csrf.as_str()),
+                ("change", change),
+                ("user", user),
+            ],
+        )
+        .await;
+        assert_eq!(status, 303, "{change} {user}: {body}");
+    }
+    let (_, _, shown_group) = page(&pat, &base, group).await;
+    assert!(
+        shown_group.contains("<dd id=\"owner\">newbie</dd>"),
+        "{shown_group}"
+    );
+    let (_, answer) = server
+        .graphql(
+            Some(&ops),
+            "{ group(name: \"oncall\") { owner members(first: 10) description } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        answer["data"]["group"],
+        json!({ "owner": "newbie", "members": ["newbie"], "description": "who answers pages" })
+    );
+    for action in [
+        "group.create",
+        "group.add_member",
+        "group.remove_member",
+        "group.set_owner",
+    ] {
+        assert!(
+            server
+                .audit(action)
+                .iter()
+                .any(|e| e["outcome"] == "success" && e["actor"] == "user:pat"),
+            "{action}: {:?}",
+            server.audit(action)
+        );
+    }
+    // Fran may read the group but not change it.
+    let (status, _, body) = page(&fran, &base, group).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("<form id=\"add\""), "{body}");
+    let (status, _) = submit(
+        &fran,
+        &base,
+        group,
+        &[
+            ("csrf", fran_csrf.as_str()),
+            ("change", "add"),
+            ("user", "fran"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // Hosts: a join token from fran, whose command joins a real agent; then removed.
+    let (status, body) = submit(
+        &pat,
+        &base,
+        "/console/hosts/join",
+        &[("csrf", pat_csrf.as_str()), ("host", "web-1")],
+    )
+    .await;
+    assert_eq!(status, 403, "pat may not admit hosts: {body}");
+    for (host, labels, ttl) in [
+        ("web_1!", "", "1h"),
+        ("web-1", "role", "1h"),
+        ("web-1", "", "forever"),
+    ] {
+        let (status, body) = submit(
+            &fran,
+            &base,
+            "/console/hosts/join",
+            &[
+                ("csrf", fran_csrf.as_str()),
+                ("host", host),
+                ("labels", labels),
+                ("ttl", ttl),
+            ],
+        )
+        .await;
+        let labels: Vec<&str> = labels.split_whitespace().collect();
+        let expected = api_error(
+            &server,
+            &ops,
+            "mutation($h: String!, $l: [String!]!, $t: String) { createJoinToken(host: $h, labels: $l, ttl: $t) { host } }",
+            json!({ "h": host, "l": labels, "t": ttl }),
+        )
+        .await;
+        assert_eq!(
+            (status, alert(&body)),
+            (400, expected),
+            "{host} {labels:?} {ttl}"
+        );
+        assert!(body.contains(&format!("value=\"{ttl}\"")), "{body}");
+    }
+    let (status, body) = submit(
+        &fran,
+        &base,
+        "/console/hosts/join",
+        &[
+            ("csrf", fran_csrf.as_str()),
+            ("host", "web-1"),
+            ("labels", "role=web env=prod"),
+            ("ttl", "10m"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let command = shown(&body, "agent-command");
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(&words[..3], ["warden", "agent", "--server"], "{command}");
+    let data = root.path().join("agent");
+    let conf = root.path().join("sshd.d");
+    let mut args: Vec<&str> = words[1..]
+        .iter()
+        .copied()
+        .filter(|w| *w != "/var/lib/warden-agent")
+        .collect();
+    args.retain(|w| *w != "--data-dir");
+    args.extend([
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--sshd-config-dir",
+        conf.to_str().unwrap(),
+        "--once",
+    ]);
+    let out = warden_testkit::run_cli(bin(), &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, _, hosts) = page(&fran, &base, "/console/hosts").await;
+    assert!(hosts.contains("<td>web-1</td>"), "{hosts}");
+    assert!(hosts.contains("<code>role=web</code>"), "{hosts}");
+    let (status, _) = submit(
+        &pat,
+        &base,
+        "/console/hosts/web-1/remove",
+        &[("csrf", pat_csrf.as_str())],
+    )
+    .await;
+    assert_eq!(status, 403, "pat may not remove hosts");
+    let (status, _) = submit(
+        &fran,
+        &base,
+        "/console/hosts/web-1/remove",
+        &[("csrf", fran_csrf.as_str())],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, answer) = server
+        .graphql(Some(&ops), "{ hosts { name } }", json!({}))
+        .await;
+    assert_eq!(answer["data"]["hosts"], json!([]), "{answer}");
+    let (status, body) = submit(
+        &fran,
+        &base,
+        "/console/hosts/web-1/remove",
+        &[("csrf", fran_csrf.as_str())],
+    )
+    .await;
+    let expected = api_error(
+        &server,
+        &ops,
+        "mutation { removeHost(name: \"web-1\") }",
+        json!({}),
+    )
+    .await;
+    assert_eq!((status, alert(&body)), (400, expected));
+    for action in ["host.join_token.create", "host.remove"] {
+        assert!(
+            server
+                .audit(action)
+                .iter()
+                .any(|e| e["outcome"] == "success" && e["actor"] == "user:fran"),
+            "{action}: {:?}",
+            server.audit(action)
+        );
+    }
+}
+
+#[tokio::test]
+async fn directory_and_fleet_from_the_console_sqlite() {
+    directory_and_fleet(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn directory_and_fleet_from_the_console_postgres() {
+    directory_and_fleet(Backend::Postgres).await;
+}
+
+/// Ending a live SSH session from the console: an `oncall` member (the audit log and the
+/// hosts, nothing else) ends alice's session on a real sshd through the recording proxy,
+/// with a reason alice's terminal shows; an auditor sees the session without the form and
+/// a forged end is denied and recorded; an empty reason is refused beside the field with
+/// the CLI's message and the session stays open. The request form offers the groups a
+/// person may ask for.
+#[tokio::test]
+async fn end_a_live_session_from_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let top = format!("public_url = \"{base}\"\n");
+    let lab = warden_testkit::SshLab::start_opts(
+        bin(),
+        d,
+        &warden_testkit::LabOptions {
+            top: &top,
+            port,
+            ..warden_testkit::LabOptions::default()
+        },
+    )
+    .await;
+    let server = &lab.server;
+    let ops = server.token("ops-root", "admin", None);
+    for group in ["oncall", "auditors"] {
+        admin_ok(server, &["group", "add", group]);
+    }
+    apply_policy(
+        server,
+        d,
+        &ops,
+        "@id(\"oncall-ends-sessions\")\npermit (principal in Warden::Group::\"oncall\", \
+         action in [Warden::Action::\"read_audit\", Warden::Action::\"manage_hosts\"], resource);\n",
+    );
+    let (dana, _, dana_csrf) = server.enroll_soft_passkey(&base, "dana").await;
+    admin_ok(server, &["group", "add-member", "oncall", "dana"]);
+    let (carol, _, carol_csrf) = server.enroll_soft_passkey(&base, "carol").await;
+    admin_ok(server, &["group", "add-member", "auditors", "carol"]);
+
+    // The request form offers the groups carol is not in, by name, with their descriptions.
+    let (_, _, mine) = page(&carol, &base, "/console").await;
+    assert!(
+        mine.contains("<option value=\"oncall\">oncall</option>"),
+        "{mine}"
+    );
+    assert!(!mine.contains("<option value=\"auditors\""), "{mine}");
+
+    // alice's session, open on db-1.
+    let mut ssh = warden_testkit::through_proxy("ssh", server, d)
+        .args(["-tt", "-l", "root", "db-1", "echo ready; sleep 60"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut id = String::new();
+    for _ in 0..200 {
+        let (_, live) = server
+            .graphql(
+                Some(&ops),
+                "{ sshSessions(active: true) { id } }",
+                json!({}),
+            )
+            .await;
+        if let Some(found) = live["data"]["sshSessions"][0]["id"].as_str() {
+            id = found.to_owned();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!id.is_empty(), "the session never opened");
+    let path = format!("/console/sessions/{id}");
+    let end = format!("{path}/end");
+
+    // An auditor reads it but is offered no end; a forged one is denied and recorded.
+    let (status, _, body) = page(&carol, &base, &path).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("<form id=\"end\""), "{body}");
+    let (status, body) = submit(
+        &carol,
+        &base,
+        &end,
+        &[("csrf", carol_csrf.as_str()), ("reason", "curious")],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        server
+            .audit("host.manage")
+            .iter()
+            .any(|e| e["outcome"] == "denied" && e["actor"] == "user:carol"),
+        "carol's denial is recorded"
+    );
+
+    // An empty reason: the CLI's message, beside the field; the session stays open.
+    let (status, _, body) = page(&dana, &base, &path).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("<form id=\"end\""), "{body}");
+    let (status, body) = submit(
+        &dana,
+        &base,
+        &end,
+        &[("csrf", dana_csrf.as_str()), ("reason", "  ")],
+    )
+    .await;
+    let out = server.remote(&ops, &["sessions", "kill", &id, "--reason", "  "]);
+    let cli = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(
+        (status, format!("error: {}", alert(&body))),
+        (400, cli.clone())
+    );
+    assert_eq!(cli, "error: give a reason: one line of at most 500 bytes");
+    assert!(body.contains("id=\"end-error\""), "{body}");
+    assert!(
+        ssh.try_wait().unwrap().is_none(),
+        "the session is still open"
+    );
+
+    // Ended, with the reason alice sees.
+    let (status, body) = submit(
+        &dana,
+        &base,
+        &end,
+        &[
+            ("csrf", dana_csrf.as_str()),
+            ("reason", "INC-7: rotating the root password"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "{body}");
+    let mut ended = false;
+    for _ in 0..100 {
+        if ssh.try_wait().unwrap().is_some() {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ended, "the session did not end");
+    let out = ssh.wait_with_output().unwrap();
+    let seen = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        seen.contains("session ended by user:dana: INC-7: rotating the root password"),
+        "{seen}"
+    );
+    let (_, _, body) = page(&dana, &base, &format!("{path}?done=ended")).await;
+    assert!(body.contains("Ending the session"), "{body}");
+    let killed = server.audit("ssh.session.kill");
+    assert!(
+        killed
+            .iter()
+            .any(|e| e["outcome"] == "success" && e["actor"] == "user:dana"),
+        "{killed:?}"
+    );
+    let mut reason = Value::Null;
+    for _ in 0..100 {
+        let (_, answer) = server
+            .graphql(
+                Some(&ops),
+                "query($id: String!) { sshSession(id: $id) { endReason } }",
+                json!({ "id": id }),
+            )
+            .await;
+        reason = answer["data"]["sshSession"]["endReason"].clone();
+        if !reason.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        reason,
+        "session ended by user:dana: INC-7: rotating the root password"
+    );
 }

@@ -228,8 +228,51 @@ fn may_decide(engine: &Engine, approver: &Approver, request: &AccessRequest) -> 
 #[derive(Debug, Default)]
 pub struct AccessQuery;
 
+/// A group a person may ask to join for a while.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct RequestableGroup {
+    /// Its name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+}
+
+/// The most groups offered to ask for.
+const REQUESTABLE: u32 = 1000;
+
 #[Object]
 impl AccessQuery {
+    /// The groups the caller (a person) may ask to join, in name order: every group they
+    /// are not in, at most 1000. Names and descriptions only: what the request form offers.
+    async fn requestable_groups(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<RequestableGroup>> {
+        let caller = authorize(ctx, Capability::Viewer, "groups:requestable").await?;
+        let me = person(caller)?;
+        let store = ctx.data::<Arc<Store>>()?;
+        let mine = match store.user(&me).await.map_err(|e| api_error(e, caller))? {
+            Some(user) => store
+                .user_groups(&user.id, caller.audit.now)
+                .await
+                .map_err(|e| api_error(e, caller))?,
+            None => Vec::new(),
+        };
+        let page = store
+            .groups(&warden_store::PageRequest::first(REQUESTABLE))
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        Ok(page
+            .items
+            .into_iter()
+            .filter(|g| !mine.contains(&g.name))
+            .map(|g| RequestableGroup {
+                name: g.name.to_string(),
+                description: g.description,
+            })
+            .collect())
+    }
+
     /// Requests the caller made or may decide (the operator sees all), newest first;
     /// `state` narrows to `pending`, `approved` or `denied`; `mine` to the caller's own.
     async fn access_requests(

@@ -356,12 +356,30 @@ impl SshSessionMutation {
     /// false when the end is requested of the proxy that holds it (`warden proxy` or another
     /// server), which ends it at its next check, within a second, or, when that proxy has
     /// stopped, of the timers, which end it on the record when the proxy's lease runs out.
-    /// The user sees why.
-    async fn end_ssh_session(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<bool> {
+    /// The user sees why: who ended it, and `reason` when given (one line of at most 500
+    /// bytes).
+    async fn end_ssh_session(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        reason: Option<String>,
+    ) -> async_graphql::Result<bool> {
         let caller = authorize(ctx, Capability::ManageHosts, &format!("ssh-session:{id}")).await?;
         let proxy = ctx.data::<Proxy>()?;
         let store = ctx.data::<Arc<Store>>()?;
-        let reason = format!("session ended by {}", caller.audit.actor);
+        let reason = match reason.as_deref().map(str::trim) {
+            None => format!("session ended by {}", caller.audit.actor),
+            Some(why)
+                if !why.is_empty() && why.len() <= 500 && !why.chars().any(char::is_control) =>
+            {
+                format!("session ended by {}: {why}", caller.audit.actor)
+            }
+            Some(_) => {
+                return Err(super::bad_input(
+                    "give a reason: one line of at most 500 bytes",
+                ));
+            }
+        };
         store
             .request_ssh_session_end(&caller.audit, &id, &reason)
             .await

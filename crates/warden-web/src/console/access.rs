@@ -10,11 +10,14 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Done, Parts, Section, flash, open, redirect, submitted, text, when};
+use axum::http::StatusCode;
+
+use super::{Done, Parts, Problem, Section, Visitor, flash, open, redirect, submitted, text, when};
 use crate::Web;
 
 const MY_ACCESS: &str = "query {
   viewer { user { groups } }
+  requestableGroups { name description }
   reachableHosts { name labels logins }
   accessRequests(mine: true, first: 50) { id requester group reason durationSeconds state createdAt
     decisions { approver approve reason }
@@ -27,10 +30,37 @@ pub(crate) async fn my_access(
     Query(done): Query<Done>,
     parts: Parts,
 ) -> Response {
-    let (v, data) = match open(&app, parts, Section::Access, MY_ACCESS, json!({})).await {
-        Ok(x) => x,
-        Err(r) => return r,
+    match super::allowed(&app, parts, Section::Access).await {
+        Ok(v) => page(&app, &v, &done, None, None).await,
+        Err(r) => r,
+    }
+}
+
+/// The page, with what was typed into a refused request and the refusal beside it.
+async fn page(
+    app: &Web,
+    v: &Visitor,
+    done: &Done,
+    typed: Option<&RequestForm>,
+    problem: Option<&Problem<'_>>,
+) -> Response {
+    let data = match v.graphql(app, MY_ACCESS, json!({})).await {
+        Ok(data) => data,
+        Err(f) => return v.failed(Section::Access, f),
     };
+    let status = if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let requestable = data["requestableGroups"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let chosen = typed.map(|t| t.group.trim()).unwrap_or_default();
+    let chosen_for = typed.map(|t| t.duration.as_str()).unwrap_or("4h");
+    let reason = typed.map(|t| t.reason.as_str()).unwrap_or_default();
+    let (bad, described) = super::invalid(problem, "request");
     let empty = Vec::new();
     let groups = data["viewer"]["user"]["groups"]
         .as_array()
@@ -42,7 +72,7 @@ pub(crate) async fn my_access(
         .iter()
         .collect();
     let body = html! {
-        (flash(&done))
+        (flash(done))
         section aria-labelledby="groups-h" {
             h2 #groups-h { "Your groups" }
             @if groups.is_empty() {
@@ -72,27 +102,39 @@ pub(crate) async fn my_access(
         }
         section aria-labelledby="request-h" {
             h2 #request-h { "Request access" }
-            form method="post" action="/console/access/request" {
+            @if requestable.is_empty() {
+                p.muted { "There is no group you are not already in." }
+            } @else {
+            form id="request" method="post" action="/console/access/request" {
                 input type="hidden" name="csrf" value=(v.csrf);
                 div.field {
                     label for="group" { "Group" }
-                    input #group name="group" required autocomplete="off" placeholder="ops";
+                    select #group name="group" required aria-invalid=[bad] aria-describedby=[described.clone()] {
+                        option value="" { "Choose a group" }
+                        @for g in &requestable {
+                            @let name = text(&g["name"]);
+                            option value=(name) selected[name == chosen] {
+                                (name) @if let Some(d) = g["description"].as_str().filter(|d| !d.is_empty()) { " — " (d) }
+                            }
+                        }
+                    }
                 }
                 div.field {
                     label for="duration" { "For" }
                     select #duration name="duration" {
-                        option value="1h" { "1 hour" }
-                        option value="4h" selected { "4 hours" }
-                        option value="8h" { "8 hours" }
-                        option value="1d" { "1 day" }
-                        option value="7d" { "7 days" }
+                        @for (value, label) in DURATIONS {
+                            option value=(value) selected[value == chosen_for] { (label) }
+                        }
                     }
                 }
                 div.field {
                     label for="reason" { "Reason" }
-                    input #reason name="reason" required size="50" maxlength="500" placeholder="INC-123: fix the failing backup";
+                    input #reason name="reason" required size="50" maxlength="500" value=(reason)
+                        placeholder="INC-123: fix the failing backup" aria-invalid=[bad] aria-describedby=[described];
                 }
+                (super::beside(problem, "request"))
                 button.primary type="submit" { "Request" }
+            }
             }
         }
         section aria-labelledby="requests-h" {
@@ -104,8 +146,17 @@ pub(crate) async fn my_access(
             }
         }
     };
-    v.ok(Section::Access, "My access", body)
+    v.render(status, Section::Access, "My access", body)
 }
+
+/// The grant lengths the form offers.
+const DURATIONS: [(&str, &str); 5] = [
+    ("1h", "1 hour"),
+    ("4h", "4 hours"),
+    ("8h", "8 hours"),
+    ("1d", "1 day"),
+    ("7d", "7 days"),
+];
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct RequestForm {
@@ -131,6 +182,13 @@ pub(crate) async fn request(
     let vars = json!({ "g": form.group.trim(), "r": form.reason, "d": form.duration });
     match v.graphql(&app, q, vars).await {
         Ok(_) => redirect("/console?done=requested"),
+        Err(super::Failure::Refused(message)) => {
+            let problem = Problem {
+                form: "request",
+                message: &message,
+            };
+            page(&app, &v, &Done::default(), Some(&form), Some(&problem)).await
+        }
         Err(f) => v.failed(Section::Access, f),
     }
 }

@@ -77,6 +77,7 @@ pub(crate) async fn people(
             Some("enabled") => p.notice.ok role="status" { "Enabled " strong { (who) } ". They sign in afresh; nothing offboarding ended comes back." },
             _ => {},
         }
+        @if v.may(crate::graphql::Capability::ManageUsers) { p { a.button href="/console/people/invite" { "Invite a person" } } }
         div.scroll { table #people {
             thead { tr { th scope="col" { "Name" } th scope="col" { "Display name" } th scope="col" { "Email" }
                 th scope="col" { "Groups" } th scope="col" { "Since" } th scope="col" { "State" } th scope="col" { span.visually-hidden { "Action" } } } }
@@ -175,6 +176,7 @@ pub(crate) async fn groups(
         .as_str()
         .filter(|_| data["groups"]["pageInfo"]["hasNextPage"] == true);
     let body = html! {
+        @if v.may(crate::graphql::Capability::ManageGroups) { p { a.button href="/console/groups/new" { "New group" } } }
         div.scroll { table #groups {
             thead { tr { th scope="col" { "Group" } th scope="col" { "Description" } th scope="col" { "Owner" }
                 th scope="col" { "Members" } th scope="col" { "Temporary grants" } } }
@@ -182,7 +184,7 @@ pub(crate) async fn groups(
                 @let members = g["members"].as_array().unwrap_or(&empty);
                 @let temporary: Vec<_> = grants.iter().filter(|x| x["group"] == g["name"]).collect();
                 tr {
-                    td { (text(&g["name"])) }
+                    td { a href={ "/console/groups/" (text(&g["name"])) } { (text(&g["name"])) } }
                     td { (text(&g["description"])) }
                     td { (text(&g["owner"])) }
                     @let count = g["memberCount"].as_i64().unwrap_or(0);
@@ -203,7 +205,11 @@ pub(crate) async fn groups(
 }
 
 /// `GET /console/hosts`: joined hosts and the WireGuard mesh's nodes.
-pub(crate) async fn hosts(State(app): State<Web>, parts: Parts) -> Response {
+pub(crate) async fn hosts(
+    State(app): State<Web>,
+    Query(done): Query<Done>,
+    parts: Parts,
+) -> Response {
     let q = "query { hosts { name labels addresses sshdAddr joinedAt }
       meshNodes { name kind owner ipv4 endpoint live } }";
     let (v, data) = match open(&app, parts, Section::Hosts, q, json!({})).await {
@@ -214,10 +220,12 @@ pub(crate) async fn hosts(State(app): State<Web>, parts: Parts) -> Response {
     let hosts = data["hosts"].as_array().unwrap_or(&empty);
     let nodes = data["meshNodes"].as_array().unwrap_or(&empty);
     let body = html! {
+        (flash(&done))
+        @if v.may(crate::graphql::Capability::ManageHosts) { p { a.button href="/console/hosts/join" { "Join a host" } } }
         h2 { "Hosts (" (hosts.len()) ")" }
         @if hosts.is_empty() { p.muted { "No host has joined. Make a join token for one with " code { "warden admin join-token create --host NAME" } " on the server, then run the " code { "warden agent" } " command it prints on that host." } } @else {
             div.scroll { table #hosts {
-                thead { tr { th scope="col" { "Host" } th scope="col" { "Labels" } th scope="col" { "Addresses" } th scope="col" { "sshd" } th scope="col" { "Joined" } } }
+                thead { tr { th scope="col" { "Host" } th scope="col" { "Labels" } th scope="col" { "Addresses" } th scope="col" { "sshd" } th scope="col" { "Joined" } th scope="col" { span.visually-hidden { "Action" } } } }
                 tbody { @for h in hosts {
                     tr {
                         td { (text(&h["name"])) }
@@ -225,6 +233,7 @@ pub(crate) async fn hosts(State(app): State<Web>, parts: Parts) -> Response {
                         td { @for a in h["addresses"].as_array().unwrap_or(&empty) { (text(a)) " " } }
                         td { (text(&h["sshdAddr"])) }
                         td { (when(&h["joinedAt"])) }
+                        td { (super::manage::remove_button(&v, &format!("/console/hosts/{}/remove", text(&h["name"])), &text(&h["name"]))) }
                     }
                 } }
             } }
@@ -232,12 +241,13 @@ pub(crate) async fn hosts(State(app): State<Web>, parts: Parts) -> Response {
         h2 { "Mesh nodes (" (nodes.len()) ")" }
         @if nodes.is_empty() { p.muted { "No node has enrolled in the WireGuard mesh." } } @else {
             div.scroll { table #mesh-nodes {
-                thead { tr { th scope="col" { "Node" } th scope="col" { "Kind" } th scope="col" { "Owner" } th scope="col" { "Address" } th scope="col" { "Endpoint" } th scope="col" { "In the mesh" } } }
+                thead { tr { th scope="col" { "Node" } th scope="col" { "Kind" } th scope="col" { "Owner" } th scope="col" { "Address" } th scope="col" { "Endpoint" } th scope="col" { "In the mesh" } th scope="col" { span.visually-hidden { "Action" } } } }
                 tbody { @for n in nodes {
                     tr {
                         td { (text(&n["name"])) } td { (text(&n["kind"])) } td { (text(&n["owner"])) }
                         td { code { (text(&n["ipv4"])) } } td { (text(&n["endpoint"])) }
                         td { @if n["live"] == true { "yes" } @else { span.muted { "no (key expired)" } } }
+                        td { (super::manage::remove_button(&v, &format!("/console/mesh/{}/remove", text(&n["name"])), &text(&n["name"]))) }
                     }
                 } }
             } }

@@ -16,7 +16,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    Done, Failure, Parts, Section, Visitor, allowed, prose, redirect, submitted, text, when,
+    Done, Failure, Parts, Problem, Section, Visitor, allowed, beside, redirect, submitted, text,
+    when,
 };
 use crate::Web;
 use crate::graphql::Capability;
@@ -25,12 +26,6 @@ const FINDING: &str = "query($id: Int!) { vulnFinding(id: $id) { id asset adviso
   fixedIn noFix fixSeenAt title details source disclosedSeverity cvss severity state firstSeen clockStart dueAt
   secondsRemaining overdue fixedAt acceptedUntil decidedBy decidedAt decisionReason ratedBy ratedAt ratingReason
   scanners history { at actor change detail } } }";
-
-/// A refused decision: which form, and the API's message.
-struct Problem<'a> {
-    form: &'a str,
-    message: &'a str,
-}
 
 /// `GET /console/vulns/{id}`: the finding, and the decisions the visitor may take on it.
 pub(crate) async fn show(
@@ -47,7 +42,7 @@ pub(crate) async fn show(
         return v.refusal(StatusCode::NOT_FOUND, Section::Vulns, &unknown(&id));
     };
     match read(&app, &v, id).await {
-        Ok(f) => page(&v, StatusCode::OK, &f, &done, None),
+        Ok(f) => page(&v, StatusCode::OK, &f, &done, None, None),
         Err(r) => r,
     }
 }
@@ -75,7 +70,13 @@ pub(crate) async fn decide(
     parts: Parts,
     axum::Form(form): axum::Form<Decision>,
 ) -> Response {
-    let v = match submitted(&app, parts, Section::Vulns, "vuln.manage", &form.csrf).await {
+    let action = match form.decision.as_str() {
+        "rate" => "vuln.rate",
+        "accept" => "vuln.accept",
+        "false_positive" => "vuln.false_positive",
+        _ => "vuln.reopen",
+    };
+    let v = match submitted(&app, parts, Section::Vulns, action, &form.csrf).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -125,6 +126,7 @@ pub(crate) async fn decide(
             &f,
             &Done::default(),
             Some(&problem),
+            Some(&form),
         );
     }
     match v.graphql(&app, mutation, vars).await {
@@ -140,6 +142,7 @@ pub(crate) async fn decide(
                 &f,
                 &Done::default(),
                 Some(&problem),
+                Some(&form),
             )
         }
         Err(other) => v.failed(Section::Vulns, other),
@@ -222,23 +225,17 @@ fn clock(f: &Value) -> Markup {
     }
 }
 
-/// The error beside `form`, if the refusal was of it.
-fn beside(problem: Option<&Problem<'_>>, form: &str) -> Markup {
-    html! {
-        @if let Some(p) = problem.filter(|p| p.form == form) {
-            p.notice.error.field-error id={ (form) "-error" } role="alert" { (prose(p.message)) }
-        }
-    }
-}
-
 fn page(
     v: &Visitor,
     status: StatusCode,
     f: &Value,
     done: &Done,
     problem: Option<&Problem<'_>>,
+    typed: Option<&Decision>,
 ) -> Response {
     let empty = Vec::new();
+    // What was typed into the refused form, kept for its fields.
+    let typed_in = |form: &str| typed.filter(|t| t.decision == form);
     let id = text(&f["id"]);
     let history = f["history"].as_array().unwrap_or(&empty);
     let seen = history.len().to_string();
@@ -247,12 +244,13 @@ fn page(
     let manage = v.may(Capability::ManageVulns);
     let action = format!("/console/vulns/{id}");
     let reason = |form: &str| {
+        let (bad, described) = super::invalid(problem, form);
         html! {
             div.field {
                 label for={ (form) "-reason" } { "Justification" }
                 input id={ (form) "-reason" } type="text" name="reason" required maxlength="500" size="48"
-                    aria-invalid=[problem.filter(|p| p.form == form).map(|_| "true")]
-                    aria-describedby=[problem.filter(|p| p.form == form).map(|_| format!("{form}-error"))];
+                    value=[typed_in(form).map(|t| t.reason.as_str())]
+                    aria-invalid=[bad] aria-describedby=[described];
             }
         }
     };
@@ -266,8 +264,7 @@ fn page(
     let body = html! {
         (super::flash(done))
         p { a href="/console/vulns" { "← All findings" } }
-        section #finding aria-labelledby="finding-h" {
-            h2 #finding-h { "Finding " (id) ": " (text(&f["title"])) }
+        section #finding aria-label="The finding" {
             dl {
                 dt { "Advisory" } dd { (advisory(&f["advisory"])) @for a in f["aliases"].as_array().unwrap_or(&empty) { " " (advisory(a)) } }
                 dt { "Asset" } dd { a href={ "/console/vulns?asset=" (text(&f["asset"])) } { (text(&f["asset"])) } }
@@ -277,6 +274,7 @@ fn page(
                 dt { "Effective rating" } dd #effective { (severity(&f["severity"]))
                     @if !f["ratedBy"].is_null() { span.muted { " — re-rated by " (text(&f["ratedBy"])) " " (when(&f["ratedAt"])) ": " (text(&f["ratingReason"])) } } }
                 dt { "State" } dd #state { (super::vulns::state_label(&state))
+                    @if f["overdue"] == true { " " span.overdue { "overdue" } }
                     @if let Some(until) = f["acceptedUntil"].as_str().filter(|_| state == "accepted") { " until " (when(&json!(until))) }
                     @if !f["decidedBy"].is_null() { span.muted { " — by " (text(&f["decidedBy"])) ": " (text(&f["decisionReason"])) } } }
                 dt { "First seen" } dd { (when(&f["firstSeen"])) " (" (text(&f["source"])) ")" }
@@ -297,7 +295,8 @@ fn page(
                             div.field {
                                 label for="rate-severity" { "Severity" }
                                 select #rate-severity name="severity" {
-                                    @for s in super::vulns::SEVERITIES { option value=(s) selected[f["severity"] == s] { (s) } }
+                                    @let chosen = typed_in("rate").map_or_else(|| text(&f["severity"]), |t| t.severity.clone());
+                                    @for s in super::vulns::SEVERITIES { option value=(s) selected[chosen == s] { (s) } }
                                 }
                             }
                             (reason("rate")) (beside(problem, "rate"))
@@ -310,6 +309,7 @@ fn page(
                             div.field {
                                 label for="accept-until" { "Until" }
                                 input #accept-until type="text" name="until" required placeholder="90d or 2027-03-31" size="16"
+                                    value=[typed_in("accept").map(|t| t.until.as_str())]
                                     aria-describedby="accept-until-hint";
                                 span.muted #accept-until-hint { " at most 366 days; it reopens by itself then" }
                             }
@@ -347,7 +347,7 @@ fn page(
             }
         }
     };
-    let title = format!("Finding {id}");
+    let title = format!("Finding {id}: {}", text(&f["title"]));
     v.render(status, Section::Vulns, &title, body)
 }
 

@@ -19,6 +19,7 @@ mod compliance;
 mod directory;
 mod finding;
 mod layout;
+mod manage;
 mod policy;
 mod reviews;
 mod sessions;
@@ -66,13 +67,24 @@ console_routes! {
     post "/console/reviews/{id}" => reviews::decide;
     get "/console/sessions" => sessions::list;
     get "/console/sessions/{id}" => sessions::show;
+    post "/console/sessions/{id}/end" => sessions::end;
     get "/console/recordings/{file}" => sessions::frames;
     get "/console/audit" => audit::log;
     get "/console/compliance" => compliance::status;
     get "/console/people" => directory::people;
+    get "/console/people/invite" => manage::invite_page;
+    post "/console/people/invite" => manage::invite;
     post "/console/people/{name}/{verb}" => directory::set_disabled;
     get "/console/groups" => directory::groups;
+    get "/console/groups/new" => manage::new_group_page;
+    post "/console/groups/new" => manage::new_group;
+    get "/console/groups/{name}" => manage::group_page;
+    post "/console/groups/{name}" => manage::change_group;
     get "/console/hosts" => directory::hosts;
+    get "/console/hosts/join" => manage::join_page;
+    post "/console/hosts/join" => manage::join;
+    post "/console/hosts/{name}/remove" => manage::remove_host;
+    post "/console/mesh/{name}/remove" => manage::remove_node;
     get "/console/tokens" => directory::tokens;
     post "/console/tokens/{id}/revoke" => directory::revoke_token;
     get "/console/policy" => policy::show;
@@ -406,6 +418,33 @@ pub(crate) enum Failure {
     Internal,
 }
 
+/// A refused form: which one (its `id`), and the API's one-line message, shown beside it.
+pub(crate) struct Problem<'a> {
+    pub form: &'a str,
+    pub message: &'a str,
+}
+
+/// The error beside `form`, if the refusal was of it; the form's fields point at it with
+/// [`invalid`].
+pub(crate) fn beside(problem: Option<&Problem<'_>>, form: &str) -> Markup {
+    html! {
+        @if let Some(p) = problem.filter(|p| p.form == form) {
+            p.notice.error.field-error id={ (form) "-error" } role="alert" { (prose(p.message)) }
+        }
+    }
+}
+
+/// `aria-invalid` and `aria-describedby` for a field of `form`, when it was refused.
+pub(crate) fn invalid(
+    problem: Option<&Problem<'_>>,
+    form: &str,
+) -> (Option<&'static str>, Option<String>) {
+    match problem.filter(|p| p.form == form) {
+        Some(_) => (Some("true"), Some(format!("{form}-error"))),
+        None => (None, None),
+    }
+}
+
 /// `303 See Other` to `to`.
 pub(crate) fn redirect(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response()
@@ -538,6 +577,14 @@ pub(crate) fn flash(done: &Done) -> Markup {
         Some("denied") => "Denied.",
         Some("decided") => "Decided. Revocations are applied now and verified in a moment.",
         Some("revoked") => "Revoked. The token no longer works.",
+        Some("added") => "Added. The member's access follows at once.",
+        Some("removed") => "Removed. What the group gave them ends now.",
+        Some("owner") => "Owner set. They review this group's members in owner reviews.",
+        Some("created") => "Made the group. Add its members below.",
+        Some("host-removed") => {
+            "Removed the host. Its agent can no longer renew; it must join again."
+        }
+        Some("node-removed") => "Removed the node. It has left every peer list.",
         Some("triaged") => "Decided. The finding's history records who decided and why.",
         _ => return html! {},
     };

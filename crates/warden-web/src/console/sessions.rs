@@ -12,8 +12,11 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Parts, Section, open, text, visitor, when};
+use super::{
+    Failure, Parts, Problem, Section, Visitor, allowed, open, submitted, text, visitor, when,
+};
 use crate::Web;
+use crate::graphql::Capability;
 
 const SESSION_FIELDS: &str = "id principal login host source startedAt endedAt endReason
   recordings { file kind command bytes sha256 }";
@@ -109,19 +112,94 @@ fn table(sessions: &[Value], id: &str) -> Markup {
 pub(crate) struct ShowQuery {
     /// The recording to play first.
     file: Option<String>,
+    /// `ended` after the visitor ended it.
+    done: Option<String>,
 }
 
-/// `GET /console/sessions/{id}`: the session, its recordings, and the player.
+/// `GET /console/sessions/{id}`: the session, its recordings, and the player; an open one
+/// with the form that ends it, for a visitor who may.
 pub(crate) async fn show(
     State(app): State<Web>,
     Path(id): Path<String>,
     Query(query): Query<ShowQuery>,
     parts: Parts,
 ) -> Response {
-    let q = format!("query($id: String!) {{ sshSession(id: $id) {{ {SESSION_FIELDS} }} }}");
-    let (v, data) = match open(&app, parts, Section::Sessions, &q, json!({ "id": id })).await {
-        Ok(x) => x,
+    let v = match allowed(&app, parts, Section::Sessions).await {
+        Ok(v) => v,
         Err(r) => return r,
+    };
+    view(&app, &v, &id, &query, StatusCode::OK, None).await
+}
+
+/// The form that ends a session.
+#[derive(Debug, Deserialize)]
+pub(crate) struct End {
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /console/sessions/{id}/end`: ends it through the API, as the visitor, with the
+/// reason its user is shown.
+pub(crate) async fn end(
+    State(app): State<Web>,
+    Path(id): Path<String>,
+    parts: Parts,
+    axum::Form(form): axum::Form<End>,
+) -> Response {
+    let v = match submitted(
+        &app,
+        parts,
+        Section::Sessions,
+        "ssh.session.kill",
+        &form.csrf,
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let q = "mutation($id: String!, $reason: String) { endSshSession(id: $id, reason: $reason) }";
+    match v
+        .graphql(&app, q, json!({ "id": id, "reason": form.reason }))
+        .await
+    {
+        Ok(_) => super::redirect(&format!("/console/sessions/{id}?done=ended")),
+        Err(Failure::Refused(message)) => {
+            let problem = Problem {
+                form: "end",
+                message: &message,
+            };
+            let query = ShowQuery {
+                file: None,
+                done: None,
+            };
+            view(
+                &app,
+                &v,
+                &id,
+                &query,
+                StatusCode::BAD_REQUEST,
+                Some(&problem),
+            )
+            .await
+        }
+        Err(f) => v.failed(Section::Sessions, f),
+    }
+}
+
+async fn view(
+    app: &Web,
+    v: &Visitor,
+    id: &str,
+    query: &ShowQuery,
+    status: StatusCode,
+    problem: Option<&Problem<'_>>,
+) -> Response {
+    let q = format!("query($id: String!) {{ sshSession(id: $id) {{ {SESSION_FIELDS} }} }}");
+    let data = match v.graphql(app, &q, json!({ "id": id })).await {
+        Ok(data) => data,
+        Err(f) => return v.failed(Section::Sessions, f),
     };
     let s = &data["sshSession"];
     if s.is_null() {
@@ -142,12 +220,31 @@ pub(crate) async fn show(
         .as_deref()
         .and_then(|f| playable.iter().find(|r| r["file"] == f))
         .or(playable.first());
+    let open_now = s["endedAt"].is_null();
+    let (bad, described) = super::invalid(problem, "end");
     let body = html! {
+        @if query.done.as_deref() == Some("ended") {
+            p.notice.ok role="status" { "Ending the session: its user sees who ended it and why. The proxy holding it ends it within a second." }
+        }
         dl {
             dt { "Who" } dd { (text(&s["principal"])) " as " code { (text(&s["login"])) } " on " (text(&s["host"])) }
             dt { "From" } dd { (text(&s["source"])) }
             dt { "Started" } dd { (when(&s["startedAt"])) }
             dt { "Ended" } dd { @if s["endedAt"].is_null() { "still open" } @else { (when(&s["endedAt"])) @if let Some(why) = s["endReason"].as_str() { " (" (why) ")" } } }
+        }
+        @if open_now && v.may(Capability::ManageHosts) {
+            form id="end" method="post" action={ "/console/sessions/" (text(&s["id"])) "/end" } {
+                fieldset { legend { "End this session" }
+                    input type="hidden" name="csrf" value=(v.csrf);
+                    div.field {
+                        label for="end-reason" { "Reason (the user sees it)" }
+                        input #end-reason type="text" name="reason" required maxlength="500" size="48"
+                            aria-invalid=[bad] aria-describedby=[described];
+                    }
+                    (super::beside(problem, "end"))
+                    button.danger type="submit" { "End the session" }
+                }
+            }
         }
         h2 { "Recordings" }
         @if recordings.is_empty() { p.muted { "Nothing recorded yet: recordings are kept when a channel closes." } }
@@ -177,7 +274,7 @@ pub(crate) async fn show(
             script src="/static/player.js" defer {}
         }
     };
-    v.ok(Section::Sessions, "Session", body)
+    v.render(status, Section::Sessions, "Session", body)
 }
 
 /// `GET /console/recordings/{file}`: the recording as the player's frames (JSON). Its

@@ -245,8 +245,13 @@ pub enum SessionsCommand {
         #[arg(long)]
         active: bool,
     },
-    /// End an open session at once; its user sees why.
-    Kill { id: String },
+    /// End an open session at once; its user sees who ended it, and why.
+    Kill {
+        id: String,
+        /// Why, shown to the user and kept in the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Find sessions whose transcript (what the terminal showed) contains TEXT.
     Search { text: String },
 }
