@@ -67,6 +67,11 @@ pub async fn run(
 async fn scheduled_review(store: &Store, schedule: &crate::config::ReviewSchedule) {
     let ctx = system();
     let new = warden_store::NewAccessReview {
+        name: format!(
+            "Scheduled review of {}, {}",
+            schedule.scope.as_text(),
+            ctx.now.rfc3339_millis().get(..10).unwrap_or_default()
+        ),
         scope: schedule.scope.clone(),
         reviewer: schedule.reviewer.clone(),
         due_at: ctx.now.plus(schedule.due),

@@ -8,22 +8,23 @@ use crate::cli::{ReviewArgs, ReviewCommand};
 use crate::output::{cell, table};
 use crate::pki::connect;
 
-const FIELDS: &str = "id scope reviewer createdBy createdAt dueAt autoRevoke state closedAt populationSha256 \
+const FIELDS: &str = "id name scope reviewer createdBy createdAt dueAt autoRevoke state closedAt populationSha256 \
      items { n subject entitlement source owner grantedAt grantedBy grantedWhy lastUsedAt reviewer decision reason decidedBy decidedAt verifiedAt }";
 
 pub async fn run(args: ReviewArgs) -> anyhow::Result<()> {
     let client = connect(&args.connection)?;
     let (query, variables, field) = match &args.command {
         ReviewCommand::Create {
+            name,
             scope,
             reviewer,
             due,
             auto_revoke,
         } => (
             format!(
-                "mutation($s: String!, $r: String!, $d: String!, $a: Boolean!) {{ createAccessReview(scope: $s, reviewer: $r, due: $d, autoRevoke: $a) {{ {FIELDS} }} }}"
+                "mutation($n: String, $s: String!, $r: String!, $d: String!, $a: Boolean!) {{ createAccessReview(name: $n, scope: $s, reviewer: $r, due: $d, autoRevoke: $a) {{ {FIELDS} }} }}"
             ),
-            json!({ "s": scope, "r": reviewer, "d": due, "a": auto_revoke }),
+            json!({ "n": name, "s": scope, "r": reviewer, "d": due, "a": auto_revoke }),
             "createAccessReview",
         ),
         ReviewCommand::List => (
@@ -83,6 +84,11 @@ pub async fn run(args: ReviewArgs) -> anyhow::Result<()> {
                         .count();
                     vec![
                         cell(r, "id"),
+                        r.get("name")
+                            .and_then(Value::as_str)
+                            .filter(|n| !n.is_empty())
+                            .unwrap_or("-")
+                            .to_owned(),
                         cell(r, "scope"),
                         cell(r, "reviewer"),
                         cell(r, "dueAt"),
@@ -92,13 +98,27 @@ pub async fn run(args: ReviewArgs) -> anyhow::Result<()> {
                 })
                 .collect();
             table(
-                &["REVIEW", "SCOPE", "REVIEWER", "DUE", "STATE", "UNDECIDED"],
+                &[
+                    "REVIEW",
+                    "NAME",
+                    "SCOPE",
+                    "REVIEWER",
+                    "DUE",
+                    "STATE",
+                    "UNDECIDED",
+                ],
                 &rows,
             );
         }
         one => {
+            let name = cell(one, "name");
+            let name = if name.is_empty() {
+                String::new()
+            } else {
+                format!(" “{name}”")
+            };
             outln!(
-                "review {} ({}, {}), due {}, population sha256 {}",
+                "review {}{name} ({}, {}), due {}, population sha256 {}",
                 cell(one, "id"),
                 cell(one, "scope"),
                 cell(one, "state"),

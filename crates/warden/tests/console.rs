@@ -561,7 +561,14 @@ const CONSOLE_ROUTES: &[(&str, &str, Member)] = &[
     ("get", "/console/approvals", Member::Page),
     ("post", "/console/approvals/{id}", Member::StaleForm),
     ("get", "/console/reviews", Member::Page),
+    (
+        "get",
+        "/console/reviews/new",
+        Member::Denied("review.manage"),
+    ),
+    ("post", "/console/reviews/new", Member::StaleForm),
     ("get", "/console/reviews/{id}", Member::NotFound),
+    ("post", "/console/reviews/{id}/close", Member::StaleForm),
     ("post", "/console/reviews/{id}", Member::StaleForm),
     ("get", "/console/sessions", Member::Denied("api.read_audit")),
     (

@@ -56,6 +56,8 @@ pub struct ReviewItemInfo {
 pub struct AccessReviewInfo {
     /// Id.
     pub id: String,
+    /// What people call it; empty for a campaign made without one.
+    pub name: String,
     /// `groups:*`, `groups:ops,web`, `tokens:*` or `tokens:admin,scim`.
     pub scope: String,
     /// `user:NAME` or `manager`.
@@ -82,6 +84,7 @@ fn info(r: AccessReview, only: Option<&str>) -> AccessReviewInfo {
     let ts = |t: Option<Timestamp>| t.map(Timestamp::rfc3339_millis);
     AccessReviewInfo {
         id: r.id,
+        name: r.name,
         scope: r.scope,
         reviewer: r.reviewer_rule,
         created_by: r.created_by,
@@ -227,10 +230,16 @@ impl ReviewMutation {
     /// Starts a campaign over `groups` (empty: every group), or over `scope` (`groups:…`,
     /// `tokens:*`, `tokens:admin,scim`: the live API tokens with their owners and roles),
     /// reviewed by `reviewer` (a user name, `owner` or `manager`), due at `due`; `autoRevoke`
-    /// revokes what is undecided then.
+    /// revokes what is undecided then; `name` is what people call it (one line, at most 100
+    /// bytes).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a resolver's arguments are the mutation's arguments, as the schema names them"
+    )]
     async fn create_access_review(
         &self,
         ctx: &Context<'_>,
+        name: Option<String>,
         #[graphql(default)] groups: Vec<String>,
         scope: Option<String>,
         reviewer: String,
@@ -263,7 +272,14 @@ impl ReviewMutation {
             names.dedup();
             ReviewScope::Groups(names)
         };
+        let name = name.unwrap_or_default().trim().to_owned();
+        if name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(bad_input(
+                "a review's name is one line of at most 100 bytes",
+            ));
+        }
         let new = NewAccessReview {
+            name,
             scope,
             reviewer,
             due_at: self::due(&due, caller.audit.now)?,

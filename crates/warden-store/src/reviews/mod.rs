@@ -132,6 +132,8 @@ impl ReviewerRule {
 pub struct AccessReview {
     /// Id.
     pub id: String,
+    /// What people call it; empty for a campaign made without one.
+    pub name: String,
     /// `groups:*`, `groups:ops,web`, `tokens:*` or `tokens:admin,scim`.
     pub scope: String,
     /// `user:NAME` or `manager`.
@@ -193,6 +195,8 @@ pub struct ReviewItem {
 /// A campaign to start.
 #[derive(Debug, Clone)]
 pub struct NewAccessReview {
+    /// What people call it (one line, at most 100 bytes; may be empty).
+    pub name: String,
     /// What it covers.
     pub scope: ReviewScope,
     /// Who reviews.
@@ -245,7 +249,7 @@ const ITEM_COLUMNS: &str = "n, subject, entitlement, source, grant_id, granted_a
 
 async fn fetch_review(conn: &mut AnyConnection, id: &str) -> Result<AccessReview, StoreError> {
     let row = sqlx::query(
-        "SELECT id, scope, reviewer_rule, created_by, created_at, due_at, auto_revoke, state, closed_at, \
+        "SELECT id, name, scope, reviewer_rule, created_by, created_at, due_at, auto_revoke, state, closed_at, \
          population_sha256 FROM access_reviews WHERE id = $1",
     )
     .bind(id)
@@ -266,6 +270,7 @@ async fn fetch_review(conn: &mut AnyConnection, id: &str) -> Result<AccessReview
         .collect::<Result<Vec<_>, _>>()?;
     Ok(AccessReview {
         id: row.try_get("id")?,
+        name: row.try_get("name")?,
         scope: row.try_get("scope")?,
         reviewer_rule: row.try_get("reviewer_rule")?,
         created_by: row.try_get("created_by")?,
@@ -331,6 +336,7 @@ impl Store {
             name: Change::ReviewCreate.into(),
             target: format!("review:{id}"),
             details: json!({
+                "name": new.name,
                 "scope": new.scope.as_text(),
                 "reviewer": new.reviewer.as_text(),
                 "due_at": new.due_at.rfc3339_millis(),
@@ -392,7 +398,7 @@ impl Store {
                 .collect::<String>();
             sqlx::query(
                 "INSERT INTO access_reviews (id, scope, reviewer_rule, created_by, created_at, due_at, \
-                 auto_revoke, state, population_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8)",
+                 auto_revoke, state, population_sha256, name) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9)",
             )
             .bind(&id)
             .bind(new.scope.as_text())
@@ -402,6 +408,7 @@ impl Store {
             .bind(new.due_at.as_millis())
             .bind(i64::from(new.auto_revoke))
             .bind(&sha)
+            .bind(&new.name)
             .execute(&mut *conn)
             .await?;
             for (i, (h, r)) in holdings.iter().zip(&reviewers).enumerate() {

@@ -89,9 +89,41 @@ fn invite_form(
     v.render(status, Section::People, "Invite a person", body)
 }
 
+/// The visitor may do what `capability` names, or the 403 page with the policy engine's
+/// recorded denial: for a form's page, so nobody fills in a form the API would refuse.
+pub(crate) async fn may_or_refuse(
+    app: &Web,
+    v: &Visitor,
+    capability: Capability,
+    section: Section,
+) -> Result<(), Response> {
+    if v.may(capability) {
+        return Ok(());
+    }
+    v.require_capability(
+        app,
+        capability,
+        section,
+        &format!("console:{}", section.path()),
+    )
+    .await
+}
+
+/// The visitor of a form's page: they may open `section` and do what `capability` names.
+async fn form_visitor(
+    app: &Web,
+    parts: Parts,
+    section: Section,
+    capability: Capability,
+) -> Result<Visitor, Response> {
+    let v = allowed(app, parts, section).await?;
+    may_or_refuse(app, &v, capability, section).await?;
+    Ok(v)
+}
+
 /// `GET /console/people/invite`.
 pub(crate) async fn invite_page(State(app): State<Web>, parts: Parts) -> Response {
-    match allowed(&app, parts, Section::People).await {
+    match form_visitor(&app, parts, Section::People, Capability::ManageUsers).await {
         Ok(v) => invite_form(&v, StatusCode::OK, &Invite::default(), None),
         Err(r) => r,
     }
@@ -339,7 +371,7 @@ fn group_form(
 
 /// `GET /console/groups/new`.
 pub(crate) async fn new_group_page(State(app): State<Web>, parts: Parts) -> Response {
-    match allowed(&app, parts, Section::Groups).await {
+    match form_visitor(&app, parts, Section::Groups, Capability::ManageGroups).await {
         Ok(v) => group_form(&v, StatusCode::OK, &NewGroup::default(), None),
         Err(r) => r,
     }
@@ -419,7 +451,7 @@ fn join_form(
 
 /// `GET /console/hosts/join`.
 pub(crate) async fn join_page(State(app): State<Web>, parts: Parts) -> Response {
-    match allowed(&app, parts, Section::Hosts).await {
+    match form_visitor(&app, parts, Section::Hosts, Capability::ManageHosts).await {
         Ok(v) => join_form(&v, StatusCode::OK, &Join::default(), None),
         Err(r) => r,
     }

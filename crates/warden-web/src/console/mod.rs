@@ -63,7 +63,10 @@ console_routes! {
     get "/console/approvals" => access::approvals;
     post "/console/approvals/{id}" => access::decide;
     get "/console/reviews" => reviews::list;
+    get "/console/reviews/new" => reviews::new_page;
+    post "/console/reviews/new" => reviews::create;
     get "/console/reviews/{id}" => reviews::show;
+    post "/console/reviews/{id}/close" => reviews::close;
     post "/console/reviews/{id}" => reviews::decide;
     get "/console/sessions" => sessions::list;
     get "/console/sessions/{id}" => sessions::show;
@@ -284,7 +287,20 @@ impl Visitor {
             return Ok(());
         }
         let target = format!("console:{}", section.path());
-        match app.check(&self.audit, section.capability(), &target).await {
+        self.require_capability(app, section.capability(), section, &target)
+            .await
+    }
+
+    /// As [`Visitor::require`] for a capability beyond the page's own: refused with a 403 page
+    /// and the policy engine's recorded denial when the visitor lacks it.
+    pub(crate) async fn require_capability(
+        &self,
+        app: &Web,
+        capability: Capability,
+        section: Section,
+        target: &str,
+    ) -> Result<(), Response> {
+        match app.check(&self.audit, capability, target).await {
             Ok(()) => Ok(()),
             Err(Refused::Denied(reason)) => Err(self.refusal(
                 StatusCode::FORBIDDEN,
@@ -585,6 +601,8 @@ pub(crate) fn flash(done: &Done) -> Markup {
             "Removed the host. Its agent can no longer renew; it must join again."
         }
         Some("node-removed") => "Removed the node. It has left every peer list.",
+        Some("started") => "Started. Reviewers see their items under Reviews.",
+        Some("closed") => "Closed. What was undecided stays so on the record.",
         Some("triaged") => "Decided. The finding's history records who decided and why.",
         _ => return html! {},
     };

@@ -11,15 +11,23 @@ use axum::response::Response;
 use maud::html;
 use serde_json::json;
 
-use super::{Done, Parts, Section, flash, open, redirect, text, visitor, when};
+use super::{
+    Done, Failure, Parts, Problem, Section, Visitor, allowed, beside, flash, invalid, open,
+    redirect, submitted, text, visitor, when,
+};
 use crate::Web;
+use crate::graphql::Capability;
 
 const LIST: &str =
-    "query { accessReviews { id scope reviewer createdBy createdAt dueAt autoRevoke state
+    "query { accessReviews { id name scope reviewer createdBy createdAt dueAt autoRevoke state
   items { n decision } } }";
 
 /// `GET /console/reviews`.
-pub(crate) async fn list(State(app): State<Web>, parts: Parts) -> Response {
+pub(crate) async fn list(
+    State(app): State<Web>,
+    Query(done): Query<Done>,
+    parts: Parts,
+) -> Response {
     let (v, data) = match open(&app, parts, Section::Reviews, LIST, json!({})).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -27,6 +35,8 @@ pub(crate) async fn list(State(app): State<Web>, parts: Parts) -> Response {
     let empty = Vec::new();
     let reviews = data["accessReviews"].as_array().unwrap_or(&empty);
     let body = html! {
+        (flash(&done))
+        @if v.may(Capability::Review) { p { a.button href="/console/reviews/new" { "Start a review" } } }
         @if reviews.is_empty() {
             p.muted { "No review has items for you." }
         } @else {
@@ -37,7 +47,9 @@ pub(crate) async fn list(State(app): State<Web>, parts: Parts) -> Response {
                     @let items = r["items"].as_array().unwrap_or(&empty);
                     @let decided = items.iter().filter(|i| !i["decision"].is_null()).count();
                     tr {
-                        td { a href={ "/console/reviews/" (text(&r["id"])) } { "Started " (when(&r["createdAt"])) " by " (text(&r["createdBy"])) } }
+                        td { a href={ "/console/reviews/" (text(&r["id"])) } {
+                            @if let Some(name) = r["name"].as_str().filter(|n| !n.is_empty()) { (name) } @else { "Review of " (text(&r["scope"])) }
+                        } br; span.muted { "started " (when(&r["createdAt"])) " by " (text(&r["createdBy"])) } }
                         td { code { (text(&r["scope"])) } }
                         td { (text(&r["reviewer"])) }
                         td { (when(&r["dueAt"])) @if r["autoRevoke"] == true { br; span.muted { "undecided revoked then" } } }
@@ -52,7 +64,7 @@ pub(crate) async fn list(State(app): State<Web>, parts: Parts) -> Response {
 }
 
 const ONE: &str =
-    "query($id: String!) { accessReview(id: $id) { id scope reviewer createdBy createdAt dueAt
+    "query($id: String!) { accessReview(id: $id) { id name scope reviewer createdBy createdAt dueAt
   autoRevoke state closedAt populationSha256
   items { n subject entitlement source grantedAt grantedBy grantedWhy lastUsedAt reviewer decision
     reason decidedBy decidedAt verifiedAt } } }";
@@ -138,8 +150,19 @@ pub(crate) async fn show(
                 }
             }
         }
+        @if open && v.may(Capability::Review) {
+            form id="close" method="post" action={ "/console/reviews/" (text(&r["id"])) "/close" } {
+                input type="hidden" name="csrf" value=(v.csrf);
+                p { button type="submit" { "Close the campaign" } " "
+                    span.muted { "What is undecided stays so on the record." } }
+            }
+        }
     };
-    v.ok(Section::Reviews, "Access review", body)
+    let title = match r["name"].as_str().filter(|n| !n.is_empty()) {
+        Some(name) => format!("Access review: {name}"),
+        None => "Access review".to_owned(),
+    };
+    v.ok(Section::Reviews, &title, body)
 }
 
 /// `POST /console/reviews/{id}`: `item` repeated, `decision`, `reason`, `csrf`.
@@ -193,6 +216,135 @@ pub(crate) async fn decide(
             "/console/reviews/{}?done=decided",
             text(&d["decideReviewItems"]["id"])
         )),
+        Err(f) => v.failed(Section::Reviews, f),
+    }
+}
+
+/// What the new-review form sends.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct NewReview {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    reviewer: String,
+    #[serde(default)]
+    due: String,
+    /// Present when ticked.
+    auto_revoke: Option<String>,
+}
+
+fn new_form(
+    v: &Visitor,
+    status: StatusCode,
+    typed: &NewReview,
+    problem: Option<&Problem<'_>>,
+) -> Response {
+    let (bad, described) = invalid(problem, "review");
+    let or = |typed: &str, default: &'static str| {
+        if typed.is_empty() {
+            default.to_owned()
+        } else {
+            typed.to_owned()
+        }
+    };
+    let body = html! {
+        p { a href="/console/reviews" { "← Reviews" } }
+        p.muted { "Who holds what is frozen and hashed when the campaign starts; reviewers then keep or revoke each item with a justification, and revocations are verified." }
+        form id="review" method="post" action="/console/reviews/new" {
+            input type="hidden" name="csrf" value=(v.csrf);
+            div.field {
+                label for="review-name" { "Name" }
+                input #review-name type="text" name="name" value=(typed.name) maxlength="100" size="40" placeholder="Q1 2027 production access"
+                    aria-invalid=[bad] aria-describedby=[described.clone()];
+            }
+            div.field {
+                label for="review-scope" { "Scope" }
+                input #review-scope type="text" name="scope" value=(or(&typed.scope, "groups:*")) required size="30"
+                    aria-describedby="review-scope-hint";
+                span.muted #review-scope-hint { " groups:* (every group), groups:ops,web, tokens:* or tokens:admin,scim" }
+            }
+            div.field {
+                label for="review-reviewer" { "Reviewer" }
+                input #review-reviewer type="text" name="reviewer" value=(typed.reviewer) required size="20"
+                    aria-describedby="review-reviewer-hint";
+                span.muted #review-reviewer-hint { " a login name, owner (each group's owner) or manager (from SCIM)" }
+            }
+            div.field {
+                label for="review-due" { "Due" }
+                input #review-due type="text" name="due" value=(or(&typed.due, "14d")) required size="16";
+            }
+            div.field {
+                label { input #review-auto type="checkbox" name="auto_revoke" value="1" checked[typed.auto_revoke.is_some()]; " revoke what is undecided at the due date" }
+            }
+            (beside(problem, "review"))
+            button.primary type="submit" { "Start the review" }
+        }
+    };
+    v.render(status, Section::Reviews, "Start an access review", body)
+}
+
+/// `GET /console/reviews/new`: for a visitor who may start reviews.
+pub(crate) async fn new_page(State(app): State<Web>, parts: Parts) -> Response {
+    let v = match allowed(&app, parts, Section::Reviews).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if let Err(r) =
+        super::manage::may_or_refuse(&app, &v, Capability::Review, Section::Reviews).await
+    {
+        return r;
+    }
+    new_form(&v, StatusCode::OK, &NewReview::default(), None)
+}
+
+/// `POST /console/reviews/new`: starts the campaign through the API, as the visitor.
+pub(crate) async fn create(
+    State(app): State<Web>,
+    parts: Parts,
+    Form(form): Form<NewReview>,
+) -> Response {
+    let v = match submitted(&app, parts, Section::Reviews, "review.create", &form.csrf).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let q = "mutation($n: String, $s: String!, $r: String!, $d: String!, $a: Boolean!) {
+      createAccessReview(name: $n, scope: $s, reviewer: $r, due: $d, autoRevoke: $a) { id } }";
+    let vars = json!({ "n": form.name, "s": form.scope.trim(), "r": form.reviewer.trim(), "d": form.due.trim(),
+        "a": form.auto_revoke.is_some() });
+    match v.graphql(&app, q, vars).await {
+        Ok(d) => redirect(&format!(
+            "/console/reviews/{}?done=started",
+            text(&d["createAccessReview"]["id"])
+        )),
+        Err(Failure::Refused(message)) => {
+            let problem = Problem {
+                form: "review",
+                message: &message,
+            };
+            new_form(&v, StatusCode::BAD_REQUEST, &form, Some(&problem))
+        }
+        Err(f) => v.failed(Section::Reviews, f),
+    }
+}
+
+/// `POST /console/reviews/{id}/close`.
+pub(crate) async fn close(
+    State(app): State<Web>,
+    Path(id): Path<String>,
+    parts: Parts,
+    Form(form): Form<NewReview>,
+) -> Response {
+    let v = match submitted(&app, parts, Section::Reviews, "review.close", &form.csrf).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let q = "mutation($id: String!) { closeAccessReview(id: $id) { id } }";
+    match v.graphql(&app, q, json!({ "id": id })).await {
+        Ok(_) => redirect(&format!("/console/reviews/{id}?done=closed")),
         Err(f) => v.failed(Section::Reviews, f),
     }
 }

@@ -322,6 +322,9 @@ pub enum ReviewCommand {
     /// Start a campaign: who holds the groups in scope, or which API tokens are live, is
     /// frozen and hashed now.
     Create {
+        /// What people call it: "Q1 2027 production access".
+        #[arg(long)]
+        name: Option<String>,
         /// `groups:*` (every group), `groups:ops,web`, `tokens:*` (every live API token, with
         /// its owner and role) or `tokens:admin,scim`.
         #[arg(long, default_value = "groups:*")]
