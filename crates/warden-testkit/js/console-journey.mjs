@@ -224,6 +224,22 @@ try {
   const explained = await bob.locator('#explanation').textContent();
   report('explain', explained.startsWith('allow'), explained);
   await shot(bob, 'policy.png');
+  // Edit it: a change that fails the set's tests is refused beside the editor; a passing
+  // one is checked (a dry run with its diff and tests), then applied.
+  await bob.click('a:has-text("Edit the policy")');
+  await bob.goto(`${base}/console/policy/edit?file=ssh.cedar`);
+  const original = await bob.inputValue('#policy-text');
+  await bob.fill('#policy-text', `${original}\n@id("everyone")\npermit (principal, action == Warden::Action::"ssh", resource);\n`);
+  await bob.click('button:has-text("Check (dry run)")');
+  const refusedPolicy = await bob.locator('#policy-error').textContent();
+  report('policy-refused', refusedPolicy.includes('tests failed'), refusedPolicy);
+  await bob.fill('#policy-text', `${original}\n@id("web-reads-audit")\npermit (principal in Warden::Group::"web", action == Warden::Action::"read_audit", resource);\n`);
+  await bob.click('button:has-text("Check (dry run)")');
+  await bob.waitForSelector('#checked');
+  await shot(bob, 'policy-edit.png');
+  await bob.click('button:has-text("Apply")');
+  await bob.waitForURL(/done=applied/);
+  report('policy-applied', (await bob.locator('#active-h + p').textContent()).includes('Version'));
 
   // The inventory and settings.
   for (const [link, file, table] of [['People', 'people.png', '#people'], ['Groups', 'groups.png', '#groups'],

@@ -21,6 +21,7 @@ mod finding;
 mod layout;
 mod manage;
 mod policy;
+mod policy_edit;
 mod reviews;
 mod sessions;
 mod settings;
@@ -91,6 +92,8 @@ console_routes! {
     get "/console/tokens" => directory::tokens;
     post "/console/tokens/{id}/revoke" => directory::revoke_token;
     get "/console/policy" => policy::show;
+    get "/console/policy/edit" => policy_edit::editor;
+    post "/console/policy/edit" => policy_edit::submit;
     get "/console/vulns" => vulns::dashboard;
     get "/console/vulns/{id}" => finding::show;
     post "/console/vulns/{id}" => finding::decide;

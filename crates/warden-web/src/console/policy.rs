@@ -15,6 +15,12 @@ use crate::Web;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Explain {
+    /// Compare this version …
+    from: Option<i64>,
+    /// … with this one.
+    to: Option<i64>,
+    /// `applied` or `unchanged`, after the editor.
+    done: Option<String>,
     principal: Option<String>,
     action: Option<String>,
     resource: Option<String>,
@@ -52,9 +58,24 @@ pub(crate) async fn show(
     } else {
         None
     };
+    let compared = match (explain.from, explain.to) {
+        (Some(from), Some(to)) => match compare(&app, &v, from, to).await {
+            Ok(d) => Some(Ok(d)),
+            Err(Failure::Refused(m) | Failure::Forbidden(m)) => Some(Err(m)),
+            Err(f) => return v.failed(Section::Policy, f),
+        },
+        _ => None,
+    };
     let empty = Vec::new();
     let policy = &data["policy"];
+    let history = data["policyHistory"].as_array().unwrap_or(&empty);
     let body = html! {
+        @match explain.done.as_deref() {
+            Some("applied") => p.notice.ok role="status" { "Applied. The new version is in force on every replica within a second." },
+            Some("unchanged") => p.notice role="status" { "Unchanged: the set in force was already this one." },
+            _ => {},
+        }
+        @if v.may(crate::graphql::Capability::ManagePolicy) { p { a.button href="/console/policy/edit" { "Edit the policy" } } }
         section aria-labelledby="explain-h" {
             h2 #explain-h { "Explain a decision" }
             form method="get" action="/console/policy" {
@@ -91,7 +112,7 @@ pub(crate) async fn show(
                 @for f in policy["files"].as_array().unwrap_or(&empty) {
                     details {
                         summary { code { (text(&f["name"])) } }
-                        pre.policy { (text(&f["text"])) }
+                        pre.policy { (super::policy_edit::highlight(&text(&f["name"]), &text(&f["text"]))) }
                     }
                 }
             }
@@ -100,13 +121,46 @@ pub(crate) async fn show(
             h2 #history-h { "History" }
             div.scroll { table #policy-history {
                 thead { tr { th scope="col" { "Version" } th scope="col" { "Applied" } th scope="col" { "By" } th scope="col" { "Policies" } th scope="col" { "SHA-256" } } }
-                tbody { @for h in data["policyHistory"].as_array().unwrap_or(&empty) {
+                tbody { @for h in history {
                     tr { td { (text(&h["version"])) @if h["active"] == true { " " span.badge.state-approved { "active" } } }
                          td { (when(&h["appliedAt"])) } td { (text(&h["appliedBy"])) } td { (text(&h["policies"])) }
                          td { code { (text(&h["hash"]).get(..16).unwrap_or("")) "…" } } }
                 } }
             } }
+            @if history.len() > 1 {
+                form.filters #compare method="get" action="/console/policy" {
+                    label for="from" { "Compare version" }
+                    select #from name="from" { @for h in history { option value=(text(&h["version"])) selected[explain.from == h["version"].as_i64()] { (text(&h["version"])) } } }
+                    label for="to" { "with" }
+                    select #to name="to" { @for h in history { option value=(text(&h["version"])) selected[explain.to.or(history.first().and_then(|h| h["version"].as_i64())) == h["version"].as_i64()] { (text(&h["version"])) } } }
+                    button type="submit" { "Compare" }
+                }
+            }
+            @match &compared {
+                Some(Ok(d)) if d.is_empty() => p.notice role="status" { "The two versions have the same files." },
+                Some(Ok(d)) => (super::policy_edit::diff(d)),
+                Some(Err(m)) => p.notice.error role="alert" { (super::prose(m)) },
+                None => {},
+            }
         }
     };
     v.ok(Section::Policy, "Policy", body)
+}
+
+/// The unified diff from version `from` to version `to`.
+async fn compare(app: &Web, v: &super::Visitor, from: i64, to: i64) -> Result<String, Failure> {
+    let q = "query($a: Int!, $b: Int!) { a: policy(version: $a) { files { name text } } b: policy(version: $b) { files { name text } } }";
+    let d = v.graphql(app, q, json!({ "a": from, "b": to })).await?;
+    let files = |key: &str| -> std::collections::BTreeMap<String, String> {
+        d[key]["files"]
+            .as_array()
+            .map(|files| {
+                files
+                    .iter()
+                    .map(|f| (text(&f["name"]), text(&f["text"])))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(warden_runtime::policy::diff(&files("a"), &files("b")))
 }
