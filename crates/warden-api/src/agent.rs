@@ -88,6 +88,53 @@ pub fn context(request_id: String, source: Option<SocketAddr>, actor: Actor) -> 
     }
 }
 
+/// The version an agent states in its `User-Agent` (`warden-agent/VERSION`): at most 64
+/// characters of letters, digits and `.+-_`; anything else is not recorded.
+pub fn agent_version(user_agent: &str) -> Option<&str> {
+    let version = user_agent.strip_prefix("warden-agent/")?;
+    (!version.is_empty()
+        && version.len() <= 64
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-' | '_')))
+    .then_some(version)
+}
+
+/// Notes every mutual-TLS request of a host's agent that Warden answers with success: the
+/// host's last contact and the agent's version (host health on the Hosts page and in the
+/// API). A request that fails, or a certificate naming no host, notes nothing.
+pub async fn contact(
+    State(app): State<App>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = request.extensions().get::<PeerCertificate>().cloned();
+    let version = request
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(agent_version)
+        .map(str::to_owned);
+    let response = next.run(request).await;
+    if response.status().is_success()
+        && let Some(peer) = peer
+        && let Ok((host, _)) = peer_host(&app, &peer)
+    {
+        let now = Timestamp::from_system(SystemTime::now());
+        // Often enough that a host polling on time never looks offline; at most every 15 s.
+        let every = (app.agent.offline_after / 4).min(std::time::Duration::from_secs(15));
+        let every_ms = i64::try_from(every.as_millis()).unwrap_or(15_000);
+        if let Err(e) = app
+            .store()
+            .host_contact(host.as_str(), now, version.as_deref(), every_ms)
+            .await
+        {
+            tracing::warn!(error = %e, host = %host, "cannot note the agent's contact");
+        }
+    }
+    response
+}
+
 /// Checks the public halves before anything is spent: a bad key or CSR is the caller's
 /// mistake (400) and must not burn a join token.
 fn check_keys(ssh_host_key: &str, csr: &str) -> Result<(), String> {
@@ -562,6 +609,45 @@ pub async fn break_glass_use(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service unavailable; try again",
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::agent_version;
+
+    #[test]
+    fn an_agents_version_is_read_from_its_user_agent() {
+        assert_eq!(agent_version("warden-agent/0.1.0"), Some("0.1.0"));
+        assert_eq!(
+            agent_version("warden-agent/1.2.3-rc.1+g5"),
+            Some("1.2.3-rc.1+g5")
+        );
+        for bad in [
+            "warden-agent/",
+            "curl/8.0",
+            "warden-agent/1.0 (linux)",
+            "warden-agent/<script>",
+            "Warden-Agent/1.0",
+        ] {
+            assert_eq!(agent_version(bad), None, "{bad}");
+        }
+        assert_eq!(
+            agent_version(&format!("warden-agent/{}", "1".repeat(65))),
+            None
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends, what is kept is short and made only of the allowed
+        /// characters.
+        #[test]
+        fn only_a_plain_version_is_kept(header in ".{0,100}") {
+            if let Some(v) = agent_version(&header) {
+                proptest::prop_assert!(!v.is_empty() && v.len() <= 64);
+                proptest::prop_assert!(v.chars().all(|c| c.is_ascii_alphanumeric() || ".+-_".contains(c)));
+            }
         }
     }
 }

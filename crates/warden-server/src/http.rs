@@ -160,6 +160,10 @@ pub(crate) fn mtls_router(app: App, edge: EdgeState, limits: &Limits) -> Router 
         .route("/healthz", get(ready))
         .route("/healthz/live", get(live))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            warden_api::agent::contact,
+        ))
         .with_state(app);
     with_edge(routes, None, edge, limits)
 }

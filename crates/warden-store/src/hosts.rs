@@ -241,4 +241,66 @@ impl Store {
         .await?;
         rows.iter().map(host_from_row).collect()
     }
+
+    /// Notes that `name`'s agent reached Warden at `at`, running `agent_version`. Health, not
+    /// a change of anything the policy reads, so it is not audited; written at most once per
+    /// `every_ms` per host (or when the version changes), so agents polling often cost little.
+    pub async fn host_contact(
+        &self,
+        name: &str,
+        at: Timestamp,
+        agent_version: Option<&str>,
+        every_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE hosts SET last_seen_at = $1, agent_version = COALESCE($2, agent_version) \
+             WHERE name = $3 AND (last_seen_at < $4 OR COALESCE(agent_version, '') <> COALESCE($2, agent_version, ''))",
+        )
+        .bind(at.as_millis())
+        .bind(agent_version)
+        .bind(name)
+        .bind(at.as_millis().saturating_sub(every_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every joined host's health, by name: its last contact, its agent's version, and when
+    /// its newest unrevoked client certificate (SPIFFE id `{spiffe_prefix}{name}`) expires.
+    pub async fn host_health(&self, spiffe_prefix: &str) -> Result<Vec<HostHealth>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT h.name, h.last_seen_at, h.agent_version, \
+             (SELECT MAX(c.not_after) FROM x509_certificates c \
+              WHERE c.spiffe_id = $1 || h.name AND c.revoked_at IS NULL) AS certificate_expires_at \
+             FROM hosts h ORDER BY h.name",
+        )
+        .bind(spiffe_prefix)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(HostHealth {
+                    name: row.try_get("name")?,
+                    last_contact: Timestamp::from_millis(row.try_get("last_seen_at")?),
+                    agent_version: row.try_get("agent_version")?,
+                    certificate_expires_at: row
+                        .try_get::<Option<i64>, _>("certificate_expires_at")?
+                        .map(Timestamp::from_millis),
+                })
+            })
+            .collect()
+    }
+}
+
+/// How a joined host's agent is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostHealth {
+    /// The host.
+    pub name: String,
+    /// When its agent last reached Warden (or it joined).
+    pub last_contact: Timestamp,
+    /// The agent's version, as it last said (`None` before it said).
+    pub agent_version: Option<String>,
+    /// When its newest unrevoked client certificate expires.
+    pub certificate_expires_at: Option<Timestamp>,
 }

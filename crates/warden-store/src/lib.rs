@@ -85,7 +85,7 @@ pub use break_glass::{BreakGlass, BreakGlassUse, NewBreakGlass, NewBreakGlassUse
 pub use ca::{CaKey, LiveSshCertificate, NewSshCertificate, NewX509Certificate};
 pub use error::StoreError;
 pub use groups::Group;
-pub use hosts::{Host, JoinTokenCredential, NewJoinToken};
+pub use hosts::{Host, HostHealth, JoinTokenCredential, NewJoinToken};
 pub use location::{Backend, DatabaseLocation};
 pub use mesh::{MeshMember, MeshNode, MeshNodeKind, NewMeshNode};
 pub use page::{Page, PageRequest};

@@ -654,6 +654,10 @@ impl Agent {
             .method(method)
             .uri(path)
             .header("host", creds.mtls_address.as_str())
+            .header(
+                "user-agent",
+                concat!("warden-agent/", env!("CARGO_PKG_VERSION")),
+            )
             .header("content-type", "application/json");
         round_trip(
             TokioIo::new(tls),

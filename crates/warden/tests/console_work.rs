@@ -1412,3 +1412,122 @@ async fn policy_editing_from_the_console_sqlite() {
 async fn policy_editing_from_the_console_postgres() {
     policy_editing(Backend::Postgres).await;
 }
+
+/// Host health: a host joined with a join token made in the console, its agent running,
+/// shows online with its agent's version and its certificate's expiry; once the agent
+/// stops, the host shows offline after `agent.offline_after`. Read by an auditor (the
+/// narrowest reader of the inventory), through the console and the API.
+#[tokio::test]
+async fn a_stopped_agent_shows_offline() {
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let config = format!(
+        "public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n[agent]\noffline_after = \"3s\"\n"
+    );
+    let server = TestServer::start_on(bin(), Backend::Sqlite, &config, port).await;
+    let root = tempfile::tempdir().unwrap();
+    let auditor = server.token("report", "auditor", None);
+    admin_ok(&server, &["group", "add", "auditors"]);
+    let (dave, _, dave_csrf) = server.enroll_soft_passkey(&base, "dave").await;
+    admin_ok(&server, &["group", "add", "admins"]);
+    admin_ok(&server, &["group", "add-member", "admins", "dave"]);
+    let (carol, _, _) = server.enroll_soft_passkey(&base, "carol").await;
+    admin_ok(&server, &["group", "add-member", "auditors", "carol"]);
+    let (status, body) = submit(
+        &dave,
+        &base,
+        "/console/hosts/join",
+        &[
+            ("csrf", dave_csrf.as_str()),
+            ("host", "app-1"),
+            ("ttl", "10m"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let command = shown(&body, "agent-command");
+    let token = command
+        .split_whitespace()
+        .skip_while(|w| *w != "--join-token")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let d = root.path();
+    let mut agent = std::process::Command::new(bin())
+        .args([
+            "agent",
+            "--server",
+            &base,
+            "--join-token",
+            &token,
+            "--data-dir",
+            d.join("agent").to_str().unwrap(),
+            "--sshd-config-dir",
+            d.join("sshd.d").to_str().unwrap(),
+            "--break-glass-spool",
+            d.join("spool").to_str().unwrap(),
+            "--refresh",
+            "500ms",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let hosts = async || {
+        let (_, answer) = server
+            .graphql(
+                Some(&auditor),
+                "{ hosts { name online agentVersion lastContactAt certificateExpiresAt } }",
+                json!({}),
+            )
+            .await;
+        answer["data"]["hosts"][0].clone()
+    };
+    let mut host = Value::Null;
+    for _ in 0..100 {
+        host = hosts().await;
+        if host["agentVersion"].is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(host["agentVersion"], env!("CARGO_PKG_VERSION"), "{host}");
+    assert_eq!(host["online"], true, "{host}");
+    assert!(host["certificateExpiresAt"].is_string(), "{host}");
+    let (_, _, page_shown) = page(&carol, &base, "/console/hosts").await;
+    assert!(
+        page_shown.contains(
+            "<td class=\"health\"><span class=\"badge state-approved\">online</span></td>"
+        ),
+        "{page_shown}"
+    );
+    assert!(
+        page_shown.contains(&format!("<code>{}</code>", env!("CARGO_PKG_VERSION"))),
+        "{page_shown}"
+    );
+    // Still online a while later: the agent keeps in touch.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(
+        hosts().await["online"],
+        true,
+        "a running agent stays online"
+    );
+
+    // Stopped: offline once `agent.offline_after` passes.
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let mut offline = false;
+    for _ in 0..100 {
+        if hosts().await["online"] == false {
+            offline = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(offline, "the stopped agent's host never showed offline");
+    let (_, _, page_shown) = page(&carol, &base, "/console/hosts").await;
+    assert!(
+        page_shown.contains("<span class=\"badge state-denied\">offline</span>"),
+        "{page_shown}"
+    );
+}

@@ -147,6 +147,15 @@ pub struct HostInfo {
     pub sshd_addr: Option<String>,
     /// When it last joined, RFC 3339.
     pub joined_at: String,
+    /// When its agent last reached Warden over mutual TLS (or it joined), RFC 3339.
+    pub last_contact_at: String,
+    /// Whether its agent was heard from within `agent.offline_after` (default 3m).
+    pub online: bool,
+    /// The agent's version, as it last said; null before it said.
+    pub agent_version: Option<String>,
+    /// When its newest unrevoked client certificate expires, RFC 3339; null when none is
+    /// left (it must join again).
+    pub certificate_expires_at: Option<String>,
 }
 
 /// Hosts.
@@ -160,14 +169,38 @@ impl HostQuery {
         let caller = authorize(ctx, Capability::ReadDirectory, "hosts").await?;
         let store = ctx.data::<Arc<Store>>()?;
         let hosts = store.hosts().await.map_err(|e| api_error(e, caller))?;
+        let prefix = format!(
+            "spiffe://{}/host/",
+            ctx.data::<Authorities>()?.trust_domain()
+        );
+        let health: BTreeMap<String, warden_store::HostHealth> = store
+            .host_health(&prefix)
+            .await
+            .map_err(|e| api_error(e, caller))?
+            .into_iter()
+            .map(|h| (h.name.clone(), h))
+            .collect();
+        let offline_after = ctx.data::<AgentConfig>()?.offline_after;
+        let now = caller.audit.now;
         Ok(hosts
             .into_iter()
-            .map(|h| HostInfo {
-                labels: h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-                name: h.name,
-                addresses: h.addresses,
-                sshd_addr: h.sshd_addr,
-                joined_at: h.joined_at.to_string(),
+            .map(|h| {
+                let health = health.get(&h.name);
+                let last = health.map_or(h.joined_at, |x| x.last_contact);
+                HostInfo {
+                    labels: h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                    addresses: h.addresses,
+                    sshd_addr: h.sshd_addr,
+                    joined_at: h.joined_at.to_string(),
+                    last_contact_at: last.to_string(),
+                    online: now.as_millis().saturating_sub(last.as_millis())
+                        <= i64::try_from(offline_after.as_millis()).unwrap_or(i64::MAX),
+                    agent_version: health.and_then(|x| x.agent_version.clone()),
+                    certificate_expires_at: health
+                        .and_then(|x| x.certificate_expires_at)
+                        .map(|t| t.to_string()),
+                    name: h.name,
+                }
             })
             .collect())
     }

@@ -141,6 +141,7 @@ pub(super) struct X509File {
 pub(super) struct AgentFile {
     pub(super) host_cert_ttl: Option<String>,
     pub(super) client_cert_ttl: Option<String>,
+    pub(super) offline_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -320,6 +321,7 @@ impl FileConfig {
             "x509.max_ttl" => self.x509.max_ttl = Some(value.to_owned()),
             "agent.host_cert_ttl" => self.agent.host_cert_ttl = Some(value.to_owned()),
             "agent.client_cert_ttl" => self.agent.client_cert_ttl = Some(value.to_owned()),
+            "agent.offline_after" => self.agent.offline_after = Some(value.to_owned()),
             "policy.starter" => {
                 self.policy.starter = Some(match value.trim() {
                     "true" => true,

@@ -190,6 +190,9 @@ pub struct AgentConfig {
     pub host_cert_ttl: Duration,
     /// The agent's mTLS client certificate lifetime (`agent.client_cert_ttl`, default 7d).
     pub client_cert_ttl: Duration,
+    /// A host whose agent has not been heard from for this long shows as offline
+    /// (`agent.offline_after`, default 3m: three of the agent's default refreshes).
+    pub offline_after: Duration,
 }
 
 /// The WireGuard mesh (`[mesh]`).
@@ -427,7 +430,7 @@ pub struct Overrides {
 
 /// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
 /// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
-pub const KEYS: [&str; 42] = [
+pub const KEYS: [&str; 43] = [
     "data_dir",
     "database_url",
     "public_url",
@@ -469,6 +472,7 @@ pub const KEYS: [&str; 42] = [
     "x509.max_ttl",
     "agent.host_cert_ttl",
     "agent.client_cert_ttl",
+    "agent.offline_after",
     "policy.starter",
 ];
 

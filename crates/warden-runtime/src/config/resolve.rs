@@ -446,6 +446,11 @@ fn resolve_agent(file: AgentFile) -> Result<AgentConfig, ConfigError> {
             file.client_cert_ttl,
             Duration::from_secs(7 * 86_400),
         )?,
+        offline_after: at_least_a_second(
+            "agent.offline_after",
+            file.offline_after,
+            Duration::from_secs(180),
+        )?,
     })
 }
 

@@ -210,7 +210,7 @@ pub(crate) async fn hosts(
     Query(done): Query<Done>,
     parts: Parts,
 ) -> Response {
-    let q = "query { hosts { name labels addresses sshdAddr joinedAt }
+    let q = "query { hosts { name labels addresses sshdAddr joinedAt lastContactAt online agentVersion certificateExpiresAt }
       meshNodes { name kind owner ipv4 endpoint live } }";
     let (v, data) = match open(&app, parts, Section::Hosts, q, json!({})).await {
         Ok(x) => x,
@@ -225,10 +225,14 @@ pub(crate) async fn hosts(
         h2 { "Hosts (" (hosts.len()) ")" }
         @if hosts.is_empty() { p.muted { "No host has joined. Make a join token for one with " code { "warden admin join-token create --host NAME" } " on the server, then run the " code { "warden agent" } " command it prints on that host." } } @else {
             div.scroll { table #hosts {
-                thead { tr { th scope="col" { "Host" } th scope="col" { "Labels" } th scope="col" { "Addresses" } th scope="col" { "sshd" } th scope="col" { "Joined" } th scope="col" { span.visually-hidden { "Action" } } } }
+                thead { tr { th scope="col" { "Host" } th scope="col" { "State" } th scope="col" { "Last contact" } th scope="col" { "Agent" } th scope="col" { "Certificate expires" } th scope="col" { "Labels" } th scope="col" { "Addresses" } th scope="col" { "sshd" } th scope="col" { "Joined" } th scope="col" { span.visually-hidden { "Action" } } } }
                 tbody { @for h in hosts {
                     tr {
                         td { (text(&h["name"])) }
+                        td.health { @if h["online"] == true { span.badge.state-approved { "online" } } @else { span.badge.state-denied { "offline" } } }
+                        td { (when(&h["lastContactAt"])) }
+                        td { @if h["agentVersion"].is_null() { span.muted { "unknown" } } @else { code { (text(&h["agentVersion"])) } } }
+                        td { @if h["certificateExpiresAt"].is_null() { span.state-denied { "none valid: join again" } } @else { (when(&h["certificateExpiresAt"])) } }
                         td { @for l in h["labels"].as_array().unwrap_or(&empty) { code { (text(l)) } " " } }
                         td { @for a in h["addresses"].as_array().unwrap_or(&empty) { (text(a)) " " } }
                         td { (text(&h["sshdAddr"])) }
