@@ -1531,3 +1531,85 @@ async fn a_stopped_agent_shows_offline() {
         "{page_shown}"
     );
 }
+
+/// Whether step `id` of the getting-started checklist on `body` is ticked.
+fn ticked(body: &str, id: &str) -> bool {
+    let li = body
+        .split(&format!("<li id=\"{id}\" class=\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no step {id}: {body}"));
+    li.starts_with("done")
+}
+
+/// The getting-started checklist ticks itself off from real state: a SCIM token, a joined
+/// host, a policy applied by a person or token, an import, and (on a server configured with
+/// one) an identity provider. A member never sees it; once every step is done it goes.
+#[tokio::test]
+async fn the_getting_started_checklist_ticks_itself_off() {
+    let (server, base) = console_server(Backend::Sqlite).await;
+    let root = tempfile::tempdir().unwrap();
+    let ops = server.token("ops-root", "admin", None);
+    admin_ok(&server, &["group", "add", "admins"]);
+    let (dave, _, _) = server.enroll_soft_passkey(&base, "dave").await;
+    admin_ok(&server, &["group", "add-member", "admins", "dave"]);
+    let (carol, _, _) = server.enroll_soft_passkey(&base, "carol").await;
+    let steps = [
+        "identity-provider",
+        "scim",
+        "first-host",
+        "policy",
+        "first-import",
+    ];
+
+    let (_, _, first) = page(&dave, &base, "/console").await;
+    assert!(first.contains("Getting started: 0 of 5 done"), "{first}");
+    assert!(steps.iter().all(|s| !ticked(&first, s)));
+    let (_, _, theirs) = page(&carol, &base, "/console").await;
+    assert!(
+        !theirs.contains("getting-started"),
+        "a member is not asked to set Warden up"
+    );
+
+    server.token("idp", "scim", None);
+    server.join_host(root.path(), "web-1", &["team=web"]);
+    let scan = fixture("trivy/scheme_2_many_vulns.json");
+    let out = server.remote(
+        &ops,
+        &["vuln", "import", scan.to_str().unwrap(), "--asset", "web"],
+    );
+    assert!(out.status.success());
+    apply_policy(&server, root.path(), &ops, "// ours now\n");
+    let (_, _, later) = page(&dave, &base, "/console").await;
+    assert!(later.contains("Getting started: 4 of 5 done"), "{later}");
+    for step in ["scim", "first-host", "policy", "first-import"] {
+        assert!(ticked(&later, step), "{step}");
+    }
+    assert!(!ticked(&later, "identity-provider"));
+
+    // With an identity provider configured (found at sign-in, not at start), that step too.
+    let port = free_port();
+    let other = format!("http://localhost:{port}");
+    let config = format!(
+        "public_url = \"{other}\"\n[limits]\nper_source_rps = 0\n[[identity.oidc]]\nname = \"corp\"\nissuer = \"http://127.0.0.1:{}\"\nclient_id = \"warden\"\n",
+        free_port()
+    );
+    let with_idp = TestServer::start_on(bin(), Backend::Sqlite, &config, port).await;
+    admin_ok(&with_idp, &["group", "add", "admins"]);
+    let (erin, _, _) = with_idp.enroll_soft_passkey(&other, "erin").await;
+    admin_ok(&with_idp, &["group", "add-member", "admins", "erin"]);
+    let (_, _, shown) = page(&erin, &other, "/console").await;
+    assert!(ticked(&shown, "identity-provider"), "{shown}");
+    assert!(shown.contains("Getting started: 1 of 5 done"), "{shown}");
+    // Every step done: the checklist is gone.
+    let admin = with_idp.token("ops-root", "admin", None);
+    with_idp.token("idp", "scim", None);
+    with_idp.join_host(root.path(), "db-1", &["team=ops"]);
+    let out = with_idp.remote(
+        &admin,
+        &["vuln", "import", scan.to_str().unwrap(), "--asset", "db"],
+    );
+    assert!(out.status.success());
+    apply_policy(&with_idp, root.path(), &admin, "// ours too\n");
+    let (_, _, shown) = page(&erin, &other, "/console").await;
+    assert!(!shown.contains("getting-started"), "{shown}");
+}

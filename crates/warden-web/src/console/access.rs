@@ -71,8 +71,10 @@ async fn page(
         .unwrap_or(&empty)
         .iter()
         .collect();
+    let checklist = super::checklist::for_visitor(app, v).await;
     let body = html! {
         (flash(done))
+        (checklist)
         section aria-labelledby="groups-h" {
             h2 #groups-h { "Your groups" }
             @if groups.is_empty() {

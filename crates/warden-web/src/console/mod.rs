@@ -15,6 +15,7 @@
 
 mod access;
 mod audit;
+mod checklist;
 mod compliance;
 mod directory;
 mod finding;

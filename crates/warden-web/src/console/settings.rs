@@ -49,6 +49,11 @@ fn origin_of(url: &str) -> String {
 }
 
 impl Settings {
+    /// Whether an OpenID Connect provider is configured.
+    pub fn has_identity_provider(&self) -> bool {
+        !self.providers.is_empty()
+    }
+
     /// What the settings page shows of `config`, without its secrets.
     pub fn new(config: &Config) -> Settings {
         let providers = config
