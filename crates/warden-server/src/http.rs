@@ -113,6 +113,7 @@ pub(crate) fn public_router(web: Web, edge: EdgeState, limits: &Limits) -> Route
         .route("/metrics", get(metrics))
         .merge(warden_web::console::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(browser_errors))
         .with_state(web.clone())
         .merge(warden_api::scim::routes().with_state(web.app));
     with_edge(routes, Some((imports, max_import)), edge, limits)
@@ -208,6 +209,50 @@ fn with_edge(
             rate_limit,
         ))
         .layer(axum::middleware::from_fn_with_state(edge, observe))
+}
+
+/// The largest JSON error body turned into a page (errors are one line).
+const ERROR_BODY_LIMIT: usize = 16 * 1024;
+
+/// A browser navigating (`GET` asking for `text/html`) that is answered with a JSON error
+/// gets the message as a page instead, with the same status; API clients, scripts' fetches
+/// and every success are passed through untouched.
+async fn browser_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let navigating = request.method() == axum::http::Method::GET
+        && request
+            .headers()
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if !navigating || !json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, ERROR_BODY_LIMIT).await else {
+        return warden_web::console::error_page(status, "internal error");
+    };
+    let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    let mut page = warden_web::console::error_page(status, &message);
+    // What tells the client when to come back, or how to sign in, stays.
+    for name in [
+        axum::http::header::RETRY_AFTER,
+        axum::http::header::WWW_AUTHENTICATE,
+    ] {
+        if let Some(value) = parts.headers.get(&name) {
+            page.headers_mut().insert(name, value.clone());
+        }
+    }
+    page
 }
 
 /// An address that leads nowhere: a page for a browser, JSON for anything else.

@@ -507,6 +507,36 @@ async fn security_and_bad_input(backend: Backend) {
         error["error"],
         "invalid recording name `nonsense`: `warden sessions list` shows them"
     );
+    // The same refusal, asked for by a browser navigating there: a page, with the status.
+    for (path, status, message) in [
+        (
+            "/console/recordings/nonsense",
+            400,
+            "invalid recording name `nonsense`: `warden sessions list` shows them",
+        ),
+        ("/v1/audit/export", 401, ""),
+    ] {
+        let r = dave
+            .get(format!("{base}{path}"))
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        assert_eq!(r.headers()["content-security-policy"], CSP, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        let page = r.text().await.unwrap();
+        assert!(page.contains("href=\"/console\""), "{page}");
+        if !message.is_empty() {
+            assert_eq!(notice(&page), message, "{path}");
+        }
+    }
     let (status, _, body) = get(&dave, &base, "/console/sessions/nope").await;
     assert_eq!((status, notice(&body).as_str()), (404, "no session `nope`"));
     let (status, _, body) = get(&dave, &base, "/console/reviews/nope").await;

@@ -150,3 +150,24 @@ pub(crate) async fn player_js() -> Response {
         include_str!("../../static/player.js"),
     )
 }
+
+/// The page a browser gets for an error the server answered as JSON (a 400 with the API's
+/// one-line message, a 403, a 429, a 500 with its request id): the message in the console's
+/// frame, with the way back. The status is kept.
+pub fn error_page(status: StatusCode, message: &str) -> Response {
+    let title = match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "Bad request",
+        StatusCode::UNAUTHORIZED => "Sign in first",
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::PAYLOAD_TOO_LARGE => "Too large",
+        StatusCode::TOO_MANY_REQUESTS => "Too many requests",
+        s if s.is_server_error() => "Something went wrong",
+        _ => "Refused",
+    };
+    let body = html! {
+        p.notice.error role="alert" { (crate::console::prose(message)) }
+        p { a href="/console" { "Go to the console" } }
+    };
+    crate::console::html_response(status, plain(title, body))
+}

@@ -41,8 +41,8 @@ use warden_runtime::request::AuditContext;
 use crate::Web;
 use crate::graphql::{Caller, Capability, Refused};
 use crate::request::{Anonymous, deny};
-pub use layout::not_found_page;
 pub(crate) use layout::{CSP_CLI_CONSENT, html_response, plain};
+pub use layout::{error_page, not_found_page};
 pub use settings::Settings;
 
 /// Declares the console's routes once: [`routes`] builds the router from the table, and
