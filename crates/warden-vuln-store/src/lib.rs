@@ -267,10 +267,38 @@ pub struct FindingFilter {
     pub overdue: bool,
     /// The time "overdue" is judged at.
     pub now: Timestamp,
+    /// Only findings whose advisory, title or package contains this (ignoring case).
+    pub text: Option<String>,
+    /// The order (overdue lists are always by due date).
+    pub sort: FindingSort,
     /// The cursor from the previous page.
     pub after: Option<String>,
     /// At most this many.
     pub limit: u32,
+}
+
+/// The order findings are listed in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FindingSort {
+    /// By number, oldest first.
+    #[default]
+    Number,
+    /// Soonest due first (those without a deadline last).
+    Due,
+    /// Most severe first (unrated last), then soonest due.
+    Severity,
+}
+
+impl FindingSort {
+    /// An order by its name: `number`, `due` or `severity`.
+    pub fn from_name(name: &str) -> Option<FindingSort> {
+        match name {
+            "number" => Some(FindingSort::Number),
+            "due" => Some(FindingSort::Due),
+            "severity" => Some(FindingSort::Severity),
+            _ => None,
+        }
+    }
 }
 
 /// A page of findings.

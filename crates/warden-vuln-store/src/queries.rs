@@ -9,6 +9,17 @@ use warden_store::StoreError;
 
 use super::*;
 
+/// The due-date key of a finding without a deadline: after every real one (year 2286).
+const NO_DUE: i64 = 9_999_999_999_999;
+/// The severity rank of an unrated finding: after informational.
+const UNRATED: i64 = 5;
+/// The severity key is rank × this + due date: one integer, in one index.
+const SEVERITY_STRIDE: i64 = 10_000_000_000_000;
+/// The keys as SQL, exactly as the indexes of migration 0029 spell them (so they are used).
+const DUE_KEY: &str = "COALESCE(due_at, 9999999999999)";
+const SEVERITY_KEY: &str =
+    "(COALESCE(effective, 5) * 10000000000000 + COALESCE(due_at, 9999999999999))";
+
 impl Vulns<'_> {
     /// One finding with the scanners reporting it and its history.
     pub async fn finding(&self, id: i64) -> Result<Option<Finding>, StoreError> {
@@ -86,25 +97,53 @@ impl Vulns<'_> {
             let p = bind(Bind::Int(s.rank()), &mut binds);
             conds.push(format!("effective <= {p}"));
         }
+        if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+            // A substring, any case; `\` escapes LIKE's own wildcards in what was typed.
+            let escaped: String = text
+                .to_lowercase()
+                .chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            let p = bind(Bind::Text(format!("%{escaped}%")), &mut binds);
+            conds.push(format!(
+                "(LOWER(advisory) LIKE {p} ESCAPE '\\' OR LOWER(title) LIKE {p} ESCAPE '\\' \
+                 OR LOWER(COALESCE(package, '')) LIKE {p} ESCAPE '\\')"
+            ));
+        }
         let filter_binds = binds.len();
         let count_sql = format!(
             "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM vuln_findings WHERE {}",
             conds.join(" AND ")
         );
         let cursor = filter.after.as_deref().map(parse_cursor).transpose()?;
-        let order = if filter.overdue {
-            if let Some((due, id)) = cursor {
-                let a = bind(Bind::Int(due), &mut binds);
-                let b = bind(Bind::Int(id), &mut binds);
-                conds.push(format!("(due_at > {a} OR (due_at = {a} AND id > {b}))"));
-            }
-            "due_at, id"
+        // Each order is a key and the id, paged by keyset: the cursor is the last row's key
+        // and id.
+        let sort = if filter.overdue {
+            FindingSort::Due
         } else {
-            if let Some((_, id)) = cursor {
-                let b = bind(Bind::Int(id), &mut binds);
-                conds.push(format!("id > {b}"));
+            filter.sort
+        };
+        let key = match sort {
+            FindingSort::Number => None,
+            FindingSort::Due => Some(DUE_KEY),
+            FindingSort::Severity => Some(SEVERITY_KEY),
+        };
+        if let Some((k, id)) = cursor {
+            let b = bind(Bind::Int(id), &mut binds);
+            match key {
+                Some(key) => {
+                    let a = bind(Bind::Int(k), &mut binds);
+                    conds.push(format!("({key} > {a} OR ({key} = {a} AND id > {b}))"));
+                }
+                None => conds.push(format!("id > {b}")),
             }
-            "id"
+        }
+        let order = match key {
+            Some(key) => format!("{key}, id"),
+            None => "id".to_owned(),
         };
         let limit = i64::from(filter.limit.clamp(1, 1000));
         let sql = format!(
@@ -129,9 +168,17 @@ impl Vulns<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         let next = if i64::try_from(findings.len()).unwrap_or(i64::MAX) > limit {
             findings.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            findings.last().map(|f| match (filter.overdue, f.due_at) {
-                (true, Some(due)) => format!("{}.{}", due.as_millis(), f.id),
-                _ => format!("0.{}", f.id),
+            findings.last().map(|f| {
+                let due = f.due_at.map_or(NO_DUE, |d| d.as_millis());
+                let k = match sort {
+                    FindingSort::Number => 0,
+                    FindingSort::Due => due,
+                    FindingSort::Severity => {
+                        f.effective.map_or(UNRATED, |s| s.rank()) * SEVERITY_STRIDE
+                            + due.clamp(0, SEVERITY_STRIDE - 1)
+                    }
+                };
+                format!("{k}.{}", f.id)
             })
         } else {
             None

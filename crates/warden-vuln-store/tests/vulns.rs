@@ -58,6 +58,8 @@ async fn find(store: &Store, advisory: &str) -> warden_vuln_store::Finding {
             states: FindingState::ALL.to_vec(),
             overdue: false,
             now: at(T0),
+            text: None,
+            sort: warden_vuln_store::FindingSort::Number,
             after: None,
             limit: 1000,
         })
@@ -80,6 +82,8 @@ async fn overdue(store: &Store, now: i64) -> Vec<String> {
             states: Vec::new(),
             overdue: true,
             now: at(now),
+            text: None,
+            sort: warden_vuln_store::FindingSort::Number,
             after: None,
             limit: 100,
         })

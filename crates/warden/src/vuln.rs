@@ -40,13 +40,7 @@ pub async fn run(args: VulnArgs) -> anyhow::Result<()> {
             )
             .await
         }
-        VulnCommand::List {
-            overdue,
-            severity,
-            asset,
-            state,
-            limit,
-        } => list(&client, json_out, overdue, severity, asset, state, limit).await,
+        VulnCommand::List(args) => list(&client, json_out, args).await,
         VulnCommand::Show { id } => {
             let query = format!(
                 "query($i: Int!) {{ vulnFinding(id: $i) {{ {FIELDS} details scanners history {{ at actor change detail }} }} }}"
@@ -142,19 +136,16 @@ pub async fn run(args: VulnArgs) -> anyhow::Result<()> {
 async fn list(
     client: &AdminClient,
     json_out: bool,
-    overdue: bool,
-    severity: Option<String>,
-    asset: Option<String>,
-    state: Vec<String>,
-    limit: u32,
+    args: crate::cli::VulnListArgs,
 ) -> anyhow::Result<()> {
     let query = format!(
-        "query($a: String, $s: String, $st: [String!], $o: Boolean, $f: Int) {{ vulnFindings(asset: $a, severity: $s, states: $st, overdue: $o, first: $f) {{ total next findings {{ {FIELDS} }} }} }}"
+        "query($a: String, $s: String, $st: [String!], $o: Boolean, $t: String, $so: String, $f: Int) {{ vulnFindings(asset: $a, severity: $s, states: $st, overdue: $o, text: $t, sort: $so, first: $f) {{ total next findings {{ {FIELDS} }} }} }}"
     );
     let data = client
         .graphql(
             &query,
-            json!({ "a": asset, "s": severity, "st": state, "o": overdue, "f": limit }),
+            json!({ "a": args.asset, "s": args.severity, "st": args.state, "o": args.overdue,
+                "t": args.text, "so": args.sort, "f": args.limit }),
         )
         .await?;
     let page = data.get("vulnFindings").cloned().unwrap_or(Value::Null);

@@ -364,9 +364,10 @@ pub struct VulnQuery;
 
 #[Object]
 impl VulnQuery {
-    /// Findings, by number; with `overdue`, the open ones past their due date, most overdue
-    /// first. Without `states`, open and in triage. `severity` is a floor (`high`: critical
-    /// and high).
+    /// Findings, by number (or `sort`: `due`, soonest first; `severity`, most severe first);
+    /// with `overdue`, the open ones past their due date, most overdue first. Without
+    /// `states`, open and in triage. `severity` is a floor (`high`: critical and high);
+    /// `text` matches advisory ids, titles and packages, ignoring case.
     #[expect(
         clippy::too_many_arguments,
         reason = "a GraphQL field with its filter arguments"
@@ -378,10 +379,24 @@ impl VulnQuery {
         severity: Option<String>,
         #[graphql(default)] states: Vec<String>,
         #[graphql(default)] overdue: bool,
+        text: Option<String>,
+        sort: Option<String>,
         #[graphql(default = 100)] first: u32,
         after: Option<String>,
     ) -> async_graphql::Result<VulnFindingPage> {
         let caller = authorize(ctx, Capability::ReadVulns, "vulns").await?;
+        let sort = match sort.as_deref() {
+            None => warden_vuln_store::FindingSort::Number,
+            Some(s) => warden_vuln_store::FindingSort::from_name(s).ok_or_else(|| {
+                bad_input(format!("unknown order `{s}`: use number, due or severity"))
+            })?,
+        };
+        let text = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        if let Some(t) = &text
+            && (t.len() > 200 || t.chars().any(char::is_control))
+        {
+            return Err(bad_input("search text is one line of at most 200 bytes"));
+        }
         let mut parsed = Vec::with_capacity(states.len());
         for s in &states {
             parsed.push(FindingState::from_name(s).ok_or_else(|| {
@@ -396,6 +411,8 @@ impl VulnQuery {
             states: parsed,
             overdue,
             now: caller.audit.now,
+            text,
+            sort,
             after,
             limit: first.clamp(1, 1000),
         };
@@ -587,6 +604,8 @@ impl VulnQuery {
             states: vec![FindingState::Open],
             overdue: false,
             now,
+            text: None,
+            sort: warden_vuln_store::FindingSort::Number,
             after: None,
             limit: 100,
         };

@@ -23,9 +23,20 @@ pub(crate) struct Filter {
     state: Option<String>,
     /// Only findings past their SLA.
     overdue: Option<String>,
+    /// Advisory, title or package text.
+    q: Option<String>,
+    /// `number`, `due` or `severity`.
+    sort: Option<String>,
     /// The page after this cursor.
     after: Option<String>,
 }
+
+/// The orders offered, as the API names them, with their labels.
+const SORTS: [(&str, &str); 3] = [
+    ("number", "oldest first"),
+    ("due", "soonest due"),
+    ("severity", "most severe"),
+];
 
 pub(crate) const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "informational"];
 
@@ -46,7 +57,7 @@ fn given(v: Option<&String>) -> Option<&str> {
     v.map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
-/// `GET /console/vulns[?asset=&severity=&state=&overdue=1&after=]`: the figures and
+/// `GET /console/vulns[?asset=&severity=&state=&overdue=1&q=&sort=&after=]`: the figures and
 /// charts, then the findings that match, a page at a time, filtered by the server.
 pub(crate) async fn dashboard(
     State(app): State<Web>,
@@ -57,18 +68,20 @@ pub(crate) async fn dashboard(
     let severity = given(filter.severity.as_ref());
     let state = given(filter.state.as_ref());
     let overdue = given(filter.overdue.as_ref()).is_some();
+    let search = given(filter.q.as_ref());
+    let sort = given(filter.sort.as_ref());
     let states: Vec<&str> = match state {
         Some(s) => vec![s],
         None => vec!["open", "triage", "no_fix"],
     };
-    let q = "query($asset: String, $severity: String, $states: [String!]!, $overdue: Boolean!, $after: String, $first: Int!) {
+    let q = "query($asset: String, $severity: String, $states: [String!]!, $overdue: Boolean!, $text: String, $sort: String, $after: String, $first: Int!) {
       vulnAssets { name tier open overdue }
       vulnStats(asset: $asset) { open { severity count } triage noFix overdue accepted compliance dueFixed dueFixedOnTime }
       vulnBurndown(asset: $asset) { at open overdue }
-      list: vulnFindings(asset: $asset, severity: $severity, states: $states, overdue: $overdue, first: $first, after: $after) { total next
+      list: vulnFindings(asset: $asset, severity: $severity, states: $states, overdue: $overdue, text: $text, sort: $sort, first: $first, after: $after) { total next
         findings { id asset advisory title package severity state dueAt secondsRemaining overdue } }
     }";
-    let vars = json!({ "asset": asset, "severity": severity, "states": states, "overdue": overdue,
+    let vars = json!({ "asset": asset, "severity": severity, "states": states, "overdue": overdue, "text": search, "sort": sort,
         "after": given(filter.after.as_ref()), "first": PAGE });
     let (v, data) = match open(&app, parts, Section::Vulns, q, vars).await {
         Ok(x) => x,
@@ -81,7 +94,13 @@ pub(crate) async fn dashboard(
     let total = data["list"]["total"].as_u64().unwrap_or(0);
     let next = data["list"]["next"].as_str().map(|after| {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
-        for (key, value) in [("asset", asset), ("severity", severity), ("state", state)] {
+        for (key, value) in [
+            ("asset", asset),
+            ("severity", severity),
+            ("state", state),
+            ("q", search),
+            ("sort", sort),
+        ] {
             if let Some(value) = value {
                 query.append_pair(key, value);
             }
@@ -116,6 +135,14 @@ pub(crate) async fn dashboard(
             }
             " "
             label { input #overdue type="checkbox" name="overdue" value="1" checked[overdue]; " overdue only" }
+            " "
+            label for="q" { "Text" }
+            input #q type="search" name="q" value=(search.unwrap_or("")) maxlength="200" size="18" placeholder="CVE-2024-…, openssl";
+            " "
+            label for="sort" { "Order" }
+            select #sort name="sort" {
+                @for (s, label) in SORTS { option value=(s) selected[sort == Some(s)] { (label) } }
+            }
             " "
             button type="submit" { "Show" }
         }

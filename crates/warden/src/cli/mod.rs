@@ -382,6 +382,32 @@ pub struct VulnArgs {
     pub command: VulnCommand,
 }
 
+/// What `warden vuln list` shows.
+#[derive(Debug, Args)]
+pub struct VulnListArgs {
+    /// Only open findings past their due date, most overdue first.
+    #[arg(long)]
+    pub overdue: bool,
+    /// At least this severity: critical, high, medium, low, informational.
+    #[arg(long)]
+    pub severity: Option<String>,
+    /// Only on this asset.
+    #[arg(long)]
+    pub asset: Option<String>,
+    /// In these states instead: open, triage, no_fix, fixed, accepted, false_positive.
+    #[arg(long, value_delimiter = ',')]
+    pub state: Vec<String>,
+    /// Only those whose advisory id, title or package contains this, ignoring case.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// The order: number (oldest first), due (soonest first) or severity (most severe first).
+    #[arg(long)]
+    pub sort: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum VulnCommand {
     /// Import a scanner's output, all or nothing: SARIF 2.1.0, Trivy, Grype, OSV-Scanner or
@@ -401,23 +427,7 @@ pub enum VulnCommand {
         scanner: Option<String>,
     },
     /// Live findings (open, in triage, waiting for a fix), by number.
-    List {
-        /// Only open findings past their due date, most overdue first.
-        #[arg(long)]
-        overdue: bool,
-        /// At least this severity: critical, high, medium, low, informational.
-        #[arg(long)]
-        severity: Option<String>,
-        /// Only on this asset.
-        #[arg(long)]
-        asset: Option<String>,
-        /// In these states instead: open, triage, no_fix, fixed, accepted, false_positive.
-        #[arg(long, value_delimiter = ',')]
-        state: Vec<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-    },
+    List(VulnListArgs),
     /// One finding with its clock, scanners and history.
     Show { id: i64 },
     /// Re-rate a finding, with a justification.
