@@ -1,9 +1,11 @@
-//! Console benchmark (issue 11): every page of the web console, rendered by the real server
-//! (release build) for a signed-in admin over HTTP on loopback, with 10,000 users, 100,000
-//! audit events, 20 groups of 500, a review of 500 items, 20 pending access requests and
-//! 2,000 findings. Prints p50/p99/max per page on each backend.
+//! Console benchmark (issues 11 and 24): every page of the web console, rendered by the real
+//! server (release build) for a signed-in admin over HTTP on loopback, with 10,000 users, 20
+//! groups of 500, a review of 500 items and 20 pending access requests; and either 100,000
+//! audit events, 2,000 findings and no host (`small`), or the issue's scale (`full`):
+//! 5,000,000 audit events, 1,000,000 findings and 1,000 joined hosts. Prints p50/p99/max per
+//! page on each backend.
 //!
-//! Run: `cargo bench -p warden --bench console -- [sqlite|postgres|both] [requests per page]`
+//! Run: `cargo bench -p warden --bench console -- [sqlite|postgres|both] [requests per page] [small|full]`
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,8 +25,27 @@ use warden_testkit::{Backend, TestServer, free_port, ms, percentile};
 const USERS: usize = 10_000;
 const GROUPS: usize = 20;
 const PER_GROUP: usize = 500;
-const EVENTS: usize = 100_000;
-const FINDINGS: usize = 2_000;
+
+/// How much is in the database besides the people.
+#[derive(Debug, Clone, Copy)]
+struct Scale {
+    events: usize,
+    findings: usize,
+    hosts: usize,
+}
+
+const SMALL: Scale = Scale {
+    events: 100_000,
+    findings: 2_000,
+    hosts: 0,
+};
+
+/// The scale issue 24 names.
+const FULL: Scale = Scale {
+    events: 5_000_000,
+    findings: 1_000_000,
+    hosts: 1_000,
+};
 
 fn ctx(n: usize) -> AuditContext {
     AuditContext {
@@ -59,9 +80,9 @@ where
     }
 }
 
-/// Users, groups and memberships through the store's audited path, then denials up to
-/// `EVENTS` events in all.
-async fn seed(url: &str) -> Duration {
+/// Users, groups, memberships and hosts through the store's audited path, then denials up
+/// to `scale.events` events in all.
+async fn seed(url: &str, scale: Scale) -> Duration {
     let store = Arc::new(
         Store::open(&DatabaseLocation::parse(url).unwrap())
             .await
@@ -101,9 +122,10 @@ async fn seed(url: &str) -> Duration {
         }
     })
     .await;
+    seed_hosts(&store, scale.hosts).await;
     let done = usize::try_from(store.audit_size().await.unwrap()).unwrap();
     let s = store.clone();
-    spread(EVENTS.saturating_sub(done + 200), move |i| {
+    spread(scale.events.saturating_sub(done + 200), move |i| {
         let s = s.clone();
         async move {
             s.record(
@@ -119,6 +141,78 @@ async fn seed(url: &str) -> Duration {
         }
     })
     .await;
+    started.elapsed()
+}
+
+/// Joins `n` hosts through the store's audited path (a join token each, then the join), as
+/// agents would.
+async fn seed_hosts(store: &Arc<Store>, n: usize) {
+    let s = store.clone();
+    spread(n, move |i| {
+        let s = s.clone();
+        async move {
+            let id = format!("bench{i:05}");
+            let token = warden_store::NewJoinToken {
+                id: id.clone(),
+                secret_hash: "00".repeat(32),
+                host: format!("host-{i:04}"),
+                labels: [("team".to_owned(), format!("team-{:02}", i % GROUPS))]
+                    .into_iter()
+                    .collect(),
+                addresses: Vec::new(),
+                expires_at: Timestamp::from_system(SystemTime::now() + Duration::from_secs(3600)),
+            };
+            s.create_join_token(&ctx(i), &token).await.unwrap();
+            s.join_host(&ctx(i), &id, "127.0.0.1:22", |_| true)
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+}
+
+/// Fills the findings up to `total` through the store's import path, 100,000 an asset, with
+/// clocks started 0 to 120 days ago so that many are overdue.
+async fn seed_findings(url: &str, total: usize) -> Duration {
+    use warden_vuln::{ImportedFinding, Severity, SlaTiers};
+    use warden_vuln_store::{NewImport, VulnStore};
+    let store = Store::open(&DatabaseLocation::parse(url).unwrap())
+        .await
+        .unwrap();
+    let sla = SlaTiers::default();
+    let started = Instant::now();
+    let per = 100_000;
+    let now = Timestamp::from_system(SystemTime::now()).as_millis();
+    for a in 0..total.div_ceil(per) {
+        let days_ago = (i64::try_from(a).unwrap() * 13) % 120;
+        let ctx = AuditContext {
+            now: Timestamp::from_millis(now - days_ago * 86_400_000),
+            ..ctx(a)
+        };
+        let findings = (0..per.min(total - a * per))
+            .map(|i| ImportedFinding {
+                advisory: format!("CVE-2024-{i:06}"),
+                aliases: vec![format!("GHSA-{i:06}")],
+                package: Some(format!("pkg:npm/mod{}@{}.0.0", i % 3000, i % 11)),
+                location: None,
+                fingerprint: None,
+                fixed_in: None,
+                no_fix: false,
+                title: format!("mod{}: prototype pollution {i}", i % 3000),
+                disclosed: Severity::from_rank(i64::try_from(i % 5).unwrap()),
+                cvss: None,
+            })
+            .collect();
+        let new = NewImport {
+            asset: format!("service-{a:02}"),
+            scanner: "grype".to_owned(),
+            format: "grype".to_owned(),
+            file_name: "seed.json".to_owned(),
+            sha256: "00".repeat(32),
+            findings,
+        };
+        store.vulns().import(&ctx, &sla, new).await.unwrap();
+    }
     started.elapsed()
 }
 
@@ -141,7 +235,7 @@ fn trivy_report(n: usize) -> String {
     .to_string()
 }
 
-async fn measure(backend: Backend, requests: usize) {
+async fn measure(backend: Backend, requests: usize, scale: Scale) {
     let bin = Path::new(env!("CARGO_BIN_EXE_warden"));
     let port = free_port();
     let base = format!("http://localhost:{port}");
@@ -150,11 +244,14 @@ async fn measure(backend: Backend, requests: usize) {
         "public_url = \"{base}\"\n[limits]\nper_source_rps = 0\nper_token_rps = 0\n[vuln.sla.default]\ncritical = \"1s\"\nhigh = \"1s\"\nmedium = \"1s\"\n"
     );
     let server = TestServer::start_on(bin, backend, &config, port).await;
-    let seeded = seed(&server.database_url()).await;
+    let seeded = seed(&server.database_url(), scale).await;
     let admin = server.token("ci", "admin", None);
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("trivy.json");
-    std::fs::write(&report, trivy_report(FINDINGS)).unwrap();
+    // The findings beyond the first report's 2,000 come through the store's import path.
+    let imported = scale.findings.min(2_000);
+    let more = seed_findings(&server.database_url(), scale.findings - imported).await;
+    std::fs::write(&report, trivy_report(imported)).unwrap();
     let out = server.remote(
         &admin,
         &["vuln", "import", report.to_str().unwrap(), "--asset", "app"],
@@ -211,11 +308,23 @@ async fn measure(backend: Backend, requests: usize) {
         .as_str()
         .unwrap()
         .to_owned();
+    let (_, first) = server
+        .graphql(
+            Some(&admin),
+            "{ vulnFindings(first: 1) { total findings { id } } }",
+            json!({}),
+        )
+        .await;
+    let finding = first["data"]["vulnFindings"]["findings"][0]["id"].clone();
     println!(
-        "{backend:?}: seeded {USERS} users, {GROUPS} groups of {PER_GROUP} and denials in {:.1} s; \
-         the audit log holds {} events",
+        "{backend:?}: seeded {USERS} users, {GROUPS} groups of {PER_GROUP}, {} hosts and denials in {:.1} s, \
+         {} more findings in {:.1} s; the audit log holds {} events, {} live findings",
+        scale.hosts,
         seeded.as_secs_f64(),
-        size["data"]["auditCheckpoint"]["size"]
+        scale.findings - imported,
+        more.as_secs_f64(),
+        size["data"]["auditCheckpoint"]["size"],
+        first["data"]["vulnFindings"]["total"]
     );
     let pages = [
         "/console".to_owned(),
@@ -237,6 +346,16 @@ async fn measure(backend: Backend, requests: usize) {
         "/console/policy?principal=user%3Auser00001&action=ssh&resource=api%3Ausers".to_owned(),
         "/console/vulns".to_owned(),
         "/console/vulns?severity=high".to_owned(),
+        "/console/vulns?sort=severity".to_owned(),
+        "/console/vulns?sort=due&state=open".to_owned(),
+        "/console/vulns?q=mod42%3A&asset=service-01".to_owned(),
+        format!("/console/vulns/{finding}"),
+        "/console/groups/team-00".to_owned(),
+        "/console/people/invite".to_owned(),
+        "/console/hosts/join".to_owned(),
+        "/console/reviews/new".to_owned(),
+        "/console/policy/edit?file=ssh.cedar".to_owned(),
+        "/console/policy?from=1&to=1".to_owned(),
         "/console/settings".to_owned(),
     ];
     println!(
@@ -286,7 +405,12 @@ async fn main() {
         "postgres" => &[Backend::Postgres],
         _ => &[Backend::Sqlite, Backend::Postgres],
     };
+    let scale = match args.get(2).map(String::as_str) {
+        Some("full") => FULL,
+        _ => SMALL,
+    };
+    println!("scale: {scale:?}");
     for backend in backends {
-        measure(*backend, requests).await;
+        measure(*backend, requests, scale).await;
     }
 }

@@ -128,6 +128,18 @@ async fn triage(backend: Backend) {
         .unwrap_or_else(|| panic!("no finding linked: {list}"))
         .to_owned();
     let path = format!("/console/vulns/{id}");
+    for query in [
+        "?state=open&sort=due",
+        "?sort=severity",
+        "?q=CVE&sort=number",
+    ] {
+        let (status, _, sorted) = page(&erin, &base, &format!("/console/vulns{query}")).await;
+        assert_eq!(status, 200);
+        assert!(
+            sorted.contains("href=\"/console/vulns/"),
+            "{query}: {sorted}"
+        );
+    }
 
     // An auditor reads the page but is offered no decision; a forged one is denied by the
     // policy and recorded.

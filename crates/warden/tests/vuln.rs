@@ -791,6 +791,24 @@ async fn findings_are_searched_and_sorted_server_side() {
                 assert!(ordered, "{sort}: {a} before {b}");
             }
         }
+        // One state, in each order: the same findings.
+        let mut counts = Vec::new();
+        for sort in ["number", "due", "severity"] {
+            let (_, answer) = server
+                .graphql(
+                    Some(&reader),
+                    "query($s: String) { vulnFindings(states: [\"open\"], sort: $s, first: 1000) { total findings { id } } }",
+                    json!({ "s": sort }),
+                )
+                .await;
+            let page = &answer["data"]["vulnFindings"];
+            counts.push((
+                page["total"].clone(),
+                page["findings"].as_array().map(Vec::len),
+            ));
+        }
+        assert!(counts[0].1 > Some(0), "{counts:?}");
+        assert!(counts.windows(2).all(|w| w[0] == w[1]), "{counts:?}");
         let everything = all_pages(&server, &reader, "number", None, 1000).await;
         // A piece of one package's name, in another case than it is written.
         let package = everything
