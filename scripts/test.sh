@@ -29,10 +29,11 @@ python3 -c "import trestle.oscal.assessment_results" 2> /dev/null \
 command -v moto_server > /dev/null \
   || python3 -m pip install -q --root-user-action=ignore 'moto[server]==5.2.1'
 
-# npm packages the tests drive: a certified OpenID Provider (oidc-provider) and playwright-core
-# (to drive Debian's Chromium), pinned by the lockfile in crates/warden-testkit/js.
+# npm packages the tests drive: a certified OpenID Provider (oidc-provider), playwright-core
+# (to drive Debian's Chromium) and axe-core (the accessibility checks), pinned by the lockfile in crates/warden-testkit/js.
 if [ ! -d crates/warden-testkit/js/node_modules/oidc-provider ] \
-  || [ ! -d crates/warden-testkit/js/node_modules/playwright-core ]; then
+  || [ ! -d crates/warden-testkit/js/node_modules/playwright-core ] \
+  || [ ! -d crates/warden-testkit/js/node_modules/axe-core ]; then
   npm ci --prefix crates/warden-testkit/js --no-audit --no-fund > /dev/null
 fi
 

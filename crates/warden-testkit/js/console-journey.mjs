@@ -6,6 +6,10 @@
 // Prints one JSON line per step: {"step": ..., "ok": true|false, "detail": ...}.
 import { chromium } from 'playwright-core';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
+
+// axe-core, the accessibility engine, from this directory's pinned packages.
+const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 const [base, aliceLink, bobLink, shots] = process.argv.slice(2);
 const report = (step, ok, detail) => console.log(JSON.stringify({ step, ok, detail }));
@@ -101,6 +105,23 @@ try {
   const after = await cellTexts(alice, '#my-hosts tbody tr td:first-child');
   report('granted', groups.includes('web') && after.includes('web-1'), { groups, after });
   await shot(alice, 'my-access-granted.png');
+
+  // The keyboard alone: from the top of the page, Tab to the group picker, choose by typing,
+  // Tab on to the reason, type it, Enter sends the request.
+  let tabs = 0;
+  while (tabs < 80 && !(await alice.evaluate(() => document.activeElement?.id === 'group'))) {
+    await alice.keyboard.press('Tab');
+    tabs += 1;
+  }
+  await alice.keyboard.type('admins');
+  await alice.keyboard.press('Tab');
+  await alice.keyboard.press('Tab');
+  const onReason = await alice.evaluate(() => document.activeElement?.id);
+  await alice.keyboard.type('INC-43: keyboard only');
+  await alice.keyboard.press('Enter');
+  await alice.waitForURL(`${base}/console?done=requested`);
+  const typed = await alice.locator('.requests tbody tr', { hasText: 'INC-43' }).textContent();
+  report('keyboard-request', onReason === 'reason' && typed.includes('admins') && typed.includes('pending'), { tabs, onReason, typed });
 
   // A phone-sized screen.
   await alice.setViewportSize({ width: 390, height: 844 });
@@ -249,6 +270,38 @@ try {
     await shot(bob, file);
   }
   report('inventory', (await cellTexts(bob, '#sla tbody td:first-child')).includes('default'));
+  // Accessibility: axe-core on every page as bob sees it (and a phone's width for the first
+  // page); no serious or critical violation. axe is injected into a context that shares
+  // bob's session but lets its script in past the CSP; the pages are the same.
+  const stored = await bob.context().storageState();
+  const audit = await browser.newContext({ storageState: stored, bypassCSP: true, viewport: { width: 1280, height: 900 } });
+  const a11y = await audit.newPage();
+  const found = [];
+  const pages = ['/console', '/console/approvals', '/console/reviews', '/console/reviews/new', '/console/sessions',
+    '/console/audit', '/console/compliance', '/console/people', '/console/people/invite', '/console/groups',
+    '/console/groups/new', '/console/groups/ops', '/console/tokens', '/console/hosts', '/console/hosts/join',
+    '/console/policy', '/console/policy/edit', '/console/vulns', '/console/vulns?overdue=1', '/console/settings',
+    '/account', '/no/such/page'];
+  await a11y.goto(`${base}/console/vulns`);
+  const first = await a11y.locator('#findings tbody a').first().getAttribute('href');
+  pages.push(first);
+  for (const [width, list] of [[1280, pages], [390, ['/console', '/console/vulns', '/console/hosts']]]) {
+    await a11y.setViewportSize({ width, height: 900 });
+    for (const path of list) {
+      await a11y.goto(`${base}${path}`);
+      await a11y.addScriptTag({ path: axePath });
+      const result = await a11y.evaluate(async () => {
+        // eslint-disable-next-line no-undef
+        const r = await axe.run(document, { resultTypes: ['violations'] });
+        return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+      });
+      for (const v of result) {
+        if (v.impact === 'serious' || v.impact === 'critical') found.push({ path, width, ...v });
+      }
+    }
+  }
+  report('axe', found.length === 0, { checked: pages.length + 3, found });
+  await audit.close();
   report('csp', violations.length === 0, violations);
 } catch (error) {
   report('error', false, String(error && error.stack || error));

@@ -875,6 +875,7 @@ async fn console_journeys_in_chromium() {
         "progress",
         "approved",
         "granted",
+        "keyboard-request",
         "phone",
         "played",
         "seek",
@@ -893,6 +894,7 @@ async fn console_journeys_in_chromium() {
         "policy-refused",
         "policy-applied",
         "inventory",
+        "axe",
         "csp",
     ] {
         let step = journey.step(name);
