@@ -894,6 +894,7 @@ async fn console_journeys_in_chromium() {
         "policy-refused",
         "policy-applied",
         "inventory",
+        "cards",
         "axe",
         "csp",
     ] {
@@ -923,6 +924,7 @@ async fn console_journeys_in_chromium() {
         "groups.png",
         "hosts.png",
         "settings.png",
+        "vulns-phone.png",
     ] {
         assert!(shots.join(file).exists(), "{file}");
     }

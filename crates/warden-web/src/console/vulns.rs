@@ -34,8 +34,8 @@ pub(crate) struct Filter {
 /// The orders offered, as the API names them, with their labels.
 const SORTS: [(&str, &str); 3] = [
     ("number", "oldest first"),
-    ("due", "soonest due"),
-    ("severity", "most severe"),
+    ("due", "soonest due first"),
+    ("severity", "most severe first"),
 ];
 
 pub(crate) const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "informational"];
@@ -161,7 +161,8 @@ pub(crate) async fn dashboard(
             (burndown(data["vulnBurndown"].as_array().unwrap_or(&empty)))
         }
         section aria-labelledby="findings-h" {
-            h2 #findings-h { (super::count(total, "finding", "findings")) @if overdue { ", overdue" } ", most urgent first" }
+            h2 #findings-h { (super::count(total, "finding", "findings"))
+                @if overdue { ", overdue, most overdue first" } @else { ", " (SORTS.iter().find(|(s, _)| Some(*s) == sort).map_or("oldest first", |(_, label)| label)) } }
             @if list.is_empty() { p.muted { "No finding matches." } } @else {
                 div.scroll { table #findings {
                     thead { tr { th scope="col" { "#" } th scope="col" { "Asset" } th scope="col" { "Severity" } th scope="col" { "State" } th scope="col" { "Advisory" }
