@@ -95,7 +95,7 @@ pub use reviews::{AccessReview, NewAccessReview, ReviewItem, ReviewScope, Review
 pub use scim_groups::{ScimGroup, ScimGroupChange};
 pub use scim_users::{ScimList, ScimRef, ScimUser, ScimUserChange};
 pub use signin::{IdpSignIn, NewSession, Session, SessionStage};
-pub use ssh_sessions::SshSession;
+pub use ssh_sessions::{SessionFilter, SshSession};
 pub use tokens::{ApiToken, NewToken, TokenCredential, TokenOwner};
 pub use users::{NewUser, User};
 pub use warden_audit::{AuditEvent, Outcome};

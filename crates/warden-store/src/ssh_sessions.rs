@@ -59,6 +59,21 @@ fn from_row(row: &AnyRow) -> Result<SshSession, StoreError> {
 const COLUMNS: &str =
     "id, principal, login, host, source, started_at, ended_at, end_reason, recordings, proxy_id";
 
+/// Which sessions to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionFilter {
+    /// Only those still open.
+    pub active_only: bool,
+    /// Only this person's (or token's) sessions, as the session names them.
+    pub principal: Option<String>,
+    /// Only those on this host.
+    pub host: Option<String>,
+    /// Only those started at or after this.
+    pub since: Option<Timestamp>,
+    /// Only those started before this.
+    pub until: Option<Timestamp>,
+}
+
 impl Store {
     /// Records an admitted session, audited as `ssh.session.start` with `details`.
     pub async fn start_ssh_session(
@@ -218,17 +233,58 @@ impl Store {
         active_only: bool,
         limit: i64,
     ) -> Result<Vec<SshSession>, StoreError> {
-        let filter = if active_only {
-            "WHERE ended_at IS NULL"
+        self.ssh_sessions_matching(
+            &SessionFilter {
+                active_only,
+                ..SessionFilter::default()
+            },
+            limit,
+        )
+        .await
+    }
+
+    /// The newest `limit` sessions that match `filter`, newest first.
+    pub async fn ssh_sessions_matching(
+        &self,
+        filter: &SessionFilter,
+        limit: i64,
+    ) -> Result<Vec<SshSession>, StoreError> {
+        let mut conds = Vec::new();
+        let mut texts = Vec::new();
+        let mut times = Vec::new();
+        if filter.active_only {
+            conds.push("ended_at IS NULL".to_owned());
+        }
+        // Binds in order: the texts, then the times, then the limit.
+        for (column, value) in [("principal", &filter.principal), ("host", &filter.host)] {
+            if let Some(v) = value {
+                texts.push(v.clone());
+                conds.push(format!("{column} = ${}", texts.len()));
+            }
+        }
+        for (op, value) in [(">=", filter.since), ("<", filter.until)] {
+            if let Some(t) = value {
+                times.push(t.as_millis());
+                conds.push(format!("started_at {op} ${}", texts.len() + times.len()));
+            }
+        }
+        let filter_sql = if conds.is_empty() {
+            String::new()
         } else {
-            ""
+            format!("WHERE {}", conds.join(" AND "))
         };
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM ssh_sessions {filter} ORDER BY started_at DESC, id LIMIT $1"
-        ))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM ssh_sessions {filter_sql} ORDER BY started_at DESC, id LIMIT ${}",
+            texts.len() + times.len() + 1
+        );
+        let mut q = sqlx::query(&sql);
+        for t in texts {
+            q = q.bind(t);
+        }
+        for t in times {
+            q = q.bind(t);
+        }
+        let rows = q.bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(from_row).collect()
     }
 

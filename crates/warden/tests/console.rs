@@ -642,6 +642,11 @@ const CONSOLE_ROUTES: &[(&str, &str, Member)] = &[
     ("post", "/console/people/invite", Member::StaleForm),
     (
         "get",
+        "/console/people/{name}",
+        Member::Denied("api.read_directory"),
+    ),
+    (
+        "get",
         "/console/groups/new",
         Member::Denied("api.read_directory"),
     ),

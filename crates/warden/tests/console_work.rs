@@ -1004,6 +1004,70 @@ async fn end_a_live_session_from_the_console() {
         reason,
         "session ended by user:dana: INC-7: rotating the root password"
     );
+
+    // Sessions filtered by person, host and day, as the auditor reads them.
+    let link = format!("href=\"/console/sessions/{id}\"");
+    let (_, started) = server
+        .graphql(
+            Some(&ops),
+            "query($id: String!) { sshSession(id: $id) { startedAt } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let today = &started["data"]["sshSession"]["startedAt"].as_str().unwrap()[..10];
+    for (query, found) in [
+        ("?person=alice".to_owned(), true),
+        ("?person=user%3Aalice&host=db-1".to_owned(), true),
+        (format!("?from={today}&to={today}"), true),
+        ("?person=bob".to_owned(), false),
+        ("?host=web-9".to_owned(), false),
+        ("?from=2000-01-01&to=2000-01-02".to_owned(), false),
+        ("?person=alice&active=1".to_owned(), false),
+    ] {
+        let (status, _, body) = page(&carol, &base, &format!("/console/sessions{query}")).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        let listed = body.split("id=\"past-h\"").nth(1).unwrap_or_default();
+        assert_eq!(listed.contains(&link), found, "{query}: {listed}");
+        if !found {
+            assert!(listed.contains("No session matches."), "{query}");
+        }
+    }
+    let (status, _, body) = page(&carol, &base, "/console/sessions?from=yesterday").await;
+    let (_, answer) = server
+        .graphql(
+            Some(&ops),
+            "{ sshSessions(since: \"yesterday\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, alert(&body)),
+        (
+            400,
+            answer["errors"][0]["message"].as_str().unwrap().to_owned()
+        )
+    );
+
+    // alice's page: her groups, her session, what she did; refused to dana, who may not
+    // read the directory (recorded).
+    let (status, _, body) = page(&carol, &base, "/console/people/alice").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<code>ops</code>"), "{body}");
+    assert!(body.contains(&link), "{body}");
+    assert!(body.contains("id=\"person-events\""), "{body}");
+    let (status, _, body) = page(&carol, &base, "/console/people/nobody").await;
+    assert_eq!(
+        (status, alert(&body).as_str()),
+        (404, "user `nobody` not found")
+    );
+    let (status, _, _) = page(&dana, &base, "/console/people/alice").await;
+    assert_eq!(status, 403);
+    assert!(
+        server
+            .audit("api.read_directory")
+            .iter()
+            .any(|e| e["outcome"] == "denied" && e["actor"] == "user:dana")
+    );
 }
 
 /// Access reviews run from the console: a `grc` member (who may start and close reviews,

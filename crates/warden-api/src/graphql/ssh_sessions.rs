@@ -213,20 +213,44 @@ pub struct SshSessionQuery;
 
 #[Object]
 impl SshSessionQuery {
-    /// Sessions through the proxy, newest first.
+    /// Sessions through the proxy, newest first; narrowed to a person (`user:alice`, or
+    /// `alice`), a host, and a start time from `since` (inclusive) to `until` (RFC 3339).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a GraphQL field with its filter arguments"
+    )]
     async fn ssh_sessions(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Only sessions still open.")] active: Option<bool>,
+        principal: Option<String>,
+        host: Option<String>,
+        since: Option<String>,
+        until: Option<String>,
         #[graphql(default = 50)] first: i64,
     ) -> async_graphql::Result<Vec<SshSessionInfo>> {
         let caller = authorize(ctx, Capability::ReadAudit, "ssh-sessions").await?;
         if !(1..=1000).contains(&first) {
             return Err(bad_input("first must be between 1 and 1000"));
         }
+        let given = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let principal = given(principal).map(|p| {
+            if p.contains(':') {
+                p
+            } else {
+                format!("user:{p}")
+            }
+        });
+        let filter = warden_store::SessionFilter {
+            active_only: active.unwrap_or(false),
+            principal,
+            host: given(host),
+            since: super::audit::time("since", given(since))?,
+            until: super::audit::time("until", given(until))?,
+        };
         let store = ctx.data::<Arc<Store>>()?;
         let sessions = store
-            .ssh_sessions(active.unwrap_or(false), first)
+            .ssh_sessions_matching(&filter, first)
             .await
             .map_err(|e| api_error(e, caller))?;
         Ok(sessions.into_iter().map(info).collect())

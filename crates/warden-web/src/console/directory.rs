@@ -84,7 +84,7 @@ pub(crate) async fn people(
             tbody { @for u in users {
                 @let name = text(&u["name"]);
                 tr {
-                    td { (name) }
+                    td { a href={ "/console/people/" (name) } { (name) } }
                     td { (text(&u["displayName"])) }
                     td { (text(&u["email"])) }
                     td { @for g in u["groups"].as_array().unwrap_or(&empty) { code { (text(g)) } " " } }
@@ -334,4 +334,108 @@ pub(crate) async fn revoke_token(
         Ok(_) => redirect("/console/tokens?done=revoked"),
         Err(f) => v.failed(Section::Tokens, f),
     }
+}
+
+/// `GET /console/people/{name}`: a person — who they are, their groups and temporary grants,
+/// the API tokens acting as them, their mesh devices, and (for a visitor who may read the log)
+/// their recent SSH sessions and what they did lately.
+pub(crate) async fn person(
+    State(app): State<Web>,
+    Path(name): Path<String>,
+    parts: Parts,
+) -> Response {
+    let v = match super::allowed(&app, parts, Section::People).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let audit = v.may(crate::graphql::Capability::ReadAudit);
+    let tokens = v.may(crate::graphql::Capability::ReadTokens);
+    let q = "query($name: String!, $principal: String!, $actor: String!, $audit: Boolean!, $tokens: Boolean!) {
+      user(name: $name) { name displayName email createdAt disabled disabledAt groups }
+      grants(active: true) { user group expiresAt grantedBy }
+      meshNodes { name kind owner ipv4 live }
+      tokens @include(if: $tokens) { id name role user expiresAt status }
+      sessions: sshSessions(principal: $principal, first: 20) @include(if: $audit) { id login host startedAt endedAt endReason }
+      events: auditEvents(actor: $actor, newestFirst: true, first: 20) @include(if: $audit) { seq time action target outcome } }";
+    let vars = json!({ "name": name, "principal": format!("user:{name}"), "actor": format!("user:{name}"),
+        "audit": audit, "tokens": tokens });
+    let data = match v.graphql(&app, q, vars).await {
+        Ok(d) => d,
+        Err(super::Failure::Refused(m)) => {
+            return v.refusal(axum::http::StatusCode::NOT_FOUND, Section::People, &m);
+        }
+        Err(f) => return v.failed(Section::People, f),
+    };
+    let u = &data["user"];
+    if u.is_null() {
+        return v.refusal(
+            axum::http::StatusCode::NOT_FOUND,
+            Section::People,
+            &format!("user `{name}` not found"),
+        );
+    }
+    let empty = Vec::new();
+    let mine = |key: &str, field: &str| -> Vec<&serde_json::Value> {
+        data[key]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .filter(|x| x[field] == name.as_str())
+            .collect()
+    };
+    let grants = mine("grants", "user");
+    let devices = mine("meshNodes", "owner");
+    let their_tokens = mine("tokens", "user");
+    let body = html! {
+        p { a href="/console/people" { "← People" } }
+        dl #person {
+            dt { "Display name" } dd { (text(&u["displayName"])) }
+            dt { "Email" } dd { (text(&u["email"])) }
+            dt { "Since" } dd { (when(&u["createdAt"])) }
+            dt { "State" } dd { @if u["disabled"] == true { span.state-denied { "disabled " (when(&u["disabledAt"])) } } @else { "active" } }
+            dt { "Groups" } dd #person-groups { @for g in u["groups"].as_array().unwrap_or(&empty) { a href={ "/console/groups/" (text(g)) } { code { (text(g)) } } " " } }
+        }
+        h2 { "Temporary grants" }
+        @if grants.is_empty() { p.muted { "None in force." } } @else {
+            ul { @for g in &grants { li { code { (text(&g["group"])) } " until " (when(&g["expiresAt"])) ", granted by " (text(&g["grantedBy"])) } } }
+        }
+        @if tokens {
+            h2 { "API tokens acting as them" }
+            @if their_tokens.is_empty() { p.muted { "None." } } @else {
+                ul { @for t in &their_tokens { li { (text(&t["name"])) " (" (text(&t["role"])) "), " (text(&t["status"]).to_lowercase()) ", expires " (when(&t["expiresAt"])) } } }
+            }
+        }
+        h2 { "Mesh devices" }
+        @if devices.is_empty() { p.muted { "None." } } @else {
+            ul { @for d in &devices { li { (text(&d["name"])) " " code { (text(&d["ipv4"])) } @if d["live"] != true { span.muted { " (key expired)" } } } } }
+        }
+        @if audit {
+            h2 { "Recent SSH sessions" }
+            @let sessions = data["sessions"].as_array().unwrap_or(&empty);
+            @if sessions.is_empty() { p.muted { "None." } } @else {
+                div.scroll { table #person-sessions {
+                    thead { tr { th scope="col" { "Started" } th scope="col" { "As" } th scope="col" { "Host" } th scope="col" { "Ended" } } }
+                    tbody { @for s in sessions {
+                        tr { td { a href={ "/console/sessions/" (text(&s["id"])) } { (when(&s["startedAt"])) } }
+                             td { code { (text(&s["login"])) } } td { (text(&s["host"])) }
+                             td { @if s["endedAt"].is_null() { "open" } @else { (when(&s["endedAt"])) } } }
+                    } }
+                } }
+            }
+            h2 { "What they did lately" }
+            @let events = data["events"].as_array().unwrap_or(&empty);
+            @if events.is_empty() { p.muted { "Nothing recorded." } } @else {
+                div.scroll { table #person-events {
+                    thead { tr { th scope="col" { "When" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Outcome" } } }
+                    tbody { @for e in events {
+                        tr { td { (when(&e["time"])) } td { code { (text(&e["action"])) } } td { (text(&e["target"])) }
+                             td { span class={ "outcome-" (text(&e["outcome"])) } { (text(&e["outcome"])) } } }
+                    } }
+                } }
+                p { a href={ "/console/audit?actor=user%3A" (name) } { "All their events" } }
+            }
+        }
+    };
+    let title = format!("{} ({name})", text(&u["displayName"]));
+    v.ok(Section::People, &title, body)
 }

@@ -79,6 +79,7 @@ console_routes! {
     get "/console/people" => directory::people;
     get "/console/people/invite" => manage::invite_page;
     post "/console/people/invite" => manage::invite;
+    get "/console/people/{name}" => directory::person;
     post "/console/people/{name}/{verb}" => directory::set_disabled;
     get "/console/groups" => directory::groups;
     get "/console/groups/new" => manage::new_group_page;

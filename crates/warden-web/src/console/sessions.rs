@@ -25,6 +25,31 @@ const SESSION_FIELDS: &str = "id principal login host source startedAt endedAt e
 pub(crate) struct SessionQuery {
     /// Transcript search text.
     q: Option<String>,
+    /// Only this person's (`alice` or `user:alice`).
+    person: Option<String>,
+    /// Only on this host.
+    host: Option<String>,
+    /// Started on or after this day (`2026-12-01`) or time (RFC 3339).
+    from: Option<String>,
+    /// Started before the end of this day, or this time.
+    to: Option<String>,
+    /// Only open ones.
+    active: Option<String>,
+}
+
+fn given(v: Option<&String>) -> Option<&str> {
+    v.map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+/// A day as the start of it (`to`: the end of it), or a time as typed, for the API.
+fn day(v: Option<&str>, end: bool) -> Option<String> {
+    v.map(|d| {
+        if d.len() == 10 && d.get(4..5) == Some("-") {
+            format!("{d}T{}", if end { "23:59:59.999Z" } else { "00:00:00Z" })
+        } else {
+            d.to_owned()
+        }
+    })
 }
 
 /// `GET /console/sessions[?q=TEXT]`.
@@ -34,14 +59,19 @@ pub(crate) async fn list(
     parts: Parts,
 ) -> Response {
     let search = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    let (person, host) = (given(query.person.as_ref()), given(query.host.as_ref()));
+    let (from, to) = (given(query.from.as_ref()), given(query.to.as_ref()));
+    let active = given(query.active.as_ref()).is_some();
+    let filtered = person.is_some() || host.is_some() || from.is_some() || to.is_some() || active;
     let q = format!(
-        "query($q: String!, $search: Boolean!) {{
+        "query($q: String!, $search: Boolean!, $person: String, $host: String, $since: String, $until: String, $active: Boolean) {{
           live: sshSessions(active: true, first: 100) {{ {SESSION_FIELDS} }}
-          past: sshSessions(first: 50) @skip(if: $search) {{ {SESSION_FIELDS} }}
+          past: sshSessions(active: $active, principal: $person, host: $host, since: $since, until: $until, first: 50) @skip(if: $search) {{ {SESSION_FIELDS} }}
           found: sshSessionSearch(text: $q) @include(if: $search) {{ file lines session {{ {SESSION_FIELDS} }} }}
         }}"
     );
-    let vars = json!({ "q": search.unwrap_or("-"), "search": search.is_some() });
+    let vars = json!({ "q": search.unwrap_or("-"), "search": search.is_some(), "person": person, "host": host,
+        "since": day(from, false), "until": day(to, true), "active": active });
     let (v, data) = match open(&app, parts, Section::Sessions, &q, vars).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -78,9 +108,21 @@ pub(crate) async fn list(
             }
         } @else {
             section aria-labelledby="past-h" {
-                h2 #past-h { "Recent sessions" }
+                h2 #past-h { @if filtered { "Matching sessions" } @else { "Recent sessions" } }
+                form.filters #session-filters method="get" action="/console/sessions" {
+                    label for="person" { "Person" }
+                    input #person type="text" name="person" value=(person.unwrap_or("")) size="12" placeholder="alice";
+                    label for="host" { "Host" }
+                    input #host type="text" name="host" value=(host.unwrap_or("")) size="12" placeholder="db-1";
+                    label for="from" { "From" }
+                    input #from type="date" name="from" value=(from.unwrap_or(""));
+                    label for="to" { "To" }
+                    input #to type="date" name="to" value=(to.unwrap_or(""));
+                    label { input #active type="checkbox" name="active" value="1" checked[active]; " open only" }
+                    button type="submit" { "Show" }
+                }
                 @let past = data["past"].as_array().unwrap_or(&empty);
-                @if past.is_empty() { p.muted { "No session yet." } } @else { (table(past, "past-sessions")) }
+                @if past.is_empty() { p.muted { @if filtered { "No session matches." } @else { "No session yet." } } } @else { (table(past, "past-sessions")) }
             }
         }
     };
