@@ -100,6 +100,7 @@ pub(crate) fn public_router(web: Web, edge: EdgeState, limits: &Limits) -> Route
             get(warden_web::sign_in::oidc_callback),
         )
         .route("/v1/audit/export", get(audit_export_bearer))
+        .route("/console/audit/export", get(audit_export_session))
         .route(
             "/v1/compliance/evidence",
             get(warden_api::compliance::evidence_bearer),
@@ -238,9 +239,15 @@ async fn browser_errors(request: axum::extract::Request, next: axum::middleware:
     let Ok(bytes) = axum::body::to_bytes(body, ERROR_BODY_LIMIT).await else {
         return warden_web::console::error_page(status, "internal error");
     };
+    // `{"error": …}`, or GraphQL's shape, `{"errors": [{"message": …}]}`.
     let message = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
-        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .and_then(|v| {
+            v.get("error")
+                .or_else(|| v.pointer("/errors/0/message"))
+                .and_then(|e| e.as_str())
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
     let mut page = warden_web::console::error_page(status, &message);
     // What tells the client when to come back, or how to sign in, stays.
@@ -430,6 +437,38 @@ async fn audit_export_bearer(
     export(app, audit, query).await
 }
 
+/// `GET /console/audit/export?since=&until=`: the same verifiable export, for a person signed
+/// in to the console who may read the log, as a file to save.
+async fn audit_export_session(
+    State(web): State<Web>,
+    query: Result<axum::extract::Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+    anonymous: warden_runtime::request::Anonymous,
+    headers: HeaderMap,
+) -> Response {
+    let audit = match warden_web::console::signed_in(&web, anonymous, headers).await {
+        Ok(audit) => audit,
+        Err(elsewhere) => return elsewhere,
+    };
+    if let Err(refused) = require(
+        &web.app,
+        &audit,
+        crate::graphql::Capability::ReadAudit,
+        "audit",
+    )
+    .await
+    {
+        return refused;
+    }
+    let mut response = export(web.app.clone(), audit, query).await;
+    if response.status().is_success() {
+        response.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            axum::http::HeaderValue::from_static("attachment; filename=\"warden-audit.jsonl\""),
+        );
+    }
+    response
+}
+
 async fn audit_export_operator(
     State(app): State<App>,
     Extension(RequestId(request_id)): Extension<RequestId>,
@@ -472,8 +511,17 @@ async fn export(
     let mut first = q.since_seq.unwrap_or(oldest).max(1);
     let mut last = q.until_seq.unwrap_or(size).min(size);
     for (field, value, is_since) in [("since", &q.since, true), ("until", &q.until, false)] {
-        let Some(value) = value else { continue };
-        let at = match warden_api::rfc3339(field, value) {
+        // An empty field (a form left blank) is no bound.
+        let Some(value) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        // What a browser's date and time fields send: a day, or a time without seconds.
+        let value = match value.len() {
+            10 => format!("{value}T00:00:00Z"),
+            16 if value.get(10..11) == Some("T") => format!("{value}:00Z"),
+            _ => value.to_owned(),
+        };
+        let at = match warden_api::rfc3339(field, &value) {
             Ok(at) => at,
             Err(m) => return bad(m),
         };

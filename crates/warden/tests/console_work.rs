@@ -1689,3 +1689,92 @@ async fn the_getting_started_checklist_ticks_itself_off() {
     let (_, _, shown) = page(&erin, &other, "/console").await;
     assert!(!shown.contains("getting-started"), "{shown}");
 }
+
+/// The audit log exported from the console: an auditor downloads a period as a file that
+/// `warden audit verify` checks offline; the download is itself recorded; a member is
+/// refused (recorded); a bad time gets the API's message, as a page in a browser.
+#[tokio::test]
+async fn the_audit_log_is_exported_from_the_console() {
+    let (server, base) = console_server(Backend::Sqlite).await;
+    admin_ok(&server, &["group", "add", "auditors"]);
+    let (carol, _, _) = server.enroll_soft_passkey(&base, "carol").await;
+    admin_ok(&server, &["group", "add-member", "auditors", "carol"]);
+    let (mallory, _, _) = server.enroll_soft_passkey(&base, "mallory").await;
+    // The log is signed on a timer: wait for a checkpoint to cover what is there.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    let (_, _, audit_page) = page(&carol, &base, "/console/audit").await;
+    assert!(
+        audit_page.contains("action=\"/console/audit/export\""),
+        "{audit_page}"
+    );
+    let r = carol
+        .get(format!("{base}/console/audit/export?since=&until="))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment; filename=\"warden-audit.jsonl\""
+    );
+    let body = r.text().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    std::fs::write(&file, &body).unwrap();
+    let data = server.data_dir.to_string_lossy().into_owned();
+    let key = warden_testkit::run_cli(bin(), &["audit", "--data-dir", &data, "key"]);
+    let key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
+    let out = warden_testkit::run_cli(
+        bin(),
+        &["audit", "verify", file.to_str().unwrap(), "--key", &key],
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && said.starts_with("ok: events 1 to "),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        server
+            .audit("audit.export")
+            .iter()
+            .any(|e| e["outcome"] == "success" && e["actor"] == "user:carol"),
+        "the export is recorded as carol's"
+    );
+
+    // A member: refused and recorded. A bad time: the API's words, a page for a browser.
+    let r = mallory
+        .get(format!("{base}/console/audit/export"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(
+        server
+            .audit("api.read_audit")
+            .iter()
+            .any(|e| e["outcome"] == "denied" && e["actor"] == "user:mallory")
+    );
+    let r = carol
+        .get(format!("{base}/console/audit/export?since=yesterday"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let page_shown = r.text().await.unwrap();
+    assert_eq!(
+        alert(&page_shown),
+        "invalid `since` time `yesterday`: use RFC 3339, like 2026-11-29T10:00:00Z"
+    );
+    // A browser's own datetime field (no seconds, no zone) is read as UTC.
+    let r = carol
+        .get(format!(
+            "{base}/console/audit/export?since=2026-01-01T00%3A00&until="
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

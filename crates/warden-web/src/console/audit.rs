@@ -120,6 +120,14 @@ pub(crate) async fn log(
         }
         section aria-labelledby="events-h" {
             h2 #events-h { "Events, newest first" }
+            form.filters #export method="get" action="/console/audit/export" {
+                label for="since" { "Export from" }
+                input #since type="datetime-local" name="since" step="1";
+                label for="until" { "to" }
+                input #until type="datetime-local" name="until" step="1";
+                button type="submit" { "Export (JSON lines)" }
+                span.muted { " every event in the period (UTC), with the checkpoint and proofs " code { "warden audit verify" } " checks; empty fields: from the start, to now" }
+            }
             @if events.is_empty() { p.muted { "No event matches." } } @else {
                 div.scroll { table #audit-events {
                     thead { tr { th scope="col" { "#" } th scope="col" { "Time" } th scope="col" { "Actor" } th scope="col" { "Action" }

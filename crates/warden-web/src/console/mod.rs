@@ -527,6 +527,17 @@ pub(crate) async fn submitted(
 /// The request's parts every console handler takes.
 pub(crate) type Parts = (Anonymous, HeaderMap);
 
+/// What the signed-in person behind a request acts as (their audit context, `web_session`
+/// auth), for the server's own routes under `/console` (the audit export); or where to send
+/// the browser instead (sign-in, the account page).
+pub async fn signed_in(
+    app: &Web,
+    anonymous: Anonymous,
+    headers: HeaderMap,
+) -> Result<AuditContext, Response> {
+    Ok(visitor(app, (anonymous, headers)).await?.audit)
+}
+
 /// The visitor of a request whose extractors are `parts`.
 pub(crate) async fn visitor(app: &Web, parts: Parts) -> Result<Visitor, Response> {
     let (Anonymous(ctx), headers) = parts;
