@@ -930,6 +930,10 @@ async fn console_journeys_in_chromium() {
         "hosts.png",
         "settings.png",
         "vulns-phone.png",
+        "page-console-1280.png",
+        "page-console-390.png",
+        "page-console-policy-edit-390.png",
+        "page-console-vulns-overdue-1-1280.png",
     ] {
         assert!(shots.join(file).exists(), "{file}");
     }
