@@ -283,9 +283,10 @@ impl Store {
                     name: row.try_get("name")?,
                     last_contact: Timestamp::from_millis(row.try_get("last_seen_at")?),
                     agent_version: row.try_get("agent_version")?,
+                    // Certificates keep their validity in seconds, as X.509 does.
                     certificate_expires_at: row
                         .try_get::<Option<i64>, _>("certificate_expires_at")?
-                        .map(Timestamp::from_millis),
+                        .map(|secs| Timestamp::from_millis(secs.saturating_mul(1000))),
                 })
             })
             .collect()

@@ -1569,7 +1569,13 @@ async fn a_stopped_agent_shows_offline() {
     }
     assert_eq!(host["agentVersion"], env!("CARGO_PKG_VERSION"), "{host}");
     assert_eq!(host["online"], true, "{host}");
-    assert!(host["certificateExpiresAt"].is_string(), "{host}");
+    // The agent's client certificate: days ahead (agent.client_cert_ttl, default 7d).
+    let expires = host["certificateExpiresAt"].as_str().unwrap();
+    let left = humantime::parse_rfc3339_weak(expires)
+        .unwrap()
+        .duration_since(std::time::SystemTime::now())
+        .unwrap();
+    assert!(left > std::time::Duration::from_secs(6 * 86_400), "{host}");
     let (_, _, page_shown) = page(&carol, &base, "/console/hosts").await;
     assert!(
         page_shown.contains(
