@@ -22,6 +22,9 @@ use warden_model::{Actor, GroupName, Timestamp, UserName};
 use warden_store::{AuditContext, DatabaseLocation, NewUser, Outcome, Store};
 use warden_testkit::{Backend, TestServer, free_port, ms, percentile};
 
+#[path = "support/findings.rs"]
+mod findings;
+
 const USERS: usize = 10_000;
 const GROUPS: usize = 20;
 const PER_GROUP: usize = 500;
@@ -171,51 +174,6 @@ async fn seed_hosts(store: &Arc<Store>, n: usize) {
     .await;
 }
 
-/// Fills the findings up to `total` through the store's import path, 100,000 an asset, with
-/// clocks started 0 to 120 days ago so that many are overdue.
-async fn seed_findings(url: &str, total: usize) -> Duration {
-    use warden_vuln::{ImportedFinding, Severity, SlaTiers};
-    use warden_vuln_store::{NewImport, VulnStore};
-    let store = Store::open(&DatabaseLocation::parse(url).unwrap())
-        .await
-        .unwrap();
-    let sla = SlaTiers::default();
-    let started = Instant::now();
-    let per = 100_000;
-    let now = Timestamp::from_system(SystemTime::now()).as_millis();
-    for a in 0..total.div_ceil(per) {
-        let days_ago = (i64::try_from(a).unwrap() * 13) % 120;
-        let ctx = AuditContext {
-            now: Timestamp::from_millis(now - days_ago * 86_400_000),
-            ..ctx(a)
-        };
-        let findings = (0..per.min(total - a * per))
-            .map(|i| ImportedFinding {
-                advisory: format!("CVE-2024-{i:06}"),
-                aliases: vec![format!("GHSA-{i:06}")],
-                package: Some(format!("pkg:npm/mod{}@{}.0.0", i % 3000, i % 11)),
-                location: None,
-                fingerprint: None,
-                fixed_in: None,
-                no_fix: false,
-                title: format!("mod{}: prototype pollution {i}", i % 3000),
-                disclosed: Severity::from_rank(i64::try_from(i % 5).unwrap()),
-                cvss: None,
-            })
-            .collect();
-        let new = NewImport {
-            asset: format!("service-{a:02}"),
-            scanner: "grype".to_owned(),
-            format: "grype".to_owned(),
-            file_name: "seed.json".to_owned(),
-            sha256: "00".repeat(32),
-            findings,
-        };
-        store.vulns().import(&ctx, &sla, new).await.unwrap();
-    }
-    started.elapsed()
-}
-
 fn trivy_report(n: usize) -> String {
     const SEVERITIES: [&str; 5] = ["CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"];
     let vulns: Vec<Value> = (0..n)
@@ -250,7 +208,7 @@ async fn measure(backend: Backend, requests: usize, scale: Scale) {
     let report = dir.path().join("trivy.json");
     // The findings beyond the first report's 2,000 come through the store's import path.
     let imported = scale.findings.min(2_000);
-    let more = seed_findings(&server.database_url(), scale.findings - imported).await;
+    let more = findings::seed(&server.database_url(), scale.findings - imported).await;
     std::fs::write(&report, trivy_report(imported)).unwrap();
     let out = server.remote(
         &admin,

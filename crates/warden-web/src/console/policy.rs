@@ -151,16 +151,9 @@ pub(crate) async fn show(
 async fn compare(app: &Web, v: &super::Visitor, from: i64, to: i64) -> Result<String, Failure> {
     let q = "query($a: Int!, $b: Int!) { a: policy(version: $a) { files { name text } } b: policy(version: $b) { files { name text } } }";
     let d = v.graphql(app, q, json!({ "a": from, "b": to })).await?;
-    let files = |key: &str| -> std::collections::BTreeMap<String, String> {
-        d[key]["files"]
-            .as_array()
-            .map(|files| {
-                files
-                    .iter()
-                    .map(|f| (text(&f["name"]), text(&f["text"])))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    Ok(warden_runtime::policy::diff(&files("a"), &files("b")))
+    use super::policy_edit::files;
+    Ok(warden_runtime::policy::diff(
+        &files(&d["a"]),
+        &files(&d["b"]),
+    ))
 }

@@ -142,8 +142,8 @@ pub(crate) fn diff(unified: &str) -> Markup {
     }
 }
 
-/// The files of the set in force, by name.
-fn files(policy: &Value) -> BTreeMap<String, String> {
+/// The files of a policy version as the API gives it, by name.
+pub(crate) fn files(policy: &Value) -> BTreeMap<String, String> {
     policy["files"]
         .as_array()
         .map(|files| {
