@@ -31,11 +31,15 @@ pub(crate) async fn for_visitor(app: &Web, v: &Visitor) -> Markup {
         Capability::ReadTokens,
         Capability::ReadDirectory,
         Capability::ReadVulns,
+        Capability::ReadAudit,
     ];
     if !needs.into_iter().all(|c| v.may(c)) {
         return html! {};
     }
-    let q = "query { tokens { role status } hosts { name } policyHistory { appliedBy } vulnAssets { name } }";
+    // A first import is read from the log (one indexed event), not from the findings, which
+    // may number millions.
+    let q = "query { tokens { role status } hosts { name } policyHistory { appliedBy }
+      imports: auditEvents(action: \"vuln.import\", outcome: \"success\", newestFirst: true, first: 1) { seq } }";
     let data = match v.graphql(app, q, json!({})).await {
         Ok(d) => d,
         Err(_) => return html! {},
@@ -76,7 +80,7 @@ pub(crate) async fn for_visitor(app: &Web, v: &Visitor) -> Markup {
         },
         Step {
             id: "first-import",
-            done: !list("vulnAssets").is_empty(),
+            done: !list("imports").is_empty(),
             title: "Import a scanner's findings",
             how: html! { "Run " code { "warden vuln import trivy.json --asset NAME" } " with a Trivy, Grype, OSV-Scanner, cargo-audit or SARIF report." },
         },

@@ -204,12 +204,25 @@ pub(crate) async fn groups(
     v.ok(Section::Groups, "Groups", body)
 }
 
-/// `GET /console/hosts`: joined hosts and the WireGuard mesh's nodes.
+/// Hosts (and mesh nodes) on a page.
+const HOSTS_PAGE: usize = 100;
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct HostsQuery {
+    /// The hosts after this name.
+    after: Option<String>,
+    #[serde(flatten)]
+    done: Done,
+}
+
+/// `GET /console/hosts[?after=NAME]`: joined hosts with their health, 100 a page, and the
+/// WireGuard mesh's nodes.
 pub(crate) async fn hosts(
     State(app): State<Web>,
-    Query(done): Query<Done>,
+    Query(query): Query<HostsQuery>,
     parts: Parts,
 ) -> Response {
+    let done = &query.done;
     let q = "query { hosts { name labels addresses sshdAddr joinedAt lastContactAt online agentVersion certificateExpiresAt }
       meshNodes { name kind owner ipv4 endpoint live } }";
     let (v, data) = match open(&app, parts, Section::Hosts, q, json!({})).await {
@@ -217,16 +230,26 @@ pub(crate) async fn hosts(
         Err(r) => return r,
     };
     let empty = Vec::new();
-    let hosts = data["hosts"].as_array().unwrap_or(&empty);
+    let all = data["hosts"].as_array().unwrap_or(&empty);
+    let after = query.after.as_deref().unwrap_or_default();
+    let from = all
+        .iter()
+        .take_while(|h| h["name"].as_str().unwrap_or_default() <= after)
+        .count();
+    let hosts: Vec<&serde_json::Value> = all.iter().skip(from).take(HOSTS_PAGE).collect();
+    let next = (from + hosts.len() < all.len())
+        .then(|| hosts.last().map(|h| text(&h["name"])))
+        .flatten();
     let nodes = data["meshNodes"].as_array().unwrap_or(&empty);
+    let more_nodes = nodes.len().saturating_sub(HOSTS_PAGE);
     let body = html! {
-        (flash(&done))
+        (flash(done))
         @if v.may(crate::graphql::Capability::ManageHosts) { p { a.button href="/console/hosts/join" { "Join a host" } } }
-        h2 { "Hosts (" (hosts.len()) ")" }
-        @if hosts.is_empty() { p.muted { "No host has joined. Make a join token for one with " code { "warden admin join-token create --host NAME" } " on the server, then run the " code { "warden agent" } " command it prints on that host." } } @else {
+        h2 { "Hosts (" (all.len()) ")" }
+        @if all.is_empty() { p.muted { "No host has joined. Make a join token for one with " code { "warden admin join-token create --host NAME" } " on the server, then run the " code { "warden agent" } " command it prints on that host." } } @else {
             div.scroll { table #hosts {
                 thead { tr { th scope="col" { "Host" } th scope="col" { "State" } th scope="col" { "Last contact" } th scope="col" { "Agent" } th scope="col" { "Certificate expires" } th scope="col" { "Labels" } th scope="col" { "Addresses" } th scope="col" { "sshd" } th scope="col" { "Joined" } th scope="col" { span.visually-hidden { "Action" } } } }
-                tbody { @for h in hosts {
+                tbody { @for h in &hosts {
                     tr {
                         td { (text(&h["name"])) }
                         td.health { @if h["online"] == true { span.badge.state-approved { "online" } } @else { span.badge.state-denied { "offline" } } }
@@ -242,11 +265,15 @@ pub(crate) async fn hosts(
                 } }
             } }
         }
+        nav.pager aria-label="Pages of hosts" {
+            @if from > 0 { a href="/console/hosts" { "First page" } }
+            @if let Some(n) = &next { a href={ "/console/hosts?after=" (n) } rel="next" { "Next " (HOSTS_PAGE) } }
+        }
         h2 { "Mesh nodes (" (nodes.len()) ")" }
         @if nodes.is_empty() { p.muted { "No node has enrolled in the WireGuard mesh." } } @else {
             div.scroll { table #mesh-nodes {
                 thead { tr { th scope="col" { "Node" } th scope="col" { "Kind" } th scope="col" { "Owner" } th scope="col" { "Address" } th scope="col" { "Endpoint" } th scope="col" { "In the mesh" } th scope="col" { span.visually-hidden { "Action" } } } }
-                tbody { @for n in nodes {
+                tbody { @for n in nodes.iter().take(HOSTS_PAGE) {
                     tr {
                         td { (text(&n["name"])) } td { (text(&n["kind"])) } td { (text(&n["owner"])) }
                         td { code { (text(&n["ipv4"])) } } td { (text(&n["endpoint"])) }
@@ -256,6 +283,7 @@ pub(crate) async fn hosts(
                 } }
             } }
         }
+        @if more_nodes > 0 { p.muted { "and " (more_nodes) " more (the API's " code { "meshNodes" } " lists them all)." } }
     };
     v.ok(Section::Hosts, "Hosts", body)
 }
