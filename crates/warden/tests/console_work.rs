@@ -1000,9 +1000,13 @@ async fn end_a_live_session_from_the_console() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(
-        reason,
-        "session ended by user:dana: INC-7: rotating the root password"
+    // The proxy that ends it at once records the reason as is; one that learns of it from
+    // the request in the store records it as `access ended: …`. Either way, dana's words.
+    assert!(
+        reason.as_str().is_some_and(
+            |r| r.ends_with("session ended by user:dana: INC-7: rotating the root password")
+        ),
+        "{reason}"
     );
 
     // Sessions filtered by person, host and day, as the auditor reads them.
@@ -1498,7 +1502,7 @@ async fn a_stopped_agent_shows_offline() {
     let port = free_port();
     let base = format!("http://localhost:{port}");
     let config = format!(
-        "public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n[agent]\noffline_after = \"3s\"\n"
+        "public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n[agent]\noffline_after = \"6s\"\n"
     );
     let server = TestServer::start_on(bin(), Backend::Sqlite, &config, port).await;
     let root = tempfile::tempdir().unwrap();
@@ -1588,7 +1592,7 @@ async fn a_stopped_agent_shows_offline() {
         "{page_shown}"
     );
     // Still online a while later: the agent keeps in touch.
-    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
     assert_eq!(
         hosts().await["online"],
         true,
@@ -1599,7 +1603,7 @@ async fn a_stopped_agent_shows_offline() {
     agent.kill().unwrap();
     agent.wait().unwrap();
     let mut offline = false;
-    for _ in 0..100 {
+    for _ in 0..200 {
         if hosts().await["online"] == false {
             offline = true;
             break;
@@ -1706,41 +1710,47 @@ async fn the_audit_log_is_exported_from_the_console() {
     let (carol, _, _) = server.enroll_soft_passkey(&base, "carol").await;
     admin_ok(&server, &["group", "add-member", "auditors", "carol"]);
     let (mallory, _, _) = server.enroll_soft_passkey(&base, "mallory").await;
-    // The log is signed on a timer: wait for a checkpoint to cover what is there.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
 
     let (_, _, audit_page) = page(&carol, &base, "/console/audit").await;
     assert!(
         audit_page.contains("action=\"/console/audit/export\""),
         "{audit_page}"
     );
-    let r = carol
-        .get(format!("{base}/console/audit/export?since=&until="))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.headers()["content-disposition"],
-        "attachment; filename=\"warden-audit.jsonl\""
-    );
-    let body = r.text().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("audit.jsonl");
-    std::fs::write(&file, &body).unwrap();
     let data = server.data_dir.to_string_lossy().into_owned();
     let key = warden_testkit::run_cli(bin(), &["audit", "--data-dir", &data, "key"]);
     let key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
-    let out = warden_testkit::run_cli(
-        bin(),
-        &["audit", "verify", file.to_str().unwrap(), "--key", &key],
-    );
-    let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && said.starts_with("ok: events 1 to "),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Checkpoints are signed on a timer: until one covers the export, verify says so; ask
+    // again a moment later.
+    let mut said = String::new();
+    for _ in 0..40 {
+        let r = carol
+            .get(format!("{base}/console/audit/export?since=&until="))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["content-disposition"],
+            "attachment; filename=\"warden-audit.jsonl\""
+        );
+        std::fs::write(&file, r.text().await.unwrap()).unwrap();
+        let out = warden_testkit::run_cli(
+            bin(),
+            &["audit", "verify", file.to_str().unwrap(), "--key", &key],
+        );
+        said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() && said.starts_with("ok: events 1 to ") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(said.starts_with("ok: events 1 to "), "{said}");
     assert!(
         server
             .audit("audit.export")

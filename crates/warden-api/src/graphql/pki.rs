@@ -169,17 +169,31 @@ impl HostQuery {
         let caller = authorize(ctx, Capability::ReadDirectory, "hosts").await?;
         let store = ctx.data::<Arc<Store>>()?;
         let hosts = store.hosts().await.map_err(|e| api_error(e, caller))?;
-        let prefix = format!(
-            "spiffe://{}/host/",
-            ctx.data::<Authorities>()?.trust_domain()
-        );
-        let health: BTreeMap<String, warden_store::HostHealth> = store
-            .host_health(&prefix)
-            .await
-            .map_err(|e| api_error(e, caller))?
-            .into_iter()
-            .map(|h| (h.name.clone(), h))
-            .collect();
+        // Health costs a read per host: only when a health field is asked for.
+        let look = ctx.look_ahead();
+        let wants_health = [
+            "lastContactAt",
+            "online",
+            "agentVersion",
+            "certificateExpiresAt",
+        ]
+        .iter()
+        .any(|f| look.field(f).exists());
+        let health: BTreeMap<String, warden_store::HostHealth> = if wants_health {
+            let prefix = format!(
+                "spiffe://{}/host/",
+                ctx.data::<Authorities>()?.trust_domain()
+            );
+            store
+                .host_health(&prefix)
+                .await
+                .map_err(|e| api_error(e, caller))?
+                .into_iter()
+                .map(|h| (h.name.clone(), h))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
         let offline_after = ctx.data::<AgentConfig>()?.offline_after;
         let now = caller.audit.now;
         Ok(hosts
