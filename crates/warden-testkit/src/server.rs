@@ -526,6 +526,19 @@ impl TestServer {
         serde_json::from_slice(&out.stdout).expect("audit JSON")
     }
 
+    /// `warden admin ARGS…` on the admin socket, which must succeed.
+    ///
+    /// # Panics
+    /// When the command fails (with its stderr).
+    pub fn admin_ok(&self, args: &[&str]) {
+        let out = self.admin(args);
+        assert!(
+            out.status.success(),
+            "warden admin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Adds local user `user`, follows an enrollment link and registers a software passkey,
     /// as a browser at `base` (the server's public URL on `localhost`) would. Returns that
     /// browser (with its session cookie), the passkey and the session's CSRF token.

@@ -25,21 +25,16 @@ fn request(server: &TestServer, token: &str, args: &[&str]) -> std::process::Out
     server.remote(token, &full)
 }
 
-fn admin_ok(server: &TestServer, args: &[&str]) {
-    let out = server.admin(args);
-    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-}
-
 #[tokio::test]
 async fn request_approve_use_expire_cut() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let lab = SshLab::start(bin(), d).await;
     let server = &lab.server;
-    admin_ok(server, &["user", "add", "carol"]);
-    admin_ok(server, &["user", "add", "bob"]);
-    admin_ok(server, &["group", "add", "admins"]);
-    admin_ok(server, &["group", "add-member", "admins", "bob"]);
+    server.admin_ok(&["user", "add", "carol"]);
+    server.admin_ok(&["user", "add", "bob"]);
+    server.admin_ok(&["group", "add", "admins"]);
+    server.admin_ok(&["group", "add-member", "admins", "bob"]);
     let carol = server.token("carol-cli", "member", Some("carol"));
     let bob = server.token("bob-cli", "member", Some("bob"));
     let alice = server.token("alice-cli", "member", Some("alice"));
@@ -174,7 +169,7 @@ async fn who_decides_and_bad_requests() {
             &["group", "add-member", "admins", "bob"],
             &["group", "add-member", "admins", "dora"],
         ] {
-            admin_ok(&server, args);
+            server.admin_ok(args);
         }
         let alice = server.token("alice-cli", "member", Some("alice"));
         let bob = server.token("bob-cli", "member", Some("bob"));
@@ -333,7 +328,7 @@ async fn who_decides_and_bad_requests() {
         );
 
         // Disabling bob ends his grant in the same transaction.
-        admin_ok(&server, &["user", "disable", "bob"]);
+        server.admin_ok(&["user", "disable", "bob"]);
         assert_eq!(
             server.audit("user.disable")[0]["details"]["grants_ended"],
             1
@@ -361,7 +356,7 @@ async fn access_requests_notify_webhooks() {
         &["group", "add", "admins"],
         &["group", "add-member", "admins", "bob"],
     ] {
-        admin_ok(&server, args);
+        server.admin_ok(args);
     }
     let carol = server.token("carol-cli", "member", Some("carol"));
     let bob = server.token("bob-cli", "member", Some("bob"));

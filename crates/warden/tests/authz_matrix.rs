@@ -226,17 +226,17 @@ async fn every_operation_answers_every_caller_as_the_starter_policy_says() {
 /// Every kind of caller, with the people, groups and tokens it needs.
 fn callers(server: &TestServer) -> Vec<Caller> {
     for group in ["admins", "auditors"] {
-        admin_ok(server, &["group", "add", group]);
+        server.admin_ok(&["group", "add", group]);
     }
     for user in ["alice", "bob", "carol", "dave", "erin"] {
-        admin_ok(server, &["user", "add", user]);
+        server.admin_ok(&["user", "add", user]);
     }
     for (group, user) in [
         ("admins", "alice"),
         ("admins", "dave"),
         ("auditors", "erin"),
     ] {
-        admin_ok(server, &["group", "add-member", group, user]);
+        server.admin_ok(&["group", "add-member", group, user]);
     }
     let token = |name: &str, role: &str, user: Option<&str>| {
         Via::Bearer(Some(server.token(name, role, user)))
@@ -244,7 +244,7 @@ fn callers(server: &TestServer) -> Vec<Caller> {
     let auditor = server.token("matrix-auditor", "auditor", None);
     let wrong_secret = format!("{}x", &auditor[..auditor.len() - 1]);
     let revoked = server.token("matrix-revoked", "admin", None);
-    admin_ok(server, &["token", "revoke", "matrix-revoked"]);
+    server.admin_ok(&["token", "revoke", "matrix-revoked"]);
     let runs = |groups: &[&str], role: &str| Expect::Runs(effective(groups, role));
     vec![
         Caller {
@@ -323,15 +323,6 @@ fn callers(server: &TestServer) -> Vec<Caller> {
             expect: Expect::Runs(Rights::All),
         },
     ]
-}
-
-fn admin_ok(server: &TestServer, args: &[&str]) {
-    let out = server.admin(args);
-    assert!(
-        out.status.success(),
-        "warden admin {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn bearer_of(callers: &[Caller], name: &str) -> String {

@@ -23,15 +23,6 @@ fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
 }
 
-fn admin_ok(server: &TestServer, args: &[&str]) {
-    let out = server.admin(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 async fn security_and_bad_input(backend: Backend) {
@@ -39,18 +30,15 @@ async fn security_and_bad_input(backend: Backend) {
     let base = format!("http://localhost:{port}");
     let config = format!("public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n");
     let server = TestServer::start_on(bin(), backend, &config, port).await;
-    admin_ok(&server, &["group", "add", "admins"]);
-    admin_ok(&server, &["group", "add", "web"]);
-    admin_ok(
-        &server,
-        &[
-            "user",
-            "add",
-            "mallory",
-            "--display-name",
-            "<img src=x onerror=alert(1)>",
-        ],
-    );
+    server.admin_ok(&["group", "add", "admins"]);
+    server.admin_ok(&["group", "add", "web"]);
+    server.admin_ok(&[
+        "user",
+        "add",
+        "mallory",
+        "--display-name",
+        "<img src=x onerror=alert(1)>",
+    ]);
 
     // Without a session, the console sends the browser to sign in.
     let anonymous = reqwest::Client::builder()
@@ -225,7 +213,7 @@ async fn security_and_bad_input(backend: Backend) {
 
     // An admin sees every page; what people wrote is escaped.
     let (dave, _, dave_csrf) = server.enroll_soft_passkey(&base, "dave").await;
-    admin_ok(&server, &["group", "add-member", "admins", "dave"]);
+    server.admin_ok(&["group", "add-member", "admins", "dave"]);
     for path in [
         "/console",
         "/console/approvals",
@@ -340,7 +328,7 @@ async fn security_and_bad_input(backend: Backend) {
 
     // People: disabling frank from the console offboards him (through the API, as dave) and
     // the page says what ended; enabling brings the account back but none of it.
-    admin_ok(&server, &["user", "add", "frank"]);
+    server.admin_ok(&["user", "add", "frank"]);
     let frank_token = server.token("frank-laptop", "member", Some("frank"));
     let (_, _, page) = get(&dave, &base, "/console/people").await;
     assert!(
@@ -809,7 +797,7 @@ async fn console_journeys_in_chromium() {
         &["user", "add", "bob"],
         &["group", "add-member", "admins", "bob"],
     ] {
-        admin_ok(server, args);
+        server.admin_ok(args);
     }
 
     // A session on a pty through the recording proxy.

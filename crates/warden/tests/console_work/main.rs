@@ -1,0 +1,106 @@
+//! The console does the work: each administrative and triage action taken in the browser's
+//! way (a signed-in person with a passkey, a form with the session's CSRF token), by the
+//! narrowest person the policy lets do it and by one it does not; checked afterwards in the
+//! audit log and through the API, with the exact one-line error of each bad input shown
+//! beside its field, the same as the CLI's, and nothing changed. The helpers every case
+//! shares are here; the cases are in `vulns` (triage), `directory` (people, groups, hosts
+//! and their health), `sessions` (ending one, filters, a person's page), `reviews`,
+//! `policy` (the editor) and `setup` (the getting-started checklist, the audit export).
+#![expect(
+    clippy::too_many_lines,
+    reason = "an end-to-end journey reads in order, one step after another"
+)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test helpers fail the test"
+)]
+
+mod directory;
+mod policy;
+mod reviews;
+mod sessions;
+mod setup;
+mod vulns;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use warden_testkit::{Backend, TestServer, free_port};
+
+pub(crate) fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_warden"))
+}
+
+/// A server whose public address is `localhost` (where passkeys work), and its base URL.
+pub(crate) async fn console_server(backend: Backend) -> (TestServer, String) {
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let config = format!("public_url = \"{base}\"\n[limits]\nper_source_rps = 0\n");
+    (
+        TestServer::start_on(bin(), backend, &config, port).await,
+        base,
+    )
+}
+
+/// Applies the starter policy plus `extra` (as `extra.cedar`) with the admin token `admin`.
+pub(crate) fn apply_policy(server: &TestServer, dir: &Path, admin: &str, extra: &str) {
+    let policy = dir.join("policy");
+    std::fs::create_dir_all(&policy).unwrap();
+    for (name, text) in warden_policy::STARTER {
+        std::fs::write(policy.join(name), text).unwrap();
+    }
+    std::fs::write(policy.join("extra.cedar"), extra).unwrap();
+    let out = server.remote(admin, &["policy", "apply", policy.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub(crate) fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../warden-vuln/tests/fixtures")
+        .join(path)
+}
+
+/// The CLI's error for `args` run with `token`: its one line, without `error: `.
+pub(crate) fn cli_error(server: &TestServer, token: &str, args: &[&str]) -> String {
+    let out = server.remote(token, args);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    let err = String::from_utf8_lossy(&out.stderr).trim_end().to_owned();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err.strip_prefix("error: ").unwrap_or(&err).to_owned()
+}
+
+/// The message the API gives `token` for `query`: what the CLI prints after `error: `.
+pub(crate) async fn api_error(
+    server: &TestServer,
+    token: &str,
+    query: &str,
+    vars: Value,
+) -> String {
+    let (_, answer) = server.graphql(Some(token), query, vars).await;
+    answer["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error: {answer}"))
+        .to_owned()
+}
+
+/// The value of the read-only field `id` on a page (what is shown once).
+pub(crate) fn shown(body: &str, id: &str) -> String {
+    let rest = body
+        .split(&format!("id=\"{id}\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no #{id}: {body}"));
+    let value = rest
+        .split("value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    value.replace("&amp;", "&")
+}
