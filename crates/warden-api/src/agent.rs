@@ -100,7 +100,11 @@ pub fn agent_version(user_agent: &str) -> Option<&str> {
     .then_some(version)
 }
 
-/// Notes every mutual-TLS request of a host's agent that Warden answers with success: the
+/// The requests that mark an agent's contact: the KRL, which every refresh fetches first,
+/// and a renewal. The refresh's other requests would only repeat the note.
+const CONTACTS: [&str; 2] = ["/v1/ssh/krl", "/v1/agent/renew"];
+
+/// Notes each refresh or renewal of a host's agent that Warden answers with success: the
 /// host's last contact and the agent's version (host health on the Hosts page and in the
 /// API). A request that fails, or a certificate naming no host, notes nothing.
 pub async fn contact(
@@ -108,6 +112,9 @@ pub async fn contact(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    if !CONTACTS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
     let peer = request.extensions().get::<PeerCertificate>().cloned();
     let version = request
         .headers()
