@@ -26,8 +26,22 @@ pub fn system() -> AuditContext {
     }
 }
 
-/// Runs until the task is dropped.
+/// Runs until the task is dropped, with the kept vulnerability figures' own loop
+/// ([`vuln_figures`]: a pass over a million findings takes seconds, which must not hold up
+/// grants that expire).
 pub async fn run(
+    store: Arc<Store>,
+    sla: warden_vuln::SlaTiers,
+    schedules: Vec<crate::config::ReviewSchedule>,
+    figures_every: Duration,
+) {
+    // A task of its own, ended when this one is (dropping the set aborts it).
+    let mut figures = tokio::task::JoinSet::new();
+    figures.spawn(vuln_figures(store.clone(), figures_every));
+    clock(store, sla, schedules).await;
+}
+
+async fn clock(
     store: Arc<Store>,
     sla: warden_vuln::SlaTiers,
     schedules: Vec<crate::config::ReviewSchedule>,
@@ -127,4 +141,34 @@ async fn reviews(store: &Store) -> Result<(), warden_store::StoreError> {
         store.remind_review(&ctx, &id).await?;
     }
     Ok(())
+}
+
+/// Keeps the vulnerability dashboard's figures (`warden_vuln_store::figures`): each second,
+/// recomputes them when findings changed (after a pause of ten passes' time, so a million
+/// findings cost at most a tenth of a core) or when older than `every`. Replicas share the
+/// kept figures; one that finds them fresh does nothing. Runs until the task is dropped.
+pub async fn vuln_figures(store: Arc<Store>, every: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let vulns = store.vulns();
+        let (marker, kept) = match (vulns.changed_at().await, vulns.kept_figures_state().await) {
+            (Ok(marker), Ok(kept)) => (marker, kept),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot read the state of the vulnerability figures");
+                continue;
+            }
+        };
+        let now = Timestamp::from_system(SystemTime::now());
+        if !warden_vuln_store::figures::due(kept, marker, now, every) {
+            continue;
+        }
+        match vulns.refresh_figures(now, marker).await {
+            Ok(took) => {
+                tracing::debug!(took_ms = took.as_millis(), "vulnerability figures computed")
+            }
+            Err(e) => tracing::error!(error = %e, "cannot compute the vulnerability figures"),
+        }
+    }
 }

@@ -425,6 +425,7 @@ impl Server {
             self.store.clone(),
             self.config.vuln.sla.clone(),
             self.config.review_schedules.clone(),
+            self.config.vuln.figures_every,
         ));
         let monitor = tokio::spawn(warden_runtime::compliance::monitor(
             self.store.clone(),

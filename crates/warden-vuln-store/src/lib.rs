@@ -34,10 +34,12 @@ use warden_vuln::{DEFAULT_TIER, ImportedFinding, Severity, SlaPolicy};
 
 use warden_store::{AuditContext, Backend, Store, StoreError};
 
+pub mod figures;
 mod import;
 mod judgement;
 mod queries;
 
+pub use self::figures::KeptFigures;
 use self::import::{recompute_clocks, record_policy};
 use self::queries::assets;
 
@@ -275,6 +277,9 @@ pub struct FindingFilter {
     pub after: Option<String>,
     /// At most this many.
     pub limit: u32,
+    /// Count at most this many for the total (`None`: count them all). Counting a million
+    /// findings takes a second; a bound keeps a page fast, saying only "more than".
+    pub count_up_to: Option<u32>,
 }
 
 /// The order findings are listed in.
@@ -306,8 +311,10 @@ impl FindingSort {
 pub struct FindingPage {
     /// The findings.
     pub findings: Vec<Finding>,
-    /// How many match in all.
+    /// How many match in all, or the bound when `capped`.
     pub total: i64,
+    /// Counting stopped at [`FindingFilter::count_up_to`]: more than `total` match.
+    pub capped: bool,
     /// The cursor of the next page, when there is one.
     pub next: Option<String>,
 }

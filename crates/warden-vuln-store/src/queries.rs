@@ -114,10 +114,18 @@ impl Vulns<'_> {
             ));
         }
         let filter_binds = binds.len();
-        let count_sql = format!(
-            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM vuln_findings WHERE {}",
-            conds.join(" AND ")
-        );
+        // Counting up to a bound reads at most bound + 1 rows.
+        let count_sql = match filter.count_up_to {
+            Some(bound) => format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT 1 AS one FROM vuln_findings WHERE {} LIMIT {}) counted",
+                conds.join(" AND "),
+                i64::from(bound) + 1
+            ),
+            None => format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM vuln_findings WHERE {}",
+                conds.join(" AND ")
+            ),
+        };
         let cursor = filter.after.as_deref().map(parse_cursor).transpose()?;
         // Each order is a key and the id, paged by keyset: the cursor is the last row's key
         // and id.
@@ -156,7 +164,13 @@ impl Vulns<'_> {
         for b in binds.iter().take(filter_binds) {
             q = b.bind(q);
         }
-        let total: i64 = q.fetch_one(&mut *conn).await?.try_get("n")?;
+        let mut total: i64 = q.fetch_one(&mut *conn).await?.try_get("n")?;
+        let capped = filter
+            .count_up_to
+            .is_some_and(|bound| total > i64::from(bound));
+        if capped {
+            total -= 1;
+        }
         let mut q = sqlx::query(&sql);
         for b in &binds {
             q = b.bind(q);
@@ -186,6 +200,7 @@ impl Vulns<'_> {
         Ok(FindingPage {
             findings,
             total,
+            capped,
             next,
         })
     }

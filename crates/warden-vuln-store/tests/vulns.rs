@@ -62,6 +62,7 @@ async fn find(store: &Store, advisory: &str) -> warden_vuln_store::Finding {
             sort: warden_vuln_store::FindingSort::Number,
             after: None,
             limit: 1000,
+            count_up_to: None,
         })
         .await
         .unwrap();
@@ -86,6 +87,7 @@ async fn overdue(store: &Store, now: i64) -> Vec<String> {
             sort: warden_vuln_store::FindingSort::Number,
             after: None,
             limit: 100,
+            count_up_to: None,
         })
         .await
         .unwrap()

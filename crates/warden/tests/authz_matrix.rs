@@ -80,6 +80,7 @@ const QUERIES: &[(&str, Access)] = &[
     ("vulnAssets", Cap("read_vulns")),
     ("vulnStats", Cap("read_vulns")),
     ("vulnBurndown", Cap("read_vulns")),
+    ("vulnFigures", Cap("read_vulns")),
     ("vulnGate", Cap("read_vulns")),
     ("vulnSlaPolicy", Cap("read_vulns")),
     ("meshNodes", Cap("read_directory")),

@@ -432,6 +432,78 @@ async fn import_reimport_gate_judge_and_report() {
             "{human}"
         );
 
+        // The dashboard's kept figures: computed by the reader on a small installation, so
+        // they are up to date and equal the live figures over the same 30 days.
+        let fields = "open { severity count } triage noFix overdue accepted dueFixed dueFixedOnTime dueMissedOpen compliance remediated { severity fixed meanSeconds }";
+        let (_, kept) = server
+            .graphql(
+                Some(&ci),
+                &format!("{{ vulnFigures {{ computedAt upToDate stats {{ since until {fields} }} burndown {{ at open overdue }} assets {{ name tier open overdue }} }} }}"),
+                json!({}),
+            )
+            .await;
+        let kept = &kept["data"]["vulnFigures"];
+        assert_eq!(kept["upToDate"], true, "{kept}");
+        let until = kept["stats"]["until"].as_str().unwrap();
+        let since = kept["stats"]["since"].as_str().unwrap();
+        assert_eq!(kept["computedAt"].as_str(), Some(until));
+        let (_, live) = server
+            .graphql(
+                Some(&ci),
+                &format!("query($s: String!) {{ vulnStats(since: $s) {{ {fields} }} vulnAssets {{ name tier open overdue }} }}"),
+                json!({ "s": since }),
+            )
+            .await;
+        let mut kept_stats = kept["stats"].clone();
+        kept_stats.as_object_mut().unwrap().remove("since");
+        kept_stats.as_object_mut().unwrap().remove("until");
+        assert_eq!(kept_stats, live["data"]["vulnStats"]);
+        assert_eq!(kept["assets"], live["data"]["vulnAssets"]);
+        assert_eq!(kept["burndown"].as_array().unwrap().len(), 31);
+        let (_, web) = server
+            .graphql(
+                Some(&ci),
+                "{ vulnFigures(asset: \"web\") { stats { triage } assets { name } } none: vulnFigures(asset: \"nothing-here\") { computedAt } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(web["data"]["vulnFigures"]["stats"]["triage"], 1, "{web}");
+        assert_eq!(
+            web["data"]["vulnFigures"]["assets"],
+            kept["assets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| json!({ "name": a["name"] }))
+                .collect::<Value>()
+        );
+        assert_eq!(web["data"]["none"], Value::Null);
+        let (_, bad) = server
+            .graphql(
+                Some(&ci),
+                "{ vulnFigures(asset: \"Web App\") { computedAt } }",
+                json!({}),
+            )
+            .await;
+        let (_, bad_live) = server
+            .graphql(
+                Some(&ci),
+                "{ vulnStats(asset: \"Web App\") { triage } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            bad["errors"][0]["message"],
+            bad_live["errors"][0]["message"]
+        );
+        assert!(
+            bad["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Web App"),
+            "{bad}"
+        );
+
         // security.txt (RFC 9116).
         let (status, headers, body) = server.get("/.well-known/security.txt").await;
         assert_eq!(status, 200);

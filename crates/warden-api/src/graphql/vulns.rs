@@ -162,8 +162,10 @@ pub fn finding_info(f: Finding, now: Timestamp) -> VulnFinding {
 pub struct VulnFindingPage {
     /// The findings.
     pub findings: Vec<VulnFinding>,
-    /// How many match in all.
+    /// How many match in all; with `countUpTo`, at most that many.
     pub total: i64,
+    /// Counting stopped at `countUpTo`: more than `total` match.
+    pub total_capped: bool,
     /// Pass as `after` for the next page; null on the last.
     pub next: Option<String>,
 }
@@ -240,6 +242,25 @@ pub struct VulnStatsInfo {
     /// Fixed on time over (fixed with a deadline + still open past one); null when none
     /// was due.
     pub compliance: Option<f64>,
+}
+
+/// The dashboard's figures as kept by the server: remediation over the last 30 days, the
+/// burn-down over them a point a day, and every asset's counts, as of `computedAt`. They are
+/// recomputed when findings change and at least every `vuln.figures_every`.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct VulnFigures {
+    /// The moment they are as of, RFC 3339.
+    pub computed_at: String,
+    /// No finding has changed since (an SLA passing counts as a change once announced).
+    pub up_to_date: bool,
+    /// How long computing them took, in milliseconds.
+    pub took_ms: i64,
+    /// As `vulnStats` then, over the 30 days before.
+    pub stats: VulnStatsInfo,
+    /// As `vulnBurndown` then (31 points).
+    pub burndown: Vec<BurndownPoint>,
+    /// Every asset, as `vulnAssets` then.
+    pub assets: Vec<VulnAssetInfo>,
 }
 
 /// A CI gate's verdict.
@@ -358,6 +379,59 @@ async fn changed(
     Ok(finding_info(full, caller.audit.now))
 }
 
+/// The figures as the API gives them.
+fn stats_info(
+    s: &warden_vuln_store::VulnStats,
+    from: Timestamp,
+    until: Timestamp,
+) -> VulnStatsInfo {
+    VulnStatsInfo {
+        since: from.rfc3339_millis(),
+        until: until.rfc3339_millis(),
+        open: Severity::ALL
+            .iter()
+            .map(|sev| SeverityCount {
+                severity: sev.as_str().to_owned(),
+                count: s.open.get(sev).copied().unwrap_or(0),
+            })
+            .collect(),
+        triage: s.triage,
+        no_fix: s.no_fix,
+        overdue: s.overdue,
+        accepted: s.accepted,
+        remediated: s
+            .fixed
+            .iter()
+            .map(|(sev, (n, mean))| Remediation {
+                severity: sev.as_str().to_owned(),
+                fixed: *n,
+                mean_seconds: *mean,
+            })
+            .collect(),
+        due_fixed: s.due_fixed,
+        due_fixed_on_time: s.due_fixed_on_time,
+        due_missed_open: s.due_missed_open,
+        compliance: s.compliance(),
+    }
+}
+
+fn burndown_point(p: warden_vuln::burndown::Point) -> BurndownPoint {
+    BurndownPoint {
+        at: Timestamp::from_millis(p.at).rfc3339_millis(),
+        open: p.open,
+        overdue: p.overdue,
+    }
+}
+
+fn asset_info(a: warden_vuln_store::VulnAsset) -> VulnAssetInfo {
+    VulnAssetInfo {
+        name: a.name,
+        tier: a.tier,
+        open: a.open,
+        overdue: a.overdue,
+    }
+}
+
 /// Reading findings.
 #[derive(Debug, Default)]
 pub struct VulnQuery;
@@ -367,7 +441,9 @@ impl VulnQuery {
     /// Findings, by number (or `sort`: `due`, soonest first; `severity`, most severe first);
     /// with `overdue`, the open ones past their due date, most overdue first. Without
     /// `states`, open and in triage. `severity` is a floor (`high`: critical and high);
-    /// `text` matches advisory ids, titles and packages, ignoring case.
+    /// `text` matches advisory ids, titles and packages, ignoring case. With `countUpTo`,
+    /// `total` counts at most that many (`totalCapped` says more match): a fast page over a
+    /// million findings.
     #[expect(
         clippy::too_many_arguments,
         reason = "a GraphQL field with its filter arguments"
@@ -383,6 +459,7 @@ impl VulnQuery {
         sort: Option<String>,
         #[graphql(default = 100)] first: u32,
         after: Option<String>,
+        count_up_to: Option<u32>,
     ) -> async_graphql::Result<VulnFindingPage> {
         let caller = authorize(ctx, Capability::ReadVulns, "vulns").await?;
         let sort = match sort.as_deref() {
@@ -415,6 +492,7 @@ impl VulnQuery {
             sort,
             after,
             limit: first.clamp(1, 1000),
+            count_up_to,
         };
         let page = store(ctx)?
             .vulns()
@@ -428,6 +506,7 @@ impl VulnQuery {
                 .map(|f| finding_info(f, caller.audit.now))
                 .collect(),
             total: page.total,
+            total_capped: page.capped,
             next: page.next,
         })
     }
@@ -455,15 +534,48 @@ impl VulnQuery {
             .assets(caller.audit.now)
             .await
             .map_err(|e| api_error(e, caller))?;
-        Ok(assets
-            .into_iter()
-            .map(|a| VulnAssetInfo {
-                name: a.name,
-                tier: a.tier,
-                open: a.open,
-                overdue: a.overdue,
-            })
-            .collect())
+        Ok(assets.into_iter().map(asset_info).collect())
+    }
+
+    /// The dashboard's figures as kept by the server, for all assets or one: what
+    /// `vulnStats`, `vulnBurndown` and `vulnAssets` gave when they were computed, read
+    /// without counting the findings again. Null until first computed (within seconds of the
+    /// server starting) and for an asset that has none yet.
+    async fn vuln_figures(
+        &self,
+        ctx: &Context<'_>,
+        asset: Option<String>,
+    ) -> async_graphql::Result<Option<VulnFigures>> {
+        let caller = authorize(ctx, Capability::ReadVulns, "vulns").await?;
+        let asset = asset.as_deref().map(self::asset).transpose()?;
+        let store = store(ctx)?;
+        let vulns = store.vulns();
+        let marker = vulns.changed_at().await.map_err(|e| api_error(e, caller))?;
+        let state = vulns
+            .kept_figures_state()
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        // Out of date and cheap to compute (a small installation): computed now.
+        if state.is_none_or(|(_, kept, took)| {
+            kept != marker && took < warden_vuln_store::figures::INLINE
+        }) {
+            vulns
+                .refresh_figures(caller.audit.now, marker)
+                .await
+                .map_err(|e| api_error(e, caller))?;
+        }
+        let kept = vulns
+            .kept_figures(asset.as_deref())
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        Ok(kept.map(|k| VulnFigures {
+            up_to_date: k.marker == marker,
+            computed_at: k.computed_at.rfc3339_millis(),
+            took_ms: i64::try_from(k.took.as_millis()).unwrap_or(i64::MAX),
+            stats: stats_info(&k.stats, k.since, k.computed_at),
+            burndown: k.burndown.into_iter().map(burndown_point).collect(),
+            assets: k.assets.into_iter().map(asset_info).collect(),
+        }))
     }
 
     /// Remediation figures over the period from `since` (a span back from now, a date or a
@@ -483,34 +595,7 @@ impl VulnQuery {
             .stats(asset.as_deref(), from, now)
             .await
             .map_err(|e| api_error(e, caller))?;
-        Ok(VulnStatsInfo {
-            since: from.rfc3339_millis(),
-            until: now.rfc3339_millis(),
-            open: Severity::ALL
-                .iter()
-                .map(|sev| SeverityCount {
-                    severity: sev.as_str().to_owned(),
-                    count: s.open.get(sev).copied().unwrap_or(0),
-                })
-                .collect(),
-            triage: s.triage,
-            no_fix: s.no_fix,
-            overdue: s.overdue,
-            accepted: s.accepted,
-            remediated: s
-                .fixed
-                .iter()
-                .map(|(sev, (n, mean))| Remediation {
-                    severity: sev.as_str().to_owned(),
-                    fixed: *n,
-                    mean_seconds: *mean,
-                })
-                .collect(),
-            due_fixed: s.due_fixed,
-            due_fixed_on_time: s.due_fixed_on_time,
-            due_missed_open: s.due_missed_open,
-            compliance: s.compliance(),
-        })
+        Ok(stats_info(&s, from, now))
     }
 
     /// The SLA burn-down over the period from `since` (as in `vulnStats`): findings open, and
@@ -538,11 +623,7 @@ impl VulnQuery {
         Ok(
             warden_vuln::burndown::burndown(&spans, from.as_millis(), now.as_millis(), points)
                 .into_iter()
-                .map(|p| BurndownPoint {
-                    at: Timestamp::from_millis(p.at).rfc3339_millis(),
-                    open: p.open,
-                    overdue: p.overdue,
-                })
+                .map(burndown_point)
                 .collect(),
         )
     }
@@ -608,6 +689,7 @@ impl VulnQuery {
             sort: warden_vuln_store::FindingSort::Number,
             after: None,
             limit: 100,
+            count_up_to: None,
         };
         if overdue {
             check(

@@ -70,6 +70,7 @@ pub(super) struct ScimFile {
 pub(super) struct VulnFile {
     pub(super) restart_clock_on_rerate: Option<bool>,
     pub(super) max_import_bytes: Option<u64>,
+    pub(super) figures_every: Option<String>,
     /// Tier name → severity → duration or `none`.
     pub(super) sla: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
@@ -322,6 +323,7 @@ impl FileConfig {
             "agent.host_cert_ttl" => self.agent.host_cert_ttl = Some(value.to_owned()),
             "agent.client_cert_ttl" => self.agent.client_cert_ttl = Some(value.to_owned()),
             "agent.offline_after" => self.agent.offline_after = Some(value.to_owned()),
+            "vuln.figures_every" => self.vuln.figures_every = Some(value.to_owned()),
             "policy.starter" => {
                 self.policy.starter = Some(match value.trim() {
                     "true" => true,

@@ -120,6 +120,9 @@ pub struct VulnConfig {
     pub sla: warden_vuln::SlaTiers,
     /// The largest scan file an import accepts.
     pub max_import_bytes: usize,
+    /// The longest the dashboard's kept figures go without being recomputed
+    /// (`vuln.figures_every`, default 5m); a change to findings recomputes them sooner.
+    pub figures_every: Duration,
 }
 
 impl Default for VulnConfig {
@@ -127,6 +130,7 @@ impl Default for VulnConfig {
         VulnConfig {
             sla: warden_vuln::SlaTiers::default(),
             max_import_bytes: 256 * 1024 * 1024,
+            figures_every: Duration::from_secs(300),
         }
     }
 }
@@ -430,7 +434,7 @@ pub struct Overrides {
 
 /// Every key, as written in the file. The environment variable is `WARDEN_` and the key in
 /// upper case with dots as underscores: `limits.per_source_rps` is `WARDEN_LIMITS_PER_SOURCE_RPS`.
-pub const KEYS: [&str; 43] = [
+pub const KEYS: [&str; 44] = [
     "data_dir",
     "database_url",
     "public_url",
@@ -473,6 +477,7 @@ pub const KEYS: [&str; 43] = [
     "agent.host_cert_ttl",
     "agent.client_cert_ttl",
     "agent.offline_after",
+    "vuln.figures_every",
     "policy.starter",
 ];
 

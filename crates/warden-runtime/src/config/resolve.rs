@@ -620,6 +620,11 @@ fn resolve_vuln(file: VulnFile) -> Result<VulnConfig, ConfigError> {
     Ok(VulnConfig {
         sla: warden_vuln::SlaTiers::new(tiers, file.restart_clock_on_rerate.unwrap_or(false)),
         max_import_bytes,
+        figures_every: at_least_a_second(
+            "vuln.figures_every",
+            file.figures_every,
+            VulnConfig::default().figures_every,
+        )?,
     })
 }
 

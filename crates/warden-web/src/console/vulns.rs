@@ -53,6 +53,22 @@ const STATES: [(&str, &str); 6] = [
 /// Findings a page.
 const PAGE: u32 = 50;
 
+/// The table's total is counted up to this many; past it the page says "more than".
+const COUNT_UP_TO: u32 = 10_000;
+
+/// A count with thousands separated: 10,000.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn given(v: Option<&String>) -> Option<&str> {
     v.map(|s| s.trim()).filter(|s| !s.is_empty())
 }
@@ -74,24 +90,39 @@ pub(crate) async fn dashboard(
         Some(s) => vec![s],
         None => vec!["open", "triage", "no_fix"],
     };
-    let q = "query($asset: String, $severity: String, $states: [String!]!, $overdue: Boolean!, $text: String, $sort: String, $after: String, $first: Int!) {
-      vulnAssets { name tier open overdue }
-      vulnStats(asset: $asset) { open { severity count } triage noFix overdue accepted compliance dueFixed dueFixedOnTime }
-      vulnBurndown(asset: $asset) { at open overdue }
-      list: vulnFindings(asset: $asset, severity: $severity, states: $states, overdue: $overdue, text: $text, sort: $sort, first: $first, after: $after) { total next
+    // The figures and charts are the server's kept ones (a million findings are not
+    // counted per view); the table is read live, its total counted up to a bound.
+    let q = "query($asset: String, $scoped: Boolean!, $severity: String, $states: [String!]!, $overdue: Boolean!, $text: String, $sort: String, $after: String, $first: Int!, $bound: Int!) {
+      figures: vulnFigures(asset: $asset) { computedAt upToDate
+        stats { open { severity count } triage noFix overdue accepted compliance dueFixed dueFixedOnTime }
+        burndown { at open overdue }
+        assets @skip(if: $scoped) { name tier } }
+      all: vulnFigures @include(if: $scoped) { assets { name tier } }
+      list: vulnFindings(asset: $asset, severity: $severity, states: $states, overdue: $overdue, text: $text, sort: $sort, first: $first, after: $after, countUpTo: $bound) { total totalCapped next
         findings { id asset advisory title package severity state dueAt secondsRemaining overdue } }
     }";
-    let vars = json!({ "asset": asset, "severity": severity, "states": states, "overdue": overdue, "text": search, "sort": sort,
+    let vars = json!({ "asset": asset, "scoped": asset.is_some(), "bound": COUNT_UP_TO, "severity": severity, "states": states, "overdue": overdue, "text": search, "sort": sort,
         "after": given(filter.after.as_ref()), "first": PAGE });
     let (v, data) = match open(&app, parts, Section::Vulns, q, vars).await {
         Ok(x) => x,
         Err(r) => return r,
     };
     let empty = Vec::new();
-    let stats = &data["vulnStats"];
+    let figures = &data["figures"];
+    let stats = &figures["stats"];
     let open = stats["open"].as_array().unwrap_or(&empty);
+    let assets = if asset.is_some() {
+        &data["all"]["assets"]
+    } else {
+        &figures["assets"]
+    };
     let list = data["list"]["findings"].as_array().unwrap_or(&empty);
     let total = data["list"]["total"].as_u64().unwrap_or(0);
+    let counted = if data["list"]["totalCapped"].as_bool() == Some(true) {
+        format!("More than {} findings", grouped(total))
+    } else {
+        super::count(total, "finding", "findings")
+    };
     let next = data["list"]["next"].as_str().map(|after| {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         for (key, value) in [
@@ -116,7 +147,7 @@ pub(crate) async fn dashboard(
             label for="asset" { "Asset" }
             select #asset name="asset" {
                 option value="" { "all" }
-                @for a in data["vulnAssets"].as_array().unwrap_or(&empty) {
+                @for a in assets.as_array().unwrap_or(&empty) {
                     @let name = text(&a["name"]);
                     option value=(name) selected[asset == Some(name.as_str())] { (name) " (" (text(&a["tier"])) ")" }
                 }
@@ -146,22 +177,31 @@ pub(crate) async fn dashboard(
             " "
             button type="submit" { "Show" }
         }
-        div.cards {
-            @for s in open {
-                div.card { span class={ "sev-" (text(&s["severity"])) } { (text(&s["severity"])) } strong { (text(&s["count"])) } }
+        @if figures.is_null() {
+            p.muted #figures-as-of { "No figures for this asset yet." }
+        } @else {
+            p.muted #figures-as-of {
+                "Figures as of " (when(&figures["computedAt"]))
+                @if figures["upToDate"].as_bool() == Some(false) { "; findings changed since, and are counted at the next pass (within a minute)" }
+                "."
             }
-            div.card { "in triage" strong { (text(&stats["triage"])) } }
-            div.card { "waiting for a fix" strong { (text(&stats["noFix"])) } }
-            div.card { span.overdue { "overdue" } strong #overdue-count { (text(&stats["overdue"])) } }
-            div.card { "accepted" strong { (text(&stats["accepted"])) } }
-            div.card { "fixed on time (30 d)" strong { @if let Some(c) = stats["compliance"].as_f64() { (format!("{:.0} %", c * 100.0)) } @else { "—" } } }
-        }
-        div.charts {
-            (bars(open))
-            (burndown(data["vulnBurndown"].as_array().unwrap_or(&empty)))
+            div.cards {
+                @for s in open {
+                    div.card { span class={ "sev-" (text(&s["severity"])) } { (text(&s["severity"])) } strong { (text(&s["count"])) } }
+                }
+                div.card { "in triage" strong { (text(&stats["triage"])) } }
+                div.card { "waiting for a fix" strong { (text(&stats["noFix"])) } }
+                div.card { span.overdue { "overdue" } strong #overdue-count { (text(&stats["overdue"])) } }
+                div.card { "accepted" strong { (text(&stats["accepted"])) } }
+                div.card { "fixed on time (30 d)" strong { @if let Some(c) = stats["compliance"].as_f64() { (format!("{:.0} %", c * 100.0)) } @else { "—" } } }
+            }
+            div.charts {
+                (bars(open))
+                (burndown(figures["burndown"].as_array().unwrap_or(&empty)))
+            }
         }
         section aria-labelledby="findings-h" {
-            h2 #findings-h { (super::count(total, "finding", "findings"))
+            h2 #findings-h { (counted)
                 @if overdue { ", overdue, most overdue first" } @else { ", " (SORTS.iter().find(|(s, _)| Some(*s) == sort).map_or("oldest first", |(_, label)| label)) } }
             @if list.is_empty() { p.muted { "No finding matches." } } @else {
                 div.scroll { table #findings {
@@ -294,7 +334,7 @@ fn burndown(points: &[Value]) -> Markup {
 
 #[cfg(test)]
 mod tests {
-    use super::bar_width;
+    use super::{bar_width, grouped};
 
     #[test]
     fn one_critical_among_hundreds_still_shows() {
@@ -302,5 +342,14 @@ mod tests {
         assert_eq!(bar_width(0, 700), 0);
         assert_eq!(bar_width(700, 700), 280);
         assert_eq!(bar_width(350, 700), 140);
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(10_000), "10,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
     }
 }
