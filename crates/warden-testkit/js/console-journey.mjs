@@ -4,52 +4,18 @@
 // audit log verified, and every page photographed. Any Content-Security-Policy violation fails.
 // Usage: node console-journey.mjs BASE ALICE_ENROLL_URL BOB_ENROLL_URL SHOTS_DIR
 // Prints one JSON line per step: {"step": ..., "ok": true|false, "detail": ...}.
-import { chromium } from 'playwright-core';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
+import { launch, person as enrolled, report, shot as shotInto } from './console-lib.mjs';
 
 // axe-core, the accessibility engine, from this directory's pinned packages.
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 const [base, aliceLink, bobLink, shots] = process.argv.slice(2);
-const report = (step, ok, detail) => console.log(JSON.stringify({ step, ok, detail }));
 const violations = [];
-
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1'],
-});
-
-// A person with a browser context and authenticator of their own, enrolled through their
-// link, signed out, and signed in again with the passkey: they land on the console.
-async function person(name, link) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  page.on('console', (m) => {
-    if (/Content Security Policy|Refused to (load|execute|apply|frame|connect)/.test(m.text())) violations.push(`${name}: ${m.text()}`);
-  });
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('WebAuthn.enable', { enableUI: false });
-  await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true,
-      isUserVerified: true, automaticPresenceSimulation: true },
-  });
-  await page.goto(link);
-  await page.waitForURL(`${base}/account`);
-  await page.click('#passkey-register');
-  await page.waitForSelector('text=You are signed in.', { timeout: 15000 });
-  await page.getByRole('button', { name: 'Sign out' }).click();
-  await page.waitForLoadState();
-  await page.goto(`${base}/`);
-  await page.fill('#passkey-user', name);
-  await page.click('#passkey-signin');
-  await page.waitForURL(`${base}/console`, { timeout: 15000 });
-  return page;
-}
-
-const shot = (page, file) => page.screenshot({ path: join(shots, file), fullPage: true });
+const browser = await launch();
+const person = (name, link) => enrolled(browser, base, name, link, violations);
+const shot = (page, file) => shotInto(page, shots, file);
 const heading = (page) => page.locator('h1').textContent();
 const cellTexts = (page, selector) => page.locator(selector).allTextContents();
 

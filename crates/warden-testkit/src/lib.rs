@@ -26,7 +26,7 @@ mod stats;
 mod tls_proxy;
 mod webhook;
 
-pub use browser::Journey;
+pub use browser::{Journey, LiveJourney};
 pub use oidc::OidcProvider;
 pub use otlp::OtlpReceiver;
 pub use postgres::TestDatabase;

@@ -37,6 +37,7 @@ fn defaults_for_dev() {
     assert_eq!(c.listen_http, "127.0.0.1:8080".parse().unwrap());
     assert_eq!(c.public_url.as_str(), "http://localhost:8080/");
     assert_eq!(c.limits, Limits::default());
+    assert_eq!(c.vuln.figures_every, Duration::from_secs(300));
     assert_eq!(c.log.format, LogFormat::Json);
 }
 
@@ -129,6 +130,10 @@ fn vulnerability_slas_and_security_txt() {
     assert_eq!(
         err("[vuln]\nmax_import_bytes = 10\n"),
         "invalid `vuln.max_import_bytes` 10: between 1024 and 4 GiB"
+    );
+    assert_eq!(
+        err("[vuln]\nfigures_every = \"500ms\"\n"),
+        "invalid duration `500ms` for `vuln.figures_every`: at least 1s, like 24h or 30d"
     );
     assert_eq!(
         err(

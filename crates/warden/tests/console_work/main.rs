@@ -17,6 +17,7 @@
     reason = "test helpers fail the test"
 )]
 
+mod browser;
 mod directory;
 mod policy;
 mod reviews;
