@@ -2,9 +2,9 @@
 //! browser: the host that runs the agent command the console printed, and alice on SSH.
 
 use serde_json::json;
-use warden_testkit::{LabOptions, LiveJourney, SshLab, free_port, through_proxy};
+use warden_testkit::{LabOptions, LiveJourney, SshLab, free_port};
 
-use crate::{apply_policy, bin, fixture};
+use crate::{alice_on_db1, apply_policy, bin, fixture, run_agent};
 
 /// dana may set Warden up and run the fleet, and nothing else: the directory, inviting and
 /// disabling people, hosts (join tokens, ending sessions), the audit log, reviews, the
@@ -74,20 +74,7 @@ async fn an_administrators_day_in_chromium() {
     // The agent's state goes where this test keeps its files, not /var/lib.
     let at = words.iter().position(|w| w == "--data-dir").unwrap();
     words[at + 1] = d.join("app-1").to_str().unwrap().to_owned();
-    let mut agent = std::process::Command::new(bin())
-        .args(&words[1..])
-        .args([
-            "--sshd-config-dir",
-            d.join("app-1-sshd.d").to_str().unwrap(),
-            "--break-glass-spool",
-            d.join("app-1-spool").to_str().unwrap(),
-            "--refresh",
-            "500ms",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut agent = run_agent(&words[1..], &d.join("app-1-host"));
     journey.answer("agent-started", "");
     journey.asked("agent-stopped");
     agent.kill().unwrap();
@@ -96,29 +83,7 @@ async fn an_administrators_day_in_chromium() {
 
     // alice's session on db-1, open until someone ends it.
     journey.asked("session-open");
-    let ssh = through_proxy("ssh", server, d)
-        .args(["-tt", "-l", "root", "db-1", "echo ready; sleep 60"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut open = false;
-    for _ in 0..200 {
-        let (_, live) = server
-            .graphql(
-                Some(&ops),
-                "{ sshSessions(active: true) { id } }",
-                json!({}),
-            )
-            .await;
-        if live["data"]["sshSessions"][0]["id"].is_string() {
-            open = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(open, "alice's session never opened");
+    let (ssh, _) = alice_on_db1(server, d, &ops).await;
     journey.answer("session-open", "");
 
     // A scanner's findings and a SCIM token: two more of the checklist's steps.

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use warden_testkit::console::{alert, page, submit};
 use warden_testkit::{Backend, TestServer, free_port};
 
-use crate::{api_error, apply_policy, bin, console_server, shown};
+use crate::{api_error, apply_policy, bin, console_server, run_agent, shown};
 
 /// People, groups and hosts changed in the console: a `people` member (users and groups,
 /// nothing else) invites a person whose link enrolls a passkey, makes a group, adds and
@@ -439,26 +439,19 @@ async fn a_stopped_agent_shows_offline() {
         .unwrap()
         .to_owned();
     let d = root.path();
-    let mut agent = std::process::Command::new(bin())
-        .args([
-            "agent",
-            "--server",
-            &base,
-            "--join-token",
-            &token,
-            "--data-dir",
-            d.join("agent").to_str().unwrap(),
-            "--sshd-config-dir",
-            d.join("sshd.d").to_str().unwrap(),
-            "--break-glass-spool",
-            d.join("spool").to_str().unwrap(),
-            "--refresh",
-            "500ms",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let args: Vec<String> = [
+        "agent",
+        "--server",
+        &base,
+        "--join-token",
+        &token,
+        "--data-dir",
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .chain([d.join("agent").to_str().unwrap().to_owned()])
+    .collect();
+    let mut agent = run_agent(&args, d);
     let hosts = async || {
         let (_, answer) = server
             .graphql(

@@ -34,6 +34,57 @@ pub(crate) fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_warden"))
 }
 
+/// alice's session on db-1 of `server`'s lab (keys in `d`) through the recording proxy, open
+/// until someone ends it, and its id once the API lists it as open (read with `token`).
+pub(crate) async fn alice_on_db1(
+    server: &TestServer,
+    d: &Path,
+    token: &str,
+) -> (std::process::Child, String) {
+    let mut ssh = warden_testkit::through_proxy("ssh", server, d)
+        .args(["-tt", "-l", "root", "db-1", "echo ready; sleep 60"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        let (_, live) = server
+            .graphql(
+                Some(token),
+                "{ sshSessions(active: true) { id } }",
+                serde_json::json!({}),
+            )
+            .await;
+        if let Some(id) = live["data"]["sshSessions"][0]["id"].as_str() {
+            return (ssh, id.to_owned());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = ssh.kill();
+    let _ = ssh.wait();
+    panic!("alice's session never opened");
+}
+
+/// The agent with `args` (the join, and where it keeps its state), its sshd drop-in and
+/// break-glass spool under `d`, refreshing every 500 ms so a test can watch it.
+pub(crate) fn run_agent(args: &[String], d: &Path) -> std::process::Child {
+    std::process::Command::new(bin())
+        .args(args)
+        .args([
+            "--sshd-config-dir",
+            d.join("sshd.d").to_str().unwrap(),
+            "--break-glass-spool",
+            d.join("spool").to_str().unwrap(),
+            "--refresh",
+            "500ms",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// A server whose public address is `localhost` (where passkeys work), and its base URL.
 pub(crate) async fn console_server(backend: Backend) -> (TestServer, String) {
     let port = free_port();

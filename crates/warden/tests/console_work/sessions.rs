@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use warden_testkit::console::{alert, page, submit};
 use warden_testkit::free_port;
 
-use crate::{apply_policy, bin};
+use crate::{alice_on_db1, apply_policy, bin};
 
 /// Ending a live SSH session from the console: an `oncall` member (the audit log and the
 /// hosts, nothing else) ends alice's session on a real sshd through the recording proxy,
@@ -55,29 +55,7 @@ async fn end_a_live_session_from_the_console() {
     assert!(!mine.contains("<option value=\"auditors\""), "{mine}");
 
     // alice's session, open on db-1.
-    let mut ssh = warden_testkit::through_proxy("ssh", server, d)
-        .args(["-tt", "-l", "root", "db-1", "echo ready; sleep 60"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut id = String::new();
-    for _ in 0..200 {
-        let (_, live) = server
-            .graphql(
-                Some(&ops),
-                "{ sshSessions(active: true) { id } }",
-                json!({}),
-            )
-            .await;
-        if let Some(found) = live["data"]["sshSessions"][0]["id"].as_str() {
-            id = found.to_owned();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(!id.is_empty(), "the session never opened");
+    let (mut ssh, id) = alice_on_db1(server, d, &ops).await;
     let path = format!("/console/sessions/{id}");
     let end = format!("{path}/end");
 
