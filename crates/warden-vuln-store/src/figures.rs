@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use warden_model::{Change, Timestamp};
@@ -87,23 +88,23 @@ pub struct KeptFigures {
 
 /// One finding as the pass reads it.
 #[derive(Debug, Clone)]
-pub struct FigureRow {
+struct FigureRow {
     /// Its asset.
-    pub asset: String,
+    asset: String,
     /// Its state.
-    pub state: FindingState,
+    state: FindingState,
     /// Its effective severity.
-    pub effective: Option<Severity>,
+    effective: Option<Severity>,
     /// When first seen.
-    pub first_seen: i64,
+    first_seen: i64,
     /// When a fix was first seen, for those found without one.
-    pub fix_seen_at: Option<i64>,
+    fix_seen_at: Option<i64>,
     /// When its SLA runs out.
-    pub due_at: Option<i64>,
+    due_at: Option<i64>,
     /// When it was fixed.
-    pub fixed_at: Option<i64>,
+    fixed_at: Option<i64>,
     /// When it was accepted or called a false positive.
-    pub decided_at: Option<i64>,
+    decided_at: Option<i64>,
 }
 
 /// One scope's running totals.
@@ -213,30 +214,20 @@ impl Tally {
     }
 }
 
-/// Computes what is kept for all assets (first, scope `""`) and for each asset, from every
-/// finding that can count in the period and the assets with their tiers.
-fn compute(
-    rows: &[FigureRow],
+/// What is kept for all assets (first, scope `""`) and for each asset, from each asset's
+/// tallies (every asset with a tier has one) and tiers.
+fn finish(
+    tallies: &BTreeMap<String, Tally>,
     tiers: &BTreeMap<String, String>,
     since: Timestamp,
     now: Timestamp,
 ) -> Vec<(String, Stored)> {
     let (from, until) = (since.as_millis(), now.as_millis());
-    let mut tallies: BTreeMap<&str, Tally> = tiers
-        .keys()
-        .map(|name| (name.as_str(), Tally::default()))
-        .collect();
-    for r in rows {
-        tallies
-            .entry(r.asset.as_str())
-            .or_default()
-            .add(r, from, until);
-    }
     let mut all = Tally::default();
     let mut all_points = burndown(&[], from, until, POINTS);
     let mut assets = Vec::with_capacity(tallies.len());
     let mut out = Vec::with_capacity(tallies.len() + 1);
-    for (name, tally) in &tallies {
+    for (name, tally) in tallies {
         all.merge(tally);
         let points = burndown(&tally.spans, from, until, POINTS);
         for (sum, p) in all_points.iter_mut().zip(&points) {
@@ -244,15 +235,15 @@ fn compute(
             sum.overdue += p.overdue;
         }
         assets.push(VulnAsset {
-            name: (*name).to_owned(),
+            name: name.clone(),
             tier: tiers
-                .get(*name)
+                .get(name)
                 .cloned()
                 .unwrap_or_else(|| warden_vuln::DEFAULT_TIER.to_owned()),
             open: tally.live,
             overdue: tally.overdue,
         });
-        out.push(((*name).to_owned(), Stored::new(tally, &points, &[])));
+        out.push((name.clone(), Stored::new(tally, &points, &[])));
     }
     out.insert(0, (ALL.to_owned(), Stored::new(&all, &all_points, &assets)));
     out
@@ -361,35 +352,58 @@ impl Vulns<'_> {
             .try_get("n")?)
     }
 
-    /// Every finding that can count in the period from `since`: all but those fixed or
-    /// called false positives before it.
-    pub async fn figure_rows(&self, since: Timestamp) -> Result<Vec<FigureRow>, StoreError> {
+    /// Each asset's tallies over every finding that can count in the period from `since`
+    /// (all but those fixed or called false positives before it), read as a stream: a
+    /// million findings are never all in memory, and the pass yields to other tasks as it
+    /// goes.
+    async fn tallies(
+        &self,
+        tiers: &BTreeMap<String, String>,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<BTreeMap<String, Tally>, StoreError> {
+        let (from, until) = (since.as_millis(), now.as_millis());
+        let mut tallies: BTreeMap<String, Tally> = tiers
+            .keys()
+            .map(|name| (name.clone(), Tally::default()))
+            .collect();
         let mut conn = self.store.pool().acquire().await?;
-        let rows = sqlx::query(
+        let mut rows = sqlx::query(
             "SELECT asset, state, effective, first_seen, fix_seen_at, due_at, fixed_at, decided_at \
              FROM vuln_findings WHERE state NOT IN ('fixed', 'false_positive') \
              OR (state = 'fixed' AND (fixed_at IS NULL OR fixed_at >= $1)) \
              OR (state = 'false_positive' AND (decided_at IS NULL OR decided_at >= $1))",
         )
-        .bind(since.as_millis())
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let state: String = row.try_get("state")?;
-                Ok(FigureRow {
-                    asset: row.try_get("asset")?,
-                    state: FindingState::from_name(&state)
-                        .ok_or_else(|| corrupt(format!("finding state `{state}`")))?,
-                    effective: severity(row.try_get("effective")?)?,
-                    first_seen: row.try_get("first_seen")?,
-                    fix_seen_at: row.try_get("fix_seen_at")?,
-                    due_at: row.try_get("due_at")?,
-                    fixed_at: row.try_get("fixed_at")?,
-                    decided_at: row.try_get("decided_at")?,
-                })
-            })
-            .collect()
+        .bind(from)
+        .fetch(&mut *conn);
+        let mut read = 0_u32;
+        while let Some(row) = rows.try_next().await? {
+            let state: String = row.try_get("state")?;
+            let finding = FigureRow {
+                asset: row.try_get("asset")?,
+                state: FindingState::from_name(&state)
+                    .ok_or_else(|| corrupt(format!("finding state `{state}`")))?,
+                effective: severity(row.try_get("effective")?)?,
+                first_seen: row.try_get("first_seen")?,
+                fix_seen_at: row.try_get("fix_seen_at")?,
+                due_at: row.try_get("due_at")?,
+                fixed_at: row.try_get("fixed_at")?,
+                decided_at: row.try_get("decided_at")?,
+            };
+            match tallies.get_mut(&finding.asset) {
+                Some(tally) => tally.add(&finding, from, until),
+                None => {
+                    let mut tally = Tally::default();
+                    tally.add(&finding, from, until);
+                    tallies.insert(finding.asset, tally);
+                }
+            }
+            read = read.wrapping_add(1);
+            if read.is_multiple_of(10_000) {
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok(tallies)
     }
 
     /// Computes the figures as of `now` and keeps them, unless figures as of a later moment
@@ -410,9 +424,9 @@ impl Vulns<'_> {
             .iter()
             .map(|row| Ok((row.try_get("name")?, row.try_get("tier")?)))
             .collect::<Result<_, StoreError>>()?;
-        let rows = self.figure_rows(since).await?;
-        let scopes = compute(&rows, &tiers, since, now);
-        drop(rows);
+        let tallies = self.tallies(&tiers, since, now).await?;
+        let scopes = finish(&tallies, &tiers, since, now);
+        drop(tallies);
         let took = started.elapsed();
         let took_ms = i64::try_from(took.as_millis()).unwrap_or(i64::MAX);
         let begin = match self.store.location().backend() {

@@ -108,9 +108,15 @@ impl Vulns<'_> {
                 })
                 .collect();
             let p = bind(Bind::Text(format!("%{escaped}%")), &mut binds);
+            // Any case without lowering every row: SQLite's LIKE ignores ASCII case (and its
+            // LOWER folds nothing more); PostgreSQL has ILIKE.
+            let like = match self.store.location().backend() {
+                Backend::Sqlite => "LIKE",
+                Backend::Postgres => "ILIKE",
+            };
             conds.push(format!(
-                "(LOWER(advisory) LIKE {p} ESCAPE '\\' OR LOWER(title) LIKE {p} ESCAPE '\\' \
-                 OR LOWER(COALESCE(package, '')) LIKE {p} ESCAPE '\\')"
+                "(advisory {like} {p} ESCAPE '\\' OR title {like} {p} ESCAPE '\\' \
+                 OR package {like} {p} ESCAPE '\\')"
             ));
         }
         let filter_binds = binds.len();
@@ -160,22 +166,31 @@ impl Vulns<'_> {
             limit + 1
         );
         let mut conn = self.store.pool().acquire().await?;
-        let mut q = sqlx::query(&count_sql);
-        for b in binds.iter().take(filter_binds) {
-            q = b.bind(q);
-        }
-        let mut total: i64 = q.fetch_one(&mut *conn).await?.try_get("n")?;
-        let capped = filter
-            .count_up_to
-            .is_some_and(|bound| total > i64::from(bound));
-        if capped {
-            total -= 1;
-        }
         let mut q = sqlx::query(&sql);
         for b in &binds {
             q = b.bind(q);
         }
         let rows = q.fetch_all(&mut *conn).await?;
+        // A first page that is not full holds every match: no second pass to count them
+        // (which, for a rare search text, would read every finding again).
+        let fits = cursor.is_none() && i64::try_from(rows.len()).unwrap_or(i64::MAX) <= limit;
+        let (total, capped) = if fits {
+            let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+            match filter.count_up_to {
+                Some(bound) if n > i64::from(bound) => (i64::from(bound), true),
+                _ => (n, false),
+            }
+        } else {
+            let mut q = sqlx::query(&count_sql);
+            for b in binds.iter().take(filter_binds) {
+                q = b.bind(q);
+            }
+            let counted: i64 = q.fetch_one(&mut *conn).await?.try_get("n")?;
+            match filter.count_up_to {
+                Some(bound) if counted > i64::from(bound) => (i64::from(bound), true),
+                _ => (counted, false),
+            }
+        };
         let mut findings = rows
             .iter()
             .map(finding_from_row)

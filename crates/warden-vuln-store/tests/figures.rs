@@ -301,7 +301,7 @@ async fn a_bounded_count_says_more_than() {
         )
         .await
         .unwrap();
-        let count = async |bound: Option<u32>| {
+        let count = async |bound: Option<u32>, limit: u32| {
             let page = v
                 .findings(&FindingFilter {
                     asset: None,
@@ -312,17 +312,22 @@ async fn a_bounded_count_says_more_than() {
                     text: None,
                     sort: FindingSort::Number,
                     after: None,
-                    limit: 10,
+                    limit,
                     count_up_to: bound,
                 })
                 .await
                 .unwrap();
-            assert_eq!(page.findings.len(), 10);
+            assert_eq!(page.findings.len(), 25.min(limit as usize));
             (page.total, page.capped)
         };
-        assert_eq!(count(None).await, (25, false));
-        assert_eq!(count(Some(25)).await, (25, false));
-        assert_eq!(count(Some(24)).await, (24, true));
-        assert_eq!(count(Some(10)).await, (10, true));
+        // Counted apart from a full page…
+        assert_eq!(count(None, 10).await, (25, false));
+        assert_eq!(count(Some(25), 10).await, (25, false));
+        assert_eq!(count(Some(24), 10).await, (24, true));
+        assert_eq!(count(Some(10), 10).await, (10, true));
+        // …and taken from a first page that holds every match.
+        assert_eq!(count(None, 30).await, (25, false));
+        assert_eq!(count(Some(25), 30).await, (25, false));
+        assert_eq!(count(Some(10), 30).await, (10, true));
     }
 }
