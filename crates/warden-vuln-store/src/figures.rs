@@ -433,39 +433,51 @@ impl Vulns<'_> {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN",
         };
-        let mut tx = self.store.pool().begin_with(begin).await?;
-        let newer: Option<i64> = sqlx::query(
-            "SELECT computed_at FROM vuln_figures WHERE scope = $1 AND computed_at > $2",
-        )
-        .bind(ALL)
-        .bind(now.as_millis())
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|row| row.try_get("computed_at"))
-        .transpose()?;
-        if newer.is_some() {
-            return Ok(took);
-        }
-        sqlx::query("DELETE FROM vuln_figures")
-            .execute(&mut *tx)
-            .await?;
+        let mut rows = Vec::with_capacity(scopes.len());
         for (scope, stored) in scopes {
             let json = serde_json::to_string(&stored)
                 .map_err(|e| corrupt(format!("cannot encode figures: {e}")))?;
-            sqlx::query(
-                "INSERT INTO vuln_figures (scope, computed_at, since, marker, took_ms, figures) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(scope)
-            .bind(now.as_millis())
-            .bind(since.as_millis())
-            .bind(marker)
-            .bind(took_ms)
-            .bind(json)
-            .execute(&mut *tx)
-            .await?;
+            rows.push((scope, json));
         }
-        tx.commit().await?;
+        // The write runs to completion in a task of its own, as the store's writes do: a
+        // pass stopped midway (the server shutting down) must not leave its transaction, and
+        // SQLite's write lock, to be undone later while others wait on it.
+        let pool = self.store.pool().clone();
+        let at = (now.as_millis(), since.as_millis());
+        let write = tokio::spawn(async move {
+            let mut tx = pool.begin_with(begin).await?;
+            let newer = sqlx::query(
+                "SELECT computed_at FROM vuln_figures WHERE scope = $1 AND computed_at > $2",
+            )
+            .bind(ALL)
+            .bind(at.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if newer.is_some() {
+                return Ok::<(), sqlx::Error>(());
+            }
+            sqlx::query("DELETE FROM vuln_figures")
+                .execute(&mut *tx)
+                .await?;
+            for (scope, json) in rows {
+                sqlx::query(
+                    "INSERT INTO vuln_figures (scope, computed_at, since, marker, took_ms, figures) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(scope)
+                .bind(at.0)
+                .bind(at.1)
+                .bind(marker)
+                .bind(took_ms)
+                .bind(json)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        });
+        write
+            .await
+            .map_err(|e| corrupt(format!("the figures' write stopped: {e}")))??;
         Ok(took)
     }
 
