@@ -66,6 +66,13 @@ pub fn due(
     (kept_marker != marker && age >= (took * 10).max(Duration::from_secs(1))) || age >= every
 }
 
+/// Whether a reader should recompute figures kept as `kept` at once, the latest change to
+/// findings being `marker`: there are none yet, or they are out of date and the last pass
+/// took under [`INLINE`].
+pub fn refresh_inline(kept: Option<(Timestamp, i64, Duration)>, marker: i64) -> bool {
+    kept.is_none_or(|(_, kept, took)| kept != marker && took < INLINE)
+}
+
 /// Figures for all assets or one, as of a moment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeptFigures {

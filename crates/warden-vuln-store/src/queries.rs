@@ -174,22 +174,18 @@ impl Vulns<'_> {
         // A first page that is not full holds every match: no second pass to count them
         // (which, for a rare search text, would read every finding again).
         let fits = cursor.is_none() && i64::try_from(rows.len()).unwrap_or(i64::MAX) <= limit;
-        let (total, capped) = if fits {
-            let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-            match filter.count_up_to {
-                Some(bound) if n > i64::from(bound) => (i64::from(bound), true),
-                _ => (n, false),
-            }
+        let counted: i64 = if fits {
+            i64::try_from(rows.len()).unwrap_or(i64::MAX)
         } else {
             let mut q = sqlx::query(&count_sql);
             for b in binds.iter().take(filter_binds) {
                 q = b.bind(q);
             }
-            let counted: i64 = q.fetch_one(&mut *conn).await?.try_get("n")?;
-            match filter.count_up_to {
-                Some(bound) if counted > i64::from(bound) => (i64::from(bound), true),
-                _ => (counted, false),
-            }
+            q.fetch_one(&mut *conn).await?.try_get("n")?
+        };
+        let (total, capped) = match filter.count_up_to {
+            Some(bound) if counted > i64::from(bound) => (i64::from(bound), true),
+            _ => (counted, false),
         };
         let mut findings = rows
             .iter()

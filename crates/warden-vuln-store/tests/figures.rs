@@ -52,6 +52,18 @@ fn finding(n: u64, severity: Option<Severity>) -> ImportedFinding {
     }
 }
 
+/// A Trivy report of `findings` on `asset`.
+fn trivy_scan(asset: &str, findings: Vec<ImportedFinding>) -> NewImport {
+    NewImport {
+        asset: asset.to_owned(),
+        scanner: "trivy".to_owned(),
+        format: "trivy".to_owned(),
+        file_name: "scan.json".to_owned(),
+        sha256: "00".repeat(32),
+        findings,
+    }
+}
+
 async fn all_findings(store: &Store, now: i64) -> Vec<warden_vuln_store::Finding> {
     store
         .vulns()
@@ -93,18 +105,7 @@ async fn history(store: &Store, seed: u64) {
         }
         store
             .vulns()
-            .import(
-                &ctx(now),
-                &sla,
-                NewImport {
-                    asset: asset.to_owned(),
-                    scanner: "trivy".to_owned(),
-                    format: "trivy".to_owned(),
-                    file_name: "scan.json".to_owned(),
-                    sha256: "00".repeat(32),
-                    findings,
-                },
-            )
+            .import(&ctx(now), &sla, trivy_scan(asset, findings))
             .await
             .unwrap();
         // Some judgement on what is there.
@@ -218,14 +219,7 @@ async fn the_marker_moves_with_changes_to_findings_only() {
         v.import(
             &ctx(T0),
             &sla,
-            NewImport {
-                asset: "api".to_owned(),
-                scanner: "trivy".to_owned(),
-                format: "trivy".to_owned(),
-                file_name: "scan.json".to_owned(),
-                sha256: "00".repeat(32),
-                findings: vec![finding(1, Some(Severity::Critical))],
-            },
+            trivy_scan("api", vec![finding(1, Some(Severity::Critical))]),
         )
         .await
         .unwrap();
@@ -290,14 +284,10 @@ async fn a_bounded_count_says_more_than() {
         v.import(
             &ctx(T0),
             &sla,
-            NewImport {
-                asset: "api".to_owned(),
-                scanner: "trivy".to_owned(),
-                format: "trivy".to_owned(),
-                file_name: "scan.json".to_owned(),
-                sha256: "00".repeat(32),
-                findings: (0..25).map(|n| finding(n, Some(Severity::Low))).collect(),
-            },
+            trivy_scan(
+                "api",
+                (0..25).map(|n| finding(n, Some(Severity::Low))).collect(),
+            ),
         )
         .await
         .unwrap();

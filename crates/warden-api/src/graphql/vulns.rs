@@ -556,9 +556,7 @@ impl VulnQuery {
             .await
             .map_err(|e| api_error(e, caller))?;
         // Out of date and cheap to compute (a small installation): computed now.
-        if state.is_none_or(|(_, kept, took)| {
-            kept != marker && took < warden_vuln_store::figures::INLINE
-        }) {
+        if warden_vuln_store::figures::refresh_inline(state, marker) {
             vulns
                 .refresh_figures(caller.audit.now, marker)
                 .await
