@@ -503,6 +503,29 @@ async fn import_reimport_gate_judge_and_report() {
                 .contains("Web App"),
             "{bad}"
         );
+        // The narrowest token that may read them (an auditor's) does; a member's may not,
+        // and its refusal is recorded.
+        let auditor = server.token("figures-reader", "auditor", None);
+        let (_, read) = server
+            .graphql(Some(&auditor), "{ vulnFigures { upToDate } }", json!({}))
+            .await;
+        assert_eq!(read["data"]["vulnFigures"]["upToDate"], true, "{read}");
+        let member = server.token("figures-member", "member", None);
+        let (_, refused) = server
+            .graphql(Some(&member), "{ vulnFigures { upToDate } }", json!({}))
+            .await;
+        assert_eq!(
+            refused["errors"][0]["message"],
+            "permission denied: policy v1: no policy permits `read_vulns` (default deny)",
+            "{refused}"
+        );
+        assert!(
+            server
+                .audit("vuln.read")
+                .iter()
+                .any(|e| e["outcome"] == "denied" && e["actor"] == "token:figures-member"),
+            "the refusal is recorded"
+        );
 
         // security.txt (RFC 9116).
         let (status, headers, body) = server.get("/.well-known/security.txt").await;
