@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -6,7 +8,7 @@ use warden_model::{GroupName, Timestamp, UserName};
 
 use crate::audit::Action;
 use crate::users::{new_id, user_id};
-use crate::{AuditContext, Page, PageRequest, Store, StoreError};
+use crate::{AuditContext, CHUNK, Page, PageRequest, Store, StoreError, marks};
 
 /// A named set of users.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,21 +182,6 @@ impl Store {
         .await
     }
 
-    /// A group's owner, if it has one.
-    pub async fn group_owner(&self, group_id: &str) -> Result<Option<UserName>, StoreError> {
-        let row = sqlx::query(
-            "SELECT u.name FROM group_owners o JOIN users u ON u.id = o.user_id WHERE o.group_id = $1",
-        )
-        .bind(group_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            let name: String = r.try_get("name")?;
-            UserName::new(name).map_err(|e| StoreError::Corrupt(e.to_string()))
-        })
-        .transpose()
-    }
-
     /// One group by name.
     pub async fn group(&self, name: &GroupName) -> Result<Option<Group>, StoreError> {
         let mut conn = self.pool.acquire().await?;
@@ -220,36 +207,81 @@ impl Store {
         Ok(page.finish(groups))
     }
 
-    /// The first `limit` members of a group (all with `None`), in name order.
-    pub async fn group_members(
+    /// The first `limit` members (all with `None`) of each group in `group_ids`, in name
+    /// order, by group id: one query for a page of groups. A group without members is absent.
+    pub async fn groups_members(
         &self,
-        group_id: &str,
+        group_ids: &[String],
         limit: Option<u32>,
-    ) -> Result<Vec<UserName>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT u.name FROM group_members m JOIN users u ON u.id = m.user_id \
-             WHERE m.group_id = $1 ORDER BY u.name LIMIT $2",
-        )
-        .bind(group_id)
-        .bind(limit.map_or(i64::MAX, i64::from))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
+    ) -> Result<BTreeMap<String, Vec<UserName>>, StoreError> {
+        let mut out: BTreeMap<String, Vec<UserName>> = BTreeMap::new();
+        for chunk in group_ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT group_id, name FROM (SELECT m.group_id, u.name, \
+                 ROW_NUMBER() OVER (PARTITION BY m.group_id ORDER BY u.name) AS n \
+                 FROM group_members m JOIN users u ON u.id = m.user_id \
+                 WHERE m.group_id IN ({})) ranked WHERE n <= $1 ORDER BY group_id, name",
+                marks(2, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(limit.map_or(i64::MAX, i64::from));
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
                 let name: String = row.try_get("name")?;
-                UserName::new(name).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .collect()
+                let name = UserName::new(name).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                out.entry(row.try_get("group_id")?).or_default().push(name);
+            }
+        }
+        Ok(out)
     }
 
-    /// How many members a group has.
-    pub async fn group_member_count(&self, group_id: &str) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM group_members WHERE group_id = $1",
-        )
-        .bind(group_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("n")?)
+    /// How many members each group in `group_ids` has, by group id; a group without members
+    /// is absent.
+    pub async fn groups_member_counts(
+        &self,
+        group_ids: &[String],
+    ) -> Result<BTreeMap<String, i64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for chunk in group_ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT group_id, CAST(COUNT(*) AS BIGINT) AS n FROM group_members \
+                 WHERE group_id IN ({}) GROUP BY group_id",
+                marks(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                out.insert(row.try_get("group_id")?, row.try_get("n")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The owner of each group in `group_ids` that has one, by group id.
+    pub async fn groups_owners(
+        &self,
+        group_ids: &[String],
+    ) -> Result<BTreeMap<String, UserName>, StoreError> {
+        let mut out = BTreeMap::new();
+        for chunk in group_ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT o.group_id, u.name FROM group_owners o JOIN users u ON u.id = o.user_id \
+                 WHERE o.group_id IN ({})",
+                marks(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                let name: String = row.try_get("name")?;
+                let name = UserName::new(name).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                out.insert(row.try_get("group_id")?, name);
+            }
+        }
+        Ok(out)
     }
 }

@@ -293,6 +293,17 @@ async fn prepare(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx:
 }
 
 /// The innermost useful message of a connection error, on one line.
+/// How many ids one `IN (…)` list or multi-row insert binds.
+const CHUNK: usize = 500;
+
+/// `$from, $from+1, …`: `n` bind marks for an `IN (…)` list.
+fn marks(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn cause(e: &sqlx::Error) -> String {
     let text = match e {
         sqlx::Error::Io(io) => {

@@ -35,7 +35,7 @@ use crate::audit::Name;
 use crate::scim_filter::{Resource, Where};
 use crate::scim_users::{Listing, check_version, not_found, page};
 use crate::users::new_id;
-use crate::{AuditContext, ScimList, ScimRef, Store, StoreError};
+use crate::{AuditContext, CHUNK, ScimList, ScimRef, Store, StoreError, marks};
 
 /// A provisioned group as SCIM shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,20 +105,10 @@ fn taken(e: sqlx::Error, display: &str) -> StoreError {
 /// The most member ids one group may hold for users not provisioned yet.
 pub(crate) const MAX_PENDING_MEMBERS: usize = 10_000;
 
-/// How many ids one `IN (…)` list or multi-row insert binds.
-const CHUNK: usize = 500;
-
 /// Whether `id` has the shape of the ids Warden issues (a UUID as 32 lowercase hex digits):
 /// only such a value can name a user who is not provisioned yet.
 fn id_shaped(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-fn marks(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn shown(id: &str) -> String {

@@ -278,6 +278,90 @@ async fn users_paginate_with_cursors() {
     }
 }
 
+/// A page of groups reads members, counts and owners for all its groups in one batch per
+/// field: each group still gets its own, whatever the mix of groups and `first`.
+#[tokio::test]
+async fn a_page_of_groups_gets_each_groups_members_count_and_owner() {
+    for backend in Backend::ALL {
+        let server = TestServer::start(bin(), backend, NO_RATE_LIMIT).await;
+        for user in ["u0", "u1", "u2", "u3", "u4", "u5"] {
+            assert!(server.admin(&["user", "add", user]).status.success());
+        }
+        for group in ["g-a", "g-b", "g-c"] {
+            assert!(server.admin(&["group", "add", group]).status.success());
+        }
+        for (group, user) in [
+            ("g-a", "u5"),
+            ("g-a", "u3"),
+            ("g-a", "u0"),
+            ("g-a", "u1"),
+            ("g-b", "u2"),
+        ] {
+            let out = server.admin(&["group", "add-member", group, user]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let out = server.admin(&["group", "set-owner", "g-a", "u4"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        // The narrowest caller that may read the directory: an auditor's token.
+        let auditor = server.token("a", "auditor", None);
+        let q = "{ groups(first: 10) { nodes { name memberCount owner top: members(first: 2) all: members } } }";
+        let (status, body) = server.graphql(Some(&auditor), q, Value::Null).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["errors"], Value::Null, "{backend:?}: {body}");
+        let mine: Vec<&Value> = body["data"]["groups"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["name"].as_str().unwrap().starts_with("g-"))
+            .collect();
+        assert_eq!(
+            mine,
+            [
+                &json!({ "name": "g-a", "memberCount": 4, "owner": "u4", "top": ["u0", "u1"], "all": ["u0", "u1", "u3", "u5"] }),
+                &json!({ "name": "g-b", "memberCount": 1, "owner": null, "top": ["u2"], "all": ["u2"] }),
+                &json!({ "name": "g-c", "memberCount": 0, "owner": null, "top": [], "all": [] }),
+            ],
+            "{backend:?}"
+        );
+        // One group alone reads the same.
+        let one = "{ group(name: \"g-a\") { memberCount owner members(first: 3) } }";
+        let (_, body) = server.graphql(Some(&auditor), one, Value::Null).await;
+        assert_eq!(
+            body["data"]["group"],
+            json!({ "memberCount": 4, "owner": "u4", "members": ["u0", "u1", "u3"] })
+        );
+        let (_, body) = server
+            .graphql(
+                Some(&auditor),
+                "{ group(name: \"g-a\") { members(first: 0) } }",
+                Value::Null,
+            )
+            .await;
+        assert_eq!(
+            body["errors"][0]["message"],
+            "first must be between 1 and 10000"
+        );
+
+        // A member's token may not read them.
+        let member = server.token("m", "member", Some("u0"));
+        let (_, body) = server.graphql(Some(&member), q, Value::Null).await;
+        assert_eq!(
+            body["errors"][0]["message"],
+            "permission denied: policy v1: no policy permits `read_directory` (default deny)"
+        );
+        assert_eq!(body["data"], Value::Null);
+    }
+}
+
 #[tokio::test]
 async fn bad_requests_get_400_with_positions() {
     let server = TestServer::start(bin(), Backend::Sqlite, NO_RATE_LIMIT).await;

@@ -9,7 +9,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use warden_model::{Role, Timestamp};
 use warden_store::Store;
 
-use super::{Caller, api_error};
+use super::{Caller, api_error, groups};
+use async_graphql::dataloader::Loader;
 
 /// A token's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -117,38 +118,45 @@ impl Group {
         ctx: &Context<'_>,
         first: Option<u32>,
     ) -> async_graphql::Result<Vec<String>> {
-        let store = ctx.data::<Arc<Store>>()?;
-        let caller = ctx.data::<Caller>()?;
         if first.is_some_and(|n| !(1..=10_000).contains(&n)) {
             return Err(super::bad_input("first must be between 1 and 10000"));
         }
-        let members = store
-            .group_members(&self.id, first)
-            .await
-            .map_err(|e| api_error(e, caller))?;
+        let key = groups::Members {
+            group_id: self.id.to_string(),
+            first,
+        };
+        let members = load(ctx, key).await?.unwrap_or_default();
         Ok(members.into_iter().map(String::from).collect())
     }
 
     /// How many members it has (temporary grants not counted).
     async fn member_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        let store = ctx.data::<Arc<Store>>()?;
-        let caller = ctx.data::<Caller>()?;
-        store
-            .group_member_count(&self.id)
-            .await
-            .map_err(|e| api_error(e, caller))
+        let key = groups::MemberCount(self.id.to_string());
+        Ok(load(ctx, key).await?.unwrap_or(0))
     }
 
     /// Who reviews its members in an `owner` access review.
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
-        let store = ctx.data::<Arc<Store>>()?;
-        let caller = ctx.data::<Caller>()?;
-        let owner = store
-            .group_owner(&self.id)
-            .await
-            .map_err(|e| api_error(e, caller))?;
-        Ok(owner.map(String::from))
+        let key = groups::Owner(self.id.to_string());
+        Ok(load(ctx, key).await?.map(String::from))
     }
+}
+
+/// One group's `key`, read with the other groups' of the request in one batch.
+async fn load<K>(
+    ctx: &Context<'_>,
+    key: K,
+) -> async_graphql::Result<Option<<groups::Groups as Loader<K>>::Value>>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    groups::Groups: Loader<K, Error = Arc<warden_store::StoreError>>,
+{
+    let loader = ctx.data::<groups::GroupLoader>()?;
+    let caller = ctx.data::<Caller>()?;
+    loader
+        .load_one(key)
+        .await
+        .map_err(|e| super::shared_api_error(&e, caller))
 }
 
 impl From<warden_store::Group> for Group {
