@@ -257,6 +257,7 @@ async fn group_view(
                 fieldset { legend { "Owner" }
                     (csrf(v))
                     input type="hidden" name="change" value="owner";
+                    input type="hidden" name="seen" value=(g["owner"].as_str().unwrap_or(""));
                     (field(problem, "owner", "user", "Login name (empty: no owner)", &text(&g["owner"]), false))
                     (beside(problem, "owner"))
                     button type="submit" { "Set the owner" }
@@ -275,9 +276,12 @@ pub(crate) struct GroupChange {
     change: String,
     #[serde(default)]
     user: String,
+    /// With `owner`: the owner the form showed (empty: none).
+    seen: Option<String>,
 }
 
-/// `POST /console/groups/{name}`: adds or removes a member, or sets the owner.
+/// `POST /console/groups/{name}`: adds or removes a member, or sets the owner (refused as
+/// stale when the owner changed since the form was shown).
 pub(crate) async fn change_group(
     State(app): State<Web>,
     Path(name): Path<String>,
@@ -318,24 +322,39 @@ pub(crate) async fn change_group(
             );
         }
     };
-    match v.graphql(&app, q, vars).await {
-        Ok(_) => redirect(&format!("/console/groups/{name}?done={done}")),
-        Err(Failure::Refused(message)) => {
-            let problem = Problem {
-                form: &form.change,
-                message: &message,
-            };
-            group_view(
-                &app,
-                &v,
-                &name,
-                StatusCode::BAD_REQUEST,
-                &Done::default(),
-                Some(&problem),
-            )
-            .await
-        }
-        Err(f) => v.failed(Section::Groups, f),
+    let stale = match (form.change.as_str(), form.seen.as_deref()) {
+        ("owner", Some(seen)) => match owner_now(&app, &v, &name).await {
+            Ok(now) if now.as_deref().unwrap_or("") != seen.trim() => Some(format!(
+                "the owner of group {name} changed since this form was shown (now {}): read it again, then decide",
+                now.as_deref().unwrap_or("none")
+            )),
+            Ok(_) => None,
+            Err(r) => return r,
+        },
+        _ => None,
+    };
+    let (status, message) = match stale {
+        Some(message) => (StatusCode::CONFLICT, message),
+        None => match v.graphql(&app, q, vars).await {
+            Ok(_) => return redirect(&format!("/console/groups/{name}?done={done}")),
+            Err(Failure::Refused(message)) => (StatusCode::BAD_REQUEST, message),
+            Err(f) => return v.failed(Section::Groups, f),
+        },
+    };
+    let problem = Problem {
+        form: &form.change,
+        message: &message,
+    };
+    group_view(&app, &v, &name, status, &Done::default(), Some(&problem)).await
+}
+
+/// Group `name`'s owner now, as its page would show it.
+async fn owner_now(app: &Web, v: &Visitor, name: &str) -> Result<Option<String>, Response> {
+    let q = "query($name: String!) { group(name: $name) { owner } }";
+    match v.graphql(app, q, json!({ "name": name })).await {
+        Ok(data) => Ok(data["group"]["owner"].as_str().map(str::to_owned)),
+        Err(Failure::Refused(m)) => Err(v.refusal(StatusCode::NOT_FOUND, Section::Groups, &m)),
+        Err(f) => Err(v.failed(Section::Groups, f)),
     }
 }
 

@@ -218,6 +218,32 @@ async fn directory_and_fleet(backend: Backend) {
         shown_group.contains("<dd id=\"owner\">newbie</dd>"),
         "{shown_group}"
     );
+    // The owner form says which owner it showed; one shown before newbie was made owner
+    // is stale, and changes nothing.
+    assert!(
+        shown_group.contains("<input type=\"hidden\" name=\"seen\" value=\"newbie\">"),
+        "{shown_group}"
+    );
+    let (status, body) = submit(
+        &pat,
+        &base,
+        group,
+        &[
+            ("csrf", pat_csrf.as_str()),
+            ("change", "owner"),
+            ("seen", ""),
+            ("user", "fran"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, alert(&body)),
+        (
+            409,
+            "the owner of group oncall changed since this form was shown (now newbie): read it again, then decide".to_owned()
+        )
+    );
+    assert!(body.contains("id=\"owner-error\""), "{body}");
     let (_, answer) = server
         .graphql(
             Some(&ops),
