@@ -1,5 +1,6 @@
-//! Audit core benchmark: offline verification of a 1,000,000-event export and inclusion
-//! proofs at 1,000,000 events. Run: `cargo run --release -p warden-audit --example bench`.
+//! Audit core benchmark: offline verification of a 1,000,000-event export, inclusion proofs
+//! at 1,000,000 events, and the offline verification of a selection of every tenth event,
+//! each with its proof. Run: `cargo run --release -p warden-audit --example bench`.
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,8 +11,9 @@ use std::time::Instant;
 
 use serde_json::json;
 use warden_audit::{
-    AuditEvent, Checkpoint, ExportLine, FORMAT, Frontier, Hash, NodeId, Outcome, SigningKey,
-    event_line, inclusion_proof, verify, verify_inclusion,
+    AuditEvent, Checkpoint, ExportLine, FORMAT, Frontier, Hash, NodeId, Outcome, SELECTION_FORMAT,
+    Selection, SigningKey, event_line, inclusion_proof, verify, verify_inclusion,
+    write_selected_event_line,
 };
 
 type Nodes = std::collections::BTreeMap<NodeId, Hash>;
@@ -28,20 +30,7 @@ fn main() {
     let mut events = Vec::with_capacity(1024);
     let t = Instant::now();
     for seq in 1..=n {
-        let e = AuditEvent {
-            seq,
-            time: 1_796_000_000_000 + i64::try_from(seq).unwrap_or(0),
-            actor: json!({ "kind": "user", "name": "alice", "role": "admin", "token_id": "0123456789abcdef0123456789abcdef" }),
-            actor_label: "user:alice".into(),
-            auth: "api_token".into(),
-            action: "user.create".into(),
-            target: format!("user:u{seq}"),
-            outcome: Outcome::Success,
-            reason: None,
-            request_id: "0192f0c4a1b27c3e8d5f6a7b8c9d0e1f".into(),
-            source: Some("127.0.0.1".into()),
-            details: json!({ "display_name": format!("User {seq}"), "email": null }),
-        };
+        let e = event(seq);
         let leaf = e.leaf_hash();
         nodes.extend(tree.push(leaf));
         events.push(event_line(&e, &leaf));
@@ -62,6 +51,7 @@ fn main() {
         size: n,
         root: tree.root(),
     });
+    let signed = note.clone();
     let mut file = Vec::new();
     for line in [
         ExportLine::Header {
@@ -69,6 +59,7 @@ fn main() {
             origin: "bench/audit".into(),
             first_seq: 1,
             last_seq: n,
+            filter: None,
         },
         ExportLine::Prefix {
             size: 0,
@@ -108,4 +99,66 @@ fn main() {
         "inclusion proof at {n} events (build from stored nodes + verify): {:.1} µs each",
         per.as_secs_f64() * 1e6
     );
+
+    // A selection of every tenth event, each line with its inclusion proof.
+    let t = Instant::now();
+    let filter = Selection {
+        actor: Some("user:alice".into()),
+        ..Selection::default()
+    };
+    let mut file = Vec::new();
+    for line in [
+        ExportLine::Header {
+            format: SELECTION_FORMAT.into(),
+            origin: "bench/audit".into(),
+            first_seq: 1,
+            last_seq: n,
+            filter: Some(filter),
+        },
+        ExportLine::Checkpoint {
+            note: signed,
+            consistency: Vec::new(),
+        },
+    ] {
+        serde_json::to_writer(&mut file, &line).unwrap();
+        file.push(b'\n');
+    }
+    for seq in (10..=n).step_by(10) {
+        let path = inclusion_proof(seq - 1, n, |id| nodes.get(&id).copied()).unwrap();
+        write_selected_event_line(&mut file, &event(seq), &path);
+        file.push(b'\n');
+    }
+    println!(
+        "built a selection of {} events ({:.1} MB with proofs) in {:.2} s",
+        n / 10,
+        file.len() as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let report = verify(file.as_slice(), &key.verifier()).expect("the selection verifies");
+    let took = t.elapsed();
+    println!(
+        "verify a selection of {} events: {:.2} s ({:.0} events/s)",
+        report.events,
+        took.as_secs_f64(),
+        report.events as f64 / took.as_secs_f64()
+    );
+}
+
+/// Event `seq` of the benchmark's log: alice creates user `u{seq}`.
+fn event(seq: u64) -> AuditEvent {
+    AuditEvent {
+        seq,
+        time: 1_796_000_000_000 + i64::try_from(seq).unwrap_or(0),
+        actor: json!({ "kind": "user", "name": "alice", "role": "admin", "token_id": "0123456789abcdef0123456789abcdef" }),
+        actor_label: "user:alice".into(),
+        auth: "api_token".into(),
+        action: "user.create".into(),
+        target: format!("user:u{seq}"),
+        outcome: Outcome::Success,
+        reason: None,
+        request_id: "0192f0c4a1b27c3e8d5f6a7b8c9d0e1f".into(),
+        source: Some("127.0.0.1".into()),
+        details: json!({ "display_name": format!("User {seq}"), "email": null }),
+    }
 }

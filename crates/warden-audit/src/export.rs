@@ -11,6 +11,19 @@
 //! A checkpoint larger than E carries the consistency proof from size E to its size. Each
 //! event is written in its canonical form, the exact bytes its leaf hash covers, so the
 //! verifier hashes what it reads without re-encoding it.
+//!
+//! A *selection* is the events of `S..=E` that match a filter, not the whole range:
+//!
+//! ```text
+//! {"type":"header","format":"warden-audit-selection/1","origin":…,"first_seq":S,"last_seq":E,
+//!  "filter":{"actor":…,"action":…,"target":…,"outcome":…}}
+//! {"type":"checkpoint","note":…}                               one, of size E or more
+//! {"type":"event","leaf_hash":hex,"event":{…},"inclusion":[hex, …]}   in order
+//! ```
+//!
+//! Each event carries its inclusion proof in the checkpoint's tree, so each is shown to be in
+//! the signed log as recorded, and to match the filter. A selection cannot show that no
+//! matching event was left out: only an export of the whole range shows that.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +31,49 @@ use crate::{AuditEvent, Hash};
 
 /// The format name written in the header.
 pub const FORMAT: &str = "warden-audit-export/1";
+
+/// The format name written in a selection's header.
+pub const SELECTION_FORMAT: &str = "warden-audit-selection/1";
+
+/// Which events of its range a selection holds: those equal to every field given (as the
+/// audit log's filters read them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Selection {
+    /// Actor label (`user:alice`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Action (`user.create`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Target (`group:ops`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Outcome (`success`, `failure`, `denied`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+}
+
+impl Selection {
+    /// Whether no field is given (every event matches).
+    pub fn is_empty(&self) -> bool {
+        self == &Selection::default()
+    }
+
+    /// The first field `event` does not match, with the event's value.
+    pub fn mismatch(&self, event: &AuditEvent) -> Option<(&'static str, String)> {
+        let fields = [
+            ("actor", &self.actor, event.actor_label.as_str()),
+            ("action", &self.action, event.action.as_str()),
+            ("target", &self.target, event.target.as_str()),
+            ("outcome", &self.outcome, event.outcome.as_str()),
+        ];
+        fields.into_iter().find_map(|(name, wanted, value)| {
+            let wanted = wanted.as_deref()?;
+            (wanted != value).then(|| (name, value.to_owned()))
+        })
+    }
+}
 
 /// One line of an export.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +89,9 @@ pub enum ExportLine {
         first_seq: u64,
         /// Last event's sequence number (`first_seq - 1` when there are none).
         last_seq: u64,
+        /// A selection's filter.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter: Option<Selection>,
     },
     /// The tree before the first event, as its frontier nodes.
     Prefix {
@@ -70,6 +129,26 @@ pub fn write_event_line(out: &mut Vec<u8>, event: &AuditEvent, recorded: &Hash) 
     out.push(b'}');
 }
 
+/// A selection's event line: [`event_line`] with the event's inclusion proof in the
+/// selection's checkpoint, without its line break.
+pub fn write_selected_event_line(out: &mut Vec<u8>, event: &AuditEvent, path: &[Hash]) {
+    write_event_line(out, event, &event.leaf_hash());
+    out.pop();
+    out.extend_from_slice(b",\"inclusion\":[");
+    for (i, node) in path.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        for b in node {
+            out.push(digit(b >> 4));
+            out.push(digit(b & 0x0f));
+        }
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"]}");
+}
+
 /// An event line as read back, borrowing the raw event bytes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +158,9 @@ pub(crate) struct EventLine<'a> {
     pub leaf_hash: HexHash,
     #[serde(borrow)]
     pub event: &'a serde_json::value::RawValue,
+    /// A selection's: the event's inclusion proof.
+    #[serde(default)]
+    pub inclusion: Option<Vec<HexHash>>,
 }
 
 /// A hash written as 64 lowercase hex digits.

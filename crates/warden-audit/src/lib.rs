@@ -24,7 +24,10 @@ mod verify;
 
 pub use checkpoint::{Checkpoint, NoteError, SigningKey, VerifierKey};
 pub use event::{AuditEvent, Outcome, canonical_json};
-pub use export::{ExportLine, FORMAT, HexHash, event_line, write_event_line};
+pub use export::{
+    ExportLine, FORMAT, HexHash, SELECTION_FORMAT, Selection, event_line, write_event_line,
+    write_selected_event_line,
+};
 pub use mac::MacKey;
 pub use tree::{
     Frontier, Hash, NodeId, ProofError, consistency_proof, frontier_ids, inclusion_proof,

@@ -4,8 +4,8 @@ use std::io::BufRead;
 
 use crate::export::{EventLine, HexHash};
 use crate::{
-    AuditEvent, Checkpoint, ExportLine, FORMAT, Frontier, NoteError, VerifierKey, leaf_hash,
-    verify_consistency,
+    AuditEvent, Checkpoint, ExportLine, FORMAT, Frontier, NoteError, SELECTION_FORMAT, Selection,
+    VerifierKey, leaf_hash, verify_consistency, verify_inclusion,
 };
 
 /// What a successful verification covered.
@@ -21,6 +21,9 @@ pub struct Report {
     pub checkpoints: usize,
     /// The largest signed tree size the export is consistent with.
     pub signed_size: u64,
+    /// A selection's filter: the events are those of the range that match it, each proven
+    /// in the log, but not shown to be all of them.
+    pub selection: Option<Selection>,
 }
 
 /// Why an export failed verification, naming the first bad place.
@@ -170,6 +173,11 @@ fn read_line(
         return Err(line_err("only events may follow the first event".into()));
     }
     let line: EventLine<'_> = serde_json::from_slice(bytes).map_err(not_valid)?;
+    if line.inclusion.is_some() {
+        return Err(line_err(
+            "an export of a whole range carries no inclusion proofs".into(),
+        ));
+    }
     let raw = line.event.get();
     // The file holds the canonical bytes: hash them as they are.
     let leaf = leaf_hash(raw.as_bytes());
@@ -240,8 +248,12 @@ fn read_lines(
     })
 }
 
-/// The header's first and last sequence numbers, checked against the key.
-fn header<R: BufRead>(lines: &Lines<R>, key: &VerifierKey) -> Result<(u64, u64), VerifyError> {
+/// The header's first and last sequence numbers, checked against the key, and a selection's
+/// filter.
+fn header<R: BufRead>(
+    lines: &Lines<R>,
+    key: &VerifierKey,
+) -> Result<(u64, u64, Option<Selection>), VerifyError> {
     let line_err = |line: usize, why: String| VerifyError::Line { line, why };
     match lines.parse()? {
         ExportLine::Header {
@@ -249,13 +261,29 @@ fn header<R: BufRead>(lines: &Lines<R>, key: &VerifierKey) -> Result<(u64, u64),
             origin,
             first_seq,
             last_seq,
+            filter,
         } => {
-            if format != FORMAT {
-                return Err(line_err(
-                    1,
-                    format!("unknown format `{format}`, expected `{FORMAT}`"),
-                ));
-            }
+            let filter = match (format.as_str(), filter) {
+                (FORMAT, None) => None,
+                (SELECTION_FORMAT, Some(filter)) => Some(filter),
+                (FORMAT, Some(_)) => {
+                    return Err(line_err(
+                        1,
+                        "an export of a whole range has no filter".into(),
+                    ));
+                }
+                (SELECTION_FORMAT, None) => {
+                    return Err(line_err(1, "a selection's header names its filter".into()));
+                }
+                _ => {
+                    return Err(line_err(
+                        1,
+                        format!(
+                            "unknown format `{format}`, expected `{FORMAT}` or `{SELECTION_FORMAT}`"
+                        ),
+                    ));
+                }
+            };
             if origin != key.name() {
                 return Err(line_err(
                     1,
@@ -271,7 +299,7 @@ fn header<R: BufRead>(lines: &Lines<R>, key: &VerifierKey) -> Result<(u64, u64),
                     format!("invalid range {first_seq} to {last_seq}"),
                 ));
             }
-            Ok((first_seq, last_seq))
+            Ok((first_seq, last_seq, filter))
         }
         _ => Err(line_err(1, "the first line must be the header".into())),
     }
@@ -312,7 +340,10 @@ fn check(
     if !lines.advance()? {
         return Err(line_err(1, "the export is empty".into()));
     }
-    let (first_seq, last_seq) = header(&lines, key)?;
+    let (first_seq, last_seq, filter) = header(&lines, key)?;
+    if let Some(filter) = filter {
+        return check_selection(lines, key, (first_seq, last_seq), filter, each);
+    }
     if !lines.advance()? {
         return Err(VerifyError::Truncated {
             expected: last_seq,
@@ -479,5 +510,91 @@ fn check(
         last_seq,
         checkpoints: checked,
         signed_size,
+        selection: None,
+    })
+}
+
+/// Checks a selection (see [`crate::export`]): its one checkpoint's signature, then each
+/// event's order within the range, leaf hash, inclusion proof and match with the filter.
+fn check_selection<R: BufRead>(
+    mut lines: Lines<R>,
+    key: &VerifierKey,
+    (first_seq, last_seq): (u64, u64),
+    filter: Selection,
+    each: &mut Option<&mut dyn FnMut(AuditEvent)>,
+) -> Result<Report, VerifyError> {
+    let line_err = |line: usize, why: String| VerifyError::Line { line, why };
+    let second = "the second line of a selection must be its checkpoint";
+    if !lines.advance()? {
+        return Err(line_err(2, second.into()));
+    }
+    let checkpoint = match lines.parse()? {
+        ExportLine::Checkpoint { note, consistency } if consistency.is_empty() => {
+            key.open(&note)
+                .map_err(|err| VerifyError::Checkpoint { line: 2, err })?
+        }
+        _ => return Err(line_err(2, second.into())),
+    };
+    if checkpoint.size < last_seq {
+        return Err(VerifyError::Unsigned(checkpoint.size));
+    }
+    let mut previous = first_seq - 1;
+    let mut events = 0;
+    while lines.advance()? {
+        let n = lines.number;
+        if !lines.is_event() {
+            return Err(line_err(n, "only events may follow the checkpoint".into()));
+        }
+        let line: EventLine<'_> = lines.parse()?;
+        let raw = line.event.get();
+        let leaf = leaf_hash(raw.as_bytes());
+        let event: AuditEvent = serde_json::from_str(raw)
+            .map_err(|e| line_err(n, format!("not a valid event: {e}")))?;
+        let seq = event.seq;
+        let wrong = |why: String| Err(VerifyError::Event { seq, why });
+        if seq < first_seq || seq > last_seq {
+            return wrong(format!(
+                "outside the header's range {first_seq} to {last_seq}"
+            ));
+        }
+        if seq <= previous {
+            return wrong(format!(
+                "out of order or repeated (after {previous}, line {n})"
+            ));
+        }
+        if leaf != line.leaf_hash.0 {
+            return wrong("its content does not match the leaf hash the log recorded".into());
+        }
+        let Some(path) = line.inclusion else {
+            return Err(line_err(
+                n,
+                "a selection's event carries its inclusion proof".into(),
+            ));
+        };
+        let path: Vec<crate::Hash> = path.into_iter().map(|h| h.0).collect();
+        if !verify_inclusion(seq - 1, checkpoint.size, &leaf, &path, &checkpoint.root) {
+            return wrong(format!(
+                "not in the signed log of {} events: its inclusion proof does not lead to the checkpoint",
+                checkpoint.size
+            ));
+        }
+        if let Some((field, value)) = filter.mismatch(&event) {
+            return wrong(format!(
+                "does not match the selection: its {field} is `{value}`"
+            ));
+        }
+        previous = seq;
+        events += 1;
+        if let Some(each) = each.as_mut() {
+            each(event);
+        }
+    }
+    Ok(Report {
+        events,
+        first_seq,
+        last_seq,
+        checkpoints: 1,
+        signed_size: checkpoint.size,
+        selection: Some(filter),
     })
 }

@@ -60,6 +60,7 @@ fn export(total: u64, first: u64, last: u64, signed: &[u64]) -> Vec<String> {
             origin: ORIGIN.into(),
             first_seq: first,
             last_seq: last,
+            filter: None,
         },
         ExportLine::Prefix {
             size: first - 1,
@@ -280,6 +281,7 @@ fn an_event_that_does_not_read_fails_by_line_when_read() {
             origin: ORIGIN.into(),
             first_seq: 1,
             last_seq: 3,
+            filter: None,
         },
         ExportLine::Prefix {
             size: 0,

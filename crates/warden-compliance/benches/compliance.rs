@@ -488,6 +488,7 @@ fn quarter(events: &[AuditEvent], mut observations: Observations, end: i64) {
             origin: ORIGIN.into(),
             first_seq: first,
             last_seq: size,
+            filter: None,
         },
         ExportLine::Prefix {
             size: first - 1,

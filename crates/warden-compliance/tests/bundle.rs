@@ -181,6 +181,7 @@ fn evidence(log: &[AuditEvent], period: Period, params: Parameters) -> Evidence 
             origin: ORIGIN.into(),
             first_seq: first,
             last_seq: last,
+            filter: None,
         },
         ExportLine::Prefix {
             size: first - 1,

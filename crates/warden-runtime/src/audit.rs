@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use axum::body::Bytes;
 use serde::Deserialize;
 use warden_audit::{
-    Checkpoint, ExportLine, FORMAT, Hash, HexHash, NodeId, ProofError, SigningKey, VerifierKey,
-    consistency_proof, inclusion_proof,
+    Checkpoint, ExportLine, FORMAT, Hash, HexHash, NodeId, ProofError, SELECTION_FORMAT, Selection,
+    SigningKey, VerifierKey, consistency_proof, inclusion_proof,
 };
 use warden_model::Timestamp;
 use warden_store::{AuditContext, Store, StoreError, StoredCheckpoint};
@@ -20,6 +20,9 @@ use crate::config::io_cause;
 
 /// Events per chunk of an export stream.
 const EXPORT_BATCH: u64 = 5_000;
+
+/// Events per chunk of a selection's stream: each carries its inclusion proof.
+const SELECTION_BATCH: u32 = 1_000;
 
 /// The key file an earlier version kept in the data directory: the log's name and the Ed25519
 /// seed.
@@ -317,6 +320,7 @@ impl AuditLog {
                 origin: self.key.name().to_owned(),
                 first_seq: first,
                 last_seq: last,
+                filter: None,
             },
             ExportLine::Prefix {
                 size: first - 1,
@@ -450,6 +454,92 @@ impl AuditLog {
                 tracing::error!(error = %err, "audit archiving failed; nothing was removed");
             }
         }
+    }
+
+    /// The head of a selection of the events of `first..=last` that match `filter`: its
+    /// header and the checkpoint its events are proven in, signed now so that it covers
+    /// `last`. Returns the checkpoint's size too.
+    pub async fn selection_head(
+        &self,
+        (first, last): (u64, u64),
+        filter: Selection,
+    ) -> Result<(Vec<ExportLine>, u64), AuditError> {
+        let checkpoint = self
+            .sign_now()
+            .await?
+            .ok_or_else(|| ProofError::OutOfRange("the log has no event yet".into()))?;
+        let lines = vec![
+            ExportLine::Header {
+                format: SELECTION_FORMAT.to_owned(),
+                origin: self.key.name().to_owned(),
+                first_seq: first,
+                last_seq: last,
+                filter: Some(filter),
+            },
+            ExportLine::Checkpoint {
+                note: checkpoint.note,
+                consistency: Vec::new(),
+            },
+        ];
+        Ok((lines, checkpoint.size))
+    }
+
+    /// The next events after `after` (up to `last`) that match `filter`, as selection lines
+    /// with their inclusion proofs in the tree of `size`; and the last one's number, or
+    /// `None` when no more match.
+    pub async fn selected_events(
+        &self,
+        filter: &Selection,
+        (after, last): (u64, u64),
+        size: u64,
+    ) -> Result<(Bytes, Option<u64>), AuditError> {
+        let query = warden_store::EventFilter {
+            actor: filter.actor.clone(),
+            action: filter.action.clone(),
+            target: filter.target.clone(),
+            outcome: filter.outcome.clone(),
+            after_seq: Some(after),
+            before_seq: Some(last.saturating_add(1)),
+            ..Default::default()
+        };
+        let events = self.store.events(&query, SELECTION_BATCH).await?;
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        let paths = self.inclusions(&seqs, size).await?;
+        let mut out = Vec::with_capacity(events.len() * 2048);
+        for (event, path) in events.iter().zip(&paths) {
+            warden_audit::write_selected_event_line(&mut out, event, path);
+            out.push(b'\n');
+        }
+        let more = events.len() == SELECTION_BATCH as usize;
+        Ok((Bytes::from(out), seqs.last().copied().filter(|_| more)))
+    }
+
+    /// A stream of a selection: its `head`, then the events of `first..=last` that match
+    /// `filter`, proven in the tree of `size`.
+    pub fn selection_stream(
+        self,
+        (head, size): (Vec<ExportLine>, u64),
+        (first, last): (u64, u64),
+        filter: Selection,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+        let mut text = Vec::new();
+        for line in &head {
+            let _ = serde_json::to_writer(&mut text, line);
+            text.push(b'\n');
+        }
+        let head = futures_util::stream::once(async move { Ok(Bytes::from(text)) });
+        let filter = Arc::new(filter);
+        let body = futures_util::stream::unfold(Some(first - 1), move |after| {
+            let (log, filter) = (self.clone(), filter.clone());
+            async move {
+                let after = after?;
+                match log.selected_events(&filter, (after, last), size).await {
+                    Ok((chunk, next)) => Some((Ok(chunk), next)),
+                    Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+                }
+            }
+        });
+        futures_util::StreamExt::chain(head, body)
     }
 
     /// A stream of a whole export of `first..=last`.

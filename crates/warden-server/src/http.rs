@@ -414,7 +414,8 @@ async fn audit_public_key(State(app): State<App>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], key).into_response()
 }
 
-/// Which events an export covers: sequence numbers, or times (RFC 3339).
+/// Which events an export covers: sequence numbers, or times (RFC 3339); and, for a
+/// selection, the audit log's filters (each an exact value).
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExportQuery {
@@ -422,6 +423,35 @@ pub(crate) struct ExportQuery {
     until_seq: Option<u64>,
     since: Option<String>,
     until: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    outcome: Option<String>,
+}
+
+impl ExportQuery {
+    /// The filter given, if any: a field left empty (a form's blank) is no filter.
+    fn selection(&self) -> Result<Option<warden_audit::Selection>, String> {
+        let given = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let outcome = given(&self.outcome);
+        if let Some(o) = outcome.as_deref()
+            && !matches!(o, "success" | "failure" | "denied")
+        {
+            return Err(format!("unknown outcome `{o}`: success, failure or denied"));
+        }
+        let selection = warden_audit::Selection {
+            actor: given(&self.actor),
+            action: given(&self.action),
+            target: given(&self.target),
+            outcome,
+        };
+        Ok((!selection.is_empty()).then_some(selection))
+    }
 }
 
 async fn audit_export_bearer(
@@ -488,6 +518,10 @@ async fn export(
         Ok(axum::extract::Query(q)) => q,
         Err(e) => return bad(format!("invalid export range: {}", e.body_text())),
     };
+    let selection = match q.selection() {
+        Ok(selection) => selection,
+        Err(m) => return bad(m),
+    };
     let failed = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "audit export failed");
         graphql_error(
@@ -532,7 +566,12 @@ async fn export(
         }
     }
     let last = last.max(first - 1);
-    let details = serde_json::json!({ "first_seq": first, "last_seq": last });
+    let details = match &selection {
+        None => serde_json::json!({ "first_seq": first, "last_seq": last }),
+        Some(filter) => {
+            serde_json::json!({ "first_seq": first, "last_seq": last, "filter": filter })
+        }
+    };
     // Reading the log is itself recorded, before anything is sent.
     let (store, ctx) = (app.store().clone(), audit.clone());
     let recorded = detached(async move {
@@ -545,16 +584,28 @@ async fn export(
     if let Err(e) = recorded {
         return failed(&e);
     }
+    let jsonl = [(header::CONTENT_TYPE, "application/jsonl; charset=utf-8")];
+    if let Some(filter) = selection {
+        let head = match app
+            .audit
+            .selection_head((first, last), filter.clone())
+            .await
+        {
+            Ok(head) => head,
+            Err(e) => return failed(&e),
+        };
+        let stream = app
+            .audit
+            .clone()
+            .selection_stream(head, (first, last), filter);
+        return (jsonl, axum::body::Body::from_stream(stream)).into_response();
+    }
     let head = match app.audit.export_head(first, last).await {
         Ok(head) => head,
         Err(e) => return failed(&e),
     };
     let stream = app.audit.clone().export_stream(head, first, last);
-    (
-        [(header::CONTENT_TYPE, "application/jsonl; charset=utf-8")],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response()
+    (jsonl, axum::body::Body::from_stream(stream)).into_response()
 }
 
 async fn ssh_user_ca(State(app): State<App>) -> Response {

@@ -69,22 +69,35 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
             until_seq,
             since,
             until,
+            actor,
+            action,
+            target,
+            outcome,
             output,
         } => {
-            let mut query = Vec::new();
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
             if let Some(s) = since_seq {
-                query.push(format!("since_seq={s}"));
+                query.append_pair("since_seq", &s.to_string());
             }
             if let Some(u) = until_seq {
-                query.push(format!("until_seq={u}"));
+                query.append_pair("until_seq", &u.to_string());
             }
             for (name, value) in [("since", since), ("until", until)] {
                 if let Some(v) = value {
-                    let parsed = humantime_check(&v)?;
-                    query.push(format!("{name}={parsed}"));
+                    query.append_pair(name, &humantime_check(&v)?);
                 }
             }
-            let path = format!("/v1/audit/export?{}", query.join("&"));
+            for (name, value) in [
+                ("actor", actor),
+                ("action", action),
+                ("target", target),
+                ("outcome", outcome),
+            ] {
+                if let Some(v) = value {
+                    query.append_pair(name, &v);
+                }
+            }
+            let path = format!("/v1/audit/export?{}", query.finish());
             let body = client.get(&path).await?;
             std::fs::write(&output, &body)
                 .with_context(|| format!("cannot write {}", output.display()))?;
@@ -264,8 +277,30 @@ fn report(
     if json {
         print_json(&json!({
             "ok": true, "events": r.events, "first_seq": r.first_seq, "last_seq": r.last_seq,
-            "checkpoints": r.checkpoints, "signed_size": r.signed_size,
+            "checkpoints": r.checkpoints, "signed_size": r.signed_size, "selection": r.selection,
         }));
+    } else if let Some(filter) = &r.selection {
+        let by: Vec<String> = [
+            ("actor", &filter.actor),
+            ("action", &filter.action),
+            ("target", &filter.target),
+            ("outcome", &filter.outcome),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some(format!("{name}={}", value.as_deref()?)))
+        .collect();
+        outln!(
+            "ok: {} selected by {} among events {} to {}, each in the signed log of {} events \
+             (a selection does not show that no matching event is left out)",
+            match r.events {
+                1 => "1 event".to_owned(),
+                n => format!("{n} events"),
+            },
+            by.join(" "),
+            r.first_seq,
+            r.last_seq,
+            r.signed_size
+        );
     } else {
         outln!(
             "ok: events {} to {} ({} events) match {} signed checkpoint(s), up to tree size {}",

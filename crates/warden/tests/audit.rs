@@ -142,6 +142,156 @@ async fn exports_verify_offline_and_tampering_is_named() {
     }
 }
 
+/// A filtered export (a selection) holds the matching events only, each with its inclusion
+/// proof; it verifies offline and says what it is; tampering is named; a bad filter is
+/// refused with the API's words and changes nothing.
+#[tokio::test]
+async fn filtered_exports_prove_each_event_they_hold() {
+    for backend in Backend::ALL {
+        let server = TestServer::start(bin(), backend, "[limits]\nper_source_rps = 0\n").await;
+        for name in ["alice", "bob", "dave"] {
+            stdout(server.admin(&["user", "add", name]));
+        }
+        assert!(!server.admin(&["user", "add", "alice"]).status.success());
+        stdout(server.admin(&["group", "add", "ops"]));
+        let member = server.token("mem", "member", Some("dave"));
+        let (_, body) = server
+            .graphql(
+                Some(&member),
+                "mutation { createUser(input: { name: \"eve\" }) { name } }",
+                Value::Null,
+            )
+            .await;
+        assert_eq!(body["data"], Value::Null, "{body}");
+        let key = stdout(audit(&server, &["key"])).trim().to_owned();
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("created.jsonl");
+        let file_arg = file.to_str().unwrap();
+        let out = audit(
+            &server,
+            &["export", "--action", "user.create", "-o", file_arg],
+        );
+        assert_eq!(
+            stderr(&out),
+            format!("wrote 4 events to {file_arg}"),
+            "{backend:?}"
+        );
+        let offline = stdout(run_cli(
+            bin(),
+            &["audit", "verify", file_arg, "--key", &key],
+        ));
+        assert!(
+            offline.starts_with("ok: 4 events selected by action=user.create among events 1 to "),
+            "{offline}"
+        );
+        assert!(
+            offline
+                .trim_end()
+                .ends_with("(a selection does not show that no matching event is left out)"),
+            "{offline}"
+        );
+        let json_report: Value = serde_json::from_str(&stdout(run_cli(
+            bin(),
+            &["audit", "--json", "verify", file_arg, "--key", &key],
+        )))
+        .unwrap();
+        assert_eq!(json_report["selection"], json!({ "action": "user.create" }));
+
+        // The narrowest caller that may export: an auditor's token, over HTTP.
+        let auditor = server.token("aud", "auditor", None);
+        let get = |query: &'static str, token: &str| {
+            reqwest::Client::new()
+                .get(format!("{}/v1/audit/export?{query}", server.url))
+                .bearer_auth(token)
+                .send()
+        };
+        let resp = get("actor=user%3Adave&outcome=denied", &auditor)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.unwrap();
+        let report = warden_audit::verify(text.as_bytes(), &key.parse().unwrap()).unwrap();
+        assert_eq!(report.events, 1, "{text}");
+        assert!(text.contains("\"action\":\"api.manage_users\""), "{text}");
+        let resp = get("action=user.create", &member).await.unwrap();
+        assert_eq!(resp.status(), 403);
+
+        // Tampered: an edited event, and an event from outside the filter.
+        let original = std::fs::read_to_string(&file).unwrap();
+        let edited = original.replacen("\"target\":\"user:bob\"", "\"target\":\"user:eve\"", 1);
+        std::fs::write(&file, &edited).unwrap();
+        let out = run_cli(bin(), &["audit", "verify", file_arg, "--key", &key]);
+        let seq_bob = original
+            .lines()
+            .find(|l| l.contains("\"target\":\"user:bob\""))
+            .and_then(|l| serde_json::from_str::<Value>(l).ok())
+            .and_then(|v| v["event"]["seq"].as_u64())
+            .unwrap();
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "error: verification failed: event {seq_bob}: its content does not match the leaf hash the log recorded"
+            )
+        );
+        // The group's creation, a real event, proven in the same tree as the file's.
+        let group = get("action=group.create", &auditor)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let group_line = group.lines().nth(2).unwrap();
+        let group_seq = serde_json::from_str::<Value>(group_line).unwrap()["event"]["seq"]
+            .as_u64()
+            .unwrap();
+        let size = json_report["signed_size"].as_u64().unwrap();
+        let (_, proof) = server
+            .graphql(
+                Some(&auditor),
+                &format!("{{ auditInclusionProof(seq: {group_seq}, treeSize: {size}) }}"),
+                Value::Null,
+            )
+            .await;
+        let cut = group_line.find(",\"inclusion\":").unwrap();
+        let group_line = format!(
+            "{},\"inclusion\":{}}}",
+            &group_line[..cut],
+            proof["data"]["auditInclusionProof"]
+        );
+        let group_line = group_line.as_str();
+        let mut mixed: Vec<&str> = original.lines().collect();
+        let at = mixed
+            .iter()
+            .position(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["event"]["seq"]
+                    .as_u64()
+                    .is_some_and(|s| s > group_seq)
+            })
+            .unwrap_or(mixed.len());
+        mixed.insert(at, group_line);
+        std::fs::write(&file, mixed.join("\n")).unwrap();
+        let out = run_cli(bin(), &["audit", "verify", file_arg, "--key", &key]);
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "error: verification failed: event {group_seq}: does not match the selection: its action is `group.create`"
+            )
+        );
+
+        // A bad filter: the API's words, nothing written, nothing recorded.
+        let exports = server.audit("audit.export").len();
+        let out = audit(&server, &["export", "--outcome", "maybe", "-o", file_arg]);
+        assert!(!out.status.success());
+        assert_eq!(
+            stderr(&out),
+            "error: unknown outcome `maybe`: success, failure or denied"
+        );
+        assert_eq!(server.audit("audit.export").len(), exports);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), mixed.join("\n"));
+    }
+}
+
 fn drop_event(export: &str, seq: u64) -> String {
     export
         .lines()

@@ -66,17 +66,19 @@ pub(crate) async fn log(
         .last()
         .and_then(|e| e["seq"].as_u64())
         .filter(|_| events.len() == PAGE as usize);
+    let filters: Vec<(&str, &str)> = [
+        ("actor", some(&filter.actor)),
+        ("action", some(&filter.action)),
+        ("target", some(&filter.target)),
+        ("outcome", some(&filter.outcome)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect();
     let keep = |before: Option<u64>, verify: Option<u64>| {
         let mut pairs = url::form_urlencoded::Serializer::new(String::new());
-        for (k, value) in [
-            ("actor", some(&filter.actor)),
-            ("action", some(&filter.action)),
-            ("target", some(&filter.target)),
-            ("outcome", some(&filter.outcome)),
-        ] {
-            if let Some(value) = value {
-                pairs.append_pair(k, value);
-            }
+        for (k, value) in &filters {
+            pairs.append_pair(k, value);
         }
         if let Some(b) = before {
             pairs.append_pair("before", &b.to_string());
@@ -121,12 +123,21 @@ pub(crate) async fn log(
         section aria-labelledby="events-h" {
             h2 #events-h { "Events, newest first" }
             form.filters #export method="get" action="/console/audit/export" {
+                @for (name, value) in &filters {
+                    input type="hidden" name=(name) value=(value);
+                }
                 label for="since" { "Export from" }
                 input #since type="datetime-local" name="since" step="1";
                 label for="until" { "to" }
                 input #until type="datetime-local" name="until" step="1";
                 button type="submit" { "Export (JSON lines)" }
-                span.muted { " every event in the period (UTC), with the checkpoint and proofs " code { "warden audit verify" } " checks; empty fields: from the start, to now" }
+                @if filters.is_empty() {
+                    span.muted { " every event in the period (UTC), with the checkpoints and proofs " code { "warden audit verify" } " checks; empty fields: from the start, to now" }
+                } @else {
+                    span.muted #export-selection { " the events in the period (UTC) that match the filter ("
+                        @for (i, (name, value)) in filters.iter().enumerate() { @if i > 0 { ", " } (name) " " (value) }
+                        "), each with its proof of inclusion in the signed log, which " code { "warden audit verify" } " checks; empty fields: from the start, to now" }
+                }
             }
             @if events.is_empty() { p.muted { "No event matches." } } @else {
                 div.scroll { table #audit-events {

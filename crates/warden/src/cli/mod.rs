@@ -683,6 +683,18 @@ pub enum AuditCommand {
         /// Events before this time (RFC 3339).
         #[arg(long)]
         until: Option<String>,
+        /// Only this actor's events (`user:alice`): a selection, each event with its proof.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only events of this action (`user.disable`): a selection.
+        #[arg(long)]
+        action: Option<String>,
+        /// Only events on this target (`group:ops`): a selection.
+        #[arg(long)]
+        target: Option<String>,
+        /// Only events with this outcome (success, failure or denied): a selection.
+        #[arg(long)]
+        outcome: Option<String>,
         /// The file to write.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,

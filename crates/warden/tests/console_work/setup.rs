@@ -180,4 +180,55 @@ async fn the_audit_log_is_exported_from_the_console() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+
+    // Filtered, the page's export carries the filter: the file holds the matching events
+    // only, each with its proof, and says so when verified.
+    let (_, _, filtered) = page(
+        &carol,
+        &base,
+        "/console/audit?actor=user%3Amallory&outcome=denied",
+    )
+    .await;
+    assert!(
+        filtered.contains("<input type=\"hidden\" name=\"actor\" value=\"user:mallory\">")
+            && filtered.contains("<input type=\"hidden\" name=\"outcome\" value=\"denied\">"),
+        "{filtered}"
+    );
+    assert!(
+        filtered.contains("match the filter (actor user:mallory, outcome denied)"),
+        "{filtered}"
+    );
+    let r = carol
+        .get(format!(
+            "{base}/console/audit/export?actor=user%3Amallory&outcome=denied&since=&until="
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    std::fs::write(&file, &text).unwrap();
+    let out = warden_testkit::run_cli(
+        bin(),
+        &["audit", "verify", file.to_str().unwrap(), "--key", &key],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.starts_with(
+            "ok: 1 event selected by actor=user:mallory outcome=denied among events 1 to "
+        ),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = carol
+        .get(format!("{base}/console/audit/export?outcome=maybe"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        alert(&r.text().await.unwrap()),
+        "unknown outcome `maybe`: success, failure or denied"
+    );
 }
