@@ -135,7 +135,7 @@ impl TestServer {
             database,
             env,
             _dir: dir,
-            http: reqwest::Client::new(),
+            http: client(reqwest::Client::builder()),
         }
     }
 
@@ -893,13 +893,23 @@ pub async fn enroll_by_link(
     link: &str,
     mut soft: crate::SoftPasskey,
 ) -> (u16, Value, (reqwest::Client, crate::SoftPasskey, String)) {
-    let b = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let b = client(
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none()),
+    );
     let enrolled = b.get(link).send().await.expect("enroll");
     assert_eq!(enrolled.status(), 200, "{link}");
     let (status, body, csrf) = register_passkey(&b, base, &mut soft).await;
     (status, body, (b, soft, csrf))
+}
+
+/// A test's HTTP client. The server closes a connection idle for `limits.header_timeout`
+/// (10 s): a pooled connection idle that long could be reused just as the server closes it
+/// (hyper's `IncompleteMessage`), so the client lets go of it first.
+fn client(builder: reqwest::ClientBuilder) -> reqwest::Client {
+    builder
+        .pool_idle_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("client")
 }
