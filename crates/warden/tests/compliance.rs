@@ -80,7 +80,6 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
             "[limits]\nper_source_rps = 0\n[compliance]\nreview_every = \"4s\"\nmonitor_every = \"1s\"\n[vuln.sla.default]\ncritical = \"1s\"\n",
         )
         .await;
-        let groups_made = Instant::now();
         for args in [
             &["user", "add", "alice"][..],
             &["user", "add", "bob"],
@@ -95,6 +94,9 @@ async fn status_finds_the_planted_exceptions_and_passes_the_rest() {
         ] {
             assert!(server.admin(args).status.success(), "{args:?}");
         }
+        // Taken once the groups exist: under load the CLI calls above take seconds, and the
+        // wait below must run from the last group's creation.
+        let groups_made = Instant::now();
         let admin = server.token("ci", "admin", None);
         let bob = server.token("bob-cli", "member", Some("bob"));
         let carol = server.token("carol-cli", "member", Some("carol"));
