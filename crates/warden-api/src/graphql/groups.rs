@@ -1,98 +1,70 @@
-//! A page of groups asks for each group's members, member count and owner; the loaders here
-//! answer every group of the page with one query per field, not one per group.
+//! A page of groups asks each group for its members, member count and owner. The groups one
+//! answer lists share a [`GroupPage`], which reads each of those fields for every group of the
+//! page in one query, the first time any group asks: one query per field, not one per group.
 
-#![expect(
-    clippy::disallowed_types,
-    reason = "async-graphql's Loader answers with a HashMap; each value is looked up by key, so \
-              its order never reaches output"
-)]
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use async_graphql::dataloader::{DataLoader, Loader};
+use tokio::sync::OnceCell;
 use warden_model::UserName;
 use warden_store::{Store, StoreError};
 
-/// The batching loaders of one request: made afresh for each, so nothing one caller read is
-/// kept for another.
-pub type GroupLoader = DataLoader<Groups>;
+/// Each group's first members, by group id, read once for the page.
+type Members = Arc<OnceCell<BTreeMap<String, Vec<UserName>>>>;
 
-/// Reads groups' members, counts and owners in batches.
-pub struct Groups(pub Arc<Store>);
+/// The groups of one answer, and what has been read for all of them.
+#[derive(Debug)]
+pub struct GroupPage {
+    store: Arc<Store>,
+    ids: Vec<String>,
+    counts: OnceCell<BTreeMap<String, i64>>,
+    owners: OnceCell<BTreeMap<String, UserName>>,
+    /// By the `first` asked: an answer may ask `members` more than once, with aliases.
+    members: Mutex<BTreeMap<Option<u32>, Members>>,
+}
 
-impl Groups {
-    /// The loader for one request.
-    pub fn loader(store: Arc<Store>) -> GroupLoader {
-        DataLoader::new(Groups(store), tokio::spawn)
+impl GroupPage {
+    /// The page of groups `ids`.
+    pub fn new(store: Arc<Store>, ids: Vec<String>) -> Arc<Self> {
+        Arc::new(GroupPage {
+            store,
+            ids,
+            counts: OnceCell::new(),
+            owners: OnceCell::new(),
+            members: Mutex::new(BTreeMap::new()),
+        })
     }
-}
 
-/// A group's member count, by group id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct MemberCount(pub String);
-
-/// A group's owner, by group id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Owner(pub String);
-
-/// A group's first `first` members (all with `None`), by group id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Members {
-    pub group_id: String,
-    pub first: Option<u32>,
-}
-
-impl Loader<MemberCount> for Groups {
-    type Value = i64;
-    type Error = Arc<StoreError>;
-
-    async fn load(&self, keys: &[MemberCount]) -> Result<HashMap<MemberCount, i64>, Self::Error> {
-        let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let counts = self.0.groups_member_counts(&ids).await?;
-        Ok(keys
-            .iter()
-            .map(|k| (k.clone(), counts.get(&k.0).copied().unwrap_or(0)))
-            .collect())
+    /// Group `id`'s member count.
+    pub async fn member_count(&self, id: &str) -> Result<i64, StoreError> {
+        let counts = self
+            .counts
+            .get_or_try_init(|| self.store.groups_member_counts(&self.ids))
+            .await?;
+        Ok(counts.get(id).copied().unwrap_or(0))
     }
-}
 
-impl Loader<Owner> for Groups {
-    type Value = UserName;
-    type Error = Arc<StoreError>;
-
-    async fn load(&self, keys: &[Owner]) -> Result<HashMap<Owner, UserName>, Self::Error> {
-        let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let mut owners = self.0.groups_owners(&ids).await?;
-        Ok(keys
-            .iter()
-            .filter_map(|k| Some((k.clone(), owners.remove(&k.0)?)))
-            .collect())
+    /// Group `id`'s owner.
+    pub async fn owner(&self, id: &str) -> Result<Option<UserName>, StoreError> {
+        let owners = self
+            .owners
+            .get_or_try_init(|| self.store.groups_owners(&self.ids))
+            .await?;
+        Ok(owners.get(id).cloned())
     }
-}
 
-impl Loader<Members> for Groups {
-    type Value = Vec<UserName>;
-    type Error = Arc<StoreError>;
-
-    async fn load(&self, keys: &[Members]) -> Result<HashMap<Members, Vec<UserName>>, Self::Error> {
-        // One query for each `first` asked (a page asks one).
-        let mut by_first: std::collections::BTreeMap<Option<u32>, Vec<String>> =
-            std::collections::BTreeMap::new();
-        for k in keys {
-            by_first
-                .entry(k.first)
-                .or_default()
-                .push(k.group_id.clone());
-        }
-        let mut out = HashMap::with_capacity(keys.len());
-        for (first, ids) in by_first {
-            let mut members = self.0.groups_members(&ids, first).await?;
-            for group_id in ids {
-                let names = members.remove(&group_id).unwrap_or_default();
-                out.insert(Members { group_id, first }, names);
-            }
-        }
-        Ok(out)
+    /// Group `id`'s first `first` members (all with `None`).
+    pub async fn members(&self, id: &str, first: Option<u32>) -> Result<Vec<UserName>, StoreError> {
+        let cell = self
+            .members
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(first)
+            .or_default()
+            .clone();
+        let members = cell
+            .get_or_try_init(|| self.store.groups_members(&self.ids, first))
+            .await?;
+        Ok(members.get(id).cloned().unwrap_or_default())
     }
 }

@@ -80,9 +80,7 @@ impl Api {
         request: async_graphql::Request,
     ) -> Result<async_graphql::Response, Unanswered> {
         let (schema, store) = (self.schema.clone(), self.store.clone());
-        let request = request
-            .data(caller.clone())
-            .data(groups::Groups::loader(store.clone()));
+        let request = request.data(caller.clone());
         let (response, recorded) = tokio::spawn(async move {
             let response = schema.execute(request).await;
             let recorded = caller.refusals.record(&store, &caller.audit).await;
@@ -173,13 +171,8 @@ impl Caller {
 /// Turns a store error into what the caller may see: their own mistakes in full, ours as an
 /// opaque message naming the request id (the cause goes to the log).
 pub fn api_error(err: StoreError, caller: &Caller) -> async_graphql::Error {
-    shared_api_error(&err, caller)
-}
-
-/// [`api_error`] for an error a data loader shares between the fields it answered.
-pub fn shared_api_error(err: &StoreError, caller: &Caller) -> async_graphql::Error {
     use async_graphql::ErrorExtensions;
-    let code = match err {
+    let code = match &err {
         StoreError::NotFound { .. } => "NOT_FOUND",
         StoreError::AlreadyExists { .. } | StoreError::Conflict(_) => "CONFLICT",
         _ => {

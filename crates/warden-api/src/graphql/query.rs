@@ -125,7 +125,13 @@ impl DirectoryQuery {
                 .groups(&page)
                 .await
                 .map_err(|e| api_error(e, caller))?;
-            Ok(map_page(p, |g| (g.name.to_string(), Group::from(g))))
+            let names: Vec<String> = p.items.iter().map(|g| g.name.to_string()).collect();
+            let groups = Group::listed(store, p.items);
+            Ok(Page {
+                items: names.into_iter().zip(groups).collect(),
+                has_previous: p.has_previous,
+                has_next: p.has_next,
+            })
         })
         .await
     }

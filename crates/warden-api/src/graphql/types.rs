@@ -9,8 +9,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use warden_model::{Role, Timestamp};
 use warden_store::Store;
 
-use super::{Caller, api_error, groups};
-use async_graphql::dataloader::Loader;
+use super::groups::GroupPage;
+use super::{Caller, api_error};
 
 /// A token's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -108,6 +108,9 @@ pub struct Group {
     pub description: String,
     /// When the group was added.
     pub created_at: String,
+    /// The groups listed with it, whose members, counts and owners are read together.
+    #[graphql(skip)]
+    pub page: Option<Arc<GroupPage>>,
 }
 
 #[ComplexObject]
@@ -121,42 +124,59 @@ impl Group {
         if first.is_some_and(|n| !(1..=10_000).contains(&n)) {
             return Err(super::bad_input("first must be between 1 and 10000"));
         }
-        let key = groups::Members {
-            group_id: self.id.to_string(),
-            first,
-        };
-        let members = load(ctx, key).await?.unwrap_or_default();
+        let caller = ctx.data::<Caller>()?;
+        let members = self
+            .page(ctx)?
+            .members(&self.id, first)
+            .await
+            .map_err(|e| api_error(e, caller))?;
         Ok(members.into_iter().map(String::from).collect())
     }
 
     /// How many members it has (temporary grants not counted).
     async fn member_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        let key = groups::MemberCount(self.id.to_string());
-        Ok(load(ctx, key).await?.unwrap_or(0))
+        let caller = ctx.data::<Caller>()?;
+        self.page(ctx)?
+            .member_count(&self.id)
+            .await
+            .map_err(|e| api_error(e, caller))
     }
 
     /// Who reviews its members in an `owner` access review.
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
-        let key = groups::Owner(self.id.to_string());
-        Ok(load(ctx, key).await?.map(String::from))
+        let caller = ctx.data::<Caller>()?;
+        let owner = self
+            .page(ctx)?
+            .owner(&self.id)
+            .await
+            .map_err(|e| api_error(e, caller))?;
+        Ok(owner.map(String::from))
     }
 }
 
-/// One group's `key`, read with the other groups' of the request in one batch.
-async fn load<K>(
-    ctx: &Context<'_>,
-    key: K,
-) -> async_graphql::Result<Option<<groups::Groups as Loader<K>>::Value>>
-where
-    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
-    groups::Groups: Loader<K, Error = Arc<warden_store::StoreError>>,
-{
-    let loader = ctx.data::<groups::GroupLoader>()?;
-    let caller = ctx.data::<Caller>()?;
-    loader
-        .load_one(key)
-        .await
-        .map_err(|e| super::shared_api_error(&e, caller))
+impl Group {
+    /// The groups listed with this one, or this one alone.
+    fn page(&self, ctx: &Context<'_>) -> async_graphql::Result<Arc<GroupPage>> {
+        match &self.page {
+            Some(page) => Ok(page.clone()),
+            None => Ok(GroupPage::new(
+                ctx.data::<Arc<Store>>()?.clone(),
+                vec![self.id.to_string()],
+            )),
+        }
+    }
+
+    /// `groups`, listed together.
+    pub fn listed(store: &Arc<Store>, groups: Vec<warden_store::Group>) -> Vec<Group> {
+        let page = GroupPage::new(store.clone(), groups.iter().map(|g| g.id.clone()).collect());
+        groups
+            .into_iter()
+            .map(|g| Group {
+                page: Some(page.clone()),
+                ..Group::from(g)
+            })
+            .collect()
+    }
 }
 
 impl From<warden_store::Group> for Group {
@@ -166,6 +186,7 @@ impl From<warden_store::Group> for Group {
             name: g.name.into(),
             description: g.description,
             created_at: g.created_at.to_string(),
+            page: None,
         }
     }
 }
