@@ -522,12 +522,7 @@ impl AuditLog {
         (first, last): (u64, u64),
         filter: Selection,
     ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-        let mut text = Vec::new();
-        for line in &head {
-            let _ = serde_json::to_writer(&mut text, line);
-            text.push(b'\n');
-        }
-        let head = futures_util::stream::once(async move { Ok(Bytes::from(text)) });
+        let head = head_stream(&head);
         let filter = Arc::new(filter);
         let body = futures_util::stream::unfold(Some(first - 1), move |after| {
             let (log, filter) = (self.clone(), filter.clone());
@@ -549,12 +544,7 @@ impl AuditLog {
         first: u64,
         last: u64,
     ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-        let mut text = Vec::new();
-        for line in &head {
-            let _ = serde_json::to_writer(&mut text, line);
-            text.push(b'\n');
-        }
-        let head = futures_util::stream::once(async move { Ok(Bytes::from(text)) });
+        let head = head_stream(&head);
         let body = futures_util::stream::unfold(first, move |next| {
             let log = self.clone();
             async move {
@@ -571,4 +561,16 @@ impl AuditLog {
         });
         futures_util::StreamExt::chain(head, body)
     }
+}
+
+/// An export's head lines, as the first chunk of its stream.
+fn head_stream(
+    head: &[ExportLine],
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + use<> {
+    let mut text = Vec::new();
+    for line in head {
+        let _ = serde_json::to_writer(&mut text, line);
+        text.push(b'\n');
+    }
+    futures_util::stream::once(async move { Ok(Bytes::from(text)) })
 }

@@ -193,14 +193,27 @@ fn trivy_report(n: usize) -> String {
     .to_string()
 }
 
+/// The server's configuration. SLAs of a second: every imported finding is overdue when the
+/// dashboard is read. With WARDEN_BENCH_LOG=DIR (`traced`) the server logs its timers' passes
+/// too, and its log is kept there (`server-sqlite.log`): a slow answer can be set beside what
+/// the server was doing.
+fn config(base: &str, traced: bool) -> String {
+    let level = if traced {
+        "[log]\nlevel = \"info,warden_runtime=debug,warden_vuln_store=debug\"\n"
+    } else {
+        ""
+    };
+    format!(
+        "public_url = \"{base}\"\n{level}[limits]\nper_source_rps = 0\nper_token_rps = 0\n[vuln.sla.default]\ncritical = \"1s\"\nhigh = \"1s\"\nmedium = \"1s\"\n"
+    )
+}
+
 async fn measure(backend: Backend, requests: usize, scale: Scale) {
     let bin = Path::new(env!("CARGO_BIN_EXE_warden"));
     let port = free_port();
     let base = format!("http://localhost:{port}");
-    // SLAs of a second: every imported finding is overdue when the dashboard is read.
-    let config = format!(
-        "public_url = \"{base}\"\n[limits]\nper_source_rps = 0\nper_token_rps = 0\n[vuln.sla.default]\ncritical = \"1s\"\nhigh = \"1s\"\nmedium = \"1s\"\n"
-    );
+    let keep_log = std::env::var_os("WARDEN_BENCH_LOG").map(std::path::PathBuf::from);
+    let config = config(&base, keep_log.is_some());
     let server = TestServer::start_on(bin, backend, &config, port).await;
     let seeded = seed(&server.database_url(), scale).await;
     let admin = server.token("ci", "admin", None);
@@ -394,6 +407,11 @@ async fn measure(backend: Backend, requests: usize, scale: Scale) {
         kept["data"]["vulnFigures"]["tookMs"],
         kept["data"]["vulnFigures"]["upToDate"]
     );
+    if let Some(dir) = keep_log {
+        let file = dir.join(format!("server-{backend:?}.log").to_lowercase());
+        std::fs::write(&file, server.log()).unwrap();
+        println!("the server's log is in {}", file.display());
+    }
 }
 
 #[tokio::main]
