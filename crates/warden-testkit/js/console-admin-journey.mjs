@@ -69,9 +69,11 @@ try {
   await shot(dana, 'admin-join.png');
   await ask(signals, 'agent-started', command);
   const row = () => dana.locator('#hosts tbody tr', { hasText: 'app-1' });
+  // Online from the join's first contact; the agent's version comes with its first report.
   const online = await until(dana, `${base}/console/hosts`, async () => (await row().count()) === 1
-    && (await row().locator('td.health').textContent()).includes('online'));
-  const version = online ? (await row().locator('code').allTextContents()) : [];
+    && (await row().locator('td.health').textContent()).includes('online')
+    && (await row().locator('td.agent code').count()) === 1);
+  const version = online ? (await row().locator('td.agent code').allTextContents()) : [];
   report('host-online', online, { version });
   await shot(dana, 'admin-host-online.png');
   await ask(signals, 'agent-stopped', 'app-1');

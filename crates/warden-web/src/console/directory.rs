@@ -254,7 +254,7 @@ pub(crate) async fn hosts(
                         td { (text(&h["name"])) }
                         td.health { @if h["online"] == true { span.badge.state-approved { "online" } } @else { span.badge.state-denied { "offline" } } }
                         td { (when(&h["lastContactAt"])) }
-                        td { @if h["agentVersion"].is_null() { span.muted { "unknown" } } @else { code { (text(&h["agentVersion"])) } } }
+                        td.agent { @if h["agentVersion"].is_null() { span.muted { "unknown" } } @else { code { (text(&h["agentVersion"])) } } }
                         td { @if h["certificateExpiresAt"].is_null() { span.state-denied { "none valid: join again" } } @else { (when(&h["certificateExpiresAt"])) } }
                         td { @for l in h["labels"].as_array().unwrap_or(&empty) { code { (text(l)) } " " } }
                         td { @for a in h["addresses"].as_array().unwrap_or(&empty) { (text(a)) " " } }
