@@ -38,6 +38,20 @@ impl Outcome {
     }
 }
 
+/// A filter's outcome that is none of the three.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown outcome `{0}`: success, failure or denied")]
+pub struct UnknownOutcome(pub String);
+
+impl std::str::FromStr for Outcome {
+    type Err = UnknownOutcome;
+
+    /// Parses what a caller typed: the stored form, exactly.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Outcome::parse(s).ok_or_else(|| UnknownOutcome(s.to_owned()))
+    }
+}
+
 /// One audit event: a leaf of the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -23,7 +23,7 @@ mod tree;
 mod verify;
 
 pub use checkpoint::{Checkpoint, NoteError, SigningKey, VerifierKey};
-pub use event::{AuditEvent, Outcome, canonical_json};
+pub use event::{AuditEvent, Outcome, UnknownOutcome, canonical_json};
 pub use export::{
     ExportLine, FORMAT, HexHash, SELECTION_FORMAT, Selection, event_line, write_event_line,
     write_selected_event_line,

@@ -438,17 +438,15 @@ impl ExportQuery {
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned)
         };
-        let outcome = given(&self.outcome);
-        if let Some(o) = outcome.as_deref()
-            && !matches!(o, "success" | "failure" | "denied")
-        {
-            return Err(format!("unknown outcome `{o}`: success, failure or denied"));
-        }
+        let outcome = given(&self.outcome)
+            .map(|o| o.parse::<warden_audit::Outcome>())
+            .transpose()
+            .map_err(|e| e.to_string())?;
         let selection = warden_audit::Selection {
             actor: given(&self.actor),
             action: given(&self.action),
             target: given(&self.target),
-            outcome,
+            outcome: outcome.map(|o| o.as_str().to_owned()),
         };
         Ok((!selection.is_empty()).then_some(selection))
     }

@@ -23,6 +23,10 @@ pub enum StoreError {
     /// The change makes no sense in the current state (revoking a revoked token).
     #[error("{0}")]
     Conflict(String),
+    /// The thing changed since the caller read it, and the change was made against what it
+    /// read: read it again, then decide.
+    #[error("{0}")]
+    Stale(String),
     /// The database could not be reached at start.
     #[error("cannot connect to the database at {url}: {cause}")]
     Connect {
@@ -56,7 +60,11 @@ impl StoreError {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            Self::NotFound { .. } | Self::AlreadyExists { .. } | Self::Conflict(_) | Self::Scim(_)
+            Self::NotFound { .. }
+                | Self::AlreadyExists { .. }
+                | Self::Conflict(_)
+                | Self::Stale(_)
+                | Self::Scim(_)
         )
     }
 

@@ -8,7 +8,7 @@ use warden_model::{GroupName, Timestamp, UserName};
 
 use crate::audit::Action;
 use crate::users::{new_id, user_id};
-use crate::{AuditContext, CHUNK, Page, PageRequest, Store, StoreError, marks};
+use crate::{AuditContext, Page, PageRequest, Store, StoreError, marks, rows_for_ids};
 
 /// A named set of users.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +48,20 @@ async fn fetch_group(conn: &mut AnyConnection, name: &GroupName) -> Result<Group
             name: name.to_string(),
         }),
     }
+}
+
+/// The name of the owner of the group with id `group_id`, if it has one.
+async fn group_owner(
+    conn: &mut AnyConnection,
+    group_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query(
+        "SELECT u.name FROM group_owners o JOIN users u ON u.id = o.user_id WHERE o.group_id = $1",
+    )
+    .bind(group_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| r.try_get("name")).transpose()?)
 }
 
 impl Store {
@@ -101,11 +115,12 @@ impl Store {
             let g = fetch_group(conn, group).await?;
             let uid = user_id(conn, user).await?;
             let done = sqlx::query(
-                "INSERT INTO group_members (group_id, user_id, added_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO group_members (group_id, user_id, user_name, added_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )
             .bind(&g.id)
             .bind(&uid)
+            .bind(user.as_str())
             .bind(ctx.now.as_millis())
             .execute(&mut *conn)
             .await?;
@@ -151,20 +166,37 @@ impl Store {
     }
 
     /// Makes `owner` the owner of `group` (who reviews its members in an `owner` review), or
-    /// clears it.
+    /// clears it. With `expected` (the owner the caller read, `Some(None)` for none), the
+    /// change is refused as stale if the owner is another by now: the check and the change are
+    /// one transaction.
     pub async fn set_group_owner(
         &self,
         ctx: &AuditContext,
         group: &GroupName,
         owner: Option<&UserName>,
+        expected: Option<Option<&UserName>>,
     ) -> Result<Group, StoreError> {
+        let mut details = json!({ "owner": owner });
+        if let (Some(expected), Some(map)) = (expected, details.as_object_mut()) {
+            map.insert("expected_owner".to_owned(), json!(expected));
+        }
         let action = Action {
             name: Change::GroupSetOwner.into(),
             target: format!("group:{group}"),
-            details: json!({ "owner": owner }),
+            details,
         };
         self.audited(ctx, action, async |conn| {
             let g = fetch_group(conn, group).await?;
+            if let Some(expected) = expected {
+                let now = group_owner(conn, &g.id).await?;
+                if now.as_deref() != expected.map(UserName::as_str) {
+                    return Err(StoreError::Stale(format!(
+                        "the owner of group `{group}` changed since it was read (now {}): \
+                         read it again, then decide",
+                        now.map_or_else(|| "none".to_owned(), |n| format!("`{n}`"))
+                    )));
+                }
+            }
             sqlx::query("DELETE FROM group_owners WHERE group_id = $1")
                 .bind(&g.id)
                 .execute(&mut *conn)
@@ -209,30 +241,37 @@ impl Store {
 
     /// The first `limit` members (all with `None`) of each group in `group_ids`, in name
     /// order, by group id: one query for a page of groups. A group without members is absent.
+    /// With a limit, each group's members are a range of the (group, name) index.
     pub async fn groups_members(
         &self,
         group_ids: &[String],
         limit: Option<u32>,
     ) -> Result<BTreeMap<String, Vec<UserName>>, StoreError> {
+        let sql = |n: usize| match limit {
+            None => format!(
+                "SELECT group_id, user_name FROM group_members WHERE group_id IN ({}) \
+                 ORDER BY group_id, user_name",
+                marks(1, n)
+            ),
+            Some(limit) => (1..=n)
+                .map(|i| {
+                    format!(
+                        "SELECT * FROM (SELECT group_id, user_name FROM group_members \
+                         WHERE group_id = ${i} ORDER BY user_name LIMIT {limit}) g{i}"
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL "),
+        };
         let mut out: BTreeMap<String, Vec<UserName>> = BTreeMap::new();
-        for chunk in group_ids.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT group_id, name FROM (SELECT m.group_id, u.name, \
-                 ROW_NUMBER() OVER (PARTITION BY m.group_id ORDER BY u.name) AS n \
-                 FROM group_members m JOIN users u ON u.id = m.user_id \
-                 WHERE m.group_id IN ({})) ranked WHERE n <= $1 ORDER BY group_id, name",
-                marks(2, chunk.len())
-            );
-            let mut query = sqlx::query(&sql).bind(limit.map_or(i64::MAX, i64::from));
-            for id in chunk {
-                query = query.bind(id);
-            }
-            for row in query.fetch_all(&self.pool).await? {
-                let name: String = row.try_get("name")?;
-                let name = UserName::new(name).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                out.entry(row.try_get("group_id")?).or_default().push(name);
-            }
-        }
+        let mut conn = self.pool.acquire().await?;
+        rows_for_ids(&mut conn, group_ids, sql, |row| {
+            let name = UserName::new(row.try_get::<String, _>("user_name")?)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.entry(row.try_get("group_id")?).or_default().push(name);
+            Ok(())
+        })
+        .await?;
         Ok(out)
     }
 
@@ -242,21 +281,20 @@ impl Store {
         &self,
         group_ids: &[String],
     ) -> Result<BTreeMap<String, i64>, StoreError> {
-        let mut out = BTreeMap::new();
-        for chunk in group_ids.chunks(CHUNK) {
-            let sql = format!(
+        let sql = |n| {
+            format!(
                 "SELECT group_id, CAST(COUNT(*) AS BIGINT) AS n FROM group_members \
                  WHERE group_id IN ({}) GROUP BY group_id",
-                marks(1, chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            for row in query.fetch_all(&self.pool).await? {
-                out.insert(row.try_get("group_id")?, row.try_get("n")?);
-            }
-        }
+                marks(1, n)
+            )
+        };
+        let mut out = BTreeMap::new();
+        let mut conn = self.pool.acquire().await?;
+        rows_for_ids(&mut conn, group_ids, sql, |row| {
+            out.insert(row.try_get("group_id")?, row.try_get("n")?);
+            Ok(())
+        })
+        .await?;
         Ok(out)
     }
 
@@ -265,23 +303,22 @@ impl Store {
         &self,
         group_ids: &[String],
     ) -> Result<BTreeMap<String, UserName>, StoreError> {
-        let mut out = BTreeMap::new();
-        for chunk in group_ids.chunks(CHUNK) {
-            let sql = format!(
+        let sql = |n| {
+            format!(
                 "SELECT o.group_id, u.name FROM group_owners o JOIN users u ON u.id = o.user_id \
                  WHERE o.group_id IN ({})",
-                marks(1, chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            for row in query.fetch_all(&self.pool).await? {
-                let name: String = row.try_get("name")?;
-                let name = UserName::new(name).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                out.insert(row.try_get("group_id")?, name);
-            }
-        }
+                marks(1, n)
+            )
+        };
+        let mut out = BTreeMap::new();
+        let mut conn = self.pool.acquire().await?;
+        rows_for_ids(&mut conn, group_ids, sql, |row| {
+            let name = UserName::new(row.try_get::<String, _>("name")?)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.insert(row.try_get("group_id")?, name);
+            Ok(())
+        })
+        .await?;
         Ok(out)
     }
 }

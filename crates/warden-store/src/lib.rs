@@ -75,7 +75,7 @@ mod writer;
 
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use tokio::sync::Mutex;
 
@@ -292,7 +292,6 @@ async fn prepare(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx:
     Ok(())
 }
 
-/// The innermost useful message of a connection error, on one line.
 /// How many ids one `IN (…)` list or multi-row insert binds.
 const CHUNK: usize = 500;
 
@@ -304,6 +303,28 @@ fn marks(from: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Reads the rows of `ids` at most [`CHUNK`] at a time: `sql(n)` is the statement for `n`
+/// ids, bound as `$1` to `$n`, and `each` takes every row it answers.
+async fn rows_for_ids<I: AsRef<str>>(
+    conn: &mut AnyConnection,
+    ids: &[I],
+    sql: impl Fn(usize) -> String,
+    mut each: impl FnMut(&AnyRow) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    for chunk in ids.chunks(CHUNK) {
+        let sql = sql(chunk.len());
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id.as_ref());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            each(&row)?;
+        }
+    }
+    Ok(())
+}
+
+/// The innermost useful message of a connection error, on one line.
 fn cause(e: &sqlx::Error) -> String {
     let text = match e {
         sqlx::Error::Io(io) => {

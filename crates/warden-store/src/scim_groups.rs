@@ -35,7 +35,7 @@ use crate::audit::Name;
 use crate::scim_filter::{Resource, Where};
 use crate::scim_users::{Listing, check_version, not_found, page};
 use crate::users::new_id;
-use crate::{AuditContext, CHUNK, ScimList, ScimRef, Store, StoreError, marks};
+use crate::{AuditContext, CHUNK, ScimList, ScimRef, Store, StoreError, marks, rows_for_ids};
 
 /// A provisioned group as SCIM shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,44 +131,35 @@ struct Wanted {
 async fn wanted(conn: &mut AnyConnection, ids: &[String]) -> Result<Wanted, StoreError> {
     // id → (name, provisioned, deleted by a SCIM client)
     let mut users: BTreeMap<String, (String, bool, bool)> = BTreeMap::new();
-    for chunk in ids.chunks(CHUNK) {
-        let sql = format!(
+    let sql = |n| {
+        format!(
             "SELECT u.id, u.name, s.user_id AS provisioned, d.user_id AS deleted FROM users u \
              LEFT JOIN scim_users s ON s.user_id = u.id \
              LEFT JOIN scim_deleted_users d ON d.user_id = u.id WHERE u.id IN ({})",
-            marks(1, chunk.len())
+            marks(1, n)
+        )
+    };
+    rows_for_ids(&mut *conn, ids, sql, |row| {
+        let provisioned = row.try_get::<Option<String>, _>("provisioned")?.is_some();
+        let deleted = row.try_get::<Option<String>, _>("deleted")?.is_some();
+        users.insert(
+            row.try_get("id")?,
+            (row.try_get("name")?, provisioned, deleted),
         );
-        let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(id);
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            let provisioned = row.try_get::<Option<String>, _>("provisioned")?.is_some();
-            let deleted = row.try_get::<Option<String>, _>("deleted")?.is_some();
-            users.insert(
-                row.try_get("id")?,
-                (row.try_get("name")?, provisioned, deleted),
-            );
-        }
-    }
+        Ok(())
+    })
+    .await?;
     let unknown: Vec<&String> = ids
         .iter()
         .filter(|id| id_shaped(id) && !users.contains_key(*id))
         .collect();
     let mut groups = BTreeSet::new();
-    for chunk in unknown.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT id FROM groups WHERE id IN ({})",
-            marks(1, chunk.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            groups.insert(row.try_get::<String, _>("id")?);
-        }
-    }
+    let sql = |n| format!("SELECT id FROM groups WHERE id IN ({})", marks(1, n));
+    rows_for_ids(&mut *conn, &unknown, sql, |row| {
+        groups.insert(row.try_get::<String, _>("id")?);
+        Ok(())
+    })
+    .await?;
     let mut out = Wanted::default();
     let mut seen = BTreeSet::new();
     for id in ids.iter().filter(|id| seen.insert(id.as_str())) {
@@ -253,10 +244,12 @@ async fn set_members(
     for (id, name) in &wanted.users {
         if !members.contains(id.as_str()) {
             sqlx::query(
-                "INSERT INTO group_members (group_id, user_id, added_at) VALUES ($1, $2, $3)",
+                "INSERT INTO group_members (group_id, user_id, user_name, added_at) \
+                 VALUES ($1, $2, $3, $4)",
             )
             .bind(group_id)
             .bind(id)
+            .bind(name)
             .bind(now.as_millis())
             .execute(&mut *conn)
             .await?;
@@ -333,8 +326,8 @@ pub(crate) async fn resolve_pending(
     for row in &rows {
         let group_id: String = row.try_get("group_id")?;
         sqlx::query(
-            "INSERT INTO group_members (group_id, user_id, added_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO group_members (group_id, user_id, user_name, added_at) \
+             SELECT $1, id, name, $3 FROM users WHERE id = $2 ON CONFLICT DO NOTHING",
         )
         .bind(&group_id)
         .bind(user_id)

@@ -622,7 +622,8 @@ async fn sync_idp_groups(
         let Some(group) = group else { continue };
         let group_id: String = group.try_get("id")?;
         let member = sqlx::query(
-            "INSERT INTO group_members (group_id, user_id, added_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            "INSERT INTO group_members (group_id, user_id, user_name, added_at) \
+             SELECT $1, id, name, $3 FROM users WHERE id = $2 ON CONFLICT DO NOTHING",
         )
         .bind(&group_id)
         .bind(user_id)

@@ -125,12 +125,12 @@ impl AuditQuery {
             before_seq,
             outcome: match outcome.as_deref() {
                 None | Some("") => None,
-                Some(o @ ("success" | "failure" | "denied")) => Some(o.to_owned()),
-                Some(other) => {
-                    return Err(bad_input(format!(
-                        "unknown outcome `{other}`: success, failure or denied"
-                    )));
-                }
+                Some(o) => Some(
+                    o.parse::<warden_audit::Outcome>()
+                        .map_err(bad_input)?
+                        .as_str()
+                        .to_owned(),
+                ),
             },
             newest_first,
         };

@@ -175,6 +175,7 @@ pub fn api_error(err: StoreError, caller: &Caller) -> async_graphql::Error {
     let code = match &err {
         StoreError::NotFound { .. } => "NOT_FOUND",
         StoreError::AlreadyExists { .. } | StoreError::Conflict(_) => "CONFLICT",
+        StoreError::Stale(_) => "STALE",
         _ => {
             tracing::error!(error = %err, "store error");
             return async_graphql::Error::new(format!(

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use async_graphql::{Context, InputObject, Object};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object};
 use warden_model::{GroupName, Role, TokenName, Ttl, UserName};
 use warden_store::{NewToken, NewUser, Store};
 
@@ -182,19 +182,32 @@ impl DirectoryMutation {
     }
 
     /// Makes `user` the owner of `group` (who reviews its members in an `owner` access
-    /// review); no `user` clears it.
+    /// review); no `user` clears it. `expectedOwner` is the owner the caller read (null: none):
+    /// if it is another by now, the change is refused as stale (code `STALE`) and nothing
+    /// changes.
     async fn set_group_owner(
         &self,
         ctx: &Context<'_>,
         group: String,
         user: Option<String>,
+        expected_owner: MaybeUndefined<String>,
     ) -> async_graphql::Result<Group> {
         let caller = authorize(ctx, Capability::ManageGroups, &format!("group:{group}")).await?;
         let group = GroupName::new(group).map_err(bad_input)?;
         let user = user.map(UserName::new).transpose().map_err(bad_input)?;
+        let expected = match expected_owner {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(name) => Some(Some(UserName::new(name).map_err(bad_input)?)),
+        };
         let store = ctx.data::<Arc<Store>>()?;
         let changed = store
-            .set_group_owner(&caller.audit, &group, user.as_ref())
+            .set_group_owner(
+                &caller.audit,
+                &group,
+                user.as_ref(),
+                expected.as_ref().map(Option::as_ref),
+            )
             .await
             .map_err(|e| api_error(e, caller))?;
         Ok(changed.into())

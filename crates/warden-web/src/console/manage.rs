@@ -309,11 +309,20 @@ pub(crate) async fn change_group(
             json!({ "g": name, "u": user }),
             "removed",
         ),
-        "owner" => (
-            "mutation($g: String!, $u: String) { setGroupOwner(group: $g, user: $u) { name } }",
-            json!({ "g": name, "u": optional(user) }),
-            "owner",
-        ),
+        // The owner the form showed rides along: the store refuses the change as stale if
+        // the owner is another by now.
+        "owner" => match form.seen.as_deref() {
+            Some(seen) => (
+                "mutation($g: String!, $u: String, $e: String) { setGroupOwner(group: $g, user: $u, expectedOwner: $e) { name } }",
+                json!({ "g": name, "u": optional(user), "e": optional(seen.trim()) }),
+                "owner",
+            ),
+            None => (
+                "mutation($g: String!, $u: String) { setGroupOwner(group: $g, user: $u) { name } }",
+                json!({ "g": name, "u": optional(user) }),
+                "owner",
+            ),
+        },
         other => {
             return v.refusal(
                 StatusCode::BAD_REQUEST,
@@ -322,40 +331,17 @@ pub(crate) async fn change_group(
             );
         }
     };
-    let stale = match (form.change.as_str(), form.seen.as_deref()) {
-        ("owner", Some(seen)) => match owner_now(&app, &v, &name).await {
-            Ok(now) if now.as_deref().unwrap_or("") != seen.trim() => Some(format!(
-                "the owner of group {name} changed since this form was shown (now {}): read it again, then decide",
-                now.as_deref().unwrap_or("none")
-            )),
-            Ok(_) => None,
-            Err(r) => return r,
-        },
-        _ => None,
-    };
-    let (status, message) = match stale {
-        Some(message) => (StatusCode::CONFLICT, message),
-        None => match v.graphql(&app, q, vars).await {
-            Ok(_) => return redirect(&format!("/console/groups/{name}?done={done}")),
-            Err(Failure::Refused(message)) => (StatusCode::BAD_REQUEST, message),
-            Err(f) => return v.failed(Section::Groups, f),
-        },
+    let (status, message) = match v.graphql(&app, q, vars).await {
+        Ok(_) => return redirect(&format!("/console/groups/{name}?done={done}")),
+        Err(Failure::Refused(message)) => (StatusCode::BAD_REQUEST, message),
+        Err(Failure::Stale(message)) => (StatusCode::CONFLICT, message),
+        Err(f) => return v.failed(Section::Groups, f),
     };
     let problem = Problem {
         form: &form.change,
         message: &message,
     };
     group_view(&app, &v, &name, status, &Done::default(), Some(&problem)).await
-}
-
-/// Group `name`'s owner now, as its page would show it.
-async fn owner_now(app: &Web, v: &Visitor, name: &str) -> Result<Option<String>, Response> {
-    let q = "query($name: String!) { group(name: $name) { owner } }";
-    match v.graphql(app, q, json!({ "name": name })).await {
-        Ok(data) => Ok(data["group"]["owner"].as_str().map(str::to_owned)),
-        Err(Failure::Refused(m)) => Err(v.refusal(StatusCode::NOT_FOUND, Section::Groups, &m)),
-        Err(f) => Err(v.failed(Section::Groups, f)),
-    }
 }
 
 /// What the new-group form sends.

@@ -371,6 +371,7 @@ impl Visitor {
             return Err(match code {
                 Some("FORBIDDEN") => Failure::Forbidden(first.message.clone()),
                 Some("INTERNAL") => Failure::Internal,
+                Some("STALE") => Failure::Stale(first.message.clone()),
                 Some(_) => Failure::Refused(first.message.clone()),
                 // Our own query failed to parse or validate.
                 None if first.path.is_empty() => {
@@ -391,6 +392,7 @@ impl Visitor {
         match failure {
             Failure::Forbidden(m) => self.refusal(StatusCode::FORBIDDEN, section, &m),
             Failure::Refused(m) => self.refusal(StatusCode::BAD_REQUEST, section, &m),
+            Failure::Stale(m) => self.refusal(StatusCode::CONFLICT, section, &m),
             Failure::Internal => self.refusal(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 section,
@@ -435,6 +437,8 @@ pub(crate) enum Failure {
     Forbidden(String),
     /// The input was refused: the resolver's one-line message.
     Refused(String),
+    /// The object changed since the form showed it: the store's one-line message.
+    Stale(String),
     /// Our fault; the cause is in the log.
     Internal,
 }

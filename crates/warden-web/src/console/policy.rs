@@ -87,7 +87,7 @@ pub(crate) async fn show(
             }
             @match &answer {
                 None => {},
-                Some(Err(Failure::Refused(m) | Failure::Forbidden(m))) => p.notice.error role="alert" { (super::prose(m)) },
+                Some(Err(Failure::Refused(m) | Failure::Forbidden(m) | Failure::Stale(m))) => p.notice.error role="alert" { (super::prose(m)) },
                 Some(Err(Failure::Internal)) => p.notice.error role="alert" { "internal error; quote request id " (v.audit.request_id) },
                 Some(Ok(d)) => {
                     @let e = &d["explainPolicy"];

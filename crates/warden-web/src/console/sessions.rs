@@ -338,6 +338,7 @@ pub(crate) async fn frames(
         Ok(d) => text(&d["sshRecording"]),
         Err(super::Failure::Forbidden(m)) => return json_error(StatusCode::FORBIDDEN, &m),
         Err(super::Failure::Refused(m)) => return json_error(StatusCode::BAD_REQUEST, &m),
+        Err(super::Failure::Stale(m)) => return json_error(StatusCode::CONFLICT, &m),
         Err(super::Failure::Internal) => {
             return json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
         }

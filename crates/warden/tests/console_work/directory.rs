@@ -240,10 +240,54 @@ async fn directory_and_fleet(backend: Backend) {
         (status, alert(&body)),
         (
             409,
-            "the owner of group oncall changed since this form was shown (now newbie): read it again, then decide".to_owned()
+            "the owner of group `oncall` changed since it was read (now `newbie`): read it again, then decide".to_owned()
         )
     );
     assert!(body.contains("id=\"owner-error\""), "{body}");
+    // The API takes the same check as `expectedOwner`, with an admin token; pat's member
+    // token is refused before it, whatever pat's groups allow.
+    let stale = "mutation { setGroupOwner(group: \"oncall\", user: \"fran\", expectedOwner: \"fran\") { name } }";
+    let (_, answer) = server.graphql(Some(&ops), stale, json!({})).await;
+    assert_eq!(
+        (
+            &answer["errors"][0]["message"],
+            &answer["errors"][0]["extensions"]["code"]
+        ),
+        (
+            &json!(
+                "the owner of group `oncall` changed since it was read (now `newbie`): read it again, then decide"
+            ),
+            &json!("STALE")
+        ),
+        "{answer}"
+    );
+    let pat_token = server.token("pat-api", "member", Some("pat"));
+    let (_, answer) = server.graphql(Some(&pat_token), stale, json!({})).await;
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{answer}"
+    );
+    // The store checked and refused in the change's own transaction, so each attempt is in
+    // the log as a failure, with the owner its caller had read.
+    let refused: Vec<_> = server
+        .audit("group.set_owner")
+        .into_iter()
+        .filter(|e| e["outcome"] == "failure" && e["details"].get("expected_owner").is_some())
+        .map(|e| (e["actor"].clone(), e["details"].clone()))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (
+                json!("user:pat"),
+                json!({ "owner": "fran", "expected_owner": null })
+            ),
+            (
+                json!("token:ops"),
+                json!({ "owner": "fran", "expected_owner": "fran" })
+            ),
+        ]
+    );
     let (_, answer) = server
         .graphql(
             Some(&ops),
