@@ -412,42 +412,45 @@ async fn directory_and_fleet(backend: Backend) {
     let (_, _, hosts) = page(&fran, &base, "/console/hosts").await;
     assert!(hosts.contains("<td>web-1</td>"), "{hosts}");
     assert!(hosts.contains("<code>role=web</code>"), "{hosts}");
-    let (status, _) = submit(
-        &pat,
-        &base,
-        "/console/hosts/web-1/remove",
-        &[("csrf", pat_csrf.as_str())],
-    )
-    .await;
-    assert_eq!(status, 403, "pat may not remove hosts");
-    let (status, _) = submit(
-        &fran,
-        &base,
-        "/console/hosts/web-1/remove",
-        &[("csrf", fran_csrf.as_str())],
-    )
-    .await;
-    assert_eq!(status, 303);
-    let (_, answer) = server
-        .graphql(Some(&ops), "{ hosts { name } }", json!({}))
+    let removal = Removal {
+        server: &server,
+        base: &base,
+        admin: &ops,
+        refused: (&pat, &pat_csrf),
+        remover: (&fran, &fran_csrf),
+    };
+    removal
+        .check(
+            "/console/hosts/web-1/remove",
+            "{ hosts { name } }",
+            "mutation { removeHost(name: \"web-1\") }",
+        )
         .await;
-    assert_eq!(answer["data"]["hosts"], json!([]), "{answer}");
-    let (status, body) = submit(
-        &fran,
-        &base,
-        "/console/hosts/web-1/remove",
-        &[("csrf", fran_csrf.as_str())],
-    )
-    .await;
-    let expected = api_error(
-        &server,
-        &ops,
-        "mutation { removeHost(name: \"web-1\") }",
-        json!({}),
-    )
-    .await;
-    assert_eq!((status, alert(&body)), (400, expected));
-    for action in ["host.join_token.create", "host.remove"] {
+
+    // Mesh: fran's laptop enrolls with her own member token, then fran removes it from the
+    // console (pat may not); it is gone from the API's list, and a second removal is refused.
+    let fran_token = server.token("fran-laptop", "member", Some("fran"));
+    let (status, body) = server
+        .post_json(
+            "/v1/mesh/device",
+            Some(&fran_token),
+            r#"{"name":"fran-laptop","public_key":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, _, hosts) = page(&fran, &base, "/console/hosts").await;
+    assert!(
+        hosts.contains("action=\"/console/mesh/fran-laptop/remove\""),
+        "{hosts}"
+    );
+    removal
+        .check(
+            "/console/mesh/fran-laptop/remove",
+            "{ meshNodes { name } }",
+            "mutation { removeMeshNode(name: \"fran-laptop\") }",
+        )
+        .await;
+    for action in ["host.join_token.create", "host.remove", "mesh.node.remove"] {
         assert!(
             server
                 .audit(action)
@@ -456,6 +459,37 @@ async fn directory_and_fleet(backend: Backend) {
             "{action}: {:?}",
             server.audit(action)
         );
+    }
+}
+
+/// A removal from the console, checked from both sides: refused to one person (403), made by
+/// the other (303).
+struct Removal<'a> {
+    server: &'a TestServer,
+    base: &'a str,
+    /// An admin token, for the API's view.
+    admin: &'a str,
+    refused: (&'a reqwest::Client, &'a str),
+    remover: (&'a reqwest::Client, &'a str),
+}
+
+impl Removal<'_> {
+    /// Posts `path` as each; then the API's `list` is empty, and a second removal is refused
+    /// beside nothing with the words the API's `mutation` answers.
+    async fn check(&self, path: &str, list: &str, mutation: &str) {
+        let (status, _) =
+            submit(self.refused.0, self.base, path, &[("csrf", self.refused.1)]).await;
+        assert_eq!(status, 403, "{path}");
+        let (status, body) =
+            submit(self.remover.0, self.base, path, &[("csrf", self.remover.1)]).await;
+        assert_eq!(status, 303, "{path}: {body}");
+        let (_, answer) = self.server.graphql(Some(self.admin), list, json!({})).await;
+        let listed = answer["data"].as_object().and_then(|d| d.values().next());
+        assert_eq!(listed, Some(&json!([])), "{answer}");
+        let (status, body) =
+            submit(self.remover.0, self.base, path, &[("csrf", self.remover.1)]).await;
+        let expected = api_error(self.server, self.admin, mutation, json!({})).await;
+        assert_eq!((status, alert(&body)), (400, expected), "{path}");
     }
 }
 
