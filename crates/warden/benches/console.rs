@@ -407,11 +407,43 @@ async fn measure(backend: Backend, requests: usize, scale: Scale) {
         kept["data"]["vulnFigures"]["tookMs"],
         kept["data"]["vulnFigures"]["upToDate"]
     );
+    selection_export(&server, &admin).await;
     if let Some(dir) = keep_log {
         let file = dir.join(format!("server-{backend:?}.log").to_lowercase());
         std::fs::write(&file, server.log()).unwrap();
         println!("the server's log is in {}", file.display());
     }
+}
+
+/// A selection export of the seeding's memberships (`action=group.add_member`, 10,000 events
+/// among all), each with its inclusion proof: how long the server takes to write it, read to
+/// the end.
+async fn selection_export(server: &TestServer, admin: &str) {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let response = client
+        .get(format!(
+            "{}/v1/audit/export?action=group.add_member",
+            server.url
+        ))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    let took = started.elapsed();
+    // A header, a checkpoint, then one line per event.
+    let events = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count()
+        - 2;
+    println!(
+        "a selection export (action=group.add_member): {events} events with their proofs, {:.1} MB, in {:.2} s",
+        body.len() as f64 / 1e6,
+        took.as_secs_f64()
+    );
 }
 
 #[tokio::main]
