@@ -391,18 +391,22 @@ impl Vulns<'_> {
     pub async fn timers(&self, ctx: &AuditContext, tiers: &SlaTiers) -> Result<usize, StoreError> {
         let started = self.start_clocks(ctx, tiers).await?;
         let now = ctx.now.as_millis();
-        let due = sqlx::query(
-            "SELECT id FROM vuln_findings WHERE state = 'open' AND next_alert_at <= $1 ORDER BY next_alert_at LIMIT 100",
-        )
-        .bind(now)
-        .fetch_all(self.store.pool())
-        .await?;
-        let mut done = started;
-        for row in due {
-            let id: i64 = row.try_get("id")?;
-            // The row alone: an alert needs neither the history nor the scanners.
-            let f = fetch_finding(&mut *self.store.pool().acquire().await?, id).await?;
-            let Some(due_at) = f.due_at else { continue };
+        let sql = format!(
+            "SELECT {FINDING_COLUMNS} FROM vuln_findings \
+             WHERE state = 'open' AND next_alert_at <= $1 ORDER BY next_alert_at LIMIT 100"
+        );
+        let due = sqlx::query(&sql)
+            .bind(now)
+            .fetch_all(self.store.pool())
+            .await?
+            .iter()
+            .map(finding_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        // The alerts are written together, so the writer commits them in a batch or two
+        // rather than one commit each: a second of alerts must not hold the writer (and, on
+        // SQLite, the database's write lock) for a hundred commits in a row.
+        let alerts = due.into_iter().filter_map(|f| {
+            let due_at = f.due_at?;
             let level = if due_at.as_millis() <= now { 2 } else { 1 };
             let action = Action {
                 name: Name::Change(if level == 2 {
@@ -410,7 +414,7 @@ impl Vulns<'_> {
                 } else {
                     Change::VulnSlaHalf
                 }),
-                target: format!("finding:{id}"),
+                target: format!("finding:{}", f.id),
                 details: json!({
                     "asset": f.asset,
                     "advisory": f.advisory,
@@ -419,21 +423,23 @@ impl Vulns<'_> {
                     "due_at": due_at.rfc3339_millis(),
                 }),
             };
-            let next = if level == 1 {
-                Some(due_at.as_millis())
-            } else {
-                None
-            };
-            self.store.audited(ctx, action, async |conn| {
-                sqlx::query("UPDATE vuln_findings SET alerted = $1, next_alert_at = $2 WHERE id = $3 AND state = 'open'")
-                    .bind(level)
-                    .bind(next)
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
+            let next = (level == 1).then(|| due_at.as_millis());
+            Some(self.store.audited(ctx, action, async move |conn| {
+                sqlx::query(
+                    "UPDATE vuln_findings SET alerted = $1, next_alert_at = $2 \
+                     WHERE id = $3 AND state = 'open'",
+                )
+                .bind(level)
+                .bind(next)
+                .bind(f.id)
+                .execute(&mut *conn)
+                .await?;
                 Ok(())
-            })
-            .await?;
+            }))
+        });
+        let mut done = started;
+        for written in futures_util::future::join_all(alerts).await {
+            written?;
             done += 1;
         }
         let expired = sqlx::query(

@@ -491,6 +491,15 @@ async fn sessions_end_when_idle_disabled_tampered_or_ended_by_an_admin() {
             .success()
     );
 
+    // A request every half second keeps a session open past the idle timeout: activity is
+    // noted (at most once a step of 66 ms at this timeout).
+    let b4 = browser();
+    assert_eq!(sign_in(&b4, base, "alice").await.0, 200);
+    for _ in 0..7 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(account_path(&b4, base).await, "/account");
+    }
+
     // Two seconds without a request: the session is over (automatic logoff).
     let b3 = browser();
     assert_eq!(sign_in(&b3, base, "alice").await.0, 200);

@@ -34,10 +34,25 @@ pub async fn current_session(
         return None;
     }
     // The console's own refresh of a page left open is not activity: the idle timeout holds.
-    if !headers.contains_key("x-warden-refresh") {
+    if !headers.contains_key("x-warden-refresh")
+        && activity_due(
+            session.last_seen_at,
+            ctx.now,
+            app.sign_in.identity.idle_timeout,
+        )
+    {
         let _ = app.accounts.touch_session(&session.id, ctx.now).await;
     }
     Some((session, presented))
+}
+
+/// Whether a request at `now` is noted as the session's activity. It is noted at most once a
+/// step (a thirtieth of the idle timeout, at most a minute), not on every request: each note
+/// is a write, and on SQLite a page view would wait behind the writer's transactions for it.
+/// A session may so end up to a step before its idle timeout, never after it.
+pub(super) fn activity_due(last_seen: Timestamp, now: Timestamp, idle: Duration) -> bool {
+    let step = (idle / 30).min(Duration::from_secs(60));
+    now >= last_seen.plus(step)
 }
 
 /// `GET /account`: who is signed in, and what is left to do.

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -207,6 +208,27 @@ mod tests {
             );
         }
         assert_eq!(super::safe_return(None), "/account");
+    }
+
+    #[test]
+    fn activity_is_noted_once_a_step() {
+        let seen = Timestamp::from_millis(1_000_000);
+        let at = |ms: i64| Timestamp::from_millis(1_000_000 + ms);
+        // 30 minutes idle: a minute's step.
+        let idle = Duration::from_secs(1800);
+        assert!(!account::activity_due(seen, at(0), idle));
+        assert!(!account::activity_due(seen, at(59_999), idle));
+        assert!(account::activity_due(seen, at(60_000), idle));
+        // 2 seconds idle: a step of 66 ms, so a request every half second keeps it open.
+        let idle = Duration::from_secs(2);
+        assert!(!account::activity_due(seen, at(65), idle));
+        assert!(account::activity_due(seen, at(66), idle));
+        // 12 hours idle: still a minute at most.
+        assert!(account::activity_due(
+            seen,
+            at(60_000),
+            Duration::from_secs(43_200)
+        ));
     }
 
     #[test]
