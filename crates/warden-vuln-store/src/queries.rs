@@ -108,11 +108,13 @@ impl Vulns<'_> {
                 })
                 .collect();
             let p = bind(Bind::Text(format!("%{escaped}%")), &mut binds);
-            // Any case without lowering every row: SQLite's LIKE ignores ASCII case (and its
-            // LOWER folds nothing more); PostgreSQL has ILIKE.
+            // Any ASCII case without lowering every row, alike on both: SQLite's LIKE ignores
+            // ASCII case (and its LOWER folds nothing more); PostgreSQL's ILIKE under the "C"
+            // collation folds ASCII too, twice as fast as under the database's own (which
+            // lowers each value by its locale's rules).
             let like = match self.store.location().backend() {
                 Backend::Sqlite => "LIKE",
-                Backend::Postgres => "ILIKE",
+                Backend::Postgres => "COLLATE \"C\" ILIKE",
             };
             conds.push(format!(
                 "(advisory {like} {p} ESCAPE '\\' OR title {like} {p} ESCAPE '\\' \
