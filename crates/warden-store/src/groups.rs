@@ -253,15 +253,22 @@ impl Store {
                  ORDER BY group_id, user_name",
                 marks(1, n)
             ),
-            Some(limit) => (1..=n)
-                .map(|i| {
-                    format!(
-                        "SELECT * FROM (SELECT group_id, user_name FROM group_members \
-                         WHERE group_id = ${i} ORDER BY user_name LIMIT {limit}) g{i}"
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" UNION ALL "),
+            // The order of a union's rows is only what its ORDER BY says; sorting the
+            // page's few rows again costs nothing.
+            Some(limit) => {
+                let ranges: Vec<String> = (1..=n)
+                    .map(|i| {
+                        format!(
+                            "SELECT * FROM (SELECT group_id, user_name FROM group_members \
+                             WHERE group_id = ${i} ORDER BY user_name LIMIT {limit}) g{i}"
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{} ORDER BY group_id, user_name",
+                    ranges.join(" UNION ALL ")
+                )
+            }
         };
         let mut out: BTreeMap<String, Vec<UserName>> = BTreeMap::new();
         let mut conn = self.pool.acquire().await?;
