@@ -356,9 +356,26 @@ async fn group(client: &AdminClient, command: GroupCommand, json: bool) -> anyho
             let done = format!("removed {user} from {group}");
             membership(client, "removeGroupMember", &group, &user, json, done).await?;
         }
-        GroupCommand::SetOwner { group, user } => {
+        GroupCommand::SetOwner {
+            group,
+            user,
+            if_owner,
+            if_no_owner,
+        } => {
             let done = format!("{user} owns {group}");
-            membership(client, "setGroupOwner", &group, &user, json, done).await?;
+            if if_owner.is_none() && !if_no_owner {
+                membership(client, "setGroupOwner", &group, &user, json, done).await?;
+            } else {
+                // The owner expected: a name, or null for none.
+                let q = format!(
+                    "mutation($group: String!, $user: String!, $expected: String) {{ \
+                     setGroupOwner(group: $group, user: $user, expectedOwner: $expected) \
+                     {{ {GROUP_FIELDS} }} }}"
+                );
+                let vars = json!({ "group": group, "user": user, "expected": if_owner });
+                let data = client.graphql(&q, vars).await?;
+                print_one(field(&data, "setGroupOwner")?, json, done);
+            }
         }
     }
     Ok(())

@@ -304,7 +304,26 @@ async fn a_page_of_groups_gets_each_groups_members_count_and_owner() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let out = server.admin(&["group", "set-owner", "g-a", "u4"]);
+        let out = server.admin(&["group", "set-owner", "g-a", "u4", "--if-no-owner"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Set against an owner read before that: refused as stale, nothing changed.
+        for stale in [
+            &["group", "set-owner", "g-a", "u5", "--if-no-owner"][..],
+            &["group", "set-owner", "g-a", "u5", "--if-owner", "u3"][..],
+        ] {
+            let out = server.admin(stale);
+            assert_eq!(
+                String::from_utf8_lossy(&out.stderr).trim(),
+                "error: the owner of group `g-a` changed since it was read (now `u4`): read it again, then decide",
+                "{stale:?}"
+            );
+            assert!(!out.status.success());
+        }
+        let out = server.admin(&["group", "set-owner", "g-a", "u4", "--if-owner", "u4"]);
         assert!(
             out.status.success(),
             "{}",

@@ -180,7 +180,17 @@ pub enum GroupCommand {
     /// Take a user out of a group.
     RemoveMember { group: String, user: String },
     /// Make a user the group's owner, who reviews its members in `--reviewer owner` reviews.
-    SetOwner { group: String, user: String },
+    SetOwner {
+        group: String,
+        user: String,
+        /// Only if the owner is still this user: if another changed it, the change is refused
+        /// as stale (and recorded), and nothing changes.
+        #[arg(long, value_name = "USER", conflicts_with = "if_no_owner")]
+        if_owner: Option<String>,
+        /// Only if the group still has no owner.
+        #[arg(long)]
+        if_no_owner: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
