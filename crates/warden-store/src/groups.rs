@@ -50,18 +50,27 @@ async fn fetch_group(conn: &mut AnyConnection, name: &GroupName) -> Result<Group
     }
 }
 
-/// The name of the owner of the group with id `group_id`, if it has one.
-async fn group_owner(
+/// The owner of each group in `group_ids` that has one, by group id.
+async fn owners(
     conn: &mut AnyConnection,
-    group_id: &str,
-) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query(
-        "SELECT u.name FROM group_owners o JOIN users u ON u.id = o.user_id WHERE o.group_id = $1",
-    )
-    .bind(group_id)
-    .fetch_optional(&mut *conn)
+    group_ids: &[String],
+) -> Result<BTreeMap<String, UserName>, StoreError> {
+    let sql = |n| {
+        format!(
+            "SELECT o.group_id, u.name FROM group_owners o JOIN users u ON u.id = o.user_id \
+             WHERE o.group_id IN ({})",
+            marks(1, n)
+        )
+    };
+    let mut out = BTreeMap::new();
+    rows_for_ids(conn, group_ids, sql, |row| {
+        let name = UserName::new(row.try_get::<String, _>("name")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        out.insert(row.try_get("group_id")?, name);
+        Ok(())
+    })
     .await?;
-    Ok(row.map(|r| r.try_get("name")).transpose()?)
+    Ok(out)
 }
 
 impl Store {
@@ -188,8 +197,10 @@ impl Store {
         self.audited(ctx, action, async |conn| {
             let g = fetch_group(conn, group).await?;
             if let Some(expected) = expected {
-                let now = group_owner(conn, &g.id).await?;
-                if now.as_deref() != expected.map(UserName::as_str) {
+                let now = owners(conn, std::slice::from_ref(&g.id))
+                    .await?
+                    .remove(&g.id);
+                if now.as_ref() != expected {
                     return Err(StoreError::Stale(format!(
                         "the owner of group `{group}` changed since it was read (now {}): \
                          read it again, then decide",
@@ -310,22 +321,6 @@ impl Store {
         &self,
         group_ids: &[String],
     ) -> Result<BTreeMap<String, UserName>, StoreError> {
-        let sql = |n| {
-            format!(
-                "SELECT o.group_id, u.name FROM group_owners o JOIN users u ON u.id = o.user_id \
-                 WHERE o.group_id IN ({})",
-                marks(1, n)
-            )
-        };
-        let mut out = BTreeMap::new();
-        let mut conn = self.pool.acquire().await?;
-        rows_for_ids(&mut conn, group_ids, sql, |row| {
-            let name = UserName::new(row.try_get::<String, _>("name")?)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            out.insert(row.try_get("group_id")?, name);
-            Ok(())
-        })
-        .await?;
-        Ok(out)
+        owners(&mut *self.pool.acquire().await?, group_ids).await
     }
 }
