@@ -81,14 +81,26 @@ pub(super) async fn insert_findings(
     rows: &[NewRow],
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(CHUNK) {
+        let texts: Vec<String> = chunk
+            .iter()
+            .map(|r| {
+                let f = &r.finding;
+                finding_text(&f.advisory, f.package.as_deref(), &f.title)
+            })
+            .collect();
+        let ids = text_ids(conn, &texts).await?;
         let sql = format!(
             "INSERT INTO vuln_findings (id, asset, subject, advisory, aliases, package, location, \
              fixed_in, title, source, disclosed, cvss, effective, state, first_seen, clock_start, \
-             due_at, next_alert_at, alerted, no_fix) VALUES {}",
-            placeholders(conn, chunk.len(), 20)
+             due_at, next_alert_at, alerted, no_fix, text_id) VALUES {}",
+            placeholders(conn, chunk.len(), 21)
         );
         let mut q = sqlx::query(&sql);
-        for r in chunk {
+        for (r, text) in chunk.iter().zip(&texts) {
+            let text_id = ids
+                .get(text.as_str())
+                .copied()
+                .ok_or_else(|| corrupt("a finding's text was written but not found again"))?;
             let f = &r.finding;
             let rank = f.disclosed.map(Severity::rank);
             q = q
@@ -111,9 +123,63 @@ pub(super) async fn insert_findings(
                 .bind(r.due_at)
                 .bind(r.next_alert_at)
                 .bind(0_i64)
-                .bind(i64::from(f.no_fix));
+                .bind(i64::from(f.no_fix))
+                .bind(text_id);
         }
         q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The id of each of `texts` in `vuln_texts`, adding those not there yet.
+pub(super) async fn text_ids(
+    conn: &mut AnyConnection,
+    texts: &[String],
+) -> Result<BTreeMap<String, i64>, StoreError> {
+    let wanted: BTreeSet<&str> = texts.iter().map(String::as_str).collect();
+    let wanted: Vec<&str> = wanted.into_iter().collect();
+    let mut ids = BTreeMap::new();
+    for chunk in wanted.chunks(CHUNK) {
+        read_text_ids(conn, chunk, &mut ids).await?;
+        let missing: Vec<&str> = chunk
+            .iter()
+            .copied()
+            .filter(|t| !ids.contains_key(*t))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        // Imports write one at a time; a conflict would only be another writer's same text,
+        // which the read below then finds.
+        let sql = format!(
+            "INSERT INTO vuln_texts (text) VALUES {} ON CONFLICT (text) DO NOTHING",
+            placeholders(conn, missing.len(), 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for text in &missing {
+            q = q.bind(*text);
+        }
+        q.execute(&mut *conn).await?;
+        read_text_ids(conn, &missing, &mut ids).await?;
+    }
+    Ok(ids)
+}
+
+async fn read_text_ids(
+    conn: &mut AnyConnection,
+    texts: &[&str],
+    ids: &mut BTreeMap<String, i64>,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "SELECT id, text FROM vuln_texts WHERE text IN ({})",
+        placeholders(conn, texts.len(), 1)
+    );
+    let mut q = sqlx::query(&sql);
+    for text in texts {
+        q = q.bind(*text);
+    }
+    for row in q.fetch_all(&mut *conn).await? {
+        ids.insert(row.try_get("text")?, row.try_get("id")?);
     }
     Ok(())
 }
@@ -511,10 +577,17 @@ impl Vulns<'_> {
             let (due_at, next_alert_at) =
                 clocks(tiers.policy(&tier), now, report.severity, 0, false);
             let rank = report.severity.map(Severity::rank);
+            let text = finding_text(&advisory, None, &report.title);
+            let text_id = text_ids(conn, std::slice::from_ref(&text))
+                .await?
+                .get(&text)
+                .copied()
+                .ok_or_else(|| corrupt("a finding's text was written but not found again"))?;
             sqlx::query(
                 "INSERT INTO vuln_findings (id, asset, subject, advisory, aliases, title, details, source, \
-                 disclosed, effective, state, first_seen, clock_start, due_at, next_alert_at, alerted) \
-                 VALUES ($1, $2, $3, $4, '[]', $5, $6, 'report', $7, $7, $8, $9, $9, $10, $11, 0)",
+                 disclosed, effective, state, first_seen, clock_start, due_at, next_alert_at, alerted, \
+                 text_id) \
+                 VALUES ($1, $2, $3, $4, '[]', $5, $6, 'report', $7, $7, $8, $9, $9, $10, $11, 0, $12)",
             )
             .bind(fid)
             .bind(&report.asset)
@@ -527,6 +600,7 @@ impl Vulns<'_> {
             .bind(now.as_millis())
             .bind(due_at)
             .bind(next_alert_at)
+            .bind(text_id)
             .execute(&mut *conn)
             .await?;
             insert_keys(conn, &report.asset, &[(format!("report:{fid}"), advisory, fid)]).await?;

@@ -371,8 +371,24 @@ const FINDING_COLUMNS: &str = "id, asset, subject, advisory, aliases, package, l
      alerted, fixed_at, accepted_until, decided_by, decided_at, decision_reason, rated_by, rated_at, \
      rating_reason";
 
-/// Rows per multi-row INSERT: under SQLite's 32,766 bound parameters at 20 columns.
+/// Rows per multi-row INSERT: under SQLite's 32,766 bound parameters at 21 columns.
 const CHUNK: usize = 1000;
+
+/// How much of a finding's text the search reads, in characters: at most 2,400 bytes, within
+/// PostgreSQL's bound on a unique index's entry.
+const TEXT_CHARS: usize = 600;
+
+/// What the text search matches in: the advisory, package and title, one per line, ASCII
+/// letters lowered, cut at [`TEXT_CHARS`]. The migration that added it computes the same in
+/// SQL (`lower` under the "C" collation on PostgreSQL folds ASCII only, as SQLite's does).
+fn finding_text(advisory: &str, package: Option<&str>, title: &str) -> String {
+    let mut text = format!("{advisory}\n{}\n{title}", package.unwrap_or_default());
+    text.make_ascii_lowercase();
+    if let Some((end, _)) = text.char_indices().nth(TEXT_CHARS) {
+        text.truncate(end);
+    }
+    text
+}
 
 /// How long a risk may be accepted for at once.
 const MAX_ACCEPTANCE_MS: i64 = 366 * 24 * 3600 * 1000;

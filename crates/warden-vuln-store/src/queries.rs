@@ -97,29 +97,30 @@ impl Vulns<'_> {
             let p = bind(Bind::Int(s.rank()), &mut binds);
             conds.push(format!("effective <= {p}"));
         }
+        let mut conn = self.store.pool().acquire().await?;
         if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
-            // A substring, any case; `\` escapes LIKE's own wildcards in what was typed.
-            let escaped: String = text
-                .to_lowercase()
-                .chars()
-                .flat_map(|c| match c {
-                    '%' | '_' | '\\' => vec!['\\', c],
-                    c => vec![c],
-                })
-                .collect();
-            let p = bind(Bind::Text(format!("%{escaped}%")), &mut binds);
-            // Any ASCII case without lowering every row, alike on both: SQLite's LIKE ignores
-            // ASCII case (and its LOWER folds nothing more); PostgreSQL's ILIKE under the "C"
-            // collation folds ASCII too, twice as fast as under the database's own (which
-            // lowers each value by its locale's rules).
-            let like = match self.store.location().backend() {
-                Backend::Sqlite => "LIKE",
-                Backend::Postgres => "COLLATE \"C\" ILIKE",
-            };
-            conds.push(format!(
-                "(advisory {like} {p} ESCAPE '\\' OR title {like} {p} ESCAPE '\\' \
-                 OR package {like} {p} ESCAPE '\\')"
-            ));
+            match text_matches(&mut conn, text).await? {
+                TextMatches::Few(ids) if ids.is_empty() => {
+                    return Ok(FindingPage {
+                        findings: Vec::new(),
+                        total: 0,
+                        capped: false,
+                        next: None,
+                    });
+                }
+                // The ids are the database's own integers, written into the query rather
+                // than bound (SQLite looks a numbered parameter up by walking the list).
+                TextMatches::Few(ids) => {
+                    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                    conds.push(format!("text_id IN ({})", list.join(", ")));
+                }
+                TextMatches::Many(pattern) => {
+                    let p = bind(Bind::Text(pattern), &mut binds);
+                    conds.push(format!(
+                        "text_id IN (SELECT id FROM vuln_texts WHERE text LIKE {p} ESCAPE '\\')"
+                    ));
+                }
+            }
         }
         let filter_binds = binds.len();
         // Counting up to a bound reads at most bound + 1 rows.
@@ -167,7 +168,6 @@ impl Vulns<'_> {
             conds.join(" AND "),
             limit + 1
         );
-        let mut conn = self.store.pool().acquire().await?;
         let mut q = sqlx::query(&sql);
         for b in &binds {
             q = b.bind(q);
@@ -450,4 +450,48 @@ pub(super) fn parse_cursor(cursor: &str) -> Result<(i64, i64), StoreError> {
         due.parse().map_err(|_| bad())?,
         id.parse().map_err(|_| bad())?,
     ))
+}
+
+/// The most distinct texts a search names by id; a text matching more is common enough that
+/// reading the findings in order finds a page of them soon.
+const FEW_TEXTS: usize = 1000;
+
+/// What a search text matches among the findings' distinct texts.
+enum TextMatches {
+    /// The ids of every matching text (at most [`FEW_TEXTS`]): the findings are read by them.
+    Few(Vec<i64>),
+    /// More than that: the `LIKE` pattern, for the findings read in order to ask of each.
+    Many(String),
+}
+
+/// Reads the distinct texts `typed` occurs in (a substring, any ASCII case), a table far smaller
+/// than the findings when texts repeat across assets, so a rare text costs a read of it and
+/// then of its findings alone.
+async fn text_matches(conn: &mut AnyConnection, typed: &str) -> Result<TextMatches, StoreError> {
+    // `\` escapes LIKE's own wildcards in what was typed.
+    let escaped: String = typed
+        .to_ascii_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let pattern = format!("%{escaped}%");
+    let sql = format!(
+        "SELECT id FROM vuln_texts WHERE text LIKE $1 ESCAPE '\\' LIMIT {}",
+        FEW_TEXTS + 1
+    );
+    let rows = sqlx::query(&sql)
+        .bind(&pattern)
+        .fetch_all(&mut *conn)
+        .await?;
+    if rows.len() > FEW_TEXTS {
+        return Ok(TextMatches::Many(pattern));
+    }
+    let ids = rows
+        .iter()
+        .map(|row| row.try_get("id"))
+        .collect::<Result<Vec<i64>, _>>()?;
+    Ok(TextMatches::Few(ids))
 }

@@ -767,3 +767,164 @@ async fn a_finding_without_a_fix_starts_its_clock_when_a_fix_is_published() {
         assert_eq!((stats.due_fixed, stats.due_fixed_on_time), (2, 1));
     }
 }
+
+/// A text search's matches: the advisories of every page, and the total.
+async fn search(store: &Store, asset: Option<&str>, text: &str) -> (Vec<String>, i64) {
+    let mut filter = FindingFilter {
+        asset: asset.map(str::to_owned),
+        severity: None,
+        states: Vec::new(),
+        overdue: false,
+        now: at(T0),
+        text: Some(text.to_owned()),
+        sort: warden_vuln_store::FindingSort::Number,
+        after: None,
+        limit: 400,
+        count_up_to: None,
+    };
+    let mut found = Vec::new();
+    let mut total = None;
+    loop {
+        let page = store.vulns().findings(&filter).await.unwrap();
+        total.get_or_insert(page.total);
+        found.extend(page.findings.into_iter().map(|f| f.advisory));
+        match page.next {
+            Some(next) => filter.after = Some(next),
+            None => break,
+        }
+    }
+    (found, total.unwrap())
+}
+
+#[tokio::test]
+async fn text_search_reads_each_distinct_text_once() {
+    let sla = SlaTiers::default();
+    for (store, _db, _dir) in stores().await {
+        let backend = store.location().backend();
+        let mut long = finding("CVE-2024-0100", &[], "pkg:npm/long@1.0.0", None);
+        // Past the 600 characters the search reads.
+        long.title = format!("early words {} needle-late", "x".repeat(700));
+        let mut escaped = finding("CVE-2024-0101", &[], "pkg:npm/odd@1.0.0", None);
+        escaped.title = "100%_off under c:\\path".to_owned();
+        let mut accented = finding("CVE-2024-0102", &[], "pkg:npm/umlaut@1.0.0", None);
+        accented.title = "Ärger in ÜBER-Modul".to_owned();
+        let mut shared = finding("CVE-2024-0001", &[], "pkg:npm/left-pad@1.0.0", None);
+        shared.title = "Prototype Pollution in LEFT-PAD".to_owned();
+        let mut first = vec![shared.clone(), long, escaped, accented];
+        // Enough distinct texts that a common search reads the findings in order instead.
+        first.extend(
+            (0..1_100).map(|i| finding(&format!("BULK-{i:04}"), &[], "pkg:npm/bulk@1.0.0", None)),
+        );
+        let mut api = import("trivy", first);
+        api.asset = "api".to_owned();
+        store.vulns().import(&ctx(T0), &sla, api).await.unwrap();
+        let mut web = import("grype", vec![shared]);
+        web.asset = "web".to_owned();
+        store.vulns().import(&ctx(T0), &sla, web).await.unwrap();
+        store
+            .vulns()
+            .report(
+                &ctx(T0),
+                &sla,
+                NewReport {
+                    asset: "web".to_owned(),
+                    title: "Stored XSS in the search box".to_owned(),
+                    details: "steps…".to_owned(),
+                    severity: None,
+                },
+            )
+            .await
+            .unwrap();
+
+        // Advisory, package and title, in any ASCII case; a text two assets share.
+        for text in [
+            "left-pad",
+            "LEFT-Pad",
+            "prototype pollution",
+            "cve-2024-0001",
+        ] {
+            let (found, total) = search(&store, None, text).await;
+            assert_eq!(
+                found,
+                ["CVE-2024-0001", "CVE-2024-0001"],
+                "{backend:?} {text}"
+            );
+            assert_eq!(total, 2, "{backend:?} {text}");
+        }
+        assert_eq!(search(&store, Some("web"), "left-pad").await.1, 1);
+        let (found, _) = search(&store, None, "xss in the SEARCH").await;
+        assert_eq!(
+            found.len(),
+            1,
+            "{backend:?}: the report is found by its title"
+        );
+        assert!(found[0].starts_with("WARDEN-REPORT-"), "{found:?}");
+        // LIKE's wildcards and its escape are plain characters in what was typed.
+        for text in ["100%_off", "c:\\path"] {
+            assert_eq!(
+                search(&store, None, text).await.0,
+                ["CVE-2024-0101"],
+                "{backend:?} {text}"
+            );
+        }
+        for text in ["100%x", "1_0", "zzzq", "c:\\\\path"] {
+            assert_eq!(
+                search(&store, None, text).await,
+                (Vec::new(), 0),
+                "{backend:?} {text}"
+            );
+        }
+        // Only ASCII letters fold, alike on both backends.
+        assert_eq!(
+            search(&store, None, "ärger in über").await.1,
+            0,
+            "{backend:?}"
+        );
+        assert_eq!(
+            search(&store, None, "Ärger in ÜBER-modul").await.1,
+            1,
+            "{backend:?}"
+        );
+        // The first 600 characters are searched.
+        assert_eq!(
+            search(&store, None, "early words").await.1,
+            1,
+            "{backend:?}"
+        );
+        assert_eq!(
+            search(&store, None, "needle-late").await.1,
+            0,
+            "{backend:?}"
+        );
+        // More than a thousand distinct texts match: every one is still found, in order,
+        // across pages; a rarer one is read by its text.
+        let (found, total) = search(&store, Some("api"), "bulk-").await;
+        let expected: Vec<String> = (0..1_100).map(|i| format!("BULK-{i:04}")).collect();
+        assert_eq!((found, total), (expected, 1_100), "{backend:?}");
+        assert_eq!(search(&store, None, "bulk-0007").await.0, ["BULK-0007"]);
+
+        // Each distinct text is kept once, and is what the migration computes in SQL for the
+        // findings that were there before it.
+        let texts: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM vuln_texts")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(texts, 4 + 1_100 + 1, "{backend:?}");
+        let in_sql = match backend {
+            warden_store::Backend::Sqlite => {
+                "substr(lower(f.advisory || char(10) || COALESCE(f.package, '') || char(10) || f.title), 1, 600)"
+            }
+            warden_store::Backend::Postgres => {
+                "substr(lower((f.advisory || E'\\n' || COALESCE(f.package, '') || E'\\n' || f.title) COLLATE \"C\"), 1, 600)"
+            }
+        };
+        let differing: i64 = sqlx::query_scalar(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM vuln_findings f \
+             LEFT JOIN vuln_texts t ON t.id = f.text_id WHERE t.text IS NULL OR t.text <> {in_sql}"
+        ))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(differing, 0, "{backend:?}");
+    }
+}

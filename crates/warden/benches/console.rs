@@ -355,6 +355,12 @@ async fn measure(backend: Backend, requests: usize, scale: Scale) {
         "/console/vulns?sort=severity".to_owned(),
         "/console/vulns?sort=due&state=open".to_owned(),
         "/console/vulns?q=mod42%3A&asset=service-01".to_owned(),
+        // The last asset imported, alone and with a rare text; a rare text on every asset;
+        // a text every finding has.
+        "/console/vulns?asset=service-09".to_owned(),
+        "/console/vulns?q=mod42%3A&asset=service-09".to_owned(),
+        "/console/vulns?q=mod42%3A".to_owned(),
+        "/console/vulns?q=prototype".to_owned(),
         format!("/console/vulns/{finding}"),
         "/console/groups/team-00".to_owned(),
         "/console/people/invite".to_owned(),
