@@ -207,6 +207,48 @@ fn config(base: &str, traced: bool) -> String {
         "public_url = \"{base}\"\n{level}[limits]\nper_source_rps = 0\nper_token_rps = 0\n[vuln.sla.default]\ncritical = \"1s\"\nhigh = \"1s\"\nmedium = \"1s\"\n"
     )
 }
+/// The pages measured, in order: every console page, with the filters people use on the
+/// large ones.
+fn pages(review: &str, cursor: &str, finding: &Value) -> [String; 34] {
+    [
+        "/console".to_owned(),
+        "/console/approvals".to_owned(),
+        "/console/reviews".to_owned(),
+        format!("/console/reviews/{review}"),
+        "/console/sessions".to_owned(),
+        "/console/sessions?q=deploy".to_owned(),
+        "/console/audit".to_owned(),
+        "/console/audit?outcome=success".to_owned(),
+        "/console/audit?action=group.add_member&actor=operator".to_owned(),
+        "/console/audit?before=50000".to_owned(),
+        "/console/audit?verify=12345".to_owned(),
+        "/console/people".to_owned(),
+        format!("/console/people?after={cursor}"),
+        "/console/groups".to_owned(),
+        "/console/hosts".to_owned(),
+        "/console/policy".to_owned(),
+        "/console/policy?principal=user%3Auser00001&action=ssh&resource=api%3Ausers".to_owned(),
+        "/console/vulns".to_owned(),
+        "/console/vulns?severity=high".to_owned(),
+        "/console/vulns?sort=severity".to_owned(),
+        "/console/vulns?sort=due&state=open".to_owned(),
+        "/console/vulns?q=mod42%3A&asset=service-01".to_owned(),
+        // The last asset imported, alone and with a rare text; a rare text on every asset;
+        // a text every finding has.
+        "/console/vulns?asset=service-09".to_owned(),
+        "/console/vulns?q=mod42%3A&asset=service-09".to_owned(),
+        "/console/vulns?q=mod42%3A".to_owned(),
+        "/console/vulns?q=prototype".to_owned(),
+        format!("/console/vulns/{finding}"),
+        "/console/groups/team-00".to_owned(),
+        "/console/people/invite".to_owned(),
+        "/console/hosts/join".to_owned(),
+        "/console/reviews/new".to_owned(),
+        "/console/policy/edit?file=ssh.cedar".to_owned(),
+        "/console/policy?from=1&to=1".to_owned(),
+        "/console/settings".to_owned(),
+    ]
+}
 
 async fn measure(backend: Backend, requests: usize, scale: Scale) {
     let bin = Path::new(env!("CARGO_BIN_EXE_warden"));
@@ -332,44 +374,7 @@ async fn measure(backend: Backend, requests: usize, scale: Scale) {
         "kept vulnerability figures: a pass over every finding took {} ms (up to date: {})",
         kept["tookMs"], kept["upToDate"]
     );
-    let pages = [
-        "/console".to_owned(),
-        "/console/approvals".to_owned(),
-        "/console/reviews".to_owned(),
-        format!("/console/reviews/{review}"),
-        "/console/sessions".to_owned(),
-        "/console/sessions?q=deploy".to_owned(),
-        "/console/audit".to_owned(),
-        "/console/audit?outcome=success".to_owned(),
-        "/console/audit?action=group.add_member&actor=operator".to_owned(),
-        "/console/audit?before=50000".to_owned(),
-        "/console/audit?verify=12345".to_owned(),
-        "/console/people".to_owned(),
-        format!("/console/people?after={cursor}"),
-        "/console/groups".to_owned(),
-        "/console/hosts".to_owned(),
-        "/console/policy".to_owned(),
-        "/console/policy?principal=user%3Auser00001&action=ssh&resource=api%3Ausers".to_owned(),
-        "/console/vulns".to_owned(),
-        "/console/vulns?severity=high".to_owned(),
-        "/console/vulns?sort=severity".to_owned(),
-        "/console/vulns?sort=due&state=open".to_owned(),
-        "/console/vulns?q=mod42%3A&asset=service-01".to_owned(),
-        // The last asset imported, alone and with a rare text; a rare text on every asset;
-        // a text every finding has.
-        "/console/vulns?asset=service-09".to_owned(),
-        "/console/vulns?q=mod42%3A&asset=service-09".to_owned(),
-        "/console/vulns?q=mod42%3A".to_owned(),
-        "/console/vulns?q=prototype".to_owned(),
-        format!("/console/vulns/{finding}"),
-        "/console/groups/team-00".to_owned(),
-        "/console/people/invite".to_owned(),
-        "/console/hosts/join".to_owned(),
-        "/console/reviews/new".to_owned(),
-        "/console/policy/edit?file=ssh.cedar".to_owned(),
-        "/console/policy?from=1&to=1".to_owned(),
-        "/console/settings".to_owned(),
-    ];
+    let pages = pages(&review, &cursor, &finding);
     println!(
         "{:<58} {:>8} {:>8} {:>8} {:>9}",
         "page", "p50 ms", "p99 ms", "max ms", "KiB"
