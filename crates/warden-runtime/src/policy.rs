@@ -229,7 +229,7 @@ impl Engine {
                 source: None,
                 now: Timestamp::from_system(std::time::SystemTime::now()),
             };
-            match engine.apply(store, &ctx, files, false).await {
+            match engine.apply(store, &ctx, files, false, None).await {
                 Ok(applied) => {
                     tracing::info!(version = ?applied.version, "activated the starter policy set");
                 }
@@ -326,13 +326,17 @@ impl Engine {
 
     /// Checks `files` as a set, runs its tests, and (unless `dry_run`, or the set equals the
     /// active one) stores and activates it as the next version. A set that does not load or
-    /// fails a test changes nothing; the refusal is audited.
+    /// fails a test changes nothing; the refusal is audited. With `expected` (the version the
+    /// caller read, 0 for none), a set made against another version than the one in force is
+    /// refused as stale: the store's own check that the version it writes is the next one
+    /// covers a change after this read.
     pub async fn apply(
         &self,
         store: &Store,
         ctx: &AuditContext,
         files: BTreeMap<String, String>,
         dry_run: bool,
+        expected: Option<i64>,
     ) -> Result<Applied, ApplyError> {
         let refuse = async |reason: &str| -> Result<(), StoreError> {
             store
@@ -346,6 +350,21 @@ impl Engine {
                 )
                 .await
         };
+        let current = match store.policy_version(None).await? {
+            Some(stored) => (stored.version, stored.files),
+            None => (0, BTreeMap::new()),
+        };
+        if let Some(expected) = expected.filter(|v| *v != current.0) {
+            let message = format!(
+                "the policy changed since it was read (version {} is in force now, not \
+                 {expected}): read it again, then decide",
+                current.0
+            );
+            if !dry_run {
+                refuse(&message).await?;
+            }
+            return Err(ApplyError::Store(StoreError::Stale(message)));
+        }
         let checked = match warden_policy::check_set(&files) {
             Ok(checked) => checked,
             Err(e) => {
@@ -397,10 +416,6 @@ impl Engine {
                 lines: failures.join("\n"),
             });
         }
-        let current = match store.policy_version(None).await? {
-            Some(stored) => (stored.version, stored.files),
-            None => (0, BTreeMap::new()),
-        };
         let hash = hash_files(&files);
         let unchanged = current.1 == files;
         let diff = diff(&current.1, &files);

@@ -28,11 +28,13 @@ impl Vulns<'_> {
         let action = Action {
             name: Change::VulnRate.into(),
             target: format!("finding:{id}"),
-            details: json!({ "severity": to.as_str(), "reason": reason, "restart_clock": restart }),
+            details: self.with_seen(
+                json!({ "severity": to.as_str(), "reason": reason, "restart_clock": restart }),
+            ),
         };
         let now = ctx.now;
         self.store.audited_detailed(ctx, action, async |conn| {
-            let f = fetch_finding(conn, id).await?;
+            let f = decided_on(conn, id, self.seen).await?;
             if matches!(f.state, FindingState::Fixed | FindingState::FalsePositive) {
                 return Err(StoreError::Conflict(format!(
                     "finding {id} is {}: only a live finding can be re-rated",
@@ -88,7 +90,7 @@ impl Vulns<'_> {
         let action = Action {
             name: Change::VulnAccept.into(),
             target: format!("finding:{id}"),
-            details: json!({ "until": until.rfc3339_millis(), "reason": reason }),
+            details: self.with_seen(json!({ "until": until.rfc3339_millis(), "reason": reason })),
         };
         let now = ctx.now;
         self.store.audited(ctx, action, async |conn| {
@@ -103,7 +105,7 @@ impl Vulns<'_> {
                     "a risk is accepted for at most 366 days at a time".to_owned(),
                 ));
             }
-            let f = fetch_finding(conn, id).await?;
+            let f = decided_on(conn, id, self.seen).await?;
             if !(f.state.is_live() || f.state == FindingState::Accepted) {
                 return Err(StoreError::Conflict(format!(
                     "finding {id} is {}: only a live finding's risk can be accepted",
@@ -137,11 +139,11 @@ impl Vulns<'_> {
         let action = Action {
             name: Change::VulnFalsePositive.into(),
             target: format!("finding:{id}"),
-            details: json!({ "reason": reason }),
+            details: self.with_seen(json!({ "reason": reason })),
         };
         let now = ctx.now;
         self.store.audited(ctx, action, async |conn| {
-            let f = fetch_finding(conn, id).await?;
+            let f = decided_on(conn, id, self.seen).await?;
             if !(f.state.is_live() || f.state == FindingState::Accepted) {
                 return Err(StoreError::Conflict(format!(
                     "finding {id} is {}: only a live finding can be called a false positive",
@@ -176,11 +178,11 @@ impl Vulns<'_> {
         let action = Action {
             name: Change::VulnReopen.into(),
             target: format!("finding:{id}"),
-            details: json!({ "reason": reason }),
+            details: self.with_seen(json!({ "reason": reason })),
         };
         self.store
             .audited(ctx, action, async |conn| {
-                let f = fetch_finding(conn, id).await?;
+                let f = decided_on(conn, id, self.seen).await?;
                 if f.state.is_live() {
                     return Err(StoreError::Conflict(format!(
                         "finding {id} is already {}",
@@ -468,6 +470,41 @@ impl Vulns<'_> {
         }
         Ok(done)
     }
+
+    /// A decision's audit details, with how many changes the decider read when it said.
+    fn with_seen(&self, mut details: Value) -> Value {
+        if let (Some(seen), Some(map)) = (self.seen, details.as_object_mut()) {
+            map.insert("seen_changes".to_owned(), json!(seen));
+        }
+        details
+    }
+}
+
+/// The finding a decision is about; with `seen`, refused as stale if its history no longer has
+/// that many changes (checked in the decision's transaction).
+async fn decided_on(
+    conn: &mut AnyConnection,
+    id: i64,
+    seen: Option<i64>,
+) -> Result<Finding, StoreError> {
+    let f = fetch_finding(conn, id).await?;
+    if let Some(seen) = seen {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM vuln_history WHERE finding_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+        let now: i64 = row.try_get("n")?;
+        if now != seen {
+            return Err(StoreError::Stale(format!(
+                "finding {id} changed since it was read ({} then, {now} now): read it again, \
+                 then decide",
+                warden_model::count(u64::try_from(seen).unwrap_or(0), "change", "changes")
+            )));
+        }
+    }
+    Ok(f)
 }
 
 /// Puts a finding back to open (or triage) with its clocks re-computed from its first clock.

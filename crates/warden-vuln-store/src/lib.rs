@@ -47,6 +47,23 @@ use self::queries::assets;
 #[derive(Debug, Clone, Copy)]
 pub struct Vulns<'s> {
     store: &'s Store,
+    /// How many changes the decider read in the finding's history, if the decisions made
+    /// through this view must be refused as stale when it has another number by now.
+    seen: Option<i64>,
+}
+
+impl Vulns<'_> {
+    /// The same findings, for decisions made on a finding as read with `changes` changes in
+    /// its history (`None`: as it is): a decision on it once it has another number (another
+    /// decision, an import that fixed or reopened it, an expiry) is refused as stale, and
+    /// recorded, in the decision's own transaction.
+    #[must_use]
+    pub fn as_read(self, changes: Option<i64>) -> Self {
+        Self {
+            seen: changes,
+            ..self
+        }
+    }
 }
 
 /// Reaches a store's findings: `store.vulns()`.
@@ -57,7 +74,10 @@ pub trait VulnStore {
 
 impl VulnStore for Store {
     fn vulns(&self) -> Vulns<'_> {
-        Vulns { store: self }
+        Vulns {
+            store: self,
+            seen: None,
+        }
     }
 }
 

@@ -451,6 +451,45 @@ async fn sla_clocks_alerts_judgement_and_expiry_with_time_passed_in() {
             err.to_string(),
             format!("finding {} is already open", back.id)
         );
+        // A decision on the finding as read before the reopening: stale, and nothing changes;
+        // as read now, it goes through.
+        let changes = store
+            .vulns()
+            .finding(back.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .history
+            .len();
+        let changes = i64::try_from(changes).unwrap();
+        let err = store
+            .vulns()
+            .as_read(Some(changes - 1))
+            .false_positive(&ctx(T0 + 51 * HOUR), back.id, "not reachable")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, warden_store::StoreError::Stale(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "finding {} changed since it was read ({} then, {changes} now): read it again, \
+                 then decide",
+                back.id,
+                warden_model::count(u64::try_from(changes - 1).unwrap(), "change", "changes")
+            )
+        );
+        let now = store.vulns().finding(back.id).await.unwrap().unwrap();
+        assert_eq!(
+            (now.state, now.history.len()),
+            (FindingState::Open, usize::try_from(changes).unwrap())
+        );
+        let decided = store
+            .vulns()
+            .as_read(Some(changes))
+            .false_positive(&ctx(T0 + 51 * HOUR), back.id, "not reachable")
+            .await
+            .unwrap();
+        assert_eq!(decided.state, FindingState::FalsePositive);
         let err = store.vulns().finding(999_999).await.unwrap();
         assert!(err.is_none());
         let err = store

@@ -377,6 +377,26 @@ async fn group(client: &AdminClient, command: GroupCommand, json: bool) -> anyho
                 print_one(field(&data, "setGroupOwner")?, json, done);
             }
         }
+        GroupCommand::ClearOwner { group, if_owner } => {
+            // A variable left out reads as null, which `expectedOwner` takes as "no owner":
+            // without `--if-owner` the argument itself is left out.
+            let (declared, check) = if if_owner.is_some() {
+                (", $expected: String", ", expectedOwner: $expected")
+            } else {
+                ("", "")
+            };
+            let q = format!(
+                "mutation($group: String!{declared}) {{ \
+                 setGroupOwner(group: $group, user: null{check}) {{ {GROUP_FIELDS} }} }}"
+            );
+            let vars = json!({ "group": group, "expected": if_owner });
+            let data = client.graphql(&q, vars).await?;
+            print_one(
+                field(&data, "setGroupOwner")?,
+                json,
+                format!("{group} has no owner"),
+            );
+        }
     }
     Ok(())
 }

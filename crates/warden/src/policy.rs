@@ -99,18 +99,22 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
             Ok(())
         }
         PolicyCommand::Test { dir } => test(&dir),
-        PolicyCommand::Apply { dir, dry_run } => {
+        PolicyCommand::Apply {
+            dir,
+            dry_run,
+            if_version,
+        } => {
             let files = read_dir(&dir)?;
             let list: Vec<Value> = files
                 .iter()
                 .map(|(name, text)| json!({ "name": name, "text": text }))
                 .collect();
             let client = connect(&args.connection)?;
-            let q = "mutation($files: [PolicyFileInput!]!, $dry: Boolean) { applyPolicy(files: $files, dryRun: $dry) \
+            let q = "mutation($files: [PolicyFileInput!]!, $dry: Boolean, $expected: Int) { \
+                     applyPolicy(files: $files, dryRun: $dry, expectedVersion: $expected) \
                      { version hash unchanged diff policies tests { name passed expected got determinedBy } } }";
-            let data = client
-                .graphql(q, json!({ "files": list, "dry": dry_run }))
-                .await?;
+            let vars = json!({ "files": list, "dry": dry_run, "expected": if_version });
+            let data = client.graphql(q, vars).await?;
             let applied = data
                 .get("applyPolicy")
                 .ok_or_else(|| anyhow!("the server's answer has no result"))?;

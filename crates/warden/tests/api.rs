@@ -329,6 +329,37 @@ async fn a_page_of_groups_gets_each_groups_members_count_and_owner() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // Cleared: against a stale owner refused the same way; then with the owner read, and
+        // without a check. g-b is left with no owner.
+        let ok = |args: &[&str]| {
+            let out = server.admin(args);
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let refused = |args: &[&str], now: &str| {
+            let out = server.admin(args);
+            assert_eq!(
+                String::from_utf8_lossy(&out.stderr).trim(),
+                format!(
+                    "error: the owner of group `g-b` changed since it was read (now {now}): read it again, then decide"
+                ),
+                "{args:?}"
+            );
+            assert!(!out.status.success());
+        };
+        refused(&["group", "clear-owner", "g-b", "--if-owner", "u2"], "none");
+        ok(&["group", "set-owner", "g-b", "u2"]);
+        refused(&["group", "clear-owner", "g-b", "--if-owner", "u1"], "`u2`");
+        assert_eq!(
+            ok(&["group", "clear-owner", "g-b", "--if-owner", "u2"]),
+            "g-b has no owner"
+        );
+        ok(&["group", "set-owner", "g-b", "u2"]);
+        assert_eq!(ok(&["group", "clear-owner", "g-b"]), "g-b has no owner");
 
         // The narrowest caller that may read the directory: an auditor's token.
         let auditor = server.token("a", "auditor", None);

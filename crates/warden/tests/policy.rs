@@ -170,8 +170,19 @@ async fn policy_sets_apply_with_a_diff_versions_history_and_audit() {
             ),
             "{stderr}"
         );
-        // Applied for real: version 2, through the API with an admin token.
-        let (stdout, stderr) = text(&server.remote(&admin, &["policy", "apply", d]));
+        // Made against a version that is not in force: refused as stale, recorded, nothing
+        // applied.
+        let out = server.remote(&admin, &["policy", "apply", d, "--if-version", "2"]);
+        assert!(!out.status.success());
+        assert_eq!(
+            text(&out).1,
+            "error: the policy changed since it was read (version 1 is in force now, not 2): \
+             read it again, then decide"
+        );
+        // Applied for real against the version read: version 2, through the API with an
+        // admin token.
+        let (stdout, stderr) =
+            text(&server.remote(&admin, &["policy", "apply", d, "--if-version", "1"]));
         assert!(stdout.contains("+@id(\"web-deploy\")"), "{stdout}");
         assert!(
             stderr.starts_with("applied policy version 2 (6 policies, 14 tests passed, sha256 "),
@@ -233,16 +244,17 @@ async fn policy_sets_apply_with_a_diff_versions_history_and_audit() {
             summary,
             [
                 ("system", "policy:v1", "success"),
+                ("token:root", "policy", "failure"),
                 ("token:root", "policy:v2", "success")
             ],
             "{applied:?}"
         );
         assert_eq!(
-            applied[1]["details"]["files"],
+            applied[2]["details"]["files"],
             json!({ "ssh.cedar": "changed", "tests.toml": "changed" })
         );
-        assert_eq!(applied[1]["details"]["policies"], 6);
-        assert_eq!(applied[1]["details"]["hash"].as_str().unwrap().len(), 64);
+        assert_eq!(applied[2]["details"]["policies"], 6);
+        assert_eq!(applied[2]["details"]["hash"].as_str().unwrap().len(), 64);
     }
 }
 

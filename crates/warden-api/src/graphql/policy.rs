@@ -354,14 +354,22 @@ pub struct PolicyMutation;
 impl PolicyMutation {
     /// Checks a policy set against the schema, runs its tests and, when all pass, stores it
     /// as the next version and puts it in force (unless `dryRun`). A set that fails changes
-    /// nothing.
+    /// nothing. `expectedVersion`: the version in force when the set was made (0 for none);
+    /// if another is in force by now the set is refused as `STALE` (and recorded, unless a
+    /// dry run).
     async fn apply_policy(
         &self,
         ctx: &Context<'_>,
         files: Vec<PolicyFile>,
         dry_run: Option<bool>,
+        expected_version: Option<i64>,
     ) -> async_graphql::Result<PolicyApplyResult> {
         let caller = authorize(ctx, Capability::ManagePolicy, "policy").await?;
+        if let Some(v) = expected_version.filter(|v| *v < 0) {
+            return Err(bad_input(format!(
+                "expectedVersion is a policy version (0 for none), never negative, not {v}"
+            )));
+        }
         if files.len() > MAX_FILES {
             return Err(bad_input(format!("too many files: at most {MAX_FILES}")));
         }
@@ -374,7 +382,13 @@ impl PolicyMutation {
         let store = ctx.data::<Arc<Store>>()?;
         let engine = ctx.data::<Arc<Engine>>()?;
         let applied = engine
-            .apply(store, &caller.audit, set, dry_run.unwrap_or(false))
+            .apply(
+                store,
+                &caller.audit,
+                set,
+                dry_run.unwrap_or(false),
+                expected_version,
+            )
             .await
             .map_err(|e| match e {
                 ApplyError::Store(e) => api_error(e, caller),

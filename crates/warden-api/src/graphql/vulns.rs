@@ -334,6 +334,16 @@ fn reason(text: &str) -> async_graphql::Result<String> {
     Ok(text.to_owned())
 }
 
+/// `seenChanges`, checked: a count of changes is never negative.
+fn seen(changes: Option<i64>) -> async_graphql::Result<Option<i64>> {
+    match changes {
+        Some(n) if n < 0 => Err(bad_input(format!(
+            "seenChanges counts the changes in the finding's history, so it is never negative, not {n}"
+        ))),
+        other => Ok(other),
+    }
+}
+
 fn asset(name: &str) -> async_graphql::Result<String> {
     crate::vulns::check_asset(name).map_err(bad_input)?;
     Ok(name.to_owned())
@@ -806,19 +816,27 @@ impl VulnMutation {
 
     /// Re-rates a finding with a justification; the configured policy decides whether its
     /// clock restarts.
+    /// `seenChanges`: how many changes the finding's history had when the decider read it; if
+    /// it has another number by now the decision is refused as `STALE`, and recorded.
     async fn rate_finding(
         &self,
         ctx: &Context<'_>,
         id: i64,
         severity: String,
         reason: String,
+        seen_changes: Option<i64>,
     ) -> async_graphql::Result<VulnFinding> {
         let caller = authorize(ctx, Capability::ManageVulns, &format!("finding:{id}")).await?;
         let (to, reason) = (self::severity(&severity)?, self::reason(&reason)?);
         let sla = ctx.data::<VulnConfig>()?.sla.clone();
         let (store, audit) = (store(ctx)?, caller.audit.clone());
+        let seen = self::seen(seen_changes)?;
         changed(ctx, caller, async move {
-            store.vulns().rate(&audit, &sla, id, to, &reason).await
+            store
+                .vulns()
+                .as_read(seen)
+                .rate(&audit, &sla, id, to, &reason)
+                .await
         })
         .await
     }
@@ -826,52 +844,76 @@ impl VulnMutation {
     /// Accepts a finding's risk until `until` (a date, an RFC 3339 time or a span like 30d;
     /// at most 366 days), with a justification. The caller is the approver; it reopens by
     /// itself then.
+    /// `seenChanges`: how many changes the finding's history had when the decider read it; if
+    /// it has another number by now the decision is refused as `STALE`, and recorded.
     async fn accept_finding_risk(
         &self,
         ctx: &Context<'_>,
         id: i64,
         until: String,
         reason: String,
+        seen_changes: Option<i64>,
     ) -> async_graphql::Result<VulnFinding> {
         let caller = authorize(ctx, Capability::ManageVulns, &format!("finding:{id}")).await?;
         let until = super::reviews::due(&until, caller.audit.now)?;
         let reason = self::reason(&reason)?;
         let (store, audit) = (store(ctx)?, caller.audit.clone());
+        let seen = self::seen(seen_changes)?;
         changed(ctx, caller, async move {
-            store.vulns().accept(&audit, id, until, &reason).await
+            store
+                .vulns()
+                .as_read(seen)
+                .accept(&audit, id, until, &reason)
+                .await
         })
         .await
     }
 
     /// Calls a finding a false positive, with a justification.
+    /// `seenChanges`: how many changes the finding's history had when the decider read it; if
+    /// it has another number by now the decision is refused as `STALE`, and recorded.
     async fn mark_finding_false_positive(
         &self,
         ctx: &Context<'_>,
         id: i64,
         reason: String,
+        seen_changes: Option<i64>,
     ) -> async_graphql::Result<VulnFinding> {
         let caller = authorize(ctx, Capability::ManageVulns, &format!("finding:{id}")).await?;
         let reason = self::reason(&reason)?;
         let (store, audit) = (store(ctx)?, caller.audit.clone());
+        let seen = self::seen(seen_changes)?;
         changed(ctx, caller, async move {
-            store.vulns().false_positive(&audit, id, &reason).await
+            store
+                .vulns()
+                .as_read(seen)
+                .false_positive(&audit, id, &reason)
+                .await
         })
         .await
     }
 
     /// Reopens an accepted, false-positive or fixed finding, with a justification.
+    /// `seenChanges`: how many changes the finding's history had when the decider read it; if
+    /// it has another number by now the decision is refused as `STALE`, and recorded.
     async fn reopen_finding(
         &self,
         ctx: &Context<'_>,
         id: i64,
         reason: String,
+        seen_changes: Option<i64>,
     ) -> async_graphql::Result<VulnFinding> {
         let caller = authorize(ctx, Capability::ManageVulns, &format!("finding:{id}")).await?;
         let reason = self::reason(&reason)?;
         let sla = ctx.data::<VulnConfig>()?.sla.clone();
         let (store, audit) = (store(ctx)?, caller.audit.clone());
+        let seen = self::seen(seen_changes)?;
         changed(ctx, caller, async move {
-            store.vulns().reopen(&audit, &sla, id, &reason).await
+            store
+                .vulns()
+                .as_read(seen)
+                .reopen(&audit, &sla, id, &reason)
+                .await
         })
         .await
     }

@@ -83,22 +83,31 @@ pub(crate) async fn decide(
     let Some(id) = number(&id) else {
         return v.refusal(StatusCode::NOT_FOUND, Section::Vulns, &unknown(&id));
     };
+    // What the form was shown with: the store refuses the decision as stale if the finding
+    // has had another change since.
+    let Ok(seen) = form.seen.trim().parse::<i64>() else {
+        return v.refusal(
+            StatusCode::BAD_REQUEST,
+            Section::Vulns,
+            "the form does not say which changes it was shown with: read the finding again, then decide",
+        );
+    };
     let (mutation, vars) = match form.decision.as_str() {
         "rate" => (
-            "mutation($id: Int!, $severity: String!, $reason: String!) { rateFinding(id: $id, severity: $severity, reason: $reason) { id } }",
-            json!({ "id": id, "severity": form.severity, "reason": form.reason }),
+            "mutation($id: Int!, $severity: String!, $reason: String!, $seen: Int) { rateFinding(id: $id, severity: $severity, reason: $reason, seenChanges: $seen) { id } }",
+            json!({ "id": id, "severity": form.severity, "reason": form.reason, "seen": seen }),
         ),
         "accept" => (
-            "mutation($id: Int!, $until: String!, $reason: String!) { acceptFindingRisk(id: $id, until: $until, reason: $reason) { id } }",
-            json!({ "id": id, "until": form.until, "reason": form.reason }),
+            "mutation($id: Int!, $until: String!, $reason: String!, $seen: Int) { acceptFindingRisk(id: $id, until: $until, reason: $reason, seenChanges: $seen) { id } }",
+            json!({ "id": id, "until": form.until, "reason": form.reason, "seen": seen }),
         ),
         "false_positive" => (
-            "mutation($id: Int!, $reason: String!) { markFindingFalsePositive(id: $id, reason: $reason) { id } }",
-            json!({ "id": id, "reason": form.reason }),
+            "mutation($id: Int!, $reason: String!, $seen: Int) { markFindingFalsePositive(id: $id, reason: $reason, seenChanges: $seen) { id } }",
+            json!({ "id": id, "reason": form.reason, "seen": seen }),
         ),
         "reopen" => (
-            "mutation($id: Int!, $reason: String!) { reopenFinding(id: $id, reason: $reason) { id } }",
-            json!({ "id": id, "reason": form.reason }),
+            "mutation($id: Int!, $reason: String!, $seen: Int) { reopenFinding(id: $id, reason: $reason, seenChanges: $seen) { id } }",
+            json!({ "id": id, "reason": form.reason, "seen": seen }),
         ),
         other => {
             return v.refusal(
@@ -108,45 +117,29 @@ pub(crate) async fn decide(
             );
         }
     };
+    let (status, message) = match v.graphql(&app, mutation, vars).await {
+        Ok(_) => return redirect(&format!("/console/vulns/{id}?done=triaged")),
+        Err(Failure::Refused(message)) => (StatusCode::BAD_REQUEST, message),
+        Err(Failure::Stale(message)) => (StatusCode::CONFLICT, message),
+        Err(other) => return v.failed(Section::Vulns, other),
+    };
+    // Shown again as it is now, with the refusal beside the form.
     let f = match read(&app, &v, id).await {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let changes = f["history"].as_array().map_or(0, Vec::len);
-    if form.seen.trim() != changes.to_string() {
-        let message =
-            format!("finding {id} changed since this form was shown: read it again, then decide");
-        let problem = Problem {
-            form: &form.decision,
-            message: &message,
-        };
-        return page(
-            &v,
-            StatusCode::CONFLICT,
-            &f,
-            &Done::default(),
-            Some(&problem),
-            Some(&form),
-        );
-    }
-    match v.graphql(&app, mutation, vars).await {
-        Ok(_) => redirect(&format!("/console/vulns/{id}?done=triaged")),
-        Err(Failure::Refused(message)) => {
-            let problem = Problem {
-                form: &form.decision,
-                message: &message,
-            };
-            page(
-                &v,
-                StatusCode::BAD_REQUEST,
-                &f,
-                &Done::default(),
-                Some(&problem),
-                Some(&form),
-            )
-        }
-        Err(other) => v.failed(Section::Vulns, other),
-    }
+    let problem = Problem {
+        form: &form.decision,
+        message: &message,
+    };
+    page(
+        &v,
+        status,
+        &f,
+        &Done::default(),
+        Some(&problem),
+        Some(&form),
+    )
 }
 
 fn number(id: &str) -> Option<i64> {

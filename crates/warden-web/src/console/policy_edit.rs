@@ -1,8 +1,9 @@
 //! Changing the policy in the browser: edit one file of the set in force (or add one), have
 //! the server check it against the schema and run the set's tests without activating it (a
 //! dry run), read the diff and the tests' table — what `warden policy apply --dry-run`
-//! prints — then apply exactly what was checked. The set a dry run saw is named by the active
-//! version's hash, so an apply after someone else changed the policy is refused as stale.
+//! prints — then apply exactly what was checked. The form carries the version in force when
+//! editing began as `expectedVersion`, so the server refuses (and records) an apply after
+//! someone else changed the policy as stale.
 //! Cedar and TOML are shown with their syntax highlighted, and any two versions can be
 //! compared.
 #![expect(
@@ -23,7 +24,7 @@ use super::{Failure, Parts, Section, Visitor, allowed, redirect, submitted, text
 use crate::Web;
 use crate::graphql::Capability;
 
-const ACTIVE: &str = "query { policy { version hash files { name text } } }";
+const ACTIVE: &str = "query { policy { version files { name text } } }";
 
 /// Cedar's keywords, and the words of the policy scopes.
 const KEYWORDS: [&str; 17] = [
@@ -188,7 +189,7 @@ pub(crate) async fn editor(
         .unwrap_or_else(|| "policy.cedar".to_owned());
     let edit = Edit {
         csrf: String::new(),
-        base: text(&data["policy"]["hash"]),
+        version: data["policy"]["version"].as_i64().unwrap_or(0).to_string(),
         text: active.get(&file).cloned().unwrap_or_default(),
         file,
         step: String::new(),
@@ -201,9 +202,10 @@ pub(crate) async fn editor(
 pub(crate) struct Edit {
     #[serde(default)]
     csrf: String,
-    /// The hash of the set in force when editing began.
+    /// The version in force when editing began (0 for none): the server refuses the set as
+    /// stale if another is in force by then.
     #[serde(default)]
-    base: String,
+    version: String,
     /// The file's name.
     #[serde(default)]
     file: String,
@@ -251,20 +253,13 @@ pub(crate) async fn submit(
             );
         }
     };
-    let now = text(&data["policy"]["hash"]);
-    if now != edit.base {
-        let version = text(&data["policy"]["version"]);
-        let message = format!(
-            "the policy changed since you began editing (version {version} is in force now): reload the file and check it again"
+    let Ok(expected) = edit.version.trim().parse::<i64>() else {
+        return v.refusal(
+            StatusCode::BAD_REQUEST,
+            Section::Policy,
+            "the form does not say which version it was made against: open the editor again",
         );
-        return page(
-            &v,
-            StatusCode::CONFLICT,
-            &active,
-            &edit,
-            Outcome::Refused(StatusCode::CONFLICT, message),
-        );
-    }
+    };
     let mut set = active.clone();
     let name = edit.file.trim().to_owned();
     if edit.text.trim().is_empty() {
@@ -277,12 +272,11 @@ pub(crate) async fn submit(
         .iter()
         .map(|(name, text)| json!({ "name": name, "text": text }))
         .collect();
-    let q = "mutation($files: [PolicyFileInput!]!, $dry: Boolean) { applyPolicy(files: $files, dryRun: $dry)
+    let q = "mutation($files: [PolicyFileInput!]!, $dry: Boolean, $expected: Int) {
+      applyPolicy(files: $files, dryRun: $dry, expectedVersion: $expected)
       { version hash unchanged diff policies tests { name passed expected got determinedBy } } }";
-    match v
-        .graphql(&app, q, json!({ "files": list, "dry": dry_run }))
-        .await
-    {
+    let vars = json!({ "files": list, "dry": dry_run, "expected": expected });
+    match v.graphql(&app, q, vars).await {
         Ok(answer) if dry_run => page(
             &v,
             StatusCode::OK,
@@ -304,6 +298,13 @@ pub(crate) async fn submit(
             &active,
             &edit,
             Outcome::Refused(StatusCode::BAD_REQUEST, message),
+        ),
+        Err(Failure::Stale(message)) => page(
+            &v,
+            StatusCode::CONFLICT,
+            &active,
+            &edit,
+            Outcome::Refused(StatusCode::CONFLICT, message),
         ),
         Err(f) => v.failed(Section::Policy, f),
     }
@@ -342,7 +343,7 @@ fn page(
             @for name in active.keys() { a href={ "/console/policy/edit?file=" (name) } { code { (name) } } " " } } }
         form id="policy" method="post" action="/console/policy/edit" {
             input type="hidden" name="csrf" value=(v.csrf);
-            input type="hidden" name="base" value=(edit.base);
+            input type="hidden" name="version" value=(edit.version);
             div.field {
                 label for="policy-file" { "File" }
                 input #policy-file type="text" name="file" value=(edit.file) required size="24" pattern="[A-Za-z0-9_.-]+";

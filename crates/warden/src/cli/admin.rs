@@ -191,6 +191,14 @@ pub enum GroupCommand {
         #[arg(long)]
         if_no_owner: bool,
     },
+    /// Leave the group without an owner.
+    ClearOwner {
+        group: String,
+        /// Only if the owner is still this user: if another changed it, the change is refused
+        /// as stale (and recorded), and nothing changes.
+        #[arg(long, value_name = "USER")]
+        if_owner: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

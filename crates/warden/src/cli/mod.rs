@@ -200,6 +200,10 @@ pub enum PolicyCommand {
         /// Check, test and show the diff, but activate nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Only if version N is still the one in force (0: none yet); if another is, the set
+        /// is refused as stale (and recorded) and nothing changes.
+        #[arg(long, value_name = "N")]
+        if_version: Option<i64>,
     },
     /// Print the active policy set, or version N.
     #[command(disable_version_flag = true)]

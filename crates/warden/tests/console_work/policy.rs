@@ -71,8 +71,8 @@ async fn policy_editing(backend: Backend) {
     let (status, _, editor) = page(&pia, &base, "/console/policy/edit?file=extra.cedar").await;
     assert_eq!(status, 200, "{editor}");
     assert_eq!(textarea(&editor), grant);
-    let hash = hidden(&editor, "policy", "base");
-    assert_eq!(hash, before["data"]["policy"]["hash"].as_str().unwrap());
+    let seen = hidden(&editor, "policy", "version");
+    assert_eq!(seen, version(&before).to_string());
 
     // A syntax error and a change that fails a test: the CLI's words, nothing applied.
     let everyone_ssh = format!(
@@ -85,7 +85,7 @@ async fn policy_editing(backend: Backend) {
             "/console/policy/edit",
             &[
                 ("csrf", pia_csrf.as_str()),
-                ("base", hash.as_str()),
+                ("version", seen.as_str()),
                 ("file", "extra.cedar"),
                 ("text", text),
                 ("step", "check"),
@@ -125,7 +125,7 @@ async fn policy_editing(backend: Backend) {
     );
     let change = [
         ("csrf", pia_csrf.as_str()),
-        ("base", hash.as_str()),
+        ("version", seen.as_str()),
         ("file", "extra.cedar"),
         ("text", audit_for_web.as_str()),
         ("step", "check"),
@@ -179,15 +179,48 @@ async fn policy_editing(backend: Backend) {
             .any(|e| e["outcome"] == "success" && e["actor"] == "user:pia"),
         "the apply is recorded as pia's"
     );
+    let stale = format!(
+        "the policy changed since it was read (version {} is in force now, not {}): read it again, then decide",
+        version(&after),
+        version(&before)
+    );
     let (status, body) = submit(&pia, &base, "/console/policy/edit", &apply).await;
     assert_eq!(status, 409, "{body}");
-    assert!(
-        body.contains(&format!(
-            "the policy changed since you began editing (version {} is in force now)",
-            version(&after)
-        )),
-        "{body}"
+    assert!(body.contains(&stale), "{body}");
+    // The same check over the API with an admin token; a dry run is refused alike but not
+    // recorded; the apply refusals are, as pia's and the token's.
+    let q = "mutation($files: [PolicyFileInput!]!, $dry: Boolean, $expected: Int) { \
+             applyPolicy(files: $files, dryRun: $dry, expectedVersion: $expected) { version } }";
+    let files = json!([{ "name": "extra.cedar", "text": audit_for_web }]);
+    for dry in [true, false] {
+        let vars = json!({ "files": files, "dry": dry, "expected": version(&before) });
+        let (_, answer) = server.graphql(Some(&ops), q, vars).await;
+        assert_eq!(
+            (
+                &answer["errors"][0]["message"],
+                &answer["errors"][0]["extensions"]["code"]
+            ),
+            (&json!(stale), &json!("STALE")),
+            "{answer}"
+        );
+    }
+    let vars = json!({ "files": files, "expected": -1 });
+    let (_, answer) = server.graphql(Some(&ops), q, vars).await;
+    assert_eq!(
+        answer["errors"][0]["message"],
+        "expectedVersion is a policy version (0 for none), never negative, not -1"
     );
+    let refused: Vec<_> = server
+        .audit("policy.apply")
+        .into_iter()
+        .filter(|e| e["outcome"] == "failure" && e["reason"] == json!(stale))
+        .map(|e| e["actor"].clone())
+        .collect();
+    assert_eq!(refused, [json!("user:pia"), json!("token:ops-root")]);
+    let (_, still) = server
+        .graphql(Some(&ops), "{ policy { version } }", json!({}))
+        .await;
+    assert_eq!(version(&still), version(&after), "nothing applied");
 
     // Two versions compared.
     let path = format!(

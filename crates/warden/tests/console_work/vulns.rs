@@ -255,12 +255,58 @@ async fn triage(backend: Backend) {
         ],
     )
     .await;
+    let read: u64 = seen.parse().unwrap();
+    let changes = if read == 1 { "change" } else { "changes" };
+    let stale = format!(
+        "finding {id} changed since it was read ({read} {changes} then, {} now): read it again, then decide",
+        read + 1
+    );
+    assert_eq!((status, alert(&body)), (409, stale.clone()));
+    assert!(
+        body.contains("id=\"accept-error\""),
+        "beside the form: {body}"
+    );
+    // The API takes the same check as `seenChanges`, with an admin token (carol's auditor
+    // token is refused before it); a count below zero is bad input.
+    let accept = "mutation($id: Int!, $seen: Int) { acceptFindingRisk(id: $id, until: \"30d\", \
+                  reason: \"vendor fix due\", seenChanges: $seen) { state } }";
+    let vars = json!({ "id": id.parse::<i64>().unwrap(), "seen": read });
+    let (_, answer) = server.graphql(Some(&ops), accept, vars.clone()).await;
     assert_eq!(
-        (status, alert(&body)),
         (
-            409,
-            format!("finding {id} changed since this form was shown: read it again, then decide")
-        )
+            &answer["errors"][0]["message"],
+            &answer["errors"][0]["extensions"]["code"]
+        ),
+        (&json!(stale), &json!("STALE")),
+        "{answer}"
+    );
+    let carol_token = server.token("carol-api", "auditor", Some("carol"));
+    let (_, answer) = server.graphql(Some(&carol_token), accept, vars).await;
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{answer}"
+    );
+    let negative = json!({ "id": id.parse::<i64>().unwrap(), "seen": -1 });
+    let (_, answer) = server.graphql(Some(&ops), accept, negative).await;
+    assert_eq!(
+        answer["errors"][0]["message"],
+        "seenChanges counts the changes in the finding's history, so it is never negative, not -1",
+        "{answer}"
+    );
+    // The store refused both stale decisions in their own transactions: each is in the log
+    // as a failure, with the count its caller had read.
+    let refused: Vec<_> = server
+        .audit("vuln.accept")
+        .into_iter()
+        .filter(|e| e["outcome"] == "failure" && e["reason"] == json!(stale))
+        .map(|e| (e["actor"].clone(), e["details"]["seen_changes"].clone()))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (json!("user:erin"), json!(read)),
+            (json!("token:ops"), json!(read))
+        ]
     );
     let fresh = hidden(&shown, "accept", "seen");
     let (status, _) = submit(
