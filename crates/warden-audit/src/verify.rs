@@ -160,6 +160,21 @@ struct Read {
     bad: Option<String>,
 }
 
+/// Line `n` as an event line; a valid line of another kind is refused with `misplaced`.
+fn event_line<'a>(
+    bytes: &'a [u8],
+    n: usize,
+    misplaced: &str,
+) -> Result<EventLine<'a>, VerifyError> {
+    let line_err = |why: String| VerifyError::Line { line: n, why };
+    let not_valid = |e: serde_json::Error| line_err(format!("not a valid export line: {e}"));
+    if !bytes.starts_with(b"{\"type\":\"event\"") {
+        let _: ExportLine = serde_json::from_slice(bytes).map_err(not_valid)?;
+        return Err(line_err(misplaced.to_owned()));
+    }
+    serde_json::from_slice(bytes).map_err(not_valid)
+}
+
 /// Reads one event line (number `n`), parsing its event when `parse`.
 fn read_line(
     bytes: &[u8],
@@ -167,12 +182,7 @@ fn read_line(
     parse: bool,
 ) -> Result<(Read, Option<AuditEvent>), VerifyError> {
     let line_err = |why: String| VerifyError::Line { line: n, why };
-    let not_valid = |e: serde_json::Error| line_err(format!("not a valid export line: {e}"));
-    if !bytes.starts_with(b"{\"type\":\"event\"") {
-        let _: ExportLine = serde_json::from_slice(bytes).map_err(not_valid)?;
-        return Err(line_err("only events may follow the first event".into()));
-    }
-    let line: EventLine<'_> = serde_json::from_slice(bytes).map_err(not_valid)?;
+    let line = event_line(bytes, n, "only events may follow the first event")?;
     if line.inclusion.is_some() {
         return Err(line_err(
             "an export of a whole range carries no inclusion proofs".into(),
@@ -597,12 +607,7 @@ fn selected_line(
     (first_seq, last_seq): (u64, u64),
 ) -> Result<(usize, AuditEvent), VerifyError> {
     let line_err = |why: String| VerifyError::Line { line: n, why };
-    let not_valid = |e: serde_json::Error| line_err(format!("not a valid export line: {e}"));
-    if !bytes.starts_with(b"{\"type\":\"event\"") {
-        let _: ExportLine = serde_json::from_slice(bytes).map_err(not_valid)?;
-        return Err(line_err("only events may follow the checkpoint".into()));
-    }
-    let line: EventLine<'_> = serde_json::from_slice(bytes).map_err(not_valid)?;
+    let line = event_line(bytes, n, "only events may follow the checkpoint")?;
     let raw = line.event.get();
     let leaf = leaf_hash(raw.as_bytes());
     let event: AuditEvent =

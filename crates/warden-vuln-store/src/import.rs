@@ -96,11 +96,7 @@ pub(super) async fn insert_findings(
             placeholders(conn, chunk.len(), 21)
         );
         let mut q = sqlx::query(&sql);
-        for (r, text) in chunk.iter().zip(&texts) {
-            let text_id = ids
-                .get(text.as_str())
-                .copied()
-                .ok_or_else(|| corrupt("a finding's text was written but not found again"))?;
+        for (r, text_id) in chunk.iter().zip(ids) {
             let f = &r.finding;
             let rank = f.disclosed.map(Severity::rank);
             q = q
@@ -131,11 +127,11 @@ pub(super) async fn insert_findings(
     Ok(())
 }
 
-/// The id of each of `texts` in `vuln_texts`, adding those not there yet.
+/// The id in `vuln_texts` of each of `texts`, in order, adding those not there yet.
 pub(super) async fn text_ids(
     conn: &mut AnyConnection,
     texts: &[String],
-) -> Result<BTreeMap<String, i64>, StoreError> {
+) -> Result<Vec<i64>, StoreError> {
     let wanted: BTreeSet<&str> = texts.iter().map(String::as_str).collect();
     let wanted: Vec<&str> = wanted.into_iter().collect();
     let mut ids = BTreeMap::new();
@@ -162,7 +158,14 @@ pub(super) async fn text_ids(
         q.execute(&mut *conn).await?;
         read_text_ids(conn, &missing, &mut ids).await?;
     }
-    Ok(ids)
+    texts
+        .iter()
+        .map(|text| {
+            ids.get(text.as_str())
+                .copied()
+                .ok_or_else(|| corrupt("a finding's text was written but is not found again"))
+        })
+        .collect()
 }
 
 async fn read_text_ids(
@@ -578,11 +581,7 @@ impl Vulns<'_> {
                 clocks(tiers.policy(&tier), now, report.severity, 0, false);
             let rank = report.severity.map(Severity::rank);
             let text = finding_text(&advisory, None, &report.title);
-            let text_id = text_ids(conn, std::slice::from_ref(&text))
-                .await?
-                .get(&text)
-                .copied()
-                .ok_or_else(|| corrupt("a finding's text was written but not found again"))?;
+            let text_id = text_ids(conn, &[text]).await?.into_iter().next();
             sqlx::query(
                 "INSERT INTO vuln_findings (id, asset, subject, advisory, aliases, title, details, source, \
                  disclosed, effective, state, first_seen, clock_start, due_at, next_alert_at, alerted, \

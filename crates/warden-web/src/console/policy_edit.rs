@@ -292,21 +292,20 @@ pub(crate) async fn submit(
                 redirect("/console/policy?done=applied")
             }
         }
-        Err(Failure::Refused(message)) => page(
-            &v,
-            StatusCode::BAD_REQUEST,
-            &active,
-            &edit,
-            Outcome::Refused(StatusCode::BAD_REQUEST, message),
-        ),
-        Err(Failure::Stale(message)) => page(
-            &v,
-            StatusCode::CONFLICT,
-            &active,
-            &edit,
-            Outcome::Refused(StatusCode::CONFLICT, message),
-        ),
-        Err(f) => v.failed(Section::Policy, f),
+        Err(f) => {
+            let (status, message) = match f {
+                Failure::Refused(message) => (StatusCode::BAD_REQUEST, message),
+                Failure::Stale(message) => (StatusCode::CONFLICT, message),
+                other => return v.failed(Section::Policy, other),
+            };
+            page(
+                &v,
+                status,
+                &active,
+                &edit,
+                Outcome::Refused(status, message),
+            )
+        }
     }
 }
 
