@@ -160,21 +160,6 @@ struct Read {
     bad: Option<String>,
 }
 
-/// Line `n` as an event line; a valid line of another kind is refused with `misplaced`.
-fn event_line<'a>(
-    bytes: &'a [u8],
-    n: usize,
-    misplaced: &str,
-) -> Result<EventLine<'a>, VerifyError> {
-    let line_err = |why: String| VerifyError::Line { line: n, why };
-    let not_valid = |e: serde_json::Error| line_err(format!("not a valid export line: {e}"));
-    if !bytes.starts_with(b"{\"type\":\"event\"") {
-        let _: ExportLine = serde_json::from_slice(bytes).map_err(not_valid)?;
-        return Err(line_err(misplaced.to_owned()));
-    }
-    serde_json::from_slice(bytes).map_err(not_valid)
-}
-
 /// Reads one event line (number `n`), parsing its event when `parse`.
 fn read_line(
     bytes: &[u8],
@@ -182,7 +167,12 @@ fn read_line(
     parse: bool,
 ) -> Result<(Read, Option<AuditEvent>), VerifyError> {
     let line_err = |why: String| VerifyError::Line { line: n, why };
-    let line = event_line(bytes, n, "only events may follow the first event")?;
+    let not_valid = |e: serde_json::Error| line_err(format!("not a valid export line: {e}"));
+    if !bytes.starts_with(b"{\"type\":\"event\"") {
+        let _: ExportLine = serde_json::from_slice(bytes).map_err(not_valid)?;
+        return Err(line_err("only events may follow the first event".into()));
+    }
+    let line: EventLine<'_> = serde_json::from_slice(bytes).map_err(not_valid)?;
     if line.inclusion.is_some() {
         return Err(line_err(
             "an export of a whole range carries no inclusion proofs".into(),
@@ -221,24 +211,13 @@ fn read_lines(
     first: usize,
     parse: bool,
 ) -> Vec<Result<(Read, Option<AuditEvent>), VerifyError>> {
-    on_cores(batch, first, |bytes, n| read_line(bytes, n, parse))
-}
-
-/// `work` on each line of a batch (the first numbered `first`), a share of the lines on each
-/// core: what each line gave, in order, up to the first line that failed.
-fn on_cores<T: Send>(
-    batch: &[u8],
-    first: usize,
-    work: impl Fn(&[u8], usize) -> Result<T, VerifyError> + Sync,
-) -> Vec<Result<T, VerifyError>> {
     let lines: Vec<&[u8]> = batch.split(|b| *b == b'\n').collect();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let share = lines.len().div_ceil(cores).max(1);
-    let work = &work;
-    let read_share = move |at: usize, share: &[&[u8]]| {
+    let read_share = |at: usize, share: &[&[u8]]| {
         let mut out = Vec::with_capacity(share.len());
         for (i, bytes) in share.iter().enumerate() {
-            let read = work(bytes, first + at + i);
+            let read = read_line(bytes, first + at + i, parse);
             let failed = read.is_err();
             out.push(read);
             if failed {
@@ -559,32 +538,55 @@ fn check_selection<R: BufRead>(
     if checkpoint.size < last_seq {
         return Err(VerifyError::Unsigned(checkpoint.size));
     }
-    // Each event line is checked on its own in batches on every core (its hash, its proof,
-    // the filter), then the order in turn.
     let mut previous = first_seq - 1;
     let mut events = 0;
-    let mut batch = Vec::new();
-    let mut more = lines.advance()?;
-    while more {
-        let first_line = lines.number;
-        more = lines.batch(&mut batch, BATCH_BYTES)?;
-        let checked = on_cores(&batch, first_line, |bytes, n| {
-            selected_line(bytes, n, &checkpoint, &filter, (first_seq, last_seq))
-        });
-        for read in checked {
-            let (n, event) = read?;
-            let seq = event.seq;
-            if seq <= previous {
-                return Err(VerifyError::Event {
-                    seq,
-                    why: format!("out of order or repeated (after {previous}, line {n})"),
-                });
-            }
-            previous = seq;
-            events += 1;
-            if let Some(each) = each.as_mut() {
-                each(event);
-            }
+    while lines.advance()? {
+        let n = lines.number;
+        if !lines.is_event() {
+            return Err(line_err(n, "only events may follow the checkpoint".into()));
+        }
+        let line: EventLine<'_> = lines.parse()?;
+        let raw = line.event.get();
+        let leaf = leaf_hash(raw.as_bytes());
+        let event: AuditEvent = serde_json::from_str(raw)
+            .map_err(|e| line_err(n, format!("not a valid event: {e}")))?;
+        let seq = event.seq;
+        let wrong = |why: String| Err(VerifyError::Event { seq, why });
+        if seq < first_seq || seq > last_seq {
+            return wrong(format!(
+                "outside the header's range {first_seq} to {last_seq}"
+            ));
+        }
+        if seq <= previous {
+            return wrong(format!(
+                "out of order or repeated (after {previous}, line {n})"
+            ));
+        }
+        if leaf != line.leaf_hash.0 {
+            return wrong("its content does not match the leaf hash the log recorded".into());
+        }
+        let Some(path) = line.inclusion else {
+            return Err(line_err(
+                n,
+                "a selection's event carries its inclusion proof".into(),
+            ));
+        };
+        let path: Vec<crate::Hash> = path.into_iter().map(|h| h.0).collect();
+        if !verify_inclusion(seq - 1, checkpoint.size, &leaf, &path, &checkpoint.root) {
+            return wrong(format!(
+                "not in the signed log of {} events: its inclusion proof does not lead to the checkpoint",
+                checkpoint.size
+            ));
+        }
+        if let Some((field, value)) = filter.mismatch(&event) {
+            return wrong(format!(
+                "does not match the selection: its {field} is `{value}`"
+            ));
+        }
+        previous = seq;
+        events += 1;
+        if let Some(each) = each.as_mut() {
+            each(event);
         }
     }
     Ok(Report {
@@ -595,49 +597,4 @@ fn check_selection<R: BufRead>(
         signed_size: checkpoint.size,
         selection: Some(filter),
     })
-}
-
-/// One event line of a selection (number `n`) on its own: within the range, its content the
-/// leaf hash recorded, in the signed log by its inclusion proof, and matching the filter.
-fn selected_line(
-    bytes: &[u8],
-    n: usize,
-    checkpoint: &Checkpoint,
-    filter: &Selection,
-    (first_seq, last_seq): (u64, u64),
-) -> Result<(usize, AuditEvent), VerifyError> {
-    let line_err = |why: String| VerifyError::Line { line: n, why };
-    let line = event_line(bytes, n, "only events may follow the checkpoint")?;
-    let raw = line.event.get();
-    let leaf = leaf_hash(raw.as_bytes());
-    let event: AuditEvent =
-        serde_json::from_str(raw).map_err(|e| line_err(format!("not a valid event: {e}")))?;
-    let seq = event.seq;
-    let wrong = |why: String| Err(VerifyError::Event { seq, why });
-    if seq < first_seq || seq > last_seq {
-        return wrong(format!(
-            "outside the header's range {first_seq} to {last_seq}"
-        ));
-    }
-    if leaf != line.leaf_hash.0 {
-        return wrong("its content does not match the leaf hash the log recorded".into());
-    }
-    let Some(path) = line.inclusion else {
-        return Err(line_err(
-            "a selection's event carries its inclusion proof".into(),
-        ));
-    };
-    let path: Vec<crate::Hash> = path.into_iter().map(|h| h.0).collect();
-    if !verify_inclusion(seq - 1, checkpoint.size, &leaf, &path, &checkpoint.root) {
-        return wrong(format!(
-            "not in the signed log of {} events: its inclusion proof does not lead to the checkpoint",
-            checkpoint.size
-        ));
-    }
-    if let Some((field, value)) = filter.mismatch(&event) {
-        return wrong(format!(
-            "does not match the selection: its {field} is `{value}`"
-        ));
-    }
-    Ok((n, event))
 }
