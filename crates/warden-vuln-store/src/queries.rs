@@ -98,6 +98,7 @@ impl Vulns<'_> {
             conds.push(format!("effective <= {p}"));
         }
         let mut conn = self.store.pool().acquire().await?;
+        let backend = self.store.location().backend();
         // The table as the queries read it.
         let mut table = "vuln_findings";
         if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
@@ -117,13 +118,13 @@ impl Vulns<'_> {
                     conds.push(format!("text_id IN ({})", list.join(", ")));
                     // SQLite's planner, without statistics, would rather walk an asset's
                     // findings in order than read the few of those texts and sort them.
-                    if self.store.location().backend() == Backend::Sqlite {
+                    if backend == Backend::Sqlite {
                         table = "vuln_findings INDEXED BY vuln_findings_text";
                     }
                 }
                 TextMatches::Many(pattern) => {
                     let p = bind(Bind::Text(pattern), &mut binds);
-                    conds.push(match self.store.location().backend() {
+                    conds.push(match backend {
                         // Asked of each finding as SQLite reads them in order, so a page
                         // stops early: given the set, it would read every finding of every
                         // matching text and sort them.

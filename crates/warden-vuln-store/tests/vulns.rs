@@ -45,6 +45,16 @@ fn import(scanner: &str, findings: Vec<ImportedFinding>) -> NewImport {
     }
 }
 
+/// A report on asset `web` without a rating.
+fn unrated_report(title: &str) -> NewReport {
+    NewReport {
+        asset: "web".to_owned(),
+        title: title.to_owned(),
+        details: "steps…".to_owned(),
+        severity: None,
+    }
+}
+
 fn at(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms)
 }
@@ -592,16 +602,7 @@ async fn tiers_policy_changes_reports_and_figures() {
         // A report is a finding of its own, in triage unless rated.
         let report = store
             .vulns()
-            .report(
-                &ctx(T0),
-                &sla,
-                NewReport {
-                    asset: "web".to_owned(),
-                    title: "XSS in search".to_owned(),
-                    details: "steps…".to_owned(),
-                    severity: None,
-                },
-            )
+            .report(&ctx(T0), &sla, unrated_report("XSS in search"))
             .await
             .unwrap();
         assert_eq!(
@@ -865,12 +866,7 @@ async fn text_search_reads_each_distinct_text_once() {
             .report(
                 &ctx(T0),
                 &sla,
-                NewReport {
-                    asset: "web".to_owned(),
-                    title: "Stored XSS in the search box".to_owned(),
-                    details: "steps…".to_owned(),
-                    severity: None,
-                },
+                unrated_report("Stored XSS in the search box"),
             )
             .await
             .unwrap();
