@@ -235,7 +235,8 @@ impl Store {
         }
     }
 
-    /// Applies every migration the database has not seen yet.
+    /// Applies every migration the database has not seen yet, then, on PostgreSQL, the index
+    /// that needs an extension ([`Store::trigram_index`]).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = match self.location.backend() {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
@@ -244,7 +245,57 @@ impl Store {
         migrator
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::Migrate(e.to_string()))
+            .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        if self.location.backend() == Backend::Postgres
+            && let Err(cause) = self.trigram_index().await
+        {
+            tracing::warn!(
+                cause = %cause,
+                "no trigram index on the findings' texts: a text search reads every distinct \
+                 text (same answers, slower); let the database user create the pg_trgm \
+                 extension (PostgreSQL's contrib) and restart"
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether the findings' distinct texts have their trigram index: on PostgreSQL, so a
+    /// search for a rare text reads the few texts holding it, not all of them. SQLite has none.
+    pub async fn has_trigram_index(&self) -> Result<bool, StoreError> {
+        if self.location.backend() != Backend::Postgres {
+            return Ok(false);
+        }
+        let found = sqlx::query(
+            "SELECT 1 AS one FROM pg_indexes \
+             WHERE schemaname = current_schema() AND indexname = 'vuln_texts_trigrams'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    /// Makes the trigram index on the findings' distinct texts if it is missing. It needs the
+    /// `pg_trgm` extension, which PostgreSQL ships in its contrib and lets a database's owner
+    /// create; it is not a migration so that a database without it still migrates, and each
+    /// start tries again. Processes starting together take turns (an advisory lock).
+    async fn trigram_index(&self) -> Result<(), StoreError> {
+        if self.has_trigram_index().await? {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT 1 AS one FROM (SELECT pg_advisory_xact_lock(7000000033)) locked")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "CREATE INDEX IF NOT EXISTS vuln_texts_trigrams ON vuln_texts USING gin (text gin_trgm_ops)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Checks the database answers, for readiness probes.

@@ -247,7 +247,61 @@ async fn migrating_twice_is_harmless() {
     for (store, _db, _dir) in stores().await {
         store.migrate().await.unwrap();
         store.ping().await.unwrap();
+        // PostgreSQL's findings texts get their trigram index (pg_trgm is in its contrib).
+        assert_eq!(
+            store.has_trigram_index().await.unwrap(),
+            store.location().backend() == warden_store::Backend::Postgres
+        );
     }
+}
+
+/// A database user who may not create extensions still migrates, without the trigram index;
+/// once allowed, the next start makes it.
+#[tokio::test]
+async fn postgres_without_pg_trgm_migrates_and_a_later_start_adds_it() {
+    use sqlx::Connection;
+    let db = warden_testkit::TestDatabase::create().await;
+    let role = format!("warden_plain_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = sqlx::postgres::PgConnection::connect(db.url())
+        .await
+        .unwrap();
+    // Owner of the schema it writes in, but without CREATE on the database, which a trusted
+    // extension needs.
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("ALTER SCHEMA public OWNER TO {role}"),
+    ] {
+        sqlx::query(&sql).execute(&mut admin).await.unwrap();
+    }
+    let (base, name) = db.url().rsplit_once('/').unwrap();
+    let url = base.replacen("postgres@", &format!("{role}@"), 1) + "/" + name;
+    let loc = DatabaseLocation::parse(&url).unwrap();
+    let store = Store::open(&loc).await.unwrap();
+    store.migrate().await.unwrap();
+    assert!(!store.has_trigram_index().await.unwrap());
+    store.ping().await.unwrap();
+    store.pool().close().await;
+
+    sqlx::query(&format!("GRANT CREATE ON DATABASE {name} TO {role}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let store = Store::open(&loc).await.unwrap();
+    store.migrate().await.unwrap();
+    assert!(store.has_trigram_index().await.unwrap());
+    store.pool().close().await;
+    let _ = admin.close().await;
+    drop(db);
+    let mut admin = sqlx::postgres::PgConnection::connect(
+        &std::env::var("WARDEN_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+    )
+    .await
+    .unwrap();
+    sqlx::query(&format!("DROP ROLE {role}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -925,6 +925,34 @@ async fn text_search_reads_each_distinct_text_once() {
         let expected: Vec<String> = (0..1_100).map(|i| format!("BULK-{i:04}")).collect();
         assert_eq!((found, total), (expected, 1_100), "{backend:?}");
         assert_eq!(search(&store, None, "bulk-0007").await.0, ["BULK-0007"]);
+        // Counted up to a bound: a common text's findings from its texts, on one asset and
+        // with the other filters; the filters alone from the findings.
+        for (asset, text, severity, counted) in [
+            ("api", Some("bulk-"), None, (1_000, true)),
+            ("api", None, None, (1_000, true)),
+            ("web", Some("bulk-"), None, (0, false)),
+            ("api", Some("bulk-"), Some(Severity::Critical), (0, false)),
+            ("api", Some("bulk-00"), None, (100, false)),
+        ] {
+            let filter = FindingFilter {
+                asset: Some(asset.to_owned()),
+                severity,
+                states: Vec::new(),
+                overdue: false,
+                now: at(T0),
+                text: text.map(str::to_owned),
+                sort: warden_vuln_store::FindingSort::Number,
+                after: None,
+                limit: 50,
+                count_up_to: Some(1_000),
+            };
+            let page = store.vulns().findings(&filter).await.unwrap();
+            assert_eq!(
+                (page.total, page.capped),
+                counted,
+                "{backend:?} {asset} {text:?} {severity:?}"
+            );
+        }
 
         // Each distinct text is kept once, and is what the migration computes in SQL for the
         // findings that were there before it.

@@ -209,7 +209,7 @@ fn config(base: &str, traced: bool) -> String {
 }
 /// The pages measured, in order: every console page, with the filters people use on the
 /// large ones.
-fn pages(review: &str, cursor: &str, finding: &Value) -> [String; 34] {
+fn pages(review: &str, cursor: &str, finding: &Value) -> [String; 36] {
     [
         "/console".to_owned(),
         "/console/approvals".to_owned(),
@@ -239,6 +239,9 @@ fn pages(review: &str, cursor: &str, finding: &Value) -> [String; 34] {
         "/console/vulns?q=mod42%3A&asset=service-09".to_owned(),
         "/console/vulns?q=mod42%3A".to_owned(),
         "/console/vulns?q=prototype".to_owned(),
+        // A text one finding in 27 has (3,700 distinct texts), on every asset and on the last.
+        "/console/vulns?q=mod4".to_owned(),
+        "/console/vulns?q=mod4&asset=service-09".to_owned(),
         format!("/console/vulns/{finding}"),
         "/console/groups/team-00".to_owned(),
         "/console/people/invite".to_owned(),
