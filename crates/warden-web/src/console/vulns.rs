@@ -55,6 +55,10 @@ const PAGE: u32 = 50;
 
 /// The table's total is counted up to this many; past it the page says "more than".
 const COUNT_UP_TO: u32 = 10_000;
+/// The same for a text search. A text common enough to match more is counted text by text,
+/// each of its findings read: counting 1,000 of them took 2–7 ms on PostgreSQL at a million
+/// findings, 10,000 took 16–33 ms.
+const SEARCH_COUNT_UP_TO: u32 = 1_000;
 
 /// A count with thousands separated: 10,000.
 fn grouped(n: u64) -> String {
@@ -101,7 +105,7 @@ pub(crate) async fn dashboard(
       list: vulnFindings(asset: $asset, severity: $severity, states: $states, overdue: $overdue, text: $text, sort: $sort, first: $first, after: $after, countUpTo: $bound) { total totalCapped next
         findings { id asset advisory title package severity state dueAt secondsRemaining overdue } }
     }";
-    let vars = json!({ "asset": asset, "scoped": asset.is_some(), "bound": COUNT_UP_TO, "severity": severity, "states": states, "overdue": overdue, "text": search, "sort": sort,
+    let vars = json!({ "asset": asset, "scoped": asset.is_some(), "bound": if search.is_some() { SEARCH_COUNT_UP_TO } else { COUNT_UP_TO }, "severity": severity, "states": states, "overdue": overdue, "text": search, "sort": sort,
         "after": given(filter.after.as_ref()), "first": PAGE });
     let (v, data) = match open(&app, parts, Section::Vulns, q, vars).await {
         Ok(x) => x,
