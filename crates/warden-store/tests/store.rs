@@ -292,12 +292,9 @@ async fn postgres_without_pg_trgm_migrates_and_a_later_start_adds_it() {
     store.pool().close().await;
     let _ = admin.close().await;
     drop(db);
-    let mut admin = sqlx::postgres::PgConnection::connect(
-        &std::env::var("WARDEN_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
-    )
-    .await
-    .unwrap();
+    let mut admin = sqlx::postgres::PgConnection::connect(&warden_testkit::postgres_admin_url())
+        .await
+        .unwrap();
     sqlx::query(&format!("DROP ROLE {role}"))
         .execute(&mut admin)
         .await

@@ -29,7 +29,7 @@ mod webhook;
 pub use browser::{Journey, LiveJourney};
 pub use oidc::OidcProvider;
 pub use otlp::OtlpReceiver;
-pub use postgres::TestDatabase;
+pub use postgres::{TestDatabase, admin_url as postgres_admin_url};
 pub use rsyslog::{Rsyslog, TlsFiles};
 pub use s3::S3Server;
 pub use server::{

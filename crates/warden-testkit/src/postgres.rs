@@ -1,8 +1,8 @@
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
-/// The maintenance database tests connect to in order to create their own.
-fn admin_url() -> String {
+/// The maintenance database tests connect to in order to create their own (and roles).
+pub fn admin_url() -> String {
     std::env::var("WARDEN_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }

@@ -101,11 +101,9 @@ impl Vulns<'_> {
         let backend = self.store.location().backend();
         // The table as the queries read it.
         let mut table = "vuln_findings";
-        // A common text's pattern, bound: the page asks it of each finding, the count reads
-        // from the texts.
-        let mut common: Option<String> = None;
-        // The few matching texts are listed in the filters.
-        let mut listed = false;
+        // What the total is counted from: a common text's pattern is asked of each finding the
+        // page reads, and the count reads from the texts.
+        let mut count_from = CountFrom::Findings;
         if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
             match text_matches(&mut conn, text).await? {
                 TextMatches::Few(ids) if ids.is_empty() => {
@@ -121,7 +119,7 @@ impl Vulns<'_> {
                 TextMatches::Few(ids) => {
                     let list: Vec<String> = ids.iter().map(i64::to_string).collect();
                     conds.push(format!("text_id IN ({})", list.join(", ")));
-                    listed = true;
+                    count_from = CountFrom::TextList;
                     // SQLite's planner, without statistics, would rather walk an asset's
                     // findings in order than read the few of those texts and sort them.
                     if backend == Backend::Sqlite {
@@ -129,18 +127,13 @@ impl Vulns<'_> {
                     }
                 }
                 TextMatches::Many(pattern) => {
-                    common = Some(bind(Bind::Text(pattern), &mut binds));
+                    count_from = CountFrom::CommonText(bind(Bind::Text(pattern), &mut binds));
                 }
             }
         }
         let filter_binds = binds.len();
-        let count_from = match &common {
-            Some(p) => CountFrom::CommonText(p),
-            None if listed => CountFrom::TextList,
-            None => CountFrom::Findings,
-        };
-        let count_sql = count_sql(backend, table, &conds, count_from, filter.count_up_to);
-        if let Some(p) = &common {
+        let count_sql = count_sql(backend, table, &conds, &count_from, filter.count_up_to);
+        if let CountFrom::CommonText(p) = &count_from {
             conds.push(match backend {
                 // Asked of each finding as SQLite reads them in order, so a page stops
                 // early: given the set, it would read every finding of every matching text
@@ -440,13 +433,13 @@ pub(super) async fn assets(
 }
 
 /// What a page's total is counted from.
-enum CountFrom<'a> {
+enum CountFrom {
     /// The findings, by the filters alone.
     Findings,
     /// The findings of the texts listed by id in the filters.
     TextList,
     /// The texts matching a common text, bound as this parameter, and each one's findings.
-    CommonText(&'a str),
+    CommonText(String),
 }
 
 /// The statement counting a page's matches: all of them, or with `bound` up to `bound` + 1
@@ -455,7 +448,7 @@ fn count_sql(
     backend: Backend,
     table: &str,
     conds: &[String],
-    from: CountFrom<'_>,
+    from: &CountFrom,
     bound: Option<u32>,
 ) -> String {
     let limit = bound.map_or_else(String::new, |b| format!(" LIMIT {}", i64::from(b) + 1));
@@ -477,10 +470,11 @@ fn count_sql(
              WHERE vuln_findings.text_id = t.id AND {conds} OFFSET 0) found \
              WHERE t.text LIKE {p} ESCAPE '\\'{limit}"
         ),
-        // PostgreSQL, counting up to a bound in no order, may choose to scan the table from
-        // its start, expecting the matches spread evenly through it; an asset imported last
-        // has all its findings at the end, and the count read the 900,000 before them (a
-        // periodic 120–175 ms answer). In number order it reads them through an index.
+        // PostgreSQL, counting up to a bound in no order, may scan the table, expecting the
+        // matches spread evenly through it; an asset imported last has all its findings at
+        // the end, and the count read up to 900,000 others first (how many varied with where
+        // the scan joined another one: a periodic 120–175 ms answer). In number order it
+        // reads them through an index.
         (CountFrom::Findings, Backend::Postgres) if bound.is_some() => {
             format!("SELECT 1 AS one FROM {table} WHERE {conds} ORDER BY id{limit}")
         }
